@@ -1,0 +1,114 @@
+import { EngineError } from './errors.js';
+import { limits } from './limits.js';
+
+/** A JSON value as the engine stores it. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * Canonical JSON: object keys sorted by code unit, no whitespace, so equal values encode to equal
+ * bytes (hashes, signatures and comparisons rely on it).
+ */
+export function canonicalJson(value: unknown): string {
+  return encode(value, 0);
+}
+
+function encode(value: unknown, depth: number): string {
+  if (depth > limits.jsonDepthMax + 8) throw new EngineError('TOO_LARGE', 'value nested too deeply to encode');
+  if (value === null || typeof value === 'boolean') return String(value);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new EngineError('BAD_INPUT', 'numbers must be finite');
+    return JSON.stringify(value);
+  }
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map((item) => encode(item === undefined ? null : item, depth + 1)).join(',')}]`;
+  if (typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj)
+      .filter((key) => obj[key] !== undefined)
+      .sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${encode(obj[key], depth + 1)}`).join(',')}}`;
+  }
+  throw new EngineError('BAD_INPUT', `cannot encode a ${typeof value} as JSON`);
+}
+
+/** Nesting depth of a parsed JSON value (a scalar is 0). */
+export function jsonDepth(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (depth > max) max = depth;
+    if (item !== null && typeof item === 'object') {
+      for (const child of Array.isArray(item) ? item : Object.values(item)) stack.push([child, depth + 1]);
+    }
+  }
+  return max;
+}
+
+export interface ParseJsonOptions {
+  bytesMax?: number;
+  depthMax?: number;
+  what?: string;
+}
+
+/**
+ * Parses untrusted JSON text with bounds on size and nesting depth. The depth is checked on the text
+ * before parsing, so a hostile input cannot exhaust the stack.
+ */
+export function parseJson(text: string, options: ParseJsonOptions = {}): Json {
+  const what = options.what ?? 'input';
+  const bytesMax = options.bytesMax ?? limits.messageBytesMax;
+  const depthMax = options.depthMax ?? limits.jsonDepthMax;
+  if (Buffer.byteLength(text, 'utf8') > bytesMax) {
+    throw new EngineError('TOO_LARGE', `${what} is over ${bytesMax} bytes`);
+  }
+  if (textDepth(text) > depthMax) {
+    throw new EngineError('TOO_LARGE', `${what} is nested deeper than ${depthMax} levels`);
+  }
+  try {
+    return JSON.parse(text) as Json;
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new EngineError('BAD_INPUT', `${what} is not valid JSON (${detail})`);
+  }
+}
+
+/** Bracket depth of JSON text, ignoring brackets inside strings. */
+function textDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c) i++;
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x7b || ch === 0x5b) {
+      depth++;
+      if (depth > max) max = depth;
+    } else if (ch === 0x7d || ch === 0x5d) depth--;
+  }
+  return max;
+}
+
+/** Deep structural equality for JSON values (key order ignored). */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((item, i) => jsonEqual(item, bb[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
+  return ak.length === bk.length && ak.every((k) => Object.hasOwn(bo, k) && jsonEqual(ao[k], bo[k]));
+}
+
+/** UTF-8 byte length of a value's JSON encoding. */
+export function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
+}

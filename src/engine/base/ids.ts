@@ -1,0 +1,31 @@
+import { createHash } from 'node:crypto';
+import type { Rng } from './rng.js';
+
+/** A block id: 32 bytes, base64url without padding (43 characters). */
+export type BlockId = string;
+/** A transaction id: 16 random bytes, base64url. */
+export type TrxId = string;
+
+const blockIdPattern = /^[A-Za-z0-9_-]{43}$/;
+
+export function newBlockId(rng: Rng): BlockId {
+  return Buffer.from(rng.bytes(32)).toString('base64url');
+}
+
+export function newTrxId(rng: Rng): TrxId {
+  return Buffer.from(rng.bytes(16)).toString('base64url');
+}
+
+export function isBlockId(value: unknown): value is BlockId {
+  return typeof value === 'string' && blockIdPattern.test(value);
+}
+
+/** Header block id of a collection: any peer derives it from the name alone. */
+export function collectionHeaderId(name: string): BlockId {
+  return createHash('sha256').update(`optimystic/collection/${name}`).digest('base64url');
+}
+
+/** A block's position in Kademlia key space: sha256 of its id bytes. */
+export function blockKey(id: BlockId): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(Buffer.from(id, 'base64url')).digest());
+}

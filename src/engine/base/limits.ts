@@ -1,0 +1,45 @@
+/**
+ * Every bound in the engine, in one place, each with its reason. Names end in their unit.
+ */
+export const limits = {
+  /** A value must fit comfortably in a leaf so a leaf of a few entries stays under blockBytesMax. */
+  valueBytesMax: 64 * 1024,
+  /** Keys are compared and stored in every branch on the path; long keys bloat every level. */
+  keyBytesMax: 1024,
+  /** Blocks travel whole in one network frame and are cached whole in memory. */
+  blockBytesMax: 1024 * 1024,
+  /** One input line of `tx`: the whole transaction with its values. */
+  txLineBytesMax: 4 * 1024 * 1024,
+  /** One transaction's logical actions are stored in its log entry and replayed on conflict. */
+  actionsPerTransactionMax: 10_000,
+  /** Deeply nested JSON costs stack depth in parse, compare and encode; real data is shallow. */
+  jsonDepthMax: 64,
+  /** A log block is an ordering group's working set; sealing keeps each block (and its history) small. */
+  logEntriesPerBlockMax: 128,
+  /** Leaf fan-out: enough entries per leaf that a 10k-key tree is three levels deep. */
+  treeLeafEntriesMax: 64,
+  /** Branch fan-out: children per branch block. */
+  treeBranchChildrenMax: 64,
+  /** Leaves split early by size so large values never push a leaf over blockBytesMax. */
+  treeLeafBytesMax: 256 * 1024,
+  /** Replays of a transaction after CONFLICT before giving up and reporting CONFLICT. */
+  transactionAttemptsMax: 32,
+  /** A pending transform that never commits is cancelled after this long. */
+  pendingExpiryMs: 30_000,
+  /** Pending transforms one block may hold at once; more is a flood, not a workload. */
+  pendingPerBlockMax: 256,
+  /** Backward validation looks at most this many recent log entries; a staler base is a CONFLICT. */
+  validationWindowEntriesMax: 4096,
+  /** Every Nth revision of a block is stored whole, so materialising any revision applies < N transforms. */
+  materialiseEveryRevs: 16,
+  /** Latest materialised blocks kept in memory per store. */
+  blockCacheEntriesMax: 20_000,
+  /** A scan or read returns at most this many items per request; streaming pages through the rest. */
+  scanPageItemsMax: 1000,
+  /** Concurrent transactions one `tx` run keeps in flight. */
+  txConcurrencyMax: 256,
+  /** Largest control or wire message. */
+  messageBytesMax: 8 * 1024 * 1024,
+} as const;
+
+export type Limits = typeof limits;

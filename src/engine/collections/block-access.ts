@@ -1,0 +1,22 @@
+import type { BlockId } from '../base/ids.js';
+import type { Block, BlockOp } from '../storage/block.js';
+
+/**
+ * What the collection algorithms (B+tree, log, diary) need from storage: read a block, and stage
+ * inserts, updates and deletes. The transaction tracker implements it (reads go into the read set,
+ * changes into copy-on-write copies and the write set); tests use a plain in-memory version.
+ *
+ * Staged changes are visible to later `get` calls on the same access object. Blocks returned by `get`
+ * must be treated as immutable; change them only through `update`.
+ */
+export interface BlockAccess {
+  /** The block, or throws EngineError NOT_FOUND if it does not exist (or was deleted). */
+  get(id: BlockId): Promise<Block>;
+  /** The block, or undefined if it does not exist. */
+  tryGet(id: BlockId): Promise<Block | undefined>;
+  insert(block: Block): void;
+  update(id: BlockId, ops: readonly BlockOp[]): void;
+  delete(id: BlockId): void;
+  /** A fresh random block id. */
+  newId(): BlockId;
+}

@@ -1,0 +1,77 @@
+import type { Json } from '../base/codec.js';
+import type { BlockId } from '../base/ids.js';
+import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
+import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+
+export type CollectionKind = 'tree' | 'diary';
+
+export interface CollectionInfo {
+  readonly name: string;
+  readonly kind: CollectionKind;
+  /** Header block id (derived from the name). */
+  readonly id: BlockId;
+  /** Collection revision: the LSN of the latest committed log entry. */
+  readonly rev: number;
+  /** Root block of the collection's B+tree. */
+  readonly root: BlockId;
+  /** Current log tail block. */
+  readonly tail: BlockId;
+  /** Committed entries not yet checkpointed. */
+  readonly uncheckpointed: number;
+}
+
+export interface GetResult {
+  readonly key: TreeKey;
+  readonly found: boolean;
+  readonly value: Json | null;
+  /** The collection revision the read saw. */
+  readonly rev: number;
+}
+
+export interface ScanOptions {
+  /** Inclusive lower key bound. */
+  readonly from?: TreeKey;
+  /** Inclusive upper key bound. */
+  readonly to?: TreeKey;
+  readonly limit?: number;
+  readonly reverse?: boolean;
+  /** Read as of this collection revision. */
+  readonly at?: number;
+}
+
+export interface ReadOptions {
+  /** First index (or, with reverse, the highest index) to return. */
+  readonly from?: number;
+  readonly limit?: number;
+  readonly reverse?: boolean;
+  readonly at?: number;
+}
+
+/**
+ * What every command calls. The embedded solo node implements it today; a delegating client (control
+ * socket) and a light client (libp2p) implement the same interface later.
+ */
+export interface Database {
+  createCollection(name: string, kind: CollectionKind): Promise<CollectionInfo>;
+  listCollections(): Promise<CollectionInfo[]>;
+  /** Throws NOT_FOUND for an unknown collection. */
+  collectionInfo(name: string): Promise<CollectionInfo>;
+  /** Tree point read; throws NOT_FOUND for an unknown collection, WRONG_TYPE for a diary. */
+  get(name: string, key: TreeKey, options?: { readonly at?: number }): Promise<GetResult>;
+  /** Tree range scan, streamed in key order (reverse order with `reverse`). */
+  scan(name: string, options?: ScanOptions): AsyncIterable<{ readonly key: TreeKey; readonly value: Json }>;
+  /** Diary range read, streamed by index. */
+  read(name: string, options?: ReadOptions): AsyncIterable<{ readonly index: number; readonly value: Json }>;
+  /** Runs one transaction (SPEC §2.2); operating errors come back as `ok: false`, never thrown. */
+  transact(request: TxRequest): Promise<TxOutcome>;
+  /** Raw block read, latest or at a revision; throws NOT_FOUND. */
+  block(id: BlockId, options?: { readonly rev?: number }): Promise<BlockState>;
+  blockHistory(id: BlockId): Promise<BlockRevision[]>;
+  blockPending(id: BlockId): Promise<PendingTransform[]>;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** Data directory; created if absent. */
+  readonly dataDir: string;
+}

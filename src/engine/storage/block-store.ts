@@ -1,0 +1,100 @@
+import type { BlockId, TrxId } from '../base/ids.js';
+import type { Block, BlockTransform } from './block.js';
+
+/** One committed revision of a block. Revisions are numbered 1, 2, … per block. */
+export interface BlockRevision {
+  readonly rev: number;
+  /** LSN of the log entry (in the block's collection) that produced this revision. */
+  readonly lsn: number;
+  readonly trxId: TrxId;
+  readonly transform: BlockTransform;
+}
+
+/** A block as of one revision. `block` is undefined when the block is deleted at that revision. */
+export interface BlockState {
+  readonly id: BlockId;
+  readonly rev: number;
+  readonly lsn: number;
+  readonly trxId: TrxId;
+  readonly block: Block | undefined;
+}
+
+/** A transform a transaction has staged on a block; it does not change the block's revision. */
+export interface PendingTransform {
+  readonly trxId: TrxId;
+  readonly blockId: BlockId;
+  readonly collection: string;
+  /** The revision the transform was computed against; it can only apply on top of exactly this one. */
+  readonly baseRev: number;
+  readonly transform: BlockTransform;
+  /** Epoch ms after which an uncommitted pend is cancelled (or its outcome asked for). */
+  readonly expiresAt: number;
+}
+
+export type PendOutcome =
+  | { readonly status: 'ok' }
+  /** The block's revision moved past baseRev: the client is missing these committed revisions. */
+  | { readonly status: 'stale'; readonly currentRev: number; readonly missing: readonly { rev: number; trxId: TrxId }[] }
+  /** Another transaction pends an insert of the same id (only one insert of an id can win). */
+  | { readonly status: 'busy'; readonly trxId: TrxId }
+  /** pendingPerBlockMax reached. */
+  | { readonly status: 'full' };
+
+/** A revision to write directly (the log tail applies decided entries this way, without a pend). */
+export interface DirectRevision {
+  readonly blockId: BlockId;
+  readonly trxId: TrxId;
+  readonly lsn: number;
+  readonly baseRev: number;
+  readonly transform: BlockTransform;
+}
+
+export interface HistoryRange {
+  /** Lowest revision, inclusive (default 1). */
+  readonly fromRev?: number;
+  /** Highest revision, inclusive (default latest). */
+  readonly toRev?: number;
+  readonly reverse?: boolean;
+  readonly limit?: number;
+}
+
+export interface BlockStoreStats {
+  readonly blocks: number;
+  readonly pending: number;
+  readonly bytes: number;
+}
+
+/**
+ * Versioned block storage on one node. Every mutating method writes exactly one atomic RawStore batch;
+ * nothing is durable until `sync()` resolves, and callers call `sync()` before acknowledging anything
+ * to anyone (group commit makes that cheap). Read-modify-write of a block is serialised per block, so
+ * concurrent callers never lose an update. Returned blocks are shared and must never be mutated.
+ */
+export interface BlockStore {
+  /** Latest state; undefined if the block never existed. O(1) reads: never walks history. */
+  latest(id: BlockId): Promise<BlockState | undefined>;
+  /**
+   * State at a past revision (`rev`) or as of a collection LSN (`lsn`: the newest revision whose lsn
+   * is ≤ the given one). Materialises from the nearest stored snapshot; cost is bounded by
+   * limits.materialiseEveryRevs, never by history length. Undefined if no such revision exists.
+   */
+  at(id: BlockId, point: { readonly rev: number } | { readonly lsn: number }): Promise<BlockState | undefined>;
+  history(id: BlockId, range?: HistoryRange): Promise<BlockRevision[]>;
+  pendingOf(id: BlockId): Promise<PendingTransform[]>;
+  /** Stores pends of one transaction (one batch). All succeed or none is stored (outcome per block). */
+  pend(items: readonly PendingTransform[]): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }>;
+  /** Drops the transaction's pends on these blocks (absent ones are ignored). One batch. */
+  cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void>;
+  /**
+   * Promotes the transaction's pending transform on each block to the next revision, tagged with lsn.
+   * Idempotent: a block whose latest revision already carries trxId is skipped. Fails (asserts) if a
+   * block has no such pend or its baseRev is not the latest revision. One batch.
+   */
+  promote(commit: { readonly trxId: TrxId; readonly lsn: number; readonly blockIds: readonly BlockId[] }): Promise<void>;
+  /** Writes revisions directly (no pend), checking baseRev; one batch. */
+  apply(revisions: readonly DirectRevision[]): Promise<void>;
+  /** Pends whose expiry is ≤ now, oldest first, at most `limit`. */
+  expired(now: number, limit: number): Promise<PendingTransform[]>;
+  sync(): Promise<void>;
+  stats(): Promise<BlockStoreStats>;
+}
