@@ -40,6 +40,11 @@ export const limits = {
   txConcurrencyMax: 256,
   /** Largest control or wire message. */
   messageBytesMax: 8 * 1024 * 1024,
+  /**
+   * Raw ops a store holds written but not yet flushed before it flushes on its own and makes writers
+   * wait: bounds the memory of the unsynced overlay when callers batch without syncing.
+   */
+  storeQueueOpsMax: 8192,
 } as const;
 
 export type Limits = typeof limits;
