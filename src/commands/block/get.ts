@@ -1,0 +1,44 @@
+import { Args, Flags } from '@oclif/core';
+import { DataCommand, parseBlockIdArgument } from '../../ui/cli/index.js';
+
+export default class BlockGet extends DataCommand<typeof BlockGet> {
+  static override summary = 'Show a raw block, latest or at a past revision';
+  static override description =
+    'Blocks are what collections are made of (header, log, tree branches and leaves). Block revisions ' +
+    'count from 1 per block; see them with `block history`. A block that does not exist, or a revision ' +
+    'it never had, fails with NOT_FOUND (exit 4). With --json the output is ' +
+    '{"id","rev","lsn","trxId","block"}; block is null when the block was deleted at that revision.';
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> $(<%= config.bin %> collection info accounts --json | jq -r .root)',
+    { description: 'The block as of its second revision', command: '<%= config.bin %> <%= command.id %> ID --at 2' },
+  ];
+  static override args = {
+    id: Args.string({ description: 'block id (43 base64url characters)', required: true }),
+  };
+  static override flags = {
+    at: Flags.integer({ description: 'block revision to show', min: 1, helpValue: 'REV' }),
+  };
+
+  override async run(): Promise<void> {
+    const id = parseBlockIdArgument(this.args.id);
+    const { at } = this.flags;
+    const state = await this.withDatabase((db) => db.block(id, at === undefined ? {} : { rev: at }));
+    const shown = { id: state.id, rev: state.rev, lsn: state.lsn, trxId: state.trxId, block: state.block ?? null };
+    if (this.out.mode === 'json') {
+      await this.out.json(shown);
+      return;
+    }
+    await this.out.table(
+      ['FIELD', 'VALUE'],
+      [
+        ['id', state.id],
+        ['rev', String(state.rev)],
+        ['lsn', String(state.lsn)],
+        ['trx', state.trxId],
+        ['type', state.block?.header.type ?? '(deleted)'],
+        ['collection', state.block?.header.collection ?? ''],
+      ],
+    );
+    if (state.block !== undefined) await this.out.json(state.block);
+  }
+}

@@ -1,0 +1,93 @@
+import { open } from 'node:fs/promises';
+import { Flags } from '@oclif/core';
+import { EngineError, limits } from '../engine/index.js';
+import { DataCommand, exitCodeFor, jsonLine, runTxLines, splitLines, type InputLine } from '../ui/cli/index.js';
+
+export default class Tx extends DataCommand<typeof Tx> {
+  static override summary = 'Run transactions: one JSON object per input line, one result line per transaction';
+  static override description =
+    'Reads stdin (or --file) and writes one JSON result line per input line, in input order, even ' +
+    'when --concurrency runs several at once. Each line is one atomic transaction, for example:\n' +
+    '  {"actions":[{"collection":"accounts","op":"put","key":"bob","value":{"balance":0}}],\n' +
+    '   "expect":[{"collection":"accounts","key":"bob","exists":false}]}\n' +
+    'Ops: get, put (value), del, incr (path, by, optional min/max), merge (value), append (value), ' +
+    'read (from, limit, reverse), scan (from, to, limit, reverse). See docs/cli.md for the details.\n\n' +
+    'Each result line is {"ok":true,"trx","commit","results","attempts"} or ' +
+    '{"ok":false,"error":{"code","message","action"}}. A line that is not valid UTF-8 JSON, names an ' +
+    'unknown op or collection, uses the wrong collection kind, or is over a size or nesting limit gets ' +
+    'an error line and writes nothing; the lines after it still run.\n\n' +
+    'Exit status: 0 when every line succeeded, otherwise the exit code of the first failed line (see ' +
+    'docs/errors.md). No input at all is a usage error (exit 2).';
+  static override examples = [
+    {
+      description: 'One transaction from the shell',
+      command: `echo '{"actions":[{"collection":"accounts","op":"get","key":"alice"}]}' | <%= config.bin %> <%= command.id %>`,
+    },
+    {
+      description: 'A file of transactions, 8 at a time',
+      command: '<%= config.bin %> <%= command.id %> --file transfers.ndjson --concurrency 8',
+    },
+  ];
+  static override flags = {
+    file: Flags.string({ char: 'f', description: 'read transactions from this file instead of stdin ("-" = stdin)', helpValue: 'FILE' }),
+    concurrency: Flags.integer({
+      char: 'c',
+      description: `transactions in flight at once (results stay in input order; at most ${limits.txConcurrencyMax})`,
+      min: 1,
+      max: limits.txConcurrencyMax,
+      default: 1,
+      helpValue: 'N',
+    }),
+  };
+
+  override async run(): Promise<void> {
+    const input = await this.openInput();
+    const lines = splitLines(input, limits.txLineBytesMax);
+    const first = await lines.next();
+    if (first.done === true) {
+      throw new EngineError(
+        'BAD_INPUT',
+        'no transactions in the input; give one JSON object per line, e.g. echo \'{"actions":[…]}\' | optimystic tx',
+      );
+    }
+    async function* allLines(head: InputLine): AsyncGenerator<InputLine> {
+      yield head;
+      yield* lines;
+    }
+
+    const summary = await this.withDatabase((db) =>
+      runTxLines(allLines(first.value), (request) => db.transact(request), {
+        concurrency: this.flags.concurrency,
+        signal: this.interrupt.signal,
+        emit: (line) => this.out.lines([jsonLine(line)]),
+      }),
+    );
+    if (summary.interrupted) {
+      throw new EngineError(
+        'INTERRUPTED',
+        `interrupted after ${summary.lines} line(s); every printed result is final, later lines were not run`,
+      );
+    }
+    if (summary.firstFailure !== undefined) process.exitCode = exitCodeFor(summary.firstFailure);
+  }
+
+  private async openInput(): Promise<AsyncIterable<Buffer | string>> {
+    const { file } = this.flags;
+    if (file !== undefined && file !== '-') {
+      try {
+        const handle = await open(file, 'r');
+        return handle.createReadStream();
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new EngineError('BAD_INPUT', `cannot read --file ${file} (${reason})`);
+      }
+    }
+    if (process.stdin.isTTY === true) {
+      throw new EngineError(
+        'BAD_INPUT',
+        'tx reads one JSON transaction per line from stdin or --file; pipe them in (… | optimystic tx) or pass --file FILE',
+      );
+    }
+    return process.stdin;
+  }
+}

@@ -1,0 +1,117 @@
+import { Command, type Interfaces } from '@oclif/core';
+import { chalkStderr } from 'chalk';
+import { EngineError, openDatabase, type Database } from '../../engine/index.js';
+import { describeFailure, failureJson, usageError } from './failure.js';
+import { envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-flags.js';
+import { InterruptWatch } from './interrupt.js';
+import { jsonLine, Output, outputMode } from './output.js';
+
+export type DataFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof DataCommand)['baseFlags'] & T['flags']>;
+export type DataArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
+
+/**
+ * Base of every command that reads or writes data. It owns what all of them share: the global flags,
+ * opening and closing the database, Ctrl-C, the output mode, and rendering errors with the exit code
+ * from exit-codes.ts. A subclass declares its metadata and implements `run` as one engine call plus
+ * rendering.
+ */
+export abstract class DataCommand<T extends typeof Command> extends Command {
+  static override baseFlags = globalFlags;
+  static override enableJsonFlag = true;
+
+  protected flags!: DataFlags<T>;
+  protected args!: DataArgs<T>;
+  protected out!: Output;
+  protected readonly interrupt = new InterruptWatch();
+
+  override async init(): Promise<void> {
+    await super.init();
+    try {
+      const { args, flags } = await this.parse({
+        flags: this.ctor.flags,
+        baseFlags: (super.ctor as typeof DataCommand).baseFlags,
+        enableJsonFlag: this.ctor.enableJsonFlag,
+        args: this.ctor.args,
+        strict: this.ctor.strict,
+      });
+      this.flags = flags as DataFlags<T>;
+      this.args = args as DataArgs<T>;
+    } catch (error) {
+      // We did parse; it failed. (Stops oclif warning that the command never parsed its arguments.)
+      this.parsed = true;
+      throw usageError(error, this.commandLine());
+    }
+    this.out = new Output(outputMode(this.jsonEnabled(), process.stdout.isTTY === true));
+    if (this.flags.connect !== undefined) {
+      throw new EngineError(
+        'UNAVAILABLE',
+        'light-client mode (--connect / OPTIMYSTIC_CONNECT) arrives with networking and is not available yet; ' +
+          'drop it to use the embedded database in --data',
+      );
+    }
+    this.interrupt.install();
+  }
+
+  /** --json on the command line, OPTIMYSTIC_JSON=1, or oclif's OPTIMYSTIC_CONTENT_TYPE=json. */
+  override jsonEnabled(): boolean {
+    return super.jsonEnabled() || (this.ctor.enableJsonFlag && envTruthy(process.env[jsonEnvVar]));
+  }
+
+  /** The data directory: --data, else OPTIMYSTIC_DATA, else ~/.optimystic. */
+  protected get dataDir(): string {
+    return resolveDataDir(this.flags.data);
+  }
+
+  /**
+   * Opens the database, runs `work`, and always closes it, whether `work` succeeds, throws or is
+   * interrupted. An error from `work` wins over an error from closing.
+   */
+  protected async withDatabase<R>(work: (db: Database) => Promise<R>): Promise<R> {
+    const db = await openDatabase({ dataDir: this.dataDir });
+    let result: R;
+    try {
+      result = await work(db);
+    } catch (error) {
+      await db.close().catch((closeError: unknown) => this.debug('close after failure failed: %O', closeError));
+      throw error;
+    }
+    await db.close();
+    return result;
+  }
+
+  /** Throws INTERRUPTED if Ctrl-C was pressed; streaming loops call it between items. */
+  protected throwIfInterrupted(): void {
+    if (this.interrupt.interrupted) {
+      throw new EngineError('INTERRUPTED', 'interrupted: output stopped early; run the command again for the rest');
+    }
+  }
+
+  /** Renders any failure: one line on stderr, or the JSON error document on stdout with --json. */
+  override async catch(error: Error & { exitCode?: number }): Promise<void> {
+    const failure = describeFailure(error);
+    process.exitCode = failure.exit;
+    if (this.jsonEnabled()) {
+      process.stdout.write(`${jsonLine(failureJson(failure))}\n`);
+    } else {
+      process.stderr.write(`${chalkStderr.red('Error')} ${chalkStderr.dim(`(${failure.code})`)}: ${failure.message}\n`);
+    }
+    if (this.verbose && failure.stack !== undefined) process.stderr.write(`${failure.stack}\n`);
+  }
+
+  override async finally(error: Error | undefined): Promise<void> {
+    this.interrupt.uninstall();
+    await super.finally(error);
+  }
+
+  /** --verbose, readable even when parsing the other flags failed. */
+  private get verbose(): boolean {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when parsing failed
+    if (this.flags !== undefined) return this.flags.verbose;
+    return this.argv.includes('--verbose') || envTruthy(process.env['OPTIMYSTIC_VERBOSE']);
+  }
+
+  /** "optimystic collection get", for messages that point at --help. */
+  protected commandLine(): string {
+    return [this.config.bin, ...(this.id ?? '').split(':')].filter((part) => part !== '').join(' ');
+  }
+}

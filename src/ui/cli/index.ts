@@ -1,0 +1,12 @@
+// What commands import from the CLI layer.
+export { DataCommand, type DataArgs, type DataFlags } from './data-command.js';
+export { exitClasses, exitCodeByError, exitCodeFor, type ExitClass, type ExitCode } from './exit-codes.js';
+export { describeFailure, failureJson, oneLine, usageError, type Failure } from './failure.js';
+export { defaultDataDir, envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-flags.js';
+export { InterruptWatch } from './interrupt.js';
+export { parseJsonArgument } from './json-argument.js';
+export { formatTable, formatTsv, jsonLine, Output, outputMode, RecordStream, type OutputMode } from './output.js';
+export { transactOne, type SingleActionOutcome } from './single-action.js';
+export { splitLines, type InputLine } from './tx-lines.js';
+export { parseInputLine, runTxLines, type TxResultLine, type TxRunSummary } from './tx-runner.js';
+export { describeTransform, parseBlockIdArgument } from './block-id.js';
