@@ -33,6 +33,37 @@ export interface RawStore {
   sync(): Promise<void>;
   /** Entries in key order (or reverse), seeing every batch written before the call. */
   iterate(range: RawRange): AsyncIterable<[string, string]>;
-  /** Approximate bytes used on disk (0 for memory). */
+  /** Approximate bytes used on disk (memory: an estimate of the bytes held). */
   sizeBytes(): Promise<number>;
+}
+
+/**
+ * The key order every RawStore follows: the order of the keys' UTF-8 bytes (LevelDB's order), which is
+ * code point order. Plain `<` on JS strings compares UTF-16 code units and disagrees with it when a key
+ * holds a character above U+FFFF next to one in U+E000..U+FFFF, so stores compare with this instead.
+ */
+export function compareRawKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+/** Moves surrogates (U+D800..U+DFFF, which start characters above U+FFFF) after the rest of the BMP. */
+function codePointRank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800;
+}
+
+/** Whether a key lies inside a range's bounds (every given bound must hold; reverse and limit are ignored). */
+export function rawKeyInRange(key: string, range: RawRange): boolean {
+  if (range.gte !== undefined && compareRawKeys(key, range.gte) < 0) return false;
+  if (range.gt !== undefined && compareRawKeys(key, range.gt) <= 0) return false;
+  if (range.lte !== undefined && compareRawKeys(key, range.lte) > 0) return false;
+  if (range.lt !== undefined && compareRawKeys(key, range.lt) >= 0) return false;
+  return true;
 }

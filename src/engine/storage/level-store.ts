@@ -1,0 +1,330 @@
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ClassicLevel, type Iterator as ClassicIterator } from 'classic-level';
+import { assert } from '../base/assert.js';
+import { EngineError } from '../base/errors.js';
+import { limits } from '../base/limits.js';
+import { compareRawKeys, rawKeyInRange, type RawOp, type RawRange, type RawStore } from './raw-store.js';
+
+export interface LevelRawStoreInit {
+  /** Queued ops past which batch() flushes and waits (default limits.storeQueueOpsMax). */
+  readonly queueOpsMax?: number;
+}
+
+/** A key's newest unflushed write: its value (undefined for a delete) and the batch that wrote it. */
+interface OverlayEntry {
+  readonly value: string | undefined;
+  readonly seq: number;
+}
+
+type Db = ClassicLevel<string, string>;
+
+/**
+ * A RawStore on classic-level: one LevelDB in one directory, utf8 keys and values.
+ *
+ * A LevelDB write costs a thread-pool round trip and a synced one an fsync, so writes are grouped:
+ * `batch()` only applies its ops to an in-memory overlay (key → value or tombstone) and queues them;
+ * `sync()` writes everything queued as ONE synced LevelDB batch. A sync that finds a flush in flight
+ * waits for it and then flushes whatever queued up meanwhile in one go, so N concurrent transactions
+ * share one fsync (group commit). Reads look in the overlay first; iterators merge the overlay into a
+ * LevelDB iterator, both captured at the call, so they see every earlier batch without a flush.
+ *
+ * Flushes happen one at a time in batch order, and each carries whole batches, so after a crash the
+ * disk holds a prefix of the batches: never half of one.
+ */
+export class LevelRawStore implements RawStore {
+  readonly dir: string;
+  private readonly queueOpsMax: number;
+  private db: Db | undefined;
+  private state: 'closed' | 'opening' | 'open' | 'closing' = 'closed';
+  private readonly overlay = new Map<string, OverlayEntry>();
+  /** Ops written but not yet handed to LevelDB, in batch order. */
+  private queue: RawOp[] = [];
+  /** Sequence number of the newest batch written, and of the newest one on disk. */
+  private seq = 0;
+  private durableSeq = 0;
+  private flushing: Promise<void> | undefined;
+  private flushes = 0;
+
+  constructor(dir: string, init: LevelRawStoreInit = {}) {
+    this.dir = dir;
+    this.queueOpsMax = init.queueOpsMax ?? limits.storeQueueOpsMax;
+  }
+
+  /** LevelDB writes made so far (each one synced batch); tests use it to see group commit at work. */
+  get flushCount(): number {
+    return this.flushes;
+  }
+
+  async open(): Promise<void> {
+    assert(this.state === 'closed', `open() on a store that is ${this.state}`);
+    this.state = 'opening';
+    try {
+      await mkdir(this.dir, { recursive: true });
+      const db: Db = new ClassicLevel<string, string>(this.dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+      await db.open();
+      this.db = db;
+      this.state = 'open';
+    } catch (error) {
+      this.state = 'closed';
+      throw storeError(error, this.dir);
+    }
+  }
+
+  /** Waits for flushes in flight, flushes the rest of the queue, then closes LevelDB. Idempotent. */
+  async close(): Promise<void> {
+    if (this.state !== 'open') {
+      assert(this.state === 'closed', `close() on a store that is ${this.state}`);
+      return;
+    }
+    const db = this.db!;
+    this.state = 'closing';
+    try {
+      await this.flushUpTo(this.seq);
+    } finally {
+      // A failed last flush leaves its batches unsynced: they are lost, as in a crash, and the error says so.
+      this.overlay.clear();
+      this.queue = [];
+      this.db = undefined;
+      this.state = 'closed';
+      await db.close();
+    }
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const db = this.readableDb();
+    const entry = this.overlay.get(key);
+    if (entry !== undefined) return entry.value;
+    try {
+      return await db.get(key);
+    } catch (error) {
+      throw storeError(error, this.dir);
+    }
+  }
+
+  async getMany(keys: readonly string[]): Promise<Array<string | undefined>> {
+    const db = this.readableDb();
+    const values: Array<string | undefined> = [];
+    const missing: string[] = [];
+    const missingAt: number[] = [];
+    keys.forEach((key, index) => {
+      const entry = this.overlay.get(key);
+      if (entry === undefined) {
+        missing.push(key);
+        missingAt.push(index);
+      }
+      values.push(entry?.value);
+    });
+    if (missing.length > 0) {
+      let found: Array<string | undefined>;
+      try {
+        found = await db.getMany(missing);
+      } catch (error) {
+        throw storeError(error, this.dir);
+      }
+      missingAt.forEach((index, i) => {
+        values[index] = found[i];
+      });
+    }
+    return values;
+  }
+
+  /** Visible at once, durable at the next sync(). Waits only when the queue is over its bound. */
+  async batch(ops: readonly RawOp[]): Promise<void> {
+    if (this.state !== 'open') throw closedError(this.dir);
+    if (ops.length === 0) return;
+    const seq = ++this.seq;
+    for (const op of ops) {
+      this.overlay.set(op.key, { value: op.type === 'put' ? op.value : undefined, seq });
+      this.queue.push(op);
+    }
+    if (this.queue.length > this.queueOpsMax) await this.flushUpTo(seq);
+  }
+
+  async sync(): Promise<void> {
+    this.readableDb();
+    await this.flushUpTo(this.seq);
+  }
+
+  iterate(range: RawRange): AsyncIterable<[string, string]> {
+    const db = this.readableDb();
+    const limit = range.limit ?? Infinity;
+    assert(limit === Infinity || (Number.isInteger(limit) && limit >= 0), `iterate limit ${limit} is not a count`);
+    const reverse = range.reverse === true;
+    if (limit === 0) return emptyEntries();
+    // Both snapshots are taken now, synchronously: the overlay holds every write LevelDB may lack (an
+    // entry leaves it only after its flush has landed), and the LevelDB iterator pins its own snapshot.
+    const unflushed: Array<readonly [string, string | undefined]> = [];
+    for (const [key, entry] of this.overlay) {
+      if (rawKeyInRange(key, range)) unflushed.push([key, entry.value]);
+    }
+    const order = reverse ? (a: string, b: string) => compareRawKeys(b, a) : compareRawKeys;
+    unflushed.sort(([a], [b]) => order(a, b));
+    // Each overlay entry can hide or replace at most one LevelDB entry, so this many always suffice.
+    const dbLimit = limit === Infinity ? -1 : limit + unflushed.length;
+    const iterator = db.iterator({ ...levelBounds(range), reverse, limit: dbLimit });
+    return mergeEntries(iterator, unflushed, limit, order, this.dir);
+  }
+
+  /** Bytes of the files in the data directory (LevelDB's tables and log); unflushed ops are not counted. */
+  async sizeBytes(): Promise<number> {
+    let total = 0;
+    for (const name of await readdir(this.dir)) {
+      try {
+        total += (await stat(join(this.dir, name))).size;
+      } catch {
+        // LevelDB removes files during compaction; a file gone between readdir and stat counts as 0.
+      }
+    }
+    return total;
+  }
+
+  private readableDb(): Db {
+    if (this.db === undefined || (this.state !== 'open' && this.state !== 'closing')) throw closedError(this.dir);
+    return this.db;
+  }
+
+  /** Resolves once every batch up to `target` is on disk, starting at most one flush at a time. */
+  private async flushUpTo(target: number): Promise<void> {
+    while (this.durableSeq < target) {
+      // A failed flush rejects everyone waiting on it: their batches were in it or queued behind it.
+      if (this.flushing !== undefined) await this.flushing;
+      else await this.startFlush();
+    }
+  }
+
+  private startFlush(): Promise<void> {
+    const db = this.db;
+    assert(db !== undefined, 'flush without an open database');
+    assert(this.queue.length > 0, 'flush of an empty queue while batches are not durable');
+    const ops = this.queue;
+    const seq = this.seq;
+    this.queue = [];
+    const flush = (async () => {
+      try {
+        await db.batch(
+          ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key })),
+          { sync: true },
+        );
+      } catch (error) {
+        // Put the ops back in front so a later sync retries them in order; their overlay entries stay.
+        this.queue = ops.concat(this.queue);
+        this.flushing = undefined;
+        throw storeError(error, this.dir);
+      }
+      this.flushes++;
+      this.durableSeq = seq;
+      for (const op of ops) {
+        const entry = this.overlay.get(op.key);
+        if (entry !== undefined && entry.seq <= seq) this.overlay.delete(op.key);
+      }
+      this.flushing = undefined;
+    })();
+    this.flushing = flush;
+    // Callers of flushUpTo see the failure; this keeps a flush nobody awaits from being unhandled.
+    flush.catch(() => undefined);
+    return flush;
+  }
+}
+
+type LevelIterator = ClassicIterator<Db, string, string>;
+
+async function* emptyEntries(): AsyncGenerator<[string, string]> {}
+
+/** LevelDB entries merged with the (sorted) unflushed overlay entries, which win; tombstones hide keys. */
+async function* mergeEntries(
+  iterator: LevelIterator,
+  unflushed: ReadonlyArray<readonly [string, string | undefined]>,
+  limit: number,
+  order: (a: string, b: string) => number,
+  dir: string,
+): AsyncGenerator<[string, string]> {
+  let chunk: Array<[string, string]> = [];
+  let chunkAt = 0;
+  let dbDone = false;
+  const nextFromDb = async (): Promise<[string, string] | undefined> => {
+    if (chunkAt < chunk.length) return chunk[chunkAt++];
+    if (dbDone) return undefined;
+    try {
+      chunk = await iterator.nextv(limits.scanPageItemsMax);
+    } catch (error) {
+      throw storeError(error, dir);
+    }
+    chunkAt = 0;
+    if (chunk.length === 0) {
+      dbDone = true;
+      return undefined;
+    }
+    return chunk[chunkAt++];
+  };
+  try {
+    let stored = await nextFromDb();
+    let at = 0;
+    let yielded = 0;
+    while (yielded < limit) {
+      const pending = unflushed[at];
+      if (stored === undefined && pending === undefined) break;
+      const cmp = stored === undefined ? 1 : pending === undefined ? -1 : order(stored[0], pending[0]);
+      if (cmp < 0) {
+        yield stored!;
+        yielded++;
+        stored = await nextFromDb();
+        continue;
+      }
+      if (cmp === 0) stored = await nextFromDb();
+      at++;
+      const [key, value] = pending!;
+      if (value !== undefined) {
+        yield [key, value];
+        yielded++;
+      }
+    }
+  } finally {
+    await iterator.close();
+  }
+}
+
+/** The range's bounds as classic-level options; when both bounds on a side are given, the tighter one. */
+function levelBounds(range: RawRange): { gt?: string; gte?: string; lt?: string; lte?: string } {
+  const bounds: { gt?: string; gte?: string; lt?: string; lte?: string } = {};
+  if (range.gt !== undefined && (range.gte === undefined || compareRawKeys(range.gt, range.gte) >= 0)) bounds.gt = range.gt;
+  else if (range.gte !== undefined) bounds.gte = range.gte;
+  if (range.lt !== undefined && (range.lte === undefined || compareRawKeys(range.lt, range.lte) <= 0)) bounds.lt = range.lt;
+  else if (range.lte !== undefined) bounds.lte = range.lte;
+  return bounds;
+}
+
+function closedError(dir: string): EngineError {
+  return new EngineError('UNAVAILABLE', `the store in ${dir} is closed`);
+}
+
+/** The `code`s of an error and of its causes (abstract-level wraps the binding's error in `cause`). */
+function levelCodes(error: unknown): string[] {
+  const codes: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current !== null && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') codes.push(code);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return codes;
+}
+
+/** Maps classic-level and file-system failures to EngineError codes. */
+function storeError(error: unknown, dir: string): EngineError {
+  if (error instanceof EngineError) return error;
+  const codes = levelCodes(error);
+  const detail = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+  if (codes.includes('LEVEL_LOCKED')) {
+    return new EngineError(
+      'DATA_DIR_BUSY',
+      `data directory ${dir} is in use by another process (is a node running on it?); stop that process or choose another --data directory`,
+      { dir },
+      { cause: error },
+    );
+  }
+  if (codes.includes('LEVEL_CORRUPTION')) {
+    return new EngineError('CORRUPT', `data directory ${dir} is corrupt (${detail})`, { dir }, { cause: error });
+  }
+  return new EngineError('UNAVAILABLE', `data directory ${dir} failed: ${detail}`, { dir }, { cause: error });
+}
