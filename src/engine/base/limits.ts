@@ -15,7 +15,9 @@ export const limits = {
   /** Deeply nested JSON costs stack depth in parse, compare and encode; real data is shallow. */
   jsonDepthMax: 64,
   /** A log block is an ordering group's working set; sealing keeps each block (and its history) small. */
-  logEntriesPerBlockMax: 128,
+  logEntriesPerBlockMax: 32,
+  /** Actions are kept inline in a log entry up to this size (else as a digest) so log blocks stay small. */
+  inlineActionsBytesMax: 16 * 1024,
   /** Leaf fan-out: enough entries per leaf that a 10k-key tree is three levels deep. */
   treeLeafEntriesMax: 64,
   /** Branch fan-out: children per branch block. */
@@ -29,13 +31,15 @@ export const limits = {
   /** Pending transforms one block may hold at once; more is a flood, not a workload. */
   pendingPerBlockMax: 256,
   /** Backward validation looks at most this many recent log entries; a staler base is a CONFLICT. */
-  validationWindowEntriesMax: 4096,
+  validationWindowEntriesMax: 1024,
   /** Every Nth revision of a block is stored whole, so materialising any revision applies < N transforms. */
   materialiseEveryRevs: 16,
   /** Latest materialised blocks kept in memory per store. */
   blockCacheEntriesMax: 20_000,
   /** A scan or read returns at most this many items per request; streaming pages through the rest. */
   scanPageItemsMax: 1000,
+  /** Expired pends examined when a store opens; the rest wait for the next open or sweep. */
+  sweepPendsMax: 10_000,
   /** Concurrent transactions one `tx` run keeps in flight. */
   txConcurrencyMax: 256,
   /** Largest control or wire message. */

@@ -1,7 +1,16 @@
-import { EngineError } from '../base/errors.js';
+import { join } from 'node:path';
+import { LevelRawStore } from '../storage/level-store.js';
 import type { Database, OpenDatabaseOptions } from './database-api.js';
+import { SoloNode } from './solo-node.js';
 
 /** Opens a data directory as an embedded solo node (no network, cluster of one). */
-export function openDatabase(_options: OpenDatabaseOptions): Promise<Database> {
-  return Promise.reject(new EngineError('UNAVAILABLE', 'embedded database not built yet'));
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  const raw = new LevelRawStore(join(options.dataDir, 'store'));
+  await raw.open();
+  try {
+    return await SoloNode.open({ raw });
+  } catch (error) {
+    await raw.close();
+    throw error;
+  }
 }

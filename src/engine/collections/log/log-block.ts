@@ -1,0 +1,98 @@
+import type { BlockId, TrxId } from '../../base/ids.js';
+import type { Block, BlockOp } from '../../storage/block.js';
+import { blockTypes } from '../../storage/block.js';
+
+/** Decision state of a log entry. Single-collection entries are born committed. */
+export type EntryStatus = 'prepared' | 'committed' | 'aborted';
+
+/**
+ * A certificate that a log decision was taken: the decision and a quorum of member signatures over it.
+ * In a solo node the quorum is one signature by the node's identity.
+ */
+export interface Certificate {
+  readonly network: string;
+  readonly collection: string;
+  readonly blockId: BlockId;
+  readonly lsn: number;
+  readonly trxId: TrxId;
+  readonly decision: EntryStatus;
+  /** Hash of the recorded membership the quorum is taken against. */
+  readonly membership: string;
+  readonly signatures: readonly { readonly member: string; readonly signature: string }[];
+}
+
+export interface LogEntry {
+  readonly lsn: number;
+  readonly trxId: TrxId;
+  readonly status: EntryStatus;
+  /** Data blocks the transaction wrote in this collection (sorted). */
+  readonly writes: readonly BlockId[];
+  /** Data blocks it read; kept while prepared so later writers can be checked against them. */
+  readonly reads?: readonly BlockId[];
+  /** The logical actions (for audit and replay), or their digest when too large to keep inline. */
+  readonly actions?: unknown;
+  readonly actionsDigest?: string;
+  /** Collections of a multi-collection transaction (sorted), absent for single-collection ones. */
+  readonly participants?: readonly string[];
+  /** Epoch ms after which an undecided prepared entry is resolved by the tails themselves. */
+  readonly expiresAt?: number;
+  /** Checkpoint marker: every committed entry with lsn ≤ this has reached all its blocks. */
+  readonly checkpoint?: number;
+  readonly certificate: Certificate;
+}
+
+/** A log block: one segment of a collection's transaction log and the ordering group for its entries. */
+export interface LogBlock extends Block {
+  readonly prior: BlockId | null;
+  readonly successor: BlockId | null;
+  /** LSN of the first entry this block holds (entries are contiguous). */
+  readonly firstLsn: number;
+  /** Recorded membership of the ordering group (peer ids), fixed at creation. */
+  readonly members: readonly string[];
+  readonly entries: readonly LogEntry[];
+}
+
+/** A collection header: found by name, points at its tree root and its log. */
+export interface CollectionHeader extends Block {
+  readonly name: string;
+  readonly kind: 'tree' | 'diary';
+  readonly root: BlockId;
+  /** The log's first block (never changes) and the newest tail known to the header. */
+  readonly logHead: BlockId;
+  readonly logTail: BlockId;
+  readonly createdAt: number;
+}
+
+export function newLogBlock(
+  id: BlockId,
+  collection: string,
+  prior: BlockId | null,
+  firstLsn: number,
+  members: readonly string[],
+): LogBlock {
+  return {
+    header: { id, type: blockTypes.logBlock, collection },
+    prior,
+    successor: null,
+    firstLsn,
+    members,
+    entries: [],
+  };
+}
+
+export function appendEntryOps(block: LogBlock, entry: LogEntry): BlockOp[] {
+  return [{ op: 'splice', field: 'entries', index: block.entries.length, remove: 0, items: [entry] }];
+}
+
+export function replaceEntryOps(block: LogBlock, entry: LogEntry): BlockOp[] {
+  const index = entry.lsn - block.firstLsn;
+  return [{ op: 'splice', field: 'entries', index, remove: 1, items: [entry] }];
+}
+
+export function isLogBlock(block: Block | undefined): block is LogBlock {
+  return block !== undefined && block.header.type === blockTypes.logBlock;
+}
+
+export function isCollectionHeader(block: Block | undefined): block is CollectionHeader {
+  return block !== undefined && block.header.type === blockTypes.collectionHeader;
+}

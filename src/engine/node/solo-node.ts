@@ -1,0 +1,259 @@
+import { systemClock, type Clock } from '../base/clock.js';
+import { EngineError } from '../base/errors.js';
+import { collectionHeaderId, newTrxId, newBlockId, type BlockId } from '../base/ids.js';
+import { limits } from '../base/limits.js';
+import { systemRng, type Rng } from '../base/rng.js';
+import type { Json } from '../base/codec.js';
+import { BTree } from '../collections/btree/btree.js';
+import { blockTypes, type Block, type BlockOp } from '../storage/block.js';
+import type { BlockAccess } from '../collections/block-access.js';
+import { newLogBlock, type CollectionHeader } from '../collections/log/log-block.js';
+import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
+import type { RawStore } from '../storage/raw-store.js';
+import { VersionedBlockStore } from '../storage/versioned-block-store.js';
+import { Ed25519Identity, SoloCertifier } from '../transactions/certifier.js';
+import { Coordinator, type CoordinatorInit } from '../transactions/coordinator.js';
+import { LocalRepo } from '../transactions/local-repo.js';
+import { LogTail } from '../transactions/log-tail.js';
+import { isCollectionName } from '../transactions/tx-parse.js';
+import type { ActionResult, TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+import type { CollectionInfo, CollectionKind, Database, GetResult, ReadOptions, ScanOptions } from './database-api.js';
+
+export interface SoloNodeComponents {
+  readonly raw: RawStore;
+  readonly clock?: Clock;
+  readonly rng?: Rng;
+}
+
+export interface SoloNodeInit {
+  /** Network name bound into every certificate. */
+  readonly network?: string;
+  /** Coordinator settings (tests use the afterExecute seam to interleave transactions). */
+  readonly coordinator?: CoordinatorInit;
+}
+
+const identityKey = 'i/identity';
+const catalogPrefix = 'c/';
+
+/**
+ * A node with a cluster of one: the same repo, log tail and coordinator objects the network node
+ * drives, wired in-process over one store. This is the embedded default every command falls back to.
+ */
+export class SoloNode implements Database {
+  readonly identity: Ed25519Identity;
+  readonly blocks: VersionedBlockStore;
+  readonly tails: LogTail;
+  readonly repo: LocalRepo;
+  private readonly coordinator: Coordinator;
+  private readonly raw: RawStore;
+  private readonly clock: Clock;
+  private readonly rng: Rng;
+  private closed = false;
+
+  private constructor(components: SoloNodeComponents, identity: Ed25519Identity, init: SoloNodeInit) {
+    this.raw = components.raw;
+    this.clock = components.clock ?? systemClock;
+    this.rng = components.rng ?? systemRng;
+    this.identity = identity;
+    const members = [identity.id];
+    const certifier = new SoloCertifier(identity, init.network ?? 'default');
+    this.blocks = new VersionedBlockStore(this.raw);
+    this.repo = new LocalRepo({ blocks: this.blocks, certifier }, { members });
+    this.tails = new LogTail(
+      { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
+      { members, resolveInDoubtOnLoad: true },
+    );
+    this.coordinator = new Coordinator({ repo: this.repo, tails: this.tails, clock: this.clock, rng: this.rng }, init.coordinator);
+  }
+
+  /** Opens a solo node on an opened RawStore (its identity is created on first open). */
+  static async open(components: SoloNodeComponents, init: SoloNodeInit = {}): Promise<SoloNode> {
+    const stored = await components.raw.get(identityKey);
+    let identity: Ed25519Identity;
+    if (stored === undefined) {
+      identity = Ed25519Identity.generate();
+      await components.raw.batch([{ type: 'put', key: identityKey, value: identity.toPkcs8() }]);
+      await components.raw.sync();
+    } else {
+      identity = Ed25519Identity.fromPkcs8(stored);
+    }
+    const node = new SoloNode(components, identity, init);
+    await node.sweepExpired();
+    return node;
+  }
+
+  async createCollection(name: string, kind: CollectionKind): Promise<CollectionInfo> {
+    if (!isCollectionName(name)) {
+      throw new EngineError('BAD_INPUT', `invalid collection name ${JSON.stringify(name)}: use 1-128 letters, digits, '.', '_' or '-'`);
+    }
+    if (kind !== 'tree' && kind !== 'diary') throw new EngineError('BAD_INPUT', `collection type must be tree or diary, not ${String(kind)}`);
+    const headerId = collectionHeaderId(name);
+    const capture = new CaptureAccess(this.rng);
+    const rootId = BTree.create(capture, name);
+    const root = capture.inserted[0]!;
+    const logId = newBlockId(this.rng);
+    const header: CollectionHeader = {
+      header: { id: headerId, type: blockTypes.collectionHeader, collection: name },
+      name,
+      kind,
+      root: rootId,
+      logHead: logId,
+      logTail: logId,
+      createdAt: this.clock.now(),
+    };
+    const log = newLogBlock(logId, name, null, 1, [this.identity.id]);
+    await this.tails.create({ trxId: newTrxId(this.rng), header, root, log });
+    await this.raw.batch([{ type: 'put', key: catalogPrefix + name, value: kind }]);
+    await this.raw.sync();
+    return this.collectionInfo(name);
+  }
+
+  async listCollections(): Promise<CollectionInfo[]> {
+    const names: string[] = [];
+    for await (const [key] of this.raw.iterate({ gte: catalogPrefix, lt: catalogPrefix + '\uffff' })) {
+      names.push(key.slice(catalogPrefix.length));
+    }
+    return Promise.all(names.map((name) => this.collectionInfo(name)));
+  }
+
+  async collectionInfo(name: string): Promise<CollectionInfo> {
+    const view = await this.tails.view(name);
+    return {
+      name,
+      kind: view.header.kind,
+      id: view.header.header.id,
+      rev: view.stableLsn,
+      root: view.header.root,
+      tail: view.tailId,
+      uncheckpointed: view.uncheckpointed.length,
+    };
+  }
+
+  async get(name: string, key: TreeKey, options: { readonly at?: number } = {}): Promise<GetResult> {
+    const result = await this.readOnly({ actions: [{ collection: name, op: 'get', key }] }, name, options.at);
+    const got = result.results[0] as Extract<ActionResult, { op: 'get' }>;
+    return { key, found: got.found, value: got.value, rev: result.rev };
+  }
+
+  async *scan(name: string, options: ScanOptions = {}): AsyncIterable<{ key: TreeKey; value: Json }> {
+    const at = options.at ?? (await this.collectionInfo(name)).rev;
+    let remaining = options.limit ?? Number.POSITIVE_INFINITY;
+    let bound: string | undefined = options.reverse === true ? options.to : options.from;
+    let skip: string | undefined;
+    while (remaining > 0) {
+      const page = Math.min(remaining + (skip !== undefined ? 1 : 0), limits.scanPageItemsMax);
+      const range =
+        options.reverse === true
+          ? { ...(bound !== undefined ? { to: bound } : {}), ...(options.from !== undefined ? { from: options.from } : {}), reverse: true }
+          : { ...(bound !== undefined ? { from: bound } : {}), ...(options.to !== undefined ? { to: options.to } : {}) };
+      const result = await this.readOnly({ actions: [{ collection: name, op: 'scan', ...range, limit: page }] }, name, at);
+      const entries = (result.results[0] as Extract<ActionResult, { op: 'scan' }>).entries;
+      for (const entry of entries) {
+        if (entry.key === skip) continue;
+        yield entry;
+        if (--remaining <= 0) return;
+      }
+      if (entries.length < page) return;
+      bound = entries.at(-1)!.key;
+      skip = bound;
+    }
+  }
+
+  async *read(name: string, options: ReadOptions = {}): AsyncIterable<{ index: number; value: Json }> {
+    const at = options.at ?? (await this.collectionInfo(name)).rev;
+    let remaining = options.limit ?? Number.POSITIVE_INFINITY;
+    let from = options.from;
+    const reverse = options.reverse === true;
+    while (remaining > 0) {
+      if (from !== undefined && from < 0) return;
+      const page = Math.min(remaining, limits.scanPageItemsMax);
+      const result = await this.readOnly(
+        { actions: [{ collection: name, op: 'read', ...(from !== undefined ? { from } : {}), reverse, limit: page }] },
+        name,
+        at,
+      );
+      const entries = (result.results[0] as Extract<ActionResult, { op: 'read' }>).entries;
+      for (const entry of entries) {
+        yield entry;
+        remaining--;
+      }
+      if (entries.length < page) return;
+      from = entries.at(-1)!.index + (reverse ? -1 : 1);
+    }
+  }
+
+  transact(request: TxRequest): Promise<TxOutcome> {
+    if (this.closed) return Promise.resolve({ ok: false, error: { code: 'UNAVAILABLE', message: 'database is closed' } });
+    return this.coordinator.run(request);
+  }
+
+  async block(id: BlockId, options: { readonly rev?: number } = {}): Promise<BlockState> {
+    const state = options.rev === undefined ? await this.blocks.latest(id) : await this.blocks.at(id, { rev: options.rev });
+    if (state === undefined) {
+      throw new EngineError('NOT_FOUND', options.rev === undefined ? `block ${id} does not exist` : `block ${id} has no revision ${options.rev}`);
+    }
+    return state;
+  }
+
+  async blockHistory(id: BlockId): Promise<BlockRevision[]> {
+    const history = await this.blocks.history(id);
+    if (history.length === 0) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);
+    return history;
+  }
+
+  blockPending(id: BlockId): Promise<PendingTransform[]> {
+    return this.blocks.pendingOf(id);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.raw.close();
+  }
+
+  /** Read-only transaction on one collection, optionally at a past revision; throws on failure. */
+  private async readOnly(request: TxRequest, name: string, at: number | undefined): Promise<{ results: readonly ActionResult[]; rev: number }> {
+    const atMap = at === undefined ? undefined : new Map([[name, at]]);
+    const outcome = await this.coordinator.run(request, atMap === undefined ? {} : { at: atMap });
+    if (!outcome.ok) throw new EngineError(outcome.error.code, outcome.error.message);
+    return { results: outcome.results, rev: at ?? (await this.tails.view(name)).stableLsn };
+  }
+
+  /**
+   * Pends left behind by a process that died: cancelled unless their transaction committed (then the
+   * tail's recovery promotes them) or is still undecided.
+   */
+  private async sweepExpired(): Promise<void> {
+    const expired = await this.blocks.expired(this.clock.now(), limits.sweepPendsMax);
+    for (const pend of expired) {
+      const outcome = await this.tails.outcomeOf(pend.collection, pend.trxId).catch(() => 'unknown' as const);
+      if (outcome === 'aborted' || outcome === 'unknown') await this.blocks.cancel(pend.trxId, [pend.blockId]);
+      else if (outcome === 'committed' || outcome === 'prepared') await this.tails.view(pend.collection);
+    }
+    if (expired.length > 0) await this.blocks.sync();
+  }
+}
+
+/** Collects the blocks an algorithm inserts when building a new structure outside a transaction. */
+class CaptureAccess implements BlockAccess {
+  readonly inserted: Block[] = [];
+  constructor(private readonly rng: Rng) {}
+  get(id: BlockId): Promise<Block> {
+    return Promise.reject(new EngineError('NOT_FOUND', `block ${id} does not exist`));
+  }
+  tryGet(): Promise<Block | undefined> {
+    return Promise.resolve(undefined);
+  }
+  insert(block: Block): void {
+    this.inserted.push(block);
+  }
+  update(_id: BlockId, _ops: readonly BlockOp[]): void {
+    throw new EngineError('INTERNAL', 'a new structure updates nothing');
+  }
+  delete(): void {
+    throw new EngineError('INTERNAL', 'a new structure deletes nothing');
+  }
+  newId(): BlockId {
+    return newBlockId(this.rng);
+  }
+}

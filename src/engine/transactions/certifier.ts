@@ -1,0 +1,119 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { canonicalJson } from '../base/codec.js';
+import type { BlockId, TrxId } from '../base/ids.js';
+import type { Certificate, EntryStatus } from '../collections/log/log-block.js';
+
+/** The fields a decision signature covers (domain-separated, canonical JSON). */
+export interface DecisionFields {
+  readonly network: string;
+  readonly collection: string;
+  readonly blockId: BlockId;
+  readonly lsn: number;
+  readonly trxId: TrxId;
+  readonly decision: EntryStatus;
+  readonly membership: string;
+}
+
+const decisionDomain = 'optimystic/decision/v1';
+
+export function decisionMessage(fields: DecisionFields): Buffer {
+  return Buffer.from(
+    canonicalJson({
+      domain: decisionDomain,
+      network: fields.network,
+      collection: fields.collection,
+      blockId: fields.blockId,
+      lsn: fields.lsn,
+      trxId: fields.trxId,
+      decision: fields.decision,
+      membership: fields.membership,
+    }),
+  );
+}
+
+/** Hash of a recorded membership list (order-independent). */
+export function membershipHash(members: readonly string[]): string {
+  return createHash('sha256').update(canonicalJson([...members].sort())).digest('base64url');
+}
+
+/**
+ * Produces and checks commit certificates. A solo node certifies alone (quorum of one); the network
+ * version gathers a quorum of signed votes through consensus and implements the same interface.
+ */
+export interface Certifier {
+  certify(fields: Omit<DecisionFields, 'network' | 'membership'>, members: readonly string[]): Promise<Certificate>;
+  /** True when the certificate carries a valid quorum for the given membership. */
+  verify(certificate: Certificate, members: readonly string[]): boolean;
+}
+
+/** An Ed25519 identity held in memory: a member id (its public key, base64url) and a signer. */
+export class Ed25519Identity {
+  readonly id: string;
+  private readonly privateKey: KeyObject;
+
+  private constructor(privateKey: KeyObject) {
+    this.privateKey = privateKey;
+    const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+    this.id = spki.subarray(spki.length - 32).toString('base64url');
+  }
+
+  static generate(): Ed25519Identity {
+    return new Ed25519Identity(generateKeyPairSync('ed25519').privateKey);
+  }
+
+  /** From a PKCS#8 DER private key, base64url. */
+  static fromPkcs8(encoded: string): Ed25519Identity {
+    return new Ed25519Identity(createPrivateKey({ key: Buffer.from(encoded, 'base64url'), format: 'der', type: 'pkcs8' }));
+  }
+
+  toPkcs8(): string {
+    return this.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64url');
+  }
+
+  sign(message: Uint8Array): string {
+    return sign(null, message, this.privateKey).toString('base64url');
+  }
+}
+
+const spkiPrefix = Buffer.from('302a300506032b6570032100', 'hex');
+
+export function verifyEd25519(memberId: string, message: Uint8Array, signature: string): boolean {
+  try {
+    const key = createPublicKey({ key: Buffer.concat([spkiPrefix, Buffer.from(memberId, 'base64url')]), format: 'der', type: 'spki' });
+    return verify(null, message, key, Buffer.from(signature, 'base64url'));
+  } catch {
+    return false;
+  }
+}
+
+/** Verifies a certificate's signatures against a membership: a majority of distinct members must sign. */
+export function verifyCertificate(certificate: Certificate, members: readonly string[]): boolean {
+  const membership = membershipHash(members);
+  if (certificate.membership !== membership) return false;
+  const message = decisionMessage(certificate);
+  const memberSet = new Set(members);
+  const signers = new Set<string>();
+  for (const { member, signature } of certificate.signatures) {
+    if (!memberSet.has(member) || signers.has(member)) continue;
+    if (verifyEd25519(member, message, signature)) signers.add(member);
+  }
+  return signers.size > Math.floor(members.length / 2);
+}
+
+/** Certifies decisions alone: the solo node is the whole membership. */
+export class SoloCertifier implements Certifier {
+  constructor(
+    private readonly identity: Ed25519Identity,
+    private readonly network: string,
+  ) {}
+
+  certify(fields: Omit<DecisionFields, 'network' | 'membership'>, members: readonly string[]): Promise<Certificate> {
+    const full: DecisionFields = { ...fields, network: this.network, membership: membershipHash(members) };
+    const signature = this.identity.sign(decisionMessage(full));
+    return Promise.resolve({ ...full, signatures: [{ member: this.identity.id, signature }] });
+  }
+
+  verify(certificate: Certificate, members: readonly string[]): boolean {
+    return certificate.network === this.network && verifyCertificate(certificate, members);
+  }
+}

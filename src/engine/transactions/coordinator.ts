@@ -1,0 +1,221 @@
+import type { Clock } from '../base/clock.js';
+import { EngineError, toEngineError } from '../base/errors.js';
+import { newTrxId, type TrxId } from '../base/ids.js';
+import { limits } from '../base/limits.js';
+import type { Rng } from '../base/rng.js';
+import type { Certificate } from '../collections/log/log-block.js';
+import { blockTransformOf } from '../storage/block.js';
+import type { PendingTransform } from '../storage/block-store.js';
+import type { RepoClient, TailClient, TailOutcome } from './protocol.js';
+import { TransactionSession, type SessionCollection } from './session.js';
+import { validateTxRequest } from './tx-parse.js';
+import type { ActionResult, TxOutcome, TxRequest } from './tx-types.js';
+
+export interface CoordinatorComponents {
+  readonly repo: RepoClient;
+  readonly tails: TailClient;
+  readonly clock: Clock;
+  readonly rng: Rng;
+}
+
+export interface CoordinatorInit {
+  readonly attemptsMax?: number;
+  readonly expiryMs?: number;
+  /**
+   * Test seam: awaited after an attempt has executed its actions and before it commits, so tests can
+   * interleave concurrent transactions deterministically. Never set in production wiring.
+   */
+  readonly afterExecute?: (trxId: TrxId, attempt: number) => Promise<void>;
+}
+
+type Attempt =
+  | { readonly kind: 'done'; readonly commit: Record<string, { rev: number }>; readonly results: ActionResult[] }
+  | { readonly kind: 'conflict'; readonly message: string };
+
+/**
+ * Runs transactions (SPEC §5): execute the logical actions on a snapshot, pend every changed block,
+ * commit at the single tail or prepare at every involved tail and then decide, propagate to the
+ * blocks, report the checkpoint, and make it all durable before answering. On a conflict the logical
+ * actions are replayed on fresh state, up to attemptsMax; a failed guard or expectation is final.
+ */
+export class Coordinator {
+  private readonly attemptsMax: number;
+  private readonly expiryMs: number;
+  private readonly afterExecute: CoordinatorInit['afterExecute'];
+
+  constructor(
+    private readonly components: CoordinatorComponents,
+    init: CoordinatorInit = {},
+  ) {
+    this.attemptsMax = init.attemptsMax ?? limits.transactionAttemptsMax;
+    this.expiryMs = init.expiryMs ?? limits.pendingExpiryMs;
+    this.afterExecute = init.afterExecute;
+  }
+
+  async run(request: TxRequest, options: { readonly at?: ReadonlyMap<string, number> } = {}): Promise<TxOutcome> {
+    let trx: TrxId = '';
+    try {
+      const checked = validateTxRequest(request);
+      let lastConflict = '';
+      for (let attempt = 1; attempt <= this.attemptsMax; attempt++) {
+        trx = newTrxId(this.components.rng);
+        const outcome = await this.attempt(trx, attempt, checked, options.at);
+        if (outcome.kind === 'done') return { ok: true, trx, commit: outcome.commit, results: outcome.results, attempts: attempt };
+        lastConflict = outcome.message;
+        await this.backoff(attempt);
+      }
+      return failure(new EngineError('CONFLICT', `gave up after ${this.attemptsMax} attempts: ${lastConflict}; retry later`));
+    } catch (error) {
+      return failure(toEngineError(error));
+    }
+  }
+
+  private async attempt(
+    trxId: TrxId,
+    attempt: number,
+    request: TxRequest,
+    at: ReadonlyMap<string, number> | undefined,
+  ): Promise<Attempt> {
+    const { repo } = this.components;
+    const session = new TransactionSession(this.components, trxId, at);
+    const results = await session.execute(request);
+    if (this.afterExecute !== undefined) await this.afterExecute(trxId, attempt);
+    const opened = await session.opened();
+    if (!opened.some((c) => c.tracker.hasWrites())) {
+      // Read-only: what we read may have been written by a transaction still waiting for its sync;
+      // answer only once that is durable too.
+      await repo.sync();
+      return { kind: 'done', commit: {}, results };
+    }
+    if (at !== undefined && at.size > 0) throw new EngineError('BAD_INPUT', 'a transaction that writes cannot read at a past revision');
+
+    // Every collection the transaction read or wrote takes part: reads of a collection it does not
+    // write must hold until the decision too, or write skew across collections would slip through.
+    const writing = opened.filter((c) => c.tracker.hasWrites() || c.tracker.reads().size > 0);
+    const expiresAt = this.components.clock.now() + this.expiryMs;
+    const pends = writing.flatMap((collection) => pendsOf(trxId, collection, expiresAt));
+    const pended = await repo.pend(pends);
+    if (!pended.ok) return { kind: 'conflict', message: 'a block changed while the transaction ran' };
+    const cancel = (): Promise<void> => repo.cancel(trxId, pends.map((p) => p.blockId));
+
+    let decided: Map<string, { lsn: number; proof: Certificate[] }>;
+    try {
+      decided =
+        writing.length === 1
+          ? await this.commitOne(trxId, writing[0]!, request)
+          : await this.commitMany(trxId, writing, expiresAt, request);
+    } catch (error) {
+      await cancel();
+      throw error;
+    }
+    if (decided.size === 0) {
+      await cancel();
+      return { kind: 'conflict', message: 'a concurrent transaction wrote what this one read or wrote' };
+    }
+
+    // Propagate to every written block, then report the checkpoint to each tail.
+    const commit: Record<string, { rev: number }> = {};
+    for (const collection of writing) {
+      const { lsn, proof } = decided.get(collection.name)!;
+      const blockIds = collection.tracker.writes();
+      if (blockIds.length > 0) {
+        await repo.promote({ trxId, lsn, blockIds, proof });
+        commit[collection.name] = { rev: lsn };
+      }
+      await this.components.tails.propagated(collection.name, lsn);
+    }
+    await repo.sync();
+    return { kind: 'done', commit, results };
+  }
+
+  /** One collection: the tail validates and commits in one decision. Empty map = conflict. */
+  private async commitOne(
+    trxId: TrxId,
+    collection: SessionCollection,
+    request: TxRequest,
+  ): Promise<Map<string, { lsn: number; proof: Certificate[] }>> {
+    const outcome = await this.components.tails.commit(validationOf(trxId, collection, request));
+    if (outcome.status !== 'committed') return new Map();
+    return new Map([[collection.name, { lsn: outcome.lsn, proof: [outcome.certificate] }]]);
+  }
+
+  /**
+   * Several collections (Paxos Commit shape): prepare at every tail; all prepared → the set of
+   * prepared certificates is the commit proof and each tail is told to commit; any rejection → every
+   * prepared tail is told to abort. Empty map = conflict.
+   */
+  private async commitMany(
+    trxId: TrxId,
+    writing: readonly SessionCollection[],
+    expiresAt: number,
+    request: TxRequest,
+  ): Promise<Map<string, { lsn: number; proof: Certificate[] }>> {
+    const tails = this.components.tails;
+    const participants = writing.map((c) => c.name).sort();
+    const outcomes: TailOutcome[] = await Promise.all(
+      writing.map((collection) => tails.prepare({ ...validationOf(trxId, collection, request), participants, expiresAt })),
+    );
+    const prepared = outcomes.flatMap((o) => (o.status === 'prepared' ? [o.certificate] : []));
+    if (prepared.length !== writing.length) {
+      await Promise.all(
+        writing.map((collection, i) =>
+          outcomes[i]!.status === 'prepared' ? tails.decide({ collection: collection.name, trxId, outcome: 'aborted', proof: [] }) : undefined,
+        ),
+      );
+      return new Map();
+    }
+    const decided = new Map<string, { lsn: number; proof: Certificate[] }>();
+    for (const collection of writing) {
+      const { lsn, certificate } = await tails.decide({ collection: collection.name, trxId, outcome: 'committed', proof: prepared });
+      decided.set(collection.name, { lsn, proof: [certificate] });
+    }
+    return decided;
+  }
+
+  private async backoff(attempt: number): Promise<void> {
+    const ms = this.components.rng.int(Math.min(2 ** attempt, 50));
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  }
+}
+
+function validationOf(
+  trxId: TrxId,
+  collection: SessionCollection,
+  request: TxRequest,
+): {
+  collection: string;
+  trxId: TrxId;
+  baseLsn: number;
+  reads: string[];
+  writes: string[];
+  actions: unknown;
+} {
+  return {
+    collection: collection.name,
+    trxId,
+    baseLsn: collection.atLsn,
+    reads: [...collection.tracker.reads().keys()].sort(),
+    writes: collection.tracker.writes(),
+    actions: request.actions.filter((action) => action.collection === collection.name),
+  };
+}
+
+function pendsOf(trxId: TrxId, collection: SessionCollection, expiresAt: number): PendingTransform[] {
+  const transforms = collection.tracker.transforms();
+  return collection.tracker.writes().map((blockId) => ({
+    trxId,
+    blockId,
+    collection: collection.name,
+    baseRev: collection.tracker.baseRevOf(blockId),
+    transform: blockTransformOf(transforms, blockId)!,
+    expiresAt,
+  }));
+}
+
+function failure(error: EngineError): TxOutcome {
+  const action = error.details?.['action'];
+  return {
+    ok: false,
+    error: { code: error.code, message: error.message, ...(typeof action === 'number' ? { action } : {}) },
+  };
+}

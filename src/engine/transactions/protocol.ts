@@ -1,0 +1,110 @@
+import type { BlockId, TrxId } from '../base/ids.js';
+import type { Certificate, EntryStatus, LogEntry } from '../collections/log/log-block.js';
+import type { BlockState, PendOutcome, PendingTransform } from '../storage/block-store.js';
+import type { CollectionHeader } from '../collections/log/log-block.js';
+
+/**
+ * The commit protocol's two services and their requests (SPEC §5). A RepoService holds data blocks
+ * (get / pend / cancel / promote); a LogTail orders one collection's log (view / commit / prepare /
+ * decide). The coordinator drives them through these interfaces only, so the same coordinator runs
+ * against in-process services (solo node) or against clusters over the network.
+ */
+
+/** A committed transaction a reader must see applied to a block before the block is served. */
+export interface CommitRef {
+  readonly trxId: TrxId;
+  readonly lsn: number;
+  readonly certificate?: Certificate | undefined;
+}
+
+export interface GetBlockRequest {
+  readonly blockId: BlockId;
+  /** Serve the block as of this collection LSN (snapshot read); latest when absent. */
+  readonly atLsn?: number;
+  /** Committed, not yet checkpointed transactions touching this block, in LSN order. */
+  readonly reinforce?: readonly CommitRef[];
+}
+
+export interface PromoteRequest {
+  readonly trxId: TrxId;
+  readonly lsn: number;
+  readonly blockIds: readonly BlockId[];
+  /** The commit proof: the certificate(s) of the committed decision(s). */
+  readonly proof: readonly Certificate[];
+}
+
+export interface RepoClient {
+  get(request: GetBlockRequest): Promise<BlockState | undefined>;
+  pend(items: readonly PendingTransform[]): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }>;
+  cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void>;
+  promote(request: PromoteRequest): Promise<void>;
+  /** Resolves when everything this service acknowledged so far is durable. */
+  sync(): Promise<void>;
+}
+
+/** What a session needs from a collection's tail before it reads. */
+export interface TailView {
+  readonly collection: string;
+  readonly header: CollectionHeader;
+  readonly tailId: BlockId;
+  /** Highest LSN handed out (committed, prepared or aborted). */
+  readonly lastLsn: number;
+  /** Highest LSN at and below which every entry is decided: the snapshot a session reads. */
+  readonly stableLsn: number;
+  /** Committed entries ≤ stableLsn not yet checkpointed: readers reinforce them. */
+  readonly uncheckpointed: readonly Pick<LogEntry, 'lsn' | 'trxId' | 'writes' | 'certificate'>[];
+}
+
+export interface ValidationRequest {
+  readonly collection: string;
+  readonly trxId: TrxId;
+  /** The stableLsn of the view the session read at. */
+  readonly baseLsn: number;
+  readonly reads: readonly BlockId[];
+  readonly writes: readonly BlockId[];
+  readonly actions: unknown;
+}
+
+export type CommitRequest = ValidationRequest;
+
+export interface PrepareRequest extends ValidationRequest {
+  readonly participants: readonly string[];
+  readonly expiresAt: number;
+}
+
+export type TailOutcome =
+  | { readonly status: 'committed' | 'prepared'; readonly lsn: number; readonly certificate: Certificate }
+  | {
+      readonly status: 'conflict';
+      /** LSNs of the entries that won (empty when the base was simply too old). */
+      readonly winners: readonly number[];
+      readonly message: string;
+    };
+
+export interface DecideRequest {
+  readonly collection: string;
+  readonly trxId: TrxId;
+  readonly outcome: Extract<EntryStatus, 'committed' | 'aborted'>;
+  /** For a commit: the prepared certificates of every participant. For an abort: may be empty. */
+  readonly proof: readonly Certificate[];
+}
+
+export interface CreateCollectionRequest {
+  readonly trxId: TrxId;
+  readonly header: CollectionHeader;
+  /** Root block of the collection's tree and the first log block. */
+  readonly root: import('../storage/block.js').Block;
+  readonly log: import('../collections/log/log-block.js').LogBlock;
+}
+
+export interface TailClient {
+  view(collection: string): Promise<TailView>;
+  create(request: CreateCollectionRequest): Promise<{ readonly lsn: number; readonly certificate: Certificate }>;
+  commit(request: CommitRequest): Promise<TailOutcome>;
+  prepare(request: PrepareRequest): Promise<TailOutcome>;
+  decide(request: DecideRequest): Promise<{ readonly lsn: number; readonly certificate: Certificate }>;
+  /** The coordinator reports that a committed entry reached all its blocks. */
+  propagated(collection: string, lsn: number): Promise<void>;
+  /** Asks a tail for the decision it holds about a transaction (in-doubt resolution). */
+  outcomeOf(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'>;
+}

@@ -1,0 +1,116 @@
+import { assert } from '../base/assert.js';
+import { EngineError } from '../base/errors.js';
+import { newBlockId, type BlockId } from '../base/ids.js';
+import type { Rng } from '../base/rng.js';
+import type { BlockAccess } from '../collections/block-access.js';
+import { applyOps, type Block, type BlockOp, type Transforms } from '../storage/block.js';
+
+/** Where a tracker reads blocks from: a snapshot of the collection. */
+export interface BlockSource {
+  /** The block and its revision at the snapshot; `block` undefined (rev 0 or a deleted rev) if absent. */
+  read(id: BlockId): Promise<{ readonly block: Block | undefined; readonly rev: number }>;
+}
+
+/**
+ * Copy-on-write view of blocks for one transaction attempt on one collection. Every block read from
+ * the source is recorded in the read set with the revision seen; every change is applied to a private
+ * copy and recorded as a transform. Nothing reaches storage until the coordinator commits.
+ */
+export class Tracker implements BlockAccess {
+  private readonly readRevs = new Map<BlockId, number>();
+  private readonly sourceBlocks = new Map<BlockId, Block | undefined>();
+  /** Current private state of changed blocks; undefined = deleted in this transaction. */
+  private readonly changed = new Map<BlockId, Block | undefined>();
+  private readonly inserted = new Map<BlockId, Block>();
+  private readonly updated = new Map<BlockId, BlockOp[]>();
+  private readonly deleted = new Set<BlockId>();
+
+  constructor(
+    private readonly source: BlockSource,
+    private readonly rng: Rng,
+  ) {}
+
+  async tryGet(id: BlockId): Promise<Block | undefined> {
+    if (this.changed.has(id)) return this.changed.get(id);
+    if (this.sourceBlocks.has(id)) return this.sourceBlocks.get(id);
+    const { block, rev } = await this.source.read(id);
+    // A concurrent read of the same id may have landed first; keep the first one seen.
+    if (!this.sourceBlocks.has(id)) {
+      this.sourceBlocks.set(id, block);
+      this.readRevs.set(id, rev);
+    }
+    return this.sourceBlocks.get(id);
+  }
+
+  async get(id: BlockId): Promise<Block> {
+    const block = await this.tryGet(id);
+    if (block === undefined) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);
+    return block;
+  }
+
+  insert(block: Block): void {
+    const id = block.header.id;
+    assert(this.changed.get(id) === undefined, `insert of block ${id} that this transaction already holds`);
+    this.deleted.delete(id);
+    this.inserted.set(id, block);
+    this.updated.delete(id);
+    this.changed.set(id, block);
+  }
+
+  update(id: BlockId, ops: readonly BlockOp[]): void {
+    const current = this.changed.has(id) ? this.changed.get(id) : this.sourceBlocks.get(id);
+    assert(current !== undefined, `update of block ${id} before reading it (or after deleting it)`);
+    const next = applyOps(current, ops);
+    this.changed.set(id, next);
+    const inserted = this.inserted.get(id);
+    if (inserted !== undefined) {
+      this.inserted.set(id, next);
+      return;
+    }
+    const list = this.updated.get(id);
+    if (list === undefined) this.updated.set(id, [...ops]);
+    else list.push(...ops);
+  }
+
+  delete(id: BlockId): void {
+    if (this.inserted.delete(id)) {
+      // Created and dropped within the transaction: nothing reaches storage.
+      this.changed.delete(id);
+      return;
+    }
+    this.updated.delete(id);
+    this.deleted.add(id);
+    this.changed.set(id, undefined);
+  }
+
+  newId(): BlockId {
+    return newBlockId(this.rng);
+  }
+
+  /** Blocks read from the source, with the revision seen (0 = absent). */
+  reads(): ReadonlyMap<BlockId, number> {
+    return this.readRevs;
+  }
+
+  /** Ids of blocks this transaction changes, sorted. */
+  writes(): BlockId[] {
+    return [...new Set([...this.inserted.keys(), ...this.updated.keys(), ...this.deleted])].sort();
+  }
+
+  hasWrites(): boolean {
+    return this.inserted.size > 0 || this.updated.size > 0 || this.deleted.size > 0;
+  }
+
+  transforms(): Transforms {
+    return {
+      inserts: Object.fromEntries(this.inserted),
+      updates: Object.fromEntries(this.updated),
+      deletes: [...this.deleted].sort(),
+    };
+  }
+
+  /** Revision a changed block was read at (0 for blocks this transaction inserts). */
+  baseRevOf(id: BlockId): number {
+    return this.readRevs.get(id) ?? 0;
+  }
+}

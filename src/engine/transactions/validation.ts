@@ -1,0 +1,49 @@
+import type { BlockId, TrxId } from '../base/ids.js';
+import type { EntryStatus } from '../collections/log/log-block.js';
+
+/** What backward validation needs to know about a recent log entry. */
+export interface WindowEntry {
+  readonly lsn: number;
+  readonly trxId: TrxId;
+  status: EntryStatus;
+  readonly writes: ReadonlySet<BlockId>;
+  readonly reads: ReadonlySet<BlockId>;
+}
+
+export type ValidationResult = { readonly ok: true } | { readonly ok: false; readonly winners: number[]; readonly reason: string };
+
+/**
+ * Backward validation (optimistic concurrency), per block:
+ * - a committed entry after the transaction's base LSN that wrote a block the transaction read or
+ *   writes is a conflict (the transaction worked on stale state);
+ * - a prepared entry of another transaction conflicts when it writes what the transaction reads or
+ *   writes, or reads what the transaction writes (prepared entries hold their read and write sets
+ *   until decided; this also rules out write skew across collections).
+ * `oldestLsn` is the lowest LSN the window still holds: a base below it cannot be checked.
+ */
+export function validateBackward(
+  window: readonly WindowEntry[],
+  oldestLsn: number,
+  request: { readonly trxId: TrxId; readonly baseLsn: number; readonly reads: readonly BlockId[]; readonly writes: readonly BlockId[] },
+): ValidationResult {
+  if (request.baseLsn + 1 < oldestLsn) {
+    return { ok: false, winners: [], reason: `read at revision ${request.baseLsn}, older than the validation window` };
+  }
+  const winners: number[] = [];
+  const touched = new Set<BlockId>([...request.reads, ...request.writes]);
+  for (const entry of window) {
+    if (entry.trxId === request.trxId) continue;
+    if (entry.status === 'committed' && entry.lsn > request.baseLsn) {
+      if (intersects(entry.writes, touched)) winners.push(entry.lsn);
+    } else if (entry.status === 'prepared') {
+      if (intersects(entry.writes, touched) || intersects(entry.reads, request.writes)) winners.push(entry.lsn);
+    }
+  }
+  if (winners.length === 0) return { ok: true };
+  return { ok: false, winners, reason: `conflicts with transaction(s) at revision ${winners.join(', ')}` };
+}
+
+function intersects(a: ReadonlySet<BlockId>, b: Iterable<BlockId>): boolean {
+  for (const id of b) if (a.has(id)) return true;
+  return false;
+}

@@ -1,0 +1,189 @@
+import { expect } from 'chai';
+import { firstAttemptBarrier, memoryNode, ok, put, value } from '../../helpers/solo.js';
+import type { SoloNode } from '../../../src/engine/node/solo-node.js';
+
+/** Fills a tree with keys between `a` and `z` so that keys at the ends live in different leaves. */
+async function spread(node: SoloNode, collection: string): Promise<void> {
+  const actions = [];
+  for (let i = 0; i < 300; i++) actions.push({ collection, op: 'put' as const, key: `m${String(i).padStart(4, '0')}`, value: i });
+  ok(await node.transact({ actions }));
+}
+
+describe('transaction semantics', () => {
+  let node: SoloNode;
+  afterEach(async () => node?.close());
+
+  it('prevents lost updates: two concurrent increments both land, one after a replay', async () => {
+    ({ node } = await memoryNode(1, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    await node.createCollection('accounts', 'tree');
+    ok(await node.transact(put('accounts', 'alice', { balance: 100 })));
+    const incr = { actions: [{ collection: 'accounts', op: 'incr' as const, key: 'alice', path: 'balance', by: 5 }] };
+    const [a, b] = await Promise.all([node.transact(incr), node.transact(incr)]);
+    expect(ok(a).attempts + ok(b).attempts).to.equal(3);
+    expect(await value(node, 'accounts', 'alice')).to.deep.equal({ balance: 110 });
+  });
+
+  it('rejects write skew between keys in different leaves', async () => {
+    ({ node } = await memoryNode(2, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    await node.createCollection('doctors', 'tree');
+    await spread(node, 'doctors');
+    ok(await node.transact({ actions: [
+      { collection: 'doctors', op: 'put', key: 'a-alice', value: { onCall: true } },
+      { collection: 'doctors', op: 'put', key: 'z-zoe', value: { onCall: true } },
+    ] }));
+    // Each takes itself off call only if the other is still on call.
+    const offCall = (me: string, other: string) =>
+      node.transact({
+        expect: [{ collection: 'doctors', key: other, value: { onCall: true } }],
+        actions: [{ collection: 'doctors', op: 'put', key: me, value: { onCall: false } }],
+      });
+    const [alice, zoe] = await Promise.all([offCall('a-alice', 'z-zoe'), offCall('z-zoe', 'a-alice')]);
+    const outcomes = [alice, zoe];
+    expect(outcomes.filter((o) => o.ok)).to.have.length(1);
+    expect(outcomes.filter((o) => !o.ok).map((o) => (o.ok ? '' : o.error.code))).to.deep.equal(['EXPECT_FAILED']);
+    const onCall = [await value(node, 'doctors', 'a-alice'), await value(node, 'doctors', 'z-zoe')].filter((v) => (v as { onCall: boolean }).onCall);
+    expect(onCall).to.have.length(1);
+  });
+
+  it('lets writers of disjoint leaves of one collection commit without a replay', async () => {
+    ({ node } = await memoryNode(3, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    await node.createCollection('t', 'tree');
+    await spread(node, 't');
+    const [a, b] = await Promise.all([node.transact(put('t', 'a-first', 1)), node.transact(put('t', 'z-last', 2))]);
+    expect(ok(a).attempts).to.equal(1);
+    expect(ok(b).attempts).to.equal(1);
+  });
+
+  it('makes a phantom insert into a scanned range conflict', async () => {
+    ({ node } = await memoryNode(4, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    await node.createCollection('t', 'tree');
+    await spread(node, 't');
+    // The scanner counts keys in [a, b] and records the count far away (another leaf).
+    const scanAndRecord = node.transact({
+      actions: [
+        { collection: 't', op: 'scan', from: 'a', to: 'b' },
+        { collection: 't', op: 'put', key: 'z-count', value: 'counted' },
+      ],
+    });
+    const insert = node.transact(put('t', 'a-phantom', 1));
+    const [scan, ins] = await Promise.all([scanAndRecord, insert]);
+    // Whichever committed second must have replayed; the scan's final result must include the phantom
+    // if the insert committed first.
+    const scanOk = ok(scan);
+    ok(ins);
+    expect(scanOk.attempts + ok(ins).attempts).to.equal(3);
+    if (scanOk.attempts === 2) {
+      const entries = (scanOk.results[0] as { entries: { key: string }[] }).entries.map((e) => e.key);
+      expect(entries).to.include('a-phantom');
+    }
+  });
+
+  it('is all-or-nothing across collections when one part fails its guard', async () => {
+    ({ node } = await memoryNode(5));
+    await node.createCollection('accounts', 'tree');
+    await node.createCollection('limits', 'tree');
+    ok(await node.transact(put('accounts', 'alice', { balance: 10 })));
+    ok(await node.transact(put('limits', 'alice', { left: 1 })));
+    const before = [await node.collectionInfo('accounts'), await node.collectionInfo('limits')].map((c) => c.rev);
+    const outcome = await node.transact({
+      actions: [
+        { collection: 'accounts', op: 'incr', key: 'alice', path: 'balance', by: -5, min: 0 },
+        { collection: 'limits', op: 'incr', key: 'alice', path: 'left', by: -2, min: 0 },
+      ],
+    });
+    expect(outcome.ok).to.equal(false);
+    if (!outcome.ok) {
+      expect(outcome.error.code).to.equal('EXPECT_FAILED');
+      expect(outcome.error.action).to.equal(1);
+    }
+    expect(await value(node, 'accounts', 'alice')).to.deep.equal({ balance: 10 });
+    expect(await value(node, 'limits', 'alice')).to.deep.equal({ left: 1 });
+    const after = [await node.collectionInfo('accounts'), await node.collectionInfo('limits')].map((c) => c.rev);
+    expect(after).to.deep.equal(before);
+  });
+
+  it('commits a multi-collection transaction atomically and reports each collection revision', async () => {
+    ({ node } = await memoryNode(6));
+    await node.createCollection('accounts', 'tree');
+    await node.createCollection('transfers', 'diary');
+    ok(await node.transact(put('accounts', 'alice', { balance: 10 })));
+    const outcome = ok(
+      await node.transact({
+        actions: [
+          { collection: 'accounts', op: 'incr', key: 'alice', path: 'balance', by: -3, min: 0 },
+          { collection: 'accounts', op: 'incr', key: 'bob', path: 'balance', by: 3 },
+          { collection: 'transfers', op: 'append', value: { from: 'alice', to: 'bob', amount: 3 } },
+        ],
+      }),
+    );
+    expect(Object.keys(outcome.commit).sort()).to.deep.equal(['accounts', 'transfers']);
+    expect(await value(node, 'accounts', 'bob')).to.deep.equal({ balance: 3 });
+    const entries = [];
+    for await (const entry of node.read('transfers')) entries.push(entry);
+    expect(entries).to.deep.equal([{ index: 0, value: { from: 'alice', to: 'bob', amount: 3 } }]);
+  });
+
+  it('aborts the prepared part when another collection rejects, leaving no trace in the first', async () => {
+    ({ node } = await memoryNode(7, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    await node.createCollection('a', 'tree');
+    await node.createCollection('b', 'tree');
+    ok(await node.transact(put('b', 'k', { n: -1 })));
+    const both = node.transact({
+      actions: [
+        { collection: 'a', op: 'put', key: 'x', value: 1 },
+        { collection: 'b', op: 'incr', key: 'k', path: 'n', by: 1, max: 0 },
+      ],
+    });
+    const onlyB = node.transact({ actions: [{ collection: 'b', op: 'put', key: 'k', value: { n: 0 } }] });
+    const [first, second] = await Promise.all([both, onlyB]);
+    ok(second);
+    // `both` either lost the race on b and then failed its guard on replay, or won; never half.
+    const aValue = await value(node, 'a', 'x');
+    const bValue = await value(node, 'b', 'k');
+    if (first.ok) {
+      expect(aValue).to.equal(1);
+    } else {
+      expect(first.error.code).to.equal('EXPECT_FAILED');
+      expect(aValue).to.equal(undefined);
+      expect(bValue).to.deep.equal({ n: 0 });
+    }
+  });
+
+  it('treats a failed expect as final: no replay, nothing written', async () => {
+    ({ node } = await memoryNode(8));
+    await node.createCollection('accounts', 'tree');
+    ok(await node.transact(put('accounts', 'carol', { balance: 1 })));
+    const rev = (await node.collectionInfo('accounts')).rev;
+    const outcome = await node.transact({
+      expect: [{ collection: 'accounts', key: 'carol', exists: false }],
+      actions: [{ collection: 'accounts', op: 'put', key: 'dave', value: 1 }],
+    });
+    expect(outcome.ok).to.equal(false);
+    if (!outcome.ok) expect(outcome.error.code).to.equal('EXPECT_FAILED');
+    expect(await value(node, 'accounts', 'dave')).to.equal(undefined);
+    expect((await node.collectionInfo('accounts')).rev).to.equal(rev);
+  });
+
+  it('reads any past revision of a collection (time travel)', async () => {
+    ({ node } = await memoryNode(9));
+    await node.createCollection('t', 'tree');
+    const revs: number[] = [];
+    for (let i = 0; i < 40; i++) revs.push(ok(await node.transact(put('t', 'k', i))).commit['t']!.rev);
+    for (const [i, rev] of revs.entries()) {
+      expect((await node.get('t', 'k', { at: rev })).value).to.equal(i);
+    }
+    const missing = await node.get('t', 'k', { at: 999 }).catch((e: { code: string }) => e.code);
+    expect(missing).to.equal('NOT_FOUND');
+  });
+
+  it('reports unknown collections and wrong collection types with stable codes and writes nothing', async () => {
+    ({ node } = await memoryNode(10));
+    await node.createCollection('d', 'diary');
+    const unknown = await node.transact(put('nope', 'k', 1));
+    expect(unknown.ok ? '' : unknown.error.code).to.equal('NOT_FOUND');
+    const wrong = await node.transact(put('d', 'k', 1));
+    expect(wrong.ok ? '' : wrong.error.code).to.equal('WRONG_TYPE');
+    expect((await node.collectionInfo('d')).rev).to.equal(1);
+    expect((await node.listCollections()).map((c) => c.name)).to.deep.equal(['d']);
+  });
+});

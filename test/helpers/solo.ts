@@ -1,0 +1,43 @@
+import { SeededRng } from '../../src/engine/base/rng.js';
+import { MemoryRawStore } from '../../src/engine/storage/memory-store.js';
+import type { RawStore } from '../../src/engine/storage/raw-store.js';
+import { SoloNode, type SoloNodeInit } from '../../src/engine/node/solo-node.js';
+import type { TxOutcome, TxRequest } from '../../src/engine/transactions/tx-types.js';
+
+/** A solo node over a memory store (kept so a test can "restart" the node on the same data). */
+export async function memoryNode(seed = 1, init: SoloNodeInit = {}, raw?: RawStore): Promise<{ node: SoloNode; raw: RawStore }> {
+  const store = raw ?? new MemoryRawStore();
+  if (raw === undefined) await store.open();
+  const node = await SoloNode.open({ raw: store, rng: new SeededRng(seed) }, init);
+  return { node, raw: store };
+}
+
+/**
+ * An afterExecute hook that holds every first attempt until `count` of them have executed, so those
+ * transactions all read before any of them commits.
+ */
+export function firstAttemptBarrier(count: number): (trxId: string, attempt: number) => Promise<void> {
+  let arrived = 0;
+  let release: () => void = () => undefined;
+  const all = new Promise<void>((resolve) => (release = resolve));
+  return async (_trxId, attempt) => {
+    if (attempt !== 1) return;
+    arrived += 1;
+    if (arrived === count) release();
+    await all;
+  };
+}
+
+export function ok(outcome: TxOutcome): Extract<TxOutcome, { ok: true }> {
+  if (!outcome.ok) throw new Error(`transaction failed: ${outcome.error.code} ${outcome.error.message}`);
+  return outcome;
+}
+
+export async function value(node: SoloNode, collection: string, key: string): Promise<unknown> {
+  const got = await node.get(collection, key);
+  return got.found ? got.value : undefined;
+}
+
+export function put(collection: string, key: string, v: unknown): TxRequest {
+  return { actions: [{ collection, op: 'put', key, value: v as never }] };
+}
