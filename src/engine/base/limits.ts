@@ -49,6 +49,24 @@ export const limits = {
    * wait: bounds the memory of the unsynced overlay when callers batch without syncing.
    */
   storeQueueOpsMax: 8192,
+  /** Threshold key holders in one ceremony: every deal carries a share per holder and every response echoes every deal (n² data). */
+  ceremonyParticipantsMax: 64,
+  /** A ceremony's human label is shown in prompts and listings; a paragraph is plenty. */
+  ceremonyLabelCharsMax: 200,
+  /** Authenticated ceremony messages for a restart attempt that has not begun yet, held until it begins. */
+  ceremonyBufferedMessagesMax: 4096,
+  /** Threshold encryption protects keys and small secrets; bulk data goes under a key that is itself threshold-encrypted. */
+  thresholdPlaintextBytesMax: 1024 * 1024,
+  /** A message for threshold signing travels in files and frames; FROST hashes it, so bigger gains nothing. */
+  thresholdMessageBytesMax: 1024 * 1024,
+  /** Key material sealed at rest (identity, shares, ceremony state) stays far below this. */
+  sealedPlaintextBytesMax: 16 * 1024 * 1024,
+  /** scrypt cost N = 2^17 (128 MiB with r = 8): about a second per unlock, costly per guess. */
+  sealScryptCostLog2: 17,
+  /** Lowest scrypt cost an envelope may declare (tests seal with it; nothing weaker is ever opened). */
+  sealScryptCostLog2Min: 10,
+  /** Highest scrypt cost an envelope may declare (2^20 = 1 GiB), so a hostile file cannot exhaust memory. */
+  sealScryptCostLog2Max: 20,
 } as const;
 
 export type Limits = typeof limits;
