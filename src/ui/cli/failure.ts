@@ -71,9 +71,27 @@ export function describeFailure(error: unknown): Failure {
  */
 export function usageError(error: unknown, commandLine: string): EngineError {
   if (error instanceof EngineError) return error;
+  const missing = missingArgNames(error);
+  if (missing !== undefined) {
+    const noun = missing.length === 1 ? 'argument' : 'arguments';
+    return new EngineError('BAD_INPUT', `missing ${noun} ${missing.join(' ')} (see: ${commandLine} --help)`, undefined, {
+      cause: error,
+    });
+  }
   const raw = error instanceof Error ? error.message : String(error);
-  const message = oneLine(raw).replace(/^Parsing (--[\w-]+);\s*/, '$1: ');
+  const message = oneLine(raw)
+    .replace(/^Parsing (--[\w-]+);\s*/, '$1: ')
+    .replace(/^The following errors? occurred:\s*/, '');
   return new EngineError('BAD_INPUT', `${message} (see: ${commandLine} --help)`, undefined, { cause: error });
+}
+
+/** Names of the missing arguments, upper-cased as help shows them, when oclif says some are missing. */
+function missingArgNames(error: unknown): string[] | undefined {
+  if (!(error instanceof Error) || !error.message.startsWith('Missing')) return undefined;
+  const args: unknown = (error as { args?: unknown }).args;
+  if (!Array.isArray(args)) return undefined;
+  const names = args.map((arg: unknown) => (arg as { name?: unknown }).name).filter((name) => typeof name === 'string');
+  return names.length === 0 ? undefined : names.map((name) => name.toUpperCase());
 }
 
 /** The JSON error document printed on stdout with --json. */
