@@ -1,0 +1,689 @@
+import { assert } from '../../base/assert.js';
+import { canonicalJson, jsonBytes, jsonDepth, jsonEqual, type Json } from '../../base/codec.js';
+import { EngineError } from '../../base/errors.js';
+import type { BlockId } from '../../base/ids.js';
+import { limits } from '../../base/limits.js';
+import { blockTypes, type Block, type BlockHeader, type BlockOp } from '../../storage/block.js';
+import type { BlockAccess } from '../block-access.js';
+import { compareKeys, type TreeKeyValue } from './keys.js';
+
+/**
+ * A B+tree stored in blocks.
+ *
+ * Leaf blocks hold `entries`: `[key, value]` pairs sorted by key. Branch blocks hold `keys` and
+ * `children`, with `children.length === keys.length + 1`: child i holds keys below keys[i], child i+1
+ * keys at or above it. There are no sibling links (a link is one more block a split or merge would
+ * write, so one more source of write conflicts); traversals keep the path they came down instead.
+ *
+ * The root's id never changes, because the collection header points at it for good. A root split
+ * moves the root's content into new children and turns the root into a branch over them; a root
+ * branch left with one child takes that child's content and the child is deleted. Since block ops
+ * cannot change a header, the root's header type stays what it was created as (a leaf); for every
+ * block the body says what it is (`entries` for a leaf, `keys` and `children` for a branch), and for
+ * blocks other than the root the header type agrees with it.
+ *
+ * Every block read goes through `BlockAccess.get`, so a transaction's read set holds exactly the
+ * blocks a result depends on: a lookup of an absent key reads the leaf that would hold it, and a scan
+ * reads the leaves it covers and no more. Writes touch as few blocks as they can: a put into a leaf
+ * with room is one splice on that leaf; only splits and merges touch parents and siblings.
+ *
+ * The tree must not be changed while a cursor over it is open: a cursor keeps the branches it came
+ * down through and does not see later changes to them.
+ */
+
+export type TreeEntry = [TreeKeyValue, Json];
+
+/** Settings of one tree; each defaults to its bound in base/limits.ts. */
+export interface BTreeInit {
+  /** A leaf holding more entries than this splits. */
+  readonly leafEntriesMax?: number;
+  /** A branch with more children than this splits. */
+  readonly branchChildrenMax?: number;
+  /** A leaf whose entries encode to more bytes than this splits (unless it holds one entry). */
+  readonly leafBytesMax?: number;
+}
+
+/** A key range. At most one lower bound (gte or gt) and one upper bound (lte or lt). */
+export interface TreeRange {
+  readonly gte?: TreeKeyValue;
+  readonly gt?: TreeKeyValue;
+  readonly lte?: TreeKeyValue;
+  readonly lt?: TreeKeyValue;
+  /** Descending key order. */
+  readonly reverse?: boolean;
+  /** At most this many entries. */
+  readonly limit?: number;
+}
+
+/** Walks a range one entry at a time, reading each leaf only when it gets there. */
+export interface TreeCursor {
+  /** The next entry in range, or undefined once the range is exhausted. */
+  next(): Promise<TreeEntry | undefined>;
+}
+
+interface LeafBody {
+  readonly kind: 'leaf';
+  readonly entries: readonly TreeEntry[];
+}
+
+interface BranchBody {
+  readonly kind: 'branch';
+  readonly keys: readonly TreeKeyValue[];
+  readonly children: readonly BlockId[];
+}
+
+type NodeBody = LeafBody | BranchBody;
+
+/** A block of the tree as read: its header and its parsed body. */
+interface TreeNode<B extends NodeBody = NodeBody> {
+  readonly id: BlockId;
+  readonly header: BlockHeader;
+  readonly body: B;
+}
+
+/** One step of a descent: the branch passed through and the child taken. */
+interface PathFrame {
+  readonly node: TreeNode<BranchBody>;
+  readonly index: number;
+}
+
+/** Bound on descent depth. Even at fan-out 3 a tree this deep would hold more keys than exist. */
+const treeDepthMax = 64;
+/** Room a block's field names and braces take beyond its header and body values. */
+const blockFramingBytes = 64;
+/** Bisection steps when searching the most even split; far below one entry's share of any piece. */
+const splitSearchSteps = 40;
+
+export class BTree {
+  private readonly leafEntriesMax: number;
+  private readonly branchChildrenMax: number;
+  private readonly leafBytesMax: number;
+
+  /** Inserts an empty root leaf for a new tree and returns its id (`rootId` if given). */
+  static create(access: BlockAccess, collection: string, rootId?: BlockId): BlockId {
+    const id = rootId ?? access.newId();
+    access.insert({ header: { id, type: blockTypes.treeLeaf, collection }, entries: [] });
+    return id;
+  }
+
+  constructor(
+    private readonly access: BlockAccess,
+    readonly rootId: BlockId,
+    readonly collection: string,
+    init: BTreeInit = {},
+  ) {
+    this.leafEntriesMax = init.leafEntriesMax ?? limits.treeLeafEntriesMax;
+    this.branchChildrenMax = init.branchChildrenMax ?? limits.treeBranchChildrenMax;
+    this.leafBytesMax = init.leafBytesMax ?? limits.treeLeafBytesMax;
+    assert(Number.isInteger(this.leafEntriesMax) && this.leafEntriesMax >= 2, 'leafEntriesMax must be an integer >= 2');
+    assert(
+      Number.isInteger(this.branchChildrenMax) && this.branchChildrenMax >= 3,
+      'branchChildrenMax must be an integer >= 3',
+    );
+    assert(this.leafBytesMax > 0 && this.leafBytesMax <= limits.blockBytesMax, 'leafBytesMax out of range');
+  }
+
+  /** The value stored under `key`, or undefined. The value is shared with the block: do not mutate it. */
+  async get(key: TreeKeyValue): Promise<Json | undefined> {
+    const { leaf } = await this.descend(checkKey(key));
+    const index = lowerBound(leaf.body.entries, key);
+    const entry = leaf.body.entries[index];
+    return entry !== undefined && compareKeys(entry[0], key) === 0 ? entry[1] : undefined;
+  }
+
+  async has(key: TreeKeyValue): Promise<boolean> {
+    const { leaf } = await this.descend(checkKey(key));
+    const entry = leaf.body.entries[lowerBound(leaf.body.entries, key)];
+    return entry !== undefined && compareKeys(entry[0], key) === 0;
+  }
+
+  /**
+   * Inserts or replaces. Throws TOO_LARGE (key or value over its limit) or BAD_INPUT (not a valid key
+   * or JSON value) before changing anything. Values are stored in canonical JSON form.
+   */
+  async put(key: TreeKeyValue, value: Json): Promise<void> {
+    const storedKey = checkStorableKey(key);
+    const storedValue = storableValue(value);
+    const { path, leaf } = await this.descend(storedKey);
+    const entries = leaf.body.entries;
+    const index = lowerBound(entries, storedKey);
+    const existing = entries[index];
+    const found = existing !== undefined && compareKeys(existing[0], storedKey) === 0;
+    if (found && jsonEqual(existing[1], storedValue)) return;
+
+    const entry: TreeEntry = [storedKey, storedValue];
+    const next = entries.slice();
+    next.splice(index, found ? 1 : 0, entry);
+    const op: BlockOp = { op: 'splice', field: 'entries', index, remove: found ? 1 : 0, items: [entry] };
+    // Only a replacement by a smaller value can leave a leaf emptier than before.
+    const shrunk = found && jsonBytes(storedValue) < jsonBytes(existing[1]);
+    await this.settle(path, leaf, { kind: 'leaf', entries: next }, [op], shrunk);
+  }
+
+  /** Removes `key`; false (and nothing written) if it was absent. */
+  async delete(key: TreeKeyValue): Promise<boolean> {
+    const { path, leaf } = await this.descend(checkKey(key));
+    const entries = leaf.body.entries;
+    const index = lowerBound(entries, key);
+    const existing = entries[index];
+    if (existing === undefined || compareKeys(existing[0], key) !== 0) return false;
+    const next = entries.slice();
+    next.splice(index, 1);
+    const op: BlockOp = { op: 'splice', field: 'entries', index, remove: 1, items: [] };
+    await this.settle(path, leaf, { kind: 'leaf', entries: next }, [op], true);
+    return true;
+  }
+
+  /** Entries in range, in key order (descending with `reverse`), read lazily leaf by leaf. */
+  async *entries(range: TreeRange = {}): AsyncGenerator<TreeEntry, void, undefined> {
+    const cursor = this.cursor(range);
+    for (let entry = await cursor.next(); entry !== undefined; entry = await cursor.next()) yield entry;
+  }
+
+  cursor(range: TreeRange = {}): TreeCursor {
+    return new RangeCursor(normaliseRange(range), this.rootId, (id) => this.readNode(id));
+  }
+
+  async first(): Promise<TreeEntry | undefined> {
+    return this.cursor({ limit: 1 }).next();
+  }
+
+  async last(): Promise<TreeEntry | undefined> {
+    return this.cursor({ reverse: true, limit: 1 }).next();
+  }
+
+  // --- descent and reading ---
+
+  private async descend(key: TreeKeyValue): Promise<{ path: PathFrame[]; leaf: TreeNode<LeafBody> }> {
+    const path: PathFrame[] = [];
+    let node = await this.readNode(this.rootId);
+    while (isBranch(node)) {
+      assert(path.length < treeDepthMax, `tree ${this.rootId} is deeper than ${treeDepthMax}`);
+      const index = upperBoundKeys(node.body.keys, key);
+      path.push({ node, index });
+      node = await this.readNode(node.body.children[index]!);
+    }
+    assert(isLeaf(node), 'descent ends at a leaf');
+    return { path, leaf: node };
+  }
+
+  private async readNode(id: BlockId): Promise<TreeNode> {
+    const block = await this.access.get(id);
+    assert(block.header.collection === this.collection, `block ${id} belongs to ${block.header.collection}`);
+    const body = bodyOf(block);
+    if (id !== this.rootId) {
+      const type = body.kind === 'leaf' ? blockTypes.treeLeaf : blockTypes.treeBranch;
+      assert(block.header.type === type, `block ${id} has type ${block.header.type} but a ${body.kind} body`);
+    }
+    return { id, header: block.header, body };
+  }
+
+  // --- restoring the shape after a change ---
+
+  /**
+   * Writes `body` as the new content of `node` (which `ops` turn it into, when given) and restores the
+   * tree's shape bottom-up along `path`: an overfull node splits, an underfull one (if it `shrunk`)
+   * borrows from or merges with an adjacent sibling under the same parent, and each parent that gains
+   * or loses children is settled in turn.
+   */
+  private async settle(
+    path: PathFrame[],
+    node: TreeNode,
+    body: NodeBody,
+    ops: readonly BlockOp[] | undefined,
+    shrunk: boolean,
+  ): Promise<void> {
+    for (;;) {
+      const frame = path.pop();
+      if (frame === undefined) {
+        this.settleRoot(node, body, ops);
+        return;
+      }
+      let replaced: TreeNode[];
+      let first: number;
+      let replacement: { pieces: NodeBody[]; separators: TreeKeyValue[] };
+      if (this.overfull(body)) {
+        replaced = [node];
+        first = frame.index;
+        replacement = this.split(body);
+      } else if (shrunk && this.underfull(body)) {
+        const siblingIndex = frame.index > 0 ? frame.index - 1 : frame.index + 1;
+        const siblingId = frame.node.body.children[siblingIndex];
+        assert(siblingId !== undefined, `branch ${frame.node.id} has one child`);
+        const sibling = await this.readNode(siblingId);
+        const leftFirst = siblingIndex < frame.index;
+        first = Math.min(frame.index, siblingIndex);
+        const separator = frame.node.body.keys[first]!;
+        const combined = leftFirst ? join(sibling.body, separator, body) : join(body, separator, sibling.body);
+        replaced = leftFirst ? [sibling, node] : [node, sibling];
+        replacement = this.overfull(combined) ? this.split(combined) : { pieces: [combined], separators: [] };
+      } else {
+        this.write(node, body, ops);
+        return;
+      }
+
+      const parent = frame.node;
+      const { pieces, separators } = replacement;
+      const childCount = parent.body.children.length - replaced.length + pieces.length;
+      if (path.length === 0 && childCount === 1) {
+        // The root is left with one child: it takes that child's content instead.
+        for (const old of replaced) this.access.delete(old.id);
+        this.write(parent, pieces[0]!, undefined);
+        return;
+      }
+      const ids = pieces.map((piece, i) => {
+        const old = replaced[i];
+        if (old === undefined) return this.insertNode(piece);
+        this.write(old, piece, undefined);
+        return old.id;
+      });
+      for (const old of replaced.slice(pieces.length)) this.access.delete(old.id);
+
+      const keys = parent.body.keys.slice();
+      keys.splice(first, replaced.length - 1, ...separators);
+      const children = parent.body.children.slice();
+      children.splice(first, replaced.length, ...ids);
+      node = parent;
+      body = { kind: 'branch', keys, children };
+      ops = [
+        { op: 'splice', field: 'keys', index: first, remove: replaced.length - 1, items: separators },
+        { op: 'splice', field: 'children', index: first, remove: replaced.length, items: ids },
+      ];
+      shrunk = pieces.length < replaced.length;
+    }
+  }
+
+  /** The root never moves: when it overflows its content moves down into new children. */
+  private settleRoot(root: TreeNode, body: NodeBody, ops: readonly BlockOp[] | undefined): void {
+    if (!this.overfull(body)) {
+      this.write(root, body, ops);
+      return;
+    }
+    const { pieces, separators } = this.split(body);
+    const children = pieces.map((piece) => this.insertNode(piece));
+    this.write(root, { kind: 'branch', keys: separators, children }, undefined);
+  }
+
+  private overfull(body: NodeBody): boolean {
+    if (body.kind === 'branch') return body.children.length > this.branchChildrenMax;
+    const count = body.entries.length;
+    return count > this.leafEntriesMax || (count > 1 && jsonBytes(body.entries) > this.leafBytesMax);
+  }
+
+  /** Below half full by every measure. */
+  private underfull(body: NodeBody): boolean {
+    if (body.kind === 'branch') return 2 * body.children.length < this.branchChildrenMax;
+    return 2 * body.entries.length < this.leafEntriesMax && 2 * jsonBytes(body.entries) < this.leafBytesMax;
+  }
+
+  /**
+   * Splits an overfull node into the fewest pieces that fit, made as even as possible: the largest
+   * piece's load (its fullness by its tightest measure) is as small as it can be.
+   */
+  private split(body: NodeBody): { pieces: NodeBody[]; separators: TreeKeyValue[] } {
+    if (body.kind === 'branch') {
+      const ranges = evenRanges(body.children.length, (from, to) => (to - from) / this.branchChildrenMax);
+      return {
+        pieces: ranges.map(([from, to]) => ({
+          kind: 'branch',
+          keys: body.keys.slice(from, to - 1),
+          children: body.children.slice(from, to),
+        })),
+        separators: ranges.slice(1).map(([from]) => body.keys[from - 1]!),
+      };
+    }
+    const entries = body.entries;
+    // Bytes of entries [from, to) encoded as a JSON array: brackets, entries and commas between them.
+    const prefixBytes = [0];
+    for (const entry of entries) prefixBytes.push(prefixBytes.at(-1)! + jsonBytes(entry));
+    const load = (from: number, to: number): number =>
+      Math.max(
+        (to - from) / this.leafEntriesMax,
+        (2 + prefixBytes[to]! - prefixBytes[from]! + (to - from - 1)) / this.leafBytesMax,
+      );
+    const ranges = evenRanges(entries.length, load);
+    return {
+      pieces: ranges.map(([from, to]) => ({ kind: 'leaf', entries: entries.slice(from, to) })),
+      separators: ranges.slice(1).map(([from]) => entries[from]![0]),
+    };
+  }
+
+  // --- writing ---
+
+  private insertNode(body: NodeBody): BlockId {
+    const id = this.access.newId();
+    const type = body.kind === 'leaf' ? blockTypes.treeLeaf : blockTypes.treeBranch;
+    const header: BlockHeader = { id, type, collection: this.collection };
+    this.assertFits(header, body);
+    this.access.insert({ header, ...fieldsOf(body) });
+    return id;
+  }
+
+  /** Updates `node` to hold `body`, with `ops` when given, else with ops that set its fields. */
+  private write(node: TreeNode, body: NodeBody, ops: readonly BlockOp[] | undefined): void {
+    this.assertFits(node.header, body);
+    this.access.update(node.id, ops ?? rewriteOps(node.body, body));
+  }
+
+  private assertFits(header: BlockHeader, body: NodeBody): void {
+    const bytes =
+      jsonBytes(header) +
+      blockFramingBytes +
+      (body.kind === 'leaf' ? jsonBytes(body.entries) : jsonBytes(body.keys) + jsonBytes(body.children));
+    assert(bytes <= limits.blockBytesMax, `tree block ${header.id} would be ${bytes} bytes`);
+  }
+}
+
+// --- cursor ---
+
+interface RangeBound {
+  readonly key: TreeKeyValue;
+  readonly inclusive: boolean;
+}
+
+interface NormalisedRange {
+  readonly lower: RangeBound | undefined;
+  readonly upper: RangeBound | undefined;
+  readonly reverse: boolean;
+  readonly limit: number;
+}
+
+class RangeCursor implements TreeCursor {
+  /** Branches from the root down to the current leaf, with the child taken at each. */
+  private readonly stack: Array<{ body: BranchBody; index: number }> = [];
+  private entries: readonly TreeEntry[] = [];
+  private position = 0;
+  private state: 'unopened' | 'open' | 'done' = 'unopened';
+  private remaining: number;
+
+  constructor(
+    private readonly range: NormalisedRange,
+    private readonly rootId: BlockId,
+    private readonly read: (id: BlockId) => Promise<TreeNode>,
+  ) {
+    this.remaining = range.limit;
+  }
+
+  async next(): Promise<TreeEntry | undefined> {
+    if (this.state === 'unopened') {
+      this.state = this.remaining > 0 ? 'open' : 'done';
+      if (this.state === 'open') await this.seek();
+    }
+    // Each pass either returns or moves to a leaf not visited before, so the tree's size bounds it.
+    while (this.state === 'open') {
+      const entry = this.entries[this.position];
+      if (entry === undefined) {
+        if (!(await (this.range.reverse ? this.stepBack() : this.stepForward()))) this.state = 'done';
+        continue;
+      }
+      if (!(this.range.reverse ? this.aboveLower(entry[0]) : this.belowUpper(entry[0]))) {
+        this.state = 'done';
+        break;
+      }
+      this.position += this.range.reverse ? -1 : 1;
+      this.remaining -= 1;
+      if (this.remaining === 0) this.state = 'done';
+      return [entry[0], entry[1]];
+    }
+    return undefined;
+  }
+
+  /** Goes down to the leaf where the range starts. */
+  private async seek(): Promise<void> {
+    const { lower, upper, reverse } = this.range;
+    const bound = reverse ? upper : lower;
+    let node = await this.read(this.rootId);
+    while (isBranch(node)) {
+      assert(this.stack.length < treeDepthMax, `tree ${this.rootId} is deeper than ${treeDepthMax}`);
+      const { keys, children } = node.body;
+      let index: number;
+      if (bound === undefined) index = reverse ? children.length - 1 : 0;
+      // An exclusive upper bound needs the child holding the keys just below it, not the bound itself.
+      else if (reverse && !bound.inclusive) index = lowerBoundKeys(keys, bound.key);
+      else index = upperBoundKeys(keys, bound.key);
+      this.stack.push({ body: node.body, index });
+      node = await this.read(children[index]!);
+    }
+    assert(isLeaf(node), 'descent ends at a leaf');
+    const entries = node.body.entries;
+    this.entries = entries;
+    if (bound === undefined) this.position = reverse ? entries.length - 1 : 0;
+    else if (reverse) {
+      this.position = (bound.inclusive ? upperBound(entries, bound.key) : lowerBound(entries, bound.key)) - 1;
+    } else this.position = bound.inclusive ? lowerBound(entries, bound.key) : upperBound(entries, bound.key);
+  }
+
+  /** Moves to the next leaf; false when there is none or it can only hold keys past the range. */
+  private async stepForward(): Promise<boolean> {
+    let top = this.stack.at(-1);
+    while (top !== undefined && top.index + 1 >= top.body.children.length) {
+      this.stack.pop();
+      top = this.stack.at(-1);
+    }
+    if (top === undefined) return false;
+    // Every key in the next subtree is at or above this separator.
+    if (!this.belowUpper(top.body.keys[top.index]!)) return false;
+    top.index += 1;
+    await this.descendEdge(top.body.children[top.index]!, 'first');
+    return true;
+  }
+
+  /** Moves to the previous leaf; false when there is none or it can only hold keys before the range. */
+  private async stepBack(): Promise<boolean> {
+    let top = this.stack.at(-1);
+    while (top !== undefined && top.index === 0) {
+      this.stack.pop();
+      top = this.stack.at(-1);
+    }
+    if (top === undefined) return false;
+    // Every key in the previous subtree is below this separator.
+    const separator = top.body.keys[top.index - 1]!;
+    const lower = this.range.lower;
+    if (lower !== undefined && compareKeys(separator, lower.key) <= 0) return false;
+    top.index -= 1;
+    await this.descendEdge(top.body.children[top.index]!, 'last');
+    return true;
+  }
+
+  private async descendEdge(id: BlockId, edge: 'first' | 'last'): Promise<void> {
+    let node = await this.read(id);
+    while (isBranch(node)) {
+      assert(this.stack.length < treeDepthMax, `tree ${this.rootId} is deeper than ${treeDepthMax}`);
+      const index = edge === 'first' ? 0 : node.body.children.length - 1;
+      this.stack.push({ body: node.body, index });
+      node = await this.read(node.body.children[index]!);
+    }
+    assert(isLeaf(node), 'descent ends at a leaf');
+    this.entries = node.body.entries;
+    this.position = edge === 'first' ? 0 : node.body.entries.length - 1;
+  }
+
+  private belowUpper(key: TreeKeyValue): boolean {
+    const upper = this.range.upper;
+    if (upper === undefined) return true;
+    const order = compareKeys(key, upper.key);
+    return order < 0 || (order === 0 && upper.inclusive);
+  }
+
+  private aboveLower(key: TreeKeyValue): boolean {
+    const lower = this.range.lower;
+    if (lower === undefined) return true;
+    const order = compareKeys(key, lower.key);
+    return order > 0 || (order === 0 && lower.inclusive);
+  }
+}
+
+function normaliseRange(range: TreeRange): NormalisedRange {
+  if (range.gte !== undefined && range.gt !== undefined) throw new EngineError('BAD_INPUT', 'give gte or gt, not both');
+  if (range.lte !== undefined && range.lt !== undefined) throw new EngineError('BAD_INPUT', 'give lte or lt, not both');
+  const limit = range.limit ?? Number.POSITIVE_INFINITY;
+  if (limit !== Number.POSITIVE_INFINITY && !(Number.isInteger(limit) && limit >= 0)) {
+    throw new EngineError('BAD_INPUT', `a scan limit must be a whole number >= 0, not ${String(range.limit)}`);
+  }
+  const bound = (inclusive: TreeKeyValue | undefined, exclusive: TreeKeyValue | undefined): RangeBound | undefined => {
+    if (inclusive !== undefined) return { key: checkKey(inclusive), inclusive: true };
+    if (exclusive !== undefined) return { key: checkKey(exclusive), inclusive: false };
+    return undefined;
+  };
+  return {
+    lower: bound(range.gte, range.gt),
+    upper: bound(range.lte, range.lt),
+    reverse: range.reverse ?? false,
+    limit,
+  };
+}
+
+// --- blocks and bodies ---
+
+function bodyOf(block: Block): NodeBody {
+  if (Array.isArray(block.entries)) return { kind: 'leaf', entries: block.entries as TreeEntry[] };
+  const { keys, children } = block;
+  assert(Array.isArray(keys) && Array.isArray(children), `block ${block.header.id} is not a tree node`);
+  assert(children.length === keys.length + 1, `branch ${block.header.id} has ${children.length} children`);
+  return { kind: 'branch', keys: keys as TreeKeyValue[], children: children as BlockId[] };
+}
+
+function fieldsOf(body: NodeBody): Record<string, unknown> {
+  return body.kind === 'leaf' ? { entries: body.entries } : { keys: body.keys, children: body.children };
+}
+
+/** Ops that replace a node's body with another, clearing fields of the old kind when it changes. */
+function rewriteOps(from: NodeBody, to: NodeBody): BlockOp[] {
+  const ops: BlockOp[] = [];
+  if (from.kind !== to.kind) {
+    for (const field of Object.keys(fieldsOf(from))) ops.push({ op: 'set', field, value: undefined });
+  }
+  for (const [field, value] of Object.entries(fieldsOf(to))) ops.push({ op: 'set', field, value });
+  return ops;
+}
+
+/** Two adjacent siblings as one node; a branch pair takes back the separator between them. */
+function join(left: NodeBody, separator: TreeKeyValue, right: NodeBody): NodeBody {
+  if (left.kind === 'leaf') {
+    assert(right.kind === 'leaf', 'siblings are of one kind');
+    return { kind: 'leaf', entries: [...left.entries, ...right.entries] };
+  }
+  assert(right.kind === 'branch', 'siblings are of one kind');
+  return {
+    kind: 'branch',
+    keys: [...left.keys, separator, ...right.keys],
+    children: [...left.children, ...right.children],
+  };
+}
+
+function isLeaf(node: TreeNode): node is TreeNode<LeafBody> {
+  return node.body.kind === 'leaf';
+}
+
+function isBranch(node: TreeNode): node is TreeNode<BranchBody> {
+  return node.body.kind === 'branch';
+}
+
+/**
+ * Cuts items [0, count) into the fewest consecutive ranges whose load is at most 1 (a single item may
+ * exceed it), then evens them out: the bound on each range's load is lowered as far as it goes
+ * without needing more ranges. `load(from, to)` must not decrease as a range grows.
+ */
+function evenRanges(count: number, load: (from: number, to: number) => number): Array<[number, number]> {
+  const greedy = (bound: number): Array<[number, number]> => {
+    const ranges: Array<[number, number]> = [];
+    for (let from = 0; from < count; ) {
+      let to = from + 1;
+      while (to < count && load(from, to + 1) <= bound) to += 1;
+      ranges.push([from, to]);
+      from = to;
+    }
+    return ranges;
+  };
+  const fewest = greedy(1).length;
+  let low = 0;
+  let high = 1;
+  for (let step = 0; step < splitSearchSteps; step++) {
+    const middle = (low + high) / 2;
+    if (greedy(middle).length <= fewest) high = middle;
+    else low = middle;
+  }
+  return greedy(high);
+}
+
+// --- keys and values ---
+
+/** First index whose entry key is >= key. */
+function lowerBound(entries: readonly TreeEntry[], key: TreeKeyValue): number {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compareKeys(entries[middle]![0], key) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** First index whose entry key is > key. */
+function upperBound(entries: readonly TreeEntry[], key: TreeKeyValue): number {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compareKeys(entries[middle]![0], key) <= 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** Number of separator keys < key. */
+function lowerBoundKeys(keys: readonly TreeKeyValue[], key: TreeKeyValue): number {
+  let low = 0;
+  let high = keys.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compareKeys(keys[middle]!, key) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** Number of separator keys <= key: the index of the child that holds key. */
+function upperBoundKeys(keys: readonly TreeKeyValue[], key: TreeKeyValue): number {
+  let low = 0;
+  let high = keys.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compareKeys(keys[middle]!, key) <= 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** A key usable in a lookup or range: a string or a finite number (-0 reads as 0). */
+function checkKey(key: TreeKeyValue): TreeKeyValue {
+  if (typeof key === 'string') return key;
+  if (typeof key === 'number' && Number.isFinite(key)) return key === 0 ? 0 : key;
+  throw new EngineError('BAD_INPUT', `a tree key must be a string or a finite number, not ${String(key)}`);
+}
+
+/** A key that may be stored: also within limits.keyBytesMax. */
+function checkStorableKey(key: TreeKeyValue): TreeKeyValue {
+  const checked = checkKey(key);
+  const bytes = jsonBytes(checked);
+  if (bytes > limits.keyBytesMax) {
+    throw new EngineError('TOO_LARGE', `a tree key is ${bytes} bytes; the limit is ${limits.keyBytesMax}`);
+  }
+  return checked;
+}
+
+/** The value in canonical JSON form, or TOO_LARGE / BAD_INPUT if it cannot be stored. */
+function storableValue(value: Json): Json {
+  if (value === undefined) throw new EngineError('BAD_INPUT', 'a tree value must be a JSON value, not undefined');
+  const text = canonicalJson(value);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > limits.valueBytesMax) {
+    throw new EngineError('TOO_LARGE', `a value is ${bytes} bytes; the limit is ${limits.valueBytesMax}`);
+  }
+  const stored = JSON.parse(text) as Json;
+  if (jsonDepth(stored) > limits.jsonDepthMax) {
+    throw new EngineError('TOO_LARGE', `a value is nested deeper than ${limits.jsonDepthMax} levels`);
+  }
+  return stored;
+}
