@@ -45,6 +45,11 @@ export class LevelRawStore implements RawStore {
   private durableSeq = 0;
   private flushing: Promise<void> | undefined;
   private flushes = 0;
+  /**
+   * The first failed flush. LevelDB stops taking writes after a failed write, so the store does too:
+   * later batches and syncs reject with this (nothing they carry is applied) until it is reopened.
+   */
+  private failure: EngineError | undefined;
 
   constructor(dir: string, init: LevelRawStoreInit = {}) {
     this.dir = dir;
@@ -64,6 +69,8 @@ export class LevelRawStore implements RawStore {
       const db: Db = new ClassicLevel<string, string>(this.dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
       await db.open();
       this.db = db;
+      this.failure = undefined;
+      this.durableSeq = this.seq;
       this.state = 'open';
     } catch (error) {
       this.state = 'closed';
@@ -129,20 +136,25 @@ export class LevelRawStore implements RawStore {
     return values;
   }
 
-  /** Visible at once, durable at the next sync(). Waits only when the queue is over its bound. */
+  /**
+   * Applied (visible) during the call, durable at the next sync(). Waits only when the queue is over
+   * its bound; a failure of that flush does not undo the batch and is reported by the next sync().
+   */
   async batch(ops: readonly RawOp[]): Promise<void> {
     if (this.state !== 'open') throw closedError(this.dir);
+    if (this.failure !== undefined) throw this.failure;
     if (ops.length === 0) return;
     const seq = ++this.seq;
     for (const op of ops) {
       this.overlay.set(op.key, { value: op.type === 'put' ? op.value : undefined, seq });
       this.queue.push(op);
     }
-    if (this.queue.length > this.queueOpsMax) await this.flushUpTo(seq);
+    if (this.queue.length > this.queueOpsMax) await this.flushUpTo(seq).catch(() => undefined);
   }
 
   async sync(): Promise<void> {
     this.readableDb();
+    if (this.failure !== undefined) throw this.failure;
     await this.flushUpTo(this.seq);
   }
 
@@ -187,6 +199,7 @@ export class LevelRawStore implements RawStore {
   /** Resolves once every batch up to `target` is on disk, starting at most one flush at a time. */
   private async flushUpTo(target: number): Promise<void> {
     while (this.durableSeq < target) {
+      if (this.failure !== undefined) throw this.failure;
       // A failed flush rejects everyone waiting on it: their batches were in it or queued behind it.
       if (this.flushing !== undefined) await this.flushing;
       else await this.startFlush();
@@ -207,10 +220,11 @@ export class LevelRawStore implements RawStore {
           { sync: true },
         );
       } catch (error) {
-        // Put the ops back in front so a later sync retries them in order; their overlay entries stay.
+        // The ops stay visible (queue and overlay) for reads; the store refuses further writes.
         this.queue = ops.concat(this.queue);
         this.flushing = undefined;
-        throw storeError(error, this.dir);
+        this.failure ??= storeError(error, this.dir);
+        throw this.failure;
       }
       this.flushes++;
       this.durableSeq = seq;

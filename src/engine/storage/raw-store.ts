@@ -26,7 +26,8 @@ export interface RawStore {
   /**
    * Applies the ops as one atomic batch. The batch is visible to every later get/iterate at once, but
    * is durable only once a later `sync()` resolves. Concurrent batches coalesce: one sync makes every
-   * batch written before it durable (group commit).
+   * batch written before it durable (group commit). Both stores apply a batch during the call itself,
+   * so batches take effect in call order; a rejected batch (closed or failed store) applied nothing.
    */
   batch(ops: readonly RawOp[]): Promise<void>;
   /** Resolves when every batch written before the call is on disk (fsync). */

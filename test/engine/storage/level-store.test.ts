@@ -119,6 +119,18 @@ describe('LevelRawStore', () => {
     expect(await collect(reopened.iterate({}))).to.have.length(17);
   });
 
+  it('keeps a newer unflushed write visible when an older flush of the same key lands', async () => {
+    const store = await openStore();
+    await store.batch([{ type: 'put', key: 'k', value: 'old' }]);
+    const flushing = store.sync();
+    await store.batch([{ type: 'put', key: 'k', value: 'new' }]);
+    await store.batch([{ type: 'del', key: 'gone' }]);
+    await flushing;
+    expect(store.flushCount).to.equal(1);
+    expect(await store.get('k')).to.equal('new');
+    expect(await collect(store.iterate({}))).to.deep.equal([['k', 'new']]);
+  });
+
   it('flushes on its own when the queue passes its bound, without splitting a batch', async () => {
     const store = await openStore({ queueOpsMax: 8 });
     await store.batch(Array.from({ length: 5 }, (_, i) => ({ type: 'put' as const, key: `a${i}`, value: 'v' })));

@@ -1,0 +1,609 @@
+import { AssertionFailure, assert } from '../base/assert.js';
+import { EngineError } from '../base/errors.js';
+import type { BlockId, TrxId } from '../base/ids.js';
+import { limits } from '../base/limits.js';
+import { applyTransform, type Block, type BlockTransform } from './block.js';
+import type {
+  BlockRevision,
+  BlockState,
+  BlockStore,
+  BlockStoreStats,
+  DirectRevision,
+  HistoryRange,
+  PendOutcome,
+  PendingTransform,
+} from './block-store.js';
+import type { RawOp, RawStore } from './raw-store.js';
+
+export interface VersionedBlockStoreInit {
+  /** Latest block states kept in memory (default limits.blockCacheEntriesMax). */
+  readonly cacheEntriesMax?: number;
+}
+
+/*
+ * Layout in the RawStore. This store owns these prefixes and touches no other key:
+ *
+ *   b/<id>                      latest state: { rev, lsn, trxId, deleted, block? }
+ *   r/<id>/<rev>                one revision: { rev, lsn, trxId, transform }
+ *   m/<id>/<rev>                full state every limits.materialiseEveryRevs revisions (same shape as b/)
+ *   l/<id>/<lsn>                rev: which revision a collection LSN produced, for at({ lsn })
+ *   p/<id>/<trxId>              a pending transform (PendingTransform)
+ *   x/<expiresAt>/<id>/<trxId>  '' : expiry index over p/, oldest first
+ *   s/counters                  { blocks, pending }
+ *
+ * Numbers in keys are zero-padded to 16 digits so key order is numeric order. Block and transaction
+ * ids must not contain '/' (base64url never does).
+ */
+const numberDigits = 16;
+const countersKey = 's/counters';
+
+function padded(value: number): string {
+  assert(Number.isSafeInteger(value) && value >= 0, `key number ${value} is not a non-negative safe integer`);
+  return String(value).padStart(numberDigits, '0');
+}
+
+const keyOf = {
+  latest: (id: BlockId) => `b/${id}`,
+  revisions: (id: BlockId) => `r/${id}/`,
+  revision: (id: BlockId, rev: number) => `r/${id}/${padded(rev)}`,
+  snapshot: (id: BlockId, rev: number) => `m/${id}/${padded(rev)}`,
+  lsns: (id: BlockId) => `l/${id}/`,
+  lsn: (id: BlockId, lsn: number) => `l/${id}/${padded(lsn)}`,
+  pends: (id: BlockId) => `p/${id}/`,
+  pend: (id: BlockId, trxId: TrxId) => `p/${id}/${trxId}`,
+  expiry: (expiresAt: number, id: BlockId, trxId: TrxId) => `x/${padded(expiresAt)}/${id}/${trxId}`,
+};
+
+/** The first key after every key that starts with `prefix` ('/' + 1 is '0'). */
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+/** What b/ and m/ hold. */
+interface StateRecord {
+  readonly rev: number;
+  readonly lsn: number;
+  readonly trxId: TrxId;
+  readonly deleted: boolean;
+  readonly block?: Block;
+}
+
+interface Counters {
+  blocks: number;
+  pending: number;
+}
+
+function encodeState(state: BlockState): string {
+  const record: StateRecord =
+    state.block === undefined
+      ? { rev: state.rev, lsn: state.lsn, trxId: state.trxId, deleted: true }
+      : { rev: state.rev, lsn: state.lsn, trxId: state.trxId, deleted: false, block: state.block };
+  return JSON.stringify(record);
+}
+
+function decode<T>(key: string, text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new EngineError('CORRUPT', `stored value under ${key} is not valid JSON`, { key }, { cause: error });
+  }
+}
+
+function decodeState(id: BlockId, key: string, text: string): BlockState {
+  const record = decode<StateRecord>(key, text);
+  if (!record.deleted && record.block === undefined) throw new EngineError('CORRUPT', `state under ${key} has no block`, { key });
+  return { id, rev: record.rev, lsn: record.lsn, trxId: record.trxId, block: record.deleted ? undefined : record.block };
+}
+
+/** A small LRU: a Map iterates in insertion order, so re-inserting on use keeps the oldest first. */
+class LatestCache {
+  private readonly entries = new Map<BlockId, BlockState | null>();
+  constructor(private readonly entriesMax: number) {}
+
+  /** The cached state, null when the block is known not to exist, undefined when not cached. */
+  get(id: BlockId): BlockState | null | undefined {
+    const state = this.entries.get(id);
+    if (state !== undefined) {
+      this.entries.delete(id);
+      this.entries.set(id, state);
+    }
+    return state;
+  }
+
+  set(id: BlockId, state: BlockState | null): void {
+    this.entries.delete(id);
+    this.entries.set(id, state);
+    if (this.entries.size > this.entriesMax) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done !== true) this.entries.delete(oldest.value);
+    }
+  }
+}
+
+/** Per-block async mutex; a caller locking several blocks takes them in sorted order, so no deadlock. */
+class BlockLocks {
+  /** The release promise of the newest holder or waiter of each locked block. */
+  private readonly tails = new Map<BlockId, Promise<void>>();
+
+  async hold<T>(ids: readonly BlockId[], work: () => Promise<T>): Promise<T> {
+    const releases: Array<() => void> = [];
+    try {
+      for (const id of [...new Set(ids)].sort()) releases.push(await this.acquire(id));
+      return await work();
+    } finally {
+      for (const release of releases) release();
+    }
+  }
+
+  private acquire(id: BlockId): Promise<() => void> {
+    const previous = this.tails.get(id);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.tails.set(id, released);
+    const unlock = (): void => {
+      release();
+      if (this.tails.get(id) === released) this.tails.delete(id);
+    };
+    return previous === undefined ? Promise.resolve(unlock) : previous.then(() => unlock);
+  }
+}
+
+/** A read of b/ in flight; a write to the block marks it stale so its (older) result is not cached. */
+interface LatestLoad {
+  stale: boolean;
+  readonly promise: Promise<BlockState | null>;
+}
+
+/**
+ * BlockStore over a RawStore: per block, the latest state, every revision's transform, a full
+ * snapshot every limits.materialiseEveryRevs revisions, an LSN index, and pending transforms with an
+ * expiry index. See block-store.ts for the contract.
+ *
+ * Mutations take the per-block locks of every block they touch, read, build all their ops, and write
+ * them as one raw batch; nothing syncs but `sync()`. Latest states sit in an LRU cache in front of b/;
+ * a write updates the cache once its batch is in, and marks any read of b/ then in flight stale.
+ */
+export class VersionedBlockStore implements BlockStore {
+  private readonly raw: RawStore;
+  private readonly cache: LatestCache;
+  private readonly loads = new Map<BlockId, LatestLoad>();
+  private readonly locks = new BlockLocks();
+  /**
+   * `stats()` counts are maintained counters, not estimates: every batch that changes them carries
+   * their new value under s/counters, so after a crash they match the batches that survived. That
+   * relies on batches taking effect in call order (RawStore guarantees it), as two writers on
+   * different blocks can update them concurrently: no await separates counting from calling batch().
+   */
+  private counters: Counters | undefined;
+  private countersLoad: Promise<Counters> | undefined;
+
+  constructor(raw: RawStore, init: VersionedBlockStoreInit = {}) {
+    this.raw = raw;
+    const entriesMax = init.cacheEntriesMax ?? limits.blockCacheEntriesMax;
+    assert(Number.isInteger(entriesMax) && entriesMax >= 1, `cacheEntriesMax ${entriesMax} must be a positive integer`);
+    this.cache = new LatestCache(entriesMax);
+  }
+
+  async latest(id: BlockId): Promise<BlockState | undefined> {
+    assertKeyPart(id, 'block id');
+    return (await this.loadLatest(id)) ?? undefined;
+  }
+
+  async at(id: BlockId, point: { readonly rev: number } | { readonly lsn: number }): Promise<BlockState | undefined> {
+    assertKeyPart(id, 'block id');
+    const latest = await this.loadLatest(id);
+    if (latest === null) return undefined;
+    let rev: number;
+    if ('rev' in point) {
+      if (!Number.isInteger(point.rev) || point.rev < 1) return undefined;
+      rev = point.rev;
+    } else {
+      if (Number.isNaN(point.lsn) || point.lsn < 0) return undefined;
+      if (latest.lsn <= point.lsn) return latest;
+      const lsn = Math.min(Math.floor(point.lsn), Number.MAX_SAFE_INTEGER);
+      let found: number | undefined;
+      for await (const [, text] of this.raw.iterate({ gte: keyOf.lsns(id), lte: keyOf.lsn(id, lsn), reverse: true, limit: 1 })) {
+        found = Number(text);
+      }
+      if (found === undefined) return undefined;
+      rev = found;
+    }
+    if (rev > latest.rev) return undefined;
+    if (rev === latest.rev) return latest;
+    return this.materialise(id, rev);
+  }
+
+  async history(id: BlockId, range: HistoryRange = {}): Promise<BlockRevision[]> {
+    assertKeyPart(id, 'block id');
+    const fromRev = Math.max(1, Math.ceil(range.fromRev ?? 1));
+    const toRev = Math.min(Number.MAX_SAFE_INTEGER, Math.floor(range.toRev ?? Number.MAX_SAFE_INTEGER));
+    if (toRev < fromRev || (range.limit !== undefined && range.limit <= 0)) return [];
+    const revisions: BlockRevision[] = [];
+    const scan = this.raw.iterate({
+      gte: keyOf.revision(id, fromRev),
+      lte: keyOf.revision(id, toRev),
+      ...(range.reverse === true ? { reverse: true } : {}),
+      ...(range.limit !== undefined ? { limit: Math.floor(range.limit) } : {}),
+    });
+    for await (const [key, text] of scan) revisions.push(decode<BlockRevision>(key, text));
+    return revisions;
+  }
+
+  async pendingOf(id: BlockId): Promise<PendingTransform[]> {
+    assertKeyPart(id, 'block id');
+    const pends: PendingTransform[] = [];
+    const prefix = keyOf.pends(id);
+    for await (const [key, text] of this.raw.iterate({ gte: prefix, lt: prefixEnd(prefix) })) {
+      pends.push(decode<PendingTransform>(key, text));
+    }
+    return pends;
+  }
+
+  async pend(items: readonly PendingTransform[]): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }> {
+    if (items.length === 0) return { ok: true, outcomes: [] };
+    const trxId = items[0]!.trxId;
+    const ids = new Set<BlockId>();
+    for (const item of items) {
+      validatePend(item);
+      if (item.trxId !== trxId) throw new EngineError('BAD_INPUT', 'one pend call carries the pends of one transaction');
+      if (ids.has(item.blockId)) throw new EngineError('BAD_INPUT', `block ${item.blockId} is pended twice in one call`);
+      ids.add(item.blockId);
+    }
+    return this.locks.hold([...ids], async () => {
+      const counters = await this.loadCounters();
+      const outcomes: PendOutcome[] = [];
+      const ops: RawOp[] = [];
+      let added = 0;
+      for (const item of items) {
+        const latest = await this.loadLatest(item.blockId);
+        const currentRev = latest?.rev ?? 0;
+        if (item.baseRev !== currentRev) {
+          outcomes.push(await this.staleOutcome(item.blockId, item.baseRev, currentRev));
+          continue;
+        }
+        checkApplies(item, latest);
+        const pends = await this.pendingOf(item.blockId);
+        const mine = pends.find((pend) => pend.trxId === item.trxId);
+        const others = pends.filter((pend) => pend.trxId !== item.trxId);
+        const exists = latest !== null && latest.block !== undefined;
+        const rival = !exists && item.transform.kind === 'insert' ? others.find((pend) => pend.transform.kind === 'insert') : undefined;
+        if (rival !== undefined) {
+          outcomes.push({ status: 'busy', trxId: rival.trxId });
+          continue;
+        }
+        if (others.length >= limits.pendingPerBlockMax) {
+          outcomes.push({ status: 'full' });
+          continue;
+        }
+        outcomes.push({ status: 'ok' });
+        // Pending the same transaction again (a retried message) replaces its pend.
+        if (mine === undefined) added++;
+        else ops.push({ type: 'del', key: keyOf.expiry(mine.expiresAt, mine.blockId, mine.trxId) });
+        ops.push({ type: 'put', key: keyOf.pend(item.blockId, item.trxId), value: JSON.stringify(item) });
+        ops.push({ type: 'put', key: keyOf.expiry(item.expiresAt, item.blockId, item.trxId), value: '' });
+      }
+      const ok = outcomes.every((outcome) => outcome.status === 'ok');
+      if (ok) await this.write(ops, counters, { blocks: 0, pending: added }, []);
+      return { ok, outcomes };
+    });
+  }
+
+  async cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void> {
+    assertKeyPart(trxId, 'transaction id');
+    const ids = [...new Set(blockIds)];
+    for (const id of ids) assertKeyPart(id, 'block id');
+    if (ids.length === 0) return;
+    await this.locks.hold(ids, async () => {
+      const counters = await this.loadCounters();
+      const texts = await this.raw.getMany(ids.map((id) => keyOf.pend(id, trxId)));
+      const ops: RawOp[] = [];
+      let removed = 0;
+      ids.forEach((id, i) => {
+        const text = texts[i];
+        if (text === undefined) return;
+        const key = keyOf.pend(id, trxId);
+        const pend = decode<PendingTransform>(key, text);
+        ops.push({ type: 'del', key }, { type: 'del', key: keyOf.expiry(pend.expiresAt, id, trxId) });
+        removed++;
+      });
+      await this.write(ops, counters, { blocks: 0, pending: -removed }, []);
+    });
+  }
+
+  async promote(commit: { readonly trxId: TrxId; readonly lsn: number; readonly blockIds: readonly BlockId[] }): Promise<void> {
+    const { trxId, lsn, blockIds } = commit;
+    assertKeyPart(trxId, 'transaction id');
+    assert(Number.isSafeInteger(lsn) && lsn >= 0, `promote lsn ${lsn} is not a non-negative integer`);
+    assert(new Set(blockIds).size === blockIds.length, 'promote lists a block twice');
+    for (const id of blockIds) assertKeyPart(id, 'block id');
+    if (blockIds.length === 0) return;
+    await this.locks.hold(blockIds, async () => {
+      const counters = await this.loadCounters();
+      const [latests, pendTexts] = await Promise.all([
+        Promise.all(blockIds.map((id) => this.loadLatest(id))),
+        this.raw.getMany(blockIds.map((id) => keyOf.pend(id, trxId))),
+      ]);
+      const ops: RawOp[] = [];
+      const changed: BlockState[] = [];
+      const delta = { blocks: 0, pending: 0 };
+      for (let i = 0; i < blockIds.length; i++) {
+        const id = blockIds[i]!;
+        const latest = latests[i]!;
+        const pendText = pendTexts[i];
+        if (latest?.trxId === trxId) continue;
+        if (pendText === undefined) {
+          assert(await this.carries(id, trxId, lsn), `promote of ${trxId} on block ${id}: no pending transform and no revision from it`);
+          continue;
+        }
+        const pend = decode<PendingTransform>(keyOf.pend(id, trxId), pendText);
+        const currentRev = latest?.rev ?? 0;
+        assert(pend.baseRev === currentRev, `promote of ${trxId} on block ${id}: pend is based on rev ${pend.baseRev}, latest is ${currentRev}`);
+        const state = this.addRevision(ops, latest, { blockId: id, trxId, lsn, transform: pend.transform }, delta);
+        changed.push(state);
+        ops.push({ type: 'del', key: keyOf.pend(id, trxId) }, { type: 'del', key: keyOf.expiry(pend.expiresAt, id, trxId) });
+        delta.pending--;
+      }
+      await this.write(ops, counters, delta, changed);
+    });
+  }
+
+  async apply(revisions: readonly DirectRevision[]): Promise<void> {
+    if (revisions.length === 0) return;
+    for (const revision of revisions) {
+      assertKeyPart(revision.blockId, 'block id');
+      assertKeyPart(revision.trxId, 'transaction id');
+      assert(Number.isSafeInteger(revision.lsn) && revision.lsn >= 0, `apply lsn ${revision.lsn} is not a non-negative integer`);
+    }
+    const ids = [...new Set(revisions.map((revision) => revision.blockId))];
+    await this.locks.hold(ids, async () => {
+      const counters = await this.loadCounters();
+      const [latests, pendTexts] = await Promise.all([
+        Promise.all(ids.map((id) => this.loadLatest(id))),
+        this.raw.getMany(revisions.map((revision) => keyOf.pend(revision.blockId, revision.trxId))),
+      ]);
+      const working = new Map<BlockId, BlockState | null>(ids.map((id, i) => [id, latests[i]!]));
+      const ops: RawOp[] = [];
+      const changed = new Map<BlockId, BlockState>();
+      const delta = { blocks: 0, pending: 0 };
+      for (let i = 0; i < revisions.length; i++) {
+        const revision = revisions[i]!;
+        const current = working.get(revision.blockId)!;
+        if (current?.trxId === revision.trxId) continue;
+        const currentRev = current?.rev ?? 0;
+        if (revision.baseRev !== currentRev) {
+          // A replay of a revision already written is fine; anything else means this node is behind.
+          if (revision.baseRev < currentRev && (await this.carries(revision.blockId, revision.trxId, revision.lsn))) continue;
+          throw new EngineError('CONFLICT', `block ${revision.blockId} is at rev ${currentRev}, not ${revision.baseRev}`, {
+            blockId: revision.blockId,
+            baseRev: revision.baseRev,
+            currentRev,
+          });
+        }
+        const state = this.addRevision(ops, current, revision, delta);
+        working.set(revision.blockId, state);
+        changed.set(revision.blockId, state);
+        const pendText = pendTexts[i];
+        if (pendText !== undefined) {
+          const pend = decode<PendingTransform>(keyOf.pend(revision.blockId, revision.trxId), pendText);
+          ops.push({ type: 'del', key: keyOf.pend(pend.blockId, pend.trxId) }, { type: 'del', key: keyOf.expiry(pend.expiresAt, pend.blockId, pend.trxId) });
+          delta.pending--;
+        }
+      }
+      await this.write(ops, counters, delta, [...changed.values()]);
+    });
+  }
+
+  async expired(now: number, limit: number): Promise<PendingTransform[]> {
+    if (limit <= 0 || Number.isNaN(now) || now < 0) return [];
+    const upTo = Math.min(Math.floor(now), Number.MAX_SAFE_INTEGER - 1);
+    const pendKeys: string[] = [];
+    for await (const [key] of this.raw.iterate({ gte: 'x/', lt: `x/${padded(upTo + 1)}`, limit: Math.floor(limit) })) {
+      const [, , id, trxId] = key.split('/');
+      assert(id !== undefined && trxId !== undefined, `malformed expiry key ${key}`);
+      pendKeys.push(keyOf.pend(id, trxId));
+    }
+    const texts = await this.raw.getMany(pendKeys);
+    return texts.map((text, i) => {
+      const key = pendKeys[i]!;
+      if (text === undefined) throw new EngineError('CORRUPT', `expiry index names ${key}, which is missing`, { key });
+      return decode<PendingTransform>(key, text);
+    });
+  }
+
+  async sync(): Promise<void> {
+    await this.raw.sync();
+  }
+
+  async stats(): Promise<BlockStoreStats> {
+    const counters = await this.loadCounters();
+    return { blocks: counters.blocks, pending: counters.pending, bytes: await this.raw.sizeBytes() };
+  }
+
+  /** The latest state through the cache; concurrent misses on one block share one read. */
+  private loadLatest(id: BlockId): Promise<BlockState | null> {
+    const cached = this.cache.get(id);
+    if (cached !== undefined) return Promise.resolve(cached);
+    const inFlight = this.loads.get(id);
+    if (inFlight !== undefined) return inFlight.promise;
+    const key = keyOf.latest(id);
+    const load: LatestLoad = {
+      stale: false,
+      promise: this.raw.get(key).then(
+        (text) => {
+          if (this.loads.get(id) === load) this.loads.delete(id);
+          const state = text === undefined ? null : decodeState(id, key, text);
+          if (!load.stale) this.cache.set(id, state);
+          return state;
+        },
+        (error: unknown) => {
+          if (this.loads.get(id) === load) this.loads.delete(id);
+          throw error;
+        },
+      ),
+    };
+    this.loads.set(id, load);
+    return load.promise;
+  }
+
+  private loadCounters(): Promise<Counters> {
+    if (this.counters !== undefined) return Promise.resolve(this.counters);
+    this.countersLoad ??= this.raw.get(countersKey).then(
+      (text) => {
+        this.counters ??= text === undefined ? { blocks: 0, pending: 0 } : decode<Counters>(countersKey, text);
+        return this.counters;
+      },
+      (error: unknown) => {
+        this.countersLoad = undefined;
+        throw error;
+      },
+    );
+    return this.countersLoad;
+  }
+
+  /**
+   * Writes one batch (plus the counters when they changed), then publishes the new latest states.
+   * Nothing is awaited between updating the counters and calling batch(), so counter values land in
+   * the order they were computed.
+   */
+  private async write(ops: RawOp[], counters: Counters, delta: Counters, changed: readonly BlockState[]): Promise<void> {
+    if (ops.length === 0) return;
+    if (delta.blocks !== 0 || delta.pending !== 0) {
+      counters.blocks += delta.blocks;
+      counters.pending += delta.pending;
+      ops.push({ type: 'put', key: countersKey, value: JSON.stringify(counters) });
+    }
+    try {
+      await this.raw.batch(ops);
+    } catch (error) {
+      // A rejected batch applied nothing (RawStore contract), so neither did these counts.
+      counters.blocks -= delta.blocks;
+      counters.pending -= delta.pending;
+      throw error;
+    }
+    for (const state of changed) {
+      const load = this.loads.get(state.id);
+      if (load !== undefined) {
+        load.stale = true;
+        this.loads.delete(state.id);
+      }
+      this.cache.set(state.id, state);
+    }
+  }
+
+  /** Appends the ops of the next revision of a block and returns its new latest state. */
+  private addRevision(
+    ops: RawOp[],
+    previous: BlockState | null,
+    revision: { readonly blockId: BlockId; readonly trxId: TrxId; readonly lsn: number; readonly transform: BlockTransform },
+    delta: Counters,
+  ): BlockState {
+    const { blockId: id, trxId, lsn, transform } = revision;
+    const rev = (previous?.rev ?? 0) + 1;
+    const state: BlockState = { id, rev, lsn, trxId, block: applyTransform(previous?.block, transform) };
+    const record: BlockRevision = { rev, lsn, trxId, transform };
+    ops.push(
+      { type: 'put', key: keyOf.latest(id), value: encodeState(state) },
+      { type: 'put', key: keyOf.revision(id, rev), value: JSON.stringify(record) },
+      { type: 'put', key: keyOf.lsn(id, lsn), value: String(rev) },
+    );
+    if (rev % limits.materialiseEveryRevs === 0) ops.push({ type: 'put', key: keyOf.snapshot(id, rev), value: encodeState(state) });
+    delta.blocks += (state.block !== undefined ? 1 : 0) - (previous?.block !== undefined ? 1 : 0);
+    return state;
+  }
+
+  /** Whether the revision that `lsn` produced on the block came from `trxId` (the commit already landed). */
+  private async carries(id: BlockId, trxId: TrxId, lsn: number): Promise<boolean> {
+    const revText = await this.raw.get(keyOf.lsn(id, lsn));
+    if (revText === undefined) return false;
+    const key = keyOf.revision(id, Number(revText));
+    const text = await this.raw.get(key);
+    return text !== undefined && decode<BlockRevision>(key, text).trxId === trxId;
+  }
+
+  /**
+   * The state at a past revision: the nearest full state at or below it (an insert or delete revision,
+   * or the m/ snapshot at the last multiple of materialiseEveryRevs) plus fewer than
+   * materialiseEveryRevs transforms.
+   */
+  private async materialise(id: BlockId, rev: number): Promise<BlockState> {
+    const base = rev - (rev % limits.materialiseEveryRevs);
+    const records: BlockRevision[] = [];
+    if (rev > base) {
+      for await (const [key, text] of this.raw.iterate({ gte: keyOf.revision(id, base + 1), lte: keyOf.revision(id, rev) })) {
+        records.push(decode<BlockRevision>(key, text));
+      }
+    }
+    if (records.length !== rev - base) {
+      throw new EngineError('CORRUPT', `revisions ${base + 1}..${rev} of block ${id} are incomplete`, { blockId: id });
+    }
+    let start = records.length - 1;
+    while (start >= 0 && records[start]!.transform.kind === 'update') start--;
+    let block: Block | undefined;
+    if (start >= 0) {
+      const transform = records[start]!.transform;
+      block = transform.kind === 'insert' ? transform.block : undefined;
+    } else {
+      if (base === 0) throw new EngineError('CORRUPT', `block ${id} has no insert before rev ${rev}`, { blockId: id });
+      const key = keyOf.snapshot(id, base);
+      const text = await this.raw.get(key);
+      if (text === undefined) throw new EngineError('CORRUPT', `snapshot ${key} is missing`, { key });
+      const snapshot = decodeState(id, key, text);
+      if (records.length === 0) return snapshot;
+      block = snapshot.block;
+    }
+    for (let i = start + 1; i < records.length; i++) block = applyTransform(block, records[i]!.transform);
+    const last = records[records.length - 1]!;
+    return { id, rev, lsn: last.lsn, trxId: last.trxId, block };
+  }
+
+  private async staleOutcome(id: BlockId, baseRev: number, currentRev: number): Promise<PendOutcome> {
+    // The list is capped; a client missing more sees currentRev and fetches the rest with history().
+    const missing =
+      baseRev >= currentRev
+        ? []
+        : (await this.history(id, { fromRev: baseRev + 1, toRev: currentRev, limit: limits.scanPageItemsMax })).map((revision) => ({
+            rev: revision.rev,
+            trxId: revision.trxId,
+          }));
+    return { status: 'stale', currentRev, missing };
+  }
+}
+
+/** Ids become parts of keys, separated by '/'. */
+function assertKeyPart(value: string, what: string): void {
+  assert(typeof value === 'string' && value.length > 0 && !value.includes('/'), `${what} ${JSON.stringify(value)} cannot be stored`);
+}
+
+/** Pends arrive from other peers, so a malformed one is BAD_INPUT, never an assertion. */
+function validatePend(item: PendingTransform): void {
+  const keyPart = (value: unknown): boolean => typeof value === 'string' && value.length > 0 && !value.includes('/');
+  if (!keyPart(item.blockId)) throw new EngineError('BAD_INPUT', `block id ${JSON.stringify(item.blockId)} is malformed`);
+  if (!keyPart(item.trxId)) throw new EngineError('BAD_INPUT', `transaction id ${JSON.stringify(item.trxId)} is malformed`);
+  if (!Number.isSafeInteger(item.baseRev) || item.baseRev < 0) throw new EngineError('BAD_INPUT', `baseRev ${item.baseRev} is not a revision`);
+  if (!Number.isSafeInteger(item.expiresAt) || item.expiresAt < 0) throw new EngineError('BAD_INPUT', `expiresAt ${item.expiresAt} is not a time`);
+}
+
+/**
+ * A pend whose transform cannot apply to the block it names (an insert of a live block, an update of
+ * a missing one, a splice on a non-array) would fail its promote, so it is refused up front.
+ */
+function checkApplies(item: PendingTransform, latest: BlockState | null): void {
+  const exists = latest !== null && latest.block !== undefined;
+  if (item.transform.kind === 'insert' ? exists : !exists) {
+    throw new EngineError('BAD_INPUT', `cannot ${item.transform.kind} block ${item.blockId}: it ${exists ? 'exists' : 'does not exist'}`, {
+      blockId: item.blockId,
+    });
+  }
+  if (item.transform.kind === 'insert' && item.transform.block.header?.id !== item.blockId) {
+    throw new EngineError('BAD_INPUT', `inserted block's header id is not ${item.blockId}`, { blockId: item.blockId });
+  }
+  if (item.transform.kind !== 'update') return;
+  try {
+    applyTransform(latest?.block, item.transform);
+  } catch (error) {
+    if (!(error instanceof AssertionFailure)) throw error;
+    throw new EngineError('BAD_INPUT', `transform of block ${item.blockId} does not apply: ${error.message}`, { blockId: item.blockId });
+  }
+}

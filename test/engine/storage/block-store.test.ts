@@ -1,0 +1,679 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { AssertionFailure } from '../../../src/engine/base/assert.js';
+import { isEngineError } from '../../../src/engine/base/errors.js';
+import { newBlockId, newTrxId, type BlockId, type TrxId } from '../../../src/engine/base/ids.js';
+import { limits } from '../../../src/engine/base/limits.js';
+import { SeededRng } from '../../../src/engine/base/rng.js';
+import { applyOps, applyTransform, blockTypes, type Block, type BlockOp, type BlockTransform } from '../../../src/engine/storage/block.js';
+import type { BlockState, PendingTransform } from '../../../src/engine/storage/block-store.js';
+import { LevelRawStore } from '../../../src/engine/storage/level-store.js';
+import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
+import type { RawOp, RawRange, RawStore } from '../../../src/engine/storage/raw-store.js';
+import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
+
+/** Passes everything through to a real store, counting what the block store asks of it. */
+class CountingRawStore implements RawStore {
+  batches = 0;
+  syncs = 0;
+  gets = 0;
+  iterates = 0;
+  /** Keys yielded by iterate, by their prefix (the part before the first '/'). */
+  readonly iterated = new Map<string, number>();
+  constructor(readonly inner: RawStore) {}
+  reset(): void {
+    this.batches = this.syncs = this.gets = this.iterates = 0;
+    this.iterated.clear();
+  }
+  open(): Promise<void> {
+    return this.inner.open();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  get(key: string): Promise<string | undefined> {
+    this.gets++;
+    return this.inner.get(key);
+  }
+  getMany(keys: readonly string[]): Promise<Array<string | undefined>> {
+    this.gets += keys.length;
+    return this.inner.getMany(keys);
+  }
+  batch(ops: readonly RawOp[]): Promise<void> {
+    this.batches++;
+    return this.inner.batch(ops);
+  }
+  sync(): Promise<void> {
+    this.syncs++;
+    return this.inner.sync();
+  }
+  iterate(range: RawRange): AsyncIterable<[string, string]> {
+    this.iterates++;
+    const entries = this.inner.iterate(range);
+    const counts = this.iterated;
+    return (async function* () {
+      for await (const entry of entries) {
+        const prefix = entry[0].split('/')[0]!;
+        counts.set(prefix, (counts.get(prefix) ?? 0) + 1);
+        yield entry;
+      }
+    })();
+  }
+  sizeBytes(): Promise<number> {
+    return this.inner.sizeBytes();
+  }
+}
+
+interface RawFixture {
+  readonly raw: RawStore;
+  /** Given that the raw store was closed, an open one on the same data. */
+  readonly reopen: () => Promise<RawStore>;
+  /** Simulates a crash that loses unsynced batches (memory only). */
+  readonly crash?: () => void;
+  readonly cleanup: () => Promise<void>;
+}
+
+function leafBlock(id: BlockId, fields: Record<string, unknown> = {}): Block {
+  return { header: { id, type: blockTypes.treeLeaf, collection: 'c' }, ...fields };
+}
+
+function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void {
+  describe(`VersionedBlockStore on ${name}`, () => {
+    let fixture: RawFixture;
+    let raw: CountingRawStore;
+    let store: VersionedBlockStore;
+    let rng: SeededRng;
+
+    beforeEach(async () => {
+      fixture = await makeRaw();
+      raw = new CountingRawStore(fixture.raw);
+      store = new VersionedBlockStore(raw);
+      rng = new SeededRng(0xb10c);
+    });
+
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    /** Closes the raw store (close flushes) and opens a fresh block store on the same data. */
+    async function restart(init: { cacheEntriesMax?: number } = {}): Promise<void> {
+      await raw.close();
+      raw = new CountingRawStore(await fixture.reopen());
+      store = new VersionedBlockStore(raw, init);
+    }
+
+    function pendOf(trxId: TrxId, blockId: BlockId, baseRev: number, transform: BlockTransform, expiresAt = 1_000): PendingTransform {
+      return { trxId, blockId, collection: 'c', baseRev, transform, expiresAt };
+    }
+
+    /** Pends and promotes one transform, as a committing transaction would. */
+    async function commit(blockId: BlockId, transform: BlockTransform, lsn: number, trxId = newTrxId(rng)): Promise<TrxId> {
+      const baseRev = (await store.latest(blockId))?.rev ?? 0;
+      const result = await store.pend([pendOf(trxId, blockId, baseRev, transform)]);
+      expect(result.ok, JSON.stringify(result.outcomes)).to.equal(true);
+      await store.promote({ trxId, lsn, blockIds: [blockId] });
+      return trxId;
+    }
+
+    async function rejection(promise: Promise<unknown>): Promise<unknown> {
+      return promise.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    }
+
+    describe('revisions', () => {
+      it('knows nothing about a block that was never written', async () => {
+        const id = newBlockId(rng);
+        expect(await store.latest(id)).to.equal(undefined);
+        expect(await store.at(id, { rev: 1 })).to.equal(undefined);
+        expect(await store.at(id, { lsn: 10 })).to.equal(undefined);
+        expect(await store.history(id)).to.deep.equal([]);
+        expect(await store.pendingOf(id)).to.deep.equal([]);
+      });
+
+      it('numbers revisions from 1 through insert, update and delete, and keeps history readable after the delete', async () => {
+        const id = newBlockId(rng);
+        const t1 = await commit(id, { kind: 'insert', block: leafBlock(id, { n: 1 }) }, 10);
+        const t2 = await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 2 }] }, 11);
+        const t3 = await commit(id, { kind: 'delete' }, 12);
+        expect(await store.latest(id)).to.deep.equal({ id, rev: 3, lsn: 12, trxId: t3, block: undefined });
+        expect(await store.at(id, { rev: 1 })).to.deep.equal({ id, rev: 1, lsn: 10, trxId: t1, block: leafBlock(id, { n: 1 }) });
+        expect(await store.at(id, { rev: 2 })).to.deep.equal({ id, rev: 2, lsn: 11, trxId: t2, block: leafBlock(id, { n: 2 }) });
+        expect(await store.at(id, { rev: 4 })).to.equal(undefined);
+        expect(await store.at(id, { rev: 0 })).to.equal(undefined);
+        expect((await store.history(id)).map((revision) => [revision.rev, revision.lsn, revision.trxId, revision.transform.kind])).to.deep.equal([
+          [1, 10, t1, 'insert'],
+          [2, 11, t2, 'update'],
+          [3, 12, t3, 'delete'],
+        ]);
+      });
+
+      it('continues the revision numbering when a deleted block is inserted again', async () => {
+        const id = newBlockId(rng);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { v: 'first' }) }, 1);
+        await commit(id, { kind: 'delete' }, 2);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { v: 'second' }) }, 3);
+        const latest = await store.latest(id);
+        expect(latest?.rev).to.equal(3);
+        expect(latest?.block).to.deep.equal(leafBlock(id, { v: 'second' }));
+        expect((await store.at(id, { rev: 2 }))?.block).to.equal(undefined);
+        expect((await store.at(id, { rev: 1 }))?.block).to.deep.equal(leafBlock(id, { v: 'first' }));
+      });
+
+      it('answers at({ lsn }) with the newest revision whose lsn is at or below it', async () => {
+        const id = newBlockId(rng);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 100);
+        await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] }, 105);
+        await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 2 }] }, 230);
+        expect(await store.at(id, { lsn: 99 })).to.equal(undefined);
+        expect((await store.at(id, { lsn: 100 }))?.rev).to.equal(1);
+        expect((await store.at(id, { lsn: 104 }))?.rev).to.equal(1);
+        expect((await store.at(id, { lsn: 105 }))?.block).to.deep.equal(leafBlock(id, { n: 1 }));
+        expect((await store.at(id, { lsn: 229 }))?.rev).to.equal(2);
+        expect((await store.at(id, { lsn: 230 }))?.rev).to.equal(3);
+        expect((await store.at(id, { lsn: 1e9 }))?.rev).to.equal(3);
+      });
+
+      it('returns history ranges by fromRev, toRev, direction and limit', async () => {
+        const id = newBlockId(rng);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
+        for (let n = 1; n < 20; n++) await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+        const revs = async (range: Parameters<VersionedBlockStore['history']>[1]): Promise<number[]> =>
+          (await store.history(id, range)).map((revision) => revision.rev);
+        expect(await revs({})).to.deep.equal(Array.from({ length: 20 }, (_, i) => i + 1));
+        expect(await revs({ fromRev: 5, toRev: 8 })).to.deep.equal([5, 6, 7, 8]);
+        expect(await revs({ fromRev: 18 })).to.deep.equal([18, 19, 20]);
+        expect(await revs({ toRev: 3, reverse: true })).to.deep.equal([3, 2, 1]);
+        expect(await revs({ reverse: true, limit: 2 })).to.deep.equal([20, 19]);
+        expect(await revs({ fromRev: 10, limit: 3 })).to.deep.equal([10, 11, 12]);
+        expect(await revs({ fromRev: 9, toRev: 8 })).to.deep.equal([]);
+        expect(await revs({ limit: 0 })).to.deep.equal([]);
+      });
+
+      it('writes apply() revisions directly, checks baseRev with CONFLICT and writes nothing on a mismatch', async () => {
+        const a = newBlockId(rng);
+        const b = newBlockId(rng);
+        const trx = newTrxId(rng);
+        await store.apply([
+          { blockId: a, trxId: trx, lsn: 1, baseRev: 0, transform: { kind: 'insert', block: leafBlock(a) } },
+          { blockId: b, trxId: trx, lsn: 1, baseRev: 0, transform: { kind: 'insert', block: leafBlock(b) } },
+        ]);
+        raw.reset();
+        const error = await rejection(
+          store.apply([
+            { blockId: a, trxId: newTrxId(rng), lsn: 2, baseRev: 1, transform: { kind: 'update', ops: [{ op: 'set', field: 'x', value: 1 }] } },
+            { blockId: b, trxId: newTrxId(rng), lsn: 2, baseRev: 5, transform: { kind: 'update', ops: [{ op: 'set', field: 'x', value: 1 }] } },
+          ]),
+        );
+        expect(isEngineError(error, 'CONFLICT'), String(error)).to.equal(true);
+        expect(raw.batches).to.equal(0);
+        expect((await store.latest(a))?.rev).to.equal(1);
+        expect((await store.stats()).blocks).to.equal(2);
+      });
+
+      it('applies several revisions of one block in one apply() call, and skips them when replayed', async () => {
+        const id = newBlockId(rng);
+        const revisions = [
+          { blockId: id, trxId: newTrxId(rng), lsn: 1, baseRev: 0, transform: { kind: 'insert', block: leafBlock(id, { list: [] }) } as const },
+          { blockId: id, trxId: newTrxId(rng), lsn: 2, baseRev: 1, transform: { kind: 'update', ops: [{ op: 'splice', field: 'list', index: 0, remove: 0, items: ['a'] }] } as const },
+          { blockId: id, trxId: newTrxId(rng), lsn: 3, baseRev: 2, transform: { kind: 'update', ops: [{ op: 'splice', field: 'list', index: 1, remove: 0, items: ['b'] }] } as const },
+        ];
+        await store.apply(revisions);
+        await store.apply(revisions);
+        await Promise.all([store.apply(revisions.slice(1)), store.apply(revisions)]);
+        const latest = await store.latest(id);
+        expect(latest?.rev).to.equal(3);
+        expect(latest?.block).to.deep.equal(leafBlock(id, { list: ['a', 'b'] }));
+        expect(await store.history(id)).to.have.length(3);
+      });
+
+      it('materialises any revision of long random histories exactly as replaying every transform does', async function () {
+        this.timeout(60_000);
+        const model = new Map<BlockId, Array<BlockState>>();
+        const ids = [newBlockId(rng), newBlockId(rng), newBlockId(rng)];
+        for (const id of ids) model.set(id, []);
+        // A small cache, so most reads miss it and go to b/.
+        store = new VersionedBlockStore(raw, { cacheEntriesMax: 2 });
+        let lsn = 0;
+        for (let step = 0; step < 3 * 130; step++) {
+          const id = ids[rng.int(ids.length)]!;
+          const states = model.get(id)!;
+          const previous = states[states.length - 1];
+          const transform = randomTransform(rng, id, previous?.block);
+          lsn += 1 + rng.int(3);
+          const trxId = newTrxId(rng);
+          const baseRev = previous?.rev ?? 0;
+          if (rng.float() < 0.5) {
+            await store.apply([{ blockId: id, trxId, lsn, baseRev, transform }]);
+          } else {
+            const result = await store.pend([pendOf(trxId, id, baseRev, transform, lsn)]);
+            expect(result.ok, JSON.stringify(result.outcomes)).to.equal(true);
+            await store.promote({ trxId, lsn, blockIds: [id] });
+          }
+          states.push({ id, rev: baseRev + 1, lsn, trxId, block: applyTransform(previous?.block, transform) });
+          if (step % 97 === 0) await store.sync();
+        }
+        const check = async (): Promise<void> => {
+          for (const id of ids) {
+            const states = model.get(id)!;
+            expect(states.length).to.be.greaterThan(100);
+            for (const state of states) expect(await store.at(id, { rev: state.rev }), `rev ${state.rev}`).to.deep.equal(state);
+            expect(await store.latest(id)).to.deep.equal(states[states.length - 1]);
+            for (let probe = 0; probe < 60; probe++) {
+              const wanted = rng.int(lsn + 2);
+              const expected = states.filter((state) => state.lsn <= wanted).pop();
+              expect(await store.at(id, { lsn: wanted }), `lsn ${wanted}`).to.deep.equal(expected);
+            }
+            const history = await store.history(id);
+            expect(history.map((revision) => [revision.rev, revision.lsn, revision.trxId])).to.deep.equal(
+              states.map((state) => [state.rev, state.lsn, state.trxId]),
+            );
+          }
+        };
+        await check();
+        await restart({ cacheEntriesMax: 2 });
+        await check();
+      });
+
+      it('materialises a past revision from the nearest snapshot, reading fewer than materialiseEveryRevs revisions', async () => {
+        const every = limits.materialiseEveryRevs;
+        const id = newBlockId(rng);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
+        const total = every * 4 + 3;
+        for (let n = 1; n < total; n++) await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+        for (let rev = 1; rev <= total; rev++) {
+          raw.reset();
+          const state = await store.at(id, { rev });
+          expect(state?.block).to.deep.equal(leafBlock(id, { n: rev - 1 }));
+          expect(raw.iterated.get('r') ?? 0, `revisions read for rev ${rev}`).to.be.below(every);
+          expect(raw.iterated.get('m') ?? 0).to.equal(0);
+          expect(raw.gets, `gets for rev ${rev}`).to.be.at.most(1);
+        }
+      });
+
+      it('reads the latest state with at most one get and never walks history', async () => {
+        const id = newBlockId(rng);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
+        for (let n = 1; n < 40; n++) await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+        raw.reset();
+        expect((await store.latest(id))?.rev).to.equal(40);
+        expect(raw.gets + raw.iterates).to.equal(0);
+        await restart();
+        raw.reset();
+        const [first, second] = await Promise.all([store.latest(id), store.latest(id)]);
+        expect(first?.block).to.deep.equal(leafBlock(id, { n: 39 }));
+        expect(second).to.equal(first);
+        expect(raw.gets).to.equal(1);
+        expect(raw.iterates).to.equal(0);
+      });
+    });
+
+    describe('pending transforms', () => {
+      it('stores an ok pend, lists it for its block and counts it', async () => {
+        const id = newBlockId(rng);
+        const trx = newTrxId(rng);
+        const item = pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id) }, 500);
+        expect(await store.pend([item])).to.deep.equal({ ok: true, outcomes: [{ status: 'ok' }] });
+        expect(await store.pendingOf(id)).to.deep.equal([item]);
+        expect((await store.stats()).pending).to.equal(1);
+        expect(await store.latest(id)).to.equal(undefined);
+      });
+
+      it('reports a stale pend with the revisions it is missing and stores none of the transaction', async () => {
+        const a = newBlockId(rng);
+        const b = newBlockId(rng);
+        const t1 = await commit(a, { kind: 'insert', block: leafBlock(a, { n: 0 }) }, 1);
+        const t2 = await commit(a, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] }, 2);
+        const trx = newTrxId(rng);
+        const result = await store.pend([
+          pendOf(trx, b, 0, { kind: 'insert', block: leafBlock(b) }),
+          pendOf(trx, a, 0, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 9 }] }),
+        ]);
+        expect(result).to.deep.equal({
+          ok: false,
+          outcomes: [
+            { status: 'ok' },
+            {
+              status: 'stale',
+              currentRev: 2,
+              missing: [
+                { rev: 1, trxId: t1 },
+                { rev: 2, trxId: t2 },
+              ],
+            },
+          ],
+        });
+        expect(await store.pendingOf(b)).to.deep.equal([]);
+        expect((await store.stats()).pending).to.equal(0);
+      });
+
+      it('reports busy when another transaction already pends an insert of a block that does not exist yet', async () => {
+        const id = newBlockId(rng);
+        const first = newTrxId(rng);
+        const second = newTrxId(rng);
+        expect((await store.pend([pendOf(first, id, 0, { kind: 'insert', block: leafBlock(id, { who: 1 }) })])).ok).to.equal(true);
+        expect(await store.pend([pendOf(second, id, 0, { kind: 'insert', block: leafBlock(id, { who: 2 }) })])).to.deep.equal({
+          ok: false,
+          outcomes: [{ status: 'busy', trxId: first }],
+        });
+        await store.cancel(first, [id]);
+        expect((await store.pend([pendOf(second, id, 0, { kind: 'insert', block: leafBlock(id, { who: 2 }) })])).ok).to.equal(true);
+      });
+
+      it('lets only one of many concurrent inserts of a new block pend', async () => {
+        const id = newBlockId(rng);
+        const trxs = Array.from({ length: 20 }, () => newTrxId(rng));
+        const results = await Promise.all(trxs.map((trx) => store.pend([pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id) })])));
+        expect(results.filter((result) => result.ok)).to.have.length(1);
+        expect(await store.pendingOf(id)).to.have.length(1);
+      });
+
+      it('reports full once a block holds pendingPerBlockMax pends of other transactions', async function () {
+        this.timeout(30_000);
+        const id = newBlockId(rng);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
+        const update: BlockTransform = { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] };
+        for (let i = 0; i < limits.pendingPerBlockMax; i++) {
+          expect((await store.pend([pendOf(newTrxId(rng), id, 1, update)])).ok).to.equal(true);
+        }
+        expect(await store.pend([pendOf(newTrxId(rng), id, 1, update)])).to.deep.equal({ ok: false, outcomes: [{ status: 'full' }] });
+        expect(await store.pendingOf(id)).to.have.length(limits.pendingPerBlockMax);
+        expect((await store.stats()).pending).to.equal(limits.pendingPerBlockMax);
+      });
+
+      it('replaces a pend when the same transaction pends the block again', async () => {
+        const id = newBlockId(rng);
+        const trx = newTrxId(rng);
+        await store.pend([pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id, { v: 1 }) }, 100)]);
+        const again = pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id, { v: 2 }) }, 300);
+        expect((await store.pend([again])).ok).to.equal(true);
+        expect(await store.pendingOf(id)).to.deep.equal([again]);
+        expect((await store.stats()).pending).to.equal(1);
+        expect(await store.expired(200, 10)).to.deep.equal([]);
+        expect(await store.expired(300, 10)).to.deep.equal([again]);
+      });
+
+      it('refuses pends whose transform cannot apply with BAD_INPUT, storing nothing', async () => {
+        const id = newBlockId(rng);
+        const missing = newBlockId(rng);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
+        const attempts: PendingTransform[][] = [
+          [pendOf(newTrxId(rng), missing, 0, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] })],
+          [pendOf(newTrxId(rng), id, 1, { kind: 'insert', block: leafBlock(id) })],
+          [pendOf(newTrxId(rng), id, 1, { kind: 'update', ops: [{ op: 'splice', field: 'n', index: 0, remove: 0, items: [] }] })],
+          [pendOf(newTrxId(rng), missing, 0, { kind: 'insert', block: leafBlock(id) })],
+          [pendOf('bad/trx', id, 1, { kind: 'delete' })],
+        ];
+        for (const items of attempts) {
+          const error = await rejection(store.pend(items));
+          expect(isEngineError(error, 'BAD_INPUT'), String(error)).to.equal(true);
+        }
+        expect(await store.pendingOf(id)).to.deep.equal([]);
+        expect(await store.pendingOf(missing)).to.deep.equal([]);
+      });
+
+      it('cancels a transaction’s pends, ignoring blocks it never pended', async () => {
+        const a = newBlockId(rng);
+        const b = newBlockId(rng);
+        const trx = newTrxId(rng);
+        const other = newTrxId(rng);
+        await store.pend([pendOf(trx, a, 0, { kind: 'insert', block: leafBlock(a) }, 10), pendOf(trx, b, 0, { kind: 'insert', block: leafBlock(b) }, 10)]);
+        const c = newBlockId(rng);
+        const otherInsert = pendOf(other, c, 0, { kind: 'insert', block: leafBlock(c) }, 10);
+        await store.pend([otherInsert]);
+        raw.reset();
+        await store.cancel(trx, [a, b, c, newBlockId(rng)]);
+        expect(raw.batches).to.equal(1);
+        expect(await store.pendingOf(a)).to.deep.equal([]);
+        expect(await store.pendingOf(b)).to.deep.equal([]);
+        expect(await store.expired(10, 10)).to.deep.equal([otherInsert]);
+        expect((await store.stats()).pending).to.equal(1);
+        raw.reset();
+        await store.cancel(trx, [a]);
+        expect(raw.batches).to.equal(0);
+      });
+
+      it('lists expired pends oldest first, at most limit, up to and including now', async () => {
+        const items = [500, 100, 300, 300, 900].map((expiresAt) => {
+          const id = newBlockId(rng);
+          return pendOf(newTrxId(rng), id, 0, { kind: 'insert', block: leafBlock(id) }, expiresAt);
+        });
+        for (const item of items) await store.pend([item]);
+        const expiries = async (now: number, limit: number): Promise<number[]> => (await store.expired(now, limit)).map((item) => item.expiresAt);
+        expect(await expiries(99, 10)).to.deep.equal([]);
+        expect(await expiries(300, 10)).to.deep.equal([100, 300, 300]);
+        expect(await expiries(1000, 2)).to.deep.equal([100, 300]);
+        expect(await expiries(1000, 10)).to.deep.equal([100, 300, 300, 500, 900]);
+        expect(await expiries(1000, 0)).to.deep.equal([]);
+        expect((await store.expired(100, 1))[0]).to.deep.equal(items[1]);
+      });
+    });
+
+    describe('promote', () => {
+      it('turns a pend into the next revision tagged with the lsn and drops the pend', async () => {
+        const id = newBlockId(rng);
+        const trx = newTrxId(rng);
+        await store.pend([pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id, { n: 1 }) }, 50)]);
+        await store.promote({ trxId: trx, lsn: 7, blockIds: [id] });
+        expect(await store.latest(id)).to.deep.equal({ id, rev: 1, lsn: 7, trxId: trx, block: leafBlock(id, { n: 1 }) });
+        expect(await store.pendingOf(id)).to.deep.equal([]);
+        expect(await store.expired(100, 10)).to.deep.equal([]);
+        expect(await store.stats()).to.include({ blocks: 1, pending: 0 });
+      });
+
+      it('is idempotent: promoting again, even after later revisions, changes nothing', async () => {
+        const id = newBlockId(rng);
+        const t1 = newTrxId(rng);
+        await store.pend([pendOf(t1, id, 0, { kind: 'insert', block: leafBlock(id, { n: 1 }) })]);
+        await store.promote({ trxId: t1, lsn: 1, blockIds: [id] });
+        raw.reset();
+        await store.promote({ trxId: t1, lsn: 1, blockIds: [id] });
+        expect(raw.batches).to.equal(0);
+        await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 2 }] }, 2);
+        await store.promote({ trxId: t1, lsn: 1, blockIds: [id] });
+        expect((await store.latest(id))?.rev).to.equal(2);
+        expect(await store.history(id)).to.have.length(2);
+      });
+
+      it('promotes transactions in order, each on the revision the previous one made', async () => {
+        const a = newBlockId(rng);
+        const b = newBlockId(rng);
+        const t1 = newTrxId(rng);
+        await store.pend([pendOf(t1, a, 0, { kind: 'insert', block: leafBlock(a, { n: 0 }) }), pendOf(t1, b, 0, { kind: 'insert', block: leafBlock(b, { n: 0 }) })]);
+        raw.reset();
+        await store.promote({ trxId: t1, lsn: 1, blockIds: [b, a] });
+        expect(raw.batches).to.equal(1);
+        const t2 = newTrxId(rng);
+        await store.pend([pendOf(t2, a, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] })]);
+        await store.promote({ trxId: t2, lsn: 2, blockIds: [a] });
+        const t3 = newTrxId(rng);
+        await store.pend([pendOf(t3, a, 2, { kind: 'delete' }), pendOf(t3, b, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 3 }] })]);
+        await store.promote({ trxId: t3, lsn: 3, blockIds: [a, b] });
+        expect((await store.history(a)).map((revision) => revision.trxId)).to.deep.equal([t1, t2, t3]);
+        expect((await store.latest(b))?.block).to.deep.equal(leafBlock(b, { n: 3 }));
+        expect(await store.stats()).to.include({ blocks: 1, pending: 0 });
+      });
+
+      it('asserts when there is no pend to promote or the pend is based on an older revision', async () => {
+        const id = newBlockId(rng);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
+        expect(await rejection(store.promote({ trxId: newTrxId(rng), lsn: 2, blockIds: [id] }))).to.be.instanceOf(AssertionFailure);
+        const winner = newTrxId(rng);
+        const loser = newTrxId(rng);
+        const update: BlockTransform = { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] };
+        await store.pend([pendOf(winner, id, 1, update)]);
+        await store.pend([pendOf(loser, id, 1, update)]);
+        await store.promote({ trxId: winner, lsn: 2, blockIds: [id] });
+        expect(await rejection(store.promote({ trxId: loser, lsn: 3, blockIds: [id] }))).to.be.instanceOf(AssertionFailure);
+        expect((await store.latest(id))?.rev).to.equal(2);
+      });
+
+      it('drops the pend of a transaction whose revision arrives through apply()', async () => {
+        const id = newBlockId(rng);
+        const trx = newTrxId(rng);
+        await store.pend([pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id) })]);
+        await store.apply([{ blockId: id, trxId: trx, lsn: 4, baseRev: 0, transform: { kind: 'insert', block: leafBlock(id) } }]);
+        expect(await store.pendingOf(id)).to.deep.equal([]);
+        expect(await store.stats()).to.include({ blocks: 1, pending: 0 });
+      });
+    });
+
+    describe('batches, locking and durability', () => {
+      it('writes exactly one batch per mutating call and never syncs on its own', async () => {
+        const a = newBlockId(rng);
+        const b = newBlockId(rng);
+        const trx = newTrxId(rng);
+        const calls: Array<() => Promise<unknown>> = [
+          () => store.pend([pendOf(trx, a, 0, { kind: 'insert', block: leafBlock(a) }), pendOf(trx, b, 0, { kind: 'insert', block: leafBlock(b) })]),
+          () => store.promote({ trxId: trx, lsn: 1, blockIds: [a, b] }),
+          () => store.apply([{ blockId: a, trxId: newTrxId(rng), lsn: 2, baseRev: 1, transform: { kind: 'delete' } }]),
+          () => store.pend([pendOf(trx, b, 1, { kind: 'delete' })]),
+          () => store.cancel(trx, [b]),
+        ];
+        for (const call of calls) {
+          raw.reset();
+          await call();
+          expect(raw.batches).to.equal(1);
+          expect(raw.syncs).to.equal(0);
+        }
+        raw.reset();
+        await store.sync();
+        expect(raw.syncs).to.equal(1);
+      });
+
+      it('serialises concurrent writers of the same blocks, whatever order they list them in', async () => {
+        const ids = [newBlockId(rng), newBlockId(rng), newBlockId(rng)];
+        for (const [i, id] of ids.entries()) await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, i + 1);
+        const trxs = Array.from({ length: 40 }, () => newTrxId(rng));
+        await Promise.all(
+          trxs.map((trx, t) => {
+            const order = t % 2 === 0 ? ids : [...ids].reverse();
+            return store.pend(order.map((id) => pendOf(trx, id, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: t }] }, t)));
+          }),
+        );
+        for (const id of ids) expect(await store.pendingOf(id)).to.have.length(trxs.length);
+        expect((await store.stats()).pending).to.equal(trxs.length * ids.length);
+        // Concurrent direct writers: each reads the latest revision under the lock, so none is lost.
+        const id = ids[0]!;
+        await store.apply([{ blockId: id, trxId: newTrxId(rng), lsn: 99, baseRev: 1, transform: { kind: 'update', ops: [{ op: 'set', field: 'list', value: [] }] } }]);
+        let lsn = 100;
+        const appliers = Array.from({ length: 30 }, async () => {
+          for (;;) {
+            const latest = (await store.latest(id))!;
+            const error = await rejection(
+              store.apply([{ blockId: id, trxId: newTrxId(rng), lsn: ++lsn, baseRev: latest.rev, transform: { kind: 'update', ops: [{ op: 'splice', field: 'list', index: 0, remove: 0, items: [1] }] } }]),
+            );
+            if (error === undefined) return;
+            expect(isEngineError(error, 'CONFLICT')).to.equal(true);
+          }
+        });
+        await Promise.all(appliers);
+        const latest = await store.latest(id);
+        expect(latest?.rev).to.equal(32);
+        expect(latest?.block?.['list']).to.have.length(30);
+      });
+
+      it('keeps revisions, pends, expiry and counts across a restart', async () => {
+        const a = newBlockId(rng);
+        const b = newBlockId(rng);
+        await commit(a, { kind: 'insert', block: leafBlock(a, { n: 0 }) }, 1);
+        for (let n = 1; n < 37; n++) await commit(a, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+        await commit(b, { kind: 'insert', block: leafBlock(b) }, 50);
+        await commit(b, { kind: 'delete' }, 51);
+        const trx = newTrxId(rng);
+        await store.pend([pendOf(trx, a, 37, { kind: 'delete' }, 777)]);
+        await store.sync();
+        const before = { latest: await store.latest(a), at: await store.at(a, { rev: 20 }), history: await store.history(a), pends: await store.pendingOf(a) };
+        const statsBefore = await store.stats();
+        await restart();
+        expect(await store.latest(a)).to.deep.equal(before.latest);
+        expect(await store.at(a, { rev: 20 })).to.deep.equal(before.at);
+        expect((await store.at(a, { lsn: 20 }))?.rev).to.equal(20);
+        expect(await store.history(a)).to.deep.equal(before.history);
+        expect(await store.pendingOf(a)).to.deep.equal(before.pends);
+        expect(await store.expired(777, 5)).to.deep.equal(before.pends);
+        expect((await store.at(b, { rev: 1 }))?.block).to.deep.equal(leafBlock(b));
+        expect(await store.stats()).to.include({ blocks: statsBefore.blocks, pending: statsBefore.pending });
+        expect(statsBefore).to.include({ blocks: 1, pending: 1 });
+        await store.promote({ trxId: trx, lsn: 60, blockIds: [a] });
+        expect(await store.stats()).to.include({ blocks: 0, pending: 0 });
+      });
+
+      it('after a crash keeps exactly what was synced, with counts that match it', async function () {
+        if (fixture.crash === undefined) this.skip();
+        const a = newBlockId(rng);
+        const b = newBlockId(rng);
+        await commit(a, { kind: 'insert', block: leafBlock(a) }, 1);
+        await store.sync();
+        await commit(b, { kind: 'insert', block: leafBlock(b) }, 2);
+        await store.pend([pendOf(newTrxId(rng), a, 1, { kind: 'delete' })]);
+        fixture.crash();
+        store = new VersionedBlockStore(raw);
+        expect((await store.latest(a))?.rev).to.equal(1);
+        expect(await store.latest(b)).to.equal(undefined);
+        expect(await store.pendingOf(a)).to.deep.equal([]);
+        expect(await store.stats()).to.include({ blocks: 1, pending: 0 });
+      });
+    });
+  });
+}
+
+/** A random next transform for a block: insert when absent, else mostly updates, sometimes a delete. */
+function randomTransform(rng: SeededRng, id: BlockId, current: Block | undefined): BlockTransform {
+  if (current === undefined) return { kind: 'insert', block: leafBlock(id, { n: rng.int(100), list: [] }) };
+  if (rng.float() < 0.04) return { kind: 'delete' };
+  const ops: BlockOp[] = [];
+  let working = current;
+  const count = 1 + rng.int(3);
+  for (let i = 0; i < count; i++) {
+    let op: BlockOp;
+    const list = working['list'] as unknown[];
+    const pick = rng.int(4);
+    if (pick === 0) op = { op: 'set', field: 'n', value: rng.int(1000) };
+    else if (pick === 1) op = { op: 'set', field: 's', value: rng.float() < 0.3 ? undefined : `s${rng.int(50)}` };
+    else {
+      const index = rng.int(list.length + 1);
+      const remove = rng.int(Math.min(2, list.length - index) + 1);
+      op = { op: 'splice', field: 'list', index, remove, items: Array.from({ length: rng.int(3) }, () => rng.int(10)) };
+    }
+    ops.push(op);
+    working = applyOps(working, [op]);
+  }
+  return { kind: 'update', ops };
+}
+
+blockStoreSuite('MemoryRawStore', async () => {
+  const raw = new MemoryRawStore();
+  await raw.open();
+  return {
+    raw,
+    reopen: async () => {
+      await raw.open();
+      return raw;
+    },
+    crash: () => raw.dropUnsynced(),
+    cleanup: () => raw.close(),
+  };
+});
+
+blockStoreSuite('LevelRawStore', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'optimystic-blocks-'));
+  const opened: LevelRawStore[] = [];
+  const openAt = async (): Promise<LevelRawStore> => {
+    const raw = new LevelRawStore(dir);
+    await raw.open();
+    opened.push(raw);
+    return raw;
+  };
+  return {
+    raw: await openAt(),
+    reopen: openAt,
+    cleanup: async () => {
+      for (const raw of opened) await raw.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
