@@ -13,6 +13,8 @@ const collection = 'prop';
 interface FanOut {
   readonly leafEntriesMax: number;
   readonly branchChildrenMax: number;
+  /** When set, leaves also split by bytes; fill is then only checked as "never empty". */
+  readonly leafBytesMax?: number;
 }
 
 /** Seeds to run; OPTIMYSTIC_SEED replays one. */
@@ -25,10 +27,19 @@ function seeds(defaults: number[]): number[] {
  * Walks the whole tree from the root and checks every structural invariant; returns the entries in
  * key order. `where` names the seed and step, so a failure says how to replay it.
  */
-function checkStructure(access: MemoryBlockAccess, rootId: BlockId, fanOut: FanOut, where: string): TreeEntry[] {
+function checkStructure(
+  access: MemoryBlockAccess,
+  rootId: BlockId,
+  fanOut: FanOut,
+  where: string,
+): TreeEntry[] {
   const reachable = new Set<BlockId>();
   const entries: TreeEntry[] = [];
   const leafDepths = new Set<number>();
+  const fail = (message: string): never => expect.fail(`${where}: ${message}`);
+  const check = (condition: boolean, message: () => string): void => {
+    if (!condition) fail(message());
+  };
 
   const visit = (
     id: BlockId,
@@ -37,48 +48,62 @@ function checkStructure(access: MemoryBlockAccess, rootId: BlockId, fanOut: FanO
     high: TreeKeyValue | undefined,
   ): void => {
     const block = access.blocks.get(id);
-    expect(block, `${where}: block ${id} is referenced but missing`).to.not.equal(undefined);
-    if (block === undefined) return;
-    expect(reachable.has(id), `${where}: block ${id} reached twice`).to.equal(false);
+    if (block === undefined) return fail(`block ${id} is referenced but missing`);
+    check(!reachable.has(id), () => `block ${id} reached twice`);
     reachable.add(id);
-    expect(block.header.collection, where).to.equal(collection);
-    expect(jsonBytes(block), `${where}: block over blockBytesMax`).to.be.at.most(limits.blockBytesMax);
+    check(
+      block.header.collection === collection,
+      () => `block ${id} of collection ${block.header.collection}`,
+    );
+    check(jsonBytes(block) <= limits.blockBytesMax, () => `block ${id} over blockBytesMax`);
     const isRoot = id === rootId;
     const inBounds = (key: TreeKeyValue): boolean =>
       (low === undefined || compareKeys(key, low) >= 0) && (high === undefined || compareKeys(key, high) < 0);
 
     if (Array.isArray(block.entries)) {
-      if (!isRoot) expect(block.header.type, where).to.equal(blockTypes.treeLeaf);
+      check(
+        isRoot || block.header.type === blockTypes.treeLeaf,
+        () => `leaf ${id} has type ${block.header.type}`,
+      );
       const leaf = block.entries as TreeEntry[];
       leafDepths.add(depth);
-      expect(leaf.length, `${where}: leaf ${id} over leafEntriesMax`).to.be.at.most(fanOut.leafEntriesMax);
-      if (!isRoot) {
-        expect(2 * leaf.length, `${where}: leaf ${id} under half full`).to.be.at.least(fanOut.leafEntriesMax);
+      check(leaf.length <= fanOut.leafEntriesMax, () => `leaf ${id} over leafEntriesMax: ${leaf.length}`);
+      const bytesMax = fanOut.leafBytesMax;
+      if (bytesMax !== undefined && leaf.length > 1) {
+        check(jsonBytes(leaf) <= bytesMax, () => `leaf ${id} over leafBytesMax: ${jsonBytes(leaf)}`);
       }
+      if (!isRoot && bytesMax === undefined) {
+        check(2 * leaf.length >= fanOut.leafEntriesMax, () => `leaf ${id} under half full: ${leaf.length}`);
+      }
+      check(isRoot || leaf.length > 0, () => `non-root leaf ${id} is empty`);
       leaf.forEach(([key], i) => {
-        expect(inBounds(key), `${where}: key ${String(key)} outside its leaf's range`).to.equal(true);
-        if (i > 0) {
-          expect(compareKeys(leaf[i - 1]![0], key), `${where}: leaf ${id} not sorted`).to.be.below(0);
-        }
+        check(inBounds(key), () => `key ${String(key)} outside its leaf's range`);
+        check(i === 0 || compareKeys(leaf[i - 1]![0], key) < 0, () => `leaf ${id} not sorted at ${i}`);
       });
       entries.push(...leaf);
       return;
     }
 
-    if (!isRoot) expect(block.header.type, where).to.equal(blockTypes.treeBranch);
+    check(
+      isRoot || block.header.type === blockTypes.treeBranch,
+      () => `branch ${id} has type ${block.header.type}`,
+    );
     const keys = block.keys as TreeKeyValue[];
     const children = block.children as BlockId[];
-    expect(children.length, `${where}: branch ${id} shape`).to.equal(keys.length + 1);
-    expect(children.length, `${where}: branch ${id} over branchChildrenMax`).to.be.at.most(fanOut.branchChildrenMax);
-    if (isRoot) expect(children.length, `${where}: root branch with one child`).to.be.at.least(2);
-    else {
-      expect(2 * children.length, `${where}: branch ${id} under half full`).to.be.at.least(fanOut.branchChildrenMax);
-    }
+    check(
+      children.length === keys.length + 1,
+      () => `branch ${id} has ${keys.length} keys, ${children.length} children`,
+    );
+    check(children.length <= fanOut.branchChildrenMax, () => `branch ${id} over branchChildrenMax`);
+    if (isRoot) check(children.length >= 2, () => `root branch with one child`);
+    else check(2 * children.length >= fanOut.branchChildrenMax, () => `branch ${id} under half full`);
     keys.forEach((key, i) => {
-      expect(inBounds(key), `${where}: separator ${String(key)} outside its branch's range`).to.equal(true);
-      if (i > 0) expect(compareKeys(keys[i - 1]!, key), `${where}: branch ${id} not sorted`).to.be.below(0);
+      check(inBounds(key), () => `separator ${String(key)} outside its branch's range`);
+      check(i === 0 || compareKeys(keys[i - 1]!, key) < 0, () => `branch ${id} not sorted at ${i}`);
     });
-    children.forEach((child, i) => visit(child, depth + 1, i === 0 ? low : keys[i - 1], i < keys.length ? keys[i] : high));
+    children.forEach((child, i) =>
+      visit(child, depth + 1, i === 0 ? low : keys[i - 1], i < keys.length ? keys[i] : high),
+    );
   };
 
   visit(rootId, 0, undefined, undefined);
@@ -143,7 +168,8 @@ function randomKey(rng: SeededRng, domain: number): TreeKeyValue {
   return `k${rng.int(domain)}`;
 }
 
-function randomValue(rng: SeededRng, step: number): Json {
+function randomValue(rng: SeededRng, step: number, bytesMax: number | undefined): Json {
+  if (bytesMax !== undefined) return 'x'.repeat(rng.int(rng.int(4) === 0 ? bytesMax : bytesMax / 4));
   switch (rng.int(4)) {
     case 0:
       return step;
@@ -198,7 +224,7 @@ async function runAgainstModel({ seed, fanOut, steps, domain, checkEvery }: Run)
     const roll = rng.int(100);
     if (roll < (growing ? 55 : 25)) {
       const key = randomKey(rng, domain);
-      const value = randomValue(rng, step);
+      const value = randomValue(rng, step, fanOut.leafBytesMax);
       await tree.put(key, value);
       model.put(key, value);
     } else if (roll < 80) {
@@ -210,13 +236,17 @@ async function runAgainstModel({ seed, fanOut, steps, domain, checkEvery }: Run)
       expect(await tree.has(key), `${where}: has ${String(key)}`).to.equal(model.get(key) !== undefined);
     } else if (roll < 98) {
       const range = randomRange(rng, domain);
-      expect(await collect(tree, range), `${where}: scan ${JSON.stringify(range)}`).to.deep.equal(model.scan(range));
+      expect(await collect(tree, range), `${where}: scan ${JSON.stringify(range)}`).to.deep.equal(
+        model.scan(range),
+      );
     } else {
       expect(await tree.first(), `${where}: first`).to.deep.equal(model.entries[0]);
       expect(await tree.last(), `${where}: last`).to.deep.equal(model.entries.at(-1));
     }
     if (step % checkEvery === checkEvery - 1) {
-      expect(checkStructure(access, rootId, fanOut, where), `${where}: contents`).to.deep.equal(model.entries);
+      expect(checkStructure(access, rootId, fanOut, where), `${where}: contents`).to.deep.equal(
+        model.entries,
+      );
     }
   }
 
@@ -257,12 +287,24 @@ describe('BTree against a sorted-array model', function () {
     });
   }
 
+  for (const seed of seeds([31, 32, 33])) {
+    it(`matches the model when large values split leaves by bytes (seed ${seed})`, async () => {
+      await runAgainstModel({
+        seed,
+        fanOut: { leafEntriesMax: 16, branchChildrenMax: 4, leafBytesMax: 1500 },
+        steps: 3000,
+        domain: 300,
+        checkEvery: 25,
+      });
+    });
+  }
+
   for (const seed of seeds([21, 22])) {
     it(`matches the model with fan-out 64/64 (seed ${seed})`, async () => {
       await runAgainstModel({
         seed,
         fanOut: { leafEntriesMax: 64, branchChildrenMax: 64 },
-        steps: 30_000,
+        steps: 20_000,
         domain: 20_000,
         checkEvery: 1000,
       });

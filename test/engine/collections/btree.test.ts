@@ -4,7 +4,12 @@ import { isEngineError, type ErrorCode } from '../../../src/engine/base/errors.j
 import type { BlockId } from '../../../src/engine/base/ids.js';
 import { limits } from '../../../src/engine/base/limits.js';
 import { blockTypes, type Block } from '../../../src/engine/storage/block.js';
-import { BTree, type BTreeInit, type TreeEntry, type TreeRange } from '../../../src/engine/collections/btree/btree.js';
+import {
+  BTree,
+  type BTreeInit,
+  type TreeEntry,
+  type TreeRange,
+} from '../../../src/engine/collections/btree/btree.js';
 import { compareKeys, type TreeKeyValue } from '../../../src/engine/collections/btree/keys.js';
 import { MemoryBlockAccess } from '../../helpers/memory-block-access.js';
 
@@ -61,7 +66,9 @@ async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<v
 }
 
 /** A tree of keys 0, 10, 20, … inserted in order, with fan-out 4/4 (several levels). */
-async function multiLevelTree(count: number): Promise<{ access: MemoryBlockAccess; tree: BTree; rootId: BlockId }> {
+async function multiLevelTree(
+  count: number,
+): Promise<{ access: MemoryBlockAccess; tree: BTree; rootId: BlockId }> {
   const built = newTree({ leafEntriesMax: 4, branchChildrenMax: 4 });
   for (let i = 0; i < count; i++) await built.tree.put(i * 10, `v${i * 10}`);
   built.access.resetTracking();
@@ -159,7 +166,9 @@ describe('BTree', () => {
   describe('read and write sets', () => {
     it('a put into a leaf with room writes exactly one block, with one splice', async () => {
       const { access, tree, rootId } = await multiLevelTree(40);
-      const roomy = leaves(access, rootId).find((leaf) => leaf.entries.length < 4 && leaf.entries.length > 0)!;
+      const roomy = leaves(access, rootId).find(
+        (leaf) => leaf.entries.length < 4 && leaf.entries.length > 0,
+      )!;
       const key = (roomy.entries[0]![0] as number) + 1;
       access.resetTracking();
       await tree.put(key, 'new');
@@ -224,9 +233,32 @@ describe('BTree', () => {
       const leaf = all[2]!;
       const next = all[3]!;
       const lastKey = leaf.entries.at(-1)![0] as number;
-      expect(await collect(tree, { gte: lastKey, lte: lastKey + 5 })).to.deep.equal([[lastKey, `v${lastKey}`]]);
+      expect(await collect(tree, { gte: lastKey, lte: lastKey + 5 })).to.deep.equal([
+        [lastKey, `v${lastKey}`],
+      ]);
       expect(access.reads.has(leaf.id)).to.equal(true);
       expect(access.reads.has(next.id)).to.equal(false);
+    });
+
+    it('a reverse bounded scan stops at the separator and does not read the previous leaf', async () => {
+      const { access, tree, rootId } = await multiLevelTree(40);
+      const all = leaves(access, rootId);
+      const firstKey = all[3]!.entries[0]![0] as number;
+      const got = await collect(tree, { gte: firstKey, lte: firstKey + 5, reverse: true });
+      expect(got).to.deep.equal([[firstKey, `v${firstKey}`]]);
+      expect(access.reads.has(all[3]!.id)).to.equal(true);
+      expect(access.reads.has(all[2]!.id)).to.equal(false);
+    });
+
+    it('a reverse scan below an exclusive bound starts at the leaf before it', async () => {
+      const { access, tree, rootId } = await multiLevelTree(40);
+      const all = leaves(access, rootId);
+      const firstKey = all[3]!.entries[0]![0] as number;
+      const lastBefore = all[2]!.entries.at(-1)![0];
+      expect(await collect(tree, { lt: firstKey, reverse: true, limit: 1 })).to.deep.equal([
+        [lastBefore, `v${String(lastBefore)}`],
+      ]);
+      expect(access.reads.has(all[3]!.id)).to.equal(false);
     });
 
     it('an empty range still reads the leaf that would hold keys in it, so a phantom insert conflicts', async () => {
@@ -347,9 +379,9 @@ describe('BTree', () => {
         [70, 80],
       ]);
       expect(after[0]!.id).to.equal(before[0]!.id);
-      expect(access.changes.filter((change) => change.kind === 'delete').map((change) => change.id)).to.deep.equal([
-        before[1]!.id,
-      ]);
+      expect(
+        access.changes.filter((change) => change.kind === 'delete').map((change) => change.id),
+      ).to.deep.equal([before[1]!.id]);
       expect([...access.writes].sort()).to.deep.equal([before[0]!.id, before[1]!.id, rootId].sort());
     });
   });

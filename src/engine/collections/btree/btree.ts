@@ -115,7 +115,10 @@ export class BTree {
     this.leafEntriesMax = init.leafEntriesMax ?? limits.treeLeafEntriesMax;
     this.branchChildrenMax = init.branchChildrenMax ?? limits.treeBranchChildrenMax;
     this.leafBytesMax = init.leafBytesMax ?? limits.treeLeafBytesMax;
-    assert(Number.isInteger(this.leafEntriesMax) && this.leafEntriesMax >= 2, 'leafEntriesMax must be an integer >= 2');
+    assert(
+      Number.isInteger(this.leafEntriesMax) && this.leafEntriesMax >= 2,
+      'leafEntriesMax must be an integer >= 2',
+    );
     assert(
       Number.isInteger(this.branchChildrenMax) && this.branchChildrenMax >= 3,
       'branchChildrenMax must be an integer >= 3',
@@ -254,7 +257,9 @@ export class BTree {
         const leftFirst = siblingIndex < frame.index;
         first = Math.min(frame.index, siblingIndex);
         const separator = frame.node.body.keys[first]!;
-        const combined = leftFirst ? join(sibling.body, separator, body) : join(body, separator, sibling.body);
+        const combined = leftFirst
+          ? join(sibling.body, separator, body)
+          : join(body, separator, sibling.body);
         replaced = leftFirst ? [sibling, node] : [node, sibling];
         replacement = this.overfull(combined) ? this.split(combined) : { pieces: [combined], separators: [] };
       } else {
@@ -514,13 +519,21 @@ class RangeCursor implements TreeCursor {
 }
 
 function normaliseRange(range: TreeRange): NormalisedRange {
-  if (range.gte !== undefined && range.gt !== undefined) throw new EngineError('BAD_INPUT', 'give gte or gt, not both');
-  if (range.lte !== undefined && range.lt !== undefined) throw new EngineError('BAD_INPUT', 'give lte or lt, not both');
+  if (range.gte !== undefined && range.gt !== undefined)
+    throw new EngineError('BAD_INPUT', 'give gte or gt, not both');
+  if (range.lte !== undefined && range.lt !== undefined)
+    throw new EngineError('BAD_INPUT', 'give lte or lt, not both');
   const limit = range.limit ?? Number.POSITIVE_INFINITY;
   if (limit !== Number.POSITIVE_INFINITY && !(Number.isInteger(limit) && limit >= 0)) {
-    throw new EngineError('BAD_INPUT', `a scan limit must be a whole number >= 0, not ${String(range.limit)}`);
+    throw new EngineError(
+      'BAD_INPUT',
+      `a scan limit must be a whole number >= 0, not ${String(range.limit)}`,
+    );
   }
-  const bound = (inclusive: TreeKeyValue | undefined, exclusive: TreeKeyValue | undefined): RangeBound | undefined => {
+  const bound = (
+    inclusive: TreeKeyValue | undefined,
+    exclusive: TreeKeyValue | undefined,
+  ): RangeBound | undefined => {
     if (inclusive !== undefined) return { key: checkKey(inclusive), inclusive: true };
     if (exclusive !== undefined) return { key: checkKey(exclusive), inclusive: false };
     return undefined;
@@ -587,7 +600,7 @@ function isBranch(node: TreeNode): node is TreeNode<BranchBody> {
 function evenRanges(count: number, load: (from: number, to: number) => number): Array<[number, number]> {
   const greedy = (bound: number): Array<[number, number]> => {
     const ranges: Array<[number, number]> = [];
-    for (let from = 0; from < count; ) {
+    for (let from = 0; from < count;) {
       let to = from + 1;
       while (to < count && load(from, to + 1) <= bound) to += 1;
       ranges.push([from, to]);
@@ -675,7 +688,8 @@ function checkStorableKey(key: TreeKeyValue): TreeKeyValue {
 
 /** The value in canonical JSON form, or TOO_LARGE / BAD_INPUT if it cannot be stored. */
 function storableValue(value: Json): Json {
-  if (value === undefined) throw new EngineError('BAD_INPUT', 'a tree value must be a JSON value, not undefined');
+  if (value === undefined)
+    throw new EngineError('BAD_INPUT', 'a tree value must be a JSON value, not undefined');
   const text = canonicalJson(value);
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > limits.valueBytesMax) {
