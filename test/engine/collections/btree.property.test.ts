@@ -49,6 +49,7 @@ function checkStructure(
   ): void => {
     const block = access.blocks.get(id);
     if (block === undefined) return fail(`block ${id} is referenced but missing`);
+    check(block.header.id === id, () => `block stored as ${id} says it is ${block.header.id}`);
     check(!reachable.has(id), () => `block ${id} reached twice`);
     reachable.add(id);
     check(
@@ -255,6 +256,7 @@ async function runAgainstModel({ seed, fanOut, steps, domain, checkEvery }: Run)
     expect(await tree.delete(key), `${replay}: final delete ${String(key)}`).to.equal(true);
     model.delete(key);
   }
+  expect(tree.rootId, `${replay}: root id`).to.equal(rootId);
   expect(checkStructure(access, rootId, fanOut, `${replay} after deleting all`)).to.deep.equal([]);
   expect([...access.blocks.keys()], `${replay}: only the root is left`).to.deep.equal([rootId]);
   expect(access.blocks.get(rootId)?.entries, `${replay}: root is an empty leaf`).to.deep.equal([]);

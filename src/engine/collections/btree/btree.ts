@@ -27,8 +27,10 @@ import { compareKeys, type TreeKeyValue } from './keys.js';
  * reads the leaves it covers and no more. Writes touch as few blocks as they can: a put into a leaf
  * with room is one splice on that leaf; only splits and merges touch parents and siblings.
  *
- * The tree must not be changed while a cursor over it is open: a cursor keeps the branches it came
- * down through and does not see later changes to them.
+ * Operations on one tree must not overlap: await each before starting the next (a transaction runs
+ * its actions in order), since each computes its writes from the blocks it read. Likewise the tree
+ * must not be changed while a cursor over it is open: a cursor keeps the branches it came down
+ * through and does not see later changes to them.
  */
 
 export type TreeEntry = [TreeKeyValue, Json];
