@@ -1,10 +1,9 @@
 import { Command, type Interfaces } from '@oclif/core';
-import { chalkStderr } from 'chalk';
 import { EngineError, openDatabase, type Database } from '../../engine/index.js';
-import { describeFailure, failureJson, usageError } from './failure.js';
+import { describeFailure, reportFailure, usageError } from './failure.js';
 import { envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-flags.js';
 import { InterruptWatch } from './interrupt.js';
-import { jsonLine, Output, outputMode } from './output.js';
+import { Output, outputMode } from './output.js';
 
 export type DataFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof DataCommand)['baseFlags'] & T['flags']>;
 export type DataArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
@@ -88,14 +87,7 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
 
   /** Renders any failure: one line on stderr, or the JSON error document on stdout with --json. */
   override async catch(error: Error & { exitCode?: number }): Promise<void> {
-    const failure = describeFailure(error);
-    process.exitCode = failure.exit;
-    if (this.jsonEnabled()) {
-      process.stdout.write(`${jsonLine(failureJson(failure))}\n`);
-    } else {
-      process.stderr.write(`${chalkStderr.red('Error')} ${chalkStderr.dim(`(${failure.code})`)}: ${failure.message}\n`);
-    }
-    if (this.verbose && failure.stack !== undefined) process.stderr.write(`${failure.stack}\n`);
+    reportFailure(describeFailure(error), { json: this.jsonEnabled(), verbose: this.verbose });
   }
 
   override async finally(error: Error | undefined): Promise<void> {

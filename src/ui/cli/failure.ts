@@ -1,3 +1,4 @@
+import { chalkStderr } from 'chalk';
 import { EngineError, isErrorCode, type ErrorCode } from '../../engine/index.js';
 import { exitCodeFor, type ExitCode } from './exit-codes.js';
 
@@ -97,4 +98,18 @@ function missingArgNames(error: unknown): string[] | undefined {
 /** The JSON error document printed on stdout with --json. */
 export function failureJson(failure: Failure): { error: { code: ErrorCode; message: string } } {
   return { error: { code: failure.code, message: failure.message } };
+}
+
+/**
+ * Prints a failure and sets the exit code: the JSON error document on stdout with --json, otherwise
+ * one line on stderr. The stack follows on stderr only when asked for (--verbose).
+ */
+export function reportFailure(failure: Failure, options: { readonly json: boolean; readonly verbose: boolean }): void {
+  process.exitCode = failure.exit;
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(failureJson(failure))}\n`);
+  } else {
+    process.stderr.write(`${chalkStderr.red('Error')} ${chalkStderr.dim(`(${failure.code})`)}: ${failure.message}\n`);
+  }
+  if (options.verbose && failure.stack !== undefined) process.stderr.write(`${failure.stack}\n`);
 }

@@ -1,7 +1,7 @@
 // What commands import from the CLI layer.
 export { DataCommand, type DataArgs, type DataFlags } from './data-command.js';
 export { exitClasses, exitCodeByError, exitCodeFor, type ExitClass, type ExitCode } from './exit-codes.js';
-export { describeFailure, failureJson, oneLine, usageError, type Failure } from './failure.js';
+export { describeFailure, failureJson, oneLine, reportFailure, usageError, type Failure } from './failure.js';
 export { defaultDataDir, envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-flags.js';
 export { InterruptWatch } from './interrupt.js';
 export { parseJsonArgument } from './json-argument.js';
