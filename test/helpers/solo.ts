@@ -16,14 +16,24 @@ export async function memoryNode(seed = 1, init: SoloNodeInit = {}, raw?: RawSto
  * An afterExecute hook that holds every first attempt until `count` of them have executed, so those
  * transactions all read before any of them commits.
  */
-export function firstAttemptBarrier(count: number): (trxId: string, attempt: number) => Promise<void> {
-  let arrived = 0;
-  let release: () => void = () => undefined;
-  const all = new Promise<void>((resolve) => (release = resolve));
-  return async (_trxId, attempt) => {
-    if (attempt !== 1) return;
-    arrived += 1;
-    if (arrived === count) release();
+export class FirstAttemptBarrier {
+  private waiting = 0;
+  private arrived = 0;
+  private release: () => void = () => undefined;
+  private all: Promise<void> = Promise.resolve();
+
+  /** The next `count` first attempts wait for each other; everything else passes straight through. */
+  arm(count: number): void {
+    this.waiting = count;
+    this.arrived = 0;
+    this.all = new Promise<void>((resolve) => (this.release = resolve));
+  }
+
+  readonly hook = async (_trxId: string, attempt: number): Promise<void> => {
+    if (attempt !== 1 || this.arrived >= this.waiting) return;
+    this.arrived += 1;
+    const all = this.all;
+    if (this.arrived === this.waiting) this.release();
     await all;
   };
 }

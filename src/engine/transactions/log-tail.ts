@@ -348,7 +348,8 @@ export class LogTail implements TailClient {
     await blocks.apply([
       {
         blockId: entry.blockId,
-        trxId: entry.trxId,
+        // The decision is a revision of its own: tagged apart from the prepare that placed the entry.
+        trxId: `${entry.trxId}:${outcome}`,
         lsn: state.lastLsn,
         baseRev: holder.rev,
         transform: { kind: 'update', ops: replaceEntryOps(log, decided) },

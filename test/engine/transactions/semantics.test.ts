@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { firstAttemptBarrier, memoryNode, ok, put, value } from '../../helpers/solo.js';
+import { FirstAttemptBarrier, memoryNode, ok, put, value } from '../../helpers/solo.js';
 import type { SoloNode } from '../../../src/engine/node/solo-node.js';
 
 /** Fills a tree with keys between `a` and `z` so that keys at the ends live in different leaves. */
@@ -14,17 +14,20 @@ describe('transaction semantics', () => {
   afterEach(async () => node?.close());
 
   it('prevents lost updates: two concurrent increments both land, one after a replay', async () => {
-    ({ node } = await memoryNode(1, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    const gate = new FirstAttemptBarrier();
+    ({ node } = await memoryNode(1, { coordinator: { afterExecute: gate.hook } }));
     await node.createCollection('accounts', 'tree');
     ok(await node.transact(put('accounts', 'alice', { balance: 100 })));
     const incr = { actions: [{ collection: 'accounts', op: 'incr' as const, key: 'alice', path: 'balance', by: 5 }] };
+    gate.arm(2);
     const [a, b] = await Promise.all([node.transact(incr), node.transact(incr)]);
     expect(ok(a).attempts + ok(b).attempts).to.equal(3);
     expect(await value(node, 'accounts', 'alice')).to.deep.equal({ balance: 110 });
   });
 
   it('rejects write skew between keys in different leaves', async () => {
-    ({ node } = await memoryNode(2, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    const gate = new FirstAttemptBarrier();
+    ({ node } = await memoryNode(2, { coordinator: { afterExecute: gate.hook } }));
     await node.createCollection('doctors', 'tree');
     await spread(node, 'doctors');
     ok(await node.transact({ actions: [
@@ -37,6 +40,7 @@ describe('transaction semantics', () => {
         expect: [{ collection: 'doctors', key: other, value: { onCall: true } }],
         actions: [{ collection: 'doctors', op: 'put', key: me, value: { onCall: false } }],
       });
+    gate.arm(2);
     const [alice, zoe] = await Promise.all([offCall('a-alice', 'z-zoe'), offCall('z-zoe', 'a-alice')]);
     const outcomes = [alice, zoe];
     expect(outcomes.filter((o) => o.ok)).to.have.length(1);
@@ -46,19 +50,23 @@ describe('transaction semantics', () => {
   });
 
   it('lets writers of disjoint leaves of one collection commit without a replay', async () => {
-    ({ node } = await memoryNode(3, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    const gate = new FirstAttemptBarrier();
+    ({ node } = await memoryNode(3, { coordinator: { afterExecute: gate.hook } }));
     await node.createCollection('t', 'tree');
     await spread(node, 't');
+    gate.arm(2);
     const [a, b] = await Promise.all([node.transact(put('t', 'a-first', 1)), node.transact(put('t', 'z-last', 2))]);
     expect(ok(a).attempts).to.equal(1);
     expect(ok(b).attempts).to.equal(1);
   });
 
   it('makes a phantom insert into a scanned range conflict', async () => {
-    ({ node } = await memoryNode(4, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    const gate = new FirstAttemptBarrier();
+    ({ node } = await memoryNode(4, { coordinator: { afterExecute: gate.hook } }));
     await node.createCollection('t', 'tree');
     await spread(node, 't');
     // The scanner counts keys in [a, b] and records the count far away (another leaf).
+    gate.arm(2);
     const scanAndRecord = node.transact({
       actions: [
         { collection: 't', op: 'scan', from: 'a', to: 'b' },
@@ -73,7 +81,7 @@ describe('transaction semantics', () => {
     ok(ins);
     expect(scanOk.attempts + ok(ins).attempts).to.equal(3);
     if (scanOk.attempts === 2) {
-      const entries = (scanOk.results[0] as { entries: { key: string }[] }).entries.map((e) => e.key);
+      const entries = (scanOk.results[0] as unknown as { entries: { key: string }[] }).entries.map((e) => e.key);
       expect(entries).to.include('a-phantom');
     }
   });
@@ -124,10 +132,12 @@ describe('transaction semantics', () => {
   });
 
   it('aborts the prepared part when another collection rejects, leaving no trace in the first', async () => {
-    ({ node } = await memoryNode(7, { coordinator: { afterExecute: firstAttemptBarrier(2) } }));
+    const gate = new FirstAttemptBarrier();
+    ({ node } = await memoryNode(7, { coordinator: { afterExecute: gate.hook } }));
     await node.createCollection('a', 'tree');
     await node.createCollection('b', 'tree');
     ok(await node.transact(put('b', 'k', { n: -1 })));
+    gate.arm(2);
     const both = node.transact({
       actions: [
         { collection: 'a', op: 'put', key: 'x', value: 1 },

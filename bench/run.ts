@@ -1,0 +1,181 @@
+// `npm run bench`: NDJSON figures for the embedded store, each beside a baseline measured in the same
+// run on the same disk (raw classic-level), so ratios hold on a noisy machine. Not a test: nothing
+// here asserts; the figures and their targets are printed for people to read.
+import '../src/shim.js';
+import { ClassicLevel } from 'classic-level';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase, type Database, type TxRequest } from '../src/engine/index.js';
+
+const keys = Number(process.env['BENCH_KEYS'] ?? 10_000);
+const value = (i: number): { i: number; name: string; tags: string[] } => ({ i, name: `user-${i}-${'x'.repeat(40)}`, tags: ['a', 'b', 'c'] });
+const valueText = JSON.stringify(value(0));
+let peakRss = process.memoryUsage().rss;
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+
+function emit(record: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(record) + '\n');
+}
+
+function report(name: string, ops: number, ms: number, baseline: { name: string; opsPerSec: number } | undefined, target?: { ratioMin: number }): number {
+  const opsPerSec = (ops / ms) * 1000;
+  const ratio = baseline === undefined ? undefined : opsPerSec / baseline.opsPerSec;
+  emit({
+    bench: name,
+    ops,
+    ms: round(ms),
+    opsPerSec: round(opsPerSec),
+    ...(baseline !== undefined ? { baseline: baseline.name, baselineOpsPerSec: round(baseline.opsPerSec), ratio: round(ratio!, 3) } : {}),
+    ...(target !== undefined ? { targetRatio: target.ratioMin, met: ratio! >= target.ratioMin } : {}),
+  });
+  return opsPerSec;
+}
+
+function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+async function timed(work: () => Promise<void>): Promise<number> {
+  const start = performance.now();
+  await work();
+  return performance.now() - start;
+}
+
+async function tempDir(label: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `optimystic-bench-${label}-`));
+}
+
+async function rawBaselines(): Promise<Record<string, number>> {
+  const dir = await tempDir('raw');
+  const db = new ClassicLevel<string, string>(dir, { valueEncoding: 'utf8' });
+  await db.open();
+  const out: Record<string, number> = {};
+  const n = Math.min(keys, 3000);
+  let ms = await timed(async () => {
+    for (let i = 0; i < n; i++) await db.put(`k${i}`, valueText, { sync: true });
+  });
+  out['putSync'] = (n / ms) * 1000;
+  emit({ bench: 'raw.put.sync', ops: n, opsPerSec: round(out['putSync']) });
+  ms = await timed(async () => {
+    for (let b = 0; b < keys; b += 1000) {
+      await db.batch(Array.from({ length: Math.min(1000, keys - b) }, (_, j) => ({ type: 'put' as const, key: `b${b + j}`, value: valueText })));
+    }
+  });
+  out['batch'] = (keys / ms) * 1000;
+  emit({ bench: 'raw.batch.1000', ops: keys, opsPerSec: round(out['batch']) });
+  ms = await timed(async () => {
+    for (let i = 0; i < keys; i++) await db.get(`b${i}`);
+  });
+  out['get'] = (keys / ms) * 1000;
+  emit({ bench: 'raw.get', ops: keys, opsPerSec: round(out['get']) });
+  let count = 0;
+  ms = await timed(async () => {
+    for await (const _ of db.iterator({ gte: 'b', lt: 'c' })) count++;
+  });
+  out['iterate'] = (count / ms) * 1000;
+  emit({ bench: 'raw.iterate', ops: count, opsPerSec: round(out['iterate']) });
+  await db.close();
+  await rm(dir, { recursive: true, force: true });
+  return out;
+}
+
+async function withDb<T>(label: string, work: (db: Database) => Promise<T>): Promise<T> {
+  const dir = await tempDir(label);
+  const db = await openDatabase({ dataDir: dir });
+  try {
+    return await work(db);
+  } finally {
+    await db.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function check(outcome: Awaited<ReturnType<Database['transact']>>): void {
+  if (!outcome.ok) throw new Error(`bench transaction failed: ${outcome.error.code} ${outcome.error.message}`);
+}
+
+const putTx = (collection: string, i: number): TxRequest => ({ actions: [{ collection, op: 'put', key: `user${String(i).padStart(6, '0')}`, value: value(i) }] });
+
+async function main(): Promise<void> {
+  emit({ bench: 'env', node: process.version, keys, cpus: (await import('node:os')).cpus().length });
+  const raw = await rawBaselines();
+
+  // 1 + history flatness: sequential durable single-key put transactions.
+  await withDb('seq', async (db) => {
+    await db.createCollection('users', 'tree');
+    const tenth = Math.floor(keys / 10);
+    const tenths: number[] = [];
+    let mark = performance.now();
+    const start = mark;
+    for (let i = 0; i < keys; i++) {
+      check(await db.transact(putTx('users', i)));
+      if ((i + 1) % tenth === 0) {
+        const now = performance.now();
+        tenths.push(now - mark);
+        mark = now;
+      }
+    }
+    report('tx.put.sequential', keys, performance.now() - start, { name: 'raw.put.sync', opsPerSec: raw['putSync']! }, { ratioMin: 0.5 });
+    const first = tenth / tenths[0]!;
+    const last = tenth / tenths.at(-1)!;
+    emit({ bench: 'tx.put.history-flatness', firstTenthOpsPerSec: round(first * 1000), lastTenthOpsPerSec: round(last * 1000), ratio: round(last / first, 3), targetRatio: 0.8, met: last / first >= 0.8 });
+
+    // 4: point gets and a full scan on the tree just written.
+    let ms = await timed(async () => {
+      for (let i = 0; i < keys; i++) await db.get('users', `user${String(i).padStart(6, '0')}`);
+    });
+    report('get.point', keys, ms, { name: 'raw.get', opsPerSec: raw['get']! }, { ratioMin: 0.25 });
+    let count = 0;
+    ms = await timed(async () => {
+      for await (const _ of db.scan('users')) count++;
+    });
+    report('scan.full', count, ms, { name: 'raw.iterate', opsPerSec: raw['iterate']! }, { ratioMin: 0.25 });
+  });
+
+  // 2: 8 concurrent single-key put transactions on distinct keys (group commit).
+  await withDb('conc', async (db) => {
+    await db.createCollection('users', 'tree');
+    let next = 0;
+    let attempts = 0;
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        const i = next++;
+        if (i >= keys) return;
+        const outcome = await db.transact(putTx('users', (i * 7919) % keys));
+        check(outcome);
+        if (outcome.ok) attempts += outcome.attempts;
+      }
+    };
+    const ms = await timed(async () => {
+      await Promise.all(Array.from({ length: 8 }, worker));
+    });
+    report('tx.put.concurrent8', keys, ms, { name: 'raw.put.sync', opsPerSec: raw['putSync']! }, { ratioMin: 2 });
+    emit({ bench: 'tx.put.concurrent8.replays', replaysPerTx: round(attempts / keys - 1, 3) });
+  });
+
+  // 3: one transaction of `keys` puts.
+  await withDb('bulk', async (db) => {
+    await db.createCollection('users', 'tree');
+    const ms = await timed(async () => {
+      check(await db.transact({ actions: Array.from({ length: keys }, (_, i) => putTx('users', i).actions[0]!) }));
+    });
+    report('tx.put.one-transaction', keys, ms, { name: 'raw.batch.1000', opsPerSec: raw['batch']! }, { ratioMin: 0.25 });
+  });
+
+  // 5: sequential diary appends.
+  await withDb('diary', async (db) => {
+    await db.createCollection('events', 'diary');
+    const n = Math.min(keys, 5000);
+    const ms = await timed(async () => {
+      for (let i = 0; i < n; i++) check(await db.transact({ actions: [{ collection: 'events', op: 'append', value: value(i) }] }));
+    });
+    report('diary.append.sequential', n, ms, { name: 'raw.put.sync', opsPerSec: raw['putSync']! });
+  });
+
+  clearInterval(sampler);
+  emit({ bench: 'memory', peakRssMiB: round(peakRss / 1024 / 1024) });
+}
+
+await main();
