@@ -66,7 +66,10 @@ export class LevelRawStore implements RawStore {
     this.state = 'opening';
     try {
       await mkdir(this.dir, { recursive: true });
-      const db: Db = new ClassicLevel<string, string>(this.dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+      const db: Db = new ClassicLevel<string, string>(this.dir, {
+        keyEncoding: 'utf8',
+        valueEncoding: 'utf8',
+      });
       await db.open();
       this.db = db;
       this.failure = undefined;
@@ -161,7 +164,10 @@ export class LevelRawStore implements RawStore {
   iterate(range: RawRange): AsyncIterable<[string, string]> {
     const db = this.readableDb();
     const limit = range.limit ?? Infinity;
-    assert(limit === Infinity || (Number.isInteger(limit) && limit >= 0), `iterate limit ${limit} is not a count`);
+    assert(
+      limit === Infinity || (Number.isInteger(limit) && limit >= 0),
+      `iterate limit ${limit} is not a count`,
+    );
     const reverse = range.reverse === true;
     if (limit === 0) return emptyEntries();
     // Both snapshots are taken now, synchronously: the overlay holds every write LevelDB may lack (an
@@ -192,7 +198,8 @@ export class LevelRawStore implements RawStore {
   }
 
   private readableDb(): Db {
-    if (this.db === undefined || (this.state !== 'open' && this.state !== 'closing')) throw closedError(this.dir);
+    if (this.db === undefined || (this.state !== 'open' && this.state !== 'closing'))
+      throw closedError(this.dir);
     return this.db;
   }
 
@@ -216,7 +223,11 @@ export class LevelRawStore implements RawStore {
     const flush = (async () => {
       try {
         await db.batch(
-          ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key })),
+          ops.map((op) =>
+            op.type === 'put'
+              ? { type: 'put' as const, key: op.key, value: op.value }
+              : { type: 'del' as const, key: op.key },
+          ),
           { sync: true },
         );
       } catch (error) {
@@ -301,9 +312,11 @@ async function* mergeEntries(
 /** The range's bounds as classic-level options; when both bounds on a side are given, the tighter one. */
 function levelBounds(range: RawRange): { gt?: string; gte?: string; lt?: string; lte?: string } {
   const bounds: { gt?: string; gte?: string; lt?: string; lte?: string } = {};
-  if (range.gt !== undefined && (range.gte === undefined || compareRawKeys(range.gt, range.gte) >= 0)) bounds.gt = range.gt;
+  if (range.gt !== undefined && (range.gte === undefined || compareRawKeys(range.gt, range.gte) >= 0))
+    bounds.gt = range.gt;
   else if (range.gte !== undefined) bounds.gte = range.gte;
-  if (range.lt !== undefined && (range.lte === undefined || compareRawKeys(range.lt, range.lte) <= 0)) bounds.lt = range.lt;
+  if (range.lt !== undefined && (range.lte === undefined || compareRawKeys(range.lt, range.lte) <= 0))
+    bounds.lt = range.lt;
   else if (range.lte !== undefined) bounds.lte = range.lte;
   return bounds;
 }
@@ -328,7 +341,12 @@ function levelCodes(error: unknown): string[] {
 function storeError(error: unknown, dir: string): EngineError {
   if (error instanceof EngineError) return error;
   const codes = levelCodes(error);
-  const detail = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+  const detail =
+    error instanceof Error
+      ? error.cause instanceof Error
+        ? error.cause.message
+        : error.message
+      : String(error);
   if (codes.includes('LEVEL_LOCKED')) {
     return new EngineError(
       'DATA_DIR_BUSY',
@@ -338,7 +356,12 @@ function storeError(error: unknown, dir: string): EngineError {
     );
   }
   if (codes.includes('LEVEL_CORRUPTION')) {
-    return new EngineError('CORRUPT', `data directory ${dir} is corrupt (${detail})`, { dir }, { cause: error });
+    return new EngineError(
+      'CORRUPT',
+      `data directory ${dir} is corrupt (${detail})`,
+      { dir },
+      { cause: error },
+    );
   }
   return new EngineError('UNAVAILABLE', `data directory ${dir} failed: ${detail}`, { dir }, { cause: error });
 }

@@ -1,3 +1,5 @@
+/* eslint-disable @typescript-eslint/require-await -- nothing here waits, but the methods stay async so
+   a closed store rejects (as LevelRawStore does) instead of throwing at the call. */
 import { assert } from '../base/assert.js';
 import { EngineError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
@@ -84,7 +86,10 @@ export class MemoryRawStore implements RawStore {
   iterate(range: RawRange): AsyncIterable<[string, string]> {
     this.assertOpen();
     const limit = range.limit ?? Infinity;
-    assert(limit === Infinity || (Number.isInteger(limit) && limit >= 0), `iterate limit ${limit} is not a count`);
+    assert(
+      limit === Infinity || (Number.isInteger(limit) && limit >= 0),
+      `iterate limit ${limit} is not a count`,
+    );
     const entries: Array<[string, string]> = [];
     if (range.reverse === true) {
       for (let i = this.upperIndex(range) - 1; i >= 0 && entries.length < limit; i--) {

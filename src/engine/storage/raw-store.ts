@@ -3,7 +3,9 @@
  * text). Two implementations: memory (tests, simulation) and classic-level (one LevelDB per data dir).
  * The shared compliance suite in test/engine/storage/raw-store-compliance.ts runs against both.
  */
-export type RawOp = { readonly type: 'put'; readonly key: string; readonly value: string } | { readonly type: 'del'; readonly key: string };
+export type RawOp =
+  | { readonly type: 'put'; readonly key: string; readonly value: string }
+  | { readonly type: 'del'; readonly key: string };
 
 export interface RawRange {
   /** Inclusive lower bound. */

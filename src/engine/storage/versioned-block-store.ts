@@ -85,14 +85,26 @@ function decode<T>(key: string, text: string): T {
   try {
     return JSON.parse(text) as T;
   } catch (error) {
-    throw new EngineError('CORRUPT', `stored value under ${key} is not valid JSON`, { key }, { cause: error });
+    throw new EngineError(
+      'CORRUPT',
+      `stored value under ${key} is not valid JSON`,
+      { key },
+      { cause: error },
+    );
   }
 }
 
 function decodeState(id: BlockId, key: string, text: string): BlockState {
   const record = decode<StateRecord>(key, text);
-  if (!record.deleted && record.block === undefined) throw new EngineError('CORRUPT', `state under ${key} has no block`, { key });
-  return { id, rev: record.rev, lsn: record.lsn, trxId: record.trxId, block: record.deleted ? undefined : record.block };
+  if (!record.deleted && record.block === undefined)
+    throw new EngineError('CORRUPT', `state under ${key} has no block`, { key });
+  return {
+    id,
+    rev: record.rev,
+    lsn: record.lsn,
+    trxId: record.trxId,
+    block: record.deleted ? undefined : record.block,
+  };
 }
 
 /** A small LRU: a Map iterates in insertion order, so re-inserting on use keeps the oldest first. */
@@ -182,7 +194,10 @@ export class VersionedBlockStore implements BlockStore {
   constructor(raw: RawStore, init: VersionedBlockStoreInit = {}) {
     this.raw = raw;
     const entriesMax = init.cacheEntriesMax ?? limits.blockCacheEntriesMax;
-    assert(Number.isInteger(entriesMax) && entriesMax >= 1, `cacheEntriesMax ${entriesMax} must be a positive integer`);
+    assert(
+      Number.isInteger(entriesMax) && entriesMax >= 1,
+      `cacheEntriesMax ${entriesMax} must be a positive integer`,
+    );
     this.cache = new LatestCache(entriesMax);
   }
 
@@ -191,7 +206,10 @@ export class VersionedBlockStore implements BlockStore {
     return (await this.loadLatest(id)) ?? undefined;
   }
 
-  async at(id: BlockId, point: { readonly rev: number } | { readonly lsn: number }): Promise<BlockState | undefined> {
+  async at(
+    id: BlockId,
+    point: { readonly rev: number } | { readonly lsn: number },
+  ): Promise<BlockState | undefined> {
     assertKeyPart(id, 'block id');
     const latest = await this.loadLatest(id);
     if (latest === null) return undefined;
@@ -204,7 +222,12 @@ export class VersionedBlockStore implements BlockStore {
       if (latest.lsn <= point.lsn) return latest;
       const lsn = Math.min(Math.floor(point.lsn), Number.MAX_SAFE_INTEGER);
       let found: number | undefined;
-      for await (const [, text] of this.raw.iterate({ gte: keyOf.lsns(id), lte: keyOf.lsn(id, lsn), reverse: true, limit: 1 })) {
+      for await (const [, text] of this.raw.iterate({
+        gte: keyOf.lsns(id),
+        lte: keyOf.lsn(id, lsn),
+        reverse: true,
+        limit: 1,
+      })) {
         found = Number(text);
       }
       if (found === undefined) return undefined;
@@ -241,14 +264,18 @@ export class VersionedBlockStore implements BlockStore {
     return pends;
   }
 
-  async pend(items: readonly PendingTransform[]): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }> {
+  async pend(
+    items: readonly PendingTransform[],
+  ): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }> {
     if (items.length === 0) return { ok: true, outcomes: [] };
     const trxId = items[0]!.trxId;
     const ids = new Set<BlockId>();
     for (const item of items) {
       validatePend(item);
-      if (item.trxId !== trxId) throw new EngineError('BAD_INPUT', 'one pend call carries the pends of one transaction');
-      if (ids.has(item.blockId)) throw new EngineError('BAD_INPUT', `block ${item.blockId} is pended twice in one call`);
+      if (item.trxId !== trxId)
+        throw new EngineError('BAD_INPUT', 'one pend call carries the pends of one transaction');
+      if (ids.has(item.blockId))
+        throw new EngineError('BAD_INPUT', `block ${item.blockId} is pended twice in one call`);
       ids.add(item.blockId);
     }
     return this.locks.hold([...ids], async () => {
@@ -268,7 +295,10 @@ export class VersionedBlockStore implements BlockStore {
         const mine = pends.find((pend) => pend.trxId === item.trxId);
         const others = pends.filter((pend) => pend.trxId !== item.trxId);
         const exists = latest !== null && latest.block !== undefined;
-        const rival = !exists && item.transform.kind === 'insert' ? others.find((pend) => pend.transform.kind === 'insert') : undefined;
+        const rival =
+          !exists && item.transform.kind === 'insert'
+            ? others.find((pend) => pend.transform.kind === 'insert')
+            : undefined;
         if (rival !== undefined) {
           outcomes.push({ status: 'busy', trxId: rival.trxId });
           continue;
@@ -312,7 +342,11 @@ export class VersionedBlockStore implements BlockStore {
     });
   }
 
-  async promote(commit: { readonly trxId: TrxId; readonly lsn: number; readonly blockIds: readonly BlockId[] }): Promise<void> {
+  async promote(commit: {
+    readonly trxId: TrxId;
+    readonly lsn: number;
+    readonly blockIds: readonly BlockId[];
+  }): Promise<void> {
     const { trxId, lsn, blockIds } = commit;
     assertKeyPart(trxId, 'transaction id');
     assert(Number.isSafeInteger(lsn) && lsn >= 0, `promote lsn ${lsn} is not a non-negative integer`);
@@ -334,15 +368,29 @@ export class VersionedBlockStore implements BlockStore {
         const pendText = pendTexts[i];
         if (latest?.trxId === trxId) continue;
         if (pendText === undefined) {
-          assert(await this.carries(id, trxId, lsn), `promote of ${trxId} on block ${id}: no pending transform and no revision from it`);
+          assert(
+            await this.carries(id, trxId, lsn),
+            `promote of ${trxId} on block ${id}: no pending transform and no revision from it`,
+          );
           continue;
         }
         const pend = decode<PendingTransform>(keyOf.pend(id, trxId), pendText);
         const currentRev = latest?.rev ?? 0;
-        assert(pend.baseRev === currentRev, `promote of ${trxId} on block ${id}: pend is based on rev ${pend.baseRev}, latest is ${currentRev}`);
-        const state = this.addRevision(ops, latest, { blockId: id, trxId, lsn, transform: pend.transform }, delta);
+        assert(
+          pend.baseRev === currentRev,
+          `promote of ${trxId} on block ${id}: pend is based on rev ${pend.baseRev}, latest is ${currentRev}`,
+        );
+        const state = this.addRevision(
+          ops,
+          latest,
+          { blockId: id, trxId, lsn, transform: pend.transform },
+          delta,
+        );
         changed.push(state);
-        ops.push({ type: 'del', key: keyOf.pend(id, trxId) }, { type: 'del', key: keyOf.expiry(pend.expiresAt, id, trxId) });
+        ops.push(
+          { type: 'del', key: keyOf.pend(id, trxId) },
+          { type: 'del', key: keyOf.expiry(pend.expiresAt, id, trxId) },
+        );
         delta.pending--;
       }
       await this.write(ops, counters, delta, changed);
@@ -354,7 +402,10 @@ export class VersionedBlockStore implements BlockStore {
     for (const revision of revisions) {
       assertKeyPart(revision.blockId, 'block id');
       assertKeyPart(revision.trxId, 'transaction id');
-      assert(Number.isSafeInteger(revision.lsn) && revision.lsn >= 0, `apply lsn ${revision.lsn} is not a non-negative integer`);
+      assert(
+        Number.isSafeInteger(revision.lsn) && revision.lsn >= 0,
+        `apply lsn ${revision.lsn} is not a non-negative integer`,
+      );
     }
     const ids = [...new Set(revisions.map((revision) => revision.blockId))];
     await this.locks.hold(ids, async () => {
@@ -374,12 +425,20 @@ export class VersionedBlockStore implements BlockStore {
         const currentRev = current?.rev ?? 0;
         if (revision.baseRev !== currentRev) {
           // A replay of a revision already written is fine; anything else means this node is behind.
-          if (revision.baseRev < currentRev && (await this.carries(revision.blockId, revision.trxId, revision.lsn))) continue;
-          throw new EngineError('CONFLICT', `block ${revision.blockId} is at rev ${currentRev}, not ${revision.baseRev}`, {
-            blockId: revision.blockId,
-            baseRev: revision.baseRev,
-            currentRev,
-          });
+          if (
+            revision.baseRev < currentRev &&
+            (await this.carries(revision.blockId, revision.trxId, revision.lsn))
+          )
+            continue;
+          throw new EngineError(
+            'CONFLICT',
+            `block ${revision.blockId} is at rev ${currentRev}, not ${revision.baseRev}`,
+            {
+              blockId: revision.blockId,
+              baseRev: revision.baseRev,
+              currentRev,
+            },
+          );
         }
         const state = this.addRevision(ops, current, revision, delta);
         working.set(revision.blockId, state);
@@ -387,7 +446,10 @@ export class VersionedBlockStore implements BlockStore {
         const pendText = pendTexts[i];
         if (pendText !== undefined) {
           const pend = decode<PendingTransform>(keyOf.pend(revision.blockId, revision.trxId), pendText);
-          ops.push({ type: 'del', key: keyOf.pend(pend.blockId, pend.trxId) }, { type: 'del', key: keyOf.expiry(pend.expiresAt, pend.blockId, pend.trxId) });
+          ops.push(
+            { type: 'del', key: keyOf.pend(pend.blockId, pend.trxId) },
+            { type: 'del', key: keyOf.expiry(pend.expiresAt, pend.blockId, pend.trxId) },
+          );
           delta.pending--;
         }
       }
@@ -399,7 +461,11 @@ export class VersionedBlockStore implements BlockStore {
     if (limit <= 0 || Number.isNaN(now) || now < 0) return [];
     const upTo = Math.min(Math.floor(now), Number.MAX_SAFE_INTEGER - 1);
     const pendKeys: string[] = [];
-    for await (const [key] of this.raw.iterate({ gte: 'x/', lt: `x/${padded(upTo + 1)}`, limit: Math.floor(limit) })) {
+    for await (const [key] of this.raw.iterate({
+      gte: 'x/',
+      lt: `x/${padded(upTo + 1)}`,
+      limit: Math.floor(limit),
+    })) {
       const [, , id, trxId] = key.split('/');
       assert(id !== undefined && trxId !== undefined, `malformed expiry key ${key}`);
       pendKeys.push(keyOf.pend(id, trxId));
@@ -407,7 +473,8 @@ export class VersionedBlockStore implements BlockStore {
     const texts = await this.raw.getMany(pendKeys);
     return texts.map((text, i) => {
       const key = pendKeys[i]!;
-      if (text === undefined) throw new EngineError('CORRUPT', `expiry index names ${key}, which is missing`, { key });
+      if (text === undefined)
+        throw new EngineError('CORRUPT', `expiry index names ${key}, which is missing`, { key });
       return decode<PendingTransform>(key, text);
     });
   }
@@ -451,7 +518,8 @@ export class VersionedBlockStore implements BlockStore {
     if (this.counters !== undefined) return Promise.resolve(this.counters);
     this.countersLoad ??= this.raw.get(countersKey).then(
       (text) => {
-        this.counters ??= text === undefined ? { blocks: 0, pending: 0 } : decode<Counters>(countersKey, text);
+        this.counters ??=
+          text === undefined ? { blocks: 0, pending: 0 } : decode<Counters>(countersKey, text);
         return this.counters;
       },
       (error: unknown) => {
@@ -467,7 +535,12 @@ export class VersionedBlockStore implements BlockStore {
    * Nothing is awaited between updating the counters and calling batch(), so counter values land in
    * the order they were computed.
    */
-  private async write(ops: RawOp[], counters: Counters, delta: Counters, changed: readonly BlockState[]): Promise<void> {
+  private async write(
+    ops: RawOp[],
+    counters: Counters,
+    delta: Counters,
+    changed: readonly BlockState[],
+  ): Promise<void> {
     if (ops.length === 0) return;
     if (delta.blocks !== 0 || delta.pending !== 0) {
       counters.blocks += delta.blocks;
@@ -496,7 +569,12 @@ export class VersionedBlockStore implements BlockStore {
   private addRevision(
     ops: RawOp[],
     previous: BlockState | null,
-    revision: { readonly blockId: BlockId; readonly trxId: TrxId; readonly lsn: number; readonly transform: BlockTransform },
+    revision: {
+      readonly blockId: BlockId;
+      readonly trxId: TrxId;
+      readonly lsn: number;
+      readonly transform: BlockTransform;
+    },
     delta: Counters,
   ): BlockState {
     const { blockId: id, trxId, lsn, transform } = revision;
@@ -508,7 +586,8 @@ export class VersionedBlockStore implements BlockStore {
       { type: 'put', key: keyOf.revision(id, rev), value: JSON.stringify(record) },
       { type: 'put', key: keyOf.lsn(id, lsn), value: String(rev) },
     );
-    if (rev % limits.materialiseEveryRevs === 0) ops.push({ type: 'put', key: keyOf.snapshot(id, rev), value: encodeState(state) });
+    if (rev % limits.materialiseEveryRevs === 0)
+      ops.push({ type: 'put', key: keyOf.snapshot(id, rev), value: encodeState(state) });
     delta.blocks += (state.block !== undefined ? 1 : 0) - (previous?.block !== undefined ? 1 : 0);
     return state;
   }
@@ -531,12 +610,17 @@ export class VersionedBlockStore implements BlockStore {
     const base = rev - (rev % limits.materialiseEveryRevs);
     const records: BlockRevision[] = [];
     if (rev > base) {
-      for await (const [key, text] of this.raw.iterate({ gte: keyOf.revision(id, base + 1), lte: keyOf.revision(id, rev) })) {
+      for await (const [key, text] of this.raw.iterate({
+        gte: keyOf.revision(id, base + 1),
+        lte: keyOf.revision(id, rev),
+      })) {
         records.push(decode<BlockRevision>(key, text));
       }
     }
     if (records.length !== rev - base) {
-      throw new EngineError('CORRUPT', `revisions ${base + 1}..${rev} of block ${id} are incomplete`, { blockId: id });
+      throw new EngineError('CORRUPT', `revisions ${base + 1}..${rev} of block ${id} are incomplete`, {
+        blockId: id,
+      });
     }
     let start = records.length - 1;
     while (start >= 0 && records[start]!.transform.kind === 'update') start--;
@@ -545,7 +629,8 @@ export class VersionedBlockStore implements BlockStore {
       const transform = records[start]!.transform;
       block = transform.kind === 'insert' ? transform.block : undefined;
     } else {
-      if (base === 0) throw new EngineError('CORRUPT', `block ${id} has no insert before rev ${rev}`, { blockId: id });
+      if (base === 0)
+        throw new EngineError('CORRUPT', `block ${id} has no insert before rev ${rev}`, { blockId: id });
       const key = keyOf.snapshot(id, base);
       const text = await this.raw.get(key);
       if (text === undefined) throw new EngineError('CORRUPT', `snapshot ${key} is missing`, { key });
@@ -563,7 +648,13 @@ export class VersionedBlockStore implements BlockStore {
     const missing =
       baseRev >= currentRev
         ? []
-        : (await this.history(id, { fromRev: baseRev + 1, toRev: currentRev, limit: limits.scanPageItemsMax })).map((revision) => ({
+        : (
+            await this.history(id, {
+              fromRev: baseRev + 1,
+              toRev: currentRev,
+              limit: limits.scanPageItemsMax,
+            })
+          ).map((revision) => ({
             rev: revision.rev,
             trxId: revision.trxId,
           }));
@@ -573,16 +664,24 @@ export class VersionedBlockStore implements BlockStore {
 
 /** Ids become parts of keys, separated by '/'. */
 function assertKeyPart(value: string, what: string): void {
-  assert(typeof value === 'string' && value.length > 0 && !value.includes('/'), `${what} ${JSON.stringify(value)} cannot be stored`);
+  assert(
+    typeof value === 'string' && value.length > 0 && !value.includes('/'),
+    `${what} ${JSON.stringify(value)} cannot be stored`,
+  );
 }
 
 /** Pends arrive from other peers, so a malformed one is BAD_INPUT, never an assertion. */
 function validatePend(item: PendingTransform): void {
-  const keyPart = (value: unknown): boolean => typeof value === 'string' && value.length > 0 && !value.includes('/');
-  if (!keyPart(item.blockId)) throw new EngineError('BAD_INPUT', `block id ${JSON.stringify(item.blockId)} is malformed`);
-  if (!keyPart(item.trxId)) throw new EngineError('BAD_INPUT', `transaction id ${JSON.stringify(item.trxId)} is malformed`);
-  if (!Number.isSafeInteger(item.baseRev) || item.baseRev < 0) throw new EngineError('BAD_INPUT', `baseRev ${item.baseRev} is not a revision`);
-  if (!Number.isSafeInteger(item.expiresAt) || item.expiresAt < 0) throw new EngineError('BAD_INPUT', `expiresAt ${item.expiresAt} is not a time`);
+  const keyPart = (value: unknown): boolean =>
+    typeof value === 'string' && value.length > 0 && !value.includes('/');
+  if (!keyPart(item.blockId))
+    throw new EngineError('BAD_INPUT', `block id ${JSON.stringify(item.blockId)} is malformed`);
+  if (!keyPart(item.trxId))
+    throw new EngineError('BAD_INPUT', `transaction id ${JSON.stringify(item.trxId)} is malformed`);
+  if (!Number.isSafeInteger(item.baseRev) || item.baseRev < 0)
+    throw new EngineError('BAD_INPUT', `baseRev ${item.baseRev} is not a revision`);
+  if (!Number.isSafeInteger(item.expiresAt) || item.expiresAt < 0)
+    throw new EngineError('BAD_INPUT', `expiresAt ${item.expiresAt} is not a time`);
 }
 
 /**
@@ -592,18 +691,28 @@ function validatePend(item: PendingTransform): void {
 function checkApplies(item: PendingTransform, latest: BlockState | null): void {
   const exists = latest !== null && latest.block !== undefined;
   if (item.transform.kind === 'insert' ? exists : !exists) {
-    throw new EngineError('BAD_INPUT', `cannot ${item.transform.kind} block ${item.blockId}: it ${exists ? 'exists' : 'does not exist'}`, {
-      blockId: item.blockId,
-    });
+    throw new EngineError(
+      'BAD_INPUT',
+      `cannot ${item.transform.kind} block ${item.blockId}: it ${exists ? 'exists' : 'does not exist'}`,
+      {
+        blockId: item.blockId,
+      },
+    );
   }
   if (item.transform.kind === 'insert' && item.transform.block.header?.id !== item.blockId) {
-    throw new EngineError('BAD_INPUT', `inserted block's header id is not ${item.blockId}`, { blockId: item.blockId });
+    throw new EngineError('BAD_INPUT', `inserted block's header id is not ${item.blockId}`, {
+      blockId: item.blockId,
+    });
   }
   if (item.transform.kind !== 'update') return;
   try {
     applyTransform(latest?.block, item.transform);
   } catch (error) {
     if (!(error instanceof AssertionFailure)) throw error;
-    throw new EngineError('BAD_INPUT', `transform of block ${item.blockId} does not apply: ${error.message}`, { blockId: item.blockId });
+    throw new EngineError(
+      'BAD_INPUT',
+      `transform of block ${item.blockId} does not apply: ${error.message}`,
+      { blockId: item.blockId },
+    );
   }
 }

@@ -7,7 +7,14 @@ import { isEngineError } from '../../../src/engine/base/errors.js';
 import { newBlockId, newTrxId, type BlockId, type TrxId } from '../../../src/engine/base/ids.js';
 import { limits } from '../../../src/engine/base/limits.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
-import { applyOps, applyTransform, blockTypes, type Block, type BlockOp, type BlockTransform } from '../../../src/engine/storage/block.js';
+import {
+  applyOps,
+  applyTransform,
+  blockTypes,
+  type Block,
+  type BlockOp,
+  type BlockTransform,
+} from '../../../src/engine/storage/block.js';
 import type { BlockState, PendingTransform } from '../../../src/engine/storage/block-store.js';
 import { LevelRawStore } from '../../../src/engine/storage/level-store.js';
 import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
@@ -33,13 +40,23 @@ class CountingRawStore implements RawStore {
   close(): Promise<void> {
     return this.inner.close();
   }
-  get(key: string): Promise<string | undefined> {
+  /** While set, a get() of this key reads at the call but answers only once `until` resolves. */
+  holdGet: { readonly key: string; readonly until: Promise<void> } | undefined;
+  /** While set, every getMany() reads at the call but answers only once it resolves. */
+  holdGetMany: Promise<void> | undefined;
+  async get(key: string): Promise<string | undefined> {
     this.gets++;
-    return this.inner.get(key);
+    const hold = this.holdGet?.key === key ? this.holdGet.until : undefined;
+    const value = this.inner.get(key);
+    if (hold !== undefined) await hold;
+    return value;
   }
-  getMany(keys: readonly string[]): Promise<Array<string | undefined>> {
+  async getMany(keys: readonly string[]): Promise<Array<string | undefined>> {
     this.gets += keys.length;
-    return this.inner.getMany(keys);
+    const hold = this.holdGetMany;
+    const values = this.inner.getMany(keys);
+    if (hold !== undefined) await hold;
+    return values;
   }
   batch(ops: readonly RawOp[]): Promise<void> {
     this.batches++;
@@ -104,12 +121,23 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
       store = new VersionedBlockStore(raw, init);
     }
 
-    function pendOf(trxId: TrxId, blockId: BlockId, baseRev: number, transform: BlockTransform, expiresAt = 1_000): PendingTransform {
+    function pendOf(
+      trxId: TrxId,
+      blockId: BlockId,
+      baseRev: number,
+      transform: BlockTransform,
+      expiresAt = 1_000,
+    ): PendingTransform {
       return { trxId, blockId, collection: 'c', baseRev, transform, expiresAt };
     }
 
     /** Pends and promotes one transform, as a committing transaction would. */
-    async function commit(blockId: BlockId, transform: BlockTransform, lsn: number, trxId = newTrxId(rng)): Promise<TrxId> {
+    async function commit(
+      blockId: BlockId,
+      transform: BlockTransform,
+      lsn: number,
+      trxId = newTrxId(rng),
+    ): Promise<TrxId> {
       const baseRev = (await store.latest(blockId))?.rev ?? 0;
       const result = await store.pend([pendOf(trxId, blockId, baseRev, transform)]);
       expect(result.ok, JSON.stringify(result.outcomes)).to.equal(true);
@@ -140,11 +168,30 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const t2 = await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 2 }] }, 11);
         const t3 = await commit(id, { kind: 'delete' }, 12);
         expect(await store.latest(id)).to.deep.equal({ id, rev: 3, lsn: 12, trxId: t3, block: undefined });
-        expect(await store.at(id, { rev: 1 })).to.deep.equal({ id, rev: 1, lsn: 10, trxId: t1, block: leafBlock(id, { n: 1 }) });
-        expect(await store.at(id, { rev: 2 })).to.deep.equal({ id, rev: 2, lsn: 11, trxId: t2, block: leafBlock(id, { n: 2 }) });
+        expect(await store.at(id, { rev: 1 })).to.deep.equal({
+          id,
+          rev: 1,
+          lsn: 10,
+          trxId: t1,
+          block: leafBlock(id, { n: 1 }),
+        });
+        expect(await store.at(id, { rev: 2 })).to.deep.equal({
+          id,
+          rev: 2,
+          lsn: 11,
+          trxId: t2,
+          block: leafBlock(id, { n: 2 }),
+        });
         expect(await store.at(id, { rev: 4 })).to.equal(undefined);
         expect(await store.at(id, { rev: 0 })).to.equal(undefined);
-        expect((await store.history(id)).map((revision) => [revision.rev, revision.lsn, revision.trxId, revision.transform.kind])).to.deep.equal([
+        expect(
+          (await store.history(id)).map((revision) => [
+            revision.rev,
+            revision.lsn,
+            revision.trxId,
+            revision.transform.kind,
+          ]),
+        ).to.deep.equal([
           [1, 10, t1, 'insert'],
           [2, 11, t2, 'update'],
           [3, 12, t3, 'delete'],
@@ -180,7 +227,8 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
       it('returns history ranges by fromRev, toRev, direction and limit', async () => {
         const id = newBlockId(rng);
         await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
-        for (let n = 1; n < 20; n++) await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+        for (let n = 1; n < 20; n++)
+          await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
         const revs = async (range: Parameters<VersionedBlockStore['history']>[1]): Promise<number[]> =>
           (await store.history(id, range)).map((revision) => revision.rev);
         expect(await revs({})).to.deep.equal(Array.from({ length: 20 }, (_, i) => i + 1));
@@ -204,8 +252,20 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         raw.reset();
         const error = await rejection(
           store.apply([
-            { blockId: a, trxId: newTrxId(rng), lsn: 2, baseRev: 1, transform: { kind: 'update', ops: [{ op: 'set', field: 'x', value: 1 }] } },
-            { blockId: b, trxId: newTrxId(rng), lsn: 2, baseRev: 5, transform: { kind: 'update', ops: [{ op: 'set', field: 'x', value: 1 }] } },
+            {
+              blockId: a,
+              trxId: newTrxId(rng),
+              lsn: 2,
+              baseRev: 1,
+              transform: { kind: 'update', ops: [{ op: 'set', field: 'x', value: 1 }] },
+            },
+            {
+              blockId: b,
+              trxId: newTrxId(rng),
+              lsn: 2,
+              baseRev: 5,
+              transform: { kind: 'update', ops: [{ op: 'set', field: 'x', value: 1 }] },
+            },
           ]),
         );
         expect(isEngineError(error, 'CONFLICT'), String(error)).to.equal(true);
@@ -217,9 +277,33 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
       it('applies several revisions of one block in one apply() call, and skips them when replayed', async () => {
         const id = newBlockId(rng);
         const revisions = [
-          { blockId: id, trxId: newTrxId(rng), lsn: 1, baseRev: 0, transform: { kind: 'insert', block: leafBlock(id, { list: [] }) } as const },
-          { blockId: id, trxId: newTrxId(rng), lsn: 2, baseRev: 1, transform: { kind: 'update', ops: [{ op: 'splice', field: 'list', index: 0, remove: 0, items: ['a'] }] } as const },
-          { blockId: id, trxId: newTrxId(rng), lsn: 3, baseRev: 2, transform: { kind: 'update', ops: [{ op: 'splice', field: 'list', index: 1, remove: 0, items: ['b'] }] } as const },
+          {
+            blockId: id,
+            trxId: newTrxId(rng),
+            lsn: 1,
+            baseRev: 0,
+            transform: { kind: 'insert', block: leafBlock(id, { list: [] }) } as const,
+          },
+          {
+            blockId: id,
+            trxId: newTrxId(rng),
+            lsn: 2,
+            baseRev: 1,
+            transform: {
+              kind: 'update',
+              ops: [{ op: 'splice', field: 'list', index: 0, remove: 0, items: ['a'] }],
+            } as const,
+          },
+          {
+            blockId: id,
+            trxId: newTrxId(rng),
+            lsn: 3,
+            baseRev: 2,
+            transform: {
+              kind: 'update',
+              ops: [{ op: 'splice', field: 'list', index: 1, remove: 0, items: ['b'] }],
+            } as const,
+          },
         ];
         await store.apply(revisions);
         await store.apply(revisions);
@@ -253,14 +337,21 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
             expect(result.ok, JSON.stringify(result.outcomes)).to.equal(true);
             await store.promote({ trxId, lsn, blockIds: [id] });
           }
-          states.push({ id, rev: baseRev + 1, lsn, trxId, block: applyTransform(previous?.block, transform) });
+          states.push({
+            id,
+            rev: baseRev + 1,
+            lsn,
+            trxId,
+            block: applyTransform(previous?.block, transform),
+          });
           if (step % 97 === 0) await store.sync();
         }
         const check = async (): Promise<void> => {
           for (const id of ids) {
             const states = model.get(id)!;
             expect(states.length).to.be.greaterThan(100);
-            for (const state of states) expect(await store.at(id, { rev: state.rev }), `rev ${state.rev}`).to.deep.equal(state);
+            for (const state of states)
+              expect(await store.at(id, { rev: state.rev }), `rev ${state.rev}`).to.deep.equal(state);
             expect(await store.latest(id)).to.deep.equal(states[states.length - 1]);
             for (let probe = 0; probe < 60; probe++) {
               const wanted = rng.int(lsn + 2);
@@ -283,7 +374,8 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const id = newBlockId(rng);
         await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
         const total = every * 4 + 3;
-        for (let n = 1; n < total; n++) await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+        for (let n = 1; n < total; n++)
+          await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
         for (let rev = 1; rev <= total; rev++) {
           raw.reset();
           const state = await store.at(id, { rev });
@@ -297,7 +389,8 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
       it('reads the latest state with at most one get and never walks history', async () => {
         const id = newBlockId(rng);
         await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
-        for (let n = 1; n < 40; n++) await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+        for (let n = 1; n < 40; n++)
+          await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
         raw.reset();
         expect((await store.latest(id))?.rev).to.equal(40);
         expect(raw.gets + raw.iterates).to.equal(0);
@@ -308,6 +401,38 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         expect(second).to.equal(first);
         expect(raw.gets).to.equal(1);
         expect(raw.iterates).to.equal(0);
+      });
+
+      it('never caches a read of the latest state that a concurrent write overtook', async () => {
+        store = new VersionedBlockStore(raw, { cacheEntriesMax: 1 });
+        const x = newBlockId(rng);
+        const trx = newTrxId(rng);
+        await commit(x, { kind: 'insert', block: leafBlock(x, { n: 1 }) }, 1);
+        await store.pend([pendOf(trx, x, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 2 }] })]);
+        // The promote finds x in the cache, then waits on its pend lookup.
+        let releasePromote!: () => void;
+        raw.holdGetMany = new Promise((resolve) => {
+          releasePromote = resolve;
+        });
+        const promoting = store.promote({ trxId: trx, lsn: 2, blockIds: [x] });
+        await new Promise((resolve) => setImmediate(resolve));
+        raw.holdGetMany = undefined;
+        // Another block pushes x out of the cache, and a reader starts loading x's (still old) state.
+        await store.latest(newBlockId(rng));
+        let releaseRead!: () => void;
+        raw.holdGet = {
+          key: `b/${x}`,
+          until: new Promise((resolve) => {
+            releaseRead = resolve;
+          }),
+        };
+        const reading = store.latest(x);
+        raw.holdGet = undefined;
+        releasePromote();
+        await promoting;
+        releaseRead();
+        expect((await reading)?.rev).to.equal(1);
+        expect((await store.latest(x))?.rev).to.equal(2);
       });
     });
 
@@ -354,19 +479,28 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const id = newBlockId(rng);
         const first = newTrxId(rng);
         const second = newTrxId(rng);
-        expect((await store.pend([pendOf(first, id, 0, { kind: 'insert', block: leafBlock(id, { who: 1 }) })])).ok).to.equal(true);
-        expect(await store.pend([pendOf(second, id, 0, { kind: 'insert', block: leafBlock(id, { who: 2 }) })])).to.deep.equal({
+        expect(
+          (await store.pend([pendOf(first, id, 0, { kind: 'insert', block: leafBlock(id, { who: 1 }) })])).ok,
+        ).to.equal(true);
+        expect(
+          await store.pend([pendOf(second, id, 0, { kind: 'insert', block: leafBlock(id, { who: 2 }) })]),
+        ).to.deep.equal({
           ok: false,
           outcomes: [{ status: 'busy', trxId: first }],
         });
         await store.cancel(first, [id]);
-        expect((await store.pend([pendOf(second, id, 0, { kind: 'insert', block: leafBlock(id, { who: 2 }) })])).ok).to.equal(true);
+        expect(
+          (await store.pend([pendOf(second, id, 0, { kind: 'insert', block: leafBlock(id, { who: 2 }) })]))
+            .ok,
+        ).to.equal(true);
       });
 
       it('lets only one of many concurrent inserts of a new block pend', async () => {
         const id = newBlockId(rng);
         const trxs = Array.from({ length: 20 }, () => newTrxId(rng));
-        const results = await Promise.all(trxs.map((trx) => store.pend([pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id) })])));
+        const results = await Promise.all(
+          trxs.map((trx) => store.pend([pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id) })])),
+        );
         expect(results.filter((result) => result.ok)).to.have.length(1);
         expect(await store.pendingOf(id)).to.have.length(1);
       });
@@ -379,7 +513,10 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         for (let i = 0; i < limits.pendingPerBlockMax; i++) {
           expect((await store.pend([pendOf(newTrxId(rng), id, 1, update)])).ok).to.equal(true);
         }
-        expect(await store.pend([pendOf(newTrxId(rng), id, 1, update)])).to.deep.equal({ ok: false, outcomes: [{ status: 'full' }] });
+        expect(await store.pend([pendOf(newTrxId(rng), id, 1, update)])).to.deep.equal({
+          ok: false,
+          outcomes: [{ status: 'full' }],
+        });
         expect(await store.pendingOf(id)).to.have.length(limits.pendingPerBlockMax);
         expect((await store.stats()).pending).to.equal(limits.pendingPerBlockMax);
       });
@@ -403,7 +540,12 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const attempts: PendingTransform[][] = [
           [pendOf(newTrxId(rng), missing, 0, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] })],
           [pendOf(newTrxId(rng), id, 1, { kind: 'insert', block: leafBlock(id) })],
-          [pendOf(newTrxId(rng), id, 1, { kind: 'update', ops: [{ op: 'splice', field: 'n', index: 0, remove: 0, items: [] }] })],
+          [
+            pendOf(newTrxId(rng), id, 1, {
+              kind: 'update',
+              ops: [{ op: 'splice', field: 'n', index: 0, remove: 0, items: [] }],
+            }),
+          ],
           [pendOf(newTrxId(rng), missing, 0, { kind: 'insert', block: leafBlock(id) })],
           [pendOf('bad/trx', id, 1, { kind: 'delete' })],
         ];
@@ -420,7 +562,10 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const b = newBlockId(rng);
         const trx = newTrxId(rng);
         const other = newTrxId(rng);
-        await store.pend([pendOf(trx, a, 0, { kind: 'insert', block: leafBlock(a) }, 10), pendOf(trx, b, 0, { kind: 'insert', block: leafBlock(b) }, 10)]);
+        await store.pend([
+          pendOf(trx, a, 0, { kind: 'insert', block: leafBlock(a) }, 10),
+          pendOf(trx, b, 0, { kind: 'insert', block: leafBlock(b) }, 10),
+        ]);
         const c = newBlockId(rng);
         const otherInsert = pendOf(other, c, 0, { kind: 'insert', block: leafBlock(c) }, 10);
         await store.pend([otherInsert]);
@@ -442,7 +587,8 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
           return pendOf(newTrxId(rng), id, 0, { kind: 'insert', block: leafBlock(id) }, expiresAt);
         });
         for (const item of items) await store.pend([item]);
-        const expiries = async (now: number, limit: number): Promise<number[]> => (await store.expired(now, limit)).map((item) => item.expiresAt);
+        const expiries = async (now: number, limit: number): Promise<number[]> =>
+          (await store.expired(now, limit)).map((item) => item.expiresAt);
         expect(await expiries(99, 10)).to.deep.equal([]);
         expect(await expiries(300, 10)).to.deep.equal([100, 300, 300]);
         expect(await expiries(1000, 2)).to.deep.equal([100, 300]);
@@ -458,7 +604,13 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const trx = newTrxId(rng);
         await store.pend([pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id, { n: 1 }) }, 50)]);
         await store.promote({ trxId: trx, lsn: 7, blockIds: [id] });
-        expect(await store.latest(id)).to.deep.equal({ id, rev: 1, lsn: 7, trxId: trx, block: leafBlock(id, { n: 1 }) });
+        expect(await store.latest(id)).to.deep.equal({
+          id,
+          rev: 1,
+          lsn: 7,
+          trxId: trx,
+          block: leafBlock(id, { n: 1 }),
+        });
         expect(await store.pendingOf(id)).to.deep.equal([]);
         expect(await store.expired(100, 10)).to.deep.equal([]);
         expect(await store.stats()).to.include({ blocks: 1, pending: 0 });
@@ -482,7 +634,10 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const a = newBlockId(rng);
         const b = newBlockId(rng);
         const t1 = newTrxId(rng);
-        await store.pend([pendOf(t1, a, 0, { kind: 'insert', block: leafBlock(a, { n: 0 }) }), pendOf(t1, b, 0, { kind: 'insert', block: leafBlock(b, { n: 0 }) })]);
+        await store.pend([
+          pendOf(t1, a, 0, { kind: 'insert', block: leafBlock(a, { n: 0 }) }),
+          pendOf(t1, b, 0, { kind: 'insert', block: leafBlock(b, { n: 0 }) }),
+        ]);
         raw.reset();
         await store.promote({ trxId: t1, lsn: 1, blockIds: [b, a] });
         expect(raw.batches).to.equal(1);
@@ -490,7 +645,10 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         await store.pend([pendOf(t2, a, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] })]);
         await store.promote({ trxId: t2, lsn: 2, blockIds: [a] });
         const t3 = newTrxId(rng);
-        await store.pend([pendOf(t3, a, 2, { kind: 'delete' }), pendOf(t3, b, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 3 }] })]);
+        await store.pend([
+          pendOf(t3, a, 2, { kind: 'delete' }),
+          pendOf(t3, b, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 3 }] }),
+        ]);
         await store.promote({ trxId: t3, lsn: 3, blockIds: [a, b] });
         expect((await store.history(a)).map((revision) => revision.trxId)).to.deep.equal([t1, t2, t3]);
         expect((await store.latest(b))?.block).to.deep.equal(leafBlock(b, { n: 3 }));
@@ -500,14 +658,18 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
       it('asserts when there is no pend to promote or the pend is based on an older revision', async () => {
         const id = newBlockId(rng);
         await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
-        expect(await rejection(store.promote({ trxId: newTrxId(rng), lsn: 2, blockIds: [id] }))).to.be.instanceOf(AssertionFailure);
+        expect(
+          await rejection(store.promote({ trxId: newTrxId(rng), lsn: 2, blockIds: [id] })),
+        ).to.be.instanceOf(AssertionFailure);
         const winner = newTrxId(rng);
         const loser = newTrxId(rng);
         const update: BlockTransform = { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] };
         await store.pend([pendOf(winner, id, 1, update)]);
         await store.pend([pendOf(loser, id, 1, update)]);
         await store.promote({ trxId: winner, lsn: 2, blockIds: [id] });
-        expect(await rejection(store.promote({ trxId: loser, lsn: 3, blockIds: [id] }))).to.be.instanceOf(AssertionFailure);
+        expect(await rejection(store.promote({ trxId: loser, lsn: 3, blockIds: [id] }))).to.be.instanceOf(
+          AssertionFailure,
+        );
         expect((await store.latest(id))?.rev).to.equal(2);
       });
 
@@ -515,7 +677,15 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const id = newBlockId(rng);
         const trx = newTrxId(rng);
         await store.pend([pendOf(trx, id, 0, { kind: 'insert', block: leafBlock(id) })]);
-        await store.apply([{ blockId: id, trxId: trx, lsn: 4, baseRev: 0, transform: { kind: 'insert', block: leafBlock(id) } }]);
+        await store.apply([
+          {
+            blockId: id,
+            trxId: trx,
+            lsn: 4,
+            baseRev: 0,
+            transform: { kind: 'insert', block: leafBlock(id) },
+          },
+        ]);
         expect(await store.pendingOf(id)).to.deep.equal([]);
         expect(await store.stats()).to.include({ blocks: 1, pending: 0 });
       });
@@ -527,9 +697,16 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const b = newBlockId(rng);
         const trx = newTrxId(rng);
         const calls: Array<() => Promise<unknown>> = [
-          () => store.pend([pendOf(trx, a, 0, { kind: 'insert', block: leafBlock(a) }), pendOf(trx, b, 0, { kind: 'insert', block: leafBlock(b) })]),
+          () =>
+            store.pend([
+              pendOf(trx, a, 0, { kind: 'insert', block: leafBlock(a) }),
+              pendOf(trx, b, 0, { kind: 'insert', block: leafBlock(b) }),
+            ]),
           () => store.promote({ trxId: trx, lsn: 1, blockIds: [a, b] }),
-          () => store.apply([{ blockId: a, trxId: newTrxId(rng), lsn: 2, baseRev: 1, transform: { kind: 'delete' } }]),
+          () =>
+            store.apply([
+              { blockId: a, trxId: newTrxId(rng), lsn: 2, baseRev: 1, transform: { kind: 'delete' } },
+            ]),
           () => store.pend([pendOf(trx, b, 1, { kind: 'delete' })]),
           () => store.cancel(trx, [b]),
         ];
@@ -546,25 +723,49 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
 
       it('serialises concurrent writers of the same blocks, whatever order they list them in', async () => {
         const ids = [newBlockId(rng), newBlockId(rng), newBlockId(rng)];
-        for (const [i, id] of ids.entries()) await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, i + 1);
+        for (const [i, id] of ids.entries())
+          await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, i + 1);
         const trxs = Array.from({ length: 40 }, () => newTrxId(rng));
         await Promise.all(
           trxs.map((trx, t) => {
             const order = t % 2 === 0 ? ids : [...ids].reverse();
-            return store.pend(order.map((id) => pendOf(trx, id, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: t }] }, t)));
+            return store.pend(
+              order.map((id) =>
+                pendOf(trx, id, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: t }] }, t),
+              ),
+            );
           }),
         );
         for (const id of ids) expect(await store.pendingOf(id)).to.have.length(trxs.length);
         expect((await store.stats()).pending).to.equal(trxs.length * ids.length);
         // Concurrent direct writers: each reads the latest revision under the lock, so none is lost.
         const id = ids[0]!;
-        await store.apply([{ blockId: id, trxId: newTrxId(rng), lsn: 99, baseRev: 1, transform: { kind: 'update', ops: [{ op: 'set', field: 'list', value: [] }] } }]);
+        await store.apply([
+          {
+            blockId: id,
+            trxId: newTrxId(rng),
+            lsn: 99,
+            baseRev: 1,
+            transform: { kind: 'update', ops: [{ op: 'set', field: 'list', value: [] }] },
+          },
+        ]);
         let lsn = 100;
         const appliers = Array.from({ length: 30 }, async () => {
           for (;;) {
             const latest = (await store.latest(id))!;
             const error = await rejection(
-              store.apply([{ blockId: id, trxId: newTrxId(rng), lsn: ++lsn, baseRev: latest.rev, transform: { kind: 'update', ops: [{ op: 'splice', field: 'list', index: 0, remove: 0, items: [1] }] } }]),
+              store.apply([
+                {
+                  blockId: id,
+                  trxId: newTrxId(rng),
+                  lsn: ++lsn,
+                  baseRev: latest.rev,
+                  transform: {
+                    kind: 'update',
+                    ops: [{ op: 'splice', field: 'list', index: 0, remove: 0, items: [1] }],
+                  },
+                },
+              ]),
             );
             if (error === undefined) return;
             expect(isEngineError(error, 'CONFLICT')).to.equal(true);
@@ -580,13 +781,19 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const a = newBlockId(rng);
         const b = newBlockId(rng);
         await commit(a, { kind: 'insert', block: leafBlock(a, { n: 0 }) }, 1);
-        for (let n = 1; n < 37; n++) await commit(a, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+        for (let n = 1; n < 37; n++)
+          await commit(a, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
         await commit(b, { kind: 'insert', block: leafBlock(b) }, 50);
         await commit(b, { kind: 'delete' }, 51);
         const trx = newTrxId(rng);
         await store.pend([pendOf(trx, a, 37, { kind: 'delete' }, 777)]);
         await store.sync();
-        const before = { latest: await store.latest(a), at: await store.at(a, { rev: 20 }), history: await store.history(a), pends: await store.pendingOf(a) };
+        const before = {
+          latest: await store.latest(a),
+          at: await store.at(a, { rev: 20 }),
+          history: await store.history(a),
+          pends: await store.pendingOf(a),
+        };
         const statsBefore = await store.stats();
         await restart();
         expect(await store.latest(a)).to.deep.equal(before.latest);
@@ -633,11 +840,18 @@ function randomTransform(rng: SeededRng, id: BlockId, current: Block | undefined
     const list = working['list'] as unknown[];
     const pick = rng.int(4);
     if (pick === 0) op = { op: 'set', field: 'n', value: rng.int(1000) };
-    else if (pick === 1) op = { op: 'set', field: 's', value: rng.float() < 0.3 ? undefined : `s${rng.int(50)}` };
+    else if (pick === 1)
+      op = { op: 'set', field: 's', value: rng.float() < 0.3 ? undefined : `s${rng.int(50)}` };
     else {
       const index = rng.int(list.length + 1);
       const remove = rng.int(Math.min(2, list.length - index) + 1);
-      op = { op: 'splice', field: 'list', index, remove, items: Array.from({ length: rng.int(3) }, () => rng.int(10)) };
+      op = {
+        op: 'splice',
+        field: 'list',
+        index,
+        remove,
+        items: Array.from({ length: rng.int(3) }, () => rng.int(10)),
+      };
     }
     ops.push(op);
     working = applyOps(working, [op]);

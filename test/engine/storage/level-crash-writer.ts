@@ -10,7 +10,13 @@ let round = 0;
 const writer = async (): Promise<void> => {
   for (;;) {
     const mine = round++;
-    await store.batch(Array.from({ length: 10 }, (_, i) => ({ type: 'put' as const, key: `crash/${i}`, value: String(mine) })));
+    await store.batch(
+      Array.from({ length: 10 }, (_, i) => ({
+        type: 'put' as const,
+        key: `crash/${i}`,
+        value: String(mine),
+      })),
+    );
     await store.sync();
     process.stdout.write(`${mine}\n`);
   }

@@ -133,9 +133,13 @@ describe('LevelRawStore', () => {
 
   it('flushes on its own when the queue passes its bound, without splitting a batch', async () => {
     const store = await openStore({ queueOpsMax: 8 });
-    await store.batch(Array.from({ length: 5 }, (_, i) => ({ type: 'put' as const, key: `a${i}`, value: 'v' })));
+    await store.batch(
+      Array.from({ length: 5 }, (_, i) => ({ type: 'put' as const, key: `a${i}`, value: 'v' })),
+    );
     expect(store.flushCount).to.equal(0);
-    await store.batch(Array.from({ length: 5 }, (_, i) => ({ type: 'put' as const, key: `b${i}`, value: 'v' })));
+    await store.batch(
+      Array.from({ length: 5 }, (_, i) => ({ type: 'put' as const, key: `b${i}`, value: 'v' })),
+    );
     expect(store.flushCount).to.equal(1);
     expect(await store.getMany(['a0', 'b4'])).to.deep.equal(['v', 'v']);
   });
@@ -180,9 +184,13 @@ describe('LevelRawStore', () => {
 
   it('keeps every acknowledged batch whole when the process is killed mid-stream', async function () {
     this.timeout(60_000);
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./level-crash-writer.ts', import.meta.url)), dir], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('./level-crash-writer.ts', import.meta.url)), dir],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let acked = -1;
     await new Promise<void>((resolve, reject) => {
       let buffered = '';

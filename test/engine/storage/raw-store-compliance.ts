@@ -74,7 +74,13 @@ export function rawStoreCompliance(name: string, factory: () => Promise<RawStore
           { type: 'put', key: 'c', value: '3' },
           { type: 'del', key: 'a' },
         ]);
-        expect(await store.getMany(['c', 'missing', 'b', 'a', 'b'])).to.deep.equal(['3', undefined, '2', undefined, '2']);
+        expect(await store.getMany(['c', 'missing', 'b', 'a', 'b'])).to.deep.equal([
+          '3',
+          undefined,
+          '2',
+          undefined,
+          '2',
+        ]);
         expect(await store.getMany([])).to.deep.equal([]);
       });
 
@@ -114,7 +120,10 @@ export function rawStoreCompliance(name: string, factory: () => Promise<RawStore
         await store.batch(keys.map((key) => ({ type: 'put', key, value: 'old' })));
         await store.sync();
         const writing = store.batch(keys.map((key) => ({ type: 'put', key, value: 'new' })));
-        const [seenByGetMany, seenByIterate] = await Promise.all([store.getMany(keys), collect(store.iterate({ gte: 'atomic/', lt: 'atomic0' }))]);
+        const [seenByGetMany, seenByIterate] = await Promise.all([
+          store.getMany(keys),
+          collect(store.iterate({ gte: 'atomic/', lt: 'atomic0' })),
+        ]);
         await writing;
         expect(new Set(seenByGetMany).size).to.equal(1);
         expect(new Set(seenByIterate.map(([, value]) => value)).size).to.equal(1);
@@ -149,7 +158,9 @@ export function rawStoreCompliance(name: string, factory: () => Promise<RawStore
         expect(before).to.be.at.least(0);
         const value = 'v'.repeat(1000);
         for (let i = 0; i < 20; i++) {
-          await store.batch(Array.from({ length: 10 }, (_, j) => ({ type: 'put' as const, key: `size/${i}/${j}`, value })));
+          await store.batch(
+            Array.from({ length: 10 }, (_, j) => ({ type: 'put' as const, key: `size/${i}/${j}`, value })),
+          );
           await store.sync();
         }
         expect(await store.sizeBytes()).to.be.greaterThan(before);
@@ -182,14 +193,18 @@ export function rawStoreCompliance(name: string, factory: () => Promise<RawStore
           for (let probe = 0; probe < 25; probe++) {
             for (const range of boundCombinations(rng)) {
               const got = await collect(store.iterate(range));
-              expect(got, `round ${round} range ${JSON.stringify(range)}`).to.deep.equal(modelRange(model, range));
+              expect(got, `round ${round} range ${JSON.stringify(range)}`).to.deep.equal(
+                modelRange(model, range),
+              );
             }
           }
         }
         expect(await collect(store.iterate({}))).to.deep.equal(modelRange(model, {}));
         if ((await reopened()) !== undefined) {
           expect(await collect(store.iterate({}))).to.deep.equal(modelRange(model, {}));
-          expect(await collect(store.iterate({ reverse: true, limit: 7 }))).to.deep.equal(modelRange(model, { reverse: true, limit: 7 }));
+          expect(await collect(store.iterate({ reverse: true, limit: 7 }))).to.deep.equal(
+            modelRange(model, { reverse: true, limit: 7 }),
+          );
         }
       });
 
@@ -199,8 +214,13 @@ export function rawStoreCompliance(name: string, factory: () => Promise<RawStore
         const expected = [...keys].sort(utf8Order);
         expect((await collect(store.iterate({}))).map(([key]) => key)).to.deep.equal(expected);
         await store.sync();
-        expect((await collect(store.iterate({ reverse: true }))).map(([key]) => key)).to.deep.equal([...expected].reverse());
-        expect((await collect(store.iterate({ gt: '\uFFFD' }))).map(([key]) => key)).to.deep.equal(['😀', '\u{10FFFF}']);
+        expect((await collect(store.iterate({ reverse: true }))).map(([key]) => key)).to.deep.equal(
+          [...expected].reverse(),
+        );
+        expect((await collect(store.iterate({ gt: '\uFFFD' }))).map(([key]) => key)).to.deep.equal([
+          '😀',
+          '\u{10FFFF}',
+        ]);
       });
 
       it('yields nothing for a limit of 0 or a range whose bounds cross', async () => {
@@ -214,7 +234,13 @@ export function rawStoreCompliance(name: string, factory: () => Promise<RawStore
       });
 
       it('lets a consumer stop early and keeps working afterwards', async () => {
-        await store.batch(Array.from({ length: 50 }, (_, i) => ({ type: 'put' as const, key: `e/${String(i).padStart(2, '0')}`, value: `${i}` })));
+        await store.batch(
+          Array.from({ length: 50 }, (_, i) => ({
+            type: 'put' as const,
+            key: `e/${String(i).padStart(2, '0')}`,
+            value: `${i}`,
+          })),
+        );
         await store.sync();
         await store.batch([{ type: 'put', key: 'e/99', value: 'late' }]);
         const seen: string[] = [];
@@ -224,11 +250,19 @@ export function rawStoreCompliance(name: string, factory: () => Promise<RawStore
         }
         expect(seen).to.deep.equal(['e/00', 'e/01', 'e/02']);
         expect(await store.get('e/99')).to.equal('late');
-        expect((await collect(store.iterate({ gte: 'e/', reverse: true, limit: 2 }))).map(([key]) => key)).to.deep.equal(['e/99', 'e/49']);
+        expect(
+          (await collect(store.iterate({ gte: 'e/', reverse: true, limit: 2 }))).map(([key]) => key),
+        ).to.deep.equal(['e/99', 'e/49']);
       });
 
       it('stays in key order without repeats while batches land during the iteration', async () => {
-        await store.batch(Array.from({ length: 300 }, (_, i) => ({ type: 'put' as const, key: `w/${String(i * 2).padStart(4, '0')}`, value: 'before' })));
+        await store.batch(
+          Array.from({ length: 300 }, (_, i) => ({
+            type: 'put' as const,
+            key: `w/${String(i * 2).padStart(4, '0')}`,
+            value: 'before',
+          })),
+        );
         await store.sync();
         const seen: string[] = [];
         let i = 0;
