@@ -15,11 +15,10 @@ describe('failure rendering', () => {
     expect(failureJson(failure)).to.deep.equal({ error: { code: 'NOT_FOUND', message: 'no collection named x' } });
   });
 
-  it('adds what to do next when another process holds the data directory', () => {
-    const failure = describeFailure(new EngineError('DATA_DIR_BUSY', 'data directory /d is in use'));
-    expect(failure.exit).to.equal(6);
-    expect(failure.message).to.match(/^data directory \/d is in use; /);
-    expect(failure.message).to.include('--data');
+  it('asks for a bug report on INTERNAL errors, keeping the message on one line', () => {
+    const failure = describeFailure(new EngineError('INTERNAL', 'invariant broke:\nleaf out of order'));
+    expect(failure.exit).to.equal(1);
+    expect(failure.message).to.match(/^invariant broke: leaf out of order; .*--verbose/);
     expect(failure.message).to.not.include('\n');
   });
 

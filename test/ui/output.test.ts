@@ -99,6 +99,23 @@ describe('output', () => {
     expect(sink.lines).to.deep.equal(['KEY       VALUE', 'alphabet  1', 'b         2']);
   });
 
+  it('never cuts one-shot table cells (they hold ids to copy), but fits streamed values to the terminal', async () => {
+    const id = 'x'.repeat(43);
+    const table = new FakeSink(true, 20);
+    await new Output('table', table, plainColor).table(['FIELD', 'VALUE'], [['root', id]]);
+    expect(table.lines[1]).to.equal(`root   ${id}`);
+    const stream = new FakeSink(true, 30);
+    const records = new Output('table', stream, plainColor).stream<string>(['K', 'VALUE'], (v) => ['k', v]);
+    await records.push(id);
+    await records.end();
+    expect(stream.lines[1]).to.have.length(30);
+    const noWidth = new FakeSink(true, 0);
+    const uncut = new Output('table', noWidth, plainColor).stream<string>(['K', 'VALUE'], (v) => ['k', v]);
+    await uncut.push(id);
+    await uncut.end();
+    expect(noWidth.lines[1]).to.equal(`k  ${id}`);
+  });
+
   it('shows "(none)" for an empty stream on a terminal, and nothing when piped', async () => {
     const tty = new FakeSink(true);
     await new Output('table', tty, plainColor).stream(['K'], () => []).end();

@@ -34,10 +34,12 @@ export function oneLine(message: string): string {
   return out === '' ? 'unknown error' : out;
 }
 
-/** Hints the engine cannot give, because they depend on how the CLI was invoked. */
+/**
+ * Hints the engine cannot give, because they depend on how the CLI was invoked. (Engine messages
+ * already say what to do about operating errors; a bug only the CLI can ask to have reported.)
+ */
 const cliHints: Partial<Record<ErrorCode, string>> = {
   INTERNAL: 'this is a bug: rerun with --verbose and report the output',
-  DATA_DIR_BUSY: 'stop the other process, or point --data (OPTIMYSTIC_DATA) at another directory',
 };
 
 /** Turns anything thrown into a Failure. EngineErrors keep their code; anything else is a bug. */

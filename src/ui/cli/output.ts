@@ -108,10 +108,13 @@ export class Output {
     await this.lines([text ?? 'null']);
   }
 
-  /** A table: aligned with a header on a terminal, tab-separated without a header when piped. */
+  /**
+   * A table: aligned with a header on a terminal, tab-separated without a header when piped. Cells are
+   * never cut here (they hold ids people copy); only streams of arbitrary values are fitted to the width.
+   */
   async table(columns: readonly string[], rows: readonly (readonly string[])[]): Promise<void> {
     if (this.mode === 'table') {
-      await this.lines(formatTable(columns, rows, { color: this.color, widthMax: this.sink.columns }));
+      await this.lines(formatTable(columns, rows, { color: this.color }));
     } else {
       await this.lines(formatTsv(rows));
     }
@@ -122,9 +125,14 @@ export class Output {
     if (this.mode !== 'json') await this.lines([text]);
   }
 
-  /** Starts a stream of records: NDJSON in json and plain modes, a table in batches on a terminal. */
+  /**
+   * Starts a stream of records: NDJSON in json and plain modes, a table in batches on a terminal, its
+   * last column cut to the terminal width (the full record is one `--json` away).
+   */
   stream<T>(columns: readonly string[], toRow: (record: T) => readonly string[]): RecordStream<T> {
-    return new RecordStream(this, columns, toRow, this.color, this.sink.columns);
+    // A pseudo-terminal can report 0 columns: then nothing is cut.
+    const width = this.sink.columns !== undefined && this.sink.columns > 0 ? this.sink.columns : undefined;
+    return new RecordStream(this, columns, toRow, this.color, width);
   }
 }
 
