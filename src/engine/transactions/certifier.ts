@@ -77,10 +77,23 @@ export class Ed25519Identity {
 
 const spkiPrefix = Buffer.from('302a300506032b6570032100', 'hex');
 
+/** Public keys of members seen recently; building a KeyObject costs more than verifying with it. */
+const publicKeys = new Map<string, KeyObject>();
+const publicKeysMax = 4096;
+
+function publicKeyOf(memberId: string): KeyObject {
+  let key = publicKeys.get(memberId);
+  if (key === undefined) {
+    key = createPublicKey({ key: Buffer.concat([spkiPrefix, Buffer.from(memberId, 'base64url')]), format: 'der', type: 'spki' });
+    if (publicKeys.size >= publicKeysMax) publicKeys.clear();
+    publicKeys.set(memberId, key);
+  }
+  return key;
+}
+
 export function verifyEd25519(memberId: string, message: Uint8Array, signature: string): boolean {
   try {
-    const key = createPublicKey({ key: Buffer.concat([spkiPrefix, Buffer.from(memberId, 'base64url')]), format: 'der', type: 'spki' });
-    return verify(null, message, key, Buffer.from(signature, 'base64url'));
+    return verify(null, message, publicKeyOf(memberId), Buffer.from(signature, 'base64url'));
   } catch {
     return false;
   }
@@ -102,6 +115,13 @@ export function verifyCertificate(certificate: Certificate, members: readonly st
 
 /** Certifies decisions alone: the solo node is the whole membership. */
 export class SoloCertifier implements Certifier {
+  /**
+   * Certificate objects this certifier issued in this process. The in-process block holder verifies
+   * what the in-process tail just signed; checking the object's identity spares a signature
+   * verification per commit. Anything else (read from disk, received) is verified in full.
+   */
+  private readonly issued = new WeakSet<Certificate>();
+
   constructor(
     private readonly identity: Ed25519Identity,
     private readonly network: string,
@@ -110,10 +130,13 @@ export class SoloCertifier implements Certifier {
   certify(fields: Omit<DecisionFields, 'network' | 'membership'>, members: readonly string[]): Promise<Certificate> {
     const full: DecisionFields = { ...fields, network: this.network, membership: membershipHash(members) };
     const signature = this.identity.sign(decisionMessage(full));
-    return Promise.resolve({ ...full, signatures: [{ member: this.identity.id, signature }] });
+    const certificate: Certificate = Object.freeze({ ...full, signatures: Object.freeze([{ member: this.identity.id, signature }]) });
+    this.issued.add(certificate);
+    return Promise.resolve(certificate);
   }
 
   verify(certificate: Certificate, members: readonly string[]): boolean {
+    if (this.issued.has(certificate)) return certificate.membership === membershipHash(members);
     return certificate.network === this.network && verifyCertificate(certificate, members);
   }
 }
