@@ -13,7 +13,7 @@ function run(args, input) {
   return result.status;
 }
 
-const exists = run(['collection', 'info', 'accounts']);
+const exists = spawnSync(process.execPath, [bin, 'collection', 'info', 'accounts'], { stdio: 'ignore' }).status;
 if (exists !== 0) {
   run(['collection', 'create', 'accounts', '--type', 'tree']);
   run(['collection', 'create', 'transfers', '--type', 'diary']);
