@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
 import { Chalk } from 'chalk';
-import { formatTable, formatTsv, jsonLine, Output, outputMode, type OutputSink } from '../../src/ui/cli/output.js';
+import { formatTable, formatTsv, jsonLine, Output, OutputClosed, outputMode, type OutputSink } from '../../src/ui/cli/output.js';
 
 const plainColor = new Chalk({ level: 0 });
 
@@ -130,6 +130,17 @@ describe('output', () => {
     const stream = new Output('plain', sink, plainColor).stream<number>(['N'], (n) => [String(n)]);
     for (let i = 0; i < 5; i++) await stream.push(i);
     expect(sink.lines).to.deep.equal(['0', '1', '2', '3', '4']);
+  });
+
+  it('stops with OutputClosed once the reader of stdout has gone away (EPIPE)', async () => {
+    const sink = new FakeSink(false);
+    const out = new Output('plain', sink, plainColor);
+    await out.lines(['first']);
+    sink.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    let thrown: unknown;
+    await out.lines(['second']).catch((error: unknown) => (thrown = error));
+    expect(thrown).to.be.instanceOf(OutputClosed);
+    expect(sink.lines).to.deep.equal(['first']);
   });
 
   it('encodes JSON lines compactly, with null for undefined', () => {

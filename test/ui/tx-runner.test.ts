@@ -117,6 +117,25 @@ describe('tx runner', () => {
     expect(emitted.length).to.be.within(1, 2);
   });
 
+  it('lets running transactions finish before giving up when results cannot be emitted', async () => {
+    let finished = 0;
+    let thrown: unknown;
+    await runTxLines(
+      lines([putLine(1, 'a'), putLine(2, 'b'), putLine(3, 'c')]),
+      async (request) => {
+        await sleep(10);
+        finished++;
+        return ok(request);
+      },
+      {
+        concurrency: 3,
+        emit: () => Promise.reject(new Error('stdout closed')),
+      },
+    ).catch((error: unknown) => (thrown = error));
+    expect((thrown as Error).message).to.equal('stdout closed');
+    expect(finished).to.equal(3);
+  });
+
   it('strips a UTF-8 byte-order mark from the first line', () => {
     const parsed = parseInputLine(line(1, `\uFEFF${JSON.stringify({ actions: [{ collection: 'c', op: 'get', key: 'k' }] })}`));
     expect(parsed).to.have.property('actions');

@@ -3,7 +3,7 @@ import { EngineError, openDatabase, type Database } from '../../engine/index.js'
 import { describeFailure, reportFailure, usageError } from './failure.js';
 import { envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-flags.js';
 import { InterruptWatch } from './interrupt.js';
-import { Output, outputMode } from './output.js';
+import { Output, OutputClosed, outputMode } from './output.js';
 
 export type DataFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof DataCommand)['baseFlags'] & T['flags']>;
 export type DataArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
@@ -87,6 +87,8 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
 
   /** Renders any failure: one line on stderr, or the JSON error document on stdout with --json. */
   override async catch(error: Error & { exitCode?: number }): Promise<void> {
+    // The reader of stdout left (`… | head`): it got what it wanted, and there is no one to tell.
+    if (error instanceof OutputClosed) return;
     reportFailure(describeFailure(error), { json: this.jsonEnabled(), verbose: this.verbose });
   }
 

@@ -77,6 +77,17 @@ export function jsonLine(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
+/**
+ * Thrown by Output when the reader of stdout has gone away (EPIPE, as in `scan | head -1`). Commands
+ * stop and close cleanly; DataCommand exits quietly, since nobody is left to read a message.
+ */
+export class OutputClosed extends Error {
+  constructor() {
+    super('stdout was closed by its reader');
+    this.name = 'OutputClosed';
+  }
+}
+
 /** The writable side Output prints to; process.stdout in the CLI, a collecting stream in tests. */
 export interface OutputSink extends NodeJS.EventEmitter {
   write(chunk: string): boolean;
@@ -90,16 +101,28 @@ export class Output {
   private readonly sink: OutputSink;
   private readonly color: ChalkInstance;
 
+  private closed = false;
+
   constructor(mode: OutputMode, sink: OutputSink = process.stdout, color: ChalkInstance = chalk) {
     this.mode = mode;
     this.sink = sink;
     this.color = color;
+    sink.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') this.closed = true;
+    });
   }
 
   /** Writes lines, waiting for the sink to drain when it asks to. */
   async lines(lines: readonly string[]): Promise<void> {
     if (lines.length === 0) return;
-    if (!this.sink.write(`${lines.join('\n')}\n`)) await once(this.sink, 'drain');
+    if (this.closed) throw new OutputClosed();
+    if (this.sink.write(`${lines.join('\n')}\n`)) return;
+    try {
+      await once(this.sink, 'drain');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EPIPE') throw new OutputClosed();
+      throw error;
+    }
   }
 
   /** One JSON value: indented on a terminal, one line otherwise. */

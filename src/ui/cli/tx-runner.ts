@@ -105,15 +105,20 @@ export async function runTxLines(
     await options.emit(result);
   };
 
-  for await (const line of lines) {
-    if (options.signal?.aborted === true) {
-      interrupted = true;
-      break;
+  try {
+    for await (const line of lines) {
+      if (options.signal?.aborted === true) {
+        interrupted = true;
+        break;
+      }
+      count++;
+      window.push(runLine(line, transact));
+      if (window.length >= options.concurrency) await emitOldest();
     }
-    count++;
-    window.push(runLine(line, transact));
-    if (window.length >= options.concurrency) await emitOldest();
+    while (window.length > 0) await emitOldest();
+  } finally {
+    // If emitting failed, the transactions still running must finish before the database closes.
+    await Promise.all(window);
   }
-  while (window.length > 0) await emitOldest();
   return { lines: count, firstFailure, interrupted };
 }
