@@ -28,8 +28,8 @@ export interface VersionedBlockStoreInit {
  *   m/<id>/<rev>                full state every limits.materialiseEveryRevs revisions (same shape as b/)
  *   l/<id>/<lsn>                rev: which revision a collection LSN produced, for at({ lsn })
  *   p/<id>/<trxId>              a pending transform (PendingTransform)
- *   x/<expiresAt>/<id>/<trxId>  '' : expiry index over p/, oldest first
- *   s/counters                  { blocks, pending }
+ *   x/<expiresAt>/<id>/<trxId>  the transform's kind: expiry index over p/, oldest first
+ *   s/counters                  { blocks }: live (not deleted) blocks
  *
  * Numbers in keys are zero-padded to 16 digits so key order is numeric order. Block and transaction
  * ids must not contain '/' (base64url never does).
@@ -70,7 +70,95 @@ interface StateRecord {
 
 interface Counters {
   blocks: number;
-  pending: number;
+}
+
+/** What the store keeps in memory about one pend: enough to decide pend outcomes without reading. */
+interface PendSummary {
+  readonly kind: BlockTransform['kind'];
+  readonly expiresAt: number;
+}
+
+const transformKinds: ReadonlySet<string> = new Set<BlockTransform['kind']>(['insert', 'update', 'delete']);
+
+/**
+ * Every pend's summary, by block. Pends are transient (promoted, cancelled or expired within
+ * limits.pendingExpiryMs) and capped per block, so this stays small; it is rebuilt from x/ on first use.
+ */
+class PendIndex {
+  private readonly byBlock = new Map<BlockId, Map<TrxId, PendSummary>>();
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  of(id: BlockId): ReadonlyMap<TrxId, PendSummary> {
+    return this.byBlock.get(id) ?? new Map<TrxId, PendSummary>();
+  }
+
+  get(id: BlockId, trxId: TrxId): PendSummary | undefined {
+    return this.byBlock.get(id)?.get(trxId);
+  }
+
+  set(id: BlockId, trxId: TrxId, summary: PendSummary | undefined): void {
+    let pends = this.byBlock.get(id);
+    const had = pends?.has(trxId) === true;
+    if (summary === undefined) {
+      if (!had) return;
+      pends!.delete(trxId);
+      this.count--;
+      if (pends!.size === 0) this.byBlock.delete(id);
+      return;
+    }
+    if (pends === undefined) {
+      pends = new Map();
+      this.byBlock.set(id, pends);
+    }
+    pends.set(trxId, summary);
+    if (!had) this.count++;
+  }
+}
+
+/** What one mutating call writes (one raw batch), and the in-memory changes to publish once it is in. */
+class Mutation {
+  readonly ops: RawOp[] = [];
+  blocksDelta = 0;
+  readonly changed = new Map<BlockId, BlockState>();
+  readonly pendChanges: Array<readonly [BlockId, TrxId, PendSummary | undefined]> = [];
+
+  putPend(item: PendingTransform, previous: PendSummary | undefined): void {
+    // Pending the same transaction again (a retried message) replaces its pend.
+    if (previous !== undefined) {
+      this.ops.push({ type: 'del', key: keyOf.expiry(previous.expiresAt, item.blockId, item.trxId) });
+    }
+    this.ops.push(
+      { type: 'put', key: keyOf.pend(item.blockId, item.trxId), value: JSON.stringify(item) },
+      {
+        type: 'put',
+        key: keyOf.expiry(item.expiresAt, item.blockId, item.trxId),
+        value: item.transform.kind,
+      },
+    );
+    this.pendChanges.push([
+      item.blockId,
+      item.trxId,
+      { kind: item.transform.kind, expiresAt: item.expiresAt },
+    ]);
+  }
+
+  dropPend(id: BlockId, trxId: TrxId, summary: PendSummary): void {
+    this.ops.push(
+      { type: 'del', key: keyOf.pend(id, trxId) },
+      { type: 'del', key: keyOf.expiry(summary.expiresAt, id, trxId) },
+    );
+    this.pendChanges.push([id, trxId, undefined]);
+  }
+}
+
+/** In-memory state rebuilt from the RawStore on first use. */
+interface Loaded {
+  readonly counters: Counters;
+  readonly pends: PendIndex;
 }
 
 function encodeState(state: BlockState): string {
@@ -183,13 +271,14 @@ export class VersionedBlockStore implements BlockStore {
   private readonly loads = new Map<BlockId, LatestLoad>();
   private readonly locks = new BlockLocks();
   /**
-   * `stats()` counts are maintained counters, not estimates: every batch that changes them carries
-   * their new value under s/counters, so after a crash they match the batches that survived. That
-   * relies on batches taking effect in call order (RawStore guarantees it), as two writers on
-   * different blocks can update them concurrently: no await separates counting from calling batch().
+   * `stats()` gives exact counts, not estimates. `pending` is the size of the pend index. `blocks` is a
+   * maintained counter: every batch that changes it carries its new value under s/counters, so after
+   * a crash it matches the batches that survived. That relies on batches taking effect in call order
+   * (RawStore guarantees it), as writers of different blocks update it concurrently: no await
+   * separates counting from calling batch().
    */
-  private counters: Counters | undefined;
-  private countersLoad: Promise<Counters> | undefined;
+  private loaded: Loaded | undefined;
+  private loading: Promise<Loaded> | undefined;
 
   constructor(raw: RawStore, init: VersionedBlockStoreInit = {}) {
     this.raw = raw;
@@ -279,10 +368,9 @@ export class VersionedBlockStore implements BlockStore {
       ids.add(item.blockId);
     }
     return this.locks.hold([...ids], async () => {
-      const counters = await this.loadCounters();
+      const loaded = await this.load();
       const outcomes: PendOutcome[] = [];
-      const ops: RawOp[] = [];
-      let added = 0;
+      const mutation = new Mutation();
       for (const item of items) {
         const latest = await this.loadLatest(item.blockId);
         const currentRev = latest?.rev ?? 0;
@@ -291,31 +379,27 @@ export class VersionedBlockStore implements BlockStore {
           continue;
         }
         checkApplies(item, latest);
-        const pends = await this.pendingOf(item.blockId);
-        const mine = pends.find((pend) => pend.trxId === item.trxId);
-        const others = pends.filter((pend) => pend.trxId !== item.trxId);
+        const pends = loaded.pends.of(item.blockId);
+        const mine = pends.get(item.trxId);
+        const others = pends.size - (mine === undefined ? 0 : 1);
         const exists = latest !== null && latest.block !== undefined;
         const rival =
           !exists && item.transform.kind === 'insert'
-            ? others.find((pend) => pend.transform.kind === 'insert')
+            ? [...pends].find(([trxId, pend]) => trxId !== item.trxId && pend.kind === 'insert')
             : undefined;
         if (rival !== undefined) {
-          outcomes.push({ status: 'busy', trxId: rival.trxId });
+          outcomes.push({ status: 'busy', trxId: rival[0] });
           continue;
         }
-        if (others.length >= limits.pendingPerBlockMax) {
+        if (others >= limits.pendingPerBlockMax) {
           outcomes.push({ status: 'full' });
           continue;
         }
         outcomes.push({ status: 'ok' });
-        // Pending the same transaction again (a retried message) replaces its pend.
-        if (mine === undefined) added++;
-        else ops.push({ type: 'del', key: keyOf.expiry(mine.expiresAt, mine.blockId, mine.trxId) });
-        ops.push({ type: 'put', key: keyOf.pend(item.blockId, item.trxId), value: JSON.stringify(item) });
-        ops.push({ type: 'put', key: keyOf.expiry(item.expiresAt, item.blockId, item.trxId), value: '' });
+        mutation.putPend(item, mine);
       }
       const ok = outcomes.every((outcome) => outcome.status === 'ok');
-      if (ok) await this.write(ops, counters, { blocks: 0, pending: added }, []);
+      if (ok) await this.write(mutation, loaded);
       return { ok, outcomes };
     });
   }
@@ -326,19 +410,13 @@ export class VersionedBlockStore implements BlockStore {
     for (const id of ids) assertKeyPart(id, 'block id');
     if (ids.length === 0) return;
     await this.locks.hold(ids, async () => {
-      const counters = await this.loadCounters();
-      const texts = await this.raw.getMany(ids.map((id) => keyOf.pend(id, trxId)));
-      const ops: RawOp[] = [];
-      let removed = 0;
-      ids.forEach((id, i) => {
-        const text = texts[i];
-        if (text === undefined) return;
-        const key = keyOf.pend(id, trxId);
-        const pend = decode<PendingTransform>(key, text);
-        ops.push({ type: 'del', key }, { type: 'del', key: keyOf.expiry(pend.expiresAt, id, trxId) });
-        removed++;
-      });
-      await this.write(ops, counters, { blocks: 0, pending: -removed }, []);
+      const loaded = await this.load();
+      const mutation = new Mutation();
+      for (const id of ids) {
+        const summary = loaded.pends.get(id, trxId);
+        if (summary !== undefined) mutation.dropPend(id, trxId, summary);
+      }
+      await this.write(mutation, loaded);
     });
   }
 
@@ -354,46 +432,41 @@ export class VersionedBlockStore implements BlockStore {
     for (const id of blockIds) assertKeyPart(id, 'block id');
     if (blockIds.length === 0) return;
     await this.locks.hold(blockIds, async () => {
-      const counters = await this.loadCounters();
+      const loaded = await this.load();
+      const pendKeys = blockIds.map((id) => keyOf.pend(id, trxId));
+      // Only pends the index knows are read; their transforms are not kept in memory.
       const [latests, pendTexts] = await Promise.all([
         Promise.all(blockIds.map((id) => this.loadLatest(id))),
-        this.raw.getMany(blockIds.map((id) => keyOf.pend(id, trxId))),
+        this.raw.getMany(pendKeys.filter((_, i) => loaded.pends.get(blockIds[i]!, trxId) !== undefined)),
       ]);
-      const ops: RawOp[] = [];
-      const changed: BlockState[] = [];
-      const delta = { blocks: 0, pending: 0 };
+      const mutation = new Mutation();
+      let read = 0;
       for (let i = 0; i < blockIds.length; i++) {
         const id = blockIds[i]!;
         const latest = latests[i]!;
-        const pendText = pendTexts[i];
+        const summary = loaded.pends.get(id, trxId);
+        const pendText = summary === undefined ? undefined : pendTexts[read++];
         if (latest?.trxId === trxId) continue;
-        if (pendText === undefined) {
+        if (summary === undefined) {
           assert(
             await this.carries(id, trxId, lsn),
             `promote of ${trxId} on block ${id}: no pending transform and no revision from it`,
           );
           continue;
         }
-        const pend = decode<PendingTransform>(keyOf.pend(id, trxId), pendText);
+        if (pendText === undefined) {
+          throw new EngineError('CORRUPT', `${pendKeys[i]!} is missing`, { key: pendKeys[i] });
+        }
+        const pend = decode<PendingTransform>(pendKeys[i]!, pendText);
         const currentRev = latest?.rev ?? 0;
         assert(
           pend.baseRev === currentRev,
           `promote of ${trxId} on block ${id}: pend is based on rev ${pend.baseRev}, latest is ${currentRev}`,
         );
-        const state = this.addRevision(
-          ops,
-          latest,
-          { blockId: id, trxId, lsn, transform: pend.transform },
-          delta,
-        );
-        changed.push(state);
-        ops.push(
-          { type: 'del', key: keyOf.pend(id, trxId) },
-          { type: 'del', key: keyOf.expiry(pend.expiresAt, id, trxId) },
-        );
-        delta.pending--;
+        this.addRevision(mutation, latest, { blockId: id, trxId, lsn, transform: pend.transform });
+        mutation.dropPend(id, trxId, summary);
       }
-      await this.write(ops, counters, delta, changed);
+      await this.write(mutation, loaded);
     });
   }
 
@@ -409,17 +482,11 @@ export class VersionedBlockStore implements BlockStore {
     }
     const ids = [...new Set(revisions.map((revision) => revision.blockId))];
     await this.locks.hold(ids, async () => {
-      const counters = await this.loadCounters();
-      const [latests, pendTexts] = await Promise.all([
-        Promise.all(ids.map((id) => this.loadLatest(id))),
-        this.raw.getMany(revisions.map((revision) => keyOf.pend(revision.blockId, revision.trxId))),
-      ]);
+      const loaded = await this.load();
+      const latests = await Promise.all(ids.map((id) => this.loadLatest(id)));
       const working = new Map<BlockId, BlockState | null>(ids.map((id, i) => [id, latests[i]!]));
-      const ops: RawOp[] = [];
-      const changed = new Map<BlockId, BlockState>();
-      const delta = { blocks: 0, pending: 0 };
-      for (let i = 0; i < revisions.length; i++) {
-        const revision = revisions[i]!;
+      const mutation = new Mutation();
+      for (const revision of revisions) {
         const current = working.get(revision.blockId)!;
         if (current?.trxId === revision.trxId) continue;
         const currentRev = current?.rev ?? 0;
@@ -440,20 +507,12 @@ export class VersionedBlockStore implements BlockStore {
             },
           );
         }
-        const state = this.addRevision(ops, current, revision, delta);
-        working.set(revision.blockId, state);
-        changed.set(revision.blockId, state);
-        const pendText = pendTexts[i];
-        if (pendText !== undefined) {
-          const pend = decode<PendingTransform>(keyOf.pend(revision.blockId, revision.trxId), pendText);
-          ops.push(
-            { type: 'del', key: keyOf.pend(pend.blockId, pend.trxId) },
-            { type: 'del', key: keyOf.expiry(pend.expiresAt, pend.blockId, pend.trxId) },
-          );
-          delta.pending--;
-        }
+        working.set(revision.blockId, this.addRevision(mutation, current, revision));
+        // The transaction's own pend on the block, if this node held one, is done with.
+        const summary = loaded.pends.get(revision.blockId, revision.trxId);
+        if (summary !== undefined) mutation.dropPend(revision.blockId, revision.trxId, summary);
       }
-      await this.write(ops, counters, delta, [...changed.values()]);
+      await this.write(mutation, loaded);
     });
   }
 
@@ -484,8 +543,8 @@ export class VersionedBlockStore implements BlockStore {
   }
 
   async stats(): Promise<BlockStoreStats> {
-    const counters = await this.loadCounters();
-    return { blocks: counters.blocks, pending: counters.pending, bytes: await this.raw.sizeBytes() };
+    const loaded = await this.load();
+    return { blocks: loaded.counters.blocks, pending: loaded.pends.size, bytes: await this.raw.sizeBytes() };
   }
 
   /** The latest state through the cache; concurrent misses on one block share one read. */
@@ -514,48 +573,51 @@ export class VersionedBlockStore implements BlockStore {
     return load.promise;
   }
 
-  private loadCounters(): Promise<Counters> {
-    if (this.counters !== undefined) return Promise.resolve(this.counters);
-    this.countersLoad ??= this.raw.get(countersKey).then(
-      (text) => {
-        this.counters ??=
-          text === undefined ? { blocks: 0, pending: 0 } : decode<Counters>(countersKey, text);
-        return this.counters;
-      },
-      (error: unknown) => {
-        this.countersLoad = undefined;
-        throw error;
-      },
-    );
-    return this.countersLoad;
+  /** The counters and the pend index, read from the RawStore once, before the first mutation. */
+  private load(): Promise<Loaded> {
+    if (this.loaded !== undefined) return Promise.resolve(this.loaded);
+    this.loading ??= (async () => {
+      const text = await this.raw.get(countersKey);
+      const counters = text === undefined ? { blocks: 0 } : decode<Counters>(countersKey, text);
+      const pends = new PendIndex();
+      for await (const [key, kind] of this.raw.iterate({ gte: 'x/', lt: prefixEnd('x/') })) {
+        const [, expiresAt, id, trxId] = key.split('/');
+        if (id === undefined || trxId === undefined || !transformKinds.has(kind)) {
+          throw new EngineError('CORRUPT', `malformed expiry entry ${key}`, { key });
+        }
+        pends.set(id, trxId, { kind: kind as BlockTransform['kind'], expiresAt: Number(expiresAt) });
+      }
+      this.loaded = { counters, pends };
+      return this.loaded;
+    })().catch((error: unknown) => {
+      this.loading = undefined;
+      throw error;
+    });
+    return this.loading;
   }
 
   /**
-   * Writes one batch (plus the counters when they changed), then publishes the new latest states.
-   * Nothing is awaited between updating the counters and calling batch(), so counter values land in
-   * the order they were computed.
+   * Writes the mutation's ops as one batch (with the block counter when it changed), then publishes
+   * its pend index changes and new latest states. Nothing is awaited between updating the counter
+   * and calling batch(), so counter values land in the order they were computed.
    */
-  private async write(
-    ops: RawOp[],
-    counters: Counters,
-    delta: Counters,
-    changed: readonly BlockState[],
-  ): Promise<void> {
-    if (ops.length === 0) return;
-    if (delta.blocks !== 0 || delta.pending !== 0) {
-      counters.blocks += delta.blocks;
-      counters.pending += delta.pending;
-      ops.push({ type: 'put', key: countersKey, value: JSON.stringify(counters) });
+  private async write(mutation: Mutation, loaded: Loaded): Promise<void> {
+    if (mutation.ops.length === 0) return;
+    const counters = loaded.counters;
+    const delta = mutation.blocksDelta;
+    if (delta !== 0) {
+      counters.blocks += delta;
+      mutation.ops.push({ type: 'put', key: countersKey, value: JSON.stringify(counters) });
     }
     try {
-      await this.raw.batch(ops);
+      await this.raw.batch(mutation.ops);
     } catch (error) {
-      // A rejected batch applied nothing (RawStore contract), so neither did these counts.
-      counters.blocks -= delta.blocks;
-      counters.pending -= delta.pending;
+      // A rejected batch applied nothing (RawStore contract), so neither did this count.
+      counters.blocks -= delta;
       throw error;
     }
-    for (const state of changed) {
+    for (const [id, trxId, summary] of mutation.pendChanges) loaded.pends.set(id, trxId, summary);
+    for (const state of mutation.changed.values()) {
       const load = this.loads.get(state.id);
       if (load !== undefined) {
         load.stale = true;
@@ -565,9 +627,9 @@ export class VersionedBlockStore implements BlockStore {
     }
   }
 
-  /** Appends the ops of the next revision of a block and returns its new latest state. */
+  /** Stages the next revision of a block and returns its new latest state. */
   private addRevision(
-    ops: RawOp[],
+    mutation: Mutation,
     previous: BlockState | null,
     revision: {
       readonly blockId: BlockId;
@@ -575,20 +637,21 @@ export class VersionedBlockStore implements BlockStore {
       readonly lsn: number;
       readonly transform: BlockTransform;
     },
-    delta: Counters,
   ): BlockState {
     const { blockId: id, trxId, lsn, transform } = revision;
     const rev = (previous?.rev ?? 0) + 1;
     const state: BlockState = { id, rev, lsn, trxId, block: applyTransform(previous?.block, transform) };
     const record: BlockRevision = { rev, lsn, trxId, transform };
-    ops.push(
+    mutation.ops.push(
       { type: 'put', key: keyOf.latest(id), value: encodeState(state) },
       { type: 'put', key: keyOf.revision(id, rev), value: JSON.stringify(record) },
       { type: 'put', key: keyOf.lsn(id, lsn), value: String(rev) },
     );
-    if (rev % limits.materialiseEveryRevs === 0)
-      ops.push({ type: 'put', key: keyOf.snapshot(id, rev), value: encodeState(state) });
-    delta.blocks += (state.block !== undefined ? 1 : 0) - (previous?.block !== undefined ? 1 : 0);
+    if (rev % limits.materialiseEveryRevs === 0) {
+      mutation.ops.push({ type: 'put', key: keyOf.snapshot(id, rev), value: encodeState(state) });
+    }
+    mutation.blocksDelta += (state.block !== undefined ? 1 : 0) - (previous?.block !== undefined ? 1 : 0);
+    mutation.changed.set(id, state);
     return state;
   }
 
