@@ -510,13 +510,17 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const id = newBlockId(rng);
         await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
         const update: BlockTransform = { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] };
-        for (let i = 0; i < limits.pendingPerBlockMax; i++) {
+        const first = newTrxId(rng);
+        expect((await store.pend([pendOf(first, id, 1, update)])).ok).to.equal(true);
+        for (let i = 1; i < limits.pendingPerBlockMax; i++) {
           expect((await store.pend([pendOf(newTrxId(rng), id, 1, update)])).ok).to.equal(true);
         }
         expect(await store.pend([pendOf(newTrxId(rng), id, 1, update)])).to.deep.equal({
           ok: false,
           outcomes: [{ status: 'full' }],
         });
+        // A transaction already holding one of the places may still replace its own pend.
+        expect((await store.pend([pendOf(first, id, 1, update, 2_000)])).ok).to.equal(true);
         expect(await store.pendingOf(id)).to.have.length(limits.pendingPerBlockMax);
         expect((await store.stats()).pending).to.equal(limits.pendingPerBlockMax);
       });
