@@ -9,7 +9,11 @@ import { join } from 'node:path';
 import { openDatabase, type Database, type TxRequest } from '../src/engine/index.js';
 
 const keys = Number(process.env['BENCH_KEYS'] ?? 10_000);
-const value = (i: number): { i: number; name: string; tags: string[] } => ({ i, name: `user-${i}-${'x'.repeat(40)}`, tags: ['a', 'b', 'c'] });
+const value = (i: number): { i: number; name: string; tags: string[] } => ({
+  i,
+  name: `user-${i}-${'x'.repeat(40)}`,
+  tags: ['a', 'b', 'c'],
+});
 const valueText = JSON.stringify(value(0));
 let peakRss = process.memoryUsage().rss;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
@@ -18,7 +22,13 @@ function emit(record: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(record) + '\n');
 }
 
-function report(name: string, ops: number, ms: number, baseline: { name: string; opsPerSec: number } | undefined, target?: { ratioMin: number }): number {
+function report(
+  name: string,
+  ops: number,
+  ms: number,
+  baseline: { name: string; opsPerSec: number } | undefined,
+  target?: { ratioMin: number },
+): number {
   const opsPerSec = (ops / ms) * 1000;
   const ratio = baseline === undefined ? undefined : opsPerSec / baseline.opsPerSec;
   emit({
@@ -26,7 +36,9 @@ function report(name: string, ops: number, ms: number, baseline: { name: string;
     ops,
     ms: round(ms),
     opsPerSec: round(opsPerSec),
-    ...(baseline !== undefined ? { baseline: baseline.name, baselineOpsPerSec: round(baseline.opsPerSec), ratio: round(ratio!, 3) } : {}),
+    ...(baseline !== undefined
+      ? { baseline: baseline.name, baselineOpsPerSec: round(baseline.opsPerSec), ratio: round(ratio!, 3) }
+      : {}),
     ...(target !== undefined ? { targetRatio: target.ratioMin, met: ratio! >= target.ratioMin } : {}),
   });
   return opsPerSec;
@@ -60,7 +72,13 @@ async function rawBaselines(): Promise<Record<string, number>> {
   emit({ bench: 'raw.put.sync', ops: n, opsPerSec: round(out['putSync']) });
   ms = await timed(async () => {
     for (let b = 0; b < keys; b += 1000) {
-      await db.batch(Array.from({ length: Math.min(1000, keys - b) }, (_, j) => ({ type: 'put' as const, key: `b${b + j}`, value: valueText })));
+      await db.batch(
+        Array.from({ length: Math.min(1000, keys - b) }, (_, j) => ({
+          type: 'put' as const,
+          key: `b${b + j}`,
+          value: valueText,
+        })),
+      );
     }
   });
   out['batch'] = (keys / ms) * 1000;
@@ -93,10 +111,13 @@ async function withDb<T>(label: string, work: (db: Database) => Promise<T>): Pro
 }
 
 function check(outcome: Awaited<ReturnType<Database['transact']>>): void {
-  if (!outcome.ok) throw new Error(`bench transaction failed: ${outcome.error.code} ${outcome.error.message}`);
+  if (!outcome.ok)
+    throw new Error(`bench transaction failed: ${outcome.error.code} ${outcome.error.message}`);
 }
 
-const putTx = (collection: string, i: number): TxRequest => ({ actions: [{ collection, op: 'put', key: `user${String(i).padStart(6, '0')}`, value: value(i) }] });
+const putTx = (collection: string, i: number): TxRequest => ({
+  actions: [{ collection, op: 'put', key: `user${String(i).padStart(6, '0')}`, value: value(i) }],
+});
 
 async function main(): Promise<void> {
   emit({ bench: 'env', node: process.version, keys, cpus: (await import('node:os')).cpus().length });
@@ -117,10 +138,23 @@ async function main(): Promise<void> {
         mark = now;
       }
     }
-    report('tx.put.sequential', keys, performance.now() - start, { name: 'raw.put.sync', opsPerSec: raw['putSync']! }, { ratioMin: 0.5 });
+    report(
+      'tx.put.sequential',
+      keys,
+      performance.now() - start,
+      { name: 'raw.put.sync', opsPerSec: raw['putSync']! },
+      { ratioMin: 0.5 },
+    );
     const first = tenth / tenths[0]!;
     const last = tenth / tenths.at(-1)!;
-    emit({ bench: 'tx.put.history-flatness', firstTenthOpsPerSec: round(first * 1000), lastTenthOpsPerSec: round(last * 1000), ratio: round(last / first, 3), targetRatio: 0.8, met: last / first >= 0.8 });
+    emit({
+      bench: 'tx.put.history-flatness',
+      firstTenthOpsPerSec: round(first * 1000),
+      lastTenthOpsPerSec: round(last * 1000),
+      ratio: round(last / first, 3),
+      targetRatio: 0.8,
+      met: last / first >= 0.8,
+    });
 
     // 4: point gets and a full scan on the tree just written.
     let ms = await timed(async () => {
@@ -151,7 +185,13 @@ async function main(): Promise<void> {
     const ms = await timed(async () => {
       await Promise.all(Array.from({ length: 8 }, worker));
     });
-    report('tx.put.concurrent8', keys, ms, { name: 'raw.put.sync', opsPerSec: raw['putSync']! }, { ratioMin: 2 });
+    report(
+      'tx.put.concurrent8',
+      keys,
+      ms,
+      { name: 'raw.put.sync', opsPerSec: raw['putSync']! },
+      { ratioMin: 2 },
+    );
     emit({ bench: 'tx.put.concurrent8.replays', replaysPerTx: round(attempts / keys - 1, 3) });
   });
 
@@ -159,9 +199,17 @@ async function main(): Promise<void> {
   await withDb('bulk', async (db) => {
     await db.createCollection('users', 'tree');
     const ms = await timed(async () => {
-      check(await db.transact({ actions: Array.from({ length: keys }, (_, i) => putTx('users', i).actions[0]!) }));
+      check(
+        await db.transact({ actions: Array.from({ length: keys }, (_, i) => putTx('users', i).actions[0]!) }),
+      );
     });
-    report('tx.put.one-transaction', keys, ms, { name: 'raw.batch.1000', opsPerSec: raw['batch']! }, { ratioMin: 0.25 });
+    report(
+      'tx.put.one-transaction',
+      keys,
+      ms,
+      { name: 'raw.batch.1000', opsPerSec: raw['batch']! },
+      { ratioMin: 0.25 },
+    );
   });
 
   // 5: sequential diary appends.
@@ -169,7 +217,8 @@ async function main(): Promise<void> {
     await db.createCollection('events', 'diary');
     const n = Math.min(keys, 5000);
     const ms = await timed(async () => {
-      for (let i = 0; i < n; i++) check(await db.transact({ actions: [{ collection: 'events', op: 'append', value: value(i) }] }));
+      for (let i = 0; i < n; i++)
+        check(await db.transact({ actions: [{ collection: 'events', op: 'append', value: value(i) }] }));
     });
     report('diary.append.sequential', n, ms, { name: 'raw.put.sync', opsPerSec: raw['putSync']! });
   });

@@ -5,7 +5,11 @@ import { SoloNode, type SoloNodeInit } from '../../src/engine/node/solo-node.js'
 import type { TxOutcome, TxRequest } from '../../src/engine/transactions/tx-types.js';
 
 /** A solo node over a memory store (kept so a test can "restart" the node on the same data). */
-export async function memoryNode(seed = 1, init: SoloNodeInit = {}, raw?: RawStore): Promise<{ node: SoloNode; raw: RawStore }> {
+export async function memoryNode(
+  seed = 1,
+  init: SoloNodeInit = {},
+  raw?: RawStore,
+): Promise<{ node: SoloNode; raw: RawStore }> {
   const store = raw ?? new MemoryRawStore();
   if (raw === undefined) await store.open();
   const node = await SoloNode.open({ raw: store, rng: new SeededRng(seed) }, init);

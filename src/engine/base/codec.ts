@@ -13,14 +13,16 @@ export function canonicalJson(value: unknown): string {
 }
 
 function encode(value: unknown, depth: number): string {
-  if (depth > limits.jsonDepthMax + 8) throw new EngineError('TOO_LARGE', 'value nested too deeply to encode');
+  if (depth > limits.jsonDepthMax + 8)
+    throw new EngineError('TOO_LARGE', 'value nested too deeply to encode');
   if (value === null || typeof value === 'boolean') return String(value);
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new EngineError('BAD_INPUT', 'numbers must be finite');
     return JSON.stringify(value);
   }
   if (typeof value === 'string') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map((item) => encode(item === undefined ? null : item, depth + 1)).join(',')}]`;
+  if (Array.isArray(value))
+    return `[${value.map((item) => encode(item === undefined ? null : item, depth + 1)).join(',')}]`;
   if (typeof value === 'object') {
     const obj = value as Record<string, unknown>;
     const keys = Object.keys(obj)

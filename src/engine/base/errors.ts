@@ -25,7 +25,12 @@ export const errorCodes = [
 export type ErrorCode = (typeof errorCodes)[number];
 
 /** Codes for which running the same request again on fresh state may succeed. */
-const retryableCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['CONFLICT', 'UNAVAILABLE', 'TIMEOUT', 'NO_QUORUM']);
+const retryableCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'CONFLICT',
+  'UNAVAILABLE',
+  'TIMEOUT',
+  'NO_QUORUM',
+]);
 
 export interface EngineErrorDetails {
   readonly [key: string]: unknown;

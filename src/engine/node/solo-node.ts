@@ -17,7 +17,14 @@ import { LocalRepo } from '../transactions/local-repo.js';
 import { LogTail } from '../transactions/log-tail.js';
 import { isCollectionName } from '../transactions/tx-parse.js';
 import type { ActionResult, TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
-import type { CollectionInfo, CollectionKind, Database, GetResult, ReadOptions, ScanOptions } from './database-api.js';
+import type {
+  CollectionInfo,
+  CollectionKind,
+  Database,
+  GetResult,
+  ReadOptions,
+  ScanOptions,
+} from './database-api.js';
 
 export interface SoloNodeComponents {
   readonly raw: RawStore;
@@ -63,7 +70,10 @@ export class SoloNode implements Database {
       { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
       { members, resolveInDoubtOnLoad: true },
     );
-    this.coordinator = new Coordinator({ repo: this.repo, tails: this.tails, clock: this.clock, rng: this.rng }, init.coordinator);
+    this.coordinator = new Coordinator(
+      { repo: this.repo, tails: this.tails, clock: this.clock, rng: this.rng },
+      init.coordinator,
+    );
   }
 
   /** Opens a solo node on an opened RawStore (its identity is created on first open). */
@@ -84,9 +94,13 @@ export class SoloNode implements Database {
 
   async createCollection(name: string, kind: CollectionKind): Promise<CollectionInfo> {
     if (!isCollectionName(name)) {
-      throw new EngineError('BAD_INPUT', `invalid collection name ${JSON.stringify(name)}: use 1-128 letters, digits, '.', '_' or '-'`);
+      throw new EngineError(
+        'BAD_INPUT',
+        `invalid collection name ${JSON.stringify(name)}: use 1-128 letters, digits, '.', '_' or '-'`,
+      );
     }
-    if (kind !== 'tree' && kind !== 'diary') throw new EngineError('BAD_INPUT', `collection type must be tree or diary, not ${String(kind)}`);
+    if (kind !== 'tree' && kind !== 'diary')
+      throw new EngineError('BAD_INPUT', `collection type must be tree or diary, not ${String(kind)}`);
     const headerId = collectionHeaderId(name);
     const capture = new CaptureAccess(this.rng);
     const rootId = BTree.create(capture, name);
@@ -144,9 +158,20 @@ export class SoloNode implements Database {
       const page = Math.min(remaining + (skip !== undefined ? 1 : 0), limits.scanPageItemsMax);
       const range =
         options.reverse === true
-          ? { ...(bound !== undefined ? { to: bound } : {}), ...(options.from !== undefined ? { from: options.from } : {}), reverse: true }
-          : { ...(bound !== undefined ? { from: bound } : {}), ...(options.to !== undefined ? { to: options.to } : {}) };
-      const result = await this.readOnly({ actions: [{ collection: name, op: 'scan', ...range, limit: page }] }, name, at);
+          ? {
+              ...(bound !== undefined ? { to: bound } : {}),
+              ...(options.from !== undefined ? { from: options.from } : {}),
+              reverse: true,
+            }
+          : {
+              ...(bound !== undefined ? { from: bound } : {}),
+              ...(options.to !== undefined ? { to: options.to } : {}),
+            };
+      const result = await this.readOnly(
+        { actions: [{ collection: name, op: 'scan', ...range, limit: page }] },
+        name,
+        at,
+      );
       const entries = (result.results[0] as Extract<ActionResult, { op: 'scan' }>).entries;
       for (const entry of entries) {
         if (entry.key === skip) continue;
@@ -168,7 +193,11 @@ export class SoloNode implements Database {
       if (from !== undefined && from < 0) return;
       const page = Math.min(remaining, limits.scanPageItemsMax);
       const result = await this.readOnly(
-        { actions: [{ collection: name, op: 'read', ...(from !== undefined ? { from } : {}), reverse, limit: page }] },
+        {
+          actions: [
+            { collection: name, op: 'read', ...(from !== undefined ? { from } : {}), reverse, limit: page },
+          ],
+        },
         name,
         at,
       );
@@ -183,14 +212,23 @@ export class SoloNode implements Database {
   }
 
   transact(request: TxRequest): Promise<TxOutcome> {
-    if (this.closed) return Promise.resolve({ ok: false, error: { code: 'UNAVAILABLE', message: 'database is closed' } });
+    if (this.closed)
+      return Promise.resolve({ ok: false, error: { code: 'UNAVAILABLE', message: 'database is closed' } });
     return this.coordinator.run(request);
   }
 
   async block(id: BlockId, options: { readonly rev?: number } = {}): Promise<BlockState> {
-    const state = options.rev === undefined ? await this.blocks.latest(id) : await this.blocks.at(id, { rev: options.rev });
+    const state =
+      options.rev === undefined
+        ? await this.blocks.latest(id)
+        : await this.blocks.at(id, { rev: options.rev });
     if (state === undefined) {
-      throw new EngineError('NOT_FOUND', options.rev === undefined ? `block ${id} does not exist` : `block ${id} has no revision ${options.rev}`);
+      throw new EngineError(
+        'NOT_FOUND',
+        options.rev === undefined
+          ? `block ${id} does not exist`
+          : `block ${id} has no revision ${options.rev}`,
+      );
     }
     return state;
   }
@@ -212,7 +250,11 @@ export class SoloNode implements Database {
   }
 
   /** Read-only transaction on one collection, optionally at a past revision; throws on failure. */
-  private async readOnly(request: TxRequest, name: string, at: number | undefined): Promise<{ results: readonly ActionResult[]; rev: number }> {
+  private async readOnly(
+    request: TxRequest,
+    name: string,
+    at: number | undefined,
+  ): Promise<{ results: readonly ActionResult[]; rev: number }> {
     const atMap = at === undefined ? undefined : new Map([[name, at]]);
     const outcome = await this.coordinator.run(request, atMap === undefined ? {} : { at: atMap });
     if (!outcome.ok) throw new EngineError(outcome.error.code, outcome.error.message);
@@ -227,7 +269,8 @@ export class SoloNode implements Database {
     const expired = await this.blocks.expired(this.clock.now(), limits.sweepPendsMax);
     for (const pend of expired) {
       const outcome = await this.tails.outcomeOf(pend.collection, pend.trxId).catch(() => 'unknown' as const);
-      if (outcome === 'aborted' || outcome === 'unknown') await this.blocks.cancel(pend.trxId, [pend.blockId]);
+      if (outcome === 'aborted' || outcome === 'unknown')
+        await this.blocks.cancel(pend.trxId, [pend.blockId]);
       else if (outcome === 'committed' || outcome === 'prepared') await this.tails.view(pend.collection);
     }
     if (expired.length > 0) await this.blocks.sync();

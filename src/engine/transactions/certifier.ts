@@ -1,4 +1,12 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { canonicalJson } from '../base/codec.js';
 import type { BlockId, TrxId } from '../base/ids.js';
 import type { Certificate, EntryStatus } from '../collections/log/log-block.js';
@@ -33,7 +41,9 @@ export function decisionMessage(fields: DecisionFields): Buffer {
 
 /** Hash of a recorded membership list (order-independent). */
 export function membershipHash(members: readonly string[]): string {
-  return createHash('sha256').update(canonicalJson([...members].sort())).digest('base64url');
+  return createHash('sha256')
+    .update(canonicalJson([...members].sort()))
+    .digest('base64url');
 }
 
 /**
@@ -41,7 +51,10 @@ export function membershipHash(members: readonly string[]): string {
  * version gathers a quorum of signed votes through consensus and implements the same interface.
  */
 export interface Certifier {
-  certify(fields: Omit<DecisionFields, 'network' | 'membership'>, members: readonly string[]): Promise<Certificate>;
+  certify(
+    fields: Omit<DecisionFields, 'network' | 'membership'>,
+    members: readonly string[],
+  ): Promise<Certificate>;
   /** True when the certificate carries a valid quorum for the given membership. */
   verify(certificate: Certificate, members: readonly string[]): boolean;
 }
@@ -63,7 +76,9 @@ export class Ed25519Identity {
 
   /** From a PKCS#8 DER private key, base64url. */
   static fromPkcs8(encoded: string): Ed25519Identity {
-    return new Ed25519Identity(createPrivateKey({ key: Buffer.from(encoded, 'base64url'), format: 'der', type: 'pkcs8' }));
+    return new Ed25519Identity(
+      createPrivateKey({ key: Buffer.from(encoded, 'base64url'), format: 'der', type: 'pkcs8' }),
+    );
   }
 
   toPkcs8(): string {
@@ -84,7 +99,11 @@ const publicKeysMax = 4096;
 function publicKeyOf(memberId: string): KeyObject {
   let key = publicKeys.get(memberId);
   if (key === undefined) {
-    key = createPublicKey({ key: Buffer.concat([spkiPrefix, Buffer.from(memberId, 'base64url')]), format: 'der', type: 'spki' });
+    key = createPublicKey({
+      key: Buffer.concat([spkiPrefix, Buffer.from(memberId, 'base64url')]),
+      format: 'der',
+      type: 'spki',
+    });
     if (publicKeys.size >= publicKeysMax) publicKeys.clear();
     publicKeys.set(memberId, key);
   }
@@ -127,10 +146,16 @@ export class SoloCertifier implements Certifier {
     private readonly network: string,
   ) {}
 
-  certify(fields: Omit<DecisionFields, 'network' | 'membership'>, members: readonly string[]): Promise<Certificate> {
+  certify(
+    fields: Omit<DecisionFields, 'network' | 'membership'>,
+    members: readonly string[],
+  ): Promise<Certificate> {
     const full: DecisionFields = { ...fields, network: this.network, membership: membershipHash(members) };
     const signature = this.identity.sign(decisionMessage(full));
-    const certificate: Certificate = Object.freeze({ ...full, signatures: Object.freeze([{ member: this.identity.id, signature }]) });
+    const certificate: Certificate = Object.freeze({
+      ...full,
+      signatures: Object.freeze([{ member: this.identity.id, signature }]),
+    });
     this.issued.add(certificate);
     return Promise.resolve(certificate);
   }

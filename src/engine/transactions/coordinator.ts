@@ -29,7 +29,11 @@ export interface CoordinatorInit {
 }
 
 type Attempt =
-  | { readonly kind: 'done'; readonly commit: Record<string, { rev: number }>; readonly results: ActionResult[] }
+  | {
+      readonly kind: 'done';
+      readonly commit: Record<string, { rev: number }>;
+      readonly results: ActionResult[];
+    }
   | { readonly kind: 'conflict'; readonly message: string };
 
 /**
@@ -52,7 +56,10 @@ export class Coordinator {
     this.afterExecute = init.afterExecute;
   }
 
-  async run(request: TxRequest, options: { readonly at?: ReadonlyMap<string, number> } = {}): Promise<TxOutcome> {
+  async run(
+    request: TxRequest,
+    options: { readonly at?: ReadonlyMap<string, number> } = {},
+  ): Promise<TxOutcome> {
     let trx: TrxId = '';
     try {
       const checked = validateTxRequest(request);
@@ -60,11 +67,17 @@ export class Coordinator {
       for (let attempt = 1; attempt <= this.attemptsMax; attempt++) {
         trx = newTrxId(this.components.rng);
         const outcome = await this.attempt(trx, attempt, checked, options.at);
-        if (outcome.kind === 'done') return { ok: true, trx, commit: outcome.commit, results: outcome.results, attempts: attempt };
+        if (outcome.kind === 'done')
+          return { ok: true, trx, commit: outcome.commit, results: outcome.results, attempts: attempt };
         lastConflict = outcome.message;
         await this.backoff(attempt);
       }
-      return failure(new EngineError('CONFLICT', `gave up after ${this.attemptsMax} attempts: ${lastConflict}; retry later`));
+      return failure(
+        new EngineError(
+          'CONFLICT',
+          `gave up after ${this.attemptsMax} attempts: ${lastConflict}; retry later`,
+        ),
+      );
     } catch (error) {
       return failure(toEngineError(error));
     }
@@ -87,7 +100,8 @@ export class Coordinator {
       await repo.sync();
       return { kind: 'done', commit: {}, results };
     }
-    if (at !== undefined && at.size > 0) throw new EngineError('BAD_INPUT', 'a transaction that writes cannot read at a past revision');
+    if (at !== undefined && at.size > 0)
+      throw new EngineError('BAD_INPUT', 'a transaction that writes cannot read at a past revision');
 
     // Every collection the transaction read or wrote takes part: reads of a collection it does not
     // write must hold until the decision too, or write skew across collections would slip through.
@@ -96,7 +110,11 @@ export class Coordinator {
     const pends = writing.flatMap((collection) => pendsOf(trxId, collection, expiresAt));
     const pended = await repo.pend(pends);
     if (!pended.ok) return { kind: 'conflict', message: 'a block changed while the transaction ran' };
-    const cancel = (): Promise<void> => repo.cancel(trxId, pends.map((p) => p.blockId));
+    const cancel = (): Promise<void> =>
+      repo.cancel(
+        trxId,
+        pends.map((p) => p.blockId),
+      );
 
     let decided: Map<string, { lsn: number; proof: Certificate[] }>;
     try {
@@ -153,20 +171,29 @@ export class Coordinator {
     const tails = this.components.tails;
     const participants = writing.map((c) => c.name).sort();
     const outcomes: TailOutcome[] = await Promise.all(
-      writing.map((collection) => tails.prepare({ ...validationOf(trxId, collection, request), participants, expiresAt })),
+      writing.map((collection) =>
+        tails.prepare({ ...validationOf(trxId, collection, request), participants, expiresAt }),
+      ),
     );
     const prepared = outcomes.flatMap((o) => (o.status === 'prepared' ? [o.certificate] : []));
     if (prepared.length !== writing.length) {
       await Promise.all(
         writing.map((collection, i) =>
-          outcomes[i]!.status === 'prepared' ? tails.decide({ collection: collection.name, trxId, outcome: 'aborted', proof: [] }) : undefined,
+          outcomes[i]!.status === 'prepared'
+            ? tails.decide({ collection: collection.name, trxId, outcome: 'aborted', proof: [] })
+            : Promise.resolve(undefined),
         ),
       );
       return new Map();
     }
     const decided = new Map<string, { lsn: number; proof: Certificate[] }>();
     for (const collection of writing) {
-      const { lsn, certificate } = await tails.decide({ collection: collection.name, trxId, outcome: 'committed', proof: prepared });
+      const { lsn, certificate } = await tails.decide({
+        collection: collection.name,
+        trxId,
+        outcome: 'committed',
+        proof: prepared,
+      });
       decided.set(collection.name, { lsn, proof: [certificate] });
     }
     return decided;

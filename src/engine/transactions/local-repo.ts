@@ -69,10 +69,18 @@ export class LocalRepo implements RepoClient {
     }
   }
 
-  private checkProof(trxId: TrxId, proof: readonly import('../collections/log/log-block.js').Certificate[]): void {
-    if (proof.length === 0) throw new EngineError('BAD_CERTIFICATE', `commit of ${trxId} carries no certificate`);
+  private checkProof(
+    trxId: TrxId,
+    proof: readonly import('../collections/log/log-block.js').Certificate[],
+  ): void {
+    if (proof.length === 0)
+      throw new EngineError('BAD_CERTIFICATE', `commit of ${trxId} carries no certificate`);
     for (const certificate of proof) {
-      if (certificate.trxId !== trxId || certificate.decision === 'aborted' || !this.certifier.verify(certificate, this.members)) {
+      if (
+        certificate.trxId !== trxId ||
+        certificate.decision === 'aborted' ||
+        !this.certifier.verify(certificate, this.members)
+      ) {
         throw new EngineError('BAD_CERTIFICATE', `commit certificate for ${trxId} does not verify`);
       }
     }

@@ -114,10 +114,22 @@ export class LogTail implements TailClient {
     for (const entry of state.window) {
       if (entry.lsn > stableLsn) break;
       if (entry.lsn > state.checkpoint && entry.status === 'committed' && !state.propagated.has(entry.lsn)) {
-        uncheckpointed.push({ lsn: entry.lsn, trxId: entry.trxId, writes: entry.writeList, certificate: entry.certificate });
+        uncheckpointed.push({
+          lsn: entry.lsn,
+          trxId: entry.trxId,
+          writes: entry.writeList,
+          certificate: entry.certificate,
+        });
       }
     }
-    return { collection, header: state.header, tailId: state.tail.header.id, lastLsn: state.lastLsn, stableLsn, uncheckpointed };
+    return {
+      collection,
+      header: state.header,
+      tailId: state.tail.header.id,
+      lastLsn: state.lastLsn,
+      stableLsn,
+      uncheckpointed,
+    };
   }
 
   create(request: CreateCollectionRequest): Promise<{ lsn: number; certificate: Certificate }> {
@@ -127,7 +139,13 @@ export class LogTail implements TailClient {
       if (existing?.block !== undefined) throw new EngineError('EXISTS', `collection ${name} already exists`);
       const lsn = 1;
       const certificate = await this.components.certifier.certify(
-        { collection: name, blockId: request.log.header.id, lsn, trxId: request.trxId, decision: 'committed' },
+        {
+          collection: name,
+          blockId: request.log.header.id,
+          lsn,
+          trxId: request.trxId,
+          decision: 'committed',
+        },
         request.log.members,
       );
       const entry: LogEntry = {
@@ -140,7 +158,9 @@ export class LogTail implements TailClient {
         certificate,
       };
       const log: LogBlock = { ...request.log, entries: [entry] };
-      const revision = (block: typeof log | CollectionHeader | CreateCollectionRequest['root']): DirectRevision => ({
+      const revision = (
+        block: typeof log | CollectionHeader | CreateCollectionRequest['root'],
+      ): DirectRevision => ({
         blockId: block.header.id,
         trxId: request.trxId,
         lsn,
@@ -148,7 +168,9 @@ export class LogTail implements TailClient {
         transform: { kind: 'insert', block },
       });
       const baseRevs = await Promise.all(
-        [request.header, request.root, log].map(async (b) => (await this.components.blocks.latest(b.header.id))?.rev ?? 0),
+        [request.header, request.root, log].map(
+          async (b) => (await this.components.blocks.latest(b.header.id))?.rev ?? 0,
+        ),
       );
       await this.components.blocks.apply(
         [request.header, request.root, log].map((b, i) => ({ ...revision(b), baseRev: baseRevs[i] ?? 0 })),
@@ -165,7 +187,11 @@ export class LogTail implements TailClient {
 
   prepare(request: PrepareRequest): Promise<TailOutcome> {
     if (this.components.clock.now() > request.expiresAt) {
-      return Promise.resolve({ status: 'conflict', winners: [], message: 'transaction expired before it prepared' });
+      return Promise.resolve({
+        status: 'conflict',
+        winners: [],
+        message: 'transaction expired before it prepared',
+      });
     }
     return this.decideNew(request, 'prepared', request.participants, request.expiresAt);
   }
@@ -174,10 +200,17 @@ export class LogTail implements TailClient {
     return this.serialize(request.collection, async () => {
       const state = await this.state(request.collection);
       const entry = state.byTrx.get(request.trxId);
-      if (entry === undefined) throw new EngineError('NOT_FOUND', `no entry for transaction ${request.trxId} in ${request.collection}`);
+      if (entry === undefined)
+        throw new EngineError(
+          'NOT_FOUND',
+          `no entry for transaction ${request.trxId} in ${request.collection}`,
+        );
       if (entry.status === request.outcome) return { lsn: entry.lsn, certificate: entry.certificate };
       if (entry.status !== 'prepared') {
-        throw new EngineError('CONFLICT', `transaction ${request.trxId} was already ${entry.status} in ${request.collection}`);
+        throw new EngineError(
+          'CONFLICT',
+          `transaction ${request.trxId} was already ${entry.status} in ${request.collection}`,
+        );
       }
       if (request.outcome === 'committed') this.checkCommitProof(entry, request.proof);
       return this.recordDecision(state, entry, request.outcome);
@@ -221,7 +254,8 @@ export class LogTail implements TailClient {
       const state = await this.state(request.collection);
       const existing = state.byTrx.get(request.trxId);
       if (existing !== undefined) {
-        if (existing.status === status) return { status, lsn: existing.lsn, certificate: existing.certificate };
+        if (existing.status === status)
+          return { status, lsn: existing.lsn, certificate: existing.certificate };
         return { status: 'conflict', winners: [], message: `transaction was already ${existing.status}` };
       }
       const oldest = state.window[0]?.lsn ?? state.lastLsn + 1;
@@ -253,7 +287,10 @@ export class LogTail implements TailClient {
   }
 
   private certify(state: TailState, lsn: number, trxId: TrxId, decision: EntryStatus): Promise<Certificate> {
-    return this.components.certifier.certify({ collection: state.collection, blockId: state.tail.header.id, lsn, trxId, decision }, state.tail.members);
+    return this.components.certifier.certify(
+      { collection: state.collection, blockId: state.tail.header.id, lsn, trxId, decision },
+      state.tail.members,
+    );
   }
 
   /** Appends an entry to the tail block, sealing it and starting a successor when it is full. */
@@ -286,7 +323,13 @@ export class LogTail implements TailClient {
           baseRev: state.tailRev,
           transform: { kind: 'update', ops: [{ op: 'set', field: 'successor', value: successorId }] },
         },
-        { blockId: successorId, trxId: entry.trxId, lsn: entry.lsn, baseRev: 0, transform: { kind: 'insert', block: successor } },
+        {
+          blockId: successorId,
+          trxId: entry.trxId,
+          lsn: entry.lsn,
+          baseRev: 0,
+          transform: { kind: 'insert', block: successor },
+        },
         {
           blockId: state.header.header.id,
           trxId: entry.trxId,
@@ -335,12 +378,24 @@ export class LogTail implements TailClient {
   ): Promise<{ lsn: number; certificate: Certificate }> {
     const blocks = this.components.blocks;
     const holder = await blocks.latest(entry.blockId);
-    assert(holder !== undefined && isLogBlock(holder.block), `log block ${entry.blockId} of entry ${entry.lsn} is missing`);
+    assert(
+      holder !== undefined && isLogBlock(holder.block),
+      `log block ${entry.blockId} of entry ${entry.lsn} is missing`,
+    );
     const log = holder.block;
     const stored = log.entries[entry.lsn - log.firstLsn];
-    assert(stored !== undefined && stored.trxId === entry.trxId, `log entry ${entry.lsn} is not where the index says`);
+    assert(
+      stored !== undefined && stored.trxId === entry.trxId,
+      `log entry ${entry.lsn} is not where the index says`,
+    );
     const certificate = await this.components.certifier.certify(
-      { collection: state.collection, blockId: entry.blockId, lsn: entry.lsn, trxId: entry.trxId, decision: outcome },
+      {
+        collection: state.collection,
+        blockId: entry.blockId,
+        lsn: entry.lsn,
+        trxId: entry.trxId,
+        decision: outcome,
+      },
       log.members,
     );
     const { reads: _reads, ...rest } = stored;
@@ -370,9 +425,14 @@ export class LogTail implements TailClient {
   private checkCommitProof(entry: IndexedEntry, proof: readonly Certificate[]): void {
     const participants = entry.participants ?? [];
     for (const participant of participants) {
-      const cert = proof.find((c) => c.trxId === entry.trxId && c.decision === 'prepared' && c.collection === participant);
+      const cert = proof.find(
+        (c) => c.trxId === entry.trxId && c.decision === 'prepared' && c.collection === participant,
+      );
       if (cert === undefined) {
-        throw new EngineError('BAD_CERTIFICATE', `commit proof for ${entry.trxId} lacks a prepared certificate from ${participant}`);
+        throw new EngineError(
+          'BAD_CERTIFICATE',
+          `commit proof for ${entry.trxId} lacks a prepared certificate from ${participant}`,
+        );
       }
     }
     for (const cert of proof) {
@@ -440,7 +500,10 @@ export class LogTail implements TailClient {
     const blocks = this.components.blocks;
     const headerState = await blocks.latest(collectionHeaderId(collection));
     if (headerState === undefined || !isCollectionHeader(headerState.block)) {
-      throw new EngineError('NOT_FOUND', `collection ${collection} does not exist; create it with: optimystic collection create ${collection} --type tree`);
+      throw new EngineError(
+        'NOT_FOUND',
+        `collection ${collection} does not exist; create it with: optimystic collection create ${collection} --type tree`,
+      );
     }
     const header = headerState.block;
     // Follow successor links from the header's tail pointer (the header may lag a seal).
@@ -478,7 +541,8 @@ export class LogTail implements TailClient {
     for (const segment of segments) {
       for (const entry of segment.entries) {
         this.index(state, entry, segment.id);
-        if (entry.checkpoint !== undefined && entry.checkpoint > state.checkpoint) state.checkpoint = entry.checkpoint;
+        if (entry.checkpoint !== undefined && entry.checkpoint > state.checkpoint)
+          state.checkpoint = entry.checkpoint;
       }
     }
     const first = state.window[0];
@@ -495,10 +559,19 @@ export class LogTail implements TailClient {
     }
     for (const entry of state.window) {
       if (entry.lsn <= state.checkpoint || entry.status !== 'committed') continue;
-      const pending = await Promise.all(entry.writeList.map(async (id) => (await this.components.blocks.pendingOf(id)).some((p) => p.trxId === entry.trxId)));
+      const pending = await Promise.all(
+        entry.writeList.map(async (id) =>
+          (await this.components.blocks.pendingOf(id)).some((p) => p.trxId === entry.trxId),
+        ),
+      );
       const ids = entry.writeList.filter((_, i) => pending[i] === true);
       if (ids.length > 0) {
-        await this.components.repo.promote({ trxId: entry.trxId, lsn: entry.lsn, blockIds: ids, proof: [entry.certificate] });
+        await this.components.repo.promote({
+          trxId: entry.trxId,
+          lsn: entry.lsn,
+          blockIds: ids,
+          proof: [entry.certificate],
+        });
       }
       state.propagated.add(entry.lsn);
     }

@@ -35,7 +35,9 @@ export interface PromoteRequest {
 
 export interface RepoClient {
   get(request: GetBlockRequest): Promise<BlockState | undefined>;
-  pend(items: readonly PendingTransform[]): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }>;
+  pend(
+    items: readonly PendingTransform[],
+  ): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }>;
   cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void>;
   promote(request: PromoteRequest): Promise<void>;
   /** Resolves when everything this service acknowledged so far is durable. */
@@ -99,7 +101,9 @@ export interface CreateCollectionRequest {
 
 export interface TailClient {
   view(collection: string): Promise<TailView>;
-  create(request: CreateCollectionRequest): Promise<{ readonly lsn: number; readonly certificate: Certificate }>;
+  create(
+    request: CreateCollectionRequest,
+  ): Promise<{ readonly lsn: number; readonly certificate: Certificate }>;
   commit(request: CommitRequest): Promise<TailOutcome>;
   prepare(request: PrepareRequest): Promise<TailOutcome>;
   decide(request: DecideRequest): Promise<{ readonly lsn: number; readonly certificate: Certificate }>;

@@ -59,7 +59,10 @@ export class TransactionSession {
   /** Executes a request's expectations and actions in order; throws EngineError on a failed guard. */
   async execute(request: TxRequest): Promise<ActionResult[]> {
     // Open every collection first, so unknown collections fail before anything runs.
-    const names = new Set([...request.actions.map((a) => a.collection), ...(request.expect ?? []).map((e) => e.collection)]);
+    const names = new Set([
+      ...request.actions.map((a) => a.collection),
+      ...(request.expect ?? []).map((e) => e.collection),
+    ]);
     await Promise.all([...names].map((name) => this.collection(name)));
     for (const expectation of request.expect ?? []) await this.check(expectation);
     const results: ActionResult[] = [];
@@ -68,7 +71,12 @@ export class TransactionSession {
         results.push(await this.run(action, index));
       } catch (error) {
         if (error instanceof EngineError && error.details?.['action'] === undefined) {
-          throw new EngineError(error.code, error.message, { ...(error.details ?? {}), action: index }, { cause: error });
+          throw new EngineError(
+            error.code,
+            error.message,
+            { ...(error.details ?? {}), action: index },
+            { cause: error },
+          );
         }
         throw error;
       }
@@ -81,7 +89,10 @@ export class TransactionSession {
     const header = view.header;
     const at = this.atRevisions.get(name);
     if (at !== undefined && (at < 1 || at > view.stableLsn)) {
-      throw new EngineError('NOT_FOUND', `collection ${name} has no revision ${at} (latest is ${view.stableLsn})`);
+      throw new EngineError(
+        'NOT_FOUND',
+        `collection ${name} has no revision ${at} (latest is ${view.stableLsn})`,
+      );
     }
     const atLsn = at ?? view.stableLsn;
     const refs = new Map<BlockId, CommitRef[]>();
@@ -98,7 +109,11 @@ export class TransactionSession {
       {
         read: async (id) => {
           const reinforce = refs.get(id);
-          const state = await repo.get({ blockId: id, atLsn, ...(reinforce !== undefined ? { reinforce } : {}) });
+          const state = await repo.get({
+            blockId: id,
+            atLsn,
+            ...(reinforce !== undefined ? { reinforce } : {}),
+          });
           return { block: state?.block, rev: state?.rev ?? 0 };
         },
       },
@@ -111,7 +126,9 @@ export class TransactionSession {
   private async tree(name: string, index: number): Promise<SessionCollection> {
     const collection = await this.collection(name);
     if (collection.header.kind !== 'tree') {
-      throw new EngineError('WRONG_TYPE', `collection ${name} is a ${collection.header.kind}, not a tree`, { action: index });
+      throw new EngineError('WRONG_TYPE', `collection ${name} is a ${collection.header.kind}, not a tree`, {
+        action: index,
+      });
     }
     return collection;
   }
@@ -119,7 +136,9 @@ export class TransactionSession {
   private async diary(name: string, index: number): Promise<{ collection: SessionCollection; diary: Diary }> {
     const collection = await this.collection(name);
     if (collection.header.kind !== 'diary') {
-      throw new EngineError('WRONG_TYPE', `collection ${name} is a ${collection.header.kind}, not a diary`, { action: index });
+      throw new EngineError('WRONG_TYPE', `collection ${name} is a ${collection.header.kind}, not a diary`, {
+        action: index,
+      });
     }
     return { collection, diary: new Diary(collection.tracker, collection.header.root, name) };
   }
@@ -129,10 +148,21 @@ export class TransactionSession {
     const current = await tree.get(expectation.key);
     const where = `${expectation.collection}/${expectation.key}`;
     if (expectation.exists !== undefined && (current !== undefined) !== expectation.exists) {
-      throw new EngineError('EXPECT_FAILED', `expected ${where} to ${expectation.exists ? 'exist' : 'not exist'}`, { action: -1 });
+      throw new EngineError(
+        'EXPECT_FAILED',
+        `expected ${where} to ${expectation.exists ? 'exist' : 'not exist'}`,
+        { action: -1 },
+      );
     }
-    if (expectation.value !== undefined && (current === undefined || !jsonEqual(current, expectation.value))) {
-      throw new EngineError('EXPECT_FAILED', `expected ${where} to equal ${JSON.stringify(expectation.value)}`, { action: -1 });
+    if (
+      expectation.value !== undefined &&
+      (current === undefined || !jsonEqual(current, expectation.value))
+    ) {
+      throw new EngineError(
+        'EXPECT_FAILED',
+        `expected ${where} to equal ${JSON.stringify(expectation.value)}`,
+        { action: -1 },
+      );
     }
   }
 
@@ -158,10 +188,18 @@ export class TransactionSession {
         const { next, value } = incremented(current, action.path, action.by, index);
         const where = `${action.collection}/${action.key}.${action.path}`;
         if (action.min !== undefined && value < action.min) {
-          throw new EngineError('EXPECT_FAILED', `${where} would become ${value}, below the minimum ${action.min}`, { action: index });
+          throw new EngineError(
+            'EXPECT_FAILED',
+            `${where} would become ${value}, below the minimum ${action.min}`,
+            { action: index },
+          );
         }
         if (action.max !== undefined && value > action.max) {
-          throw new EngineError('EXPECT_FAILED', `${where} would become ${value}, above the maximum ${action.max}`, { action: index });
+          throw new EngineError(
+            'EXPECT_FAILED',
+            `${where} would become ${value}, above the maximum ${action.max}`,
+            { action: index },
+          );
         }
         await tree.put(action.key, checkValue(next, index));
         return { op: 'incr', key: action.key, value };
@@ -169,8 +207,15 @@ export class TransactionSession {
       case 'merge': {
         const { tree } = await this.tree(action.collection, index);
         const current = await tree.get(action.key);
-        if (current !== undefined && (current === null || typeof current !== 'object' || Array.isArray(current))) {
-          throw new EngineError('BAD_INPUT', `cannot merge into ${action.collection}/${action.key}: its value is not an object`, { action: index });
+        if (
+          current !== undefined &&
+          (current === null || typeof current !== 'object' || Array.isArray(current))
+        ) {
+          throw new EngineError(
+            'BAD_INPUT',
+            `cannot merge into ${action.collection}/${action.key}: its value is not an object`,
+            { action: index },
+          );
         }
         const merged = checkValue({ ...(current ?? {}), ...action.value }, index);
         await tree.put(action.key, merged);
@@ -185,7 +230,11 @@ export class TransactionSession {
         const limit = Math.min(action.limit ?? limits.scanPageItemsMax, limits.scanPageItemsMax);
         const entries: { index: number; value: Json }[] = [];
         if (limit > 0) {
-          for await (const entry of diary.read({ ...(action.from !== undefined ? { from: action.from } : {}), ...(action.reverse !== undefined ? { reverse: action.reverse } : {}), limit })) {
+          for await (const entry of diary.read({
+            ...(action.from !== undefined ? { from: action.from } : {}),
+            ...(action.reverse !== undefined ? { reverse: action.reverse } : {}),
+            limit,
+          })) {
             entries.push(entry);
           }
         }
@@ -210,10 +259,19 @@ export class TransactionSession {
   }
 }
 
-function incremented(current: Json | undefined, path: string, by: number, index: number): { next: Json; value: number } {
+function incremented(
+  current: Json | undefined,
+  path: string,
+  by: number,
+  index: number,
+): { next: Json; value: number } {
   const parts = path.split('.');
   const root: Record<string, Json> =
-    current === undefined ? {} : isRecord(current) ? structuredClone(current) : fail(`cannot incr "${path}": the value is not an object`, index);
+    current === undefined
+      ? {}
+      : isRecord(current)
+        ? structuredClone(current)
+        : fail(`cannot incr "${path}": the value is not an object`, index);
   let node = root;
   for (const part of parts.slice(0, -1)) {
     const child = node[part];
@@ -222,9 +280,9 @@ function incremented(current: Json | undefined, path: string, by: number, index:
     node = node[part] as Record<string, Json>;
   }
   const last = parts.at(-1)!;
-  const old = node[last];
-  if (old !== undefined && typeof old !== 'number') fail(`cannot incr "${path}": it holds a ${typeof old}, not a number`, index);
-  const value = ((old as number | undefined) ?? 0) + by;
+  const old = node[last] ?? 0;
+  if (typeof old !== 'number') fail(`cannot incr "${path}": it holds a ${typeof old}, not a number`, index);
+  const value = old + by;
   node[last] = value;
   return { next: root, value };
 }

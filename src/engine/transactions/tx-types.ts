@@ -19,7 +19,12 @@ export type Action =
       readonly min?: number;
       readonly max?: number;
     }
-  | { readonly collection: string; readonly op: 'merge'; readonly key: TreeKey; readonly value: { readonly [k: string]: Json } }
+  | {
+      readonly collection: string;
+      readonly op: 'merge';
+      readonly key: TreeKey;
+      readonly value: { readonly [k: string]: Json };
+    }
   | { readonly collection: string; readonly op: 'append'; readonly value: Json }
   | {
       readonly collection: string;

@@ -10,7 +10,8 @@ export interface WindowEntry {
   readonly reads: ReadonlySet<BlockId>;
 }
 
-export type ValidationResult = { readonly ok: true } | { readonly ok: false; readonly winners: number[]; readonly reason: string };
+export type ValidationResult =
+  { readonly ok: true } | { readonly ok: false; readonly winners: number[]; readonly reason: string };
 
 /**
  * Backward validation (optimistic concurrency), per block:
@@ -24,10 +25,19 @@ export type ValidationResult = { readonly ok: true } | { readonly ok: false; rea
 export function validateBackward(
   window: readonly WindowEntry[],
   oldestLsn: number,
-  request: { readonly trxId: TrxId; readonly baseLsn: number; readonly reads: readonly BlockId[]; readonly writes: readonly BlockId[] },
+  request: {
+    readonly trxId: TrxId;
+    readonly baseLsn: number;
+    readonly reads: readonly BlockId[];
+    readonly writes: readonly BlockId[];
+  },
 ): ValidationResult {
   if (request.baseLsn + 1 < oldestLsn) {
-    return { ok: false, winners: [], reason: `read at revision ${request.baseLsn}, older than the validation window` };
+    return {
+      ok: false,
+      winners: [],
+      reason: `read at revision ${request.baseLsn}, older than the validation window`,
+    };
   }
   const winners: number[] = [];
   const touched = new Set<BlockId>([...request.reads, ...request.writes]);
@@ -36,7 +46,8 @@ export function validateBackward(
     if (entry.status === 'committed' && entry.lsn > request.baseLsn) {
       if (intersects(entry.writes, touched)) winners.push(entry.lsn);
     } else if (entry.status === 'prepared') {
-      if (intersects(entry.writes, touched) || intersects(entry.reads, request.writes)) winners.push(entry.lsn);
+      if (intersects(entry.writes, touched) || intersects(entry.reads, request.writes))
+        winners.push(entry.lsn);
     }
   }
   if (winners.length === 0) return { ok: true };

@@ -14,7 +14,9 @@ const rounds = Number(process.env['OPTIMYSTIC_CRASH_ROUNDS'] ?? 20);
 /** Runs the writer until it has acknowledged a few transactions, then SIGKILLs it after a random delay. */
 function runAndKill(dataDir: string, rng: SeededRng): Promise<number[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', writer, dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', writer, dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const acked: number[] = [];
     let buffer = '';
     let stderr = '';
@@ -58,7 +60,8 @@ describe('crash safety (SIGKILL at random points)', function () {
         const counter = await db.get('bank', 'counter');
         const n = counter.found ? (counter.value as { n: number }).n : 0;
         const keys: number[] = [];
-        for await (const { key } of db.scan('bank', { from: 'k', to: 'k999999' })) keys.push(Number(key.slice(1)));
+        for await (const { key } of db.scan('bank', { from: 'k', to: 'k999999' }))
+          keys.push(Number(key.slice(1)));
         const journal: number[] = [];
         for await (const { value } of db.read('journal')) journal.push((value as { i: number }).i);
         const context = `round ${round}, seed ${seed} (replay with OPTIMYSTIC_SEED=${seed})`;

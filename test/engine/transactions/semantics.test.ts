@@ -5,7 +5,8 @@ import type { SoloNode } from '../../../src/engine/node/solo-node.js';
 /** Fills a tree with keys between `a` and `z` so that keys at the ends live in different leaves. */
 async function spread(node: SoloNode, collection: string): Promise<void> {
   const actions = [];
-  for (let i = 0; i < 300; i++) actions.push({ collection, op: 'put' as const, key: `m${String(i).padStart(4, '0')}`, value: i });
+  for (let i = 0; i < 300; i++)
+    actions.push({ collection, op: 'put' as const, key: `m${String(i).padStart(4, '0')}`, value: i });
   ok(await node.transact({ actions }));
 }
 
@@ -18,7 +19,9 @@ describe('transaction semantics', () => {
     ({ node } = await memoryNode(1, { coordinator: { afterExecute: gate.hook } }));
     await node.createCollection('accounts', 'tree');
     ok(await node.transact(put('accounts', 'alice', { balance: 100 })));
-    const incr = { actions: [{ collection: 'accounts', op: 'incr' as const, key: 'alice', path: 'balance', by: 5 }] };
+    const incr = {
+      actions: [{ collection: 'accounts', op: 'incr' as const, key: 'alice', path: 'balance', by: 5 }],
+    };
     gate.arm(2);
     const [a, b] = await Promise.all([node.transact(incr), node.transact(incr)]);
     expect(ok(a).attempts + ok(b).attempts).to.equal(3);
@@ -30,10 +33,14 @@ describe('transaction semantics', () => {
     ({ node } = await memoryNode(2, { coordinator: { afterExecute: gate.hook } }));
     await node.createCollection('doctors', 'tree');
     await spread(node, 'doctors');
-    ok(await node.transact({ actions: [
-      { collection: 'doctors', op: 'put', key: 'a-alice', value: { onCall: true } },
-      { collection: 'doctors', op: 'put', key: 'z-zoe', value: { onCall: true } },
-    ] }));
+    ok(
+      await node.transact({
+        actions: [
+          { collection: 'doctors', op: 'put', key: 'a-alice', value: { onCall: true } },
+          { collection: 'doctors', op: 'put', key: 'z-zoe', value: { onCall: true } },
+        ],
+      }),
+    );
     // Each takes itself off call only if the other is still on call.
     const offCall = (me: string, other: string) =>
       node.transact({
@@ -44,8 +51,12 @@ describe('transaction semantics', () => {
     const [alice, zoe] = await Promise.all([offCall('a-alice', 'z-zoe'), offCall('z-zoe', 'a-alice')]);
     const outcomes = [alice, zoe];
     expect(outcomes.filter((o) => o.ok)).to.have.length(1);
-    expect(outcomes.filter((o) => !o.ok).map((o) => (o.ok ? '' : o.error.code))).to.deep.equal(['EXPECT_FAILED']);
-    const onCall = [await value(node, 'doctors', 'a-alice'), await value(node, 'doctors', 'z-zoe')].filter((v) => (v as { onCall: boolean }).onCall);
+    expect(outcomes.filter((o) => !o.ok).map((o) => (o.ok ? '' : o.error.code))).to.deep.equal([
+      'EXPECT_FAILED',
+    ]);
+    const onCall = [await value(node, 'doctors', 'a-alice'), await value(node, 'doctors', 'z-zoe')].filter(
+      (v) => (v as { onCall: boolean }).onCall,
+    );
     expect(onCall).to.have.length(1);
   });
 
@@ -55,7 +66,10 @@ describe('transaction semantics', () => {
     await node.createCollection('t', 'tree');
     await spread(node, 't');
     gate.arm(2);
-    const [a, b] = await Promise.all([node.transact(put('t', 'a-first', 1)), node.transact(put('t', 'z-last', 2))]);
+    const [a, b] = await Promise.all([
+      node.transact(put('t', 'a-first', 1)),
+      node.transact(put('t', 'z-last', 2)),
+    ]);
     expect(ok(a).attempts).to.equal(1);
     expect(ok(b).attempts).to.equal(1);
   });
@@ -81,7 +95,9 @@ describe('transaction semantics', () => {
     ok(ins);
     expect(scanOk.attempts + ok(ins).attempts).to.equal(3);
     if (scanOk.attempts === 2) {
-      const entries = (scanOk.results[0] as unknown as { entries: { key: string }[] }).entries.map((e) => e.key);
+      const entries = (scanOk.results[0] as unknown as { entries: { key: string }[] }).entries.map(
+        (e) => e.key,
+      );
       expect(entries).to.include('a-phantom');
     }
   });
@@ -92,7 +108,9 @@ describe('transaction semantics', () => {
     await node.createCollection('limits', 'tree');
     ok(await node.transact(put('accounts', 'alice', { balance: 10 })));
     ok(await node.transact(put('limits', 'alice', { left: 1 })));
-    const before = [await node.collectionInfo('accounts'), await node.collectionInfo('limits')].map((c) => c.rev);
+    const before = [await node.collectionInfo('accounts'), await node.collectionInfo('limits')].map(
+      (c) => c.rev,
+    );
     const outcome = await node.transact({
       actions: [
         { collection: 'accounts', op: 'incr', key: 'alice', path: 'balance', by: -5, min: 0 },
@@ -106,7 +124,9 @@ describe('transaction semantics', () => {
     }
     expect(await value(node, 'accounts', 'alice')).to.deep.equal({ balance: 10 });
     expect(await value(node, 'limits', 'alice')).to.deep.equal({ left: 1 });
-    const after = [await node.collectionInfo('accounts'), await node.collectionInfo('limits')].map((c) => c.rev);
+    const after = [await node.collectionInfo('accounts'), await node.collectionInfo('limits')].map(
+      (c) => c.rev,
+    );
     expect(after).to.deep.equal(before);
   });
 
