@@ -44,7 +44,6 @@ function padded(value: number): string {
 
 const keyOf = {
   latest: (id: BlockId) => `b/${id}`,
-  revisions: (id: BlockId) => `r/${id}/`,
   revision: (id: BlockId, rev: number) => `r/${id}/${padded(rev)}`,
   snapshot: (id: BlockId, rev: number) => `m/${id}/${padded(rev)}`,
   lsns: (id: BlockId) => `l/${id}/`,
@@ -308,6 +307,7 @@ export class VersionedBlockStore implements BlockStore {
       rev = point.rev;
     } else {
       if (Number.isNaN(point.lsn) || point.lsn < 0) return undefined;
+      // A block's revisions come from its collection's log in order, so lsns grow with revisions.
       if (latest.lsn <= point.lsn) return latest;
       const lsn = Math.min(Math.floor(point.lsn), Number.MAX_SAFE_INTEGER);
       let found: number | undefined;
