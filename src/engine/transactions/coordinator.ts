@@ -205,7 +205,7 @@ export class Coordinator {
   }
 }
 
-function validationOf(
+export function validationOf(
   trxId: TrxId,
   collection: SessionCollection,
   request: TxRequest,
@@ -227,7 +227,7 @@ function validationOf(
   };
 }
 
-function pendsOf(trxId: TrxId, collection: SessionCollection, expiresAt: number): PendingTransform[] {
+export function pendsOf(trxId: TrxId, collection: SessionCollection, expiresAt: number): PendingTransform[] {
   const transforms = collection.tracker.transforms();
   return collection.tracker.writes().map((blockId) => ({
     trxId,

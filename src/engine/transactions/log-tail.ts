@@ -591,5 +591,6 @@ export class LogTail implements TailClient {
       if (outcome === 'aborted' || outcome === 'unknown') commit = false;
     }
     await this.recordDecision(state, entry, commit ? 'committed' : 'aborted');
+    if (!commit) await this.components.repo.cancel(entry.trxId, entry.writeList);
   }
 }

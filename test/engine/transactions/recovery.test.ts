@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+import { SeededRng } from '../../../src/engine/base/rng.js';
+import { newTrxId } from '../../../src/engine/base/ids.js';
+import { pendsOf, validationOf } from '../../../src/engine/transactions/coordinator.js';
+import { TransactionSession } from '../../../src/engine/transactions/session.js';
+import type { TxRequest } from '../../../src/engine/transactions/tx-types.js';
+import type { SoloNode } from '../../../src/engine/node/solo-node.js';
+import { memoryNode, ok, put, value } from '../../helpers/solo.js';
+
+/** Runs a transaction up to "prepared at these tails" and then stops, as a coordinator that died. */
+async function prepareAndDie(
+  node: SoloNode,
+  request: TxRequest,
+  prepareAt: readonly string[],
+): Promise<string> {
+  const rng = new SeededRng(99);
+  const trxId = newTrxId(rng);
+  const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
+  await session.execute(request);
+  const collections = await session.opened();
+  const expiresAt = Date.now() + 60_000;
+  const pended = await node.repo.pend(collections.flatMap((c) => pendsOf(trxId, c, expiresAt)));
+  expect(pended.ok).to.equal(true);
+  const participants = collections.map((c) => c.name).sort();
+  for (const collection of collections.filter((c) => prepareAt.includes(c.name))) {
+    const outcome = await node.tails.prepare({
+      ...validationOf(trxId, collection, request),
+      participants,
+      expiresAt,
+    });
+    expect(outcome.status).to.equal('prepared');
+  }
+  await node.repo.sync();
+  return trxId;
+}
+
+describe('recovery of transactions whose coordinator died', () => {
+  const nodes: SoloNode[] = [];
+  afterEach(async () => {
+    for (const node of nodes.splice(0)) await node.close().catch(() => undefined);
+  });
+
+  const transfer: TxRequest = {
+    actions: [
+      { collection: 'a', op: 'put', key: 'x', value: 1 },
+      { collection: 'b', op: 'put', key: 'y', value: 1 },
+    ],
+  };
+
+  async function setup(): Promise<{ node: SoloNode; raw: Awaited<ReturnType<typeof memoryNode>>['raw'] }> {
+    const { node, raw } = await memoryNode(11);
+    await node.createCollection('a', 'tree');
+    await node.createCollection('b', 'tree');
+    ok(await node.transact(put('a', 'x', 0)));
+    ok(await node.transact(put('b', 'y', 0)));
+    return { node, raw };
+  }
+
+  it('commits on restart when every participant had prepared', async () => {
+    const { node, raw } = await setup();
+    const trxId = await prepareAndDie(node, transfer, ['a', 'b']);
+    const restarted = (await memoryNode(12, {}, raw)).node;
+    nodes.push(restarted);
+    expect(await value(restarted, 'a', 'x')).to.equal(1);
+    expect(await value(restarted, 'b', 'y')).to.equal(1);
+    expect(await restarted.tails.outcomeOf('a', trxId)).to.equal('committed');
+    expect(await restarted.tails.outcomeOf('b', trxId)).to.equal('committed');
+  });
+
+  it('aborts on restart when a participant never prepared, and drops the pends', async () => {
+    const { node, raw } = await setup();
+    const trxId = await prepareAndDie(node, transfer, ['a']);
+    const restarted = (await memoryNode(13, {}, raw)).node;
+    nodes.push(restarted);
+    expect(await value(restarted, 'a', 'x')).to.equal(0);
+    expect(await value(restarted, 'b', 'y')).to.equal(0);
+    expect(await restarted.tails.outcomeOf('a', trxId)).to.equal('aborted');
+    const rootA = (await restarted.collectionInfo('a')).root;
+    expect((await restarted.blockPending(rootA)).map((p) => p.trxId)).to.not.include(trxId);
+    // Later writers are not held up by the dead transaction.
+    ok(await restarted.transact(put('a', 'x', 2)));
+    expect(await value(restarted, 'a', 'x')).to.equal(2);
+  });
+
+  it('promotes committed entries that never reached their blocks', async () => {
+    const { node, raw } = await setup();
+    const request = put('a', 'x', 7);
+    const rng = new SeededRng(5);
+    const trxId = newTrxId(rng);
+    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
+    await session.execute(request);
+    const [collection] = await session.opened();
+    await node.repo.pend(pendsOf(trxId, collection!, Date.now() + 60_000));
+    const outcome = await node.tails.commit(validationOf(trxId, collection!, request));
+    expect(outcome.status).to.equal('committed');
+    await node.repo.sync();
+    // The coordinator dies before propagating: the block still holds only the pend.
+    const root = (await node.collectionInfo('a')).root;
+    expect((await node.blockPending(root)).map((p) => p.trxId)).to.deep.equal([trxId]);
+    const restarted = (await memoryNode(14, {}, raw)).node;
+    nodes.push(restarted);
+    expect(await value(restarted, 'a', 'x')).to.equal(7);
+    expect(await restarted.blockPending(root)).to.deep.equal([]);
+  });
+});
