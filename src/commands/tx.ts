@@ -1,10 +1,18 @@
 import { open } from 'node:fs/promises';
 import { Flags } from '@oclif/core';
 import { EngineError, limits } from '../engine/index.js';
-import { DataCommand, exitCodeFor, jsonLine, runTxLines, splitLines, type InputLine } from '../ui/cli/index.js';
+import {
+  DataCommand,
+  exitCodeFor,
+  jsonLine,
+  runTxLines,
+  splitLines,
+  type InputLine,
+} from '../ui/cli/index.js';
 
 export default class Tx extends DataCommand<typeof Tx> {
-  static override summary = 'Run transactions: one JSON object per input line, one result line per transaction';
+  static override summary =
+    'Run transactions: one JSON object per input line, one result line per transaction';
   static override description =
     'Reads stdin (or --file) and writes one JSON result line per input line, in input order, even ' +
     'when --concurrency runs several at once. Each line is one atomic transaction, for example:\n' +
@@ -29,7 +37,11 @@ export default class Tx extends DataCommand<typeof Tx> {
     },
   ];
   static override flags = {
-    file: Flags.string({ char: 'f', description: 'read transactions from this file instead of stdin ("-" = stdin)', helpValue: 'FILE' }),
+    file: Flags.string({
+      char: 'f',
+      description: 'read transactions from this file instead of stdin ("-" = stdin)',
+      helpValue: 'FILE',
+    }),
     concurrency: Flags.integer({
       char: 'c',
       description: `transactions in flight at once (results stay in input order; at most ${limits.txConcurrencyMax})`,

@@ -6,6 +6,8 @@
  * OPTIMYSTIC_CLI_ROOT to test another build (a directory holding bin/run.js, dist/ and package.json);
  * then nothing is built.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call --
+   the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,7 +96,10 @@ function expectOneLineError(run: Run, exit: number, what: string): void {
 
 /** Everything a data directory holds, as the CLI reports it: collections with revisions, and contents. */
 async function snapshot(data: string): Promise<unknown> {
-  const collections = okJson(await cli(['collection', 'list', '--json'], { data })) as { name: string; kind: string }[];
+  const collections = okJson(await cli(['collection', 'list', '--json'], { data })) as {
+    name: string;
+    kind: string;
+  }[];
   const contents: Record<string, unknown> = {};
   for (const { name, kind } of collections) {
     const run = await cli(['collection', kind === 'tree' ? 'scan' : 'read', name, '--json'], { data });
@@ -151,12 +156,19 @@ describe('optimystic CLI, end to end through the built binary', function () {
     });
 
     it('creates, lists and describes collections', async () => {
-      const tree = okJson(await cli(['collection', 'create', 'accounts', '--type', 'tree', '--json'], { data }));
+      const tree = okJson(
+        await cli(['collection', 'create', 'accounts', '--type', 'tree', '--json'], { data }),
+      );
       expect(tree).to.include({ name: 'accounts', kind: 'tree' });
-      const diary = okJson(await cli(['collection', 'create', 'events', '--type', 'diary', '--json'], { data }));
+      const diary = okJson(
+        await cli(['collection', 'create', 'events', '--type', 'diary', '--json'], { data }),
+      );
       expect(diary).to.include({ name: 'events', kind: 'diary' });
 
-      const list = okJson(await cli(['collection', 'list', '--json'], { data })) as { name: string; kind: string }[];
+      const list = okJson(await cli(['collection', 'list', '--json'], { data })) as {
+        name: string;
+        kind: string;
+      }[];
       expect(list.map((c) => [c.name, c.kind])).to.have.deep.members([
         ['accounts', 'tree'],
         ['events', 'diary'],
@@ -169,19 +181,27 @@ describe('optimystic CLI, end to end through the built binary', function () {
     });
 
     it('puts, gets, scans and deletes tree keys, and reads the past with --at', async () => {
-      const put = okJson(await cli(['collection', 'put', 'accounts', 'alice', '{"balance":100}', '--json'], { data }));
+      const put = okJson(
+        await cli(['collection', 'put', 'accounts', 'alice', '{"balance":100}', '--json'], { data }),
+      );
       expect(put).to.include({ collection: 'accounts', key: 'alice' });
       expect(put.rev).to.be.a('number');
       expect(put.trx).to.be.a('string');
       revAfterFirstPut = put.rev as number;
       okJson(await cli(['collection', 'put', 'accounts', 'bob', '{"balance":5}', '--json'], { data }));
       okJson(await cli(['collection', 'put', 'accounts', 'carol', '"text"', '--json'], { data }));
-      const second = okJson(await cli(['collection', 'put', 'accounts', 'alice', '{"balance":50}', '--json'], { data }));
+      const second = okJson(
+        await cli(['collection', 'put', 'accounts', 'alice', '{"balance":50}', '--json'], { data }),
+      );
       expect(second.rev).to.be.greaterThan(revAfterFirstPut);
 
       const got = okJson(await cli(['collection', 'get', 'accounts', 'alice', '--json'], { data }));
       expect(got).to.deep.include({ key: 'alice', found: true, value: { balance: 50 } });
-      const past = okJson(await cli(['collection', 'get', 'accounts', 'alice', '--at', String(revAfterFirstPut), '--json'], { data }));
+      const past = okJson(
+        await cli(['collection', 'get', 'accounts', 'alice', '--at', String(revAfterFirstPut), '--json'], {
+          data,
+        }),
+      );
       expect(past.value).to.deep.equal({ balance: 100 });
 
       const scan = await cli(['collection', 'scan', 'accounts', '--json'], { data });
@@ -191,18 +211,29 @@ describe('optimystic CLI, end to end through the built binary', function () {
         { key: 'bob', value: { balance: 5 } },
         { key: 'carol', value: 'text' },
       ]);
-      const range = lines(await cli(['collection', 'scan', 'accounts', '--from', 'b', '--to', 'c', '--json'], { data }));
+      const range = lines(
+        await cli(['collection', 'scan', 'accounts', '--from', 'b', '--to', 'c', '--json'], { data }),
+      );
       expect(range.map((e) => e.key)).to.deep.equal(['bob']);
-      const tail = lines(await cli(['collection', 'scan', 'accounts', '--reverse', '--limit', '2', '--json'], { data }));
+      const tail = lines(
+        await cli(['collection', 'scan', 'accounts', '--reverse', '--limit', '2', '--json'], { data }),
+      );
       expect(tail.map((e) => e.key)).to.deep.equal(['carol', 'bob']);
-      const then = lines(await cli(['collection', 'scan', 'accounts', '--at', String(revAfterFirstPut), '--json'], { data }));
+      const then = lines(
+        await cli(['collection', 'scan', 'accounts', '--at', String(revAfterFirstPut), '--json'], { data }),
+      );
       expect(then).to.deep.equal([{ key: 'alice', value: { balance: 100 } }]);
 
       const del = okJson(await cli(['collection', 'del', 'accounts', 'bob', '--json'], { data }));
       expect(del).to.include({ key: 'bob', deleted: true });
       const again = okJson(await cli(['collection', 'del', 'accounts', 'bob', '--json'], { data }));
       expect(again).to.include({ key: 'bob', deleted: false });
-      expectJsonError(await cli(['collection', 'get', 'accounts', 'bob', '--json'], { data }), 'NOT_FOUND', 4, 'get deleted key');
+      expectJsonError(
+        await cli(['collection', 'get', 'accounts', 'bob', '--json'], { data }),
+        'NOT_FOUND',
+        4,
+        'get deleted key',
+      );
     });
 
     it('appends to and reads a diary, forwards, backwards and from an index', async () => {
@@ -217,13 +248,19 @@ describe('optimystic CLI, end to end through the built binary', function () {
       ]);
       const from = lines(await cli(['collection', 'read', 'events', '--from', '1', '--json'], { data }));
       expect(from.map((e) => e.index)).to.deep.equal([1, 2]);
-      const newest = lines(await cli(['collection', 'read', 'events', '--reverse', '--limit', '2', '--json'], { data }));
+      const newest = lines(
+        await cli(['collection', 'read', 'events', '--reverse', '--limit', '2', '--json'], { data }),
+      );
       expect(newest.map((e) => e.index)).to.deep.equal([2, 1]);
     });
 
     it('runs tx lines concurrently, prints results in input order, and exits with the first failure', async () => {
       const puts = Array.from({ length: 12 }, (_, i) =>
-        JSON.stringify({ actions: [{ collection: 'accounts', op: 'put', key: `k${String(i).padStart(2, '0')}`, value: { v: i } }] }),
+        JSON.stringify({
+          actions: [
+            { collection: 'accounts', op: 'put', key: `k${String(i).padStart(2, '0')}`, value: { v: i } },
+          ],
+        }),
       );
       const ok = await cli(['tx', '--concurrency', '4'], { data, input: `${puts.join('\n')}\n` });
       expect(ok.code).to.equal(0);
@@ -244,9 +281,18 @@ describe('optimystic CLI, end to end through the built binary', function () {
         ],
         expect: [{ collection: 'accounts', key: 'carol', exists: true }],
       };
-      const overdraw = { actions: [{ collection: 'accounts', op: 'incr', key: 'alice', path: 'balance', by: -1000, min: 0 }] };
-      const read = { actions: [{ collection: 'accounts', op: 'get', key: 'alice' }, { collection: 'events', op: 'read', from: 3 }] };
-      const input = [transfer, overdraw, '{not json', read].map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');
+      const overdraw = {
+        actions: [{ collection: 'accounts', op: 'incr', key: 'alice', path: 'balance', by: -1000, min: 0 }],
+      };
+      const read = {
+        actions: [
+          { collection: 'accounts', op: 'get', key: 'alice' },
+          { collection: 'events', op: 'read', from: 3 },
+        ],
+      };
+      const input = [transfer, overdraw, '{not json', read]
+        .map((l) => (typeof l === 'string' ? l : JSON.stringify(l)))
+        .join('\n');
       // One at a time: the last line reads what the first one wrote.
       const mixed = await cli(['tx'], { data, input });
       const [moved, refused, garbled, seen] = lines(mixed);
@@ -258,7 +304,9 @@ describe('optimystic CLI, end to end through the built binary', function () {
       expect(refused.error.action).to.equal(0);
       expect(garbled.error.code).to.equal('BAD_INPUT');
       expect(seen.results[0]).to.deep.include({ op: 'get', found: true, value: { balance: 40 } });
-      expect(seen.results[1].entries).to.deep.equal([{ index: 3, value: { from: 'alice', to: 'k00', amount: 10 } }]);
+      expect(seen.results[1].entries).to.deep.equal([
+        { index: 3, value: { from: 'alice', to: 'k00', amount: 10 } },
+      ]);
     });
 
     it('shows a block, its history and what is pending on it', async () => {
@@ -284,7 +332,10 @@ describe('optimystic CLI, end to end through the built binary', function () {
     it('prints plain lines when piped without --json: tab-separated tables, NDJSON streams, compact values', async () => {
       const list = await cli(['collection', 'list'], { data });
       expect(list.code).to.equal(0);
-      const rows = list.stdout.trimEnd().split('\n').map((line) => line.split('\t'));
+      const rows = list.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => line.split('\t'));
       expect(rows.map((row) => row.slice(0, 2))).to.have.deep.members([
         ['accounts', 'tree'],
         ['events', 'diary'],
@@ -297,7 +348,9 @@ describe('optimystic CLI, end to end through the built binary', function () {
 
     it('takes --data over OPTIMYSTIC_DATA, and --json from OPTIMYSTIC_JSON', async () => {
       const elsewhere = freshDir('elsewhere');
-      const list = okJson(await cli(['collection', 'list', '--data', data], { data: elsewhere, env: { OPTIMYSTIC_JSON: '1' } }));
+      const list = okJson(
+        await cli(['collection', 'list', '--data', data], { data: elsewhere, env: { OPTIMYSTIC_JSON: '1' } }),
+      );
       expect(list.map((c: { name: string }) => c.name)).to.have.members(['accounts', 'events']);
     });
   });
@@ -314,12 +367,16 @@ describe('optimystic CLI, end to end through the built binary', function () {
         { actions: [{ collection: 'accounts', op: 'put', key: 'alice', value: { balance: 10 } }] },
         { actions: [{ collection: 'events', op: 'append', value: 'opened' }] },
       ];
-      expect((await cli(['tx'], { data, input: seed.map((l) => JSON.stringify(l)).join('\n') })).code).to.equal(0);
+      expect(
+        (await cli(['tx'], { data, input: seed.map((l) => JSON.stringify(l)).join('\n') })).code,
+      ).to.equal(0);
       initial = await snapshot(data);
     });
 
     afterEach(async () => {
-      expect(await snapshot(data), 'collections, revisions and contents after the bad input').to.deep.equal(initial);
+      expect(await snapshot(data), 'collections, revisions and contents after the bad input').to.deep.equal(
+        initial,
+      );
     });
 
     it('gives every bad tx line its own error line, in input order, and exits with the first failure', async () => {
@@ -333,7 +390,10 @@ describe('optimystic CLI, end to end through the built binary', function () {
         [`{"actions":[{"collection":"accounts","op":"put","key":"deep","value":${deepJson}}]}`, 'TOO_LARGE'],
         [Buffer.from([0x00, 0xff, 0xfe, 0x01, 0x7b, 0x80, 0x1b, 0x5b]), 'BAD_INPUT'],
         // Good action first, bad one second: the whole line is refused, the good part included.
-        ['{"actions":[{"collection":"accounts","op":"put","key":"bob","value":1},{"collection":"nowhere","op":"put","key":"a","value":1}]}', 'NOT_FOUND'],
+        [
+          '{"actions":[{"collection":"accounts","op":"put","key":"bob","value":1},{"collection":"nowhere","op":"put","key":"a","value":1}]}',
+          'NOT_FOUND',
+        ],
       ];
       const input = Buffer.concat(bad.flatMap(([line]) => [Buffer.from(line), Buffer.from('\n')]));
       const run = await cli(['tx', '--concurrency', '4'], { data, input });
@@ -342,14 +402,22 @@ describe('optimystic CLI, end to end through the built binary', function () {
       expect(results.map((r) => r.ok)).to.deep.equal(bad.map(() => false));
       expect(results.map((r) => r.error.code)).to.deep.equal(bad.map(([, code]) => code));
 
-      const notFoundFirst = await cli(['tx'], { data, input: `${bad[2]![0] as string}\n${bad[0]![0] as string}\n` });
+      const notFoundFirst = await cli(['tx'], {
+        data,
+        input: `${bad[2]![0] as string}\n${bad[0]![0] as string}\n`,
+      });
       expect(notFoundFirst.code, 'exit code of the first line (NOT_FOUND)').to.equal(4);
     });
 
     it('refuses empty input with a one-line BAD_INPUT error, exit 2', async () => {
       expectOneLineError(await cli(['tx'], { data, input: '' }), 2, 'empty stdin');
       expectJsonError(await cli(['tx', '--json'], { data, input: '' }), 'BAD_INPUT', 2, 'empty stdin --json');
-      expectJsonError(await cli(['tx', '--file', join(tmp, 'missing.ndjson'), '--json'], { data }), 'BAD_INPUT', 2, 'missing --file');
+      expectJsonError(
+        await cli(['tx', '--file', join(tmp, 'missing.ndjson'), '--json'], { data }),
+        'BAD_INPUT',
+        2,
+        'missing --file',
+      );
     });
 
     it('refuses bad values, wrong kinds and unknown names given on the command line', async () => {
@@ -374,7 +442,11 @@ describe('optimystic CLI, end to end through the built binary', function () {
       for (const [args, code, exit] of cases) {
         expectJsonError(await cli([...args, '--json'], { data }), code, exit, args.join(' ').slice(0, 60));
       }
-      expectOneLineError(await cli(['collection', 'put', 'accounts', 'k', '{bad'], { data }), 2, 'put invalid JSON, no --json');
+      expectOneLineError(
+        await cli(['collection', 'put', 'accounts', 'k', '{bad'], { data }),
+        2,
+        'put invalid JSON, no --json',
+      );
     });
 
     it('refuses command-line usage mistakes with exit 2 before opening anything', async () => {
@@ -392,7 +464,11 @@ describe('optimystic CLI, end to end through the built binary', function () {
       ];
       const runs = await Promise.all(cases.map((args) => cli([...args, '--json'], { data })));
       runs.forEach((run, i) => expectJsonError(run, 'BAD_INPUT', 2, cases[i]!.join(' ')));
-      expectOneLineError(await cli(['collection', 'get', 'accounts'], { data }), 2, 'missing argument, no --json');
+      expectOneLineError(
+        await cli(['collection', 'get', 'accounts'], { data }),
+        2,
+        'missing argument, no --json',
+      );
     });
 
     it('treats an unknown command, or an extra word after one that takes no arguments, as a usage error', async () => {
@@ -405,7 +481,10 @@ describe('optimystic CLI, end to end through the built binary', function () {
     it('refuses --connect (and OPTIMYSTIC_CONNECT) as unavailable, exit 6, instead of pretending', async () => {
       const [flag, env, plain] = await Promise.all([
         cli(['collection', 'list', '--connect', '/ip4/127.0.0.1/tcp/4001', '--json'], { data }),
-        cli(['collection', 'put', 'accounts', 'k', '1', '--json'], { data, env: { OPTIMYSTIC_CONNECT: '/ip4/127.0.0.1/tcp/4001' } }),
+        cli(['collection', 'put', 'accounts', 'k', '1', '--json'], {
+          data,
+          env: { OPTIMYSTIC_CONNECT: '/ip4/127.0.0.1/tcp/4001' },
+        }),
         cli(['collection', 'list', '--connect', '/ip4/127.0.0.1/tcp/4001'], { data }),
       ]);
       expectJsonError(flag, 'UNAVAILABLE', 6, '--connect');
@@ -420,7 +499,10 @@ describe('optimystic CLI, end to end through the built binary', function () {
       const db = await openDatabase({ dataDir: data });
       try {
         await db.createCollection('held', 'tree');
-        const [plain, json] = [await cli(['collection', 'list'], { data }), await cli(['collection', 'list', '--json'], { data })];
+        const [plain, json] = [
+          await cli(['collection', 'list'], { data }),
+          await cli(['collection', 'list', '--json'], { data }),
+        ];
         expectOneLineError(plain, 6, 'busy data dir');
         expectJsonError(json, 'DATA_DIR_BUSY', 6, 'busy data dir --json');
       } finally {
@@ -446,7 +528,8 @@ describe('optimystic CLI, end to end through the built binary', function () {
       const waitForLines = async (count: number): Promise<void> => {
         const deadline = Date.now() + 15_000;
         while (stdout.split('\n').filter((l) => l !== '').length < count) {
-          if (Date.now() > deadline) throw new Error(`follower printed ${JSON.stringify(stdout)}; stderr ${stderr}`);
+          if (Date.now() > deadline)
+            throw new Error(`follower printed ${JSON.stringify(stdout)}; stderr ${stderr}`);
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       };

@@ -14,7 +14,10 @@ function tableAfter(heading: string): string[][] {
   for (const line of errorsDoc.slice(start + heading.length + 2).split('\n')) {
     if (line.startsWith('|')) {
       inTable = true;
-      const cells = line.split('|').slice(1, -1).map((cell) => cell.trim());
+      const cells = line
+        .split('|')
+        .slice(1, -1)
+        .map((cell) => cell.trim());
       if (cells.every((cell) => /^-+$/.test(cell))) continue;
       rows.push(cells);
     } else if (inTable) break;
@@ -32,13 +35,19 @@ describe('exit codes', () => {
   });
 
   it('follows SPEC §2.3: usage errors exit 2, conflicts 5, unavailability 6, integrity 7, guards 8', () => {
-    expect(['BAD_INPUT', 'TOO_LARGE', 'WRONG_TYPE', 'EXISTS'].map((c) => exitCodeFor(c as never))).to.deep.equal([2, 2, 2, 2]);
+    expect(
+      ['BAD_INPUT', 'TOO_LARGE', 'WRONG_TYPE', 'EXISTS'].map((c) => exitCodeFor(c as never)),
+    ).to.deep.equal([2, 2, 2, 2]);
     expect(exitCodeFor('INTERNAL')).to.equal(1);
     expect(exitCodeFor('CONFIG_INVALID')).to.equal(3);
     expect(exitCodeFor('NOT_FOUND')).to.equal(4);
     expect(exitCodeFor('CONFLICT')).to.equal(5);
-    expect(['UNAVAILABLE', 'TIMEOUT', 'NO_QUORUM', 'DATA_DIR_BUSY'].map((c) => exitCodeFor(c as never))).to.deep.equal([6, 6, 6, 6]);
-    expect(['BAD_SIGNATURE', 'BAD_CERTIFICATE', 'CORRUPT'].map((c) => exitCodeFor(c as never))).to.deep.equal([7, 7, 7]);
+    expect(
+      ['UNAVAILABLE', 'TIMEOUT', 'NO_QUORUM', 'DATA_DIR_BUSY'].map((c) => exitCodeFor(c as never)),
+    ).to.deep.equal([6, 6, 6, 6]);
+    expect(['BAD_SIGNATURE', 'BAD_CERTIFICATE', 'CORRUPT'].map((c) => exitCodeFor(c as never))).to.deep.equal(
+      [7, 7, 7],
+    );
     expect(exitCodeFor('EXPECT_FAILED')).to.equal(8);
     expect(exitCodeFor('INTERRUPTED')).to.equal(130);
   });

@@ -4,15 +4,21 @@ import { describeFailure, failureJson, oneLine, usageError } from '../../src/ui/
 
 describe('failure rendering', () => {
   it('collapses a multi-line, coloured message to one line', () => {
-    expect(oneLine('\u001b[2mfirst\u001b[22m\n\n  second  part\nSee more help with --help')).to.equal('first; second part');
-    expect(oneLine('Missing 1 required arg:\nname  collection name')).to.equal('Missing 1 required arg: name collection name');
+    expect(oneLine('\u001b[2mfirst\u001b[22m\n\n  second  part\nSee more help with --help')).to.equal(
+      'first; second part',
+    );
+    expect(oneLine('Missing 1 required arg:\nname  collection name')).to.equal(
+      'Missing 1 required arg: name collection name',
+    );
     expect(oneLine('')).to.equal('unknown error');
   });
 
   it("keeps an EngineError's code and maps it to its exit code", () => {
     const failure = describeFailure(new EngineError('NOT_FOUND', 'no collection named x'));
     expect(failure).to.include({ code: 'NOT_FOUND', exit: 4, message: 'no collection named x' });
-    expect(failureJson(failure)).to.deep.equal({ error: { code: 'NOT_FOUND', message: 'no collection named x' } });
+    expect(failureJson(failure)).to.deep.equal({
+      error: { code: 'NOT_FOUND', message: 'no collection named x' },
+    });
   });
 
   it('asks for a bug report on INTERNAL errors, keeping the message on one line', () => {
@@ -30,13 +36,21 @@ describe('failure rendering', () => {
   });
 
   it('turns oclif parse errors into one-line BAD_INPUT usage errors', () => {
-    const flag = usageError(new Error('Parsing --limit \n\tExpected an integer but received: abc\nSee more help with --help'), 'optimystic collection scan');
+    const flag = usageError(
+      new Error('Parsing --limit \n\tExpected an integer but received: abc\nSee more help with --help'),
+      'optimystic collection scan',
+    );
     expect(flag.code).to.equal('BAD_INPUT');
-    expect(flag.message).to.equal('--limit: Expected an integer but received: abc (see: optimystic collection scan --help)');
+    expect(flag.message).to.equal(
+      '--limit: Expected an integer but received: abc (see: optimystic collection scan --help)',
+    );
 
-    const missing = Object.assign(new Error('Missing 2 required args:\nname  collection\nkey  key\nSee more help with --help'), {
-      args: [{ name: 'name' }, { name: 'key' }],
-    });
+    const missing = Object.assign(
+      new Error('Missing 2 required args:\nname  collection\nkey  key\nSee more help with --help'),
+      {
+        args: [{ name: 'name' }, { name: 'key' }],
+      },
+    );
     expect(usageError(missing, 'optimystic collection get').message).to.equal(
       'missing arguments NAME KEY (see: optimystic collection get --help)',
     );

@@ -1,7 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
 import { Chalk } from 'chalk';
-import { formatTable, formatTsv, jsonLine, Output, OutputClosed, outputMode, type OutputSink } from '../../src/ui/cli/output.js';
+import {
+  formatTable,
+  formatTsv,
+  jsonLine,
+  Output,
+  OutputClosed,
+  outputMode,
+  type OutputSink,
+} from '../../src/ui/cli/output.js';
 
 const plainColor = new Chalk({ level: 0 });
 
@@ -36,15 +44,28 @@ describe('output', () => {
   });
 
   it('aligns table columns under a header', () => {
-    const lines = formatTable(['NAME', 'KIND', 'REV'], [['accounts', 'tree', '12'], ['t', 'diary', '3']], { color: plainColor });
+    const lines = formatTable(
+      ['NAME', 'KIND', 'REV'],
+      [
+        ['accounts', 'tree', '12'],
+        ['t', 'diary', '3'],
+      ],
+      { color: plainColor },
+    );
     expect(lines).to.deep.equal(['NAME      KIND   REV', 'accounts  tree   12', 't         diary  3']);
   });
 
   it('truncates the last column to the terminal width, never below a readable minimum', () => {
-    const [, row] = formatTable(['K', 'VALUE'], [['a', 'x'.repeat(100)]], { color: plainColor, widthMax: 40 });
+    const [, row] = formatTable(['K', 'VALUE'], [['a', 'x'.repeat(100)]], {
+      color: plainColor,
+      widthMax: 40,
+    });
     expect(row).to.have.length(40);
     expect(row!.endsWith('…')).to.equal(true);
-    const [, narrow] = formatTable(['KEY', 'V'], [['k'.repeat(50), 'y'.repeat(40)]], { color: plainColor, widthMax: 20 });
+    const [, narrow] = formatTable(['KEY', 'V'], [['k'.repeat(50), 'y'.repeat(40)]], {
+      color: plainColor,
+      widthMax: 20,
+    });
     expect(narrow).to.equal(`${'k'.repeat(50)}  ${'y'.repeat(15)}…`);
   });
 
@@ -55,7 +76,12 @@ describe('output', () => {
   });
 
   it('escapes tabs and newlines in tab-separated rows so each row stays one line', () => {
-    expect(formatTsv([['a\tb', 'c\nd', 'e\\f'], ['g', '']])).to.deep.equal(['a\\tb\tc\\nd\te\\\\f', 'g\t']);
+    expect(
+      formatTsv([
+        ['a\tb', 'c\nd', 'e\\f'],
+        ['g', ''],
+      ]),
+    ).to.deep.equal(['a\\tb\tc\\nd\te\\\\f', 'g\t']);
   });
 
   it('prints one JSON value: indented on a terminal, a single line in a pipe', async () => {
@@ -85,7 +111,10 @@ describe('output', () => {
       await stream.push({ key: 'a' });
       await stream.push({ key: 'b\n' });
       await stream.end();
-      expect(sink.lines.map((line) => JSON.parse(line) as unknown)).to.deep.equal([{ key: 'a' }, { key: 'b\n' }]);
+      expect(sink.lines.map((line) => JSON.parse(line) as unknown)).to.deep.equal([
+        { key: 'a' },
+        { key: 'b\n' },
+      ]);
     }
   });
 

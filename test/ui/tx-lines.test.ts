@@ -1,12 +1,15 @@
+import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { splitLines, type InputLine } from '../../src/ui/cli/tx-lines.js';
 
-async function* chunks(...parts: (string | Buffer)[]): AsyncGenerator<Buffer | string> {
-  for (const part of parts) yield part;
+/** The parts as a stream of chunks, exactly as given (no re-chunking). */
+function chunks(...parts: (string | Buffer)[]): AsyncIterable<Buffer | string> {
+  return Readable.from(parts, { objectMode: true }) as AsyncIterable<Buffer | string>;
 }
 
-async function collect(source: AsyncIterable<Buffer | string>, max = 1024): Promise<(string | 'TOO LARGE')[]> {
-  const out: (string | 'TOO LARGE')[] = [];
+/** Line texts, with 'TOO LARGE' standing for an over-long line. */
+async function collect(source: AsyncIterable<Buffer | string>, max = 1024): Promise<string[]> {
+  const out: string[] = [];
   let expected = 1;
   for await (const line of splitLines(source, max)) {
     expect(line.number).to.equal(expected++);
@@ -35,7 +38,10 @@ describe('tx input lines', () => {
   });
 
   it('reports an over-long line as too large without keeping its bytes, and carries on after it', async () => {
-    const lines = await collect(chunks('ok\n', 'x'.repeat(10), 'y'.repeat(10), 'z\nnext\n', 'w'.repeat(30)), 16);
+    const lines = await collect(
+      chunks('ok\n', 'x'.repeat(10), 'y'.repeat(10), 'z\nnext\n', 'w'.repeat(30)),
+      16,
+    );
     expect(lines).to.deep.equal(['ok', 'TOO LARGE', 'next', 'TOO LARGE']);
   });
 

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import type { TxOutcome, TxRequest } from '../../src/engine/index.js';
@@ -8,8 +9,17 @@ function line(number: number, text: string | Buffer): InputLine {
   return { number, kind: 'text', bytes: typeof text === 'string' ? Buffer.from(text) : text };
 }
 
-async function* lines(items: readonly InputLine[]): AsyncGenerator<InputLine> {
-  for (const item of items) yield item;
+function lines(items: readonly InputLine[]): AsyncIterable<InputLine> {
+  return Readable.from(items, { objectMode: true }) as AsyncIterable<InputLine>;
+}
+
+/** An emit callback that records what it is given. */
+function recorder(): {
+  readonly emitted: TxResultLine[];
+  readonly emit: (line: TxResultLine) => Promise<void>;
+} {
+  const emitted: TxResultLine[] = [];
+  return { emitted, emit: (line) => (emitted.push(line), Promise.resolve()) };
 }
 
 function putLine(number: number, key: string): InputLine {
@@ -29,7 +39,7 @@ describe('tx runner', () => {
     const input = Array.from({ length: 40 }, (_, i) => putLine(i + 1, `k${i}`));
     let inFlight = 0;
     let inFlightMax = 0;
-    const emitted: TxResultLine[] = [];
+    const { emitted, emit } = recorder();
     const summary = await runTxLines(
       lines(input),
       async (request) => {
@@ -39,7 +49,7 @@ describe('tx runner', () => {
         inFlight--;
         return ok(request);
       },
-      { concurrency: 8, emit: async (result) => void emitted.push(result) },
+      { concurrency: 8, emit },
     );
     expect(emitted.map((r) => (r.ok ? r.trx : 'failed'))).to.deep.equal(input.map((_, i) => `trx-k${i}`));
     expect(inFlightMax).to.be.at.most(8).and.at.least(2);
@@ -48,7 +58,7 @@ describe('tx runner', () => {
 
   it('never passes a bad line to the database, and reports each with its own error line', async () => {
     const seen: TxRequest[] = [];
-    const emitted: TxResultLine[] = [];
+    const { emitted, emit } = recorder();
     const input = [
       putLine(1, 'a'),
       line(2, '{"actions":['),
@@ -57,12 +67,23 @@ describe('tx runner', () => {
       { number: 5, kind: 'too-large', bytes: undefined } as const,
       putLine(6, 'b'),
     ];
-    const summary = await runTxLines(lines(input), async (request) => (seen.push(request), ok(request)), {
-      concurrency: 3,
-      emit: async (result) => void emitted.push(result),
-    });
+    const summary = await runTxLines(
+      lines(input),
+      (request) => (seen.push(request), Promise.resolve(ok(request))),
+      {
+        concurrency: 3,
+        emit,
+      },
+    );
     expect(seen).to.have.length(2);
-    expect(emitted.map((r) => (r.ok ? 'ok' : r.error.code))).to.deep.equal(['ok', 'BAD_INPUT', 'BAD_INPUT', 'BAD_INPUT', 'TOO_LARGE', 'ok']);
+    expect(emitted.map((r) => (r.ok ? 'ok' : r.error.code))).to.deep.equal([
+      'ok',
+      'BAD_INPUT',
+      'BAD_INPUT',
+      'BAD_INPUT',
+      'TOO_LARGE',
+      'ok',
+    ]);
     expect(summary.firstFailure).to.equal('BAD_INPUT');
   });
 
@@ -77,22 +98,23 @@ describe('tx runner', () => {
         }
         return { ok: false, error: { code: 'CONFLICT', message: 'lost' } };
       },
-      { concurrency: 2, emit: async () => undefined },
+      { concurrency: 2, emit: () => Promise.resolve() },
     );
     expect(summary.firstFailure).to.equal('EXPECT_FAILED');
   });
 
   it('keeps the action index of an engine failure, and turns a thrown error into an INTERNAL line', async () => {
-    const emitted: TxResultLine[] = [];
+    const { emitted, emit } = recorder();
     await runTxLines(
       lines([putLine(1, 'a'), putLine(2, 'b')]),
       async (request): Promise<TxOutcome> => {
+        await sleep(1);
         if ((request.actions[0] as { key: string }).key === 'a') {
           return { ok: false, error: { code: 'EXPECT_FAILED', message: 'balance\nbelow min', action: 0 } };
         }
         throw new Error('boom');
       },
-      { concurrency: 1, emit: async (result) => void emitted.push(result) },
+      { concurrency: 1, emit },
     );
     expect(emitted).to.deep.equal([
       { ok: false, error: { code: 'EXPECT_FAILED', message: 'balance; below min', action: 0 } },
@@ -102,7 +124,7 @@ describe('tx runner', () => {
 
   it('starts no new line once interrupted, but reports the ones already running', async () => {
     const controller = new AbortController();
-    const emitted: TxResultLine[] = [];
+    const { emitted, emit } = recorder();
     const summary = await runTxLines(
       lines([putLine(1, 'a'), putLine(2, 'b'), putLine(3, 'c'), putLine(4, 'd')]),
       async (request) => {
@@ -110,7 +132,7 @@ describe('tx runner', () => {
         await sleep(5);
         return ok(request);
       },
-      { concurrency: 2, signal: controller.signal, emit: async (result) => void emitted.push(result) },
+      { concurrency: 2, signal: controller.signal, emit },
     );
     expect(summary.interrupted).to.equal(true);
     expect(summary.lines).to.equal(emitted.length);
@@ -137,7 +159,9 @@ describe('tx runner', () => {
   });
 
   it('strips a UTF-8 byte-order mark from the first line', () => {
-    const parsed = parseInputLine(line(1, `\uFEFF${JSON.stringify({ actions: [{ collection: 'c', op: 'get', key: 'k' }] })}`));
+    const parsed = parseInputLine(
+      line(1, `\uFEFF${JSON.stringify({ actions: [{ collection: 'c', op: 'get', key: 'k' }] })}`),
+    );
     expect(parsed).to.have.property('actions');
   });
 });

@@ -10,7 +10,10 @@ export default class BlockGet extends DataCommand<typeof BlockGet> {
     '{"id","rev","lsn","trxId","block"}; block is null when the block was deleted at that revision.';
   static override examples = [
     '<%= config.bin %> <%= command.id %> $(<%= config.bin %> collection info accounts --json | jq -r .root)',
-    { description: 'The block as of its second revision', command: '<%= config.bin %> <%= command.id %> ID --at 2' },
+    {
+      description: 'The block as of its second revision',
+      command: '<%= config.bin %> <%= command.id %> ID --at 2',
+    },
   ];
   static override args = {
     id: Args.string({ description: 'block id (43 base64url characters)', required: true }),
@@ -23,7 +26,13 @@ export default class BlockGet extends DataCommand<typeof BlockGet> {
     const id = parseBlockIdArgument(this.args.id);
     const { at } = this.flags;
     const state = await this.withDatabase((db) => db.block(id, at === undefined ? {} : { rev: at }));
-    const shown = { id: state.id, rev: state.rev, lsn: state.lsn, trxId: state.trxId, block: state.block ?? null };
+    const shown = {
+      id: state.id,
+      rev: state.rev,
+      lsn: state.lsn,
+      trxId: state.trxId,
+      block: state.block ?? null,
+    };
     if (this.out.mode === 'json') {
       await this.out.json(shown);
       return;

@@ -8,7 +8,10 @@ export default class BlockHistory extends DataCommand<typeof BlockHistory> {
     'One record per revision: {"rev","lsn","trxId","transform"}, as NDJSON when piped or with ' +
     '--json, a table on a terminal. lsn is the log entry (collection revision) that made it. ' +
     'An unknown block fails with NOT_FOUND (exit 4).';
-  static override examples = ['<%= config.bin %> <%= command.id %> ID', '<%= config.bin %> <%= command.id %> ID | jq -c .transform'];
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> ID',
+    '<%= config.bin %> <%= command.id %> ID | jq -c .transform',
+  ];
   static override args = {
     id: Args.string({ description: 'block id (43 base64url characters)', required: true }),
   };

@@ -25,7 +25,12 @@ export default class BlockPending extends DataCommand<typeof BlockPending> {
     }
     await this.out.table(
       ['TRX', 'BASE REV', 'EXPIRES', 'CHANGE'],
-      pending.map((p) => [p.trxId, String(p.baseRev), new Date(p.expiresAt).toISOString(), describeTransform(p.transform)]),
+      pending.map((p) => [
+        p.trxId,
+        String(p.baseRev),
+        new Date(p.expiresAt).toISOString(),
+        describeTransform(p.transform),
+      ]),
     );
   }
 }

@@ -19,7 +19,9 @@ export default class CollectionAppend extends DataCommand<typeof CollectionAppen
   override async run(): Promise<void> {
     const { name } = this.args;
     const value = parseJsonArgument(this.args.value, 'entry');
-    const { trx, rev, result } = await this.withDatabase((db) => transactOne(db, { collection: name, op: 'append', value }));
+    const { trx, rev, result } = await this.withDatabase((db) =>
+      transactOne(db, { collection: name, op: 'append', value }),
+    );
     if (this.out.mode === 'json') await this.out.json({ collection: name, index: result.index, rev, trx });
     else await this.out.say(`appended to ${name} at index ${result.index}`);
   }

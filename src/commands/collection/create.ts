@@ -7,14 +7,24 @@ export default class CollectionCreate extends DataCommand<typeof CollectionCreat
     'The name is how every other command and transaction finds the collection. Creating a name that ' +
     'already exists fails with EXISTS (exit 2) and changes nothing.';
   static override examples = [
-    { description: 'An ordered key/value collection', command: '<%= config.bin %> <%= command.id %> accounts --type tree' },
-    { description: 'An append-only log', command: '<%= config.bin %> <%= command.id %> transfers --type diary' },
+    {
+      description: 'An ordered key/value collection',
+      command: '<%= config.bin %> <%= command.id %> accounts --type tree',
+    },
+    {
+      description: 'An append-only log',
+      command: '<%= config.bin %> <%= command.id %> transfers --type diary',
+    },
   ];
   static override args = {
     name: Args.string({ description: 'collection name', required: true }),
   };
   static override flags = {
-    type: Flags.option({ options: ['tree', 'diary'] as const, description: 'kind of collection', required: true })(),
+    type: Flags.option({
+      options: ['tree', 'diary'] as const,
+      description: 'kind of collection',
+      required: true,
+    })(),
   };
 
   override async run(): Promise<void> {

@@ -14,8 +14,14 @@ export default class CollectionDel extends DataCommand<typeof CollectionDel> {
 
   override async run(): Promise<void> {
     const { name, key } = this.args;
-    const { trx, rev, result } = await this.withDatabase((db) => transactOne(db, { collection: name, op: 'del', key }));
-    if (this.out.mode === 'json') await this.out.json({ collection: name, key, deleted: result.deleted, rev, trx });
-    else await this.out.say(result.deleted ? `deleted ${key} from ${name}` : `${key} was not in ${name}; nothing to delete`);
+    const { trx, rev, result } = await this.withDatabase((db) =>
+      transactOne(db, { collection: name, op: 'del', key }),
+    );
+    if (this.out.mode === 'json')
+      await this.out.json({ collection: name, key, deleted: result.deleted, rev, trx });
+    else
+      await this.out.say(
+        result.deleted ? `deleted ${key} from ${name}` : `${key} was not in ${name}; nothing to delete`,
+      );
   }
 }

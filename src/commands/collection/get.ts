@@ -10,7 +10,10 @@ export default class CollectionGet extends DataCommand<typeof CollectionGet> {
     'With --json the output is {"key","found","value","rev"}, where rev is the revision the read saw.';
   static override examples = [
     '<%= config.bin %> <%= command.id %> accounts alice',
-    { description: 'As of collection revision 3', command: '<%= config.bin %> <%= command.id %> accounts alice --at 3' },
+    {
+      description: 'As of collection revision 3',
+      command: '<%= config.bin %> <%= command.id %> accounts alice --at 3',
+    },
   ];
   static override args = {
     name: Args.string({ description: 'tree collection name', required: true }),

@@ -9,7 +9,11 @@ export default class CollectionInfo extends DataCommand<typeof CollectionInfo> {
     'An unknown name fails with NOT_FOUND (exit 4).';
   static override examples = [
     '<%= config.bin %> <%= command.id %> accounts',
-    { description: 'Inspect the root block', command: '<%= config.bin %> block get $(<%= config.bin %> <%= command.id %> accounts --json | jq -r .root)' },
+    {
+      description: 'Inspect the root block',
+      command:
+        '<%= config.bin %> block get $(<%= config.bin %> <%= command.id %> accounts --json | jq -r .root)',
+    },
   ];
   static override args = {
     name: Args.string({ description: 'collection name', required: true }),

@@ -7,7 +7,7 @@ export default class CollectionList extends DataCommand<typeof CollectionList> {
     '(name, kind, revision). With --json, an array of collection info objects.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
-    { description: 'Names only, for scripts', command: "<%= config.bin %> <%= command.id %> | cut -f1" },
+    { description: 'Names only, for scripts', command: '<%= config.bin %> <%= command.id %> | cut -f1' },
   ];
 
   override async run(): Promise<void> {
@@ -17,7 +17,9 @@ export default class CollectionList extends DataCommand<typeof CollectionList> {
       return;
     }
     if (collections.length === 0 && this.out.mode === 'table') {
-      await this.out.say('no collections yet; create one with: optimystic collection create NAME --type tree');
+      await this.out.say(
+        'no collections yet; create one with: optimystic collection create NAME --type tree',
+      );
       return;
     }
     await this.out.table(

@@ -10,7 +10,10 @@ export default class CollectionPut extends DataCommand<typeof CollectionPut> {
     'With --json the output is {"collection","key","rev","trx"}.';
   static override examples = [
     `<%= config.bin %> <%= command.id %> accounts alice '{"balance":100}'`,
-    { description: 'A plain string value', command: `<%= config.bin %> <%= command.id %> settings theme '"dark"'` },
+    {
+      description: 'A plain string value',
+      command: `<%= config.bin %> <%= command.id %> settings theme '"dark"'`,
+    },
   ];
   static override args = {
     name: Args.string({ description: 'tree collection name', required: true }),

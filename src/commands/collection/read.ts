@@ -22,23 +22,40 @@ export default class CollectionRead extends DataCommand<typeof CollectionRead> {
     'and can simply be retried). Without --follow, Ctrl-C stops the stream with exit 130.';
   static override examples = [
     '<%= config.bin %> <%= command.id %> transfers',
-    { description: 'The 10 newest entries', command: '<%= config.bin %> <%= command.id %> transfers --reverse --limit 10' },
-    { description: 'Tail new entries as they are appended', command: '<%= config.bin %> <%= command.id %> transfers --follow' },
+    {
+      description: 'The 10 newest entries',
+      command: '<%= config.bin %> <%= command.id %> transfers --reverse --limit 10',
+    },
+    {
+      description: 'Tail new entries as they are appended',
+      command: '<%= config.bin %> <%= command.id %> transfers --follow',
+    },
   ];
   static override args = {
     name: Args.string({ description: 'diary collection name', required: true }),
   };
   static override flags = {
     from: Flags.integer({ description: 'first index to return', min: 0, helpValue: 'N' }),
-    limit: Flags.integer({ description: 'stop after this many entries', min: 1, helpValue: 'N', exclusive: ['follow'] }),
+    limit: Flags.integer({
+      description: 'stop after this many entries',
+      min: 1,
+      helpValue: 'N',
+      exclusive: ['follow'],
+    }),
     reverse: Flags.boolean({ description: 'newest entry first', exclusive: ['follow'] }),
-    follow: Flags.boolean({ description: 'keep printing new entries until Ctrl-C', exclusive: ['limit', 'reverse'] }),
+    follow: Flags.boolean({
+      description: 'keep printing new entries until Ctrl-C',
+      exclusive: ['limit', 'reverse'],
+    }),
   };
 
   override async run(): Promise<void> {
     const { name } = this.args;
     const { from, limit, reverse, follow } = this.flags;
-    const stream = this.out.stream<Entry>(['INDEX', 'VALUE'], (entry) => [String(entry.index), jsonLine(entry.value)]);
+    const stream = this.out.stream<Entry>(['INDEX', 'VALUE'], (entry) => [
+      String(entry.index),
+      jsonLine(entry.value),
+    ]);
 
     if (!follow) {
       const options: ReadOptions = {

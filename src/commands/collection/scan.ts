@@ -10,9 +10,15 @@ export default class CollectionScan extends DataCommand<typeof CollectionScan> {
     'collection as of that revision. Ctrl-C stops the stream (exit 130).';
   static override examples = [
     '<%= config.bin %> <%= command.id %> accounts',
-    { description: 'Keys from "a" to "m", at most 10', command: '<%= config.bin %> <%= command.id %> accounts --from a --to m --limit 10' },
-    { description: 'The last 5 keys', command: '<%= config.bin %> <%= command.id %> accounts --reverse --limit 5' },
-    { description: 'Values only', command: "<%= config.bin %> <%= command.id %> accounts | jq -c .value" },
+    {
+      description: 'Keys from "a" to "m", at most 10',
+      command: '<%= config.bin %> <%= command.id %> accounts --from a --to m --limit 10',
+    },
+    {
+      description: 'The last 5 keys',
+      command: '<%= config.bin %> <%= command.id %> accounts --reverse --limit 5',
+    },
+    { description: 'Values only', command: '<%= config.bin %> <%= command.id %> accounts | jq -c .value' },
   ];
   static override args = {
     name: Args.string({ description: 'tree collection name', required: true }),
@@ -34,10 +40,10 @@ export default class CollectionScan extends DataCommand<typeof CollectionScan> {
       ...(reverse ? { reverse } : {}),
       ...(at === undefined ? {} : { at }),
     };
-    const stream = this.out.stream<{ readonly key: TreeKey; readonly value: Json }>(['KEY', 'VALUE'], (entry) => [
-      entry.key,
-      jsonLine(entry.value),
-    ]);
+    const stream = this.out.stream<{ readonly key: TreeKey; readonly value: Json }>(
+      ['KEY', 'VALUE'],
+      (entry) => [entry.key, jsonLine(entry.value)],
+    );
     await this.withDatabase(async (db) => {
       for await (const entry of db.scan(this.args.name, options)) {
         this.throwIfInterrupted();

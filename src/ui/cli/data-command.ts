@@ -5,7 +5,9 @@ import { envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-fla
 import { InterruptWatch } from './interrupt.js';
 import { Output, OutputClosed, outputMode } from './output.js';
 
-export type DataFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof DataCommand)['baseFlags'] & T['flags']>;
+export type DataFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof DataCommand)['baseFlags'] & T['flags']
+>;
 export type DataArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
 
 /**
@@ -71,7 +73,9 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
     try {
       result = await work(db);
     } catch (error) {
-      await db.close().catch((closeError: unknown) => this.debug('close after failure failed: %O', closeError));
+      await db
+        .close()
+        .catch((closeError: unknown) => this.debug('close after failure failed: %O', closeError));
       throw error;
     }
     await db.close();
@@ -81,15 +85,20 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
   /** Throws INTERRUPTED if Ctrl-C was pressed; streaming loops call it between items. */
   protected throwIfInterrupted(): void {
     if (this.interrupt.interrupted) {
-      throw new EngineError('INTERRUPTED', 'interrupted: output stopped early; run the command again for the rest');
+      throw new EngineError(
+        'INTERRUPTED',
+        'interrupted: output stopped early; run the command again for the rest',
+      );
     }
   }
 
   /** Renders any failure: one line on stderr, or the JSON error document on stdout with --json. */
-  override async catch(error: Error & { exitCode?: number }): Promise<void> {
+  override catch(error: Error & { exitCode?: number }): Promise<void> {
     // The reader of stdout left (`… | head`): it got what it wanted, and there is no one to tell.
-    if (error instanceof OutputClosed) return;
-    reportFailure(describeFailure(error), { json: this.jsonEnabled(), verbose: this.verbose });
+    if (!(error instanceof OutputClosed)) {
+      reportFailure(describeFailure(error), { json: this.jsonEnabled(), verbose: this.verbose });
+    }
+    return Promise.resolve();
   }
 
   override async finally(error: Error | undefined): Promise<void> {
@@ -99,7 +108,7 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
 
   /** --verbose, readable even when parsing the other flags failed. */
   private get verbose(): boolean {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when parsing failed
+    // Unset when parsing failed, whatever the declared type says.
     if (this.flags !== undefined) return this.flags.verbose;
     return this.argv.includes('--verbose') || envTruthy(process.env['OPTIMYSTIC_VERBOSE']);
   }

@@ -77,9 +77,14 @@ export function usageError(error: unknown, commandLine: string): EngineError {
   const missing = missingArgNames(error);
   if (missing !== undefined) {
     const noun = missing.length === 1 ? 'argument' : 'arguments';
-    return new EngineError('BAD_INPUT', `missing ${noun} ${missing.join(' ')} (see: ${commandLine} --help)`, undefined, {
-      cause: error,
-    });
+    return new EngineError(
+      'BAD_INPUT',
+      `missing ${noun} ${missing.join(' ')} (see: ${commandLine} --help)`,
+      undefined,
+      {
+        cause: error,
+      },
+    );
   }
   const raw = error instanceof Error ? error.message : String(error);
   const message = oneLine(raw)
@@ -93,7 +98,9 @@ function missingArgNames(error: unknown): string[] | undefined {
   if (!(error instanceof Error) || !error.message.startsWith('Missing')) return undefined;
   const args: unknown = (error as { args?: unknown }).args;
   if (!Array.isArray(args)) return undefined;
-  const names = args.map((arg: unknown) => (arg as { name?: unknown }).name).filter((name) => typeof name === 'string');
+  const names = args
+    .map((arg: unknown) => (arg as { name?: unknown }).name)
+    .filter((name) => typeof name === 'string');
   return names.length === 0 ? undefined : names.map((name) => name.toUpperCase());
 }
 
@@ -106,12 +113,17 @@ export function failureJson(failure: Failure): { error: { code: ErrorCode; messa
  * Prints a failure and sets the exit code: the JSON error document on stdout with --json, otherwise
  * one line on stderr. The stack follows on stderr only when asked for (--verbose).
  */
-export function reportFailure(failure: Failure, options: { readonly json: boolean; readonly verbose: boolean }): void {
+export function reportFailure(
+  failure: Failure,
+  options: { readonly json: boolean; readonly verbose: boolean },
+): void {
   process.exitCode = failure.exit;
   if (options.json) {
     process.stdout.write(`${JSON.stringify(failureJson(failure))}\n`);
   } else {
-    process.stderr.write(`${chalkStderr.red('Error')} ${chalkStderr.dim(`(${failure.code})`)}: ${failure.message}\n`);
+    process.stderr.write(
+      `${chalkStderr.red('Error')} ${chalkStderr.dim(`(${failure.code})`)}: ${failure.message}\n`,
+    );
   }
   if (options.verbose && failure.stack !== undefined) process.stderr.write(`${failure.stack}\n`);
 }

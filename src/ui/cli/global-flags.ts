@@ -22,13 +22,15 @@ export const globalFlags = {
     exclusive: ['connect'],
   }),
   connect: Flags.string({
-    description: 'act as a light client of the node at MULTIADDR (not available yet: arrives with networking)',
+    description:
+      'act as a light client of the node at MULTIADDR (not available yet: arrives with networking)',
     env: 'OPTIMYSTIC_CONNECT',
     helpGroup: 'GLOBAL',
     helpValue: 'MULTIADDR',
   }),
   json: Flags.boolean({
-    description: 'machine-readable output: one JSON value, or NDJSON for streams; errors as {"error":{"code","message"}} on stdout',
+    description:
+      'machine-readable output: one JSON value, or NDJSON for streams; errors as {"error":{"code","message"}} on stdout',
     env: 'OPTIMYSTIC_JSON',
     helpGroup: 'GLOBAL',
   }),

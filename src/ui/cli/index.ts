@@ -5,7 +5,16 @@ export { describeFailure, failureJson, oneLine, reportFailure, usageError, type 
 export { defaultDataDir, envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-flags.js';
 export { InterruptWatch } from './interrupt.js';
 export { parseJsonArgument } from './json-argument.js';
-export { formatTable, formatTsv, jsonLine, Output, OutputClosed, outputMode, RecordStream, type OutputMode } from './output.js';
+export {
+  formatTable,
+  formatTsv,
+  jsonLine,
+  Output,
+  OutputClosed,
+  outputMode,
+  RecordStream,
+  type OutputMode,
+} from './output.js';
 export { transactOne, type SingleActionOutcome } from './single-action.js';
 export { splitLines, type InputLine } from './tx-lines.js';
 export { parseInputLine, runTxLines, type TxResultLine, type TxRunSummary } from './tx-runner.js';

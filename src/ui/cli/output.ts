@@ -30,7 +30,11 @@ export interface TableOptions {
 }
 
 /** Widths of each column over a header and rows. */
-export function columnWidths(columns: readonly string[], rows: readonly (readonly string[])[], base: readonly number[] = []): number[] {
+export function columnWidths(
+  columns: readonly string[],
+  rows: readonly (readonly string[])[],
+  base: readonly number[] = [],
+): number[] {
   return columns.map((column, i) =>
     Math.max(base[i] ?? 0, column.length, ...rows.map((row) => (row[i] ?? '').length)),
   );
@@ -51,10 +55,14 @@ export function formatTable(
   const last = columns.length - 1;
   const leading = widths.slice(0, last).reduce((sum, width) => sum + width + columnGap.length, 0);
   const lastWidth =
-    options.widthMax !== undefined ? Math.max(lastColumnMinChars, options.widthMax - leading) : Number.POSITIVE_INFINITY;
+    options.widthMax !== undefined
+      ? Math.max(lastColumnMinChars, options.widthMax - leading)
+      : Number.POSITIVE_INFINITY;
   const render = (cells: readonly string[], style: (text: string, column: number) => string): string =>
     cells
-      .map((cell, i) => (i === last ? style(truncate(cell, lastWidth), i) : style(cell.padEnd(widths[i] ?? 0), i)))
+      .map((cell, i) =>
+        i === last ? style(truncate(cell, lastWidth), i) : style(cell.padEnd(widths[i] ?? 0), i),
+      )
       .join(columnGap)
       .trimEnd();
   const lines: string[] = [];

@@ -57,7 +57,10 @@ export function parseInputLine(line: InputLine): TxRequest | EngineError {
   try {
     text = utf8.decode(line.bytes);
   } catch {
-    return new EngineError('BAD_INPUT', `line ${line.number} is not UTF-8 text; tx reads one JSON object per line`);
+    return new EngineError(
+      'BAD_INPUT',
+      `line ${line.number} is not UTF-8 text; tx reads one JSON object per line`,
+    );
   }
   if (line.number === 1 && text.startsWith('\uFEFF')) text = text.slice(1);
   if (text.trim() === '') {
@@ -70,14 +73,21 @@ export function parseInputLine(line: InputLine): TxRequest | EngineError {
   }
 }
 
-async function runLine(line: InputLine, transact: (request: TxRequest) => Promise<TxOutcome>): Promise<TxResultLine> {
+async function runLine(
+  line: InputLine,
+  transact: (request: TxRequest) => Promise<TxOutcome>,
+): Promise<TxResultLine> {
   const request = parseInputLine(line);
   if (request instanceof EngineError) return failed(request);
   try {
     const outcome = await transact(request);
     if (outcome.ok) return outcome;
     return failed(
-      new EngineError(outcome.error.code, outcome.error.message, outcome.error.action === undefined ? undefined : { action: outcome.error.action }),
+      new EngineError(
+        outcome.error.code,
+        outcome.error.message,
+        outcome.error.action === undefined ? undefined : { action: outcome.error.action },
+      ),
     );
   } catch (error) {
     return failed(toEngineError(error));

@@ -8,7 +8,7 @@ import { envTruthy, jsonEnvVar } from '../global-flags.js';
  * arguments, which oclif reads as a longer command name) is a usage error like any other: one line on
  * stderr, or the JSON error document with --json, and exit 2.
  */
-const commandNotFound: Hook<'command_not_found'> = async function (options) {
+const commandNotFound: Hook<'command_not_found'> = function (options) {
   const words = options.id.split(':');
   const json = (options.argv ?? []).includes('--json') || envTruthy(process.env[jsonEnvVar]);
   // The longest prefix that is a topic or command, to point at the help that lists what exists.
@@ -30,6 +30,7 @@ const commandNotFound: Hook<'command_not_found'> = async function (options) {
     : `${options.config.bin} has no command "${words.join(' ')}" (see: ${help})`;
   const failure = describeFailure(new EngineError('BAD_INPUT', message));
   reportFailure(failure, { json, verbose: false });
+  return Promise.resolve();
 };
 
 export default commandNotFound;
