@@ -103,17 +103,20 @@ export class LogTail implements TailClient {
 
   async view(collection: string): Promise<TailView> {
     const state = await this.state(collection);
+    // Entries at or below the checkpoint are decided and propagated, so only the few above it matter
+    // (the window holds contiguous LSNs, so the checkpoint's position is arithmetic).
+    const above = state.window.slice(Math.max(0, state.checkpoint + 1 - (state.window[0]?.lsn ?? 0)));
     let stableLsn = state.lastLsn;
-    for (const entry of state.window) {
+    for (const entry of above) {
       if (entry.status === 'prepared') {
         stableLsn = entry.lsn - 1;
         break;
       }
     }
     const uncheckpointed: TailView['uncheckpointed'][number][] = [];
-    for (const entry of state.window) {
+    for (const entry of above) {
       if (entry.lsn > stableLsn) break;
-      if (entry.lsn > state.checkpoint && entry.status === 'committed' && !state.propagated.has(entry.lsn)) {
+      if (entry.status === 'committed' && !state.propagated.has(entry.lsn)) {
         uncheckpointed.push({
           lsn: entry.lsn,
           trxId: entry.trxId,

@@ -41,7 +41,12 @@ export function validateBackward(
   }
   const winners: number[] = [];
   const touched = new Set<BlockId>([...request.reads, ...request.writes]);
-  for (const entry of window) {
+  // The window holds contiguous LSNs in order, and every prepared entry lies above any base a session
+  // can read at (a session reads at the stable LSN, below every undecided entry), so only entries
+  // after the base need a look.
+  const first = window[0]?.lsn ?? 0;
+  for (let i = Math.max(0, request.baseLsn + 1 - first); i < window.length; i++) {
+    const entry = window[i]!;
     if (entry.trxId === request.trxId) continue;
     if (entry.status === 'committed' && entry.lsn > request.baseLsn) {
       if (intersects(entry.writes, touched)) winners.push(entry.lsn);
