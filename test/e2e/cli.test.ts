@@ -9,7 +9,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,7 +66,7 @@ function cli(args: readonly string[], options: RunOptions): Promise<Run> {
 
 /** stdout of a successful run, parsed as one JSON value. */
 function okJson(run: Run): any {
-  expect(run.code, `exit code (stderr: ${run.stderr})`).to.equal(0);
+  expect(run.code, `exit code (stdout: ${run.stdout.slice(0, 300)}; stderr: ${run.stderr})`).to.equal(0);
   return JSON.parse(run.stdout);
 }
 
@@ -293,8 +293,10 @@ describe('optimystic CLI, end to end through the built binary', function () {
       const input = [transfer, overdraw, '{not json', read]
         .map((l) => (typeof l === 'string' ? l : JSON.stringify(l)))
         .join('\n');
-      // One at a time: the last line reads what the first one wrote.
-      const mixed = await cli(['tx'], { data, input });
+      // One at a time: the last line reads what the first one wrote. From a file, this time.
+      const file = join(tmp, 'mixed.ndjson');
+      writeFileSync(file, input);
+      const mixed = await cli(['tx', '--file', file], { data });
       const [moved, refused, garbled, seen] = lines(mixed);
       expect(mixed.code, 'exit code of the first failure (EXPECT_FAILED), not BAD_INPUT').to.equal(8);
       expect(moved.ok).to.equal(true);
@@ -447,6 +449,27 @@ describe('optimystic CLI, end to end through the built binary', function () {
         2,
         'put invalid JSON, no --json',
       );
+      const verbose = await cli(['collection', 'get', 'accounts', 'nobody', '--verbose'], { data });
+      expect(verbose.code).to.equal(4);
+      expect(
+        verbose.stderr.trimEnd().split('\n').length,
+        'a stack trace follows with --verbose',
+      ).to.be.greaterThan(1);
+    });
+
+    it('refuses to wait for transactions typed at a terminal when there is no --file', function () {
+      // `script` gives the CLI a pseudo-terminal as stdin; without it (not util-linux), skip.
+      const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(cliRoot, 'bin', 'run.js'))} tx --json`;
+      const run = spawnSync('script', ['-qec', command, '/dev/null'], {
+        encoding: 'utf8',
+        env: cleanEnv({ OPTIMYSTIC_DATA: data }),
+        input: '',
+        timeout: 20_000,
+      });
+      if (run.error !== undefined) this.skip();
+      expect(run.status).to.equal(2);
+      const error = JSON.parse(run.stdout.trim()) as { error: { code: string } };
+      expect(error.error.code).to.equal('BAD_INPUT');
     });
 
     it('refuses command-line usage mistakes with exit 2 before opening anything', async () => {
