@@ -86,13 +86,18 @@ export default class Tx extends DataCommand<typeof Tx> {
   private async openInput(): Promise<AsyncIterable<Buffer | string>> {
     const { file } = this.flags;
     if (file !== undefined && file !== '-') {
+      let handle;
       try {
-        const handle = await open(file, 'r');
-        return handle.createReadStream();
+        handle = await open(file, 'r');
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         throw new EngineError('BAD_INPUT', `cannot read --file ${file} (${reason})`);
       }
+      if ((await handle.stat()).isDirectory()) {
+        await handle.close();
+        throw new EngineError('BAD_INPUT', `--file ${file} is a directory; give a file of transaction lines`);
+      }
+      return handle.createReadStream();
     }
     if (process.stdin.isTTY === true) {
       throw new EngineError(

@@ -25,10 +25,6 @@ export default class BlockHistory extends DataCommand<typeof BlockHistory> {
       revision.trxId,
       describeTransform(revision.transform),
     ]);
-    for (const revision of revisions) {
-      this.throwIfInterrupted();
-      await stream.push(revision);
-    }
-    await stream.end();
+    await this.printStream(stream, revisions);
   }
 }

@@ -63,14 +63,7 @@ export default class CollectionRead extends DataCommand<typeof CollectionRead> {
         ...(limit === undefined ? {} : { limit }),
         ...(reverse ? { reverse } : {}),
       };
-      await this.withDatabase(async (db) => {
-        for await (const entry of db.read(name, options)) {
-          this.throwIfInterrupted();
-          await stream.push(entry);
-        }
-        this.throwIfInterrupted();
-      });
-      await stream.end();
+      await this.withDatabase((db) => this.printStream(stream, db.read(name, options)));
       return;
     }
 

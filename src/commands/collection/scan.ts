@@ -44,13 +44,6 @@ export default class CollectionScan extends DataCommand<typeof CollectionScan> {
       ['KEY', 'VALUE'],
       (entry) => [entry.key, jsonLine(entry.value)],
     );
-    await this.withDatabase(async (db) => {
-      for await (const entry of db.scan(this.args.name, options)) {
-        this.throwIfInterrupted();
-        await stream.push(entry);
-      }
-      this.throwIfInterrupted();
-    });
-    await stream.end();
+    await this.withDatabase((db) => this.printStream(stream, db.scan(this.args.name, options)));
   }
 }

@@ -3,7 +3,7 @@ import { EngineError, openDatabase, type Database } from '../../engine/index.js'
 import { describeFailure, reportFailure, usageError } from './failure.js';
 import { envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-flags.js';
 import { InterruptWatch } from './interrupt.js';
-import { Output, OutputClosed, outputMode } from './output.js';
+import { Output, OutputClosed, outputMode, type RecordStream } from './output.js';
 
 export type DataFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof DataCommand)['baseFlags'] & T['flags']
@@ -90,6 +90,26 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
         'interrupted: output stopped early; run the command again for the rest',
       );
     }
+  }
+
+  /**
+   * Prints every record of a stream, stopping early (INTERRUPTED) on Ctrl-C. On any failure the rows
+   * a terminal table still buffers are printed first: they are correct, only the rest is missing.
+   */
+  protected async printStream<T>(
+    stream: RecordStream<T>,
+    records: AsyncIterable<T> | Iterable<T>,
+  ): Promise<void> {
+    try {
+      for await (const record of records) {
+        this.throwIfInterrupted();
+        await stream.push(record);
+      }
+    } catch (error) {
+      await stream.flush().catch(() => undefined);
+      throw error;
+    }
+    await stream.end();
   }
 
   /** Renders any failure: one line on stderr, or the JSON error document on stdout with --json. */
