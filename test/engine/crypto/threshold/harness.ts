@@ -72,6 +72,8 @@ export interface Adversary {
   outgoing?(message: CeremonyMessage, to: string): CeremonyMessage | CeremonyMessage[] | undefined;
   /** Whether this participant approves the proposal (default yes). */
   approves?: boolean;
+  /** Whether it is told about deadlines like an honest participant (default no). */
+  receivesDeadlines?: boolean;
 }
 
 export interface Rejection {
@@ -149,7 +151,7 @@ export function runCeremony(participants: readonly Participant[], proposal: Prop
       const { to, message } = queue.shift()!;
       apply(to, { type: 'Receive', message });
     }
-    const waiting = ids.filter((peer) => !adversaries.has(peer) && !['complete', 'failed'].includes(states.get(peer)!.phase));
+    const waiting = ids.filter((peer) => adversaries.get(peer)?.receivesDeadlines !== false && (adversaries.get(peer)?.receivesDeadlines === true || !adversaries.has(peer)) && !['complete', 'failed'].includes(states.get(peer)!.phase));
     if (waiting.length === 0 || deadlines >= deadlinesMax) break;
     deadlines++;
     for (const peer of waiting) apply(peer, { type: 'Deadline' });
@@ -169,4 +171,39 @@ export function honest(participants: readonly Participant[], adversaries: Readon
 
 export function seeded(seed: number): SeededRng {
   return new SeededRng(seed);
+}
+
+// --- helpers over finished ceremonies ------------------------------------------------------------
+
+export interface GeneratedKey {
+  publicKey: import('../../../../src/engine/crypto/threshold/index.js').ThresholdPublicKey;
+  shares: Map<string, ThresholdShare>;
+  participants: Participant[];
+  run: RunResult;
+}
+
+/** Asserts that every listed participant completed with the same public key, and collects shares. */
+export function collectKey(run: RunResult, participants: readonly Participant[]): GeneratedKey {
+  const states = participants.map((p) => run.states.get(p.identity.peerId)!);
+  for (const s of states) {
+    if (s.phase !== 'complete') throw new Error(`${s.self} ended ${s.phase}: ${JSON.stringify(s.failure)}`);
+  }
+  const first = states[0]!.result!;
+  const shares = new Map<string, ThresholdShare>();
+  for (const s of states) {
+    if (JSON.stringify(s.result!.publicKey) !== JSON.stringify(first.publicKey)) throw new Error(`${s.self} derived another public key`);
+    if (s.result!.transcript !== first.transcript) throw new Error(`${s.self} has another transcript`);
+    if (s.result!.share !== null) shares.set(s.self, s.result!.share);
+  }
+  return { publicKey: first.publicKey, shares, participants: [...participants], run };
+}
+
+/** Picks k distinct items, in a seeded random order. */
+export function pick<T>(rng: Rng, items: readonly T[], k: number): T[] {
+  const pool = [...items];
+  for (let i = pool.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  return pool.slice(0, k);
 }
