@@ -15,11 +15,11 @@ export const limits = {
   /** Deeply nested JSON costs stack depth in parse, compare and encode; real data is shallow. */
   jsonDepthMax: 64,
   /** A log block is an ordering group's working set; sealing keeps each block (and its history) small. */
-  logEntriesPerBlockMax: 32,
+  logEntriesPerBlockMax: 8,
   /** Actions are kept inline in a log entry up to this size (else as a digest) so log blocks stay small. */
   inlineActionsBytesMax: 16 * 1024,
   /** Leaf fan-out: enough entries per leaf that a 10k-key tree is three levels deep. */
-  treeLeafEntriesMax: 64,
+  treeLeafEntriesMax: 32,
   /** Branch fan-out: children per branch block. */
   treeBranchChildrenMax: 64,
   /** Leaves split early by size so large values never push a leaf over blockBytesMax. */
