@@ -1,0 +1,94 @@
+import { expect } from 'chai';
+import {
+  Ed25519Identity,
+  SoloCertifier,
+  verifyCertificate,
+} from '../../../src/engine/transactions/certifier.js';
+import { memoryNode, ok, put } from '../../helpers/solo.js';
+
+describe('commit certificates', () => {
+  const fields = {
+    collection: 'c',
+    blockId: 'b'.repeat(43),
+    lsn: 7,
+    trxId: 't'.repeat(22),
+    decision: 'committed' as const,
+  };
+
+  it('verifies a certificate signed by a majority of the recorded membership, offline', async () => {
+    const [a, b, c] = [Ed25519Identity.generate(), Ed25519Identity.generate(), Ed25519Identity.generate()];
+    const members = [a.id, b.id, c.id];
+    const fromA = await new SoloCertifier(a, 'net').certify(fields, members);
+    const fromB = await new SoloCertifier(b, 'net').certify(fields, members);
+    // One signature of three is not a quorum; two are.
+    expect(verifyCertificate(fromA, members)).to.equal(false);
+    expect(
+      verifyCertificate({ ...fromA, signatures: [...fromA.signatures, ...fromB.signatures] }, members),
+    ).to.equal(true);
+    // The same member twice does not count twice.
+    expect(
+      verifyCertificate({ ...fromA, signatures: [...fromA.signatures, ...fromA.signatures] }, members),
+    ).to.equal(false);
+  });
+
+  it('rejects forged, altered, replayed and wrong-membership certificates', async () => {
+    const me = Ed25519Identity.generate();
+    const certifier = new SoloCertifier(me, 'net');
+    const good = await certifier.certify(fields, [me.id]);
+    const copy = JSON.parse(JSON.stringify(good)) as typeof good;
+    expect(certifier.verify(copy, [me.id])).to.equal(true);
+    // Altered decision or LSN: the signature no longer covers it.
+    expect(certifier.verify({ ...copy, decision: 'aborted' }, [me.id])).to.equal(false);
+    expect(certifier.verify({ ...copy, lsn: 8 }, [me.id])).to.equal(false);
+    // Replayed for another transaction.
+    expect(certifier.verify({ ...copy, trxId: 'u'.repeat(22) }, [me.id])).to.equal(false);
+    // Signed by someone outside the membership.
+    const forger = Ed25519Identity.generate();
+    const forged = await new SoloCertifier(forger, 'net').certify(fields, [me.id]);
+    expect(certifier.verify(JSON.parse(JSON.stringify(forged)) as typeof forged, [me.id])).to.equal(false);
+    // Another network.
+    const otherNet = await new SoloCertifier(me, 'other').certify(fields, [me.id]);
+    expect(certifier.verify(JSON.parse(JSON.stringify(otherNet)) as typeof otherNet, [me.id])).to.equal(
+      false,
+    );
+    // Wrong membership.
+    expect(certifier.verify(copy, [me.id, forger.id])).to.equal(false);
+  });
+
+  it('makes a block holder refuse to promote a pend without a valid certificate', async () => {
+    const { node } = await memoryNode(21);
+    try {
+      await node.createCollection('t', 'tree');
+      ok(await node.transact(put('t', 'k', 1)));
+      const info = await node.collectionInfo('t');
+      const root = await node.block(info.root);
+      await node.repo.pend([
+        {
+          trxId: 'forged-trx',
+          blockId: info.root,
+          collection: 't',
+          baseRev: root.rev,
+          transform: { kind: 'update', ops: [] },
+          expiresAt: Date.now() + 60_000,
+        },
+      ]);
+      const forger = Ed25519Identity.generate();
+      const forged = await new SoloCertifier(forger, 'default').certify(
+        { ...fields, collection: 't', trxId: 'forged-trx' },
+        [forger.id],
+      );
+      const error = await node.repo
+        .promote({
+          trxId: 'forged-trx',
+          lsn: 99,
+          blockIds: [info.root],
+          proof: [JSON.parse(JSON.stringify(forged)) as typeof forged],
+        })
+        .catch((e: { code: string }) => e.code);
+      expect(error).to.equal('BAD_CERTIFICATE');
+      expect((await node.block(info.root)).rev).to.equal(root.rev);
+    } finally {
+      await node.close();
+    }
+  });
+});
