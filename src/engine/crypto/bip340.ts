@@ -11,7 +11,10 @@ export function bip340PublicKey(secretKey: Uint8Array): Uint8Array {
   try {
     return schnorr.getPublicKey(secretKey);
   } catch (error) {
-    throw new EngineError('BAD_INPUT', `not a secp256k1 secret key: ${error instanceof Error ? error.message : String(error)}`);
+    throw new EngineError(
+      'BAD_INPUT',
+      `not a secp256k1 secret key: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }
 
@@ -21,7 +24,10 @@ export function signBip340(secretKey: Uint8Array, message: Uint8Array, auxRand: 
   try {
     return schnorr.sign(message, secretKey, auxRand);
   } catch (error) {
-    throw new EngineError('BAD_INPUT', `cannot sign: ${error instanceof Error ? error.message : String(error)}`);
+    throw new EngineError(
+      'BAD_INPUT',
+      `cannot sign: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }
 

@@ -1,4 +1,10 @@
-import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  sign as nodeSign,
+  verify as nodeVerify,
+  type KeyObject,
+} from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { assert } from '../base/assert.js';
 import { EngineError, type ErrorCode } from '../base/errors.js';
@@ -40,7 +46,8 @@ export class Identity {
   }
 
   static fromSecretKey(secretKey: Uint8Array): Identity {
-    if (secretKey.length !== identityKeyBytes) throw new EngineError('BAD_INPUT', 'an identity secret key is 32 bytes');
+    if (secretKey.length !== identityKeyBytes)
+      throw new EngineError('BAD_INPUT', 'an identity secret key is 32 bytes');
     return new Identity(secretKey);
   }
 
@@ -73,7 +80,10 @@ const domainTag = utf8('optimystic-signed-v1');
  * a programmer error.
  */
 export function domainMessage(domain: string, bytes: Uint8Array): Uint8Array {
-  assert(domainPattern.test(domain), `signature domain ${JSON.stringify(domain)} is lowercase, at most 128 characters`);
+  assert(
+    domainPattern.test(domain),
+    `signature domain ${JSON.stringify(domain)} is lowercase, at most 128 characters`,
+  );
   const domainBytes = utf8(domain);
   return concatBytes(domainTag, Uint8Array.of(0, domainBytes.length), domainBytes, bytes);
 }
@@ -90,7 +100,12 @@ export function verifySignature(publicKey: Uint8Array, bytes: Uint8Array, signat
   return nodeVerify(null, bytes, key, signature);
 }
 
-export function verifyDomain(publicKey: Uint8Array, domain: string, bytes: Uint8Array, signature: Uint8Array): boolean {
+export function verifyDomain(
+  publicKey: Uint8Array,
+  domain: string,
+  bytes: Uint8Array,
+  signature: Uint8Array,
+): boolean {
   return verifySignature(publicKey, domainMessage(domain, bytes), signature);
 }
 
@@ -115,7 +130,8 @@ export function encodePublicKey(publicKey: Uint8Array): string {
 
 export function decodePublicKey(text: unknown, code: ErrorCode = 'BAD_INPUT'): Uint8Array {
   const bytes = fromBase64Url(text, 'identity public key', { length: identityKeyBytes, code });
-  if (!isValidIdentityKey(bytes)) throw new EngineError(code, 'identity public key is not a valid Ed25519 point');
+  if (!isValidIdentityKey(bytes))
+    throw new EngineError(code, 'identity public key is not a valid Ed25519 point');
   return bytes;
 }
 
@@ -133,7 +149,9 @@ export function encodeSecretKey(identity: Identity): string {
 }
 
 export function decodeSecretKey(text: unknown, code: ErrorCode = 'CORRUPT'): Identity {
-  return Identity.fromSecretKey(fromBase64Url(text, 'identity secret key', { length: identityKeyBytes, code }));
+  return Identity.fromSecretKey(
+    fromBase64Url(text, 'identity secret key', { length: identityKeyBytes, code }),
+  );
 }
 
 // --- libp2p peer ids -------------------------------------------------------------------------
@@ -152,13 +170,15 @@ export function peerIdFromPublicKey(publicKey: Uint8Array): string {
 
 /** The Ed25519 key inside a peer id; throws BAD_INPUT for anything else. */
 export function publicKeyFromPeerId(peerId: unknown, code: ErrorCode = 'BAD_INPUT'): Uint8Array {
-  if (typeof peerId !== 'string' || peerId.length > 64) throw new EngineError(code, 'peer id is not text of a sane length');
+  if (typeof peerId !== 'string' || peerId.length > 64)
+    throw new EngineError(code, 'peer id is not text of a sane length');
   const bytes = base58Decode(peerId);
   if (bytes === undefined || bytes.length !== peerIdPrefix.length + identityKeyBytes) {
     throw new EngineError(code, `peer id ${peerId} is not an Ed25519 peer id`);
   }
   for (let i = 0; i < peerIdPrefix.length; i++) {
-    if (bytes[i] !== peerIdPrefix[i]) throw new EngineError(code, `peer id ${peerId} is not an Ed25519 peer id`);
+    if (bytes[i] !== peerIdPrefix[i])
+      throw new EngineError(code, `peer id ${peerId} is not an Ed25519 peer id`);
   }
   const key = bytes.slice(peerIdPrefix.length);
   if (!isValidIdentityKey(key)) throw new EngineError(code, `peer id ${peerId} holds an invalid Ed25519 key`);

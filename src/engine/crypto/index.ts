@@ -17,7 +17,14 @@ export {
   identityKeyBytes,
   identitySignatureBytes,
 } from './identity.js';
-export { sealWithPassphrase, openWithPassphrase, isSealedEnvelope, sealedFormat, type SealedEnvelope, type SealOptions } from './seal.js';
+export {
+  sealWithPassphrase,
+  openWithPassphrase,
+  isSealedEnvelope,
+  sealedFormat,
+  type SealedEnvelope,
+  type SealOptions,
+} from './seal.js';
 export { toBase64Url, fromBase64Url, toHex, fromHex } from './encoding.js';
 export { bip340PublicKey, signBip340, verifyBip340 } from './bip340.js';
 export * from './threshold/index.js';

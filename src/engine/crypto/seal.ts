@@ -42,10 +42,16 @@ const keyBytes = 32;
 const tagBytes = 16;
 const contentPattern = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
-export function sealWithPassphrase(plaintext: Uint8Array, passphrase: string, rng: Rng, options: SealOptions = {}): SealedEnvelope {
+export function sealWithPassphrase(
+  plaintext: Uint8Array,
+  passphrase: string,
+  rng: Rng,
+  options: SealOptions = {},
+): SealedEnvelope {
   const content = options.content ?? 'data';
   const costLog2 = options.costLog2 ?? limits.sealScryptCostLog2;
-  if (!contentPattern.test(content)) throw new EngineError('BAD_INPUT', 'a sealed content label is lowercase letters, digits and dashes');
+  if (!contentPattern.test(content))
+    throw new EngineError('BAD_INPUT', 'a sealed content label is lowercase letters, digits and dashes');
   checkCost(costLog2, 'BAD_INPUT');
   if (plaintext.length > limits.sealedPlaintextBytesMax) {
     throw new EngineError('TOO_LARGE', `sealed data is over ${limits.sealedPlaintextBytesMax} bytes`);
@@ -73,7 +79,11 @@ export function sealWithPassphrase(plaintext: Uint8Array, passphrase: string, rn
  * Opens an envelope. Throws CORRUPT when the value is not a well-formed envelope, BAD_SIGNATURE when
  * authentication fails (wrong passphrase or any edit), BAD_INPUT when `expectedContent` differs.
  */
-export function openWithPassphrase(sealed: unknown, passphrase: string, expectedContent?: string): Uint8Array {
+export function openWithPassphrase(
+  sealed: unknown,
+  passphrase: string,
+  expectedContent?: string,
+): Uint8Array {
   const envelope = parseEnvelope(sealed);
   if (expectedContent !== undefined && envelope.content !== expectedContent) {
     throw new EngineError('BAD_INPUT', `sealed file holds ${envelope.content}, expected ${expectedContent}`);
@@ -115,17 +125,27 @@ function parseEnvelope(value: unknown): SealedEnvelope {
   if (v.version !== 1) return bad(`unsupported version ${String(v.version)}`);
   if (typeof v.content !== 'string' || !contentPattern.test(v.content)) return bad('bad content label');
   if (v.cipher !== 'xchacha20-poly1305') return bad('unknown cipher');
-  if (typeof v.nonce !== 'string' || typeof v.ciphertext !== 'string') return bad('missing nonce or ciphertext');
+  if (typeof v.nonce !== 'string' || typeof v.ciphertext !== 'string')
+    return bad('missing nonce or ciphertext');
   const kdf = v.kdf;
   if (kdf === null || typeof kdf !== 'object' || Array.isArray(kdf)) return bad('missing kdf');
   const k = kdf as Record<string, unknown>;
-  if (k.name !== 'scrypt' || k.blockSize !== blockSize || k.parallelism !== parallelism || typeof k.salt !== 'string') {
+  if (
+    k.name !== 'scrypt' ||
+    k.blockSize !== blockSize ||
+    k.parallelism !== parallelism ||
+    typeof k.salt !== 'string'
+  ) {
     return bad('unsupported kdf parameters');
   }
   if (typeof k.costLog2 !== 'number') return bad('missing scrypt cost');
   checkCost(k.costLog2, 'CORRUPT');
-  const extra = Object.keys(v).filter((key) => !['format', 'version', 'content', 'kdf', 'cipher', 'nonce', 'ciphertext'].includes(key));
-  const extraKdf = Object.keys(k).filter((key) => !['name', 'costLog2', 'blockSize', 'parallelism', 'salt'].includes(key));
+  const extra = Object.keys(v).filter(
+    (key) => !['format', 'version', 'content', 'kdf', 'cipher', 'nonce', 'ciphertext'].includes(key),
+  );
+  const extraKdf = Object.keys(k).filter(
+    (key) => !['name', 'costLog2', 'blockSize', 'parallelism', 'salt'].includes(key),
+  );
   if (extra.length > 0 || extraKdf.length > 0) return bad('unknown fields');
   return {
     format: sealedFormat,
@@ -139,13 +159,27 @@ function parseEnvelope(value: unknown): SealedEnvelope {
 }
 
 function checkCost(costLog2: number, code: 'BAD_INPUT' | 'CORRUPT'): void {
-  if (!Number.isInteger(costLog2) || costLog2 < limits.sealScryptCostLog2Min || costLog2 > limits.sealScryptCostLog2Max) {
-    throw new EngineError(code, `scrypt cost 2^${costLog2} is outside 2^${limits.sealScryptCostLog2Min}..2^${limits.sealScryptCostLog2Max}`);
+  if (
+    !Number.isInteger(costLog2) ||
+    costLog2 < limits.sealScryptCostLog2Min ||
+    costLog2 > limits.sealScryptCostLog2Max
+  ) {
+    throw new EngineError(
+      code,
+      `scrypt cost 2^${costLog2} is outside 2^${limits.sealScryptCostLog2Min}..2^${limits.sealScryptCostLog2Max}`,
+    );
   }
 }
 
 function deriveKey(passphrase: string, salt: Uint8Array, costLog2: number): Uint8Array {
-  if (typeof passphrase !== 'string' || passphrase.length === 0) throw new EngineError('BAD_INPUT', 'the passphrase is empty');
+  if (typeof passphrase !== 'string' || passphrase.length === 0)
+    throw new EngineError('BAD_INPUT', 'the passphrase is empty');
   const N = 2 ** costLog2;
-  return scrypt(utf8(passphrase.normalize('NFC')), salt, { N, r: blockSize, p: parallelism, dkLen: keyBytes, maxmem: 128 * N * blockSize + 4096 });
+  return scrypt(utf8(passphrase.normalize('NFC')), salt, {
+    N,
+    r: blockSize,
+    p: parallelism,
+    dkLen: keyBytes,
+    maxmem: 128 * N * blockSize + 4096,
+  });
 }

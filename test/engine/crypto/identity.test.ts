@@ -37,8 +37,12 @@ describe('identity keys', () => {
   });
 
   it('signs exactly as RFC 8032 test 1 does', () => {
-    const identity = Identity.fromSecretKey(fromHex('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60'));
-    expect(toHex(identity.publicKey)).to.equal('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a');
+    const identity = Identity.fromSecretKey(
+      fromHex('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60'),
+    );
+    expect(toHex(identity.publicKey)).to.equal(
+      'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
+    );
     expect(toHex(identity.sign(new Uint8Array()))).to.equal(
       'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
     );
@@ -51,7 +55,10 @@ describe('identity keys', () => {
     const signature = identity.sign(message);
     expect(verifySignature(identity.publicKey, message, signature)).to.equal(true);
     expect(ed25519.verify(signature, message, identity.publicKey)).to.equal(true);
-    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: toBase64Url(identity.publicKey) }, format: 'jwk' });
+    const key = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: toBase64Url(identity.publicKey) },
+      format: 'jwk',
+    });
     expect(nodeVerify(null, message, key, signature)).to.equal(true);
     for (const i of [0, 31, 32, 63]) {
       const bad = Uint8Array.from(signature);
@@ -70,11 +77,15 @@ describe('identity keys', () => {
     expect(verifyDomain(identity.publicKey, 'optimystic/test/vote/v1', payload, signature)).to.equal(true);
     expect(verifyDomain(identity.publicKey, 'optimystic/test/vote/v2', payload, signature)).to.equal(false);
     expect(verifySignature(identity.publicKey, payload, signature)).to.equal(false);
-    expect(verifySignature(identity.publicKey, domainMessage('optimystic/test/vote/v1', payload), signature)).to.equal(true);
+    expect(
+      verifySignature(identity.publicKey, domainMessage('optimystic/test/vote/v1', payload), signature),
+    ).to.equal(true);
   });
 
   it('keeps domains that share a prefix apart', () => {
-    expect(toHex(domainMessage('a/b', utf8('c')))).to.not.equal(toHex(domainMessage('a/bc', new Uint8Array())));
+    expect(toHex(domainMessage('a/b', utf8('c')))).to.not.equal(
+      toHex(domainMessage('a/bc', new Uint8Array())),
+    );
   });
 
   it('treats a malformed domain as a programmer error', () => {
@@ -107,13 +118,21 @@ describe('identity keys', () => {
       ['short', toBase64Url(identity.publicKey.subarray(0, 31))],
       ['padded', `${text}=`],
       ['non-canonical trailing bits', flipPaddingBit(text)],
-      ['identity point', toBase64Url(fromHex('0100000000000000000000000000000000000000000000000000000000000000'))],
-      ['order-8 point', toBase64Url(fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'))],
+      [
+        'identity point',
+        toBase64Url(fromHex('0100000000000000000000000000000000000000000000000000000000000000')),
+      ],
+      [
+        'order-8 point',
+        toBase64Url(fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a')),
+      ],
       ['y ≥ p', toBase64Url(fromHex('eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f'))],
       ['not text', 42],
     ];
     for (const [what, value] of cases) {
-      expect(() => decodePublicKey(value), what).to.throw().that.satisfies((e: unknown) => isEngineError(e, 'BAD_INPUT'));
+      expect(() => decodePublicKey(value), what)
+        .to.throw()
+        .that.satisfies((e: unknown) => isEngineError(e, 'BAD_INPUT'));
     }
     expect(isValidIdentityKey(identity.publicKey)).to.equal(true);
   });
@@ -131,8 +150,16 @@ describe('identity keys', () => {
   it('rejects peer ids that are not Ed25519 identity multihashes', () => {
     const identity = Identity.generate(new SeededRng(seed));
     const flipped = identity.peerId.slice(0, -1) + (identity.peerId.endsWith('1') ? '2' : '1');
-    for (const bad of ['QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N', 'not a peer id', '', flipped.replace(/.$/, '0'), 7]) {
-      expect(() => publicKeyFromPeerId(bad), String(bad)).to.throw().that.satisfies((e: unknown) => isEngineError(e, 'BAD_INPUT'));
+    for (const bad of [
+      'QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N',
+      'not a peer id',
+      '',
+      flipped.replace(/.$/, '0'),
+      7,
+    ]) {
+      expect(() => publicKeyFromPeerId(bad), String(bad))
+        .to.throw()
+        .that.satisfies((e: unknown) => isEngineError(e, 'BAD_INPUT'));
     }
   });
 });

@@ -3,13 +3,20 @@ import { isEngineError, type ErrorCode } from '../../../src/engine/base/errors.j
 import { limits } from '../../../src/engine/base/limits.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
 import { toHex, utf8 } from '../../../src/engine/crypto/encoding.js';
-import { isSealedEnvelope, openWithPassphrase, sealWithPassphrase, type SealedEnvelope } from '../../../src/engine/crypto/seal.js';
+import {
+  isSealedEnvelope,
+  openWithPassphrase,
+  sealWithPassphrase,
+  type SealedEnvelope,
+} from '../../../src/engine/crypto/seal.js';
 
 const seed = Number(process.env.OPTIMYSTIC_SEED ?? 7914);
 const cheap = { costLog2: limits.sealScryptCostLog2Min };
 
 function expectCode(fn: () => unknown, code: ErrorCode, what = ''): void {
-  expect(fn, what).to.throw().that.satisfies((e: unknown) => isEngineError(e, code));
+  expect(fn, what)
+    .to.throw()
+    .that.satisfies((e: unknown) => isEngineError(e, code));
 }
 
 describe('sealing key material with a passphrase', () => {
@@ -20,12 +27,17 @@ describe('sealing key material with a passphrase', () => {
   it('opens what it sealed, also after a trip through JSON text', () => {
     const rng = new SeededRng(seed);
     const secret = rng.bytes(70);
-    const sealed = sealWithPassphrase(secret, 'correct horse battery staple', rng, { ...cheap, content: 'identity' });
+    const sealed = sealWithPassphrase(secret, 'correct horse battery staple', rng, {
+      ...cheap,
+      content: 'identity',
+    });
     expect(sealed.format).to.equal('optimystic-sealed');
     expect(sealed.content).to.equal('identity');
     expect(isSealedEnvelope(sealed)).to.equal(true);
     const reread = JSON.parse(JSON.stringify(sealed)) as unknown;
-    expect(toHex(openWithPassphrase(reread, 'correct horse battery staple', 'identity'))).to.equal(toHex(secret));
+    expect(toHex(openWithPassphrase(reread, 'correct horse battery staple', 'identity'))).to.equal(
+      toHex(secret),
+    );
   });
 
   it('writes the same envelope for the same seed, and never the plaintext', () => {
@@ -54,7 +66,8 @@ describe('sealing key material with a passphrase', () => {
       ['cost', { ...sealed, kdf: { ...sealed.kdf, costLog2: sealed.kdf.costLog2 + 1 } }],
       ['content', { ...sealed, content: 'threshold-share' }],
     ];
-    for (const [what, edited] of edits) expectCode(() => openWithPassphrase(edited, 'pw'), 'BAD_SIGNATURE', what);
+    for (const [what, edited] of edits)
+      expectCode(() => openWithPassphrase(edited, 'pw'), 'BAD_SIGNATURE', what);
   });
 
   it('reports a value that is not an envelope as corrupt, before spending any work on it', () => {
@@ -76,7 +89,10 @@ describe('sealing key material with a passphrase', () => {
   });
 
   it('refuses an envelope holding something other than what the caller expects', () => {
-    const sealed = sealWithPassphrase(utf8('x'), 'pw', new SeededRng(seed), { ...cheap, content: 'ceremony-state' });
+    const sealed = sealWithPassphrase(utf8('x'), 'pw', new SeededRng(seed), {
+      ...cheap,
+      content: 'ceremony-state',
+    });
     expectCode(() => openWithPassphrase(sealed, 'pw', 'identity'), 'BAD_INPUT');
   });
 
@@ -90,5 +106,4 @@ describe('sealing key material with a passphrase', () => {
     expectCode(() => sealWithPassphrase(utf8('x'), 'pw', new SeededRng(seed), { costLog2: 8 }), 'BAD_INPUT');
     expectCode(() => sealWithPassphrase(utf8('x'), 'pw', new SeededRng(seed), { costLog2: 21 }), 'BAD_INPUT');
   });
-
 });

@@ -7,9 +7,34 @@ import { limits } from '../../base/limits.js';
 import type { Rng } from '../../base/rng.js';
 import { equalBytes, fromBase64Url, sha256, toBase64Url, utf8 } from '../encoding.js';
 import type { Identity } from '../identity.js';
-import { combineKeyGenerationCommitments, combineReshare, finishKeyGeneration, seededRandom, shareFor, shareMatches, startDealing } from './dkg.js';
-import { attemptContext, checkDeal, judgeAttempt, slotOf, sortBlame, type AttemptContext, type AttemptState, type Blame, type CheckedDeal, type Fault } from './judge.js';
-import { buildPublicKey, checkShare, publicKeyDigest, type ThresholdPublicKey, type ThresholdShare } from './key.js';
+import {
+  combineKeyGenerationCommitments,
+  combineReshare,
+  finishKeyGeneration,
+  seededRandom,
+  shareFor,
+  shareMatches,
+  startDealing,
+} from './dkg.js';
+import {
+  attemptContext,
+  checkDeal,
+  judgeAttempt,
+  slotOf,
+  sortBlame,
+  type AttemptContext,
+  type AttemptState,
+  type Blame,
+  type CheckedDeal,
+  type Fault,
+} from './judge.js';
+import {
+  buildPublicKey,
+  checkShare,
+  publicKeyDigest,
+  type ThresholdPublicKey,
+  type ThresholdShare,
+} from './key.js';
 import {
   messageDigest,
   parseCeremonyMessage,
@@ -25,7 +50,13 @@ import {
   type ResponseMessage,
 } from './messages.js';
 import { checkProposal, type CheckedProposal } from './proposal.js';
-import { discloseSharedKey, encryptionSuite, openShare, sealShare, type EncryptionKeyPair } from './share-encryption.js';
+import {
+  discloseSharedKey,
+  encryptionSuite,
+  openShare,
+  sealShare,
+  type EncryptionKeyPair,
+} from './share-encryption.js';
 import { scalarFromRandomBytes, type GroupPoint } from './suites.js';
 
 /**
@@ -146,13 +177,22 @@ function checkKeys(checked: CheckedProposal, keys: CeremonyKeys): void {
     throw new EngineError('BAD_INPUT', 'the roster lists a different encryption key for this participant');
   }
   if (checked.prior !== null && checked.priorIdentifiers.has(self)) {
-    if (keys.priorShare === undefined) throw new EngineError('BAD_INPUT', `this participant deals in the ${checked.proposal.kind} and needs its current share`);
+    if (keys.priorShare === undefined)
+      throw new EngineError(
+        'BAD_INPUT',
+        `this participant deals in the ${checked.proposal.kind} and needs its current share`,
+      );
     const share = checkShare(checked.prior, keys.priorShare);
-    if (share.json.peerId !== self) throw new EngineError('BAD_INPUT', 'the current share belongs to another holder');
+    if (share.json.peerId !== self)
+      throw new EngineError('BAD_INPUT', 'the current share belongs to another holder');
   }
 }
 
-function emptyAttempt(number: number, dealers: readonly string[], recipients: readonly string[]): CeremonyState['attempt'] {
+function emptyAttempt(
+  number: number,
+  dealers: readonly string[],
+  recipients: readonly string[],
+): CeremonyState['attempt'] {
   return {
     number,
     dealers: [...dealers],
@@ -209,13 +249,26 @@ export function stepCeremony(state: CeremonyState, input: CeremonyInput, keys: C
     case 'Approve':
       if (next.decision === 'pending') {
         next.decision = 'accepted';
-        run.emit(signMessage<AcceptMessage>(keys.identity, { type: 'Accept', session: next.session, from: next.self }));
+        run.emit(
+          signMessage<AcceptMessage>(keys.identity, {
+            type: 'Accept',
+            session: next.session,
+            from: next.self,
+          }),
+        );
       }
       break;
     case 'Decline':
       if (next.decision === 'pending') {
         next.decision = 'declined';
-        run.emit(signMessage<DeclineMessage>(keys.identity, { type: 'Decline', session: next.session, from: next.self, reason: input.reason.slice(0, 200) }));
+        run.emit(
+          signMessage<DeclineMessage>(keys.identity, {
+            type: 'Decline',
+            session: next.session,
+            from: next.self,
+            reason: input.reason.slice(0, 200),
+          }),
+        );
         run.fail('NO_QUORUM', 'this participant declined the proposal', [next.self]);
       }
       break;
@@ -223,7 +276,8 @@ export function stepCeremony(state: CeremonyState, input: CeremonyInput, keys: C
       run.deadline();
       break;
     case 'Tick':
-      if (input.nowMs >= checked.proposal.expiresAtMs) run.fail('TIMEOUT', 'the ceremony expired before it completed', []);
+      if (input.nowMs >= checked.proposal.expiresAtMs)
+        run.fail('TIMEOUT', 'the ceremony expired before it completed', []);
       break;
     default:
       unreachable(input, 'ceremony input');
@@ -234,7 +288,13 @@ export function stepCeremony(state: CeremonyState, input: CeremonyInput, keys: C
 
 /** Per-attempt secret seed (for the polynomial, the ephemeral key, complaint nonces). */
 function attemptSeed(state: CeremonyState, attempt: number): Uint8Array {
-  return hkdf(nobleSha256, fromBase64Url(state.seed, 'ceremony seed', { length: 32, code: 'CORRUPT' }), undefined, utf8(`optimystic/ceremony/attempt/${attempt}`), 32);
+  return hkdf(
+    nobleSha256,
+    fromBase64Url(state.seed, 'ceremony seed', { length: 32, code: 'CORRUPT' }),
+    undefined,
+    utf8(`optimystic/ceremony/attempt/${attempt}`),
+    32,
+  );
 }
 
 class Run {
@@ -247,7 +307,12 @@ class Run {
     private readonly proposal: CheckedProposal,
     private readonly keys: CeremonyKeys,
   ) {
-    this.ctx = attemptContext(proposal, state.attempt.number, state.attempt.dealers, state.attempt.recipients);
+    this.ctx = attemptContext(
+      proposal,
+      state.attempt.number,
+      state.attempt.dealers,
+      state.attempt.recipients,
+    );
   }
 
   emit(message: CeremonyMessage): void {
@@ -266,12 +331,21 @@ class Run {
   authenticate(value: unknown): CeremonyMessage {
     const message = parseCeremonyMessage(value);
     if (message.session !== this.state.session) {
-      throw new EngineError('BAD_INPUT', 'message belongs to another ceremony session', { reason: 'wrong-session' });
+      throw new EngineError('BAD_INPUT', 'message belongs to another ceremony session', {
+        reason: 'wrong-session',
+      });
     }
     const member = this.proposal.members.get(message.from);
-    if (member === undefined) throw new EngineError('BAD_INPUT', `${message.from} is not in this ceremony's roster`, { reason: 'not-in-roster' });
+    if (member === undefined)
+      throw new EngineError('BAD_INPUT', `${message.from} is not in this ceremony's roster`, {
+        reason: 'not-in-roster',
+      });
     if (!verifyMessageSignature(message, member.identityKey)) {
-      throw new EngineError('BAD_SIGNATURE', `message claiming to come from ${message.from} has a bad signature`, { reason: 'bad-signature' });
+      throw new EngineError(
+        'BAD_SIGNATURE',
+        `message claiming to come from ${message.from} has a bad signature`,
+        { reason: 'bad-signature' },
+      );
     }
     return message;
   }
@@ -280,7 +354,8 @@ class Run {
     const s = this.state;
     switch (message.type) {
       case 'Proposal':
-        if (message.signature !== s.proposal.signature) throw new EngineError('BAD_INPUT', 'a second, different proposal for this session');
+        if (message.signature !== s.proposal.signature)
+          throw new EngineError('BAD_INPUT', 'a second, different proposal for this session');
         return;
       case 'Accept':
         s.accepts[message.from] ??= message;
@@ -292,11 +367,16 @@ class Run {
       case 'Response':
       case 'Confirm':
         if (message.attempt < s.attempt.number) {
-          throw new EngineError('BAD_INPUT', `replayed message from attempt ${message.attempt}; attempt ${s.attempt.number} is running`, { reason: 'stale-attempt' });
+          throw new EngineError(
+            'BAD_INPUT',
+            `replayed message from attempt ${message.attempt}; attempt ${s.attempt.number} is running`,
+            { reason: 'stale-attempt' },
+          );
         }
         if (message.attempt > s.attempt.number) {
           if (!s.buffered.some((m) => messageDigest(m) === messageDigest(message))) {
-            if (s.buffered.length >= limits.ceremonyBufferedMessagesMax) throw new EngineError('TOO_LARGE', 'too many messages for future attempts');
+            if (s.buffered.length >= limits.ceremonyBufferedMessagesMax)
+              throw new EngineError('TOO_LARGE', 'too many messages for future attempts');
             s.buffered.push(message);
           }
           return;
@@ -313,17 +393,25 @@ class Run {
     const from = message.from;
     switch (message.type) {
       case 'Deal':
-        if (!a.dealers.includes(from)) throw new EngineError('BAD_INPUT', `${from} does not deal in attempt ${a.number}`, { reason: 'not-a-dealer' });
+        if (!a.dealers.includes(from))
+          throw new EngineError('BAD_INPUT', `${from} does not deal in attempt ${a.number}`, {
+            reason: 'not-a-dealer',
+          });
         this.recordDeal(message);
         return;
       case 'Response': {
-        if (!this.ctx.participants.includes(from)) throw new EngineError('BAD_INPUT', `${from} is not in attempt ${a.number}`, { reason: 'not-in-attempt' });
+        if (!this.ctx.participants.includes(from))
+          throw new EngineError('BAD_INPUT', `${from} is not in attempt ${a.number}`, {
+            reason: 'not-in-attempt',
+          });
         const known = a.responses[from];
         if (known === undefined) a.responses[from] = message;
         else if (messageDigest(known) !== messageDigest(message)) a.conflictingResponses[from] ??= message;
         // Echoed deals relay what the responder saw: adopt the ones still missing, keep conflicting ones as evidence.
         for (const echo of message.deals) {
           const dealer = this.proposal.members.get(echo.from);
+          const held = [a.deals[echo.from], a.conflictingDeals[echo.from]].filter((d) => d !== undefined);
+          if (held.some((d) => messageDigest(d) === messageDigest(echo))) continue;
           if (
             dealer !== undefined &&
             a.dealers.includes(echo.from) &&
@@ -337,7 +425,10 @@ class Run {
         return;
       }
       case 'Confirm':
-        if (!this.ctx.participants.includes(from)) throw new EngineError('BAD_INPUT', `${from} is not in attempt ${a.number}`, { reason: 'not-in-attempt' });
+        if (!this.ctx.participants.includes(from))
+          throw new EngineError('BAD_INPUT', `${from} is not in attempt ${a.number}`, {
+            reason: 'not-in-attempt',
+          });
         a.confirms[from] ??= message;
         return;
       default:
@@ -360,7 +451,9 @@ class Run {
     let fault: Fault;
     switch (s.phase) {
       case 'proposed': {
-        const silent = this.proposal.proposal.roster.map((c) => c.peerId).filter((peer) => s.accepts[peer] === undefined);
+        const silent = this.proposal.proposal.roster
+          .map((c) => c.peerId)
+          .filter((peer) => s.accepts[peer] === undefined);
         this.fail('NO_QUORUM', `no acceptance from ${silent.join(', ')}`, silent);
         return;
       }
@@ -380,7 +473,12 @@ class Run {
         return;
     }
     if (missing.length === 0) return;
-    this.restart(sortBlame(this.ctx, missing.map((peer) => ({ culprit: peer, fault, about: null }))));
+    this.restart(
+      sortBlame(
+        this.ctx,
+        missing.map((peer) => ({ culprit: peer, fault, about: null })),
+      ),
+    );
   }
 
   /** Moves through every phase whose condition now holds. */
@@ -391,7 +489,10 @@ class Run {
       const before = `${s.phase}/${a.number}`;
       switch (s.phase) {
         case 'proposed':
-          if (s.decision === 'accepted' && this.proposal.proposal.roster.every((c) => s.accepts[c.peerId] !== undefined)) {
+          if (
+            s.decision === 'accepted' &&
+            this.proposal.proposal.roster.every((c) => s.accepts[c.peerId] !== undefined)
+          ) {
             s.phase = 'dealing';
             this.dealIfDealer();
           }
@@ -434,13 +535,19 @@ class Run {
     const suite = this.proposal.suite;
     const seed = attemptSeed(s, ctx.number);
     const { dealing, secret } = this.startOwnDealing(seed);
-    const ephemeralSecret = scalarFromRandomBytes(encryptionSuite, hkdf(nobleSha256, seed, undefined, utf8('ephemeral'), 64));
+    const ephemeralSecret = scalarFromRandomBytes(
+      encryptionSuite,
+      hkdf(nobleSha256, seed, undefined, utf8('ephemeral'), 64),
+    );
     const shares = ctx.recipients
       .filter((peer) => peer !== s.self)
       .map((peer) => {
         const share = suite.encodeScalar(shareFor(suite, secret, ctx.recipientIds.get(peer)!));
         const recipientKey = this.proposal.members.get(peer)!.encryptionKey;
-        return { to: peer, ciphertext: toBase64Url(sealShare(slotOf(ctx, s.self, peer), ephemeralSecret, recipientKey, share)) };
+        return {
+          to: peer,
+          ciphertext: toBase64Url(sealShare(slotOf(ctx, s.self, peer), ephemeralSecret, recipientKey, share)),
+        };
       });
     this.emit(
       signMessage<DealMessage>(this.keys.identity, {
@@ -459,7 +566,8 @@ class Run {
   private startOwnDealing(seed: Uint8Array) {
     const ctx = this.ctx;
     const self = this.state.self;
-    const constant = this.proposal.prior === null ? undefined : checkShare(this.proposal.prior, this.keys.priorShare).scalar;
+    const constant =
+      this.proposal.prior === null ? undefined : checkShare(this.proposal.prior, this.keys.priorShare).scalar;
     return startDealing(
       this.proposal.suite,
       ctx.proofContext,
@@ -475,9 +583,15 @@ class Run {
   private ownShareFrom(dealer: string, deal: CheckedDeal): bigint | undefined {
     const self = this.state.self;
     const suite = this.proposal.suite;
-    const plaintext = openShare(slotOf(this.ctx, dealer, self), deal.ephemeral, this.keys.encryption, deal.ciphertexts.get(self)!);
+    const plaintext = openShare(
+      slotOf(this.ctx, dealer, self),
+      deal.ephemeral,
+      this.keys.encryption,
+      deal.ciphertexts.get(self)!,
+    );
     const share = plaintext === undefined ? undefined : suite.decodeScalar(plaintext);
-    if (share === undefined || !shareMatches(suite, deal.points, this.ctx.recipientIds.get(self)!, share)) return undefined;
+    if (share === undefined || !shareMatches(suite, deal.points, this.ctx.recipientIds.get(self)!, share))
+      return undefined;
     return share;
   }
 
@@ -493,8 +607,17 @@ class Run {
         if ('fault' in deal) continue; // a public fault; the judge names the dealer without help
         if (this.ownShareFrom(dealer, deal) !== undefined) continue;
         const fresh = hkdf(nobleSha256, seed, undefined, utf8(`complaint/${dealer}`), 32);
-        const disclosed = discloseSharedKey(slotOf(this.ctx, dealer, s.self), deal.ephemeral, this.keys.encryption, fresh);
-        complaints.push({ dealer, sharedKey: toBase64Url(disclosed.sharedKey), proof: toBase64Url(disclosed.proof) });
+        const disclosed = discloseSharedKey(
+          slotOf(this.ctx, dealer, s.self),
+          deal.ephemeral,
+          this.keys.encryption,
+          fresh,
+        );
+        complaints.push({
+          dealer,
+          sharedKey: toBase64Url(disclosed.sharedKey),
+          proof: toBase64Url(disclosed.proof),
+        });
       }
     }
     return signMessage<ResponseMessage>(this.keys.identity, {
@@ -552,19 +675,34 @@ class Run {
       const myId = ctx.recipientIds.get(self)!;
       const others = ctx.dealers
         .filter((peer) => peer !== self)
-        .map((peer) => ({ identifier: ctx.dealerIds.get(peer)!, commitments: deals.get(peer)!.points.map((q) => q.toBytes()), proof: fromBase64Url(s.attempt.deals[peer]!.proof, 'proof') }));
+        .map((peer) => ({
+          identifier: ctx.dealerIds.get(peer)!,
+          commitments: deals.get(peer)!.points.map((q) => q.toBytes()),
+          proof: fromBase64Url(s.attempt.deals[peer]!.proof, 'proof'),
+        }));
       const seed = attemptSeed(s, ctx.number);
       const finished = finishKeyGeneration(
         suite,
         ctx.proofContext,
-        { identifier: myId, threshold: p.threshold, participants: ctx.recipients.length, random: seededRandom(seed, 'polynomial') },
+        {
+          identifier: myId,
+          threshold: p.threshold,
+          participants: ctx.recipients.length,
+          random: seededRandom(seed, 'polynomial'),
+        },
         others,
         received,
       );
       commitments = finished.commitments;
       share = finished.share;
-      const expected = combineKeyGenerationCommitments(suite, [...deals.values()].map((d) => d.points));
-      assert(expected.every((c, k) => c.equals(commitments[k]!)), 'noble aggregates the dealt commitments');
+      const expected = combineKeyGenerationCommitments(
+        suite,
+        [...deals.values()].map((d) => d.points),
+      );
+      assert(
+        expected.every((c, k) => c.equals(commitments[k]!)),
+        'noble aggregates the dealt commitments',
+      );
     } else {
       if (isRecipient && ctx.dealers.includes(self)) {
         const { secret } = this.startOwnDealing(attemptSeed(s, ctx.number));
@@ -572,7 +710,10 @@ class Run {
       }
       const combined = combineReshare(
         suite,
-        ctx.dealers.map((peer) => ({ oldIdentifier: ctx.dealerIds.get(peer)!, commitments: deals.get(peer)!.points })),
+        ctx.dealers.map((peer) => ({
+          oldIdentifier: ctx.dealerIds.get(peer)!,
+          commitments: deals.get(peer)!.points,
+        })),
         isRecipient ? received : undefined,
       );
       commitments = combined.commitments;
@@ -592,7 +733,16 @@ class Run {
     if (isRecipient) {
       assert(share !== undefined, 'recipients end with a share');
       const myId = ctx.recipientIds.get(self)!;
-      assert(suite.base.multiply(share).toBytes().every((byte, i) => byte === fromBase64Url(publicKey.holders[myId - 1]!.verifyingShare, 'verifying share')[i]), 'the share matches its verifying share');
+      assert(
+        suite.base
+          .multiply(share)
+          .toBytes()
+          .every(
+            (byte, i) =>
+              byte === fromBase64Url(publicKey.holders[myId - 1]!.verifyingShare, 'verifying share')[i],
+          ),
+        'the share matches its verifying share',
+      );
       shareJson = {
         format: 'optimystic-threshold-share',
         version: 1,
@@ -617,7 +767,11 @@ class Run {
       return c !== undefined && (c.transcript !== outcome.transcript || c.publicKey !== digest);
     });
     if (mismatched.length > 0) {
-      this.fail('CONFLICT', `transcripts differ from ${mismatched.join(', ')}; the key is not activated`, mismatched);
+      this.fail(
+        'CONFLICT',
+        `transcripts differ from ${mismatched.join(', ')}; the key is not activated`,
+        mismatched,
+      );
       return;
     }
     if (!this.ctx.participants.every((peer) => a.confirms[peer] !== undefined)) return;
@@ -642,7 +796,11 @@ class Run {
     const recipients = a.recipients.filter((peer) => !culprits.has(peer));
     const p = this.proposal.proposal;
     const dealersNeeded = this.proposal.prior === null ? p.threshold : this.proposal.prior.json.threshold;
-    if (recipients.length < p.threshold || dealers.length < dealersNeeded || a.number + 1 > limits.ceremonyParticipantsMax) {
+    if (
+      recipients.length < p.threshold ||
+      dealers.length < dealersNeeded ||
+      a.number + 1 > limits.ceremonyParticipantsMax
+    ) {
       this.fail('NO_QUORUM', `too few participants remain without ${culpritList.join(', ')}`, culpritList);
       return;
     }
@@ -679,5 +837,7 @@ function transcriptOf(ctx: AttemptContext, attempt: AttemptState, publicKey: Thr
 
 /** For a message about to be delivered: who it is from and which attempt (for edges that route). */
 export function describeMessage(message: CeremonyMessage): string {
-  return 'attempt' in message ? `${message.type} from ${message.from} (attempt ${message.attempt})` : `${message.type} from ${message.from}`;
+  return 'attempt' in message
+    ? `${message.type} from ${message.from} (attempt ${message.attempt})`
+    : `${message.type} from ${message.from}`;
 }

@@ -6,7 +6,13 @@ import { EngineError } from '../../base/errors.js';
 import { limits } from '../../base/limits.js';
 import type { Rng } from '../../base/rng.js';
 import { concatBytes, fromBase64Url, lengthPrefixed, sha256, toBase64Url, utf8 } from '../encoding.js';
-import { checkPublicKey, checkShare, type CheckedPublicKey, type ThresholdPublicKey, type ThresholdShare } from './key.js';
+import {
+  checkPublicKey,
+  checkShare,
+  type CheckedPublicKey,
+  type ThresholdPublicKey,
+  type ThresholdShare,
+} from './key.js';
 import { proveDleq, proveKnowledge, verifyDleq, verifyKnowledge } from './proofs.js';
 import type { HolderRef } from './signing.js';
 import { lagrangeAtZero, scalarFromRandomBytes, type GroupPoint } from './suites.js';
@@ -52,23 +58,39 @@ export function ciphertextDigest(ciphertext: ThresholdCiphertext): string {
 
 function requireDecryptionKey(publicKey: ThresholdPublicKey): CheckedPublicKey {
   const pk = checkPublicKey(publicKey);
-  if (pk.json.purpose !== 'decrypt') throw new EngineError('BAD_INPUT', `key ${pk.json.keyId} is for ${pk.json.purpose}, not decryption`);
+  if (pk.json.purpose !== 'decrypt')
+    throw new EngineError('BAD_INPUT', `key ${pk.json.keyId} is for ${pk.json.purpose}, not decryption`);
   return pk;
 }
 
 function proofContext(keyId: string, ciphertext: Uint8Array, associatedData: Uint8Array): Uint8Array {
-  return concatBytes(utf8('optimystic/threshold/ciphertext-proof/v1'), lengthPrefixed(utf8(keyId)), sha256(ciphertext), sha256(associatedData));
+  return concatBytes(
+    utf8('optimystic/threshold/ciphertext-proof/v1'),
+    lengthPrefixed(utf8(keyId)),
+    sha256(ciphertext),
+    sha256(associatedData),
+  );
 }
 
 function aeadFor(pk: CheckedPublicKey, U: GroupPoint, S: GroupPoint, associatedData: Uint8Array) {
   const info = concatBytes(lengthPrefixed(utf8(pk.json.keyId)), U.toBytes(), pk.groupKey.toBytes());
   const okm = hkdf(nobleSha256, S.toBytes(), kdfSalt, info, 44);
-  return chacha20poly1305(okm.subarray(0, 32), okm.subarray(32), concatBytes(info, lengthPrefixed(associatedData)));
+  return chacha20poly1305(
+    okm.subarray(0, 32),
+    okm.subarray(32),
+    concatBytes(info, lengthPrefixed(associatedData)),
+  );
 }
 
-export function encryptToGroup(publicKey: ThresholdPublicKey, plaintext: Uint8Array, rng: Rng, associatedData: Uint8Array = new Uint8Array()): ThresholdCiphertext {
+export function encryptToGroup(
+  publicKey: ThresholdPublicKey,
+  plaintext: Uint8Array,
+  rng: Rng,
+  associatedData: Uint8Array = new Uint8Array(),
+): ThresholdCiphertext {
   const pk = requireDecryptionKey(publicKey);
-  if (plaintext.length > limits.thresholdPlaintextBytesMax) throw new EngineError('TOO_LARGE', `plaintext is over ${limits.thresholdPlaintextBytesMax} bytes`);
+  if (plaintext.length > limits.thresholdPlaintextBytesMax)
+    throw new EngineError('TOO_LARGE', `plaintext is over ${limits.thresholdPlaintextBytesMax} bytes`);
   const suite = pk.suite;
   const r = scalarFromRandomBytes(suite, rng.bytes(64));
   const U = suite.base.multiply(r);
@@ -95,15 +117,28 @@ interface ParsedCiphertext {
 
 /** Checks the ciphertext's form and its proof; BAD_SIGNATURE when the proof fails (tampered or mauled). */
 function parseCiphertext(pk: CheckedPublicKey, ct: ThresholdCiphertext): ParsedCiphertext {
-  if (ct === null || typeof ct !== 'object' || ct.format !== 'optimystic-threshold-ciphertext' || ct.version !== 1) {
+  if (
+    ct === null ||
+    typeof ct !== 'object' ||
+    ct.format !== 'optimystic-threshold-ciphertext' ||
+    ct.version !== 1
+  ) {
     throw new EngineError('BAD_INPUT', 'not a threshold ciphertext');
   }
-  if (ct.keyId !== pk.json.keyId) throw new EngineError('BAD_INPUT', `ciphertext is for key ${String(ct.keyId)}, not ${pk.json.keyId}`);
+  if (ct.keyId !== pk.json.keyId)
+    throw new EngineError('BAD_INPUT', `ciphertext is for key ${String(ct.keyId)}, not ${pk.json.keyId}`);
   const suite = pk.suite;
-  const U = suite.decodePoint(fromBase64Url(ct.ephemeral, 'ciphertext ephemeral key', { length: suite.pointBytes }));
-  if (U === undefined) throw new EngineError('BAD_SIGNATURE', 'ciphertext ephemeral key is not a valid point');
-  const associatedData = fromBase64Url(ct.associatedData, 'associated data', { lengthMax: limits.thresholdPlaintextBytesMax });
-  const sealed = fromBase64Url(ct.ciphertext, 'ciphertext', { lengthMax: limits.thresholdPlaintextBytesMax + 16 });
+  const U = suite.decodePoint(
+    fromBase64Url(ct.ephemeral, 'ciphertext ephemeral key', { length: suite.pointBytes }),
+  );
+  if (U === undefined)
+    throw new EngineError('BAD_SIGNATURE', 'ciphertext ephemeral key is not a valid point');
+  const associatedData = fromBase64Url(ct.associatedData, 'associated data', {
+    lengthMax: limits.thresholdPlaintextBytesMax,
+  });
+  const sealed = fromBase64Url(ct.ciphertext, 'ciphertext', {
+    lengthMax: limits.thresholdPlaintextBytesMax + 16,
+  });
   const proof = fromBase64Url(ct.proof, 'ciphertext proof', { length: 2 * suite.scalarBytes });
   if (!verifyKnowledge(suite, proofContext(pk.json.keyId, sealed, associatedData), U, proof)) {
     throw new EngineError('BAD_SIGNATURE', 'ciphertext proof does not verify: the ciphertext was altered');
@@ -112,23 +147,55 @@ function parseCiphertext(pk: CheckedPublicKey, ct: ThresholdCiphertext): ParsedC
 }
 
 function partialContext(keyId: string, digest: string, identifier: number): Uint8Array {
-  return concatBytes(utf8('optimystic/threshold/partial-decryption/v1'), lengthPrefixed(utf8(keyId)), lengthPrefixed(utf8(digest)), utf8(String(identifier)));
+  return concatBytes(
+    utf8('optimystic/threshold/partial-decryption/v1'),
+    lengthPrefixed(utf8(keyId)),
+    lengthPrefixed(utf8(digest)),
+    utf8(String(identifier)),
+  );
 }
 
 /** Holder: checks the ciphertext, then returns s_i·U with a DLEQ proof. */
-export function createPartialDecryption(publicKey: ThresholdPublicKey, share: ThresholdShare, ciphertext: ThresholdCiphertext, rng: Rng): PartialDecryption {
+export function createPartialDecryption(
+  publicKey: ThresholdPublicKey,
+  share: ThresholdShare,
+  ciphertext: ThresholdCiphertext,
+  rng: Rng,
+): PartialDecryption {
   const pk = requireDecryptionKey(publicKey);
   const { scalar } = checkShare(pk, share);
   const parsed = parseCiphertext(pk, ciphertext);
   const suite = pk.suite;
   const D = parsed.U.multiply(scalar);
   const Y = pk.verifyingShares.get(share.identifier)!;
-  const proof = proveDleq(suite, partialContext(pk.json.keyId, parsed.digest, share.identifier), scalar, { X: Y, H: parsed.U, K: D }, rng.bytes(32));
-  return { keyId: pk.json.keyId, identifier: share.identifier, ciphertextDigest: parsed.digest, share: toBase64Url(D.toBytes()), proof: toBase64Url(proof) };
+  const proof = proveDleq(
+    suite,
+    partialContext(pk.json.keyId, parsed.digest, share.identifier),
+    scalar,
+    { X: Y, H: parsed.U, K: D },
+    rng.bytes(32),
+  );
+  return {
+    keyId: pk.json.keyId,
+    identifier: share.identifier,
+    ciphertextDigest: parsed.digest,
+    share: toBase64Url(D.toBytes()),
+    proof: toBase64Url(proof),
+  };
 }
 
-function partialPoint(pk: CheckedPublicKey, parsed: ParsedCiphertext, partial: PartialDecryption): GroupPoint | undefined {
-  if (partial === null || typeof partial !== 'object' || partial.keyId !== pk.json.keyId || partial.ciphertextDigest !== parsed.digest) return undefined;
+function partialPoint(
+  pk: CheckedPublicKey,
+  parsed: ParsedCiphertext,
+  partial: PartialDecryption,
+): GroupPoint | undefined {
+  if (
+    partial === null ||
+    typeof partial !== 'object' ||
+    partial.keyId !== pk.json.keyId ||
+    partial.ciphertextDigest !== parsed.digest
+  )
+    return undefined;
   const Y = typeof partial.identifier === 'number' ? pk.verifyingShares.get(partial.identifier) : undefined;
   if (Y === undefined) return undefined;
   const suite = pk.suite;
@@ -141,10 +208,21 @@ function partialPoint(pk: CheckedPublicKey, parsed: ParsedCiphertext, partial: P
     return undefined;
   }
   if (D === undefined) return undefined;
-  return verifyDleq(suite, partialContext(pk.json.keyId, parsed.digest, partial.identifier), { X: Y, H: parsed.U, K: D }, proof) ? D : undefined;
+  return verifyDleq(
+    suite,
+    partialContext(pk.json.keyId, parsed.digest, partial.identifier),
+    { X: Y, H: parsed.U, K: D },
+    proof,
+  )
+    ? D
+    : undefined;
 }
 
-export function verifyPartialDecryption(publicKey: ThresholdPublicKey, ciphertext: ThresholdCiphertext, partial: PartialDecryption): boolean {
+export function verifyPartialDecryption(
+  publicKey: ThresholdPublicKey,
+  ciphertext: ThresholdCiphertext,
+  partial: PartialDecryption,
+): boolean {
   const pk = requireDecryptionKey(publicKey);
   return partialPoint(pk, parseCiphertext(pk, ciphertext), partial) !== undefined;
 }
@@ -160,7 +238,11 @@ export interface CombinedDecryption {
  * NO_QUORUM (details.rejected) when fewer than t are valid; BAD_SIGNATURE when the ciphertext's
  * AEAD fails.
  */
-export function combinePartialDecryptions(publicKey: ThresholdPublicKey, ciphertext: ThresholdCiphertext, partials: readonly PartialDecryption[]): CombinedDecryption {
+export function combinePartialDecryptions(
+  publicKey: ThresholdPublicKey,
+  ciphertext: ThresholdCiphertext,
+  partials: readonly PartialDecryption[],
+): CombinedDecryption {
   const pk = requireDecryptionKey(publicKey);
   const parsed = parseCiphertext(pk, ciphertext);
   const valid = new Map<number, GroupPoint>();
@@ -175,10 +257,16 @@ export function combinePartialDecryptions(publicKey: ThresholdPublicKey, ciphert
       rejected.set(holder.identifier, { identifier: holder.identifier, peerId: holder.peerId });
     }
   }
-  const rejectedList = [...rejected.values()].filter((r) => !valid.has(r.identifier)).sort((a, b) => a.identifier - b.identifier);
+  const rejectedList = [...rejected.values()]
+    .filter((r) => !valid.has(r.identifier))
+    .sort((a, b) => a.identifier - b.identifier);
   const t = pk.json.threshold;
   if (valid.size < t) {
-    throw new EngineError('NO_QUORUM', `need ${t} valid partial decryptions, have ${valid.size}`, { rejected: rejectedList, valid: valid.size, threshold: t });
+    throw new EngineError('NO_QUORUM', `need ${t} valid partial decryptions, have ${valid.size}`, {
+      rejected: rejectedList,
+      valid: valid.size,
+      threshold: t,
+    });
   }
   const chosen = [...valid.keys()].sort((a, b) => a - b).slice(0, t);
   const suite = pk.suite;
@@ -189,7 +277,10 @@ export function combinePartialDecryptions(publicKey: ThresholdPublicKey, ciphert
   try {
     plaintext = aeadFor(pk, parsed.U, S, parsed.associatedData).decrypt(parsed.sealed);
   } catch {
-    throw new EngineError('BAD_SIGNATURE', 'ciphertext failed authentication: it was altered or made for another key');
+    throw new EngineError(
+      'BAD_SIGNATURE',
+      'ciphertext failed authentication: it was altered or made for another key',
+    );
   }
   return { plaintext, rejected: rejectedList };
 }

@@ -4,7 +4,13 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { assert } from '../../base/assert.js';
 import { equalBytes, utf8 } from '../encoding.js';
 import { verifyProofOfPossession } from './proofs.js';
-import { evaluateCommitments, evaluatePolynomial, lagrangeAtZero, type GroupPoint, type Suite } from './suites.js';
+import {
+  evaluateCommitments,
+  evaluatePolynomial,
+  lagrangeAtZero,
+  type GroupPoint,
+  type Suite,
+} from './suites.js';
 
 /**
  * Key generation and resharing as layers over noble's FROST DKG (the Komlo–Goldberg PedPoP
@@ -35,7 +41,7 @@ export function seededRandom(seed: Uint8Array, label: string): (length?: number)
   let counter = 0;
   return (length = 32) => {
     assert(length <= 255 * 32, 'seeded randomness is drawn in small pieces');
-    return hkdf(sha256, seed, undefined, utf8(`${label}/${counter++}`), length) as Uint8Array<ArrayBuffer>;
+    return hkdf(sha256, seed, undefined, utf8(`${label}/${counter++}`), length);
   };
 }
 
@@ -59,10 +65,19 @@ export function startDealing(
 ): { dealing: Dealing; secret: DealerSecret } {
   const frost = suite.frostFor(context);
   const secretBytes = constant === undefined ? undefined : suite.encodeScalar(constant);
-  const { public: pub, secret } = frost.DKG.round1(suite.identifier(identifier), { min: threshold, max: participants }, secretBytes, random);
+  const { public: pub, secret } = frost.DKG.round1(
+    suite.identifier(identifier),
+    { min: threshold, max: participants },
+    secretBytes,
+    random,
+  );
   assert(secret.coefficients !== undefined, 'round 1 keeps the polynomial');
   return {
-    dealing: { identifier, commitments: pub.commitment.map((c) => new Uint8Array(c)), proof: new Uint8Array(pub.proofOfKnowledge) },
+    dealing: {
+      identifier,
+      commitments: pub.commitment.map((c) => new Uint8Array(c)),
+      proof: new Uint8Array(pub.proofOfKnowledge),
+    },
     secret: { coefficients: [...secret.coefficients], noble: secret },
   };
 }
@@ -72,7 +87,8 @@ export function shareFor(suite: Suite, secret: DealerSecret, recipient: number):
   return evaluatePolynomial(suite, secret.coefficients, BigInt(recipient));
 }
 
-export type DealingFault = 'wrong-commitment-count' | 'invalid-point' | 'bad-proof-of-possession' | 'wrong-constant';
+export type DealingFault =
+  'wrong-commitment-count' | 'invalid-point' | 'bad-proof-of-possession' | 'wrong-constant';
 
 /**
  * Public checks on a dealing: exactly t commitments, each a valid non-identity point, and a proof of
@@ -93,15 +109,23 @@ export function checkDealing(
     if (point === undefined) return { fault: 'invalid-point' };
     points.push(point);
   }
-  if (expectedConstant !== undefined && !points[0]!.equals(expectedConstant)) return { fault: 'wrong-constant' };
-  if (!verifyProofOfPossession(suite, context, suite.identifier(dealing.identifier), points[0]!, dealing.proof)) {
+  if (expectedConstant !== undefined && !points[0]!.equals(expectedConstant))
+    return { fault: 'wrong-constant' };
+  if (
+    !verifyProofOfPossession(suite, context, suite.identifier(dealing.identifier), points[0]!, dealing.proof)
+  ) {
     return { fault: 'bad-proof-of-possession' };
   }
   return { points };
 }
 
 /** Feldman check: share·G equals the dealer's commitments evaluated at the recipient. */
-export function shareMatches(suite: Suite, commitments: readonly GroupPoint[], recipient: number, share: bigint): boolean {
+export function shareMatches(
+  suite: Suite,
+  commitments: readonly GroupPoint[],
+  recipient: number,
+  share: bigint,
+): boolean {
   return suite.base.multiply(share).equals(evaluateCommitments(suite, commitments, BigInt(recipient)));
 }
 
@@ -113,27 +137,45 @@ export function shareMatches(suite: Suite, commitments: readonly GroupPoint[], r
 export function finishKeyGeneration(
   suite: Suite,
   context: string | undefined,
-  own: { identifier: number; threshold: number; participants: number; random: (length?: number) => Uint8Array<ArrayBuffer> },
+  own: {
+    identifier: number;
+    threshold: number;
+    participants: number;
+    random: (length?: number) => Uint8Array<ArrayBuffer>;
+  },
   others: readonly Dealing[],
   received: ReadonlyMap<number, bigint>,
 ): { commitments: GroupPoint[]; share: bigint; verifyingShares: Map<number, Uint8Array> } {
   const frost = suite.frostFor(context);
-  const { secret } = startDealing(suite, context, own.identifier, own.threshold, own.participants, own.random);
+  const { secret } = startDealing(
+    suite,
+    context,
+    own.identifier,
+    own.threshold,
+    own.participants,
+    own.random,
+  );
   const round1: DKG_Round1[] = others.map((d) => ({
     identifier: suite.identifier(d.identifier),
     commitment: d.commitments.map((c) => new Uint8Array(c)),
     proofOfKnowledge: new Uint8Array(d.proof),
-  })) as DKG_Round1[];
+  }));
   const outgoing = frost.DKG.round2(secret.noble, round1);
   for (const d of others) {
     const computed = outgoing[suite.identifier(d.identifier)];
     assert(computed !== undefined, 'noble deals to every other participant');
-    assert(equalBytes(computed.signingShare, suite.encodeScalar(shareFor(suite, secret, d.identifier))), 'dealt shares equal the ones noble computes');
+    assert(
+      equalBytes(computed.signingShare, suite.encodeScalar(shareFor(suite, secret, d.identifier))),
+      'dealt shares equal the ones noble computes',
+    );
   }
   const round2: DKG_Round2[] = others.map((d) => {
     const share = received.get(d.identifier);
     assert(share !== undefined, 'a share from every other dealer');
-    return { identifier: suite.identifier(d.identifier), signingShare: suite.encodeScalar(share) } as DKG_Round2;
+    return {
+      identifier: suite.identifier(d.identifier),
+      signingShare: suite.encodeScalar(share),
+    } as DKG_Round2;
   });
   const key = frost.DKG.round3(secret.noble, round1, round2);
   const commitments = key.public.commitments.map((bytes) => suite.decodePoint(bytes)!);
@@ -149,7 +191,10 @@ export function finishKeyGeneration(
 }
 
 /** Group commitments of a fresh key from the dealings' commitments (what non-holders compute). */
-export function combineKeyGenerationCommitments(suite: Suite, dealings: readonly (readonly GroupPoint[])[]): GroupPoint[] {
+export function combineKeyGenerationCommitments(
+  suite: Suite,
+  dealings: readonly (readonly GroupPoint[])[],
+): GroupPoint[] {
   const t = dealings[0]!.length;
   const out: GroupPoint[] = [];
   for (let k = 0; k < t; k++) {

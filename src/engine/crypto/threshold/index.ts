@@ -78,8 +78,23 @@ export {
   type ConfirmMessage,
   type CeremonyMessage,
 } from './messages.js';
-export { createProposal, checkProposal, type ProposalInput, type CheckedProposal, type RosterMember } from './proposal.js';
-export { faults, attemptContext, checkDeal, judgeAttempt, type Fault, type Blame, type AttemptState, type AttemptContext } from './judge.js';
+export {
+  createProposal,
+  checkProposal,
+  type ProposalInput,
+  type CheckedProposal,
+  type RosterMember,
+} from './proposal.js';
+export {
+  faults,
+  attemptContext,
+  checkDeal,
+  judgeAttempt,
+  type Fault,
+  type Blame,
+  type AttemptState,
+  type AttemptContext,
+} from './judge.js';
 export {
   joinCeremony,
   stepCeremony,
@@ -108,4 +123,11 @@ export {
   type DealerSecret,
   type DealingFault,
 } from './dkg.js';
-export { proveDleq, verifyDleq, proveKnowledge, verifyKnowledge, verifyProofOfPossession, type DleqStatement } from './proofs.js';
+export {
+  proveDleq,
+  verifyDleq,
+  proveKnowledge,
+  verifyKnowledge,
+  verifyProofOfPossession,
+  type DleqStatement,
+} from './proofs.js';

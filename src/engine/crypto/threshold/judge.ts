@@ -73,11 +73,22 @@ export interface AttemptContext {
   dealerIds: Map<string, number>;
 }
 
-export function attemptContext(proposal: CheckedProposal, number: number, dealers: readonly string[], recipients: readonly string[]): AttemptContext {
+export function attemptContext(
+  proposal: CheckedProposal,
+  number: number,
+  dealers: readonly string[],
+  recipients: readonly string[],
+): AttemptContext {
   const inAttempt = new Set([...dealers, ...recipients]);
   const recipientIds = new Map(recipients.map((peer, i) => [peer, i + 1] as const));
   const dealerIds = new Map(
-    dealers.map((peer) => [peer, proposal.proposal.kind === 'dkg' ? recipientIds.get(peer)! : proposal.priorIdentifiers.get(peer)!] as const),
+    dealers.map(
+      (peer) =>
+        [
+          peer,
+          proposal.proposal.kind === 'dkg' ? recipientIds.get(peer)! : proposal.priorIdentifiers.get(peer)!,
+        ] as const,
+    ),
   );
   return {
     proposal,
@@ -116,7 +127,13 @@ export function checkDeal(ctx: AttemptContext, deal: DealMessage): CheckedDeal |
   }
   const proof = tryFromBase64Url(deal.proof, suite.pointBytes + suite.scalarBytes) ?? new Uint8Array();
   const expectedConstant = ctx.proposal.prior?.verifyingShares.get(ctx.dealerIds.get(deal.from)!);
-  const dealing = checkDealing(suite, ctx.proofContext, { identifier: ctx.dealerIds.get(deal.from)!, commitments, proof }, t, expectedConstant);
+  const dealing = checkDealing(
+    suite,
+    ctx.proofContext,
+    { identifier: ctx.dealerIds.get(deal.from)!, commitments, proof },
+    t,
+    expectedConstant,
+  );
   if ('fault' in dealing) return { fault: dealing.fault };
   const ephemeralBytes = tryFromBase64Url(deal.ephemeralKey, 32);
   const ephemeral = ephemeralBytes === undefined ? undefined : encryptionSuite.decodePoint(ephemeralBytes);
@@ -126,17 +143,23 @@ export function checkDeal(ctx: AttemptContext, deal: DealMessage): CheckedDeal |
   const ciphertexts = new Map<string, Uint8Array>();
   for (const entry of deal.shares) {
     const bytes = tryFromBase64Url(entry.ciphertext, shareCiphertextBytes);
-    if (!expected.includes(entry.to) || ciphertexts.has(entry.to) || bytes === undefined) return { fault: 'missing-share' };
+    if (!expected.includes(entry.to) || ciphertexts.has(entry.to) || bytes === undefined)
+      return { fault: 'missing-share' };
     ciphertexts.set(entry.to, bytes);
   }
   return { points: dealing.points, ephemeral, ciphertexts };
 }
 
 /** Judges a complete attempt (every deal and response present). */
-export function judgeAttempt(ctx: AttemptContext, attempt: AttemptState, checked: Map<string, CheckedDeal | { fault: Fault }>): Blame[] {
+export function judgeAttempt(
+  ctx: AttemptContext,
+  attempt: AttemptState,
+  checked: Map<string, CheckedDeal | { fault: Fault }>,
+): Blame[] {
   const blame: Blame[] = [];
   const add = (culprit: string, fault: Fault, about: string | null = null): void => {
-    if (!blame.some((b) => b.culprit === culprit && b.fault === fault && b.about === about)) blame.push({ culprit, fault, about });
+    if (!blame.some((b) => b.culprit === culprit && b.fault === fault && b.about === about))
+      blame.push({ culprit, fault, about });
   };
   const suite = ctx.proposal.suite;
   const members = ctx.proposal.members;
@@ -148,7 +171,8 @@ export function judgeAttempt(ctx: AttemptContext, attempt: AttemptState, checked
       badDealers.add(dealer);
     }
   }
-  for (const peer of ctx.participants) if (attempt.conflictingResponses[peer] !== undefined) add(peer, 'equivocating-response');
+  for (const peer of ctx.participants)
+    if (attempt.conflictingResponses[peer] !== undefined) add(peer, 'equivocating-response');
 
   // Echoes: every response repeats exactly one deal per dealer; a version nobody else holds is either
   // a third deal from an equivocating dealer (signed by it) or a forgery by the responder.
@@ -163,10 +187,16 @@ export function judgeAttempt(ctx: AttemptContext, attempt: AttemptState, checked
       }
       echoed.add(echo.from);
       const digest = messageDigest(echo);
-      const known = [attempt.deals[echo.from], attempt.conflictingDeals[echo.from]].filter((d) => d !== undefined).map((d) => messageDigest(d));
+      const known = [attempt.deals[echo.from], attempt.conflictingDeals[echo.from]]
+        .filter((d) => d !== undefined)
+        .map((d) => messageDigest(d));
       if (known.includes(digest)) continue;
       const sender = members.get(echo.from)!;
-      if (echo.session !== ctx.proposal.session || echo.attempt !== ctx.number || !verifyMessageSignature(echo, sender.identityKey)) {
+      if (
+        echo.session !== ctx.proposal.session ||
+        echo.attempt !== ctx.number ||
+        !verifyMessageSignature(echo, sender.identityKey)
+      ) {
         add(peer, 'forged-echo', echo.from);
       } else {
         add(echo.from, 'equivocating-deal');
@@ -192,7 +222,12 @@ export function judgeAttempt(ctx: AttemptContext, attempt: AttemptState, checked
     const seen = new Set<string>();
     for (const complaint of response.complaints) {
       const dealer = complaint.dealer;
-      if (!ctx.recipients.includes(peer) || !ctx.dealers.includes(dealer) || dealer === peer || seen.has(dealer)) {
+      if (
+        !ctx.recipients.includes(peer) ||
+        !ctx.dealers.includes(dealer) ||
+        dealer === peer ||
+        seen.has(dealer)
+      ) {
         add(peer, 'malformed-response');
         continue;
       }
@@ -204,17 +239,28 @@ export function judgeAttempt(ctx: AttemptContext, attempt: AttemptState, checked
       const sharedKey = keyBytes === undefined ? undefined : encryptionSuite.decodePoint(keyBytes);
       const proof = tryFromBase64Url(complaint.proof, 64);
       const slot = slotOf(ctx, dealer, peer);
-      if (sharedKey === undefined || proof === undefined || !checkDisclosure(slot, deal.ephemeral, recipientKey, sharedKey, proof)) {
+      if (
+        sharedKey === undefined ||
+        proof === undefined ||
+        !checkDisclosure(slot, deal.ephemeral, recipientKey, sharedKey, proof)
+      ) {
         add(peer, 'bad-complaint-proof', dealer);
         continue;
       }
-      const plaintext = openWithSharedKey(slot, deal.ephemeral, recipientKey, sharedKey, deal.ciphertexts.get(peer)!);
+      const plaintext = openWithSharedKey(
+        slot,
+        deal.ephemeral,
+        recipientKey,
+        sharedKey,
+        deal.ciphertexts.get(peer)!,
+      );
       if (plaintext === undefined) {
         add(dealer, 'bad-ciphertext', peer);
         continue;
       }
       const share = suite.decodeScalar(plaintext);
-      if (share === undefined || !shareMatches(suite, deal.points, ctx.recipientIds.get(peer)!, share)) add(dealer, 'bad-share', peer);
+      if (share === undefined || !shareMatches(suite, deal.points, ctx.recipientIds.get(peer)!, share))
+        add(dealer, 'bad-share', peer);
       else add(peer, 'false-complaint', dealer);
     }
   }
@@ -222,6 +268,12 @@ export function judgeAttempt(ctx: AttemptContext, attempt: AttemptState, checked
 }
 
 export function sortBlame(ctx: AttemptContext, blame: Blame[]): Blame[] {
-  const order = (peer: string | null): number => (peer === null ? -1 : ctx.proposal.proposal.roster.findIndex((c) => c.peerId === peer));
-  return [...blame].sort((a, b) => order(a.culprit) - order(b.culprit) || a.fault.localeCompare(b.fault) || order(a.about) - order(b.about));
+  const order = (peer: string | null): number =>
+    peer === null ? -1 : ctx.proposal.proposal.roster.findIndex((c) => c.peerId === peer);
+  return [...blame].sort(
+    (a, b) =>
+      order(a.culprit) - order(b.culprit) ||
+      a.fault.localeCompare(b.fault) ||
+      order(a.about) - order(b.about),
+  );
 }

@@ -4,7 +4,14 @@ import { EngineError, type ErrorCode } from '../../base/errors.js';
 import { limits } from '../../base/limits.js';
 import { equalBytes, fromBase64Url, sha256, toBase64Url, tryFromBase64Url, utf8 } from '../encoding.js';
 import { publicKeyFromPeerId } from '../identity.js';
-import { evaluateCommitments, getSuite, isSuiteId, type GroupPoint, type Suite, type SuiteId } from './suites.js';
+import {
+  evaluateCommitments,
+  getSuite,
+  isSuiteId,
+  type GroupPoint,
+  type Suite,
+  type SuiteId,
+} from './suites.js';
 
 /**
  * Threshold key material as JSON. The public key is what every holder and user keeps (group key,
@@ -103,7 +110,8 @@ export function checkPublicKey(value: unknown, code: ErrorCode = 'BAD_INPUT'): C
   if (!suiteFitsPurpose(v.suite, v.purpose)) bad(`suite ${v.suite} is not used for ${v.purpose}`);
   if (typeof v.label !== 'string' || v.label.length > limits.ceremonyLabelCharsMax) bad('bad label');
   if (typeof v.session !== 'string' || tryFromBase64Url(v.session, 32) === undefined) bad('bad session id');
-  if (!Array.isArray(v.holders) || !Array.isArray(v.commitments)) return bad('holders and commitments must be arrays');
+  if (!Array.isArray(v.holders) || !Array.isArray(v.commitments))
+    return bad('holders and commitments must be arrays');
   const n = v.holders.length;
   const t = v.threshold;
   if (typeof t !== 'number' || !Number.isInteger(t) || t < 2 || t > n || n > limits.ceremonyParticipantsMax) {
@@ -128,13 +136,19 @@ export function checkPublicKey(value: unknown, code: ErrorCode = 'BAD_INPUT'): C
     if (h === null || typeof h !== 'object') return bad('a holder is not an object');
     const holder = h as Record<string, unknown>;
     const id = holder.identifier;
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > limits.ceremonyParticipantsMax) return bad('bad holder identifier');
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > limits.ceremonyParticipantsMax)
+      return bad('bad holder identifier');
     if (typeof holder.peerId !== 'string') return bad('bad holder peer id');
     publicKeyFromPeerId(holder.peerId, code);
     if (holderByIdentifier.has(id) || holderByPeer.has(holder.peerId)) bad('duplicate holder');
     const share = decode(holder.verifyingShare, `verifying share of ${id}`);
-    if (!share.equals(evaluateCommitments(suite, commitments, BigInt(id)))) bad(`verifying share of ${id} does not match the commitments`);
-    const clean: KeyHolder = { peerId: holder.peerId, identifier: id, verifyingShare: holder.verifyingShare as string };
+    if (!share.equals(evaluateCommitments(suite, commitments, BigInt(id))))
+      bad(`verifying share of ${id} does not match the commitments`);
+    const clean: KeyHolder = {
+      peerId: holder.peerId,
+      identifier: id,
+      verifyingShare: holder.verifyingShare as string,
+    };
     holders.push(clean);
     verifyingShares.set(id, share);
     holderByIdentifier.set(id, clean);
@@ -153,7 +167,15 @@ export function checkPublicKey(value: unknown, code: ErrorCode = 'BAD_INPUT'): C
     holders,
     session: v.session as string,
   };
-  const checked: CheckedPublicKey = { json, suite, groupKey, commitments, verifyingShares, holderByIdentifier, holderByPeer };
+  const checked: CheckedPublicKey = {
+    json,
+    suite,
+    groupKey,
+    commitments,
+    verifyingShares,
+    holderByIdentifier,
+    holderByPeer,
+  };
   if (cacheKey !== undefined) {
     if (checkedCache.size >= checkedCacheEntriesMax) checkedCache.delete(checkedCache.keys().next().value!);
     checkedCache.set(cacheKey, checked);
@@ -162,7 +184,11 @@ export function checkPublicKey(value: unknown, code: ErrorCode = 'BAD_INPUT'): C
 }
 
 /** A share checked against its public key: same key, known holder, s·G equal to the verifying share. */
-export function checkShare(publicKey: CheckedPublicKey, value: unknown, code: ErrorCode = 'BAD_INPUT'): { json: ThresholdShare; scalar: bigint } {
+export function checkShare(
+  publicKey: CheckedPublicKey,
+  value: unknown,
+  code: ErrorCode = 'BAD_INPUT',
+): { json: ThresholdShare; scalar: bigint } {
   const bad = (what: string): never => {
     throw new EngineError(code, `threshold share: ${what}`);
   };
@@ -170,7 +196,8 @@ export function checkShare(publicKey: CheckedPublicKey, value: unknown, code: Er
   const v = value as Record<string, unknown>;
   if (v.format !== 'optimystic-threshold-share' || v.version !== 1) bad('unknown format or version');
   if (v.keyId !== publicKey.json.keyId || v.suite !== publicKey.json.suite) bad('belongs to another key');
-  if (v.session !== publicKey.json.session) bad('belongs to another generation of this key (refreshed or reshared since)');
+  if (v.session !== publicKey.json.session)
+    bad('belongs to another generation of this key (refreshed or reshared since)');
   if (typeof v.identifier !== 'number') return bad('bad identifier');
   const holder = publicKey.holderByIdentifier.get(v.identifier);
   if (holder === undefined || holder.peerId !== v.peerId) return bad('not a holder of this key');
@@ -189,7 +216,8 @@ export function checkShare(publicKey: CheckedPublicKey, value: unknown, code: Er
 export function toFrostPublic(publicKey: CheckedPublicKey): FrostPublic {
   const suite = publicKey.suite;
   const verifyingShares: Record<string, Uint8Array> = {};
-  for (const [id, point] of publicKey.verifyingShares) verifyingShares[suite.identifier(id)] = point.toBytes();
+  for (const [id, point] of publicKey.verifyingShares)
+    verifyingShares[suite.identifier(id)] = point.toBytes();
   return {
     signers: { min: publicKey.json.threshold, max: publicKey.json.holders.length },
     commitments: publicKey.commitments.map((c) => c.toBytes()),
@@ -198,7 +226,10 @@ export function toFrostPublic(publicKey: CheckedPublicKey): FrostPublic {
 }
 
 export function toFrostSecret(suite: Suite, identifier: number, scalar: bigint): FrostSecret {
-  return { identifier: suite.identifier(identifier), signingShare: suite.encodeScalar(scalar) } as FrostSecret;
+  return {
+    identifier: suite.identifier(identifier),
+    signingShare: suite.encodeScalar(scalar),
+  } as FrostSecret;
 }
 
 /** Builds the public key JSON from decoded parts (the ceremony's last step). */

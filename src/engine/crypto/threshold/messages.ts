@@ -112,7 +112,8 @@ export interface ConfirmMessage {
   signature: string;
 }
 
-export type CeremonyMessage = ProposalMessage | AcceptMessage | DeclineMessage | DealMessage | ResponseMessage | ConfirmMessage;
+export type CeremonyMessage =
+  ProposalMessage | AcceptMessage | DeclineMessage | DealMessage | ResponseMessage | ConfirmMessage;
 export type AttemptMessage = DealMessage | ResponseMessage | ConfirmMessage;
 type Unsigned<T> = T extends unknown ? Omit<T, 'signature'> : never;
 
@@ -122,12 +123,17 @@ export function signedBytes(message: Unsigned<CeremonyMessage> | CeremonyMessage
 }
 
 export function signMessage<T extends CeremonyMessage>(identity: Identity, unsigned: Unsigned<T>): T {
-  return { ...unsigned, signature: toBase64Url(identity.signDomain(ceremonyDomain, signedBytes(unsigned))) } as T;
+  return {
+    ...unsigned,
+    signature: toBase64Url(identity.signDomain(ceremonyDomain, signedBytes(unsigned))),
+  } as T;
 }
 
 export function verifyMessageSignature(message: CeremonyMessage, identityKey: Uint8Array): boolean {
   const signature = tryFromBase64Url(message.signature, 64);
-  return signature !== undefined && verifyDomain(identityKey, ceremonyDomain, signedBytes(message), signature);
+  return (
+    signature !== undefined && verifyDomain(identityKey, ceremonyDomain, signedBytes(message), signature)
+  );
 }
 
 export function messageDigest(message: CeremonyMessage): string {
@@ -146,12 +152,25 @@ export function createParticipantCard(identity: Identity, encryptionPublicKey: U
 }
 
 /** Checks a card: Ed25519 peer id, valid ristretto255 key, signature by the peer id's key. */
-export function checkParticipantCard(card: ParticipantCard): { identityKey: Uint8Array; encryptionKey: GroupPoint } {
+export function checkParticipantCard(card: ParticipantCard): {
+  identityKey: Uint8Array;
+  encryptionKey: GroupPoint;
+} {
   const identityKey = publicKeyFromPeerId(card.peerId);
-  const encryptionKey = encryptionSuite.decodePoint(fromBase64Url(card.encryptionKey, 'encryption key', { length: 32 }));
-  if (encryptionKey === undefined) throw new EngineError('BAD_INPUT', `encryption key of ${card.peerId} is not a valid point`);
+  const encryptionKey = encryptionSuite.decodePoint(
+    fromBase64Url(card.encryptionKey, 'encryption key', { length: 32 }),
+  );
+  if (encryptionKey === undefined)
+    throw new EngineError('BAD_INPUT', `encryption key of ${card.peerId} is not a valid point`);
   const signature = decodeSignature(card.signature);
-  if (!verifyDomain(identityKey, cardDomain, utf8(canonicalJson({ peerId: card.peerId, encryptionKey: card.encryptionKey })), signature)) {
+  if (
+    !verifyDomain(
+      identityKey,
+      cardDomain,
+      utf8(canonicalJson({ peerId: card.peerId, encryptionKey: card.encryptionKey })),
+      signature,
+    )
+  ) {
     throw new EngineError('BAD_SIGNATURE', `participant card of ${card.peerId} has a bad signature`);
   }
   return { identityKey, encryptionKey };
@@ -177,15 +196,18 @@ class Shape {
     return obj;
   }
   text(value: unknown, field: string, max = textCharsMax): string {
-    if (typeof value !== 'string' || value.length > max) this.fail(`${field} must be text of at most ${max} characters`);
+    if (typeof value !== 'string' || value.length > max)
+      this.fail(`${field} must be text of at most ${max} characters`);
     return value;
   }
   count(value: unknown, field: string): number {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) this.fail(`${field} must be a whole number`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+      this.fail(`${field} must be a whole number`);
     return value;
   }
   list(value: unknown, field: string, max = limits.ceremonyParticipantsMax): unknown[] {
-    if (!Array.isArray(value) || value.length > max) this.fail(`${field} must be a list of at most ${max} items`);
+    if (!Array.isArray(value) || value.length > max)
+      this.fail(`${field} must be a list of at most ${max} items`);
     return value;
   }
 }
@@ -194,7 +216,17 @@ const attemptsMax = limits.ceremonyParticipantsMax;
 
 function parseDeal(value: unknown, what: string): DealMessage {
   const s = new Shape(what);
-  const o = s.object(value, ['type', 'session', 'attempt', 'from', 'commitments', 'proof', 'ephemeralKey', 'shares', 'signature']);
+  const o = s.object(value, [
+    'type',
+    'session',
+    'attempt',
+    'from',
+    'commitments',
+    'proof',
+    'ephemeralKey',
+    'shares',
+    'signature',
+  ]);
   if (o.type !== 'Deal') s.fail('not a Deal');
   const attempt = s.count(o.attempt, 'attempt');
   if (attempt > attemptsMax) s.fail('attempt out of range');
@@ -232,7 +264,12 @@ export function parseCeremonyMessage(value: unknown): CeremonyMessage {
     }
     case 'Accept': {
       const o = s.object(value, ['type', 'session', 'from', 'signature']);
-      return { type, session: s.text(o.session, 'session'), from: s.text(o.from, 'from'), signature: s.text(o.signature, 'signature') };
+      return {
+        type,
+        session: s.text(o.session, 'session'),
+        from: s.text(o.from, 'from'),
+        signature: s.text(o.signature, 'signature'),
+      };
     }
     case 'Decline': {
       const o = s.object(value, ['type', 'session', 'from', 'reason', 'signature']);
@@ -258,13 +295,25 @@ export function parseCeremonyMessage(value: unknown): CeremonyMessage {
         deals: s.list(o.deals, 'deals').map((d) => parseDeal(d, 'echoed Deal')),
         complaints: s.list(o.complaints, 'complaints').map((item) => {
           const c = s.object(item, ['dealer', 'sharedKey', 'proof']);
-          return { dealer: s.text(c.dealer, 'dealer'), sharedKey: s.text(c.sharedKey, 'sharedKey'), proof: s.text(c.proof, 'proof') };
+          return {
+            dealer: s.text(c.dealer, 'dealer'),
+            sharedKey: s.text(c.sharedKey, 'sharedKey'),
+            proof: s.text(c.proof, 'proof'),
+          };
         }),
         signature: s.text(o.signature, 'signature'),
       };
     }
     case 'Confirm': {
-      const o = s.object(value, ['type', 'session', 'attempt', 'from', 'transcript', 'publicKey', 'signature']);
+      const o = s.object(value, [
+        'type',
+        'session',
+        'attempt',
+        'from',
+        'transcript',
+        'publicKey',
+        'signature',
+      ]);
       const attempt = s.count(o.attempt, 'attempt');
       if (attempt > attemptsMax) s.fail('attempt out of range');
       return {
@@ -284,11 +333,25 @@ export function parseCeremonyMessage(value: unknown): CeremonyMessage {
 
 function parseProposalShape(value: unknown): Proposal {
   const s = new Shape('proposal');
-  const o = s.object(value, ['version', 'kind', 'suite', 'purpose', 'label', 'threshold', 'roster', 'recipients', 'prior', 'expiresAtMs', 'nonce', 'proposer']);
+  const o = s.object(value, [
+    'version',
+    'kind',
+    'suite',
+    'purpose',
+    'label',
+    'threshold',
+    'roster',
+    'recipients',
+    'prior',
+    'expiresAtMs',
+    'nonce',
+    'proposer',
+  ]);
   if (o.version !== 1) s.fail('unsupported version');
   if (!(ceremonyKinds as readonly unknown[]).includes(o.kind)) s.fail('unknown kind');
   if (o.purpose !== 'sign' && o.purpose !== 'decrypt') s.fail('unknown purpose');
-  if (o.prior !== null && (typeof o.prior !== 'object' || Array.isArray(o.prior))) s.fail('prior must be a public key or null');
+  if (o.prior !== null && (typeof o.prior !== 'object' || Array.isArray(o.prior)))
+    s.fail('prior must be a public key or null');
   return {
     version: 1,
     kind: o.kind as CeremonyKind,
@@ -298,7 +361,11 @@ function parseProposalShape(value: unknown): Proposal {
     threshold: s.count(o.threshold, 'threshold'),
     roster: s.list(o.roster, 'roster').map((item) => {
       const c = s.object(item, ['peerId', 'encryptionKey', 'signature']);
-      return { peerId: s.text(c.peerId, 'peerId'), encryptionKey: s.text(c.encryptionKey, 'encryptionKey'), signature: s.text(c.signature, 'signature') };
+      return {
+        peerId: s.text(c.peerId, 'peerId'),
+        encryptionKey: s.text(c.encryptionKey, 'encryptionKey'),
+        signature: s.text(c.signature, 'signature'),
+      };
     }),
     recipients: s.list(o.recipients, 'recipients').map((r) => s.text(r, 'recipient')),
     prior: o.prior as ThresholdPublicKey | null,

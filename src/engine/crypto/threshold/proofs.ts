@@ -29,16 +29,42 @@ export interface DleqStatement {
   K: GroupPoint;
 }
 
-function dleqChallenge(suite: Suite, context: Uint8Array, s: DleqStatement, A1: GroupPoint, A2: GroupPoint): bigint {
+function dleqChallenge(
+  suite: Suite,
+  context: Uint8Array,
+  s: DleqStatement,
+  A1: GroupPoint,
+  A2: GroupPoint,
+): bigint {
   return suite.hashToScalar(
     dleqTag,
-    concatBytes(lengthPrefixed(context), suite.base.toBytes(), s.X.toBytes(), s.H.toBytes(), s.K.toBytes(), A1.toBytes(), A2.toBytes()),
+    concatBytes(
+      lengthPrefixed(context),
+      suite.base.toBytes(),
+      s.X.toBytes(),
+      s.H.toBytes(),
+      s.K.toBytes(),
+      A1.toBytes(),
+      A2.toBytes(),
+    ),
   );
 }
 
 /** Proof (challenge ‖ response, two scalars) that K = x·H for the X = x·G in the statement. */
-export function proveDleq(suite: Suite, context: Uint8Array, x: bigint, statement: DleqStatement, freshBytes: Uint8Array): Uint8Array {
-  const nonceInput = concatBytes(suite.encodeScalar(x), lengthPrefixed(context), statement.H.toBytes(), statement.K.toBytes(), freshBytes);
+export function proveDleq(
+  suite: Suite,
+  context: Uint8Array,
+  x: bigint,
+  statement: DleqStatement,
+  freshBytes: Uint8Array,
+): Uint8Array {
+  const nonceInput = concatBytes(
+    suite.encodeScalar(x),
+    lengthPrefixed(context),
+    statement.H.toBytes(),
+    statement.K.toBytes(),
+    freshBytes,
+  );
   const k = nonceScalar(suite, dleqNonceTag, nonceInput);
   const A1 = suite.base.multiply(k);
   const A2 = statement.H.multiply(k);
@@ -47,7 +73,12 @@ export function proveDleq(suite: Suite, context: Uint8Array, x: bigint, statemen
   return concatBytes(suite.encodeScalar(c), suite.encodeScalar(z));
 }
 
-export function verifyDleq(suite: Suite, context: Uint8Array, statement: DleqStatement, proof: Uint8Array): boolean {
+export function verifyDleq(
+  suite: Suite,
+  context: Uint8Array,
+  statement: DleqStatement,
+  proof: Uint8Array,
+): boolean {
   const n = suite.scalarBytes;
   if (proof.length !== 2 * n) return false;
   const c = suite.decodeScalar(proof.subarray(0, n));
@@ -63,15 +94,29 @@ function pokChallenge(suite: Suite, context: Uint8Array, X: GroupPoint, R: Group
 }
 
 /** Schnorr proof (challenge ‖ response) of knowledge of x with X = x·G, bound to a context. */
-export function proveKnowledge(suite: Suite, context: Uint8Array, x: bigint, freshBytes: Uint8Array): Uint8Array {
+export function proveKnowledge(
+  suite: Suite,
+  context: Uint8Array,
+  x: bigint,
+  freshBytes: Uint8Array,
+): Uint8Array {
   const X = suite.base.multiply(x);
-  const k = nonceScalar(suite, pokNonceTag, concatBytes(suite.encodeScalar(x), lengthPrefixed(context), freshBytes));
+  const k = nonceScalar(
+    suite,
+    pokNonceTag,
+    concatBytes(suite.encodeScalar(x), lengthPrefixed(context), freshBytes),
+  );
   const R = suite.base.multiply(k);
   const c = pokChallenge(suite, context, X, R);
   return concatBytes(suite.encodeScalar(c), suite.encodeScalar(suite.Fn.add(k, suite.Fn.mul(c, x))));
 }
 
-export function verifyKnowledge(suite: Suite, context: Uint8Array, X: GroupPoint, proof: Uint8Array): boolean {
+export function verifyKnowledge(
+  suite: Suite,
+  context: Uint8Array,
+  X: GroupPoint,
+  proof: Uint8Array,
+): boolean {
   const n = suite.scalarBytes;
   if (proof.length !== 2 * n) return false;
   const c = suite.decodeScalar(proof.subarray(0, n));
@@ -99,7 +144,10 @@ export function verifyProofOfPossession(
   const mu = suite.decodeScalar(proof.subarray(pointBytes));
   if (R === undefined || mu === undefined) return false;
   const idBytes = Buffer.from(identifier, 'hex');
-  const c = suite.hashToScalar(suite.proofTag(context), concatBytes(idBytes, constantCommitment.toBytes(), R.toBytes()));
+  const c = suite.hashToScalar(
+    suite.proofTag(context),
+    concatBytes(idBytes, constantCommitment.toBytes(), R.toBytes()),
+  );
   return suite.base.multiplyUnsafe(mu).subtract(constantCommitment.multiplyUnsafe(c)).equals(R);
 }
 

@@ -3,7 +3,13 @@ import { limits } from '../../base/limits.js';
 import type { Rng } from '../../base/rng.js';
 import { toBase64Url, tryFromBase64Url } from '../encoding.js';
 import { publicKeyFromPeerId, verifyDomain, type Identity } from '../identity.js';
-import { checkPublicKey, suiteFitsPurpose, type CheckedPublicKey, type KeyPurpose, type ThresholdPublicKey } from './key.js';
+import {
+  checkPublicKey,
+  suiteFitsPurpose,
+  type CheckedPublicKey,
+  type KeyPurpose,
+  type ThresholdPublicKey,
+} from './key.js';
 import {
   ceremonyDomain,
   checkParticipantCard,
@@ -68,7 +74,8 @@ export function createProposal(identity: Identity, input: ProposalInput, rng: Rn
   if (recipients === undefined) throw new EngineError('BAD_INPUT', 'a reshare names its recipients');
   const suite = input.suite ?? prior?.json.suite;
   if (suite === undefined) throw new EngineError('BAD_INPUT', 'key generation names its suite');
-  const purpose = input.purpose ?? prior?.json.purpose ?? (suite === 'ristretto255-sha512' ? 'decrypt' : 'sign');
+  const purpose =
+    input.purpose ?? prior?.json.purpose ?? (suite === 'ristretto255-sha512' ? 'decrypt' : 'sign');
   const threshold = input.threshold ?? prior?.json.threshold;
   if (threshold === undefined) throw new EngineError('BAD_INPUT', 'key generation names its threshold');
   const proposal: Proposal = {
@@ -85,7 +92,12 @@ export function createProposal(identity: Identity, input: ProposalInput, rng: Rn
     nonce: toBase64Url(rng.bytes(32)),
     proposer: identity.peerId,
   };
-  const message = signMessage<ProposalMessage>(identity, { type: 'Proposal', session: sessionIdOf(proposal), from: identity.peerId, proposal });
+  const message = signMessage<ProposalMessage>(identity, {
+    type: 'Proposal',
+    session: sessionIdOf(proposal),
+    from: identity.peerId,
+    proposal,
+  });
   checkProposal(message);
   return message;
 }
@@ -105,10 +117,12 @@ export function checkProposal(value: unknown, nowMs?: number): CheckedProposal {
   let checked = checkedProposals.get(session);
   if (checked === undefined || checked.message.signature !== message.signature) {
     checked = checkProposalUncached(message, session);
-    if (checkedProposals.size >= checkedProposalsEntriesMax) checkedProposals.delete(checkedProposals.keys().next().value!);
+    if (checkedProposals.size >= checkedProposalsEntriesMax)
+      checkedProposals.delete(checkedProposals.keys().next().value!);
     checkedProposals.set(session, checked);
   }
-  if (nowMs !== undefined && nowMs >= checked.proposal.expiresAtMs) throw new EngineError('TIMEOUT', 'the proposal has expired');
+  if (nowMs !== undefined && nowMs >= checked.proposal.expiresAtMs)
+    throw new EngineError('TIMEOUT', 'the proposal has expired');
   return checked;
 }
 
@@ -119,11 +133,12 @@ function checkProposalUncached(message: ProposalMessage, session: string): Check
   const p = message.proposal;
   if (message.session !== session) bad('session id does not match the proposal');
   if (message.from !== p.proposer) bad('sender is not the proposer');
-  if (!isSuiteId(p.suite)) return bad(`unknown suite ${p.suite}`);
+  if (!isSuiteId(p.suite)) return bad('unknown suite ' + JSON.stringify(p.suite));
   if (!suiteFitsPurpose(p.suite, p.purpose)) bad(`suite ${p.suite} is not used for ${p.purpose}`);
   if (tryFromBase64Url(p.nonce, 32) === undefined) bad('nonce must be 32 bytes');
   if (p.expiresAtMs <= 0) bad('expiry must be a time');
-  if (p.roster.length < 2 || p.roster.length > limits.ceremonyParticipantsMax) bad(`roster must have 2 to ${limits.ceremonyParticipantsMax} members`);
+  if (p.roster.length < 2 || p.roster.length > limits.ceremonyParticipantsMax)
+    bad(`roster must have 2 to ${limits.ceremonyParticipantsMax} members`);
   const members = new Map<string, RosterMember>();
   for (const card of p.roster) {
     if (members.has(card.peerId)) bad(`${card.peerId} appears twice in the roster`);
@@ -133,7 +148,10 @@ function checkProposalUncached(message: ProposalMessage, session: string): Check
   const proposer = members.get(p.proposer);
   if (proposer === undefined) return bad('the proposer is not in the roster');
   const signature = tryFromBase64Url(message.signature, 64);
-  if (signature === undefined || !verifyDomain(proposer.identityKey, ceremonyDomain, signedBytes(message), signature)) {
+  if (
+    signature === undefined ||
+    !verifyDomain(proposer.identityKey, ceremonyDomain, signedBytes(message), signature)
+  ) {
     throw new EngineError('BAD_SIGNATURE', 'proposal signature does not verify');
   }
   const recipients = p.recipients;
@@ -152,19 +170,34 @@ function checkProposalUncached(message: ProposalMessage, session: string): Check
   } else {
     if (p.prior === null) return bad(`${p.kind} needs the prior key`);
     prior = checkPublicKey(p.prior);
-    if (prior.json.suite !== p.suite || prior.json.purpose !== p.purpose) bad('suite and purpose must match the prior key');
-    for (const h of prior.json.holders) if (members.has(h.peerId)) priorIdentifiers.set(h.peerId, h.identifier);
+    if (prior.json.suite !== p.suite || prior.json.purpose !== p.purpose)
+      bad('suite and purpose must match the prior key');
+    for (const h of prior.json.holders)
+      if (members.has(h.peerId)) priorIdentifiers.set(h.peerId, h.identifier);
     dealers = [...priorIdentifiers.entries()].sort((a, b) => a[1] - b[1]).map(([peer]) => peer);
-    if (dealers.length < prior.json.threshold) bad(`only ${dealers.length} current holders take part; ${prior.json.threshold} are needed`);
+    if (dealers.length < prior.json.threshold)
+      bad(`only ${dealers.length} current holders take part; ${prior.json.threshold} are needed`);
     for (const peer of members.keys()) {
-      if (!priorIdentifiers.has(peer) && !recipients.includes(peer)) bad(`${peer} neither holds a share nor receives one`);
+      if (!priorIdentifiers.has(peer) && !recipients.includes(peer))
+        bad(`${peer} neither holds a share nor receives one`);
     }
     if (p.kind === 'refresh') {
       if (p.threshold !== prior.json.threshold) bad('refresh keeps the threshold');
-      if (members.size !== prior.json.holders.length || priorIdentifiers.size !== members.size) bad('refresh involves exactly the current holders');
+      if (members.size !== prior.json.holders.length || priorIdentifiers.size !== members.size)
+        bad('refresh involves exactly the current holders');
       if (recipients.length !== members.size) bad('in a refresh every holder receives a new share');
     }
   }
   for (const peer of members.keys()) publicKeyFromPeerId(peer);
-  return { message, proposal: p, session, suite: getSuite(p.suite), members, prior, priorIdentifiers, dealers, recipients: [...recipients] };
+  return {
+    message,
+    proposal: p,
+    session,
+    suite: getSuite(p.suite),
+    members,
+    prior,
+    priorIdentifiers,
+    dealers,
+    recipients: [...recipients],
+  };
 }

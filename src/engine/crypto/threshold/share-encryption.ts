@@ -37,7 +37,13 @@ export function generateEncryptionKey(rng: Rng): EncryptionKeyPair {
 
 /** The static encryption key a node derives from its identity key, so it keeps one secret, not two. */
 export function encryptionKeyFromIdentity(identity: Identity): EncryptionKeyPair {
-  const okm = hkdf(sha256, identity.exportSecretKey(), utf8('optimystic/threshold/encryption-key/v1'), undefined, 64);
+  const okm = hkdf(
+    sha256,
+    identity.exportSecretKey(),
+    utf8('optimystic/threshold/encryption-key/v1'),
+    undefined,
+    64,
+  );
   return encryptionKeyFromSecret(scalarFromRandomBytes(encryptionSuite, okm));
 }
 
@@ -55,7 +61,14 @@ const complaintTag = utf8('optimystic/threshold/complaint/v1');
 function slotInfo(slot: ShareSlot, E: GroupPoint, X: GroupPoint): Uint8Array {
   const attempt = new Uint8Array(4);
   new DataView(attempt.buffer).setUint32(0, slot.attempt);
-  return concatBytes(lengthPrefixed(utf8(slot.session)), attempt, lengthPrefixed(utf8(slot.dealer)), lengthPrefixed(utf8(slot.recipient)), E.toBytes(), X.toBytes());
+  return concatBytes(
+    lengthPrefixed(utf8(slot.session)),
+    attempt,
+    lengthPrefixed(utf8(slot.dealer)),
+    lengthPrefixed(utf8(slot.recipient)),
+    E.toBytes(),
+    X.toBytes(),
+  );
 }
 
 function cipherFor(slot: ShareSlot, E: GroupPoint, X: GroupPoint, K: GroupPoint) {
@@ -65,21 +78,37 @@ function cipherFor(slot: ShareSlot, E: GroupPoint, X: GroupPoint, K: GroupPoint)
 }
 
 /** Dealer side: encrypts one share to X under the deal's ephemeral secret e. */
-export function sealShare(slot: ShareSlot, ephemeralSecret: bigint, recipientKey: GroupPoint, plaintext: Uint8Array): Uint8Array {
+export function sealShare(
+  slot: ShareSlot,
+  ephemeralSecret: bigint,
+  recipientKey: GroupPoint,
+  plaintext: Uint8Array,
+): Uint8Array {
   const E = encryptionSuite.base.multiply(ephemeralSecret);
   const K = recipientKey.multiply(ephemeralSecret);
   return cipherFor(slot, E, recipientKey, K).encrypt(plaintext);
 }
 
 /** Recipient side: opens a share with x; undefined when authentication fails. */
-export function openShare(slot: ShareSlot, ephemeralKey: GroupPoint, recipient: EncryptionKeyPair, ciphertext: Uint8Array): Uint8Array | undefined {
+export function openShare(
+  slot: ShareSlot,
+  ephemeralKey: GroupPoint,
+  recipient: EncryptionKeyPair,
+  ciphertext: Uint8Array,
+): Uint8Array | undefined {
   const X = encryptionSuite.decodePoint(recipient.publicKey);
   if (X === undefined) return undefined;
   return openWithSharedKey(slot, ephemeralKey, X, ephemeralKey.multiply(recipient.secret), ciphertext);
 }
 
 /** Opens a share with the revealed K (anyone, once a complaint has shown K). */
-export function openWithSharedKey(slot: ShareSlot, ephemeralKey: GroupPoint, recipientKey: GroupPoint, sharedKey: GroupPoint, ciphertext: Uint8Array): Uint8Array | undefined {
+export function openWithSharedKey(
+  slot: ShareSlot,
+  ephemeralKey: GroupPoint,
+  recipientKey: GroupPoint,
+  sharedKey: GroupPoint,
+  ciphertext: Uint8Array,
+): Uint8Array | undefined {
   try {
     return cipherFor(slot, ephemeralKey, recipientKey, sharedKey).decrypt(ciphertext);
   } catch {
@@ -92,14 +121,36 @@ function complaintContext(slot: ShareSlot, E: GroupPoint, X: GroupPoint): Uint8A
 }
 
 /** Complainer: reveals K = x·E with a proof that it used the x behind its published X. */
-export function discloseSharedKey(slot: ShareSlot, ephemeralKey: GroupPoint, recipient: EncryptionKeyPair, freshBytes: Uint8Array): { sharedKey: Uint8Array; proof: Uint8Array } {
+export function discloseSharedKey(
+  slot: ShareSlot,
+  ephemeralKey: GroupPoint,
+  recipient: EncryptionKeyPair,
+  freshBytes: Uint8Array,
+): { sharedKey: Uint8Array; proof: Uint8Array } {
   const X = encryptionSuite.base.multiply(recipient.secret);
   const K = ephemeralKey.multiply(recipient.secret);
-  const proof = proveDleq(encryptionSuite, complaintContext(slot, ephemeralKey, X), recipient.secret, { X, H: ephemeralKey, K }, freshBytes);
+  const proof = proveDleq(
+    encryptionSuite,
+    complaintContext(slot, ephemeralKey, X),
+    recipient.secret,
+    { X, H: ephemeralKey, K },
+    freshBytes,
+  );
   return { sharedKey: K.toBytes(), proof };
 }
 
 /** Judge: does the revealed K belong to the complainer's X for this slot? */
-export function checkDisclosure(slot: ShareSlot, ephemeralKey: GroupPoint, recipientKey: GroupPoint, sharedKey: GroupPoint, proof: Uint8Array): boolean {
-  return verifyDleq(encryptionSuite, complaintContext(slot, ephemeralKey, recipientKey), { X: recipientKey, H: ephemeralKey, K: sharedKey }, proof);
+export function checkDisclosure(
+  slot: ShareSlot,
+  ephemeralKey: GroupPoint,
+  recipientKey: GroupPoint,
+  sharedKey: GroupPoint,
+  proof: Uint8Array,
+): boolean {
+  return verifyDleq(
+    encryptionSuite,
+    complaintContext(slot, ephemeralKey, recipientKey),
+    { X: recipientKey, H: ephemeralKey, K: sharedKey },
+    proof,
+  );
 }

@@ -86,7 +86,11 @@ function leHashToScalar(Fn: IField<bigint>, hash: (m: Uint8Array) => Uint8Array)
   };
 }
 
-function strictDecode(decode: () => GroupPoint, bytes: Uint8Array, extraCheck: (p: GroupPoint) => boolean): GroupPoint | undefined {
+function strictDecode(
+  decode: () => GroupPoint,
+  bytes: Uint8Array,
+  extraCheck: (p: GroupPoint) => boolean,
+): GroupPoint | undefined {
   try {
     const point = decode();
     if (point.is0() || !equalBytes(point.toBytes(), bytes) || !extraCheck(point)) return undefined;
@@ -103,13 +107,17 @@ const definitions: Record<SuiteId, () => SuiteDefinition> = {
       id: 'ed25519-sha512',
       contextString: 'FROST-ED25519-SHA512-v1',
       frost: ed25519_FROST,
-      Point: Point as unknown as NoblePointCons,
+      Point: Point,
       pointBytes: 32,
       hashToScalar: leHashToScalar(Point.Fn, sha512),
       decodePoint: (bytes) =>
         bytes.length !== 32
           ? undefined
-          : strictDecode(() => Point.fromBytes(bytes) as unknown as GroupPoint, bytes, (p) => (p as unknown as InstanceType<typeof Point>).isTorsionFree()),
+          : strictDecode(
+              () => Point.fromBytes(bytes),
+              bytes,
+              (p) => (p as unknown as InstanceType<typeof Point>).isTorsionFree(),
+            ),
       // noble's own instance repeats the subgroup check in a validatePoint hook; createFROST already
       // makes that check on every decoded point, so the context-bound instance leaves the hook out.
       extraOptions: { H2: '' },
@@ -121,11 +129,17 @@ const definitions: Record<SuiteId, () => SuiteDefinition> = {
       id: 'secp256k1-sha256',
       contextString: 'FROST-secp256k1-SHA256-v1',
       frost: secp256k1_FROST,
-      Point: Point as unknown as NoblePointCons,
+      Point: Point,
       pointBytes: 33,
       hashToScalar: (prefix, message) => secp256k1_hasher.hashToScalar(message, { DST: prefix }),
       decodePoint: (bytes) =>
-        bytes.length !== 33 || (bytes[0] !== 2 && bytes[0] !== 3) ? undefined : strictDecode(() => Point.fromBytes(bytes) as unknown as GroupPoint, bytes, () => true),
+        bytes.length !== 33 || (bytes[0] !== 2 && bytes[0] !== 3)
+          ? undefined
+          : strictDecode(
+              () => Point.fromBytes(bytes),
+              bytes,
+              () => true,
+            ),
       extraOptions: { hashToScalar: (message, options) => secp256k1_hasher.hashToScalar(message, options) },
     };
   },
@@ -135,10 +149,17 @@ const definitions: Record<SuiteId, () => SuiteDefinition> = {
       id: 'ristretto255-sha512',
       contextString: 'FROST-RISTRETTO255-SHA512-v1',
       frost: ristretto255_FROST,
-      Point: Point as unknown as NoblePointCons,
+      Point: Point,
       pointBytes: 32,
       hashToScalar: leHashToScalar(Point.Fn, sha512),
-      decodePoint: (bytes) => (bytes.length !== 32 ? undefined : strictDecode(() => Point.fromBytes(bytes) as unknown as GroupPoint, bytes, () => true)),
+      decodePoint: (bytes) =>
+        bytes.length !== 32
+          ? undefined
+          : strictDecode(
+              () => Point.fromBytes(bytes),
+              bytes,
+              () => true,
+            ),
       extraOptions: {},
     };
   },
@@ -147,7 +168,7 @@ const definitions: Record<SuiteId, () => SuiteDefinition> = {
 /** Decoded points remembered per suite: a 64-participant ceremony decodes about 64·64 commitments. */
 const decodedPointsEntriesMax = 8192;
 /** Context-bound FROST instances kept per suite; a ceremony uses one per attempt. */
-const contextPattern = /^[A-Za-z0-9_.:\/-]{1,200}$/;
+const contextPattern = /^[A-Za-z0-9_.:/-]{1,200}$/;
 const contextCacheEntriesMax = 64;
 
 function buildSuite(def: SuiteDefinition): Suite {
@@ -191,7 +212,7 @@ function buildSuite(def: SuiteDefinition): Suite {
         return undefined;
       }
     },
-    hashToScalar: def.hashToScalar,
+    hashToScalar: (prefix, message) => def.hashToScalar(prefix, message),
     identifier: (index) => {
       assert(Number.isSafeInteger(index) && index >= 1, 'participant indexes start at 1');
       return def.frost.Identifier.fromNumber(index);
@@ -268,6 +289,8 @@ export function lagrangeAtZero(suite: Suite, xs: readonly bigint[], x: bigint): 
 }
 
 /** noble's randomness callback, fed from an injected Rng (so tests and vectors are deterministic). */
-export function nobleRng(source: { bytes(length: number): Uint8Array }): (length?: number) => Uint8Array<ArrayBuffer> {
+export function nobleRng(source: {
+  bytes(length: number): Uint8Array;
+}): (length?: number) => Uint8Array<ArrayBuffer> {
   return (length = 32) => new Uint8Array(source.bytes(length));
 }

@@ -65,15 +65,32 @@ interface Scene {
 function scene(rng: Rng, suite: SuiteId, t = 2, n = 4): Scene {
   const participants = makeParticipants(rng, n);
   const proposal = propose(participants[0]!, { kind: 'dkg', suite, threshold: t, roster: participants }, rng);
-  return { rng, suite, t, participants, proposal, adversary: participants[1]!, victim: participants[2]!, peer: (p) => p.identity.peerId };
+  return {
+    rng,
+    suite,
+    t,
+    participants,
+    proposal,
+    adversary: participants[1]!,
+    victim: participants[2]!,
+    peer: (p) => p.identity.peerId,
+  };
 }
 
 /** Runs with one adversary and checks the common outcome; returns the run for case-specific checks. */
-function expectBlame(s: Scene, adversary: Adversary, expected: Omit<Blame, 'culprit' | 'about'> & { culprit: Participant; about?: Participant }): RunResult {
+function expectBlame(
+  s: Scene,
+  adversary: Adversary,
+  expected: Omit<Blame, 'culprit' | 'about'> & { culprit: Participant; about?: Participant },
+): RunResult {
   const adversaries = new Map([[s.peer(s.adversary), adversary]]);
   const run = runCeremony(s.participants, s.proposal, s.rng, { adversaries });
   const good = honest(s.participants, adversaries);
-  const want: Blame = { culprit: s.peer(expected.culprit), fault: expected.fault, about: expected.about === undefined ? null : s.peer(expected.about) };
+  const want: Blame = {
+    culprit: s.peer(expected.culprit),
+    fault: expected.fault,
+    about: expected.about === undefined ? null : s.peer(expected.about),
+  };
   for (const p of good) {
     const state = run.states.get(s.peer(p))!;
     expect(state.history[0]?.blame, `blame seen by ${p.identity.peerId}`).to.deep.equal([want]);
@@ -96,13 +113,28 @@ function forgeDeal(
   const suite = getSuite(s.suite);
   const random = (length = 32) => new Uint8Array(s.rng.bytes(length));
   const dealerId = ctx.dealerIds.get(honestDeal.from)!;
-  const { dealing, secret } = startDealing(suite, options.proofContext ?? ctx.proofContext, dealerId, s.t, ctx.recipients.length, random);
+  const { dealing, secret } = startDealing(
+    suite,
+    options.proofContext ?? ctx.proofContext,
+    dealerId,
+    s.t,
+    ctx.recipients.length,
+    random,
+  );
   const e = scalarFromRandomBytes(encryptionSuite, s.rng.bytes(64));
   const shares = ctx.recipients
     .filter((peer) => peer !== honestDeal.from)
     .map((peer) => {
-      const value = suite.Fn.add(shareFor(suite, secret, ctx.recipientIds.get(peer)!), options.shareDelta?.get(peer) ?? 0n);
-      const slot = { session: honestDeal.session, attempt: honestDeal.attempt, dealer: honestDeal.from, recipient: peer };
+      const value = suite.Fn.add(
+        shareFor(suite, secret, ctx.recipientIds.get(peer)!),
+        options.shareDelta?.get(peer) ?? 0n,
+      );
+      const slot = {
+        session: honestDeal.session,
+        attempt: honestDeal.attempt,
+        dealer: honestDeal.from,
+        recipient: peer,
+      };
       const sealed = sealShare(slot, e, checked.members.get(peer)!.encryptionKey, suite.encodeScalar(value));
       if (options.ciphertextFlip === peer) sealed[0]! ^= 0x01;
       return { to: peer, ciphertext: toBase64Url(sealed) };
@@ -130,7 +162,10 @@ function lyingDealer(s: Scene, forge: (honestDeal: DealMessage) => DealMessage):
       }
       if (message.type === 'Response' && forged.has(message.attempt)) {
         const replacement = forged.get(message.attempt)!;
-        return resign(s.adversary.identity, { ...message, deals: message.deals.map((d) => (d.from === message.from ? replacement : d)) });
+        return resign(s.adversary.identity, {
+          ...message,
+          deals: message.deals.map((d) => (d.from === message.from ? replacement : d)),
+        });
       }
       return message;
     },
@@ -140,7 +175,10 @@ function lyingDealer(s: Scene, forge: (honestDeal: DealMessage) => DealMessage):
 /** An adversary that rewrites its first-attempt response. */
 function lyingResponder(s: Scene, rewrite: (response: ResponseMessage) => ResponseMessage): Adversary {
   return {
-    outgoing: (message) => (message.type === 'Response' && message.attempt === 0 ? resign(s.adversary.identity, rewrite(message)) : message),
+    outgoing: (message) =>
+      message.type === 'Response' && message.attempt === 0
+        ? resign(s.adversary.identity, rewrite(message))
+        : message,
   };
 }
 
@@ -156,13 +194,21 @@ describe('threshold ceremonies: adversarial participants', () => {
   it(`blames a dealer whose share to one recipient is inconsistent with its commitments (seed ${testSeed(100)})`, () =>
     withSeed(testSeed(100), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
-      expectBlame(s, lyingDealer(s, (deal) => forgeDeal(s, deal, { shareDelta: new Map([[s.peer(s.victim), 1n]]) })), { culprit: s.adversary, fault: 'bad-share', about: s.victim });
+      expectBlame(
+        s,
+        lyingDealer(s, (deal) => forgeDeal(s, deal, { shareDelta: new Map([[s.peer(s.victim), 1n]]) })),
+        { culprit: s.adversary, fault: 'bad-share', about: s.victim },
+      );
     }));
 
   it(`blames a dealer whose ciphertext for one recipient does not open (seed ${testSeed(101)})`, () =>
     withSeed(testSeed(101), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
-      expectBlame(s, lyingDealer(s, (deal) => forgeDeal(s, deal, { ciphertextFlip: s.peer(s.victim) })), { culprit: s.adversary, fault: 'bad-ciphertext', about: s.victim });
+      expectBlame(
+        s,
+        lyingDealer(s, (deal) => forgeDeal(s, deal, { ciphertextFlip: s.peer(s.victim) })),
+        { culprit: s.adversary, fault: 'bad-ciphertext', about: s.victim },
+      );
     }));
 
   it(`blames a participant that complains about a good share (seed ${testSeed(102)})`, () =>
@@ -171,9 +217,28 @@ describe('threshold ceremonies: adversarial participants', () => {
       const accused = s.victim;
       const adversary = lyingResponder(s, (response) => {
         const deal = dealFrom(response, s.peer(accused));
-        const slot = { session: deal.session, attempt: deal.attempt, dealer: deal.from, recipient: response.from };
-        const disclosed = discloseSharedKey(slot, point(fromBase64Url(deal.ephemeralKey, 'E')), s.adversary.encryption, rng.bytes(32));
-        return { ...response, complaints: [{ dealer: deal.from, sharedKey: toBase64Url(disclosed.sharedKey), proof: toBase64Url(disclosed.proof) }] };
+        const slot = {
+          session: deal.session,
+          attempt: deal.attempt,
+          dealer: deal.from,
+          recipient: response.from,
+        };
+        const disclosed = discloseSharedKey(
+          slot,
+          point(fromBase64Url(deal.ephemeralKey, 'E')),
+          s.adversary.encryption,
+          rng.bytes(32),
+        );
+        return {
+          ...response,
+          complaints: [
+            {
+              dealer: deal.from,
+              sharedKey: toBase64Url(disclosed.sharedKey),
+              proof: toBase64Url(disclosed.proof),
+            },
+          ],
+        };
       });
       expectBlame(s, adversary, { culprit: s.adversary, fault: 'false-complaint', about: accused });
     }));
@@ -185,9 +250,23 @@ describe('threshold ceremonies: adversarial participants', () => {
         const deal = dealFrom(response, s.peer(s.victim));
         const E = point(fromBase64Url(deal.ephemeralKey, 'E'));
         // Reveals a key for another slot (another recipient name): the proof cannot match this one.
-        const wrongSlot = { session: deal.session, attempt: deal.attempt, dealer: deal.from, recipient: s.peer(s.victim) };
+        const wrongSlot = {
+          session: deal.session,
+          attempt: deal.attempt,
+          dealer: deal.from,
+          recipient: s.peer(s.victim),
+        };
         const disclosed = discloseSharedKey(wrongSlot, E, s.adversary.encryption, rng.bytes(32));
-        return { ...response, complaints: [{ dealer: deal.from, sharedKey: toBase64Url(disclosed.sharedKey), proof: toBase64Url(disclosed.proof) }] };
+        return {
+          ...response,
+          complaints: [
+            {
+              dealer: deal.from,
+              sharedKey: toBase64Url(disclosed.sharedKey),
+              proof: toBase64Url(disclosed.proof),
+            },
+          ],
+        };
       });
       expectBlame(s, adversary, { culprit: s.adversary, fault: 'bad-complaint-proof', about: s.victim });
     }));
@@ -197,8 +276,15 @@ describe('threshold ceremonies: adversarial participants', () => {
       const s = scene(rng, 'ristretto255-sha512');
       const adversary = lyingResponder(s, (response) => {
         const deal = dealFrom(response, s.peer(s.victim));
-        const fake = encryptionSuite.base.multiply(scalarFromRandomBytes(encryptionSuite, rng.bytes(64))).toBytes();
-        return { ...response, complaints: [{ dealer: deal.from, sharedKey: toBase64Url(fake), proof: toBase64Url(rng.bytes(64)) }] };
+        const fake = encryptionSuite.base
+          .multiply(scalarFromRandomBytes(encryptionSuite, rng.bytes(64)))
+          .toBytes();
+        return {
+          ...response,
+          complaints: [
+            { dealer: deal.from, sharedKey: toBase64Url(fake), proof: toBase64Url(rng.bytes(64)) },
+          ],
+        };
       });
       expectBlame(s, adversary, { culprit: s.adversary, fault: 'bad-complaint-proof', about: s.victim });
     }));
@@ -224,7 +310,13 @@ describe('threshold ceremonies: adversarial participants', () => {
     it(`blames a dealer whose commitment vector has the wrong length: ${what} (seed ${testSeed(106)})`, () =>
       withSeed(testSeed(106), (rng) => {
         const s = scene(rng, 'ristretto255-sha512', 3, 4);
-        expectBlame(s, lyingDealer(s, (deal) => resign(s.adversary.identity, { ...deal, commitments: change(deal.commitments) })), { culprit: s.adversary, fault: 'wrong-commitment-count' });
+        expectBlame(
+          s,
+          lyingDealer(s, (deal) =>
+            resign(s.adversary.identity, { ...deal, commitments: change(deal.commitments) }),
+          ),
+          { culprit: s.adversary, fault: 'wrong-commitment-count' },
+        );
       }));
   }
 
@@ -232,12 +324,19 @@ describe('threshold ceremonies: adversarial participants', () => {
     ['the identity point', '0100000000000000000000000000000000000000000000000000000000000000'],
     ['a non-canonical encoding (y ≥ p)', 'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f'],
     ['a point of small order', 'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'],
-    ['a negative zero (x = 0 with the sign bit set)', '0100000000000000000000000000000000000000000000000000000000000080'],
+    [
+      'a negative zero (x = 0 with the sign bit set)',
+      '0100000000000000000000000000000000000000000000000000000000000080',
+    ],
   ] as const) {
     it(`blames a dealer that commits to ${what} (seed ${testSeed(107)})`, () =>
       withSeed(testSeed(107), (rng) => {
         const s = scene(rng, 'ed25519-sha512');
-        const forged = (deal: DealMessage) => resign(s.adversary.identity, { ...deal, commitments: [deal.commitments[0]!, toBase64Url(fromHex(bytes))] });
+        const forged = (deal: DealMessage) =>
+          resign(s.adversary.identity, {
+            ...deal,
+            commitments: [deal.commitments[0]!, toBase64Url(fromHex(bytes))],
+          });
         expectBlame(s, lyingDealer(s, forged), { culprit: s.adversary, fault: 'invalid-point' });
       }));
   }
@@ -245,7 +344,8 @@ describe('threshold ceremonies: adversarial participants', () => {
   it(`blames a dealer whose ephemeral key is the identity of ristretto255 (seed ${testSeed(108)})`, () =>
     withSeed(testSeed(108), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
-      const forged = (deal: DealMessage) => resign(s.adversary.identity, { ...deal, ephemeralKey: toBase64Url(new Uint8Array(32)) });
+      const forged = (deal: DealMessage) =>
+        resign(s.adversary.identity, { ...deal, ephemeralKey: toBase64Url(new Uint8Array(32)) });
       expectBlame(s, lyingDealer(s, forged), { culprit: s.adversary, fault: 'invalid-point' });
     }));
 
@@ -264,13 +364,21 @@ describe('threshold ceremonies: adversarial participants', () => {
     withSeed(testSeed(110), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
       const elsewhere = `${toBase64Url(rng.bytes(32))}/0`;
-      expectBlame(s, lyingDealer(s, (deal) => forgeDeal(s, deal, { proofContext: elsewhere })), { culprit: s.adversary, fault: 'bad-proof-of-possession' });
+      expectBlame(
+        s,
+        lyingDealer(s, (deal) => forgeDeal(s, deal, { proofContext: elsewhere })),
+        { culprit: s.adversary, fault: 'bad-proof-of-possession' },
+      );
     }));
 
   it(`blames a dealer that leaves a recipient out (seed ${testSeed(111)})`, () =>
     withSeed(testSeed(111), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
-      const forged = (deal: DealMessage) => resign(s.adversary.identity, { ...deal, shares: deal.shares.filter((e) => e.to !== s.peer(s.victim)) });
+      const forged = (deal: DealMessage) =>
+        resign(s.adversary.identity, {
+          ...deal,
+          shares: deal.shares.filter((e) => e.to !== s.peer(s.victim)),
+        });
       expectBlame(s, lyingDealer(s, forged), { culprit: s.adversary, fault: 'missing-share' });
     }));
 
@@ -279,7 +387,9 @@ describe('threshold ceremonies: adversarial participants', () => {
       const s = scene(rng, 'ristretto255-sha512');
       const adversary = lyingResponder(s, (response) => ({
         ...response,
-        deals: response.deals.map((d) => (d.from === s.peer(s.victim) ? { ...d, proof: toBase64Url(rng.bytes(64)) } : d)),
+        deals: response.deals.map((d) =>
+          d.from === s.peer(s.victim) ? { ...d, proof: toBase64Url(rng.bytes(64)) } : d,
+        ),
       }));
       expectBlame(s, adversary, { culprit: s.adversary, fault: 'forged-echo', about: s.victim });
     }));
@@ -287,7 +397,11 @@ describe('threshold ceremonies: adversarial participants', () => {
   it(`blames a participant that never confirms, once the confirmation deadline passes (seed ${testSeed(113)})`, () =>
     withSeed(testSeed(113), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
-      const run = expectBlame(s, { outgoing: (message) => (message.type === 'Confirm' ? undefined : message) }, { culprit: s.adversary, fault: 'missing-confirmation' });
+      const run = expectBlame(
+        s,
+        { outgoing: (message) => (message.type === 'Confirm' ? undefined : message) },
+        { culprit: s.adversary, fault: 'missing-confirmation' },
+      );
       expect(run.deadlines).to.equal(1);
       for (const p of honest(s.participants, new Map([[s.peer(s.adversary), 1]]))) {
         expect(run.states.get(s.peer(p))!.result!.confirmations).to.have.length(3);
@@ -297,16 +411,33 @@ describe('threshold ceremonies: adversarial participants', () => {
   it(`blames a dealer that never deals, once the dealing deadline passes (seed ${testSeed(114)})`, () =>
     withSeed(testSeed(114), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
-      expectBlame(s, { outgoing: (message) => (message.type === 'Deal' || message.type === 'Response' ? undefined : message) }, { culprit: s.adversary, fault: 'missing-deal' });
+      expectBlame(
+        s,
+        {
+          outgoing: (message) =>
+            message.type === 'Deal' || message.type === 'Response' ? undefined : message,
+        },
+        { culprit: s.adversary, fault: 'missing-deal' },
+      );
     }));
 
   it(`rejects messages from outside the roster and forged senders, and still completes without blame (seed ${testSeed(115)})`, () =>
     withSeed(testSeed(115), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
       const outsider = Identity.generate(rng);
-      const fromOutsider = signMessage<AcceptMessage>(outsider, { type: 'Accept', session: s.proposal.session, from: outsider.peerId });
-      const impersonation = signMessage<AcceptMessage>(outsider, { type: 'Accept', session: s.proposal.session, from: s.peer(s.victim) });
-      const run = runCeremony(s.participants, s.proposal, rng, { inject: [{ message: fromOutsider }, { message: impersonation }] });
+      const fromOutsider = signMessage<AcceptMessage>(outsider, {
+        type: 'Accept',
+        session: s.proposal.session,
+        from: outsider.peerId,
+      });
+      const impersonation = signMessage<AcceptMessage>(outsider, {
+        type: 'Accept',
+        session: s.proposal.session,
+        from: s.peer(s.victim),
+      });
+      const run = runCeremony(s.participants, s.proposal, rng, {
+        inject: [{ message: fromOutsider }, { message: impersonation }],
+      });
       const key = collectKey(run, s.participants);
       expect(key.shares.size).to.equal(4);
       for (const state of run.states.values()) expect(state.history).to.deep.equal([]);
@@ -320,9 +451,17 @@ describe('threshold ceremonies: adversarial participants', () => {
     withSeed(testSeed(116), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
       // A finished ceremony among the same people, whose messages an attacker replays into this one.
-      const elsewhere = propose(s.participants[0]!, { kind: 'dkg', suite: s.suite, threshold: 2, roster: s.participants }, rng);
+      const elsewhere = propose(
+        s.participants[0]!,
+        { kind: 'dkg', suite: s.suite, threshold: 2, roster: s.participants },
+        rng,
+      );
       const recorded: CeremonyMessage[] = [];
-      runCeremony(s.participants, elsewhere, rng, { adversaries: new Map([[s.peer(s.participants[3]!), { outgoing: (m) => (recorded.push(m), m), receivesDeadlines: true }]]) });
+      runCeremony(s.participants, elsewhere, rng, {
+        adversaries: new Map([
+          [s.peer(s.participants[3]!), { outgoing: (m) => (recorded.push(m), m), receivesDeadlines: true }],
+        ]),
+      });
       const foreignDeal = recorded.find((m) => m.type === 'Deal')!;
       // Here participant 3 never deals (nor responds, which would relay its deal), so attempt 0 ends at the deadline and attempt 1 runs without it.
       // The replayer plays along honestly, but sends everything twice, and from attempt 1 on also
@@ -344,10 +483,14 @@ describe('threshold ceremonies: adversarial participants', () => {
       const run = runCeremony(s.participants, s.proposal, rng, { adversaries });
       const finishers = s.participants.filter((p) => p !== silent);
       for (const p of finishers) {
-        expect(run.states.get(s.peer(p))!.history[0]!.blame).to.deep.equal([{ culprit: s.peer(silent), fault: 'missing-deal', about: null }]);
+        expect(run.states.get(s.peer(p))!.history[0]!.blame).to.deep.equal([
+          { culprit: s.peer(silent), fault: 'missing-deal', about: null },
+        ]);
       }
       expect(collectKey(run, finishers).shares.size).to.equal(3);
-      const reasons = new Set(run.rejections.map((r) => `${r.error.code}:${String(r.error.details?.reason)}`));
+      const reasons = new Set(
+        run.rejections.map((r) => `${r.error.code}:${String(r.error.details?.reason)}`),
+      );
       expect([...reasons].sort()).to.deep.equal(['BAD_INPUT:stale-attempt', 'BAD_INPUT:wrong-session']);
     }));
 
@@ -355,12 +498,26 @@ describe('threshold ceremonies: adversarial participants', () => {
     withSeed(testSeed(117), (rng) => {
       const s = scene(rng, 'ristretto255-sha512');
       const tamper: Adversary = {
-        outgoing: (m) => (m.type === 'Accept' ? [{ ...m, session: toBase64Url(rng.bytes(32)) }, m] : m.type === 'Deal' ? [{ ...m, attempt: m.attempt + 1 }, m] : m),
+        outgoing: (m) =>
+          m.type === 'Accept'
+            ? [{ ...m, session: toBase64Url(rng.bytes(32)) }, m]
+            : m.type === 'Deal'
+              ? [{ ...m, attempt: m.attempt + 1 }, m]
+              : m,
       };
-      const run = runCeremony(s.participants, s.proposal, rng, { adversaries: new Map([[s.peer(s.adversary), tamper]]) });
+      const run = runCeremony(s.participants, s.proposal, rng, {
+        adversaries: new Map([[s.peer(s.adversary), tamper]]),
+      });
       collectKey(run, s.participants);
       const codes = run.rejections.map((r) => r.error.code).sort();
-      expect(codes).to.deep.equal(['BAD_INPUT', 'BAD_INPUT', 'BAD_INPUT', 'BAD_SIGNATURE', 'BAD_SIGNATURE', 'BAD_SIGNATURE']);
+      expect(codes).to.deep.equal([
+        'BAD_INPUT',
+        'BAD_INPUT',
+        'BAD_INPUT',
+        'BAD_SIGNATURE',
+        'BAD_SIGNATURE',
+        'BAD_SIGNATURE',
+      ]);
     }));
 });
 
@@ -368,18 +525,33 @@ describe('threshold use: misbehaving holders', () => {
   it(`names a holder whose signature share is bad, the same way for every holder that checks (seed ${testSeed(200)})`, () =>
     withSeed(testSeed(200), (rng) => {
       const participants = makeParticipants(rng, 5);
-      const run = runCeremony(participants, propose(participants[0]!, { kind: 'dkg', suite: 'ed25519-sha512', threshold: 3, roster: participants }, rng), rng);
+      const run = runCeremony(
+        participants,
+        propose(
+          participants[0]!,
+          { kind: 'dkg', suite: 'ed25519-sha512', threshold: 3, roster: participants },
+          rng,
+        ),
+        rng,
+      );
       const key = collectKey(run, participants);
       const signers = pick(rng, [...key.shares.values()], 4);
       const round1 = signers.map((share) => ({ share, ...commitToSign(key.publicKey, share, rng) }));
       const message = rng.bytes(48);
-      const pkg = createSigningPackage(key.publicKey, message, round1.map((r) => r.commitment));
+      const pkg = createSigningPackage(
+        key.publicKey,
+        message,
+        round1.map((r) => r.commitment),
+      );
       const shares = round1.map((r) => signPackage(key.publicKey, r.share, r.nonces, pkg));
       const cheat = shares[1]!;
       const suite = getSuite('ed25519-sha512');
       const bumped = suite.Fn.add(suite.decodeScalar(fromBase64Url(cheat.share, 'share'))!, 1n);
       shares[1] = { ...cheat, share: toBase64Url(suite.encodeScalar(bumped)) };
-      const culprit = { identifier: cheat.identifier, peerId: key.publicKey.holders.find((h) => h.identifier === cheat.identifier)!.peerId };
+      const culprit = {
+        identifier: cheat.identifier,
+        peerId: key.publicKey.holders.find((h) => h.identifier === cheat.identifier)!.peerId,
+      };
       let thrown: unknown;
       try {
         aggregateSignature(key.publicKey, pkg, shares);
@@ -388,15 +560,28 @@ describe('threshold use: misbehaving holders', () => {
       }
       expect(isEngineError(thrown, 'BAD_SIGNATURE')).to.equal(true);
       expect((thrown as { details: { culprits: unknown } }).details.culprits).to.deep.equal([culprit]);
-      for (const _holder of signers) expect(findInvalidSignatureShares(key.publicKey, pkg, shares)).to.deep.equal([culprit]);
+      for (const _holder of signers)
+        expect(findInvalidSignatureShares(key.publicKey, pkg, shares)).to.deep.equal([culprit]);
       const missing = shares.filter((sh) => sh.identifier !== signers[2]!.identifier);
-      expect(findInvalidSignatureShares(key.publicKey, pkg, missing).map((c) => c.identifier).sort()).to.deep.equal([cheat.identifier, signers[2]!.identifier].sort((a, b) => a - b));
+      expect(
+        findInvalidSignatureShares(key.publicKey, pkg, missing)
+          .map((c) => c.identifier)
+          .sort(),
+      ).to.deep.equal([cheat.identifier, signers[2]!.identifier].sort((a, b) => a - b));
     }));
 
   it(`rejects a bad partial decryption by naming its holder, and still decrypts with t valid ones (seed ${testSeed(201)})`, () =>
     withSeed(testSeed(201), (rng) => {
       const participants = makeParticipants(rng, 5);
-      const run = runCeremony(participants, propose(participants[0]!, { kind: 'dkg', suite: 'ristretto255-sha512', threshold: 3, roster: participants }, rng), rng);
+      const run = runCeremony(
+        participants,
+        propose(
+          participants[0]!,
+          { kind: 'dkg', suite: 'ristretto255-sha512', threshold: 3, roster: participants },
+          rng,
+        ),
+        rng,
+      );
       const key = collectKey(run, participants);
       const plaintext = rng.bytes(33);
       const ciphertext = encryptToGroup(key.publicKey, plaintext, rng);
@@ -405,7 +590,10 @@ describe('threshold use: misbehaving holders', () => {
       const bad = partials[0]!;
       const shifted = encryptionSuite.decodePoint(fromBase64Url(bad.share, 'D'))!.add(encryptionSuite.base);
       partials[0] = { ...bad, share: toBase64Url(shifted.toBytes()) };
-      const culprit = { identifier: bad.identifier, peerId: key.publicKey.holders.find((h) => h.identifier === bad.identifier)!.peerId };
+      const culprit = {
+        identifier: bad.identifier,
+        peerId: key.publicKey.holders.find((h) => h.identifier === bad.identifier)!.peerId,
+      };
       expect(verifyPartialDecryption(key.publicKey, ciphertext, partials[0])).to.equal(false);
       const opened = combinePartialDecryptions(key.publicKey, ciphertext, partials);
       expect(Buffer.from(opened.plaintext).equals(Buffer.from(plaintext))).to.equal(true);
@@ -427,12 +615,22 @@ describe('threshold use: misbehaving holders', () => {
   it(`refuses to decrypt a ciphertext whose ephemeral key was re-used under another payload (seed ${testSeed(202)})`, () =>
     withSeed(testSeed(202), (rng) => {
       const participants = makeParticipants(rng, 3);
-      const run = runCeremony(participants, propose(participants[0]!, { kind: 'dkg', suite: 'ristretto255-sha512', threshold: 2, roster: participants }, rng), rng);
+      const run = runCeremony(
+        participants,
+        propose(
+          participants[0]!,
+          { kind: 'dkg', suite: 'ristretto255-sha512', threshold: 2, roster: participants },
+          rng,
+        ),
+        rng,
+      );
       const key = collectKey(run, participants);
       const one = encryptToGroup(key.publicKey, rng.bytes(16), rng);
       const two = encryptToGroup(key.publicKey, rng.bytes(16), rng);
       const mauled = { ...two, ephemeral: one.ephemeral };
       const share = [...key.shares.values()][0]!;
-      expect(() => createPartialDecryption(key.publicKey, share, mauled, rng)).to.throw().that.satisfies((e: unknown) => isEngineError(e, 'BAD_SIGNATURE'));
+      expect(() => createPartialDecryption(key.publicKey, share, mauled, rng))
+        .to.throw()
+        .that.satisfies((e: unknown) => isEngineError(e, 'BAD_SIGNATURE'));
     }));
 });

@@ -60,11 +60,21 @@ export function makeParticipants(rng: Rng, n: number): Participant[] {
 }
 
 export function keysOf(p: Participant): CeremonyKeys {
-  return p.priorShare === undefined ? { identity: p.identity, encryption: p.encryption } : { identity: p.identity, encryption: p.encryption, priorShare: p.priorShare };
+  return p.priorShare === undefined
+    ? { identity: p.identity, encryption: p.encryption }
+    : { identity: p.identity, encryption: p.encryption, priorShare: p.priorShare };
 }
 
-export function propose(proposer: Participant, input: Omit<ProposalInput, 'expiresAtMs' | 'roster'> & { roster: Participant[] }, rng: Rng): ProposalMessage {
-  return createProposal(proposer.identity, { ...input, roster: input.roster.map((p) => p.card), expiresAtMs: nowMs + 3_600_000 }, rng);
+export function propose(
+  proposer: Participant,
+  input: Omit<ProposalInput, 'expiresAtMs' | 'roster'> & { roster: Participant[] },
+  rng: Rng,
+): ProposalMessage {
+  return createProposal(
+    proposer.identity,
+    { ...input, roster: input.roster.map((p) => p.card), expiresAtMs: nowMs + 3_600_000 },
+    rng,
+  );
 }
 
 export interface Adversary {
@@ -97,7 +107,12 @@ export interface RunOptions {
   deadlinesMax?: number;
 }
 
-export function runCeremony(participants: readonly Participant[], proposal: ProposalMessage, rng: Rng, options: RunOptions = {}): RunResult {
+export function runCeremony(
+  participants: readonly Participant[],
+  proposal: ProposalMessage,
+  rng: Rng,
+  options: RunOptions = {},
+): RunResult {
   const adversaries = options.adversaries ?? new Map<string, Adversary>();
   const byPeer = new Map(participants.map((p) => [p.identity.peerId, p] as const));
   const states = new Map<string, CeremonyState>();
@@ -151,7 +166,12 @@ export function runCeremony(participants: readonly Participant[], proposal: Prop
       const { to, message } = queue.shift()!;
       apply(to, { type: 'Receive', message });
     }
-    const waiting = ids.filter((peer) => adversaries.get(peer)?.receivesDeadlines !== false && (adversaries.get(peer)?.receivesDeadlines === true || !adversaries.has(peer)) && !['complete', 'failed'].includes(states.get(peer)!.phase));
+    const waiting = ids.filter(
+      (peer) =>
+        adversaries.get(peer)?.receivesDeadlines !== false &&
+        (adversaries.get(peer)?.receivesDeadlines === true || !adversaries.has(peer)) &&
+        !['complete', 'failed'].includes(states.get(peer)!.phase),
+    );
     if (waiting.length === 0 || deadlines >= deadlinesMax) break;
     deadlines++;
     for (const peer of waiting) apply(peer, { type: 'Deadline' });
@@ -165,7 +185,10 @@ export function resign<T extends CeremonyMessage>(identity: Identity, message: T
   return signMessage<T>(identity, rest as never);
 }
 
-export function honest(participants: readonly Participant[], adversaries: ReadonlyMap<string, unknown>): Participant[] {
+export function honest(
+  participants: readonly Participant[],
+  adversaries: ReadonlyMap<string, unknown>,
+): Participant[] {
   return participants.filter((p) => !adversaries.has(p.identity.peerId));
 }
 
@@ -191,7 +214,8 @@ export function collectKey(run: RunResult, participants: readonly Participant[])
   const first = states[0]!.result!;
   const shares = new Map<string, ThresholdShare>();
   for (const s of states) {
-    if (JSON.stringify(s.result!.publicKey) !== JSON.stringify(first.publicKey)) throw new Error(`${s.self} derived another public key`);
+    if (JSON.stringify(s.result!.publicKey) !== JSON.stringify(first.publicKey))
+      throw new Error(`${s.self} derived another public key`);
     if (s.result!.transcript !== first.transcript) throw new Error(`${s.self} has another transcript`);
     if (s.result!.share !== null) shares.set(s.self, s.result!.share);
   }

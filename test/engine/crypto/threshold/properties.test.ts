@@ -20,7 +20,17 @@ import {
   type ThresholdPublicKey,
   type ThresholdShare,
 } from './test-only.js';
-import { collectKey, makeParticipants, pick, propose, runCeremony, testSeed, withSeed, type GeneratedKey, type Participant } from './harness.js';
+import {
+  collectKey,
+  makeParticipants,
+  pick,
+  propose,
+  runCeremony,
+  testSeed,
+  withSeed,
+  type GeneratedKey,
+  type Participant,
+} from './harness.js';
 
 /**
  * Properties over random 2 ≤ t ≤ n ≤ 10. OPTIMYSTIC_SEED replays a failing run; OPTIMYSTIC_TRIALS
@@ -36,7 +46,11 @@ function randomConfig(rng: Rng, nMax = 10): { t: number; n: number } {
 
 function generate(rng: Rng, suite: SuiteId, t: number, n: number): GeneratedKey {
   const participants = makeParticipants(rng, n);
-  const proposal = propose(participants[rng.int(n)]!, { kind: 'dkg', suite, threshold: t, roster: participants, label: `prop ${t}/${n}` }, rng);
+  const proposal = propose(
+    participants[rng.int(n)]!,
+    { kind: 'dkg', suite, threshold: t, roster: participants, label: `prop ${t}/${n}` },
+    rng,
+  );
   const run = runCeremony(participants, proposal, rng);
   expect(run.rejections, 'no message was rejected').to.deep.equal([]);
   expect(run.deadlines, 'nobody had to wait for a deadline').to.equal(0);
@@ -46,9 +60,18 @@ function generate(rng: Rng, suite: SuiteId, t: number, n: number): GeneratedKey 
   return key;
 }
 
-function sign(key: GeneratedKey, holders: readonly ThresholdShare[], message: Uint8Array, rng: Rng): Uint8Array {
+function sign(
+  key: GeneratedKey,
+  holders: readonly ThresholdShare[],
+  message: Uint8Array,
+  rng: Rng,
+): Uint8Array {
   const round1 = holders.map((share) => ({ share, ...commitToSign(key.publicKey, share, rng) }));
-  const pkg = createSigningPackage(key.publicKey, message, round1.map((r) => r.commitment));
+  const pkg = createSigningPackage(
+    key.publicKey,
+    message,
+    round1.map((r) => r.commitment),
+  );
   const shares = round1.map((r) => signPackage(key.publicKey, r.share, r.nonces, pkg));
   return aggregateSignature(key.publicKey, pkg, shares);
 }
@@ -65,7 +88,10 @@ function interpolatedKey(publicKey: ThresholdPublicKey, shares: readonly Thresho
   let secret = 0n;
   for (const s of shares) {
     const scalar = suite.decodeScalar(fromBase64Url(s.signingShare, 'share'))!;
-    secret = suite.Fn.add(secret, suite.Fn.mul(scalar, lagrangeAtZeroForTests(suite, xs, BigInt(s.identifier))));
+    secret = suite.Fn.add(
+      secret,
+      suite.Fn.mul(scalar, lagrangeAtZeroForTests(suite, xs, BigInt(s.identifier))),
+    );
   }
   return toHex(suite.base.multiply(secret).toBytes());
 }
@@ -84,13 +110,21 @@ describe('threshold keys: properties over random t-of-n', () => {
           const message = rng.bytes(1 + rng.int(200));
           const signature = sign(key, holders, message, rng);
           expect(nodeAccepts(key.publicKey, message, signature), `${t}-of-${n} signature`).to.equal(true);
-          expect(interpolatedKey(key.publicKey, holders), 'test-only: t shares interpolate to the group secret').to.equal(groupKey);
+          expect(
+            interpolatedKey(key.publicKey, holders),
+            'test-only: t shares interpolate to the group secret',
+          ).to.equal(groupKey);
         }
         const fewer = pick(rng, all, t - 1);
         const message = rng.bytes(32);
         const round1 = fewer.map((share) => commitToSign(key.publicKey, share, rng).commitment);
-        expect(() => createSigningPackage(key.publicKey, message, round1)).to.throw().that.satisfies((e: unknown) => isEngineError(e, 'BAD_INPUT'));
-        expect(interpolatedKey(key.publicKey, fewer), 'test-only: t−1 shares interpolate to something else').to.not.equal(groupKey);
+        expect(() => createSigningPackage(key.publicKey, message, round1))
+          .to.throw()
+          .that.satisfies((e: unknown) => isEngineError(e, 'BAD_INPUT'));
+        expect(
+          interpolatedKey(key.publicKey, fewer),
+          'test-only: t−1 shares interpolate to something else',
+        ).to.not.equal(groupKey);
       }));
   }
 
@@ -106,13 +140,19 @@ describe('threshold keys: properties over random t-of-n', () => {
         const ciphertext = encryptToGroup(key.publicKey, plaintext, rng, aad);
         for (let round = 0; round < 2; round++) {
           const holders = pick(rng, all, t);
-          const partials = holders.map((share) => createPartialDecryption(key.publicKey, share, ciphertext, rng));
+          const partials = holders.map((share) =>
+            createPartialDecryption(key.publicKey, share, ciphertext, rng),
+          );
           const opened = combinePartialDecryptions(key.publicKey, ciphertext, partials);
           expect(toHex(opened.plaintext)).to.equal(toHex(plaintext));
           expect(opened.rejected).to.deep.equal([]);
         }
-        const fewer = pick(rng, all, t - 1).map((share) => createPartialDecryption(key.publicKey, share, ciphertext, rng));
-        expect(() => combinePartialDecryptions(key.publicKey, ciphertext, fewer)).to.throw().that.satisfies((e: unknown) => isEngineError(e, 'NO_QUORUM'));
+        const fewer = pick(rng, all, t - 1).map((share) =>
+          createPartialDecryption(key.publicKey, share, ciphertext, rng),
+        );
+        expect(() => combinePartialDecryptions(key.publicKey, ciphertext, fewer))
+          .to.throw()
+          .that.satisfies((e: unknown) => isEngineError(e, 'NO_QUORUM'));
       }));
   }
 
@@ -130,7 +170,10 @@ describe('threshold keys: properties over random t-of-n', () => {
     withSeed(testSeed(8000), (rng) => {
       const { t, n } = randomConfig(rng, 7);
       const key = generate(rng, 'ed25519-sha512', t, n);
-      const holders: Participant[] = key.participants.map((p) => ({ ...p, priorShare: key.shares.get(p.identity.peerId)! }));
+      const holders: Participant[] = key.participants.map((p) => ({
+        ...p,
+        priorShare: key.shares.get(p.identity.peerId)!,
+      }));
       const proposal = propose(holders[0]!, { kind: 'refresh', prior: key.publicKey, roster: holders }, rng);
       const run = runCeremony(holders, proposal, rng);
       expect(run.rejections).to.deep.equal([]);
@@ -144,7 +187,10 @@ describe('threshold keys: properties over random t-of-n', () => {
         const after = refreshed.shares.get(h.identity.peerId)!;
         expect(after.identifier).to.equal(before.identifier);
         expect(after.signingShare, `share of ${h.identity.peerId} changed`).to.not.equal(before.signingShare);
-        expect(() => checkShare(checkPublicKey(refreshed.publicKey), before), 'an old share is refused by the new key').to.throw();
+        expect(
+          () => checkShare(checkPublicKey(refreshed.publicKey), before),
+          'an old share is refused by the new key',
+        ).to.throw();
       }
       const message = rng.bytes(40);
       const signature = sign(refreshed, pick(rng, [...refreshed.shares.values()], t), message, rng);
@@ -157,26 +203,46 @@ describe('threshold keys: properties over random t-of-n', () => {
       withSeed(seed, (rng) => {
         const { t, n } = randomConfig(rng, 7);
         const key = generate(rng, 'ristretto255-sha512', t, n);
-        const oldHolders: Participant[] = key.participants.map((p) => ({ ...p, priorShare: key.shares.get(p.identity.peerId)! }));
+        const oldHolders: Participant[] = key.participants.map((p) => ({
+          ...p,
+          priorShare: key.shares.get(p.identity.peerId)!,
+        }));
         const dealers = pick(rng, oldHolders, t + rng.int(n - t + 1));
         const next = randomConfig(rng, 8);
         const keep = pick(rng, dealers, Math.min(dealers.length, rng.int(next.n + 1)));
         const newcomers = makeParticipants(rng, next.n - keep.length);
         const recipients = [...keep, ...newcomers];
         const roster = [...dealers, ...newcomers];
-        const proposal = propose(dealers[0]!, { kind: 'reshare', prior: key.publicKey, threshold: next.t, roster, recipients: recipients.map((p) => p.identity.peerId) }, rng);
+        const proposal = propose(
+          dealers[0]!,
+          {
+            kind: 'reshare',
+            prior: key.publicKey,
+            threshold: next.t,
+            roster,
+            recipients: recipients.map((p) => p.identity.peerId),
+          },
+          rng,
+        );
         const run = runCeremony(roster, proposal, rng);
         expect(run.rejections).to.deep.equal([]);
         const reshared = collectKey(run, roster);
         expect(reshared.publicKey.groupKey).to.equal(key.publicKey.groupKey);
         expect(reshared.publicKey.threshold).to.equal(next.t);
-        expect(reshared.publicKey.holders.map((h) => h.peerId)).to.deep.equal(recipients.map((p) => p.identity.peerId));
+        expect(reshared.publicKey.holders.map((h) => h.peerId)).to.deep.equal(
+          recipients.map((p) => p.identity.peerId),
+        );
         expect(reshared.shares.size).to.equal(next.n);
         const plaintext = rng.bytes(64);
         const ciphertext = encryptToGroup(key.publicKey, plaintext, rng);
         const holders = pick(rng, [...reshared.shares.values()], next.t);
-        const partials = holders.map((share) => createPartialDecryption(reshared.publicKey, share, ciphertext, rng));
-        expect(toHex(combinePartialDecryptions(reshared.publicKey, ciphertext, partials).plaintext), `${t}/${n} → ${next.t}/${next.n}`).to.equal(toHex(plaintext));
+        const partials = holders.map((share) =>
+          createPartialDecryption(reshared.publicKey, share, ciphertext, rng),
+        );
+        expect(
+          toHex(combinePartialDecryptions(reshared.publicKey, ciphertext, partials).plaintext),
+          `${t}/${n} → ${next.t}/${next.n}`,
+        ).to.equal(toHex(plaintext));
       }));
   }
 });

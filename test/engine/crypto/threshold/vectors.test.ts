@@ -32,7 +32,10 @@ const readVector = (name: string): unknown => JSON.parse(readFileSync(resolve(ve
 /** Returns queued byte strings in order, then fails loudly: nonce randomness injected from a vector. */
 class ScriptedRng implements Rng {
   private readonly queue: Uint8Array[];
-  constructor(chunks: Uint8Array[], private readonly fallback?: Rng) {
+  constructor(
+    chunks: Uint8Array[],
+    private readonly fallback?: Rng,
+  ) {
     this.queue = [...chunks];
   }
   bytes(length: number): Uint8Array {
@@ -87,10 +90,23 @@ describe('RFC 9591 Appendix E vectors through the signing wrapper', () => {
       const rng = new SeededRng(9591);
       const n = Number(v.config.MAX_PARTICIPANTS);
       const t = Number(v.config.MIN_PARTICIPANTS);
-      const holders = Array.from({ length: n }, (_, i) => ({ peerId: Identity.generate(rng).peerId, identifier: i + 1 }));
+      const holders = Array.from({ length: n }, (_, i) => ({
+        peerId: Identity.generate(rng).peerId,
+        identifier: i + 1,
+      }));
       const groupKey = suite.decodePoint(fromHex(v.inputs.group_public_key))!;
-      const coefficientPoints = v.inputs.share_polynomial_coefficients.map((c) => suite.base.multiply(suite.decodeScalar(fromHex(c))!));
-      const publicKey = buildPublicKey({ suite, purpose: 'sign', label: 'rfc9591', threshold: t, commitments: [groupKey, ...coefficientPoints], holders, session: toBase64Url(rng.bytes(32)) });
+      const coefficientPoints = v.inputs.share_polynomial_coefficients.map((c) =>
+        suite.base.multiply(suite.decodeScalar(fromHex(c))!),
+      );
+      const publicKey = buildPublicKey({
+        suite,
+        purpose: 'sign',
+        label: 'rfc9591',
+        threshold: t,
+        commitments: [groupKey, ...coefficientPoints],
+        holders,
+        session: toBase64Url(rng.bytes(32)),
+      });
       expect(toHex(Buffer.from(publicKey.groupKey, 'base64url'))).to.equal(v.inputs.group_public_key);
       const shareOf = (id: number): ThresholdShare => ({
         format: 'optimystic-threshold-share',
@@ -100,30 +116,55 @@ describe('RFC 9591 Appendix E vectors through the signing wrapper', () => {
         session: publicKey.session,
         peerId: holders[id - 1]!.peerId,
         identifier: id,
-        signingShare: toBase64Url(fromHex(v.inputs.participant_shares.find((s) => s.identifier === id)!.participant_share)),
+        signingShare: toBase64Url(
+          fromHex(v.inputs.participant_shares.find((s) => s.identifier === id)!.participant_share),
+        ),
       });
       const round1 = v.inputs.participant_list.map((id) => {
         const out = v.round_one_outputs.outputs.find((o) => o.identifier === id)!;
-        const scripted = new ScriptedRng([fromHex(out.hiding_nonce_randomness), fromHex(out.binding_nonce_randomness)]);
+        const scripted = new ScriptedRng([
+          fromHex(out.hiding_nonce_randomness),
+          fromHex(out.binding_nonce_randomness),
+        ]);
         const made = commitToSign(publicKey, shareOf(id), scripted);
-        expect(toHex(Buffer.from(made.commitment.hiding, 'base64url')), `hiding commitment of ${id}`).to.equal(out.hiding_nonce_commitment);
-        expect(toHex(Buffer.from(made.commitment.binding, 'base64url')), `binding commitment of ${id}`).to.equal(out.binding_nonce_commitment);
+        expect(
+          toHex(Buffer.from(made.commitment.hiding, 'base64url')),
+          `hiding commitment of ${id}`,
+        ).to.equal(out.hiding_nonce_commitment);
+        expect(
+          toHex(Buffer.from(made.commitment.binding, 'base64url')),
+          `binding commitment of ${id}`,
+        ).to.equal(out.binding_nonce_commitment);
         return { id, ...made };
       });
       const message = fromHex(v.inputs.message);
-      const pkg = createSigningPackage(publicKey, message, round1.map((r) => r.commitment));
+      const pkg = createSigningPackage(
+        publicKey,
+        message,
+        round1.map((r) => r.commitment),
+      );
       const shares = round1.map((r) => signPackage(publicKey, shareOf(r.id), r.nonces, pkg));
       for (const share of shares) {
-        const expected = v.round_two_outputs.outputs.find((o) => o.identifier === share.identifier)!.sig_share;
-        expect(toHex(Buffer.from(share.share, 'base64url')), `signature share of ${share.identifier}`).to.equal(expected);
+        const expected = v.round_two_outputs.outputs.find(
+          (o) => o.identifier === share.identifier,
+        )!.sig_share;
+        expect(
+          toHex(Buffer.from(share.share, 'base64url')),
+          `signature share of ${share.identifier}`,
+        ).to.equal(expected);
         expect(verifySignatureShare(publicKey, pkg, share)).to.equal(true);
       }
       const signature = aggregateSignature(publicKey, pkg, shares);
       expect(toHex(signature)).to.equal(v.final_output.sig);
       expect(verifyGroupSignature(publicKey, message, signature)).to.equal(true);
       if (suiteId === 'ed25519-sha512') {
-        const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicKey.groupKey }, format: 'jwk' });
-        expect(nodeVerify(null, message, key, signature), 'node:crypto accepts the group signature').to.equal(true);
+        const key = createPublicKey({
+          key: { kty: 'OKP', crv: 'Ed25519', x: publicKey.groupKey },
+          format: 'jwk',
+        });
+        expect(nodeVerify(null, message, key, signature), 'node:crypto accepts the group signature').to.equal(
+          true,
+        );
       }
       const tampered = Uint8Array.from(signature);
       tampered[signature.length - 1]! ^= 1;
@@ -151,7 +192,10 @@ const zfCases: [SuiteId, string][] = [
 describe('ZF FROST DKG vectors through the key-generation layer', () => {
   for (const [suiteId, file] of zfCases) {
     it(`reproduces commitments, accepts every proof, deals and finishes with the vector's shares for ${suiteId}`, () => {
-      const v = readVector(file) as { config: { MAX_PARTICIPANTS: number; MIN_PARTICIPANTS: number }; inputs: Record<string, unknown> };
+      const v = readVector(file) as {
+        config: { MAX_PARTICIPANTS: number; MIN_PARTICIPANTS: number };
+        inputs: Record<string, unknown>;
+      };
       const suite = getSuite(suiteId);
       const n = v.config.MAX_PARTICIPANTS;
       const t = v.config.MIN_PARTICIPANTS;
@@ -164,34 +208,68 @@ describe('ZF FROST DKG vectors through the key-generation layer', () => {
         return new Uint8Array(suite.Fn.isLE ? Buffer.from(be).reverse() : be);
       };
       const scripted = (p: ZfParticipant) => {
-        const rng = new ScriptedRng([scalarChunk(p.signing_key), scalarChunk(p.coefficient)], new SeededRng(p.identifier));
+        const rng = new ScriptedRng(
+          [scalarChunk(p.signing_key), scalarChunk(p.coefficient)],
+          new SeededRng(p.identifier),
+        );
         return (length?: number) => new Uint8Array(rng.bytes(length ?? 32));
       };
       const dealers = people.map((p) => {
         const { dealing, secret } = startDealing(suite, undefined, p.identifier, t, n, scripted(p));
-        expect(dealing.commitments.map(toHex), `commitments of ${p.identifier}`).to.deep.equal(p.vss_commitments);
-        const theirs = { identifier: p.identifier, commitments: p.vss_commitments.map(fromHex), proof: fromHex(p.proof_of_knowledge) };
+        expect(dealing.commitments.map(toHex), `commitments of ${p.identifier}`).to.deep.equal(
+          p.vss_commitments,
+        );
+        const theirs = {
+          identifier: p.identifier,
+          commitments: p.vss_commitments.map(fromHex),
+          proof: fromHex(p.proof_of_knowledge),
+        };
         const checked = checkDealing(suite, undefined, theirs, t);
         expect(checked, `proof of knowledge of ${p.identifier}`).to.have.property('points');
-        expect(checkDealing(suite, undefined, { ...theirs, identifier: (p.identifier % n) + 1 }, t), 'proof bound to the identifier').to.deep.equal({ fault: 'bad-proof-of-possession' });
-        expect(checkDealing(suite, 'another-session/0', theirs, t), 'proof bound to the context').to.deep.equal({ fault: 'bad-proof-of-possession' });
-        return { p, dealing: theirs, secret, points: (checked as { points: ReturnType<typeof suite.decodePoint>[] }).points };
+        expect(
+          checkDealing(suite, undefined, { ...theirs, identifier: (p.identifier % n) + 1 }, t),
+          'proof bound to the identifier',
+        ).to.deep.equal({ fault: 'bad-proof-of-possession' });
+        expect(
+          checkDealing(suite, 'another-session/0', theirs, t),
+          'proof bound to the context',
+        ).to.deep.equal({ fault: 'bad-proof-of-possession' });
+        return {
+          p,
+          dealing: theirs,
+          secret,
+          points: (checked as { points: ReturnType<typeof suite.decodePoint>[] }).points,
+        };
       });
       for (const me of people) {
         const received = new Map<number, bigint>();
         for (const dealer of dealers) {
           if (dealer.p.identifier === me.identifier) continue;
           const share = shareFor(suite, dealer.secret, me.identifier);
-          expect(toHex(suite.encodeScalar(share)), `share from ${dealer.p.identifier} to ${me.identifier}`).to.equal(me.signing_shares[String(dealer.p.identifier)]);
+          expect(
+            toHex(suite.encodeScalar(share)),
+            `share from ${dealer.p.identifier} to ${me.identifier}`,
+          ).to.equal(me.signing_shares[String(dealer.p.identifier)]);
           expect(shareMatches(suite, dealer.points as never, me.identifier, share)).to.equal(true);
-          expect(shareMatches(suite, dealer.points as never, me.identifier, suite.Fn.add(share, 1n))).to.equal(false);
+          expect(
+            shareMatches(suite, dealer.points as never, me.identifier, suite.Fn.add(share, 1n)),
+          ).to.equal(false);
           received.set(dealer.p.identifier, share);
         }
         const others = dealers.filter((d) => d.p.identifier !== me.identifier).map((d) => d.dealing);
-        const finished = finishKeyGeneration(suite, undefined, { identifier: me.identifier, threshold: t, participants: n, random: scripted(me) }, others, received);
-        expect(toHex(suite.encodeScalar(finished.share)), `final share of ${me.identifier}`).to.equal(me.signing_share);
+        const finished = finishKeyGeneration(
+          suite,
+          undefined,
+          { identifier: me.identifier, threshold: t, participants: n, random: scripted(me) },
+          others,
+          received,
+        );
+        expect(toHex(suite.encodeScalar(finished.share)), `final share of ${me.identifier}`).to.equal(
+          me.signing_share,
+        );
         expect(toHex(finished.commitments[0]!.toBytes())).to.equal(verifyingKey);
-        for (const other of people) expect(toHex(finished.verifyingShares.get(other.identifier)!)).to.equal(other.verifying_share);
+        for (const other of people)
+          expect(toHex(finished.verifyingShares.get(other.identifier)!)).to.equal(other.verifying_share);
       }
     });
   }
@@ -212,10 +290,15 @@ describe('BIP-340 vectors', () => {
       const label = `row ${index} ${comment ?? ''}`;
       if (secretKey !== '') {
         expect(toHex(bip340PublicKey(fromHex(secretKey!))).toUpperCase(), label).to.equal(publicKey);
-        expect(toHex(signBip340(fromHex(secretKey!), fromHex(message!), fromHex(auxRand!))).toUpperCase(), label).to.equal(signature);
+        expect(
+          toHex(signBip340(fromHex(secretKey!), fromHex(message!), fromHex(auxRand!))).toUpperCase(),
+          label,
+        ).to.equal(signature);
         signed++;
       }
-      expect(verifyBip340(fromHex(publicKey!), fromHex(message!), fromHex(signature!)), label).to.equal(result === 'TRUE');
+      expect(verifyBip340(fromHex(publicKey!), fromHex(message!), fromHex(signature!)), label).to.equal(
+        result === 'TRUE',
+      );
     }
     expect(signed).to.be.greaterThan(3);
   });
