@@ -67,6 +67,12 @@ export const limits = {
   sealScryptCostLog2Min: 10,
   /** Highest scrypt cost an envelope may declare (2^20 = 1 GiB), so a hostile file cannot exhaust memory. */
   sealScryptCostLog2Max: 20,
+  /** Decoded curve points remembered per suite: a 64-holder ceremony decodes about 64·64 commitments, each check a scalar multiplication. */
+  cryptoDecodedPointsCacheEntriesMax: 8192,
+  /** Checked threshold public keys remembered (by canonical text): signing and decrypting re-check the same few keys. */
+  cryptoCheckedKeysCacheEntriesMax: 64,
+  /** Checked ceremony proposals and per-attempt FROST instances remembered: a node runs a handful of ceremonies at once. */
+  ceremonyCacheEntriesMax: 64,
 } as const;
 
 export type Limits = typeof limits;

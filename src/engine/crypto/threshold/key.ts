@@ -83,7 +83,6 @@ export interface CheckedPublicKey {
 
 /** Checked keys by canonical text: signing and decrypting re-check the same key many times. */
 const checkedCache = new Map<string, CheckedPublicKey>();
-const checkedCacheEntriesMax = 64;
 
 /**
  * Validates a public key from JSON: shape, suite and purpose, 2 ≤ t ≤ n, distinct holders, every
@@ -177,7 +176,8 @@ export function checkPublicKey(value: unknown, code: ErrorCode = 'BAD_INPUT'): C
     holderByPeer,
   };
   if (cacheKey !== undefined) {
-    if (checkedCache.size >= checkedCacheEntriesMax) checkedCache.delete(checkedCache.keys().next().value!);
+    if (checkedCache.size >= limits.cryptoCheckedKeysCacheEntriesMax)
+      checkedCache.delete(checkedCache.keys().next().value!);
     checkedCache.set(cacheKey, checked);
   }
   return checked;

@@ -103,7 +103,6 @@ export function createProposal(identity: Identity, input: ProposalInput, rng: Rn
 }
 
 const checkedProposals = new Map<string, CheckedProposal>();
-const checkedProposalsEntriesMax = 16;
 
 /**
  * Validates a proposal message completely: shape, proposer signature, session id, every card and
@@ -117,7 +116,7 @@ export function checkProposal(value: unknown, nowMs?: number): CheckedProposal {
   let checked = checkedProposals.get(session);
   if (checked === undefined || checked.message.signature !== message.signature) {
     checked = checkProposalUncached(message, session);
-    if (checkedProposals.size >= checkedProposalsEntriesMax)
+    if (checkedProposals.size >= limits.ceremonyCacheEntriesMax)
       checkedProposals.delete(checkedProposals.keys().next().value!);
     checkedProposals.set(session, checked);
   }

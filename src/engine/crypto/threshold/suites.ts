@@ -4,6 +4,7 @@ import { ed25519, ed25519_FROST, ristretto255, ristretto255_FROST } from '@noble
 import { secp256k1, secp256k1_FROST, secp256k1_hasher } from '@noble/curves/secp256k1.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { assert } from '../../base/assert.js';
+import { limits } from '../../base/limits.js';
 import { concatBytes, equalBytes, utf8 } from '../encoding.js';
 
 /**
@@ -165,11 +166,8 @@ const definitions: Record<SuiteId, () => SuiteDefinition> = {
   },
 };
 
-/** Decoded points remembered per suite: a 64-participant ceremony decodes about 64·64 commitments. */
-const decodedPointsEntriesMax = 8192;
-/** Context-bound FROST instances kept per suite; a ceremony uses one per attempt. */
+/** Proof contexts are short ASCII (session id and attempt), so they go into noble's text prefix unchanged. */
 const contextPattern = /^[A-Za-z0-9_.:/-]{1,200}$/;
-const contextCacheEntriesMax = 64;
 
 function buildSuite(def: SuiteDefinition): Suite {
   const Point = def.Point as unknown as { BASE: GroupPoint; ZERO: GroupPoint; Fn: IField<bigint> };
@@ -199,7 +197,8 @@ function buildSuite(def: SuiteDefinition): Suite {
       const known = decoded.get(key);
       if (known !== undefined) return known ?? undefined;
       const point = def.decodePoint(bytes);
-      if (decoded.size >= decodedPointsEntriesMax) decoded.delete(decoded.keys().next().value!);
+      if (decoded.size >= limits.cryptoDecodedPointsCacheEntriesMax)
+        decoded.delete(decoded.keys().next().value!);
       decoded.set(key, point ?? null);
       return point;
     },
@@ -230,7 +229,7 @@ function buildSuite(def: SuiteDefinition): Suite {
           ...def.extraOptions,
           HDKG: proofTagText(context),
         } as Parameters<typeof createFROST>[0]);
-        if (cache.size >= contextCacheEntriesMax) cache.delete(cache.keys().next().value!);
+        if (cache.size >= limits.ceremonyCacheEntriesMax) cache.delete(cache.keys().next().value!);
         cache.set(context, frost);
       }
       return frost;
