@@ -30,6 +30,7 @@ import {
 } from './judge.js';
 import {
   buildPublicKey,
+  checkPublicKey,
   checkShare,
   publicKeyDigest,
   type ThresholdPublicKey,
@@ -833,6 +834,58 @@ function transcriptOf(ctx: AttemptContext, attempt: AttemptState, publicKey: Thr
     publicKey: publicKeyDigest(publicKey),
   };
   return toBase64Url(sha256(utf8('optimystic/threshold/transcript/v1\n'), utf8(canonicalJson(body))));
+}
+
+/**
+ * Checks a key's activation certificate: the proposal that made it and every confirmation. Each
+ * confirmation must be signed by a roster member for this session and name the same attempt,
+ * transcript and public key; every holder of the key must have confirmed. BAD_CERTIFICATE otherwise.
+ */
+export function checkActivation(
+  proposal: unknown,
+  publicKey: ThresholdPublicKey,
+  confirmations: readonly unknown[],
+): { attempt: number; transcript: string } {
+  const checked = checkProposal(proposal);
+  const bad = (what: string): never => {
+    throw new EngineError('BAD_CERTIFICATE', `key activation: ${what}`);
+  };
+  const pk = checkPublicKey(publicKey);
+  const p = checked.proposal;
+  if (pk.json.session !== checked.session) bad('the key comes from another ceremony');
+  if (
+    pk.json.suite !== p.suite ||
+    pk.json.purpose !== p.purpose ||
+    pk.json.threshold !== p.threshold ||
+    pk.json.label !== p.label
+  ) {
+    bad('the key does not match its proposal');
+  }
+  if (confirmations.length === 0 || confirmations.length > limits.ceremonyParticipantsMax)
+    bad('no confirmations');
+  const digest = publicKeyDigest(pk.json);
+  const confirmed = new Set<string>();
+  let first: ConfirmMessage | undefined;
+  for (const value of confirmations) {
+    const message = parseCeremonyMessage(value);
+    if (message.type !== 'Confirm' || message.session !== checked.session)
+      return bad('a confirmation belongs elsewhere');
+    const member = checked.members.get(message.from);
+    if (member === undefined || !verifyMessageSignature(message, member.identityKey))
+      return bad(`confirmation from ${message.from} does not verify`);
+    first ??= message;
+    if (
+      message.attempt !== first.attempt ||
+      message.transcript !== first.transcript ||
+      message.publicKey !== digest
+    )
+      bad(`${message.from} confirmed something else`);
+    if (confirmed.has(message.from)) bad(`${message.from} confirmed twice`);
+    confirmed.add(message.from);
+  }
+  for (const holder of pk.json.holders)
+    if (!confirmed.has(holder.peerId)) bad(`holder ${holder.peerId} did not confirm`);
+  return { attempt: first!.attempt, transcript: first!.transcript };
 }
 
 /** For a message about to be delivered: who it is from and which attempt (for edges that route). */

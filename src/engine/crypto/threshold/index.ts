@@ -98,6 +98,7 @@ export {
 export {
   joinCeremony,
   stepCeremony,
+  checkActivation,
   describeMessage,
   type CeremonyKeys,
   type CeremonyPhase,

@@ -105,6 +105,16 @@ export interface RunOptions {
   /** Extra messages injected at the start, delivered to everyone. */
   inject?: { to?: string; message: unknown }[];
   deadlinesMax?: number;
+  /** Passes every state and message through JSON text, as the air-gapped edge does with files. */
+  roundTrip?: boolean;
+  /** Sees every step (state before, input, result). */
+  onStep?: (
+    peer: string,
+    before: CeremonyState,
+    input: CeremonyInput,
+    after: CeremonyState,
+    effects: CeremonyEffect[],
+  ) => void;
 }
 
 export function runCeremony(
@@ -132,7 +142,12 @@ export function runCeremony(
   };
   const apply = (peer: string, input: CeremonyInput): void => {
     const p = byPeer.get(peer)!;
-    const state = states.get(peer)!;
+    const state =
+      options.roundTrip === true
+        ? (JSON.parse(JSON.stringify(states.get(peer)!)) as CeremonyState)
+        : states.get(peer)!;
+    if (options.roundTrip === true && input.type === 'Receive')
+      input = { type: 'Receive', message: JSON.parse(JSON.stringify(input.message)) as unknown };
     let step;
     try {
       step = stepCeremony(state, input, keysOf(p));
@@ -142,6 +157,7 @@ export function runCeremony(
       rejections.push({ at: peer, from: String(m.from), type: String(m.type), error });
       return;
     }
+    options.onStep?.(peer, state, input, step.state, step.effects);
     states.set(peer, step.state);
     effects.get(peer)!.push(...step.effects);
     for (const e of step.effects) if (e.type === 'Broadcast') broadcast(peer, e.message);
