@@ -314,13 +314,15 @@ export class BTree {
   private overfull(body: NodeBody): boolean {
     if (body.kind === 'branch') return body.children.length > this.branchChildrenMax;
     const count = body.entries.length;
-    return count > this.leafEntriesMax || (count > 1 && jsonBytes(body.entries) > this.leafBytesMax);
+    return count > this.leafEntriesMax || (count > 1 && entriesBytes(body.entries) > this.leafBytesMax);
   }
 
   /** Below half full by every measure. */
   private underfull(body: NodeBody): boolean {
     if (body.kind === 'branch') return 2 * body.children.length < this.branchChildrenMax;
-    return 2 * body.entries.length < this.leafEntriesMax && 2 * jsonBytes(body.entries) < this.leafBytesMax;
+    return (
+      2 * body.entries.length < this.leafEntriesMax && 2 * entriesBytes(body.entries) < this.leafBytesMax
+    );
   }
 
   /**
@@ -342,7 +344,7 @@ export class BTree {
     const entries = body.entries;
     // Bytes of entries [from, to) encoded as a JSON array: brackets, entries and commas between them.
     const prefixBytes = [0];
-    for (const entry of entries) prefixBytes.push(prefixBytes.at(-1)! + jsonBytes(entry));
+    for (const entry of entries) prefixBytes.push(prefixBytes.at(-1)! + entryBytes(entry));
     const load = (from: number, to: number): number =>
       Math.max(
         (to - from) / this.leafEntriesMax,
@@ -376,9 +378,31 @@ export class BTree {
     const bytes =
       jsonBytes(header) +
       blockFramingBytes +
-      (body.kind === 'leaf' ? jsonBytes(body.entries) : jsonBytes(body.keys) + jsonBytes(body.children));
+      (body.kind === 'leaf' ? entriesBytes(body.entries) : jsonBytes(body.keys) + jsonBytes(body.children));
     assert(bytes <= limits.blockBytesMax, `tree block ${header.id} would be ${bytes} bytes`);
   }
+}
+
+/**
+ * Encoded size of one leaf entry, memoised per entry object: entries are immutable and shared by
+ * every copy of a leaf, so a put re-measures only the entry it adds instead of the whole leaf.
+ */
+const entryBytesCache = new WeakMap<object, number>();
+
+function entryBytes(entry: TreeEntry): number {
+  let bytes = entryBytesCache.get(entry);
+  if (bytes === undefined) {
+    bytes = jsonBytes(entry);
+    entryBytesCache.set(entry, bytes);
+  }
+  return bytes;
+}
+
+/** Encoded size of a leaf's entries array: brackets, entries and the commas between them. */
+function entriesBytes(entries: readonly TreeEntry[]): number {
+  let bytes = 2 + Math.max(0, entries.length - 1);
+  for (const entry of entries) bytes += entryBytes(entry);
+  return bytes;
 }
 
 // --- cursor ---
