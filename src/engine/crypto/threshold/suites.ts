@@ -76,6 +76,41 @@ interface SuiteDefinition {
   decodePoint(bytes: Uint8Array): GroupPoint | undefined;
   /** Options that differ from createFROST's defaults in noble's own instance for this suite. */
   extraOptions: Partial<Parameters<typeof createFROST>[0]>;
+  /** Whether decoded points should remember their (costly) prime-order-subgroup check; see `rememberingPoints`. */
+  remembersSubgroupChecks?: boolean;
+}
+
+/**
+ * The point class given to context-bound FROST instances when subgroup checks are costly (Ed25519,
+ * a full scalar multiplication each). noble's key-generation rounds decode every commitment several
+ * times and check each decoding; here `fromBytes` asks the suite's strict, memoised decoder first,
+ * and a point that passed it answers the subgroup check from memory. Bytes the strict decoder refuses
+ * go to noble's own decoding and checks unchanged; points from arithmetic are noble's own objects.
+ * Instances are proxies over noble's points, so `instanceof` and every method keep working.
+ */
+function rememberingPoints(
+  Point: NoblePointCons,
+  decode: (bytes: Uint8Array) => GroupPoint | undefined,
+): NoblePointCons {
+  const passed = (point: object): object =>
+    new Proxy(point, {
+      get: (target, key, receiver) =>
+        key === 'isTorsionFree' ? () => true : (Reflect.get(target, key, receiver) as unknown),
+    });
+  const fromBytes = (bytes: Uint8Array, ...rest: unknown[]): unknown => {
+    const known = rest.length === 0 || rest[0] === false ? decode(bytes) : undefined;
+    return known === undefined
+      ? (Point.fromBytes as (...args: unknown[]) => unknown)(bytes, ...rest)
+      : passed(known);
+  };
+  // noble freezes its point class, so the proxy stands on a plain function and forwards to the class.
+  const stand = function RememberingPoint(): void {};
+  return new Proxy(stand, {
+    get: (_target, key) => (key === 'fromBytes' ? fromBytes : (Reflect.get(Point, key) as unknown)),
+    has: (_target, key) => Reflect.has(Point, key),
+    construct: (_target, args) =>
+      Reflect.construct(Point as unknown as new (...a: unknown[]) => object, args),
+  }) as unknown as NoblePointCons;
 }
 
 function leHashToScalar(Fn: IField<bigint>, hash: (m: Uint8Array) => Uint8Array) {
@@ -122,6 +157,7 @@ const definitions: Record<SuiteId, () => SuiteDefinition> = {
       // noble's own instance repeats the subgroup check in a validatePoint hook; createFROST already
       // makes that check on every decoded point, so the context-bound instance leaves the hook out.
       extraOptions: { H2: '' },
+      remembersSubgroupChecks: true,
     };
   },
   'secp256k1-sha256': () => {
@@ -174,6 +210,19 @@ function buildSuite(def: SuiteDefinition): Suite {
   const Fn = Point.Fn;
   const cache = new Map<string, FROST>();
   const decoded = new Map<string, GroupPoint | null>();
+  let frostPoint: NoblePointCons | undefined;
+  // Decoding checks subgroup membership, which costs a full scalar multiplication; the same
+  // commitments are decoded when responding, judging and finishing, so results are remembered.
+  const decodePoint = (bytes: Uint8Array): GroupPoint | undefined => {
+    const key = Buffer.from(bytes).toString('base64');
+    const known = decoded.get(key);
+    if (known !== undefined) return known ?? undefined;
+    const point = def.decodePoint(bytes);
+    if (decoded.size >= limits.cryptoDecodedPointsCacheEntriesMax)
+      decoded.delete(decoded.keys().next().value!);
+    decoded.set(key, point ?? null);
+    return point;
+  };
   const hash = def.id === 'secp256k1-sha256' ? sha256 : sha512;
   const proofTagText = (context: string | undefined): string => {
     if (context === undefined) return `${def.contextString}dkg`;
@@ -190,18 +239,7 @@ function buildSuite(def: SuiteDefinition): Suite {
     zero: Point.ZERO,
     pointBytes: def.pointBytes,
     scalarBytes: Fn.BYTES,
-    decodePoint: (bytes) => {
-      // Decoding checks subgroup membership, which costs a full scalar multiplication; the same
-      // commitments are decoded when responding, judging and finishing, so results are remembered.
-      const key = Buffer.from(bytes).toString('base64');
-      const known = decoded.get(key);
-      if (known !== undefined) return known ?? undefined;
-      const point = def.decodePoint(bytes);
-      if (decoded.size >= limits.cryptoDecodedPointsCacheEntriesMax)
-        decoded.delete(decoded.keys().next().value!);
-      decoded.set(key, point ?? null);
-      return point;
-    },
+    decodePoint,
     encodeScalar: (scalar) => Fn.toBytes(Fn.create(scalar)),
     decodeScalar: (bytes) => {
       if (bytes.length !== Fn.BYTES) return undefined;
@@ -222,9 +260,11 @@ function buildSuite(def: SuiteDefinition): Suite {
       let frost = cache.get(context);
       if (frost === undefined) {
         // Same construction as noble's own instance for this suite, with a context-bound DKG prefix.
+        frostPoint ??=
+          def.remembersSubgroupChecks === true ? rememberingPoints(def.Point, decodePoint) : def.Point;
         frost = createFROST({
           name: def.contextString,
-          Point: def.Point,
+          Point: frostPoint,
           hash,
           ...def.extraOptions,
           HDKG: proofTagText(context),
