@@ -222,14 +222,7 @@ export class LevelRawStore implements RawStore {
     this.queue = [];
     const flush = (async () => {
       try {
-        await db.batch(
-          ops.map((op) =>
-            op.type === 'put'
-              ? { type: 'put' as const, key: op.key, value: op.value }
-              : { type: 'del' as const, key: op.key },
-          ),
-          { sync: true },
-        );
+        await db.batch(lastOpPerKey(ops), { sync: true });
       } catch (error) {
         // The ops stay visible (queue and overlay) for reads; the store refuses further writes.
         this.queue = ops.concat(this.queue);
@@ -250,6 +243,26 @@ export class LevelRawStore implements RawStore {
     flush.catch(() => undefined);
     return flush;
   }
+}
+
+/**
+ * The ops of one flush with every key reduced to its last op. The flush is one atomic LevelDB batch,
+ * so only the final value of each key matters; a pend written and promoted between two syncs then
+ * reaches the disk as one small delete instead of its whole body followed by a delete.
+ */
+function lastOpPerKey(
+  ops: readonly RawOp[],
+): Array<{ type: 'put'; key: string; value: string } | { type: 'del'; key: string }> {
+  const last = new Map<string, RawOp>();
+  for (const op of ops) {
+    last.delete(op.key);
+    last.set(op.key, op);
+  }
+  return [...last.values()].map((op) =>
+    op.type === 'put'
+      ? { type: 'put' as const, key: op.key, value: op.value }
+      : { type: 'del' as const, key: op.key },
+  );
 }
 
 type LevelIterator = ClassicIterator<Db, string, string>;
