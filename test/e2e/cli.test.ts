@@ -536,6 +536,40 @@ describe('optimystic CLI, end to end through the built binary', function () {
     });
   });
 
+  describe('Ctrl-C', () => {
+    it('stops a scan with INTERRUPTED, exit 130, and leaves the data directory closed cleanly', async () => {
+      const data = freshDir('interrupt');
+      okJson(await cli(['collection', 'create', 'big', '--type', 'tree', '--json'], { data }));
+      // ~300 KiB of output: more than a pipe holds, so the scan blocks while we do not read.
+      const actions = Array.from({ length: 1000 }, (_, i) => ({
+        collection: 'big',
+        op: 'put',
+        key: `k${String(i).padStart(4, '0')}`,
+        value: 'x'.repeat(300),
+      }));
+      expect((await cli(['tx'], { data, input: JSON.stringify({ actions }) })).code).to.equal(0);
+
+      const scan = startCli(['collection', 'scan', 'big', '--json'], { data });
+      scan.stdout.pause();
+      let stdout = '';
+      const exited = new Promise<number | null>((resolve) => scan.on('close', (code) => resolve(code)));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      scan.kill('SIGINT');
+      scan.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      scan.stdout.resume();
+      expect(await exited).to.equal(130);
+      const printed = lines({ code: 130, stdout, stderr: '' });
+      expect(printed.length).to.be.within(2, 1000);
+      expect(printed.at(-1).error.code).to.equal('INTERRUPTED');
+      printed
+        .slice(0, -1)
+        .forEach((entry, i) => expect(entry.key).to.equal(`k${String(i).padStart(4, '0')}`));
+
+      const after = okJson(await cli(['collection', 'info', 'big', '--json'], { data }));
+      expect(after.name).to.equal('big');
+    });
+  });
+
   describe('collection read --follow', () => {
     it('prints new entries as they are appended and exits 0 on Ctrl-C after a clean close', async () => {
       const data = freshDir('follow');
