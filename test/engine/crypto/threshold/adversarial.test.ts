@@ -62,7 +62,7 @@ interface Scene {
   peer(p: Participant): string;
 }
 
-function scene(rng: Rng, suite: SuiteId, t = 2, n = 4): Scene {
+function scene(rng: Rng, suite: SuiteId, t = 2, n = 3): Scene {
   const participants = makeParticipants(rng, n);
   const proposal = propose(participants[0]!, { kind: 'dkg', suite, threshold: t, roster: participants }, rng);
   return {
@@ -404,7 +404,7 @@ describe('threshold ceremonies: adversarial participants', () => {
       );
       expect(run.deadlines).to.equal(1);
       for (const p of honest(s.participants, new Map([[s.peer(s.adversary), 1]]))) {
-        expect(run.states.get(s.peer(p))!.result!.confirmations).to.have.length(3);
+        expect(run.states.get(s.peer(p))!.result!.confirmations).to.have.length(s.participants.length - 1);
       }
     }));
 
@@ -421,9 +421,47 @@ describe('threshold ceremonies: adversarial participants', () => {
       );
     }));
 
+  it(`stops activation everywhere when a participant confirms another transcript (seed ${testSeed(118)})`, () =>
+    withSeed(testSeed(118), (rng) => {
+      const s = scene(rng, 'ristretto255-sha512');
+      const adversary: Adversary = {
+        outgoing: (m) =>
+          m.type === 'Confirm'
+            ? resign(s.adversary.identity, { ...m, transcript: toBase64Url(rng.bytes(32)) })
+            : m,
+      };
+      const adversaries = new Map([[s.peer(s.adversary), adversary]]);
+      const run = runCeremony(s.participants, s.proposal, rng, { adversaries });
+      for (const p of honest(s.participants, adversaries)) {
+        const state = run.states.get(s.peer(p))!;
+        expect(state.phase).to.equal('failed');
+        expect(state.result).to.equal(null);
+        expect(state.failure!.code).to.equal('CONFLICT');
+        expect(state.failure!.culprits).to.deep.equal([s.peer(s.adversary)]);
+      }
+    }));
+
+  it(`never activates a key when a participant sends different responses to different participants (seed ${testSeed(119)})`, () =>
+    withSeed(testSeed(119), (rng) => {
+      const s = scene(rng, 'ristretto255-sha512');
+      const adversary: Adversary = {
+        outgoing: (m, to) =>
+          m.type === 'Response' && to === s.peer(s.victim)
+            ? resign(s.adversary.identity, { ...m, deals: [...m.deals].reverse() })
+            : m,
+      };
+      const adversaries = new Map([[s.peer(s.adversary), adversary]]);
+      const run = runCeremony(s.participants, s.proposal, rng, { adversaries });
+      for (const p of honest(s.participants, adversaries)) {
+        const state = run.states.get(s.peer(p))!;
+        expect(state.result, 'no key for anyone').to.equal(null);
+        expect(state.failure!.code).to.equal('CONFLICT');
+      }
+    }));
+
   it(`rejects messages from outside the roster and forged senders, and still completes without blame (seed ${testSeed(115)})`, () =>
     withSeed(testSeed(115), (rng) => {
-      const s = scene(rng, 'ristretto255-sha512');
+      const s = scene(rng, 'ristretto255-sha512', 2, 4);
       const outsider = Identity.generate(rng);
       const fromOutsider = signMessage<AcceptMessage>(outsider, {
         type: 'Accept',
@@ -449,7 +487,7 @@ describe('threshold ceremonies: adversarial participants', () => {
 
   it(`rejects messages replayed from another ceremony and from an earlier attempt, and accepts exact duplicates (seed ${testSeed(116)})`, () =>
     withSeed(testSeed(116), (rng) => {
-      const s = scene(rng, 'ristretto255-sha512');
+      const s = scene(rng, 'ristretto255-sha512', 2, 4);
       // A finished ceremony among the same people, whose messages an attacker replays into this one.
       const elsewhere = propose(
         s.participants[0]!,
@@ -496,7 +534,7 @@ describe('threshold ceremonies: adversarial participants', () => {
 
   it(`rejects a message altered in transit (seed ${testSeed(117)})`, () =>
     withSeed(testSeed(117), (rng) => {
-      const s = scene(rng, 'ristretto255-sha512');
+      const s = scene(rng, 'ristretto255-sha512', 2, 4);
       const tamper: Adversary = {
         outgoing: (m) =>
           m.type === 'Accept'
