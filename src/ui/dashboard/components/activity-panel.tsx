@@ -1,0 +1,44 @@
+import { Box, Text } from 'ink';
+import { metricColumns, type ActivityView, type Tone } from '../view-model.js';
+import { toneProps } from './tone.js';
+
+function MetricRow(props: { label: string; value: string; spark: string; side: string; sideTone: Tone }) {
+  return (
+    <Box>
+      <Box width={metricColumns.label} flexShrink={0}>
+        <Text dimColor>{props.label}</Text>
+      </Box>
+      <Box width={metricColumns.value} flexShrink={0} justifyContent="flex-end">
+        <Text bold>{props.value}</Text>
+      </Box>
+      <Text color="cyan"> {props.spark} </Text>
+      <Box flexGrow={1} justifyContent="flex-end">
+        <Text {...toneProps(props.sideTone)} wrap="truncate">
+          {props.side}
+        </Text>
+      </Box>
+    </Box>
+  );
+}
+
+/** Transactions per second, commit latency and pending transactions. */
+export function ActivityRows({ activity }: { readonly activity: ActivityView }) {
+  return (
+    <>
+      <MetricRow
+        label="tx/s"
+        value={activity.txPerSec}
+        spark={activity.txSpark}
+        side={`pending ${activity.pending}`}
+        sideTone={activity.pendingTone}
+      />
+      <MetricRow
+        label="p50"
+        value={activity.p50}
+        spark={activity.p50Spark}
+        side={`p99 ${activity.p99}`}
+        sideTone={activity.p99Tone}
+      />
+    </>
+  );
+}

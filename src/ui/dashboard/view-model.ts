@@ -1,0 +1,493 @@
+// Everything the dashboard shows, computed from one node status, the recent events and the terminal
+// size: numbers formatted, lists sorted and cut to the rows that fit. Pure; components only draw it.
+
+import type { NodeEvent, NodeEventKind, NodeRole, NodeStatus, PeerStatus } from '../../engine/node/status.js';
+import {
+  compactAddress,
+  counted,
+  ellipsizeMiddle,
+  ellipsizeEnd,
+  fitList,
+  formatBytes,
+  formatClock,
+  formatCount,
+  formatDuration,
+  formatLatency,
+  formatRate,
+  gauge,
+  padEnd,
+  padStart,
+  printable,
+  shortAddress,
+  shortPeerId,
+  shortPeerIdWidth,
+  sparkline,
+} from './format.js';
+
+/** How a piece of text is coloured; components map tones to colours. */
+export type Tone = 'plain' | 'dim' | 'accent' | 'good' | 'warn' | 'bad';
+
+/** Narrow stacks the panels under each other; wide sets them in two columns. */
+export type LayoutMode = 'narrow' | 'wide';
+
+/** Below this many columns the two-column layout would cut peer addresses and event messages too short. */
+export const wideColumnsMin = 110;
+/** The key-hint line under the panels (drawn by the app, counted here). */
+export const footerRows = 1;
+/** Narrow panels are indented by one column on each side. */
+const narrowPaddingColumns = 1;
+/** A wide panel spends two columns on its border and two on padding. */
+const boxChromeColumns = 4;
+/** A wide panel spends two rows on its border. */
+const boxChromeRows = 2;
+/** Space between the two columns of the wide layout. */
+const columnGap = 1;
+/**
+ * Columns of the activity and storage rows: label (`tx/s`, `p50`, `used`), value (`12.4`, `1.2 s`),
+ * and the item on the right (`pending 12`, `p99 1.2 s`); the sparkline or gauge takes the rest, with
+ * one space either side.
+ */
+export const metricColumns = { label: 6, value: 8, side: 16 } as const;
+/** The widest gauge worth drawing; beyond it the bar reads no better. */
+const gaugeWidthMax = 40;
+/** Peer table columns: latency, direction, connected-for. */
+const latencyWidth = 6;
+const directionWidth = 3;
+const sinceWidth = 7;
+/** Narrower than this and a peer row leaves its address out rather than show a useless stub. */
+const addressWidthMin = 12;
+/** Address labels (`listen`, `announce`) and the space after them, so the addresses line up. */
+export const addressLabelWidth = 9;
+/** Event rows: clock time and kind label. */
+const clockWidth = 8;
+const kindWidth = 5;
+/** Round trips above these read as slow / very slow. */
+const latencyWarnMs = 200;
+const latencyBadMs = 1000;
+/** Storage use above these fractions of capacity reads as filling / nearly full. */
+const storageWarnFraction = 0.75;
+const storageBadFraction = 0.9;
+
+export interface TerminalSize {
+  readonly columns: number;
+  readonly rows: number;
+}
+
+export interface DashboardLayout {
+  readonly mode: LayoutMode;
+  readonly columns: number;
+  readonly rows: number;
+  /** Outer widths of the two columns in the wide layout; in the narrow one both are `columns`. */
+  readonly leftWidth: number;
+  readonly rightWidth: number;
+}
+
+export interface Tag {
+  readonly text: string;
+  readonly tone: Tone;
+}
+
+export interface AddressLine {
+  readonly label: string;
+  readonly text: string;
+}
+
+export interface HeaderView {
+  /** `Optimystic 0.1.0` */
+  readonly title: string;
+  /** The whole peer id when it fits, else shortened. */
+  readonly peerId: string;
+  /** `up 2h 03m` */
+  readonly uptime: string;
+  /** Network, role, gateway and bootstrap flags, cluster size, pid and data dir: as many as fit on one line. */
+  readonly tags: readonly Tag[];
+  readonly addresses: readonly AddressLine[];
+}
+
+export interface ActivityView {
+  readonly txPerSec: string;
+  readonly txSpark: string;
+  readonly p50: string;
+  readonly p50Spark: string;
+  readonly p99: string;
+  readonly p99Tone: Tone;
+  readonly pending: string;
+  readonly pendingTone: Tone;
+  /** Whether any history came with the status (otherwise the sparklines are blank). */
+  readonly hasHistory: boolean;
+}
+
+export interface StorageView {
+  /** `1.2 GiB of 10 GiB`, or `1.2 GiB (no capacity limit)`. */
+  readonly used: string;
+  /** `12%`; absent when capacity is unlimited. */
+  readonly percent?: string;
+  /** Absent when capacity is unlimited. */
+  readonly gauge?: { readonly filled: string; readonly empty: string; readonly tone: Tone };
+  /** `4 collections · 1,234 blocks · 12 pends` */
+  readonly counts: string;
+}
+
+/** One peer, every cell already padded to its column. */
+export interface PeerRow {
+  readonly id: string;
+  readonly latency: string;
+  readonly latencyTone: Tone;
+  readonly direction: string;
+  readonly since: string;
+  /** Empty when the panel is too narrow for addresses. */
+  readonly address: string;
+}
+
+export interface NetworkView {
+  /** `5 peers · 7 connections · DHT 12` */
+  readonly summary: string;
+  /** Column titles aligned with the rows; absent when there is no room for them. */
+  readonly heading?: string;
+  /** Sorted by latency (unknown last), cut to the rows that fit. */
+  readonly peers: readonly PeerRow[];
+  /** Peers connected but not shown for lack of rows. */
+  readonly morePeers: number;
+  /** Shown instead of rows when there are no peers, when there is room for it. */
+  readonly empty?: string;
+}
+
+export interface EventRow {
+  readonly time: string;
+  readonly label: string;
+  readonly tone: Tone;
+  readonly text: string;
+}
+
+export interface EventLogView {
+  /** `42 events` or `last 10 of 42`. */
+  readonly summary: string;
+  /** Newest last, cut to the rows that fit. */
+  readonly rows: readonly EventRow[];
+  readonly empty?: string;
+}
+
+export interface DashboardViewModel {
+  readonly layout: DashboardLayout;
+  readonly header: HeaderView;
+  readonly activity: ActivityView;
+  readonly storage: StorageView;
+  readonly network: NetworkView;
+  readonly events: EventLogView;
+}
+
+/** Row counts of the fixed parts of each layout (panel content plus chrome). */
+const activityRows = 2;
+const storageRows = 2;
+
+export function toViewModel(
+  status: NodeStatus,
+  events: readonly NodeEvent[],
+  size: TerminalSize,
+): DashboardViewModel {
+  const columns = Math.max(0, Math.floor(size.columns));
+  const rows = Math.max(0, Math.floor(size.rows));
+  const mode: LayoutMode = columns >= wideColumnsMin ? 'wide' : 'narrow';
+  return mode === 'wide'
+    ? wideView(status, events, columns, rows)
+    : narrowView(status, events, columns, rows);
+}
+
+function narrowView(
+  status: NodeStatus,
+  events: readonly NodeEvent[],
+  columns: number,
+  rows: number,
+): DashboardViewModel {
+  const inner = Math.max(0, columns - 2 * narrowPaddingColumns);
+  const header = headerView(status, inner, 'narrow');
+  const headerRows = 2 + header.addresses.length;
+  // Each narrow panel has a one-row title rule.
+  const fixed = headerRows + (1 + activityRows) + (1 + storageRows) + 1 + 1 + footerRows;
+  const shared = Math.max(0, rows - fixed);
+  const peersWanted = Math.max(1, status.peers.length);
+  const eventsWanted = Math.max(1, events.length);
+  // Both lists fit, or the short one takes what it needs and the long one the rest, or they halve it.
+  const peerRows = Math.min(peersWanted, Math.max(Math.floor(shared / 2), shared - eventsWanted));
+  const eventRows = Math.max(0, shared - peerRows);
+  return {
+    layout: { mode: 'narrow', columns, rows, leftWidth: columns, rightWidth: columns },
+    header,
+    activity: activityView(status, inner),
+    storage: storageView(status, inner),
+    network: networkView(status, inner, peerRows, false),
+    events: eventLogView(events, status.peerId, inner, eventRows),
+  };
+}
+
+function wideView(
+  status: NodeStatus,
+  events: readonly NodeEvent[],
+  columns: number,
+  rows: number,
+): DashboardViewModel {
+  const leftWidth = Math.floor((columns - columnGap) / 2);
+  const rightWidth = columns - columnGap - leftWidth;
+  const leftInner = Math.max(0, leftWidth - boxChromeColumns);
+  const rightInner = Math.max(0, rightWidth - boxChromeColumns);
+  const header = headerView(status, Math.max(0, columns - 2 * narrowPaddingColumns), 'wide');
+  const body = Math.max(0, rows - (2 + header.addresses.length) - footerRows);
+  // Left column: activity, storage, then the peer table (with its heading row) takes the rest.
+  const peerRows = Math.max(
+    0,
+    body - (activityRows + boxChromeRows) - (storageRows + boxChromeRows) - boxChromeRows - 1,
+  );
+  // Right column: the event log, full height.
+  const eventRows = Math.max(0, body - boxChromeRows);
+  return {
+    layout: { mode: 'wide', columns, rows, leftWidth, rightWidth },
+    header,
+    activity: activityView(status, leftInner),
+    storage: storageView(status, leftInner),
+    network: networkView(status, leftInner, peerRows, true),
+    events: eventLogView(events, status.peerId, rightInner, eventRows),
+  };
+}
+
+function roleLabel(role: NodeRole): string {
+  switch (role) {
+    case 'transaction':
+      return 'transaction node';
+    case 'storage':
+      return 'storage node';
+    default: {
+      // A newer node may report a role this dashboard does not know yet: show it as sent.
+      const unknown: never = role;
+      return `${printable(String(unknown))} node`;
+    }
+  }
+}
+
+function headerView(status: NodeStatus, width: number, mode: LayoutMode): HeaderView {
+  const title = `Optimystic ${printable(status.version)}`;
+  const uptime = `up ${formatDuration(status.uptimeMs)}`;
+  // Title, id and uptime share the first line, two spaces apart.
+  const idRoom = width - title.length - uptime.length - 4;
+  const fullId = printable(status.peerId);
+  const peerId = fullId.length <= idRoom ? fullId : shortPeerId(status.peerId);
+
+  const tags: Tag[] = [
+    { text: `network ${printable(status.network)}`, tone: 'accent' },
+    { text: roleLabel(status.role), tone: 'accent' },
+  ];
+  if (status.gateway) tags.push({ text: 'gateway', tone: 'good' });
+  if (status.bootstrapNode) tags.push({ text: 'bootstrap node', tone: 'good' });
+  tags.push({ text: `cluster size ${formatCount(status.clusterSize)}`, tone: 'plain' });
+  tags.push({ text: `pid ${status.pid}`, tone: 'dim' });
+  tags.push({ text: printable(status.dataDir), tone: 'dim' });
+  return { title, peerId, uptime, tags: fitTags(tags, width), addresses: addressLines(status, width, mode) };
+}
+
+/** The leading tags that fit on one line, three columns apart. */
+function fitTags(tags: readonly Tag[], width: number): Tag[] {
+  const fitted: Tag[] = [];
+  let used = 0;
+  for (const tag of tags) {
+    const gap = fitted.length === 0 ? 0 : 3;
+    if (used + gap + tag.text.length > width) {
+      // A long data dir path still shows its end, which is the part that differs between nodes.
+      const room = width - used - gap;
+      if (room >= 12 && tag.tone === 'dim')
+        fitted.push({ text: `…${tag.text.slice(tag.text.length - room + 1)}`, tone: tag.tone });
+      break;
+    }
+    fitted.push(tag);
+    used += gap + tag.text.length;
+  }
+  return fitted;
+}
+
+function addressLines(status: NodeStatus, width: number, mode: LayoutMode): AddressLine[] {
+  const own = status.peerId;
+  const listen = status.listenAddresses.map((a) => shortAddress(a, width, own));
+  const announce = status.announceAddresses.map((a) => shortAddress(a, width, own));
+  if (mode === 'wide') {
+    const labelled = (label: string, items: string[]): AddressLine => ({
+      label,
+      text: fitList(items, width - addressLabelWidth) || '—',
+    });
+    const lines = [labelled('listen', listen)];
+    if (announce.length > 0) lines.push(labelled('announce', announce));
+    return lines;
+  }
+  // Narrow: one line; the first listen and first announce address share it.
+  if (announce.length === 0)
+    return [{ label: 'listen', text: fitList(listen, width - 'listen '.length) || '—' }];
+  const listenRoom = Math.floor((width - 'listen '.length - ' · announce '.length) / 2);
+  const listenText = fitList(listen, listenRoom) || '—';
+  const announceRoom = width - 'listen '.length - listenText.length - ' · announce '.length;
+  return [{ label: 'listen', text: `${listenText} · announce ${fitList(announce, announceRoom)}` }];
+}
+
+function activityView(status: NodeStatus, width: number): ActivityView {
+  const rates = status.rates;
+  const sparkWidth = Math.max(0, width - metricColumns.label - metricColumns.value - metricColumns.side - 2);
+  const hasHistory = rates.txPerSecHistory.length > 0 || rates.commitP50History.length > 0;
+  return {
+    txPerSec: formatRate(rates.txPerSec),
+    txSpark: sparkline(rates.txPerSecHistory, sparkWidth),
+    p50: formatLatency(rates.commitP50Ms),
+    p50Spark: sparkline(rates.commitP50History, sparkWidth),
+    p99: formatLatency(rates.commitP99Ms),
+    p99Tone: latencyTone(rates.commitP99Ms),
+    pending: formatCount(status.pendingTransactions),
+    pendingTone: status.pendingTransactions > 0 ? 'accent' : 'dim',
+    hasHistory,
+  };
+}
+
+function storageView(status: NodeStatus, width: number): StorageView {
+  const { blocks, pending, bytes, capacityBytes } = status.storage;
+  const counts = [
+    counted(status.collections, 'collection'),
+    counted(blocks, 'block'),
+    counted(pending, 'pend'),
+  ];
+  const countsText = fitList(counts, width, ' · ');
+  if (!(capacityBytes > 0)) return { used: `${formatBytes(bytes)} (no capacity limit)`, counts: countsText };
+  const fraction = bytes / capacityBytes;
+  const used = `${formatBytes(bytes)} of ${formatBytes(capacityBytes)}`;
+  const percent = `${Math.floor(fraction * 100)}%`;
+  const gaugeWidth = Math.min(
+    gaugeWidthMax,
+    Math.max(0, width - metricColumns.label - used.length - percent.length - 2),
+  );
+  const tone: Tone =
+    fraction >= storageBadFraction ? 'bad' : fraction >= storageWarnFraction ? 'warn' : 'good';
+  return { used, percent, gauge: { ...gauge(fraction, gaugeWidth), tone }, counts: countsText };
+}
+
+function latencyTone(ms: number | undefined): Tone {
+  if (ms === undefined || !Number.isFinite(ms)) return 'dim';
+  if (ms >= latencyBadMs) return 'bad';
+  if (ms >= latencyWarnMs) return 'warn';
+  return 'good';
+}
+
+/** Known latencies first, fastest first; unknown last; ties in id order so rows do not jump about. */
+export function sortPeers(peers: readonly PeerStatus[]): PeerStatus[] {
+  return [...peers].sort((a, b) => {
+    const la = a.latencyMs ?? Number.POSITIVE_INFINITY;
+    const lb = b.latencyMs ?? Number.POSITIVE_INFINITY;
+    if (la !== lb) return la < lb ? -1 : 1;
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  });
+}
+
+function networkView(status: NodeStatus, width: number, rows: number, withHeading: boolean): NetworkView {
+  const summary = `${counted(status.peers.length, 'peer')} · ${counted(status.connections, 'connection')} · DHT ${formatCount(status.dhtTableSize)}`;
+  const fixedWidth = shortPeerIdWidth + 2 + latencyWidth + 2 + directionWidth + 2 + sinceWidth;
+  const addressWidth = width - fixedWidth - 2 >= addressWidthMin ? width - fixedWidth - 2 : 0;
+  const now = status.startedAt + status.uptimeMs;
+  if (status.peers.length === 0) {
+    return { summary, peers: [], morePeers: 0, ...(rows > 0 ? { empty: 'no peers yet' } : {}) };
+  }
+  const fits = status.peers.length <= rows;
+  // When they do not all fit, the last row says how many more there are.
+  const shown = fits ? status.peers.length : Math.max(0, rows - 1);
+  const peers = sortPeers(status.peers)
+    .slice(0, shown)
+    .map((peer): PeerRow => ({
+      id: padEnd(shortPeerId(peer.id), shortPeerIdWidth),
+      latency: padStart(peer.latencyMs === undefined ? '—' : formatLatency(peer.latencyMs), latencyWidth),
+      latencyTone: latencyTone(peer.latencyMs),
+      direction: padEnd(
+        peer.direction === 'inbound' ? 'in' : peer.direction === 'outbound' ? 'out' : '',
+        directionWidth,
+      ),
+      since: padStart(
+        peer.connectedAt === undefined ? '' : formatDuration(now - peer.connectedAt),
+        sinceWidth,
+      ),
+      address:
+        addressWidth > 0 && peer.addresses[0] !== undefined
+          ? ellipsizeMiddle(compactAddress(peer.addresses[0], peer.id), addressWidth)
+          : '',
+    }));
+  const heading =
+    withHeading && peers.length > 0
+      ? [
+          padEnd('peer', shortPeerIdWidth),
+          padStart('latency', latencyWidth),
+          padEnd('dir', directionWidth),
+          padStart('since', sinceWidth),
+          addressWidth > 0 ? 'address' : '',
+        ]
+          .join('  ')
+          .trimEnd()
+      : undefined;
+  return {
+    summary,
+    ...(heading !== undefined ? { heading } : {}),
+    peers,
+    morePeers: status.peers.length - shown,
+  };
+}
+
+function eventKind(kind: NodeEventKind): { readonly label: string; readonly tone: Tone } {
+  switch (kind) {
+    case 'peer:connect':
+      return { label: 'join', tone: 'good' };
+    case 'peer:disconnect':
+      return { label: 'left', tone: 'warn' };
+    case 'node:start':
+      return { label: 'start', tone: 'accent' };
+    case 'node:stop':
+      return { label: 'stop', tone: 'accent' };
+    case 'error':
+      return { label: 'error', tone: 'bad' };
+    case 'info':
+      return { label: 'info', tone: 'plain' };
+    default: {
+      // A newer node may send kinds this dashboard does not know yet: show them as sent.
+      const unknown: never = kind;
+      return { label: printable(String(unknown)), tone: 'plain' };
+    }
+  }
+}
+
+function eventLogView(
+  events: readonly NodeEvent[],
+  ownPeerId: string,
+  width: number,
+  rows: number,
+): EventLogView {
+  const total = events.length;
+  const summary =
+    total === 0
+      ? 'none yet'
+      : rows >= total
+        ? counted(total, 'event')
+        : `last ${formatCount(rows)} of ${formatCount(total)}`;
+  if (total === 0) return { summary, rows: [], ...(rows > 0 ? { empty: 'no events yet' } : {}) };
+  const textWidth = Math.max(0, width - clockWidth - kindWidth - 2);
+  const shown = events.slice(Math.max(0, total - rows));
+  return {
+    summary,
+    rows: shown.map((event): EventRow => {
+      const kind = eventKind(event.kind);
+      return {
+        time: formatClock(event.at),
+        label: padEnd(kind.label, kindWidth),
+        tone: kind.tone,
+        text: ellipsizeEnd(eventText(event, ownPeerId), textWidth),
+      };
+    }),
+  };
+}
+
+/** The event's message on one line, with full peer ids (its own peer's and ours) shortened. */
+function eventText(event: NodeEvent, ownPeerId: string): string {
+  let text = printable(event.message).trim();
+  for (const id of [event.peerId, ownPeerId]) {
+    if (id !== undefined && id.length > shortPeerIdWidth)
+      text = text.split(printable(id)).join(shortPeerId(id));
+  }
+  if (text === '' && event.peerId !== undefined) text = shortPeerId(event.peerId);
+  return text;
+}
