@@ -734,14 +734,9 @@ class Run {
     if (isRecipient) {
       assert(share !== undefined, 'recipients end with a share');
       const myId = ctx.recipientIds.get(self)!;
+      const verifyingShare = fromBase64Url(publicKey.holders[myId - 1]!.verifyingShare, 'verifying share');
       assert(
-        suite.base
-          .multiply(share)
-          .toBytes()
-          .every(
-            (byte, i) =>
-              byte === fromBase64Url(publicKey.holders[myId - 1]!.verifyingShare, 'verifying share')[i],
-          ),
+        equalBytes(suite.base.multiply(share).toBytes(), verifyingShare),
         'the share matches its verifying share',
       );
       shareJson = {
