@@ -73,6 +73,31 @@ export const limits = {
   cryptoCheckedKeysCacheEntriesMax: 64,
   /** Checked ceremony proposals and per-attempt FROST instances remembered: a node runs a handful of ceremonies at once. */
   ceremonyCacheEntriesMax: 64,
+  // Network edge (src/engine/network): every inbound byte, stream and request is bounded here.
+  /** One wire frame carries at most a whole block (blockBytesMax) plus its envelope (revision, certificate). */
+  frameBytesMax: 2 * 1024 * 1024,
+  /** Bytes of partly received frames held across all inbound streams: the memory a crowd of slow senders can pin. */
+  inboundBufferedBytesMax: 64 * 1024 * 1024,
+  /** Inbound request streams one peer may hold open at once across our protocols; more is a flood. */
+  streamsPerPeerMax: 32,
+  /** Inbound streams across all peers at once, so many peers together cannot exhaust the node either. */
+  inboundStreamsMax: 1024,
+  /** Sustained inbound requests per peer per second (token bucket refill); a cluster member's votes and reads fit easily. */
+  requestsPerPeerPerSec: 200,
+  /** Burst of inbound requests one peer may send before the sustained rate applies. */
+  requestsPerPeerBurst: 400,
+  /** Peers whose rate-limit state is remembered; the least recently seen is dropped first. */
+  peersTrackedMax: 4096,
+  /** Deadline of one request (send, handle, reply), and of each frame of a streamed reply. */
+  requestTimeoutMs: 10_000,
+  /** A dial (connect, bootstrap) that has not completed by then is given up. */
+  dialTimeoutMs: 10_000,
+  /** How often a node re-dials missing bootstrap peers and refreshes its DHT routing table. */
+  networkMaintenanceMs: 10_000,
+  /** Peers one `closest` query may return: the DHT's bucket size, beyond which its answer is not exhaustive. */
+  closestPeersMax: 20,
+  /** Protocol and network names appear in every protocol id; short and plain. */
+  protocolNameCharsMax: 64,
 } as const;
 
 export type Limits = typeof limits;

@@ -1,0 +1,695 @@
+/**
+ * The libp2p edge of a node: transport (TCP + Noise + Yamux), identify, ping, a Kademlia DHT namespaced
+ * by the network name, bootstrap upkeep, and request/response protocols with bounded inbound work.
+ * Everything above this module sees peer ids and multiaddrs as strings and errors as EngineErrors.
+ */
+import { createHash } from 'node:crypto';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
+import { identify } from '@libp2p/identify';
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { ping, type Ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p';
+import { EngineError, isEngineError, toEngineError } from '../base/errors.js';
+import { systemClock, type Clock } from '../base/clock.js';
+import { limits } from '../base/limits.js';
+import { ByteBudget } from './framing.js';
+import { peerIdOf, type PrivateKey } from './identity.js';
+import { PeerGuard } from './peer-guard.js';
+import {
+  checkName,
+  defaultNetwork,
+  dhtProtocolId,
+  networkOfProtocol,
+  networkPrefix,
+  protocolId,
+} from './protocols.js';
+import {
+  type RequestHandler,
+  type RequestOptions,
+  type ServeOutcome,
+  type WireStream,
+  sendRequest,
+  sendStreamRequest,
+  serveRequest,
+} from './request-response.js';
+import type { Validator } from './schema.js';
+
+export interface NetworkComponents {
+  /** The node's identity key (see `privateKeyFromSeed`). */
+  privateKey: PrivateKey;
+  /** Time for rate limits; the system clock by default. */
+  clock?: Clock;
+}
+
+/** Decides which peers may connect at all; tests use it to partition a network. */
+export interface ConnectionGate {
+  /** True to refuse dialing or accepting connections with this peer. */
+  denyPeer(peerId: string): boolean;
+}
+
+export interface NetworkInit {
+  /** Network name; nodes of different networks never share a DHT or answer each other (default 'default'). */
+  network?: string;
+  /** Multiaddrs to listen on (default ['/ip4/127.0.0.1/tcp/0']); ignored in client mode. */
+  listen?: readonly string[];
+  /** Multiaddrs to announce instead of the listen addresses (public address behind NAT, gateway). */
+  announce?: readonly string[];
+  /** Multiaddrs of bootstrap peers, each ending in /p2p/<peer id>: dialled at start and whenever disconnected. */
+  bootstrap?: readonly string[];
+  /** Serve circuit relay (v2) for NAT-ed peers; pair with `announce` for a public gateway. */
+  gateway?: boolean;
+  /** A short-lived light client: no listening, DHT in client mode, no relay. */
+  clientMode?: boolean;
+  /** Refuses connections with some peers (tests: partitions). */
+  connectionGater?: ConnectionGate;
+  /** How often bootstrap peers are re-dialled and the routing table refreshed (default limits.networkMaintenanceMs). */
+  maintenanceIntervalMs?: number;
+  /** Default deadline of requests this node sends and serves (default limits.requestTimeoutMs). */
+  requestTimeoutMs?: number;
+  /** Largest frame sent or accepted (default limits.frameBytesMax). */
+  frameBytesMax?: number;
+  /** Inbound streams one peer may hold open (default limits.streamsPerPeerMax). */
+  streamsPerPeerMax?: number;
+  /** Sustained inbound requests per peer per second (default limits.requestsPerPeerPerSec). */
+  requestsPerPeerPerSec?: number;
+  /** Inbound request burst per peer (default limits.requestsPerPeerBurst). */
+  requestsPerPeerBurst?: number;
+  /** Bytes of partly received frames held across all inbound streams (default limits.inboundBufferedBytesMax). */
+  inboundBufferedBytesMax?: number;
+}
+
+export interface PeerInfo {
+  readonly id: string;
+  /** The peer's listen addresses as it identified them, else the addresses of our connections to it. */
+  readonly addresses: readonly string[];
+  /** Last measured round trip (our pings, or libp2p's connection monitor). */
+  readonly latencyMs?: number;
+  /** Who opened the oldest open connection. */
+  readonly direction: 'inbound' | 'outbound';
+}
+
+export interface FoundPeer {
+  readonly id: string;
+  readonly addresses: readonly string[];
+}
+
+export type NetworkEvent = 'peer:connect' | 'peer:disconnect';
+
+export interface HandleOptions<Req> {
+  /** Validates each request; use `messageUnion` so unknown message types reset the stream. */
+  validate: Validator<Req>;
+  /** Deadline to read, handle and answer one request (default: the node's requestTimeoutMs). */
+  timeoutMs?: number;
+  /** Largest request or reply frame (default: the node's frameBytesMax). */
+  frameBytesMax?: number;
+}
+
+/** Counters of the inbound side, for status and for tests that check bounds. */
+export interface NetworkStats {
+  /** Inbound request streams being served now. */
+  readonly inboundStreams: number;
+  /** Bytes of partly received request frames held now. */
+  readonly bufferedBytes: number;
+  /** Peers whose rate-limit state is remembered. */
+  readonly trackedPeers: number;
+  /** Inbound streams refused (stream or rate limits) since start. */
+  readonly refused: number;
+  /** Requests served since start, by outcome. */
+  readonly served: Readonly<Record<ServeOutcome, number>>;
+}
+
+export interface NetworkNode {
+  readonly peerId: string;
+  readonly network: string;
+  /** Listen (or announce) multiaddrs, each ending in /p2p/<peer id>. */
+  addresses(): string[];
+  /** Connected peers. */
+  peers(): PeerInfo[];
+  /** Dials a multiaddr; resolves with the peer reached. */
+  connect(address: string): Promise<FoundPeer>;
+  /** Closes every connection with a peer. */
+  disconnect(peerId: string): Promise<void>;
+  /** Round trip to a peer id or multiaddr, in ms. */
+  ping(target: string): Promise<number>;
+  /** A peer's addresses through DHT peer routing; NOT_FOUND when no one knows it. */
+  findPeer(peerId: string): Promise<FoundPeer>;
+  /** The k peers nearest to `key` by XOR distance of their Kademlia ids (sha256), this node included. */
+  closest(key: Uint8Array, k: number): Promise<string[]>;
+  /** Peers in the Kademlia routing table. */
+  routingTableSize(): number;
+  /** Subscribes to peer events; returns the unsubscribe function. */
+  on(event: NetworkEvent, listener: (peerId: string) => void): () => void;
+  /** Serves `/optimystic/<network>/<name>/1` with request/response framing and the inbound limits. */
+  handle<Req>(name: string, handler: RequestHandler<Req>, options: HandleOptions<Req>): Promise<void>;
+  unhandle(name: string): Promise<void>;
+  /** Sends one request to a peer id or multiaddr and returns the reply value. */
+  request<T = unknown>(peer: string, name: string, message: unknown, options?: RequestOptions<T>): Promise<T>;
+  /** Sends one request and yields the items of a streamed reply. */
+  requestStream<T = unknown>(
+    peer: string,
+    name: string,
+    message: unknown,
+    options?: RequestOptions<T>,
+  ): AsyncGenerator<T, void, undefined>;
+  stats(): NetworkStats;
+  /** Stops the node: closes every stream and connection. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** The services every node runs (a gateway adds `relay`, which nothing here calls). */
+type Services = {
+  identify: unknown;
+  ping: Ping;
+  dht: KadDHT;
+};
+
+type Node = Libp2p<Services>;
+type Stream = Parameters<Parameters<Node['handle']>[1]>[0];
+
+/** Creates and starts a network node; dials bootstrap peers before it resolves (failures are retried later). */
+export async function createNetworkNode(
+  components: NetworkComponents,
+  init: NetworkInit = {},
+): Promise<NetworkNode> {
+  const node = new Libp2pNetworkNode(components, init);
+  await node.start();
+  return node;
+}
+
+/** Peer ids of other networks that we stop talking to; bounded like any per-peer state. */
+const foreignPeersMax = limits.peersTrackedMax;
+
+class Libp2pNetworkNode implements NetworkNode {
+  readonly network: string;
+  readonly peerId: string;
+  private readonly prefix: string;
+  private readonly init: NetworkInit;
+  private readonly clientMode: boolean;
+  private readonly requestTimeoutMs: number;
+  private readonly frameBytesMax: number;
+  private readonly bootstrap: readonly { address: Multiaddr; peerId: string }[];
+  private readonly guard: PeerGuard;
+  private readonly budget: ByteBudget;
+  private readonly listeners = new Map<NetworkEvent, Set<(peerId: string) => void>>();
+  private readonly identified = new Map<string, string[]>();
+  private readonly latency = new Map<string, number>();
+  private readonly foreign = new Set<string>();
+  private readonly served: Record<ServeOutcome, number> = { replied: 0, errored: 0, reset: 0 };
+  private refused = 0;
+  private libp2p: Node | undefined;
+  private maintenanceTimer: NodeJS.Timeout | undefined;
+  private maintaining = false;
+  private stopped = false;
+  private readonly stopController = new AbortController();
+
+  constructor(
+    private readonly components: NetworkComponents,
+    init: NetworkInit,
+  ) {
+    this.init = init;
+    this.network = checkName(init.network ?? defaultNetwork, 'network');
+    this.prefix = networkPrefix(this.network);
+    this.clientMode = init.clientMode === true;
+    this.requestTimeoutMs = positive(init.requestTimeoutMs ?? limits.requestTimeoutMs, 'requestTimeoutMs');
+    this.frameBytesMax = positive(init.frameBytesMax ?? limits.frameBytesMax, 'frameBytesMax');
+    this.bootstrap = (init.bootstrap ?? []).map((address) => {
+      const parsed = parseAddress(address, 'CONFIG_INVALID');
+      const peerId = parsed.getComponents().findLast((c) => c.name === 'p2p')?.value;
+      if (peerId === undefined)
+        throw new EngineError('CONFIG_INVALID', `bootstrap address ${address} must end in /p2p/<peer id>`, {
+          field: 'bootstrap',
+        });
+      return { address: parsed, peerId };
+    });
+    this.guard = new PeerGuard(
+      { clock: components.clock ?? systemClock },
+      definedOnly({
+        streamsPerPeerMax: init.streamsPerPeerMax,
+        requestsPerPeerPerSec: init.requestsPerPeerPerSec,
+        requestsPerPeerBurst: init.requestsPerPeerBurst,
+      }),
+    );
+    this.budget = new ByteBudget(init.inboundBufferedBytesMax ?? limits.inboundBufferedBytesMax);
+    this.peerId = peerIdOf(components.privateKey);
+  }
+
+  async start(): Promise<void> {
+    const init = this.init;
+    const listen = this.clientMode ? [] : [...(init.listen ?? ['/ip4/127.0.0.1/tcp/0'])];
+    for (const address of [...listen, ...(init.announce ?? [])]) parseAddress(address, 'CONFIG_INVALID');
+    const services: Record<string, unknown> = {
+      identify: identify(),
+      ping: ping({ timeout: this.requestTimeoutMs }),
+      dht: kadDHT({
+        protocol: dhtProtocolId(this.network),
+        clientMode: this.clientMode,
+        // Private and loopback addresses are real addresses on a LAN or one host; keep them.
+        peerInfoMapper: passthroughMapper,
+        // A solo node must answer `closest` (with itself) instead of waiting for a first peer.
+        allowQueryWithZeroPeers: true,
+        logPrefix: `libp2p:optimystic:${this.network}:kad`,
+        datastorePrefix: `/optimystic/${this.network}/dht`,
+        metricsPrefix: `optimystic_${this.network.replace(/[^a-z0-9]/g, '_')}_kad`,
+      }),
+    };
+    if (init.gateway === true && !this.clientMode) services['relay'] = circuitRelayServer();
+    const gate = init.connectionGater;
+    const deny = (peerId: { toString(): string }): boolean => {
+      const id = peerId.toString();
+      return this.foreign.has(id) || gate?.denyPeer(id) === true;
+    };
+    const options: Libp2pOptions<Services> = {
+      privateKey: this.components.privateKey,
+      addresses: { listen, ...(init.announce === undefined ? {} : { announce: [...init.announce] }) },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionGater: {
+        denyDialPeer: deny,
+        denyInboundEncryptedConnection: deny,
+        denyOutboundEncryptedConnection: deny,
+      },
+      connectionManager: { dialTimeout: limits.dialTimeoutMs },
+      services: services as NonNullable<Libp2pOptions<Services>['services']>,
+    };
+    try {
+      this.libp2p = await createLibp2p<Services>(options);
+    } catch (error) {
+      throw new EngineError('UNAVAILABLE', `network node did not start: ${messageOf(error)}`, undefined, {
+        cause: error,
+      });
+    }
+    this.watchPeers(this.libp2p);
+    await Promise.allSettled(this.bootstrap.map((entry) => this.dialBootstrap(entry)));
+    const intervalMs = positive(
+      init.maintenanceIntervalMs ?? limits.networkMaintenanceMs,
+      'maintenanceIntervalMs',
+    );
+    this.maintenanceTimer = setInterval(() => void this.maintain(), intervalMs);
+  }
+
+  private get node(): Node {
+    if (this.libp2p === undefined || this.stopped)
+      throw new EngineError('UNAVAILABLE', 'network node is stopped');
+    return this.libp2p;
+  }
+
+  private watchPeers(node: Node): void {
+    node.addEventListener('peer:connect', (event) => this.emit('peer:connect', event.detail.toString()));
+    node.addEventListener('peer:disconnect', (event) => {
+      const id = event.detail.toString();
+      this.identified.delete(id);
+      this.latency.delete(id);
+      this.emit('peer:disconnect', id);
+    });
+    node.addEventListener('peer:identify', (event) => {
+      const { peerId, protocols, listenAddrs } = event.detail;
+      const id = peerId.toString();
+      const networks = new Set(protocols.map(networkOfProtocol).filter((n) => n !== undefined));
+      if (networks.size > 0 && !networks.has(this.network)) {
+        // A node of another network: it must not enter our DHT or our peer list.
+        this.rememberForeign(id);
+        node.hangUp(peerId).catch(() => undefined);
+        return;
+      }
+      if (node.getConnections(peerId).length > 0)
+        this.identified.set(
+          id,
+          listenAddrs.map((a) => a.toString()),
+        );
+    });
+  }
+
+  private rememberForeign(peerId: string): void {
+    this.foreign.add(peerId);
+    if (this.foreign.size > foreignPeersMax) {
+      const oldest = this.foreign.values().next().value;
+      if (oldest !== undefined) this.foreign.delete(oldest);
+    }
+  }
+
+  private emit(event: NetworkEvent, peerId: string): void {
+    for (const listener of this.listeners.get(event) ?? []) {
+      try {
+        listener(peerId);
+      } catch {
+        // A listener's failure is its own; the network keeps going.
+      }
+    }
+  }
+
+  private async dialBootstrap(entry: { address: Multiaddr; peerId: string }): Promise<void> {
+    if (entry.peerId === this.peerId || this.foreign.has(entry.peerId)) return;
+    const node = this.node;
+    if (node.getConnections(peerIdFromString(entry.peerId)).length > 0) return;
+    await node.dial(entry.address, { signal: this.deadline(limits.dialTimeoutMs) });
+  }
+
+  /** Re-dials missing bootstrap peers and refreshes the routing table by looking up our own id. */
+  private async maintain(): Promise<void> {
+    if (this.maintaining || this.stopped) return;
+    this.maintaining = true;
+    try {
+      await Promise.allSettled(this.bootstrap.map((entry) => this.dialBootstrap(entry)));
+      if (this.stopped || this.routingTableSize() === 0) return;
+      const self = peerIdFromString(this.peerId).toMultihash().bytes;
+      for await (const _event of this.node.services.dht.getClosestPeers(self, {
+        signal: this.deadline(this.requestTimeoutMs),
+      })) {
+        // Responses refresh the routing table as they arrive; the result itself is not needed.
+      }
+    } catch {
+      // Upkeep is best effort; the next tick tries again.
+    } finally {
+      this.maintaining = false;
+    }
+  }
+
+  /** A signal that aborts after `ms` or when the node stops. */
+  private deadline(ms: number): AbortSignal {
+    return AbortSignal.any([AbortSignal.timeout(ms), this.stopController.signal]);
+  }
+
+  addresses(): string[] {
+    if (this.libp2p === undefined || this.stopped) return [];
+    return this.libp2p.getMultiaddrs().map((address) => withPeerId(address.toString(), this.peerId));
+  }
+
+  peers(): PeerInfo[] {
+    if (this.libp2p === undefined || this.stopped) return [];
+    const byPeer = new Map<
+      string,
+      { addresses: string[]; direction: 'inbound' | 'outbound'; opened: number; rtt?: number }
+    >();
+    for (const connection of this.libp2p.getConnections()) {
+      if (connection.status !== 'open') continue;
+      const id = connection.remotePeer.toString();
+      const entry = byPeer.get(id);
+      const address = connection.remoteAddr.toString();
+      if (entry === undefined) {
+        byPeer.set(id, {
+          addresses: [address],
+          direction: connection.direction,
+          opened: connection.timeline.open,
+          ...(connection.rtt === undefined ? {} : { rtt: connection.rtt }),
+        });
+      } else {
+        if (!entry.addresses.includes(address)) entry.addresses.push(address);
+        if (connection.timeline.open < entry.opened) {
+          entry.opened = connection.timeline.open;
+          entry.direction = connection.direction;
+        }
+        if (entry.rtt === undefined && connection.rtt !== undefined) entry.rtt = connection.rtt;
+      }
+    }
+    return [...byPeer].map(([id, entry]) => {
+      const latencyMs = this.latency.get(id) ?? entry.rtt;
+      const listenAddresses = this.identified.get(id);
+      const addresses =
+        listenAddresses !== undefined && listenAddresses.length > 0 ? listenAddresses : entry.addresses;
+      return {
+        id,
+        addresses: addresses.map((address) => withPeerId(address, id)),
+        direction: entry.direction,
+        ...(latencyMs === undefined ? {} : { latencyMs }),
+      };
+    });
+  }
+
+  async connect(address: string): Promise<FoundPeer> {
+    const target = parseAddress(address, 'BAD_INPUT');
+    try {
+      const connection = await this.node.dial(target, { signal: this.deadline(limits.dialTimeoutMs) });
+      const id = connection.remotePeer.toString();
+      return { id, addresses: [withPeerId(connection.remoteAddr.toString(), id)] };
+    } catch (error) {
+      throw networkError(error, `could not connect to ${address}`);
+    }
+  }
+
+  async disconnect(peerId: string): Promise<void> {
+    await this.node.hangUp(parsePeerId(peerId));
+  }
+
+  async ping(target: string): Promise<number> {
+    const dialTarget = target.startsWith('/') ? parseAddress(target, 'BAD_INPUT') : parsePeerId(target);
+    try {
+      const ms = await this.node.services.ping.ping(dialTarget, {
+        signal: this.deadline(this.requestTimeoutMs),
+      });
+      const peer = target.startsWith('/')
+        ? this.node.getConnections().find((c) => c.remoteAddr.equals(dialTarget as Multiaddr))
+        : undefined;
+      const id = target.startsWith('/') ? peer?.remotePeer.toString() : target;
+      if (id !== undefined) this.latency.set(id, ms);
+      return ms;
+    } catch (error) {
+      throw networkError(error, `could not ping ${target}`);
+    }
+  }
+
+  async findPeer(peerId: string): Promise<FoundPeer> {
+    const id = parsePeerId(peerId);
+    if (peerId === this.peerId) return { id: this.peerId, addresses: this.addresses() };
+    try {
+      const info = await this.node.peerRouting.findPeer(id, { signal: this.deadline(this.requestTimeoutMs) });
+      return { id: peerId, addresses: info.multiaddrs.map((a) => withPeerId(a.toString(), peerId)) };
+    } catch (error) {
+      throw networkError(error, `peer ${peerId} not found`);
+    }
+  }
+
+  async closest(key: Uint8Array, k: number): Promise<string[]> {
+    if (!Number.isSafeInteger(k) || k < 1 || k > limits.closestPeersMax)
+      throw new EngineError('BAD_INPUT', `k must be an integer in 1..${limits.closestPeersMax}`);
+    const found = new Set<string>([this.peerId]);
+    try {
+      for await (const event of this.node.services.dht.getClosestPeers(key, {
+        signal: this.deadline(this.requestTimeoutMs),
+      })) {
+        if (event.name === 'FINAL_PEER') found.add(event.peer.id.toString());
+      }
+    } catch (error) {
+      throw networkError(error, 'closest-peer query failed');
+    }
+    return nearest(key, [...found], k);
+  }
+
+  routingTableSize(): number {
+    if (this.libp2p === undefined || this.stopped) return 0;
+    const dht = this.libp2p.services.dht as KadDHT & { routingTable?: { size: number } };
+    return dht.routingTable?.size ?? 0;
+  }
+
+  on(event: NetworkEvent, listener: (peerId: string) => void): () => void {
+    let set = this.listeners.get(event);
+    if (set === undefined) this.listeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  async handle<Req>(name: string, handler: RequestHandler<Req>, options: HandleOptions<Req>): Promise<void> {
+    if (name === 'kad') throw new EngineError('BAD_INPUT', "protocol name 'kad' is the DHT's");
+    const protocol = protocolId(this.network, name);
+    const frameBytesMax = options.frameBytesMax ?? this.frameBytesMax;
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    const onStream = (stream: Stream, connection: { remotePeer: { toString(): string } }): void => {
+      const peerId = connection.remotePeer.toString();
+      const admission = this.guard.admit(peerId);
+      if (typeof admission === 'string') {
+        this.refused += 1;
+        stream.abort(new EngineError('UNAVAILABLE', `stream refused (${admission})`));
+        return;
+      }
+      stream.addEventListener('close', () => admission.release(), { once: true });
+      serveRequest(stream as WireStream, peerId, handler, {
+        validate: options.validate,
+        frameBytesMax,
+        timeoutMs,
+        budget: this.budget,
+      })
+        .then((outcome) => {
+          this.served[outcome] += 1;
+          // Our side is done; a requester that never closes its side must not hold the slot.
+          if (stream.status === 'open') {
+            const linger = setTimeout(
+              () => stream.abort(new EngineError('TIMEOUT', 'requester did not close')),
+              timeoutMs,
+            );
+            stream.addEventListener('close', () => clearTimeout(linger), { once: true });
+          }
+        })
+        .catch(() => stream.abort(new EngineError('INTERNAL', 'request failed')));
+    };
+    try {
+      await this.node.handle(protocol, onStream, {
+        maxInboundStreams: this.init.streamsPerPeerMax ?? limits.streamsPerPeerMax,
+        force: true,
+      });
+    } catch (error) {
+      throw networkError(error, `could not serve ${protocol}`);
+    }
+  }
+
+  async unhandle(name: string): Promise<void> {
+    await this.node.unhandle(protocolId(this.network, name));
+  }
+
+  async request<T = unknown>(
+    peer: string,
+    name: string,
+    message: unknown,
+    options: RequestOptions<T> = {},
+  ): Promise<T> {
+    return sendRequest(this.opener(peer, name), message, this.requestDefaults(options));
+  }
+
+  requestStream<T = unknown>(
+    peer: string,
+    name: string,
+    message: unknown,
+    options: RequestOptions<T> = {},
+  ): AsyncGenerator<T, void, undefined> {
+    return sendStreamRequest(this.opener(peer, name), message, this.requestDefaults(options));
+  }
+
+  private requestDefaults<T>(options: RequestOptions<T>): RequestOptions<T> {
+    return { timeoutMs: this.requestTimeoutMs, frameBytesMax: this.frameBytesMax, ...options };
+  }
+
+  private opener(peer: string, name: string): (signal: AbortSignal) => Promise<WireStream> {
+    const protocol = protocolId(this.network, name);
+    const target = peer.startsWith('/') ? parseAddress(peer, 'BAD_INPUT') : parsePeerId(peer);
+    return async (signal) => {
+      try {
+        return await this.node.dialProtocol(target, protocol, { signal });
+      } catch (error) {
+        throw networkError(error, `could not open ${protocol} to ${peer}`);
+      }
+    };
+  }
+
+  stats(): NetworkStats {
+    return {
+      inboundStreams: this.guard.openStreams(),
+      bufferedBytes: this.budget.held,
+      trackedPeers: this.guard.trackedPeers(),
+      refused: this.refused,
+      served: { ...this.served },
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopController.abort(new EngineError('UNAVAILABLE', 'network node stopped'));
+    if (this.maintenanceTimer !== undefined) clearInterval(this.maintenanceTimer);
+    this.listeners.clear();
+    await this.libp2p?.stop();
+  }
+}
+
+/** The k ids nearest to the key: XOR distance between sha256(key) and sha256(peer id multihash), as Kademlia measures it. */
+export function nearest(key: Uint8Array, peerIds: readonly string[], k: number): string[] {
+  const target = sha256(key);
+  const scored = peerIds.map((id) => ({
+    id,
+    distance: xor(target, sha256(peerIdFromString(id).toMultihash().bytes)),
+  }));
+  scored.sort((a, b) => compareBytes(a.distance, b.distance) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return scored.slice(0, k).map((entry) => entry.id);
+}
+
+function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(bytes).digest());
+}
+
+function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ b[i]!;
+  return out;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return a[i]! - b[i]!;
+  }
+  return 0;
+}
+
+function parseAddress(address: string, code: 'BAD_INPUT' | 'CONFIG_INVALID'): Multiaddr {
+  try {
+    return multiaddr(address);
+  } catch (error) {
+    throw new EngineError(
+      code,
+      `${JSON.stringify(address)} is not a multiaddr`,
+      { address },
+      { cause: error },
+    );
+  }
+}
+
+function parsePeerId(peerId: string): ReturnType<typeof peerIdFromString> {
+  try {
+    return peerIdFromString(peerId);
+  } catch (error) {
+    throw new EngineError(
+      'BAD_INPUT',
+      `${JSON.stringify(peerId)} is not a peer id`,
+      { peerId },
+      { cause: error },
+    );
+  }
+}
+
+function withPeerId(address: string, peerId: string): string {
+  return address.includes('/p2p/') ? address : `${address}/p2p/${peerId}`;
+}
+
+function positive(value: number, what: string): number {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new EngineError('CONFIG_INVALID', `${what} must be a positive number`, { field: what });
+  return value;
+}
+
+function definedOnly<T extends Record<string, unknown>>(
+  record: T,
+): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Maps libp2p failures onto EngineError codes (by error name; libp2p's classes are not part of our API). */
+function networkError(error: unknown, context: string): EngineError {
+  if (isEngineError(error)) return error;
+  const name = error instanceof Error ? error.name : '';
+  const detail = `${context}: ${messageOf(error)}`;
+  switch (name) {
+    case 'TimeoutError':
+    case 'AbortError':
+      return new EngineError('TIMEOUT', detail, undefined, { cause: error });
+    case 'NotFoundError':
+      return new EngineError('NOT_FOUND', detail, undefined, { cause: error });
+    case 'InvalidParametersError':
+    case 'InvalidMultiaddrError':
+    case 'InvalidPeerIdError':
+      return new EngineError('BAD_INPUT', detail, undefined, { cause: error });
+    default: {
+      const engineError = toEngineError(error);
+      return engineError.code === 'INTERNAL'
+        ? new EngineError('UNAVAILABLE', detail, undefined, { cause: error })
+        : engineError;
+    }
+  }
+}

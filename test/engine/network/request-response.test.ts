@@ -1,0 +1,167 @@
+import { expect } from 'chai';
+import { EngineError, isEngineError, type ErrorCode } from '../../../src/engine/base/errors.js';
+import { encodeFrame } from '../../../src/engine/network/framing.js';
+import {
+  type RequestHandler,
+  type ServeOutcome,
+  sendRequest,
+  sendStreamRequest,
+  serveRequest,
+  streamReply,
+} from '../../../src/engine/network/request-response.js';
+import { integer, messageUnion, object, string } from '../../../src/engine/network/schema.js';
+import { memoryStreamPair, type MemoryStream } from './memory-stream.js';
+
+const validate = messageUnion({
+  echo: object({ text: string() }),
+  count: object({ to: integer({ min: 0, max: 1_000_000 }) }),
+  fail: object({ code: string() }),
+  hang: object({}),
+});
+type Request = ReturnType<typeof validate>;
+
+const handler: RequestHandler<Request> = async (request, context) => {
+  switch (request.type) {
+    case 'echo':
+      return { text: request.text, from: context.peerId };
+    case 'count':
+      return streamReply(
+        (function* () {
+          for (let i = 0; i < request.to; i++) yield i;
+        })(),
+      );
+    case 'fail':
+      if (request.code === 'boom') throw new Error('secret internal detail');
+      throw new EngineError(request.code as ErrorCode, `failed with ${request.code}`);
+    case 'hang':
+      return new Promise(() => undefined);
+  }
+};
+
+/** A server end serving one request and the opener a client uses to reach it. */
+function harness(timeoutMs = 2000): {
+  open: () => Promise<MemoryStream>;
+  outcome: Promise<ServeOutcome>;
+  server: MemoryStream;
+} {
+  const [client, server] = memoryStreamPair();
+  const outcome = serveRequest(server, 'peer-a', handler, { validate, timeoutMs });
+  return { open: () => Promise.resolve(client), outcome, server };
+}
+
+async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<EngineError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(isEngineError(error, code), `expected ${code}, got ${String(error)}`).to.equal(true);
+    return error as EngineError;
+  }
+  return expect.fail(`expected ${code}, but it resolved`);
+}
+
+describe('request/response over one stream', () => {
+  it('answers a request with a single reply', async () => {
+    const { open, outcome } = harness();
+    expect(await sendRequest(open, { type: 'echo', text: 'hi' })).to.deep.equal({
+      text: 'hi',
+      from: 'peer-a',
+    });
+    expect(await outcome).to.equal('replied');
+  });
+
+  it('streams a reply as items ending with an end marker', async () => {
+    const { open, outcome } = harness();
+    const items: unknown[] = [];
+    for await (const item of sendStreamRequest(open, { type: 'count', to: 100 })) items.push(item);
+    expect(items).to.deep.equal(Array.from({ length: 100 }, (_, i) => i));
+    expect(await outcome).to.equal('replied');
+  });
+
+  it('carries an EngineError code back to the requester, hiding internal messages', async () => {
+    let h = harness();
+    const error = await expectCode(sendRequest(h.open, { type: 'fail', code: 'NOT_FOUND' }), 'NOT_FOUND');
+    expect(error.message).to.equal('failed with NOT_FOUND');
+    expect(await h.outcome).to.equal('errored');
+    h = harness();
+    const internal = await expectCode(sendRequest(h.open, { type: 'fail', code: 'boom' }), 'INTERNAL');
+    expect(internal.message).to.not.include('secret');
+  });
+
+  it('answers a known type with bad fields with BAD_INPUT', async () => {
+    const { open, outcome } = harness();
+    await expectCode(sendRequest(open, { type: 'echo', text: 42 }), 'BAD_INPUT');
+    expect(await outcome).to.equal('errored');
+  });
+
+  it('resets the stream on an unknown message type', async () => {
+    const { open, outcome, server } = harness();
+    await expectCode(sendRequest(open, { type: 'drop-table' }), 'UNAVAILABLE');
+    expect(await outcome).to.equal('reset');
+    expect(server.status).to.equal('aborted');
+  });
+
+  it('resets the stream on bytes that are not a frame of JSON', async () => {
+    for (const bytes of [
+      new Uint8Array([3, 0xff, 0xfe, 0xfd]),
+      new Uint8Array(12).fill(0xff),
+      encodeFrame('x'.repeat(100)).subarray(0, 20),
+    ]) {
+      const [client, server] = memoryStreamPair();
+      const outcome = serveRequest(server, 'peer-a', handler, { validate });
+      client.send(bytes);
+      await client.close();
+      expect(await outcome).to.equal('reset');
+      expect(server.status).to.equal('aborted');
+    }
+  });
+
+  it('resets a stream whose length prefix is over the frame limit', async () => {
+    const [client, server] = memoryStreamPair();
+    const outcome = serveRequest(server, 'peer-a', handler, { validate, frameBytesMax: 1024 });
+    client.send(encodeFrame({ type: 'echo', text: 'z'.repeat(5000) }).subarray(0, 3));
+    expect(await outcome).to.equal('reset');
+  });
+
+  it('gives up on a request the handler does not answer in time, on both sides', async () => {
+    const { open, outcome } = harness(100);
+    await expectCode(sendRequest(open, { type: 'hang' }, { timeoutMs: 5000 }), 'UNAVAILABLE');
+    expect(await outcome).to.equal('reset');
+    const second = harness(5000);
+    await expectCode(sendRequest(second.open, { type: 'hang' }, { timeoutMs: 100 }), 'TIMEOUT');
+    expect(await second.outcome).to.equal('reset');
+  });
+
+  it('resets a requester that never finishes its frame (slow sender)', async () => {
+    const [client, server] = memoryStreamPair();
+    const outcome = serveRequest(server, 'peer-a', handler, { validate, timeoutMs: 100 });
+    client.send(encodeFrame({ type: 'echo', text: 'slow' }).subarray(0, 5));
+    expect(await outcome).to.equal('reset');
+  });
+
+  it('rejects a reply that does not match the requester’s schema', async () => {
+    const { open } = harness();
+    await expectCode(
+      sendRequest(open, { type: 'echo', text: 'x' }, { validate: object({ count: integer() }) }),
+      'BAD_INPUT',
+    );
+  });
+
+  it('stops the producer when the requester stops reading a streamed reply', async () => {
+    const [client, server] = memoryStreamPair();
+    let produced = 0;
+    const endless: RequestHandler<Request> = () =>
+      Promise.resolve(
+        streamReply(
+          (function* () {
+            for (;;) yield produced++;
+          })(),
+        ),
+      );
+    const outcome = serveRequest(server, 'peer-a', endless, { validate });
+    for await (const item of sendStreamRequest(() => Promise.resolve(client), { type: 'count', to: 1 })) {
+      if ((item as number) >= 10) break;
+    }
+    expect(await outcome).to.equal('reset');
+    expect(produced).to.be.below(1000);
+  });
+});
