@@ -6,3 +6,4 @@ export type * from './transactions/tx-types.js';
 export { parseTxLine } from './transactions/tx-parse.js';
 export type * from './node/database-api.js';
 export { openDatabase } from './node/embedded.js';
+export * from './crypto/index.js';
