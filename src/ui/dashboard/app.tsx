@@ -1,5 +1,5 @@
 import { useApp, useInput, useStdin } from 'ink';
-import { useMemo, useState } from 'react';
+import { useMemo, useRef, useState } from 'react';
 import type { StatusSource } from '../../engine/node/status.js';
 import { Dashboard, Waiting, type FooterView } from './components/dashboard.js';
 import { quitKey, quitStep, type QuitPhase } from './quit.js';
@@ -29,11 +29,15 @@ export function DashboardApp({ source, ownsNode, onQuit, statusInit }: Dashboard
   const { status, events } = useNodeStatus(source, statusInit);
   const terminal = useTerminalSize();
   const [phase, setPhase] = useState<QuitPhase>('watching');
+  // The phase as of the last key, not the last render: keys arriving together (`qy` pasted, or typed
+  // faster than a frame) each see the phase the one before left.
+  const phaseNow = useRef<QuitPhase>('watching');
 
   useInput(
     (input, key) => {
-      const step = quitStep(phase, quitKey(input, key), ownsNode);
-      if (step.phase !== phase) setPhase(step.phase);
+      const step = quitStep(phaseNow.current, quitKey(input, key), ownsNode);
+      phaseNow.current = step.phase;
+      setPhase(step.phase);
       if (!step.leave) return;
       onQuit().then(
         () => exit(),

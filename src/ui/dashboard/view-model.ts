@@ -51,7 +51,7 @@ export const metricColumns = { label: 6, value: 8, side: 16 } as const;
 /** The widest gauge worth drawing; beyond it the bar reads no better. */
 const gaugeWidthMax = 40;
 /** Peer table columns: latency, direction, connected-for. */
-const latencyWidth = 6;
+const latencyWidth = 7;
 const directionWidth = 3;
 const sinceWidth = 7;
 /** Narrower than this and a peer row leaves its address out rather than show a useless stub. */

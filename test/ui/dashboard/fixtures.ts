@@ -7,7 +7,7 @@ export const startedAt = Date.UTC(2025, 0, 2, 3, 4, 5);
 export function peer(id: string, overrides: Partial<PeerStatus> = {}): PeerStatus {
   return {
     id,
-    addresses: [`/ip4/10.0.0.${id.length % 200}/tcp/4001/p2p/${id}`],
+    addresses: [`/ip4/10.0.0.${Number.parseInt(id.slice(-2), 10) || 99}/tcp/4001/p2p/${id}`],
     direction: 'outbound',
     connectedAt: startedAt + 60_000,
     ...overrides,
@@ -42,10 +42,10 @@ export function sampleStatus(overrides: Partial<NodeStatus> = {}): NodeStatus {
     pendingTransactions: 3,
     rates: {
       txPerSec: 12.4,
-      commitP50Ms: 8.25,
+      commitP50Ms: 8.4,
       commitP99Ms: 42,
       txPerSecHistory: [0, 2, 4, 8, 16, 12.4],
-      commitP50History: [5, 6, 7, 8, 9, 8.25],
+      commitP50History: [5, 6, 7, 8, 9, 8.4],
     },
     ...overrides,
   };
