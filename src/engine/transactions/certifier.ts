@@ -41,10 +41,18 @@ export function decisionMessage(fields: DecisionFields): Buffer {
 
 /** Hash of a recorded membership list (order-independent). */
 export function membershipHash(members: readonly string[]): string {
-  return createHash('sha256')
-    .update(canonicalJson([...members].sort()))
-    .digest('base64url');
+  let hash = membershipHashes.get(members);
+  if (hash === undefined) {
+    hash = createHash('sha256')
+      .update(canonicalJson([...members].sort()))
+      .digest('base64url');
+    membershipHashes.set(members, hash);
+  }
+  return hash;
 }
+
+/** Membership lists are recorded once per log block and reused for every decision: hash each once. */
+const membershipHashes = new WeakMap<readonly string[], string>();
 
 /**
  * Produces and checks commit certificates. A solo node certifies alone (quorum of one); the network

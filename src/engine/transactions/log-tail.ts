@@ -284,9 +284,13 @@ export class LogTail implements TailClient {
   }
 
   private actionsField(actions: unknown): Pick<LogEntry, 'actions' | 'actionsDigest'> {
-    const encoded = canonicalJson(actions ?? null);
-    if (encoded.length <= this.inlineActionsBytesMax) return { actions };
-    return { actionsDigest: createHash('sha256').update(encoded).digest('base64url') };
+    // JSON.stringify is a cheap size check; the canonical encoding is only needed for a digest.
+    if ((JSON.stringify(actions ?? null) ?? '').length <= this.inlineActionsBytesMax) return { actions };
+    return {
+      actionsDigest: createHash('sha256')
+        .update(canonicalJson(actions ?? null))
+        .digest('base64url'),
+    };
   }
 
   private certify(state: TailState, lsn: number, trxId: TrxId, decision: EntryStatus): Promise<Certificate> {
