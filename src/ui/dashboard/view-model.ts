@@ -128,7 +128,7 @@ export interface StorageView {
   readonly counts: string;
 }
 
-/** One peer, every cell already padded to its column. */
+/** One peer: each cell padded to its column and starting with the space that separates it from the one before. */
 export interface PeerRow {
   readonly id: string;
   readonly latency: string;
@@ -381,44 +381,34 @@ export function sortPeers(peers: readonly PeerStatus[]): PeerStatus[] {
 
 function networkView(status: NodeStatus, width: number, rows: number, withHeading: boolean): NetworkView {
   const summary = `${counted(status.peers.length, 'peer')} · ${counted(status.connections, 'connection')} · DHT ${formatCount(status.dhtTableSize)}`;
-  const fixedWidth = shortPeerIdWidth + 2 + latencyWidth + 2 + directionWidth + 2 + sinceWidth;
-  const addressWidth = width - fixedWidth - 2 >= addressWidthMin ? width - fixedWidth - 2 : 0;
-  const now = status.startedAt + status.uptimeMs;
   if (status.peers.length === 0) {
     return { summary, peers: [], morePeers: 0, ...(rows > 0 ? { empty: 'no peers yet' } : {}) };
   }
-  const fits = status.peers.length <= rows;
+  const room = width - peerFixedWidth - peerGaps.address.length;
+  const addressWidth = room >= addressWidthMin ? room : 0;
+  const now = status.startedAt + status.uptimeMs;
   // When they do not all fit, the last row says how many more there are.
-  const shown = fits ? status.peers.length : Math.max(0, rows - 1);
+  const shown = status.peers.length <= rows ? status.peers.length : Math.max(0, rows - 1);
   const peers = sortPeers(status.peers)
     .slice(0, shown)
-    .map((peer): PeerRow => ({
-      id: padEnd(shortPeerId(peer.id), shortPeerIdWidth),
-      latency: padStart(peer.latencyMs === undefined ? '—' : formatLatency(peer.latencyMs), latencyWidth),
-      latencyTone: latencyTone(peer.latencyMs),
-      direction: padEnd(
-        peer.direction === 'inbound' ? 'in' : peer.direction === 'outbound' ? 'out' : '',
-        directionWidth,
-      ),
-      since: padStart(
-        peer.connectedAt === undefined ? '' : formatDuration(now - peer.connectedAt),
-        sinceWidth,
-      ),
-      address:
-        addressWidth > 0 && peer.addresses[0] !== undefined
-          ? ellipsizeMiddle(compactAddress(peer.addresses[0], peer.id), addressWidth)
-          : '',
-    }));
+    .map((peer): PeerRow => {
+      const address = peer.addresses[0];
+      const direction = peer.direction === 'inbound' ? 'in' : peer.direction === 'outbound' ? 'out' : '';
+      return {
+        ...peerRowCells(
+          shortPeerId(peer.id),
+          peer.latencyMs === undefined ? '—' : formatLatency(peer.latencyMs),
+          direction,
+          peer.connectedAt === undefined ? '' : formatDuration(now - peer.connectedAt),
+          addressWidth > 0 && address !== undefined ? ellipsizeMiddle(compactAddress(address, peer.id), addressWidth) : '',
+        ),
+        latencyTone: latencyTone(peer.latencyMs),
+      };
+    });
   const heading =
     withHeading && peers.length > 0
-      ? [
-          padEnd('peer', shortPeerIdWidth),
-          padStart('latency', latencyWidth),
-          padEnd('dir', directionWidth),
-          padStart('since', sinceWidth),
-          addressWidth > 0 ? 'address' : '',
-        ]
-          .join('  ')
+      ? Object.values(peerRowCells('peer', 'latency', 'dir', 'since', addressWidth > 0 ? 'address' : ''))
+          .join('')
           .trimEnd()
       : undefined;
   return {
@@ -426,6 +416,31 @@ function networkView(status: NodeStatus, width: number, rows: number, withHeadin
     ...(heading !== undefined ? { heading } : {}),
     peers,
     morePeers: status.peers.length - shown,
+  };
+}
+
+/**
+ * Peer table geometry: each cell is padded to its column and carries the space before it, so a row
+ * is its cells end to end. Latency and time connected are right-aligned numbers, so one space
+ * before them is enough.
+ */
+const peerGaps = { latency: ' ', direction: '  ', since: ' ', address: '  ' } as const;
+const peerFixedWidth =
+  shortPeerIdWidth +
+  peerGaps.latency.length +
+  latencyWidth +
+  peerGaps.direction.length +
+  directionWidth +
+  peerGaps.since.length +
+  sinceWidth;
+
+function peerRowCells(id: string, latency: string, direction: string, since: string, address: string): Omit<PeerRow, 'latencyTone'> {
+  return {
+    id: padEnd(id, shortPeerIdWidth),
+    latency: peerGaps.latency + padStart(latency, latencyWidth),
+    direction: peerGaps.direction + padEnd(direction, directionWidth),
+    since: peerGaps.since + padStart(since, sinceWidth),
+    address: address === '' ? '' : peerGaps.address + address,
   };
 }
 

@@ -125,6 +125,19 @@ describe('dashboard components', () => {
     expect(joined.indexOf('connected')).to.be.greaterThan(80);
   });
 
+  it('cuts panels off above the footer on a terminal too short for them', () => {
+    for (const size of [
+      { columns: 80, rows: 12 },
+      { columns: 120, rows: 12 },
+      { columns: 30, rows: 6 },
+    ]) {
+      const frame = draw(sampleStatus(), sampleEvents(), size);
+      expect(frame, `${size.columns}x${size.rows}`).to.have.length(size.rows);
+      expect(frame[frame.length - 1], `${size.columns}x${size.rows}`).to.match(/^ q quit *$/);
+      for (const line of frame) expect([...line].length).to.be.at.most(size.columns);
+    }
+  });
+
   it('shows a waiting screen before the first status', () => {
     const frame = lines(
       renderAt(<Waiting size={{ columns: 80, rows: 23 }} footer={footer} />, {

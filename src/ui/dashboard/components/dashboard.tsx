@@ -59,8 +59,9 @@ export function Dashboard({
   return (
     <Box flexDirection="column" width={layout.columns} height={layout.rows}>
       <Header header={view.header} width={layout.columns} />
+      {/* On a terminal too short for everything, the panels are cut off at the bottom rather than drawn over the footer. */}
       {wide ? (
-        <Box flexDirection="row" columnGap={1} flexGrow={1}>
+        <Box flexDirection="row" columnGap={1} flexGrow={1} flexShrink={1} overflow="hidden">
           <Box flexDirection="column" width={layout.leftWidth} flexShrink={0}>
             {activity}
             {storage}
@@ -71,7 +72,7 @@ export function Dashboard({
           </Box>
         </Box>
       ) : (
-        <Box flexDirection="column" flexGrow={1}>
+        <Box flexDirection="column" flexGrow={1} flexShrink={1} overflow="hidden">
           {activity}
           {storage}
           {peers}

@@ -14,7 +14,9 @@ export function Header({ header, width }: { readonly header: HeaderView; readonl
           {'  '}
           <Text bold>{header.peerId}</Text>
         </Text>
-        <Text>{header.uptime}</Text>
+        <Box flexShrink={0} marginLeft={1}>
+          <Text wrap="truncate">{header.uptime}</Text>
+        </Box>
       </Box>
       <Text wrap="truncate">
         {header.tags.map((tag, i) => (

@@ -14,18 +14,10 @@ export function PeerRows({ network }: { readonly network: NetworkView }) {
       {network.peers.map((peer, i) => (
         <Text key={`${i}:${peer.id}`} wrap="truncate">
           {peer.id}
-          {'  '}
           <Text {...toneProps(peer.latencyTone)}>{peer.latency}</Text>
-          {'  '}
           <Text dimColor>{peer.direction}</Text>
-          {'  '}
           {peer.since}
-          {peer.address !== '' ? (
-            <Text dimColor>
-              {'  '}
-              {peer.address}
-            </Text>
-          ) : null}
+          <Text dimColor>{peer.address}</Text>
         </Text>
       ))}
       {network.morePeers > 0 ? <Text dimColor>{`+${network.morePeers} more`}</Text> : null}
