@@ -80,6 +80,8 @@ export const limits = {
   inboundBufferedBytesMax: 64 * 1024 * 1024,
   /** Inbound request streams one peer may hold open at once across our protocols; more is a flood. */
   streamsPerPeerMax: 32,
+  /** Muxed streams one connection may have open in any state (ours, the DHT's, ones still negotiating). */
+  muxedStreamsPerConnectionMax: 256,
   /** Inbound streams across all peers at once, so many peers together cannot exhaust the node either. */
   inboundStreamsMax: 1024,
   /** Sustained inbound requests per peer per second (token bucket refill); a cluster member's votes and reads fit easily. */

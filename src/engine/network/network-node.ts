@@ -268,7 +268,7 @@ class Libp2pNetworkNode implements NetworkNode {
       addresses: { listen, ...(init.announce === undefined ? {} : { announce: [...init.announce] }) },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      streamMuxers: [yamux({ maxInboundStreams: limits.muxedStreamsPerConnectionMax })],
       connectionGater: {
         denyDialPeer: deny,
         denyInboundEncryptedConnection: deny,
