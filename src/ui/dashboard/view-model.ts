@@ -180,17 +180,26 @@ export interface DashboardViewModel {
 const activityRows = 2;
 const storageRows = 2;
 
+/**
+ * The screen for one status: `size` is the area the dashboard may fill, footer row included. Lists
+ * are cut to the rows left over, so the result always fits (down to very small terminals, where
+ * panels are cut off at the bottom instead).
+ */
 export function toViewModel(
   status: NodeStatus,
   events: readonly NodeEvent[],
   size: TerminalSize,
 ): DashboardViewModel {
-  const columns = Math.max(0, Math.floor(size.columns));
-  const rows = Math.max(0, Math.floor(size.rows));
+  const columns = wholeCells(size.columns);
+  const rows = wholeCells(size.rows);
   const mode: LayoutMode = columns >= wideColumnsMin ? 'wide' : 'narrow';
   return mode === 'wide'
     ? wideView(status, events, columns, rows)
     : narrowView(status, events, columns, rows);
+}
+
+function wholeCells(n: number): number {
+  return Number.isFinite(n) ? Math.max(0, Math.floor(n)) : 0;
 }
 
 function narrowView(
@@ -400,7 +409,9 @@ function networkView(status: NodeStatus, width: number, rows: number, withHeadin
           peer.latencyMs === undefined ? '—' : formatLatency(peer.latencyMs),
           direction,
           peer.connectedAt === undefined ? '' : formatDuration(now - peer.connectedAt),
-          addressWidth > 0 && address !== undefined ? ellipsizeMiddle(compactAddress(address, peer.id), addressWidth) : '',
+          addressWidth > 0 && address !== undefined
+            ? ellipsizeMiddle(compactAddress(address, peer.id), addressWidth)
+            : '',
         ),
         latencyTone: latencyTone(peer.latencyMs),
       };
@@ -434,7 +445,13 @@ const peerFixedWidth =
   peerGaps.since.length +
   sinceWidth;
 
-function peerRowCells(id: string, latency: string, direction: string, since: string, address: string): Omit<PeerRow, 'latencyTone'> {
+function peerRowCells(
+  id: string,
+  latency: string,
+  direction: string,
+  since: string,
+  address: string,
+): Omit<PeerRow, 'latencyTone'> {
   return {
     id: padEnd(id, shortPeerIdWidth),
     latency: peerGaps.latency + padStart(latency, latencyWidth),

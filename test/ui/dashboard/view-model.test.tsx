@@ -100,9 +100,9 @@ describe('dashboard view model', () => {
         for (const line of vm.header.addresses)
           expect(9 + line.text.length, line.label).to.be.at.most(size.columns - 2);
         for (const row of vm.network.peers) {
-          expect(
-            [row.id, row.latency, row.direction, row.since, row.address].join('').length,
-          ).to.be.at.most(width);
+          expect([row.id, row.latency, row.direction, row.since, row.address].join('').length).to.be.at.most(
+            width,
+          );
         }
         const eventWidth = vm.layout.mode === 'wide' ? vm.layout.rightWidth - 4 : size.columns - 2;
         for (const row of vm.events.rows)
