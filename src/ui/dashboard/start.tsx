@@ -57,17 +57,20 @@ export function startDashboard(source: StatusSource, options: DashboardOptions):
     process.on('exit', restore);
   }
 
-  const instance = render(
-    <DashboardApp source={source} ownsNode={options.ownsNode} onQuit={options.onQuit} />,
-    {
+  let instance: ReturnType<typeof render>;
+  try {
+    instance = render(<DashboardApp source={source} ownsNode={options.ownsNode} onQuit={options.onQuit} />, {
       stdout,
       stdin,
       // Ctrl-C is a key like q: when this dashboard owns the node it asks before stopping it.
       exitOnCtrlC: false,
       // Only capture console output when drawing on this process's own terminal.
       patchConsole: stdout === process.stdout,
-    },
-  );
+    });
+  } catch (error) {
+    restore();
+    throw error;
+  }
   const exited = instance.waitUntilExit().then(
     () => restore(),
     (error: unknown) => {
