@@ -47,6 +47,8 @@ const catalogPrefix = 'c/';
  * drives, wired in-process over one store. This is the embedded default every command falls back to.
  */
 export class SoloNode implements Database {
+  /** The raw-store key holding the node's identity (PKCS#8): the libp2p identity of a running node too. */
+  static readonly identityKey = identityKey;
   readonly identity: Ed25519Identity;
   readonly blocks: VersionedBlockStore;
   readonly tails: LogTail;
@@ -128,6 +130,13 @@ export class SoloNode implements Database {
       names.push(key.slice(catalogPrefix.length));
     }
     return Promise.all(names.map((name) => this.collectionInfo(name)));
+  }
+
+  /** How many collections exist (cheaper than listing them: reads only the catalog keys). */
+  async collectionCount(): Promise<number> {
+    let count = 0;
+    for await (const _entry of this.raw.iterate({ gte: catalogPrefix, lt: catalogPrefix + '\uffff' })) count++;
+    return count;
   }
 
   async collectionInfo(name: string): Promise<CollectionInfo> {

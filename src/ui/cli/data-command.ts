@@ -1,5 +1,14 @@
 import { Command, type Interfaces } from '@oclif/core';
-import { EngineError, openDatabase, type Database } from '../../engine/index.js';
+import { chalkStderr } from 'chalk';
+import {
+  clientNetwork,
+  EngineError,
+  reachDatabase,
+  reachNode,
+  type Database,
+  type ReachOptions,
+  type RemoteNode,
+} from '../../engine/index.js';
 import { describeFailure, reportFailure, usageError } from './failure.js';
 import { envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-flags.js';
 import { InterruptWatch } from './interrupt.js';
@@ -43,13 +52,6 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
       throw usageError(error, this.commandLine());
     }
     this.out = new Output(outputMode(this.jsonEnabled(), process.stdout.isTTY === true));
-    if (this.flags.connect !== undefined) {
-      throw new EngineError(
-        'UNAVAILABLE',
-        'light-client mode (--connect / OPTIMYSTIC_CONNECT) arrives with networking and is not available yet; ' +
-          'drop it to use the embedded database in --data',
-      );
-    }
     this.interrupt.install();
   }
 
@@ -64,11 +66,49 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
   }
 
   /**
-   * Opens the database, runs `work`, and always closes it, whether `work` succeeds, throws or is
-   * interrupted. An error from `work` wins over an error from closing.
+   * How this command reaches data (SPEC §2.1): --connect → light client of a remote node; a node
+   * running on --data → its control socket; otherwise the data directory, embedded. --offline skips
+   * the first two. Stale node files are cleaned up with a note on stderr.
+   */
+  protected async reachOptions(): Promise<ReachOptions> {
+    const { connect, offline } = this.flags;
+    return {
+      dataDir: this.dataDir,
+      offline,
+      ...(connect === undefined
+        ? {}
+        : {
+            connect,
+            network: await clientNetwork({
+              dataDir: this.dataDir,
+              env: process.env,
+              ...(process.env['OPTIMYSTIC_CONFIG'] ? { configPath: process.env['OPTIMYSTIC_CONFIG'] } : {}),
+            }),
+          }),
+      notice: (message) => this.notice(message),
+    };
+  }
+
+  /** A one-line note on stderr (stale files cleaned up, and the like); never part of the output. */
+  protected notice(message: string): void {
+    process.stderr.write(`${chalkStderr.yellow('note')}: ${message}\n`);
+  }
+
+  /**
+   * Opens the database (through a running node when there is one), runs `work`, and always closes
+   * it, whether `work` succeeds, throws or is interrupted. An error from `work` wins over an error
+   * from closing.
    */
   protected async withDatabase<R>(work: (db: Database) => Promise<R>): Promise<R> {
-    const db = await openDatabase({ dataDir: this.dataDir });
+    return this.using(await reachDatabase(await this.reachOptions()), work);
+  }
+
+  /** Like withDatabase, for commands that need a running node (on --data, or --connect). */
+  protected async withNode<R>(work: (node: RemoteNode) => Promise<R>): Promise<R> {
+    return this.using(await reachNode(await this.reachOptions()), work);
+  }
+
+  private async using<D extends { close(): Promise<void> }, R>(db: D, work: (db: D) => Promise<R>): Promise<R> {
     let result: R;
     try {
       result = await work(db);

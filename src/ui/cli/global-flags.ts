@@ -10,20 +10,20 @@ import { Flags } from '@oclif/core';
  */
 export const globalFlags = {
   data: Flags.string({
-    description: 'data directory of the embedded database [default: ~/.optimystic]',
+    description: 'data directory (of the node running on it, or opened embedded) [default: ~/.optimystic]',
     env: 'OPTIMYSTIC_DATA',
     helpGroup: 'GLOBAL',
     helpValue: 'DIR',
   }),
   offline: Flags.boolean({
-    description: 'never use the network or a running node (the embedded database is the only mode today)',
+    description: 'never use the network or a running node: open the data directory embedded',
     env: 'OPTIMYSTIC_OFFLINE',
     helpGroup: 'GLOBAL',
     exclusive: ['connect'],
   }),
   connect: Flags.string({
     description:
-      'act as a light client of the node at MULTIADDR (not available yet: arrives with networking)',
+      'work as a libp2p light client of the remote node at MULTIADDR (network name from OPTIMYSTIC_NETWORK or the config file)',
     env: 'OPTIMYSTIC_CONNECT',
     helpGroup: 'GLOBAL',
     helpValue: 'MULTIADDR',

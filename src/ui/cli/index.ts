@@ -19,3 +19,15 @@ export { transactOne, type SingleActionOutcome } from './single-action.js';
 export { splitLines, type InputLine } from './tx-lines.js';
 export { parseInputLine, runTxLines, type TxResultLine, type TxRunSummary } from './tx-runner.js';
 export { describeTransform, parseBlockIdArgument } from './block-id.js';
+export {
+  closestRows,
+  eventLine,
+  formatBytes,
+  formatDuration,
+  formatLatency,
+  peerColumns,
+  peerDetailFields,
+  peerRow,
+  pingLines,
+  statusFields,
+} from './node-view.js';

@@ -151,6 +151,25 @@ export class Output {
     }
   }
 
+  /**
+   * Labelled values (a status, an identity): aligned `Label  value` lines with bold labels on a
+   * terminal, `label<TAB>value` lines when piped. A value with several lines continues under itself.
+   */
+  async fields(rows: readonly (readonly [string, string])[]): Promise<void> {
+    if (this.mode === 'table') {
+      const width = Math.max(0, ...rows.map(([label]) => label.length));
+      const lines: string[] = [];
+      for (const [label, value] of rows) {
+        const [first = '', ...rest] = value.split('\n');
+        lines.push(`${this.color.bold(label.padEnd(width))}${columnGap}${first}`.trimEnd());
+        for (const line of rest) lines.push(`${' '.repeat(width)}${columnGap}${line}`);
+      }
+      await this.lines(lines);
+    } else {
+      await this.lines(formatTsv(rows.map(([label, value]) => [label.toLowerCase().replace(/\s+/g, '_'), value])));
+    }
+  }
+
   /** A short human sentence, shown in table and plain modes (never in json mode). */
   async say(text: string): Promise<void> {
     if (this.mode !== 'json') await this.lines([text]);

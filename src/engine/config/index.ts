@@ -1,0 +1,32 @@
+export {
+  configBounds,
+  defaultNodeConfig,
+  defaultPort,
+  envNames,
+  envSource,
+  fileFieldNames,
+  fileSource,
+  flagNames,
+  flagSource,
+  formatBytes,
+  listenAllOn,
+  nodeRoles,
+  parseBytes,
+  resolveNodeConfig,
+  settingsFromEnv,
+  validateConfigFile,
+  validateSettings,
+  type NodeConfig,
+  type NodeRole,
+  type NodeSettings,
+  type SettingLayers,
+  type SettingSource,
+} from './schema.js';
+export {
+  configSearchPlaces,
+  dataDirConfigName,
+  loadConfigFile,
+  type LoadConfigOptions,
+  type LoadedConfig,
+} from './load.js';
+export { clientNetwork, loadNodeConfig, type LoadNodeConfigInput, type ResolvedNodeConfig } from './resolve.js';

@@ -1,0 +1,520 @@
+/**
+ * The composition root of a running node: the data directory's store (a SoloNode — the database, a
+ * cluster of one until transactions are distributed), its lock and api files, the control socket,
+ * libp2p with the node's persisted identity, the client protocol for light clients, status and
+ * events. `startNode` brings it all up in that order; `close` takes it down in reverse.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { systemClock, type Clock } from '../base/clock.js';
+import { EngineError, toEngineError } from '../base/errors.js';
+import { isBlockId, type BlockId } from '../base/ids.js';
+import type { Json } from '../base/codec.js';
+import type { NodeConfig } from '../config/schema.js';
+import {
+  createNetworkNode,
+  schema,
+  serveClient,
+  streamReply,
+  type ClientRequest,
+  type NetworkInit,
+  type NetworkNode,
+} from '../network/index.js';
+import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
+import { LevelRawStore } from '../storage/level-store.js';
+import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+import { callApi, isApiMethod, type ApiAnswer } from './api.js';
+import { ControlServer } from './control-server.js';
+import type {
+  CollectionInfo,
+  CollectionKind,
+  Database,
+  GetResult,
+  ReadOptions,
+  ScanOptions,
+} from './database-api.js';
+import { nodeKeys, type NodeKeys } from './identity.js';
+import type {
+  ClosestResult,
+  IdentityInfo,
+  NodeControl,
+  PeerAddresses,
+  PeerDetail,
+  PingResult,
+  StatusUpdate,
+} from './node-api.js';
+import {
+  acquireRepoLock,
+  apiPath,
+  readApi,
+  removeApi,
+  socketPathFor,
+  writeApi,
+  type AcquiredLock,
+} from './process-files.js';
+import { RateMeter } from './rates.js';
+import { SoloNode } from './solo-node.js';
+import { StatusHub } from './status-hub.js';
+import type { NodeEvent, NodeEventKind, NodeStatus, PeerStatus } from './status.js';
+import { unlink } from 'node:fs/promises';
+
+export interface StartNodeOptions {
+  readonly dataDir: string;
+  readonly config: NodeConfig;
+  /** The package version, reported in status. */
+  readonly version: string;
+  /** The config file that applied, if any (reported in the start event). */
+  readonly configFile?: string;
+  readonly clock?: Clock;
+  /** Network settings beyond the config (tests shorten the maintenance interval). */
+  readonly network?: Omit<NetworkInit, 'network' | 'listen' | 'announce' | 'bootstrap' | 'gateway' | 'clientMode'>;
+}
+
+/** How often the node recomputes its status for watchers. */
+export const statusIntervalMs = 1000;
+/** How long a stopping node lets transactions it is serving finish before closing the store. */
+const drainMs = 10_000;
+
+/** Starts a node on a data directory. Throws DATA_DIR_BUSY, CONFIG_INVALID or UNAVAILABLE (port in use…). */
+export async function startNode(options: StartNodeOptions): Promise<RunningNode> {
+  const clock = options.clock ?? systemClock;
+  const { dataDir } = options;
+  await mkdir(dataDir, { recursive: true });
+  const lock = await acquireRepoLock(dataDir, clock.now());
+  const notices: string[] = [];
+  if (lock.stalePid !== undefined)
+    notices.push(`cleared the lock left by a node that is no longer running (pid ${lock.stalePid || 'unknown'})`);
+  let solo: SoloNode | undefined;
+  try {
+    // We hold the lock, so any api file is a crashed node's.
+    const staleApi = await readApi(dataDir);
+    if (staleApi !== undefined) {
+      await unlink(apiPath(dataDir)).catch(() => undefined);
+      notices.push(`removed the api file left by a node that is no longer running (pid ${staleApi.pid || 'unknown'})`);
+    }
+    const raw = new LevelRawStore(join(dataDir, 'store'));
+    try {
+      await raw.open();
+    } catch (error) {
+      if (error instanceof EngineError && error.code === 'DATA_DIR_BUSY')
+        throw new EngineError(
+          'DATA_DIR_BUSY',
+          `the store in ${dataDir} is open in another process (an optimystic command working on it without a node?); let it finish, then start the node`,
+          { dir: dataDir },
+          { cause: error },
+        );
+      throw error;
+    }
+    try {
+      solo = await SoloNode.open({ raw, clock });
+    } catch (error) {
+      await raw.close();
+      throw error;
+    }
+    const keys = await nodeKeys(solo.identity);
+    const node = new RunningNode(options, clock, lock, solo, keys, notices);
+    await node.start();
+    return node;
+  } catch (error) {
+    // start() cleans up what it started; the store and lock are ours to release here.
+    await solo?.close().catch(() => undefined);
+    await lock.release().catch(() => undefined);
+    throw error;
+  }
+}
+
+export class RunningNode implements NodeControl {
+  readonly dataDir: string;
+  readonly peerId: string;
+  readonly config: NodeConfig;
+  readonly startedAt: number;
+  /** Things worth telling the operator that happened while starting (stale files cleared). */
+  readonly notices: readonly string[];
+  /** The database this node serves (what the control socket and light clients reach). */
+  readonly database: ServedDatabase;
+  readonly hub = new StatusHub();
+  private readonly meter: RateMeter;
+  private readonly connectedAt = new Map<string, number>();
+  private readonly watchers = new AbortController();
+  private control: ControlServer | undefined;
+  private network: NetworkNode | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private refreshing = false;
+  private closing: Promise<void> | undefined;
+  private resolveStopped!: () => void;
+  private rejectStopped!: (error: unknown) => void;
+  /** Settles once the node has stopped, whoever asked (stop request, signal, dashboard). */
+  readonly stopped: Promise<void>;
+
+  constructor(
+    private readonly options: StartNodeOptions,
+    private readonly clock: Clock,
+    private readonly lock: AcquiredLock,
+    private readonly solo: SoloNode,
+    private readonly keys: NodeKeys,
+    notices: readonly string[],
+  ) {
+    this.dataDir = options.dataDir;
+    this.config = options.config;
+    this.peerId = keys.info.peerId;
+    this.startedAt = clock.now();
+    this.notices = notices;
+    this.meter = new RateMeter(clock);
+    this.database = new ServedDatabase(solo, this.meter);
+    this.stopped = new Promise<void>((resolve, reject) => {
+      this.resolveStopped = resolve;
+      this.rejectStopped = reject;
+    });
+    this.stopped.catch(() => undefined);
+  }
+
+  /** Control socket first (data commands work while libp2p starts), then the network. */
+  async start(): Promise<void> {
+    for (const notice of this.notices) this.emit('info', notice);
+    try {
+      const socket = socketPathFor(this.dataDir);
+      this.control = await ControlServer.listen(socket, (method, params) => this.answer(method, params, true));
+      await writeApi(this.dataDir, {
+        pid: process.pid,
+        socket,
+        peerId: this.peerId,
+        version: this.options.version,
+        startedAt: this.startedAt,
+      });
+      this.network = await this.startNetwork();
+      await serveClient(
+        this.network,
+        async (request: ClientRequest) => {
+          const answer = await this.answer(request.type, request['params'], false);
+          return answer.kind === 'stream' ? streamReply(answer.items) : answer.value;
+        },
+        { validate: validateClientRequest },
+      );
+      this.network.on('peer:connect', (peer) => {
+        this.connectedAt.set(peer, this.clock.now());
+        this.emit('peer:connect', `peer joined: ${peer}`, peer);
+      });
+      this.network.on('peer:disconnect', (peer) => {
+        this.connectedAt.delete(peer);
+        this.emit('peer:disconnect', `peer left: ${peer}`, peer);
+      });
+      // Bootstrap peers are dialled while the network starts, before the listeners above.
+      for (const peer of this.network.peers()) {
+        this.connectedAt.set(peer.id, this.clock.now());
+        this.emit('peer:connect', `peer joined: ${peer.id}`, peer.id);
+      }
+    } catch (error) {
+      await this.teardown();
+      throw error;
+    }
+    await this.refreshStatus();
+    this.statusTimer = setInterval(() => void this.refreshStatus(), statusIntervalMs);
+    const addresses = this.network.addresses();
+    this.emit('node:start', `node ${this.peerId} started on network ${this.config.network}, listening on ${addresses.join(' ') || '(no address)'}`);
+    if (this.config.gateway && this.config.announce.length === 0)
+      this.emit('info', 'gateway without --announce: NAT-ed peers learn only the listen addresses; announce the public address');
+    if (this.config.bootstrap.length > 0 && this.network.peers().length === 0)
+      this.emit('error', 'no bootstrap peer reachable yet; retrying in the background');
+  }
+
+  private async startNetwork(): Promise<NetworkNode> {
+    try {
+      return await createNetworkNode(
+        { privateKey: this.keys.privateKey, clock: this.clock },
+        {
+          ...this.options.network,
+          network: this.config.network,
+          listen: this.config.listen,
+          announce: this.config.announce,
+          bootstrap: this.config.bootstrap,
+          gateway: this.config.gateway,
+        },
+      );
+    } catch (error) {
+      const engineError = toEngineError(error);
+      if (/EADDRINUSE|address already in use/i.test(engineError.message))
+        throw new EngineError(
+          'UNAVAILABLE',
+          `cannot listen on ${this.config.listen.join(', ')}: the port is in use (another node?); choose another with --port or --listen`,
+          undefined,
+          { cause: error },
+        );
+      throw engineError;
+    }
+  }
+
+  private answer(method: string, params: unknown, local: boolean): Promise<ApiAnswer> {
+    return callApi({ db: this.database, node: this }, method, params, { local });
+  }
+
+  private emit(kind: NodeEventKind, message: string, peerId?: string): void {
+    const event: NodeEvent = { at: this.clock.now(), kind, message, ...(peerId === undefined ? {} : { peerId }) };
+    this.hub.event(event);
+  }
+
+  private async refreshStatus(): Promise<void> {
+    if (this.refreshing || this.closing !== undefined) return;
+    this.refreshing = true;
+    try {
+      this.hub.publish(await this.status());
+    } catch (error) {
+      if (this.closing === undefined) this.emit('error', `status refresh failed: ${toEngineError(error).message}`);
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  // NodeControl
+
+  async status(): Promise<NodeStatus> {
+    const now = this.clock.now();
+    const [stats, collections] = await Promise.all([this.solo.blocks.stats(), this.solo.collectionCount()]);
+    const peers = this.peerStatuses();
+    return {
+      version: this.options.version,
+      peerId: this.peerId,
+      network: this.config.network,
+      role: this.config.role,
+      gateway: this.config.gateway,
+      bootstrapNode: this.config.bootstrapNode,
+      clusterSize: this.config.clusterSize,
+      dataDir: this.dataDir,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      uptimeMs: now - this.startedAt,
+      listenAddresses: this.network?.addresses() ?? [],
+      announceAddresses: [...this.config.announce],
+      peers,
+      connections: peers.length,
+      dhtTableSize: this.network?.routingTableSize() ?? 0,
+      collections,
+      storage: { ...stats, capacityBytes: this.config.capacityBytes },
+      pendingTransactions: this.database.pendingTransactions,
+      rates: this.meter.status(),
+    };
+  }
+
+  identity(): Promise<IdentityInfo> {
+    return Promise.resolve(this.keys.info);
+  }
+
+  /** Begins a graceful stop; `stopped` settles when it is done. */
+  stop(): Promise<void> {
+    // After the current turn, so the reply to a stop request is on its way before connections drain.
+    setImmediate(() => void this.close().catch(() => undefined));
+    return Promise.resolve();
+  }
+
+  peers(): Promise<PeerStatus[]> {
+    return Promise.resolve(this.peerStatuses());
+  }
+
+  private peerStatuses(): PeerStatus[] {
+    return (this.network?.peers() ?? []).map((peer) => {
+      const connectedAt = this.connectedAt.get(peer.id);
+      return {
+        id: peer.id,
+        addresses: peer.addresses,
+        direction: peer.direction,
+        ...(peer.latencyMs === undefined ? {} : { latencyMs: peer.latencyMs }),
+        ...(connectedAt === undefined ? {} : { connectedAt }),
+      };
+    });
+  }
+
+  async peerInfo(peer?: string): Promise<PeerDetail> {
+    const network = this.requireNetwork();
+    if (peer === undefined || peer === this.peerId)
+      return { id: this.peerId, self: true, connected: true, addresses: network.addresses(), network: this.config.network };
+    const connected = this.peerStatuses().find((status) => status.id === peer);
+    if (connected !== undefined) return { ...connected, self: false, connected: true };
+    const found = await network.findPeer(peer);
+    return { id: found.id, self: false, connected: false, addresses: found.addresses };
+  }
+
+  async connect(address: string): Promise<PeerAddresses> {
+    const found = await this.requireNetwork().connect(address);
+    this.emit('info', `connected to ${found.id} at ${address}`, found.id);
+    return found;
+  }
+
+  async ping(peer: string, count: number): Promise<PingResult> {
+    const network = this.requireNetwork();
+    const rttsMs: number[] = [];
+    for (let i = 0; i < count; i++) rttsMs.push(round(await network.ping(peer)));
+    return {
+      peer,
+      rttsMs,
+      minMs: Math.min(...rttsMs),
+      avgMs: round(rttsMs.reduce((sum, ms) => sum + ms, 0) / rttsMs.length),
+      maxMs: Math.max(...rttsMs),
+    };
+  }
+
+  findPeer(peer: string): Promise<PeerAddresses> {
+    return this.requireNetwork().findPeer(peer);
+  }
+
+  async closest(key: string, k?: number): Promise<ClosestResult> {
+    const blockId = isBlockId(key);
+    const bytes = blockId ? new Uint8Array(Buffer.from(key, 'base64url')) : new Uint8Array(Buffer.from(key, 'utf8'));
+    const count = k ?? this.config.clusterSize;
+    const ids = await this.requireNetwork().closest(bytes, count);
+    return {
+      key,
+      keyKind: blockId ? 'block-id' : 'text',
+      dhtKey: createHash('sha256').update(bytes).digest('hex'),
+      k: count,
+      peers: ids.map((id) => ({ id, self: id === this.peerId })),
+    };
+  }
+
+  watch(): AsyncIterable<StatusUpdate> {
+    return this.hub.watch(this.watchers.signal);
+  }
+
+  private requireNetwork(): NetworkNode {
+    if (this.network === undefined || this.closing !== undefined)
+      throw new EngineError('UNAVAILABLE', this.closing === undefined ? 'the node is still starting its network; try again in a moment' : 'the node is stopping');
+    return this.network;
+  }
+
+  /**
+   * Stops gracefully: watchers and streams end, the control socket and libp2p close, transactions
+   * being served finish (bounded), the store is flushed and closed, then the api and lock files go.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.emit('node:stop', 'node stopping');
+      try {
+        await this.teardown();
+        this.resolveStopped();
+      } catch (error) {
+        this.rejectStopped(error);
+        throw error;
+      }
+    })();
+    return this.closing;
+  }
+
+  private async teardown(): Promise<void> {
+    this.closing ??= Promise.resolve();
+    clearInterval(this.statusTimer);
+    this.watchers.abort();
+    const failures: unknown[] = [];
+    const step = async (work: () => Promise<void> | undefined): Promise<void> => {
+      try {
+        await work();
+      } catch (error) {
+        failures.push(error);
+      }
+    };
+    await step(() => this.control?.close());
+    await step(() => this.network?.stop());
+    await step(() => this.database.drain(drainMs));
+    await step(() => this.solo.close());
+    await step(() => removeApi(this.dataDir));
+    await step(() => this.lock.release());
+    if (failures.length > 0) throw toEngineError(failures[0]);
+  }
+}
+
+/** Requests from other peers: any method of the API by name (the params are checked by the method). */
+function validateClientRequest(value: unknown): ClientRequest {
+  const request = schema.anyMessage(value);
+  if (!isApiMethod(request.type))
+    throw new EngineError('BAD_INPUT', `unknown request type ${JSON.stringify(request.type)}`, {
+      reason: schema.unknownTypeReason,
+    });
+  return request;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+/**
+ * The SoloNode as served by a node: measures committed transactions (rate, latency), counts those in
+ * flight, and lets a stop wait for them.
+ */
+export class ServedDatabase implements Database {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private transactions = 0;
+
+  constructor(
+    private readonly inner: SoloNode,
+    private readonly meter: RateMeter,
+  ) {}
+
+  get pendingTransactions(): number {
+    return this.transactions;
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    const forget = (): void => void this.inFlight.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  /** Waits (at most `ms`) for every request in flight. */
+  async drain(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inFlight]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  transact(request: TxRequest): Promise<TxOutcome> {
+    const started = performance.now();
+    this.transactions++;
+    const work = this.inner.transact(request).then(
+      (outcome) => {
+        this.transactions--;
+        if (outcome.ok) this.meter.record(performance.now() - started);
+        return outcome;
+      },
+      (error: unknown) => {
+        this.transactions--;
+        throw error;
+      },
+    );
+    return this.track(work);
+  }
+
+  createCollection(name: string, kind: CollectionKind): Promise<CollectionInfo> {
+    return this.track(this.inner.createCollection(name, kind));
+  }
+  listCollections(): Promise<CollectionInfo[]> {
+    return this.track(this.inner.listCollections());
+  }
+  collectionInfo(name: string): Promise<CollectionInfo> {
+    return this.track(this.inner.collectionInfo(name));
+  }
+  get(name: string, key: TreeKey, options?: { readonly at?: number }): Promise<GetResult> {
+    return this.track(this.inner.get(name, key, options));
+  }
+  scan(name: string, options?: ScanOptions): AsyncIterable<{ readonly key: TreeKey; readonly value: Json }> {
+    return this.inner.scan(name, options);
+  }
+  read(name: string, options?: ReadOptions): AsyncIterable<{ readonly index: number; readonly value: Json }> {
+    return this.inner.read(name, options);
+  }
+  block(id: BlockId, options?: { readonly rev?: number }): Promise<BlockState> {
+    return this.track(this.inner.block(id, options));
+  }
+  blockHistory(id: BlockId): Promise<BlockRevision[]> {
+    return this.track(this.inner.blockHistory(id));
+  }
+  blockPending(id: BlockId): Promise<PendingTransform[]> {
+    return this.track(this.inner.blockPending(id));
+  }
+  /** The node closes the store itself, after draining. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * A running node reached from outside its process: the Database and NodeControl interfaces over an
+ * ApiTransport (the control socket, or libp2p for a light client). Every method is one API request.
+ */
+import { toEngineError } from '../base/errors.js';
+import type { Json } from '../base/codec.js';
+import type { BlockId } from '../base/ids.js';
+import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
+import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+import type { ApiTransport } from './control-client.js';
+import type {
+  CollectionInfo,
+  CollectionKind,
+  Database,
+  GetResult,
+  ReadOptions,
+  ScanOptions,
+} from './database-api.js';
+import type {
+  ClosestResult,
+  IdentityInfo,
+  NodeControl,
+  PeerAddresses,
+  PeerDetail,
+  PingResult,
+  StatusUpdate,
+} from './node-api.js';
+import type { NodeStatus, PeerStatus } from './status.js';
+
+/** How the node was reached, for messages and `--verbose` output. */
+export type RemoteKind = 'socket' | 'libp2p';
+
+export class RemoteNode implements Database, NodeControl {
+  constructor(
+    private readonly transport: ApiTransport,
+    readonly kind: RemoteKind,
+    /** The control socket path or the multiaddr. */
+    readonly endpoint: string,
+  ) {}
+
+  private call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    return this.transport.call(method, definedOnly(params)) as Promise<T>;
+  }
+
+  private stream<T>(method: string, params: Record<string, unknown>): AsyncIterable<T> {
+    return this.transport.stream(method, definedOnly(params)) as AsyncIterable<T>;
+  }
+
+  createCollection(name: string, kind: CollectionKind): Promise<CollectionInfo> {
+    return this.call('db.createCollection', { name, kind });
+  }
+
+  listCollections(): Promise<CollectionInfo[]> {
+    return this.call('db.listCollections');
+  }
+
+  collectionInfo(name: string): Promise<CollectionInfo> {
+    return this.call('db.collectionInfo', { name });
+  }
+
+  get(name: string, key: TreeKey, options: { readonly at?: number } = {}): Promise<GetResult> {
+    return this.call('db.get', { name, key, at: options.at });
+  }
+
+  scan(name: string, options: ScanOptions = {}): AsyncIterable<{ readonly key: TreeKey; readonly value: Json }> {
+    return this.stream('db.scan', { name, ...options });
+  }
+
+  read(name: string, options: ReadOptions = {}): AsyncIterable<{ readonly index: number; readonly value: Json }> {
+    return this.stream('db.read', { name, ...options });
+  }
+
+  /** Operating errors, including losing the node, come back as `ok: false` (the Database contract). */
+  async transact(request: TxRequest): Promise<TxOutcome> {
+    try {
+      return await this.call<TxOutcome>('db.transact', { request });
+    } catch (error) {
+      const engineError = toEngineError(error);
+      return { ok: false, error: { code: engineError.code, message: engineError.message } };
+    }
+  }
+
+  block(id: BlockId, options: { readonly rev?: number } = {}): Promise<BlockState> {
+    return this.call('db.block', { id, rev: options.rev });
+  }
+
+  blockHistory(id: BlockId): Promise<BlockRevision[]> {
+    return this.call('db.blockHistory', { id });
+  }
+
+  blockPending(id: BlockId): Promise<PendingTransform[]> {
+    return this.call('db.blockPending', { id });
+  }
+
+  status(): Promise<NodeStatus> {
+    return this.call('node.status');
+  }
+
+  identity(): Promise<IdentityInfo> {
+    return this.call('node.identity');
+  }
+
+  async stop(): Promise<void> {
+    await this.call('node.stop');
+  }
+
+  peers(): Promise<PeerStatus[]> {
+    return this.call('peer.list');
+  }
+
+  peerInfo(peer?: string): Promise<PeerDetail> {
+    return this.call('peer.info', { peer });
+  }
+
+  connect(address: string): Promise<PeerAddresses> {
+    return this.call('peer.connect', { address });
+  }
+
+  ping(peer: string, count: number): Promise<PingResult> {
+    return this.call('peer.ping', { peer, count });
+  }
+
+  findPeer(peer: string): Promise<PeerAddresses> {
+    return this.call('peer.find', { peer });
+  }
+
+  closest(key: string, k?: number): Promise<ClosestResult> {
+    return this.call('peer.closest', { key, k });
+  }
+
+  watch(): AsyncIterable<StatusUpdate> {
+    return this.stream('node.watch', {});
+  }
+
+  /** Closes the connection (the node keeps running). */
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+}
+
+function definedOnly(params: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(params).filter(([, value]) => value !== undefined));
+}

@@ -1,0 +1,94 @@
+// How node and peer results read on a terminal or in a pipe (JSON output is the engine's objects as they are).
+import type { ClosestResult, NodeEvent, NodeStatus, PeerDetail, PeerStatus, PingResult } from '../../engine/index.js';
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
+}
+
+export function formatDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  const parts: string[] = [];
+  const days = Math.floor(seconds / 86_400);
+  const hours = Math.floor((seconds % 86_400) / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  if (days > 0) parts.push(`${days}d`);
+  if (hours > 0 || days > 0) parts.push(`${hours}h`);
+  if (minutes > 0 || hours > 0 || days > 0) parts.push(`${minutes}m`);
+  parts.push(`${seconds % 60}s`);
+  return parts.join(' ');
+}
+
+export function formatLatency(ms: number | undefined): string {
+  return ms === undefined ? '-' : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
+}
+
+/** `node status` as labelled lines. */
+export function statusFields(status: NodeStatus): [string, string][] {
+  const { storage, rates } = status;
+  const capacity = storage.capacityBytes === 0 ? 'unlimited' : formatBytes(storage.capacityBytes);
+  const flags = [status.gateway ? 'gateway' : '', status.bootstrapNode ? 'bootstrap node' : '']
+    .filter((flag) => flag !== '')
+    .join(', ');
+  return [
+    ['Peer ID', status.peerId],
+    ['Network', status.network],
+    ['Role', flags === '' ? status.role : `${status.role} (${flags})`],
+    ['Version', status.version],
+    ['PID', String(status.pid)],
+    ['Data', status.dataDir],
+    ['Uptime', formatDuration(status.uptimeMs)],
+    ['Addresses', status.listenAddresses.join('\n') || '(none yet)'],
+    ...(status.announceAddresses.length > 0
+      ? ([['Announced', status.announceAddresses.join('\n')]] as [string, string][])
+      : []),
+    ['Peers', `${status.peers.length} connected, ${status.dhtTableSize} in the DHT routing table`],
+    ['Cluster size', String(status.clusterSize)],
+    ['Collections', String(status.collections)],
+    ['Storage', `${formatBytes(storage.bytes)} of ${capacity}, ${storage.blocks} blocks, ${storage.pending} pending transforms`],
+    ['Transactions', `${status.pendingTransactions} in flight, ${rates.txPerSec} tx/s, commit p50 ${rates.commitP50Ms} ms, p99 ${rates.commitP99Ms} ms`],
+  ];
+}
+
+export const peerColumns = ['PEER', 'DIRECTION', 'LATENCY', 'ADDRESS'] as const;
+
+export function peerRow(peer: PeerStatus): string[] {
+  return [peer.id, peer.direction ?? '-', formatLatency(peer.latencyMs), peer.addresses[0] ?? '-'];
+}
+
+export function peerDetailFields(peer: PeerDetail): [string, string][] {
+  return [
+    ['Peer ID', peer.id],
+    ['This node', peer.self ? 'yes' : 'no'],
+    ...(peer.network === undefined ? [] : ([['Network', peer.network]] as [string, string][])),
+    ['Connected', peer.connected ? 'yes' : 'no'],
+    ...(peer.direction === undefined ? [] : ([['Direction', peer.direction]] as [string, string][])),
+    ...(peer.latencyMs === undefined ? [] : ([['Latency', formatLatency(peer.latencyMs)]] as [string, string][])),
+    ...(peer.connectedAt === undefined
+      ? []
+      : ([['Connected at', new Date(peer.connectedAt).toISOString()]] as [string, string][])),
+    ['Addresses', peer.addresses.join('\n') || '(none known)'],
+  ];
+}
+
+export function pingLines(result: PingResult): string[] {
+  return [
+    ...result.rttsMs.map((ms, i) => `ping ${i + 1} to ${result.peer}: ${formatLatency(ms)}`),
+    `min ${formatLatency(result.minMs)}, avg ${formatLatency(result.avgMs)}, max ${formatLatency(result.maxMs)}`,
+  ];
+}
+
+export function closestRows(result: ClosestResult): string[][] {
+  return result.peers.map((peer, i) => [String(i + 1), peer.id, peer.self ? 'this node' : '']);
+}
+
+/** One NDJSON log line of a node. */
+export function eventLine(event: NodeEvent, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ time: new Date(event.at).toISOString(), ...event, ...extra });
+}
