@@ -22,7 +22,7 @@ export class NodePool {
 
   async start(init: NetworkInit = {}): Promise<NetworkNode> {
     const privateKey = await privateKeyFromSeed(this.rng.bytes(32));
-    const node = await createNetworkNode({ privateKey }, { maintenanceIntervalMs: 300, ...init });
+    const node = await createNetworkNode({ privateKey }, { maintenanceIntervalMs: 1000, ...init });
     this.nodes.push(node);
     return node;
   }

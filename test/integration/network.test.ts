@@ -78,7 +78,7 @@ describe('network: real libp2p nodes on 127.0.0.1', function () {
     const ids = nodes.map((node) => node.peerId);
     const rng = new SeededRng(seed);
     const selfIncluded = new Set<string>();
-    for (let trial = 0; trial < 8; trial++) {
+    for (let trial = 0; trial < 5; trial++) {
       const key = rng.bytes(32);
       const expected = nearestReference(key, ids, 3);
       for (const node of nodes) {

@@ -96,6 +96,8 @@ export const limits = {
   dialTimeoutMs: 10_000,
   /** How often a node re-dials missing bootstrap peers and refreshes its DHT routing table. */
   networkMaintenanceMs: 10_000,
+  /** A stable routing table is refreshed by a self-lookup at least every this many maintenance ticks. */
+  networkLookupBackoffTicksMax: 32,
   /** Peers one `closest` query may return: the DHT's bucket size, beyond which its answer is not exhaustive. */
   closestPeersMax: 20,
   /** Protocol and network names appear in every protocol id; short and plain. */

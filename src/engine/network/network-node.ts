@@ -197,6 +197,8 @@ class Libp2pNetworkNode implements NetworkNode {
   private readonly budget: ByteBudget;
   private readonly listeners = new Map<NetworkEvent, Set<(peerId: string) => void>>();
   private readonly identified = new Map<string, string[]>();
+  /** Connected peers that serve our DHT (identified with its protocol); candidates for `closest`. */
+  private readonly dhtServers = new Set<string>();
   private readonly latency = new Map<string, number>();
   private readonly foreign = new Set<string>();
   private readonly served: Record<ServeOutcome, number> = { replied: 0, errored: 0, reset: 0 };
@@ -204,6 +206,8 @@ class Libp2pNetworkNode implements NetworkNode {
   private libp2p: Node | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private maintaining = false;
+  /** Self-lookup schedule: every `everyTicks` maintenance ticks, reset when the table size changes. */
+  private readonly lookup = { everyTicks: 1, ticks: 0, tableSize: -1 };
   private stopped = false;
   private readonly stopController = new AbortController();
 
@@ -219,7 +223,7 @@ class Libp2pNetworkNode implements NetworkNode {
     this.frameBytesMax = positive(init.frameBytesMax ?? limits.frameBytesMax, 'frameBytesMax');
     this.bootstrap = (init.bootstrap ?? []).map((address) => {
       const parsed = parseAddress(address, 'CONFIG_INVALID');
-      const peerId = parsed.getComponents().findLast((c) => c.name === 'p2p')?.value;
+      const peerId = peerIdInAddress(parsed);
       if (peerId === undefined)
         throw new EngineError('CONFIG_INVALID', `bootstrap address ${address} must end in /p2p/<peer id>`, {
           field: 'bootstrap',
@@ -244,7 +248,8 @@ class Libp2pNetworkNode implements NetworkNode {
     for (const address of [...listen, ...(init.announce ?? [])]) parseAddress(address, 'CONFIG_INVALID');
     const services: Record<string, unknown> = {
       identify: identify(),
-      ping: ping({ timeout: this.requestTimeoutMs }),
+      // libp2p's connection monitor pings on the same protocol; room for it and for ours at once.
+      ping: ping({ timeout: this.requestTimeoutMs, maxOutboundStreams: 4, maxInboundStreams: 4 }),
       dht: kadDHT({
         protocol: dhtProtocolId(this.network),
         clientMode: this.clientMode,
@@ -304,6 +309,7 @@ class Libp2pNetworkNode implements NetworkNode {
     node.addEventListener('peer:disconnect', (event) => {
       const id = event.detail.toString();
       this.identified.delete(id);
+      this.dhtServers.delete(id);
       this.latency.delete(id);
       this.emit('peer:disconnect', id);
     });
@@ -317,11 +323,13 @@ class Libp2pNetworkNode implements NetworkNode {
         node.hangUp(peerId).catch(() => undefined);
         return;
       }
-      if (node.getConnections(peerId).length > 0)
-        this.identified.set(
-          id,
-          listenAddrs.map((a) => a.toString()),
-        );
+      if (node.getConnections(peerId).length === 0) return;
+      this.identified.set(
+        id,
+        listenAddrs.map((a) => a.toString()),
+      );
+      if (protocols.includes(dhtProtocolId(this.network))) this.dhtServers.add(id);
+      else this.dhtServers.delete(id);
     });
   }
 
@@ -350,19 +358,32 @@ class Libp2pNetworkNode implements NetworkNode {
     await node.dial(entry.address, { signal: this.deadline(limits.dialTimeoutMs) });
   }
 
-  /** Re-dials missing bootstrap peers and refreshes the routing table by looking up our own id. */
+  /**
+   * Re-dials missing bootstrap peers, and refreshes the routing table by looking up our own id. The
+   * lookup runs every tick while the table changes and backs off (doubling, up to
+   * networkLookupBackoffTicksMax ticks) while it is stable, so a settled network stays quiet.
+   */
   private async maintain(): Promise<void> {
     if (this.maintaining || this.stopped) return;
     this.maintaining = true;
     try {
       await Promise.allSettled(this.bootstrap.map((entry) => this.dialBootstrap(entry)));
-      if (this.stopped || this.routingTableSize() === 0) return;
+      const size = this.routingTableSize();
+      if (this.stopped || size === 0) return;
+      if (size !== this.lookup.tableSize) this.lookup.everyTicks = 1;
+      this.lookup.ticks += 1;
+      if (this.lookup.ticks < this.lookup.everyTicks) return;
+      this.lookup.ticks = 0;
       const self = peerIdFromString(this.peerId).toMultihash().bytes;
       for await (const _event of this.node.services.dht.getClosestPeers(self, {
         signal: this.deadline(this.requestTimeoutMs),
       })) {
         // Responses refresh the routing table as they arrive; the result itself is not needed.
       }
+      const after = this.routingTableSize();
+      this.lookup.everyTicks =
+        after === size ? Math.min(this.lookup.everyTicks * 2, limits.networkLookupBackoffTicksMax) : 1;
+      this.lookup.tableSize = after;
     } catch {
       // Upkeep is best effort; the next tick tries again.
     } finally {
@@ -433,20 +454,30 @@ class Libp2pNetworkNode implements NetworkNode {
   }
 
   async disconnect(peerId: string): Promise<void> {
-    await this.node.hangUp(parsePeerId(peerId));
+    try {
+      await this.node.hangUp(parsePeerId(peerId));
+    } catch (error) {
+      throw networkError(error, `could not disconnect from ${peerId}`);
+    }
   }
 
   async ping(target: string): Promise<number> {
-    const dialTarget = target.startsWith('/') ? parseAddress(target, 'BAD_INPUT') : parsePeerId(target);
+    const address = target.startsWith('/') ? parseAddress(target, 'BAD_INPUT') : undefined;
+    const dialTarget = address ?? parsePeerId(target);
     try {
       const ms = await this.node.services.ping.ping(dialTarget, {
         signal: this.deadline(this.requestTimeoutMs),
       });
-      const peer = target.startsWith('/')
-        ? this.node.getConnections().find((c) => c.remoteAddr.equals(dialTarget as Multiaddr))
-        : undefined;
-      const id = target.startsWith('/') ? peer?.remotePeer.toString() : target;
-      if (id !== undefined) this.latency.set(id, ms);
+      const id =
+        address === undefined
+          ? target
+          : (peerIdInAddress(address) ??
+            this.node
+              .getConnections()
+              .find((c) => c.remoteAddr.equals(address))
+              ?.remotePeer.toString());
+      // Only connected peers are remembered; the entry goes when the peer disconnects.
+      if (id !== undefined && this.node.getConnections(parsePeerId(id)).length > 0) this.latency.set(id, ms);
       return ms;
     } catch (error) {
       throw networkError(error, `could not ping ${target}`);
@@ -467,7 +498,8 @@ class Libp2pNetworkNode implements NetworkNode {
   async closest(key: Uint8Array, k: number): Promise<string[]> {
     if (!Number.isSafeInteger(k) || k < 1 || k > limits.closestPeersMax)
       throw new EngineError('BAD_INPUT', `k must be an integer in 1..${limits.closestPeersMax}`);
-    const found = new Set<string>([this.peerId]);
+    // A light client is nobody's cluster member: it answers with the servers only.
+    const found = new Set<string>(this.clientMode ? [] : [this.peerId]);
     try {
       for await (const event of this.node.services.dht.getClosestPeers(key, {
         signal: this.deadline(this.requestTimeoutMs),
@@ -476,6 +508,10 @@ class Libp2pNetworkNode implements NetworkNode {
       }
     } catch (error) {
       throw networkError(error, 'closest-peer query failed');
+    }
+    // Connected DHT servers are live too; a query answer lost to a slow peer must not drop it.
+    for (const id of this.dhtServers) {
+      if (this.node.getConnections(peerIdFromString(id)).length > 0) found.add(id);
     }
     return nearest(key, [...found], k);
   }
@@ -646,6 +682,10 @@ function parsePeerId(peerId: string): ReturnType<typeof peerIdFromString> {
       { cause: error },
     );
   }
+}
+
+function peerIdInAddress(address: Multiaddr): string | undefined {
+  return address.getComponents().findLast((component) => component.name === 'p2p')?.value;
 }
 
 function withPeerId(address: string, peerId: string): string {
