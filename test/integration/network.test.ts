@@ -5,6 +5,8 @@ import { isEngineError } from '../../src/engine/base/errors.js';
 import { SeededRng } from '../../src/engine/base/rng.js';
 import {
   openClientSession,
+  peerIdOf,
+  privateKeyFromSeed,
   schema,
   serveClient,
   streamReply,
@@ -69,6 +71,13 @@ describe('network: real libp2p nodes on 127.0.0.1', function () {
         expect(found.addresses.some((address) => other.addresses().includes(address))).to.equal(true);
       }
       expect(node.addresses().every((address) => address.endsWith(`/p2p/${node.peerId}`))).to.equal(true);
+    }
+    const stranger = peerIdOf(await privateKeyFromSeed(new Uint8Array(32).fill(7)));
+    try {
+      await nodes[2]!.findPeer(stranger);
+      expect.fail('found a peer that does not exist');
+    } catch (error) {
+      expect(isEngineError(error, 'NOT_FOUND'), String(error)).to.equal(true);
     }
   });
 
@@ -161,6 +170,26 @@ describe('network: real libp2p nodes on 127.0.0.1', function () {
     } finally {
       await session.close();
     }
+  });
+
+  it('partitions peers with a connection gate and heals when the gate opens', async () => {
+    const blocked = new Set<string>();
+    const gate = { denyPeer: (peerId: string) => blocked.has(peerId) };
+    const a = await pool.start({ connectionGater: gate });
+    const b = await pool.start({ bootstrap: a.addresses() });
+    await a.handle('echo', (request) => Promise.resolve(request), { validate: schema.anyMessage });
+    expect(await b.request(a.peerId, 'echo', { type: 'hello' })).to.deep.equal({ type: 'hello' });
+    blocked.add(b.peerId);
+    await a.disconnect(b.peerId);
+    await eventually('the partition cuts the connection', () => b.peers().length === 0);
+    try {
+      await b.request(a.addresses()[0]!, 'echo', { type: 'hello' }, { timeoutMs: 2000 });
+      expect.fail('a request crossed the partition');
+    } catch (error) {
+      expect(isEngineError(error)).to.equal(true);
+    }
+    blocked.delete(b.peerId);
+    expect(await b.request(a.addresses()[0]!, 'echo', { type: 'again' })).to.deep.equal({ type: 'again' });
   });
 
   it('measures round trips and reports them on the peer list', async () => {

@@ -20,14 +20,7 @@ import { limits } from '../base/limits.js';
 import { ByteBudget } from './framing.js';
 import { peerIdOf, type PrivateKey } from './identity.js';
 import { PeerGuard } from './peer-guard.js';
-import {
-  checkName,
-  defaultNetwork,
-  dhtProtocolId,
-  networkOfProtocol,
-  networkPrefix,
-  protocolId,
-} from './protocols.js';
+import { checkName, defaultNetwork, dhtProtocolId, networkOfProtocol, protocolId } from './protocols.js';
 import {
   type RequestHandler,
   type RequestOptions,
@@ -65,7 +58,7 @@ export interface NetworkInit {
   gateway?: boolean;
   /** A short-lived light client: no listening, DHT in client mode, no relay. */
   clientMode?: boolean;
-  /** Refuses connections with some peers (tests: partitions). */
+  /** Refuses new connections with some peers (tests: partitions); `disconnect` cuts existing ones. */
   connectionGater?: ConnectionGate;
   /** How often bootstrap peers are re-dialled and the routing table refreshed (default limits.networkMaintenanceMs). */
   maintenanceIntervalMs?: number;
@@ -187,7 +180,6 @@ const foreignPeersMax = limits.peersTrackedMax;
 class Libp2pNetworkNode implements NetworkNode {
   readonly network: string;
   readonly peerId: string;
-  private readonly prefix: string;
   private readonly init: NetworkInit;
   private readonly clientMode: boolean;
   private readonly requestTimeoutMs: number;
@@ -217,7 +209,6 @@ class Libp2pNetworkNode implements NetworkNode {
   ) {
     this.init = init;
     this.network = checkName(init.network ?? defaultNetwork, 'network');
-    this.prefix = networkPrefix(this.network);
     this.clientMode = init.clientMode === true;
     this.requestTimeoutMs = positive(init.requestTimeoutMs ?? limits.requestTimeoutMs, 'requestTimeoutMs');
     this.frameBytesMax = positive(init.frameBytesMax ?? limits.frameBytesMax, 'frameBytesMax');
