@@ -1,0 +1,26 @@
+// What the keygen commands import from the CLI layer.
+export {
+  KeygenCommand,
+  keygenFlags,
+  parseDuration,
+  scryptCostEnvVar,
+  sealCostFromEnv,
+} from './keygen-command.js';
+export {
+  canPrompt,
+  passphraseEnvVar,
+  promptHidden,
+  promptLine,
+  readPassphraseFile,
+  resolvePassphrase,
+} from './prompt.js';
+export {
+  approvalLines,
+  ceremonyLines,
+  decryptLines,
+  describeCeremony,
+  keyLine,
+  shortPeer,
+  signLines,
+  signWaiting,
+} from './render.js';
