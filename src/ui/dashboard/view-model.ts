@@ -340,14 +340,19 @@ function activityView(status: NodeStatus, width: number): ActivityView {
   return {
     txPerSec: formatRate(rates.txPerSec),
     txSpark: sparkline(rates.txPerSecHistory, sparkWidth),
-    p50: formatLatency(rates.commitP50Ms),
+    p50: commitLatency(rates.commitP50Ms),
     p50Spark: sparkline(rates.commitP50History, sparkWidth),
-    p99: formatLatency(rates.commitP99Ms),
-    p99Tone: latencyTone(rates.commitP99Ms),
+    p99: commitLatency(rates.commitP99Ms),
+    p99Tone: rates.commitP99Ms > 0 ? latencyTone(rates.commitP99Ms) : 'dim',
     pending: formatCount(status.pendingTransactions),
     pendingTone: status.pendingTransactions > 0 ? 'accent' : 'dim',
     hasHistory,
   };
+}
+
+/** A node reports 0 ms until it has timed a commit: show that as "not measured", not as instant. */
+function commitLatency(ms: number): string {
+  return ms > 0 ? formatLatency(ms) : '—';
 }
 
 function storageView(status: NodeStatus, width: number): StorageView {
@@ -391,7 +396,7 @@ export function sortPeers(peers: readonly PeerStatus[]): PeerStatus[] {
 function networkView(status: NodeStatus, width: number, rows: number, withHeading: boolean): NetworkView {
   const summary = `${counted(status.peers.length, 'peer')} · ${counted(status.connections, 'connection')} · DHT ${formatCount(status.dhtTableSize)}`;
   if (status.peers.length === 0) {
-    return { summary, peers: [], morePeers: 0, ...(rows > 0 ? { empty: 'no peers yet' } : {}) };
+    return { summary, peers: [], morePeers: 0, ...(rows > 0 ? { empty: 'no peers connected' } : {}) };
   }
   const room = width - peerFixedWidth - peerGaps.address.length;
   const addressWidth = room >= addressWidthMin ? room : 0;

@@ -96,7 +96,7 @@ describe('dashboard components', () => {
 
       it('renders a node with no peers, no history and no events', () => {
         const frame = draw(emptyStatus(), [], size);
-        expect(lineWith(frame, 'no peers yet')).to.be.a('string');
+        expect(lineWith(frame, 'no peers connected')).to.be.a('string');
         expect(lineWith(frame, 'no events yet')).to.be.a('string');
         expect(lineWith(frame, 'used')).to.include('0 B (no capacity limit)');
         expect(lineWith(frame, 'tx/s')).to.match(/tx\/s +0 +pending 0/);

@@ -241,6 +241,11 @@ describe('dashboard view model', () => {
       expect(activity.txSpark.trim()).to.equal('');
       expect(activity.txPerSec).to.equal('0');
     });
+
+    it('shows commit latency as not measured until a commit has been timed', () => {
+      const { activity } = toViewModel(emptyStatus(), [], narrow);
+      expect(activity).to.include({ p50: '—', p99: '—', p99Tone: 'dim' });
+    });
   });
 
   describe('storage', () => {
@@ -337,11 +342,11 @@ describe('dashboard view model', () => {
       expect(vm.network.peers[0]?.latency.trim()).to.equal('100 ms');
     });
 
-    it('says there are no peers yet', () => {
+    it('says no peers are connected', () => {
       const { network } = toViewModel(emptyStatus(), [], narrow);
       expect(network).to.include({
         summary: '0 peers · 0 connections · DHT 0',
-        empty: 'no peers yet',
+        empty: 'no peers connected',
         morePeers: 0,
       });
       expect(network.peers).to.deep.equal([]);
