@@ -12,11 +12,16 @@ export default class KeygenIdentity extends DataCommand<typeof KeygenIdentity> {
     '--json prints {"peerId","publicKey","created"}.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
-    { description: 'The peer id only', command: '<%= config.bin %> <%= command.id %> --json | jq -r .peerId' },
+    {
+      description: 'The peer id only',
+      command: '<%= config.bin %> <%= command.id %> --json | jq -r .peerId',
+    },
   ];
 
   override async run(): Promise<void> {
-    const identity = this.flags.offline ? await dataDirIdentity(this.dataDir) : await this.fromNodeOrDataDir();
+    const identity = this.flags.offline
+      ? await dataDirIdentity(this.dataDir)
+      : await this.fromNodeOrDataDir();
     if (this.out.mode === 'json') {
       await this.out.json(identity);
       return;

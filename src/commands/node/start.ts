@@ -1,5 +1,11 @@
 import { Flags } from '@oclif/core';
-import { EngineError, loadNodeConfig, startNode, type NodeEvent, type RunningNode } from '../../engine/index.js';
+import {
+  EngineError,
+  loadNodeConfig,
+  startNode,
+  type NodeEvent,
+  type RunningNode,
+} from '../../engine/index.js';
 import { DataCommand, eventLine } from '../../ui/cli/index.js';
 
 export default class NodeStart extends DataCommand<typeof NodeStart> {
@@ -55,7 +61,8 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
       helpValue: 'MULTIADDR',
     }),
     announce: Flags.string({
-      description: 'multiaddr to announce instead of the listen addresses, e.g. a public address (repeat or comma-separate)',
+      description:
+        'multiaddr to announce instead of the listen addresses, e.g. a public address (repeat or comma-separate)',
       multiple: true,
       delimiter: ',',
       helpValue: 'MULTIADDR',
@@ -106,9 +113,15 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
 
   override async run(): Promise<void> {
     if (this.flags.connect !== undefined)
-      throw new EngineError('BAD_INPUT', 'node start runs a node here; --connect (or OPTIMYSTIC_CONNECT) is for reaching a remote one');
+      throw new EngineError(
+        'BAD_INPUT',
+        'node start runs a node here; --connect (or OPTIMYSTIC_CONNECT) is for reaching a remote one',
+      );
     if (this.flags.offline)
-      throw new EngineError('BAD_INPUT', 'node start joins the network; --offline (or OPTIMYSTIC_OFFLINE) contradicts it');
+      throw new EngineError(
+        'BAD_INPUT',
+        'node start joins the network; --offline (or OPTIMYSTIC_OFFLINE) contradicts it',
+      );
     const { flags } = this;
     const { config, file } = await loadNodeConfig({
       dataDir: this.dataDir,
@@ -184,7 +197,9 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
     } finally {
       unsubscribe();
     }
-    writeLine(eventLine({ at: Date.now(), kind: 'node:stop', message: 'node stopped' }, { peerId: node.peerId }));
+    writeLine(
+      eventLine({ at: Date.now(), kind: 'node:stop', message: 'node stopped' }, { peerId: node.peerId }),
+    );
   }
 }
 

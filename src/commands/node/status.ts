@@ -11,7 +11,10 @@ export default class NodeStatus extends DataCommand<typeof NodeStatus> {
     'With no node running it fails with UNAVAILABLE (exit 6).';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
-    { description: 'The peer id, for scripts', command: '<%= config.bin %> <%= command.id %> --json | jq -r .peerId' },
+    {
+      description: 'The peer id, for scripts',
+      command: '<%= config.bin %> <%= command.id %> --json | jq -r .peerId',
+    },
     {
       description: 'An address others can bootstrap from',
       command: '<%= config.bin %> <%= command.id %> --json | jq -r ".listenAddresses[0]"',

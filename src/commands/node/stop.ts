@@ -11,7 +11,10 @@ export default class NodeStop extends DataCommand<typeof NodeStop> {
     'TIMEOUT (exit 6). Only a node on this machine can be stopped: not with --connect.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
-    { description: 'A node on another data directory', command: '<%= config.bin %> <%= command.id %> --data ~/.optimystic-2' },
+    {
+      description: 'A node on another data directory',
+      command: '<%= config.bin %> <%= command.id %> --data ~/.optimystic-2',
+    },
   ];
   static override flags = {
     timeout: Flags.integer({
@@ -24,7 +27,10 @@ export default class NodeStop extends DataCommand<typeof NodeStop> {
 
   override async run(): Promise<void> {
     if (this.flags.connect !== undefined)
-      throw new EngineError('BAD_INPUT', 'node stop stops the node on --data on this machine; it cannot stop a node reached with --connect');
+      throw new EngineError(
+        'BAD_INPUT',
+        'node stop stops the node on --data on this machine; it cannot stop a node reached with --connect',
+      );
     let stopped: { peerId: string; pid: number };
     try {
       stopped = await this.withNode(async (node) => {

@@ -4,7 +4,7 @@ import { DataCommand, closestRows } from '../../ui/cli/index.js';
 export default class PeerClosest extends DataCommand<typeof PeerClosest> {
   static override summary = 'The k peers nearest a key: the cluster that would hold it';
   static override description =
-    "Runs a DHT closest-peers query from the node and ranks the peers (this node included) by XOR " +
+    'Runs a DHT closest-peers query from the node and ranks the peers (this node included) by XOR ' +
     "distance between sha256 of the key and each peer's Kademlia id. A block id (43 base64url " +
     "characters) is hashed as its 32 bytes, like a block's own position, so the answer is that " +
     "block's future cluster; any other KEY is hashed as UTF-8 text. k defaults to the node's cluster " +
@@ -13,7 +13,8 @@ export default class PeerClosest extends DataCommand<typeof PeerClosest> {
     '<%= config.bin %> <%= command.id %> accounts',
     {
       description: "The cluster of a collection's root block",
-      command: '<%= config.bin %> <%= command.id %> "$(<%= config.bin %> collection info accounts --json | jq -r .root)"',
+      command:
+        '<%= config.bin %> <%= command.id %> "$(<%= config.bin %> collection info accounts --json | jq -r .root)"',
     },
     '<%= config.bin %> <%= command.id %> some-key --k 3',
   ];
@@ -21,7 +22,12 @@ export default class PeerClosest extends DataCommand<typeof PeerClosest> {
     key: Args.string({ description: 'block id or any text', required: true }),
   };
   static override flags = {
-    k: Flags.integer({ description: 'how many peers (1-20) [default: the cluster size]', min: 1, max: 20, helpValue: 'K' }),
+    k: Flags.integer({
+      description: 'how many peers (1-20) [default: the cluster size]',
+      min: 1,
+      max: 20,
+      helpValue: 'K',
+    }),
   };
 
   override async run(): Promise<void> {

@@ -15,7 +15,10 @@ export default class PeerConnect extends DataCommand<typeof PeerConnect> {
 
   override async run(): Promise<void> {
     if (this.flags.connect !== undefined)
-      throw new EngineError('BAD_INPUT', 'peer connect orders the node on --data on this machine; it is not served to --connect clients');
+      throw new EngineError(
+        'BAD_INPUT',
+        'peer connect orders the node on --data on this machine; it is not served to --connect clients',
+      );
     const found = await this.withNode((node) => node.connect(this.args.multiaddr));
     if (this.out.mode === 'json') await this.out.json(found);
     else await this.out.say(`connected to ${found.id} at ${found.addresses.join(', ')}`);

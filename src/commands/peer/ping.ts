@@ -16,7 +16,14 @@ export default class PeerPing extends DataCommand<typeof PeerPing> {
     peer: Args.string({ description: 'peer id or multiaddr', required: true }),
   };
   static override flags = {
-    count: Flags.integer({ char: 'n', description: 'pings to send (1-10)', min: 1, max: 10, default: 3, helpValue: 'N' }),
+    count: Flags.integer({
+      char: 'n',
+      description: 'pings to send (1-10)',
+      min: 1,
+      max: 10,
+      default: 3,
+      helpValue: 'N',
+    }),
   };
 
   override async run(): Promise<void> {

@@ -29,4 +29,9 @@ export {
   type LoadConfigOptions,
   type LoadedConfig,
 } from './load.js';
-export { clientNetwork, loadNodeConfig, type LoadNodeConfigInput, type ResolvedNodeConfig } from './resolve.js';
+export {
+  clientNetwork,
+  loadNodeConfig,
+  type LoadNodeConfigInput,
+  type ResolvedNodeConfig,
+} from './resolve.js';

@@ -23,10 +23,8 @@ export interface ResolvedNodeConfig {
 }
 
 export async function loadNodeConfig(input: LoadNodeConfigInput): Promise<ResolvedNodeConfig> {
-  const [{ resolveNodeConfig, settingsFromEnv, validateSettings, flagSource }, { loadConfigFile }] = await Promise.all([
-    import('./schema.js'),
-    import('./load.js'),
-  ]);
+  const [{ resolveNodeConfig, settingsFromEnv, validateSettings, flagSource }, { loadConfigFile }] =
+    await Promise.all([import('./schema.js'), import('./load.js')]);
   const flags = validateSettings(input.flags ?? {}, flagSource);
   const env = settingsFromEnv(input.env ?? {});
   const loaded = await loadConfigFile({

@@ -190,7 +190,11 @@ export function formatBytes(bytes: number): string {
 
 function checkPort(value: unknown, source: SettingSource): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535)
-    throw invalid(source, 'port', `must be an integer port in 0..65535 (0 picks a free one), not ${show(value)}`);
+    throw invalid(
+      source,
+      'port',
+      `must be an integer port in 0..65535 (0 picks a free one), not ${show(value)}`,
+    );
   return value;
 }
 
@@ -272,13 +276,12 @@ function checkBoolean(value: unknown, field: 'gateway' | 'bootstrapNode', source
 }
 
 function checkClusterSize(value: unknown, source: SettingSource): number {
-  if (
-    typeof value !== 'number' ||
-    !Number.isInteger(value) ||
-    value < 1 ||
-    value > limits.closestPeersMax
-  )
-    throw invalid(source, 'clusterSize', `must be an integer in 1..${limits.closestPeersMax}, not ${show(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > limits.closestPeersMax)
+    throw invalid(
+      source,
+      'clusterSize',
+      `must be an integer in 1..${limits.closestPeersMax}, not ${show(value)}`,
+    );
   return value;
 }
 

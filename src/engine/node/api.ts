@@ -61,14 +61,11 @@ function streamMethod<P>(
 const none = object({});
 
 export const apiMethods: Readonly<Record<string, Method>> = {
-  'db.createCollection': method(
-    object({ name, kind: string({ charsMax: 16 }) }),
-    ({ db }, p) => {
-      if (p.kind !== 'tree' && p.kind !== 'diary')
-        throw new EngineError('BAD_INPUT', 'kind: expected "tree" or "diary"');
-      return db.createCollection(p.name, p.kind);
-    },
-  ),
+  'db.createCollection': method(object({ name, kind: string({ charsMax: 16 }) }), ({ db }, p) => {
+    if (p.kind !== 'tree' && p.kind !== 'diary')
+      throw new EngineError('BAD_INPUT', 'kind: expected "tree" or "diary"');
+    return db.createCollection(p.name, p.kind);
+  }),
   'db.listCollections': method(none, ({ db }) => db.listCollections()),
   'db.collectionInfo': method(object({ name }), ({ db }, p) => db.collectionInfo(p.name)),
   'db.get': method(object({ name, key, at: revision }), ({ db }, p) =>
@@ -116,13 +113,19 @@ export const apiMethods: Readonly<Record<string, Method>> = {
   'node.watch': streamMethod(none, ({ node }) => node.watch()),
   'peer.list': method(none, ({ node }) => node.peers()),
   'peer.info': method(object({ peer: optional(peer) }), ({ node }, p) => node.peerInfo(p.peer)),
-  'peer.connect': method(object({ address: peer }), ({ node }, p) => node.connect(p.address), { localOnly: true }),
-  'peer.ping': method(object({ peer, count: optional(integer({ min: 1, max: pingCountMax })) }), ({ node }, p) =>
-    node.ping(p.peer, p.count ?? 1),
+  'peer.connect': method(object({ address: peer }), ({ node }, p) => node.connect(p.address), {
+    localOnly: true,
+  }),
+  'peer.ping': method(
+    object({ peer, count: optional(integer({ min: 1, max: pingCountMax })) }),
+    ({ node }, p) => node.ping(p.peer, p.count ?? 1),
   ),
   'peer.find': method(object({ peer }), ({ node }, p) => node.findPeer(p.peer)),
   'peer.closest': method(
-    object({ key: string({ charsMin: 1, charsMax: limits.keyBytesMax }), k: optional(integer({ min: 1, max: limits.closestPeersMax })) }),
+    object({
+      key: string({ charsMin: 1, charsMax: limits.keyBytesMax }),
+      k: optional(integer({ min: 1, max: limits.closestPeersMax })),
+    }),
     ({ node }, p) => node.closest(p.key, p.k),
   ),
 };
@@ -140,18 +143,27 @@ export async function callApi(
 ): Promise<ApiAnswer> {
   const entry = isApiMethod(methodName) ? apiMethods[methodName] : undefined;
   if (entry === undefined)
-    throw new EngineError('BAD_INPUT', `unknown method ${JSON.stringify(methodName)}`, { method: methodName });
+    throw new EngineError('BAD_INPUT', `unknown method ${JSON.stringify(methodName)}`, {
+      method: methodName,
+    });
   if (entry.localOnly === true && !context.local)
     throw new EngineError(
       'BAD_INPUT',
       `${methodName} is served only on the node's own control socket, not to other peers`,
     );
   try {
-    if (entry.stream === true) return { kind: 'stream', items: entry.run(target, params) as AsyncIterable<unknown> };
+    if (entry.stream === true)
+      return { kind: 'stream', items: entry.run(target, params) as AsyncIterable<unknown> };
     return { kind: 'value', value: await (entry.run(target, params) as Promise<unknown>) };
   } catch (error) {
-    if (error instanceof EngineError && error.code === 'BAD_INPUT' && typeof error.details?.['path'] === 'string')
-      throw new EngineError('BAD_INPUT', `${methodName} params: ${error.message}`, error.details, { cause: error });
+    if (
+      error instanceof EngineError &&
+      error.code === 'BAD_INPUT' &&
+      typeof error.details?.['path'] === 'string'
+    )
+      throw new EngineError('BAD_INPUT', `${methodName} params: ${error.message}`, error.details, {
+        cause: error,
+      });
     throw error;
   }
 }

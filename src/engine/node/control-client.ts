@@ -38,7 +38,9 @@ export class ControlClient implements ApiTransport {
   private constructor(private readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error) => this.fail(unavailable(error)));
-    socket.on('close', () => this.fail(new EngineError('UNAVAILABLE', 'the node closed the control connection (did it stop?)')));
+    socket.on('close', () =>
+      this.fail(new EngineError('UNAVAILABLE', 'the node closed the control connection (did it stop?)')),
+    );
   }
 
   /** Connects to a control socket; ENOENT / ECONNREFUSED come back as UNAVAILABLE with `details.refused`. */
@@ -47,7 +49,12 @@ export class ControlClient implements ApiTransport {
       const socket = connect(path);
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new EngineError('TIMEOUT', `the node's control socket ${path} did not accept within ${timeoutMs} ms`));
+        reject(
+          new EngineError(
+            'TIMEOUT',
+            `the node's control socket ${path} did not accept within ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs);
       socket.once('connect', () => {
         clearTimeout(timer);
@@ -58,9 +65,13 @@ export class ControlClient implements ApiTransport {
         clearTimeout(timer);
         const refused = error.code === 'ENOENT' || error.code === 'ECONNREFUSED';
         reject(
-          new EngineError('UNAVAILABLE', `cannot reach the node's control socket ${path} (${error.code ?? error.message})`, {
-            refused,
-          }),
+          new EngineError(
+            'UNAVAILABLE',
+            `cannot reach the node's control socket ${path} (${error.code ?? error.message})`,
+            {
+              refused,
+            },
+          ),
         );
       });
     });
@@ -196,5 +207,7 @@ export class ControlClient implements ApiTransport {
 }
 
 function unavailable(error: Error): EngineError {
-  return new EngineError('UNAVAILABLE', `control connection failed: ${error.message}`, undefined, { cause: error });
+  return new EngineError('UNAVAILABLE', `control connection failed: ${error.message}`, undefined, {
+    cause: error,
+  });
 }

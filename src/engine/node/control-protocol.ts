@@ -57,11 +57,17 @@ export function parseRequestLine(line: string): ControlRequest {
   if (id === null)
     throw new RequestLineError(
       null,
-      new EngineError('BAD_INPUT', `a control request needs an "id": a non-negative integer or a string of 1-${idCharsMax} characters`),
+      new EngineError(
+        'BAD_INPUT',
+        `a control request needs an "id": a non-negative integer or a string of 1-${idCharsMax} characters`,
+      ),
     );
   const method = record['method'];
   if (typeof method !== 'string' || !methodPattern.test(method))
-    throw new RequestLineError(id, new EngineError('BAD_INPUT', 'a control request needs a "method" such as "node.status"'));
+    throw new RequestLineError(
+      id,
+      new EngineError('BAD_INPUT', 'a control request needs a "method" such as "node.status"'),
+    );
   return { id, method, params: record['params'] ?? {} };
 }
 

@@ -49,7 +49,11 @@ export class ControlServer {
   ) {}
 
   /** Listens on `path` (replacing a stale socket file) with mode 0600. */
-  static async listen(path: string, handler: ControlHandler, init: ControlServerInit = {}): Promise<ControlServer> {
+  static async listen(
+    path: string,
+    handler: ControlHandler,
+    init: ControlServerInit = {},
+  ): Promise<ControlServer> {
     await unlink(path).catch(() => undefined);
     const server = createServer({ allowHalfOpen: false });
     const control = new ControlServer(server, path, init);
@@ -82,7 +86,9 @@ export class ControlServer {
   private accept(socket: Socket, handler: ControlHandler): void {
     const connectionsMax = this.init.connectionsMax ?? defaults.connectionsMax;
     if (this.closing || this.connections.size >= connectionsMax) {
-      const reason = this.closing ? 'the node is stopping' : `the node already serves ${connectionsMax} control connections`;
+      const reason = this.closing
+        ? 'the node is stopping'
+        : `the node already serves ${connectionsMax} control connections`;
       socket.end(frameLine(errorFrame(null, new EngineError('UNAVAILABLE', reason))));
       return;
     }
@@ -108,9 +114,28 @@ export class ControlServer {
   }
 }
 
+/** A request being served: cancelled by a cancel request, a disconnect or a stop; `done` when finished. */
+class InFlight {
+  cancelled = false;
+  readonly done: Promise<void>;
+  readonly whenCancelled: Promise<undefined>;
+  finish!: () => void;
+  private onCancel!: (value: undefined) => void;
+
+  constructor() {
+    this.done = new Promise<void>((resolve) => (this.finish = resolve));
+    this.whenCancelled = new Promise<undefined>((resolve) => (this.onCancel = resolve));
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.onCancel(undefined);
+  }
+}
+
 class Connection {
   private readonly splitter: LineSplitter;
-  private readonly inFlight = new Map<RequestId, { cancelled: boolean; done: Promise<void> }>();
+  private readonly inFlight = new Map<RequestId, InFlight>();
   private stopping = false;
 
   constructor(
@@ -123,21 +148,24 @@ class Connection {
     socket.on('error', () => undefined);
     // The peer went away: stop producing for it.
     socket.once('close', () => {
-      for (const request of this.inFlight.values()) request.cancelled = true;
+      for (const request of this.inFlight.values()) request.cancel();
     });
   }
 
   private onData(chunk: Buffer): void {
     for (const piece of this.splitter.push(chunk)) {
       if ('tooLarge' in piece) {
-        this.send(errorFrame(null, new EngineError('TOO_LARGE', 'control request line is over the size limit')));
+        this.send(
+          errorFrame(null, new EngineError('TOO_LARGE', 'control request line is over the size limit')),
+        );
         continue;
       }
       let request: ControlRequest;
       try {
         request = parseRequestLine(piece.line);
       } catch (error) {
-        const failure = error instanceof RequestLineError ? error : new RequestLineError(null, error as EngineError);
+        const failure =
+          error instanceof RequestLineError ? error : new RequestLineError(null, error as EngineError);
         this.send(errorFrame(failure.id, failure.error));
         continue;
       }
@@ -149,8 +177,9 @@ class Connection {
     const { id } = request;
     if (request.method === 'cancel') {
       const target = (request.params as { id?: unknown } | null)?.id;
-      const running = typeof target === 'number' || typeof target === 'string' ? this.inFlight.get(target) : undefined;
-      if (running !== undefined) running.cancelled = true;
+      const running =
+        typeof target === 'number' || typeof target === 'string' ? this.inFlight.get(target) : undefined;
+      running?.cancel();
       this.send({ id, result: running !== undefined });
       return;
     }
@@ -159,25 +188,31 @@ class Connection {
       return;
     }
     if (this.inFlight.has(id)) {
-      this.send(errorFrame(id, new EngineError('BAD_INPUT', `request id ${JSON.stringify(id)} is already in flight`)));
+      this.send(
+        errorFrame(id, new EngineError('BAD_INPUT', `request id ${JSON.stringify(id)} is already in flight`)),
+      );
       return;
     }
     const inFlightMax = this.init.inFlightPerConnectionMax ?? defaults.inFlightPerConnectionMax;
     if (this.inFlight.size >= inFlightMax) {
-      this.send(errorFrame(id, new EngineError('UNAVAILABLE', `more than ${inFlightMax} requests in flight on one connection`)));
+      this.send(
+        errorFrame(
+          id,
+          new EngineError('UNAVAILABLE', `more than ${inFlightMax} requests in flight on one connection`),
+        ),
+      );
       return;
     }
     // Registered before serving starts: a handler may begin a stop that drains this very connection.
-    let finish!: () => void;
-    const state = { cancelled: false, done: new Promise<void>((resolve) => (finish = resolve)) };
+    const state = new InFlight();
     this.inFlight.set(id, state);
     void this.serve(request, state).finally(() => {
       this.inFlight.delete(id);
-      finish();
+      state.finish();
     });
   }
 
-  private async serve(request: ControlRequest, state: { cancelled: boolean }): Promise<void> {
+  private async serve(request: ControlRequest, state: InFlight): Promise<void> {
     const { id } = request;
     try {
       const answer = await this.handler(request.method, request.params);
@@ -188,13 +223,15 @@ class Connection {
       const iterator = answer.items[Symbol.asyncIterator]();
       try {
         while (!state.cancelled && !this.socket.destroyed) {
-          const next = await iterator.next();
-          if (next.done === true) break;
+          // A stream waiting for its next item (a quiet watch) still ends at once on cancel.
+          const next = await Promise.race([iterator.next(), state.whenCancelled]);
+          if (next === undefined || next.done === true || state.cancelled) break;
           await this.write({ id, item: next.value });
         }
       } finally {
-        // Stops a generator that was cut short (cancel, disconnect, stop).
-        await iterator.return?.().catch(() => undefined);
+        // Stops a generator that was cut short (cancel, disconnect, stop). Not awaited: one still
+        // waiting for an item finishes its cleanup when that wait ends.
+        void iterator.return?.()?.catch(() => undefined);
       }
       await this.write({ id, end: true });
     } catch (error) {
@@ -230,7 +267,7 @@ class Connection {
   /** Cancels streams, waits up to `ms` for in-flight requests, then closes. */
   async drain(ms: number): Promise<void> {
     this.stopping = true;
-    for (const request of this.inFlight.values()) request.cancelled = true;
+    for (const request of this.inFlight.values()) request.cancel();
     const all = Promise.all([...this.inFlight.values()].map((request) => request.done));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);

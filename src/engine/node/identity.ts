@@ -13,7 +13,10 @@ const pkcs8Ed25519Header = Buffer.from('302e020100300506032b657004220420', 'hex'
 /** The RFC 8032 seed inside an Ed25519 PKCS#8 key (base64url DER). */
 export function seedFromPkcs8(pkcs8: string): Uint8Array {
   const der = Buffer.from(pkcs8, 'base64url');
-  if (der.length !== pkcs8Ed25519Header.length + 32 || !der.subarray(0, pkcs8Ed25519Header.length).equals(pkcs8Ed25519Header))
+  if (
+    der.length !== pkcs8Ed25519Header.length + 32 ||
+    !der.subarray(0, pkcs8Ed25519Header.length).equals(pkcs8Ed25519Header)
+  )
     throw new EngineError('CORRUPT', 'the stored node identity is not an Ed25519 PKCS#8 key');
   return new Uint8Array(der.subarray(pkcs8Ed25519Header.length));
 }

@@ -18,7 +18,9 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
  * The identity of the data directory, opened embedded; created (and saved) when it has none yet.
  * `created` says which.
  */
-export async function dataDirIdentity(dataDir: string): Promise<IdentityInfo & { readonly created: boolean }> {
+export async function dataDirIdentity(
+  dataDir: string,
+): Promise<IdentityInfo & { readonly created: boolean }> {
   const raw = new LevelRawStore(join(dataDir, 'store'));
   await raw.open();
   try {

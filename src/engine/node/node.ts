@@ -69,7 +69,10 @@ export interface StartNodeOptions {
   readonly configFile?: string;
   readonly clock?: Clock;
   /** Network settings beyond the config (tests shorten the maintenance interval). */
-  readonly network?: Omit<NetworkInit, 'network' | 'listen' | 'announce' | 'bootstrap' | 'gateway' | 'clientMode'>;
+  readonly network?: Omit<
+    NetworkInit,
+    'network' | 'listen' | 'announce' | 'bootstrap' | 'gateway' | 'clientMode'
+  >;
 }
 
 /** How often the node recomputes its status for watchers. */
@@ -85,14 +88,18 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   const lock = await acquireRepoLock(dataDir, clock.now());
   const notices: string[] = [];
   if (lock.stalePid !== undefined)
-    notices.push(`cleared the lock left by a node that is no longer running (pid ${lock.stalePid || 'unknown'})`);
+    notices.push(
+      `cleared the lock left by a node that is no longer running (pid ${lock.stalePid || 'unknown'})`,
+    );
   let solo: SoloNode | undefined;
   try {
     // We hold the lock, so any api file is a crashed node's.
     const staleApi = await readApi(dataDir);
     if (staleApi !== undefined) {
       await unlink(apiPath(dataDir)).catch(() => undefined);
-      notices.push(`removed the api file left by a node that is no longer running (pid ${staleApi.pid || 'unknown'})`);
+      notices.push(
+        `removed the api file left by a node that is no longer running (pid ${staleApi.pid || 'unknown'})`,
+      );
     }
     const raw = new LevelRawStore(join(dataDir, 'store'));
     try {
@@ -175,7 +182,9 @@ export class RunningNode implements NodeControl {
     for (const notice of this.notices) this.emit('info', notice);
     try {
       const socket = socketPathFor(this.dataDir);
-      this.control = await ControlServer.listen(socket, (method, params) => this.answer(method, params, true));
+      this.control = await ControlServer.listen(socket, (method, params) =>
+        this.answer(method, params, true),
+      );
       await writeApi(this.dataDir, {
         pid: process.pid,
         socket,
@@ -212,9 +221,15 @@ export class RunningNode implements NodeControl {
     await this.refreshStatus();
     this.statusTimer = setInterval(() => void this.refreshStatus(), statusIntervalMs);
     const addresses = this.network.addresses();
-    this.emit('node:start', `node ${this.peerId} started on network ${this.config.network}, listening on ${addresses.join(' ') || '(no address)'}`);
+    this.emit(
+      'node:start',
+      `node ${this.peerId} started on network ${this.config.network}, listening on ${addresses.join(' ') || '(no address)'}`,
+    );
     if (this.config.gateway && this.config.announce.length === 0)
-      this.emit('info', 'gateway without --announce: NAT-ed peers learn only the listen addresses; announce the public address');
+      this.emit(
+        'info',
+        'gateway without --announce: NAT-ed peers learn only the listen addresses; announce the public address',
+      );
     if (this.config.bootstrap.length > 0 && this.network.peers().length === 0)
       this.emit('error', 'no bootstrap peer reachable yet; retrying in the background');
   }
@@ -250,7 +265,12 @@ export class RunningNode implements NodeControl {
   }
 
   private emit(kind: NodeEventKind, message: string, peerId?: string): void {
-    const event: NodeEvent = { at: this.clock.now(), kind, message, ...(peerId === undefined ? {} : { peerId }) };
+    const event: NodeEvent = {
+      at: this.clock.now(),
+      kind,
+      message,
+      ...(peerId === undefined ? {} : { peerId }),
+    };
     this.hub.event(event);
   }
 
@@ -260,7 +280,8 @@ export class RunningNode implements NodeControl {
     try {
       this.hub.publish(await this.status());
     } catch (error) {
-      if (this.closing === undefined) this.emit('error', `status refresh failed: ${toEngineError(error).message}`);
+      if (this.closing === undefined)
+        this.emit('error', `status refresh failed: ${toEngineError(error).message}`);
     } finally {
       this.refreshing = false;
     }
@@ -327,7 +348,13 @@ export class RunningNode implements NodeControl {
   async peerInfo(peer?: string): Promise<PeerDetail> {
     const network = this.requireNetwork();
     if (peer === undefined || peer === this.peerId)
-      return { id: this.peerId, self: true, connected: true, addresses: network.addresses(), network: this.config.network };
+      return {
+        id: this.peerId,
+        self: true,
+        connected: true,
+        addresses: network.addresses(),
+        network: this.config.network,
+      };
     const connected = this.peerStatuses().find((status) => status.id === peer);
     if (connected !== undefined) return { ...connected, self: false, connected: true };
     const found = await network.findPeer(peer);
@@ -359,7 +386,9 @@ export class RunningNode implements NodeControl {
 
   async closest(key: string, k?: number): Promise<ClosestResult> {
     const blockId = isBlockId(key);
-    const bytes = blockId ? new Uint8Array(Buffer.from(key, 'base64url')) : new Uint8Array(Buffer.from(key, 'utf8'));
+    const bytes = blockId
+      ? new Uint8Array(Buffer.from(key, 'base64url'))
+      : new Uint8Array(Buffer.from(key, 'utf8'));
     const count = k ?? this.config.clusterSize;
     const ids = await this.requireNetwork().closest(bytes, count);
     return {
@@ -377,7 +406,12 @@ export class RunningNode implements NodeControl {
 
   private requireNetwork(): NetworkNode {
     if (this.network === undefined || this.closing !== undefined)
-      throw new EngineError('UNAVAILABLE', this.closing === undefined ? 'the node is still starting its network; try again in a moment' : 'the node is stopping');
+      throw new EngineError(
+        'UNAVAILABLE',
+        this.closing === undefined
+          ? 'the node is still starting its network; try again in a moment'
+          : 'the node is stopping',
+      );
     return this.network;
   }
 

@@ -190,9 +190,13 @@ export async function acquireRepoLock(dataDir: string, now: number): Promise<Acq
     const cleared = await clearIfStale(path);
     if (cleared !== undefined) stalePid = cleared;
   }
-  throw new EngineError('DATA_DIR_BUSY', `could not take ${path}: another node is starting on ${dataDir}, or the file is unreadable (if no node runs, remove it)`, {
-    dir: dataDir,
-  });
+  throw new EngineError(
+    'DATA_DIR_BUSY',
+    `could not take ${path}: another node is starting on ${dataDir}, or the file is unreadable (if no node runs, remove it)`,
+    {
+      dir: dataDir,
+    },
+  );
 }
 
 /** Writes the api file atomically (a reader never sees half of it). */

@@ -52,7 +52,9 @@ export class RateMeter {
     const commitP50History = seconds.map((second) => percentile(bySecond.get(second)?.latencies ?? [], 0.5));
     const recent = txPerSecHistory.slice(-rateAverageSeconds);
     const txPerSec = recent.reduce((sum, count) => sum + count, 0) / recent.length;
-    const window = this.samples.filter((sample) => now - sample.at <= latencyWindowMs).map((sample) => sample.ms);
+    const window = this.samples
+      .filter((sample) => now - sample.at <= latencyWindowMs)
+      .map((sample) => sample.ms);
     return {
       txPerSec: round(txPerSec),
       commitP50Ms: round(percentile(window, 0.5)),

@@ -11,7 +11,15 @@ import { EngineError } from '../base/errors.js';
 import { ControlClient } from './control-client.js';
 import type { Database } from './database-api.js';
 import { openDatabase } from './embedded.js';
-import { apiPath, clearIfStale, lockPath, pidAlive, readApi, readLock, type ApiRecord } from './process-files.js';
+import {
+  apiPath,
+  clearIfStale,
+  lockPath,
+  pidAlive,
+  readApi,
+  readLock,
+  type ApiRecord,
+} from './process-files.js';
 import { RemoteNode } from './remote.js';
 
 export interface ReachOptions {
@@ -75,7 +83,11 @@ export async function waitForNodeExit(dataDir: string, pid: number, timeoutMs: n
       return;
     }
     if (Date.now() >= deadline)
-      throw new EngineError('TIMEOUT', `the node (pid ${pid}) is still stopping after ${Math.round(timeoutMs / 1000)} s; it may be finishing transactions`, { pid });
+      throw new EngineError(
+        'TIMEOUT',
+        `the node (pid ${pid}) is still stopping after ${Math.round(timeoutMs / 1000)} s; it may be finishing transactions`,
+        { pid },
+      );
     await sleep(pollMs);
   }
 }
@@ -97,13 +109,17 @@ async function liveApi(options: ReachOptions): Promise<ApiRecord | undefined> {
   if (api !== undefined) {
     const pid = await clearIfStale(apiPath(options.dataDir));
     if (pid !== undefined)
-      options.notice?.(`removed a stale api file in ${options.dataDir}: its node (pid ${pid || 'unknown'}) is not running`);
+      options.notice?.(
+        `removed a stale api file in ${options.dataDir}: its node (pid ${pid || 'unknown'}) is not running`,
+      );
   }
   const lock = await readLock(options.dataDir);
   if (lock !== undefined && !(lock.pid !== 0 && pidAlive(lock.pid))) {
     const pid = await clearIfStale(lockPath(options.dataDir));
     if (pid !== undefined)
-      options.notice?.(`removed a stale repo.lock in ${options.dataDir}: its node (pid ${pid || 'unknown'}) is not running`);
+      options.notice?.(
+        `removed a stale repo.lock in ${options.dataDir}: its node (pid ${pid || 'unknown'}) is not running`,
+      );
   }
   return undefined;
 }

@@ -62,11 +62,17 @@ export class RemoteNode implements Database, NodeControl {
     return this.call('db.get', { name, key, at: options.at });
   }
 
-  scan(name: string, options: ScanOptions = {}): AsyncIterable<{ readonly key: TreeKey; readonly value: Json }> {
+  scan(
+    name: string,
+    options: ScanOptions = {},
+  ): AsyncIterable<{ readonly key: TreeKey; readonly value: Json }> {
     return this.stream('db.scan', { name, ...options });
   }
 
-  read(name: string, options: ReadOptions = {}): AsyncIterable<{ readonly index: number; readonly value: Json }> {
+  read(
+    name: string,
+    options: ReadOptions = {},
+  ): AsyncIterable<{ readonly index: number; readonly value: Json }> {
     return this.stream('db.read', { name, ...options });
   }
 

@@ -108,7 +108,10 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
     return this.using(await reachNode(await this.reachOptions()), work);
   }
 
-  private async using<D extends { close(): Promise<void> }, R>(db: D, work: (db: D) => Promise<R>): Promise<R> {
+  private async using<D extends { close(): Promise<void> }, R>(
+    db: D,
+    work: (db: D) => Promise<R>,
+  ): Promise<R> {
     let result: R;
     try {
       result = await work(db);

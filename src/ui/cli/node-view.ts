@@ -1,5 +1,12 @@
 // How node and peer results read on a terminal or in a pipe (JSON output is the engine's objects as they are).
-import type { ClosestResult, NodeEvent, NodeStatus, PeerDetail, PeerStatus, PingResult } from '../../engine/index.js';
+import type {
+  ClosestResult,
+  NodeEvent,
+  NodeStatus,
+  PeerDetail,
+  PeerStatus,
+  PingResult,
+} from '../../engine/index.js';
 
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -51,8 +58,14 @@ export function statusFields(status: NodeStatus): [string, string][] {
     ['Peers', `${status.peers.length} connected, ${status.dhtTableSize} in the DHT routing table`],
     ['Cluster size', String(status.clusterSize)],
     ['Collections', String(status.collections)],
-    ['Storage', `${formatBytes(storage.bytes)} of ${capacity}, ${storage.blocks} blocks, ${storage.pending} pending transforms`],
-    ['Transactions', `${status.pendingTransactions} in flight, ${rates.txPerSec} tx/s, commit p50 ${rates.commitP50Ms} ms, p99 ${rates.commitP99Ms} ms`],
+    [
+      'Storage',
+      `${formatBytes(storage.bytes)} of ${capacity}, ${storage.blocks} blocks, ${storage.pending} pending transforms`,
+    ],
+    [
+      'Transactions',
+      `${status.pendingTransactions} in flight, ${rates.txPerSec} tx/s, commit p50 ${rates.commitP50Ms} ms, p99 ${rates.commitP99Ms} ms`,
+    ],
   ];
 }
 
@@ -69,7 +82,9 @@ export function peerDetailFields(peer: PeerDetail): [string, string][] {
     ...(peer.network === undefined ? [] : ([['Network', peer.network]] as [string, string][])),
     ['Connected', peer.connected ? 'yes' : 'no'],
     ...(peer.direction === undefined ? [] : ([['Direction', peer.direction]] as [string, string][])),
-    ...(peer.latencyMs === undefined ? [] : ([['Latency', formatLatency(peer.latencyMs)]] as [string, string][])),
+    ...(peer.latencyMs === undefined
+      ? []
+      : ([['Latency', formatLatency(peer.latencyMs)]] as [string, string][])),
     ...(peer.connectedAt === undefined
       ? []
       : ([['Connected at', new Date(peer.connectedAt).toISOString()]] as [string, string][])),

@@ -166,7 +166,9 @@ export class Output {
       }
       await this.lines(lines);
     } else {
-      await this.lines(formatTsv(rows.map(([label, value]) => [label.toLowerCase().replace(/\s+/g, '_'), value])));
+      await this.lines(
+        formatTsv(rows.map(([label, value]) => [label.toLowerCase().replace(/\s+/g, '_'), value])),
+      );
     }
   }
 

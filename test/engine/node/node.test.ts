@@ -1,0 +1,190 @@
+import { expect } from 'chai';
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { isEngineError } from '../../../src/engine/base/errors.js';
+import { defaultNodeConfig, type NodeConfig } from '../../../src/engine/config/schema.js';
+import { dataDirIdentity } from '../../../src/engine/node/launch.js';
+import { openLightClient } from '../../../src/engine/node/light-client.js';
+import { startNode, type RunningNode } from '../../../src/engine/node/node.js';
+import { apiPath, lockPath, readApi } from '../../../src/engine/node/process-files.js';
+import { reachDatabase, reachNode } from '../../../src/engine/node/reach.js';
+import type { RemoteNode } from '../../../src/engine/node/remote.js';
+import { RemoteStatusSource } from '../../../src/engine/node/status-hub.js';
+
+const loopback: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
+
+async function rejection(work: Promise<unknown>): Promise<unknown> {
+  try {
+    await work;
+  } catch (error) {
+    return error;
+  }
+  expect.fail('expected a rejection');
+}
+
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) expect.fail('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('a running node (in process, libp2p on 127.0.0.1)', function () {
+  this.timeout(30_000);
+  let root: string;
+  const nodes: RunningNode[] = [];
+  const remotes: RemoteNode[] = [];
+
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'optimystic-node-'));
+  });
+
+  afterEach(async () => {
+    for (const remote of remotes.splice(0)) await remote.close().catch(() => undefined);
+    for (const node of nodes.splice(0)) await node.close().catch(() => undefined);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  async function start(name: string, config: Partial<NodeConfig> = {}): Promise<RunningNode> {
+    const node = await startNode({
+      dataDir: join(root, name),
+      config: { ...loopback, ...config },
+      version: 'test',
+    });
+    nodes.push(node);
+    return node;
+  }
+
+  it('writes its api file and lock, serves a 0600 socket, and removes them all when it stops', async () => {
+    const node = await start('a');
+    const dir = join(root, 'a');
+    const api = await readApi(dir);
+    expect(api).to.include({ pid: process.pid, peerId: node.peerId });
+    expect(statSync(api!.socket).mode & 0o777).to.equal(0o600);
+    expect(existsSync(lockPath(dir))).to.equal(true);
+    await node.close();
+    await node.stopped;
+    expect(existsSync(apiPath(dir))).to.equal(false);
+    expect(existsSync(lockPath(dir))).to.equal(false);
+    expect(existsSync(api!.socket)).to.equal(false);
+  });
+
+  it('refuses a second node on the same data directory with DATA_DIR_BUSY', async () => {
+    await start('a');
+    const error = await rejection(start('a'));
+    expect(isEngineError(error, 'DATA_DIR_BUSY')).to.equal(true);
+  });
+
+  it('uses the identity stored in the data directory as its libp2p identity, across restarts', async () => {
+    const dir = join(root, 'a');
+    const before = await dataDirIdentity(dir);
+    expect(before.created).to.equal(true);
+    const first = await start('a');
+    expect(first.peerId).to.equal(before.peerId);
+    expect((await first.identity()).publicKey).to.equal(before.publicKey);
+    // The peer id embeds the public key: it must be the store's Ed25519 key, not another one.
+    const embedded = peerIdFromString(first.peerId).publicKey?.raw;
+    expect(Buffer.from(embedded!).toString('base64url')).to.equal(before.publicKey);
+    await first.close();
+    const second = await start('a');
+    expect(second.peerId).to.equal(before.peerId);
+    await second.close();
+    const after = await dataDirIdentity(dir);
+    expect(after).to.deep.equal({ ...before, created: false });
+  });
+
+  it('serves data commands through its control socket, and measures the transactions it serves', async () => {
+    const node = await start('a');
+    const db = await reachDatabase({ dataDir: join(root, 'a') });
+    try {
+      await db.createCollection('accounts', 'tree');
+      for (let i = 0; i < 5; i++) {
+        const outcome = await db.transact({
+          actions: [{ collection: 'accounts', op: 'put', key: `k${i}`, value: i }],
+        });
+        expect(outcome.ok).to.equal(true);
+      }
+      expect((await db.get('accounts', 'k3')).value).to.equal(3);
+    } finally {
+      await db.close();
+    }
+    const status = await node.status();
+    expect(status.collections).to.equal(1);
+    expect(status.storage.blocks).to.be.greaterThan(0);
+    expect(status.rates.commitP50Ms).to.be.greaterThan(0);
+    expect(status.rates.commitP99Ms).to.be.at.least(status.rates.commitP50Ms);
+  });
+
+  it('finds its peers, agrees with them on the closest peers to a key, and sees one leave', async () => {
+    const a = await start('a');
+    const bootstrap = [a.hub.current()!.listenAddresses[0]!];
+    const b = await start('b', { bootstrap });
+    const c = await start('c', { bootstrap });
+    await eventually(async () => (await c.peers()).length === 2 && (await b.peers()).length === 2);
+    const closest = await Promise.all([a, b, c].map((node) => node.closest('accounts', 3)));
+    const ids = closest.map((result) => result.peers.map((peer) => peer.id));
+    expect(ids[1]).to.deep.equal(ids[0]);
+    expect(ids[2]).to.deep.equal(ids[0]);
+    expect(new Set(ids[0])).to.deep.equal(new Set([a.peerId, b.peerId, c.peerId]));
+    expect(closest[0]!.keyKind).to.equal('text');
+    const ping = await a.ping(b.peerId, 2);
+    expect(ping.rttsMs).to.have.length(2);
+    await c.close();
+    await eventually(async () => !(await a.peers()).some((peer) => peer.id === c.peerId));
+    const events = a.hub.recentEvents().map((event) => [event.kind, event.peerId]);
+    expect(events).to.deep.include(['peer:disconnect', c.peerId]);
+  });
+
+  it('answers light clients over libp2p, but keeps stop and dialling to its own control socket', async () => {
+    const node = await start('a');
+    const local = await reachDatabase({ dataDir: join(root, 'a') });
+    await local.createCollection('notes', 'diary');
+    await local.transact({ actions: [{ collection: 'notes', op: 'append', value: 'hello' }] });
+    await local.close();
+    const remote = await openLightClient({
+      address: node.hub.current()!.listenAddresses[0]!,
+      network: 'default',
+    });
+    remotes.push(remote);
+    const entries = [];
+    for await (const entry of remote.read('notes')) entries.push(entry);
+    expect(entries).to.deep.equal([{ index: 0, value: 'hello' }]);
+    expect((await remote.status()).peerId).to.equal(node.peerId);
+    expect(isEngineError(await rejection(remote.stop()), 'BAD_INPUT')).to.equal(true);
+    expect(isEngineError(await rejection(remote.connect('/ip4/127.0.0.1/tcp/1')), 'BAD_INPUT')).to.equal(
+      true,
+    );
+    expect((await node.status()).uptimeMs).to.be.at.least(0);
+  });
+
+  it('refuses a light client of another network', async () => {
+    const node = await start('a', { network: 'alpha' });
+    const error = await rejection(
+      openLightClient({ address: node.hub.current()!.listenAddresses[0]!, network: 'beta' }).then(
+        async (remote) => {
+          remotes.push(remote);
+          return remote.listCollections();
+        },
+      ),
+    );
+    expect(isEngineError(error)).to.equal(true);
+  });
+
+  it('feeds a remote dashboard from its status updates, and stops on request', async () => {
+    const node = await start('a');
+    const remote = await reachNode({ dataDir: join(root, 'a') });
+    remotes.push(remote);
+    const source = new RemoteStatusSource(remote);
+    const first = await source.ready();
+    expect(first.peerId).to.equal(node.peerId);
+    expect(source.recentEvents().map((event) => event.kind)).to.include('node:start');
+    await remote.stop();
+    await node.stopped;
+    await source.closed.catch(() => undefined);
+    expect(existsSync(lockPath(join(root, 'a')))).to.equal(false);
+  });
+});
