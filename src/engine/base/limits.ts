@@ -102,6 +102,33 @@ export const limits = {
   closestPeersMax: 20,
   /** Protocol and network names appear in every protocol id; short and plain. */
   protocolNameCharsMax: 64,
+  // Consensus groups (src/engine/consensus): one log tail block's Multi-Paxos instance.
+  /** Members of one consensus group: a cluster is k = 5 by default; votes and promises grow with it. */
+  consensusMembersMax: 64,
+  /** Slots one group may decide: it seals after logEntriesPerBlockMax entries (each at most two decisions), so this is ample and bounds promise messages. */
+  consensusSlotsPerGroupMax: 256,
+  /** Slots carried by one Accept, Accepted, Decided or Learn message; a bigger batch is split. */
+  consensusBatchSlotsMax: 64,
+  /** Slots a leader has proposed and not yet decided; more proposals wait in its queue. */
+  consensusInflightSlotsMax: 64,
+  /** Client proposals one group member holds while it leads; more is a flood, answered busy. */
+  consensusPendingProposalsMax: 1024,
+  /** Ids and digests inside a consensus value (trxId, entry digest, successor, member ids). */
+  consensusValueIdCharsMax: 256,
+  /** How often the edge ticks a consensus core; every timer below is a multiple of it. */
+  consensusTickMs: 50,
+  /** Each member tells every other it is alive this often, so one lost heartbeat raises no suspicion. */
+  consensusHeartbeatMs: 250,
+  /** A member not heard from for this long is suspected; only leader change depends on it, never safety. */
+  consensusSuspectAfterMs: 1500,
+  /** Unanswered Prepare and Accept messages are sent again after this long (messages may be lost). */
+  consensusRetransmitMs: 500,
+  /** A client proposal still undecided after this long is answered TIMEOUT (in doubt) so the client can retry. */
+  consensusProposalTimeoutMs: 10_000,
+  /** Redirects a proposer follows (not-leader hints) before giving up with UNAVAILABLE. */
+  consensusRedirectsMax: 8,
+  /** Valid votes remembered (by member, signature and message) so a certificate's votes are checked once per process, not once per hop. */
+  consensusVerifiedVotesCachedMax: 16_384,
 } as const;
 
 export type Limits = typeof limits;
