@@ -62,3 +62,4 @@ export {
   type StepOptions,
   type Waiting,
 } from './node/ceremony-files.js';
+export type * from './node/status.js';
