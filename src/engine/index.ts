@@ -62,4 +62,3 @@ export {
   type StepOptions,
   type Waiting,
 } from './node/ceremony-files.js';
-export type * from './node/status.js';
