@@ -159,10 +159,10 @@ describe('dashboard app', () => {
       const rendered = renderApp(new FakeSource(sampleStatus()), true, onQuit);
       await frameWhere(rendered, (f) => f.includes('q quit (stops the node)'));
       await press(rendered, 'q');
-      expect(lastLine(rendered)).to.include('Stop the node? (y/n)');
+      await until(() => lastLine(rendered).includes('Stop the node? (y/n)'), 'Stop the node? (y/n)');
       expect(plain(rendered.lastFrame())).to.include('3 peers');
       await press(rendered, 'n');
-      expect(lastLine(rendered)).to.include('q quit (stops the node)');
+      await until(() => lastLine(rendered).includes('q quit (stops the node)'), 'q quit (stops the node)');
       expect(onQuit.calls).to.equal(0);
     });
 
@@ -171,9 +171,11 @@ describe('dashboard app', () => {
       const onQuit = quitSpy(() => stopping.promise);
       const rendered = renderApp(new FakeSource(sampleStatus()), true, onQuit);
       await press(rendered, 'q', 'y');
+      await until(() => onQuit.calls >= 1, 'onQuit');
       expect(onQuit.calls).to.equal(1);
-      expect(lastLine(rendered)).to.include('Stopping the node…');
+      await until(() => lastLine(rendered).includes('Stopping the node…'), 'Stopping the node…');
       await press(rendered, 'q', 'y', '\u0003');
+      await until(() => onQuit.calls >= 1, 'onQuit');
       expect(onQuit.calls).to.equal(1);
       stopping.resolve();
     });
@@ -182,9 +184,10 @@ describe('dashboard app', () => {
       const onQuit = quitSpy();
       const rendered = renderApp(new FakeSource(sampleStatus()), true, onQuit);
       await press(rendered, '\u0003');
-      expect(lastLine(rendered)).to.include('Stop the node? (y/n)');
+      await until(() => lastLine(rendered).includes('Stop the node? (y/n)'), 'Stop the node? (y/n)');
       expect(onQuit.calls).to.equal(0);
       await press(rendered, '\u0003');
+      await until(() => onQuit.calls >= 1, 'onQuit');
       expect(onQuit.calls).to.equal(1);
     });
 
@@ -200,9 +203,9 @@ describe('dashboard app', () => {
       const onQuit = quitSpy();
       const rendered = renderApp(new FakeSource(sampleStatus()), true, onQuit);
       await press(rendered, 'y', 'n', 'x');
-      expect(lastLine(rendered)).to.include('q quit');
+      await until(() => lastLine(rendered).includes('q quit'), 'q quit');
       await press(rendered, 'q', 'x', 'q');
-      expect(lastLine(rendered)).to.include('Stop the node? (y/n)');
+      await until(() => lastLine(rendered).includes('Stop the node? (y/n)'), 'Stop the node? (y/n)');
       expect(onQuit.calls).to.equal(0);
     });
   });
@@ -213,15 +216,17 @@ describe('dashboard app', () => {
       const rendered = renderApp(new FakeSource(sampleStatus()), false, onQuit);
       await frameWhere(rendered, (f) => f.includes('q detach (the node keeps running)'));
       await press(rendered, 'q');
+      await until(() => onQuit.calls >= 1, 'onQuit');
       expect(onQuit.calls).to.equal(1);
       expect(plain(rendered.lastFrame())).not.to.include('Stop the node?');
-      expect(lastLine(rendered)).to.include('Detaching…');
+      await until(() => lastLine(rendered).includes('Detaching…'), 'Detaching…');
     });
 
     it('detaches on Ctrl-C without asking', async () => {
       const onQuit = quitSpy();
       const rendered = renderApp(new FakeSource(sampleStatus()), false, onQuit);
       await press(rendered, '\u0003');
+      await until(() => onQuit.calls >= 1, 'onQuit');
       expect(onQuit.calls).to.equal(1);
     });
   });
@@ -279,7 +284,7 @@ function streams(tty: boolean, stdinTty = true) {
   };
 }
 
-async function until(predicate: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
+async function until(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

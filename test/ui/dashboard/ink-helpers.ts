@@ -44,7 +44,7 @@ export function settle(ms = 0): Promise<void> {
 export async function frameWhere(
   rendered: Rendered,
   predicate: (frame: string) => boolean,
-  timeoutMs = 2000,
+  timeoutMs = 15_000,
 ): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
