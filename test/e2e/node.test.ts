@@ -1,0 +1,349 @@
+/**
+ * Nodes end to end, through the built binary (`node bin/run.js`): three `node start` processes on
+ * 127.0.0.1 find each other, data commands go through a running node's control socket, `node stop`
+ * and signals stop cleanly, and a node killed with SIGKILL restarts with the same identity.
+ *
+ * The `before` hook runs `npm run build` when dist/ is missing or older than src/. Set
+ * OPTIMYSTIC_CLI_ROOT to test another build; then nothing is built. Every process started here is
+ * killed in afterEach.
+ */
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument --
+   the tests read the CLI's JSON output and assert its shape field by field */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const cliRoot = process.env['OPTIMYSTIC_CLI_ROOT'] ?? repoRoot;
+const loopback = '/ip4/127.0.0.1/tcp/0';
+
+function cleanEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('OPTIMYSTIC_') && key !== 'NODE_ENV') env[key] = value;
+  }
+  return { ...env, NO_COLOR: '1', ...extra };
+}
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(args: readonly string[], input?: string): Promise<Run> {
+  const child = spawn(process.execPath, [join(cliRoot, 'bin', 'run.js'), ...args], {
+    cwd: cliRoot,
+    env: cleanEnv(),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(input);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function okJson(run: Run): any {
+  expect(run.code, `exit code (stdout: ${run.stdout.slice(0, 300)}; stderr: ${run.stderr})`).to.equal(0);
+  return JSON.parse(run.stdout);
+}
+
+function ndjson(text: string): any[] {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line));
+}
+
+/** A `node start` process and its NDJSON log. */
+class NodeProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly lines: any[] = [];
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private buffer = '';
+
+  constructor(
+    readonly dataDir: string,
+    args: readonly string[],
+  ) {
+    this.child = spawn(
+      process.execPath,
+      [join(cliRoot, 'bin', 'run.js'), 'node', 'start', '--no-dashboard', '--data', dataDir, ...args],
+      { cwd: cliRoot, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    this.child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      this.buffer += text;
+      let newline;
+      while ((newline = this.buffer.indexOf('\n')) >= 0) {
+        const line = this.buffer.slice(0, newline);
+        this.buffer = this.buffer.slice(newline + 1);
+        if (line.trim() !== '') this.lines.push(JSON.parse(line));
+      }
+    });
+    this.child.stderr.setEncoding('utf8').on('data', (text: string) => (this.stderr += text));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The node:start log line, once the node is up. */
+  async started(timeoutMs = 20_000): Promise<{ peerId: string; addresses: string[] }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = this.lines.find((entry) => entry.kind === 'node:start');
+      if (line !== undefined) return line;
+      if (!this.running) expect.fail(`node exited before starting: ${this.stderr}`);
+      if (Date.now() > deadline) expect.fail(`node did not start in time: ${this.stderr}`);
+      await sleep(50);
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) expect.fail(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+function buildIfStale(): void {
+  if (cliRoot !== repoRoot) return;
+  const manifest = join(repoRoot, 'oclif.manifest.json');
+  const built = existsSync(join(repoRoot, 'dist', 'commands')) && existsSync(manifest);
+  if (built && statSync(manifest).mtimeMs >= newestMtime(join(repoRoot, 'src'))) return;
+  const result = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}\n${result.stderr}`);
+}
+
+describe('nodes end to end through the built binary', function () {
+  this.timeout(60_000);
+  let tmp: string;
+  const processes: NodeProcess[] = [];
+
+  before(function () {
+    this.timeout(300_000);
+    buildIfStale();
+    tmp = mkdtempSync(join(tmpdir(), 'optimystic-nodes-'));
+  });
+
+  afterEach(async () => {
+    for (const node of processes.splice(0)) {
+      if (node.running) node.child.kill('SIGKILL');
+      await node.exited;
+    }
+  });
+
+  after(() => {
+    if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  function startNode(name: string, args: readonly string[] = []): NodeProcess {
+    const node = new NodeProcess(join(tmp, name), ['--listen', loopback, ...args]);
+    processes.push(node);
+    return node;
+  }
+
+  it('runs three nodes that find each other, and serves data commands through the control socket', async () => {
+    const first = startNode('n1');
+    const { peerId: id1, addresses } = await first.started();
+    const bootstrap = addresses[0]!;
+    const second = startNode('n2', ['--bootstrap', bootstrap]);
+    const third = startNode('n3', ['--bootstrap', bootstrap]);
+    const [{ peerId: id2 }, { peerId: id3 }] = await Promise.all([second.started(), third.started()]);
+    const ids = [id1, id2, id3];
+
+    // Each node lists the other two (the third learns of the second through the DHT).
+    await Promise.all(
+      [first, second, third].map((node, i) =>
+        eventually(
+          async () => {
+            const peers = okJson(await cli(['peer', 'list', '--json', '--data', node.dataDir])) as {
+              id: string;
+            }[];
+            const others = ids.filter((_, j) => j !== i);
+            return others.every((id) => peers.some((peer) => peer.id === id)) ? peers : undefined;
+          },
+          `peers of node ${i + 1}`,
+        ),
+      ),
+    );
+
+    const status = okJson(await cli(['node', 'status', '--json', '--data', first.dataDir]));
+    expect(status).to.include({ peerId: id1, network: 'default', role: 'transaction', pid: first.child.pid });
+    expect(status.peers.length).to.be.at.least(2);
+    expect(status.listenAddresses).to.include(bootstrap);
+
+    // Data commands on n1 go through the node: the store is the node's, so --offline cannot open it.
+    const data = ['--data', first.dataDir];
+    okJson(await cli(['collection', 'create', 'accounts', '--type', 'tree', '--json', ...data]));
+    okJson(await cli(['collection', 'put', 'accounts', 'alice', '{"balance":100}', '--json', ...data]));
+    const tx = await cli(
+      ['tx', ...data],
+      '{"actions":[{"collection":"accounts","op":"put","key":"bob","value":{"balance":5}}]}\n' +
+        '{"actions":[{"collection":"accounts","op":"incr","key":"alice","path":"balance","by":-10,"min":0}]}\n',
+    );
+    expect(tx.code, tx.stderr).to.equal(0);
+    expect(ndjson(tx.stdout).map((line) => line.ok)).to.deep.equal([true, true]);
+    const offline = await cli(['collection', 'list', '--offline', '--json', ...data]);
+    expect(offline.code).to.equal(6);
+    expect(ndjson(offline.stdout)[0].error.code).to.equal('DATA_DIR_BUSY');
+    const delegatedScan = await cli(['collection', 'scan', 'accounts', '--json', ...data]);
+    const delegatedGet = await cli(['collection', 'get', 'accounts', 'alice', '--json', ...data]);
+    expect(delegatedScan.code).to.equal(0);
+    expect(ndjson(delegatedScan.stdout).map((entry) => entry.key)).to.deep.equal(['alice', 'bob']);
+
+    // A light client of n1 from elsewhere (no data directory of its own) sees the same.
+    const remote = await cli([
+      'collection',
+      'get',
+      'accounts',
+      'alice',
+      '--json',
+      '--connect',
+      bootstrap,
+      '--data',
+      join(tmp, 'nowhere'),
+    ]);
+    expect(okJson(remote)).to.deep.equal(okJson(delegatedGet));
+    expect(existsSync(join(tmp, 'nowhere'))).to.equal(false);
+
+    // The node's peer view: closest agrees across nodes, ping reaches a peer.
+    const closest = await Promise.all(
+      [first, second, third].map(async (node) =>
+        okJson(await cli(['peer', 'closest', 'accounts', '--json', '--data', node.dataDir])),
+      ),
+    );
+    expect(closest[0].peers.map((p: { id: string }) => p.id).sort()).to.deep.equal([...ids].sort());
+    const ping = okJson(await cli(['peer', 'ping', id2, '--count', '2', '--json', ...data]));
+    expect(ping.rttsMs).to.have.length(2);
+
+    // node stop: the process exits 0 and leaves no api or lock behind.
+    const stop = await cli(['node', 'stop', '--json', ...data]);
+    expect(okJson(stop)).to.include({ stopped: true, peerId: id1 });
+    expect(await first.exited).to.deep.equal({ code: 0, signal: null });
+    expect(existsSync(join(first.dataDir, 'api'))).to.equal(false);
+    expect(existsSync(join(first.dataDir, 'repo.lock'))).to.equal(false);
+    expect(first.lines.at(-1)).to.include({ kind: 'node:stop' });
+
+    // Embedded now: the same answers as through the node.
+    const embeddedScan = await cli(['collection', 'scan', 'accounts', '--json', ...data]);
+    const embeddedGet = await cli(['collection', 'get', 'accounts', 'alice', '--json', ...data]);
+    expect(embeddedScan.stdout).to.equal(delegatedScan.stdout);
+    expect(okJson(embeddedGet)).to.deep.equal(okJson(delegatedGet));
+
+    // SIGTERM stops a node gracefully too.
+    third.child.kill('SIGTERM');
+    expect(await third.exited).to.deep.equal({ code: 0, signal: null });
+    expect(existsSync(join(third.dataDir, 'repo.lock'))).to.equal(false);
+
+    // The survivor notices both have gone.
+    await eventually(async () => {
+      const peers = okJson(await cli(['peer', 'list', '--json', '--data', second.dataDir])) as unknown[];
+      return peers.length === 0 ? true : undefined;
+    }, 'n2 to lose its peers');
+  });
+
+  it('refuses a second node on a busy data directory, and restarts after kill -9 with the same peer id', async () => {
+    const node = startNode('k1');
+    const { peerId } = await node.started();
+
+    const second = await cli([
+      'node',
+      'start',
+      '--no-dashboard',
+      '--json',
+      '--listen',
+      loopback,
+      '--data',
+      node.dataDir,
+    ]);
+    expect(second.code).to.equal(6);
+    expect(ndjson(second.stdout)[0].error.code).to.equal('DATA_DIR_BUSY');
+    expect(node.running).to.equal(true);
+
+    okJson(await cli(['collection', 'create', 'kept', '--type', 'diary', '--json', '--data', node.dataDir]));
+    node.child.kill('SIGKILL');
+    await node.exited;
+    expect(existsSync(join(node.dataDir, 'repo.lock'))).to.equal(true);
+
+    const again = startNode('k1');
+    const restarted = await again.started();
+    expect(restarted.peerId).to.equal(peerId);
+    const notes = again.lines.filter((line) => line.kind === 'info').map((line) => line.message as string);
+    expect(notes.some((message) => message.includes('lock'))).to.equal(true);
+    const list = okJson(await cli(['collection', 'list', '--json', '--data', node.dataDir])) as {
+      name: string;
+    }[];
+    expect(list.map((c) => c.name)).to.deep.equal(['kept']);
+    const identity = okJson(await cli(['keygen', 'identity', '--json', '--data', node.dataDir]));
+    expect(identity).to.include({ peerId, created: false });
+  });
+
+  it('reports a bad config file as CONFIG_INVALID (exit 3) and a bad flag as BAD_INPUT (exit 2)', async () => {
+    const badEnv = spawnSync(
+      process.execPath,
+      [
+        join(cliRoot, 'bin', 'run.js'),
+        'node',
+        'start',
+        '--no-dashboard',
+        '--json',
+        '--data',
+        join(tmp, 'cfg'),
+      ],
+      { cwd: cliRoot, env: cleanEnv({ OPTIMYSTIC_CLUSTER_SIZE: 'many' }), encoding: 'utf8' },
+    );
+    expect(badEnv.status).to.equal(3);
+    expect(JSON.parse(badEnv.stdout).error.code).to.equal('CONFIG_INVALID');
+    const badFlag = await cli([
+      'node',
+      'start',
+      '--no-dashboard',
+      '--json',
+      '--data',
+      join(tmp, 'cfg'),
+      '--listen',
+      'nonsense',
+    ]);
+    expect(badFlag.code).to.equal(2);
+    expect(ndjson(badFlag.stdout)[0].error.code).to.equal('BAD_INPUT');
+    expect(existsSync(join(tmp, 'cfg', 'repo.lock'))).to.equal(false);
+    const noNode = await cli(['node', 'status', '--json', '--data', join(tmp, 'cfg')]);
+    expect(noNode.code).to.equal(6);
+    expect(ndjson(noNode.stdout)[0].error.code).to.equal('UNAVAILABLE');
+  });
+});
