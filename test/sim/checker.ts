@@ -69,12 +69,18 @@ export class ConsensusChecker {
       case 'Prepare':
       case 'Promise':
         if (compareBallots(disk.promised, message.ballot) < 0)
-          fail(`${message.type} for ballot ${ballotKey(message.ballot)} left ${from} before its promise was persisted`);
+          fail(
+            `${message.type} for ballot ${ballotKey(message.ballot)} left ${from} before its promise was persisted`,
+          );
         break;
       case 'Accept':
         for (const p of message.proposals) {
           const own = disk.accepted.find((a) => a.slot === p.slot);
-          if (own === undefined || compareBallots(own.ballot, message.ballot) !== 0 || valueDigest(own.value) !== valueDigest(p.value))
+          if (
+            own === undefined ||
+            compareBallots(own.ballot, message.ballot) !== 0 ||
+            valueDigest(own.value) !== valueDigest(p.value)
+          )
             fail(`Accept for slot ${p.slot} left leader ${from} before its own vote was persisted`);
           this.vote(from, p.slot, message.ballot, valueDigest(p.value));
         }
@@ -82,8 +88,14 @@ export class ConsensusChecker {
       case 'Accepted':
         for (const v of message.votes) {
           const own = disk.accepted.find((a) => a.slot === v.slot);
-          if (own === undefined || compareBallots(own.ballot, message.ballot) !== 0 || valueDigest(own.value) !== v.digest)
-            fail(`vote for slot ${v.slot} at ${ballotKey(message.ballot)} left ${from} before it was persisted`);
+          if (
+            own === undefined ||
+            compareBallots(own.ballot, message.ballot) !== 0 ||
+            valueDigest(own.value) !== v.digest
+          )
+            fail(
+              `vote for slot ${v.slot} at ${ballotKey(message.ballot)} left ${from} before it was persisted`,
+            );
           this.vote(from, v.slot, message.ballot, v.digest);
         }
         break;
@@ -117,7 +129,8 @@ export class ConsensusChecker {
     if (slot !== expectedSlot && !(slot < expectedSlot && effect.proposals.length > 0))
       fail(`${node} reported slot ${slot} out of order (expected ${expectedSlot})`);
     const known = this.decided.get(slot);
-    if (known !== undefined && known !== digest) fail(`slot ${slot} decided two values: ${known} and ${digest}`);
+    if (known !== undefined && known !== digest)
+      fail(`slot ${slot} decided two values: ${known} and ${digest}`);
     this.decided.set(slot, digest);
     const onDisk = disk.decided.find((c) => c.slot === slot);
     if (onDisk === undefined || valueDigest(onDisk.value) !== digest)
@@ -125,9 +138,11 @@ export class ConsensusChecker {
     if (this.sealSlot !== null && slot > this.sealSlot)
       fail(`${node} reported slot ${slot} after the seal at slot ${this.sealSlot}`);
     if (value.kind === 'seal') {
-      if (this.sealSlot !== null && this.sealSlot !== slot) fail(`two seals: slots ${this.sealSlot} and ${slot}`);
+      if (this.sealSlot !== null && this.sealSlot !== slot)
+        fail(`two seals: slots ${this.sealSlot} and ${slot}`);
       this.sealSlot = slot;
-      for (const s of this.decided.keys()) if (s > slot) fail(`slot ${s} was reported although slot ${slot} seals`);
+      for (const s of this.decided.keys())
+        if (s > slot) fail(`slot ${s} was reported although slot ${slot} seals`);
     }
   }
 
@@ -149,9 +164,11 @@ export class ConsensusChecker {
     for (const [slot, cert] of state.decided) {
       const digest = valueDigest(cert.value);
       const chosen = this.chosen.get(slot);
-      if (chosen !== undefined && chosen.digest !== digest) fail(`${node} holds a decision of slot ${slot} that was not chosen`);
+      if (chosen !== undefined && chosen.digest !== digest)
+        fail(`${node} holds a decision of slot ${slot} that was not chosen`);
       const known = this.decided.get(slot);
-      if (known !== undefined && known !== digest) fail(`${node} holds a conflicting decision of slot ${slot}`);
+      if (known !== undefined && known !== digest)
+        fail(`${node} holds a conflicting decision of slot ${slot}`);
     }
   }
 
@@ -172,7 +189,7 @@ export class ConsensusChecker {
       fail(`honest member ${member} signed two values in slot ${slot} at ballot ${ballotKey(ballot)}`);
     this.signed.set(signedKey, digest);
     let byDigest = this.votes.get(key);
-    if (byDigest === undefined) this.votes.set(key, (byDigest = new Map()));
+    if (byDigest === undefined) this.votes.set(key, (byDigest = new Map<string, Set<string>>()));
     let voters = byDigest.get(digest);
     if (voters === undefined) byDigest.set(digest, (voters = new Set()));
     if (voters.has(member)) return;
@@ -183,15 +200,21 @@ export class ConsensusChecker {
   private choose(slot: number, ballot: Ballot, digest: string): void {
     const chosen = this.chosen.get(slot);
     if (chosen !== undefined && chosen.digest !== digest)
-      fail(`slot ${slot}: two values chosen (${chosen.digest} at ${ballotKey(chosen.ballot)}, ${digest} at ${ballotKey(ballot)}): conflicting certificates are possible`);
-    if (chosen === undefined || compareBallots(ballot, chosen.ballot) < 0) this.chosen.set(slot, { digest, ballot });
+      fail(
+        `slot ${slot}: two values chosen (${chosen.digest} at ${ballotKey(chosen.ballot)}, ${digest} at ${ballotKey(ballot)}): conflicting certificates are possible`,
+      );
+    if (chosen === undefined || compareBallots(ballot, chosen.ballot) < 0)
+      this.chosen.set(slot, { digest, ballot });
     for (const disk of this.disks())
-      for (const a of disk.accepted) if (a.slot === slot) this.checkAccepted(slot, a.ballot, valueDigest(a.value));
+      for (const a of disk.accepted)
+        if (a.slot === slot) this.checkAccepted(slot, a.ballot, valueDigest(a.value));
   }
 
   private checkAccepted(slot: number, ballot: Ballot, digest: string): void {
     const chosen = this.chosen.get(slot);
     if (chosen !== undefined && compareBallots(ballot, chosen.ballot) >= 0 && digest !== chosen.digest)
-      fail(`slot ${slot}: an acceptor holds ${digest} at ${ballotKey(ballot)} although ${chosen.digest} was chosen at ${ballotKey(chosen.ballot)}`);
+      fail(
+        `slot ${slot}: an acceptor holds ${digest} at ${ballotKey(ballot)} although ${chosen.digest} was chosen at ${ballotKey(chosen.ballot)}`,
+      );
   }
 }

@@ -37,7 +37,15 @@ describe('consensus simulation', function () {
   after(function () {
     if (results.length === 0) return;
     const sum = (f: (r: SimResult) => number): number => results.reduce((a, r) => a + f(r), 0);
-    const forged = sum((r) => r.drops['bad-signature'] + r.drops['bad-certificate'] + r.drops['wrong-membership'] + r.drops['non-member'] + r.drops['wrong-network'] + r.drops['wrong-group']);
+    const forged = sum(
+      (r) =>
+        r.drops['bad-signature'] +
+        r.drops['bad-certificate'] +
+        r.drops['wrong-membership'] +
+        r.drops['non-member'] +
+        r.drops['wrong-network'] +
+        r.drops['wrong-group'],
+    );
     console.log(
       `      ${results.length} seeds, ${sum((r) => r.steps)} steps, ${sum((r) => r.decidedSlots)} slots decided, ` +
         `${sum((r) => (r.sealed ? 1 : 0))} sealed, ${sum((r) => r.ballots)} ballots, ${sum((r) => r.crashes)} crashes, ` +

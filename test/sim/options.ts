@@ -41,7 +41,11 @@ export interface SimOptions {
     readonly midStep: boolean;
   }[];
   /** Client proposals: a client submits `value` at `node` and keeps retrying until it is decided. */
-  readonly proposals: readonly { readonly atMs: number; readonly node: number; readonly value: ConsensusValue }[];
+  readonly proposals: readonly {
+    readonly atMs: number;
+    readonly node: number;
+    readonly value: ConsensusValue;
+  }[];
   /** Nodes that stay down through the calm phase (a minority). */
   readonly downInCalm: readonly number[];
 }
@@ -98,7 +102,10 @@ export function simOptionsFor(seed: number): SimOptions {
       }
       const r = rng.float();
       const cutOff = r < 0.5 ? order[0]! : r < 0.8 ? order[1]! : order[Math.min(2, members - 1)]!;
-      const rest = shuffle(rng, [...Array(members).keys()].filter((i) => i !== cutOff));
+      const rest = shuffle(
+        rng,
+        [...Array(members).keys()].filter((i) => i !== cutOff),
+      );
       const withIt = rng.int(minority);
       partitions.push({ atMs: at, groups: [[cutOff, ...rest.slice(0, withIt)], rest.slice(withIt)] });
     }
@@ -118,7 +125,8 @@ export function simOptionsFor(seed: number): SimOptions {
       groups = [[leader, ...rest.slice(0, withLeader)], rest.slice(withLeader)];
       // Clients keep proposing to the cut-off leader until it notices: those values are accepted by a
       // minority only, while the majority elects a new leader and fills the same slots.
-      for (let k = rng.int(4); k > 0; k--) proposals.push({ atMs: t + rng.int(300), node: leader, value: newValue() });
+      for (let k = rng.int(4); k > 0; k--)
+        proposals.push({ atMs: t + rng.int(300), node: leader, value: newValue() });
     } else if (rng.float() < 0.3) groups = splitThree(rng, shuffled);
     else groups = [shuffled.slice(0, cut), shuffled.slice(cut)];
     partitions.push({ atMs: t, groups });
@@ -145,7 +153,11 @@ export function simOptionsFor(seed: number): SimOptions {
   for (let i = 0; i < count; i++) {
     // Proposals come in bursts, so several slots are in flight at once.
     if (rng.float() < 0.4) burstAt = rng.int(chaosMs);
-    proposals.push({ atMs: burstAt + rng.int(20), node: rng.float() < 0.5 ? order[0]! : pick(), value: newValue() });
+    proposals.push({
+      atMs: burstAt + rng.int(20),
+      node: rng.float() < 0.5 ? order[0]! : pick(),
+      value: newValue(),
+    });
   }
   // Sometimes the group is sealed part way.
   if (rng.float() < 0.3) {
@@ -164,7 +176,8 @@ export function simOptionsFor(seed: number): SimOptions {
   });
   proposals.sort((a, b) => a.atMs - b.atMs);
 
-  const downInCalm = rng.float() < 0.35 ? shuffle(rng, [...Array(members).keys()]).slice(0, 1 + rng.int(minority)) : [];
+  const downInCalm =
+    rng.float() < 0.35 ? shuffle(rng, [...Array(members).keys()]).slice(0, 1 + rng.int(minority)) : [];
 
   return {
     seed,

@@ -171,7 +171,9 @@ class World {
       this.queue.push(c.atMs, { kind: 'crash', node: c.node, midStep: c.midStep });
       if (c.restartAtMs !== null) this.queue.push(c.restartAtMs, { kind: 'restart', node: c.node });
     }
-    o.proposals.forEach((p, client) => this.queue.push(p.atMs, { kind: 'propose', client, node: p.node, generation: 0 }));
+    o.proposals.forEach((p, client) =>
+      this.queue.push(p.atMs, { kind: 'propose', client, node: p.node, generation: 0 }),
+    );
     this.queue.push(o.chaosMs, { kind: 'calm' });
     const deadline = o.chaosMs + o.calmMs;
     try {
@@ -181,7 +183,10 @@ class World {
         this.now = next.at;
         if (this.now > deadline) {
           this.fail(
-            `liveness: ${o.calmMs} ms after the network healed, ${this.undecided()} proposal(s) undecided (${this.clients.map((c, i) => (c.decided || c.redirected ? '' : `client ${i}: ${c.attempts} attempts`)).filter(Boolean).join(', ')}); ` +
+            `liveness: ${o.calmMs} ms after the network healed, ${this.undecided()} proposal(s) undecided (${this.clients
+              .map((c, i) => (c.decided || c.redirected ? '' : `client ${i}: ${c.attempts} attempts`))
+              .filter(Boolean)
+              .join(', ')}); ` +
               `reported prefixes ${this.nodes.map((n) => `${n.name}:${n.state === null ? 'down' : n.state.reportedBelow}`).join(' ')}`,
           );
         }
@@ -194,7 +199,12 @@ class World {
       }
     } catch (error) {
       if (error instanceof SimulationFailure) throw error;
-      const message = error instanceof Error ? (error instanceof InvariantViolation ? error.message : (error.stack ?? error.message)) : String(error);
+      const message =
+        error instanceof Error
+          ? error instanceof InvariantViolation
+            ? error.message
+            : (error.stack ?? error.message)
+          : String(error);
       throw new SimulationFailure(message, o.seed, this.trace);
     }
     for (const node of this.nodes) if (node.state !== null) this.addDrops(node.state);
@@ -222,7 +232,8 @@ class World {
     const text = `${this.now.toString().padStart(5)} ${line}`;
     this.trace.push(text);
     if (this.trace.length > this.traceLimit) this.trace.shift();
-    for (let i = 0; i < text.length; i++) this.fingerprint = Math.imul(this.fingerprint ^ text.charCodeAt(i), 0x01000193);
+    for (let i = 0; i < text.length; i++)
+      this.fingerprint = Math.imul(this.fingerprint ^ text.charCodeAt(i), 0x01000193);
   }
 
   private name(id: string): string {
@@ -304,7 +315,8 @@ class World {
           break;
         case 'send':
           this.checker.onSend(node.id, node.disk, effect.message);
-          if (effect.message.type === 'Prepare') this.ballots.add(`${effect.message.ballot.round}/${effect.message.ballot.leader}`);
+          if (effect.message.type === 'Prepare')
+            this.ballots.add(`${effect.message.ballot.round}/${effect.message.ballot.leader}`);
           this.transmit(node, effect.to, effect.message);
           break;
         case 'decided': {
@@ -320,7 +332,9 @@ class World {
           this.rejected(node, effect.proposal, effect.reason);
           break;
         case 'equivocation':
-          this.fail(`${node.name} reported honest member ${this.name(effect.proof.member)} as an equivocator`);
+          this.fail(
+            `${node.name} reported honest member ${this.name(effect.proof.member)} as an equivocator`,
+          );
       }
     }
   }
@@ -330,14 +344,21 @@ class World {
     node.state = null;
     node.crashMidStep = false;
     this.crashes++;
-    this.log(`${node.name} crashes (keeps ${node.disk.accepted.length} accepted, ${node.disk.decided.length} decided on disk)`);
+    this.log(
+      `${node.name} crashes (keeps ${node.disk.accepted.length} accepted, ${node.disk.decided.length} decided on disk)`,
+    );
   }
 
   private restart(node: SimNode): void {
     if (node.state !== null) return;
     this.checker.onRestart(node.name, node.reported, node.disk);
     this.log(`${node.name} restarts`);
-    const fresh = createConsensusState(this.group, { signer: node.identity }, { timing: this.options.timing }, this.now);
+    const fresh = createConsensusState(
+      this.group,
+      { signer: node.identity },
+      { timing: this.options.timing },
+      this.now,
+    );
     node.state = fresh;
     node.nextReport = 0;
     this.input(node, { type: 'restart', now: this.now, persisted: node.disk });
@@ -374,9 +395,21 @@ class World {
       if (rng.float() < o.reorder) d += rng.int(o.reorderMs);
       return d;
     };
-    this.queue.push(this.now + delay(), { kind: 'deliver', from: from.id, to: target.index, message, note: '' });
+    this.queue.push(this.now + delay(), {
+      kind: 'deliver',
+      from: from.id,
+      to: target.index,
+      message,
+      note: '',
+    });
     if (rng.float() < o.duplication)
-      this.queue.push(this.now + delay(), { kind: 'deliver', from: from.id, to: target.index, message, note: ' (dup)' });
+      this.queue.push(this.now + delay(), {
+        kind: 'deliver',
+        from: from.id,
+        to: target.index,
+        message,
+        note: ' (dup)',
+      });
     if (rng.float() < o.replay)
       this.queue.push(this.now + o.replayMs + rng.int(o.replayMs), {
         kind: 'deliver',
@@ -408,17 +441,28 @@ class World {
       const other = (nodeIndex + 1 + this.rng.int(this.nodes.length - 1)) % this.nodes.length;
       return this.retry(index, other, 20 + this.rng.int(30));
     }
-    this.log(`client ${index} proposes ${client.value.kind} ${client.digest.slice(0, 6)} at ${node.name} (${id})`);
+    this.log(
+      `client ${index} proposes ${client.value.kind} ${client.digest.slice(0, 6)} at ${node.name} (${id})`,
+    );
     this.input(node, { type: 'propose', now: this.now, proposals: [{ id, value: client.value }] });
   }
 
   private retry(index: number, node: number, afterMs: number): void {
     const client = this.clients[index]!;
     client.generation++;
-    this.queue.push(this.now + afterMs, { kind: 'propose', client: index, node, generation: client.generation });
+    this.queue.push(this.now + afterMs, {
+      kind: 'propose',
+      client: index,
+      node,
+      generation: client.generation,
+    });
   }
 
-  private rejected(node: SimNode, proposal: string, reason: Extract<ConsensusEffect, { type: 'reject' }>['reason']): void {
+  private rejected(
+    node: SimNode,
+    proposal: string,
+    reason: Extract<ConsensusEffect, { type: 'reject' }>['reason'],
+  ): void {
     const index = this.clientOf.get(proposal);
     if (index === undefined) this.fail(`${node.name} rejected unknown proposal ${proposal}`);
     const client = this.clients[index]!;
@@ -451,7 +495,8 @@ class World {
     if (this.undecided() > 0) return false;
     const sealSlot = this.checker.sealSlot;
     let target = sealSlot === null ? 0 : sealSlot + 1;
-    if (sealSlot === null) for (const slot of this.checker.decided.keys()) target = Math.max(target, slot + 1);
+    if (sealSlot === null)
+      for (const slot of this.checker.decided.keys()) target = Math.max(target, slot + 1);
     return this.nodes.every((n) => n.state === null || n.state.reportedBelow === target);
   }
 }
@@ -496,7 +541,7 @@ function tamper(
   message: ConsensusMessage,
   outsider: Ed25519Identity,
 ): { from: string; message: ConsensusMessage; note: string } {
-  const copy = structuredClone(message) as ConsensusMessage;
+  const copy = structuredClone<ConsensusMessage>(message);
   const raw = copy as unknown as Mutable;
   const flip = (s: string): string => (s[0] === 'A' ? 'B' : 'A') + s.slice(1);
   const header: (() => string)[] = [
@@ -520,7 +565,10 @@ function tamper(
     const cert = certs[rng.int(certs.length)]!;
     const signatures = cert.signatures as Mutable[];
     choices.push(
-      () => ((cert.value = { kind: 'entry', trxId: 'forged', decision: 'committed', digest: 'forged' }), 'certificate value'),
+      () => (
+        (cert.value = { kind: 'entry', trxId: 'forged', decision: 'committed', digest: 'forged' }),
+        'certificate value'
+      ),
       () => ((cert.slot = (cert.slot as number) + 1), 'certificate slot'),
       () => ((cert.signatures = signatures.map(() => signatures[0])), 'certificate signer repeated'),
       () => ((cert.signatures = signatures.slice(1)), 'certificate short of quorum'),
@@ -531,7 +579,10 @@ function tamper(
     const accepted = copy.accepted as unknown as Mutable[];
     const a = accepted[rng.int(accepted.length)]!;
     choices.push(
-      () => ((a.value = { kind: 'entry', trxId: 'forged', decision: 'committed', digest: 'forged' }), 'promised value'),
+      () => (
+        (a.value = { kind: 'entry', trxId: 'forged', decision: 'committed', digest: 'forged' }),
+        'promised value'
+      ),
       () => ((a.ballot = { ...(a.ballot as object), round: 1_000_000 }), 'promised ballot'),
     );
   }

@@ -324,12 +324,7 @@ class Work {
   finish(): StepResult {
     const effects: ConsensusEffect[] = [];
     const r = this.record;
-    if (
-      r.promised !== undefined ||
-      r.accepted.size > 0 ||
-      r.decided.size > 0 ||
-      r.equivocations.length > 0
-    ) {
+    if (r.promised !== undefined || r.accepted.size > 0 || r.decided.size > 0 || r.equivocations.length > 0) {
       const record: Mutable<PersistRecord> = {};
       if (r.promised !== undefined) record.promised = r.promised;
       if (r.accepted.size > 0) record.accepted = [...r.accepted.values()];
@@ -338,7 +333,10 @@ class Work {
       effects.push({ type: 'persist', record });
     }
     // Accepts, batched per ballot (in practice one ballot per step).
-    const byBallot = new Map<string, { ballot: Ballot; proposals: { slot: number; value: ConsensusValue }[] }>();
+    const byBallot = new Map<
+      string,
+      { ballot: Ballot; proposals: { slot: number; value: ConsensusValue }[] }
+    >();
     for (const p of this.proposed) {
       const key = `${p.ballot.round}/${p.ballot.leader}`;
       let batch = byBallot.get(key);
@@ -348,7 +346,12 @@ class Work {
     for (const batch of byBallot.values()) {
       for (const chunk of chunks(batch.proposals, limits.consensusBatchSlotsMax)) {
         for (const to of this.others()) {
-          const message: AcceptMessage = { type: 'Accept', ...this.header(), ballot: batch.ballot, proposals: chunk };
+          const message: AcceptMessage = {
+            type: 'Accept',
+            ...this.header(),
+            ballot: batch.ballot,
+            proposals: chunk,
+          };
           effects.push({ type: 'send', to, message });
         }
       }
@@ -450,9 +453,14 @@ function onMessage(w: Work, from: string, message: ConsensusMessage): void {
   }
 }
 
+/** Array.isArray without narrowing a typed (readonly) array to `any[]`. */
+function isList<T>(value: readonly T[]): boolean {
+  return Array.isArray(value);
+}
+
 function wellFormed(m: ConsensusMessage): boolean {
-  const batch = (list: unknown, max: number): boolean =>
-    Array.isArray(list) && list.length > 0 && list.length <= max;
+  const batch = <T>(list: readonly T[], max: number): boolean =>
+    isList(list) && list.length > 0 && list.length <= max;
   const slotBound = (n: unknown): boolean =>
     typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= limits.consensusSlotsPerGroupMax;
   switch (m.type) {
@@ -462,13 +470,16 @@ function wellFormed(m: ConsensusMessage): boolean {
       return (
         isBallot(m.ballot) &&
         slotBound(m.fromSlot) &&
-        Array.isArray(m.accepted) &&
+        isList(m.accepted) &&
         m.accepted.length <= limits.consensusSlotsPerGroupMax &&
         m.accepted.every(
           (a) =>
-            isSlot(a.slot) && isBallot(a.ballot) && isConsensusValue(a.value) && typeof a.signature === 'string',
+            isSlot(a.slot) &&
+            isBallot(a.ballot) &&
+            isConsensusValue(a.value) &&
+            typeof a.signature === 'string',
         ) &&
-        Array.isArray(m.decided) &&
+        isList(m.decided) &&
         m.decided.length <= limits.consensusSlotsPerGroupMax
       );
     case 'Accept':
@@ -481,7 +492,9 @@ function wellFormed(m: ConsensusMessage): boolean {
       return (
         isBallot(m.ballot) &&
         batch(m.votes, limits.consensusBatchSlotsMax) &&
-        m.votes.every((v) => isSlot(v.slot) && typeof v.digest === 'string' && typeof v.signature === 'string')
+        m.votes.every(
+          (v) => isSlot(v.slot) && typeof v.digest === 'string' && typeof v.signature === 'string',
+        )
       );
     case 'Nack':
       return isBallot(m.ballot) && isBallot(m.promised);
@@ -512,7 +525,11 @@ function answerSealed(w: Work, to: string, fromSlot: number): void {
   // The seal itself always goes (the asker may be ahead of `fromSlot`).
   const seal = w.s.decided.get(sealed.slot);
   if (seal !== undefined && !certificates.includes(seal)) certificates.push(seal);
-  w.send(to, { type: 'Decided', ...w.header(), certificates: certificates.slice(-limits.consensusBatchSlotsMax) });
+  w.send(to, {
+    type: 'Decided',
+    ...w.header(),
+    certificates: certificates.slice(-limits.consensusBatchSlotsMax),
+  });
 }
 
 function onPrepare(w: Work, from: string, m: PrepareMessage): void {
@@ -615,7 +632,8 @@ function onAccepted(w: Work, from: string, m: AcceptedMessage): void {
     const stray = current.strays.get(from);
     if (vote.digest === current.digest) {
       if (stray !== undefined) proveEquivocation(w, from, vote.slot, m.ballot, stray, vote);
-      if (counted === undefined) next = { ...current, votes: new Map(current.votes).set(from, vote.signature) };
+      if (counted === undefined)
+        next = { ...current, votes: new Map(current.votes).set(from, vote.signature) };
     } else {
       if (counted !== undefined)
         proveEquivocation(w, from, vote.slot, m.ballot, { digest: current.digest, signature: counted }, vote);
@@ -630,7 +648,8 @@ function onAccepted(w: Work, from: string, m: AcceptedMessage): void {
     if (next !== current) {
       inflight ??= new Map(role.inflight);
       inflight.set(vote.slot, next);
-      if (next.votes.size >= w.config.quorum && current.votes.size < w.config.quorum) decidedNow.push(vote.slot);
+      if (next.votes.size >= w.config.quorum && current.votes.size < w.config.quorum)
+        decidedNow.push(vote.slot);
     }
   }
   if (inflight === null) return;
@@ -667,7 +686,11 @@ function onDecided(w: Work, certificates: readonly ConsensusCertificate[]): void
       continue;
     }
     const mine = w.s.decided.get(cert.slot);
-    if (mine !== undefined && isConsensusValue(cert.value) && valueDigest(cert.value) === valueDigest(mine.value))
+    if (
+      mine !== undefined &&
+      isConsensusValue(cert.value) &&
+      valueDigest(cert.value) === valueDigest(mine.value)
+    )
       continue; // known; nothing to check
     if (!certificateValid(w, cert)) {
       w.drop('bad-certificate');
@@ -988,7 +1011,11 @@ function onTick(w: Work): void {
   for (const [digest, wait] of s.waits) {
     if (!quorumLive) dropWait(w, digest, { kind: 'no-quorum', inDoubt: wait.slot !== null });
     else if (s.now - wait.since >= t.proposalTimeoutMs)
-      dropWait(w, digest, wait.slot === null ? { kind: 'no-quorum', inDoubt: false } : { kind: 'timeout', inDoubt: true });
+      dropWait(
+        w,
+        digest,
+        wait.slot === null ? { kind: 'no-quorum', inDoubt: false } : { kind: 'timeout', inDoubt: true },
+      );
   }
 }
 
@@ -1026,7 +1053,10 @@ function onPropose(w: Work, proposals: readonly ClientProposal[]): void {
     if (value.kind === 'seal') {
       const excluded = value.members.filter((m) => w.s.equivocations.some((p) => p.member === m));
       if (excluded.length > 0) {
-        w.reject(id, { kind: 'invalid', message: `the seal names proven equivocators: ${excluded.join(', ')}` });
+        w.reject(id, {
+          kind: 'invalid',
+          message: `the seal names proven equivocators: ${excluded.join(', ')}`,
+        });
         continue;
       }
     }
@@ -1034,10 +1064,17 @@ function onPropose(w: Work, proposals: readonly ClientProposal[]): void {
     // Already decided here: answer at once (or when it is reported, if a gap precedes it).
     let decidedSlot: number | null = null;
     for (const [slot, cert] of w.s.decided)
-      if (valueDigest(cert.value) === digest && (decidedSlot === null || slot < decidedSlot)) decidedSlot = slot;
+      if (valueDigest(cert.value) === digest && (decidedSlot === null || slot < decidedSlot))
+        decidedSlot = slot;
     if (decidedSlot !== null && decidedSlot < w.s.reportedBelow) {
       const cert = w.s.decided.get(decidedSlot)!;
-      w.notices.push({ type: 'decided', slot: decidedSlot, value: cert.value, certificate: cert, proposals: [id] });
+      w.notices.push({
+        type: 'decided',
+        slot: decidedSlot,
+        value: cert.value,
+        certificate: cert,
+        proposals: [id],
+      });
       continue;
     }
     const existing = w.s.waits.get(digest);

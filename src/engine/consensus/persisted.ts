@@ -37,7 +37,8 @@ export function mergePersisted(base: PersistedGroupState, record: PersistRecord)
   let equivocations = base.equivocations;
   if (record.equivocations !== undefined && record.equivocations.length > 0) {
     const known = new Set(base.equivocations.map((p) => p.member));
-    equivocations = [...base.equivocations, ...record.equivocations.filter((p) => !known.has(p.member))];
+    const added = record.equivocations.filter((p) => !known.has(p.member) && (known.add(p.member), true));
+    if (added.length > 0) equivocations = [...base.equivocations, ...added];
   }
   return { promised, accepted, decided, equivocations };
 }

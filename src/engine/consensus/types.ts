@@ -187,7 +187,12 @@ export interface ClientProposal {
 }
 
 export type ConsensusInput =
-  | { readonly type: 'message'; readonly now: number; readonly from: string; readonly message: ConsensusMessage }
+  | {
+      readonly type: 'message';
+      readonly now: number;
+      readonly from: string;
+      readonly message: ConsensusMessage;
+    }
   | { readonly type: 'tick'; readonly now: number }
   | { readonly type: 'propose'; readonly now: number; readonly proposals: readonly ClientProposal[] }
   | { readonly type: 'restart'; readonly now: number; readonly persisted: PersistedGroupState };

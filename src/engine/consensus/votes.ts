@@ -95,8 +95,8 @@ export function certificateProblem(
   if (!isSlot(certificate.slot)) return 'bad slot';
   if (!isBallot(certificate.ballot) || !members.includes(certificate.ballot.leader)) return 'bad ballot';
   if (!isConsensusValue(certificate.value)) return 'bad value';
-  if (!Array.isArray(certificate.signatures) || certificate.signatures.length > members.length * 2)
-    return 'bad signature list';
+  const signatures: readonly unknown[] = certificate.signatures;
+  if (!Array.isArray(signatures) || signatures.length > members.length * 2) return 'bad signature list';
   const fields: VoteFields = {
     network,
     blockId: certificate.blockId,
@@ -111,6 +111,7 @@ export function certificateProblem(
   for (const entry of certificate.signatures) {
     if (typeof entry !== 'object' || entry === null) continue;
     const { member, signature } = entry;
+    if (typeof member !== 'string') continue;
     if (!memberSet.has(member) || signers.has(member)) continue;
     if (verifyVote(member, fields, signature, verify)) signers.add(member);
     if (signers.size >= needed) return null;
