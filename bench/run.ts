@@ -228,3 +228,4 @@ async function main(): Promise<void> {
 }
 
 await main();
+await import('./node.js');

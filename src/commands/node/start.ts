@@ -18,7 +18,7 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
     '--connect.\n\n' +
     'On a terminal it draws a live dashboard (q or Ctrl-C asks before stopping the node). Otherwise, ' +
     'or with --no-dashboard or --json, it prints one NDJSON log line per event (node:start, ' +
-    'peer:connect, peer:disconnect, info, error, node:stop). SIGINT or SIGTERM stop it gracefully: ' +
+    'peer:connect, peer:disconnect, info, error, node:stop). SIGINT, SIGTERM or SIGHUP stop it gracefully: ' +
     'requests finish, the store is flushed and the lock released; exit 0.\n\n' +
     'Settings come from flags, then OPTIMYSTIC_* variables (OPTIMYSTIC_PORT, OPTIMYSTIC_LISTEN, ' +
     'OPTIMYSTIC_ANNOUNCE, OPTIMYSTIC_BOOTSTRAP, OPTIMYSTIC_NETWORK, OPTIMYSTIC_ROLE, ' +
@@ -150,13 +150,16 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
       flags.dashboard && !this.jsonEnabled() && process.stdout.isTTY === true && process.stdin.isTTY === true;
     const stop = (): void => void node.close().catch(() => undefined);
     this.interrupt.signal.addEventListener('abort', stop);
+    // SIGHUP: the terminal went away (a closed window or tmux session); stop as cleanly as on SIGTERM.
     process.on('SIGTERM', stop);
+    process.on('SIGHUP', stop);
     try {
       if (dashboard) await this.runDashboard(node);
       else await this.runLogging(node, file);
     } finally {
       this.interrupt.signal.removeEventListener('abort', stop);
       process.off('SIGTERM', stop);
+      process.off('SIGHUP', stop);
     }
   }
 

@@ -77,6 +77,10 @@ export interface StartNodeOptions {
 
 /** How often the node recomputes its status for watchers. */
 export const statusIntervalMs = 1000;
+/** How often the node pings its peers, so their latency is known (the dashboard shows it). */
+export const latencyProbeIntervalMs = 10_000;
+/** Peers pinged per probe round: a latency column, not a load generator. */
+const latencyProbePeersMax = 32;
 /** How long a stopping node lets transactions it is serving finish before closing the store. */
 const drainMs = 10_000;
 
@@ -148,6 +152,7 @@ export class RunningNode implements NodeControl {
   private control: ControlServer | undefined;
   private network: NetworkNode | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
   private refreshing = false;
   private closing: Promise<void> | undefined;
   private resolveStopped!: () => void;
@@ -204,6 +209,7 @@ export class RunningNode implements NodeControl {
       this.network.on('peer:connect', (peer) => {
         this.connectedAt.set(peer, this.clock.now());
         this.emit('peer:connect', `peer joined: ${peer}`, peer);
+        this.probe([peer]);
       });
       this.network.on('peer:disconnect', (peer) => {
         this.connectedAt.delete(peer);
@@ -220,6 +226,11 @@ export class RunningNode implements NodeControl {
     }
     await this.refreshStatus();
     this.statusTimer = setInterval(() => void this.refreshStatus(), statusIntervalMs);
+    this.probe(this.network.peers().map((peer) => peer.id));
+    this.probeTimer = setInterval(
+      () => this.probe((this.network?.peers() ?? []).map((peer) => peer.id)),
+      latencyProbeIntervalMs,
+    );
     const addresses = this.network.addresses();
     this.emit(
       'node:start',
@@ -257,6 +268,16 @@ export class RunningNode implements NodeControl {
           { cause: error },
         );
       throw engineError;
+    }
+  }
+
+  /** Pings peers in the background; the network remembers each round trip for `peers()`. */
+  private probe(peers: readonly string[]): void {
+    const network = this.network;
+    if (network === undefined || this.closing !== undefined) return;
+    for (const peer of peers.slice(0, latencyProbePeersMax)) {
+      // A peer that does not answer keeps its last latency; its connection's fate is libp2p's business.
+      network.ping(peer).catch(() => undefined);
     }
   }
 
@@ -436,6 +457,7 @@ export class RunningNode implements NodeControl {
   private async teardown(): Promise<void> {
     this.closing ??= Promise.resolve();
     clearInterval(this.statusTimer);
+    clearInterval(this.probeTimer);
     this.watchers.abort();
     const failures: unknown[] = [];
     const step = async (work: () => Promise<void> | undefined): Promise<void> => {
