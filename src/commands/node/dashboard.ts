@@ -1,4 +1,4 @@
-import { EngineError, RemoteStatusSource } from '../../engine/index.js';
+import { isEngineError, RemoteStatusSource, type RemoteNode } from '../../engine/index.js';
 import { DataCommand, jsonLine } from '../../ui/cli/index.js';
 
 export default class NodeDashboard extends DataCommand<typeof NodeDashboard> {
@@ -19,35 +19,41 @@ export default class NodeDashboard extends DataCommand<typeof NodeDashboard> {
 
   override async run(): Promise<void> {
     const draw = !this.jsonEnabled() && process.stdout.isTTY === true && process.stdin.isTTY === true;
-    const ended = await this.withNode(async (node) => {
-      if (!draw) {
-        try {
-          for await (const update of node.watch()) {
-            if (this.interrupt.interrupted) break;
-            await this.out.lines([jsonLine(update)]);
-          }
-        } catch (error) {
-          if (this.interrupt.interrupted) return 'detached';
-          throw error;
-        }
-        return this.interrupt.interrupted ? 'detached' : 'stopped';
+    const outcome = await this.withNode((node) => (draw ? this.draw(node) : this.print(node)));
+    if (outcome === 'node-stopped' && this.out.mode !== 'json') process.stderr.write('the node stopped\n');
+  }
+
+  /** The Ink dashboard until the operator detaches or the node stops. */
+  private async draw(node: RemoteNode): Promise<Ending> {
+    const source = new RemoteStatusSource(node);
+    await source.ready();
+    const { startDashboard } = await import('../../ui/dashboard/index.js');
+    let nodeStopped = false;
+    const handle = startDashboard(source, { ownsNode: false, onQuit: () => Promise.resolve() });
+    const onEnd = (): void => {
+      nodeStopped = true;
+      handle.close();
+    };
+    void source.closed.then(onEnd, onEnd);
+    await handle.waitUntilExit();
+    return nodeStopped ? 'node-stopped' : 'detached';
+  }
+
+  /** NDJSON updates until Ctrl-C or the node stops (its stream ends, or its connection closes). */
+  private async print(node: RemoteNode): Promise<Ending> {
+    let received = 0;
+    try {
+      for await (const update of node.watch()) {
+        if (this.interrupt.interrupted) return 'detached';
+        await this.out.lines([jsonLine(update)]);
+        received++;
       }
-      const source = new RemoteStatusSource(node);
-      await source.ready();
-      const { startDashboard } = await import('../../ui/dashboard/index.js');
-      let nodeEnded = false;
-      const handle = startDashboard(source, { ownsNode: false, onQuit: () => Promise.resolve() });
-      void source.closed.then(
-        () => ((nodeEnded = true), handle.close()),
-        () => ((nodeEnded = true), handle.close()),
-      );
-      await handle.waitUntilExit();
-      return nodeEnded ? 'stopped' : 'detached';
-    });
-    if (ended === 'stopped') {
-      if (this.out.mode !== 'json') process.stderr.write('the node stopped\n');
-    } else if (ended !== 'detached') {
-      throw new EngineError('INTERNAL', 'dashboard ended in an unknown way');
+    } catch (error) {
+      if (this.interrupt.interrupted) return 'detached';
+      if (!(received > 0 && isEngineError(error, 'UNAVAILABLE'))) throw error;
     }
+    return this.interrupt.interrupted ? 'detached' : 'node-stopped';
   }
 }
+
+type Ending = 'detached' | 'node-stopped';
