@@ -1167,6 +1167,10 @@ export async function requestSignature(options: {
   try {
     const key = await store.resolveKey(options.keyRef);
     requireSigningKey(key);
+    // A holder opens its share first: a wrong passphrase writes nothing.
+    const holding = key.holder !== null && (await store.hasShare(key.publicKey.keyId));
+    const passphrase = holding ? await options.passphrase() : '';
+    const share = holding ? (await store.openShare(key.publicKey.keyId, passphrase)).share : null;
     const card = await store.readCard();
     const request: SignRequest = {
       format: 'optimystic-sign-request',
@@ -1191,11 +1195,8 @@ export async function requestSignature(options: {
       waiting: { for: 'commitments', have: 0, need: key.publicKey.threshold, missing: [] },
       signature: null,
     };
-    if (key.holder !== null && (await store.hasShare(request.keyId))) {
-      const { share } = await store.openShare(request.keyId, await options.passphrase());
-      progress.wrote.push(
-        await commitAsHolder(store, await options.passphrase(), key, share, request, options.outDir),
-      );
+    if (share !== null) {
+      progress.wrote.push(await commitAsHolder(store, passphrase, key, share, request, options.outDir));
       progress.did.push('committed');
       progress.waiting!.have = 1;
     }
@@ -1662,6 +1663,11 @@ export async function requestDecryption(options: {
     const ct = options.ciphertext;
     if (ct === null || typeof ct !== 'object' || ct.keyId !== key.publicKey.keyId)
       throw new EngineError('BAD_INPUT', `the ciphertext is not for key ${key.publicKey.keyId}`);
+    // A holder opens its share first: a wrong passphrase writes nothing.
+    const holding = key.holder !== null && (await store.hasShare(key.publicKey.keyId));
+    const share = holding
+      ? (await store.openShare(key.publicKey.keyId, await options.passphrase())).share
+      : null;
     const card = await store.readCard();
     const request: DecryptRequest = {
       format: 'optimystic-decrypt-request',
@@ -1691,9 +1697,7 @@ export async function requestDecryption(options: {
       partials: 0,
       threshold: key.publicKey.threshold,
     };
-    if (key.holder !== null && (await store.hasShare(request.keyId))) {
-      const passphrase = await options.passphrase();
-      const { share } = await store.openShare(request.keyId, passphrase);
+    if (share !== null) {
       progress.wrote.push(await decryptAsHolder(store, key, share, request, options.outDir));
       progress.did.push('partial');
       progress.partials = 1;
