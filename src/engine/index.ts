@@ -11,8 +11,19 @@ export type * from './node/status.js';
 export type * from './node/node-api.js';
 export type { NodeConfig, NodeSettings } from './config/schema.js';
 // Node and config entry points load libp2p, cosmiconfig and the multiaddr parser on first use only.
-export { clientNetwork, loadNodeConfig, type LoadNodeConfigInput, type ResolvedNodeConfig } from './config/resolve.js';
-export { isNoNodeRunning, reachDatabase, reachNode, waitForNodeExit, type ReachOptions } from './node/reach.js';
+export {
+  clientNetwork,
+  loadNodeConfig,
+  type LoadNodeConfigInput,
+  type ResolvedNodeConfig,
+} from './config/resolve.js';
+export {
+  isNoNodeRunning,
+  reachDatabase,
+  reachNode,
+  waitForNodeExit,
+  type ReachOptions,
+} from './node/reach.js';
 export type { RemoteNode } from './node/remote.js';
 export { RemoteStatusSource, StatusHub } from './node/status-hub.js';
 export { dataDirIdentity, startNode } from './node/launch.js';

@@ -135,7 +135,8 @@ export class SoloNode implements Database {
   /** How many collections exist (cheaper than listing them: reads only the catalog keys). */
   async collectionCount(): Promise<number> {
     let count = 0;
-    for await (const _entry of this.raw.iterate({ gte: catalogPrefix, lt: catalogPrefix + '\uffff' })) count++;
+    for await (const _entry of this.raw.iterate({ gte: catalogPrefix, lt: catalogPrefix + '\uffff' }))
+      count++;
     return count;
   }
 
