@@ -8,7 +8,7 @@
  * of key derivation. The `before` hook builds only when dist/ is missing or older than src/; set
  * OPTIMYSTIC_CLI_ROOT to test another build (a directory holding bin/run.js, dist/ and package.json).
  */
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call --
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-call --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, verify } from 'node:crypto';
