@@ -482,7 +482,7 @@ describe('optimystic CLI, end to end through the built binary', function () {
         ['collection', 'scan', 'accounts', '--limit', '0'],
         ['collection', 'read', 'events', '--follow', '--reverse'],
         ['collection', 'info', 'accounts', 'extra-argument'],
-        ['collection', 'list', '--offline', '--connect', '/ip4/127.0.0.1/tcp/4001'],
+        ['collection', 'list', '--offline', '--connect', '/ip4/127.0.0.1/tcp/1'],
         ['tx', '--concurrency', '0'],
       ];
       const runs = await Promise.all(cases.map((args) => cli([...args, '--json'], { data })));
@@ -501,14 +501,14 @@ describe('optimystic CLI, end to end through the built binary', function () {
       expectOneLineError(await cli(['collection', 'frobnicate'], { data }), 2, 'unknown command, no --json');
     });
 
-    it('refuses --connect (and OPTIMYSTIC_CONNECT) as unavailable, exit 6, instead of pretending', async () => {
+    it('reports an unreachable --connect address (flag or OPTIMYSTIC_CONNECT) as unavailable, exit 6', async () => {
       const [flag, env, plain] = await Promise.all([
-        cli(['collection', 'list', '--connect', '/ip4/127.0.0.1/tcp/4001', '--json'], { data }),
+        cli(['collection', 'list', '--connect', '/ip4/127.0.0.1/tcp/1', '--json'], { data }),
         cli(['collection', 'put', 'accounts', 'k', '1', '--json'], {
           data,
-          env: { OPTIMYSTIC_CONNECT: '/ip4/127.0.0.1/tcp/4001' },
+          env: { OPTIMYSTIC_CONNECT: '/ip4/127.0.0.1/tcp/1' },
         }),
-        cli(['collection', 'list', '--connect', '/ip4/127.0.0.1/tcp/4001'], { data }),
+        cli(['collection', 'list', '--connect', '/ip4/127.0.0.1/tcp/1'], { data }),
       ]);
       expectJsonError(flag, 'UNAVAILABLE', 6, '--connect');
       expectJsonError(env, 'UNAVAILABLE', 6, 'OPTIMYSTIC_CONNECT');
