@@ -229,3 +229,4 @@ async function main(): Promise<void> {
 
 await main();
 await import('./node.js');
+await import('./crypto.js'); // threshold crypto figures (bench/crypto.ts)
