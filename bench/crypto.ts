@@ -137,7 +137,7 @@ function ceremony(
     const encryption = encryptionKeyFromIdentity(identity);
     return {
       identity,
-      keys: { identity, encryption } as CeremonyKeys,
+      keys: { identity, encryption } satisfies CeremonyKeys,
       card: createParticipantCard(identity, encryption.publicKey),
     };
   });
