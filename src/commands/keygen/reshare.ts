@@ -27,7 +27,7 @@ export default class KeygenReshare extends KeygenCommand<typeof KeygenReshare> {
       description: 'the new holders, in order (comma-separated peer ids or tails)',
       multiple: true,
       required: true,
-      helpValue: 'PEER,…',
+      helpValue: 'PEERS',
     }),
     threshold: Flags.integer({ description: 'the new threshold', min: 2, required: true }),
     cards: Flags.string({
@@ -37,7 +37,7 @@ export default class KeygenReshare extends KeygenCommand<typeof KeygenReshare> {
     dealers: Flags.string({
       description: 'current holders who deal (comma-separated) [default: all]',
       multiple: true,
-      helpValue: 'PEER,…',
+      helpValue: 'PEERS',
     }),
     out: Flags.string({
       description: 'exchange directory to write the proposal to',

@@ -72,7 +72,7 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
       description:
         'coordinator: holders to ask (identifiers or peer ids, comma-separated) [default: the first t]',
       multiple: true,
-      helpValue: 'ID,…',
+      helpValue: 'IDS',
     }),
     encoding: Flags.option({
       options: ['hex', 'base64', 'base64url'] as const,

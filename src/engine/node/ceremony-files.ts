@@ -237,7 +237,7 @@ export type PassphraseSource = () => Promise<string>;
 function needsApproval(what: string): EngineError {
   return new EngineError(
     'BAD_INPUT',
-    `${what} needs your approval: read it, then rerun with --approve (or answer the prompt on a terminal)`,
+    `${what} needs your approval: read it, then rerun with --approve (or answer y at the prompt on a terminal)`,
   );
 }
 

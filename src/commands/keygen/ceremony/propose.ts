@@ -50,7 +50,7 @@ export default class KeygenCeremonyPropose extends KeygenCommand<typeof KeygenCe
     roster: Flags.string({
       description: 'participants to include (peer ids or tails; comma-separated) [default: every card]',
       multiple: true,
-      helpValue: 'PEER,…',
+      helpValue: 'PEERS',
     }),
     expires: Flags.string({
       description: 'how long the ceremony may take before it fails with TIMEOUT',

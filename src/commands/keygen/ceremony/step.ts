@@ -4,7 +4,7 @@ import { ceremonyLines, KeygenCommand, keygenFlags } from '../../../ui/cli/keyge
 
 export default class KeygenCeremonyStep extends KeygenCommand<typeof KeygenCeremonyStep> {
   static override summary =
-    "Take the next step in a key ceremony: read new message files, write this participant's";
+    "Advance a key ceremony by one step: read the others' new message files, write this participant's";
   static override description =
     'Reads every ceremony message in --in that this participant has not read yet, advances its sealed ' +
     'ceremony state, and writes its own new messages to --out (both default to each other, so one shared ' +
