@@ -18,6 +18,7 @@ import {
   joinCeremony,
   messageDigest,
   parseCeremonyMessage,
+  publicKeyFromPeerId,
   signPackage,
   stepCeremony,
   toBase64Url,
@@ -99,6 +100,15 @@ export function peerTag(peerId: string): string {
 
 export function sessionTag(session: string): string {
   return toHex(fromBase64Url(session, 'session id', { length: 32 })).slice(0, 12);
+}
+
+function isSessionId(text: string): boolean {
+  try {
+    fromBase64Url(text, 'session id', { length: 32 });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function ceremonyFileName(message: CeremonyMessage): string {
@@ -645,6 +655,12 @@ export async function stepCeremonyFiles(options: StepOptions): Promise<CeremonyP
     const proposal = record?.proposal ?? (session.proposal!.message as ProposalMessage);
     let checked: CheckedProposal;
     try {
+      // Signature first: an edited proposal is an integrity failure, whatever else it breaks.
+      if (record === undefined && !verifyMessageSignature(proposal, publicKeyFromPeerId(proposal.from)))
+        throw new EngineError(
+          'BAD_SIGNATURE',
+          `the proposal's signature by ${proposal.from} does not verify (altered or forged)`,
+        );
       checked = checkProposal(proposal);
     } catch (error) {
       if (!(error instanceof EngineError) || record !== undefined) throw error;
@@ -693,9 +709,14 @@ async function chooseCeremony(
   const records = await listCeremonies(store);
   const known = new Map(records.map((r) => [r.session, r] as const));
   const proposals = new Map<string, ParsedFile>();
+  const nowMs = store.clock.now();
+  const explicit = options.session !== undefined && options.session !== '';
   for (const p of parsed) {
     if (p.message.type !== 'Proposal' || known.has(p.message.session)) continue;
+    if (!isSessionId(p.message.session)) continue; // no session at all: nothing to join
     if (!p.message.proposal.roster.some((card) => card.peerId === self)) continue;
+    // An expired proposal left in the directory is not a candidate unless asked for (then: TIMEOUT).
+    if (!explicit && p.message.proposal.expiresAtMs <= nowMs) continue;
     proposals.set(p.message.session, p);
   }
   // A proposal file naming us that does not even decode or verify must not pass unnoticed.
@@ -707,8 +728,8 @@ async function chooseCeremony(
     }
   }
   const candidates = new Set<string>();
-  if (options.session !== undefined && options.session !== '') {
-    const ref = options.session;
+  if (explicit) {
+    const ref = options.session!;
     for (const s of [...known.keys(), ...proposals.keys()])
       if (s.startsWith(ref) || sessionTag(s).startsWith(ref.toLowerCase())) candidates.add(s);
     if (candidates.size === 0)

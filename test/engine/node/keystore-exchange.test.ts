@@ -162,6 +162,36 @@ describe('air-gapped ceremonies through an exchange directory (in process)', () 
     await rejects(() => step(b), 'CORRUPT');
   });
 
+  it('refuses an edited proposal as an integrity failure (BAD_SIGNATURE), before joining', async () => {
+    const [a, b, c] = members as [Member, Member, Member];
+    const proposed = await propose(a, [a, b, c], 2);
+    const path = join(exchange, `ceremony-${sessionTag(proposed.session)}-proposal.json`);
+    const edited = JSON.parse(readFileSync(path, 'utf8'));
+    edited.proposal.threshold = 3;
+    writeFileSync(path, JSON.stringify(edited));
+    await rejects(() => step(b), 'BAD_SIGNATURE');
+    expect(readdirSync(b.store.root)).to.not.include('ceremonies');
+  });
+
+  it('passes over an expired proposal, and names TIMEOUT when asked for it', async () => {
+    const [a, b, c] = members as [Member, Member, Member];
+    const proposed = await propose(a, [a, b, c], 2);
+    (b.store.clock as ManualClock).advance(2 * 3_600_000);
+    await rejects(() => step(b), 'NOT_FOUND');
+    await rejects(
+      () =>
+        stepCeremonyFiles({
+          store: b.store,
+          passphrase: () => Promise.resolve(passphrase),
+          decide: approve,
+          inDir: exchange,
+          outDir: exchange,
+          session: sessionTag(proposed.session),
+        }),
+      'TIMEOUT',
+    );
+  });
+
   it('asks for approval and writes nothing without it; a decline fails the ceremony for everyone', async () => {
     const [a, b, c] = members as [Member, Member, Member];
     await propose(a, [a, b, c], 2);
