@@ -129,6 +129,67 @@ describe('consensus core', () => {
       g.advance(timing.suspectAfterMs + 300);
       for (const m of g.members) expect(g.decidedValues(m).slice(-2)).to.deep.equal(['0:noop', '1:trx-b']);
     });
+    it('adopts the value of the highest ballot when members accepted different values in one slot', () => {
+      const g = new TestGroup(5);
+      const candidate = g.order[0]!;
+      const [x, y, z] = g.order.slice(1) as [string, string, string];
+      const header = {
+        network: 'test',
+        blockId: g.group.blockId,
+        membership: g.state(candidate).config.membership,
+      };
+      const accepted = (member: string, round: number, leader: string, value: ConsensusValue) => {
+        const ballot = { round, leader };
+        const digest = valueDigest(value);
+        const signature = g.identity(member).sign(voteMessage({ ...header, slot: 0, ballot, digest }));
+        return { slot: 0, ballot, value, signature };
+      };
+      g.tick();
+      const role = g.state(candidate).role;
+      if (role.kind !== 'candidate') throw new Error('the nearest member did not stand');
+      g.queue = [];
+      const promise = (from: string, entries: ReturnType<typeof accepted>[]): Envelope => ({
+        from,
+        to: candidate,
+        message: {
+          type: 'Promise',
+          ...header,
+          ballot: role.ballot,
+          fromSlot: 0,
+          accepted: entries,
+          decided: [],
+        },
+      });
+      // y accepted `newer` at a higher ballot than x accepted `old`; the higher one must win even
+      // when it comes first.
+      g.inject(promise(y, [accepted(y, 1, z, entry('newer'))]));
+      g.inject(promise(x, [accepted(x, 0, z, entry('old'))]));
+      const accepts = sent(g.lastEffects.get(candidate)!, 'Accept');
+      expect(accepts).to.have.length(4);
+      expect(accepts[0]!.message.proposals).to.deep.equal([{ slot: 0, value: entry('newer') }]);
+    });
+
+    it('refuses an Accept below its promise and tells the sender about the higher ballot', () => {
+      const g = new TestGroup(3);
+      const leader = g.elect();
+      const follower = g.order[1]!;
+      const promised = g.state(follower).promised!;
+      const effects = g.inject({
+        from: leader,
+        to: follower,
+        message: {
+          type: 'Accept',
+          network: 'test',
+          blockId: g.group.blockId,
+          membership: g.state(follower).config.membership,
+          ballot: { round: promised.round - 1, leader },
+          proposals: [{ slot: 0, value: entry('late') }],
+        },
+      });
+      expect(effects.map((e) => e.type)).to.deep.equal(['send']);
+      expect(sent(effects, 'Nack')[0]!.message.promised).to.deep.equal(promised);
+      expect(g.state(follower).accepted.size).to.equal(0);
+    });
   });
 
   describe('batching', () => {
