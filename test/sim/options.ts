@@ -31,6 +31,8 @@ export interface SimOptions {
   readonly chaosMs: number;
   /** Within this long after chaosMs every proposal must be decided and every live node caught up. */
   readonly calmMs: number;
+  /** … and within this many simulation steps (deliveries, ticks, client actions). */
+  readonly calmStepsMax: number;
   /** Scheduled splits: each node index in one group; `groups: []` heals. */
   readonly partitions: readonly { readonly atMs: number; readonly groups: readonly (readonly number[])[] }[];
   /** Crashes: the node loses everything it did not persist; midStep crashes it part way through an effect list. */
@@ -194,6 +196,7 @@ export function simOptionsFor(seed: number): SimOptions {
     forgery: rng.float() * 0.08,
     chaosMs,
     calmMs: 6000,
+    calmStepsMax: 20_000,
     partitions,
     crashes: crashes.sort((a, b) => a.atMs - b.atMs),
     proposals,

@@ -195,6 +195,10 @@ class World {
         if (this.calm) {
           this.calmSteps++;
           if (this.live()) break;
+          if (this.calmSteps > o.calmStepsMax)
+            this.fail(
+              `liveness: ${o.calmStepsMax} steps after the network healed, ${this.undecided()} proposal(s) undecided`,
+            );
         }
       }
     } catch (error) {
