@@ -9,7 +9,11 @@ export type TrxId = string;
 const blockIdPattern = /^[A-Za-z0-9_-]{43}$/;
 
 export function newBlockId(rng: Rng): BlockId {
-  return Buffer.from(rng.bytes(32)).toString('base64url');
+  // A random id never starts with '-', so no command line mistakes one for a flag (1 in 64 would).
+  for (;;) {
+    const id = Buffer.from(rng.bytes(32)).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 export function newTrxId(rng: Rng): TrxId {
