@@ -9,15 +9,12 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { openDatabase } from '../../src/engine/index.js';
-
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const cliRoot = process.env['OPTIMYSTIC_CLI_ROOT'] ?? repoRoot;
+import { buildIfStale, cliRoot } from '../helpers/built-cli.js';
 
 interface Run {
   readonly code: number | null;
@@ -107,24 +104,6 @@ async function snapshot(data: string): Promise<unknown> {
     contents[name] = lines(run);
   }
   return { collections, contents };
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-function buildIfStale(): void {
-  if (cliRoot !== repoRoot) return;
-  const manifest = join(repoRoot, 'oclif.manifest.json');
-  const built = existsSync(join(repoRoot, 'dist', 'commands')) && existsSync(manifest);
-  if (built && statSync(manifest).mtimeMs >= newestMtime(join(repoRoot, 'src'))) return;
-  const result = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}\n${result.stderr}`);
 }
 
 const deepJson = `${'['.repeat(100)}${']'.repeat(100)}`;

@@ -10,7 +10,7 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-call --
    the tests read the CLI's JSON output and assert its shape field by field */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import {
   copyFileSync,
@@ -25,11 +25,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { buildIfStale, cliRoot } from '../helpers/built-cli.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const cliRoot = process.env['OPTIMYSTIC_CLI_ROOT'] ?? repoRoot;
 const passphrase = 'correct horse battery staple';
 
 interface Run {
@@ -90,24 +88,6 @@ function failure(run: Run, exit: number): { code: string; message: string } {
     `exit code (stdout: ${run.stdout.slice(0, 400)}; stderr: ${run.stderr.slice(0, 400)})`,
   ).to.equal(exit);
   return JSON.parse(run.stdout).error;
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-function buildIfStale(): void {
-  if (cliRoot !== repoRoot) return;
-  const manifest = join(repoRoot, 'oclif.manifest.json');
-  const built = existsSync(join(repoRoot, 'dist', 'commands')) && existsSync(manifest);
-  if (built && statSync(manifest).mtimeMs >= newestMtime(join(repoRoot, 'src'))) return;
-  const result = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}\n${result.stderr}`);
 }
 
 /** Every file under a directory with a digest of its content, to show that nothing was written. */

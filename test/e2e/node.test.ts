@@ -10,14 +10,12 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { buildIfStale, cliRoot } from '../helpers/built-cli.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const cliRoot = process.env['OPTIMYSTIC_CLI_ROOT'] ?? repoRoot;
 const loopback = '/ip4/127.0.0.1/tcp/0';
 
 function cleanEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
@@ -129,24 +127,6 @@ async function eventually<T>(
     if (Date.now() > deadline) expect.fail(`timed out waiting for ${what}`);
     await sleep(200);
   }
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-function buildIfStale(): void {
-  if (cliRoot !== repoRoot) return;
-  const manifest = join(repoRoot, 'oclif.manifest.json');
-  const built = existsSync(join(repoRoot, 'dist', 'commands')) && existsSync(manifest);
-  if (built && statSync(manifest).mtimeMs >= newestMtime(join(repoRoot, 'src'))) return;
-  const result = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}\n${result.stderr}`);
 }
 
 describe('nodes end to end through the built binary', function () {
