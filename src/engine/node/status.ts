@@ -59,7 +59,8 @@ export interface NodeStatus {
   readonly rates: RateStatus;
 }
 
-export type NodeEventKind = 'peer:connect' | 'peer:disconnect' | 'node:start' | 'node:stop' | 'error' | 'info';
+export type NodeEventKind =
+  'peer:connect' | 'peer:disconnect' | 'node:start' | 'node:stop' | 'error' | 'info';
 
 export interface NodeEvent {
   readonly at: number;

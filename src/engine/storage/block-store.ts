@@ -34,7 +34,11 @@ export interface PendingTransform {
 export type PendOutcome =
   | { readonly status: 'ok' }
   /** The block's revision moved past baseRev: the client is missing these committed revisions. */
-  | { readonly status: 'stale'; readonly currentRev: number; readonly missing: readonly { rev: number; trxId: TrxId }[] }
+  | {
+      readonly status: 'stale';
+      readonly currentRev: number;
+      readonly missing: readonly { rev: number; trxId: TrxId }[];
+    }
   /** Another transaction pends an insert of the same id (only one insert of an id can win). */
   | { readonly status: 'busy'; readonly trxId: TrxId }
   /** pendingPerBlockMax reached. */
@@ -78,11 +82,16 @@ export interface BlockStore {
    * is ≤ the given one). Materialises from the nearest stored snapshot; cost is bounded by
    * limits.materialiseEveryRevs, never by history length. Undefined if no such revision exists.
    */
-  at(id: BlockId, point: { readonly rev: number } | { readonly lsn: number }): Promise<BlockState | undefined>;
+  at(
+    id: BlockId,
+    point: { readonly rev: number } | { readonly lsn: number },
+  ): Promise<BlockState | undefined>;
   history(id: BlockId, range?: HistoryRange): Promise<BlockRevision[]>;
   pendingOf(id: BlockId): Promise<PendingTransform[]>;
   /** Stores pends of one transaction (one batch). All succeed or none is stored (outcome per block). */
-  pend(items: readonly PendingTransform[]): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }>;
+  pend(
+    items: readonly PendingTransform[],
+  ): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }>;
   /** Drops the transaction's pends on these blocks (absent ones are ignored). One batch. */
   cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void>;
   /**
@@ -90,7 +99,11 @@ export interface BlockStore {
    * Idempotent: a block whose latest revision already carries trxId is skipped. Fails (asserts) if a
    * block has no such pend or its baseRev is not the latest revision. One batch.
    */
-  promote(commit: { readonly trxId: TrxId; readonly lsn: number; readonly blockIds: readonly BlockId[] }): Promise<void>;
+  promote(commit: {
+    readonly trxId: TrxId;
+    readonly lsn: number;
+    readonly blockIds: readonly BlockId[];
+  }): Promise<void>;
   /** Writes revisions directly (no pend), checking baseRev; one batch. */
   apply(revisions: readonly DirectRevision[]): Promise<void>;
   /** Pends whose expiry is ≤ now, oldest first, at most `limit`. */
