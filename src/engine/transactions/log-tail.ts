@@ -233,18 +233,6 @@ export class LogTail implements TailClient {
     return state.byTrx.get(trxId)?.status ?? 'unknown';
   }
 
-  /** The certificate a tail holds for a transaction's entry, if any. */
-  async certificateOf(collection: string, trxId: TrxId): Promise<Certificate | undefined> {
-    const state = await this.state(collection);
-    return state.byTrx.get(trxId)?.certificate;
-  }
-
-  /** Forgets loaded state (tests reopen stores under the same tail). */
-  reset(): void {
-    this.states.clear();
-    this.loaded.clear();
-  }
-
   // ---- internals ----
 
   private decideNew(
