@@ -20,6 +20,31 @@ export interface CollectionInfo {
   readonly uncheckpointed: number;
 }
 
+/** The verdict on one committed revision of a block. */
+export interface RevisionVerification {
+  readonly rev: number;
+  readonly lsn: number;
+  readonly trxId: string;
+  /**
+   * verified: the log entry at `lsn` names this transaction as committed and its certificate carries
+   * a valid quorum of the log block's recorded membership; invalid: it does not; unverifiable: the
+   * entry is no longer held here (archived or never received).
+   */
+  readonly status: 'verified' | 'invalid' | 'unverifiable';
+  readonly detail?: string;
+  /** Members whose signatures were checked. */
+  readonly signers?: readonly string[];
+}
+
+export interface BlockVerification {
+  readonly id: BlockId;
+  readonly collection: string;
+  readonly type: string;
+  /** True when every revision verified. */
+  readonly verified: boolean;
+  readonly revisions: readonly RevisionVerification[];
+}
+
 export interface GetResult {
   readonly key: TreeKey;
   readonly found: boolean;
@@ -68,6 +93,8 @@ export interface Database {
   block(id: BlockId, options?: { readonly rev?: number }): Promise<BlockState>;
   blockHistory(id: BlockId): Promise<BlockRevision[]>;
   blockPending(id: BlockId): Promise<PendingTransform[]>;
+  /** Checks every committed revision of a block against its collection's certified log, offline. */
+  verifyBlock(id: BlockId): Promise<BlockVerification>;
   close(): Promise<void>;
 }
 

@@ -7,7 +7,13 @@ import type { Json } from '../base/codec.js';
 import { BTree } from '../collections/btree/btree.js';
 import { blockTypes, type Block, type BlockOp } from '../storage/block.js';
 import type { BlockAccess } from '../collections/block-access.js';
-import { newLogBlock, type CollectionHeader } from '../collections/log/log-block.js';
+import {
+  isCollectionHeader,
+  isLogBlock,
+  newLogBlock,
+  type CollectionHeader,
+  type LogEntry,
+} from '../collections/log/log-block.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
 import type { RawStore } from '../storage/raw-store.js';
 import { VersionedBlockStore } from '../storage/versioned-block-store.js';
@@ -18,6 +24,8 @@ import { LogTail } from '../transactions/log-tail.js';
 import { isCollectionName } from '../transactions/tx-parse.js';
 import type { ActionResult, TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import type {
+  BlockVerification,
+  RevisionVerification,
   CollectionInfo,
   CollectionKind,
   Database,
@@ -56,6 +64,7 @@ export class SoloNode implements Database {
   private readonly coordinator: Coordinator;
   private readonly raw: RawStore;
   private readonly clock: Clock;
+  private readonly certifier: SoloCertifier;
   private readonly rng: Rng;
   private closed = false;
 
@@ -66,6 +75,7 @@ export class SoloNode implements Database {
     this.identity = identity;
     const members = [identity.id];
     const certifier = new SoloCertifier(identity, init.network ?? 'default');
+    this.certifier = certifier;
     this.blocks = new VersionedBlockStore(this.raw);
     this.repo = new LocalRepo({ blocks: this.blocks, certifier }, { members });
     this.tails = new LogTail(
@@ -251,6 +261,84 @@ export class SoloNode implements Database {
 
   blockPending(id: BlockId): Promise<PendingTransform[]> {
     return this.blocks.pendingOf(id);
+  }
+
+  async verifyBlock(id: BlockId): Promise<BlockVerification> {
+    const history = await this.blockHistory(id);
+    const first = history[0]!;
+    const latest = await this.blocks.latest(id);
+    const header =
+      latest?.block?.header ?? (first.transform.kind === 'insert' ? first.transform.block.header : undefined);
+    if (header === undefined) throw new EngineError('NOT_FOUND', `block ${id} has no readable header`);
+    const minLsn = Math.min(...history.map((revision) => revision.lsn));
+    const entries = await this.logEntriesFrom(header.collection, minLsn);
+    const revisions = history.map((revision): RevisionVerification => {
+      const base = { rev: revision.rev, lsn: revision.lsn, trxId: revision.trxId };
+      // A decision on a prepared entry is a revision of the log block tagged "<trx>:<decision>".
+      const trxId = header.type === blockTypes.logBlock ? revision.trxId.split(':')[0]! : revision.trxId;
+      const found = entries.get(trxId);
+      if (found === undefined) {
+        return {
+          ...base,
+          status: 'unverifiable',
+          detail: `no log entry for transaction ${trxId} is held here`,
+        };
+      }
+      const { entry, members } = found;
+      const certificate = entry.certificate;
+      const matches =
+        certificate.trxId === entry.trxId &&
+        certificate.lsn === entry.lsn &&
+        certificate.collection === header.collection &&
+        certificate.decision === entry.status;
+      if (!matches || !this.certifier.verify(certificate, members)) {
+        return {
+          ...base,
+          status: 'invalid',
+          detail: `the certificate of log entry ${entry.lsn} does not verify`,
+        };
+      }
+      const signers = certificate.signatures.map((signature) => signature.member);
+      if (header.type === blockTypes.logBlock) return { ...base, status: 'verified', signers };
+      if (entry.status !== 'committed' || entry.lsn !== revision.lsn) {
+        return {
+          ...base,
+          status: 'invalid',
+          detail: `log entry ${entry.lsn} is ${entry.status}, not a commit at ${revision.lsn}`,
+        };
+      }
+      const tailWrite = header.type === blockTypes.collectionHeader;
+      if (!tailWrite && !entry.writes.includes(id)) {
+        return { ...base, status: 'invalid', detail: `log entry ${entry.lsn} does not name this block` };
+      }
+      return { ...base, status: 'verified', signers };
+    });
+    return {
+      id,
+      collection: header.collection,
+      type: header.type,
+      verified: revisions.every((revision) => revision.status === 'verified'),
+      revisions,
+    };
+  }
+
+  /** Entries of a collection's log with lsn ≥ minLsn, by transaction, with their block's membership. */
+  private async logEntriesFrom(
+    collection: string,
+    minLsn: number,
+  ): Promise<Map<string, { entry: LogEntry; members: readonly string[] }>> {
+    const out = new Map<string, { entry: LogEntry; members: readonly string[] }>();
+    const headerState = await this.blocks.latest(collectionHeaderId(collection));
+    if (!isCollectionHeader(headerState?.block)) return out;
+    let cursor = (await this.blocks.latest(headerState.block.logTail))?.block;
+    while (isLogBlock(cursor) && cursor.successor !== null)
+      cursor = (await this.blocks.latest(cursor.successor))?.block;
+    while (isLogBlock(cursor)) {
+      for (const entry of cursor.entries) out.set(entry.trxId, { entry, members: cursor.members });
+      if (cursor.firstLsn <= minLsn || cursor.prior === null) break;
+      cursor = (await this.blocks.latest(cursor.prior))?.block;
+    }
+    return out;
   }
 
   async close(): Promise<void> {

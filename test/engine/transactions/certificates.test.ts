@@ -92,3 +92,48 @@ describe('commit certificates', () => {
     }
   });
 });
+
+describe('block verification against the certified log', () => {
+  it('verifies every revision of data and log blocks, and flags a forged certificate after a restart', async () => {
+    const { node, raw } = await memoryNode(31);
+    await node.createCollection('a', 'tree');
+    await node.createCollection('b', 'diary');
+    for (let i = 0; i < 12; i++) {
+      ok(
+        await node.transact({
+          actions: [
+            { collection: 'a', op: 'put', key: `k${i}`, value: i },
+            { collection: 'b', op: 'append', value: i },
+          ],
+        }),
+      );
+    }
+    const info = await node.collectionInfo('a');
+    const root = await node.verifyBlock(info.root);
+    expect(root.verified).to.equal(true);
+    expect(root.revisions).to.have.length(13);
+    expect(root.revisions.every((r) => r.signers?.length === 1)).to.equal(true);
+    expect((await node.verifyBlock(info.tail)).verified).to.equal(true);
+    expect((await node.verifyBlock(info.id)).verified).to.equal(true);
+    await node.close();
+    await raw.open(); // the memory store keeps its data across close, like a disk
+
+    // Swap the signature of the newest entry for one over other bytes: the log no longer proves it.
+    const key = `b/${info.tail}`;
+    const stored = JSON.parse((await raw.get(key))!) as {
+      block: { entries: { certificate: { signatures: { signature: string }[] } }[] };
+    };
+    const last = stored.block.entries.at(-1)!;
+    const other = stored.block.entries.at(-2) ?? stored.block.entries[0]!;
+    last.certificate.signatures[0]!.signature = other.certificate.signatures[0]!.signature;
+    await raw.batch([{ type: 'put', key, value: JSON.stringify(stored) }]);
+    const restarted = (await memoryNode(32, {}, raw)).node;
+    try {
+      const verdict = await restarted.verifyBlock(info.root);
+      expect(verdict.verified).to.equal(false);
+      expect(verdict.revisions.filter((r) => r.status === 'invalid')).to.have.length(1);
+    } finally {
+      await restarted.close();
+    }
+  });
+});
