@@ -107,6 +107,7 @@ export const apiMethods: Readonly<Record<string, Method>> = {
   ),
   'db.blockHistory': method(object({ id: blockId }), ({ db }, p) => db.blockHistory(p.id)),
   'db.blockPending': method(object({ id: blockId }), ({ db }, p) => db.blockPending(p.id)),
+  'db.verifyBlock': method(object({ id: blockId }), ({ db }, p) => db.verifyBlock(p.id)),
   'node.status': method(none, ({ node }) => node.status()),
   'node.identity': method(none, ({ node }) => node.identity()),
   'node.stop': method(none, ({ node }) => node.stop().then(() => ({ stopping: true })), { localOnly: true }),

@@ -28,6 +28,7 @@ import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js'
 import { callApi, isApiMethod, type ApiAnswer } from './api.js';
 import { ControlServer } from './control-server.js';
 import type {
+  BlockVerification,
   CollectionInfo,
   CollectionKind,
   Database,
@@ -568,6 +569,9 @@ export class ServedDatabase implements Database {
   }
   blockPending(id: BlockId): Promise<PendingTransform[]> {
     return this.track(this.inner.blockPending(id));
+  }
+  verifyBlock(id: BlockId): Promise<BlockVerification> {
+    return this.track(this.inner.verifyBlock(id));
   }
   /** The node closes the store itself, after draining. */
   close(): Promise<void> {

@@ -9,6 +9,7 @@ import type { BlockRevision, BlockState, PendingTransform } from '../storage/blo
 import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import type { ApiTransport } from './control-client.js';
 import type {
+  BlockVerification,
   CollectionInfo,
   CollectionKind,
   Database,
@@ -96,6 +97,10 @@ export class RemoteNode implements Database, NodeControl {
 
   blockPending(id: BlockId): Promise<PendingTransform[]> {
     return this.call('db.blockPending', { id });
+  }
+
+  verifyBlock(id: BlockId): Promise<BlockVerification> {
+    return this.call('db.verifyBlock', { id });
   }
 
   status(): Promise<NodeStatus> {
