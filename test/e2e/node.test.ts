@@ -158,7 +158,7 @@ describe('nodes end to end through the built binary', function () {
   }
 
   it('runs three nodes that find each other, and serves data commands through the control socket', async () => {
-    const first = startNode('n1');
+    const first = startNode('n1', ['--clients', 'any']); // the light client below uses a fresh key
     const { peerId: id1, addresses } = await first.started();
     const bootstrap = addresses[0]!;
     const second = startNode('n2', ['--bootstrap', bootstrap]);

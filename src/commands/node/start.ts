@@ -15,14 +15,16 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
     'libp2p peer id), joins the peer-to-peer network (TCP, Noise, Yamux, Kademlia DHT namespaced by ' +
     '--network) and serves the database: other optimystic commands on the same --data go through ' +
     'this node (over a control socket in the data directory), and remote ones reach it with ' +
-    '--connect.\n\n' +
+    '--connect when --clients allows them (peer ids, or any; by default the node serves no light ' +
+    'client and refuses them with BAD_INPUT; --connect uses a fresh key per run, so it needs --clients any ' +
+    'for now).\n\n' +
     'On a terminal it draws a live dashboard (q or Ctrl-C asks before stopping the node). Otherwise, ' +
     'or with --no-dashboard or --json, it prints one NDJSON log line per event (node:start, ' +
     'peer:connect, peer:disconnect, info, error, node:stop). SIGINT, SIGTERM or SIGHUP stop it gracefully: ' +
     'requests finish, the store is flushed and the lock released; exit 0.\n\n' +
     'Settings come from flags, then OPTIMYSTIC_* variables (OPTIMYSTIC_PORT, OPTIMYSTIC_LISTEN, ' +
     'OPTIMYSTIC_ANNOUNCE, OPTIMYSTIC_BOOTSTRAP, OPTIMYSTIC_NETWORK, OPTIMYSTIC_ROLE, ' +
-    'OPTIMYSTIC_CAPACITY, OPTIMYSTIC_GATEWAY, OPTIMYSTIC_BOOTSTRAP_NODE, OPTIMYSTIC_CLUSTER_SIZE; lists ' +
+    'OPTIMYSTIC_CAPACITY, OPTIMYSTIC_GATEWAY, OPTIMYSTIC_BOOTSTRAP_NODE, OPTIMYSTIC_CLUSTER_SIZE, OPTIMYSTIC_CLIENTS; lists ' +
     'comma-separated), then a config file (--config FILE, else DATA/config.json, else ' +
     'optimystic.config.{json,yaml,yml,js,mjs,cjs} or .optimysticrc in the working directory), then ' +
     'defaults. A bad value is named with where it came from: a flag is a usage error (exit 2), a ' +
@@ -99,6 +101,13 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
       max: 20,
       helpValue: 'K',
     }),
+    clients: Flags.string({
+      description:
+        'peer ids allowed to use this node as light clients (--connect), or "any" (repeat or comma-separate) [default: none]',
+      multiple: true,
+      delimiter: ',',
+      helpValue: 'PEERID',
+    }),
     config: Flags.string({
       description: 'config file to use (JSON, YAML or JS) instead of searching for one',
       env: 'OPTIMYSTIC_CONFIG',
@@ -136,6 +145,7 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
         gateway: flags.gateway,
         bootstrapNode: flags['bootstrap-node'],
         clusterSize: flags['cluster-size'],
+        clients: flags.clients,
       },
       env: process.env,
       ...(flags.config === undefined ? {} : { configPath: flags.config }),

@@ -17,6 +17,7 @@ export {
   validateConfigFile,
   validateSettings,
   type NodeConfig,
+  type ClientAccess,
   type NodeRole,
   type NodeSettings,
   type SettingLayers,

@@ -3,6 +3,7 @@
  * flags, OPTIMYSTIC_* environment variables, a config file). Every error names the bad field and the
  * source it came from. Precedence when resolving: flag > environment > config file > default.
  */
+import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { EngineError, type ErrorCode } from '../base/errors.js';
 import { limits } from '../base/limits.js';
@@ -29,7 +30,15 @@ export interface NodeConfig {
   readonly bootstrapNode: boolean;
   /** Peers per block cluster (k). */
   readonly clusterSize: number;
+  /**
+   * Who may use the client protocol (light clients, `--connect`): these peer ids, or `any` peer.
+   * Empty (the default): nobody; the node refuses every client request.
+   */
+  readonly clients: ClientAccess;
 }
+
+/** The peers allowed to use a node's client protocol: a list of peer ids, or every peer. */
+export type ClientAccess = 'any' | readonly string[];
 
 /** What one source may set. `port` is shorthand for listening on all IPv4 interfaces at that port. */
 export interface NodeSettings {
@@ -43,6 +52,7 @@ export interface NodeSettings {
   readonly gateway?: boolean;
   readonly bootstrapNode?: boolean;
   readonly clusterSize?: number;
+  readonly clients?: ClientAccess;
 }
 
 /** The port a node listens on when neither a port nor listen addresses are configured (libp2p's customary one). */
@@ -58,6 +68,7 @@ export const defaultNodeConfig: NodeConfig = {
   gateway: false,
   bootstrapNode: false,
   clusterSize: 5,
+  clients: [],
 };
 
 /** Bounds of the settings, each with its reason. */
@@ -66,6 +77,8 @@ export const configBounds = {
   addressesMax: 16,
   /** Bootstrap peers: a few stable entry points are enough; the DHT finds the rest. */
   bootstrapMax: 64,
+  /** Allowed client peer ids: a short list of the operator's own clients. */
+  clientsMax: 256,
   /** A config file is a few hundred bytes; a huge one is a mistake (or the wrong file). */
   fileBytesMax: 1024 * 1024,
 } as const;
@@ -94,6 +107,7 @@ export const flagNames: Record<keyof NodeSettings, string> = {
   gateway: '--gateway',
   bootstrapNode: '--bootstrap-node',
   clusterSize: '--cluster-size',
+  clients: '--clients',
 };
 
 export const envNames: Record<keyof NodeSettings, string> = {
@@ -107,6 +121,7 @@ export const envNames: Record<keyof NodeSettings, string> = {
   gateway: 'OPTIMYSTIC_GATEWAY',
   bootstrapNode: 'OPTIMYSTIC_BOOTSTRAP_NODE',
   clusterSize: 'OPTIMYSTIC_CLUSTER_SIZE',
+  clients: 'OPTIMYSTIC_CLIENTS',
 };
 
 /** Field names in a config file (`capacity` there, like the flag; it accepts "10GB" too). */
@@ -121,6 +136,7 @@ export const fileFieldNames: Record<keyof NodeSettings, string> = {
   gateway: 'gateway',
   bootstrapNode: 'bootstrapNode',
   clusterSize: 'clusterSize',
+  clients: 'clients',
 };
 
 export const flagSource: SettingSource = { kind: 'flag', label: (field) => flagNames[field] };
@@ -285,6 +301,42 @@ function checkClusterSize(value: unknown, source: SettingSource): number {
   return value;
 }
 
+/**
+ * The client allow list: `any`, or peer ids (a file may give a list or the string `any`; a flag or
+ * variable gives comma-separated words, `any` alone).
+ */
+function checkClients(value: unknown, source: SettingSource): ClientAccess {
+  if (value === 'any') return 'any';
+  if (!Array.isArray(value))
+    throw invalid(source, 'clients', `must be "any" or a list of peer ids, not ${show(value)}`);
+  if (value.length > configBounds.clientsMax)
+    throw invalid(source, 'clients', `at most ${configBounds.clientsMax} peer ids, not ${value.length}`);
+  const ids = value.map((item: unknown, index) => {
+    if (typeof item !== 'string' || item.trim() === '')
+      throw invalid(source, 'clients', `entry ${index + 1} must be a peer id string, not ${show(item)}`);
+    return item.trim();
+  });
+  if (ids.includes('any')) {
+    if (ids.length === 1) return 'any';
+    throw invalid(source, 'clients', '"any" allows every peer: give it alone, not with peer ids');
+  }
+  for (const [index, id] of ids.entries()) {
+    let parsed: string;
+    try {
+      parsed = peerIdFromString(id).toString();
+    } catch {
+      parsed = '';
+    }
+    if (parsed !== id)
+      throw invalid(
+        source,
+        'clients',
+        `entry ${index + 1} ${JSON.stringify(id)} is not a peer id (example: 12D3KooW…; a client shows its own with "keygen identity")`,
+      );
+  }
+  return [...new Set(ids)];
+}
+
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
   const text = JSON.stringify(value) ?? typeof value;
@@ -304,6 +356,7 @@ const checkers: Checkers = {
   gateway: (value, source) => checkBoolean(value, 'gateway', source),
   bootstrapNode: (value, source) => checkBoolean(value, 'bootstrapNode', source),
   clusterSize: checkClusterSize,
+  clients: checkClients,
 };
 
 const settingFields = Object.keys(checkers) as (keyof NodeSettings)[];
@@ -364,6 +417,7 @@ export function settingsFromEnv(env: Readonly<Record<string, string | undefined>
       case 'listen':
       case 'announce':
       case 'bootstrap':
+      case 'clients':
         values[field] = text.split(',').map((part) => part.trim());
         break;
       case 'gateway':
@@ -429,6 +483,7 @@ export function resolveNodeConfig(layers: SettingLayers): NodeConfig {
     gateway: pick('gateway') ?? defaultNodeConfig.gateway,
     bootstrapNode: pick('bootstrapNode') ?? defaultNodeConfig.bootstrapNode,
     clusterSize: pick('clusterSize') ?? defaultNodeConfig.clusterSize,
+    clients: pick('clients') ?? defaultNodeConfig.clients,
   };
   if (config.bootstrapNode && config.listen.some((address) => /\/tcp\/0(\/|$)/.test(address))) {
     const source = ordered.find((layer) => layer.settings.bootstrapNode !== undefined)?.source ?? flagSource;

@@ -21,6 +21,7 @@ import {
   type ClientRequest,
   type NetworkInit,
   type NetworkNode,
+  type RequestContext,
 } from '../network/index.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
 import { LevelRawStore } from '../storage/level-store.js';
@@ -201,7 +202,8 @@ export class RunningNode implements NodeControl {
       this.network = await this.startNetwork();
       await serveClient(
         this.network,
-        async (request: ClientRequest) => {
+        async (request: ClientRequest, context: RequestContext) => {
+          this.admitClient(context.peerId);
           const answer = await this.answer(request.type, request['params'], false);
           return answer.kind === 'stream' ? streamReply(answer.items) : answer.value;
         },
@@ -280,6 +282,20 @@ export class RunningNode implements NodeControl {
       // A peer that does not answer keeps its last latency; its connection's fate is libp2p's business.
       network.ping(peer).catch(() => undefined);
     }
+  }
+
+  /**
+   * The client protocol serves only the peers of the `clients` setting (or any peer with `any`).
+   * A refused request is BAD_INPUT: asking again unchanged is refused the same way.
+   */
+  private admitClient(peerId: string): void {
+    const { clients } = this.config;
+    if (clients === 'any' || clients.includes(peerId)) return;
+    throw new EngineError(
+      'BAD_INPUT',
+      `node ${this.peerId} does not serve client ${peerId}: it serves only the peers of its clients setting; start the node with --clients <your client peer id> or --clients any`,
+      { client: peerId },
+    );
   }
 
   private answer(method: string, params: unknown, local: boolean): Promise<ApiAnswer> {

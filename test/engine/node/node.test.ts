@@ -140,7 +140,7 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
   });
 
   it('answers light clients over libp2p, but keeps stop and dialling to its own control socket', async () => {
-    const node = await start('a');
+    const node = await start('a', { clients: 'any' });
     const local = await reachDatabase({ dataDir: join(root, 'a') });
     await local.createCollection('notes', 'diary');
     await local.transact({ actions: [{ collection: 'notes', op: 'append', value: 'hello' }] });
