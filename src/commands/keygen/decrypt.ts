@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import {
   advanceDecryption,
   EngineError,
@@ -9,7 +9,7 @@ import {
   type DecryptProgress,
   type ThresholdCiphertext,
 } from '../../engine/index.js';
-import { decryptLines, KeygenCommand, keygenFlags } from '../../ui/cli/keygen/index.js';
+import { decryptLines, keyArg, KeygenCommand, keygenFlags } from '../../ui/cli/keygen/index.js';
 
 export default class KeygenDecrypt extends KeygenCommand<typeof KeygenDecrypt> {
   static override summary =
@@ -44,7 +44,7 @@ export default class KeygenDecrypt extends KeygenCommand<typeof KeygenDecrypt> {
     },
   ];
   static override args = {
-    key: Args.string({ description: 'key id, unique id prefix, or label', required: true }),
+    key: keyArg,
   };
   static override flags = {
     ciphertext: Flags.string({
@@ -54,10 +54,7 @@ export default class KeygenDecrypt extends KeygenCommand<typeof KeygenDecrypt> {
     in: keygenFlags.in,
     out: keygenFlags.out,
     approve: keygenFlags.approve,
-    request: Flags.string({
-      description: 'act only on this request (its id or first characters)',
-      helpValue: 'R',
-    }),
+    request: keygenFlags.request,
     plaintext: Flags.string({
       description: 'write the plaintext to FILE (mode 0600) instead of stdout',
       helpValue: 'FILE',

@@ -1,6 +1,11 @@
-import { Args, Flags } from '@oclif/core';
 import { proposeCeremony } from '../../engine/index.js';
-import { ceremonyLines, KeygenCommand, keygenFlags, parseDuration } from '../../ui/cli/keygen/index.js';
+import {
+  ceremonyLines,
+  keyArg,
+  KeygenCommand,
+  keygenFlags,
+  parseDuration,
+} from '../../ui/cli/keygen/index.js';
 
 export default class KeygenRefresh extends KeygenCommand<typeof KeygenRefresh> {
   static override summary = 'Refresh a threshold key: same public key and threshold, every share replaced';
@@ -20,19 +25,11 @@ export default class KeygenRefresh extends KeygenCommand<typeof KeygenRefresh> {
     },
   ];
   static override args = {
-    key: Args.string({ description: 'key id, unique id prefix, or label', required: true }),
+    key: keyArg,
   };
   static override flags = {
-    out: Flags.string({
-      description: 'exchange directory to write the proposal to',
-      helpValue: 'DIR',
-      required: true,
-    }),
-    expires: Flags.string({
-      description: 'how long the ceremony may take',
-      default: '24h',
-      helpValue: 'DURATION',
-    }),
+    out: keygenFlags.proposalOut,
+    expires: keygenFlags.expires,
     transport: keygenFlags.transport,
     'passphrase-file': keygenFlags.passphraseFile,
   };

@@ -1,6 +1,12 @@
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { proposeCeremony } from '../../engine/index.js';
-import { ceremonyLines, KeygenCommand, keygenFlags, parseDuration } from '../../ui/cli/keygen/index.js';
+import {
+  ceremonyLines,
+  keyArg,
+  KeygenCommand,
+  keygenFlags,
+  parseDuration,
+} from '../../ui/cli/keygen/index.js';
 
 export default class KeygenReshare extends KeygenCommand<typeof KeygenReshare> {
   static override summary = 'Reshare a threshold key to a new set of holders and/or a new threshold';
@@ -20,7 +26,7 @@ export default class KeygenReshare extends KeygenCommand<typeof KeygenReshare> {
     },
   ];
   static override args = {
-    key: Args.string({ description: 'key id, unique id prefix, or label', required: true }),
+    key: keyArg,
   };
   static override flags = {
     roster: Flags.string({
@@ -39,16 +45,8 @@ export default class KeygenReshare extends KeygenCommand<typeof KeygenReshare> {
       multiple: true,
       helpValue: 'PEERS',
     }),
-    out: Flags.string({
-      description: 'exchange directory to write the proposal to',
-      helpValue: 'DIR',
-      required: true,
-    }),
-    expires: Flags.string({
-      description: 'how long the ceremony may take',
-      default: '24h',
-      helpValue: 'DURATION',
-    }),
+    out: keygenFlags.proposalOut,
+    expires: keygenFlags.expires,
     transport: keygenFlags.transport,
     'passphrase-file': keygenFlags.passphraseFile,
   };

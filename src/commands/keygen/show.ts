@@ -1,6 +1,5 @@
-import { Args } from '@oclif/core';
 import { checkActivation, type StoredKey } from '../../engine/index.js';
-import { KeygenCommand } from '../../ui/cli/keygen/index.js';
+import { keyArg, KeygenCommand } from '../../ui/cli/keygen/index.js';
 
 export default class KeygenShow extends KeygenCommand<typeof KeygenShow> {
   static override summary = 'Show a threshold key: public key, suite, t of n, holders, purpose, status';
@@ -19,7 +18,7 @@ export default class KeygenShow extends KeygenCommand<typeof KeygenShow> {
     },
   ];
   static override args = {
-    key: Args.string({ description: 'key id, unique id prefix, or label', required: true }),
+    key: keyArg,
   };
 
   override async run(): Promise<void> {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import {
   advanceSigning,
   EngineError,
@@ -7,7 +7,7 @@ import {
   requestSignature,
   type SignProgress,
 } from '../../engine/index.js';
-import { KeygenCommand, keygenFlags, signLines, signWaiting } from '../../ui/cli/keygen/index.js';
+import { keyArg, KeygenCommand, keygenFlags, signLines, signWaiting } from '../../ui/cli/keygen/index.js';
 
 export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
   static override summary = 'Sign with a threshold key: t holders, FROST, through files';
@@ -46,7 +46,7 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
     },
   ];
   static override args = {
-    key: Args.string({ description: 'key id, unique id prefix, or label', required: true }),
+    key: keyArg,
   };
   static override flags = {
     message: Flags.string({
@@ -64,10 +64,7 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
     in: keygenFlags.in,
     out: keygenFlags.out,
     approve: keygenFlags.approve,
-    request: Flags.string({
-      description: 'act only on this request (its id or first characters)',
-      helpValue: 'R',
-    }),
+    request: keygenFlags.request,
     signers: Flags.string({
       description:
         'coordinator: holders to ask (identifiers or peer ids, comma-separated) [default: the first t]',

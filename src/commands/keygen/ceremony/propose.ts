@@ -52,16 +52,8 @@ export default class KeygenCeremonyPropose extends KeygenCommand<typeof KeygenCe
       multiple: true,
       helpValue: 'PEERS',
     }),
-    expires: Flags.string({
-      description: 'how long the ceremony may take before it fails with TIMEOUT',
-      default: '24h',
-      helpValue: 'DURATION',
-    }),
-    out: Flags.string({
-      description: 'exchange directory to write the proposal to',
-      helpValue: 'DIR',
-      required: true,
-    }),
+    expires: keygenFlags.expires,
+    out: keygenFlags.proposalOut,
     transport: keygenFlags.transport,
     'passphrase-file': keygenFlags.passphraseFile,
   };

@@ -2,6 +2,7 @@
 export {
   KeygenCommand,
   keygenFlags,
+  keyArg,
   parseDuration,
   scryptCostEnvVar,
   sealCostFromEnv,

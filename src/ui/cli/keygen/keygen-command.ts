@@ -1,4 +1,4 @@
-import { Flags, type Command } from '@oclif/core';
+import { Args, Flags, type Command } from '@oclif/core';
 import {
   EngineError,
   KeyStore,
@@ -38,6 +38,22 @@ export const keygenFlags = {
   out: Flags.string({
     description: 'exchange directory to write message files to (default: --in)',
     helpValue: 'DIR',
+  }),
+  /** Where a proposing command (`ceremony propose`, `refresh`, `reshare`) writes its proposal. */
+  proposalOut: Flags.string({
+    description: 'exchange directory to write the proposal to',
+    helpValue: 'DIR',
+    required: true,
+  }),
+  expires: Flags.string({
+    description: 'how long the ceremony may take before it fails with TIMEOUT',
+    default: '24h',
+    helpValue: 'DURATION',
+  }),
+  /** Sign and decrypt: narrow a step to one request when several are in the exchange directory. */
+  request: Flags.string({
+    description: 'act only on this request (its id or first characters)',
+    helpValue: 'R',
   }),
   approve: Flags.boolean({
     description:
@@ -157,3 +173,6 @@ export function parseDuration(text: string, what: string): number {
     throw new EngineError('BAD_INPUT', `${what} must be a duration like 30m, 24h or 7d, at most 30d`);
   return ms;
 }
+
+/** The KEY argument every command about one threshold key takes. */
+export const keyArg = Args.string({ description: 'key id, unique id prefix, or label', required: true });
