@@ -161,22 +161,16 @@ export class LogTail implements TailClient {
         certificate,
       };
       const log: LogBlock = { ...request.log, entries: [entry] };
-      const revision = (
-        block: typeof log | CollectionHeader | CreateCollectionRequest['root'],
-      ): DirectRevision => ({
-        blockId: block.header.id,
-        trxId: request.trxId,
-        lsn,
-        baseRev: 0,
-        transform: { kind: 'insert', block },
-      });
-      const baseRevs = await Promise.all(
-        [request.header, request.root, log].map(
-          async (b) => (await this.components.blocks.latest(b.header.id))?.rev ?? 0,
-        ),
-      );
+      // Root and log ids are fresh; only the header id (derived from the name) can have a history.
+      const baseRevs = new Map([[request.header.header.id, existing?.rev ?? 0]]);
       await this.components.blocks.apply(
-        [request.header, request.root, log].map((b, i) => ({ ...revision(b), baseRev: baseRevs[i] ?? 0 })),
+        [request.header, request.root, log].map((block): DirectRevision => ({
+          blockId: block.header.id,
+          trxId: request.trxId,
+          lsn,
+          baseRev: baseRevs.get(block.header.id) ?? 0,
+          transform: { kind: 'insert', block },
+        })),
       );
       this.states.delete(name);
       this.loaded.delete(name);
