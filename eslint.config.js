@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 /** Engine layers, bottom first. A layer may import only from layers below it (and itself). */
-const layers = ['base', 'crypto', 'storage', 'collections', 'transactions', 'consensus', 'matchmaking', 'archive', 'network', 'config', 'node'];
+const layers = ['base', 'crypto', 'storage', 'collections', 'transactions', 'consensus', 'matchmaking', 'archive', 'network', 'cluster', 'config', 'node'];
 
 const layerRules = layers.map((layer, index) => ({
   files: [`src/engine/${layer}/**/*.{ts,tsx}`],
