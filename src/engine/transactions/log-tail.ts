@@ -43,6 +43,11 @@ export interface LogTailComponents {
 export interface LogTailInit {
   /** Membership recorded in new log blocks (the solo node alone in embedded mode). */
   readonly members: readonly string[];
+  /**
+   * Membership to record in a successor log block (networked nodes: the block's cluster). Defaults to
+   * `members`.
+   */
+  readonly membersFor?: (blockId: BlockId) => readonly string[];
   readonly entriesPerBlockMax?: number;
   readonly windowEntriesMax?: number;
   /** Actions larger than this are kept as a digest in the log entry instead of inline. */
@@ -301,7 +306,7 @@ export class LogTail implements TailClient {
       // Seal: the successor is named in the old tail and in the header, all in one batch.
       const successorId = newBlockId(this.components.rng);
       const successor: LogBlock = {
-        ...newLogBlock(successorId, state.collection, state.tail.header.id, entry.lsn, this.init.members),
+        ...newLogBlock(successorId, state.collection, state.tail.header.id, entry.lsn, this.init.membersFor?.(successorId) ?? this.init.members),
         entries: [entry],
       };
       await blocks.apply([
@@ -442,6 +447,18 @@ export class LogTail implements TailClient {
       } else break;
     }
     state.checkpoint = next;
+  }
+
+  /**
+   * Drops what this tail cached about a collection; the next request reloads it from the store. A
+   * networked node calls it when another node may have decided entries of the collection.
+   */
+  forget(collection: string): Promise<void> {
+    return this.serialize(collection, () => {
+      this.states.delete(collection);
+      this.loaded.delete(collection);
+      return Promise.resolve();
+    });
   }
 
   private serialize<T>(collection: string, work: () => Promise<T>): Promise<T> {
