@@ -7,6 +7,7 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
+import { ed25519PublicKeyOfPeerId } from '../base/base58.js';
 import { canonicalJson } from '../base/codec.js';
 import type { BlockId, TrxId } from '../base/ids.js';
 import type { Certificate, EntryStatus } from '../collections/log/log-block.js';
@@ -104,11 +105,17 @@ const spkiPrefix = Buffer.from('302a300506032b6570032100', 'hex');
 const publicKeys = new Map<string, KeyObject>();
 const publicKeysMax = 4096;
 
+/**
+ * The public key of a member id. Two forms are accepted: an Ed25519 libp2p peer id (`12D3KooW…`,
+ * what networked nodes are known by), and the raw 32-byte key in base64url (solo data dirs). They
+ * cannot be confused: a peer id is 52 characters, a base64url key 43. Throws for anything else.
+ */
 function publicKeyOf(memberId: string): KeyObject {
   let key = publicKeys.get(memberId);
   if (key === undefined) {
+    const raw = ed25519PublicKeyOfPeerId(memberId) ?? Buffer.from(memberId, 'base64url');
     key = createPublicKey({
-      key: Buffer.concat([spkiPrefix, Buffer.from(memberId, 'base64url')]),
+      key: Buffer.concat([spkiPrefix, raw]),
       format: 'der',
       type: 'spki',
     });
@@ -118,6 +125,7 @@ function publicKeyOf(memberId: string): KeyObject {
   return key;
 }
 
+/** Checks a member's Ed25519 signature (base64url); false, never a throw, for any malformed input. */
 export function verifyEd25519(memberId: string, message: Uint8Array, signature: string): boolean {
   try {
     return verify(null, message, publicKeyOf(memberId), Buffer.from(signature, 'base64url'));
