@@ -129,6 +129,17 @@ export const limits = {
   consensusRedirectsMax: 8,
   /** Valid votes remembered (by member, signature and message) so a certificate's votes are checked once per process, not once per hop. */
   consensusVerifiedVotesCachedMax: 16_384,
+  // Consensus over libp2p (src/engine/cluster/consensus-edge.ts).
+  /** Consensus groups one node runs at once; an idle one is stopped (its state stays on disk) and reloaded when needed. */
+  consensusGroupsHostedMax: 1024,
+  /** A group with no proposal, decision or Paxos traffic (heartbeats aside) for this long is stopped here. */
+  consensusGroupIdleMs: 5 * 60_000,
+  /** Consensus messages on their way to one peer; beyond this they are dropped (the core resends), so a dead peer pins nothing. Below streamsPerPeerMax so votes never crowd a member's other protocols out at the receiver. */
+  consensusSendsPerPeerMax: 16,
+  /** A consensus message not delivered by then is given up: a few retransmit periods on, the core has resent it anyway. */
+  consensusSendTimeoutMs: 2_000,
+  /** Equivocation proofs kept in memory for status (every proof is also persisted with its group). */
+  consensusEquivocationsKeptMax: 64,
 } as const;
 
 export type Limits = typeof limits;

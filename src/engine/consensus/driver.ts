@@ -84,6 +84,10 @@ export function rejectionError(reason: RejectReason): EngineError {
   }
 }
 
+function stoppedError(inDoubt: boolean): EngineError {
+  return new EngineError('UNAVAILABLE', 'the consensus group was stopped here', { inDoubt });
+}
+
 export interface GroupDriverComponents {
   readonly store: ConsensusStore;
   readonly transport: ConsensusTransport;
@@ -105,6 +109,7 @@ export class GroupDriver {
     { resolve: (c: ConsensusCertificate) => void; reject: (e: EngineError) => void }
   >();
   private nextId = 0;
+  private stopped = false;
 
   constructor(
     private readonly components: GroupDriverComponents,
@@ -159,6 +164,20 @@ export class GroupDriver {
     return settled;
   }
 
+  /**
+   * Stops the driver: proposals still waiting are rejected (UNAVAILABLE, in doubt: a value in flight
+   * may still be decided by the others), later inputs are ignored, and the call resolves once the step
+   * in progress is done, so everything it persisted is on disk before another driver for the group
+   * loads it.
+   */
+  stop(): Promise<void> {
+    this.stopped = true;
+    const waiting = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const waiter of waiting) waiter.reject(stoppedError(true));
+    return this.queue;
+  }
+
   private enqueue(work: () => Promise<void>): Promise<void> {
     const next = this.queue.then(work);
     this.queue = next.catch(() => undefined);
@@ -166,6 +185,15 @@ export class GroupDriver {
   }
 
   private async apply(input: ConsensusInput): Promise<void> {
+    if (this.stopped) {
+      if (input.type === 'propose')
+        for (const { id } of input.proposals) {
+          const waiter = this.waiting.get(id);
+          this.waiting.delete(id);
+          waiter?.reject(stoppedError(false));
+        }
+      return;
+    }
     if (this.state === null) throw new EngineError('UNAVAILABLE', 'the consensus group is not started');
     const { state, effects } = step(this.state, input);
     this.state = state;
