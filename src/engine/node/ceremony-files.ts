@@ -317,6 +317,21 @@ export interface CeremonyRecord {
   /** Exchange files this participant wrote, in order (copies are under sent/). */
   sent: string[];
   updatedAtMs: number;
+  /**
+   * Set for a ceremony run over the network between running nodes (ceremony-net.ts): the node drives
+   * it, not `keygen ceremony step`.
+   */
+  network?: CeremonyRoutes;
+}
+
+/** Where the participants of a networked ceremony run: the node behind each ceremony identity. */
+export interface CeremonyRoutes {
+  /** The node (libp2p peer id) that proposed the ceremony. */
+  coordinator: string;
+  /** Ceremony peer id → node peer id, one per roster member. */
+  nodes: Record<string, string>;
+  /** How long a round may wait for a silent participant before the node blames it. */
+  phaseTimeoutMs: number;
 }
 
 /** Sealed (`ceremonies/<session>/state.json`): the state holds the seed of every random choice. */
@@ -388,7 +403,7 @@ export function summarizeKey(key: StoredKey): KeySummary {
   };
 }
 
-const ceremonyDir = (session: string): string => `ceremonies/${session}`;
+export const ceremonyDir = (session: string): string => `ceremonies/${session}`;
 const messageRank: Record<CeremonyMessage['type'], number> = {
   Proposal: 0,
   Accept: 1,
@@ -408,7 +423,10 @@ export async function listCeremonies(store: KeyStore): Promise<CeremonyRecord[]>
   return records.sort((a, b) => b.updatedAtMs - a.updatedAtMs);
 }
 
-async function readCeremonyRecord(store: KeyStore, session: string): Promise<CeremonyRecord | undefined> {
+export async function readCeremonyRecord(
+  store: KeyStore,
+  session: string,
+): Promise<CeremonyRecord | undefined> {
   const value = await store.readRecord(`${ceremonyDir(session)}/record.json`, `ceremony ${session}`);
   if (value === undefined) return undefined;
   const record = value as CeremonyRecord;
@@ -417,7 +435,7 @@ async function readCeremonyRecord(store: KeyStore, session: string): Promise<Cer
   return record;
 }
 
-function isFinished(phase: CeremonyPhase): boolean {
+export function isFinished(phase: CeremonyPhase): boolean {
   return phase === 'complete' || phase === 'failed';
 }
 
@@ -529,21 +547,7 @@ export async function proposeCeremony(options: ProposeOptions): Promise<Ceremony
       } else {
         roster = [...cards.values()].sort((a, b) => (a.peerId < b.peerId ? -1 : 1));
       }
-      if (options.threshold === undefined)
-        throw new EngineError('BAD_INPUT', 'key generation needs --threshold');
-      message = createProposal(
-        me.identity,
-        {
-          kind: 'dkg',
-          suite: options.suite ?? (options.purpose === 'decrypt' ? 'ristretto255-sha512' : 'ed25519-sha512'),
-          ...(options.purpose === undefined ? {} : { purpose: options.purpose }),
-          label: options.label ?? '',
-          threshold: options.threshold,
-          roster,
-          expiresAtMs,
-        },
-        store.rng,
-      );
+      message = createKeyProposal(store, me, { ...options, roster, expiresAtMs });
     } else {
       const key = await store.resolveKey(options.keyRef ?? '');
       const pk = checkPublicKey(key.publicKey, 'CORRUPT');
@@ -593,16 +597,40 @@ export async function proposeCeremony(options: ProposeOptions): Promise<Ceremony
       }
       if (!checkProposal(message).priorIdentifiers.has(self)) priorShare = null;
     }
-    const run = new CeremonyRun(store, me, passphrase, message, options.outDir);
-    run.join(priorShare);
-    await run.saveJoined();
-    await run.writeMessage(message);
-    run.apply({ type: 'Approve' });
-    run.decision = 'approved';
-    return await run.finish();
+    const run = new CeremonyRun(store, me, passphrase, message, fileSink(options.outDir));
+    return await run.propose(priorShare);
   } finally {
     await lock.release();
   }
+}
+
+/** Builds and signs a key generation proposal over a roster of cards (in identifier order). */
+export function createKeyProposal(
+  store: KeyStore,
+  me: CeremonyIdentity,
+  options: {
+    roster: ParticipantCard[];
+    expiresAtMs: number;
+    suite?: SuiteId;
+    purpose?: KeyPurpose;
+    label?: string;
+    threshold?: number;
+  },
+): ProposalMessage {
+  if (options.threshold === undefined) throw new EngineError('BAD_INPUT', 'key generation needs --threshold');
+  return createProposal(
+    me.identity,
+    {
+      kind: 'dkg',
+      suite: options.suite ?? (options.purpose === 'decrypt' ? 'ristretto255-sha512' : 'ed25519-sha512'),
+      ...(options.purpose === undefined ? {} : { purpose: options.purpose }),
+      label: options.label ?? '',
+      threshold: options.threshold,
+      roster: options.roster,
+      expiresAtMs: options.expiresAtMs,
+    },
+    store.rng,
+  );
 }
 
 export interface StepOptions {
@@ -667,9 +695,14 @@ export async function stepCeremonyFiles(options: StepOptions): Promise<CeremonyP
       throw new EngineError(error.code, `${session.proposal!.file.path}: ${error.message}`);
     }
     if (record !== undefined && isFinished(record.phase)) return finishedProgress(store, record, self);
+    if (record?.network !== undefined)
+      throw new EngineError(
+        'BAD_INPUT',
+        `ceremony ${sessionTag(record.session)} runs over the network between running nodes; the node on this data directory drives it (see keygen ceremony accept)`,
+      );
     const incoming = authenticate(checked, self, parsed, files);
 
-    const run = new CeremonyRun(store, me, passphrase, proposal, options.outDir);
+    const run = new CeremonyRun(store, me, passphrase, proposal, fileSink(options.outDir));
     if (record === undefined) {
       const decision = await options.decide({
         kind: 'ceremony',
@@ -685,7 +718,7 @@ export async function stepCeremonyFiles(options: StepOptions): Promise<CeremonyP
       await run.open();
     }
     run.apply({ type: 'Tick', nowMs: store.clock.now() });
-    for (const { file, message } of incoming) run.receive(file, message);
+    for (const { file, message } of incoming) run.receive(file.name, message);
     if (options.deadline === true && !isFinished(run.state.phase)) run.apply({ type: 'Deadline' });
     return await run.finish();
   } finally {
@@ -738,7 +771,8 @@ async function chooseCeremony(
         `no ceremony ${ref} in progress here or proposed in ${options.inDir}`,
       );
   } else {
-    for (const r of records) if (!isFinished(r.phase)) candidates.add(r.session);
+    // A networked ceremony is driven by the node (ceremony-net.ts), never by a step.
+    for (const r of records) if (!isFinished(r.phase) && r.network === undefined) candidates.add(r.session);
     for (const s of proposals.keys()) candidates.add(s);
     // Nothing open: a step run again after the end reports how the ceremony in the directory ended.
     const ended = records.find(
@@ -864,25 +898,39 @@ async function finishedProgress(
   };
 }
 
-/** One command's work on one ceremony: the state, the inputs fed to it, and what to write. */
-class CeremonyRun {
+/** Where a ceremony's outgoing messages go: an exchange directory, or the network (ceremony-net.ts). */
+export type MessageSink = (name: string, message: CeremonyMessage) => Promise<void>;
+
+/** The air-gapped sink: each message becomes an exchange file in `outDir`. */
+export function fileSink(outDir: string): MessageSink {
+  return (name, message) => writeExchangeFile(outDir, name, message);
+}
+
+/**
+ * One participant's work on one ceremony: the state, the inputs fed to it, and what to send. An
+ * air-gapped command makes one per run; a node keeps one open while a networked ceremony runs and
+ * calls `finish` after every batch of inputs.
+ */
+export class CeremonyRun {
   state!: CeremonyState;
   decision: CeremonyProgress['decision'] = null;
+  /** A networked ceremony's routes, kept in its record. */
+  network: CeremonyRoutes | undefined;
   private consumed = new Set<string>();
   private priorShare: ThresholdShare | null = null;
   private joined = false;
-  private readonly outgoing: CeremonyMessage[] = [];
-  private readonly effects: CeremonyEffect[] = [];
-  private readonly read: CeremonyProgress['read'] = [];
-  private readonly ignored: CeremonyProgress['ignored'] = [];
+  private outgoing: CeremonyMessage[] = [];
+  private effects: CeremonyEffect[] = [];
+  private read: CeremonyProgress['read'] = [];
+  private ignored: CeremonyProgress['ignored'] = [];
   private readonly dir: string;
 
   constructor(
     private readonly store: KeyStore,
     private readonly me: CeremonyIdentity,
     private readonly passphrase: string,
-    private readonly proposal: ProposalMessage,
-    private readonly outDir: string,
+    readonly proposal: ProposalMessage,
+    private readonly sink: MessageSink,
   ) {
     this.dir = ceremonyDir(proposal.session);
   }
@@ -898,6 +946,16 @@ class CeremonyRun {
     this.state = joinCeremony(this.proposal, this.keys, this.store.rng, this.store.clock.now());
     this.consumed.add(messageDigest(this.proposal));
     this.joined = true;
+  }
+
+  /** The proposer: joins, sends the proposal and approves it (proposing is approving). */
+  async propose(priorShare: ThresholdShare | null): Promise<CeremonyProgress> {
+    this.join(priorShare);
+    await this.saveJoined();
+    await this.writeMessage(this.proposal);
+    this.apply({ type: 'Approve' });
+    this.decision = 'approved';
+    return this.finish();
   }
 
   async open(): Promise<void> {
@@ -933,17 +991,18 @@ class CeremonyRun {
     }
   }
 
-  receive(file: ExchangeFile, message: CeremonyMessage): void {
+  /** Feeds one message (named for progress reports); a message the ceremony no longer wants is listed as ignored. */
+  receive(name: string, message: CeremonyMessage): void {
     const digest = messageDigest(message);
     if (this.consumed.has(digest)) return;
     try {
       this.apply({ type: 'Receive', message });
-      this.read.push({ file: file.name, type: message.type, from: message.from });
+      this.read.push({ file: name, type: message.type, from: message.from });
     } catch (error) {
       if (!isEngineError(error, 'BAD_INPUT')) throw error;
       const reason = error.details?.['reason'];
       this.ignored.push({
-        file: file.name,
+        file: name,
         reason: typeof reason === 'string' ? `${reason}: ${error.message}` : error.message,
       });
     }
@@ -953,7 +1012,7 @@ class CeremonyRun {
   async writeMessage(message: CeremonyMessage): Promise<string> {
     const name = ceremonyFileName(message);
     await this.store.writeRecord(`${this.dir}/sent/${name}`, message);
-    await writeExchangeFile(this.outDir, name, message);
+    await this.sink(name, message);
     return name;
   }
 
@@ -970,6 +1029,7 @@ class CeremonyRun {
 
   private async saveRecord(wrote: readonly string[], keyId: string | null = null): Promise<void> {
     const previous = await readCeremonyRecord(this.store, this.proposal.session);
+    const network = this.network ?? previous?.network;
     const record: CeremonyRecord = {
       format: 'optimystic-ceremony-record',
       version: 1,
@@ -982,18 +1042,28 @@ class CeremonyRun {
       failure: this.state.failure,
       sent: [...new Set([...(previous?.sent ?? []), ...wrote])],
       updatedAtMs: this.store.clock.now(),
+      ...(network === undefined ? {} : { network }),
     };
     await this.store.writeRecord(`${this.dir}/record.json`, record);
   }
 
   /**
-   * Writes the outgoing messages, then installs a completed key, then saves the state. Every step
-   * is deterministic from the sealed seed, so a crash in between repeats the same messages.
-   * A finished ceremony's secrets (seed, and a dealer's old share) are deleted once it is recorded.
+   * Sends the outgoing messages, then installs a completed key, then saves the state, and reports
+   * what this batch did. Every step is deterministic from the sealed seed, so a crash in between
+   * repeats the same messages. A finished ceremony's secrets (seed, and a dealer's old share) are
+   * deleted once it is recorded.
    */
   async finish(): Promise<CeremonyProgress> {
     const wrote: string[] = [];
-    for (const message of this.outgoing) wrote.push(await this.writeMessage(message));
+    const outgoing = this.outgoing;
+    const effects = this.effects;
+    const read = this.read;
+    const ignored = this.ignored;
+    this.outgoing = [];
+    this.effects = [];
+    this.read = [];
+    this.ignored = [];
+    for (const message of outgoing) wrote.push(await this.writeMessage(message));
     let key: KeySummary | null = null;
     const s = this.state;
     if (s.phase === 'complete' && s.result !== null) {
@@ -1022,21 +1092,25 @@ class CeremonyRun {
       await this.saveRecord(wrote);
     }
     const events: CeremonyEvent[] = [];
-    for (const e of this.effects) {
+    for (const e of effects) {
       if (e.type === 'Blamed') events.push({ type: 'blamed', attempt: e.attempt, blame: e.blame });
       if (e.type === 'Restarted')
         events.push({ type: 'restarted', attempt: e.attempt, dealers: e.dealers, recipients: e.recipients });
     }
+    const joined = this.joined;
+    const decision = this.decision;
+    this.joined = false;
+    this.decision = null;
     return {
       session: s.session,
       summary: summarizeProposal(this.proposal, this.me.identity.peerId),
       self: this.me.identity.peerId,
       phase: s.phase,
       attempt: s.attempt.number,
-      joined: this.joined,
-      decision: this.decision,
-      read: this.read,
-      ignored: this.ignored,
+      joined,
+      decision,
+      read,
+      ignored,
       wrote,
       events,
       waiting: waitingOf(s),
