@@ -17,7 +17,8 @@ import {
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
 import type { RawStore } from '../storage/raw-store.js';
 import { VersionedBlockStore } from '../storage/versioned-block-store.js';
-import { Ed25519Identity, SoloCertifier } from '../transactions/certifier.js';
+import { Ed25519Identity, SoloCertifier, type Certifier } from '../transactions/certifier.js';
+import type { RepoClient, TailClient } from '../transactions/protocol.js';
 import { Coordinator, type CoordinatorInit } from '../transactions/coordinator.js';
 import { LocalRepo } from '../transactions/local-repo.js';
 import { LogTail } from '../transactions/log-tail.js';
@@ -45,6 +46,41 @@ export interface SoloNodeInit {
   readonly network?: string;
   /** Coordinator settings (tests use the afterExecute seam to interleave transactions). */
   readonly coordinator?: CoordinatorInit;
+  /**
+   * A running node in a network: replaces the in-process repo and tail with clients that reach the
+   * blocks' clusters (the local store stays this node's share of the blocks).
+   */
+  readonly wiring?: (parts: WiringParts) => NodeWiring;
+}
+
+/** What a networked wiring gets to build on. */
+export interface WiringParts {
+  readonly identity: Ed25519Identity;
+  readonly blocks: VersionedBlockStore;
+  readonly clock: Clock;
+  readonly rng: Rng;
+  /** Collection names this node has recorded. */
+  readonly catalog: () => Promise<string[]>;
+}
+
+/** The commit path and block access of a networked node. */
+export interface NodeWiring {
+  readonly repo: RepoClient;
+  readonly tails: TailClient;
+  readonly certifier: Certifier;
+  /** Membership to record in a new log block. */
+  membersFor(blockId: BlockId): readonly string[];
+  readonly reader: BlockReader;
+  /** Every collection name known in the network. */
+  catalog(): Promise<string[]>;
+}
+
+/** Block reads (`block get|history|pending|verify`). */
+export interface BlockReader {
+  latest(id: BlockId): Promise<BlockState | undefined>;
+  at(id: BlockId, point: { readonly rev: number }): Promise<BlockState | undefined>;
+  history(id: BlockId): Promise<BlockRevision[]>;
+  pendingOf(id: BlockId): Promise<PendingTransform[]>;
 }
 
 const identityKey = 'i/identity';
@@ -59,12 +95,14 @@ export class SoloNode implements Database {
   static readonly identityKey = identityKey;
   readonly identity: Ed25519Identity;
   readonly blocks: VersionedBlockStore;
-  readonly tails: LogTail;
+  readonly tails: TailClient;
   readonly repo: LocalRepo;
   private readonly coordinator: Coordinator;
   private readonly raw: RawStore;
   private readonly clock: Clock;
-  private readonly certifier: SoloCertifier;
+  private readonly certifier: Certifier;
+  private readonly wiring: NodeWiring | undefined;
+  private readonly reader: BlockReader;
   private readonly rng: Rng;
   private closed = false;
 
@@ -82,8 +120,20 @@ export class SoloNode implements Database {
       { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
       { members, resolveInDoubtOnLoad: true },
     );
+    this.wiring = init.wiring?.({
+      identity,
+      blocks: this.blocks,
+      clock: this.clock,
+      rng: this.rng,
+      catalog: () => this.localCatalog(),
+    });
+    if (this.wiring !== undefined) {
+      this.tails = this.wiring.tails;
+      this.certifier = this.wiring.certifier;
+    }
+    this.reader = this.wiring?.reader ?? this.blocks;
     this.coordinator = new Coordinator(
-      { repo: this.repo, tails: this.tails, clock: this.clock, rng: this.rng },
+      { repo: this.wiring?.repo ?? this.repo, tails: this.tails, clock: this.clock, rng: this.rng },
       init.coordinator,
     );
   }
@@ -100,7 +150,8 @@ export class SoloNode implements Database {
       identity = Ed25519Identity.fromPkcs8(stored);
     }
     const node = new SoloNode(components, identity, init);
-    await node.sweepExpired();
+    // A networked node's expired pends are resolved by their tails once the network is up.
+    if (init.wiring === undefined) await node.sweepExpired();
     return node;
   }
 
@@ -127,7 +178,8 @@ export class SoloNode implements Database {
       logTail: logId,
       createdAt: this.clock.now(),
     };
-    const log = newLogBlock(logId, name, null, 1, [this.identity.id]);
+    const members = this.wiring?.membersFor(logId) ?? [this.identity.id];
+    const log = newLogBlock(logId, name, null, 1, [...members].sort());
     await this.tails.create({ trxId: newTrxId(this.rng), header, root, log });
     await this.raw.batch([{ type: 'put', key: catalogPrefix + name, value: kind }]);
     await this.raw.sync();
@@ -135,11 +187,17 @@ export class SoloNode implements Database {
   }
 
   async listCollections(): Promise<CollectionInfo[]> {
+    const names = this.wiring !== undefined ? await this.wiring.catalog() : await this.localCatalog();
+    return Promise.all(names.map((name) => this.collectionInfo(name)));
+  }
+
+  /** Collection names recorded in this node's catalog. */
+  private async localCatalog(): Promise<string[]> {
     const names: string[] = [];
     for await (const [key] of this.raw.iterate({ gte: catalogPrefix, lt: catalogPrefix + '\uffff' })) {
       names.push(key.slice(catalogPrefix.length));
     }
-    return Promise.all(names.map((name) => this.collectionInfo(name)));
+    return names;
   }
 
   /** How many collections exist (cheaper than listing them: reads only the catalog keys). */
@@ -240,8 +298,8 @@ export class SoloNode implements Database {
   async block(id: BlockId, options: { readonly rev?: number } = {}): Promise<BlockState> {
     const state =
       options.rev === undefined
-        ? await this.blocks.latest(id)
-        : await this.blocks.at(id, { rev: options.rev });
+        ? await this.reader.latest(id)
+        : await this.reader.at(id, { rev: options.rev });
     if (state === undefined) {
       throw new EngineError(
         'NOT_FOUND',
@@ -254,19 +312,19 @@ export class SoloNode implements Database {
   }
 
   async blockHistory(id: BlockId): Promise<BlockRevision[]> {
-    const history = await this.blocks.history(id);
+    const history = await this.reader.history(id);
     if (history.length === 0) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);
     return history;
   }
 
   blockPending(id: BlockId): Promise<PendingTransform[]> {
-    return this.blocks.pendingOf(id);
+    return this.reader.pendingOf(id);
   }
 
   async verifyBlock(id: BlockId): Promise<BlockVerification> {
     const history = await this.blockHistory(id);
     const first = history[0]!;
-    const latest = await this.blocks.latest(id);
+    const latest = await this.reader.latest(id);
     const header =
       latest?.block?.header ?? (first.transform.kind === 'insert' ? first.transform.block.header : undefined);
     if (header === undefined) throw new EngineError('NOT_FOUND', `block ${id} has no readable header`);
@@ -328,15 +386,16 @@ export class SoloNode implements Database {
     minLsn: number,
   ): Promise<Map<string, { entry: LogEntry; members: readonly string[] }>> {
     const out = new Map<string, { entry: LogEntry; members: readonly string[] }>();
-    const headerState = await this.blocks.latest(collectionHeaderId(collection));
+    const reader = this.reader;
+    const headerState = await reader.latest(collectionHeaderId(collection));
     if (!isCollectionHeader(headerState?.block)) return out;
-    let cursor = (await this.blocks.latest(headerState.block.logTail))?.block;
+    let cursor = (await reader.latest(headerState.block.logTail))?.block;
     while (isLogBlock(cursor) && cursor.successor !== null)
-      cursor = (await this.blocks.latest(cursor.successor))?.block;
+      cursor = (await reader.latest(cursor.successor))?.block;
     while (isLogBlock(cursor)) {
       for (const entry of cursor.entries) out.set(entry.trxId, { entry, members: cursor.members });
       if (cursor.firstLsn <= minLsn || cursor.prior === null) break;
-      cursor = (await this.blocks.latest(cursor.prior))?.block;
+      cursor = (await reader.latest(cursor.prior))?.block;
     }
     return out;
   }

@@ -306,7 +306,13 @@ export class LogTail implements TailClient {
       // Seal: the successor is named in the old tail and in the header, all in one batch.
       const successorId = newBlockId(this.components.rng);
       const successor: LogBlock = {
-        ...newLogBlock(successorId, state.collection, state.tail.header.id, entry.lsn, this.init.membersFor?.(successorId) ?? this.init.members),
+        ...newLogBlock(
+          successorId,
+          state.collection,
+          state.tail.header.id,
+          entry.lsn,
+          this.init.membersFor?.(successorId) ?? this.init.members,
+        ),
         entries: [entry],
       };
       await blocks.apply([
@@ -316,6 +322,9 @@ export class LogTail implements TailClient {
           lsn: entry.lsn,
           baseRev: state.tailRev,
           transform: { kind: 'update', ops: [{ op: 'set', field: 'successor', value: successorId }] },
+          // Sealed: it changes again only if one of its entries is decided later, and is read whole
+          // when a tail loads its window after a restart.
+          whole: true,
         },
         {
           blockId: successorId,
@@ -459,6 +468,12 @@ export class LogTail implements TailClient {
       this.loaded.delete(collection);
       return Promise.resolve();
     });
+  }
+
+  /** Drops what this tail cached about every collection (see `forget`). */
+  forgetAll(): void {
+    for (const collection of new Set([...this.states.keys(), ...this.loaded.keys()]))
+      void this.forget(collection);
   }
 
   private serialize<T>(collection: string, work: () => Promise<T>): Promise<T> {

@@ -1,0 +1,52 @@
+import { EngineError } from '../base/errors.js';
+import type { Certificate } from '../collections/log/log-block.js';
+import { ConsensusCertifier } from '../consensus/consensus-certifier.js';
+import type { ConsensusProposer } from '../consensus/memory-network.js';
+import { isMemberList } from '../consensus/values.js';
+import {
+  membershipHash,
+  verifyCertificate,
+  type Certifier,
+  type DecisionFields,
+} from '../transactions/certifier.js';
+
+/** A certificate that names the members its quorum is counted against. */
+export interface MemberCertificate extends Certificate {
+  readonly members: readonly string[];
+}
+
+/**
+ * Certificates of a networked node: decided by the tail group's consensus, and carrying the group's
+ * member list so any holder can count the quorum without fetching the log block (the list must hash
+ * to the certificate's membership). Certificates a node issued alone before it joined a network
+ * (one signature over the decision message) still verify.
+ */
+export class NetworkCertifier implements Certifier {
+  private readonly consensus: ConsensusCertifier;
+
+  constructor(
+    proposer: ConsensusProposer,
+    private readonly network: string,
+  ) {
+    this.consensus = new ConsensusCertifier({ proposer }, { network });
+  }
+
+  async certify(
+    fields: Omit<DecisionFields, 'network' | 'membership'>,
+    members: readonly string[],
+  ): Promise<Certificate> {
+    const sorted = [...new Set(members)].sort();
+    if (sorted.length === 0) throw new EngineError('INTERNAL', 'a decision needs a group');
+    const certificate = await this.consensus.certify(fields, sorted);
+    const named: MemberCertificate = { ...certificate, members: sorted };
+    return named;
+  }
+
+  verify(certificate: Certificate, members: readonly string[]): boolean {
+    if (certificate.network !== this.network) return false;
+    const named = (certificate as Partial<MemberCertificate>).members;
+    const group = isMemberList(named) && membershipHash(named) === certificate.membership ? named : members;
+    if ('consensus' in certificate) return this.consensus.verify(certificate, group);
+    return verifyCertificate(certificate, group);
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The distributed commit path of a node, assembled: placement, the repo and tail protocols, the
+ * networked LogTail and the clients the coordinator drives. The node's SoloNode is wired with these
+ * instead of its in-process repo and tail, so the same coordinator commits across the network.
+ */
+import type { Clock } from '../base/clock.js';
+import { toEngineError } from '../base/errors.js';
+import type { BlockId } from '../base/ids.js';
+import type { Rng } from '../base/rng.js';
+import type { ConsensusProposer } from '../consensus/memory-network.js';
+import type { NetworkNode } from '../network/index.js';
+import type { BlockRevision, BlockState, BlockStore, PendingTransform } from '../storage/block-store.js';
+import { LocalRepo } from '../transactions/local-repo.js';
+import { LogTail } from '../transactions/log-tail.js';
+import { NetworkCertifier } from './certifier.js';
+import { Placement } from './placement.js';
+import { ClusterRepoClient, repoProtocolName, serveRepoRequest, validateRepoRequest } from './repo.js';
+import {
+  RoutedTailClient,
+  serveTailRequest,
+  tailProtocolName,
+  TailBlocks,
+  validateTailRequest,
+} from './tail.js';
+
+export interface ClusterComponents {
+  /** This node's peer id (its member id in every group). */
+  readonly self: string;
+  readonly blocks: BlockStore;
+  readonly proposer: ConsensusProposer;
+  readonly clock: Clock;
+  readonly rng: Rng;
+  /** Collection names this node has seen created. */
+  readonly catalog: () => Promise<string[]>;
+}
+
+export interface ClusterInit {
+  readonly network: string;
+  /** Cluster size: how many peers hold each block (SPEC default 5). */
+  readonly k?: number;
+}
+
+/** Read access to blocks wherever their cluster keeps them (`block get|history|pending|verify`). */
+export interface BlockReader {
+  latest(id: BlockId): Promise<BlockState | undefined>;
+  at(id: BlockId, point: { readonly rev: number }): Promise<BlockState | undefined>;
+  history(id: BlockId): Promise<BlockRevision[]>;
+  pendingOf(id: BlockId): Promise<PendingTransform[]>;
+}
+
+export class Cluster {
+  readonly placement: Placement;
+  readonly certifier: NetworkCertifier;
+  /** The block holder this node is (serves the repo protocol). */
+  readonly holder: LocalRepo;
+  readonly repo: ClusterRepoClient;
+  readonly tails: RoutedTailClient;
+  /** This node's log tail: serves the collections whose tail group it leads. */
+  readonly tailHost: LogTail;
+  readonly reader: BlockReader;
+  private readonly tailBlocks: TailBlocks;
+  private network: NetworkNode | undefined;
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(
+    private readonly components: ClusterComponents,
+    init: ClusterInit,
+  ) {
+    const self = components.self;
+    this.placement = new Placement(self, init.k ?? 5);
+    this.certifier = new NetworkCertifier(components.proposer, init.network);
+    this.holder = new LocalRepo(
+      { blocks: components.blocks, certifier: this.certifier },
+      { members: [self] },
+    );
+    const network = (): NetworkNode | undefined => this.network;
+    this.repo = new ClusterRepoClient({
+      local: this.holder,
+      blocks: components.blocks,
+      placement: this.placement,
+      network,
+    });
+    this.tailBlocks = new TailBlocks(components.blocks, this.repo, this.placement);
+    this.tailHost = new LogTail(
+      {
+        blocks: this.tailBlocks,
+        repo: this.repo,
+        certifier: this.certifier,
+        clock: components.clock,
+        rng: components.rng,
+      },
+      { members: [self], membersFor: (id) => this.placement.clusterOf(id) },
+    );
+    this.tails = new RoutedTailClient({
+      local: this.tailHost,
+      placement: this.placement,
+      cluster: this.repo,
+      network,
+    });
+    const repo = this.repo;
+    this.reader = {
+      latest: (id) => repo.get({ blockId: id }),
+      at: (id, point) => repo.at(id, point.rev),
+      history: (id) => repo.history(id),
+      pendingOf: (id) => repo.pendingOf(id),
+    };
+  }
+
+  /** The membership a new block records: its cluster as this node sees it now. */
+  membersFor(blockId: BlockId): readonly string[] {
+    return this.placement.clusterOf(blockId);
+  }
+
+  /** Serves the repo and tail protocols on a started network node and learns who the members are. */
+  async attach(network: NetworkNode): Promise<void> {
+    this.network = network;
+    const parts = {
+      repo: this.holder,
+      blocks: this.components.blocks,
+      placement: this.placement,
+      catalog: this.components.catalog,
+    };
+    await network.handle(
+      repoProtocolName,
+      (request, context) => serveRepoRequest(parts, request, context.peerId),
+      {
+        validate: validateRepoRequest,
+      },
+    );
+    await network.handle(
+      tailProtocolName,
+      (request, context) => serveTailRequest(this.tailHost, this.placement, request, context.peerId),
+      { validate: validateTailRequest },
+    );
+    this.unsubscribe.push(
+      network.on('peer:connect', (peer) => void this.greet(peer)),
+      network.on('peer:disconnect', (peer) => this.placement.remove(peer)),
+    );
+    await Promise.all(network.peers().map((peer) => this.greet(peer.id)));
+  }
+
+  /** Another node decided something in a group this node is in: cached tail state may be stale. */
+  decidedElsewhere(): void {
+    this.tailBlocks.forget();
+    this.tailHost.forgetAll();
+  }
+
+  /** Members the repo protocol knows, this node included. */
+  members(): readonly string[] {
+    return this.placement.members();
+  }
+
+  async detach(): Promise<void> {
+    for (const off of this.unsubscribe.splice(0)) off();
+    const network = this.network;
+    this.network = undefined;
+    if (network !== undefined) {
+      await network.unhandle(repoProtocolName).catch(() => undefined);
+      await network.unhandle(tailProtocolName).catch(() => undefined);
+    }
+  }
+
+  /** Asks a newly connected peer whether it is a member (light clients do not serve the repo protocol). */
+  private async greet(peer: string): Promise<void> {
+    const network = this.network;
+    if (network === undefined) return;
+    try {
+      await network.request(peer, repoProtocolName, { type: 'hello' });
+      this.placement.add(peer);
+    } catch (error) {
+      void toEngineError(error);
+    }
+  }
+}

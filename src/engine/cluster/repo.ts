@@ -1,0 +1,435 @@
+/**
+ * The `repo` protocol and its client: block holders serve get / pend / cancel / promote / apply of
+ * the blocks they hold; the ClusterRepoClient sends each request to the cluster of every block it
+ * names and needs a majority of each cluster to answer. Reads take the newest state a majority
+ * returns, so a holder that missed a promotion never hides a commit.
+ */
+import { EngineError, isEngineError, toEngineError } from '../base/errors.js';
+import { isBlockId, type BlockId, type TrxId } from '../base/ids.js';
+import { limits } from '../base/limits.js';
+import { quorumOf } from '../consensus/values.js';
+import type { NetworkNode } from '../network/index.js';
+import { schema } from '../network/index.js';
+import type {
+  BlockRevision,
+  BlockState,
+  BlockStore,
+  DirectRevision,
+  PendingTransform,
+  PendOutcome,
+} from '../storage/block-store.js';
+import type { LocalRepo } from '../transactions/local-repo.js';
+import type { GetBlockRequest, PromoteRequest, RepoClient } from '../transactions/protocol.js';
+import type { Placement } from './placement.js';
+
+export const repoProtocolName = 'repo';
+
+const { messageUnion, object, optional, json, string, integer, array } = schema;
+
+const blockIdField = string({ charsMax: 64 });
+const itemsMax = limits.consensusMembersMax * 64;
+
+export const validateRepoRequest = messageUnion({
+  hello: object({}),
+  get: object({
+    blockId: blockIdField,
+    atLsn: optional(integer({ min: 0 })),
+    rev: optional(integer({ min: 1 })),
+    reinforce: optional(json()),
+  }),
+  pend: object({ items: array(json(), { itemsMax }) }),
+  cancel: object({ trxId: string({ charsMax: 128 }), blockIds: array(blockIdField, { itemsMax }) }),
+  promote: object({ request: json() }),
+  apply: object({ revisions: array(json(), { itemsMax }) }),
+  history: object({ blockId: blockIdField }),
+  pending: object({ blockId: blockIdField }),
+  catalog: object({}),
+});
+
+export type RepoRequest = ReturnType<typeof validateRepoRequest>;
+
+export interface RepoServerParts {
+  readonly repo: LocalRepo;
+  readonly blocks: BlockStore;
+  readonly placement: Placement;
+  /** Collection names this node knows of. */
+  readonly catalog: () => Promise<string[]>;
+}
+
+function checkBlockId(id: unknown): BlockId {
+  if (!isBlockId(id)) throw new EngineError('BAD_INPUT', `not a block id: ${JSON.stringify(id)}`);
+  return id;
+}
+
+/** Answers one repo request from a peer. Writes are accepted only from members of the database. */
+export async function serveRepoRequest(
+  parts: RepoServerParts,
+  request: RepoRequest,
+  from: string,
+): Promise<unknown> {
+  switch (request.type) {
+    case 'hello':
+      parts.placement.add(from);
+      return { peerId: parts.placement.self };
+    case 'get': {
+      if (request.rev !== undefined)
+        return (await parts.blocks.at(checkBlockId(request.blockId), { rev: request.rev })) ?? null;
+      const state = await parts.repo.get({
+        blockId: checkBlockId(request.blockId),
+        ...(request.atLsn !== undefined ? { atLsn: request.atLsn } : {}),
+        ...(Array.isArray(request.reinforce)
+          ? { reinforce: request.reinforce as NonNullable<GetBlockRequest['reinforce']> }
+          : {}),
+      });
+      return state ?? null;
+    }
+    case 'history':
+      return parts.blocks.history(checkBlockId(request.blockId));
+    case 'pending':
+      return parts.blocks.pendingOf(checkBlockId(request.blockId));
+    case 'catalog':
+      return parts.catalog();
+    default:
+      break;
+  }
+  if (!parts.placement.isLive(from))
+    throw new EngineError('BAD_INPUT', 'only members of this database may write blocks here');
+  switch (request.type) {
+    case 'pend': {
+      const items = request.items as PendingTransform[];
+      for (const item of items) checkBlockId(item.blockId);
+      const result = await parts.repo.pend(items);
+      await parts.repo.sync();
+      return result;
+    }
+    case 'cancel':
+      await parts.repo.cancel(request.trxId, request.blockIds.map(checkBlockId));
+      await parts.repo.sync();
+      return true;
+    case 'promote':
+      await parts.repo.promote(request.request as PromoteRequest);
+      await parts.repo.sync();
+      return true;
+    case 'apply':
+      await applyIfNewer(parts.blocks, request.revisions as DirectRevision[]);
+      await parts.blocks.sync();
+      return true;
+  }
+}
+
+/**
+ * Writes replicated revisions a holder does not have yet. A revision already held (same rev and
+ * transaction) is skipped, so a retried replication is harmless; a gap or a different transaction
+ * at a held revision is refused.
+ */
+export async function applyIfNewer(blocks: BlockStore, revisions: readonly DirectRevision[]): Promise<void> {
+  const fresh: DirectRevision[] = [];
+  for (const revision of revisions) {
+    checkBlockId(revision.blockId);
+    const latest = await blocks.latest(revision.blockId);
+    const rev = latest?.rev ?? 0;
+    if (rev > revision.baseRev) {
+      const held = await blocks.at(revision.blockId, { rev: revision.baseRev + 1 });
+      if (held?.trxId === revision.trxId) continue;
+      throw new EngineError(
+        'CONFLICT',
+        `block ${revision.blockId} already has revision ${revision.baseRev + 1} from another transaction`,
+      );
+    }
+    fresh.push(revision);
+  }
+  if (new Set(fresh.map((r) => r.blockId)).size === fresh.length) {
+    if (fresh.length > 0) await blocks.apply(fresh);
+  } else {
+    for (const revision of fresh) await blocks.apply([revision]);
+  }
+}
+
+export interface ClusterRepoParts {
+  readonly local: LocalRepo;
+  readonly blocks: BlockStore;
+  readonly placement: Placement;
+  readonly network: () => NetworkNode | undefined;
+}
+
+type Answer<T> =
+  | { readonly member: string; readonly ok: true; readonly value: T }
+  | {
+      readonly member: string;
+      readonly ok: false;
+      readonly error: EngineError;
+    };
+
+/** RepoClient over the clusters of the blocks a request names. */
+export class ClusterRepoClient implements RepoClient {
+  constructor(private readonly parts: ClusterRepoParts) {}
+
+  /** The newest state a majority of the block's cluster returns (reinforced first). */
+  async get(request: GetBlockRequest): Promise<BlockState | undefined> {
+    const answers = await this.ask<BlockState | null>(request.blockId, (member) =>
+      member === this.self
+        ? this.parts.local.get(request).then((state) => state ?? null)
+        : this.remote(member, { type: 'get', ...request }),
+    );
+    let best: BlockState | undefined;
+    for (const answer of answers) {
+      if (!answer.ok || answer.value === null) continue;
+      if (best === undefined || answer.value.rev > best.rev) best = answer.value;
+    }
+    return best;
+  }
+
+  async pend(items: readonly PendingTransform[]): Promise<{ ok: boolean; outcomes: PendOutcome[] }> {
+    const byMember = new Map<string, PendingTransform[]>();
+    const clusters = items.map((item) => this.placement.clusterOf(item.blockId));
+    items.forEach((item, i) => {
+      for (const member of clusters[i]!) {
+        let list = byMember.get(member);
+        if (list === undefined) byMember.set(member, (list = []));
+        list.push(item);
+      }
+    });
+    const results = new Map<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>();
+    await Promise.all(
+      [...byMember].map(async ([member, list]) => {
+        try {
+          results.set(
+            member,
+            member === this.self
+              ? await this.parts.local.pend(list).then(async (r) => (await this.parts.local.sync(), r))
+              : await this.remote(member, { type: 'pend', items: list }),
+          );
+        } catch (error) {
+          results.set(member, toEngineError(error));
+        }
+      }),
+    );
+    let ok = true;
+    let unreachable = false;
+    const outcomes = items.map((item, i): PendOutcome => {
+      const cluster = clusters[i]!;
+      let accepted = 0;
+      let refusal: PendOutcome | undefined;
+      for (const member of cluster) {
+        const result = results.get(member);
+        if (result === undefined || result instanceof EngineError) continue;
+        const outcome = result.outcomes[byMember.get(member)!.indexOf(item)];
+        if (outcome?.status === 'ok' && result.ok) accepted++;
+        else if (outcome !== undefined && outcome.status !== 'ok') refusal ??= outcome;
+      }
+      if (accepted >= quorumOf(cluster.length)) return { status: 'ok' };
+      ok = false;
+      if (refusal !== undefined) return refusal;
+      unreachable = true;
+      return { status: 'full' };
+    });
+    if (!ok && unreachable && outcomes.every((o) => o.status === 'ok' || o.status === 'full')) {
+      await this.cancel(
+        items[0]!.trxId,
+        items.map((i) => i.blockId),
+      ).catch(() => undefined);
+      throw new EngineError('NO_QUORUM', 'a majority of a block cluster did not accept the pend');
+    }
+    return { ok, outcomes };
+  }
+
+  async cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void> {
+    await this.fanOut(blockIds, (member, ids) =>
+      member === this.self
+        ? this.parts.local.cancel(trxId, ids).then(() => this.parts.local.sync())
+        : this.remote(member, { type: 'cancel', trxId, blockIds: ids }),
+    );
+  }
+
+  async promote(request: PromoteRequest): Promise<void> {
+    const answers = await this.fanOut(request.blockIds, (member, ids) => {
+      const part = { ...request, blockIds: ids };
+      return member === this.self
+        ? this.parts.local.promote(part).then(() => this.parts.local.sync())
+        : this.remote(member, { type: 'promote', request: part });
+    });
+    for (const id of request.blockIds) {
+      const cluster = this.placement.clusterOf(id);
+      const done = cluster.filter((m) => answers.get(m)?.ok === true).length;
+      if (done < quorumOf(cluster.length)) {
+        const bad = [...answers.values()].find(
+          (a): a is Extract<Answer<unknown>, { ok: false }> =>
+            !a.ok && isEngineError(a.error, 'BAD_CERTIFICATE'),
+        );
+        if (bad !== undefined) throw bad.error;
+        throw new EngineError(
+          'NO_QUORUM',
+          `a majority of the cluster of block ${id} did not apply the commit`,
+        );
+      }
+    }
+  }
+
+  /** Replicates revisions written by a log tail to every block's cluster; a majority must store them. */
+  async apply(revisions: readonly DirectRevision[]): Promise<void> {
+    const byId = new Map<BlockId, DirectRevision[]>();
+    for (const revision of revisions) {
+      let list = byId.get(revision.blockId);
+      if (list === undefined) byId.set(revision.blockId, (list = []));
+      list.push(revision);
+    }
+    const answers = await this.fanOut([...byId.keys()], (member, ids) => {
+      const part = ids.flatMap((id) => byId.get(id)!);
+      return member === this.self
+        ? applyIfNewer(this.parts.blocks, part).then(() => this.parts.blocks.sync())
+        : this.remote(member, { type: 'apply', revisions: part });
+    });
+    for (const id of byId.keys()) {
+      const cluster = this.placement.clusterOf(id);
+      const done = cluster.filter((m) => answers.get(m)?.ok === true).length;
+      if (done < quorumOf(cluster.length)) {
+        const conflict = [...answers.values()].find((a) => !a.ok && isEngineError(a.error, 'CONFLICT'));
+        if (conflict !== undefined && !conflict.ok) throw conflict.error;
+        throw new EngineError(
+          'NO_QUORUM',
+          `a majority of the cluster of block ${id} did not store the log write`,
+        );
+      }
+    }
+  }
+
+  /** A block at a revision, from the first member of its cluster that has it. */
+  async at(blockId: BlockId, rev: number): Promise<BlockState | undefined> {
+    const answers = await this.ask<BlockState | null>(blockId, (member) =>
+      member === this.self
+        ? this.parts.blocks.at(blockId, { rev }).then((state) => state ?? null)
+        : this.remote(member, { type: 'get', blockId, rev }),
+    );
+    for (const answer of answers) if (answer.ok && answer.value !== null) return answer.value;
+    return undefined;
+  }
+
+  /** Revisions of a block from the cluster member holding the most of them. */
+  async history(blockId: BlockId): Promise<BlockRevision[]> {
+    const answers = await this.ask<BlockRevision[]>(blockId, (member) =>
+      member === this.self
+        ? this.parts.blocks.history(blockId)
+        : this.remote(member, { type: 'history', blockId }),
+    );
+    let best: BlockRevision[] = [];
+    for (const answer of answers) if (answer.ok && answer.value.length > best.length) best = answer.value;
+    return best;
+  }
+
+  /** Pends on a block at any member of its cluster (deduplicated by transaction). */
+  async pendingOf(blockId: BlockId): Promise<PendingTransform[]> {
+    const answers = await this.ask<PendingTransform[]>(blockId, (member) =>
+      member === this.self
+        ? this.parts.blocks.pendingOf(blockId)
+        : this.remote(member, { type: 'pending', blockId }),
+    );
+    const byTrx = new Map<string, PendingTransform>();
+    for (const answer of answers) if (answer.ok) for (const p of answer.value) byTrx.set(p.trxId, p);
+    return [...byTrx.values()];
+  }
+
+  /** Which members of a block's cluster hold it, and at what revision (for `block get`). */
+  async holders(blockId: BlockId): Promise<{ peer: string; rev: number | null; error?: string }[]> {
+    const cluster = this.placement.clusterOf(blockId);
+    return Promise.all(
+      cluster.map(async (member) => {
+        try {
+          const state =
+            member === this.self
+              ? await this.parts.blocks.latest(blockId)
+              : await this.remote<BlockState | null>(member, { type: 'get', blockId });
+          return { peer: member, rev: state?.rev ?? null };
+        } catch (error) {
+          return { peer: member, rev: null, error: toEngineError(error).message };
+        }
+      }),
+    );
+  }
+
+  /** Collection names known to any live member. */
+  async catalog(local: () => Promise<string[]>): Promise<string[]> {
+    const names = new Set(await local());
+    await Promise.all(
+      this.placement
+        .members()
+        .filter((m) => m !== this.self)
+        .map(async (member) => {
+          const remote = await this.remote<string[]>(member, { type: 'catalog' }).catch(() => []);
+          for (const name of remote) names.add(name);
+        }),
+    );
+    return [...names].sort();
+  }
+
+  sync(): Promise<void> {
+    return this.parts.local.sync();
+  }
+
+  private get self(): string {
+    return this.placement.self;
+  }
+
+  private get placement(): Placement {
+    return this.parts.placement;
+  }
+
+  private remote<T>(member: string, request: Record<string, unknown>): Promise<T> {
+    const network = this.parts.network();
+    if (network === undefined) return Promise.reject(new EngineError('UNAVAILABLE', 'the network is not up'));
+    return network.request<T>(member, repoProtocolName, request);
+  }
+
+  /**
+   * Asks every member of a block's cluster; resolves once a majority answered (or all settled).
+   * Answers that arrive later are dropped.
+   */
+  private ask<T>(blockId: BlockId, call: (member: string) => Promise<T>): Promise<Answer<T>[]> {
+    const cluster = this.placement.clusterOf(blockId);
+    const quorum = quorumOf(cluster.length);
+    return new Promise((resolve) => {
+      const answers: Answer<T>[] = [];
+      let settled = 0;
+      let okCount = 0;
+      for (const member of cluster) {
+        call(member)
+          .then(
+            (value) => {
+              answers.push({ member, ok: true, value });
+              okCount++;
+            },
+            (error: unknown) => answers.push({ member, ok: false, error: toEngineError(error) }),
+          )
+          .finally(() => {
+            settled++;
+            if (okCount >= quorum || settled === cluster.length) resolve(answers.slice());
+          });
+      }
+    });
+  }
+
+  /** Sends each member the ids (of `blockIds`) whose cluster it belongs to; waits for every answer. */
+  private async fanOut(
+    blockIds: readonly BlockId[],
+    call: (member: string, ids: BlockId[]) => Promise<unknown>,
+  ): Promise<Map<string, Answer<unknown>>> {
+    const byMember = new Map<string, BlockId[]>();
+    for (const id of blockIds) {
+      for (const member of this.placement.clusterOf(id)) {
+        let list = byMember.get(member);
+        if (list === undefined) byMember.set(member, (list = []));
+        list.push(id);
+      }
+    }
+    const answers = new Map<string, Answer<unknown>>();
+    await Promise.all(
+      [...byMember].map(async ([member, ids]) => {
+        try {
+          answers.set(member, { member, ok: true, value: await call(member, ids) });
+        } catch (error) {
+          answers.set(member, { member, ok: false, error: toEngineError(error) });
+        }
+      }),
+    );
+    return answers;
+  }
+}

@@ -1,0 +1,354 @@
+/**
+ * Log tails across the network. Every node runs a LogTail; a collection's requests go to the live
+ * member of its tail block's recorded group nearest the block (the consensus leader in steady
+ * state). The tail's decisions are certified by that group's consensus, so a node that is not the
+ * leader cannot decide: its consensus core refuses and names the leader, and the request is
+ * redirected there. The tail's log and header writes are replicated to their clusters (a majority
+ * must store them before the tail answers); a tail that loads a collection first pulls the newest
+ * revisions a majority holds.
+ */
+import { EngineError, isEngineError, toEngineError } from '../base/errors.js';
+import { collectionHeaderId, type BlockId, type TrxId } from '../base/ids.js';
+import { isCollectionHeader, isLogBlock, type EntryStatus } from '../collections/log/log-block.js';
+import type { NetworkNode } from '../network/index.js';
+import { schema } from '../network/index.js';
+import type {
+  BlockRevision,
+  BlockState,
+  BlockStore,
+  BlockStoreStats,
+  DirectRevision,
+  HistoryRange,
+  PendingTransform,
+  PendOutcome,
+} from '../storage/block-store.js';
+import type { LogTail } from '../transactions/log-tail.js';
+import type {
+  CommitRequest,
+  CreateCollectionRequest,
+  DecideRequest,
+  PrepareRequest,
+  TailClient,
+  TailOutcome,
+  TailView,
+} from '../transactions/protocol.js';
+import type { Placement } from './placement.js';
+import { applyIfNewer, type ClusterRepoClient } from './repo.js';
+
+export const tailProtocolName = 'tail';
+
+const { messageUnion, object, json, string, integer } = schema;
+const name = string({ charsMax: 128 });
+
+export const validateTailRequest = messageUnion({
+  view: object({ collection: name }),
+  create: object({ request: json() }),
+  commit: object({ request: json() }),
+  prepare: object({ request: json() }),
+  decide: object({ request: json() }),
+  propagated: object({ collection: name, lsn: integer({ min: 0 }) }),
+  outcomeOf: object({ collection: name, trxId: string({ charsMax: 128 }) }),
+});
+
+export type TailRequest = ReturnType<typeof validateTailRequest>;
+
+/** A reply that sends the caller to another node. */
+interface Redirect {
+  readonly redirect: string;
+}
+
+function isRedirect(value: unknown): value is Redirect {
+  return typeof value === 'object' && value !== null && typeof (value as Redirect).redirect === 'string';
+}
+
+/** The leader a consensus refusal names, if any. */
+function leaderNamed(error: unknown): string | undefined {
+  if (!isEngineError(error, 'UNAVAILABLE')) return undefined;
+  const leader = error.details?.leader;
+  return typeof leader === 'string' ? leader : undefined;
+}
+
+/** Runs one tail request on this node's LogTail; a consensus refusal becomes a redirect. */
+export async function serveTailRequest(
+  tail: LogTail,
+  placement: Placement,
+  request: TailRequest,
+  from: string,
+): Promise<unknown> {
+  if (request.type !== 'view' && request.type !== 'outcomeOf' && !placement.isLive(from))
+    throw new EngineError('BAD_INPUT', 'only members of this database may decide transactions here');
+  try {
+    return await runTail(tail, request);
+  } catch (error) {
+    const leader = leaderNamed(error);
+    if (leader !== undefined && leader !== placement.self) return { redirect: leader } satisfies Redirect;
+    throw error;
+  }
+}
+
+function runTail(tail: TailClient, request: TailRequest): Promise<unknown> {
+  switch (request.type) {
+    case 'view':
+      return tail.view(request.collection);
+    case 'create':
+      return tail.create(request.request as CreateCollectionRequest);
+    case 'commit':
+      return tail.commit(request.request as CommitRequest);
+    case 'prepare':
+      return tail.prepare(request.request as PrepareRequest);
+    case 'decide':
+      return tail.decide(request.request as DecideRequest);
+    case 'propagated':
+      return tail.propagated(request.collection, request.lsn).then(() => true);
+    case 'outcomeOf':
+      return tail.outcomeOf(request.collection, request.trxId);
+  }
+}
+
+export interface RoutedTailParts {
+  readonly local: LogTail;
+  readonly placement: Placement;
+  readonly cluster: ClusterRepoClient;
+  readonly network: () => NetworkNode | undefined;
+}
+
+interface TailLocation {
+  readonly tailId: BlockId;
+  readonly members: readonly string[];
+  /** Where the last request was served (a redirect moves it). */
+  leader: string | undefined;
+}
+
+const redirectsMax = 4;
+
+/** TailClient that sends each collection's requests to the node serving its tail. */
+export class RoutedTailClient implements TailClient {
+  private readonly locations = new Map<string, TailLocation>();
+
+  constructor(private readonly parts: RoutedTailParts) {}
+
+  view(collection: string): Promise<TailView> {
+    return this.call(collection, { type: 'view', collection });
+  }
+
+  async create(
+    request: CreateCollectionRequest,
+  ): Promise<{ lsn: number; certificate: import('../collections/log/log-block.js').Certificate }> {
+    const location: TailLocation = {
+      tailId: request.log.header.id,
+      members: request.log.members,
+      leader: undefined,
+    };
+    this.locations.set(request.header.name, location);
+    return this.routed(request.header.name, location, { type: 'create', request });
+  }
+
+  commit(request: CommitRequest): Promise<TailOutcome> {
+    return this.call(request.collection, { type: 'commit', request });
+  }
+
+  prepare(request: PrepareRequest): Promise<TailOutcome> {
+    return this.call(request.collection, { type: 'prepare', request });
+  }
+
+  decide(
+    request: DecideRequest,
+  ): Promise<{ lsn: number; certificate: import('../collections/log/log-block.js').Certificate }> {
+    return this.call(request.collection, { type: 'decide', request });
+  }
+
+  async propagated(collection: string, lsn: number): Promise<void> {
+    await this.call(collection, { type: 'propagated', collection, lsn });
+  }
+
+  outcomeOf(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'> {
+    return this.call(collection, { type: 'outcomeOf', collection, trxId });
+  }
+
+  /** Forgets where a collection's tail is (after a seal or a failed request). */
+  forget(collection: string): void {
+    this.locations.delete(collection);
+  }
+
+  private async call<T>(collection: string, request: TailRequest): Promise<T> {
+    let location = this.locations.get(collection);
+    if (location === undefined) {
+      location = await this.locate(collection);
+      this.locations.set(collection, location);
+    }
+    try {
+      return await this.routed<T>(collection, location, request);
+    } catch (error) {
+      // A seal moves the tail; a dead leader moves its group's leadership. Look again once.
+      this.locations.delete(collection);
+      if (!isEngineError(error, 'UNAVAILABLE') && !isEngineError(error, 'TIMEOUT')) throw error;
+      const fresh = await this.locate(collection);
+      this.locations.set(collection, fresh);
+      if (fresh.tailId === location.tailId && fresh.leader === location.leader) throw error;
+      return this.routed<T>(collection, fresh, request);
+    }
+  }
+
+  private async routed<T>(collection: string, location: TailLocation, request: TailRequest): Promise<T> {
+    const { placement } = this.parts;
+    if (!placement.hasQuorum(location.members)) {
+      throw new EngineError(
+        'NO_QUORUM',
+        `a majority of the tail group of ${collection} is unreachable from this node (${location.members.filter((m) => placement.isLive(m)).length} of ${location.members.length} live)`,
+      );
+    }
+    let target = location.leader ?? placement.leaderOf(location.tailId, location.members);
+    for (let redirects = 0; ; redirects++) {
+      if (target === undefined)
+        throw new EngineError('NO_QUORUM', `no member of the tail group of ${collection} is live`);
+      let answer: unknown;
+      if (target === placement.self) {
+        try {
+          answer = await runTail(this.parts.local, request);
+        } catch (error) {
+          const leader = leaderNamed(error);
+          if (leader === undefined || leader === placement.self) throw error;
+          answer = { redirect: leader } satisfies Redirect;
+        }
+      } else {
+        const network = this.parts.network();
+        if (network === undefined) throw new EngineError('UNAVAILABLE', 'the network is not up');
+        answer = await network.request(target, tailProtocolName, request);
+      }
+      if (!isRedirect(answer)) {
+        location.leader = target;
+        return answer as T;
+      }
+      if (redirects >= redirectsMax || answer.redirect === target)
+        throw new EngineError('UNAVAILABLE', `the tail of ${collection} keeps moving; try again`);
+      target = answer.redirect;
+    }
+  }
+
+  /** Finds a collection's current tail block and its recorded group from the cluster's copies. */
+  private async locate(collection: string): Promise<TailLocation> {
+    const { cluster } = this.parts;
+    const header = await cluster.get({ blockId: collectionHeaderId(collection) });
+    if (header === undefined || !isCollectionHeader(header.block)) {
+      throw new EngineError(
+        'NOT_FOUND',
+        `collection ${collection} does not exist; create it with: optimystic collection create ${collection} --type tree`,
+      );
+    }
+    let tailId = header.block.logTail;
+    for (let hops = 0; hops < 1024; hops++) {
+      const state = await cluster.get({ blockId: tailId });
+      if (state === undefined || !isLogBlock(state.block))
+        throw new EngineError('UNAVAILABLE', `the log block ${tailId} of ${collection} is not reachable`);
+      if (state.block.successor === null) return { tailId, members: state.block.members, leader: undefined };
+      tailId = state.block.successor;
+    }
+    throw new EngineError('CORRUPT', `the log of ${collection} has too many successors`);
+  }
+}
+
+/**
+ * The block store a networked LogTail writes through: reads pull what a majority of the block's
+ * cluster holds before the first local read (and again after `forget`), writes go to the cluster.
+ */
+export class TailBlocks implements BlockStore {
+  private readonly pulled = new Set<BlockId>();
+
+  constructor(
+    private readonly local: BlockStore,
+    private readonly cluster: ClusterRepoClient,
+    private readonly placement: Placement,
+  ) {}
+
+  /** The next read of every block asks the cluster again. */
+  forget(): void {
+    this.pulled.clear();
+  }
+
+  async latest(id: BlockId): Promise<BlockState | undefined> {
+    if (!this.pulled.has(id)) {
+      await this.pull(id);
+      this.pulled.add(id);
+    }
+    return this.local.latest(id);
+  }
+
+  at(
+    id: BlockId,
+    point: { readonly rev: number } | { readonly lsn: number },
+  ): Promise<BlockState | undefined> {
+    return this.local.at(id, point);
+  }
+
+  history(id: BlockId, range?: HistoryRange): Promise<BlockRevision[]> {
+    return this.local.history(id, range);
+  }
+
+  pendingOf(id: BlockId): Promise<PendingTransform[]> {
+    return this.cluster.pendingOf(id);
+  }
+
+  pend(
+    items: readonly PendingTransform[],
+  ): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }> {
+    return this.local.pend(items);
+  }
+
+  cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void> {
+    return this.local.cancel(trxId, blockIds);
+  }
+
+  promote(commit: {
+    readonly trxId: TrxId;
+    readonly lsn: number;
+    readonly blockIds: readonly BlockId[];
+  }): Promise<void> {
+    return this.local.promote(commit);
+  }
+
+  async apply(revisions: readonly DirectRevision[]): Promise<void> {
+    const elsewhere = revisions.filter(
+      (r) => !this.placement.clusterOf(r.blockId).includes(this.placement.self),
+    );
+    await this.cluster.apply(revisions);
+    // The tail keeps a copy of what it wrote even when it is not in a block's cluster.
+    if (elsewhere.length > 0) await applyIfNewer(this.local, elsewhere);
+  }
+
+  expired(now: number, limit: number): Promise<PendingTransform[]> {
+    return this.local.expired(now, limit);
+  }
+
+  sync(): Promise<void> {
+    return this.local.sync();
+  }
+
+  stats(): Promise<BlockStoreStats> {
+    return this.local.stats();
+  }
+
+  /** Brings the local copy of a block up to the newest revision a majority of its cluster holds. */
+  private async pull(id: BlockId): Promise<void> {
+    let remote: BlockState | undefined;
+    try {
+      remote = await this.cluster.get({ blockId: id });
+    } catch (error) {
+      throw toEngineError(error);
+    }
+    const held = (await this.local.latest(id))?.rev ?? 0;
+    if (remote === undefined || remote.rev <= held) return;
+    const history = await this.cluster.history(id);
+    const missing = history
+      .filter((revision) => revision.rev > held)
+      .sort((a, b) => a.rev - b.rev)
+      .map((revision): DirectRevision => ({
+        blockId: id,
+        trxId: revision.trxId,
+        lsn: revision.lsn,
+        baseRev: revision.rev - 1,
+        transform: revision.transform,
+      }));
+    for (const revision of missing) await applyIfNewer(this.local, [revision]);
+    if (missing.length > 0) await this.local.sync();
+  }
+}
