@@ -58,6 +58,11 @@ import {
 } from './process-files.js';
 import { RateMeter } from './rates.js';
 import { SoloNode } from './solo-node.js';
+import { clusterWiring, type ClusterWiring } from './cluster-wiring.js';
+import { NetworkConsensus } from '../cluster/consensus-edge.js';
+import { nodeVoteSigner } from '../cluster/consensus-signer.js';
+import { RawConsensusStore } from '../cluster/consensus-store.js';
+import type { RawStore } from '../storage/raw-store.js';
 import { StatusHub } from './status-hub.js';
 import type { NodeEvent, NodeEventKind, NodeStatus, PeerStatus } from './status.js';
 import { unlink } from 'node:fs/promises';
@@ -120,14 +125,15 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
         );
       throw error;
     }
+    const wiring = clusterWiring(options.config.network, options.config.clusterSize);
     try {
-      solo = await SoloNode.open({ raw, clock });
+      solo = await SoloNode.open({ raw, clock }, { network: options.config.network, wiring: wiring.wire });
     } catch (error) {
       await raw.close();
       throw error;
     }
     const keys = await nodeKeys(solo.identity);
-    const node = new RunningNode(options, clock, lock, solo, keys, notices);
+    const node = new RunningNode(options, clock, lock, solo, keys, notices, { wiring, raw });
     await node.start();
     return node;
   } catch (error) {
@@ -153,6 +159,7 @@ export class RunningNode implements NodeControl {
   private readonly watchers = new AbortController();
   private control: ControlServer | undefined;
   private network: NetworkNode | undefined;
+  private consensus: NetworkConsensus | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private refreshing = false;
@@ -169,6 +176,7 @@ export class RunningNode implements NodeControl {
     private readonly solo: SoloNode,
     private readonly keys: NodeKeys,
     notices: readonly string[],
+    private readonly distributed: { readonly wiring: ClusterWiring; readonly raw: RawStore },
   ) {
     this.dataDir = options.dataDir;
     this.config = options.config;
@@ -200,6 +208,7 @@ export class RunningNode implements NodeControl {
         startedAt: this.startedAt,
       });
       this.network = await this.startNetwork();
+      await this.joinCluster(this.network);
       await serveClient(
         this.network,
         async (request: ClientRequest, context: RequestContext) => {
@@ -246,6 +255,27 @@ export class RunningNode implements NodeControl {
       );
     if (this.config.bootstrap.length > 0 && this.network.peers().length === 0)
       this.emit('error', 'no bootstrap peer reachable yet; retrying in the background');
+  }
+
+  /** Starts consensus on the network and serves this node's share of the blocks and log tails. */
+  private async joinCluster(network: NetworkNode): Promise<void> {
+    const cluster = this.distributed.wiring.cluster;
+    if (cluster === undefined)
+      throw new EngineError('INTERNAL', 'the node was opened without its cluster wiring');
+    this.consensus = await NetworkConsensus.start(
+      {
+        network,
+        store: new RawConsensusStore(this.distributed.raw),
+        clock: this.clock,
+        signer: nodeVoteSigner(this.solo.identity),
+      },
+      {},
+    );
+    this.consensus.onDecided((_blockId, _slot, _value, _certificate, proposedHere) => {
+      if (!proposedHere) cluster.decidedElsewhere();
+    });
+    this.distributed.wiring.proposer.target = this.consensus;
+    await cluster.attach(network);
   }
 
   private async startNetwork(): Promise<NetworkNode> {
@@ -485,7 +515,9 @@ export class RunningNode implements NodeControl {
       }
     };
     await step(() => this.control?.close());
+    await step(() => this.distributed.wiring.cluster?.detach());
     await step(() => this.network?.stop());
+    await step(() => this.consensus?.stop());
     await step(() => this.database.drain(drainMs));
     await step(() => this.solo.close());
     await step(() => removeApi(this.dataDir));

@@ -1,0 +1,62 @@
+/**
+ * Wires a running node's SoloNode to the network: its coordinator commits through the blocks'
+ * clusters and the tail groups' consensus instead of in-process. Consensus starts with the network,
+ * after the store is open, so the proposer is bound late.
+ */
+import { EngineError } from '../base/errors.js';
+import { Cluster } from '../cluster/cluster.js';
+import { peerIdOfIdentity } from '../cluster/consensus-signer.js';
+import type { ConsensusProposer } from '../consensus/memory-network.js';
+import type { ConsensusCertificate, ConsensusGroup, ConsensusValue } from '../consensus/types.js';
+import type { NodeWiring, WiringParts } from './solo-node.js';
+
+/** A proposer that forwards to the consensus edge once the network is up. */
+export class LateProposer implements ConsensusProposer {
+  target: ConsensusProposer | undefined;
+
+  propose(group: ConsensusGroup, value: ConsensusValue): Promise<ConsensusCertificate> {
+    if (this.target === undefined)
+      return Promise.reject(
+        new EngineError('UNAVAILABLE', 'the node is still joining its network; try again'),
+      );
+    return this.target.propose(group, value);
+  }
+}
+
+export interface ClusterWiring {
+  readonly proposer: LateProposer;
+  /** Set once SoloNode has called `wire`. */
+  cluster: Cluster | undefined;
+  readonly wire: (parts: WiringParts) => NodeWiring;
+}
+
+export function clusterWiring(network: string, clusterSize: number): ClusterWiring {
+  const proposer = new LateProposer();
+  const wiring: ClusterWiring = {
+    proposer,
+    cluster: undefined,
+    wire: (parts) => {
+      const cluster = new Cluster(
+        {
+          self: peerIdOfIdentity(parts.identity),
+          blocks: parts.blocks,
+          proposer,
+          clock: parts.clock,
+          rng: parts.rng,
+          catalog: parts.catalog,
+        },
+        { network, k: clusterSize },
+      );
+      wiring.cluster = cluster;
+      return {
+        repo: cluster.repo,
+        tails: cluster.tails,
+        certifier: cluster.certifier,
+        membersFor: (id) => cluster.membersFor(id),
+        reader: cluster.reader,
+        catalog: () => cluster.repo.catalog(parts.catalog),
+      };
+    },
+  };
+  return wiring;
+}
