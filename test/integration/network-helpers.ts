@@ -27,6 +27,19 @@ export class NodePool {
     return node;
   }
 
+  /** Starts a node with a given 32-byte identity seed (the same seed again: the same peer id, e.g. a restart). */
+  async startWithSeed(seed: Uint8Array, init: NetworkInit = {}): Promise<NetworkNode> {
+    const privateKey = await privateKeyFromSeed(seed);
+    const node = await createNetworkNode({ privateKey }, { maintenanceIntervalMs: 1000, ...init });
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** The next identity seed this pool would use (for nodes that need the seed itself, e.g. to sign). */
+  nextSeed(): Uint8Array {
+    return this.rng.bytes(32);
+  }
+
   /** A bare libp2p peer (TCP, Noise, Yamux; no services) for speaking raw bytes to a node. */
   async raw(): Promise<Libp2p> {
     const privateKey = await privateKeyFromSeed(this.rng.bytes(32));

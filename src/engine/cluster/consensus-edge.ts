@@ -1,0 +1,559 @@
+/**
+ * The libp2p edge of the consensus core: every consensus group this node is a member of runs behind a
+ * GroupDriver here, its messages travel on the `consensus` protocol, and its state is persisted in
+ * the node's store. Members are peer ids; libp2p authenticates who sent a message, the core checks
+ * everything else (ballots, votes, certificates). See docs/consensus.md.
+ *
+ * - A message is `{ type: 'msg', members, message }`. It is dropped (and counted) unless its sender
+ *   and this node are both in `members` and `members` hashes to the message's membership. A group is
+ *   started on its first Paxos message, or a heartbeat marked `wake` (sent while the sender has
+ *   proposals waiting or saw Paxos traffic lately); a plain heartbeat starts nothing, so a group that
+ *   went idle everywhere stays stopped. Groups are keyed by block id AND membership, so a made-up
+ *   membership for a real block is a separate, harmless group.
+ * - Sends are fire-and-forget: failures are counted, the core retransmits. At most
+ *   `sendsPerPeerMax` messages are on their way to one peer; more are dropped, so a dead peer pins
+ *   nothing.
+ * - A proposal goes to the local core only. A member that does not lead answers UNAVAILABLE with
+ *   `details.leader`; the caller takes it to that node (proposals are never forwarded here).
+ * - Groups idle for `groupIdleMs` (or the least recently active, when `groupsHostedMax` are running)
+ *   are stopped; their state stays on disk and the group restarts from it on its next message.
+ */
+import { systemClock, type Clock } from '../base/clock.js';
+import { EngineError } from '../base/errors.js';
+import { isBlockId } from '../base/ids.js';
+import { limits } from '../base/limits.js';
+import type { ConsensusInit, ConsensusState } from '../consensus/core.js';
+import { GroupDriver, type ConsensusStore, type ConsensusTransport } from '../consensus/driver.js';
+import type { ConsensusProposer } from '../consensus/memory-network.js';
+import type {
+  ConsensusCertificate,
+  ConsensusGroup,
+  ConsensusMessage,
+  ConsensusValue,
+  EquivocationProof,
+  SignatureVerifier,
+  VoteSigner,
+} from '../consensus/types.js';
+import { isMemberList } from '../consensus/values.js';
+import type { NetworkNode, RequestContext } from '../network/index.js';
+import { membershipHash } from '../transactions/certifier.js';
+import { consensusProtocolName, consensusWire, type ConsensusWireMessage } from './consensus-wire.js';
+
+/** What the edge needs of the network node. */
+export type ConsensusNetworkPort = Pick<
+  NetworkNode,
+  'peerId' | 'network' | 'handle' | 'unhandle' | 'request'
+>;
+
+export interface NetworkConsensusComponents {
+  readonly network: ConsensusNetworkPort;
+  /** Durable consensus state (RawConsensusStore in a node); group ids are `<block id>.<membership>`. */
+  readonly store: ConsensusStore;
+  /** This node's vote signer; its id must be the network node's peer id (see nodeVoteSigner). */
+  readonly signer: VoteSigner;
+  readonly clock?: Clock;
+  readonly verify?: SignatureVerifier;
+}
+
+export interface NetworkConsensusInit extends ConsensusInit {
+  /** The consensus network name votes are bound to (default: the network node's name). */
+  readonly network?: string;
+  /** How often every running core is ticked (default limits.consensusTickMs). */
+  readonly tickMs?: number;
+  /** Groups running at once (default limits.consensusGroupsHostedMax). */
+  readonly groupsHostedMax?: number;
+  /** A group without proposals, decisions or Paxos traffic for this long is stopped (default limits.consensusGroupIdleMs). */
+  readonly groupIdleMs?: number;
+  /** Messages on their way to one peer (default limits.consensusSendsPerPeerMax). */
+  readonly sendsPerPeerMax?: number;
+  /** Deadline of one send (default limits.consensusSendTimeoutMs). */
+  readonly sendTimeoutMs?: number;
+  /**
+   * Whether to run a group another member asks this node to join (its first message names it). The
+   * composition root checks the block records that membership; by default every group that names
+   * this node is run. Local proposals are not asked about.
+   */
+  readonly admitGroup?: (group: ConsensusGroup) => boolean | Promise<boolean>;
+}
+
+/** Why an inbound consensus message was dropped by the edge (the core counts its own reasons). */
+export const edgeDropReasons = [
+  /** Failed the wire schema (counted; the request is answered BAD_INPUT or reset). */
+  'malformed',
+  /** The message is for another consensus network. */
+  'wrong-network',
+  /** The authenticated sender is not in `members`. */
+  'sender-not-member',
+  /** This node is not in `members`. */
+  'self-not-member',
+  /** `members` does not hash to the message's membership. */
+  'wrong-membership',
+  /** A heartbeat without `wake` for a group not running here (it starts nothing). */
+  'group-not-running',
+  /** `admitGroup` refused the group. */
+  'group-refused',
+  /** Every group slot is busy with proposals in flight. */
+  'groups-full',
+  /** The group could not be started or its step failed (store error). */
+  'failed',
+] as const;
+export type EdgeDropReason = (typeof edgeDropReasons)[number];
+
+export interface NetworkConsensusStats {
+  /** Groups running now. */
+  readonly groups: number;
+  /** Groups stopped for being idle (or to make room) since start. */
+  readonly groupsStopped: number;
+  readonly dropped: Readonly<Record<EdgeDropReason, number>>;
+  /** Sends that failed (peer unreachable, timeout, refused). */
+  readonly sendsFailed: number;
+  /** Sends dropped because too many were on their way to the peer already. */
+  readonly sendsDropped: number;
+  /** Sends on their way now. */
+  readonly sendsInflight: number;
+  /** Equivocation proofs reported since start. */
+  readonly equivocations: number;
+}
+
+/**
+ * A decision of a group this node runs, in slot order per group. `proposedHere`: it answers a
+ * proposal made through this edge. A group restarted from disk reports its decisions again, so
+ * listeners must be idempotent.
+ */
+export type DecidedListener = (
+  blockId: string,
+  slot: number,
+  value: ConsensusValue,
+  certificate: ConsensusCertificate,
+  proposedHere: boolean,
+) => void;
+
+export type EquivocationListener = (proof: EquivocationProof) => void;
+
+interface Running {
+  readonly key: string;
+  readonly group: ConsensusGroup;
+  readonly driver: GroupDriver;
+  readonly ready: Promise<void>;
+  started: boolean;
+  ticking: boolean;
+  /** Local proposals waiting; a group with any is never stopped. */
+  proposals: number;
+  /** Last proposal, decision or Paxos message (heartbeats aside), or the start: idle time counts from it. */
+  lastActive: number;
+  /** Last local proposal or Paxos message received (not the start): while recent, heartbeats wake other members. */
+  lastWork: number;
+}
+
+/** The id a group's state is stored under: block id and membership hash (both base64url). */
+export function consensusGroupId(blockId: string, membership: string): string {
+  return `${blockId}.${membership}`;
+}
+
+export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
+  private readonly clock: Clock;
+  private readonly networkName: string;
+  private readonly groups = new Map<string, Running>();
+  /** Stopped drivers still finishing their step, by group id: a restart of the group waits for them. */
+  private readonly draining = new Map<string, Promise<void>>();
+  private readonly inflight = new Map<string, number>();
+  private readonly decidedListeners = new Set<DecidedListener>();
+  private readonly equivocationListeners = new Set<EquivocationListener>();
+  private readonly proofs: EquivocationProof[] = [];
+  private readonly dropped = Object.fromEntries(edgeDropReasons.map((r) => [r, 0])) as Record<
+    EdgeDropReason,
+    number
+  >;
+  private counters = {
+    groupsStopped: 0,
+    sendsFailed: 0,
+    sendsDropped: 0,
+    sendsInflight: 0,
+    equivocations: 0,
+  };
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly tickMs: number;
+  private readonly groupsHostedMax: number;
+  private readonly groupIdleMs: number;
+  private readonly sendsPerPeerMax: number;
+  private readonly sendTimeoutMs: number;
+  /** How long after its last work a group's heartbeats still wake members that stopped it. */
+  private readonly wakeWindowMs: number;
+
+  private constructor(
+    private readonly components: NetworkConsensusComponents,
+    private readonly init: NetworkConsensusInit,
+  ) {
+    if (components.signer.id !== components.network.peerId)
+      throw new EngineError(
+        'CONFIG_INVALID',
+        'the consensus signer must be the network identity (its peer id)',
+      );
+    this.clock = components.clock ?? systemClock;
+    this.networkName = init.network ?? components.network.network;
+    this.tickMs = positive(init.tickMs ?? limits.consensusTickMs, 'tickMs');
+    this.groupsHostedMax = positive(
+      init.groupsHostedMax ?? limits.consensusGroupsHostedMax,
+      'groupsHostedMax',
+    );
+    this.groupIdleMs = positive(init.groupIdleMs ?? limits.consensusGroupIdleMs, 'groupIdleMs');
+    this.sendsPerPeerMax = positive(
+      init.sendsPerPeerMax ?? limits.consensusSendsPerPeerMax,
+      'sendsPerPeerMax',
+    );
+    this.sendTimeoutMs = positive(init.sendTimeoutMs ?? limits.consensusSendTimeoutMs, 'sendTimeoutMs');
+    // Long enough for the woken members' heartbeats to be heard before anyone is suspected.
+    this.wakeWindowMs = 2 * (init.timing?.suspectAfterMs ?? limits.consensusSuspectAfterMs);
+  }
+
+  /** Serves the `consensus` protocol and starts ticking. */
+  static async start(
+    components: NetworkConsensusComponents,
+    init: NetworkConsensusInit = {},
+  ): Promise<NetworkConsensus> {
+    const edge = new NetworkConsensus(components, init);
+    await components.network.handle<ConsensusWireMessage>(
+      consensusProtocolName,
+      (wire, context) => edge.onWire(wire, context),
+      {
+        validate: (value) => {
+          try {
+            return consensusWire(value);
+          } catch (error) {
+            edge.dropped.malformed += 1;
+            throw error;
+          }
+        },
+      },
+    );
+    edge.timer = setInterval(() => edge.tick(), edge.tickMs);
+    edge.timer.unref();
+    return edge;
+  }
+
+  /** This member's id (the node's peer id). */
+  get id(): string {
+    return this.components.signer.id;
+  }
+
+  /**
+   * Gets `value` decided by `group` through this member's core and returns its certificate. Throws
+   * UNAVAILABLE when this node is not a member, or (with `details.leader`) when it does not lead;
+   * NO_QUORUM, TIMEOUT and the other rejections as `rejectionError` maps them.
+   */
+  async propose(group: ConsensusGroup, value: ConsensusValue): Promise<ConsensusCertificate> {
+    if (this.stopped) throw new EngineError('UNAVAILABLE', 'consensus is stopped on this node');
+    if (group.network !== this.networkName)
+      throw new EngineError(
+        'BAD_INPUT',
+        `the group belongs to network ${group.network}, not ${this.networkName}`,
+      );
+    if (!isBlockId(group.blockId) || !isMemberList(group.members))
+      throw new EngineError('BAD_INPUT', 'a consensus group is a block id and sorted, distinct member ids');
+    if (!group.members.includes(this.id))
+      throw new EngineError('UNAVAILABLE', 'this node is not a member of the consensus group', {
+        members: [...group.members],
+      });
+    const running = await this.run(group);
+    if (running === undefined)
+      throw new EngineError(
+        'UNAVAILABLE',
+        'this node runs too many consensus groups with proposals in flight',
+      );
+    running.proposals += 1;
+    running.lastActive = running.lastWork = this.clock.now();
+    try {
+      return await running.driver.propose(value);
+    } finally {
+      running.proposals -= 1;
+      running.lastActive = this.clock.now();
+    }
+  }
+
+  /** Sends a message of a running group (the transport of its driver); best effort. */
+  send(_from: string, to: string, message: ConsensusMessage): void {
+    const running = this.groups.get(consensusGroupId(message.blockId, message.membership));
+    if (running === undefined) {
+      this.counters.sendsDropped += 1;
+      return;
+    }
+    this.sendTo(to, running.group.members, message, this.awake(running));
+  }
+
+  /** Subscribes to decisions; returns the unsubscribe function. */
+  onDecided(listener: DecidedListener): () => void {
+    this.decidedListeners.add(listener);
+    return () => this.decidedListeners.delete(listener);
+  }
+
+  /** Subscribes to equivocation proofs (each is also persisted with its group); returns the unsubscribe function. */
+  onEquivocation(listener: EquivocationListener): () => void {
+    this.equivocationListeners.add(listener);
+    return () => this.equivocationListeners.delete(listener);
+  }
+
+  /** The latest equivocation proofs reported here (at most limits.consensusEquivocationsKeptMax). */
+  equivocations(): readonly EquivocationProof[] {
+    return [...this.proofs];
+  }
+
+  stats(): NetworkConsensusStats {
+    return { groups: this.groups.size, dropped: { ...this.dropped }, ...this.counters };
+  }
+
+  /** The core state of a running group (status views and tests), or null when it is not running here. */
+  state(group: Pick<ConsensusGroup, 'blockId' | 'members'>): ConsensusState | null {
+    const running = this.groups.get(consensusGroupId(group.blockId, membershipHash(group.members)));
+    return running?.started === true ? running.driver.snapshot : null;
+  }
+
+  /** Stops ticking and serving, stops every group (waiting proposals fail UNAVAILABLE). Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    await this.components.network.unhandle(consensusProtocolName).catch(() => undefined);
+    const running = [...this.groups.values()];
+    this.groups.clear();
+    await Promise.allSettled([...running.map((r) => r.driver.stop()), ...this.draining.values()]);
+  }
+
+  // ---- inbound ----
+
+  private async onWire(wire: ConsensusWireMessage, context: RequestContext): Promise<null> {
+    const from = context.peerId;
+    const { members, message } = wire;
+    if (this.stopped) return null;
+    if (message.network !== this.networkName) return this.drop('wrong-network');
+    if (!isBlockId(message.blockId)) return this.drop('malformed');
+    if (!members.includes(from)) return this.drop('sender-not-member');
+    if (!members.includes(this.id)) return this.drop('self-not-member');
+    if (membershipHash(members) !== message.membership) return this.drop('wrong-membership');
+    const group: ConsensusGroup = { network: this.networkName, blockId: message.blockId, members };
+    let running = this.groups.get(consensusGroupId(message.blockId, message.membership));
+    if (running === undefined) {
+      // A plain heartbeat starts nothing (so groups that went idle everywhere stay stopped); one
+      // from a member with work to do does, or that member could never count a quorum live.
+      if (message.type === 'Heartbeat' && wire.wake !== true) return this.drop('group-not-running');
+      const admit = this.init.admitGroup;
+      if (admit !== undefined && !(await admit(group))) return this.drop('group-refused');
+      try {
+        running = await this.run(group);
+      } catch {
+        return this.drop('failed');
+      }
+      if (running === undefined) return this.drop('groups-full');
+    } else {
+      await running.ready.catch(() => undefined);
+    }
+    if (message.type !== 'Heartbeat') running.lastActive = running.lastWork = this.clock.now();
+    try {
+      await running.driver.receive(from, message);
+    } catch {
+      this.drop('failed');
+    }
+    return null;
+  }
+
+  private drop(reason: EdgeDropReason): null {
+    this.dropped[reason] += 1;
+    return null;
+  }
+
+  // ---- outbound ----
+
+  /** Whether the group has work: proposals waiting here, or Paxos traffic within the wake window. */
+  private awake(running: Running): boolean {
+    return running.proposals > 0 || this.clock.now() - running.lastWork < this.wakeWindowMs;
+  }
+
+  private sendTo(to: string, members: readonly string[], message: ConsensusMessage, wake: boolean): void {
+    if (this.stopped || to === this.id) return;
+    const count = this.inflight.get(to) ?? 0;
+    if (count >= this.sendsPerPeerMax) {
+      this.counters.sendsDropped += 1;
+      return;
+    }
+    this.inflight.set(to, count + 1);
+    this.counters.sendsInflight += 1;
+    const wire: ConsensusWireMessage = wake
+      ? { type: 'msg', members, message, wake }
+      : { type: 'msg', members, message };
+    this.components.network
+      .request(to, consensusProtocolName, wire, { timeoutMs: this.sendTimeoutMs })
+      .catch(() => {
+        this.counters.sendsFailed += 1;
+      })
+      .finally(() => {
+        this.counters.sendsInflight -= 1;
+        const left = (this.inflight.get(to) ?? 1) - 1;
+        if (left <= 0) this.inflight.delete(to);
+        else this.inflight.set(to, left);
+      });
+  }
+
+  // ---- groups ----
+
+  /** The running group, started (from disk) if needed; undefined when no slot can be freed. */
+  private async run(group: ConsensusGroup): Promise<Running | undefined> {
+    const membership = membershipHash(group.members);
+    const key = consensusGroupId(group.blockId, membership);
+    let running = this.groups.get(key);
+    if (running === undefined) {
+      if (this.groups.size >= this.groupsHostedMax && !this.makeRoom()) return undefined;
+      running = this.startGroup(key, group);
+    }
+    await running.ready;
+    return running;
+  }
+
+  private startGroup(key: string, recorded: ConsensusGroup): Running {
+    const group: ConsensusGroup = Object.freeze({
+      network: recorded.network,
+      blockId: recorded.blockId,
+      members: Object.freeze([...recorded.members]),
+    });
+    const store = this.components.store;
+    const driver = new GroupDriver(
+      {
+        // The group's state is kept under its block id and membership.
+        store: {
+          load: () => store.load(key),
+          persist: (_blockId, record) => store.persist(key, record),
+        },
+        transport: {
+          send: (_from, to, message) => this.sendTo(to, group.members, message, this.awake(running)),
+        },
+        clock: this.clock,
+        signer: this.components.signer,
+        ...(this.components.verify !== undefined ? { verify: this.components.verify } : {}),
+      },
+      group,
+      {
+        ...(this.init.timing !== undefined ? { timing: this.init.timing } : {}),
+        onDecided: (effect) => {
+          running.lastActive = this.clock.now();
+          this.emitDecided(
+            group.blockId,
+            effect.slot,
+            effect.value,
+            effect.certificate,
+            effect.proposals.length > 0,
+          );
+        },
+        onEquivocation: (proof) => this.emitEquivocation(proof),
+      },
+    );
+    const draining = this.draining.get(key);
+    const ready = (async () => {
+      await draining;
+      await driver.start();
+    })();
+    const running: Running = {
+      key,
+      group,
+      driver,
+      ready,
+      started: false,
+      ticking: false,
+      proposals: 0,
+      lastActive: this.clock.now(),
+      lastWork: Number.NEGATIVE_INFINITY,
+    };
+    this.groups.set(key, running);
+    ready.then(
+      () => {
+        running.started = true;
+      },
+      () => {
+        if (this.groups.get(key) === running) this.groups.delete(key);
+      },
+    );
+    return running;
+  }
+
+  /** Stops a running group; its driver finishes the step in progress before the group may start again. */
+  private stopGroup(running: Running): void {
+    if (this.groups.get(running.key) !== running) return;
+    this.groups.delete(running.key);
+    this.counters.groupsStopped += 1;
+    const done = running.ready.catch(() => undefined).then(() => running.driver.stop());
+    this.draining.set(running.key, done);
+    void done.finally(() => {
+      if (this.draining.get(running.key) === done) this.draining.delete(running.key);
+    });
+  }
+
+  /** Stops the least recently active group without proposals waiting; false when there is none. */
+  private makeRoom(): boolean {
+    let oldest: Running | undefined;
+    for (const running of this.groups.values())
+      if (
+        running.started &&
+        running.proposals === 0 &&
+        (oldest === undefined || running.lastActive < oldest.lastActive)
+      )
+        oldest = running;
+    if (oldest === undefined) return false;
+    this.stopGroup(oldest);
+    return true;
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    for (const running of [...this.groups.values()]) {
+      if (!running.started) continue;
+      if (running.proposals === 0 && now - running.lastActive >= this.groupIdleMs) {
+        this.stopGroup(running);
+        continue;
+      }
+      if (running.ticking) continue;
+      running.ticking = true;
+      running.driver
+        .tick()
+        .catch(() => {
+          this.dropped.failed += 1;
+        })
+        .finally(() => {
+          running.ticking = false;
+        });
+    }
+  }
+
+  private emitDecided(
+    blockId: string,
+    slot: number,
+    value: ConsensusValue,
+    certificate: ConsensusCertificate,
+    proposedHere: boolean,
+  ): void {
+    for (const listener of this.decidedListeners) {
+      try {
+        listener(blockId, slot, value, certificate, proposedHere);
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+
+  private emitEquivocation(proof: EquivocationProof): void {
+    this.counters.equivocations += 1;
+    this.proofs.push(proof);
+    if (this.proofs.length > limits.consensusEquivocationsKeptMax) this.proofs.shift();
+    for (const listener of this.equivocationListeners) {
+      try {
+        listener(proof);
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+}
+
+function positive(value: number, what: string): number {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new EngineError('CONFIG_INVALID', `${what} must be a positive number`, { field: what });
+  return value;
+}
