@@ -9,6 +9,24 @@ import { join } from 'node:path';
 import { openDatabase, type Database, type TxRequest } from '../src/engine/index.js';
 
 const keys = Number(process.env['BENCH_KEYS'] ?? 10_000);
+/**
+ * `--only embedded|node|crypto` (repeatable, or comma-separated) runs those parts alone; `--workload
+ * NAME` (sequential, concurrent, bulk, diary; repeatable) narrows the embedded part to those workloads
+ * (the raw baselines always run). Both are for profiling and quick comparisons.
+ */
+const args = process.argv.slice(2);
+function flagValues(flag: string): Set<string> | undefined {
+  const values: string[] = [];
+  args.forEach((arg, i) => {
+    if (arg === flag && args[i + 1] !== undefined) values.push(...args[i + 1]!.split(','));
+    else if (arg.startsWith(flag + '=')) values.push(...arg.slice(flag.length + 1).split(','));
+  });
+  return values.length === 0 ? undefined : new Set(values);
+}
+const only = flagValues('--only');
+const workloads = flagValues('--workload');
+const runs = (part: string): boolean => only === undefined || only.has(part);
+const runsWorkload = (name: string): boolean => workloads === undefined || workloads.has(name);
 const value = (i: number): { i: number; name: string; tags: string[] } => ({
   i,
   name: `user-${i}-${'x'.repeat(40)}`,
@@ -124,109 +142,116 @@ async function main(): Promise<void> {
   const raw = await rawBaselines();
 
   // 1 + history flatness: sequential durable single-key put transactions.
-  await withDb('seq', async (db) => {
-    await db.createCollection('users', 'tree');
-    const tenth = Math.floor(keys / 10);
-    const tenths: number[] = [];
-    let mark = performance.now();
-    const start = mark;
-    for (let i = 0; i < keys; i++) {
-      check(await db.transact(putTx('users', i)));
-      if ((i + 1) % tenth === 0) {
-        const now = performance.now();
-        tenths.push(now - mark);
-        mark = now;
+  if (runsWorkload('sequential'))
+    await withDb('seq', async (db) => {
+      await db.createCollection('users', 'tree');
+      const tenth = Math.floor(keys / 10);
+      const tenths: number[] = [];
+      let mark = performance.now();
+      const start = mark;
+      for (let i = 0; i < keys; i++) {
+        check(await db.transact(putTx('users', i)));
+        if ((i + 1) % tenth === 0) {
+          const now = performance.now();
+          tenths.push(now - mark);
+          mark = now;
+        }
       }
-    }
-    report(
-      'tx.put.sequential',
-      keys,
-      performance.now() - start,
-      { name: 'raw.put.sync', opsPerSec: raw['putSync']! },
-      { ratioMin: 0.5 },
-    );
-    const first = tenth / tenths[0]!;
-    const last = tenth / tenths.at(-1)!;
-    emit({
-      bench: 'tx.put.history-flatness',
-      firstTenthOpsPerSec: round(first * 1000),
-      lastTenthOpsPerSec: round(last * 1000),
-      ratio: round(last / first, 3),
-      targetRatio: 0.8,
-      met: last / first >= 0.8,
-    });
+      report(
+        'tx.put.sequential',
+        keys,
+        performance.now() - start,
+        { name: 'raw.put.sync', opsPerSec: raw['putSync']! },
+        { ratioMin: 0.5 },
+      );
+      const first = tenth / tenths[0]!;
+      const last = tenth / tenths.at(-1)!;
+      emit({
+        bench: 'tx.put.history-flatness',
+        firstTenthOpsPerSec: round(first * 1000),
+        lastTenthOpsPerSec: round(last * 1000),
+        ratio: round(last / first, 3),
+        targetRatio: 0.8,
+        met: last / first >= 0.8,
+      });
 
-    // 4: point gets and a full scan on the tree just written.
-    let ms = await timed(async () => {
-      for (let i = 0; i < keys; i++) await db.get('users', `user${String(i).padStart(6, '0')}`);
+      // 4: point gets and a full scan on the tree just written.
+      let ms = await timed(async () => {
+        for (let i = 0; i < keys; i++) await db.get('users', `user${String(i).padStart(6, '0')}`);
+      });
+      report('get.point', keys, ms, { name: 'raw.get', opsPerSec: raw['get']! }, { ratioMin: 0.25 });
+      let count = 0;
+      ms = await timed(async () => {
+        for await (const _ of db.scan('users')) count++;
+      });
+      report('scan.full', count, ms, { name: 'raw.iterate', opsPerSec: raw['iterate']! }, { ratioMin: 0.25 });
     });
-    report('get.point', keys, ms, { name: 'raw.get', opsPerSec: raw['get']! }, { ratioMin: 0.25 });
-    let count = 0;
-    ms = await timed(async () => {
-      for await (const _ of db.scan('users')) count++;
-    });
-    report('scan.full', count, ms, { name: 'raw.iterate', opsPerSec: raw['iterate']! }, { ratioMin: 0.25 });
-  });
 
   // 2: 8 concurrent single-key put transactions on distinct keys (group commit).
-  await withDb('conc', async (db) => {
-    await db.createCollection('users', 'tree');
-    let next = 0;
-    let attempts = 0;
-    const worker = async (): Promise<void> => {
-      for (;;) {
-        const i = next++;
-        if (i >= keys) return;
-        const outcome = await db.transact(putTx('users', (i * 7919) % keys));
-        check(outcome);
-        if (outcome.ok) attempts += outcome.attempts;
-      }
-    };
-    const ms = await timed(async () => {
-      await Promise.all(Array.from({ length: 8 }, worker));
+  if (runsWorkload('concurrent'))
+    await withDb('conc', async (db) => {
+      await db.createCollection('users', 'tree');
+      let next = 0;
+      let attempts = 0;
+      const worker = async (): Promise<void> => {
+        for (;;) {
+          const i = next++;
+          if (i >= keys) return;
+          const outcome = await db.transact(putTx('users', (i * 7919) % keys));
+          check(outcome);
+          if (outcome.ok) attempts += outcome.attempts;
+        }
+      };
+      const ms = await timed(async () => {
+        await Promise.all(Array.from({ length: 8 }, worker));
+      });
+      report(
+        'tx.put.concurrent8',
+        keys,
+        ms,
+        { name: 'raw.put.sync', opsPerSec: raw['putSync']! },
+        { ratioMin: 2 },
+      );
+      emit({ bench: 'tx.put.concurrent8.replays', replaysPerTx: round(attempts / keys - 1, 3) });
     });
-    report(
-      'tx.put.concurrent8',
-      keys,
-      ms,
-      { name: 'raw.put.sync', opsPerSec: raw['putSync']! },
-      { ratioMin: 2 },
-    );
-    emit({ bench: 'tx.put.concurrent8.replays', replaysPerTx: round(attempts / keys - 1, 3) });
-  });
 
   // 3: one transaction of `keys` puts.
-  await withDb('bulk', async (db) => {
-    await db.createCollection('users', 'tree');
-    const ms = await timed(async () => {
-      check(
-        await db.transact({ actions: Array.from({ length: keys }, (_, i) => putTx('users', i).actions[0]!) }),
+  if (runsWorkload('bulk'))
+    await withDb('bulk', async (db) => {
+      await db.createCollection('users', 'tree');
+      const ms = await timed(async () => {
+        check(
+          await db.transact({
+            actions: Array.from({ length: keys }, (_, i) => putTx('users', i).actions[0]!),
+          }),
+        );
+      });
+      report(
+        'tx.put.one-transaction',
+        keys,
+        ms,
+        { name: 'raw.batch.1000', opsPerSec: raw['batch']! },
+        { ratioMin: 0.25 },
       );
     });
-    report(
-      'tx.put.one-transaction',
-      keys,
-      ms,
-      { name: 'raw.batch.1000', opsPerSec: raw['batch']! },
-      { ratioMin: 0.25 },
-    );
-  });
 
   // 5: sequential diary appends.
-  await withDb('diary', async (db) => {
-    await db.createCollection('events', 'diary');
-    const n = Math.min(keys, 5000);
-    const ms = await timed(async () => {
-      for (let i = 0; i < n; i++)
-        check(await db.transact({ actions: [{ collection: 'events', op: 'append', value: value(i) }] }));
+  if (runsWorkload('diary'))
+    await withDb('diary', async (db) => {
+      await db.createCollection('events', 'diary');
+      const n = Math.min(keys, 5000);
+      const ms = await timed(async () => {
+        for (let i = 0; i < n; i++)
+          check(await db.transact({ actions: [{ collection: 'events', op: 'append', value: value(i) }] }));
+      });
+      report('diary.append.sequential', n, ms, { name: 'raw.put.sync', opsPerSec: raw['putSync']! });
     });
-    report('diary.append.sequential', n, ms, { name: 'raw.put.sync', opsPerSec: raw['putSync']! });
-  });
 
   clearInterval(sampler);
   emit({ bench: 'memory', peakRssMiB: round(peakRss / 1024 / 1024) });
 }
 
-await main();
-await import('./node.js');
-await import('./crypto.js'); // threshold crypto figures (bench/crypto.ts)
+if (runs('embedded')) await main();
+else clearInterval(sampler);
+if (runs('node')) await import('./node.js');
+if (runs('crypto')) await import('./crypto.js'); // threshold crypto figures (bench/crypto.ts)

@@ -51,6 +51,11 @@ export interface DirectRevision {
   readonly lsn: number;
   readonly baseRev: number;
   readonly transform: BlockTransform;
+  /**
+   * Store the new latest state whole, not as a pointer into the revisions: for a block that will
+   * rarely change again but be read after restarts (a sealed log block).
+   */
+  readonly whole?: boolean;
 }
 
 export interface HistoryRange {
@@ -75,7 +80,10 @@ export interface BlockStoreStats {
  * concurrent callers never lose an update. Returned blocks are shared and must never be mutated.
  */
 export interface BlockStore {
-  /** Latest state; undefined if the block never existed. O(1) reads: never walks history. */
+  /**
+   * Latest state; undefined if the block never existed. Bounded reads: never walks history (at most
+   * limits.materialiseEveryRevs revisions when the state is not in memory).
+   */
   latest(id: BlockId): Promise<BlockState | undefined>;
   /**
    * State at a past revision (`rev`) or as of a collection LSN (`lsn`: the newest revision whose lsn

@@ -222,7 +222,7 @@ export class LevelRawStore implements RawStore {
     this.queue = [];
     const flush = (async () => {
       try {
-        await db.batch(lastOpPerKey(ops), { sync: true });
+        await writeBatch(db, lastOpPerKey(ops));
       } catch (error) {
         // The ops stay visible (queue and overlay) for reads; the store refuses further writes.
         this.queue = ops.concat(this.queue);
@@ -245,24 +245,47 @@ export class LevelRawStore implements RawStore {
   }
 }
 
+type LevelOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+
 /**
  * The ops of one flush with every key reduced to its last op. The flush is one atomic LevelDB batch,
  * so only the final value of each key matters; a pend written and promoted between two syncs then
- * reaches the disk as one small delete instead of its whole body followed by a delete.
+ * reaches the disk as one small delete instead of its whole body followed by a delete — or as nothing
+ * when its writer marked the put `absent` (the key held nothing before it, so put then delete within
+ * one flush leaves the disk as it was).
  */
-function lastOpPerKey(
-  ops: readonly RawOp[],
-): Array<{ type: 'put'; key: string; value: string } | { type: 'del'; key: string }> {
+function lastOpPerKey(ops: readonly RawOp[]): LevelOp[] {
   const last = new Map<string, RawOp>();
+  /** Keys whose first op in this flush is a put of a key known to hold nothing before it. */
+  let bornHere: Set<string> | undefined;
   for (const op of ops) {
-    last.delete(op.key);
+    const previous = last.get(op.key);
+    if (previous === undefined) {
+      if (op.type === 'put' && op.absent === true) (bornHere ??= new Set()).add(op.key);
+    } else last.delete(op.key);
     last.set(op.key, op);
   }
-  return [...last.values()].map((op) =>
-    op.type === 'put'
-      ? { type: 'put' as const, key: op.key, value: op.value }
-      : { type: 'del' as const, key: op.key },
-  );
+  const out: LevelOp[] = [];
+  for (const op of last.values()) {
+    if (op.type === 'put') out.push({ type: 'put', key: op.key, value: op.value });
+    else if (bornHere?.has(op.key) !== true) out.push({ type: 'del', key: op.key });
+  }
+  return out;
+}
+
+/**
+ * One synced LevelDB batch. The ops are already plain utf8 strings, so they go to classic-level's
+ * batch implementation (`_batch`, the abstract-level hook it provides) directly: the public `batch()`
+ * clones every op and looks its encodings up again, which costs as much main-thread time as the rest
+ * of a small transaction's write. This store never writes while LevelDB is not open (flushes finish
+ * before close) and uses no hooks or write events, which is all the public wrapper adds.
+ */
+function writeBatch(db: Db, ops: LevelOp[]): Promise<void> {
+  if (ops.length === 0) return Promise.resolve();
+  const direct = (db as unknown as { _batch?: (ops: LevelOp[], options: { sync: boolean }) => Promise<void> })
+    ._batch;
+  if (typeof direct === 'function') return direct.call(db, ops, { sync: true });
+  return db.batch(ops, { sync: true });
 }
 
 type LevelIterator = ClassicIterator<Db, string, string>;

@@ -4,7 +4,16 @@
  * The shared compliance suite in test/engine/storage/raw-store-compliance.ts runs against both.
  */
 export type RawOp =
-  | { readonly type: 'put'; readonly key: string; readonly value: string }
+  | {
+      readonly type: 'put';
+      readonly key: string;
+      readonly value: string;
+      /**
+       * The writer knows the key holds nothing before this put (a key named after a fresh transaction).
+       * A store may then write nothing at all when the key is deleted again before it reaches the disk.
+       */
+      readonly absent?: boolean;
+    }
   | { readonly type: 'del'; readonly key: string };
 
 export interface RawRange {

@@ -23,16 +23,26 @@ export interface VersionedBlockStoreInit {
 /*
  * Layout in the RawStore. This store owns these prefixes and touches no other key:
  *
- *   b/<id>                      latest state: { rev, lsn, trxId, deleted, block? }
+ *   b/<id>                      latest state: { rev, lsn, trxId, deleted, block? } when stored whole,
+ *                               else { rev, lsn, trxId, deleted: false, lazy: true } (see below)
  *   r/<id>/<rev>                one revision: { rev, lsn, trxId, transform }
  *   m/<id>/<rev>                full state every limits.materialiseEveryRevs revisions (same shape as b/)
- *   l/<id>/<lsn>                rev: which revision a collection LSN produced, for at({ lsn })
+ *   l/<id>/<lsn>                rev: the LSN of every materialiseEveryRevs-th revision, for at({ lsn })
  *   p/<id>/<trxId>              a pending transform (PendingTransform)
  *   x/<expiresAt>/<id>/<trxId>  the transform's kind: expiry index over p/, oldest first
  *   s/counters                  { blocks }: live (not deleted) blocks
  *
  * Numbers in keys are zero-padded to 16 digits so key order is numeric order. Block and transaction
  * ids must not contain '/' (base64url never does).
+ *
+ * A revision's transform is in r/ anyway, so b/ holds the whole block only when asked to (a revision
+ * marked `whole`, e.g. a sealed log block) or for a deletion; otherwise b/ is a small "lazy" record and
+ * the latest state is materialised like any other revision: from the nearest whole state (an insert in
+ * r/ or the m/ snapshot every materialiseEveryRevs revisions) plus fewer than materialiseEveryRevs
+ * transforms. Writing a block then costs its transform, not its size (a log block or leaf of a few KB
+ * changed by a few hundred bytes per transaction). Latest states are cached in memory, so the
+ * materialisation is paid only by the first read of a block after it left the cache. b/ records
+ * written whole (older stores, `whole` revisions) are read as they are.
  */
 const numberDigits = 16;
 const countersKey = 's/counters';
@@ -65,6 +75,8 @@ interface StateRecord {
   readonly trxId: TrxId;
   readonly deleted: boolean;
   readonly block?: Block;
+  /** b/ only: the block is not stored here; materialise revision `rev` from r/ (and m/). */
+  readonly lazy?: true;
 }
 
 interface Counters {
@@ -130,12 +142,16 @@ class Mutation {
     if (previous !== undefined) {
       this.ops.push({ type: 'del', key: keyOf.expiry(previous.expiresAt, item.blockId, item.trxId) });
     }
+    // A first pend of the transaction on the block creates both keys: marked absent, they cost
+    // nothing on disk when the promote deletes them before the next flush.
+    const absent = previous === undefined;
     this.ops.push(
-      { type: 'put', key: keyOf.pend(item.blockId, item.trxId), value: JSON.stringify(item) },
+      { type: 'put', key: keyOf.pend(item.blockId, item.trxId), value: JSON.stringify(item), absent },
       {
         type: 'put',
         key: keyOf.expiry(item.expiresAt, item.blockId, item.trxId),
         value: item.transform.kind,
+        absent,
       },
     );
     this.pendChanges.push([
@@ -181,8 +197,29 @@ function decode<T>(key: string, text: string): T {
   }
 }
 
-function decodeState(id: BlockId, key: string, text: string): BlockState {
+/** The b/ record of a live block whose state is materialised from its revisions when read. */
+function encodeLazyState(state: BlockState): string {
+  const record: StateRecord = {
+    rev: state.rev,
+    lsn: state.lsn,
+    trxId: state.trxId,
+    deleted: false,
+    lazy: true,
+  };
+  return JSON.stringify(record);
+}
+
+function decodeState(id: BlockId, key: string, text: string): BlockState | { readonly lazyRev: number } {
   const record = decode<StateRecord>(key, text);
+  if (record.lazy === true && !record.deleted) {
+    if (!Number.isSafeInteger(record.rev) || record.rev < 1)
+      throw new EngineError('CORRUPT', `state under ${key} names no revision`, { key });
+    return { lazyRev: record.rev };
+  }
+  return decodeWholeState(id, key, record);
+}
+
+function decodeWholeState(id: BlockId, key: string, record: StateRecord): BlockState {
   if (!record.deleted && record.block === undefined)
     throw new EngineError('CORRUPT', `state under ${key} has no block`, { key });
   return {
@@ -310,17 +347,9 @@ export class VersionedBlockStore implements BlockStore {
       // A block's revisions come from its collection's log in order, so lsns grow with revisions.
       if (latest.lsn <= point.lsn) return latest;
       const lsn = Math.min(Math.floor(point.lsn), Number.MAX_SAFE_INTEGER);
-      let found: number | undefined;
-      for await (const [, text] of this.raw.iterate({
-        gte: keyOf.lsns(id),
-        lte: keyOf.lsn(id, lsn),
-        reverse: true,
-        limit: 1,
-      })) {
-        found = Number(text);
-      }
+      const found = await this.revisionAtLsn(id, lsn, latest.rev);
       if (found === undefined) return undefined;
-      rev = found;
+      rev = found.rev;
     }
     if (rev > latest.rev) return undefined;
     if (rev === latest.rev) return latest;
@@ -554,12 +583,18 @@ export class VersionedBlockStore implements BlockStore {
     const inFlight = this.loads.get(id);
     if (inFlight !== undefined) return inFlight.promise;
     const key = keyOf.latest(id);
+    const read = async (): Promise<BlockState | null> => {
+      const text = await this.raw.get(key);
+      const decoded = text === undefined ? null : decodeState(id, key, text);
+      // Revisions are never rewritten, so the revision b/ named stays materialisable even if a write
+      // lands meanwhile (that write marks this load stale, so its result is not cached).
+      return decoded !== null && 'lazyRev' in decoded ? this.materialise(id, decoded.lazyRev) : decoded;
+    };
     const load: LatestLoad = {
       stale: false,
-      promise: this.raw.get(key).then(
-        (text) => {
+      promise: read().then(
+        (state) => {
           if (this.loads.get(id) === load) this.loads.delete(id);
-          const state = text === undefined ? null : decodeState(id, key, text);
           if (!load.stale) this.cache.set(id, state);
           return state;
         },
@@ -636,19 +671,23 @@ export class VersionedBlockStore implements BlockStore {
       readonly trxId: TrxId;
       readonly lsn: number;
       readonly transform: BlockTransform;
+      readonly whole?: boolean | undefined;
     },
   ): BlockState {
     const { blockId: id, trxId, lsn, transform } = revision;
     const rev = (previous?.rev ?? 0) + 1;
     const state: BlockState = { id, rev, lsn, trxId, block: applyTransform(previous?.block, transform) };
     const record: BlockRevision = { rev, lsn, trxId, transform };
+    const whole = revision.whole === true || state.block === undefined;
     mutation.ops.push(
-      { type: 'put', key: keyOf.latest(id), value: encodeState(state) },
+      { type: 'put', key: keyOf.latest(id), value: whole ? encodeState(state) : encodeLazyState(state) },
       { type: 'put', key: keyOf.revision(id, rev), value: JSON.stringify(record) },
-      { type: 'put', key: keyOf.lsn(id, lsn), value: String(rev) },
     );
     if (rev % limits.materialiseEveryRevs === 0) {
-      mutation.ops.push({ type: 'put', key: keyOf.snapshot(id, rev), value: encodeState(state) });
+      mutation.ops.push(
+        { type: 'put', key: keyOf.snapshot(id, rev), value: encodeState(state) },
+        { type: 'put', key: keyOf.lsn(id, lsn), value: String(rev) },
+      );
     }
     mutation.blocksDelta += (state.block !== undefined ? 1 : 0) - (previous?.block !== undefined ? 1 : 0);
     mutation.changed.set(id, state);
@@ -657,11 +696,51 @@ export class VersionedBlockStore implements BlockStore {
 
   /** Whether the revision that `lsn` produced on the block came from `trxId` (the commit already landed). */
   private async carries(id: BlockId, trxId: TrxId, lsn: number): Promise<boolean> {
-    const revText = await this.raw.get(keyOf.lsn(id, lsn));
-    if (revText === undefined) return false;
-    const key = keyOf.revision(id, Number(revText));
-    const text = await this.raw.get(key);
-    return text !== undefined && decode<BlockRevision>(key, text).trxId === trxId;
+    const latest = await this.loadLatest(id);
+    if (latest === null) return false;
+    const found = await this.revisionAtLsn(id, lsn, latest.rev);
+    return found !== undefined && found.lsn === lsn && found.trxId === trxId;
+  }
+
+  /**
+   * The newest revision (up to `latestRev`) whose lsn is ≤ `lsn`. A block's revisions come from its
+   * collection's log in order, so lsns grow with revisions: l/ names the lsn of every
+   * materialiseEveryRevs-th revision, so the answer lies in the fewer than materialiseEveryRevs
+   * revisions after the newest one at or below `lsn` (stores that indexed every revision find it at
+   * once and read one revision past it).
+   */
+  private async revisionAtLsn(
+    id: BlockId,
+    lsn: number,
+    latestRev: number,
+  ): Promise<BlockRevision | undefined> {
+    let anchor = 0;
+    for await (const [, text] of this.raw.iterate({
+      gte: keyOf.lsns(id),
+      lte: keyOf.lsn(id, lsn),
+      reverse: true,
+      limit: 1,
+    })) {
+      anchor = Number(text);
+    }
+    if (!Number.isSafeInteger(anchor) || anchor < 0 || anchor > latestRev)
+      throw new EngineError('CORRUPT', `the lsn index of block ${id} names revision ${anchor}`, {
+        blockId: id,
+      });
+    const from = Math.max(1, anchor);
+    const to = Math.min(latestRev, anchor + limits.materialiseEveryRevs);
+    let found: BlockRevision | undefined;
+    if (from <= to) {
+      for await (const [key, text] of this.raw.iterate({
+        gte: keyOf.revision(id, from),
+        lte: keyOf.revision(id, to),
+      })) {
+        const record = decode<BlockRevision>(key, text);
+        if (record.lsn > lsn) break;
+        found = record;
+      }
+    }
+    return found;
   }
 
   /**
@@ -697,7 +776,7 @@ export class VersionedBlockStore implements BlockStore {
       const key = keyOf.snapshot(id, base);
       const text = await this.raw.get(key);
       if (text === undefined) throw new EngineError('CORRUPT', `snapshot ${key} is missing`, { key });
-      const snapshot = decodeState(id, key, text);
+      const snapshot = decodeWholeState(id, key, decode<StateRecord>(key, text));
       if (records.length === 0) return snapshot;
       block = snapshot.block;
     }

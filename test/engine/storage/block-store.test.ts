@@ -386,7 +386,8 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         }
       });
 
-      it('reads the latest state with at most one get and never walks history', async () => {
+      it('reads the latest state from memory, or after a restart from fewer than materialiseEveryRevs revisions', async () => {
+        const every = limits.materialiseEveryRevs;
         const id = newBlockId(rng);
         await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
         for (let n = 1; n < 40; n++)
@@ -394,11 +395,48 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         raw.reset();
         expect((await store.latest(id))?.rev).to.equal(40);
         expect(raw.gets + raw.iterates).to.equal(0);
+        // Each revision count from the one on a snapshot to the one just before the next snapshot.
+        for (const total of [2 * every, 2 * every + 1, 3 * every - 1]) {
+          const other = newBlockId(rng);
+          await commit(other, { kind: 'insert', block: leafBlock(other, { n: 0 }) }, 1);
+          for (let n = 1; n < total; n++)
+            await commit(other, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+          await restart();
+          raw.reset();
+          const [first, second] = await Promise.all([store.latest(other), store.latest(other)]);
+          expect(first?.rev).to.equal(total);
+          expect(first?.block).to.deep.equal(leafBlock(other, { n: total - 1 }));
+          expect(second).to.equal(first);
+          // b/, then the snapshot the revisions build on, and the revisions after it in one range.
+          expect(raw.gets).to.be.at.most(2);
+          expect(raw.iterates).to.be.at.most(1);
+          expect(raw.iterated.get('r') ?? 0).to.be.below(every);
+          raw.reset();
+          expect(await store.latest(other)).to.equal(first);
+          expect(raw.gets + raw.iterates).to.equal(0);
+        }
+      });
+
+      it('reads a revision written whole with one get after a restart', async () => {
+        const id = newBlockId(rng);
+        await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
+        for (let n = 1; n < 5; n++)
+          await commit(id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: n }] }, n + 1);
+        await store.apply([
+          {
+            blockId: id,
+            trxId: newTrxId(rng),
+            lsn: 6,
+            baseRev: 5,
+            transform: { kind: 'update', ops: [{ op: 'set', field: 'n', value: 5 }] },
+            whole: true,
+          },
+        ]);
         await restart();
         raw.reset();
-        const [first, second] = await Promise.all([store.latest(id), store.latest(id)]);
-        expect(first?.block).to.deep.equal(leafBlock(id, { n: 39 }));
-        expect(second).to.equal(first);
+        const state = await store.latest(id);
+        expect(state?.rev).to.equal(6);
+        expect(state?.block).to.deep.equal(leafBlock(id, { n: 5 }));
         expect(raw.gets).to.equal(1);
         expect(raw.iterates).to.equal(0);
       });

@@ -91,6 +91,38 @@ describe('LevelRawStore', () => {
     expect(store.flushCount).to.equal(1);
   });
 
+  it('writes nothing for a key put as absent and deleted again before its flush', async () => {
+    const store = await openStore();
+    const written: string[] = [];
+    const db = (store as unknown as { db: { _batch: (ops: { type: string; key: string }[]) => unknown } }).db;
+    const original = db._batch.bind(db);
+    db._batch = (ops: { type: string; key: string }[], ...rest: unknown[]) => {
+      written.push(...ops.map((op) => `${op.type} ${op.key}`));
+      return (original as (...args: unknown[]) => unknown)(ops, ...rest);
+    };
+    await store.batch([
+      { type: 'put', key: 'p/1', value: 'pend', absent: true },
+      { type: 'put', key: 'kept', value: 'v', absent: true },
+      { type: 'put', key: 'plain', value: 'v' },
+    ]);
+    await store.batch([
+      { type: 'del', key: 'p/1' },
+      { type: 'del', key: 'plain' },
+    ]);
+    await store.sync();
+    expect(written).to.deep.equal(['put kept', 'del plain']);
+    // Put in one flush and deleted in the next: the delete must reach the disk.
+    written.length = 0;
+    await store.batch([{ type: 'put', key: 'p/2', value: 'pend', absent: true }]);
+    await store.sync();
+    await store.batch([{ type: 'del', key: 'p/2' }]);
+    await store.sync();
+    expect(written).to.deep.equal(['put p/2', 'del p/2']);
+    await store.close();
+    const reopened = await openStore();
+    expect(await collect(reopened.iterate({}))).to.deep.equal([['kept', 'v']]);
+  });
+
   it('commits many concurrent batch-and-sync pairs in far fewer LevelDB writes', async () => {
     const store = await openStore();
     const writers = 32;
