@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { isEngineError, type EngineError } from '../../../src/engine/base/errors.js';
-import { NetworkConsensus } from '../../../src/engine/cluster/consensus-edge.js';
+import { NetworkConsensus, type NetworkConsensusInit } from '../../../src/engine/cluster/consensus-edge.js';
 import { nodeVoteSigner } from '../../../src/engine/cluster/consensus-signer.js';
 import { RawConsensusStore } from '../../../src/engine/cluster/consensus-store.js';
 import {
@@ -87,7 +87,10 @@ class Cluster {
   readonly members: Member[] = [];
   private readonly stoppers: Array<() => Promise<void>> = [];
 
-  constructor(seed: number) {
+  constructor(
+    seed: number,
+    private readonly init: NetworkConsensusInit = {},
+  ) {
     this.pool = new NodePool(seed);
   }
 
@@ -106,7 +109,7 @@ class Cluster {
     const node = await this.pool.startWithSeed(seed, { network });
     const edge = await NetworkConsensus.start(
       { network: node, store: new RawConsensusStore(raw), signer },
-      { timing, tickMs: 20 },
+      { timing, tickMs: 20, ...this.init },
     );
     this.stoppers.push(() => edge.stop());
     edge.onDecided((blockId, slot, value, certificate, proposedHere) =>
@@ -355,6 +358,36 @@ describe('NetworkConsensus: signed Multi-Paxos between real libp2p nodes', funct
           false,
         );
       }
+    });
+  });
+
+  describe('idle groups', () => {
+    const cluster = new Cluster(7_004, { groupIdleMs: 600 });
+
+    before(async () => {
+      for (let i = 0; i < 3; i++) await cluster.add();
+      await cluster.mesh();
+    });
+
+    after(() => cluster.stopAll());
+
+    it('are stopped everywhere, and restart from disk when a proposal comes, even with their leader gone', async () => {
+      const blockId = blockIdOf('idle/1');
+      const group = cluster.group(blockId);
+      const order = leadershipOrder(blockId, group.members).map((id) => cluster.byId(id));
+      const first = await order[0]!.edge.propose(group, entry('before-idle'));
+      expect(first.slot).to.equal(0);
+      await eventually('every member stopped the idle group', () =>
+        cluster.members.every((m) => m.edge.stats().groups === 0 && m.edge.stats().groupsStopped >= 1),
+      );
+      // Heartbeats of nobody's work start nothing; the leader goes; a proposal at the next in line
+      // must wake the third member (else no quorum is ever live) and continue after slot 0 on disk.
+      await cluster.stopMember(order[0]!);
+      const live = order.slice(1);
+      const next = await proposeAtLeader(live, group, entry('after-idle'));
+      expect(next.slot).to.equal(1);
+      expect(verifyConsensusCertificate(next, group.members, network)).to.equal(true);
+      expect(next.signatures.map((s) => s.member).sort()).to.deep.equal(live.map((m) => m.id).sort());
     });
   });
 
