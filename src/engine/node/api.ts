@@ -6,13 +6,15 @@
  */
 import { EngineError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
+import { isSuiteId } from '../crypto/index.js';
 import { schema } from '../network/index.js';
 import { validateTxRequest } from '../transactions/tx-parse.js';
 import type { TxOutcome } from '../transactions/tx-types.js';
 import type { Database, ReadOptions, ScanOptions } from './database-api.js';
+import type { CeremonyApi } from './ceremony-net.js';
 import type { NodeControl } from './node-api.js';
 
-const { object, optional, string, integer, boolean, json } = schema;
+const { object, optional, string, integer, boolean, json, array } = schema;
 
 export type ApiAnswer =
   | { readonly kind: 'value'; readonly value: unknown }
@@ -54,9 +56,30 @@ function method<P>(
 function streamMethod<P>(
   validate: (value: unknown) => P,
   run: (target: ApiTarget, params: P) => AsyncIterable<unknown>,
+  flags: { localOnly?: boolean } = {},
 ): Method {
-  return { stream: true, run: (target, params) => run(target, validate(params)) };
+  return { ...flags, stream: true, run: (target, params) => run(target, validate(params)) };
 }
+
+/** Key ceremonies are the node's own business: served on its control socket only. */
+function ceremonies(node: NodeControl): CeremonyApi {
+  if (node.ceremonies === undefined)
+    throw new EngineError(
+      'UNAVAILABLE',
+      'key ceremonies need a running node: start one with optimystic node start',
+    );
+  return node.ceremonies;
+}
+
+/** A passphrase sent with a ceremony command unlocks a node started without one (it is kept in memory only). */
+async function unlocked(node: NodeControl, passphrase: string | undefined): Promise<CeremonyApi> {
+  const api = ceremonies(node);
+  if (passphrase !== undefined) await api.unlock(passphrase);
+  return api;
+}
+
+const passphrase = optional(string({ charsMax: 4096 }));
+const session = string({ charsMin: 1, charsMax: 64 });
 
 const none = object({});
 
@@ -128,6 +151,55 @@ export const apiMethods: Readonly<Record<string, Method>> = {
       k: optional(integer({ min: 1, max: limits.closestPeersMax })),
     }),
     ({ node }, p) => node.closest(p.key, p.k),
+  ),
+  'keygen.info': method(none, ({ node }) => ceremonies(node).info(), { localOnly: true }),
+  'keygen.unlock': method(
+    object({ passphrase: string({ charsMax: 4096 }) }),
+    ({ node }, p) => ceremonies(node).unlock(p.passphrase),
+    { localOnly: true },
+  ),
+  'keygen.ceremony.start': method(
+    object({
+      participants: array(peer, { itemsMax: limits.ceremonyParticipantsMax }),
+      threshold: integer({ min: 2, max: limits.ceremonyParticipantsMax }),
+      suite: optional(string({ charsMax: 32 })),
+      purpose: optional(string({ charsMax: 16 })),
+      label: optional(string({ charsMax: limits.ceremonyLabelCharsMax })),
+      expiresInMs: integer({ min: 1 }),
+      phaseTimeoutMs: optional(integer({ min: 1 })),
+      passphrase,
+    }),
+    async ({ node }, { passphrase: secret, suite, purpose, ...p }) => {
+      if (suite !== undefined && !isSuiteId(suite))
+        throw new EngineError('BAD_INPUT', `unknown suite ${suite}`);
+      if (purpose !== undefined && purpose !== 'sign' && purpose !== 'decrypt')
+        throw new EngineError('BAD_INPUT', 'purpose: expected "sign" or "decrypt"');
+      return (await unlocked(node, secret)).startCeremony({
+        ...p,
+        ...(suite === undefined ? {} : { suite }),
+        ...(purpose === undefined ? {} : { purpose }),
+      });
+    },
+    { localOnly: true },
+  ),
+  'keygen.ceremony.decide': method(
+    object({
+      session: optional(session),
+      approve: boolean(),
+      reason: optional(string({ charsMax: 200 })),
+      passphrase,
+    }),
+    async ({ node }, p) =>
+      (await unlocked(node, p.passphrase)).decide(
+        p.session,
+        p.approve ? { approve: true } : { approve: false, reason: p.reason ?? 'declined by its operator' },
+      ),
+    { localOnly: true },
+  ),
+  'keygen.ceremony.follow': streamMethod(
+    object({ session }),
+    ({ node }, p) => ceremonies(node).follow(p.session),
+    { localOnly: true },
   ),
 };
 

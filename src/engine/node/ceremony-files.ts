@@ -330,6 +330,8 @@ export interface CeremonyRoutes {
   coordinator: string;
   /** Ceremony peer id → node peer id, one per roster member. */
   nodes: Record<string, string>;
+  /** Ceremony peer id → its identity's signature over its node's peer id (ceremony-net.ts). */
+  bindings?: Record<string, string>;
   /** How long a round may wait for a silent participant before the node blames it. */
   phaseTimeoutMs: number;
 }

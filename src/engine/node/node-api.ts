@@ -1,3 +1,4 @@
+import type { CeremonyApi } from './ceremony-net.js';
 import type { NodeEvent, NodeStatus, PeerStatus } from './status.js';
 
 /** A peer reached or located: its id and the addresses it can be dialled on. */
@@ -67,4 +68,6 @@ export interface NodeControl {
   closest(key: string, k?: number): Promise<ClosestResult>;
   /** The current status and recent events first, then every update until the consumer stops. */
   watch(): AsyncIterable<StatusUpdate>;
+  /** Key ceremonies with other nodes; only a running node has them (served on its control socket). */
+  readonly ceremonies?: CeremonyApi | undefined;
 }

@@ -27,6 +27,7 @@ import type { BlockRevision, BlockState, PendingTransform } from '../storage/blo
 import { LevelRawStore } from '../storage/level-store.js';
 import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import { callApi, isApiMethod, type ApiAnswer } from './api.js';
+import { CeremonyService } from './ceremony-net.js';
 import { ControlServer } from './control-server.js';
 import type {
   BlockVerification,
@@ -80,6 +81,8 @@ export interface StartNodeOptions {
     NetworkInit,
     'network' | 'listen' | 'announce' | 'bootstrap' | 'gateway' | 'clientMode'
   >;
+  /** Threshold key ceremonies over the network (ceremony-net.ts): the keystore passphrase, never logged. */
+  readonly keygen?: { readonly passphrase?: string; readonly sealCostLog2?: number };
 }
 
 /** How often the node recomputes its status for watchers. */
@@ -159,6 +162,8 @@ export class RunningNode implements NodeControl {
   private readonly watchers = new AbortController();
   private control: ControlServer | undefined;
   private network: NetworkNode | undefined;
+  /** Key ceremonies with other nodes (`keygen ceremony start|accept`). */
+  ceremonies: CeremonyService | undefined;
   private consensus: NetworkConsensus | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -218,6 +223,13 @@ export class RunningNode implements NodeControl {
         },
         { validate: validateClientRequest },
       );
+      this.ceremonies = await CeremonyService.start({
+        ...this.options.keygen,
+        dataDir: this.dataDir,
+        network: this.network,
+        clock: this.clock,
+        log: (kind, message, peer) => this.emit(kind, message, peer),
+      });
       this.network.on('peer:connect', (peer) => {
         this.connectedAt.set(peer, this.clock.now());
         this.emit('peer:connect', `peer joined: ${peer}`, peer);
@@ -515,6 +527,7 @@ export class RunningNode implements NodeControl {
       }
     };
     await step(() => this.control?.close());
+    await step(() => this.ceremonies?.stop());
     await step(() => this.distributed.wiring.cluster?.detach());
     await step(() => this.network?.stop());
     await step(() => this.consensus?.stop());

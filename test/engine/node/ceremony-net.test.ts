@@ -1,0 +1,295 @@
+import { createPublicKey, verify } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { EngineError, isEngineError } from '../../../src/engine/base/errors.js';
+import { SeededRng } from '../../../src/engine/base/rng.js';
+import {
+  Identity,
+  aggregateSignature,
+  commitToSign,
+  createSigningPackage,
+  signMessage,
+  signPackage,
+  type AcceptMessage,
+} from '../../../src/engine/crypto/index.js';
+import type { NetworkNode } from '../../../src/engine/network/index.js';
+import {
+  CeremonyService,
+  ceremonyProtocolName,
+  type CeremonyNetEvent,
+} from '../../../src/engine/node/ceremony-net.js';
+import { listCeremonies } from '../../../src/engine/node/ceremony-files.js';
+import { KeyStore } from '../../../src/engine/node/keystore.js';
+import { NodePool, eventually } from '../../integration/network-helpers.js';
+
+/**
+ * The networked ceremony transport with in-process nodes: bare network nodes on 127.0.0.1, each with
+ * a CeremonyService on its own temporary data directory (scrypt cost lowered). Covers the full
+ * ceremony and a signature by t holders, a restart in the middle, a participant that never accepts,
+ * a decline, and messages from outside the roster or from the wrong node.
+ */
+
+const passphrase = 'correct horse battery staple';
+const sealCostLog2 = 10;
+
+interface Member {
+  network: NetworkNode;
+  service: CeremonyService;
+  dir: string;
+}
+
+async function rejection(work: Promise<unknown>): Promise<EngineError> {
+  try {
+    await work;
+  } catch (error) {
+    expect(error, String(error)).to.be.instanceOf(EngineError);
+    return error as EngineError;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function collect(events: AsyncIterable<CeremonyNetEvent>): Promise<CeremonyNetEvent[]> {
+  const out: CeremonyNetEvent[] = [];
+  for await (const event of events) out.push(event);
+  return out;
+}
+
+describe('key ceremonies between running nodes (in process)', function () {
+  this.timeout(30_000);
+  let tmp: string;
+  let pool: NodePool;
+  let members: Member[];
+  let seed = 7;
+
+  beforeEach(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'optimystic-ceremony-net-'));
+    pool = new NodePool(seed++);
+    members = [];
+  });
+
+  afterEach(async () => {
+    for (const m of members) await m.service.stop().catch(() => undefined);
+    await pool.stopAll();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  async function service(network: NetworkNode, dir: string, locked = false): Promise<CeremonyService> {
+    return CeremonyService.start({
+      dataDir: dir,
+      network,
+      sealCostLog2,
+      tickMs: 50,
+      ...(locked ? {} : { passphrase }),
+    });
+  }
+
+  async function startMembers(count: number): Promise<Member[]> {
+    for (let i = 0; i < count; i++) {
+      const network = await pool.start({ listen: ['/ip4/127.0.0.1/tcp/0'] });
+      const dir = join(tmp, `n${i}`);
+      members.push({ network, dir, service: await service(network, dir) });
+    }
+    // Everyone dials everyone: participants reach each other by peer id.
+    for (const a of members)
+      for (const b of members) if (a !== b) await a.network.connect(b.network.addresses()[0]!);
+    return members;
+  }
+
+  /** Waits for a proposal on a member, then accepts it. */
+  async function accept(member: Member, tag: string): Promise<void> {
+    await eventually(`the proposal reaches ${member.network.peerId}`, async () =>
+      (await member.service.info()).ceremonies.some((c) => c.tag === tag),
+    );
+    await member.service.decide(tag, { approve: true });
+  }
+
+  it('makes a 2-of-3 key: same public key on every node, shares sealed, and t holders sign as Ed25519', async () => {
+    const [a, b, c] = await startMembers(3);
+    const started = await a!.service.startCeremony({
+      participants: [b!.network.peerId, c!.network.peerId],
+      threshold: 2,
+      label: 'payments',
+      expiresInMs: 60_000,
+      phaseTimeoutMs: 10_000,
+    });
+    expect(Object.values(started.nodes)).to.have.members(members.map((m) => m.network.peerId));
+    const following = collect(a!.service.follow(started.tag));
+    await accept(b!, started.tag);
+    await accept(c!, started.tag);
+    const events = await following;
+    const last = events.at(-1)!;
+    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    expect(events.map((e) => e.event)).to.include.members(['proposed', 'decided', 'received', 'phase']);
+    // Every participant ends with the same key and its own share.
+    const finals = await Promise.all(
+      members.map(async (m) => (await collect(m.service.follow(started.tag))).at(-1)!),
+    );
+    const publicKeys = new Set(finals.map((e) => e.key?.publicKeyHex));
+    expect(publicKeys.size).to.equal(1);
+    expect(finals.map((e) => e.key?.identifier).sort()).to.deep.equal([1, 2, 3]);
+
+    // Two holders sign (test code plays the coordinator); node:crypto verifies it as Ed25519.
+    const keyId = last.key!.keyId;
+    const shares = await Promise.all(
+      [a!, c!].map(async (m) => new KeyStore(m.dir).openShare(keyId, passphrase)),
+    );
+    const rng = new SeededRng(99);
+    const message = new TextEncoder().encode('pay 10 to bob');
+    const rounds = shares.map(({ key, share }) => ({
+      key,
+      share,
+      ...commitToSign(key.publicKey, share, rng),
+    }));
+    const pkg = createSigningPackage(
+      rounds[0]!.key.publicKey,
+      message,
+      rounds.map((r) => r.commitment),
+    );
+    const signature = aggregateSignature(
+      rounds[0]!.key.publicKey,
+      pkg,
+      rounds.map((r) => signPackage(r.key.publicKey, r.share, r.nonces, pkg)),
+    );
+    const publicKey = createPublicKey({
+      key: {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        x: Buffer.from(last.key!.publicKeyHex, 'hex').toString('base64url'),
+      },
+      format: 'jwk',
+    });
+    expect(verify(null, message, publicKey, signature)).to.equal(true);
+    expect(verify(null, new TextEncoder().encode('pay 11 to bob'), publicKey, signature)).to.equal(false);
+  });
+
+  it('resumes after a restart: a proposal waiting for its decision, then a ceremony in progress', async () => {
+    const [a, b, c] = await startMembers(3);
+    const started = await a!.service.startCeremony({
+      participants: [b!.network.peerId, c!.network.peerId],
+      threshold: 2,
+      expiresInMs: 60_000,
+      phaseTimeoutMs: 15_000,
+    });
+    await accept(b!, started.tag).catch(() => undefined);
+    await eventually('the proposal reaches c', async () =>
+      (await c!.service.info()).ceremonies.some((x) => x.tag === started.tag),
+    );
+    // c restarts before deciding: the proposal (and the acceptances that came with it) survive.
+    await c!.service.stop();
+    c!.service = await service(c!.network, c!.dir);
+    await c!.service.decide(started.tag, { approve: true });
+    // b stops at once after; others keep trying to reach it, and it resumes from its sealed state.
+    await b!.service.stop();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    b!.service = await service(b!.network, b!.dir);
+    const finals = await Promise.all(
+      members.map(async (m) => (await collect(m.service.follow(started.tag))).at(-1)!),
+    );
+    expect(finals.map((e) => e.event)).to.deep.equal(['complete', 'complete', 'complete']);
+    expect(new Set(finals.map((e) => e.key!.publicKeyHex)).size).to.equal(1);
+  });
+
+  it('fails with NO_QUORUM naming the node that never accepts, and activates no key anywhere', async () => {
+    const [a, b, c] = await startMembers(3);
+    const started = await a!.service.startCeremony({
+      participants: [b!.network.peerId, c!.network.peerId],
+      threshold: 2,
+      expiresInMs: 2_500,
+      phaseTimeoutMs: 1_000,
+    });
+    await accept(b!, started.tag);
+    // c never accepts.
+    const finals = await Promise.all(
+      members.map(async (m) => (await collect(m.service.follow(started.tag))).at(-1)!),
+    );
+    expect(finals.map((e) => e.event)).to.deep.equal(['failed', 'failed', 'failed']);
+    expect(finals.map((e) => e.failure!.code)).to.deep.equal(['NO_QUORUM', 'NO_QUORUM', 'NO_QUORUM']);
+    const silent = started.summary.members.find((m) => started.nodes[m.peerId] === c!.network.peerId)!.peerId;
+    expect(finals[0]!.failure!.culprits).to.deep.equal([silent]);
+    for (const m of members) {
+      expect(await new KeyStore(m.dir).listKeys()).to.deep.equal([]);
+      expect((await listCeremonies(new KeyStore(m.dir))).map((r) => r.phase)).to.deep.equal(['failed']);
+    }
+  });
+
+  it('a decline fails the ceremony for everyone at once', async () => {
+    const [a, b, c] = await startMembers(3);
+    const started = await a!.service.startCeremony({
+      participants: [b!.network.peerId, c!.network.peerId],
+      threshold: 2,
+      expiresInMs: 60_000,
+    });
+    await eventually('the proposal reaches b', async () => (await b!.service.info()).ceremonies.length > 0);
+    await b!.service.decide(started.tag, { approve: false, reason: 'wrong threshold' });
+    await accept(c!, started.tag);
+    const finals = await Promise.all(
+      members.map(async (m) => (await collect(m.service.follow(started.tag))).at(-1)!),
+    );
+    expect(finals.map((e) => e.failure?.code)).to.deep.equal(['NO_QUORUM', 'NO_QUORUM', 'NO_QUORUM']);
+    expect(finals[0]!.failure!.reason).to.contain('wrong threshold');
+  });
+
+  it('rejects a message from outside the roster, from the wrong node, or with a bad signature', async () => {
+    const [a, b] = await startMembers(2);
+    const stranger = await pool.start({ listen: ['/ip4/127.0.0.1/tcp/0'] });
+    await stranger.connect(a!.network.addresses()[0]!);
+    const started = await a!.service.startCeremony({
+      participants: [b!.network.peerId],
+      threshold: 2,
+      expiresInMs: 60_000,
+    });
+    const deliver = (from: NetworkNode, message: unknown): Promise<unknown> =>
+      from.request(a!.network.peerId, ceremonyProtocolName, { type: 'deliver', message });
+
+    // A stranger's identity: not in the roster.
+    const outsider = Identity.generate(new SeededRng(5));
+    const foreign = signMessage<AcceptMessage>(outsider, {
+      type: 'Accept',
+      session: started.session,
+      from: outsider.peerId,
+    });
+    const notInRoster = await rejection(deliver(stranger, foreign));
+    expect(notInRoster.code).to.equal('BAD_INPUT');
+    expect(notInRoster.message).to.contain('not in the roster');
+
+    // b's real acceptance, relayed by a node that is not b's.
+    await accept(b!, started.tag);
+    const bCeremonyId = Object.entries(started.nodes).find(([, node]) => node === b!.network.peerId)![0];
+    const bStore = new KeyStore(b!.dir);
+    const bSent = (await bStore.list(`ceremonies/${started.session}/sent`)).find((n) =>
+      n.includes('accept'),
+    )!;
+    const bAccept = await bStore.readRecord(`ceremonies/${started.session}/sent/${bSent}`, 'accept');
+    const wrongNode = await rejection(deliver(stranger, bAccept));
+    expect(wrongNode.code).to.equal('BAD_INPUT');
+    expect(wrongNode.message).to.contain(`not the node of participant ${bCeremonyId}`);
+
+    // b's acceptance, altered: an integrity failure.
+    const forged = await rejection(
+      deliver(b!.network, {
+        ...(bAccept as AcceptMessage),
+        signature: (bAccept as AcceptMessage).signature.replace(/^./, (ch) => (ch === 'A' ? 'B' : 'A')),
+      }),
+    );
+    expect(forged.code).to.equal('BAD_SIGNATURE');
+    expect(isEngineError(forged, 'BAD_SIGNATURE')).to.equal(true);
+  });
+
+  it('a locked node answers for its card only once it was unlocked; commands without a passphrase are refused', async () => {
+    const network = await pool.start({ listen: ['/ip4/127.0.0.1/tcp/0'] });
+    const dir = join(tmp, 'locked');
+    const locked = await service(network, dir, true);
+    members.push({ network, dir, service: locked });
+    expect((await locked.info()).unlocked).to.equal(false);
+    const refused = await rejection(
+      locked.startCeremony({ participants: [network.peerId], threshold: 2, expiresInMs: 60_000 }),
+    );
+    expect(refused.code).to.equal('BAD_INPUT');
+    const info = await locked.unlock(passphrase);
+    expect(info.unlocked).to.equal(true);
+    expect(info.card?.peerId).to.be.a('string');
+    expect((await rejection(locked.unlock('wrong'))).code).to.equal('BAD_SIGNATURE');
+  });
+});
