@@ -114,6 +114,7 @@ export class Cluster {
   /** Serves the repo and tail protocols on a started network node and learns who the members are. */
   async attach(network: NetworkNode): Promise<void> {
     this.network = network;
+    network.trust((peer) => this.placement.isLive(peer));
     const parts = {
       repo: this.holder,
       blocks: this.components.blocks,

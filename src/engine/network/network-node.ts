@@ -140,6 +140,8 @@ export interface NetworkNode {
   /** Serves `/optimystic/<network>/<name>/1` with request/response framing and the inbound limits. */
   handle<Req>(name: string, handler: RequestHandler<Req>, options: HandleOptions<Req>): Promise<void>;
   unhandle(name: string): Promise<void>;
+  /** Peers exempt from the per-peer request rate (members of the same database); none by default. */
+  trust(predicate: (peerId: string) => boolean): void;
   /** Sends one request to a peer id or multiaddr and returns the reply value. */
   request<T = unknown>(peer: string, name: string, message: unknown, options?: RequestOptions<T>): Promise<T>;
   /** Sends one request and yields the items of a streamed reply. */
@@ -527,7 +529,7 @@ class Libp2pNetworkNode implements NetworkNode {
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
     const onStream = (stream: Stream, connection: { remotePeer: { toString(): string } }): void => {
       const peerId = connection.remotePeer.toString();
-      const admission = this.guard.admit(peerId);
+      const admission = this.guard.admit(peerId, this.trusted(peerId));
       if (typeof admission === 'string') {
         this.refused += 1;
         stream.abort(new EngineError('UNAVAILABLE', `stream refused (${admission})`));
@@ -561,6 +563,12 @@ class Libp2pNetworkNode implements NetworkNode {
     } catch (error) {
       throw networkError(error, `could not serve ${protocol}`);
     }
+  }
+
+  private trusted: (peerId: string) => boolean = () => false;
+
+  trust(predicate: (peerId: string) => boolean): void {
+    this.trusted = predicate;
   }
 
   async unhandle(name: string): Promise<void> {

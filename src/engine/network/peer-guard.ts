@@ -34,6 +34,9 @@ interface PeerState {
   refilledAt: number;
 }
 
+/** How many more streams than an ordinary peer a trusted peer may hold open. */
+const trustedStreamsFactor = 4;
+
 export class PeerGuard {
   private readonly streamsPerPeerMax: number;
   private readonly inboundStreamsMax: number;
@@ -57,13 +60,17 @@ export class PeerGuard {
     assert(this.peersTrackedMax > 0, 'peersTrackedMax must be positive');
   }
 
-  /** Admits one inbound stream from `peerId`, or says why not. */
-  admit(peerId: string): Admission | Refusal {
+  /**
+   * Admits one inbound stream from `peerId`, or says why not. A trusted peer (a member of the same
+   * database, whose replication and votes are the node's own work) is not rate limited and may hold
+   * more streams; the node-wide stream bound still applies.
+   */
+  admit(peerId: string, trusted = false): Admission | Refusal {
     const state = this.touch(peerId);
     if (this.openTotal >= this.inboundStreamsMax) return 'node-streams';
-    if (state.open >= this.streamsPerPeerMax) return 'peer-streams';
-    if (state.tokens < 1) return 'rate';
-    state.tokens -= 1;
+    if (state.open >= this.streamsPerPeerMax * (trusted ? trustedStreamsFactor : 1)) return 'peer-streams';
+    if (!trusted && state.tokens < 1) return 'rate';
+    if (!trusted) state.tokens -= 1;
     state.open += 1;
     this.openTotal += 1;
     let released = false;
