@@ -48,10 +48,12 @@ export interface ConsensusCertifierInit {
 }
 
 /**
- * The Certifier of a networked node (sketch): a log decision is certified by getting it decided by
- * the tail block's consensus group; the certificate is the quorum's signed votes. Verification is
- * offline. The proposer is the in-memory network for now; the libp2p edge will implement the same
- * interface.
+ * The Certifier of a networked node: a log decision is certified by getting it decided by the tail
+ * block's consensus group; the certificate is the quorum's signed votes. Verification is offline and
+ * needs only the recorded members (peer ids on a network, whose keys `verifyEd25519` reads from the
+ * ids themselves). The proposer is `NetworkConsensus` (cluster/consensus-edge.ts) on a node, or the
+ * in-memory network in tests; a proposal at a member that does not lead fails UNAVAILABLE with
+ * `details.leader`, and the caller takes it there.
  */
 export class ConsensusCertifier implements Certifier {
   constructor(

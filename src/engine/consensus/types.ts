@@ -268,5 +268,8 @@ export interface VoteSigner {
   sign(message: Uint8Array): string;
 }
 
-/** Checks a member's signature; defaults to Ed25519 with the member id as base64url public key. */
+/**
+ * Checks a member's signature; defaults to Ed25519 (`verifyEd25519`), the member id being an Ed25519
+ * libp2p peer id or a raw base64url public key.
+ */
 export type SignatureVerifier = (member: string, message: Uint8Array, signature: string) => boolean;
