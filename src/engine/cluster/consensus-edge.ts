@@ -337,7 +337,8 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
       // from a member with work to do does, or that member could never count a quorum live.
       if (message.type === 'Heartbeat' && wire.wake !== true) return this.drop('group-not-running');
       const admit = this.init.admitGroup;
-      if (admit !== undefined && !(await admit(group))) return this.drop('group-refused');
+      if (admit !== undefined && !(await Promise.resolve(admit(group)).catch(() => false)))
+        return this.drop('group-refused');
       try {
         running = await this.run(group);
       } catch {

@@ -350,6 +350,12 @@ describe('NetworkConsensus: signed Multi-Paxos between real libp2p nodes', funct
         await sleep(100);
       }
       await sleep(500);
+      // Messages to the three dead peers failed, and at most sendsPerPeerMax each are ever pending.
+      for (const member of left) {
+        const stats = member.edge.stats();
+        expect(stats.sendsFailed).to.be.above(0);
+        expect(stats.sendsInflight).to.be.at.most(3 * 16);
+      }
       const digest = valueDigest(value);
       for (const member of left) {
         expect(member.decisions.some((d) => valueDigest(d.value) === digest)).to.equal(false);
