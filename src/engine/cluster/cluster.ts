@@ -32,6 +32,10 @@ export interface ClusterComponents {
   readonly rng: Rng;
   /** Collection names this node has seen created. */
   readonly catalog: () => Promise<string[]>;
+  /** Members this node knew before it (re)started. */
+  readonly knownMembers?: readonly string[];
+  /** Records a member seen for the first time (so a restart knows every cluster as it was). */
+  readonly rememberMember?: (peer: string) => Promise<void>;
 }
 
 export interface ClusterInit {
@@ -67,7 +71,7 @@ export class Cluster {
     init: ClusterInit,
   ) {
     const self = components.self;
-    this.placement = new Placement(self, init.k ?? 5);
+    this.placement = new Placement(self, init.k ?? 5, components.knownMembers ?? []);
     this.certifier = new NetworkCertifier(components.proposer, init.network);
     this.holder = new LocalRepo(
       { blocks: components.blocks, certifier: this.certifier },
@@ -116,6 +120,7 @@ export class Cluster {
     this.network = network;
     network.trust((peer) => this.placement.isLive(peer));
     const parts = {
+      remember: (peer: string) => this.components.rememberMember?.(peer) ?? Promise.resolve(),
       repo: this.holder,
       blocks: this.components.blocks,
       placement: this.placement,
@@ -167,7 +172,7 @@ export class Cluster {
     if (network === undefined) return;
     try {
       await network.request(peer, repoProtocolName, { type: 'hello' });
-      this.placement.add(peer);
+      if (this.placement.add(peer)) await this.components.rememberMember?.(peer);
     } catch (error) {
       void toEngineError(error);
     }

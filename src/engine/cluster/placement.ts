@@ -1,39 +1,64 @@
 import { leadershipOrder, quorumOf } from '../consensus/values.js';
 
 /**
- * Which peers hold a block. The members of the database are this node and the connected peers that
- * serve the repo protocol (light clients do not). A block's cluster is the `k` members nearest to
- * sha256(block id) — the same XOR order consensus uses to pick a group's leader, so a tail group's
- * leader is the first live member of the cluster recorded when its log block was created.
+ * Which peers hold a block. The members of the database are the peers that answered the repo
+ * protocol's hello (light clients do not serve it), remembered across restarts and disconnections: a
+ * block's cluster is the `k` members nearest to sha256(block id) — the XOR order consensus uses to
+ * pick a group's leader — whether or not they are reachable right now. So a partition never shrinks
+ * a cluster: the side without a majority of it cannot write, and a majority of it always overlaps
+ * every earlier majority. Liveness (connected now) only decides where requests go first.
  */
 export class Placement {
+  private readonly known = new Set<string>();
   private readonly live = new Set<string>();
   private sorted: string[] | undefined;
 
   constructor(
     readonly self: string,
     readonly k: number,
-  ) {}
-
-  /** A peer that answered the repo protocol's hello: it holds blocks and votes. */
-  add(peer: string): void {
-    if (peer === this.self || this.live.has(peer)) return;
-    this.live.add(peer);
-    this.sorted = undefined;
+    known: Iterable<string> = [],
+  ) {
+    for (const peer of known) if (peer !== self) this.known.add(peer);
   }
 
+  /** A peer that answered (or sent) the repo protocol's hello. True when it was not known before. */
+  add(peer: string): boolean {
+    if (peer === this.self) return false;
+    this.live.add(peer);
+    if (this.known.has(peer)) return false;
+    this.known.add(peer);
+    this.sorted = undefined;
+    return true;
+  }
+
+  /** The peer disconnected: still a member, no longer reachable. */
   remove(peer: string): void {
-    if (this.live.delete(peer)) this.sorted = undefined;
+    this.live.delete(peer);
+  }
+
+  /** Forgets a member altogether (it left the database): its clusters move to others. */
+  evict(peer: string): void {
+    this.live.delete(peer);
+    if (this.known.delete(peer)) this.sorted = undefined;
   }
 
   isLive(peer: string): boolean {
     return peer === this.self || this.live.has(peer);
   }
 
-  /** This node and every live member, sorted. */
+  isMember(peer: string): boolean {
+    return peer === this.self || this.known.has(peer);
+  }
+
+  /** This node and every known member, sorted. */
   members(): readonly string[] {
-    this.sorted ??= [this.self, ...this.live].sort();
+    this.sorted ??= [this.self, ...this.known].sort();
     return this.sorted;
+  }
+
+  /** Members connected now, this node included. */
+  liveMembers(): string[] {
+    return this.members().filter((member) => this.isLive(member));
   }
 
   /** The k members nearest the block (all of them when there are fewer), nearest first. */
@@ -46,7 +71,7 @@ export class Placement {
     return leadershipOrder(blockId, groupMembers).find((member) => this.isLive(member));
   }
 
-  /** True when a majority of a recorded group is live in this node's view. */
+  /** True when a majority of a group (recorded, or a block's cluster) is live in this node's view. */
   hasQuorum(groupMembers: readonly string[]): boolean {
     const live = groupMembers.filter((member) => this.isLive(member)).length;
     return live >= quorumOf(groupMembers.length);

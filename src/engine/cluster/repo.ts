@@ -49,6 +49,8 @@ export const validateRepoRequest = messageUnion({
 export type RepoRequest = ReturnType<typeof validateRepoRequest>;
 
 export interface RepoServerParts {
+  /** Records a member seen for the first time. */
+  readonly remember: (peer: string) => Promise<void>;
   readonly repo: LocalRepo;
   readonly blocks: BlockStore;
   readonly placement: Placement;
@@ -69,7 +71,7 @@ export async function serveRepoRequest(
 ): Promise<unknown> {
   switch (request.type) {
     case 'hello':
-      parts.placement.add(from);
+      if (parts.placement.add(from)) await parts.remember(from);
       return { peerId: parts.placement.self };
     case 'get': {
       if (request.rev !== undefined)
@@ -171,6 +173,7 @@ export class ClusterRepoClient implements RepoClient {
         ? this.parts.local.get(request).then((state) => state ?? null)
         : this.remote(member, { type: 'get', ...request }),
     );
+    this.requireQuorum(request.blockId, answers);
     let best: BlockState | undefined;
     for (const answer of answers) {
       if (!answer.ok || answer.value === null) continue;
@@ -193,6 +196,8 @@ export class ClusterRepoClient implements RepoClient {
     await Promise.all(
       [...byMember].map(async ([member, list]) => {
         try {
+          if (!this.placement.isLive(member))
+            throw new EngineError('UNAVAILABLE', `member ${member} is not connected`);
           results.set(
             member,
             member === this.self
@@ -365,6 +370,17 @@ export class ClusterRepoClient implements RepoClient {
     return this.parts.local.sync();
   }
 
+  /** A read is only as good as the majority behind it: fewer answers than that is NO_QUORUM. */
+  private requireQuorum(blockId: BlockId, answers: readonly Answer<unknown>[]): void {
+    const cluster = this.placement.clusterOf(blockId);
+    const ok = answers.filter((answer) => answer.ok).length;
+    if (ok < quorumOf(cluster.length))
+      throw new EngineError(
+        'NO_QUORUM',
+        `only ${ok} of the ${cluster.length} holders of block ${blockId} answered; a majority is needed`,
+      );
+  }
+
   private get self(): string {
     return this.placement.self;
   }
@@ -424,6 +440,8 @@ export class ClusterRepoClient implements RepoClient {
     await Promise.all(
       [...byMember].map(async ([member, ids]) => {
         try {
+          if (!this.placement.isLive(member))
+            throw new EngineError('UNAVAILABLE', `member ${member} is not connected`);
           answers.set(member, { member, ok: true, value: await call(member, ids) });
         } catch (error) {
           answers.set(member, { member, ok: false, error: toEngineError(error) });

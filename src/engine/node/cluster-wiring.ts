@@ -8,6 +8,7 @@ import { Cluster } from '../cluster/cluster.js';
 import { peerIdOfIdentity } from '../cluster/consensus-signer.js';
 import type { ConsensusProposer } from '../consensus/memory-network.js';
 import type { ConsensusCertificate, ConsensusGroup, ConsensusValue } from '../consensus/types.js';
+import type { RawStore } from '../storage/raw-store.js';
 import type { NodeWiring, WiringParts } from './solo-node.js';
 
 /** A proposer that forwards to the consensus edge once the network is up. */
@@ -30,7 +31,12 @@ export interface ClusterWiring {
   readonly wire: (parts: WiringParts) => NodeWiring;
 }
 
-export function clusterWiring(network: string, clusterSize: number): ClusterWiring {
+export interface MemberBook {
+  readonly known: readonly string[];
+  remember(peer: string): Promise<void>;
+}
+
+export function clusterWiring(network: string, clusterSize: number, members?: MemberBook): ClusterWiring {
   const proposer = new LateProposer();
   const wiring: ClusterWiring = {
     proposer,
@@ -44,6 +50,9 @@ export function clusterWiring(network: string, clusterSize: number): ClusterWiri
           clock: parts.clock,
           rng: parts.rng,
           catalog: parts.catalog,
+          ...(members === undefined
+            ? {}
+            : { knownMembers: members.known, rememberMember: (peer: string) => members.remember(peer) }),
         },
         { network, k: clusterSize },
       );
@@ -59,4 +68,20 @@ export function clusterWiring(network: string, clusterSize: number): ClusterWiri
     },
   };
   return wiring;
+}
+
+const memberPrefix = 'n/';
+
+/** The members a node has met, kept in its store under n/<peer id>. */
+export async function memberBook(raw: RawStore): Promise<MemberBook> {
+  const known: string[] = [];
+  for await (const [key] of raw.iterate({ gte: memberPrefix, lt: memberPrefix + '\uffff' }))
+    known.push(key.slice(memberPrefix.length));
+  return {
+    known,
+    remember: async (peer) => {
+      await raw.batch([{ type: 'put', key: memberPrefix + peer, value: '1' }]);
+      await raw.sync();
+    },
+  };
 }

@@ -59,7 +59,7 @@ import {
 } from './process-files.js';
 import { RateMeter } from './rates.js';
 import { SoloNode } from './solo-node.js';
-import { clusterWiring, type ClusterWiring } from './cluster-wiring.js';
+import { clusterWiring, memberBook, type ClusterWiring } from './cluster-wiring.js';
 import { NetworkConsensus } from '../cluster/consensus-edge.js';
 import { nodeVoteSigner } from '../cluster/consensus-signer.js';
 import { RawConsensusStore } from '../cluster/consensus-store.js';
@@ -128,7 +128,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
         );
       throw error;
     }
-    const wiring = clusterWiring(options.config.network, options.config.clusterSize);
+    const wiring = clusterWiring(options.config.network, options.config.clusterSize, await memberBook(raw));
     try {
       solo = await SoloNode.open({ raw, clock }, { network: options.config.network, wiring: wiring.wire });
     } catch (error) {
