@@ -20,19 +20,25 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
   let root: string;
   const nodes: RunningNode[] = [];
 
+  /** Peers each node refuses (a partition), by data dir name. */
+  const denied = new Map<string, Set<string>>();
+
+  function start(name: string, config: NodeConfig = loopback): Promise<RunningNode> {
+    const deny = denied.get(name) ?? new Set<string>();
+    denied.set(name, deny);
+    return startNode({
+      dataDir: join(root, name),
+      config,
+      version: 'test',
+      network: { connectionGater: { denyPeer: (peer) => deny.has(peer) } },
+    });
+  }
+
   async function network(count: number): Promise<RunningNode[]> {
-    const first = await startNode({ dataDir: join(root, 'n0'), config: loopback, version: 'test' });
+    const first = await start('n0');
     nodes.push(first);
-    const bootstrap = first.status ? (await first.status()).listenAddresses : [];
-    for (let i = 1; i < count; i++) {
-      nodes.push(
-        await startNode({
-          dataDir: join(root, `n${i}`),
-          config: { ...loopback, bootstrap },
-          version: 'test',
-        }),
-      );
-    }
+    const bootstrap = (await first.status()).listenAddresses;
+    for (let i = 1; i < count; i++) nodes.push(await start(`n${i}`, { ...loopback, bootstrap }));
     // Full mesh: everyone connects to everyone, then waits until each sees count-1 peers.
     for (const a of nodes)
       for (const b of nodes)
@@ -50,6 +56,7 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
   });
 
   afterEach(async () => {
+    denied.clear();
     for (const node of nodes.splice(0)) await node.close().catch(() => undefined);
     await rm(root, { recursive: true, force: true });
   });
@@ -149,5 +156,99 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     expect((await a!.database.get('left', 'x')).found).to.equal(false);
     const info = await a!.database.collectionInfo('left');
     expect(info.rev).to.equal(1);
+  });
+
+  it('lets the majority side of a partition go on, and the minority refuses with NO_QUORUM', async () => {
+    const all = await network(5);
+    await all[0]!.database.createCollection('p', 'tree');
+    expect(
+      (await all[1]!.database.transact({ actions: [{ collection: 'p', op: 'put', key: 'k', value: 1 }] })).ok,
+    ).to.equal(true);
+    const minority = all.slice(0, 2);
+    const majority = all.slice(2);
+    for (const [i, node] of all.entries()) {
+      const other = i < 2 ? majority : minority;
+      for (const peer of other) denied.get(`n${i}`)!.add(peer.peerId);
+    }
+    for (const node of minority)
+      for (const peer of majority)
+        await (node as unknown as { network: { disconnect(p: string): Promise<void> } }).network.disconnect(
+          peer.peerId,
+        );
+    await eventually(
+      async () => (await all[0]!.peers()).length === 1 && (await all[2]!.peers()).length === 2,
+    );
+    const refused = await minority[0]!.database.transact({
+      actions: [{ collection: 'p', op: 'put', key: 'k', value: 2 }],
+    });
+    expect(refused.ok).to.equal(false);
+    if (!refused.ok) expect(refused.error.code).to.equal('NO_QUORUM');
+    // The majority elects a new leader if it lost it, then commits.
+    let committed = false;
+    const deadline = Date.now() + 30_000;
+    while (!committed && Date.now() < deadline) {
+      const outcome = await majority[0]!.database.transact({
+        actions: [{ collection: 'p', op: 'put', key: 'k', value: 3 }],
+      });
+      committed = outcome.ok;
+      if (!committed) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(committed).to.equal(true);
+    expect((await majority[2]!.database.get('p', 'k')).value).to.equal(3);
+    // Healed: the minority sees what the majority committed, never its own refused write.
+    for (const deny of denied.values()) deny.clear();
+    for (const node of minority)
+      for (const peer of majority) await node.connect((await peer.status()).listenAddresses[0]!);
+    await eventually(async () => (await all[0]!.peers()).length === 4);
+    await eventually(async () => {
+      const got = await minority[1]!.database.get('p', 'k').catch(() => undefined);
+      return got?.value === 3;
+    });
+  });
+
+  it('loses no acknowledged commit when the leader of a tail group stops mid-stream and comes back', async () => {
+    const all = await network(3);
+    await all[0]!.database.createCollection('s', 'diary');
+    const info = await all[0]!.database.collectionInfo('s');
+    const cluster = (
+      all[0] as unknown as {
+        distributed: { wiring: { cluster: import('../../src/engine/cluster/cluster.js').Cluster } };
+      }
+    ).distributed.wiring.cluster!;
+    const tail = await cluster.reader.latest(info.tail);
+    const members = (tail!.block as unknown as { members: string[] }).members;
+    const leaderId = cluster.placement.leaderOf(info.tail, members)!;
+    const leaderIndex = all.findIndex((node) => node.peerId === leaderId);
+    const writer = all[(leaderIndex + 1) % 3]!;
+    const acknowledged: number[] = [];
+    let stop = false;
+    const writing = (async () => {
+      for (let i = 0; !stop && i < 400; i++) {
+        const outcome = await writer.database.transact({
+          actions: [{ collection: 's', op: 'append', value: i }],
+        });
+        if (outcome.ok) acknowledged.push(i);
+        else await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    await eventually(() => acknowledged.length >= 5);
+    const leader = all[leaderIndex]!;
+    const leaderName = `n${leaderIndex}`;
+    await leader.close();
+    const before = acknowledged.length;
+    await eventually(() => acknowledged.length >= before + 5, 30_000);
+    const restarted = await start(leaderName);
+    all[leaderIndex] = restarted;
+    nodes.push(restarted);
+    for (const node of all)
+      if (node !== restarted) await restarted.connect((await node.status()).listenAddresses[0]!);
+    const after = acknowledged.length;
+    await eventually(() => acknowledged.length >= after + 5, 30_000);
+    stop = true;
+    await writing;
+    const values: number[] = [];
+    for await (const { value } of restarted.database.read('s')) values.push(value as number);
+    for (const i of acknowledged) expect(values, `acknowledged append ${i}`).to.include(i);
+    expect(new Set(values).size).to.equal(values.length);
   });
 });
