@@ -1,0 +1,880 @@
+/**
+ * The multi-process fault test (SPEC §11): N `optimystic node start` processes on 127.0.0.1 form one
+ * database; several `optimystic tx` clients run a bank workload through different nodes while a
+ * killer SIGKILLs a random node every few seconds and restarts it on the same data directory and
+ * port. At the end (every node up, a settle period) the history is read back through the CLI and
+ * checked: the total is constant, no balance is negative, every acknowledged transfer is in the
+ * `transfers` diary exactly once, no definitely failed transfer is, and the balances are exactly
+ * what the diary's transfers make of the initial balances. Every node serves the same state.
+ *
+ * Used by `npm run fault` (test/fault/run.ts) and the short CI form (test/fault/fault.test.ts).
+ *
+ * One hazard of the CLI is handled here on purpose: a data command on a directory whose node is
+ * not running opens the directory embedded (a solo node). A client that started `tx --data DIR`
+ * just as DIR's node was killed would commit outside the network. So a `tx` process is started only
+ * against a node that is up, and a node is killed only when every `tx` process aimed at it has
+ * answered at least once (it reached the node's control socket, so it will never open the
+ * directory itself). Kills still land mid-commit: the processes keep streaming transfers.
+ */
+/* eslint-disable no-console */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { reachNode } from '../../src/engine/index.js';
+
+export interface FaultOptions {
+  /** Node processes (default 5). */
+  readonly nodes: number;
+  /** Length of the workload, seconds (kills happen during it). */
+  readonly seconds: number;
+  /** Concurrent `tx` clients (each one process at a time, one transaction in flight). */
+  readonly clients: number;
+  /** Seconds between kills (0 = no kills). */
+  readonly killEvery: number;
+  /** Accounts in the `accounts` tree, and each one's opening balance. */
+  readonly accounts: number;
+  readonly initialBalance: number;
+  /** Largest transfer amount (amounts are 1..maxAmount). */
+  readonly maxAmount: number;
+  /** Seconds to wait with every node up before reading back. */
+  readonly settleSeconds: number;
+  /** A transaction with no answer for this long is given up on (its outcome is unknown). */
+  readonly txTimeoutSeconds: number;
+  readonly seed: number;
+  /** The build to run (a directory with bin/run.js, dist/ and oclif.manifest.json). */
+  readonly cliRoot: string;
+  /** Extra `node start` flags (e.g. --cluster-size). */
+  readonly nodeArgs?: readonly string[];
+  /** Keep the data directories (their path is printed). */
+  readonly keep?: boolean;
+  /** Progress lines (default: none). */
+  readonly log?: (line: string) => void;
+  /** Aborts the run (SIGINT): every process is stopped and the run rejects. */
+  readonly signal?: AbortSignal;
+}
+
+export const defaultFaultOptions: Omit<FaultOptions, 'cliRoot'> = {
+  nodes: 5,
+  seconds: 60,
+  clients: 4,
+  killEvery: 5,
+  accounts: 10,
+  initialBalance: 100,
+  maxAmount: 30,
+  settleSeconds: 5,
+  txTimeoutSeconds: 45,
+  seed: 1,
+};
+
+export interface Transfer {
+  readonly id: string;
+  readonly from: string;
+  readonly to: string;
+  readonly amount: number;
+}
+
+export type Outcome = 'ok' | 'failed' | 'unknown';
+
+export interface TransferRecord {
+  readonly transfer: Transfer;
+  readonly client: number;
+  readonly node: number;
+  outcome: Outcome;
+  /** The error code of a failed or unknown outcome (or `no-answer` / `process-exit`). */
+  code?: string;
+  /** The diary index the commit reported. */
+  index?: number;
+  ms?: number;
+}
+
+export interface Restart {
+  readonly node: number;
+  readonly killedAt: number;
+  /** From the restart (spawn) to the first read the node served, ms. */
+  readonly recoveryMs: number | undefined;
+  /** From the kill to the same read, ms. */
+  readonly downMs: number | undefined;
+}
+
+export interface FaultReport {
+  readonly seed: number;
+  readonly options: Omit<FaultOptions, 'log' | 'signal'>;
+  readonly ops: { readonly ok: number; readonly failed: number; readonly unknown: number };
+  readonly failedCodes: Readonly<Record<string, number>>;
+  readonly unknownCodes: Readonly<Record<string, number>>;
+  /** Unknown outcomes the diary says committed / did not. */
+  readonly unknownCommitted: number;
+  readonly restarts: readonly Restart[];
+  readonly violations: readonly string[];
+  readonly diaryEntries: number;
+  readonly total: number;
+  readonly expectedTotal: number;
+  readonly workloadMs: number;
+  /** Latency of acknowledged transfers, ms. */
+  readonly okLatencyMs: { readonly p50: number; readonly p99: number; readonly max: number } | undefined;
+  readonly dataRoot: string;
+}
+
+// ---- small tools ---------------------------------------------------------------------------------
+
+/** mulberry32: a small seeded PRNG, so a run's workload and kill schedule follow from its seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env))
+    if (!key.startsWith('OPTIMYSTIC_') && key !== 'NODE_ENV') env[key] = value;
+  return { ...env, NO_COLOR: '1' };
+}
+
+/** Every child process this module started and has not seen exit. */
+const children = new Set<ChildProcessWithoutNullStreams>();
+
+function spawnCli(cliRoot: string, args: readonly string[]): ChildProcessWithoutNullStreams {
+  const child = spawn(process.execPath, [join(cliRoot, 'bin', 'run.js'), ...args], {
+    cwd: cliRoot,
+    env: cleanEnv(),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  child.on('error', () => children.delete(child));
+  child.stdin.on('error', () => undefined);
+  return child;
+}
+
+/** SIGKILLs every child still running (the last resort on exit). */
+export function killAllChildren(): void {
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  children.clear();
+}
+
+interface CliRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(cliRoot: string, args: readonly string[], timeoutMs = 60_000): Promise<CliRun> {
+  const child = spawnCli(cliRoot, args);
+  child.stdin.end();
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function ndjson(text: string): unknown[] {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as unknown);
+}
+
+function lineSplitter(onLine: (line: string) => void): (text: string) => void {
+  let buffer = '';
+  return (text) => {
+    buffer += text;
+    let newline;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (line.trim() !== '') onLine(line);
+    }
+  };
+}
+
+// ---- nodes ---------------------------------------------------------------------------------------
+
+type NodeState = 'starting' | 'up' | 'dying' | 'down';
+
+class NodeHandle {
+  state: NodeState = 'down';
+  child: ChildProcessWithoutNullStreams | undefined;
+  address: string | undefined;
+  port = 0;
+  peerId: string | undefined;
+  stderr = '';
+  log: string[] = [];
+
+  constructor(
+    readonly index: number,
+    readonly dataDir: string,
+  ) {}
+
+  /** Starts `node start`; resolves with its first address once its node:start line is out. */
+  start(cliRoot: string, bootstrap: readonly string[], extra: readonly string[]): Promise<string> {
+    const listen = `/ip4/127.0.0.1/tcp/${this.port}`;
+    const args = ['node', 'start', '--no-dashboard', '--data', this.dataDir, '--listen', listen, ...extra];
+    if (bootstrap.length > 0) args.push('--bootstrap', bootstrap.join(','));
+    const child = spawnCli(cliRoot, args);
+    this.child = child;
+    this.state = 'starting';
+    this.stderr = '';
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`node ${this.index} did not start in 60 s: ${this.stderr.slice(-500)}`));
+      }, 60_000);
+      child.stdout.setEncoding('utf8').on(
+        'data',
+        lineSplitter((line) => {
+          this.log.push(line);
+          if (this.log.length > 200) this.log.shift();
+          let record: { kind?: string; addresses?: string[]; peerId?: string };
+          try {
+            record = JSON.parse(line) as typeof record;
+          } catch {
+            return;
+          }
+          if (record.kind === 'node:start' && record.addresses?.[0] !== undefined) {
+            clearTimeout(timer);
+            this.address = record.addresses[0];
+            this.peerId = record.peerId;
+            this.port = Number(/\/tcp\/(\d+)/.exec(this.address)?.[1] ?? 0);
+            resolve(this.address);
+          }
+        }),
+      );
+      child.stderr.setEncoding('utf8').on('data', (text: string) => (this.stderr += text));
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (this.child === child) this.state = 'down';
+        reject(new Error(`node ${this.index} exited (${code ?? signal}) before starting: ${this.stderr.slice(-500)}`));
+      });
+    });
+  }
+
+  async kill9(): Promise<void> {
+    const child = this.child;
+    if (child === undefined) return;
+    this.state = 'dying';
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    else return void (this.state = 'down');
+    await exited;
+    this.state = 'down';
+  }
+
+  /** Graceful stop (SIGTERM), SIGKILL after `graceMs`. */
+  async stop(graceMs = 15_000): Promise<void> {
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    this.state = 'dying';
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+    this.state = 'down';
+  }
+}
+
+// ---- clients -------------------------------------------------------------------------------------
+
+interface Waiting {
+  readonly record: TransferRecord;
+  readonly started: number;
+  readonly resolve: () => void;
+}
+
+/** One `tx --data DIR --json` process and the transfer in flight on it. */
+class TxProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Answered at least once: it reached the node's control socket. */
+  connected = false;
+  waiting: Waiting | undefined;
+  exited = false;
+  stderr = '';
+
+  constructor(
+    cliRoot: string,
+    readonly node: NodeHandle,
+  ) {
+    this.child = spawnCli(cliRoot, ['tx', '--data', node.dataDir, '--json']);
+    this.child.stdout.setEncoding('utf8').on(
+      'data',
+      lineSplitter((line) => this.answer(line)),
+    );
+    this.child.stderr.setEncoding('utf8').on('data', (text: string) => (this.stderr += text.slice(0, 2000)));
+    this.child.on('exit', () => {
+      this.exited = true;
+      this.settle('unknown', 'process-exit');
+    });
+    // A read-only probe first: its answer says the process reached the node's control socket.
+    this.child.stdin.write(probeLine + '\n');
+  }
+
+  private answer(line: string): void {
+    if (!this.connected) {
+      this.connected = true;
+      return;
+    }
+    let result: { ok?: boolean; error?: { code?: string }; results?: { op?: string; index?: number }[] };
+    try {
+      result = JSON.parse(line) as typeof result;
+    } catch {
+      this.settle('unknown', 'bad-output');
+      return;
+    }
+    if (result.ok === true) {
+      const append = result.results?.find((r) => r.op === 'append');
+      this.settle('ok', undefined, append?.index);
+    } else {
+      const code = result.error?.code ?? 'NO_CODE';
+      this.settle(definiteFailures.has(code) ? 'failed' : 'unknown', code);
+    }
+  }
+
+  private settle(outcome: Outcome, code: string | undefined, index?: number): void {
+    const waiting = this.waiting;
+    if (waiting === undefined) return;
+    this.waiting = undefined;
+    waiting.record.outcome = outcome;
+    if (code !== undefined) waiting.record.code = code;
+    if (index !== undefined) waiting.record.index = index;
+    waiting.record.ms = Date.now() - waiting.started;
+    waiting.resolve();
+  }
+
+  /** Sends one transfer; resolves when it has an outcome (unknown on timeout or exit). */
+  run(record: TransferRecord, line: string, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.settle('unknown', 'no-answer');
+        this.kill();
+      }, timeoutMs);
+      this.waiting = {
+        record,
+        started: Date.now(),
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      if (this.exited) {
+        this.settle('unknown', 'process-exit');
+        return;
+      }
+      this.child.stdin.write(line + '\n');
+    });
+  }
+
+  kill(): void {
+    if (!this.exited) this.child.kill('SIGKILL');
+  }
+
+  /** Ends input and waits for the process to finish (SIGKILL after graceMs). */
+  async close(graceMs = 10_000): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.kill(), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Codes that say the transaction definitely did not commit: a failed guard (decided before anything
+ * is pended) and a conflict after the last retry (every attempt was rejected by a tail). Anything
+ * else — unavailable, timeout, no quorum, a lost process — leaves the outcome unknown.
+ */
+const definiteFailures = new Set(['EXPECT_FAILED', 'CONFLICT']);
+
+const probeLine = JSON.stringify({ actions: [{ collection: 'accounts', op: 'get', key: 'acct-000' }] });
+
+function transferLine(t: Transfer): string {
+  return JSON.stringify({
+    actions: [
+      { collection: 'accounts', op: 'incr', key: t.from, path: 'balance', by: -t.amount, min: 0 },
+      { collection: 'accounts', op: 'incr', key: t.to, path: 'balance', by: t.amount },
+      { collection: 'transfers', op: 'append', value: { ...t } },
+    ],
+  });
+}
+
+export function accountName(i: number): string {
+  return `acct-${String(i).padStart(3, '0')}`;
+}
+
+// ---- the run -------------------------------------------------------------------------------------
+
+export async function runFault(options: FaultOptions): Promise<FaultReport> {
+  const log = options.log ?? (() => undefined);
+  const random = seededRandom(options.seed);
+  const root = mkdtempSync(join(tmpdir(), 'optimystic-fault-'));
+  const nodes = Array.from({ length: options.nodes }, (_, i) => new NodeHandle(i, join(root, `n${i}`)));
+  const txProcesses = new Set<TxProcess>();
+  const records: TransferRecord[] = [];
+  const restarts: Restart[] = [];
+  const violations: string[] = [];
+  const t0 = Date.now();
+  const elapsed = (): string => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+  let aborted = false;
+  const onAbort = (): void => {
+    aborted = true;
+  };
+  options.signal?.addEventListener('abort', onAbort);
+  const checkAbort = (): void => {
+    if (aborted || options.signal?.aborted === true) throw new Error('interrupted');
+  };
+  const nodeArgs = options.nodeArgs ?? [];
+  const bootstrapFor = (node: NodeHandle): string[] =>
+    nodes.filter((n) => n !== node && n.address !== undefined).map((n) => n.address!);
+
+  try {
+    // 1. Start the nodes: the first alone, the others bootstrapping from every node up so far.
+    log(`${elapsed()} data in ${root}; starting ${options.nodes} nodes (seed ${options.seed})`);
+    for (const node of nodes) {
+      checkAbort();
+      await node.start(options.cliRoot, bootstrapFor(node), nodeArgs);
+      node.state = 'up';
+    }
+    log(`${elapsed()} nodes up: ${nodes.map((n) => n.address).join(' ')}`);
+    await waitForMesh(nodes, options.nodes - 1, 30_000);
+    log(`${elapsed()} every node sees ${options.nodes - 1} peers`);
+
+    // 2. The collections and the opening balances.
+    await mustCli(options.cliRoot, ['collection', 'create', 'accounts', '--type', 'tree', '--json', '--data', nodes[0]!.dataDir]);
+    await mustCli(options.cliRoot, ['collection', 'create', 'transfers', '--type', 'diary', '--json', '--data', nodes[1 % nodes.length]!.dataDir]);
+    const opening = JSON.stringify({
+      actions: Array.from({ length: options.accounts }, (_, i) => ({
+        collection: 'accounts',
+        op: 'put',
+        key: accountName(i),
+        value: { balance: options.initialBalance },
+      })),
+    });
+    const seeded = await cliWithInput(options.cliRoot, ['tx', '--json', '--data', nodes[0]!.dataDir], opening);
+    const seededLines = ndjson(seeded.stdout) as { ok?: boolean }[];
+    if (seeded.code !== 0 || seededLines.length !== 1 || seededLines[0]?.ok !== true)
+      throw new Error(`opening balances failed (exit ${seeded.code}): ${seeded.stdout.slice(0, 1000)} ${seeded.stderr.slice(0, 500)}`);
+    log(`${elapsed()} ${options.accounts} accounts of ${options.initialBalance}; workload for ${options.seconds} s`);
+
+    // 3. Workload and killer.
+    const workloadStart = Date.now();
+    const workloadEnd = workloadStart + options.seconds * 1000;
+    let nextId = 0;
+    const client = async (c: number): Promise<void> => {
+      let proc: TxProcess | undefined;
+      let home = c % nodes.length;
+      while (Date.now() < workloadEnd && !aborted) {
+        // A process that reached its node keeps going even while the killer takes that node down:
+        // that is how kills land mid-commit. New processes go only to nodes that are up.
+        if (proc === undefined || proc.exited) {
+          proc?.kill();
+          if (proc !== undefined) txProcesses.delete(proc);
+          proc = undefined;
+          const target = pickUp(nodes, home);
+          if (target === undefined) {
+            await sleep(200);
+            continue;
+          }
+          home = target.index;
+          proc = new TxProcess(options.cliRoot, target);
+          txProcesses.add(proc);
+        }
+        const from = Math.floor(random() * options.accounts);
+        let to = Math.floor(random() * (options.accounts - 1));
+        if (to >= from) to++;
+        const transfer: Transfer = {
+          id: `t${nextId++}`,
+          from: accountName(from),
+          to: accountName(to),
+          amount: 1 + Math.floor(random() * options.maxAmount),
+        };
+        const record: TransferRecord = { transfer, client: c, node: proc.node.index, outcome: 'unknown' };
+        records.push(record);
+        await proc.run(record, transferLine(transfer), options.txTimeoutSeconds * 1000);
+        if (record.outcome === 'unknown') {
+          // The process may hold a dead control connection: start afresh.
+          proc.kill();
+          txProcesses.delete(proc);
+          proc = undefined;
+          await sleep(100);
+        }
+      }
+      if (proc !== undefined) {
+        await proc.close();
+        txProcesses.delete(proc);
+      }
+    };
+
+    const killer = async (): Promise<void> => {
+      if (options.killEvery <= 0) return;
+      for (;;) {
+        const wake = Date.now() + options.killEvery * 1000;
+        while (Date.now() < wake && Date.now() < workloadEnd && !aborted) await sleep(100);
+        if (Date.now() >= workloadEnd || aborted) return;
+        const candidates = nodes.filter((n) => n.state === 'up');
+        // Keep a majority up: never kill when only a bare majority is left.
+        if (candidates.length <= Math.floor(nodes.length / 2) + 1) continue;
+        const victim = candidates[Math.floor(random() * candidates.length)]!;
+        victim.state = 'dying';
+        // Wait (bounded) until every tx process aimed at the victim has reached it (see the top).
+        const waitUntil = Date.now() + 20_000;
+        while ([...txProcesses].some((p) => p.node === victim && !p.connected && !p.exited)) {
+          if (Date.now() > waitUntil) {
+            for (const p of txProcesses) if (p.node === victim && !p.connected) p.kill();
+            break;
+          }
+          await sleep(50);
+        }
+        const killedAt = Date.now();
+        await victim.kill9();
+        log(`${elapsed()} killed node ${victim.index} (pid ${victim.child?.pid})`);
+        // Restart it on the same data directory and port, in the background.
+        void restart(victim, killedAt);
+      }
+    };
+
+    const pendingRestarts: Promise<void>[] = [];
+    const restart = (node: NodeHandle, killedAt: number): Promise<void> => {
+      const work = (async () => {
+        await sleep(500);
+        const spawnedAt = Date.now();
+        let started = false;
+        for (let attempt = 0; attempt < 5 && !started && !aborted; attempt++) {
+          try {
+            await node.start(options.cliRoot, bootstrapFor(node), nodeArgs);
+            started = true;
+          } catch (error) {
+            log(`${elapsed()} node ${node.index} restart failed: ${String(error).slice(0, 300)}`);
+            await sleep(1000);
+          }
+        }
+        if (!started) {
+          violations.push(`node ${node.index} could not be restarted on its data directory`);
+          restarts.push({ node: node.index, killedAt: killedAt - t0, recoveryMs: undefined, downMs: undefined });
+          return;
+        }
+        const servedAt = await firstRead(node, 60_000);
+        node.state = 'up';
+        restarts.push({
+          node: node.index,
+          killedAt: killedAt - t0,
+          recoveryMs: servedAt === undefined ? undefined : servedAt - spawnedAt,
+          downMs: servedAt === undefined ? undefined : servedAt - killedAt,
+        });
+        log(
+          `${elapsed()} node ${node.index} back: ${servedAt === undefined ? 'served no read within 60 s' : `first read ${servedAt - spawnedAt} ms after restart`}`,
+        );
+      })();
+      pendingRestarts.push(work);
+      return work;
+    };
+
+    const progress = setInterval(() => {
+      const counts = tally(records);
+      log(`${elapsed()} ok ${counts.ok} failed ${counts.failed} unknown ${counts.unknown} (in flight ${counts.inflight})`);
+    }, 5000);
+    try {
+      await Promise.all([...Array.from({ length: options.clients }, (_, c) => client(c)), killer()]);
+    } finally {
+      clearInterval(progress);
+    }
+    const workloadMs = Date.now() - workloadStart;
+    checkAbort();
+    log(`${elapsed()} workload over; waiting for restarts and settling ${options.settleSeconds} s`);
+
+    // 4. Everyone up, settle, read back.
+    await Promise.all(pendingRestarts);
+    for (const node of nodes) {
+      if (node.state === 'down') {
+        const at = Date.now();
+        await node.start(options.cliRoot, bootstrapFor(node), nodeArgs);
+        await firstRead(node, 60_000);
+        node.state = 'up';
+        restarts.push({ node: node.index, killedAt: at - t0, recoveryMs: Date.now() - at, downMs: undefined });
+      }
+    }
+    await waitForMesh(nodes, options.nodes - 1, 30_000).catch((error: unknown) =>
+      log(`${elapsed()} warning: ${String(error)}`),
+    );
+    await sleep(options.settleSeconds * 1000);
+    checkAbort();
+
+    const reader = nodes[0]!;
+    const scan = await mustCli(options.cliRoot, ['collection', 'scan', 'accounts', '--json', '--data', reader.dataDir]);
+    const diary = await mustCli(options.cliRoot, ['collection', 'read', 'transfers', '--json', '--data', reader.dataDir]);
+    const balances = new Map<string, number>();
+    for (const row of ndjson(scan.stdout) as { key: string; value: { balance: number } }[])
+      balances.set(row.key, row.value.balance);
+    const entries = ndjson(diary.stdout) as { index: number; value: Transfer }[];
+    log(`${elapsed()} read back ${balances.size} accounts and ${entries.length} diary entries through node 0`);
+
+    // The other nodes must serve the same state (reads see every committed transaction).
+    for (const node of nodes.slice(1)) {
+      const other = await cli(options.cliRoot, ['collection', 'scan', 'accounts', '--json', '--data', node.dataDir]);
+      const otherDiary = await cli(options.cliRoot, ['collection', 'read', 'transfers', '--json', '--data', node.dataDir]);
+      if (other.code !== 0 || otherDiary.code !== 0) {
+        violations.push(`node ${node.index} could not serve the read-back (exit ${other.code}/${otherDiary.code}): ${(other.stdout + other.stderr + otherDiary.stdout).slice(0, 300)}`);
+        continue;
+      }
+      if (other.stdout !== scan.stdout)
+        violations.push(`node ${node.index} serves other balances than node 0: ${other.stdout.slice(0, 300)}`);
+      if (otherDiary.stdout !== diary.stdout)
+        violations.push(`node ${node.index} serves another transfers diary than node 0 (${ndjson(otherDiary.stdout).length} vs ${entries.length} entries)`);
+    }
+
+    const check = checkHistory(options, records, balances, entries);
+    violations.push(...check.violations);
+    const counts = tally(records);
+    const failedCodes: Record<string, number> = {};
+    const unknownCodes: Record<string, number> = {};
+    for (const r of records) {
+      if (r.outcome === 'failed') failedCodes[r.code ?? '?'] = (failedCodes[r.code ?? '?'] ?? 0) + 1;
+      if (r.outcome === 'unknown') unknownCodes[r.code ?? '?'] = (unknownCodes[r.code ?? '?'] ?? 0) + 1;
+    }
+    const { keep: _keep, ...reported } = options as FaultOptions;
+    void _keep;
+    return {
+      seed: options.seed,
+      options: { ...reported, log: undefined, signal: undefined } as FaultReport['options'],
+      ops: { ok: counts.ok, failed: counts.failed, unknown: counts.unknown },
+      failedCodes,
+      unknownCodes,
+      unknownCommitted: check.unknownCommitted,
+      restarts: restarts.sort((a, b) => a.killedAt - b.killedAt),
+      violations,
+      diaryEntries: entries.length,
+      total: check.total,
+      expectedTotal: options.accounts * options.initialBalance,
+      workloadMs,
+      okLatencyMs: latencies(records),
+      dataRoot: root,
+    };
+  } catch (error) {
+    if (error instanceof Error)
+      error.message += `\n(seed ${options.seed}; node logs under ${root}${options.keep === true ? '' : ', removed'})\n${nodes
+        .map((n) => `node ${n.index} stderr: ${n.stderr.slice(-400)}`)
+        .join('\n')}`;
+    throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    for (const p of txProcesses) p.kill();
+    await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
+    killAllChildren();
+    if (options.keep !== true) rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function latencies(records: readonly TransferRecord[]): FaultReport['okLatencyMs'] {
+  const ms = records.flatMap((r) => (r.outcome === 'ok' && r.ms !== undefined ? [r.ms] : [])).sort((a, b) => a - b);
+  if (ms.length === 0) return undefined;
+  const at = (q: number): number => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!;
+  return { p50: at(0.5), p99: at(0.99), max: ms.at(-1)! };
+}
+
+function tally(records: readonly TransferRecord[]): { ok: number; failed: number; unknown: number; inflight: number } {
+  let ok = 0;
+  let failed = 0;
+  let unknown = 0;
+  for (const r of records) {
+    if (r.outcome === 'ok') ok++;
+    else if (r.outcome === 'failed') failed++;
+    else if (r.ms !== undefined) unknown++;
+  }
+  return { ok, failed, unknown, inflight: records.length - ok - failed - unknown };
+}
+
+/**
+ * The checks, on what was read back: the accounts are all there; no balance is negative; the total
+ * is the opening total; every diary entry is a transfer some client sent, with the amounts it sent,
+ * at most once; every acknowledged transfer is there (at the index its commit reported); no
+ * definitely failed one is; and each balance is the opening balance plus what the diary moved.
+ */
+export function checkHistory(
+  options: Pick<FaultOptions, 'accounts' | 'initialBalance'>,
+  records: readonly TransferRecord[],
+  balances: ReadonlyMap<string, number>,
+  entries: readonly { index: number; value: Transfer }[],
+): { violations: string[]; total: number; unknownCommitted: number } {
+  const violations: string[] = [];
+  const sent = new Map(records.map((r) => [r.transfer.id, r]));
+  let total = 0;
+  for (let i = 0; i < options.accounts; i++) {
+    const balance = balances.get(accountName(i));
+    if (balance === undefined) violations.push(`account ${accountName(i)} is missing`);
+    else {
+      total += balance;
+      if (balance < 0) violations.push(`account ${accountName(i)} has a negative balance ${balance}`);
+    }
+  }
+  if (balances.size !== options.accounts)
+    violations.push(`the accounts tree has ${balances.size} keys, expected ${options.accounts}`);
+  const expectedTotal = options.accounts * options.initialBalance;
+  if (total !== expectedTotal) violations.push(`total is ${total}, expected ${expectedTotal}`);
+
+  const seen = new Map<string, number>();
+  const recomputed = new Map<string, number>();
+  for (let i = 0; i < options.accounts; i++) recomputed.set(accountName(i), options.initialBalance);
+  entries.forEach((entry, position) => {
+    if (entry.index !== position) violations.push(`diary index ${entry.index} at position ${position}`);
+    const t = entry.value;
+    const record = sent.get(t.id);
+    if (record === undefined) {
+      violations.push(`diary entry ${entry.index} is a transfer nobody sent: ${JSON.stringify(t)}`);
+      return;
+    }
+    if (JSON.stringify(record.transfer) !== JSON.stringify({ id: t.id, from: t.from, to: t.to, amount: t.amount }))
+      violations.push(`diary entry ${entry.index} differs from what was sent: ${JSON.stringify(t)} vs ${JSON.stringify(record.transfer)}`);
+    seen.set(t.id, (seen.get(t.id) ?? 0) + 1);
+    if (seen.get(t.id) === 2) violations.push(`transfer ${t.id} is in the diary more than once`);
+    if (record.outcome === 'failed')
+      violations.push(`transfer ${t.id} failed (${record.code}) but is in the diary at ${entry.index}`);
+    recomputed.set(record.transfer.from, recomputed.get(record.transfer.from)! - record.transfer.amount);
+    recomputed.set(record.transfer.to, recomputed.get(record.transfer.to)! + record.transfer.amount);
+  });
+  let unknownCommitted = 0;
+  for (const record of records) {
+    const count = seen.get(record.transfer.id) ?? 0;
+    if (record.outcome === 'ok') {
+      if (count === 0) violations.push(`acknowledged transfer ${record.transfer.id} (client ${record.client}, node ${record.node}) is not in the diary`);
+      else if (record.index !== undefined && entries[record.index]?.value.id !== record.transfer.id)
+        violations.push(`acknowledged transfer ${record.transfer.id} reported diary index ${record.index}, which holds ${entries[record.index]?.value.id ?? 'nothing'}`);
+    }
+    if (record.outcome === 'unknown' && count > 0) unknownCommitted++;
+  }
+  for (const [account, expected] of recomputed) {
+    const actual = balances.get(account);
+    if (actual !== undefined && actual !== expected)
+      violations.push(`account ${account} holds ${actual}, but the diary's transfers make it ${expected}`);
+  }
+  return { violations, total, unknownCommitted };
+}
+
+function pickUp(nodes: readonly NodeHandle[], preferred: number): NodeHandle | undefined {
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[(preferred + i) % nodes.length]!;
+    if (node.state === 'up') return node;
+  }
+  return undefined;
+}
+
+async function mustCli(cliRoot: string, args: readonly string[]): Promise<CliRun> {
+  const run = await cli(cliRoot, args);
+  if (run.code !== 0)
+    throw new Error(`optimystic ${args.join(' ')} failed (exit ${run.code}): ${run.stdout.slice(0, 500)} ${run.stderr.slice(0, 500)}`);
+  return run;
+}
+
+function cliWithInput(cliRoot: string, args: readonly string[], input: string, timeoutMs = 120_000): Promise<CliRun> {
+  const child = spawnCli(cliRoot, args);
+  child.stdin.end(input + '\n');
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Waits until every node sees at least `peers` peers (through its control socket). */
+async function waitForMesh(nodes: readonly NodeHandle[], peers: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const node of nodes) {
+    for (;;) {
+      const seen = await peerCount(node);
+      if (seen >= peers) break;
+      if (Date.now() > deadline) throw new Error(`node ${node.index} sees ${seen} peers, wanted ${peers}`);
+      await sleep(200);
+    }
+  }
+}
+
+async function peerCount(node: NodeHandle): Promise<number> {
+  try {
+    const remote = await reachNode({ dataDir: node.dataDir, startingWaitMs: 2000 });
+    try {
+      return (await remote.peers()).length;
+    } finally {
+      await remote.close();
+    }
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Polls the node's control socket (never the directory itself: reachNode does not open it embedded)
+ * until it serves a read of the accounts tree; the time of that read, or undefined.
+ */
+async function firstRead(node: NodeHandle, timeoutMs: number): Promise<number | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const remote = await reachNode({ dataDir: node.dataDir, startingWaitMs: 2000 });
+      try {
+        await remote.get('accounts', accountName(0));
+        return Date.now();
+      } finally {
+        await remote.close();
+      }
+    } catch {
+      await sleep(100);
+    }
+  }
+  return undefined;
+}
+
+/** The figures, for people. */
+export function formatReport(report: FaultReport): string {
+  const lines: string[] = [];
+  const o = report.options;
+  lines.push(
+    `fault run: seed ${report.seed}, ${o.nodes} nodes, ${o.clients} clients, ${Math.round(report.workloadMs / 1000)} s workload, kill every ${o.killEvery} s`,
+  );
+  lines.push(
+    `transfers: ok ${report.ops.ok}, failed ${report.ops.failed} ${JSON.stringify(report.failedCodes)}, unknown ${report.ops.unknown} ${JSON.stringify(report.unknownCodes)} (${report.unknownCommitted} of them committed)`,
+  );
+  if (report.okLatencyMs !== undefined)
+    lines.push(
+      `acknowledged transfer latency: p50 ${report.okLatencyMs.p50} ms, p99 ${report.okLatencyMs.p99} ms, max ${report.okLatencyMs.max} ms`,
+    );
+  lines.push(`diary entries ${report.diaryEntries}; total ${report.total} (expected ${report.expectedTotal})`);
+  lines.push(`restarts: ${report.restarts.length}`);
+  for (const r of report.restarts)
+    lines.push(
+      `  node ${r.node} killed at ${(r.killedAt / 1000).toFixed(1)} s: ${r.recoveryMs === undefined ? 'never served a read' : `serves reads ${r.recoveryMs} ms after its restart (${r.downMs ?? '?'} ms after the kill)`}`,
+    );
+  const recoveries = report.restarts.flatMap((r) => (r.recoveryMs === undefined ? [] : [r.recoveryMs])).sort((a, b) => a - b);
+  if (recoveries.length > 0)
+    lines.push(
+      `recovery: median ${recoveries[Math.floor(recoveries.length / 2)]} ms, max ${recoveries.at(-1)} ms`,
+    );
+  lines.push(`violations: ${report.violations.length}`);
+  for (const v of report.violations) lines.push(`  VIOLATION ${v}`);
+  return lines.join('\n');
+}

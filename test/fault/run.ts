@@ -1,0 +1,127 @@
+/**
+ * `npm run fault [-- OPTIONS]`: the multi-process fault test (see test/fault/harness.ts). Prints
+ * progress on stderr, the figures on stdout (and the report as JSON with --json), and exits 1 on any
+ * violation, 2 on bad options, 130 on Ctrl-C. Every process it started is stopped on the way out.
+ */
+/* eslint-disable no-console */
+import '../../src/shim.js';
+import { parseArgs } from 'node:util';
+import { buildIfStale, cliRoot } from '../helpers/built-cli.js';
+import { defaultFaultOptions, formatReport, killAllChildren, runFault, type FaultOptions } from './harness.js';
+
+const help = `Usage: npm run fault -- [options]
+
+Starts N \`optimystic node start\` processes on 127.0.0.1 (the built CLI; OPTIMYSTIC_CLI_ROOT picks
+another build, otherwise dist/ is rebuilt when stale), creates a tree \`accounts\` and a diary
+\`transfers\`, and runs a bank workload of atomic transfers (incr −amount with min 0, incr +amount,
+append {id,from,to,amount}) from concurrent \`optimystic tx\` clients through different nodes, while a
+random node is killed with SIGKILL and restarted every few seconds. Then it reads everything back and
+checks: constant total, no negative balance, every acknowledged transfer in the diary exactly once,
+no failed one, balances equal to the opening balances plus the diary's transfers, and every node
+serving the same state. Exits 1 on any violation.
+
+Options:
+  --nodes N          node processes (default ${defaultFaultOptions.nodes})
+  --seconds S        workload length (default ${defaultFaultOptions.seconds})
+  --clients C        concurrent tx clients (default ${defaultFaultOptions.clients})
+  --kill-every S     seconds between kills, 0 for none (default ${defaultFaultOptions.killEvery})
+  --accounts N       accounts (default ${defaultFaultOptions.accounts})
+  --balance B        opening balance of each account (default ${defaultFaultOptions.initialBalance})
+  --max-amount A     largest transfer (default ${defaultFaultOptions.maxAmount})
+  --settle S         seconds with every node up before reading back (default ${defaultFaultOptions.settleSeconds})
+  --tx-timeout S     give up on an unanswered transaction after S seconds (default ${defaultFaultOptions.txTimeoutSeconds})
+  --seed N           seed of the workload and kill schedule (default: random, printed)
+  --cluster-size K   passed to node start
+  --keep             keep the data directories (path printed)
+  --json             print the report as JSON too
+  -h, --help         this text
+`;
+
+function number(value: string | undefined, name: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) {
+    console.error(`--${name} must be a number ≥ ${min}, got ${value}\n\n${help}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        nodes: { type: 'string' },
+        seconds: { type: 'string' },
+        clients: { type: 'string' },
+        'kill-every': { type: 'string' },
+        accounts: { type: 'string' },
+        balance: { type: 'string' },
+        'max-amount': { type: 'string' },
+        settle: { type: 'string' },
+        'tx-timeout': { type: 'string' },
+        seed: { type: 'string' },
+        'cluster-size': { type: 'string' },
+        keep: { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${help}`);
+    process.exit(2);
+  }
+  const v = parsed.values;
+  if (v.help === true) {
+    process.stdout.write(help);
+    return;
+  }
+  const d = defaultFaultOptions;
+  const options: FaultOptions = {
+    nodes: number(v.nodes, 'nodes', d.nodes, 1),
+    seconds: number(v.seconds, 'seconds', d.seconds, 1),
+    clients: number(v.clients, 'clients', d.clients, 1),
+    killEvery: number(v['kill-every'], 'kill-every', d.killEvery),
+    accounts: number(v.accounts, 'accounts', d.accounts, 2),
+    initialBalance: number(v.balance, 'balance', d.initialBalance, 1),
+    maxAmount: number(v['max-amount'], 'max-amount', d.maxAmount, 1),
+    settleSeconds: number(v.settle, 'settle', d.settleSeconds),
+    txTimeoutSeconds: number(v['tx-timeout'], 'tx-timeout', d.txTimeoutSeconds, 1),
+    seed: number(v.seed, 'seed', Math.floor(Math.random() * 2 ** 31)),
+    cliRoot,
+    ...(v['cluster-size'] !== undefined ? { nodeArgs: ['--cluster-size', v['cluster-size']] } : {}),
+    keep: v.keep === true,
+    log: (line) => console.error(line),
+  };
+  const interrupt = new AbortController();
+  let interrupts = 0;
+  process.on('SIGINT', () => {
+    interrupts++;
+    console.error(interrupts === 1 ? 'interrupted: stopping every process…' : 'killing every process');
+    if (interrupts > 1) {
+      killAllChildren();
+      process.exit(130);
+    }
+    interrupt.abort();
+  });
+  process.on('SIGTERM', () => interrupt.abort());
+  process.on('exit', () => killAllChildren());
+
+  buildIfStale();
+  console.error(`fault: seed ${options.seed} (rerun with --seed ${options.seed})`);
+  let report;
+  try {
+    report = await runFault({ ...options, signal: interrupt.signal });
+  } catch (error) {
+    console.error(`fault run failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(interrupt.signal.aborted ? 130 : 1);
+  }
+  console.log(formatReport(report));
+  if (options.keep === true) console.log(`data kept in ${report.dataRoot}`);
+  if (v.json === true) console.log(JSON.stringify(report));
+  process.exitCode = report.violations.length === 0 ? 0 : 1;
+}
+
+await main();
