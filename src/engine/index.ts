@@ -25,6 +25,14 @@ export {
   type ReachOptions,
 } from './node/reach.js';
 export type { RemoteNode } from './node/remote.js';
+export type {
+  CeremonyApi,
+  CeremonyNetEvent,
+  CeremonyServiceInfo,
+  NodeCard,
+  StartCeremonyOptions,
+  StartedCeremony,
+} from './node/ceremony-net.js';
 export { RemoteStatusSource, StatusHub } from './node/status-hub.js';
 export { dataDirIdentity, startNode } from './node/launch.js';
 export type { RunningNode, StartNodeOptions } from './node/node.js';

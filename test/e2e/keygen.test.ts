@@ -384,7 +384,7 @@ describe('optimystic keygen, air-gapped through the built binary', function () {
     });
   });
 
-  it('says plainly that the networked transport is not available yet (exit 6)', async () => {
+  it('says plainly that step moves files only and names the networked commands (exit 6)', async () => {
     const run = await cli(data[0]!, [
       'keygen',
       'ceremony',

@@ -7,6 +7,7 @@ import {
   type RunningNode,
 } from '../../engine/index.js';
 import { DataCommand, eventLine } from '../../ui/cli/index.js';
+import { passphraseEnvVar, readPassphraseFile, sealCostFromEnv } from '../../ui/cli/keygen/index.js';
 
 export default class NodeStart extends DataCommand<typeof NodeStart> {
   static override summary = 'Run a node in the foreground';
@@ -30,7 +31,11 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
     'defaults. A bad value is named with where it came from: a flag is a usage error (exit 2), a ' +
     'variable or file setting is CONFIG_INVALID (exit 3).\n\n' +
     'Only one node runs per data directory: a second start is refused with DATA_DIR_BUSY (exit 6). ' +
-    'The lock of a node that crashed is detected and cleared.';
+    'The lock of a node that crashed is detected and cleared.\n\n' +
+    'Key ceremonies with other nodes (keygen ceremony start, accept) need the keystore passphrase in the ' +
+    'node: --passphrase-file FILE (OPTIMYSTIC_PASSPHRASE_FILE) or OPTIMYSTIC_PASSPHRASE. The node checks it ' +
+    'at start (a wrong one stops it with BAD_SIGNATURE, exit 7), creates the ceremony identity if there is ' +
+    'none, and keeps it in memory only. Without it the node still runs; `keygen ceremony unlock` gives it later.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     {
@@ -118,6 +123,12 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
       allowNo: true,
       default: true,
     }),
+    'passphrase-file': Flags.string({
+      description:
+        'keystore passphrase for key ceremonies with other nodes: the first line of FILE (else OPTIMYSTIC_PASSPHRASE; else none, see keygen ceremony unlock)',
+      env: 'OPTIMYSTIC_PASSPHRASE_FILE',
+      helpValue: 'FILE',
+    }),
   };
 
   override async run(): Promise<void> {
@@ -150,11 +161,21 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
       env: process.env,
       ...(flags.config === undefined ? {} : { configPath: flags.config }),
     });
+    // Never prompted for (the node runs unattended), never logged: a file or the variable, or none.
+    const passphrase =
+      flags['passphrase-file'] !== undefined
+        ? await readPassphraseFile(flags['passphrase-file'])
+        : process.env[passphraseEnvVar] || undefined;
+    const sealCostLog2 = sealCostFromEnv();
     const node = await startNode({
       dataDir: this.dataDir,
       config,
       version: this.config.version,
       ...(file === undefined ? {} : { configFile: file }),
+      keygen: {
+        ...(passphrase === undefined ? {} : { passphrase }),
+        ...(sealCostLog2 === undefined ? {} : { sealCostLog2 }),
+      },
     });
     const dashboard =
       flags.dashboard && !this.jsonEnabled() && process.stdout.isTTY === true && process.stdin.isTTY === true;

@@ -71,14 +71,6 @@ function ceremonies(node: NodeControl): CeremonyApi {
   return node.ceremonies;
 }
 
-/** A passphrase sent with a ceremony command unlocks a node started without one (it is kept in memory only). */
-async function unlocked(node: NodeControl, passphrase: string | undefined): Promise<CeremonyApi> {
-  const api = ceremonies(node);
-  if (passphrase !== undefined) await api.unlock(passphrase);
-  return api;
-}
-
-const passphrase = optional(string({ charsMax: 4096 }));
 const session = string({ charsMin: 1, charsMax: 64 });
 
 const none = object({});
@@ -167,14 +159,13 @@ export const apiMethods: Readonly<Record<string, Method>> = {
       label: optional(string({ charsMax: limits.ceremonyLabelCharsMax })),
       expiresInMs: integer({ min: 1 }),
       phaseTimeoutMs: optional(integer({ min: 1 })),
-      passphrase,
     }),
-    async ({ node }, { passphrase: secret, suite, purpose, ...p }) => {
+    async ({ node }, { suite, purpose, ...p }) => {
       if (suite !== undefined && !isSuiteId(suite))
         throw new EngineError('BAD_INPUT', `unknown suite ${suite}`);
       if (purpose !== undefined && purpose !== 'sign' && purpose !== 'decrypt')
         throw new EngineError('BAD_INPUT', 'purpose: expected "sign" or "decrypt"');
-      return (await unlocked(node, secret)).startCeremony({
+      return ceremonies(node).startCeremony({
         ...p,
         ...(suite === undefined ? {} : { suite }),
         ...(purpose === undefined ? {} : { purpose }),
@@ -187,10 +178,9 @@ export const apiMethods: Readonly<Record<string, Method>> = {
       session: optional(session),
       approve: boolean(),
       reason: optional(string({ charsMax: 200 })),
-      passphrase,
     }),
-    async ({ node }, p) =>
-      (await unlocked(node, p.passphrase)).decide(
+    ({ node }, p) =>
+      ceremonies(node).decide(
         p.session,
         p.approve ? { approve: true } : { approve: false, reason: p.reason ?? 'declined by its operator' },
       ),

@@ -241,6 +241,8 @@ interface Open {
   phaseSince: number;
   finishedAt: number | undefined;
   history: CeremonyNetEvent[];
+  /** Messages reported as received before this node decided (not reported again when fed). */
+  reported: Set<string>;
   listeners: Set<() => void>;
   outbox: Delivery[];
 }
@@ -615,6 +617,7 @@ export class CeremonyService implements CeremonyApi {
     if (open.inbox.length >= open.checked.proposal.roster.length * 2)
       throw new EngineError('UNAVAILABLE', `ceremony ${open.tag} waits for this node's decision`);
     open.inbox.push(message);
+    open.reported.add(`${message.type}/${message.from}`);
     await this.exclusive(() => this.store.writeRecord(`${ceremonyDir(open.session)}/inbox.json`, open.inbox));
     this.event(open, {
       event: 'received',
@@ -647,6 +650,7 @@ export class CeremonyService implements CeremonyApi {
       phaseSince: this.clock.now(),
       finishedAt: undefined,
       history: [],
+      reported: new Set(),
       listeners: new Set(),
       outbox: [],
     };
@@ -840,13 +844,14 @@ export class CeremonyService implements CeremonyApi {
     if (progress.decision !== null) this.event(open, { event: 'decided', decision: progress.decision });
     const waiting = this.waitingWithNodes(open, progress.waiting);
     for (const r of progress.read)
-      this.event(open, {
-        event: 'received',
-        type: r.type,
-        from: r.from,
-        node: nodeOf(open, r.from),
-        waiting,
-      });
+      if (!open.reported.has(`${r.type}/${r.from}`))
+        this.event(open, {
+          event: 'received',
+          type: r.type,
+          from: r.from,
+          node: nodeOf(open, r.from),
+          waiting,
+        });
     for (const i of progress.ignored)
       this.event(open, { event: 'ignored', reason: `${i.file}: ${i.reason}` });
     for (const e of progress.events) {

@@ -7,6 +7,13 @@ import type { Json } from '../base/codec.js';
 import type { BlockId } from '../base/ids.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
 import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+import type {
+  CeremonyApi,
+  CeremonyNetEvent,
+  CeremonyServiceInfo,
+  StartCeremonyOptions,
+  StartedCeremony,
+} from './ceremony-net.js';
 import type { ApiTransport } from './control-client.js';
 import type {
   BlockVerification,
@@ -142,6 +149,21 @@ export class RemoteNode implements Database, NodeControl {
   watch(): AsyncIterable<StatusUpdate> {
     return this.stream('node.watch', {});
   }
+
+  /** Key ceremonies of the node (its control socket only). */
+  readonly ceremonies: CeremonyApi = {
+    info: () => this.call<CeremonyServiceInfo>('keygen.info'),
+    unlock: (passphrase) => this.call<CeremonyServiceInfo>('keygen.unlock', { passphrase }),
+    startCeremony: (options: StartCeremonyOptions) =>
+      this.call<StartedCeremony>('keygen.ceremony.start', { ...options }),
+    decide: (session, decision) =>
+      this.call<StartedCeremony>('keygen.ceremony.decide', {
+        session,
+        approve: decision.approve,
+        reason: decision.approve ? undefined : decision.reason,
+      }),
+    follow: (session) => this.stream<CeremonyNetEvent>('keygen.ceremony.follow', { session }),
+  };
 
   /** Closes the connection (the node keeps running). */
   close(): Promise<void> {

@@ -4,6 +4,7 @@ export {
   keygenFlags,
   keyArg,
   parseDuration,
+  pendingHint,
   scryptCostEnvVar,
   sealCostFromEnv,
 } from './keygen-command.js';
@@ -17,6 +18,7 @@ export {
 } from './prompt.js';
 export {
   approvalLines,
+  CeremonyEventLines,
   ceremonyLines,
   decryptLines,
   describeCeremony,

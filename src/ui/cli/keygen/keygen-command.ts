@@ -3,12 +3,14 @@ import {
   EngineError,
   KeyStore,
   limits,
+  type CeremonyApi,
+  type CeremonyNetEvent,
   type Decide,
   type Decision,
   type PassphraseSource,
 } from '../../../engine/index.js';
 import { DataCommand } from '../data-command.js';
-import { approvalLines } from './render.js';
+import { approvalLines, CeremonyEventLines } from './render.js';
 import { canPrompt, promptLine, resolvePassphrase } from './prompt.js';
 
 /**
@@ -29,7 +31,7 @@ export const keygenFlags = {
     options: ['files', 'network'] as const,
     default: 'files' as const,
     description:
-      'how messages travel: files in --in/--out directories (air-gapped), or network between running nodes (not available yet)',
+      'how messages travel: files in --in/--out directories (air-gapped); for ceremonies between running nodes use keygen ceremony start and accept',
   })(),
   in: Flags.string({
     description: 'exchange directory to read message files from (default: --out)',
@@ -58,6 +60,12 @@ export const keygenFlags = {
   approve: Flags.boolean({
     description:
       'approve what is asked (after reading it); without it a terminal prompts, anything else refuses',
+  }),
+  /** Networked ceremonies: follow until the end, or return at once. */
+  wait: Flags.boolean({
+    description: 'follow the ceremony until it ends; --no-wait returns at once (the node goes on)',
+    default: true,
+    allowNo: true,
   }),
 };
 
@@ -100,12 +108,12 @@ export abstract class KeygenCommand<T extends typeof Command> extends DataComman
     };
   }
 
-  /** The networked transport is not built yet: say so plainly instead of pretending. */
+  /** These commands move messages through files; ceremonies between running nodes have their own commands. */
   protected requireFiles(transport: string): void {
     if (transport === 'network') {
       throw new EngineError(
         'UNAVAILABLE',
-        'the networked transport (between running nodes) is not available yet; use --transport files with --in/--out directories',
+        'this command works through exchange files only: use --transport files with --in/--out directories; a ceremony between running nodes is started with optimystic keygen ceremony start --participants PEERID,… and accepted with optimystic keygen ceremony accept SESSION',
       );
     }
   }
@@ -155,6 +163,60 @@ export abstract class KeygenCommand<T extends typeof Command> extends DataComman
     };
   }
 
+  /**
+   * Networked ceremonies go through the node running on --data. When `unlock` is set and the node
+   * does not hold the keystore passphrase yet, it is resolved here (file, variable or prompt) and
+   * handed to the node over its control socket (mode 0600); the node keeps it in memory only.
+   */
+  protected withCeremonies<R>(
+    options: { unlock: boolean; passphraseFile: string | undefined },
+    work: (api: CeremonyApi) => Promise<R>,
+  ): Promise<R> {
+    return this.withNode(async (node) => {
+      const api = node.ceremonies;
+      if (options.unlock && !(await api.info()).unlocked)
+        await api.unlock(await this.passphrase(options.passphraseFile)());
+      return work(api);
+    });
+  }
+
+  /**
+   * Prints a networked ceremony's progress until it ends: one line per step (NDJSON events with
+   * --json), the last one the group public key. A failed ceremony throws its code. Ctrl-C stops
+   * following; the ceremony goes on in the node.
+   */
+  protected async followCeremony(api: CeremonyApi, ref: string): Promise<CeremonyNetEvent> {
+    const render = new CeremonyEventLines();
+    const iterator = api.follow(ref)[Symbol.asyncIterator]();
+    const interrupted = new Promise<'interrupted'>((resolve) => {
+      if (this.interrupt.interrupted) resolve('interrupted');
+      this.interrupt.signal.addEventListener('abort', () => resolve('interrupted'), { once: true });
+    });
+    let last: CeremonyNetEvent | undefined;
+    try {
+      for (;;) {
+        const next = await Promise.race([iterator.next(), interrupted]);
+        if (next === 'interrupted')
+          throw new EngineError(
+            'INTERRUPTED',
+            `stopped following ceremony ${last?.tag ?? ref}; it goes on in the node (see: optimystic keygen ceremony list)`,
+          );
+        if (next.done === true) break;
+        last = next.value;
+        if (this.out.mode === 'json') await this.out.lines([JSON.stringify(last)]);
+        else if (last.event !== 'failed') await this.out.lines(render.lines(last));
+        if (last.event === 'complete' || last.event === 'failed') break;
+      }
+    } finally {
+      void iterator.return?.(undefined)?.catch(() => undefined);
+    }
+    if (last?.event === 'failed' && last.failure !== undefined)
+      throw new EngineError(last.failure.code, `ceremony ${last.tag} failed: ${last.failure.reason}`);
+    if (last?.event !== 'complete')
+      throw new EngineError('UNAVAILABLE', `the node stopped reporting ceremony ${ref} before it ended`);
+    return last;
+  }
+
   /** Splits comma-separated list flags (`--roster a,b --roster c`). */
   protected list(values: readonly string[] | undefined): string[] {
     return (values ?? [])
@@ -172,6 +234,17 @@ export function parseDuration(text: string, what: string): number {
   if (!Number.isFinite(ms) || ms <= 0 || ms > 30 * 86_400_000)
     throw new EngineError('BAD_INPUT', `${what} must be a duration like 30m, 24h or 7d, at most 30d`);
   return ms;
+}
+
+/** Without a SESSION argument: name the proposals waiting here, and ask for one. */
+export async function pendingHint(api: CeremonyApi, verb: string): Promise<never> {
+  const waiting = (await api.info()).ceremonies.filter((c) => !c.decided);
+  throw new EngineError(
+    waiting.length === 0 ? 'NOT_FOUND' : 'BAD_INPUT',
+    waiting.length === 0
+      ? 'no ceremony waits for a decision on this node'
+      : `name the ceremony to ${verb}: ${waiting.map((c) => `${c.tag} (from node ${c.coordinator})`).join(', ')}`,
+  );
 }
 
 /** The KEY argument every command about one threshold key takes. */

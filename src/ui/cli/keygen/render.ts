@@ -1,5 +1,6 @@
 import type {
   ApprovalRequest,
+  CeremonyNetEvent,
   CeremonyProgress,
   CeremonySummary,
   DecryptProgress,
@@ -165,4 +166,70 @@ export function signWaiting(
   return w.for === 'commitments'
     ? `have ${w.have} of ${w.need} ${w.for}; ${more} more needed from any of ${name(w.missing)}`
     : `have ${w.have} of ${w.need} ${w.for}; waiting for ${name(w.missing)}`;
+}
+
+/**
+ * Lines for a networked ceremony's progress (`keygen ceremony start|accept`): one line per step, peers
+ * shown by their nodes. Keeps the routes from the `proposed` event to name nodes later.
+ */
+export class CeremonyEventLines {
+  private nodes: Record<string, string> = {};
+
+  private node(ceremonyPeer: string): string {
+    return shortPeer(this.nodes[ceremonyPeer] ?? ceremonyPeer);
+  }
+
+  lines(e: CeremonyNetEvent): string[] {
+    switch (e.event) {
+      case 'proposed': {
+        this.nodes = e.nodes ?? {};
+        const s = e.summary!;
+        const members = s.members.map((m) => this.node(m.peerId));
+        const lines = [
+          `ceremony ${e.tag}: ${describeCeremony(s)}`,
+          `proposed by node ${shortPeer(e.coordinator ?? '')} to ${members.length} nodes: ${members.join(', ')}`,
+        ];
+        if (s.members.some((m) => m.you && m.peerId === s.proposer))
+          lines.push(`every other participant accepts with: optimystic keygen ceremony accept ${e.tag}`);
+        return lines;
+      }
+      case 'decided':
+        return [
+          e.decision === 'approved'
+            ? 'accepted: this node takes part'
+            : 'declined: the ceremony fails for everyone',
+        ];
+      case 'received':
+        return [`${(e.type ?? '').toLowerCase()} from node ${shortPeer(e.node ?? '')}`];
+      case 'phase': {
+        const w = e.waiting;
+        if (w === null || w === undefined) return [`phase ${e.phase}, attempt ${e.attempt}`];
+        const who = (w.nodes ?? w.missing).map(shortPeer).join(', ');
+        return [
+          `phase ${e.phase}, attempt ${e.attempt}: waiting for ${w.for} from ${w.missing.length} of ${w.of} nodes` +
+            (w.missing.length > 0 ? `: ${who}` : ''),
+        ];
+      }
+      case 'ignored':
+        return [`ignored ${e.reason ?? ''}`];
+      case 'blamed':
+        return [
+          `attempt ${e.attempt} blamed ${(e.blame ?? []).map((b) => `node ${this.node(b.culprit)} (${b.fault})`).join(', ')}`,
+        ];
+      case 'restarted':
+        return [
+          `attempt ${e.attempt} started with ${(e.recipients ?? []).length} recipients, without the blamed`,
+        ];
+      case 'undelivered':
+        return [
+          `node ${shortPeer(e.node ?? '')} refused our ${(e.type ?? '').toLowerCase()}: ${e.reason ?? ''}`,
+        ];
+      case 'complete':
+        return e.key === undefined
+          ? ['complete']
+          : [`complete: ${keyLine(e.key)}`, `public key ${e.key.publicKeyHex}`];
+      case 'failed':
+        return [`failed (${e.failure?.code ?? '?'}): ${e.failure?.reason ?? ''}`];
+    }
+  }
 }
