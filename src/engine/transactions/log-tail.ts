@@ -447,7 +447,10 @@ export class LogTail implements TailClient {
 
   private advanceCheckpoint(state: TailState): void {
     let next = state.checkpoint;
-    for (const entry of state.window) {
+    // The window holds contiguous LSNs, so the entry after the checkpoint is found by arithmetic.
+    const start = Math.max(0, next + 1 - (state.window[0]?.lsn ?? next + 1));
+    for (let i = start; i < state.window.length; i++) {
+      const entry = state.window[i]!;
       if (entry.lsn <= next) continue;
       if (entry.lsn !== next + 1) break;
       if (entry.status === 'aborted' || (entry.status === 'committed' && state.propagated.has(entry.lsn))) {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { jsonBytes, type Json } from '../../../src/engine/base/codec.js';
+import { canonicalJson, jsonBytes, jsonEqual, type Json } from '../../../src/engine/base/codec.js';
+import { SeededRng } from '../../../src/engine/base/rng.js';
 import { isEngineError, type ErrorCode } from '../../../src/engine/base/errors.js';
 import type { BlockId } from '../../../src/engine/base/ids.js';
 import { limits } from '../../../src/engine/base/limits.js';
@@ -449,6 +450,73 @@ describe('BTree', () => {
       for (let i = 0; i < limits.jsonDepthMax + 1; i++) deep = [deep];
       await expectCode(tree.put('deep', deep), 'TOO_LARGE');
       expect(access.writes.size).to.equal(0);
+    });
+
+    it('accepts a value nested exactly jsonDepthMax deep, and refuses one member deeper', async () => {
+      const nest = (depth: number, leaf: Json): Json => {
+        let value = leaf;
+        for (let i = 0; i < depth; i++) value = i % 2 === 0 ? [value] : { k: value };
+        return value;
+      };
+      const { tree } = newTree();
+      // jsonDepth counts a scalar as 0 and each container around it as one more level.
+      await tree.put('scalar', nest(limits.jsonDepthMax, 1));
+      await tree.put('empty', nest(limits.jsonDepthMax, []));
+      await tree.put('dropped', nest(limits.jsonDepthMax, { gone: undefined } as unknown as Json));
+      expect(await tree.get('dropped')).to.deep.equal(nest(limits.jsonDepthMax, {}));
+      await expectCode(tree.put('deeper', nest(limits.jsonDepthMax + 1, 1)), 'TOO_LARGE');
+      await expectCode(
+        tree.put('null', nest(limits.jsonDepthMax, [undefined] as unknown as Json)),
+        'TOO_LARGE',
+      );
+    });
+
+    it('stores what parsing the canonical encoding of the value gives', async () => {
+      const rng = new SeededRng(0x5704e);
+      const keys = ['b', 'a', '10', '2', '__proto__', 'ü', '\ud83d\ude00', 'constructor', ''];
+      const random = (depth: number): unknown => {
+        const pick = rng.int(depth > 3 ? 6 : 9);
+        switch (pick) {
+          case 0:
+            return null;
+          case 1:
+            return rng.int(2) === 0;
+          case 2:
+            return [0, -0, 1.5, -7, 1e21, 2 ** 53, 5e-324][rng.int(7)];
+          case 3:
+          case 4:
+            return ['', 'x', 'é', '\ud800', '"quote"', 'line\nbreak'][rng.int(6)];
+          case 5:
+            return undefined;
+          case 6:
+          case 7: {
+            const out: Record<string, unknown> = {};
+            for (let i = rng.int(5); i > 0; i--) {
+              const key = keys[rng.int(keys.length)]!;
+              Object.defineProperty(out, key, {
+                value: random(depth + 1),
+                enumerable: true,
+                writable: true,
+                configurable: true,
+              });
+            }
+            return out;
+          }
+          default:
+            return Array.from({ length: rng.int(4) }, () => random(depth + 1));
+        }
+      };
+      const { tree } = newTree();
+      for (let i = 0; i < 400; i++) {
+        let value = random(0);
+        if (value === undefined) value = [undefined];
+        await tree.put(i, value as Json);
+        const expected = JSON.parse(canonicalJson(value)) as Json;
+        const got = await tree.get(i);
+        expect(JSON.stringify(got)).to.equal(JSON.stringify(expected));
+        expect(jsonEqual(got, expected)).to.equal(true);
+        expect(jsonBytes(got)).to.equal(Buffer.byteLength(canonicalJson(value), 'utf8'));
+      }
     });
 
     it('accepts a value of exactly valueBytesMax bytes', async () => {

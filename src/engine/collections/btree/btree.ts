@@ -1,5 +1,5 @@
 import { assert } from '../../base/assert.js';
-import { canonicalJson, jsonBytes, jsonDepth, jsonEqual, type Json } from '../../base/codec.js';
+import { jsonBytes, jsonEqual, type Json } from '../../base/codec.js';
 import { EngineError } from '../../base/errors.js';
 import type { BlockId } from '../../base/ids.js';
 import { limits } from '../../base/limits.js';
@@ -376,7 +376,7 @@ export class BTree {
 
   private assertFits(header: BlockHeader, body: NodeBody): void {
     const bytes =
-      jsonBytes(header) +
+      headerBytes(header) +
       blockFramingBytes +
       (body.kind === 'leaf' ? entriesBytes(body.entries) : jsonBytes(body.keys) + jsonBytes(body.children));
     assert(bytes <= limits.blockBytesMax, `tree block ${header.id} would be ${bytes} bytes`);
@@ -394,6 +394,18 @@ function entryBytes(entry: TreeEntry): number {
   if (bytes === undefined) {
     bytes = jsonBytes(entry);
     entryBytesCache.set(entry, bytes);
+  }
+  return bytes;
+}
+
+/** Encoded size of a block header, memoised per header object (a block keeps its header for good). */
+const headerBytesCache = new WeakMap<BlockHeader, number>();
+
+function headerBytes(header: BlockHeader): number {
+  let bytes = headerBytesCache.get(header);
+  if (bytes === undefined) {
+    bytes = jsonBytes(header);
+    headerBytesCache.set(header, bytes);
   }
   return bytes;
 }
@@ -712,18 +724,67 @@ function checkStorableKey(key: TreeKeyValue): TreeKeyValue {
   return checked;
 }
 
-/** The value in canonical JSON form, or TOO_LARGE / BAD_INPUT if it cannot be stored. */
+/**
+ * The value in canonical JSON form, or TOO_LARGE / BAD_INPUT if it cannot be stored: what
+ * `JSON.parse(canonicalJson(value))` gives (object keys in sorted order, members holding undefined
+ * dropped, undefined array items as null, -0 as 0), built in one pass instead of encoding the text and
+ * parsing it back. Its size is that of the canonical text (the same keys and values, so the same
+ * bytes whatever order integer-like keys enumerate in).
+ */
 function storableValue(value: Json): Json {
   if (value === undefined)
     throw new EngineError('BAD_INPUT', 'a tree value must be a JSON value, not undefined');
-  const text = canonicalJson(value);
-  const bytes = Buffer.byteLength(text, 'utf8');
+  const stored = canonicalClone(value, 0);
+  const bytes = jsonBytes(stored);
   if (bytes > limits.valueBytesMax) {
     throw new EngineError('TOO_LARGE', `a value is ${bytes} bytes; the limit is ${limits.valueBytesMax}`);
   }
-  const stored = JSON.parse(text) as Json;
-  if (jsonDepth(stored) > limits.jsonDepthMax) {
-    throw new EngineError('TOO_LARGE', `a value is nested deeper than ${limits.jsonDepthMax} levels`);
-  }
   return stored;
+}
+
+function tooDeep(): EngineError {
+  return new EngineError('TOO_LARGE', `a value is nested deeper than ${limits.jsonDepthMax} levels`);
+}
+
+/**
+ * See storableValue. `depth` is the value's nesting depth as jsonDepth counts it (the top value 0,
+ * its members 1, …); the value is refused when anything in it lies deeper than limits.jsonDepthMax.
+ */
+function canonicalClone(value: unknown, depth: number): Json {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new EngineError('BAD_INPUT', 'numbers must be finite');
+    return value === 0 ? 0 : value;
+  }
+  if (typeof value !== 'object')
+    throw new EngineError('BAD_INPUT', `cannot encode a ${typeof value} as JSON`);
+  const membersTooDeep = depth + 1 > limits.jsonDepthMax;
+  if (Array.isArray(value)) {
+    if (membersTooDeep && value.length > 0) throw tooDeep();
+    const out: Json[] = new Array<Json>(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      out[i] = item === undefined ? null : canonicalClone(item, depth + 1);
+    }
+    return out;
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  const out: Record<string, Json> = {};
+  for (const key of keys) {
+    const item = obj[key];
+    if (item === undefined) continue;
+    if (membersTooDeep) throw tooDeep();
+    const cloned = canonicalClone(item, depth + 1);
+    // JSON.parse makes "__proto__" an own member; plain assignment would set the prototype.
+    if (key === '__proto__')
+      Object.defineProperty(out, key, {
+        value: cloned,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    else out[key] = cloned;
+  }
+  return out;
 }
