@@ -4,6 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/schema.js';
 import { startNode, type RunningNode } from '../../src/engine/node/node.js';
+import { isEngineError } from '../../src/engine/base/errors.js';
+import type { Cluster } from '../../src/engine/cluster/cluster.js';
+import { peerIdOfIdentity } from '../../src/engine/cluster/consensus-signer.js';
+import type { Certificate, LogBlock } from '../../src/engine/collections/log/log-block.js';
+import type { NetworkNode } from '../../src/engine/network/index.js';
+import { decisionMessage, Ed25519Identity, membershipHash } from '../../src/engine/transactions/certifier.js';
+import type { PromoteRequest } from '../../src/engine/transactions/protocol.js';
+
+function clusterOf(node: RunningNode): Cluster {
+  return (node as unknown as { distributed: { wiring: { cluster: Cluster } } }).distributed.wiring.cluster;
+}
 
 const loopback: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
 
@@ -250,5 +261,86 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     for await (const { value } of restarted.database.read('s')) values.push(value as number);
     for (const i of acknowledged) expect(values, `acknowledged append ${i}`).to.include(i);
     expect(new Set(values).size).to.equal(values.length);
+  });
+
+  it('rejects forged, replayed and wrong-membership certificates at block holders', async () => {
+    const [a, b] = await network(3);
+    await a!.database.createCollection('f', 'tree');
+    expect(
+      (await b!.database.transact({ actions: [{ collection: 'f', op: 'put', key: 'k', value: 1 }] })).ok,
+    ).to.equal(true);
+    const cluster = clusterOf(a!);
+    const info = await a!.database.collectionInfo('f');
+    const log = (await cluster.reader.latest(info.tail))!.block as LogBlock;
+    const genuine = log.entries.at(-1)!.certificate;
+    expect(cluster.certifier.verify(genuine, log.members)).to.equal(true);
+    const root = (await cluster.reader.latest(info.root))!;
+    const trxId = 'forged-transaction-0001';
+    const pended = await cluster.repo.pend([
+      {
+        trxId,
+        blockId: info.root,
+        collection: 'f',
+        baseRev: root.rev,
+        transform: { kind: 'update', ops: [{ op: 'set', field: 'entries', value: [] }] },
+        expiresAt: Date.now() + 60_000,
+      },
+    ]);
+    expect(pended.ok).to.equal(true);
+    const promote = (proof: Certificate[]): PromoteRequest => ({
+      trxId,
+      lsn: genuine.lsn + 1,
+      blockIds: [info.root],
+      proof,
+    });
+    // Replayed: a real certificate of another transaction.
+    // Forged: the real certificate with this transaction's id (signatures no longer match).
+    // Wrong membership: a quorum of made-up members who did sign this transaction's commit.
+    const fakes = [Ed25519Identity.generate(), Ed25519Identity.generate(), Ed25519Identity.generate()];
+    const fakeMembers = fakes.map((f) => peerIdOfIdentity(f)).sort();
+    const fields = { ...genuine, trxId, lsn: genuine.lsn + 1, membership: membershipHash(fakeMembers) };
+    const {
+      signatures: _drop,
+      members: _members,
+      consensus: _consensus,
+      ...plain
+    } = fields as typeof fields & { members?: unknown; consensus?: unknown };
+    const made = {
+      ...plain,
+      members: fakeMembers,
+      signatures: fakes.map((f) => ({
+        member: peerIdOfIdentity(f),
+        signature: f.sign(decisionMessage(plain)),
+      })),
+    } as Certificate;
+    expect(cluster.certifier.verify(made, fakeMembers)).to.equal(true); // valid signatures, wrong group
+    const holder = b!.peerId;
+    const libp2p = (a as unknown as { network: NetworkNode }).network;
+    for (const [what, proof] of [
+      ['replayed', [genuine]],
+      ['forged', [{ ...genuine, trxId }]],
+      ['wrong membership', [made]],
+    ] as const) {
+      const viaClient = await cluster.repo.promote(promote([...proof])).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(
+        isEngineError(viaClient, 'BAD_CERTIFICATE'),
+        `${what} through the client: ${String(viaClient)}`,
+      ).to.equal(true);
+      const direct = await libp2p
+        .request(holder, 'repo', { type: 'promote', request: promote([...proof]) })
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      expect(
+        isEngineError(direct, 'BAD_CERTIFICATE'),
+        `${what} sent to a holder: ${String(direct)}`,
+      ).to.equal(true);
+    }
+    expect((await cluster.reader.latest(info.root))!.rev).to.equal(root.rev);
+    expect((await b!.database.get('f', 'k')).value).to.equal(1);
   });
 });

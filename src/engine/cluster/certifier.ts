@@ -15,6 +15,44 @@ export interface MemberCertificate extends Certificate {
   readonly members: readonly string[];
 }
 
+/** The recorded members of a log block (its consensus group), or undefined when it is not found. */
+export type MembersOf = (logBlockId: string) => Promise<readonly string[] | undefined>;
+
+/**
+ * Checks that each certificate's named members are the group recorded in the log block it names:
+ * a quorum of members someone made up is no quorum. Recorded memberships never change, so they are
+ * cached. Throws BAD_CERTIFICATE.
+ */
+export class MembershipCheck {
+  private readonly recorded = new Map<string, readonly string[]>();
+
+  constructor(private readonly membersOf: MembersOf) {}
+
+  async check(certificates: readonly Certificate[]): Promise<void> {
+    for (const certificate of certificates) {
+      const named = (certificate as Partial<MemberCertificate>).members;
+      if (named === undefined) continue;
+      let members = this.recorded.get(certificate.blockId);
+      if (members === undefined) {
+        members = await this.membersOf(certificate.blockId);
+        if (members === undefined)
+          throw new EngineError(
+            'BAD_CERTIFICATE',
+            `certificate names log block ${certificate.blockId}, which is not found`,
+          );
+        if (this.recorded.size >= 4096) this.recorded.clear();
+        this.recorded.set(certificate.blockId, members);
+      }
+      const sorted = [...members].sort();
+      if (!Array.isArray(named) || named.length !== sorted.length || named.some((m, i) => m !== sorted[i]))
+        throw new EngineError(
+          'BAD_CERTIFICATE',
+          `certificate for ${certificate.trxId} names members other than those recorded in log block ${certificate.blockId}`,
+        );
+    }
+  }
+}
+
 /**
  * Certificates of a networked node: decided by the tail group's consensus, and carrying the group's
  * member list so any holder can count the quorum without fetching the log block (the list must hash

@@ -12,7 +12,8 @@ import type { NetworkNode } from '../network/index.js';
 import type { BlockRevision, BlockState, BlockStore, PendingTransform } from '../storage/block-store.js';
 import { LocalRepo } from '../transactions/local-repo.js';
 import { LogTail } from '../transactions/log-tail.js';
-import { NetworkCertifier } from './certifier.js';
+import { MembershipCheck, NetworkCertifier } from './certifier.js';
+import { isLogBlock } from '../collections/log/log-block.js';
 import { Placement } from './placement.js';
 import { ClusterRepoClient, repoProtocolName, serveRepoRequest, validateRepoRequest } from './repo.js';
 import {
@@ -62,6 +63,8 @@ export class Cluster {
   /** This node's log tail: serves the collections whose tail group it leads. */
   readonly tailHost: LogTail;
   readonly reader: BlockReader;
+  /** Checks that certificates name their log block's recorded members. */
+  readonly membership: MembershipCheck;
   private readonly tailBlocks: TailBlocks;
   private network: NetworkNode | undefined;
   private readonly unsubscribe: (() => void)[] = [];
@@ -100,6 +103,7 @@ export class Cluster {
       placement: this.placement,
       cluster: this.repo,
       network,
+      membership: new MembershipCheck((id) => this.recordedMembers(id)),
     });
     const repo = this.repo;
     this.reader = {
@@ -108,6 +112,15 @@ export class Cluster {
       history: (id) => repo.history(id),
       pendingOf: (id) => repo.pendingOf(id),
     };
+    this.membership = new MembershipCheck((id) => this.recordedMembers(id));
+    this.repo.membership = this.membership;
+  }
+
+  /** The members recorded in a log block (held here, else asked of its cluster). */
+  private async recordedMembers(logBlockId: BlockId): Promise<readonly string[] | undefined> {
+    const state =
+      (await this.components.blocks.latest(logBlockId)) ?? (await this.repo.get({ blockId: logBlockId }));
+    return isLogBlock(state?.block) ? state.block.members : undefined;
   }
 
   /** The membership a new block records: its cluster as this node sees it now. */
@@ -120,6 +133,7 @@ export class Cluster {
     this.network = network;
     network.trust((peer) => this.placement.isLive(peer));
     const parts = {
+      membership: this.membership,
       remember: (peer: string) => this.components.rememberMember?.(peer) ?? Promise.resolve(),
       repo: this.holder,
       blocks: this.components.blocks,
@@ -135,7 +149,8 @@ export class Cluster {
     );
     await network.handle(
       tailProtocolName,
-      (request, context) => serveTailRequest(this.tailHost, this.placement, request, context.peerId),
+      (request, context) =>
+        serveTailRequest(this.tailHost, this.placement, this.membership, request, context.peerId),
       { validate: validateTailRequest },
     );
     this.unsubscribe.push(

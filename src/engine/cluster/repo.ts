@@ -20,6 +20,7 @@ import type {
 } from '../storage/block-store.js';
 import type { LocalRepo } from '../transactions/local-repo.js';
 import type { GetBlockRequest, PromoteRequest, RepoClient } from '../transactions/protocol.js';
+import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
 
 export const repoProtocolName = 'repo';
@@ -51,6 +52,8 @@ export type RepoRequest = ReturnType<typeof validateRepoRequest>;
 export interface RepoServerParts {
   /** Records a member seen for the first time. */
   readonly remember: (peer: string) => Promise<void>;
+  /** Certificates' named members must be their log block's recorded group. */
+  readonly membership: MembershipCheck;
   readonly repo: LocalRepo;
   readonly blocks: BlockStore;
   readonly placement: Placement;
@@ -74,6 +77,12 @@ export async function serveRepoRequest(
       if (parts.placement.add(from)) await parts.remember(from);
       return { peerId: parts.placement.self };
     case 'get': {
+      if (Array.isArray(request.reinforce))
+        await parts.membership.check(
+          (request.reinforce as NonNullable<GetBlockRequest['reinforce']>).flatMap((ref) =>
+            ref.certificate === undefined ? [] : [ref.certificate],
+          ),
+        );
       if (request.rev !== undefined)
         return (await parts.blocks.at(checkBlockId(request.blockId), { rev: request.rev })) ?? null;
       const state = await parts.repo.get({
@@ -108,10 +117,14 @@ export async function serveRepoRequest(
       await parts.repo.cancel(request.trxId, request.blockIds.map(checkBlockId));
       await parts.repo.sync();
       return true;
-    case 'promote':
-      await parts.repo.promote(request.request as PromoteRequest);
+    case 'promote': {
+      const promote = request.request as PromoteRequest;
+      if (!Array.isArray(promote.proof)) throw new EngineError('BAD_INPUT', 'promote needs a proof');
+      await parts.membership.check(promote.proof);
+      await parts.repo.promote(promote);
       await parts.repo.sync();
       return true;
+    }
     case 'apply':
       await applyIfNewer(parts.blocks, request.revisions as DirectRevision[]);
       await parts.blocks.sync();
@@ -164,6 +177,9 @@ type Answer<T> =
 
 /** RepoClient over the clusters of the blocks a request names. */
 export class ClusterRepoClient implements RepoClient {
+  /** Checks commit proofs' named members before anything is sent (set by the cluster). */
+  membership: MembershipCheck | undefined;
+
   constructor(private readonly parts: ClusterRepoParts) {}
 
   /** The newest state a majority of the block's cluster returns (reinforced first). */
@@ -247,6 +263,7 @@ export class ClusterRepoClient implements RepoClient {
   }
 
   async promote(request: PromoteRequest): Promise<void> {
+    await this.membership?.check(request.proof);
     const answers = await this.fanOut(request.blockIds, (member, ids) => {
       const part = { ...request, blockIds: ids };
       return member === this.self

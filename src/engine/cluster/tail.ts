@@ -32,6 +32,7 @@ import type {
   TailOutcome,
   TailView,
 } from '../transactions/protocol.js';
+import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
 import { applyIfNewer, type ClusterRepoClient } from './repo.js';
 
@@ -72,11 +73,17 @@ function leaderNamed(error: unknown): string | undefined {
 export async function serveTailRequest(
   tail: LogTail,
   placement: Placement,
+  membership: MembershipCheck,
   request: TailRequest,
   from: string,
 ): Promise<unknown> {
   if (request.type !== 'view' && request.type !== 'outcomeOf' && !placement.isLive(from))
     throw new EngineError('BAD_INPUT', 'only members of this database may decide transactions here');
+  if (request.type === 'decide') {
+    const proof = (request.request as Partial<DecideRequest>).proof;
+    if (!Array.isArray(proof)) throw new EngineError('BAD_INPUT', 'a decision needs a proof (may be empty)');
+    await membership.check(proof);
+  }
   try {
     return await runTail(tail, request);
   } catch (error) {
@@ -110,6 +117,7 @@ export interface RoutedTailParts {
   readonly placement: Placement;
   readonly cluster: ClusterRepoClient;
   readonly network: () => NetworkNode | undefined;
+  readonly membership: MembershipCheck;
 }
 
 interface TailLocation {
@@ -151,9 +159,10 @@ export class RoutedTailClient implements TailClient {
     return this.call(request.collection, { type: 'prepare', request });
   }
 
-  decide(
+  async decide(
     request: DecideRequest,
   ): Promise<{ lsn: number; certificate: import('../collections/log/log-block.js').Certificate }> {
+    await this.parts.membership.check(request.proof);
     return this.call(request.collection, { type: 'decide', request });
   }
 
