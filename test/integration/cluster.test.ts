@@ -177,7 +177,7 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     ).to.equal(true);
     const minority = all.slice(0, 2);
     const majority = all.slice(2);
-    for (const [i, node] of all.entries()) {
+    for (const i of all.keys()) {
       const other = i < 2 ? majority : minority;
       for (const peer of other) denied.get(`n${i}`)!.add(peer.peerId);
     }
@@ -221,11 +221,7 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     const all = await network(3);
     await all[0]!.database.createCollection('s', 'diary');
     const info = await all[0]!.database.collectionInfo('s');
-    const cluster = (
-      all[0] as unknown as {
-        distributed: { wiring: { cluster: import('../../src/engine/cluster/cluster.js').Cluster } };
-      }
-    ).distributed.wiring.cluster!;
+    const cluster = clusterOf(all[0]!);
     const tail = await cluster.reader.latest(info.tail);
     const members = (tail!.block as unknown as { members: string[] }).members;
     const leaderId = cluster.placement.leaderOf(info.tail, members)!;
