@@ -123,6 +123,25 @@ export class Cluster {
     return isLogBlock(state?.block) ? state.block.members : undefined;
   }
 
+  /**
+   * Whether to run a consensus group another member started here: its members must be those
+   * recorded in its log block, or — for a log block being created, not stored anywhere yet — the
+   * block's cluster as this node sees it. Anything else would let any peer make this node persist
+   * promises for made-up groups.
+   */
+  async admitGroup(group: {
+    readonly blockId: string;
+    readonly members: readonly string[];
+  }): Promise<boolean> {
+    const same = (members: readonly string[]): boolean => {
+      const sorted = [...members].sort();
+      return sorted.length === group.members.length && sorted.every((m, i) => m === group.members[i]);
+    };
+    if (same(this.placement.clusterOf(group.blockId))) return true;
+    const recorded = await this.recordedMembers(group.blockId).catch(() => undefined);
+    return recorded !== undefined && same(recorded);
+  }
+
   /** The membership a new block records: its cluster as this node sees it now. */
   membersFor(blockId: BlockId): readonly string[] {
     return this.placement.clusterOf(blockId);

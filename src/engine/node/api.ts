@@ -121,6 +121,7 @@ export const apiMethods: Readonly<Record<string, Method>> = {
     db.block(p.id, p.rev === undefined ? {} : { rev: p.rev }),
   ),
   'db.blockHistory': method(object({ id: blockId }), ({ db }, p) => db.blockHistory(p.id)),
+  'db.blockHolders': method(object({ id: blockId }), ({ db }, p) => db.blockHolders(p.id)),
   'db.blockPending': method(object({ id: blockId }), ({ db }, p) => db.blockPending(p.id)),
   'db.verifyBlock': method(object({ id: blockId }), ({ db }, p) => db.verifyBlock(p.id)),
   'node.status': method(none, ({ node }) => node.status()),

@@ -64,6 +64,7 @@ export function clusterWiring(network: string, clusterSize: number, members?: Me
         membersFor: (id) => cluster.membersFor(id),
         reader: cluster.reader,
         catalog: () => cluster.repo.catalog(parts.catalog),
+        holders: (id) => cluster.repo.holders(id),
       };
     },
   };

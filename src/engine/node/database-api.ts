@@ -92,6 +92,8 @@ export interface Database {
   /** Raw block read, latest or at a revision; throws NOT_FOUND. */
   block(id: BlockId, options?: { readonly rev?: number }): Promise<BlockState>;
   blockHistory(id: BlockId): Promise<BlockRevision[]>;
+  /** The peers of the block's cluster and the revision each holds (null: not held or unreachable). */
+  blockHolders(id: BlockId): Promise<BlockHolder[]>;
   blockPending(id: BlockId): Promise<PendingTransform[]>;
   /** Checks every committed revision of a block against its collection's certified log, offline. */
   verifyBlock(id: BlockId): Promise<BlockVerification>;
@@ -101,4 +103,12 @@ export interface Database {
 export interface OpenDatabaseOptions {
   /** Data directory; created if absent. */
   readonly dataDir: string;
+}
+
+/** One member of a block's cluster, as `block get` shows it. */
+export interface BlockHolder {
+  readonly peer: string;
+  readonly rev: number | null;
+  /** Why the peer did not answer, when it did not. */
+  readonly error?: string;
 }

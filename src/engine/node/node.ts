@@ -30,6 +30,7 @@ import { callApi, isApiMethod, type ApiAnswer } from './api.js';
 import { CeremonyService } from './ceremony-net.js';
 import { ControlServer } from './control-server.js';
 import type {
+  BlockHolder,
   BlockVerification,
   CollectionInfo,
   CollectionKind,
@@ -281,7 +282,7 @@ export class RunningNode implements NodeControl {
         clock: this.clock,
         signer: nodeVoteSigner(this.solo.identity),
       },
-      {},
+      { admitGroup: (group) => cluster.admitGroup(group) },
     );
     this.consensus.onDecided((_blockId, _slot, _value, _certificate, proposedHere) => {
       if (!proposedHere) cluster.decidedElsewhere();
@@ -627,6 +628,9 @@ export class ServedDatabase implements Database {
   }
   blockHistory(id: BlockId): Promise<BlockRevision[]> {
     return this.track(this.inner.blockHistory(id));
+  }
+  blockHolders(id: BlockId): Promise<BlockHolder[]> {
+    return this.track(this.inner.blockHolders(id));
   }
   blockPending(id: BlockId): Promise<PendingTransform[]> {
     return this.track(this.inner.blockPending(id));

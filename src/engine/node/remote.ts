@@ -15,6 +15,7 @@ import type {
   StartedCeremony,
 } from './ceremony-net.js';
 import type { ApiTransport } from './control-client.js';
+import type { BlockHolder } from './database-api.js';
 import type {
   BlockVerification,
   CollectionInfo,
@@ -100,6 +101,10 @@ export class RemoteNode implements Database, NodeControl {
 
   blockHistory(id: BlockId): Promise<BlockRevision[]> {
     return this.call('db.blockHistory', { id });
+  }
+
+  blockHolders(id: BlockId): Promise<BlockHolder[]> {
+    return this.call('db.blockHolders', { id });
   }
 
   blockPending(id: BlockId): Promise<PendingTransform[]> {

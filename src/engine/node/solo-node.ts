@@ -18,6 +18,7 @@ import type { BlockRevision, BlockState, PendingTransform } from '../storage/blo
 import type { RawStore } from '../storage/raw-store.js';
 import { VersionedBlockStore } from '../storage/versioned-block-store.js';
 import { Ed25519Identity, SoloCertifier, type Certifier } from '../transactions/certifier.js';
+import { peerIdOfIdentity } from '../cluster/consensus-signer.js';
 import type { RepoClient, TailClient } from '../transactions/protocol.js';
 import { Coordinator, type CoordinatorInit } from '../transactions/coordinator.js';
 import { LocalRepo } from '../transactions/local-repo.js';
@@ -25,6 +26,7 @@ import { LogTail } from '../transactions/log-tail.js';
 import { isCollectionName } from '../transactions/tx-parse.js';
 import type { ActionResult, TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import type {
+  BlockHolder,
   BlockVerification,
   RevisionVerification,
   CollectionInfo,
@@ -73,6 +75,8 @@ export interface NodeWiring {
   readonly reader: BlockReader;
   /** Every collection name known in the network. */
   catalog(): Promise<string[]>;
+  /** The members of a block's cluster and the revision each holds. */
+  holders(id: BlockId): Promise<BlockHolder[]>;
 }
 
 /** Block reads (`block get|history|pending|verify`). */
@@ -315,6 +319,11 @@ export class SoloNode implements Database {
     const history = await this.reader.history(id);
     if (history.length === 0) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);
     return history;
+  }
+
+  async blockHolders(id: BlockId): Promise<BlockHolder[]> {
+    if (this.wiring !== undefined) return this.wiring.holders(id);
+    return [{ peer: peerIdOfIdentity(this.identity), rev: (await this.blocks.latest(id))?.rev ?? null }];
   }
 
   blockPending(id: BlockId): Promise<PendingTransform[]> {
