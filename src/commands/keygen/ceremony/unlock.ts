@@ -8,7 +8,8 @@ export default class KeygenCeremonyUnlock extends KeygenCommand<typeof KeygenCer
     'it cannot present its card to a coordinator, accept, or resume a ceremony after a restart. This hands ' +
     'it the passphrase (from --passphrase-file, OPTIMYSTIC_PASSPHRASE or a prompt) over its control socket ' +
     '(mode 0600). The node checks it (a wrong one is BAD_SIGNATURE, exit 7), creates the ceremony identity ' +
-    'if there is none, and keeps the passphrase in memory until it stops; it is never written or logged.';
+    'if there is none, and keeps the passphrase in memory until it stops; it is never written or logged. ' +
+    'A node that holds a passphrase already refuses another one (BAD_SIGNATURE).';
   static override examples = [
     '<%= config.bin %> <%= command.id %> --passphrase-file ~/.optimystic-passphrase',
   ];
@@ -16,8 +17,8 @@ export default class KeygenCeremonyUnlock extends KeygenCommand<typeof KeygenCer
 
   override async run(): Promise<void> {
     const info = await this.withCeremonies(
-      { unlock: true, passphraseFile: this.flags['passphrase-file'] },
-      (api) => api.info(),
+      { unlock: false, passphraseFile: this.flags['passphrase-file'] },
+      async (api) => api.unlock(await this.passphrase(this.flags['passphrase-file'])()),
     );
     if (this.out.mode === 'json') await this.out.json(info);
     else
