@@ -571,6 +571,11 @@ export class VersionedBlockStore implements BlockStore {
     await this.raw.sync();
   }
 
+  /** Ids of every block held here (deleted ones included), in key order. */
+  async *ids(): AsyncIterable<BlockId> {
+    for await (const [key] of this.raw.iterate({ gte: 'b/', lt: prefixEnd('b/') })) yield key.slice(2);
+  }
+
   async stats(): Promise<BlockStoreStats> {
     const loaded = await this.load();
     return { blocks: loaded.counters.blocks, pending: loaded.pends.size, bytes: await this.raw.sizeBytes() };
