@@ -87,7 +87,16 @@ interface Counters {
 interface PendSummary {
   readonly kind: BlockTransform['kind'];
   readonly expiresAt: number;
+  /**
+   * The pend itself, kept from pend() to its promote (which then neither reads nor parses p/), while
+   * the kept pends' encoded size stays under pendsKeptBytesMax; absent for pends found on open.
+   */
+  readonly item?: PendingTransform;
+  readonly bytes?: number;
 }
+
+/** Bytes of encoded pends kept in memory between pend and promote (the rest are read back from p/). */
+const pendsKeptBytesMax = 32 * 1024 * 1024;
 
 const transformKinds: ReadonlySet<string> = new Set<BlockTransform['kind']>(['insert', 'update', 'delete']);
 
@@ -98,6 +107,7 @@ const transformKinds: ReadonlySet<string> = new Set<BlockTransform['kind']>(['in
 class PendIndex {
   private readonly byBlock = new Map<BlockId, Map<TrxId, PendSummary>>();
   private count = 0;
+  private keptBytes = 0;
 
   get size(): number {
     return this.count;
@@ -114,6 +124,13 @@ class PendIndex {
   set(id: BlockId, trxId: TrxId, summary: PendSummary | undefined): void {
     let pends = this.byBlock.get(id);
     const had = pends?.has(trxId) === true;
+    if (had) this.keptBytes -= pends!.get(trxId)!.bytes ?? 0;
+    if (summary?.item !== undefined) {
+      const bytes = summary.bytes ?? 0;
+      if (this.keptBytes + bytes > pendsKeptBytesMax)
+        summary = { kind: summary.kind, expiresAt: summary.expiresAt };
+      else this.keptBytes += bytes;
+    }
     if (summary === undefined) {
       if (!had) return;
       pends!.delete(trxId);
@@ -145,8 +162,9 @@ class Mutation {
     // A first pend of the transaction on the block creates both keys: marked absent, they cost
     // nothing on disk when the promote deletes them before the next flush.
     const absent = previous === undefined;
+    const text = JSON.stringify(item);
     this.ops.push(
-      { type: 'put', key: keyOf.pend(item.blockId, item.trxId), value: JSON.stringify(item), absent },
+      { type: 'put', key: keyOf.pend(item.blockId, item.trxId), value: text, absent },
       {
         type: 'put',
         key: keyOf.expiry(item.expiresAt, item.blockId, item.trxId),
@@ -157,7 +175,7 @@ class Mutation {
     this.pendChanges.push([
       item.blockId,
       item.trxId,
-      { kind: item.transform.kind, expiresAt: item.expiresAt },
+      { kind: item.transform.kind, expiresAt: item.expiresAt, item, bytes: text.length },
     ]);
   }
 
@@ -463,10 +481,14 @@ export class VersionedBlockStore implements BlockStore {
     await this.locks.hold(blockIds, async () => {
       const loaded = await this.load();
       const pendKeys = blockIds.map((id) => keyOf.pend(id, trxId));
-      // Only pends the index knows are read; their transforms are not kept in memory.
+      // Only pends the index knows and does not keep in memory are read.
+      const unkept = pendKeys.filter((_, i) => {
+        const summary = loaded.pends.get(blockIds[i]!, trxId);
+        return summary !== undefined && summary.item === undefined;
+      });
       const [latests, pendTexts] = await Promise.all([
         Promise.all(blockIds.map((id) => this.loadLatest(id))),
-        this.raw.getMany(pendKeys.filter((_, i) => loaded.pends.get(blockIds[i]!, trxId) !== undefined)),
+        unkept.length === 0 ? [] : this.raw.getMany(unkept),
       ]);
       const mutation = new Mutation();
       let read = 0;
@@ -474,7 +496,7 @@ export class VersionedBlockStore implements BlockStore {
         const id = blockIds[i]!;
         const latest = latests[i]!;
         const summary = loaded.pends.get(id, trxId);
-        const pendText = summary === undefined ? undefined : pendTexts[read++];
+        const pendText = summary === undefined || summary.item !== undefined ? undefined : pendTexts[read++];
         if (latest?.trxId === trxId) continue;
         if (summary === undefined) {
           assert(
@@ -483,10 +505,10 @@ export class VersionedBlockStore implements BlockStore {
           );
           continue;
         }
-        if (pendText === undefined) {
+        if (summary.item === undefined && pendText === undefined) {
           throw new EngineError('CORRUPT', `${pendKeys[i]!} is missing`, { key: pendKeys[i] });
         }
-        const pend = decode<PendingTransform>(pendKeys[i]!, pendText);
+        const pend = summary.item ?? decode<PendingTransform>(pendKeys[i]!, pendText!);
         const currentRev = latest?.rev ?? 0;
         assert(
           pend.baseRev === currentRev,

@@ -447,6 +447,10 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         const trx = newTrxId(rng);
         await commit(x, { kind: 'insert', block: leafBlock(x, { n: 1 }) }, 1);
         await store.pend([pendOf(trx, x, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 2 }] })]);
+        // A store opened afresh reads the pend back from p/ (it keeps only the pends it took itself).
+        await restart({ cacheEntriesMax: 1 });
+        await store.stats(); // loads the pend index, so the promote goes straight to its lookups
+        expect((await store.latest(x))?.rev).to.equal(1);
         // The promote finds x in the cache, then waits on its pend lookup.
         let releasePromote!: () => void;
         raw.holdGetMany = new Promise((resolve) => {
@@ -475,6 +479,33 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
     });
 
     describe('pending transforms', () => {
+      it('promotes a pend it took without reading it back, and one found on open from p/', async () => {
+        const x = newBlockId(rng);
+        const y = newBlockId(rng);
+        await commit(x, { kind: 'insert', block: leafBlock(x, { n: 1 }) }, 1);
+        await commit(y, { kind: 'insert', block: leafBlock(y, { n: 1 }) }, 2);
+        const kept = newTrxId(rng);
+        await store.pend([
+          pendOf(kept, x, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 2 }] }),
+        ]);
+        raw.reset();
+        await store.promote({ trxId: kept, lsn: 3, blockIds: [x] });
+        expect(raw.gets).to.equal(0);
+        expect((await store.latest(x))?.block).to.deep.equal(leafBlock(x, { n: 2 }));
+        const found = newTrxId(rng);
+        await store.pend([
+          pendOf(found, y, 1, { kind: 'update', ops: [{ op: 'set', field: 'n', value: 3 }] }),
+        ]);
+        await restart();
+        await store.latest(y);
+        await store.stats(); // the pend index, rebuilt from x/
+        raw.reset();
+        await store.promote({ trxId: found, lsn: 4, blockIds: [y] });
+        expect(raw.gets).to.equal(1);
+        expect((await store.latest(y))?.block).to.deep.equal(leafBlock(y, { n: 3 }));
+        expect((await store.stats()).pending).to.equal(0);
+      });
+
       it('stores an ok pend, lists it for its block and counts it', async () => {
         const id = newBlockId(rng);
         const trx = newTrxId(rng);
