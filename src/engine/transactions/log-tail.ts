@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { assert } from '../base/assert.js';
 import type { Clock } from '../base/clock.js';
-import { canonicalJson } from '../base/codec.js';
 import { EngineError } from '../base/errors.js';
 import { collectionHeaderId, newBlockId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
+import { canonicalDigest, jsonLengthAtMost } from '../collections/log/actions-digest.js';
 import {
   appendEntryOps,
   isCollectionHeader,
@@ -48,6 +47,11 @@ export interface LogTailInit {
    * `members`.
    */
   readonly membersFor?: (blockId: BlockId) => readonly string[];
+  /**
+   * True when a tail block's recorded group should hand over to a successor now, before it is full
+   * (networked nodes: members joined or left the block's cluster).
+   */
+  readonly shouldSeal?: (tail: LogBlock) => boolean;
   readonly entriesPerBlockMax?: number;
   readonly windowEntriesMax?: number;
   /** Actions larger than this are kept as a digest in the log entry instead of inline. */
@@ -272,12 +276,8 @@ export class LogTail implements TailClient {
 
   private actionsField(actions: unknown): Pick<LogEntry, 'actions' | 'actionsDigest'> {
     // JSON.stringify is a cheap size check; the canonical encoding is only needed for a digest.
-    if ((JSON.stringify(actions ?? null) ?? '').length <= this.inlineActionsBytesMax) return { actions };
-    return {
-      actionsDigest: createHash('sha256')
-        .update(canonicalJson(actions ?? null))
-        .digest('base64url'),
-    };
+    if (jsonLengthAtMost(actions ?? null, this.inlineActionsBytesMax)) return { actions };
+    return { actionsDigest: canonicalDigest(actions ?? null) };
   }
 
   private certify(state: TailState, lsn: number, trxId: TrxId, decision: EntryStatus): Promise<Certificate> {
@@ -290,7 +290,7 @@ export class LogTail implements TailClient {
   /** Appends an entry to the tail block, sealing it and starting a successor when it is full. */
   private async append(state: TailState, entry: LogEntry): Promise<void> {
     const blocks = this.components.blocks;
-    if (state.tail.entries.length < this.entriesPerBlockMax) {
+    if (state.tail.entries.length < this.entriesPerBlockMax && this.init.shouldSeal?.(state.tail) !== true) {
       await blocks.apply([
         {
           blockId: state.tail.header.id,
@@ -470,6 +470,38 @@ export class LogTail implements TailClient {
       this.states.delete(collection);
       this.loaded.delete(collection);
       return Promise.resolve();
+    });
+  }
+
+  /** Collections whose state this tail holds (it served them since it started or last forgot them). */
+  collections(): string[] {
+    return [...this.states.keys()];
+  }
+
+  /**
+   * Hands a collection's log to a successor block and group now if `shouldSeal` says its recorded
+   * group is out of date: records an entry that changes nothing, which seals the tail. True when it did.
+   */
+  reconfigure(collection: string): Promise<boolean> {
+    return this.serialize(collection, async () => {
+      const state = await this.state(collection);
+      if (this.init.shouldSeal?.(state.tail) !== true) return false;
+      const trxId = `reconfigure-${newBlockId(this.components.rng).slice(0, 22)}`;
+      const lsn = state.lastLsn + 1;
+      const certificate = await this.certify(state, lsn, trxId, 'committed');
+      const entry: LogEntry = {
+        lsn,
+        trxId,
+        status: 'committed',
+        writes: [],
+        actions: { reconfigure: true },
+        checkpoint: state.checkpoint,
+        certificate,
+      };
+      await this.append(state, entry);
+      state.propagated.add(lsn);
+      this.advanceCheckpoint(state);
+      return true;
     });
   }
 
