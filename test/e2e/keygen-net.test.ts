@@ -14,7 +14,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-call --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createPublicKey, verify } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { SeededRng } from '../../src/engine/base/rng.js';
 import { Identity, signMessage, type AcceptMessage } from '../../src/engine/crypto/index.js';
 import { createNetworkNode, type NetworkNode } from '../../src/engine/network/index.js';
 import { buildIfStale, cliRoot } from '../helpers/built-cli.js';
+import { verifyEd25519 } from '../helpers/ed25519.js';
 
 const passphrase = 'correct horse battery staple';
 
@@ -115,14 +115,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function verifyEd25519(publicKeyHex: string, message: Uint8Array, signatureHex: string): boolean {
-  const key = createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKeyHex, 'hex').toString('base64url') },
-    format: 'jwk',
-  });
-  return verify(null, message, key, Buffer.from(signatureHex, 'hex'));
-}
-
 describe('key ceremonies between running nodes, through the built binary', function () {
   this.timeout(60_000);
   let tmp: string;
@@ -197,7 +189,9 @@ describe('key ceremonies between running nodes, through the built binary', funct
       'payments',
     ]);
     const proposed = await coordinator.line((l) => l.event === 'proposed', 'the proposal');
-    expect(Object.values(proposed.nodes as Record<string, string>)).to.have.members(nodes.map((n) => n.peerId));
+    expect(Object.values(proposed.nodes as Record<string, string>)).to.have.members(
+      nodes.map((n) => n.peerId),
+    );
     const accepts = await Promise.all(
       [1, 2, 3, 4].map((i) =>
         cli(['keygen', 'ceremony', 'accept', proposed.tag, '--data', nodes[i]!.data, '--json']),

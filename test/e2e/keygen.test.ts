@@ -11,7 +11,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-call --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn } from 'node:child_process';
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   copyFileSync,
   existsSync,
@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { buildIfStale, cliRoot } from '../helpers/built-cli.js';
+import { verifyEd25519 } from '../helpers/ed25519.js';
 
 const passphrase = 'correct horse battery staple';
 
@@ -103,14 +104,6 @@ function snapshot(dir: string): Record<string, string> {
   };
   if (existsSync(dir)) walk(dir, '');
   return out;
-}
-
-function verifyEd25519(publicKeyHex: string, message: Uint8Array, signatureHex: string): boolean {
-  const key = createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKeyHex, 'hex').toString('base64url') },
-    format: 'jwk',
-  });
-  return verify(null, message, key, Buffer.from(signatureHex, 'hex'));
 }
 
 describe('optimystic keygen, air-gapped through the built binary', function () {

@@ -1,6 +1,12 @@
 import { Flags } from '@oclif/core';
-import { EngineError, proposeCeremony, suiteIds } from '../../../engine/index.js';
-import { ceremonyLines, KeygenCommand, keygenFlags, parseDuration } from '../../../ui/cli/keygen/index.js';
+import { proposeCeremony } from '../../../engine/index.js';
+import {
+  ceremonyLines,
+  KeygenCommand,
+  keygenFlags,
+  parseDuration,
+  suiteAndPurpose,
+} from '../../../ui/cli/keygen/index.js';
 
 export default class KeygenCeremonyPropose extends KeygenCommand<typeof KeygenCeremonyPropose> {
   static override summary = 'Propose a key ceremony to the participants whose cards are in a directory';
@@ -33,20 +39,10 @@ export default class KeygenCeremonyPropose extends KeygenCommand<typeof KeygenCe
       helpValue: 'DIR',
       required: true,
     }),
-    threshold: Flags.integer({
-      description: 'signers (or decryptors) needed: t of n',
-      min: 2,
-      required: true,
-    }),
-    suite: Flags.option({
-      options: suiteIds,
-      description: 'curve and hash [default: ed25519-sha512 for sign, ristretto255-sha512 for decrypt]',
-    })(),
-    purpose: Flags.option({
-      options: ['sign', 'decrypt'] as const,
-      description: 'what the key is for [default: from the suite]',
-    })(),
-    label: Flags.string({ description: 'a human name for the key, shown to every participant', default: '' }),
+    threshold: keygenFlags.threshold,
+    suite: keygenFlags.suite,
+    purpose: keygenFlags.purpose,
+    label: keygenFlags.label,
     roster: Flags.string({
       description: 'participants to include (peer ids or tails; comma-separated) [default: every card]',
       multiple: true,
@@ -60,16 +56,7 @@ export default class KeygenCeremonyPropose extends KeygenCommand<typeof KeygenCe
 
   override async run(): Promise<void> {
     this.requireFiles(this.flags.transport);
-    const { suite, purpose } = this.flags;
-    if (
-      suite !== undefined &&
-      purpose !== undefined &&
-      (suite === 'ristretto255-sha512') !== (purpose === 'decrypt')
-    )
-      throw new EngineError(
-        'BAD_INPUT',
-        `suite ${suite} is not used for ${purpose}: ristretto255-sha512 decrypts, the others sign`,
-      );
+    const kind = suiteAndPurpose(this.flags.suite, this.flags.purpose);
     const progress = await proposeCeremony({
       store: this.keyStore(),
       passphrase: this.passphrase(this.flags['passphrase-file']),
@@ -78,12 +65,7 @@ export default class KeygenCeremonyPropose extends KeygenCommand<typeof KeygenCe
       cardsDir: this.flags.cards,
       roster: this.list(this.flags.roster),
       threshold: this.flags.threshold,
-      ...(suite === undefined ? {} : { suite }),
-      ...(purpose === undefined
-        ? suite === 'ristretto255-sha512'
-          ? { purpose: 'decrypt' as const }
-          : {}
-        : { purpose }),
+      ...kind,
       label: this.flags.label,
       expiresInMs: parseDuration(this.flags.expires, '--expires'),
     });

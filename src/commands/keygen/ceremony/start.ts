@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
-import { EngineError, suiteIds } from '../../../engine/index.js';
-import { KeygenCommand, keygenFlags, parseDuration } from '../../../ui/cli/keygen/index.js';
+import { EngineError } from '../../../engine/index.js';
+import { KeygenCommand, keygenFlags, parseDuration, suiteAndPurpose } from '../../../ui/cli/keygen/index.js';
 
 export default class KeygenCeremonyStart extends KeygenCommand<typeof KeygenCeremonyStart> {
   static override summary = 'Start a key ceremony among running nodes, named by their peer ids';
@@ -40,20 +40,10 @@ export default class KeygenCeremonyStart extends KeygenCommand<typeof KeygenCere
       required: true,
       helpValue: 'PEERID',
     }),
-    threshold: Flags.integer({
-      description: 'signers (or decryptors) needed: t of n',
-      min: 2,
-      required: true,
-    }),
-    suite: Flags.option({
-      options: suiteIds,
-      description: 'curve and hash [default: ed25519-sha512 for sign, ristretto255-sha512 for decrypt]',
-    })(),
-    purpose: Flags.option({
-      options: ['sign', 'decrypt'] as const,
-      description: 'what the key is for [default: from the suite]',
-    })(),
-    label: Flags.string({ description: 'a human name for the key, shown to every participant', default: '' }),
+    threshold: keygenFlags.threshold,
+    suite: keygenFlags.suite,
+    purpose: keygenFlags.purpose,
+    label: keygenFlags.label,
     expires: Flags.string({
       description: 'how long participants have to accept, and the ceremony to complete',
       default: '1h',
@@ -69,16 +59,7 @@ export default class KeygenCeremonyStart extends KeygenCommand<typeof KeygenCere
   };
 
   override async run(): Promise<void> {
-    const { suite, purpose } = this.flags;
-    if (
-      suite !== undefined &&
-      purpose !== undefined &&
-      (suite === 'ristretto255-sha512') !== (purpose === 'decrypt')
-    )
-      throw new EngineError(
-        'BAD_INPUT',
-        `suite ${suite} is not used for ${purpose}: ristretto255-sha512 decrypts, the others sign`,
-      );
+    const kind = suiteAndPurpose(this.flags.suite, this.flags.purpose);
     const participants = this.list(this.flags.participants);
     if (participants.length === 0)
       throw new EngineError('BAD_INPUT', '--participants needs at least one peer id');
@@ -88,12 +69,7 @@ export default class KeygenCeremonyStart extends KeygenCommand<typeof KeygenCere
         const started = await api.startCeremony({
           participants,
           threshold: this.flags.threshold,
-          ...(suite === undefined ? {} : { suite }),
-          ...(purpose === undefined
-            ? suite === 'ristretto255-sha512'
-              ? { purpose: 'decrypt' as const }
-              : {}
-            : { purpose }),
+          ...kind,
           label: this.flags.label,
           expiresInMs: parseDuration(this.flags.expires, '--expires'),
           phaseTimeoutMs: parseDuration(this.flags['phase-timeout'], '--phase-timeout'),

@@ -5,6 +5,7 @@ export {
   keyArg,
   parseDuration,
   pendingHint,
+  suiteAndPurpose,
   scryptCostEnvVar,
   sealCostFromEnv,
 } from './keygen-command.js';

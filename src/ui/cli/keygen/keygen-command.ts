@@ -3,6 +3,9 @@ import {
   EngineError,
   KeyStore,
   limits,
+  suiteIds,
+  type KeyPurpose,
+  type SuiteId,
   type CeremonyApi,
   type CeremonyNetEvent,
   type Decide,
@@ -61,6 +64,17 @@ export const keygenFlags = {
     description:
       'approve what is asked (after reading it); without it a terminal prompts, anything else refuses',
   }),
+  /** What a new key is (`ceremony propose`, `ceremony start`): t of n, curve, purpose, label. */
+  threshold: Flags.integer({ description: 'signers (or decryptors) needed: t of n', min: 2, required: true }),
+  suite: Flags.option({
+    options: suiteIds,
+    description: 'curve and hash [default: ed25519-sha512 for sign, ristretto255-sha512 for decrypt]',
+  })(),
+  purpose: Flags.option({
+    options: ['sign', 'decrypt'] as const,
+    description: 'what the key is for [default: from the suite]',
+  })(),
+  label: Flags.string({ description: 'a human name for the key, shown to every participant', default: '' }),
   /** Networked ceremonies: follow until the end, or return at once. */
   wait: Flags.boolean({
     description: 'follow the ceremony until it ends; --no-wait returns at once (the node goes on)',
@@ -245,6 +259,33 @@ export async function pendingHint(api: CeremonyApi, verb: string): Promise<never
       ? 'no ceremony waits for a decision on this node'
       : `name the ceremony to ${verb}: ${waiting.map((c) => `${c.tag} (from node ${c.coordinator})`).join(', ')}`,
   );
+}
+
+/**
+ * --suite and --purpose of a new key, checked against each other; the purpose defaults from the suite
+ * (ristretto255 decrypts), the suite from the purpose (in the engine).
+ */
+export function suiteAndPurpose(
+  suite: SuiteId | undefined,
+  purpose: KeyPurpose | undefined,
+): { suite?: SuiteId; purpose?: KeyPurpose } {
+  if (
+    suite !== undefined &&
+    purpose !== undefined &&
+    (suite === 'ristretto255-sha512') !== (purpose === 'decrypt')
+  )
+    throw new EngineError(
+      'BAD_INPUT',
+      `suite ${suite} is not used for ${purpose}: ristretto255-sha512 decrypts, the others sign`,
+    );
+  return {
+    ...(suite === undefined ? {} : { suite }),
+    ...(purpose === undefined
+      ? suite === 'ristretto255-sha512'
+        ? { purpose: 'decrypt' as const }
+        : {}
+      : { purpose }),
+  };
 }
 
 /** The KEY argument every command about one threshold key takes. */
