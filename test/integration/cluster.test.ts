@@ -339,4 +339,44 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     expect((await cluster.reader.latest(info.root))!.rev).to.equal(root.rev);
     expect((await b!.database.get('f', 'k')).value).to.equal(1);
   });
+
+  it('hands blocks to peers that join their clusters later, so the data outlives its first node', async () => {
+    const a = await start('n0');
+    nodes.push(a);
+    await a.database.createCollection('early', 'tree');
+    const keys = Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+    for (const key of keys)
+      expect(
+        (await a.database.transact({ actions: [{ collection: 'early', op: 'put', key, value: key }] })).ok,
+      ).to.equal(true);
+    const b = await start('n1');
+    const c = await start('n2');
+    nodes.push(b, c);
+    for (const [x, y] of [
+      [a, b],
+      [a, c],
+      [b, c],
+    ] as const)
+      await x.connect((await y.status()).listenAddresses[0]!);
+    // The collection's tail group grows to the three members (seals), and the blocks reach them.
+    await eventually(async () => {
+      const info = await a.database.collectionInfo('early');
+      const tail = (await clusterOf(a).reader.latest(info.tail))?.block as LogBlock | undefined;
+      return tail?.members.length === 3;
+    });
+    const held = (await a.status()).storage.blocks;
+    await eventually(
+      async () => (await b.status()).storage.blocks >= held && (await c.status()).storage.blocks >= held,
+    );
+    await a.close();
+    const scanned: string[] = [];
+    for await (const { key } of c.database.scan('early')) scanned.push(key);
+    expect(scanned).to.deep.equal(keys);
+    // Two of the three members of the grown group are a majority: the collection takes writes.
+    const late = await b.database.transact({
+      actions: [{ collection: 'early', op: 'put', key: 'late', value: 1 }],
+    });
+    expect(late.ok, JSON.stringify(late)).to.equal(true);
+    expect((await c.database.get('early', 'late')).value).to.equal(1);
+  });
 });

@@ -27,7 +27,8 @@ import {
 export interface ClusterComponents {
   /** This node's peer id (its member id in every group). */
   readonly self: string;
-  readonly blocks: BlockStore;
+  /** This node's block store; `ids` lets it hand blocks to members that join their clusters. */
+  readonly blocks: BlockStore & { ids?(): AsyncIterable<BlockId> };
   readonly proposer: ConsensusProposer;
   readonly clock: Clock;
   readonly rng: Rng;
@@ -53,6 +54,9 @@ export interface BlockReader {
   pendingOf(id: BlockId): Promise<PendingTransform[]>;
 }
 
+/** How often a node asks the tails it knows to grow outgrown groups. */
+const regroupIntervalMs = 5_000;
+
 export class Cluster {
   readonly placement: Placement;
   readonly certifier: NetworkCertifier;
@@ -67,6 +71,7 @@ export class Cluster {
   readonly membership: MembershipCheck;
   private readonly tailBlocks: TailBlocks;
   private network: NetworkNode | undefined;
+  private maintenance: NodeJS.Timeout | undefined;
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -96,7 +101,11 @@ export class Cluster {
         clock: components.clock,
         rng: components.rng,
       },
-      { members: [self], membersFor: (id) => this.placement.clusterOf(id) },
+      {
+        members: [self],
+        membersFor: (id) => this.placement.clusterOf(id),
+        shouldSeal: (tail) => this.outgrown(tail.members),
+      },
     );
     this.tails = new RoutedTailClient({
       local: this.tailHost,
@@ -153,7 +162,7 @@ export class Cluster {
     network.trust((peer) => this.placement.isLive(peer));
     const parts = {
       membership: this.membership,
-      remember: (peer: string) => this.components.rememberMember?.(peer) ?? Promise.resolve(),
+      remember: (peer: string) => this.welcome(peer),
       repo: this.holder,
       blocks: this.components.blocks,
       placement: this.placement,
@@ -177,6 +186,9 @@ export class Cluster {
       network.on('peer:disconnect', (peer) => this.placement.remove(peer)),
     );
     await Promise.all(network.peers().map((peer) => this.greet(peer.id)));
+    // Groups that could not grow when members joined (their leader was busy or away) try again.
+    this.maintenance = setInterval(() => this.regroup(), regroupIntervalMs);
+    this.maintenance.unref();
   }
 
   /** Another node decided something in a group this node is in: cached tail state may be stale. */
@@ -191,6 +203,7 @@ export class Cluster {
   }
 
   async detach(): Promise<void> {
+    clearInterval(this.maintenance);
     for (const off of this.unsubscribe.splice(0)) off();
     const network = this.network;
     this.network = undefined;
@@ -200,13 +213,51 @@ export class Cluster {
     }
   }
 
+  /** A member met for the first time: remembered across restarts, and given its share of the blocks. */
+  private async welcome(peer: string): Promise<void> {
+    await this.components.rememberMember?.(peer);
+    this.rebalance(peer);
+    this.regroup();
+  }
+
+  /**
+   * A tail group smaller than its cluster could now be (members joined since it was recorded) hands
+   * over to a successor group of k members, so a collection outlives the nodes it started on.
+   */
+  private outgrown(recorded: readonly string[]): boolean {
+    return recorded.length < Math.min(this.placement.k, this.placement.members().length);
+  }
+
+  /** Reconfigures, in the background, the tails this node serves whose groups are outgrown. */
+  private regroup(): void {
+    for (const collection of this.tailHost.collections())
+      void this.tails.reconfigure(collection).catch(() => undefined);
+  }
+
+  /**
+   * A new member joined some clusters: send it every block held here whose cluster now includes it
+   * (in the background, one block at a time). Holders skip revisions they already have.
+   */
+  private rebalance(peer: string): void {
+    const blocks = this.components.blocks;
+    if (blocks.ids === undefined) return;
+    void (async () => {
+      for await (const id of blocks.ids!()) {
+        if (this.network === undefined) return;
+        if (!this.placement.clusterOf(id).includes(peer)) continue;
+        const history = await this.components.blocks.history(id);
+        await this.repo.send(peer, id, history).catch(() => undefined);
+      }
+    })().catch(() => undefined);
+  }
+
   /** Asks a newly connected peer whether it is a member (light clients do not serve the repo protocol). */
   private async greet(peer: string): Promise<void> {
     const network = this.network;
     if (network === undefined) return;
     try {
       await network.request(peer, repoProtocolName, { type: 'hello' });
-      if (this.placement.add(peer)) await this.components.rememberMember?.(peer);
+      if (this.placement.add(peer)) await this.welcome(peer);
     } catch (error) {
       void toEngineError(error);
     }

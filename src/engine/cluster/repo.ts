@@ -25,6 +25,11 @@ import type { Placement } from './placement.js';
 
 export const repoProtocolName = 'repo';
 
+/** Revisions per replication message (each is a small JSON transform; frames stay far below their bound). */
+const replicationChunkRevisions = 128;
+/** Background repairs running at once. */
+const repairsInFlightMax = 64;
+
 const { messageUnion, object, optional, json, string, integer, array } = schema;
 
 const blockIdField = string({ charsMax: 64 });
@@ -42,7 +47,7 @@ export const validateRepoRequest = messageUnion({
   cancel: object({ trxId: string({ charsMax: 128 }), blockIds: array(blockIdField, { itemsMax }) }),
   promote: object({ request: json() }),
   apply: object({ revisions: array(json(), { itemsMax }) }),
-  history: object({ blockId: blockIdField }),
+  history: object({ blockId: blockIdField, fromRev: optional(integer({ min: 1 })) }),
   pending: object({ blockId: blockIdField }),
   catalog: object({}),
 });
@@ -95,7 +100,10 @@ export async function serveRepoRequest(
       return state ?? null;
     }
     case 'history':
-      return parts.blocks.history(checkBlockId(request.blockId));
+      return parts.blocks.history(
+        checkBlockId(request.blockId),
+        request.fromRev === undefined ? {} : { fromRev: request.fromRev },
+      );
     case 'pending':
       return parts.blocks.pendingOf(checkBlockId(request.blockId));
     case 'catalog':
@@ -125,39 +133,50 @@ export async function serveRepoRequest(
       await parts.repo.sync();
       return true;
     }
-    case 'apply':
-      await applyIfNewer(parts.blocks, request.revisions as DirectRevision[]);
+    case 'apply': {
+      const behind = await applyIfNewer(parts.blocks, request.revisions as DirectRevision[]);
       await parts.blocks.sync();
-      return true;
+      return { behind };
+    }
   }
 }
 
+/** Blocks a holder could not take revisions of because it lacks earlier ones: its latest revision. */
+export type Behind = { readonly blockId: BlockId; readonly rev: number }[];
+
 /**
  * Writes replicated revisions a holder does not have yet. A revision already held (same rev and
- * transaction) is skipped, so a retried replication is harmless; a gap or a different transaction
- * at a held revision is refused.
+ * transaction) is skipped, so a retried replication is harmless; a different transaction at a held
+ * revision is refused (CONFLICT). A block whose revisions start past what the holder has is left
+ * alone and reported, so the sender can send the missing ones first.
  */
-export async function applyIfNewer(blocks: BlockStore, revisions: readonly DirectRevision[]): Promise<void> {
-  const fresh: DirectRevision[] = [];
+export async function applyIfNewer(
+  blocks: BlockStore,
+  revisions: readonly DirectRevision[],
+): Promise<Behind> {
+  const behind: Behind = [];
+  const held = new Map<BlockId, number>();
   for (const revision of revisions) {
     checkBlockId(revision.blockId);
-    const latest = await blocks.latest(revision.blockId);
-    const rev = latest?.rev ?? 0;
+    if (behind.some((b) => b.blockId === revision.blockId)) continue;
+    let rev = held.get(revision.blockId);
+    if (rev === undefined) rev = (await blocks.latest(revision.blockId))?.rev ?? 0;
     if (rev > revision.baseRev) {
-      const held = await blocks.at(revision.blockId, { rev: revision.baseRev + 1 });
-      if (held?.trxId === revision.trxId) continue;
+      const existing = await blocks.at(revision.blockId, { rev: revision.baseRev + 1 });
+      if (existing?.trxId === revision.trxId) continue;
       throw new EngineError(
         'CONFLICT',
         `block ${revision.blockId} already has revision ${revision.baseRev + 1} from another transaction`,
       );
     }
-    fresh.push(revision);
+    if (rev < revision.baseRev) {
+      behind.push({ blockId: revision.blockId, rev });
+      continue;
+    }
+    await blocks.apply([revision]);
+    held.set(revision.blockId, rev + 1);
   }
-  if (new Set(fresh.map((r) => r.blockId)).size === fresh.length) {
-    if (fresh.length > 0) await blocks.apply(fresh);
-  } else {
-    for (const revision of fresh) await blocks.apply([revision]);
-  }
+  return behind;
 }
 
 export interface ClusterRepoParts {
@@ -191,11 +210,67 @@ export class ClusterRepoClient implements RepoClient {
     );
     this.requireQuorum(request.blockId, answers);
     let best: BlockState | undefined;
+    let source: string | undefined;
     for (const answer of answers) {
       if (!answer.ok || answer.value === null) continue;
-      if (best === undefined || answer.value.rev > best.rev) best = answer.value;
+      if (best === undefined || answer.value.rev > best.rev) {
+        best = answer.value;
+        source = answer.member;
+      }
+    }
+    // Holders that answered with less than the newest state missed revisions: bring them up to date.
+    if (best !== undefined && source !== undefined && request.atLsn === undefined) {
+      for (const answer of answers) {
+        if (!answer.ok) continue;
+        const rev = answer.value?.rev ?? 0;
+        if (rev < best.rev) this.repair(request.blockId, answer.member, rev, source);
+      }
     }
     return best;
+  }
+
+  private readonly repairing = new Set<string>();
+
+  /**
+   * Sends a holder the revisions of a block it lacks (after `held`), read from `source`. In the
+   * background and at most once at a time per block and holder; failures are left for the next read.
+   */
+  repair(blockId: BlockId, holder: string, held: number, source: string): void {
+    const key = `${blockId}/${holder}`;
+    if (this.repairing.has(key) || this.repairing.size >= repairsInFlightMax) return;
+    this.repairing.add(key);
+    void (async () => {
+      const history =
+        source === this.self
+          ? await this.parts.blocks.history(blockId, { fromRev: held + 1 })
+          : await this.remote<BlockRevision[]>(source, { type: 'history', blockId, fromRev: held + 1 });
+      await this.send(
+        holder,
+        blockId,
+        history.filter((revision) => revision.rev > held),
+      );
+    })()
+      .catch(() => undefined)
+      .finally(() => this.repairing.delete(key));
+  }
+
+  /** Sends revisions of one block to a holder, in order, in bounded chunks. */
+  async send(holder: string, blockId: BlockId, history: readonly BlockRevision[]): Promise<void> {
+    const revisions = [...history]
+      .sort((a, b) => a.rev - b.rev)
+      .map((revision): DirectRevision => ({
+        blockId,
+        trxId: revision.trxId,
+        lsn: revision.lsn,
+        baseRev: revision.rev - 1,
+        transform: revision.transform,
+      }));
+    for (let i = 0; i < revisions.length; i += replicationChunkRevisions) {
+      const chunk = revisions.slice(i, i + replicationChunkRevisions);
+      const behind = await this.applyAt(holder, chunk);
+      if (behind.length > 0)
+        throw new EngineError('UNAVAILABLE', `member ${holder} is missing earlier revisions`);
+    }
   }
 
   async pend(items: readonly PendingTransform[]): Promise<{ ok: boolean; outcomes: PendOutcome[] }> {
@@ -295,11 +370,25 @@ export class ClusterRepoClient implements RepoClient {
       if (list === undefined) byId.set(revision.blockId, (list = []));
       list.push(revision);
     }
-    const answers = await this.fanOut([...byId.keys()], (member, ids) => {
+    const answers = await this.fanOut([...byId.keys()], async (member, ids) => {
       const part = ids.flatMap((id) => byId.get(id)!);
-      return member === this.self
-        ? applyIfNewer(this.parts.blocks, part).then(() => this.parts.blocks.sync())
-        : this.remote(member, { type: 'apply', revisions: part });
+      const behind = await this.applyAt(member, part);
+      if (behind.length === 0) return;
+      // The holder missed earlier revisions (it joined late or was down): send those, then these.
+      for (const { blockId, rev } of behind) {
+        const first = byId.get(blockId)![0]!;
+        const missing = await this.parts.blocks.history(blockId, { fromRev: rev + 1, toRev: first.baseRev });
+        await this.send(member, blockId, missing);
+      }
+      const still = await this.applyAt(
+        member,
+        behind.flatMap(({ blockId }) => byId.get(blockId)!),
+      );
+      if (still.length > 0)
+        throw new EngineError(
+          'UNAVAILABLE',
+          `member ${member} could not catch up with block ${still[0]!.blockId}`,
+        );
     });
     for (const id of byId.keys()) {
       const cluster = this.placement.clusterOf(id);
@@ -313,6 +402,16 @@ export class ClusterRepoClient implements RepoClient {
         );
       }
     }
+  }
+
+  private async applyAt(member: string, revisions: readonly DirectRevision[]): Promise<Behind> {
+    if (member !== this.self) {
+      const answer = await this.remote<{ behind?: Behind }>(member, { type: 'apply', revisions });
+      return Array.isArray(answer.behind) ? answer.behind : [];
+    }
+    const behind = await applyIfNewer(this.parts.blocks, revisions);
+    await this.parts.blocks.sync();
+    return behind;
   }
 
   /** A block at a revision, from the first member of its cluster that has it. */

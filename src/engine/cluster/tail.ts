@@ -9,6 +9,8 @@
  */
 import { EngineError, isEngineError, toEngineError } from '../base/errors.js';
 import { collectionHeaderId, type BlockId, type TrxId } from '../base/ids.js';
+import { limits } from '../base/limits.js';
+import { leadershipOrder } from '../consensus/values.js';
 import { isCollectionHeader, isLogBlock, type EntryStatus } from '../collections/log/log-block.js';
 import type { NetworkNode } from '../network/index.js';
 import { schema } from '../network/index.js';
@@ -22,7 +24,7 @@ import type {
   PendingTransform,
   PendOutcome,
 } from '../storage/block-store.js';
-import type { LogTail } from '../transactions/log-tail.js';
+import { LogTail } from '../transactions/log-tail.js';
 import type {
   CommitRequest,
   CreateCollectionRequest,
@@ -49,6 +51,7 @@ export const validateTailRequest = messageUnion({
   decide: object({ request: json() }),
   propagated: object({ collection: name, lsn: integer({ min: 0 }) }),
   outcomeOf: object({ collection: name, trxId: string({ charsMax: 128 }) }),
+  reconfigure: object({ collection: name }),
 });
 
 export type TailRequest = ReturnType<typeof validateTailRequest>;
@@ -109,6 +112,9 @@ function runTail(tail: TailClient, request: TailRequest): Promise<unknown> {
       return tail.propagated(request.collection, request.lsn).then(() => true);
     case 'outcomeOf':
       return tail.outcomeOf(request.collection, request.trxId);
+    case 'reconfigure':
+      if (!(tail instanceof LogTail)) throw new EngineError('INTERNAL', 'reconfigure needs a log tail');
+      return tail.reconfigure(request.collection);
   }
 }
 
@@ -128,6 +134,10 @@ interface TailLocation {
 }
 
 const redirectsMax = 4;
+/** How long a tail request keeps trying while its group changes leader (a few suspicion periods). */
+const tailFailoverMs = 4 * limits.consensusSuspectAfterMs;
+/** Pause before asking a group again when none of its members could serve. */
+const failoverPauseMs = 200;
 
 /** TailClient that sends each collection's requests to the node serving its tail. */
 export class RoutedTailClient implements TailClient {
@@ -148,7 +158,12 @@ export class RoutedTailClient implements TailClient {
       leader: undefined,
     };
     this.locations.set(request.header.name, location);
-    return this.routed(request.header.name, location, { type: 'create', request });
+    return this.routed(
+      request.header.name,
+      location,
+      { type: 'create', request },
+      Date.now() + tailFailoverMs,
+    );
   }
 
   commit(request: CommitRequest): Promise<TailOutcome> {
@@ -174,64 +189,114 @@ export class RoutedTailClient implements TailClient {
     return this.call(collection, { type: 'outcomeOf', collection, trxId });
   }
 
+  /** Asks the collection's tail to hand over to a larger group if its own is outgrown. */
+  reconfigure(collection: string): Promise<boolean> {
+    return this.call(collection, { type: 'reconfigure', collection });
+  }
+
   /** Forgets where a collection's tail is (after a seal or a failed request). */
   forget(collection: string): void {
     this.locations.delete(collection);
   }
 
   private async call<T>(collection: string, request: TailRequest): Promise<T> {
-    let location = this.locations.get(collection);
-    if (location === undefined) {
-      location = await this.locate(collection);
-      this.locations.set(collection, location);
-    }
-    try {
-      return await this.routed<T>(collection, location, request);
-    } catch (error) {
-      // A seal moves the tail; a dead leader moves its group's leadership. Look again once.
-      this.locations.delete(collection);
-      if (!isEngineError(error, 'UNAVAILABLE') && !isEngineError(error, 'TIMEOUT')) throw error;
-      const fresh = await this.locate(collection);
-      this.locations.set(collection, fresh);
-      if (fresh.tailId === location.tailId && fresh.leader === location.leader) throw error;
-      return this.routed<T>(collection, fresh, request);
+    const deadline = Date.now() + tailFailoverMs;
+    for (let attempt = 0; ; attempt++) {
+      let location = this.locations.get(collection);
+      if (location === undefined) {
+        location = await this.locate(collection);
+        this.locations.set(collection, location);
+      }
+      try {
+        return await this.routed<T>(collection, location, request, deadline);
+      } catch (error) {
+        // A seal moves the tail to another group: look it up again (once is enough unless it moved).
+        this.locations.delete(collection);
+        if (!isEngineError(error, 'UNAVAILABLE') && !isEngineError(error, 'TIMEOUT')) throw error;
+        if (Date.now() >= deadline || attempt >= redirectsMax) throw error;
+        const fresh = await this.locate(collection);
+        this.locations.set(collection, fresh);
+        if (fresh.tailId === location.tailId) throw error;
+      }
     }
   }
 
-  private async routed<T>(collection: string, location: TailLocation, request: TailRequest): Promise<T> {
+  /**
+   * Sends a request to the tail group's leader: the live member nearest the block, or whoever its
+   * consensus names. While leadership moves (the leader died and the others have not suspected it
+   * yet), unreachable members are skipped and the request is retried until `deadline`.
+   */
+  private async routed<T>(
+    collection: string,
+    location: TailLocation,
+    request: TailRequest,
+    deadline: number,
+  ): Promise<T> {
     const { placement } = this.parts;
-    if (!placement.hasQuorum(location.members)) {
-      throw new EngineError(
-        'NO_QUORUM',
-        `a majority of the tail group of ${collection} is unreachable from this node (${location.members.filter((m) => placement.isLive(m)).length} of ${location.members.length} live)`,
+    const unreachable = new Set<string>();
+    const pick = (): string | undefined =>
+      leadershipOrder(location.tailId, location.members).find(
+        (member) => placement.isLive(member) && !unreachable.has(member),
       );
-    }
-    let target = location.leader ?? placement.leaderOf(location.tailId, location.members);
-    for (let redirects = 0; ; redirects++) {
-      if (target === undefined)
-        throw new EngineError('NO_QUORUM', `no member of the tail group of ${collection} is live`);
+    let target = location.leader ?? pick();
+    for (let hops = 0; ; hops++) {
+      if (!placement.hasQuorum(location.members)) {
+        throw new EngineError(
+          'NO_QUORUM',
+          `a majority of the tail group of ${collection} is unreachable from this node (${location.members.filter((m) => placement.isLive(m)).length} of ${location.members.length} live)`,
+        );
+      }
+      if (target === undefined) {
+        // Every live member failed or pointed at an unreachable leader: wait for the group to elect.
+        if (Date.now() >= deadline)
+          throw new EngineError(
+            'UNAVAILABLE',
+            `the tail group of ${collection} has no reachable leader yet; try again`,
+          );
+        await new Promise((resolve) => setTimeout(resolve, failoverPauseMs));
+        unreachable.clear();
+        target = pick();
+        continue;
+      }
       let answer: unknown;
-      if (target === placement.self) {
-        try {
-          answer = await runTail(this.parts.local, request);
-        } catch (error) {
-          const leader = leaderNamed(error);
-          if (leader === undefined || leader === placement.self) throw error;
-          answer = { redirect: leader } satisfies Redirect;
-        }
-      } else {
-        const network = this.parts.network();
-        if (network === undefined) throw new EngineError('UNAVAILABLE', 'the network is not up');
-        answer = await network.request(target, tailProtocolName, request);
+      try {
+        answer = await this.ask(target, request);
+      } catch (error) {
+        if (!isEngineError(error, 'UNAVAILABLE') || target === placement.self || Date.now() >= deadline)
+          throw error;
+        unreachable.add(target);
+        location.leader = undefined;
+        target = pick();
+        continue;
       }
       if (!isRedirect(answer)) {
         location.leader = target;
         return answer as T;
       }
-      if (redirects >= redirectsMax || answer.redirect === target)
+      if (hops >= redirectsMax * 4 && Date.now() >= deadline)
         throw new EngineError('UNAVAILABLE', `the tail of ${collection} keeps moving; try again`);
-      target = answer.redirect;
+      target =
+        answer.redirect === target || unreachable.has(answer.redirect) || !placement.isLive(answer.redirect)
+          ? undefined
+          : answer.redirect;
+      if (target === undefined) unreachable.clear();
     }
+  }
+
+  /** One request to one member (this node's own tail directly); a consensus refusal becomes a redirect. */
+  private async ask(target: string, request: TailRequest): Promise<unknown> {
+    if (target === this.parts.placement.self) {
+      try {
+        return await runTail(this.parts.local, request);
+      } catch (error) {
+        const leader = leaderNamed(error);
+        if (leader === undefined || leader === target) throw error;
+        return { redirect: leader } satisfies Redirect;
+      }
+    }
+    const network = this.parts.network();
+    if (network === undefined) throw new EngineError('UNAVAILABLE', 'the network is not up');
+    return network.request(target, tailProtocolName, request);
   }
 
   /** Finds a collection's current tail block and its recorded group from the cluster's copies. */
@@ -322,6 +387,7 @@ export class TailBlocks implements BlockStore {
     await this.cluster.apply(revisions);
     // The tail keeps a copy of what it wrote even when it is not in a block's cluster.
     if (elsewhere.length > 0) await applyIfNewer(this.local, elsewhere);
+    // (a gap here cannot happen: the tail pulled the block before it wrote it)
   }
 
   expired(now: number, limit: number): Promise<PendingTransform[]> {
@@ -357,7 +423,7 @@ export class TailBlocks implements BlockStore {
         baseRev: revision.rev - 1,
         transform: revision.transform,
       }));
-    for (const revision of missing) await applyIfNewer(this.local, [revision]);
+    await applyIfNewer(this.local, missing);
     if (missing.length > 0) await this.local.sync();
   }
 }
