@@ -15,7 +15,11 @@ export interface BlockAccess {
   /** The block, or undefined if it does not exist. */
   tryGet(id: BlockId): Promise<Block | undefined>;
   insert(block: Block): void;
-  update(id: BlockId, ops: readonly BlockOp[]): void;
+  /**
+   * `result`, when given, is the block the ops make of the current one (what `applyOps` would give),
+   * computed by a caller that had it anyway; an access may use it instead of applying the ops again.
+   */
+  update(id: BlockId, ops: readonly BlockOp[], result?: Block): void;
   delete(id: BlockId): void;
   /** A fresh random block id. */
   newId(): BlockId;

@@ -57,10 +57,10 @@ export class Tracker implements BlockAccess {
     this.changed.set(id, block);
   }
 
-  update(id: BlockId, ops: readonly BlockOp[]): void {
+  update(id: BlockId, ops: readonly BlockOp[], result?: Block): void {
     const current = this.changed.has(id) ? this.changed.get(id) : this.sourceBlocks.get(id);
     assert(current !== undefined, `update of block ${id} before reading it (or after deleting it)`);
-    const next = applyOps(current, ops);
+    const next = result ?? applyOps(current, ops);
     this.changed.set(id, next);
     const inserted = this.inserted.get(id);
     if (inserted !== undefined) {

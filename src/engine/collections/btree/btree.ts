@@ -81,6 +81,8 @@ interface TreeNode<B extends NodeBody = NodeBody> {
   readonly id: BlockId;
   readonly header: BlockHeader;
   readonly body: B;
+  /** The block as read, which `body` was parsed from. */
+  readonly block: Block;
 }
 
 /** One step of a descent: the branch passed through and the child taken. */
@@ -148,7 +150,7 @@ export class BTree {
    */
   async put(key: TreeKeyValue, value: Json): Promise<void> {
     const storedKey = checkStorableKey(key);
-    const storedValue = storableValue(value);
+    const { value: storedValue, bytes: valueBytes } = storableValue(value);
     const { path, leaf } = await this.descend(storedKey);
     const entries = leaf.body.entries;
     const index = lowerBound(entries, storedKey);
@@ -157,8 +159,18 @@ export class BTree {
     if (found && jsonEqual(existing[1], storedValue)) return;
 
     const entry: TreeEntry = [storedKey, storedValue];
+    // `[key,value]`: the key's and the value's encodings, two brackets and a comma.
+    entryBytesCache.set(entry, jsonBytes(storedKey) + valueBytes + 3);
     const next = entries.slice();
     next.splice(index, found ? 1 : 0, entry);
+    const before = entriesBytesCache.get(entries);
+    if (before !== undefined) {
+      const comma = entries.length === 0 ? 0 : 1;
+      entriesBytesCache.set(
+        next,
+        before + entryBytes(entry) - (found ? entryBytes(existing) + comma : 0) + comma,
+      );
+    }
     const op: BlockOp = { op: 'splice', field: 'entries', index, remove: found ? 1 : 0, items: [entry] };
     // Only a replacement by a smaller value can leave a leaf emptier than before.
     const shrunk = found && jsonBytes(storedValue) < jsonBytes(existing[1]);
@@ -220,7 +232,7 @@ export class BTree {
       const type = body.kind === 'leaf' ? blockTypes.treeLeaf : blockTypes.treeBranch;
       assert(block.header.type === type, `block ${id} has type ${block.header.type} but a ${body.kind} body`);
     }
-    return { id, header: block.header, body };
+    return { id, header: block.header, body, block };
   }
 
   // --- restoring the shape after a change ---
@@ -371,7 +383,13 @@ export class BTree {
   /** Updates `node` to hold `body`, with `ops` when given, else with ops that set its fields. */
   private write(node: TreeNode, body: NodeBody, ops: readonly BlockOp[] | undefined): void {
     this.assertFits(node.header, body);
-    this.access.update(node.id, ops ?? rewriteOps(node.body, body));
+    if (ops === undefined) {
+      this.access.update(node.id, rewriteOps(node.body, body));
+      return;
+    }
+    // The ops splice the fields of the node's kind into `body`'s, so the access need not apply them.
+    assert(node.body.kind === body.kind, 'ops change a node within its kind');
+    this.access.update(node.id, ops, { ...node.block, ...fieldsOf(body) });
   }
 
   private assertFits(header: BlockHeader, body: NodeBody): void {
@@ -410,10 +428,20 @@ function headerBytes(header: BlockHeader): number {
   return bytes;
 }
 
-/** Encoded size of a leaf's entries array: brackets, entries and the commas between them. */
+/**
+ * Encoded size of a leaf's entries array: brackets, entries and the commas between them. Memoised per
+ * array (arrays of a leaf are never changed in place), and a put derives its new array's size from
+ * the old one's, so a leaf is measured entry by entry only when it is first read.
+ */
+const entriesBytesCache = new WeakMap<readonly TreeEntry[], number>();
+
 function entriesBytes(entries: readonly TreeEntry[]): number {
-  let bytes = 2 + Math.max(0, entries.length - 1);
-  for (const entry of entries) bytes += entryBytes(entry);
+  let bytes = entriesBytesCache.get(entries);
+  if (bytes === undefined) {
+    bytes = 2 + Math.max(0, entries.length - 1);
+    for (const entry of entries) bytes += entryBytes(entry);
+    entriesBytesCache.set(entries, bytes);
+  }
   return bytes;
 }
 
@@ -731,7 +759,7 @@ function checkStorableKey(key: TreeKeyValue): TreeKeyValue {
  * parsing it back. Its size is that of the canonical text (the same keys and values, so the same
  * bytes whatever order integer-like keys enumerate in).
  */
-function storableValue(value: Json): Json {
+function storableValue(value: Json): { value: Json; bytes: number } {
   if (value === undefined)
     throw new EngineError('BAD_INPUT', 'a tree value must be a JSON value, not undefined');
   const stored = canonicalClone(value, 0);
@@ -739,7 +767,7 @@ function storableValue(value: Json): Json {
   if (bytes > limits.valueBytesMax) {
     throw new EngineError('TOO_LARGE', `a value is ${bytes} bytes; the limit is ${limits.valueBytesMax}`);
   }
-  return stored;
+  return { value: stored, bytes };
 }
 
 function tooDeep(): EngineError {
