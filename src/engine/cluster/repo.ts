@@ -219,7 +219,7 @@ export class ClusterRepoClient implements RepoClient {
       }
     }
     // Holders that answered with less than the newest state missed revisions: bring them up to date.
-    if (best !== undefined && source !== undefined && request.atLsn === undefined) {
+    if (best !== undefined && source !== undefined) {
       for (const answer of answers) {
         if (!answer.ok) continue;
         const rev = answer.value?.rev ?? 0;
