@@ -16,7 +16,6 @@
  * answered at least once (it reached the node's control socket, so it will never open the
  * directory itself). Kills still land mid-commit: the processes keep streaming transfers.
  */
-/* eslint-disable no-console */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,6 +82,8 @@ export interface TransferRecord {
   outcome: Outcome;
   /** The error code of a failed or unknown outcome (or `no-answer` / `process-exit`). */
   code?: string;
+  /** The error message, for the report's samples. */
+  message?: string;
   /** The diary index the commit reported. */
   index?: number;
   ms?: number;
@@ -102,6 +103,8 @@ export interface FaultReport {
   readonly options: Omit<FaultOptions, 'log' | 'signal'>;
   readonly ops: { readonly ok: number; readonly failed: number; readonly unknown: number };
   readonly failedCodes: Readonly<Record<string, number>>;
+  /** One message per error code seen (failed or unknown). */
+  readonly errorSamples: Readonly<Record<string, string>>;
   readonly unknownCodes: Readonly<Record<string, number>>;
   /** Unknown outcomes the diary says committed / did not. */
   readonly unknownCommitted: number;
@@ -265,7 +268,11 @@ class NodeHandle {
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         if (this.child === child) this.state = 'down';
-        reject(new Error(`node ${this.index} exited (${code ?? signal}) before starting: ${this.stderr.slice(-500)}`));
+        reject(
+          new Error(
+            `node ${this.index} exited (${code ?? signal}) before starting: ${this.stderr.slice(-500)}`,
+          ),
+        );
       });
     });
   }
@@ -335,7 +342,11 @@ class TxProcess {
       this.connected = true;
       return;
     }
-    let result: { ok?: boolean; error?: { code?: string }; results?: { op?: string; index?: number }[] };
+    let result: {
+      ok?: boolean;
+      error?: { code?: string; message?: string };
+      results?: { op?: string; index?: number }[];
+    };
     try {
       result = JSON.parse(line) as typeof result;
     } catch {
@@ -347,17 +358,18 @@ class TxProcess {
       this.settle('ok', undefined, append?.index);
     } else {
       const code = result.error?.code ?? 'NO_CODE';
-      this.settle(definiteFailures.has(code) ? 'failed' : 'unknown', code);
+      this.settle(definiteFailures.has(code) ? 'failed' : 'unknown', code, undefined, result.error?.message);
     }
   }
 
-  private settle(outcome: Outcome, code: string | undefined, index?: number): void {
+  private settle(outcome: Outcome, code: string | undefined, index?: number, message?: string): void {
     const waiting = this.waiting;
     if (waiting === undefined) return;
     this.waiting = undefined;
     waiting.record.outcome = outcome;
     if (code !== undefined) waiting.record.code = code;
     if (index !== undefined) waiting.record.index = index;
+    if (message !== undefined) waiting.record.message = message.slice(0, 300);
     waiting.record.ms = Date.now() - waiting.started;
     waiting.resolve();
   }
@@ -451,18 +463,43 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
   try {
     // 1. Start the nodes: the first alone, the others bootstrapping from every node up so far.
     log(`${elapsed()} data in ${root}; starting ${options.nodes} nodes (seed ${options.seed})`);
-    for (const node of nodes) {
-      checkAbort();
-      await node.start(options.cliRoot, bootstrapFor(node), nodeArgs);
-      node.state = 'up';
-    }
+    await nodes[0]!.start(options.cliRoot, [], nodeArgs);
+    nodes[0]!.state = 'up';
+    checkAbort();
+    const bootstrap = [nodes[0]!.address!];
+    await Promise.all(
+      nodes.slice(1).map(async (node) => {
+        await node.start(options.cliRoot, bootstrap, nodeArgs);
+        node.state = 'up';
+      }),
+    );
     log(`${elapsed()} nodes up: ${nodes.map((n) => n.address).join(' ')}`);
     await waitForMesh(nodes, options.nodes - 1, 30_000);
     log(`${elapsed()} every node sees ${options.nodes - 1} peers`);
 
     // 2. The collections and the opening balances.
-    await mustCli(options.cliRoot, ['collection', 'create', 'accounts', '--type', 'tree', '--json', '--data', nodes[0]!.dataDir]);
-    await mustCli(options.cliRoot, ['collection', 'create', 'transfers', '--type', 'diary', '--json', '--data', nodes[1 % nodes.length]!.dataDir]);
+    await Promise.all([
+      mustCli(options.cliRoot, [
+        'collection',
+        'create',
+        'accounts',
+        '--type',
+        'tree',
+        '--json',
+        '--data',
+        nodes[0]!.dataDir,
+      ]),
+      mustCli(options.cliRoot, [
+        'collection',
+        'create',
+        'transfers',
+        '--type',
+        'diary',
+        '--json',
+        '--data',
+        nodes[1 % nodes.length]!.dataDir,
+      ]),
+    ]);
     const opening = JSON.stringify({
       actions: Array.from({ length: options.accounts }, (_, i) => ({
         collection: 'accounts',
@@ -471,11 +508,19 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
         value: { balance: options.initialBalance },
       })),
     });
-    const seeded = await cliWithInput(options.cliRoot, ['tx', '--json', '--data', nodes[0]!.dataDir], opening);
+    const seeded = await cliWithInput(
+      options.cliRoot,
+      ['tx', '--json', '--data', nodes[0]!.dataDir],
+      opening,
+    );
     const seededLines = ndjson(seeded.stdout) as { ok?: boolean }[];
     if (seeded.code !== 0 || seededLines.length !== 1 || seededLines[0]?.ok !== true)
-      throw new Error(`opening balances failed (exit ${seeded.code}): ${seeded.stdout.slice(0, 1000)} ${seeded.stderr.slice(0, 500)}`);
-    log(`${elapsed()} ${options.accounts} accounts of ${options.initialBalance}; workload for ${options.seconds} s`);
+      throw new Error(
+        `opening balances failed (exit ${seeded.code}): ${seeded.stdout.slice(0, 1000)} ${seeded.stderr.slice(0, 500)}`,
+      );
+    log(
+      `${elapsed()} ${options.accounts} accounts of ${options.initialBalance}; workload for ${options.seconds} s`,
+    );
 
     // 3. Workload and killer.
     const workloadStart = Date.now();
@@ -571,7 +616,12 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
         }
         if (!started) {
           violations.push(`node ${node.index} could not be restarted on its data directory`);
-          restarts.push({ node: node.index, killedAt: killedAt - t0, recoveryMs: undefined, downMs: undefined });
+          restarts.push({
+            node: node.index,
+            killedAt: killedAt - t0,
+            recoveryMs: undefined,
+            downMs: undefined,
+          });
           return;
         }
         const servedAt = await firstRead(node, 60_000);
@@ -592,7 +642,9 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
 
     const progress = setInterval(() => {
       const counts = tally(records);
-      log(`${elapsed()} ok ${counts.ok} failed ${counts.failed} unknown ${counts.unknown} (in flight ${counts.inflight})`);
+      log(
+        `${elapsed()} ok ${counts.ok} failed ${counts.failed} unknown ${counts.unknown} (in flight ${counts.inflight})`,
+      );
     }, 5000);
     try {
       await Promise.all([...Array.from({ length: options.clients }, (_, c) => client(c)), killer()]);
@@ -611,7 +663,12 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
         await node.start(options.cliRoot, bootstrapFor(node), nodeArgs);
         await firstRead(node, 60_000);
         node.state = 'up';
-        restarts.push({ node: node.index, killedAt: at - t0, recoveryMs: Date.now() - at, downMs: undefined });
+        restarts.push({
+          node: node.index,
+          killedAt: at - t0,
+          recoveryMs: Date.now() - at,
+          downMs: undefined,
+        });
       }
     }
     await waitForMesh(nodes, options.nodes - 1, 30_000).catch((error: unknown) =>
@@ -620,28 +677,37 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
     await sleep(options.settleSeconds * 1000);
     checkAbort();
 
+    // Through the CLI on node 0 (what a user would run), and through every other node's control
+    // socket: they must all serve the same state (reads see every committed transaction).
     const reader = nodes[0]!;
-    const scan = await mustCli(options.cliRoot, ['collection', 'scan', 'accounts', '--json', '--data', reader.dataDir]);
-    const diary = await mustCli(options.cliRoot, ['collection', 'read', 'transfers', '--json', '--data', reader.dataDir]);
+    const [scan, diary, others] = await Promise.all([
+      mustCli(options.cliRoot, ['collection', 'scan', 'accounts', '--json', '--data', reader.dataDir]),
+      mustCli(options.cliRoot, ['collection', 'read', 'transfers', '--json', '--data', reader.dataDir]),
+      Promise.all(nodes.slice(1).map((node) => readThroughSocket(node))),
+    ]);
     const balances = new Map<string, number>();
-    for (const row of ndjson(scan.stdout) as { key: string; value: { balance: number } }[])
-      balances.set(row.key, row.value.balance);
+    const rows = ndjson(scan.stdout) as { key: string; value: { balance: number } }[];
+    for (const row of rows) balances.set(row.key, row.value.balance);
     const entries = ndjson(diary.stdout) as { index: number; value: Transfer }[];
-    log(`${elapsed()} read back ${balances.size} accounts and ${entries.length} diary entries through node 0`);
-
-    // The other nodes must serve the same state (reads see every committed transaction).
-    for (const node of nodes.slice(1)) {
-      const other = await cli(options.cliRoot, ['collection', 'scan', 'accounts', '--json', '--data', node.dataDir]);
-      const otherDiary = await cli(options.cliRoot, ['collection', 'read', 'transfers', '--json', '--data', node.dataDir]);
-      if (other.code !== 0 || otherDiary.code !== 0) {
-        violations.push(`node ${node.index} could not serve the read-back (exit ${other.code}/${otherDiary.code}): ${(other.stdout + other.stderr + otherDiary.stdout).slice(0, 300)}`);
-        continue;
+    log(
+      `${elapsed()} read back ${balances.size} accounts and ${entries.length} diary entries through node 0`,
+    );
+    const canonical = (value: unknown): string => JSON.stringify(value);
+    others.forEach((other, i) => {
+      const index = i + 1;
+      if ('error' in other) {
+        violations.push(`node ${index} could not serve the read-back: ${other.error}`);
+        return;
       }
-      if (other.stdout !== scan.stdout)
-        violations.push(`node ${node.index} serves other balances than node 0: ${other.stdout.slice(0, 300)}`);
-      if (otherDiary.stdout !== diary.stdout)
-        violations.push(`node ${node.index} serves another transfers diary than node 0 (${ndjson(otherDiary.stdout).length} vs ${entries.length} entries)`);
-    }
+      if (canonical(other.accounts) !== canonical(rows))
+        violations.push(
+          `node ${index} serves other balances than node 0: ${canonical(other.accounts).slice(0, 300)}`,
+        );
+      if (canonical(other.transfers) !== canonical(entries))
+        violations.push(
+          `node ${index} serves another transfers diary than node 0 (${other.transfers.length} vs ${entries.length} entries)`,
+        );
+    });
 
     const check = checkHistory(options, records, balances, entries);
     violations.push(...check.violations);
@@ -652,14 +718,18 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
       if (r.outcome === 'failed') failedCodes[r.code ?? '?'] = (failedCodes[r.code ?? '?'] ?? 0) + 1;
       if (r.outcome === 'unknown') unknownCodes[r.code ?? '?'] = (unknownCodes[r.code ?? '?'] ?? 0) + 1;
     }
-    const { keep: _keep, ...reported } = options as FaultOptions;
-    void _keep;
+    const { log: _log, signal: _signal, ...reported } = options;
     return {
       seed: options.seed,
-      options: { ...reported, log: undefined, signal: undefined } as FaultReport['options'],
+      options: reported,
       ops: { ok: counts.ok, failed: counts.failed, unknown: counts.unknown },
       failedCodes,
       unknownCodes,
+      errorSamples: Object.fromEntries(
+        records.flatMap((r) =>
+          r.code !== undefined && r.message !== undefined ? [[r.code, r.message]] : [],
+        ),
+      ),
       unknownCommitted: check.unknownCommitted,
       restarts: restarts.sort((a, b) => a.killedAt - b.killedAt),
       violations,
@@ -686,13 +756,20 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
 }
 
 function latencies(records: readonly TransferRecord[]): FaultReport['okLatencyMs'] {
-  const ms = records.flatMap((r) => (r.outcome === 'ok' && r.ms !== undefined ? [r.ms] : [])).sort((a, b) => a - b);
+  const ms = records
+    .flatMap((r) => (r.outcome === 'ok' && r.ms !== undefined ? [r.ms] : []))
+    .sort((a, b) => a - b);
   if (ms.length === 0) return undefined;
   const at = (q: number): number => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!;
   return { p50: at(0.5), p99: at(0.99), max: ms.at(-1)! };
 }
 
-function tally(records: readonly TransferRecord[]): { ok: number; failed: number; unknown: number; inflight: number } {
+function tally(records: readonly TransferRecord[]): {
+  ok: number;
+  failed: number;
+  unknown: number;
+  inflight: number;
+} {
   let ok = 0;
   let failed = 0;
   let unknown = 0;
@@ -743,8 +820,13 @@ export function checkHistory(
       violations.push(`diary entry ${entry.index} is a transfer nobody sent: ${JSON.stringify(t)}`);
       return;
     }
-    if (JSON.stringify(record.transfer) !== JSON.stringify({ id: t.id, from: t.from, to: t.to, amount: t.amount }))
-      violations.push(`diary entry ${entry.index} differs from what was sent: ${JSON.stringify(t)} vs ${JSON.stringify(record.transfer)}`);
+    if (
+      JSON.stringify(record.transfer) !==
+      JSON.stringify({ id: t.id, from: t.from, to: t.to, amount: t.amount })
+    )
+      violations.push(
+        `diary entry ${entry.index} differs from what was sent: ${JSON.stringify(t)} vs ${JSON.stringify(record.transfer)}`,
+      );
     seen.set(t.id, (seen.get(t.id) ?? 0) + 1);
     if (seen.get(t.id) === 2) violations.push(`transfer ${t.id} is in the diary more than once`);
     if (record.outcome === 'failed')
@@ -756,9 +838,14 @@ export function checkHistory(
   for (const record of records) {
     const count = seen.get(record.transfer.id) ?? 0;
     if (record.outcome === 'ok') {
-      if (count === 0) violations.push(`acknowledged transfer ${record.transfer.id} (client ${record.client}, node ${record.node}) is not in the diary`);
+      if (count === 0)
+        violations.push(
+          `acknowledged transfer ${record.transfer.id} (client ${record.client}, node ${record.node}) is not in the diary`,
+        );
       else if (record.index !== undefined && entries[record.index]?.value.id !== record.transfer.id)
-        violations.push(`acknowledged transfer ${record.transfer.id} reported diary index ${record.index}, which holds ${entries[record.index]?.value.id ?? 'nothing'}`);
+        violations.push(
+          `acknowledged transfer ${record.transfer.id} reported diary index ${record.index}, which holds ${entries[record.index]?.value.id ?? 'nothing'}`,
+        );
     }
     if (record.outcome === 'unknown' && count > 0) unknownCommitted++;
   }
@@ -781,11 +868,18 @@ function pickUp(nodes: readonly NodeHandle[], preferred: number): NodeHandle | u
 async function mustCli(cliRoot: string, args: readonly string[]): Promise<CliRun> {
   const run = await cli(cliRoot, args);
   if (run.code !== 0)
-    throw new Error(`optimystic ${args.join(' ')} failed (exit ${run.code}): ${run.stdout.slice(0, 500)} ${run.stderr.slice(0, 500)}`);
+    throw new Error(
+      `optimystic ${args.join(' ')} failed (exit ${run.code}): ${run.stdout.slice(0, 500)} ${run.stderr.slice(0, 500)}`,
+    );
   return run;
 }
 
-function cliWithInput(cliRoot: string, args: readonly string[], input: string, timeoutMs = 120_000): Promise<CliRun> {
+function cliWithInput(
+  cliRoot: string,
+  args: readonly string[],
+  input: string,
+  timeoutMs = 120_000,
+): Promise<CliRun> {
   const child = spawnCli(cliRoot, args);
   child.stdin.end(input + '\n');
   let stdout = '';
@@ -827,6 +921,26 @@ async function peerCount(node: NodeHandle): Promise<number> {
   }
 }
 
+/** Everything in both collections, through the node's control socket. */
+async function readThroughSocket(
+  node: NodeHandle,
+): Promise<{ accounts: unknown[]; transfers: unknown[] } | { error: string }> {
+  try {
+    const remote = await reachNode({ dataDir: node.dataDir, startingWaitMs: 2000 });
+    try {
+      const accounts: unknown[] = [];
+      for await (const row of remote.scan('accounts')) accounts.push(row);
+      const transfers: unknown[] = [];
+      for await (const entry of remote.read('transfers')) transfers.push(entry);
+      return { accounts, transfers };
+    } finally {
+      await remote.close();
+    }
+  } catch (error) {
+    return { error: String(error).slice(0, 300) };
+  }
+}
+
 /**
  * Polls the node's control socket (never the directory itself: reachNode does not open it embedded)
  * until it serves a read of the accounts tree; the time of that read, or undefined.
@@ -863,13 +977,18 @@ export function formatReport(report: FaultReport): string {
     lines.push(
       `acknowledged transfer latency: p50 ${report.okLatencyMs.p50} ms, p99 ${report.okLatencyMs.p99} ms, max ${report.okLatencyMs.max} ms`,
     );
-  lines.push(`diary entries ${report.diaryEntries}; total ${report.total} (expected ${report.expectedTotal})`);
+  lines.push(
+    `diary entries ${report.diaryEntries}; total ${report.total} (expected ${report.expectedTotal})`,
+  );
+  for (const [code, message] of Object.entries(report.errorSamples)) lines.push(`  e.g. ${code}: ${message}`);
   lines.push(`restarts: ${report.restarts.length}`);
   for (const r of report.restarts)
     lines.push(
       `  node ${r.node} killed at ${(r.killedAt / 1000).toFixed(1)} s: ${r.recoveryMs === undefined ? 'never served a read' : `serves reads ${r.recoveryMs} ms after its restart (${r.downMs ?? '?'} ms after the kill)`}`,
     );
-  const recoveries = report.restarts.flatMap((r) => (r.recoveryMs === undefined ? [] : [r.recoveryMs])).sort((a, b) => a - b);
+  const recoveries = report.restarts
+    .flatMap((r) => (r.recoveryMs === undefined ? [] : [r.recoveryMs]))
+    .sort((a, b) => a - b);
   if (recoveries.length > 0)
     lines.push(
       `recovery: median ${recoveries[Math.floor(recoveries.length / 2)]} ms, max ${recoveries.at(-1)} ms`,

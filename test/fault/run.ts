@@ -3,11 +3,16 @@
  * progress on stderr, the figures on stdout (and the report as JSON with --json), and exits 1 on any
  * violation, 2 on bad options, 130 on Ctrl-C. Every process it started is stopped on the way out.
  */
-/* eslint-disable no-console */
 import '../../src/shim.js';
 import { parseArgs } from 'node:util';
 import { buildIfStale, cliRoot } from '../helpers/built-cli.js';
-import { defaultFaultOptions, formatReport, killAllChildren, runFault, type FaultOptions } from './harness.js';
+import {
+  defaultFaultOptions,
+  formatReport,
+  killAllChildren,
+  runFault,
+  type FaultOptions,
+} from './harness.js';
 
 const help = `Usage: npm run fault -- [options]
 
