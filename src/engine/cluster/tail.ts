@@ -181,8 +181,14 @@ export class RoutedTailClient implements TailClient {
     return this.call(request.collection, { type: 'decide', request });
   }
 
-  async propagated(collection: string, lsn: number): Promise<void> {
-    await this.call(collection, { type: 'propagated', collection, lsn });
+  /**
+   * Reports a propagated commit to the tail in the background: it only moves the checkpoint, and a
+   * lost report is made up for by the tail itself (readers reinforce uncheckpointed commits, and a
+   * tail that reloads propagates what is above its checkpoint).
+   */
+  propagated(collection: string, lsn: number): Promise<void> {
+    void this.call(collection, { type: 'propagated', collection, lsn }).catch(() => undefined);
+    return Promise.resolve();
   }
 
   outcomeOf(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'> {
