@@ -1,0 +1,545 @@
+// Network figures for `npm run bench` (or `npm run bench -- --only network`), NDJSON like
+// bench/run.ts: transactions through a database of 3 and 5 in-process nodes on 127.0.0.1 (startNode,
+// full mesh), and through 3 `node start` processes (the built CLI; control socket of one node). Each
+// figure sits beside baselines measured in the same run: the same workload embedded (a solo node),
+// raw Ed25519 sign/verify (node:crypto), a trivial libp2p request round trip, and one synced
+// classic-level write. Nothing here asserts; targets are printed with `met`.
+//
+// Workloads: sequential single-key puts from one client (tx/s, p50/p99), 8 concurrent clients on
+// distinct keys of one collection, 8 concurrent clients on 8 collections, and a 2-collection atomic
+// transaction (incr + diary append). On the 3-node network the sequential run is long (history) and
+// its first and last tenths are compared.
+//
+// Sizes: BENCH_NET_SEQ (sequential transactions on 5 nodes, embedded and multi-process; default 200),
+// BENCH_NET_HISTORY (sequential transactions on 3 nodes; default 2000), BENCH_NET_CONC (transactions
+// per concurrent run; default 160), BENCH_NET_MULTI (2-collection transactions; default 60).
+//
+// Round trips of one single-collection commit, counted from src/engine/cluster and
+// src/engine/transactions/coordinator.ts (coordinator C, tail leader L, tree depth d):
+//   view (C→L) 1 · block reads (each level: get from the block's cluster, majority) d · pend (to
+//   every holder) 1 · commit (C→L) 1 · consensus accept round (L→group, majority of signed, durable
+//   votes) 1 · log replication (L applies the log write to the log block's cluster) 1 · promote (to
+//   every holder) 1 · propagated (C→L) 1  →  7 + d when C ≠ L, 4 + d when C = L (view, commit and
+//   propagated are local). A 2-collection transaction adds a prepare and a decide per tail.
+import '../src/shim.js';
+import { ClassicLevel } from 'classic-level';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { generateKeyPairSync, sign, verify } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaultNodeConfig, type NodeConfig } from '../src/engine/config/schema.js';
+import { leadershipOrder } from '../src/engine/consensus/values.js';
+import { openDatabase, reachNode, type TxRequest } from '../src/engine/index.js';
+import {
+  createNetworkNode,
+  privateKeyFromSeed,
+  schema,
+  type NetworkNode,
+} from '../src/engine/network/index.js';
+import { startNode, type RunningNode } from '../src/engine/node/node.js';
+import type { TxOutcome } from '../src/engine/transactions/tx-types.js';
+
+const seqCount = Number(process.env['BENCH_NET_SEQ'] ?? 200);
+const historyCount = Number(process.env['BENCH_NET_HISTORY'] ?? 2000);
+const concCount = Number(process.env['BENCH_NET_CONC'] ?? 160);
+const multiCount = Number(process.env['BENCH_NET_MULTI'] ?? 60);
+const clients = 8;
+const cliRoot = process.env['OPTIMYSTIC_CLI_ROOT'] ?? fileURLToPath(new URL('..', import.meta.url));
+const loopback: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
+
+function emit(record: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(record) + '\n');
+}
+
+function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+let peakRss = process.memoryUsage().rss;
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+
+// ---- what the workloads run against ---------------------------------------------------------------
+
+interface Target {
+  transact(request: TxRequest): Promise<TxOutcome>;
+  createCollection(name: string, kind: 'tree' | 'diary'): Promise<unknown>;
+}
+
+function check(outcome: TxOutcome): void {
+  if (!outcome.ok)
+    throw new Error(`bench transaction failed: ${outcome.error.code} ${outcome.error.message}`);
+}
+
+const put = (collection: string, key: string, i: number): TxRequest => ({
+  actions: [{ collection, op: 'put', key, value: { i, name: `user-${i}`, tags: ['a', 'b'] } }],
+});
+
+interface Latencies {
+  readonly ops: number;
+  readonly ms: number;
+  readonly opsPerSec: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly attemptsPerTx: number;
+  /** Transactions that failed (by code); a bench run goes on and reports them. */
+  readonly failed?: Readonly<Record<string, number>>;
+}
+
+function summarise(
+  samples: readonly number[],
+  ms: number,
+  attempts: number,
+  failed: Readonly<Record<string, number>> = {},
+): Latencies {
+  const sorted = samples.filter((x) => x !== undefined).sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  return {
+    ops: samples.length,
+    ms: round(ms),
+    opsPerSec: round((samples.length / ms) * 1000),
+    p50Ms: round(at(0.5), 2),
+    p99Ms: round(at(0.99), 2),
+    attemptsPerTx: round(attempts / Math.max(1, samples.length), 3),
+    ...(Object.keys(failed).length > 0 ? { failed } : {}),
+  };
+}
+
+/** Runs `count` transactions from `workers` concurrent clients; `make(i)` builds the i-th. */
+async function drive(
+  target: Target,
+  count: number,
+  workers: number,
+  make: (i: number, worker: number) => TxRequest,
+  onDone?: (i: number) => void,
+): Promise<{ stats: Latencies; samples: number[] }> {
+  const samples: number[] = [];
+  let next = 0;
+  let attempts = 0;
+  const failed: Record<string, number> = {};
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async (_, worker) => {
+      for (;;) {
+        const i = next++;
+        if (i >= count) return;
+        const t = performance.now();
+        const outcome = await target.transact(make(i, worker));
+        samples[i] = performance.now() - t;
+        if (outcome.ok) attempts += outcome.attempts;
+        else {
+          failed[outcome.error.code] = (failed[outcome.error.code] ?? 0) + 1;
+          if (failed[outcome.error.code] === 1)
+            emit({ bench: 'network.error', code: outcome.error.code, message: outcome.error.message, at: i });
+        }
+        onDone?.(i);
+      }
+    }),
+  );
+  return { stats: summarise(samples, performance.now() - start, attempts, failed), samples };
+}
+
+interface WorkloadFigures {
+  readonly sequential: Latencies;
+  readonly concurrentKeys: Latencies;
+  readonly concurrentCollections: Latencies;
+  readonly multiCollection: Latencies;
+  /** Sequential: mean ms of the first and last tenth. */
+  readonly tenths?: { first: number; last: number };
+}
+
+/** The four workloads against one target, emitting one line each under `label`. */
+/** Creates a collection, retrying what may succeed on a retry (a busy or briefly unreachable group). */
+async function create(label: string, target: Target, name: string, kind: 'tree' | 'diary'): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await target.createCollection(name, kind);
+      return;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      const retryable = (error as { retryable?: boolean }).retryable === true;
+      if (!retryable || attempt >= 5) throw error;
+      emit({
+        bench: 'network.error',
+        where: `${label} create ${name}`,
+        code,
+        message: (error as Error).message,
+        attempt,
+      });
+      await sleep(200 * attempt);
+    }
+  }
+}
+
+async function workloads(label: string, target: Target, sequentialCount: number): Promise<WorkloadFigures> {
+  for (const name of ['seq', 'conc', 'bank', ...Array.from({ length: clients }, (_, c) => `c${c}`)])
+    await create(label, target, name, 'tree');
+  await create(label, target, 'log', 'diary');
+  const opened = await target.transact(put('bank', 'acct', 0));
+  if (!opened.ok) await target.transact(put('bank', 'acct', 0)).then(check);
+
+  const seq = await drive(target, sequentialCount, 1, (i) => put('seq', `k${String(i).padStart(6, '0')}`, i));
+  emit({ bench: `${label}.tx.put.sequential`, clients: 1, ...seq.stats });
+  let tenths: WorkloadFigures['tenths'];
+  if (sequentialCount >= 100) {
+    const tenth = Math.floor(sequentialCount / 10);
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    tenths = { first: mean(seq.samples.slice(0, tenth)), last: mean(seq.samples.slice(-tenth)) };
+  }
+
+  const keys = await drive(target, concCount, clients, (i, w) => put('conc', `w${w}-${i}`, i));
+  emit({ bench: `${label}.tx.put.concurrent8.one-collection`, clients, ...keys.stats });
+
+  const colls = await drive(target, concCount, clients, (i, w) => put(`c${w}`, `k${i}`, i));
+  emit({ bench: `${label}.tx.put.concurrent8.eight-collections`, clients, ...colls.stats });
+
+  const multi = await drive(target, multiCount, 1, (i) => ({
+    actions: [
+      { collection: 'bank', op: 'incr', key: 'acct', path: 'i', by: 1 },
+      { collection: 'log', op: 'append', value: { i } },
+    ],
+  }));
+  emit({ bench: `${label}.tx.two-collections.sequential`, clients: 1, ...multi.stats });
+  return {
+    sequential: seq.stats,
+    concurrentKeys: keys.stats,
+    concurrentCollections: colls.stats,
+    multiCollection: multi.stats,
+    ...(tenths !== undefined ? { tenths } : {}),
+  };
+}
+
+// ---- baselines -------------------------------------------------------------------------------------
+
+function ed25519Baseline(): { signPerSec: number; verifyPerSec: number } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const message = Buffer.alloc(200, 7);
+  const n = 3000;
+  let t = performance.now();
+  let signature = Buffer.alloc(0);
+  for (let i = 0; i < n; i++) signature = sign(null, message, privateKey);
+  const signPerSec = (n / (performance.now() - t)) * 1000;
+  t = performance.now();
+  for (let i = 0; i < n; i++) if (!verify(null, message, publicKey, signature)) throw new Error('verify');
+  const verifyPerSec = (n / (performance.now() - t)) * 1000;
+  emit({ bench: 'baseline.ed25519.sign', ops: n, opsPerSec: round(signPerSec) });
+  emit({ bench: 'baseline.ed25519.verify', ops: n, opsPerSec: round(verifyPerSec) });
+  return { signPerSec, verifyPerSec };
+}
+
+/** One synced classic-level put (what a holder pays to make a vote or a pend durable). */
+async function syncWriteBaseline(root: string): Promise<number> {
+  const db = new ClassicLevel<string, string>(join(root, 'raw'), { valueEncoding: 'utf8' });
+  await db.open();
+  const n = 300;
+  const value = 'x'.repeat(200);
+  const t = performance.now();
+  for (let i = 0; i < n; i++) await db.put(`k${i}`, value, { sync: true });
+  const ms = (performance.now() - t) / n;
+  await db.close();
+  emit({ bench: 'baseline.raw.put.sync', ops: n, meanMs: round(ms, 3), opsPerSec: round(1000 / ms) });
+  return ms;
+}
+
+/** A trivial request/response over libp2p on 127.0.0.1 (the same framing the protocols use). */
+async function loopbackBaseline(): Promise<number> {
+  const validate = schema.messageUnion({ echo: schema.object({ n: schema.integer({ min: 0 }) }) });
+  const a = await createNetworkNode(
+    { privateKey: await privateKeyFromSeed(new Uint8Array(32).fill(1)) },
+    { network: 'bench', listen: ['/ip4/127.0.0.1/tcp/0'] },
+  );
+  const b = await createNetworkNode(
+    { privateKey: await privateKeyFromSeed(new Uint8Array(32).fill(2)) },
+    { network: 'bench', listen: ['/ip4/127.0.0.1/tcp/0'] },
+  );
+  try {
+    a.trust(() => true);
+    b.trust(() => true);
+    await a.handle('echo', (request) => Promise.resolve({ n: request.n }), { validate });
+    await b.connect(a.addresses()[0]!);
+    const rtt = async (count: number): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const t = performance.now();
+        await b.request(a.peerId, 'echo', { type: 'echo', n: i });
+        out.push(performance.now() - t);
+      }
+      return out;
+    };
+    await rtt(50);
+    const samples = (await rtt(500)).sort((x, y) => x - y);
+    const p50 = samples[Math.floor(samples.length / 2)]!;
+    emit({
+      bench: 'baseline.libp2p.request.rtt',
+      ops: samples.length,
+      p50Ms: round(p50, 3),
+      p99Ms: round(samples[Math.floor(samples.length * 0.99)]!, 3),
+      meanMs: round(samples.reduce((x, y) => x + y, 0) / samples.length, 3),
+    });
+    return p50;
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+}
+
+// ---- in-process networks ---------------------------------------------------------------------------
+
+async function network(root: string, count: number): Promise<RunningNode[]> {
+  const nodes: RunningNode[] = [];
+  const first = await startNode({ dataDir: join(root, 'n0'), config: loopback, version: 'bench' });
+  nodes.push(first);
+  const bootstrap = (await first.status()).listenAddresses;
+  for (let i = 1; i < count; i++)
+    nodes.push(
+      await startNode({ dataDir: join(root, `n${i}`), config: { ...loopback, bootstrap }, version: 'bench' }),
+    );
+  for (const a of nodes)
+    for (const b of nodes)
+      if (a !== b) await a.connect((await b.status()).listenAddresses[0]!).catch(() => undefined);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const counts = await Promise.all(nodes.map(async (node) => (await node.peers()).length));
+    if (counts.every((n) => n >= count - 1)) break;
+    if (Date.now() > deadline) throw new Error(`the ${count} nodes did not form a mesh: ${counts.join(',')}`);
+    await sleep(50);
+  }
+  await sleep(300);
+  return nodes;
+}
+
+/** Whether the coordinator leads the tail group of a collection (fewer round trips then). */
+async function coordinatorLeads(nodes: readonly RunningNode[], collection: string): Promise<boolean> {
+  const info = await nodes[0]!.database.collectionInfo(collection);
+  const members = nodes.map((n) => n.peerId);
+  return leadershipOrder(info.tail, members)[0] === nodes[0]!.peerId;
+}
+
+async function inProcess(
+  root: string,
+  count: number,
+  sequentialCount: number,
+): Promise<{ figures: WorkloadFigures; leads: boolean; rssMiB: number }> {
+  const dir = await mkdtemp(join(root, `net${count}-`));
+  const rssBefore = process.memoryUsage().rss;
+  peakRss = rssBefore;
+  const nodes = await network(dir, count);
+  try {
+    const db = nodes[0]!.database;
+    const figures = await workloads(`net${count}`, db, sequentialCount);
+    const leads = await coordinatorLeads(nodes, 'seq');
+    const rssMiB = peakRss / 1024 / 1024;
+    emit({
+      bench: `net${count}.memory`,
+      nodes: count,
+      processPeakRssMiB: round(rssMiB),
+      perNodeMiB: round(rssMiB / count),
+      note: 'one process holds every node; the multi-process run gives the real per-node figure',
+    });
+    return { figures, leads, rssMiB };
+  } finally {
+    for (const node of nodes) await node.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- the multi-process run -------------------------------------------------------------------------
+
+function envWithoutOptimystic(): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env))
+    if (!key.startsWith('OPTIMYSTIC_')) out[key] = value;
+  return out;
+}
+
+function startProcess(
+  dataDir: string,
+  bootstrap: readonly string[],
+): Promise<{ child: ChildProcessWithoutNullStreams; address: string }> {
+  const args = [
+    join(cliRoot, 'bin', 'run.js'),
+    'node',
+    'start',
+    '--no-dashboard',
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    '--data',
+    dataDir,
+  ];
+  if (bootstrap.length > 0) args.push('--bootstrap', bootstrap.join(','));
+  const child = spawn(process.execPath, args, {
+    env: envWithoutOptimystic(),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      buffer += text;
+      for (const line of buffer.split('\n')) {
+        if (!line.includes('"kind":"node:start"')) continue;
+        const record = JSON.parse(line) as { addresses: string[] };
+        resolve({ child, address: record.addresses[0]! });
+        return;
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`node start exited (${code}): ${stderr.slice(-500)}`)));
+  });
+}
+
+async function stopProcess(child: ChildProcessWithoutNullStreams): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.removeAllListeners('exit');
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function vmHwmMiB(pid: number): number | undefined {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match === null ? undefined : Number(match[1]) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+async function multiProcess(root: string): Promise<WorkloadFigures | undefined> {
+  if (!existsSync(join(cliRoot, 'dist', 'commands'))) {
+    emit({
+      bench: 'proc3',
+      skipped: `no build in ${cliRoot}: run npm run build first (or set OPTIMYSTIC_CLI_ROOT)`,
+    });
+    return undefined;
+  }
+  const dir = await mkdtemp(join(root, 'proc3-'));
+  const children: ChildProcessWithoutNullStreams[] = [];
+  const onExit = (): void => {
+    for (const child of children) child.kill('SIGKILL');
+  };
+  process.on('exit', onExit);
+  try {
+    const first = await startProcess(join(dir, 'n0'), []);
+    children.push(first.child);
+    const rest = await Promise.all([1, 2].map((i) => startProcess(join(dir, `n${i}`), [first.address])));
+    children.push(...rest.map((r) => r.child));
+    const db = await reachNode({ dataDir: join(dir, 'n0') });
+    try {
+      const deadline = Date.now() + 30_000;
+      while ((await db.peers()).length < 2) {
+        if (Date.now() > deadline) throw new Error('the 3 node processes did not connect');
+        await sleep(100);
+      }
+      await sleep(500);
+      const figures = await workloads('proc3', db, seqCount);
+      for (const [i, child] of children.entries()) {
+        const rss = vmHwmMiB(child.pid!);
+        emit({
+          bench: 'proc3.node.peak-rss',
+          node: i,
+          ...(rss === undefined ? { skipped: 'no /proc' } : { peakRssMiB: round(rss) }),
+        });
+      }
+      return figures;
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await Promise.all(children.map((child) => stopProcess(child)));
+    process.off('exit', onExit);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- main -----------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'optimystic-bench-net-'));
+  try {
+    emit({ bench: 'network.env', seqCount, historyCount, concCount, multiCount, clients });
+    ed25519Baseline();
+    const syncMs = await syncWriteBaseline(root);
+    const rttMs = await loopbackBaseline();
+
+    const embeddedDir = await mkdtemp(join(root, 'embedded-'));
+    const embedded = await openDatabase({ dataDir: embeddedDir });
+    let solo: WorkloadFigures;
+    try {
+      solo = await workloads('embedded', embedded, seqCount);
+    } finally {
+      await embedded.close();
+    }
+
+    const net3 = await inProcess(root, 3, historyCount);
+    const net5 = await inProcess(root, 5, seqCount);
+    const proc3 = await multiProcess(root);
+
+    // Targets.
+    for (const [label, run] of [
+      ['net3', net3],
+      ['net5', net5],
+    ] as const) {
+      const roundTrips = run.leads ? 5 : 8;
+      const budgetMs = rttMs * roundTrips + syncMs;
+      const seqMs = run.figures.sequential.p50Ms;
+      emit({
+        bench: `${label}.target.sequential-latency`,
+        p50Ms: seqMs,
+        coordinatorLeadsTail: run.leads,
+        roundTrips,
+        rttMs: round(rttMs, 3),
+        syncWriteMs: round(syncMs, 3),
+        budgetMs: round(budgetMs, 2),
+        ratio: round(seqMs / budgetMs, 2),
+        targetRatioMax: 3,
+        met: seqMs <= 3 * budgetMs,
+        vsEmbedded: round(seqMs / solo.sequential.p50Ms, 2),
+      });
+      const scale = run.figures.concurrentKeys.opsPerSec / run.figures.sequential.opsPerSec;
+      emit({
+        bench: `${label}.target.concurrent8-scaling`,
+        sequentialOpsPerSec: run.figures.sequential.opsPerSec,
+        concurrent8OpsPerSec: run.figures.concurrentKeys.opsPerSec,
+        eightCollectionsOpsPerSec: run.figures.concurrentCollections.opsPerSec,
+        ratio: round(scale, 2),
+        targetRatio: 4,
+        met: scale >= 4,
+      });
+    }
+    if (net3.figures.tenths !== undefined) {
+      const { first, last } = net3.figures.tenths;
+      emit({
+        bench: 'net3.target.history-flatness',
+        transactions: historyCount,
+        firstTenthMeanMs: round(first, 2),
+        lastTenthMeanMs: round(last, 2),
+        ratio: round(first / last, 3),
+        targetRatio: 0.8,
+        met: first / last >= 0.8,
+      });
+    }
+    if (proc3 !== undefined) {
+      const scale = proc3.concurrentKeys.opsPerSec / proc3.sequential.opsPerSec;
+      emit({
+        bench: 'proc3.target.concurrent8-scaling',
+        sequentialOpsPerSec: proc3.sequential.opsPerSec,
+        concurrent8OpsPerSec: proc3.concurrentKeys.opsPerSec,
+        ratio: round(scale, 2),
+        targetRatio: 4,
+        met: scale >= 4,
+      });
+    }
+  } finally {
+    clearInterval(sampler);
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+await main();
