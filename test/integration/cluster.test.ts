@@ -379,4 +379,44 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     expect(late.ok, JSON.stringify(late)).to.equal(true);
     expect((await c.database.get('early', 'late')).value).to.equal(1);
   });
+
+  it('finishes a multi-collection transaction whose coordinator vanished after preparing (the tails decide)', async () => {
+    const all = await network(3);
+    await all[0]!.database.createCollection('x', 'tree');
+    await all[0]!.database.createCollection('y', 'tree');
+    const tails = clusterOf(all[1]!).tails;
+    const prepare = async (trxId: string, collection: string, participants: string[]): Promise<void> => {
+      const view = await tails.view(collection);
+      const outcome = await tails.prepare({
+        collection,
+        trxId,
+        baseLsn: view.stableLsn,
+        reads: [],
+        writes: [],
+        actions: {},
+        participants,
+        expiresAt: Date.now() + 300,
+      });
+      expect(outcome.status).to.equal('prepared');
+    };
+    // Both prepared, then the coordinator is gone: both commit. Only x prepared: x aborts.
+    await prepare('both-prepared-000000001', 'x', ['x', 'y']);
+    await prepare('both-prepared-000000001', 'y', ['x', 'y']);
+    await prepare('half-prepared-000000001', 'x', ['x', 'y']);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await eventually(async () => {
+      for (const node of all) await clusterOf(node).tailHost.resolveExpired(Date.now());
+      const outcomes = await Promise.all([
+        tails.outcomeOf('x', 'both-prepared-000000001'),
+        tails.outcomeOf('y', 'both-prepared-000000001'),
+        tails.outcomeOf('x', 'half-prepared-000000001'),
+      ]);
+      return outcomes.join() === 'committed,committed,aborted';
+    }, 40_000);
+    // The collections are usable again (no prepared entry holds their snapshot back).
+    const after = await all[2]!.database.transact({
+      actions: [{ collection: 'x', op: 'put', key: 'k', value: 1 }],
+    });
+    expect(after.ok).to.equal(true);
+  });
 });

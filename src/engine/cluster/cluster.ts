@@ -54,7 +54,7 @@ export interface BlockReader {
   pendingOf(id: BlockId): Promise<PendingTransform[]>;
 }
 
-/** How often a node asks the tails it knows to grow outgrown groups. */
+/** How often a node asks the tails it knows to grow outgrown groups, and finishes expired in-doubt entries. */
 const regroupIntervalMs = 5_000;
 
 export class Cluster {
@@ -100,6 +100,7 @@ export class Cluster {
         certifier: this.certifier,
         clock: components.clock,
         rng: components.rng,
+        peers: { outcomeOf: (collection, trxId) => this.tails.outcomeOf(collection, trxId) },
       },
       {
         members: [self],
@@ -187,7 +188,10 @@ export class Cluster {
     );
     await Promise.all(network.peers().map((peer) => this.greet(peer.id)));
     // Groups that could not grow when members joined (their leader was busy or away) try again.
-    this.maintenance = setInterval(() => this.regroup(), regroupIntervalMs);
+    this.maintenance = setInterval(() => {
+      this.regroup();
+      void this.tailHost.resolveExpired(this.components.clock.now());
+    }, regroupIntervalMs);
     this.maintenance.unref();
   }
 

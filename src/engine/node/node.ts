@@ -90,6 +90,8 @@ export interface StartNodeOptions {
 export const statusIntervalMs = 1000;
 /** How often the node pings its peers, so their latency is known (the dashboard shows it). */
 export const latencyProbeIntervalMs = 10_000;
+/** How often a node looks for expired pends to settle with their tails. */
+const sweepIntervalMs = 10_000;
 /** Peers pinged per probe round: a latency column, not a load generator. */
 const latencyProbePeersMax = 32;
 /** How long a stopping node lets transactions it is serving finish before closing the store. */
@@ -166,6 +168,7 @@ export class RunningNode implements NodeControl {
   /** Key ceremonies with other nodes (`keygen ceremony start|accept`). */
   ceremonies: CeremonyService | undefined;
   private consensus: NetworkConsensus | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private refreshing = false;
@@ -289,6 +292,9 @@ export class RunningNode implements NodeControl {
     });
     this.distributed.wiring.proposer.target = this.consensus;
     await cluster.attach(network);
+    // Pends whose transactions expired: their tails say whether they committed.
+    this.sweepTimer = setInterval(() => void this.solo.sweepExpired().catch(() => undefined), sweepIntervalMs);
+    this.sweepTimer.unref();
   }
 
   private async startNetwork(): Promise<NetworkNode> {
@@ -518,6 +524,7 @@ export class RunningNode implements NodeControl {
     this.closing ??= Promise.resolve();
     clearInterval(this.statusTimer);
     clearInterval(this.probeTimer);
+    clearInterval(this.sweepTimer);
     this.watchers.abort();
     const failures: unknown[] = [];
     const step = async (work: () => Promise<void> | undefined): Promise<void> => {

@@ -437,7 +437,7 @@ export class SoloNode implements Database {
    * Pends left behind by a process that died: cancelled unless their transaction committed (then the
    * tail's recovery promotes them) or is still undecided.
    */
-  private async sweepExpired(): Promise<void> {
+  async sweepExpired(): Promise<void> {
     const expired = await this.blocks.expired(this.clock.now(), limits.sweepPendsMax);
     for (const pend of expired) {
       const outcome = await this.tails.outcomeOf(pend.collection, pend.trxId).catch(() => 'unknown' as const);

@@ -1,6 +1,6 @@
 import { assert } from '../base/assert.js';
 import type { Clock } from '../base/clock.js';
-import { EngineError } from '../base/errors.js';
+import { EngineError, isEngineError } from '../base/errors.js';
 import { collectionHeaderId, newBlockId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
@@ -37,6 +37,8 @@ export interface LogTailComponents {
   readonly certifier: Certifier;
   readonly clock: Clock;
   readonly rng: Rng;
+  /** The tails of other collections, asked about in-doubt transactions (default: this tail). */
+  readonly peers?: Pick<TailClient, 'outcomeOf'>;
 }
 
 export interface LogTailInit {
@@ -505,6 +507,26 @@ export class LogTail implements TailClient {
     });
   }
 
+  /**
+   * Finishes prepared entries whose transactions expired before `now` (their coordinator is gone):
+   * each commits iff every participant prepared it. Returns how many were decided. A networked node
+   * calls it periodically; only the tail group's leader can record the decisions.
+   */
+  async resolveExpired(now: number): Promise<number> {
+    let decided = 0;
+    for (const collection of this.collections()) {
+      await this.serialize(collection, async () => {
+        const state = await this.state(collection);
+        for (const entry of state.window) {
+          if (entry.status !== 'prepared' || entry.expiresAt === undefined || entry.expiresAt >= now) continue;
+          await this.resolveInDoubt(state, entry);
+          if (entry.status !== 'prepared') decided++;
+        }
+      }).catch(() => undefined);
+    }
+    return decided;
+  }
+
   /** Drops what this tail cached about every collection (see `forget`). */
   forgetAll(): void {
     for (const collection of new Set([...this.states.keys(), ...this.loaded.keys()]))
@@ -640,10 +662,15 @@ export class LogTail implements TailClient {
    */
   private async resolveInDoubt(state: TailState, entry: IndexedEntry): Promise<void> {
     const participants = entry.participants ?? [state.collection];
+    const tails = this.components.peers ?? this;
     let commit = true;
     for (const participant of participants) {
       if (participant === state.collection) continue;
-      const outcome = await this.outcomeOf(participant, entry.trxId).catch(() => 'unknown' as const);
+      // A tail that cannot be asked now may hold a commit: decide later rather than guess an abort.
+      const outcome = await tails
+        .outcomeOf(participant, entry.trxId)
+        .catch((error: unknown) => (isEngineError(error, 'NOT_FOUND') ? ('unknown' as const) : undefined));
+      if (outcome === undefined) return;
       if (outcome === 'aborted' || outcome === 'unknown') commit = false;
     }
     await this.recordDecision(state, entry, commit ? 'committed' : 'aborted');
