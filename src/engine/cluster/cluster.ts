@@ -72,6 +72,7 @@ export class Cluster {
   private readonly tailBlocks: TailBlocks;
   private network: NetworkNode | undefined;
   private maintenance: NodeJS.Timeout | undefined;
+  private readonly excluded = new Set<string>();
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -104,7 +105,7 @@ export class Cluster {
       },
       {
         members: [self],
-        membersFor: (id) => this.placement.clusterOf(id),
+        membersFor: (id) => this.membersFor(id),
         shouldSeal: (tail) => this.outgrown(tail.members),
       },
     );
@@ -152,9 +153,26 @@ export class Cluster {
     return recorded !== undefined && same(recorded);
   }
 
-  /** The membership a new block records: its cluster as this node sees it now. */
+  /**
+   * The membership a new log block records: its cluster as this node sees it now, without members
+   * proven to have equivocated.
+   */
   membersFor(blockId: BlockId): readonly string[] {
-    return this.placement.clusterOf(blockId);
+    const cluster = this.placement.clusterOf(blockId);
+    if (this.excluded.size === 0) return cluster;
+    const kept = cluster.filter((member) => !this.excluded.has(member));
+    return kept.length > 0 ? kept : cluster;
+  }
+
+  /**
+   * A member signed two values for one slot and ballot (the proof is logged by the consensus edge):
+   * it is left out of every group recorded from now on, and the tails this node serves seal their
+   * groups at once if it is in them.
+   */
+  exclude(member: string): void {
+    if (member === this.placement.self || this.excluded.has(member)) return;
+    this.excluded.add(member);
+    this.regroup();
   }
 
   /** Serves the repo and tail protocols on a started network node and learns who the members are. */
@@ -229,7 +247,9 @@ export class Cluster {
    * over to a successor group of k members, so a collection outlives the nodes it started on.
    */
   private outgrown(recorded: readonly string[]): boolean {
-    return recorded.length < Math.min(this.placement.k, this.placement.members().length);
+    if (recorded.some((member) => this.excluded.has(member))) return true;
+    const eligible = this.placement.members().filter((member) => !this.excluded.has(member)).length;
+    return recorded.length < Math.min(this.placement.k, eligible);
   }
 
   /** Reconfigures, in the background, the tails this node serves whose groups are outgrown. */

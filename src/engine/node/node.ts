@@ -290,10 +290,21 @@ export class RunningNode implements NodeControl {
     this.consensus.onDecided((_blockId, _slot, _value, _certificate, proposedHere) => {
       if (!proposedHere) cluster.decidedElsewhere();
     });
+    this.consensus.onEquivocation((proof) => {
+      this.emit(
+        'error',
+        `member ${proof.member} signed two values in one slot: excluded from new groups`,
+        proof.member,
+      );
+      cluster.exclude(proof.member);
+    });
     this.distributed.wiring.proposer.target = this.consensus;
     await cluster.attach(network);
     // Pends whose transactions expired: their tails say whether they committed.
-    this.sweepTimer = setInterval(() => void this.solo.sweepExpired().catch(() => undefined), sweepIntervalMs);
+    this.sweepTimer = setInterval(
+      () => void this.solo.sweepExpired().catch(() => undefined),
+      sweepIntervalMs,
+    );
     this.sweepTimer.unref();
   }
 

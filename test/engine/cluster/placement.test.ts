@@ -1,0 +1,79 @@
+import { expect } from 'chai';
+import { systemClock } from '../../../src/engine/base/clock.js';
+import { EngineError } from '../../../src/engine/base/errors.js';
+import { SeededRng } from '../../../src/engine/base/rng.js';
+import { Cluster } from '../../../src/engine/cluster/cluster.js';
+import { Placement } from '../../../src/engine/cluster/placement.js';
+import { leadershipOrder } from '../../../src/engine/consensus/values.js';
+import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
+import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
+
+const peers = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7'];
+
+describe('placement', () => {
+  it('puts a block on the k members nearest it, the same order consensus leads in', () => {
+    const placement = new Placement('p1', 5);
+    for (const peer of peers.slice(1)) placement.add(peer);
+    const block = 'A'.repeat(43);
+    expect(placement.clusterOf(block)).to.deep.equal(leadershipOrder(block, peers).slice(0, 5));
+  });
+
+  it('keeps a disconnected member in its clusters, so a partition never shrinks a quorum', () => {
+    const placement = new Placement('p1', 5);
+    for (const peer of peers.slice(1, 5)) placement.add(peer);
+    const block = 'B'.repeat(43);
+    const before = placement.clusterOf(block);
+    placement.remove('p2');
+    placement.remove('p3');
+    expect(placement.clusterOf(block)).to.deep.equal(before);
+    expect(placement.hasQuorum(before)).to.equal(true);
+    placement.remove('p4');
+    expect(placement.hasQuorum(before)).to.equal(false);
+    expect(placement.leaderOf(block, before)).to.be.oneOf(['p1', 'p5']);
+  });
+
+  it('remembers members it knew before a restart, live or not', () => {
+    const placement = new Placement('p1', 3, ['p2', 'p3']);
+    expect(placement.members()).to.deep.equal(['p1', 'p2', 'p3']);
+    expect(placement.isLive('p2')).to.equal(false);
+    expect(placement.add('p2')).to.equal(false);
+    expect(placement.isLive('p2')).to.equal(true);
+    expect(placement.add('p4')).to.equal(true);
+  });
+});
+
+describe('cluster membership of new groups', () => {
+  function cluster(): Cluster {
+    return new Cluster(
+      {
+        self: 'p1',
+        blocks: new VersionedBlockStore(new MemoryRawStore()),
+        proposer: {
+          propose: () => Promise.reject(new EngineError('UNAVAILABLE', 'no consensus in this test')),
+        },
+        clock: systemClock,
+        rng: new SeededRng(1),
+        catalog: () => Promise.resolve([]),
+        knownMembers: peers.slice(1, 5),
+      },
+      { network: 'test', k: 5 },
+    );
+  }
+
+  it('records a new log block with its cluster, leaving out members proven to equivocate', () => {
+    const c = cluster();
+    const block = 'C'.repeat(43);
+    expect(c.membersFor(block)).to.deep.equal(c.placement.clusterOf(block));
+    c.exclude('p3');
+    expect(c.membersFor(block)).to.not.include('p3');
+    expect(c.membersFor(block)).to.have.length(4);
+  });
+
+  it('runs a consensus group only for its block cluster or the group recorded in its log block', async () => {
+    const c = cluster();
+    const block = 'D'.repeat(43);
+    const members = [...c.placement.clusterOf(block)].sort();
+    expect(await c.admitGroup({ blockId: block, members })).to.equal(true);
+    expect(await c.admitGroup({ blockId: block, members: ['p1', 'x1', 'x2'] })).to.equal(false);
+  });
+});
