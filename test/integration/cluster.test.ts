@@ -45,11 +45,11 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     });
   }
 
-  async function network(count: number): Promise<RunningNode[]> {
-    const first = await start('n0');
+  async function network(count: number, clusterSize = loopback.clusterSize): Promise<RunningNode[]> {
+    const first = await start('n0', { ...loopback, clusterSize });
     nodes.push(first);
     const bootstrap = (await first.status()).listenAddresses;
-    for (let i = 1; i < count; i++) nodes.push(await start(`n${i}`, { ...loopback, bootstrap }));
+    for (let i = 1; i < count; i++) nodes.push(await start(`n${i}`, { ...loopback, clusterSize, bootstrap }));
     // Full mesh: everyone connects to everyone, then waits until each sees count-1 peers.
     for (const a of nodes)
       for (const b of nodes)
@@ -418,5 +418,36 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
       actions: [{ collection: 'x', op: 'put', key: 'k', value: 1 }],
     });
     expect(after.ok).to.equal(true);
+  });
+
+  it('keeps each block on its k nearest members only, and a peer outside a cluster redirects', async () => {
+    const all = await network(4, 2);
+    await all[0]!.database.createCollection('spread', 'tree');
+    const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
+    for (const key of keys) {
+      const outcome = await all[1]!.database.transact({
+        actions: [{ collection: 'spread', op: 'put', key, value: key }],
+      });
+      expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
+    }
+    const info = await all[3]!.database.collectionInfo('spread');
+    const holders = await all[2]!.database.blockHolders(info.root);
+    expect(holders).to.have.length(2);
+    for (const holder of holders) expect(holder.rev, holder.peer).to.be.a('number');
+    const outsider = all.find((node) => !holders.some((holder) => holder.peer === node.peerId))!;
+    expect(await clusterOf(outsider).holder.get({ blockId: info.root })).to.equal(undefined);
+    const asker = all.find((node) => node !== outsider)!;
+    const answer = await (asker as unknown as { network: NetworkNode }).network.request(
+      outsider.peerId,
+      'repo',
+      {
+        type: 'get',
+        blockId: info.root,
+      },
+    );
+    expect(answer).to.deep.equal({ redirect: holders.map((holder) => holder.peer) });
+    const scanned: string[] = [];
+    for await (const { key } of outsider.database.scan('spread')) scanned.push(key);
+    expect(scanned).to.deep.equal([...keys].sort());
   });
 });

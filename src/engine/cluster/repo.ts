@@ -54,6 +54,16 @@ export const validateRepoRequest = messageUnion({
 
 export type RepoRequest = ReturnType<typeof validateRepoRequest>;
 
+/** A `get` asked of a peer outside the block's cluster that does not hold it: where to ask instead. */
+export interface RepoRedirect {
+  readonly redirect: readonly string[];
+}
+
+/** A block state from a `get` answer (a redirect means the peer does not hold it). */
+function stateOf(answer: BlockState | RepoRedirect | null): BlockState | null {
+  return answer === null || 'redirect' in answer ? null : answer;
+}
+
 export interface RepoServerParts {
   /** Records a member seen for the first time. */
   readonly remember: (peer: string) => Promise<void>;
@@ -88,8 +98,11 @@ export async function serveRepoRequest(
             ref.certificate === undefined ? [] : [ref.certificate],
           ),
         );
-      if (request.rev !== undefined)
-        return (await parts.blocks.at(checkBlockId(request.blockId), { rev: request.rev })) ?? null;
+      const id = checkBlockId(request.blockId);
+      const cluster = parts.placement.clusterOf(id);
+      if (!cluster.includes(parts.placement.self) && (await parts.blocks.latest(id)) === undefined)
+        return { redirect: cluster } satisfies RepoRedirect;
+      if (request.rev !== undefined) return (await parts.blocks.at(id, { rev: request.rev })) ?? null;
       const state = await parts.repo.get({
         blockId: checkBlockId(request.blockId),
         ...(request.atLsn !== undefined ? { atLsn: request.atLsn } : {}),
@@ -206,7 +219,7 @@ export class ClusterRepoClient implements RepoClient {
     const answers = await this.ask<BlockState | null>(request.blockId, (member) =>
       member === this.self
         ? this.parts.local.get(request).then((state) => state ?? null)
-        : this.remote(member, { type: 'get', ...request }),
+        : this.remote<BlockState | RepoRedirect | null>(member, { type: 'get', ...request }).then(stateOf),
     );
     this.requireQuorum(request.blockId, answers);
     let best: BlockState | undefined;
@@ -419,7 +432,7 @@ export class ClusterRepoClient implements RepoClient {
     const answers = await this.ask<BlockState | null>(blockId, (member) =>
       member === this.self
         ? this.parts.blocks.at(blockId, { rev }).then((state) => state ?? null)
-        : this.remote(member, { type: 'get', blockId, rev }),
+        : this.remote<BlockState | RepoRedirect | null>(member, { type: 'get', blockId, rev }).then(stateOf),
     );
     for (const answer of answers) if (answer.ok && answer.value !== null) return answer.value;
     return undefined;
@@ -458,7 +471,7 @@ export class ClusterRepoClient implements RepoClient {
           const state =
             member === this.self
               ? await this.parts.blocks.latest(blockId)
-              : await this.remote<BlockState | null>(member, { type: 'get', blockId });
+              : stateOf(await this.remote<BlockState | RepoRedirect | null>(member, { type: 'get', blockId }));
           return { peer: member, rev: state?.rev ?? null };
         } catch (error) {
           return { peer: member, rev: null, error: toEngineError(error).message };

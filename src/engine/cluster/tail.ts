@@ -25,6 +25,7 @@ import type {
   PendOutcome,
 } from '../storage/block-store.js';
 import { LogTail } from '../transactions/log-tail.js';
+import { blockTypes } from '../storage/block.js';
 import type {
   CommitRequest,
   CreateCollectionRequest,
@@ -387,13 +388,20 @@ export class TailBlocks implements BlockStore {
   }
 
   async apply(revisions: readonly DirectRevision[]): Promise<void> {
+    // The tail keeps a copy of the log and header blocks it writes even outside their clusters (it
+    // reads them back); a tree root it inserts at creation belongs to the root's cluster alone.
     const elsewhere = revisions.filter(
-      (r) => !this.placement.clusterOf(r.blockId).includes(this.placement.self),
+      (r) =>
+        !this.placement.clusterOf(r.blockId).includes(this.placement.self) &&
+        !(
+          r.transform.kind === 'insert' &&
+          r.transform.block.header.type !== blockTypes.logBlock &&
+          r.transform.block.header.type !== blockTypes.collectionHeader
+        ),
     );
     await this.cluster.apply(revisions);
-    // The tail keeps a copy of what it wrote even when it is not in a block's cluster.
+    // (no gap here: the tail pulled the block before it wrote it)
     if (elsewhere.length > 0) await applyIfNewer(this.local, elsewhere);
-    // (a gap here cannot happen: the tail pulled the block before it wrote it)
   }
 
   expired(now: number, limit: number): Promise<PendingTransform[]> {
