@@ -36,6 +36,7 @@ describe('fault: kill -9 and restart node processes under a bank workload (multi
       seconds: 12,
       killEvery: 4,
       settleSeconds: 2,
+      livenessSeconds: 20,
       txTimeoutSeconds: 20,
       seed,
       cliRoot,
@@ -46,6 +47,7 @@ describe('fault: kill -9 and restart node processes under a bank workload (multi
     const text = formatReport(report);
     if (verbose) console.error(text.replace(/^/gm, '      '));
     expect(report.violations, `seed ${seed}\n${text}`).to.deep.equal([]);
+    expect(report.liveness, `seed ${seed}\n${text}`).to.deep.equal([]);
     expect(report.restarts.length, `seed ${seed}: no node was killed\n${text}`).to.be.greaterThan(0);
     expect(
       report.restarts.every((r) => r.recoveryMs !== undefined),

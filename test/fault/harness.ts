@@ -38,6 +38,8 @@ export interface FaultOptions {
   readonly maxAmount: number;
   /** Seconds to wait with every node up before reading back. */
   readonly settleSeconds: number;
+  /** After the settle period, a transfer through every node must commit within this (retrying). */
+  readonly livenessSeconds: number;
   /** A transaction with no answer for this long is given up on (its outcome is unknown). */
   readonly txTimeoutSeconds: number;
   readonly seed: number;
@@ -62,6 +64,7 @@ export const defaultFaultOptions: Omit<FaultOptions, 'cliRoot'> = {
   initialBalance: 100,
   maxAmount: 30,
   settleSeconds: 5,
+  livenessSeconds: 30,
   txTimeoutSeconds: 45,
   seed: 1,
 };
@@ -108,8 +111,13 @@ export interface FaultReport {
   readonly unknownCodes: Readonly<Record<string, number>>;
   /** Unknown outcomes the diary says committed / did not. */
   readonly unknownCommitted: number;
+  /** One transfer through each node once the faults are over and the settle period passed. */
+  readonly afterSettle: readonly { node: number; outcome: Outcome; code?: string; ms?: number }[];
   readonly restarts: readonly Restart[];
+  /** Safety: broken invariants of the history (the run fails). */
   readonly violations: readonly string[];
+  /** Liveness: the database did not get going again once the faults were over (the run fails). */
+  readonly liveness: readonly string[];
   readonly diaryEntries: number;
   readonly total: number;
   readonly expectedTotal: number;
@@ -446,6 +454,7 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
   const records: TransferRecord[] = [];
   const restarts: Restart[] = [];
   const violations: string[] = [];
+  const liveness: string[] = [];
   const t0 = Date.now();
   const elapsed = (): string => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
   let aborted = false;
@@ -677,6 +686,59 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
     await sleep(options.settleSeconds * 1000);
     checkAbort();
 
+    // Liveness once the faults are over: a fresh transfer through each node (in parallel, on distinct
+    // accounts) must commit within the liveness window, retrying what the CLI calls retryable (SPEC
+    // §5.3: a tail left holding a prepared entry by a dead coordinator resolves it itself).
+    const afterSettle: TransferRecord[] = [];
+    const livenessDeadline = Date.now() + options.livenessSeconds * 1000;
+    const settleStart = Date.now();
+    await Promise.all(
+      nodes.map(async (node) => {
+        for (let attempt = 0; ; attempt++) {
+          const transfer: Transfer = {
+            id: `after-${node.index}-${attempt}`,
+            from: accountName((2 * node.index) % options.accounts),
+            to: accountName((2 * node.index + 1) % options.accounts),
+            amount: 0,
+          };
+          const record: TransferRecord = { transfer, client: -1, node: node.index, outcome: 'unknown' };
+          records.push(record);
+          const left = Math.max(1000, livenessDeadline - Date.now());
+          const run = await cliWithInput(
+            options.cliRoot,
+            ['tx', '--json', '--data', node.dataDir],
+            transferLine(transfer),
+            left,
+          );
+          const result = (ndjson(run.stdout)[0] ?? {}) as {
+            ok?: boolean;
+            error?: { code?: string; message?: string };
+          };
+          record.ms = Date.now() - settleStart;
+          if (result.ok === true) {
+            record.outcome = 'ok';
+            afterSettle.push(record);
+            return;
+          }
+          const code = result.error?.code ?? (run.code === null ? 'no-answer' : `exit ${run.code}`);
+          record.outcome = definiteFailures.has(code) ? 'failed' : 'unknown';
+          record.code = code;
+          if (result.error?.message !== undefined) record.message = result.error.message.slice(0, 300);
+          if (Date.now() >= livenessDeadline) {
+            afterSettle.push(record);
+            liveness.push(
+              `no transfer through node ${node.index} committed within ${options.livenessSeconds} s after every node was back and ${options.settleSeconds} s of settling (${attempt + 1} tries; last: ${code} ${record.message ?? run.stderr.slice(0, 200)})`,
+            );
+            return;
+          }
+          await sleep(500);
+        }
+      }),
+    );
+    log(
+      `${elapsed()} after settling: ${afterSettle.map((r) => `node ${r.node} ${r.outcome} at ${r.ms} ms`).join(', ')}`,
+    );
+
     // Through the CLI on node 0 (what a user would run), and through every other node's control
     // socket: they must all serve the same state (reads see every committed transaction).
     const reader = nodes[0]!;
@@ -711,7 +773,7 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
 
     const check = checkHistory(options, records, balances, entries);
     violations.push(...check.violations);
-    const counts = tally(records);
+    const counts = tally(records.filter((r) => r.client >= 0));
     const failedCodes: Record<string, number> = {};
     const unknownCodes: Record<string, number> = {};
     for (const r of records) {
@@ -731,8 +793,15 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
         ),
       ),
       unknownCommitted: check.unknownCommitted,
+      afterSettle: afterSettle.map((r) => ({
+        node: r.node,
+        outcome: r.outcome,
+        ...(r.code !== undefined ? { code: r.code } : {}),
+        ...(r.ms !== undefined ? { ms: r.ms } : {}),
+      })),
       restarts: restarts.sort((a, b) => a.killedAt - b.killedAt),
       violations,
+      liveness,
       diaryEntries: entries.length,
       total: check.total,
       expectedTotal: options.accounts * options.initialBalance,
@@ -978,6 +1047,9 @@ export function formatReport(report: FaultReport): string {
       `acknowledged transfer latency: p50 ${report.okLatencyMs.p50} ms, p99 ${report.okLatencyMs.p99} ms, max ${report.okLatencyMs.max} ms`,
     );
   lines.push(
+    `after settling, a transfer through each node committed: ${report.afterSettle.map((r) => `node ${r.node} ${r.outcome === 'ok' ? `after ${r.ms ?? '?'} ms` : `never (${r.code ?? '?'})`}`).join(', ')}`,
+  );
+  lines.push(
     `diary entries ${report.diaryEntries}; total ${report.total} (expected ${report.expectedTotal})`,
   );
   for (const [code, message] of Object.entries(report.errorSamples)) lines.push(`  e.g. ${code}: ${message}`);
@@ -993,6 +1065,8 @@ export function formatReport(report: FaultReport): string {
     lines.push(
       `recovery: median ${recoveries[Math.floor(recoveries.length / 2)]} ms, max ${recoveries.at(-1)} ms`,
     );
+  lines.push(`liveness failures: ${report.liveness.length}`);
+  for (const v of report.liveness) lines.push(`  LIVENESS ${v}`);
   lines.push(`violations: ${report.violations.length}`);
   for (const v of report.violations) lines.push(`  VIOLATION ${v}`);
   return lines.join('\n');

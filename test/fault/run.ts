@@ -23,7 +23,8 @@ append {id,from,to,amount}) from concurrent \`optimystic tx\` clients through di
 random node is killed with SIGKILL and restarted every few seconds. Then it reads everything back and
 checks: constant total, no negative balance, every acknowledged transfer in the diary exactly once,
 no failed one, balances equal to the opening balances plus the diary's transfers, and every node
-serving the same state. Exits 1 on any violation.
+serving the same state; and once every node is back, a transfer through each node commits within
+the liveness window. Exits 1 on any violation or liveness failure.
 
 Options:
   --nodes N          node processes (default ${defaultFaultOptions.nodes})
@@ -34,6 +35,8 @@ Options:
   --balance B        opening balance of each account (default ${defaultFaultOptions.initialBalance})
   --max-amount A     largest transfer (default ${defaultFaultOptions.maxAmount})
   --settle S         seconds with every node up before reading back (default ${defaultFaultOptions.settleSeconds})
+  --liveness S       after settling, a transfer through every node must commit within S seconds
+                     (default ${defaultFaultOptions.livenessSeconds})
   --tx-timeout S     give up on an unanswered transaction after S seconds (default ${defaultFaultOptions.txTimeoutSeconds})
   --seed N           seed of the workload and kill schedule (default: random, printed)
   --cluster-size K   passed to node start
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
         'max-amount': { type: 'string' },
         settle: { type: 'string' },
         'tx-timeout': { type: 'string' },
+        liveness: { type: 'string' },
         seed: { type: 'string' },
         'cluster-size': { type: 'string' },
         keep: { type: 'boolean' },
@@ -93,6 +97,7 @@ async function main(): Promise<void> {
     initialBalance: number(v.balance, 'balance', d.initialBalance, 1),
     maxAmount: number(v['max-amount'], 'max-amount', d.maxAmount, 1),
     settleSeconds: number(v.settle, 'settle', d.settleSeconds),
+    livenessSeconds: number(v.liveness, 'liveness', d.livenessSeconds, 1),
     txTimeoutSeconds: number(v['tx-timeout'], 'tx-timeout', d.txTimeoutSeconds, 1),
     seed: number(v.seed, 'seed', Math.floor(Math.random() * 2 ** 31)),
     cliRoot,
@@ -126,7 +131,7 @@ async function main(): Promise<void> {
   console.log(formatReport(report));
   if (options.keep === true) console.log(`data kept in ${report.dataRoot}`);
   if (v.json === true) console.log(JSON.stringify(report));
-  process.exitCode = report.violations.length === 0 ? 0 : 1;
+  process.exitCode = report.violations.length === 0 && report.liveness.length === 0 ? 0 : 1;
 }
 
 await main();
