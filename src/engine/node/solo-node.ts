@@ -17,8 +17,7 @@ import {
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
 import type { RawStore } from '../storage/raw-store.js';
 import { VersionedBlockStore } from '../storage/versioned-block-store.js';
-import { Ed25519Identity, type Certifier } from '../transactions/certifier.js';
-import { OffloadingSoloCertifier } from '../transactions/offload-certifier.js';
+import { Ed25519Identity, SoloCertifier, type Certifier } from '../transactions/certifier.js';
 import { peerIdOfIdentity } from '../cluster/consensus-signer.js';
 import type { RepoClient, TailClient } from '../transactions/protocol.js';
 import { Coordinator, type CoordinatorInit } from '../transactions/coordinator.js';
@@ -117,12 +116,7 @@ export class SoloNode implements Database {
     this.rng = components.rng ?? systemRng;
     this.identity = identity;
     const members = [identity.id];
-    // Signatures go to the thread pool while several transactions are in flight (see the class).
-    const certifier = new OffloadingSoloCertifier(
-      identity,
-      init.network ?? 'default',
-      () => this.coordinator.inFlight > 1,
-    );
+    const certifier = new SoloCertifier(identity, init.network ?? 'default');
     this.certifier = certifier;
     this.blocks = new VersionedBlockStore(this.raw);
     this.repo = new LocalRepo({ blocks: this.blocks, certifier }, { members });

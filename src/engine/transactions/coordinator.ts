@@ -46,7 +46,6 @@ export class Coordinator {
   private readonly attemptsMax: number;
   private readonly expiryMs: number;
   private readonly afterExecute: CoordinatorInit['afterExecute'];
-  private running = 0;
 
   constructor(
     private readonly components: CoordinatorComponents,
@@ -57,26 +56,9 @@ export class Coordinator {
     this.afterExecute = init.afterExecute;
   }
 
-  /** Transactions this coordinator is running now. */
-  get inFlight(): number {
-    return this.running;
-  }
-
   async run(
     request: TxRequest,
     options: { readonly at?: ReadonlyMap<string, number> } = {},
-  ): Promise<TxOutcome> {
-    this.running++;
-    try {
-      return await this.runCounted(request, options);
-    } finally {
-      this.running--;
-    }
-  }
-
-  private async runCounted(
-    request: TxRequest,
-    options: { readonly at?: ReadonlyMap<string, number> },
   ): Promise<TxOutcome> {
     let trx: TrxId = '';
     try {
