@@ -255,4 +255,5 @@ if (runs('embedded')) await main();
 else clearInterval(sampler);
 if (runs('node')) await import('./node.js');
 if (runs('crypto')) await import('./crypto.js'); // threshold crypto figures (bench/crypto.ts)
+if (runs('rtt')) await import('./network-rtt.js'); // request latency between nodes (bench/network-rtt.ts)
 if (runs('network')) await import('./network.js'); // transactions across nodes, with baselines (bench/network.ts)
