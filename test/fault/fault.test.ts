@@ -5,7 +5,7 @@
  * the history checked at the end (constant total, no negative balance, every acknowledged transfer in
  * the diary exactly once, no failed one, balances equal to what the diary's transfers make, every
  * node serving the same state). The seed is printed on failure; rerun it with
- * `npm run fault -- --seed N --seconds 12 --kill-every 4`.
+ * `npm run fault -- --seed N --seconds 10 --kill-every 4`.
  *
  * Runs the built binary: the `before` hook builds dist/ when it is stale (OPTIMYSTIC_CLI_ROOT points
  * at another build, and then nothing is built). Every process it starts is stopped when it ends.
@@ -33,10 +33,11 @@ describe('fault: kill -9 and restart node processes under a bank workload (multi
       ...defaultFaultOptions,
       nodes: 5,
       clients: 4,
-      seconds: 12,
+      seconds: 10,
       killEvery: 4,
       settleSeconds: 2,
       livenessSeconds: 20,
+      livenessNodes: 2,
       txTimeoutSeconds: 20,
       seed,
       cliRoot,

@@ -38,8 +38,10 @@ export interface FaultOptions {
   readonly maxAmount: number;
   /** Seconds to wait with every node up before reading back. */
   readonly settleSeconds: number;
-  /** After the settle period, a transfer through every node must commit within this (retrying). */
+  /** After the settle period, a transfer through each probed node must commit within this (retrying). */
   readonly livenessSeconds: number;
+  /** Nodes probed for liveness, one after another (default: all; the last restarted first). */
+  readonly livenessNodes?: number;
   /** A transaction with no answer for this long is given up on (its outcome is unknown). */
   readonly txTimeoutSeconds: number;
   readonly seed: number;
@@ -690,10 +692,16 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
     // accounts) must commit within the liveness window, retrying what the CLI calls retryable (SPEC
     // §5.3: a tail left holding a prepared entry by a dead coordinator resolves it itself).
     const afterSettle: TransferRecord[] = [];
-    const livenessDeadline = Date.now() + options.livenessSeconds * 1000;
-    const settleStart = Date.now();
-    await Promise.all(
-      nodes.map(async (node) => {
+    // One node at a time (every transfer appends to the same diary, so parallel probes would only
+    // contend with each other); the most recently restarted nodes first, then node 0.
+    const lastRestarted = [...restarts].sort((a, b) => b.killedAt - a.killedAt).map((r) => r.node);
+    const probeOrder = [...new Set([...lastRestarted, ...nodes.map((n) => n.index)])]
+      .slice(0, options.livenessNodes ?? nodes.length)
+      .map((i) => nodes[i]!);
+    for (const node of probeOrder) {
+      const livenessDeadline = Date.now() + options.livenessSeconds * 1000;
+      const settleStart = Date.now();
+      await (async () => {
         for (let attempt = 0; ; attempt++) {
           const transfer: Transfer = {
             id: `after-${node.index}-${attempt}`,
@@ -733,20 +741,30 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
           }
           await sleep(500);
         }
-      }),
-    );
+      })();
+    }
     log(
       `${elapsed()} after settling: ${afterSettle.map((r) => `node ${r.node} ${r.outcome} at ${r.ms} ms`).join(', ')}`,
     );
 
     // Through the CLI on node 0 (what a user would run), and through every other node's control
     // socket: they must all serve the same state (reads see every committed transaction).
+    // A transaction whose client gave up may still be committing on the nodes: wait until the
+    // collections' revisions stand still, read, and read again if they moved meanwhile.
     const reader = nodes[0]!;
-    const [scan, diary, others] = await Promise.all([
-      mustCli(options.cliRoot, ['collection', 'scan', 'accounts', '--json', '--data', reader.dataDir]),
-      mustCli(options.cliRoot, ['collection', 'read', 'transfers', '--json', '--data', reader.dataDir]),
-      Promise.all(nodes.slice(1).map((node) => readThroughSocket(node))),
-    ]);
+    let revs = await quiesce(reader, 30_000);
+    let scan: CliRun, diary: CliRun, others: Awaited<ReturnType<typeof readThroughSocket>>[];
+    for (let round = 1; ; round++) {
+      [scan, diary, others] = await Promise.all([
+        mustCli(options.cliRoot, ['collection', 'scan', 'accounts', '--json', '--data', reader.dataDir]),
+        mustCli(options.cliRoot, ['collection', 'read', 'transfers', '--json', '--data', reader.dataDir]),
+        Promise.all(nodes.slice(1).map((node) => readThroughSocket(node))),
+      ]);
+      const after = await revisions(reader);
+      if (after === revs || round >= 3) break;
+      log(`${elapsed()} revisions moved during the read-back (${revs} → ${after}); reading again`);
+      revs = await quiesce(reader, 30_000);
+    }
     const balances = new Map<string, number>();
     const rows = ndjson(scan.stdout) as { key: string; value: { balance: number } }[];
     for (const row of rows) balances.set(row.key, row.value.balance);
@@ -987,6 +1005,36 @@ async function peerCount(node: NodeHandle): Promise<number> {
     }
   } catch {
     return 0;
+  }
+}
+
+/** The revisions of both collections, as node 0 serves them ("accounts/transfers"). */
+async function revisions(node: NodeHandle): Promise<string> {
+  try {
+    const remote = await reachNode({ dataDir: node.dataDir, startingWaitMs: 2000 });
+    try {
+      const [a, t] = await Promise.all([
+        remote.collectionInfo('accounts'),
+        remote.collectionInfo('transfers'),
+      ]);
+      return `${a.rev}/${t.rev}`;
+    } finally {
+      await remote.close();
+    }
+  } catch (error) {
+    return `error ${String(error).slice(0, 80)}`;
+  }
+}
+
+/** Waits until the revisions are the same two reads in a row, 1.5 s apart (at most timeoutMs). */
+async function quiesce(node: NodeHandle, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await revisions(node);
+  for (;;) {
+    await sleep(1500);
+    const now = await revisions(node);
+    if (now === last || Date.now() > deadline) return now;
+    last = now;
   }
 }
 
