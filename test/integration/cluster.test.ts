@@ -111,7 +111,7 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     const failed: string[] = [];
     await Promise.all(
       all.slice(0, 3).map(async (node, client) => {
-        for (let i = 0; i < 5; i++) {
+        for (let i = 0; i < 4; i++) {
           const id = counter++;
           const from = accounts[(client + i) % accounts.length]!;
           const to = accounts[(client + i * 3 + 1) % accounts.length]!;
