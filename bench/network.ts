@@ -79,6 +79,8 @@ const put = (collection: string, key: string, i: number): TxRequest => ({
 
 interface Latencies {
   readonly ops: number;
+  /** Transactions that committed (opsPerSec counts only these). */
+  readonly committed: number;
   readonly ms: number;
   readonly opsPerSec: number;
   readonly p50Ms: number;
@@ -94,15 +96,19 @@ function summarise(
   attempts: number,
   failed: Readonly<Record<string, number>> = {},
 ): Latencies {
+  // Latencies of every transaction (failed ones too: a client waited for them); the rate and the
+  // attempts count committed transactions only.
   const sorted = samples.filter((x) => x !== undefined).sort((a, b) => a - b);
   const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  const committed = samples.length - Object.values(failed).reduce((a, b) => a + b, 0);
   return {
     ops: samples.length,
+    committed,
     ms: round(ms),
-    opsPerSec: round((samples.length / ms) * 1000),
+    opsPerSec: round((committed / ms) * 1000),
     p50Ms: round(at(0.5), 2),
     p99Ms: round(at(0.99), 2),
-    attemptsPerTx: round(attempts / Math.max(1, samples.length), 3),
+    attemptsPerTx: round(attempts / Math.max(1, committed), 3),
     ...(Object.keys(failed).length > 0 ? { failed } : {}),
   };
 }
