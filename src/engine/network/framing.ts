@@ -168,3 +168,223 @@ function frameError(error: unknown, frameBytesMax: number): EngineError {
       );
   }
 }
+
+/** What a FrameReader reads from: a stream's chunks, and a way to reset it when the peer misbehaves. */
+export interface FrameSource extends AsyncIterable<ByteChunk | Uint8Array> {
+  abort(error: Error): void;
+}
+
+/** Longest varint length prefix accepted (it-length-prefixed's default). */
+const prefixBytesMax = 8;
+
+/**
+ * Reads length-prefixed frames from one stream for as long as the stream lives, across any number of
+ * request/reply exchanges. Unlike `readFrames` it never loses read-ahead bytes between frames, and it
+ * knows when frames are expected: bytes that arrive while nothing is expected (a requester talking
+ * while its request is handled, a responder talking on an idle stream) reset the stream at once.
+ *
+ * Memory is bounded: it pulls from the stream only while fewer than `frameBytesMax` bytes are
+ * buffered (a slow consumer of a streamed reply slows the sender), and every buffered byte counts
+ * against the budget until its frame is taken or the reader is disposed. The length prefix is
+ * checked as soon as it is complete, before its payload is waited for.
+ */
+export class FrameReader {
+  private readonly frameBytesMax: number;
+  private readonly budget: ByteBudget | undefined;
+  private readonly iterator: AsyncIterator<ByteChunk | Uint8Array>;
+  private chunks: Uint8Array[] = [];
+  private bufferedBytes = 0;
+  private expecting = true;
+  private discarding = false;
+  private disposed = false;
+  private ended = false;
+  private failure: EngineError | undefined;
+  private waiter: (() => void) | undefined;
+  private pumpWaiter: (() => void) | undefined;
+  /** Called when bytes arrive while a frame is expected (a request's deadline starts at its first byte). */
+  onBytes: (() => void) | undefined;
+  /** Called once when the stream ends or fails outside an exchange (an idle pooled stream went away). */
+  onIdleEnd: (() => void) | undefined;
+  /** Set by the owner while an exchange is under way on the stream. */
+  inExchange = false;
+
+  constructor(
+    private readonly source: FrameSource,
+    options: ReadFramesOptions = {},
+  ) {
+    this.frameBytesMax = options.frameBytesMax ?? limits.frameBytesMax;
+    this.budget = options.budget;
+    this.iterator = source[Symbol.asyncIterator]();
+    void this.pump();
+  }
+
+  /** Bytes received and not yet taken as frames. */
+  get buffered(): number {
+    return this.bufferedBytes;
+  }
+
+  /** True while the stream can still deliver frames (not ended, failed, discarding or disposed). */
+  get live(): boolean {
+    return !this.ended && this.failure === undefined && !this.discarding && !this.disposed;
+  }
+
+  /**
+   * Says whether frames are expected from now on. Turning it off with bytes still buffered is a
+   * violation (the peer sent more than one frame's worth): the stream is reset and this throws.
+   */
+  expect(on: boolean): void {
+    this.expecting = on;
+    if (!on && this.bufferedBytes > 0)
+      throw this.fail(new EngineError('BAD_INPUT', 'unexpected bytes after a frame'));
+  }
+
+  /**
+   * The next frame's payload, or undefined when the stream ended cleanly at a frame boundary (or the
+   * reader is discarding; a disposed reader throws). Throws EngineError: TOO_LARGE for a length prefix over the limit or an
+   * exhausted budget, BAD_INPUT for a malformed prefix or a stream that ends inside a frame,
+   * UNAVAILABLE when the stream fails. After a throw the reader stays failed.
+   */
+  async next(): Promise<Uint8Array | undefined> {
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure;
+      if (this.discarding) return undefined;
+      if (this.disposed) throw new EngineError('UNAVAILABLE', 'stream reader disposed');
+      const frame = this.take();
+      if (frame !== undefined) return frame;
+      if (this.ended) {
+        if (this.bufferedBytes === 0) return undefined;
+        throw this.fail(new EngineError('BAD_INPUT', 'stream ended inside a frame'));
+      }
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+
+  /** Drops what is buffered and everything that still arrives (a stream we are closing); next() returns undefined. */
+  discard(): void {
+    this.discarding = true;
+    this.dropBuffered();
+    this.wakeAll();
+  }
+
+  /** Gives every held byte back to the budget and stops reading. Safe to call twice. */
+  dispose(): void {
+    this.disposed = true;
+    this.dropBuffered();
+    this.wakeAll();
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        while (this.bufferedBytes > this.frameBytesMax && !this.disposed && this.failure === undefined)
+          await new Promise<void>((resolve) => (this.pumpWaiter = resolve));
+        if (this.disposed || this.failure !== undefined) return;
+        const result = await this.iterator.next();
+        if (result.done === true) break;
+        const chunk = result.value;
+        const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray();
+        if (bytes.byteLength === 0 || this.disposed || this.discarding) continue;
+        if (!this.expecting) throw new EngineError('BAD_INPUT', 'unexpected bytes on the stream');
+        if (this.budget !== undefined && !this.budget.take(bytes.byteLength))
+          throw new EngineError('TOO_LARGE', 'inbound buffer budget exhausted');
+        this.chunks.push(bytes);
+        this.bufferedBytes += bytes.byteLength;
+        this.onBytes?.();
+        this.wake();
+      }
+      this.ended = true;
+      this.idleEnd();
+      this.wake();
+    } catch (error) {
+      this.fail(frameError(error, this.frameBytesMax));
+    }
+  }
+
+  /** Takes one whole frame off the buffer, if there is one; throws (and fails) on a bad prefix. */
+  private take(): Uint8Array | undefined {
+    if (this.bufferedBytes === 0) return undefined;
+    let length = 0;
+    let prefixBytes = 0;
+    let complete = false;
+    let scale = 1;
+    scan: for (const chunk of this.chunks) {
+      for (const byte of chunk) {
+        length += (byte & 0x7f) * scale;
+        scale *= 0x80;
+        prefixBytes += 1;
+        if (length > this.frameBytesMax)
+          throw this.fail(
+            new EngineError('TOO_LARGE', `frame length prefix is over the ${this.frameBytesMax}-byte limit`),
+          );
+        if ((byte & 0x80) === 0) {
+          complete = true;
+          break scan;
+        }
+        if (prefixBytes >= prefixBytesMax)
+          throw this.fail(new EngineError('BAD_INPUT', 'frame length prefix is malformed'));
+      }
+    }
+    if (!complete || this.bufferedBytes < prefixBytes + length) return undefined;
+    const whole = prefixBytes + length;
+    let frame: Uint8Array;
+    const first = this.chunks[0]!;
+    if (first.byteLength >= whole) {
+      frame = first.subarray(prefixBytes, whole);
+      if (first.byteLength === whole) this.chunks.shift();
+      else this.chunks[0] = first.subarray(whole);
+    } else {
+      const joined = new Uint8Array(whole);
+      let filled = 0;
+      while (filled < whole) {
+        const chunk = this.chunks[0]!;
+        const part = Math.min(chunk.byteLength, whole - filled);
+        joined.set(chunk.subarray(0, part), filled);
+        filled += part;
+        if (part === chunk.byteLength) this.chunks.shift();
+        else this.chunks[0] = chunk.subarray(part);
+      }
+      frame = joined.subarray(prefixBytes);
+    }
+    this.bufferedBytes -= whole;
+    this.budget?.give(whole);
+    this.pumpWaiter?.();
+    this.pumpWaiter = undefined;
+    return frame;
+  }
+
+  /** Fails the reader (the first failure sticks), resets the stream, and returns the failure. */
+  private fail(error: EngineError): EngineError {
+    if (this.failure !== undefined) return this.failure;
+    this.failure = error;
+    this.dropBuffered();
+    this.source.abort(error);
+    this.idleEnd();
+    this.wakeAll();
+    return error;
+  }
+
+  private idleEnd(): void {
+    if (this.inExchange) return;
+    const onIdleEnd = this.onIdleEnd;
+    this.onIdleEnd = undefined;
+    onIdleEnd?.();
+  }
+
+  private dropBuffered(): void {
+    if (this.bufferedBytes > 0) this.budget?.give(this.bufferedBytes);
+    this.bufferedBytes = 0;
+    this.chunks = [];
+  }
+
+  private wake(): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
+  }
+
+  private wakeAll(): void {
+    this.wake();
+    this.pumpWaiter?.();
+    this.pumpWaiter = undefined;
+  }
+}

@@ -2,6 +2,10 @@
  * The libp2p edge of a node: transport (TCP + Noise + Yamux), identify, ping, a Kademlia DHT namespaced
  * by the network name, bootstrap upkeep, and request/response protocols with bounded inbound work.
  * Everything above this module sees peer ids and multiaddrs as strings and errors as EngineErrors.
+ *
+ * Requests reuse streams: each (peer, protocol) keeps a few idle request streams open (StreamPool),
+ * and the serving side answers request after request on one stream (serveStream); the rules that make
+ * this safe are at the top of request-response.ts. Streamed replies use pooled streams too.
  */
 import { createHash } from 'node:crypto';
 import { noise } from '@chainsafe/libp2p-noise';
@@ -20,15 +24,18 @@ import { limits } from '../base/limits.js';
 import { ByteBudget } from './framing.js';
 import { peerIdOf, type PrivateKey } from './identity.js';
 import { PeerGuard } from './peer-guard.js';
+import { StreamPool } from './stream-pool.js';
 import { checkName, defaultNetwork, dhtProtocolId, networkOfProtocol, protocolId } from './protocols.js';
 import {
   type RequestHandler,
   type RequestOptions,
   type ServeOutcome,
+  type StreamSource,
   type WireStream,
   sendRequest,
   sendStreamRequest,
-  serveRequest,
+  serveIdleTimeoutMs,
+  serveStream,
 } from './request-response.js';
 import type { Validator } from './schema.js';
 
@@ -74,7 +81,17 @@ export interface NetworkInit {
   requestsPerPeerBurst?: number;
   /** Bytes of partly received frames held across all inbound streams (default limits.inboundBufferedBytesMax). */
   inboundBufferedBytesMax?: number;
+  /** How long an idle request stream is kept for the next request before we close it (default 10 s). */
+  requestStreamIdleMs?: number;
+  /** Idle request streams kept per peer, across protocols (default 8). */
+  requestStreamsIdlePerPeerMax?: number;
+  /** How long a served stream may sit idle between requests before we close it (default 30 s; keep it above requesters' requestStreamIdleMs). */
+  servedStreamIdleMs?: number;
 }
+
+/** Defaults of the request stream pool: a few streams per peer, closed by the requester before the responder gives up on them. */
+const requestStreamIdleMsDefault = 10_000;
+const requestStreamsIdlePerPeerMaxDefault = 8;
 
 export interface PeerInfo {
   readonly id: string;
@@ -104,8 +121,10 @@ export interface HandleOptions<Req> {
 
 /** Counters of the inbound side, for status and for tests that check bounds. */
 export interface NetworkStats {
-  /** Inbound request streams being served now. */
+  /** Inbound request streams with a request being received or served now. */
   readonly inboundStreams: number;
+  /** Inbound streams open between requests, kept for reuse by their requesters (they count against the stream limits too). */
+  readonly idleInboundStreams: number;
   /** Bytes of partly received request frames held now. */
   readonly bufferedBytes: number;
   /** Peers whose rate-limit state is remembered. */
@@ -114,6 +133,12 @@ export interface NetworkStats {
   readonly refused: number;
   /** Requests served since start, by outcome. */
   readonly served: Readonly<Record<ServeOutcome, number>>;
+  /** Outbound request streams opened since start. */
+  readonly streamsOpened: number;
+  /** Requests sent on a reused (pooled) stream since start. */
+  readonly streamsReused: number;
+  /** Idle request streams pooled now. */
+  readonly idleStreams: number;
 }
 
 export interface NetworkNode {
@@ -189,6 +214,8 @@ class Libp2pNetworkNode implements NetworkNode {
   private readonly bootstrap: readonly { address: Multiaddr; peerId: string }[];
   private readonly guard: PeerGuard;
   private readonly budget: ByteBudget;
+  private readonly pool: StreamPool;
+  private readonly servedIdleMs: number;
   private readonly listeners = new Map<NetworkEvent, Set<(peerId: string) => void>>();
   private readonly identified = new Map<string, string[]>();
   /** Connected peers that serve our DHT (identified with its protocol); candidates for `closest`. */
@@ -197,6 +224,10 @@ class Libp2pNetworkNode implements NetworkNode {
   private readonly foreign = new Set<string>();
   private readonly served: Record<ServeOutcome, number> = { replied: 0, errored: 0, reset: 0 };
   private refused = 0;
+  /** Inbound streams carrying a request now (the rest of the guard's open streams are idle). */
+  private busyStreams = 0;
+  /** Served streams by protocol id, each retired (closed once idle) when its handler is replaced or withdrawn. */
+  private readonly servedStreams = new Map<string, Set<AbortController>>();
   private libp2p: Node | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private maintaining = false;
@@ -232,6 +263,18 @@ class Libp2pNetworkNode implements NetworkNode {
       }),
     );
     this.budget = new ByteBudget(init.inboundBufferedBytesMax ?? limits.inboundBufferedBytesMax);
+    this.pool = new StreamPool({
+      idleMs: positive(init.requestStreamIdleMs ?? requestStreamIdleMsDefault, 'requestStreamIdleMs'),
+      idlePerPeerMax: Math.floor(
+        nonNegative(
+          init.requestStreamsIdlePerPeerMax ?? requestStreamsIdlePerPeerMaxDefault,
+          'requestStreamsIdlePerPeerMax',
+        ),
+      ),
+      lingerMs: this.requestTimeoutMs,
+      frameBytesMax: this.frameBytesMax,
+    });
+    this.servedIdleMs = positive(init.servedStreamIdleMs ?? serveIdleTimeoutMs, 'servedStreamIdleMs');
     this.peerId = peerIdOf(components.privateKey);
   }
 
@@ -527,6 +570,10 @@ class Libp2pNetworkNode implements NetworkNode {
     const protocol = protocolId(this.network, name);
     const frameBytesMax = options.frameBytesMax ?? this.frameBytesMax;
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    // Streams still open on a handler being replaced must not keep reaching it.
+    this.retireServed(protocol);
+    const served = new Set<AbortController>();
+    this.servedStreams.set(protocol, served);
     const onStream = (stream: Stream, connection: { remotePeer: { toString(): string } }): void => {
       const peerId = connection.remotePeer.toString();
       const admission = this.guard.admit(peerId, this.trusted(peerId));
@@ -536,24 +583,26 @@ class Libp2pNetworkNode implements NetworkNode {
         return;
       }
       stream.addEventListener('close', () => admission.release(), { once: true });
-      serveRequest(stream as WireStream, peerId, handler, {
+      const retire = new AbortController();
+      served.add(retire);
+      serveStream(stream as WireStream, peerId, handler, {
+        retire: retire.signal,
         validate: options.validate,
         frameBytesMax,
         timeoutMs,
         budget: this.budget,
+        idleTimeoutMs: this.servedIdleMs,
+        // Every request takes a token, not only a stream's first.
+        admitNext: () => {
+          if (this.guard.admitRequest(peerId, this.trusted(peerId))) return true;
+          this.refused += 1;
+          return false;
+        },
+        onOutcome: (outcome) => (this.served[outcome] += 1),
+        onBusy: (busy) => (this.busyStreams += busy ? 1 : -1),
       })
-        .then((outcome) => {
-          this.served[outcome] += 1;
-          // Our side is done; a requester that never closes its side must not hold the slot.
-          if (stream.status === 'open') {
-            const linger = setTimeout(
-              () => stream.abort(new EngineError('TIMEOUT', 'requester did not close')),
-              timeoutMs,
-            );
-            stream.addEventListener('close', () => clearTimeout(linger), { once: true });
-          }
-        })
-        .catch(() => stream.abort(new EngineError('INTERNAL', 'request failed')));
+        .catch(() => stream.abort(new EngineError('INTERNAL', 'request failed')))
+        .finally(() => served.delete(retire));
     };
     try {
       await this.node.handle(protocol, onStream, {
@@ -572,7 +621,16 @@ class Libp2pNetworkNode implements NetworkNode {
   }
 
   async unhandle(name: string): Promise<void> {
-    await this.node.unhandle(protocolId(this.network, name));
+    const protocol = protocolId(this.network, name);
+    await this.node.unhandle(protocol);
+    this.retireServed(protocol);
+  }
+
+  private retireServed(protocol: string): void {
+    const served = this.servedStreams.get(protocol);
+    if (served === undefined) return;
+    this.servedStreams.delete(protocol);
+    for (const retire of served) retire.abort();
   }
 
   async request<T = unknown>(
@@ -581,7 +639,7 @@ class Libp2pNetworkNode implements NetworkNode {
     message: unknown,
     options: RequestOptions<T> = {},
   ): Promise<T> {
-    return sendRequest(this.opener(peer, name), message, this.requestDefaults(options));
+    return sendRequest(this.source(peer, name), message, this.requestDefaults(options));
   }
 
   requestStream<T = unknown>(
@@ -590,32 +648,37 @@ class Libp2pNetworkNode implements NetworkNode {
     message: unknown,
     options: RequestOptions<T> = {},
   ): AsyncGenerator<T, void, undefined> {
-    return sendStreamRequest(this.opener(peer, name), message, this.requestDefaults(options));
+    return sendStreamRequest(this.source(peer, name), message, this.requestDefaults(options));
   }
 
   private requestDefaults<T>(options: RequestOptions<T>): RequestOptions<T> {
     return { timeoutMs: this.requestTimeoutMs, frameBytesMax: this.frameBytesMax, ...options };
   }
 
-  private opener(peer: string, name: string): (signal: AbortSignal) => Promise<WireStream> {
+  /** Streams for requests to `peer` (an id or a multiaddr, each its own pool key) on protocol `name`. */
+  private source(peer: string, name: string): StreamSource {
     const protocol = protocolId(this.network, name);
     const target = peer.startsWith('/') ? parseAddress(peer, 'BAD_INPUT') : parsePeerId(peer);
-    return async (signal) => {
+    return this.pool.source(peer, protocol, async (signal) => {
       try {
         return await this.node.dialProtocol(target, protocol, { signal });
       } catch (error) {
         throw networkError(error, `could not open ${protocol} to ${peer}`);
       }
-    };
+    });
   }
 
   stats(): NetworkStats {
     return {
-      inboundStreams: this.guard.openStreams(),
+      inboundStreams: this.busyStreams,
+      idleInboundStreams: this.guard.openStreams() - this.busyStreams,
       bufferedBytes: this.budget.held,
       trackedPeers: this.guard.trackedPeers(),
       refused: this.refused,
       served: { ...this.served },
+      streamsOpened: this.pool.opened,
+      streamsReused: this.pool.reused,
+      idleStreams: this.pool.idleStreams,
     };
   }
 
@@ -625,6 +688,7 @@ class Libp2pNetworkNode implements NetworkNode {
     this.stopController.abort(new EngineError('UNAVAILABLE', 'network node stopped'));
     if (this.maintenanceTimer !== undefined) clearInterval(this.maintenanceTimer);
     this.listeners.clear();
+    this.pool.close();
     await this.libp2p?.stop();
   }
 }
@@ -694,6 +758,12 @@ function withPeerId(address: string, peerId: string): string {
 function positive(value: number, what: string): number {
   if (!Number.isFinite(value) || value <= 0)
     throw new EngineError('CONFIG_INVALID', `${what} must be a positive number`, { field: what });
+  return value;
+}
+
+function nonNegative(value: number, what: string): number {
+  if (!Number.isFinite(value) || value < 0)
+    throw new EngineError('CONFIG_INVALID', `${what} must be a non-negative number`, { field: what });
   return value;
 }
 

@@ -1,6 +1,8 @@
 /**
  * Admission of inbound streams: at most `streamsPerPeerMax` open per peer and `inboundStreamsMax`
- * overall, and a token bucket per peer (`requestsPerPeerPerSec`, bursts up to `requestsPerPeerBurst`).
+ * overall, and a token bucket per peer (`requestsPerPeerPerSec`, bursts up to `requestsPerPeerBurst`)
+ * that every request takes a token from: a stream's first with `admit`, later ones on the same
+ * (reused) stream with `admitRequest`.
  * State is kept for at most `peersTrackedMax` peers (least recently seen dropped first), so a parade
  * of fresh peer ids cannot grow it. Time comes from the injected clock.
  */
@@ -82,6 +84,19 @@ export class PeerGuard {
         this.openTotal -= 1;
       },
     };
+  }
+
+  /**
+   * Admits one more request on a stream `peerId` already holds (streams are reused for many requests):
+   * it takes a token like `admit` does for a stream's first request; false when the peer is over its
+   * rate. Trusted peers are not rate limited.
+   */
+  admitRequest(peerId: string, trusted = false): boolean {
+    if (trusted) return true;
+    const state = this.touch(peerId);
+    if (state.tokens < 1) return false;
+    state.tokens -= 1;
+    return true;
   }
 
   /** Streams open now, overall and for one peer. */

@@ -1,19 +1,44 @@
 /**
- * Request and response on one stream. The requester writes one frame (the request, a `{ type }`
- * message) and closes its writing end; the responder answers with one of
+ * Request and response on reused streams. A requester writes one frame (the request, a `{ type }`
+ * message); the responder answers with one of
  *
  *   { type: 'reply', value }                      a single value
  *   { type: 'item', value } … { type: 'end' }     a streamed reply (scans), one frame per item
  *   { type: 'error', code, message }              an EngineError code and message
  *
- * and closes. Every request has a deadline (for a streamed reply, a deadline per frame). A frame that
- * is malformed, truncated or oversized, a payload that is not JSON and a request of an unknown type
- * reset the stream: the sender is broken or hostile and gets no answer. A request of a known type
- * whose fields fail validation is answered with BAD_INPUT, so a well-meaning client learns why.
+ * and then waits for the next request on the same stream, until the requester closes its writing end
+ * (the responder closes too) or the stream sits idle for `idleTimeoutMs` (the responder closes its
+ * writing end and ignores whatever still arrives). A requester that closes its writing end right
+ * after its request (one request per stream) is served exactly once.
+ *
+ * Why reuse, and why a pool rather than request ids multiplexed on one stream: opening a stream costs
+ * a yamux stream plus a multistream-select negotiation, several times the cost of the exchange itself
+ * on a fast link, and the cluster's commit path is a chain of sequential requests. A pool of idle
+ * streams per (peer, protocol) removes that cost and keeps every per-stream guarantee as it was: one
+ * request is in flight per stream, so a deadline, a cancellation, a malformed frame or a refusal still
+ * resets exactly the one exchange it concerns (multiplexing would need cancel frames and per-request
+ * flow control, and a reset would take every request on the stream down with it), and the per-peer
+ * stream limits keep bounding concurrent work. The rules that make reuse safe:
+ *
+ * - A stream is reused only after an exchange that ended cleanly: the final frame (reply, end or a
+ *   remote error) was read and nothing followed it. A stream whose exchange failed, timed out, was
+ *   cancelled or abandoned is reset, never pooled.
+ * - Strictly one exchange at a time, both ways: bytes from the requester while its request is handled,
+ *   or from the responder on an idle stream, reset the stream.
+ * - The responder never ends a stream cleanly without answering a request it read: it closes only
+ *   while idle, and drops requests that cross its close. So a reused stream that ends cleanly before
+ *   any reply byte did not serve the request, and the requester sends it again, once, on a new stream.
+ *   A reset is not retried (the request may have been served).
+ *
+ * Every request has a deadline (for a streamed reply, a deadline per frame); on a reused stream the
+ * responder's deadline starts at the request's first byte. A frame that is malformed, truncated or
+ * oversized, a payload that is not JSON and a request of an unknown type reset the stream: the sender
+ * is broken or hostile and gets no answer. A request of a known type whose fields fail validation is
+ * answered with BAD_INPUT, so a well-meaning client learns why.
  */
 import { EngineError, isErrorCode, toEngineError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
-import { type ByteBudget, type ByteChunk, decodeFramePayload, encodeFrame, readFrames } from './framing.js';
+import { type ByteBudget, type ByteChunk, decodeFramePayload, encodeFrame, FrameReader } from './framing.js';
 import { isUnknownTypeError, json, messageUnion, object, string, type Validator } from './schema.js';
 
 /** What the request layer needs from a stream; libp2p streams satisfy it. */
@@ -63,6 +88,25 @@ export interface ServeOptions<Req> {
 /** How a served request ended, for counters and logs. */
 export type ServeOutcome = 'replied' | 'errored' | 'reset';
 
+/** How long a responder keeps an idle stream open by default; longer than requesters pool one. */
+export const serveIdleTimeoutMs = 30_000;
+
+export interface ServeStreamOptions<Req> extends ServeOptions<Req> {
+  /** How long the stream may sit idle between requests before the responder closes it. */
+  idleTimeoutMs?: number;
+  /** Asked before each request after the first on the stream (rate limits); false resets the stream. */
+  admitNext?: () => boolean;
+  /** Told how each request ended. */
+  onOutcome?: (outcome: ServeOutcome) => void;
+  /** Told when the stream starts carrying a request (true) and when it is idle or gone again (false). */
+  onBusy?: (busy: boolean) => void;
+  /**
+   * Aborted when the handler is replaced or withdrawn: the stream is closed as if idle, at once when
+   * it is idle, else once the request under way is answered (requesters go on on a new stream).
+   */
+  retire?: AbortSignal;
+}
+
 const replyFrame = messageUnion({
   reply: object({ value: json() }),
   item: object({ value: json() }),
@@ -72,83 +116,237 @@ const replyFrame = messageUnion({
 
 type ReplyFrame = ReturnType<typeof replyFrame>;
 
-/** Serves one inbound stream: reads the request, runs the handler, writes the reply. Never throws. */
+/**
+ * Serves one inbound stream: one request after another until the requester closes it, it idles out
+ * or something resets it. Never throws.
+ */
+export async function serveStream<Req>(
+  stream: WireStream,
+  peerId: string,
+  handler: RequestHandler<Req>,
+  options: ServeStreamOptions<Req>,
+): Promise<void> {
+  const frameBytesMax = options.frameBytesMax ?? limits.frameBytesMax;
+  const timeoutMs = options.timeoutMs ?? limits.requestTimeoutMs;
+  const idleTimeoutMs = options.idleTimeoutMs ?? serveIdleTimeoutMs;
+  stream.maxReadBufferLength = frameBytesMax;
+  const reader = new FrameReader(
+    stream,
+    options.budget === undefined ? { frameBytesMax } : { frameBytesMax, budget: options.budget },
+  );
+  reader.inExchange = true;
+  const deadline = new Deadline();
+  let controller = new AbortController();
+  // A requester that resets the stream (or goes away) cancels the handler's work.
+  const onClose = (): void => {
+    if (!controller.signal.aborted)
+      controller.abort(new EngineError('UNAVAILABLE', 'requester closed the stream'));
+  };
+  stream.addEventListener('close', onClose, { once: true });
+  const report = (outcome: ServeOutcome): void => options.onOutcome?.(outcome);
+  let busy = false;
+  const setBusy = (now: boolean): void => {
+    if (busy === now) return;
+    busy = now;
+    options.onBusy?.(now);
+  };
+  let served = 0;
+  let idleWait: (() => void) | undefined;
+  const onRetire = (): void => idleWait?.();
+  options.retire?.addEventListener('abort', onRetire, { once: true });
+  try {
+    for (;;) {
+      if (options.retire?.aborted === true && served > 0) {
+        setBusy(false);
+        reader.discard();
+        await closeQuietly(stream, timeoutMs);
+        return;
+      }
+      const request = (controller = new AbortController());
+      const expire = (): void => {
+        const error = new EngineError('TIMEOUT', `request not served within ${timeoutMs} ms`);
+        request.abort(error);
+        stream.abort(error);
+      };
+      let idled = false;
+      let started = served === 0 || reader.buffered > 0;
+      setBusy(started);
+      if (started) deadline.set(timeoutMs, expire);
+      else {
+        idleWait = () => {
+          idled = true;
+          reader.discard();
+        };
+        deadline.set(idleTimeoutMs, idleWait);
+        reader.onBytes = () => {
+          reader.onBytes = undefined;
+          idleWait = undefined;
+          started = true;
+          setBusy(true);
+          deadline.set(timeoutMs, expire);
+        };
+      }
+      let payload: Uint8Array | undefined;
+      try {
+        payload = await reader.next();
+      } catch (error) {
+        stream.abort(toEngineError(error));
+        // A stream reset while idle is no request's outcome.
+        if (started) report('reset');
+        return;
+      } finally {
+        reader.onBytes = undefined;
+        idleWait = undefined;
+      }
+      if (payload === undefined) {
+        deadline.clear();
+        if (idled) await closeQuietly(stream, timeoutMs);
+        else if (served === 0) {
+          stream.abort(new EngineError('BAD_INPUT', 'stream closed before a request frame'));
+          report('reset');
+        } else await closeQuietly(stream, timeoutMs);
+        return;
+      }
+      try {
+        // The requester has nothing more to say until it has its answer.
+        reader.expect(false);
+      } catch {
+        report('reset');
+        return;
+      }
+      if (served > 0 && options.admitNext?.() === false) {
+        stream.abort(new EngineError('UNAVAILABLE', 'request refused (rate)'));
+        return;
+      }
+      let outcome: ServeOutcome;
+      try {
+        outcome = await serveOne(stream, reader, payload, peerId, handler, options, {
+          frameBytesMax,
+          signal: request.signal,
+          deadline,
+        });
+      } catch (error) {
+        stream.abort(toEngineError(error));
+        outcome = 'reset';
+      }
+      deadline.clear();
+      if (!request.signal.aborted) request.abort(new EngineError('UNAVAILABLE', 'request finished'));
+      report(outcome);
+      if (outcome === 'reset') return;
+      served += 1;
+    }
+  } catch (error) {
+    stream.abort(toEngineError(error));
+  } finally {
+    deadline.clear();
+    options.retire?.removeEventListener('abort', onRetire);
+    stream.removeEventListener('close', onClose);
+    if (!controller.signal.aborted) controller.abort(new EngineError('UNAVAILABLE', 'stream finished'));
+    reader.dispose();
+    setBusy(false);
+  }
+}
+
+/** Serves one request's payload: validate, handle, answer. Throws only when the stream failed. */
+async function serveOne<Req>(
+  stream: WireStream,
+  reader: FrameReader,
+  payload: Uint8Array,
+  peerId: string,
+  handler: RequestHandler<Req>,
+  options: ServeOptions<Req>,
+  context: { frameBytesMax: number; signal: AbortSignal; deadline: Deadline },
+): Promise<ServeOutcome> {
+  const { frameBytesMax, signal, deadline } = context;
+  /** The last frame of an answer: from here on the next request may come. */
+  const final = async (frame: unknown): Promise<void> => {
+    const bytes = frameBytes(frame, frameBytesMax);
+    reader.expect(true);
+    await sendBytes(stream, bytes, signal);
+  };
+  let message: unknown;
+  try {
+    message = decodeFramePayload(payload, frameBytesMax);
+  } catch (error) {
+    stream.abort(toEngineError(error));
+    return 'reset';
+  }
+  let request: Req;
+  try {
+    request = options.validate(message);
+  } catch (error) {
+    const engineError = toEngineError(error);
+    if (isUnknownTypeError(engineError)) {
+      stream.abort(engineError);
+      return 'reset';
+    }
+    await final(errorFrame(engineError));
+    return 'errored';
+  }
+  try {
+    const result = await abortable(handler(request, { peerId, signal }), signal);
+    if (result instanceof StreamedReply) {
+      for await (const item of result.items) {
+        await writeFrame(stream, { type: 'item', value: item }, frameBytesMax, signal);
+        deadline.restart();
+      }
+      await final({ type: 'end' });
+    } else {
+      await final({ type: 'reply', value: result ?? null });
+    }
+  } catch (error) {
+    if (signal.aborted || stream.status !== 'open') {
+      stream.abort(toEngineError(error));
+      return 'reset';
+    }
+    await final(errorFrame(toEngineError(error)));
+    return 'errored';
+  }
+  return 'replied';
+}
+
+/** Closes our writing end and waits (at most `lingerMs`) for the other side to close; resets it then. */
+async function closeQuietly(stream: WireStream, lingerMs: number): Promise<void> {
+  try {
+    await stream.close();
+  } catch (error) {
+    stream.abort(toEngineError(error));
+    return;
+  }
+  if (stream.status !== 'open' && stream.status !== 'closing') return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      stream.removeEventListener('close', done);
+      stream.abort(new EngineError('TIMEOUT', 'peer did not close the stream'));
+      resolve();
+    }, lingerMs);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    stream.addEventListener('close', done, { once: true });
+  });
+}
+
+/**
+ * Serves one inbound stream and returns how its (last) request ended: for a requester that sends one
+ * request and closes, how that request ended. Never throws.
+ */
 export async function serveRequest<Req>(
   stream: WireStream,
   peerId: string,
   handler: RequestHandler<Req>,
-  options: ServeOptions<Req>,
+  options: ServeStreamOptions<Req>,
 ): Promise<ServeOutcome> {
-  const frameBytesMax = options.frameBytesMax ?? limits.frameBytesMax;
-  const timeoutMs = options.timeoutMs ?? limits.requestTimeoutMs;
-  const controller = new AbortController();
-  const deadline = new Deadline(timeoutMs, () => {
-    const error = new EngineError('TIMEOUT', `request not served within ${timeoutMs} ms`);
-    controller.abort(error);
-    stream.abort(error);
+  let last: ServeOutcome = 'reset';
+  await serveStream(stream, peerId, handler, {
+    ...options,
+    onOutcome: (outcome) => {
+      last = outcome;
+      options.onOutcome?.(outcome);
+    },
   });
-  const signal = controller.signal;
-  // A requester that resets the stream (or goes away) cancels the handler's work.
-  const onClose = (): void => {
-    if (!signal.aborted) controller.abort(new EngineError('UNAVAILABLE', 'requester closed the stream'));
-  };
-  stream.addEventListener('close', onClose, { once: true });
-  stream.maxReadBufferLength = frameBytesMax;
-  try {
-    let message: unknown;
-    try {
-      const payload = await readOneFrame(stream, frameBytesMax, options.budget);
-      // The requester has nothing more to say; anything it still sends is a violation.
-      stream.maxReadBufferLength = 0;
-      message = decodeFramePayload(payload, frameBytesMax);
-    } catch (error) {
-      stream.abort(toEngineError(error));
-      return 'reset';
-    }
-    let request: Req;
-    try {
-      request = options.validate(message);
-    } catch (error) {
-      const engineError = toEngineError(error);
-      if (isUnknownTypeError(engineError)) {
-        stream.abort(engineError);
-        return 'reset';
-      }
-      await writeFrame(stream, errorFrame(engineError), frameBytesMax, signal);
-      await stream.close({ signal });
-      return 'errored';
-    }
-    let result: unknown;
-    try {
-      result = await abortable(handler(request, { peerId, signal }), signal);
-      if (result instanceof StreamedReply) {
-        for await (const item of result.items) {
-          await writeFrame(stream, { type: 'item', value: item }, frameBytesMax, signal);
-          deadline.restart();
-        }
-        await writeFrame(stream, { type: 'end' }, frameBytesMax, signal);
-      } else {
-        await writeFrame(stream, { type: 'reply', value: result ?? null }, frameBytesMax, signal);
-      }
-    } catch (error) {
-      if (signal.aborted || stream.status !== 'open') {
-        stream.abort(toEngineError(error));
-        return 'reset';
-      }
-      await writeFrame(stream, errorFrame(toEngineError(error)), frameBytesMax, signal);
-      await stream.close({ signal });
-      return 'errored';
-    }
-    await stream.close({ signal });
-    return 'replied';
-  } catch (error) {
-    stream.abort(toEngineError(error));
-    return 'reset';
-  } finally {
-    deadline.clear();
-    stream.removeEventListener('close', onClose);
-    if (!signal.aborted) controller.abort(new EngineError('UNAVAILABLE', 'request finished'));
-  }
+  return last;
 }
 
 function errorFrame(error: EngineError): { type: 'error'; code: string; message: string } {
@@ -157,19 +355,21 @@ function errorFrame(error: EngineError): { type: 'error'; code: string; message:
   return { type: 'error', code: error.code, message };
 }
 
-async function readOneFrame(
-  stream: WireStream,
-  frameBytesMax: number,
-  budget: ByteBudget | undefined,
-): Promise<Uint8Array> {
-  const frames = readFrames(stream, budget === undefined ? { frameBytesMax } : { frameBytesMax, budget });
+/** Encodes one frame; a reply too large to send becomes an error frame with its code. */
+function frameBytes(value: unknown, frameBytesMax: number): Uint8Array {
   try {
-    const first = await frames.next();
-    if (first.done === true) throw new EngineError('BAD_INPUT', 'stream closed before a request frame');
-    return first.value;
-  } finally {
-    await frames.return(undefined);
+    return encodeFrame(value, frameBytesMax);
+  } catch (error) {
+    const engineError = toEngineError(error);
+    // A reply too large to send is answered with its code instead, so the requester is not left waiting.
+    if (typeof value === 'object' && value !== null && (value as { type?: unknown }).type !== 'error')
+      return encodeFrame(errorFrame(engineError), frameBytesMax);
+    throw engineError;
   }
+}
+
+async function sendBytes(stream: WireStream, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+  if (!stream.send(bytes)) await stream.onDrain(signal === undefined ? {} : { signal });
 }
 
 /** Writes one frame, waiting for the stream to drain when its buffer is full. */
@@ -179,17 +379,7 @@ export async function writeFrame(
   frameBytesMax: number,
   signal?: AbortSignal,
 ): Promise<void> {
-  let bytes: Uint8Array;
-  try {
-    bytes = encodeFrame(value, frameBytesMax);
-  } catch (error) {
-    const engineError = toEngineError(error);
-    // A reply too large to send is answered with its code instead, so the requester is not left waiting.
-    if (typeof value === 'object' && value !== null && (value as { type?: unknown }).type !== 'error') {
-      bytes = encodeFrame(errorFrame(engineError), frameBytesMax);
-    } else throw engineError;
-  }
-  if (!stream.send(bytes)) await stream.onDrain(signal === undefined ? {} : { signal });
+  await sendBytes(stream, frameBytes(value, frameBytesMax), signal);
 }
 
 export interface RequestOptions<T> {
@@ -204,13 +394,54 @@ export interface RequestOptions<T> {
 /** Opens a stream to the peer; errors should already be EngineErrors (UNAVAILABLE, TIMEOUT, …). */
 export type OpenStream = (signal: AbortSignal) => Promise<WireStream>;
 
+/** A stream lent to one exchange, with the reader that lives as long as the stream. */
+export interface Lease {
+  readonly stream: WireStream;
+  readonly reader: FrameReader;
+  /** The stream carried an earlier exchange (it came from a pool). */
+  readonly reused: boolean;
+}
+
+/** Where exchanges get their streams: a pool of idle ones, or a new stream per request. */
+export interface StreamSource {
+  /** A stream for one exchange: an idle one when there is one (unless `fresh`), else a new one. */
+  acquire(signal: AbortSignal, fresh: boolean): Promise<Lease>;
+  /**
+   * Takes a stream back once its exchange is over: `reusable` when it ended cleanly (the final frame
+   * read, nothing after it); otherwise the stream has been reset or must be.
+   */
+  release(lease: Lease, reusable: boolean): void;
+  /** Close the writing end after the request (one request per stream). */
+  readonly oneShot?: boolean;
+}
+
+/** A source that opens a new stream per request and closes its writing end after the request. */
+export function oneShotSource(open: OpenStream, frameBytesMax: number = limits.frameBytesMax): StreamSource {
+  return {
+    oneShot: true,
+    acquire: async (signal) => {
+      const stream = await open(signal);
+      return { stream, reader: new FrameReader(stream, { frameBytesMax }), reused: false };
+    },
+    release: (lease, reusable) => {
+      if (!reusable && lease.stream.status === 'open')
+        lease.stream.abort(new EngineError('INTERRUPTED', 'request abandoned'));
+      lease.reader.dispose();
+    },
+  };
+}
+
+function sourceOf(open: OpenStream | StreamSource, frameBytesMax: number | undefined): StreamSource {
+  return typeof open === 'function' ? oneShotSource(open, frameBytesMax) : open;
+}
+
 /** Sends one request and returns the single reply value; a streamed reply is a protocol error. */
 export async function sendRequest<T = unknown>(
-  open: OpenStream,
+  open: OpenStream | StreamSource,
   message: unknown,
   options: RequestOptions<T> = {},
 ): Promise<T> {
-  for await (const frame of exchange(open, message, options)) {
+  for await (const frame of exchange(sourceOf(open, options.frameBytesMax), message, options)) {
     if (frame.type !== 'reply')
       throw new EngineError('BAD_INPUT', `expected a single reply, got ${frame.type}`);
     return check(options.validate, frame.value);
@@ -220,11 +451,11 @@ export async function sendRequest<T = unknown>(
 
 /** Sends one request and yields the items of its streamed reply (a single reply yields one item). */
 export async function* sendStreamRequest<T = unknown>(
-  open: OpenStream,
+  open: OpenStream | StreamSource,
   message: unknown,
   options: RequestOptions<T> = {},
 ): AsyncGenerator<T, void, undefined> {
-  for await (const frame of exchange(open, message, options)) {
+  for await (const frame of exchange(sourceOf(open, options.frameBytesMax), message, options)) {
     if (frame.type === 'end') return;
     yield check(options.validate, frame.value);
     if (frame.type === 'reply') return;
@@ -248,7 +479,7 @@ type DataFrame = Exclude<ReplyFrame, { type: 'error' }>;
 
 /** Yields the reply frames of one request (errors thrown), ending after 'reply' or 'end'. */
 async function* exchange(
-  open: OpenStream,
+  source: StreamSource,
   message: unknown,
   options: RequestOptions<unknown>,
 ): AsyncGenerator<DataFrame, void, undefined> {
@@ -256,40 +487,78 @@ async function* exchange(
   const timeoutMs = options.timeoutMs ?? limits.requestTimeoutMs;
   const request = encodeFrame(message, frameBytesMax);
   const controller = new AbortController();
-  let stream: WireStream | undefined;
+  let lease: Lease | undefined;
   const timeout = new EngineError('TIMEOUT', `no reply within ${timeoutMs} ms`);
-  const deadline = new Deadline(timeoutMs, () => {
+  const deadline = new Deadline();
+  deadline.set(timeoutMs, () => {
     controller.abort(timeout);
-    stream?.abort(timeout);
+    lease?.stream.abort(timeout);
   });
   const outer = options.signal;
   const onOuterAbort = (): void => {
     const error = new EngineError('INTERRUPTED', 'request cancelled');
     controller.abort(error);
-    stream?.abort(error);
+    lease?.stream.abort(error);
   };
   outer?.addEventListener('abort', onOuterAbort, { once: true });
-  let finished = false;
   try {
     if (outer?.aborted === true) onOuterAbort();
-    controller.signal.throwIfAborted();
-    stream = await open(controller.signal);
-    controller.signal.throwIfAborted();
-    stream.maxReadBufferLength = frameBytesMax;
-    if (!stream.send(request)) await stream.onDrain({ signal: controller.signal });
-    await stream.close({ signal: controller.signal });
-    for await (const payload of readFrames(stream, { frameBytesMax })) {
-      const frame = replyFrame(decodeFramePayload(payload, frameBytesMax));
-      if (frame.type === 'error') {
-        const code = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
-        throw new EngineError(code, frame.message, { remote: true });
+    for (let attempt = 0; ; attempt++) {
+      controller.signal.throwIfAborted();
+      lease = await source.acquire(controller.signal, attempt > 0);
+      controller.signal.throwIfAborted();
+      const { stream, reader } = lease;
+      // Sent again on a new stream only when this one provably did not serve it (see the top comment).
+      const mayRetry = lease.reused && attempt === 0;
+      reader.inExchange = true;
+      reader.expect(true);
+      stream.maxReadBufferLength = frameBytesMax;
+      let accepted: boolean;
+      try {
+        accepted = stream.send(request);
+      } catch (error) {
+        // Nothing was written: a pooled stream that closed under us.
+        if (mayRetry) {
+          source.release(lease, false);
+          lease = undefined;
+          continue;
+        }
+        throw error;
       }
-      if (frame.type === 'reply' || frame.type === 'end') finished = true;
-      yield frame;
-      if (finished) return;
-      deadline.restart();
+      if (!accepted) await stream.onDrain({ signal: controller.signal });
+      if (source.oneShot === true) await stream.close({ signal: controller.signal });
+      let frames = 0;
+      for (;;) {
+        const payload = await reader.next();
+        if (payload === undefined) {
+          if (frames === 0 && mayRetry) break;
+          throw new EngineError('UNAVAILABLE', 'stream closed before the reply ended');
+        }
+        frames += 1;
+        const frame = replyFrame(decodeFramePayload(payload, frameBytesMax));
+        if (frame.type === 'item') {
+          yield frame;
+          deadline.restart();
+          continue;
+        }
+        // The exchange is over: the stream goes back for the next request before anything else.
+        deadline.clear();
+        reader.expect(false);
+        reader.inExchange = false;
+        const done = lease;
+        lease = undefined;
+        source.release(done, true);
+        if (frame.type === 'error') {
+          const code = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
+          throw new EngineError(code, frame.message, { remote: true });
+        }
+        yield frame;
+        return;
+      }
+      // The responder closed the idle stream as we sent: not served; once more on a new stream.
+      source.release(lease, false);
+      lease = undefined;
     }
-    throw new EngineError('UNAVAILABLE', 'stream closed before the reply ended');
   } catch (error) {
     if (controller.signal.aborted && controller.signal.reason instanceof EngineError)
       throw controller.signal.reason;
@@ -302,19 +571,24 @@ async function* exchange(
     deadline.clear();
     outer?.removeEventListener('abort', onOuterAbort);
     // Stopped early (consumer broke off, error): reset so the responder stops producing.
-    if (!finished && stream !== undefined && stream.status === 'open')
-      stream.abort(new EngineError('INTERRUPTED', 'request abandoned'));
+    if (lease !== undefined) {
+      if (lease.stream.status === 'open')
+        lease.stream.abort(new EngineError('INTERRUPTED', 'request abandoned'));
+      source.release(lease, false);
+    }
   }
 }
 
 /** A restartable one-shot timer. */
 class Deadline {
   private timer: NodeJS.Timeout | undefined;
+  private ms = 0;
+  private onExpiry: () => void = () => undefined;
 
-  constructor(
-    private readonly ms: number,
-    private readonly onExpiry: () => void,
-  ) {
+  /** Arms the timer anew: `onExpiry` runs in `ms` unless cleared or set again. */
+  set(ms: number, onExpiry: () => void): void {
+    this.ms = ms;
+    this.onExpiry = onExpiry;
     this.restart();
   }
 
