@@ -118,9 +118,9 @@ export const limits = {
   /** How often the edge ticks a consensus core; every timer below is a multiple of it. */
   consensusTickMs: 50,
   /** Each member tells every other it is alive this often, so one lost heartbeat raises no suspicion. */
-  consensusHeartbeatMs: 250,
+  consensusHeartbeatMs: 500,
   /** A member not heard from for this long is suspected; only leader change depends on it, never safety. */
-  consensusSuspectAfterMs: 1500,
+  consensusSuspectAfterMs: 4000,
   /** Unanswered Prepare and Accept messages are sent again after this long (messages may be lost). */
   consensusRetransmitMs: 500,
   /** A client proposal still undecided after this long is answered TIMEOUT (in doubt) so the client can retry. */
@@ -133,7 +133,7 @@ export const limits = {
   /** Consensus groups one node runs at once; an idle one is stopped (its state stays on disk) and reloaded when needed. */
   consensusGroupsHostedMax: 1024,
   /** A group with no proposal, decision or Paxos traffic (heartbeats aside) for this long is stopped here. */
-  consensusGroupIdleMs: 5 * 60_000,
+  consensusGroupIdleMs: 30_000,
   /** Consensus messages on their way to one peer; beyond this they are dropped (the core resends), so a dead peer pins nothing. Below streamsPerPeerMax so votes never crowd a member's other protocols out at the receiver. */
   consensusSendsPerPeerMax: 16,
   /** A consensus message not delivered by then is given up: a few retransmit periods on, the core has resent it anyway. */

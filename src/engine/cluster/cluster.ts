@@ -115,6 +115,7 @@ export class Cluster {
       cluster: this.repo,
       network,
       membership: new MembershipCheck((id) => this.recordedMembers(id)),
+      stale: (collection) => this.stale(collection),
     });
     const repo = this.repo;
     this.reader = {
@@ -197,7 +198,14 @@ export class Cluster {
     await network.handle(
       tailProtocolName,
       (request, context) =>
-        serveTailRequest(this.tailHost, this.placement, this.membership, request, context.peerId),
+        serveTailRequest(
+          this.tailHost,
+          this.placement,
+          this.membership,
+          request,
+          context.peerId,
+          (collection) => this.stale(collection),
+        ),
       { validate: validateTailRequest },
     );
     this.unsubscribe.push(
@@ -211,6 +219,12 @@ export class Cluster {
       void this.tailHost.resolveExpired(this.components.clock.now());
     }, regroupIntervalMs);
     this.maintenance.unref();
+  }
+
+  /** A tail request failed here: reload the collection's log (and re-pull its blocks) next time. */
+  private stale(collection: string): void {
+    this.tailBlocks.forget();
+    if (collection !== '') void this.tailHost.forget(collection);
   }
 
   /** Another node decided something in a group this node is in: cached tail state may be stale. */

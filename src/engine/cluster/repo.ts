@@ -471,7 +471,9 @@ export class ClusterRepoClient implements RepoClient {
           const state =
             member === this.self
               ? await this.parts.blocks.latest(blockId)
-              : stateOf(await this.remote<BlockState | RepoRedirect | null>(member, { type: 'get', blockId }));
+              : stateOf(
+                  await this.remote<BlockState | RepoRedirect | null>(member, { type: 'get', blockId }),
+                );
           return { peer: member, rev: state?.rev ?? null };
         } catch (error) {
           return { peer: member, rev: null, error: toEngineError(error).message };

@@ -80,6 +80,7 @@ export async function serveTailRequest(
   membership: MembershipCheck,
   request: TailRequest,
   from: string,
+  stale: (collection: string) => void = () => undefined,
 ): Promise<unknown> {
   if (request.type !== 'view' && request.type !== 'outcomeOf' && !placement.isLive(from))
     throw new EngineError('BAD_INPUT', 'only members of this database may decide transactions here');
@@ -91,10 +92,19 @@ export async function serveTailRequest(
   try {
     return await runTail(tail, request);
   } catch (error) {
+    // Whatever failed, the next request reloads the collection's log (it may have moved on).
+    stale(collectionOf(request));
     const leader = leaderNamed(error);
     if (leader !== undefined && leader !== placement.self) return { redirect: leader } satisfies Redirect;
     throw error;
   }
+}
+
+function collectionOf(request: TailRequest): string {
+  if ('collection' in request) return request.collection;
+  const inner = request.request as { collection?: unknown; header?: { name?: unknown } };
+  if (typeof inner.collection === 'string') return inner.collection;
+  return typeof inner.header?.name === 'string' ? inner.header.name : '';
 }
 
 function runTail(tail: TailClient, request: TailRequest): Promise<unknown> {
@@ -125,6 +135,8 @@ export interface RoutedTailParts {
   readonly cluster: ClusterRepoClient;
   readonly network: () => NetworkNode | undefined;
   readonly membership: MembershipCheck;
+  /** This node's cached state of a collection's log may be out of date (a local request failed). */
+  readonly stale?: (collection: string) => void;
 }
 
 interface TailLocation {
@@ -241,6 +253,7 @@ export class RoutedTailClient implements TailClient {
   ): Promise<T> {
     const { placement } = this.parts;
     const unreachable = new Set<string>();
+    let reloaded = false;
     const pick = (): string | undefined =>
       leadershipOrder(location.tailId, location.members).find(
         (member) => placement.isLive(member) && !unreachable.has(member),
@@ -269,8 +282,13 @@ export class RoutedTailClient implements TailClient {
       try {
         answer = await this.ask(target, request);
       } catch (error) {
-        if (!isEngineError(error, 'UNAVAILABLE') || target === placement.self || Date.now() >= deadline)
-          throw error;
+        if (!isEngineError(error, 'UNAVAILABLE') || Date.now() >= deadline) throw error;
+        if (target === placement.self) {
+          // This node's view of the log was stale (it has been reloaded): once more, then give up.
+          if (reloaded) throw error;
+          reloaded = true;
+          continue;
+        }
         unreachable.add(target);
         location.leader = undefined;
         target = pick();
@@ -296,6 +314,7 @@ export class RoutedTailClient implements TailClient {
       try {
         return await runTail(this.parts.local, request);
       } catch (error) {
+        this.parts.stale?.(collectionOf(request));
         const leader = leaderNamed(error);
         if (leader === undefined || leader === target) throw error;
         return { redirect: leader } satisfies Redirect;

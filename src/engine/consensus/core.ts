@@ -1009,7 +1009,10 @@ function onTick(w: Work): void {
   }
   // Answer clients whose proposals cannot make progress.
   for (const [digest, wait] of s.waits) {
-    if (!quorumLive) dropWait(w, digest, { kind: 'no-quorum', inDoubt: wait.slot !== null });
+    // A member suspected for a moment (a slow event loop, a lost heartbeat) is no reason to give up at
+    // once: a waiting proposal gets a suspicion period for the quorum to come back.
+    if (!quorumLive && s.now - wait.since >= t.suspectAfterMs)
+      dropWait(w, digest, { kind: 'no-quorum', inDoubt: wait.slot !== null });
     else if (s.now - wait.since >= t.proposalTimeoutMs)
       dropWait(
         w,

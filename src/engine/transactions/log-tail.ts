@@ -65,6 +65,19 @@ export interface LogTailInit {
   readonly resolveInDoubtOnLoad?: boolean;
 }
 
+/** A request waiting for the next batch of decisions of its collection. */
+interface QueuedDecision {
+  readonly request: CommitRequest;
+  readonly status: 'committed' | 'prepared';
+  readonly participants: readonly string[] | undefined;
+  readonly expiresAt: number | undefined;
+  readonly resolve: (outcome: TailOutcome) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Most decisions of one collection taken together (one consensus round, one log write). */
+const decisionBatchMax = 64;
+
 interface IndexedEntry extends WindowEntry {
   /** Log block holding the entry. */
   blockId: BlockId;
@@ -240,26 +253,94 @@ export class LogTail implements TailClient {
 
   // ---- internals ----
 
+  /**
+   * Decides a new entry. Requests for one collection that arrive while a batch is being decided wait
+   * and are decided together as the next batch: each validated against the log and the batch members
+   * before it, all certified at once (the consensus leader puts them in one round), and all written
+   * with one log write. So throughput on one collection is not one decision per round trip.
+   */
   private decideNew(
     request: CommitRequest,
     status: 'committed' | 'prepared',
     participants: readonly string[] | undefined,
     expiresAt: number | undefined,
   ): Promise<TailOutcome> {
-    return this.serialize(request.collection, async (): Promise<TailOutcome> => {
-      const state = await this.state(request.collection);
+    return new Promise<TailOutcome>((resolve, reject) => {
+      const item: QueuedDecision = { request, status, participants, expiresAt, resolve, reject };
+      const collection = request.collection;
+      const waiting = this.batches.get(collection);
+      if (waiting !== undefined && waiting.length < decisionBatchMax) {
+        waiting.push(item);
+        return;
+      }
+      const batch = [item];
+      this.batches.set(collection, batch);
+      void this.serialize(collection, async () => {
+        if (this.batches.get(collection) === batch) this.batches.delete(collection);
+        await this.decideBatch(collection, batch);
+      });
+    });
+  }
+
+  private readonly batches = new Map<string, QueuedDecision[]>();
+
+  private async decideBatch(collection: string, batch: readonly QueuedDecision[]): Promise<void> {
+    let state: TailState;
+    try {
+      state = await this.state(collection);
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    const oldest = state.window[0]?.lsn ?? state.lastLsn + 1;
+    const provisional: WindowEntry[] = [];
+    const planned: { item: QueuedDecision; lsn: number }[] = [];
+    for (const item of batch) {
+      const { request, status } = item;
       const existing = state.byTrx.get(request.trxId);
       if (existing !== undefined) {
-        if (existing.status === status)
-          return { status, lsn: existing.lsn, certificate: existing.certificate };
-        return { status: 'conflict', winners: [], message: `transaction was already ${existing.status}` };
+        item.resolve(
+          existing.status === status
+            ? { status, lsn: existing.lsn, certificate: existing.certificate }
+            : { status: 'conflict', winners: [], message: `transaction was already ${existing.status}` },
+        );
+        continue;
       }
-      const oldest = state.window[0]?.lsn ?? state.lastLsn + 1;
-      const verdict = validateBackward(state.window, oldest, request);
-      if (!verdict.ok) return { status: 'conflict', winners: verdict.winners, message: verdict.reason };
-      const lsn = state.lastLsn + 1;
-      const certificate = await this.certify(state, lsn, request.trxId, status);
-      const entry: LogEntry = {
+      if (planned.some((p) => p.item.request.trxId === request.trxId)) {
+        item.resolve({ status: 'conflict', winners: [], message: 'transaction submitted twice at once' });
+        continue;
+      }
+      const verdict = validateBackward(
+        provisional.length === 0 ? state.window : [...state.window, ...provisional],
+        oldest,
+        request,
+      );
+      if (!verdict.ok) {
+        item.resolve({ status: 'conflict', winners: verdict.winners, message: verdict.reason });
+        continue;
+      }
+      const lsn = state.lastLsn + 1 + planned.length;
+      planned.push({ item, lsn });
+      provisional.push({
+        lsn,
+        trxId: request.trxId,
+        status,
+        writes: new Set(request.writes),
+        reads: new Set(status === 'prepared' ? request.reads : []),
+      });
+    }
+    if (planned.length === 0) return;
+    const certified = await Promise.allSettled(
+      planned.map(({ item, lsn }) => this.certify(state, lsn, item.request.trxId, item.status)),
+    );
+    // Entries are written in LSN order: the first one that failed to be certified ends the batch.
+    const failedAt = certified.findIndex((result) => result.status === 'rejected');
+    const written = failedAt === -1 ? planned.length : failedAt;
+    const entries: LogEntry[] = [];
+    for (let i = 0; i < written; i++) {
+      const { item, lsn } = planned[i]!;
+      const { request, status, participants, expiresAt } = item;
+      entries.push({
         lsn,
         trxId: request.trxId,
         status,
@@ -269,12 +350,32 @@ export class LogTail implements TailClient {
         ...(participants !== undefined ? { participants } : {}),
         ...(expiresAt !== undefined ? { expiresAt } : {}),
         checkpoint: state.checkpoint,
-        certificate,
-      };
-      await this.append(state, entry);
-      return { status, lsn, certificate };
-    });
+        certificate: (certified[i] as PromiseFulfilledResult<Certificate>).value,
+      });
+    }
+    if (entries.length > 0) {
+      try {
+        const revisions: DirectRevision[] = [];
+        for (const entry of entries) this.append(state, entry, revisions);
+        await this.components.blocks.apply(revisions);
+      } catch (error) {
+        // The cached state already counts the entries; the store may not: load it again.
+        this.states.delete(collection);
+        this.loaded.delete(collection);
+        for (const { item } of planned) item.reject(error);
+        return;
+      }
+    }
+    for (let i = 0; i < planned.length; i++) {
+      const { item, lsn } = planned[i]!;
+      if (i < written) item.resolve({ status: item.status, lsn, certificate: entries[i]!.certificate });
+      else {
+        const result = certified[i]!;
+        item.reject(result.status === 'rejected' ? result.reason : (certified[failedAt] as PromiseRejectedResult).reason);
+      }
+    }
   }
+
 
   private actionsField(actions: unknown): Pick<LogEntry, 'actions' | 'actionsDigest'> {
     // JSON.stringify is a cheap size check; the canonical encoding is only needed for a digest.
@@ -289,11 +390,16 @@ export class LogTail implements TailClient {
     );
   }
 
-  /** Appends an entry to the tail block, sealing it and starting a successor when it is full. */
-  private async append(state: TailState, entry: LogEntry): Promise<void> {
-    const blocks = this.components.blocks;
+  /**
+   * Appends an entry to the tail block, sealing it and starting a successor when it is full. With a
+   * `sink`, the revisions are collected there for the caller to write (state is updated at once).
+   */
+  private append(state: TailState, entry: LogEntry, sink: DirectRevision[]): void;
+  private append(state: TailState, entry: LogEntry): Promise<void>;
+  private append(state: TailState, entry: LogEntry, sink?: DirectRevision[]): Promise<void> | void {
+    const revisions: DirectRevision[] = sink ?? [];
     if (state.tail.entries.length < this.entriesPerBlockMax && this.init.shouldSeal?.(state.tail) !== true) {
-      await blocks.apply([
+      revisions.push(
         {
           blockId: state.tail.header.id,
           trxId: entry.trxId,
@@ -301,7 +407,7 @@ export class LogTail implements TailClient {
           baseRev: state.tailRev,
           transform: { kind: 'update', ops: appendEntryOps(state.tail, entry) },
         },
-      ]);
+      );
       state.tail = { ...state.tail, entries: [...state.tail.entries, entry] };
       state.tailRev += 1;
     } else {
@@ -317,7 +423,7 @@ export class LogTail implements TailClient {
         ),
         entries: [entry],
       };
-      await blocks.apply([
+      revisions.push(
         {
           blockId: state.tail.header.id,
           trxId: entry.trxId,
@@ -342,7 +448,7 @@ export class LogTail implements TailClient {
           baseRev: state.headerRev,
           transform: { kind: 'update', ops: [{ op: 'set', field: 'logTail', value: successorId }] },
         },
-      ]);
+      );
       state.header = { ...state.header, logTail: successorId };
       state.headerRev += 1;
       state.tail = successor;
@@ -350,6 +456,13 @@ export class LogTail implements TailClient {
     }
     state.lastLsn = entry.lsn;
     this.index(state, entry, state.tail.header.id);
+    if (sink !== undefined) return;
+    return this.components.blocks.apply(revisions).catch((error: unknown) => {
+      // The cached state already counts the entry; the store may not: load it again.
+      this.states.delete(state.collection);
+      this.loaded.delete(state.collection);
+      throw error;
+    });
   }
 
   private index(state: TailState, entry: LogEntry, blockId: BlockId): void {
