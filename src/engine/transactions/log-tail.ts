@@ -371,11 +371,14 @@ export class LogTail implements TailClient {
       if (i < written) item.resolve({ status: item.status, lsn, certificate: entries[i]!.certificate });
       else {
         const result = certified[i]!;
-        item.reject(result.status === 'rejected' ? result.reason : (certified[failedAt] as PromiseRejectedResult).reason);
+        item.reject(
+          result.status === 'rejected'
+            ? result.reason
+            : (certified[failedAt] as PromiseRejectedResult).reason,
+        );
       }
     }
   }
-
 
   private actionsField(actions: unknown): Pick<LogEntry, 'actions' | 'actionsDigest'> {
     // JSON.stringify is a cheap size check; the canonical encoding is only needed for a digest.
@@ -399,15 +402,13 @@ export class LogTail implements TailClient {
   private append(state: TailState, entry: LogEntry, sink?: DirectRevision[]): Promise<void> | void {
     const revisions: DirectRevision[] = sink ?? [];
     if (state.tail.entries.length < this.entriesPerBlockMax && this.init.shouldSeal?.(state.tail) !== true) {
-      revisions.push(
-        {
-          blockId: state.tail.header.id,
-          trxId: entry.trxId,
-          lsn: entry.lsn,
-          baseRev: state.tailRev,
-          transform: { kind: 'update', ops: appendEntryOps(state.tail, entry) },
-        },
-      );
+      revisions.push({
+        blockId: state.tail.header.id,
+        trxId: entry.trxId,
+        lsn: entry.lsn,
+        baseRev: state.tailRev,
+        transform: { kind: 'update', ops: appendEntryOps(state.tail, entry) },
+      });
       state.tail = { ...state.tail, entries: [...state.tail.entries, entry] };
       state.tailRev += 1;
     } else {
@@ -631,7 +632,8 @@ export class LogTail implements TailClient {
       await this.serialize(collection, async () => {
         const state = await this.state(collection);
         for (const entry of state.window) {
-          if (entry.status !== 'prepared' || entry.expiresAt === undefined || entry.expiresAt >= now) continue;
+          if (entry.status !== 'prepared' || entry.expiresAt === undefined || entry.expiresAt >= now)
+            continue;
           await this.resolveInDoubt(state, entry);
           if (entry.status !== 'prepared') decided++;
         }
