@@ -5,8 +5,10 @@ import {
   ByteBudget,
   decodeFramePayload,
   encodeFrame,
+  FrameReader,
   readFrames,
 } from '../../../src/engine/network/framing.js';
+import { memoryStreamPair } from './memory-stream.js';
 
 function* chunks(...parts: Uint8Array[]): Generator<Uint8Array> {
   for (const part of parts) yield part;
@@ -121,6 +123,45 @@ describe('network framing', () => {
     const budget = new ByteBudget(10_000);
     const frame = encodeFrame('w'.repeat(2000));
     await expectCode(collect(readFrames(chunks(frame.subarray(0, 1500)), { budget })), 'BAD_INPUT');
+    expect(budget.held).to.equal(0);
+  });
+});
+
+describe('frame reader (one per stream, across exchanges)', () => {
+  it('keeps bytes read ahead for the next frame and ends cleanly at a frame boundary', async () => {
+    const [a, b] = memoryStreamPair();
+    const reader = new FrameReader(b);
+    a.send(new Uint8Array([...encodeFrame({ n: 1 }), ...encodeFrame({ n: 2 })]));
+    await a.close();
+    expect(decodeFramePayload((await reader.next())!)).to.deep.equal({ n: 1 });
+    expect(decodeFramePayload((await reader.next())!)).to.deep.equal({ n: 2 });
+    expect(await reader.next()).to.equal(undefined);
+  });
+
+  it('resets the stream on bytes that arrive while no frame is expected', async () => {
+    const [a, b] = memoryStreamPair();
+    const reader = new FrameReader(b);
+    a.send(encodeFrame({ n: 1 }));
+    await reader.next();
+    reader.expect(false);
+    a.send(encodeFrame({ n: 2 }));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(b.status).to.equal('aborted');
+    expect(reader.live).to.equal(false);
+  });
+
+  it('checks a length prefix before its payload and gives held bytes back to the budget', async () => {
+    const budget = new ByteBudget(1024);
+    const [a, b] = memoryStreamPair();
+    const reader = new FrameReader(b, { frameBytesMax: 100, budget });
+    a.send(encodeFrame({ text: 'x'.repeat(200) }).subarray(0, 3));
+    try {
+      await reader.next();
+      expect.fail('read an oversized frame');
+    } catch (error) {
+      expect(isEngineError(error, 'TOO_LARGE')).to.equal(true);
+    }
+    expect(b.status).to.equal('aborted');
     expect(budget.held).to.equal(0);
   });
 });

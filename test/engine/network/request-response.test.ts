@@ -1,12 +1,15 @@
 import { expect } from 'chai';
 import { EngineError, isEngineError, type ErrorCode } from '../../../src/engine/base/errors.js';
-import { encodeFrame } from '../../../src/engine/network/framing.js';
+import { encodeFrame, FrameReader } from '../../../src/engine/network/framing.js';
 import {
+  type Lease,
   type RequestHandler,
   type ServeOutcome,
+  type StreamSource,
   sendRequest,
   sendStreamRequest,
   serveRequest,
+  serveStream,
   streamReply,
 } from '../../../src/engine/network/request-response.js';
 import { integer, messageUnion, object, string } from '../../../src/engine/network/schema.js';
@@ -163,5 +166,102 @@ describe('request/response over one stream', () => {
     }
     expect(await outcome).to.equal('reset');
     expect(produced).to.be.below(1000);
+  });
+});
+
+describe('request/response on reused streams', () => {
+  /** A lease on a fresh in-memory stream served by `serveStream`. */
+  function served(timeoutMs = 2000): { lease: Lease; server: MemoryStream } {
+    const [client, server] = memoryStreamPair();
+    void serveStream(server, 'peer-a', handler, { validate, timeoutMs });
+    return { lease: { stream: client, reader: new FrameReader(client), reused: false }, server };
+  }
+
+  /** A source handing out `first` (as a pooled stream) and fresh served streams after it. */
+  function source(first: Lease): { source: StreamSource; fresh: number; released: boolean[] } {
+    const state = { fresh: 0, released: [] as boolean[], source: undefined as unknown as StreamSource };
+    let pooled: Lease | undefined = { ...first, reused: true };
+    state.source = {
+      acquire: (_signal, fresh) => {
+        if (!fresh && pooled !== undefined) {
+          const lease = pooled;
+          pooled = undefined;
+          return Promise.resolve(lease);
+        }
+        state.fresh += 1;
+        return Promise.resolve(served().lease);
+      },
+      release: (lease, reusable) => {
+        state.released.push(reusable);
+        if (reusable) pooled = { ...lease, reused: true };
+      },
+    };
+    return state;
+  }
+
+  it('serves request after request on one stream and gives it back after each clean exchange', async () => {
+    const { lease } = served();
+    const state = source(lease);
+    for (let i = 0; i < 3; i++)
+      expect(await sendRequest(state.source, { type: 'echo', text: `${i}` })).to.deep.equal({
+        text: `${i}`,
+        from: 'peer-a',
+      });
+    const items: unknown[] = [];
+    for await (const item of sendStreamRequest(state.source, { type: 'count', to: 5 })) items.push(item);
+    expect(items).to.deep.equal([0, 1, 2, 3, 4]);
+    await expectCode(sendRequest(state.source, { type: 'fail', code: 'NOT_FOUND' }), 'NOT_FOUND');
+    expect(await sendRequest(state.source, { type: 'echo', text: 'last' })).to.include({ text: 'last' });
+    expect(state.fresh).to.equal(0);
+    expect(state.released).to.deep.equal([true, true, true, true, true, true]);
+  });
+
+  it('sends a request again on a new stream when the pooled one was closed (not reset) before any reply', async () => {
+    // The responder closed the idle stream as the request crossed: it never saw the request.
+    const [client, server] = memoryStreamPair();
+    const reader = new FrameReader(client);
+    await server.close();
+    const state = source({ stream: client, reader, reused: true });
+    expect(await sendRequest(state.source, { type: 'echo', text: 'again' })).to.include({ text: 'again' });
+    expect(state.fresh).to.equal(1);
+    expect(state.released).to.deep.equal([false, true]);
+  });
+
+  it('does not send a request again when the pooled stream was reset after it (it may have been served)', async () => {
+    const { lease } = served();
+    const state = source(lease);
+    expect(await sendRequest(state.source, { type: 'echo', text: 'one' })).to.include({ text: 'one' });
+    // The responder resets the stream once it has the request (here: an unknown type).
+    await expectCode(sendRequest(state.source, { type: 'drop' }), 'UNAVAILABLE');
+    expect(state.fresh).to.equal(0);
+    expect(state.released).to.deep.equal([true, false]);
+  });
+
+  it('sends a request on a new stream when the pooled one was reset before it could be written', async () => {
+    const { lease, server } = served();
+    const state = source(lease);
+    server.abort(new Error('gone'));
+    expect(await sendRequest(state.source, { type: 'echo', text: 'two' })).to.include({ text: 'two' });
+    expect(state.fresh).to.equal(1);
+  });
+
+  it('resets a stream, never giving it back, when its request timed out', async () => {
+    const { lease } = served(5000);
+    const state = source(lease);
+    await expectCode(sendRequest(state.source, { type: 'hang' }, { timeoutMs: 100 }), 'TIMEOUT');
+    expect(state.released).to.deep.equal([false]);
+    expect(lease.stream.status).to.equal('aborted');
+  });
+
+  it('closes a stream that idles past the responder’s idle timeout, with a clean end', async () => {
+    const [client, server] = memoryStreamPair();
+    const done = serveStream(server, 'peer-a', handler, { validate, idleTimeoutMs: 100 });
+    const reader = new FrameReader(client);
+    const state = source({ stream: client, reader, reused: false });
+    expect(await sendRequest(state.source, { type: 'echo', text: 'x' })).to.include({ text: 'x' });
+    expect(await reader.next()).to.equal(undefined);
+    await client.close();
+    await done;
+    expect(server.status).to.equal('closed');
   });
 });
