@@ -282,7 +282,10 @@ export class RoutedTailClient implements TailClient {
       try {
         answer = await this.ask(target, request);
       } catch (error) {
-        if (!isEngineError(error, 'UNAVAILABLE') || Date.now() >= deadline) throw error;
+        // A decision about an entry this node's (reloaded) log does not show yet is worth one retry.
+        const missing =
+          isEngineError(error, 'NOT_FOUND') && target === placement.self && request.type === 'decide';
+        if ((!isEngineError(error, 'UNAVAILABLE') && !missing) || Date.now() >= deadline) throw error;
         if (target === placement.self) {
           // This node's view of the log was stale (it has been reloaded): once more, then give up.
           if (reloaded) throw error;
