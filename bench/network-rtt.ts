@@ -2,7 +2,8 @@
 //
 // - rtt.request.sequential / rtt.request.concurrent8: a trivial echo request between two in-process
 //   network nodes on 127.0.0.1, one requester at a time and eight at once (latency of each request).
-// - rtt.ping: libp2p's ping on the same connection, the floor a request could reach.
+// - rtt.request.sequential.new-stream-each: the same, opening a new stream per request (no pooling).
+// - rtt.ping: libp2p's ping on the same connection (a new ping stream each time).
 // - rtt.cluster.tx.sequential: single-key transactions through one node of a three-node in-process
 //   cluster (startNode, as test/integration/cluster.test.ts does), one at a time.
 // Nothing here asserts. BENCH_RTT_N (requests per figure) and BENCH_RTT_TX (transactions) size it.
@@ -74,6 +75,25 @@ async function requestRtt(): Promise<void> {
     summary('rtt.request.sequential', lastSamples.samples, lastSamples.wallMs, streamsOf(client));
     await timedEach(requests, 8, echo);
     summary('rtt.request.concurrent8', lastSamples.samples, lastSamples.wallMs, streamsOf(client));
+    // The same request on a new stream each time (no idle stream is kept): what reuse saves.
+    const fresh = await createNetworkNode(
+      { privateKey: await generateKeyPair('Ed25519') },
+      { requestStreamsIdlePerPeerMax: 0 },
+    );
+    try {
+      await fresh.connect(server.addresses()[0]!);
+      const echoFresh = (): Promise<unknown> => fresh.request(server.peerId, 'echo', { type: 'echo', n: 1 });
+      for (let i = 0; i < 100; i++) await echoFresh();
+      await timedEach(Math.min(requests, 1000), 1, echoFresh);
+      summary(
+        'rtt.request.sequential.new-stream-each',
+        lastSamples.samples,
+        lastSamples.wallMs,
+        streamsOf(fresh),
+      );
+    } finally {
+      await fresh.stop();
+    }
   } finally {
     await client.stop();
     await server.stop();
