@@ -133,7 +133,7 @@ export const limits = {
   /** Consensus groups one node runs at once; an idle one is stopped (its state stays on disk) and reloaded when needed. */
   consensusGroupsHostedMax: 1024,
   /** A group with no proposal, decision or Paxos traffic (heartbeats aside) for this long is stopped here. */
-  consensusGroupIdleMs: 30_000,
+  consensusGroupIdleMs: 15_000,
   /** Consensus messages on their way to one peer; beyond this they are dropped (the core resends), so a dead peer pins nothing. Below streamsPerPeerMax so votes never crowd a member's other protocols out at the receiver. */
   consensusSendsPerPeerMax: 16,
   /** A consensus message not delivered by then is given up: a few retransmit periods on, the core has resent it anyway. */

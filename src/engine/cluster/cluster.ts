@@ -57,6 +57,9 @@ export interface BlockReader {
 /** How often a node asks the tails it knows to grow outgrown groups, and finishes expired in-doubt entries. */
 const regroupIntervalMs = 5_000;
 
+/** Log entries per log block on a networked node (the embedded default is limits.logEntriesPerBlockMax). */
+const networkLogEntriesPerBlockMax = 64;
+
 export class Cluster {
   readonly placement: Placement;
   readonly certifier: NetworkCertifier;
@@ -105,6 +108,9 @@ export class Cluster {
       },
       {
         members: [self],
+        // Every log block is a consensus group of its own: larger blocks mean fewer groups to elect
+        // and keep alive (each heartbeats), at the price of longer catch-up pulls.
+        entriesPerBlockMax: networkLogEntriesPerBlockMax,
         membersFor: (id) => this.membersFor(id),
         shouldSeal: (tail) => this.outgrown(tail.members),
       },

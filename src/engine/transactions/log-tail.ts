@@ -589,10 +589,12 @@ export class LogTail implements TailClient {
     });
   }
 
-  /** Collections whose state this tail holds (it served them since it started or last forgot them). */
+  /** Collections this tail has served since it started (whether or not it holds their state now). */
   collections(): string[] {
-    return [...this.states.keys()];
+    return [...this.served];
   }
+
+  private readonly served = new Set<string>();
 
   /**
    * Hands a collection's log to a successor block and group now if `shouldSeal` says its recorded
@@ -664,6 +666,7 @@ export class LogTail implements TailClient {
 
   /** Loaded and recovered state: what every decision works on. */
   private state(collection: string): Promise<TailState> {
+    this.served.add(collection);
     let promise = this.states.get(collection);
     if (promise === undefined) {
       promise = this.loadedState(collection).then(async (state) => {
@@ -671,7 +674,10 @@ export class LogTail implements TailClient {
         return state;
       });
       this.states.set(collection, promise);
-      promise.catch(() => this.states.delete(collection));
+      promise.catch((error: unknown) => {
+        this.states.delete(collection);
+        if (isEngineError(error, 'NOT_FOUND')) this.served.delete(collection);
+      });
     }
     return promise;
   }
