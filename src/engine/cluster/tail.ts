@@ -231,7 +231,13 @@ export class RoutedTailClient implements TailClient {
       } catch (error) {
         // A seal moves the tail to another group: look it up again (once is enough unless it moved).
         this.locations.delete(collection);
-        if (!isEngineError(error, 'UNAVAILABLE') && !isEngineError(error, 'TIMEOUT')) throw error;
+        // A group that looks unreachable may simply be an old one (the tail moved on): look again.
+        if (
+          !isEngineError(error, 'UNAVAILABLE') &&
+          !isEngineError(error, 'TIMEOUT') &&
+          !isEngineError(error, 'NO_QUORUM')
+        )
+          throw error;
         if (Date.now() >= deadline || attempt >= redirectsMax) throw error;
         const fresh = await this.locate(collection);
         this.locations.set(collection, fresh);

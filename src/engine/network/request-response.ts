@@ -42,6 +42,14 @@ import { type ByteBudget, type ByteChunk, decodeFramePayload, encodeFrame, Frame
 import { isUnknownTypeError, json, messageUnion, object, string, type Validator } from './schema.js';
 
 /** What the request layer needs from a stream; libp2p streams satisfy it. */
+
+/**
+ * Abort reasons for work that simply finished: shared, since nobody reads their stack and making an
+ * Error per request costs more than the rest of serving a small one.
+ */
+const requestFinished = new EngineError('UNAVAILABLE', 'request finished');
+const streamFinished = new EngineError('UNAVAILABLE', 'stream finished');
+
 export interface WireStream extends AsyncIterable<ByteChunk | Uint8Array> {
   readonly status: string;
   /** Unread bytes a stream may hold before it resets itself. */
@@ -230,7 +238,7 @@ export async function serveStream<Req>(
         outcome = 'reset';
       }
       deadline.clear();
-      if (!request.signal.aborted) request.abort(new EngineError('UNAVAILABLE', 'request finished'));
+      if (!request.signal.aborted) request.abort(requestFinished);
       report(outcome);
       if (outcome === 'reset') return;
       served += 1;
@@ -241,7 +249,7 @@ export async function serveStream<Req>(
     deadline.clear();
     options.retire?.removeEventListener('abort', onRetire);
     stream.removeEventListener('close', onClose);
-    if (!controller.signal.aborted) controller.abort(new EngineError('UNAVAILABLE', 'stream finished'));
+    if (!controller.signal.aborted) controller.abort(streamFinished);
     reader.dispose();
     setBusy(false);
   }
@@ -488,9 +496,10 @@ async function* exchange(
   const request = encodeFrame(message, frameBytesMax);
   const controller = new AbortController();
   let lease: Lease | undefined;
-  const timeout = new EngineError('TIMEOUT', `no reply within ${timeoutMs} ms`);
   const deadline = new Deadline();
   deadline.set(timeoutMs, () => {
+    // Made only when it fires: an Error captures a stack, and almost every request ends in time.
+    const timeout = new EngineError('TIMEOUT', `no reply within ${timeoutMs} ms`);
     controller.abort(timeout);
     lease?.stream.abort(timeout);
   });
