@@ -10,6 +10,7 @@ import type { ConsensusProposer } from '../consensus/memory-network.js';
 import type { ConsensusCertificate, ConsensusGroup, ConsensusValue } from '../consensus/types.js';
 import type { RawStore } from '../storage/raw-store.js';
 import type { NodeWiring, WiringParts } from './solo-node.js';
+import { memberPrefix } from './store-keys.js';
 
 /** A proposer that forwards to the consensus edge once the network is up. */
 export class LateProposer implements ConsensusProposer {
@@ -70,8 +71,6 @@ export function clusterWiring(network: string, clusterSize: number, members?: Me
   };
   return wiring;
 }
-
-const memberPrefix = 'n/';
 
 /** The members a node has met, kept in its store under n/<peer id>. */
 export async function memberBook(raw: RawStore): Promise<MemberBook> {
