@@ -242,11 +242,24 @@ describe('nodes end to end through the built binary', function () {
     expect(existsSync(join(first.dataDir, 'repo.lock'))).to.equal(false);
     expect(first.lines.at(-1)).to.include({ kind: 'node:stop' });
 
-    // Embedded now: the same answers as through the node.
-    const embeddedScan = await cli(['collection', 'scan', 'accounts', '--json', ...data]);
+    // Its data directory is part of a network now: opened alone it would fork from its cluster, so a
+    // command on it is refused (exit 6, saying what to do) while the other nodes serve the data.
     const embeddedGet = await cli(['collection', 'get', 'accounts', 'alice', '--json', ...data]);
-    expect(embeddedScan.stdout).to.equal(delegatedScan.stdout);
-    expect(okJson(embeddedGet)).to.deep.equal(okJson(delegatedGet));
+    expect(embeddedGet.code).to.equal(6);
+    expect(JSON.parse(embeddedGet.stdout).error).to.include({ code: 'UNAVAILABLE' });
+    expect(JSON.parse(embeddedGet.stdout).error.message).to.include('node start --data');
+    const elsewhereScan = await cli(['collection', 'scan', 'accounts', '--json', '--data', second.dataDir]);
+    const elsewhereGet = await cli([
+      'collection',
+      'get',
+      'accounts',
+      'alice',
+      '--json',
+      '--data',
+      second.dataDir,
+    ]);
+    expect(elsewhereScan.stdout).to.equal(delegatedScan.stdout);
+    expect(okJson(elsewhereGet)).to.deep.equal(okJson(delegatedGet));
 
     // SIGTERM stops a node gracefully too.
     third.child.kill('SIGTERM');
