@@ -15,6 +15,13 @@ export interface MemberCertificate extends Certificate {
   readonly members: readonly string[];
 }
 
+/** True when two membership lists name the same members (`a` sorted, as certificates and groups keep it). */
+export function sameMembers(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const sorted = [...b].sort();
+  return a.every((member, i) => member === sorted[i]);
+}
+
 /** The recorded members of a log block (its consensus group), or undefined when it is not found. */
 export type MembersOf = (logBlockId: string) => Promise<readonly string[] | undefined>;
 
@@ -43,8 +50,7 @@ export class MembershipCheck {
         if (this.recorded.size >= 4096) this.recorded.clear();
         this.recorded.set(certificate.blockId, members);
       }
-      const sorted = [...members].sort();
-      if (!Array.isArray(named) || named.length !== sorted.length || named.some((m, i) => m !== sorted[i]))
+      if (!Array.isArray(named) || !sameMembers(named, members))
         throw new EngineError(
           'BAD_CERTIFICATE',
           `certificate for ${certificate.trxId} names members other than those recorded in log block ${certificate.blockId}`,

@@ -12,7 +12,7 @@ import type { NetworkNode } from '../network/index.js';
 import type { BlockRevision, BlockState, BlockStore, PendingTransform } from '../storage/block-store.js';
 import { LocalRepo } from '../transactions/local-repo.js';
 import { LogTail } from '../transactions/log-tail.js';
-import { MembershipCheck, NetworkCertifier } from './certifier.js';
+import { MembershipCheck, NetworkCertifier, sameMembers } from './certifier.js';
 import { isLogBlock } from '../collections/log/log-block.js';
 import { Placement } from './placement.js';
 import { ClusterRepoClient, repoProtocolName, serveRepoRequest, validateRepoRequest } from './repo.js';
@@ -151,13 +151,9 @@ export class Cluster {
     readonly blockId: string;
     readonly members: readonly string[];
   }): Promise<boolean> {
-    const same = (members: readonly string[]): boolean => {
-      const sorted = [...members].sort();
-      return sorted.length === group.members.length && sorted.every((m, i) => m === group.members[i]);
-    };
-    if (same(this.placement.clusterOf(group.blockId))) return true;
+    if (sameMembers(group.members, this.placement.clusterOf(group.blockId))) return true;
     const recorded = await this.recordedMembers(group.blockId).catch(() => undefined);
-    return recorded !== undefined && same(recorded);
+    return recorded !== undefined && sameMembers(group.members, recorded);
   }
 
   /**

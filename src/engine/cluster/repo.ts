@@ -4,7 +4,7 @@
  * names and needs a majority of each cluster to answer. Reads take the newest state a majority
  * returns, so a holder that missed a promotion never hides a commit.
  */
-import { EngineError, isEngineError, toEngineError } from '../base/errors.js';
+import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
 import { isBlockId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import { quorumOf } from '../consensus/values.js';
@@ -287,31 +287,25 @@ export class ClusterRepoClient implements RepoClient {
   }
 
   async pend(items: readonly PendingTransform[]): Promise<{ ok: boolean; outcomes: PendOutcome[] }> {
-    const byMember = new Map<string, PendingTransform[]>();
+    const byId = new Map(items.map((item) => [item.blockId, item]));
+    const sent = new Map<string, BlockId[]>();
+    const answers = await this.fanOut(
+      items.map((item) => item.blockId),
+      async (member, ids): Promise<{ ok: boolean; outcomes: readonly PendOutcome[] }> => {
+        sent.set(member, ids);
+        const list = ids.map((id) => byId.get(id)!);
+        if (member !== this.self) return this.remote(member, { type: 'pend', items: list });
+        const result = await this.parts.local.pend(list);
+        await this.parts.local.sync();
+        return result;
+      },
+    );
     const clusters = items.map((item) => this.placement.clusterOf(item.blockId));
-    items.forEach((item, i) => {
-      for (const member of clusters[i]!) {
-        let list = byMember.get(member);
-        if (list === undefined) byMember.set(member, (list = []));
-        list.push(item);
-      }
-    });
-    const results = new Map<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>();
-    await Promise.all(
-      [...byMember].map(async ([member, list]) => {
-        try {
-          if (!this.placement.isLive(member))
-            throw new EngineError('UNAVAILABLE', `member ${member} is not connected`);
-          results.set(
-            member,
-            member === this.self
-              ? await this.parts.local.pend(list).then(async (r) => (await this.parts.local.sync(), r))
-              : await this.remote(member, { type: 'pend', items: list }),
-          );
-        } catch (error) {
-          results.set(member, toEngineError(error));
-        }
-      }),
+    const results = new Map<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>(
+      [...answers].map(([member, answer]) => [
+        member,
+        answer.ok ? (answer.value as { ok: boolean; outcomes: readonly PendOutcome[] }) : answer.error,
+      ]),
     );
     let ok = true;
     let unreachable = false;
@@ -322,7 +316,7 @@ export class ClusterRepoClient implements RepoClient {
       for (const member of cluster) {
         const result = results.get(member);
         if (result === undefined || result instanceof EngineError) continue;
-        const outcome = result.outcomes[byMember.get(member)!.indexOf(item)];
+        const outcome = result.outcomes[sent.get(member)!.indexOf(item.blockId)];
         if (outcome?.status === 'ok' && result.ok) accepted++;
         else if (outcome !== undefined && outcome.status !== 'ok') refusal ??= outcome;
       }
@@ -358,21 +352,7 @@ export class ClusterRepoClient implements RepoClient {
         ? this.parts.local.promote(part).then(() => this.parts.local.sync())
         : this.remote(member, { type: 'promote', request: part });
     });
-    for (const id of request.blockIds) {
-      const cluster = this.placement.clusterOf(id);
-      const done = cluster.filter((m) => answers.get(m)?.ok === true).length;
-      if (done < quorumOf(cluster.length)) {
-        const bad = [...answers.values()].find(
-          (a): a is Extract<Answer<unknown>, { ok: false }> =>
-            !a.ok && isEngineError(a.error, 'BAD_CERTIFICATE'),
-        );
-        if (bad !== undefined) throw bad.error;
-        throw new EngineError(
-          'NO_QUORUM',
-          `a majority of the cluster of block ${id} did not apply the commit`,
-        );
-      }
-    }
+    this.requireStored(request.blockIds, answers, 'BAD_CERTIFICATE', 'apply the commit');
   }
 
   /** Replicates revisions written by a log tail to every block's cluster; a majority must store them. */
@@ -403,17 +383,26 @@ export class ClusterRepoClient implements RepoClient {
           `member ${member} could not catch up with block ${still[0]!.blockId}`,
         );
     });
-    for (const id of byId.keys()) {
+    this.requireStored([...byId.keys()], answers, 'CONFLICT', 'store the log write');
+  }
+
+  /**
+   * Throws unless a majority of each block's cluster answered ok: with the error of code `reason`
+   * some member gave (it says why better than a count), else NO_QUORUM.
+   */
+  private requireStored(
+    blockIds: readonly BlockId[],
+    answers: ReadonlyMap<string, Answer<unknown>>,
+    reason: ErrorCode,
+    what: string,
+  ): void {
+    for (const id of blockIds) {
       const cluster = this.placement.clusterOf(id);
       const done = cluster.filter((m) => answers.get(m)?.ok === true).length;
-      if (done < quorumOf(cluster.length)) {
-        const conflict = [...answers.values()].find((a) => !a.ok && isEngineError(a.error, 'CONFLICT'));
-        if (conflict !== undefined && !conflict.ok) throw conflict.error;
-        throw new EngineError(
-          'NO_QUORUM',
-          `a majority of the cluster of block ${id} did not store the log write`,
-        );
-      }
+      if (done >= quorumOf(cluster.length)) continue;
+      for (const answer of answers.values())
+        if (!answer.ok && isEngineError(answer.error, reason)) throw answer.error;
+      throw new EngineError('NO_QUORUM', `a majority of the cluster of block ${id} did not ${what}`);
     }
   }
 

@@ -7,7 +7,7 @@
  * must store them before the tail answers); a tail that loads a collection first pulls the newest
  * revisions a majority holds.
  */
-import { EngineError, isEngineError, toEngineError } from '../base/errors.js';
+import { EngineError, isEngineError } from '../base/errors.js';
 import { collectionHeaderId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import { leadershipOrder } from '../consensus/values.js';
@@ -446,26 +446,14 @@ export class TailBlocks implements BlockStore {
 
   /** Brings the local copy of a block up to the newest revision a majority of its cluster holds. */
   private async pull(id: BlockId): Promise<void> {
-    let remote: BlockState | undefined;
-    try {
-      remote = await this.cluster.get({ blockId: id });
-    } catch (error) {
-      throw toEngineError(error);
-    }
+    const remote = await this.cluster.get({ blockId: id });
     const held = (await this.local.latest(id))?.rev ?? 0;
     if (remote === undefined || remote.rev <= held) return;
     const history = await this.cluster.history(id);
-    const missing = history
-      .filter((revision) => revision.rev > held)
-      .sort((a, b) => a.rev - b.rev)
-      .map((revision): DirectRevision => ({
-        blockId: id,
-        trxId: revision.trxId,
-        lsn: revision.lsn,
-        baseRev: revision.rev - 1,
-        transform: revision.transform,
-      }));
-    await applyIfNewer(this.local, missing);
-    if (missing.length > 0) await this.local.sync();
+    await this.cluster.send(
+      this.placement.self,
+      id,
+      history.filter((revision) => revision.rev > held),
+    );
   }
 }

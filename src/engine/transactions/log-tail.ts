@@ -196,8 +196,7 @@ export class LogTail implements TailClient {
           transform: { kind: 'insert', block },
         })),
       );
-      this.states.delete(name);
-      this.loaded.delete(name);
+      this.drop(name);
       return { lsn, certificate };
     });
   }
@@ -360,8 +359,7 @@ export class LogTail implements TailClient {
         await this.components.blocks.apply(revisions);
       } catch (error) {
         // The cached state already counts the entries; the store may not: load it again.
-        this.states.delete(collection);
-        this.loaded.delete(collection);
+        this.drop(collection);
         for (const { item } of planned) item.reject(error);
         return;
       }
@@ -460,8 +458,7 @@ export class LogTail implements TailClient {
     if (sink !== undefined) return;
     return this.components.blocks.apply(revisions).catch((error: unknown) => {
       // The cached state already counts the entry; the store may not: load it again.
-      this.states.delete(state.collection);
-      this.loaded.delete(state.collection);
+      this.drop(state.collection);
       throw error;
     });
   }
@@ -583,10 +580,15 @@ export class LogTail implements TailClient {
    */
   forget(collection: string): Promise<void> {
     return this.serialize(collection, () => {
-      this.states.delete(collection);
-      this.loaded.delete(collection);
+      this.drop(collection);
       return Promise.resolve();
     });
+  }
+
+  /** Forgets the cached state of a collection at once (the caller holds its queue). */
+  private drop(collection: string): void {
+    this.states.delete(collection);
+    this.loaded.delete(collection);
   }
 
   /** Collections this tail has served since it started (whether or not it holds their state now). */
