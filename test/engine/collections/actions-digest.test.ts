@@ -46,7 +46,7 @@ describe('log entry actions digest', () => {
         }
         default: {
           const out = Array.from({ length: rng.int(4) }, () => random(depth + 1));
-          if (out.length > 2 && rng.int(4) === 0) delete out[1]; // a hole
+          if (out.length > 2 && rng.int(4) === 0) Reflect.deleteProperty(out, 1); // a hole
           return out;
         }
       }

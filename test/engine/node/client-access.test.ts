@@ -46,7 +46,11 @@ describe('client protocol access (the clients setting)', function () {
   });
 
   async function start(clients: NodeConfig['clients']): Promise<RunningNode> {
-    const node = await startNode({ dataDir: join(root, 'n'), config: { ...loopback, clients }, version: 'test' });
+    const node = await startNode({
+      dataDir: join(root, 'n'),
+      config: { ...loopback, clients },
+      version: 'test',
+    });
     nodes.push(node);
     return node;
   }
