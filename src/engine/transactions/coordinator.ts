@@ -1,5 +1,5 @@
 import type { Clock } from '../base/clock.js';
-import { EngineError, toEngineError } from '../base/errors.js';
+import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
 import { newTrxId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
@@ -123,7 +123,10 @@ export class Coordinator {
           ? await this.commitOne(trxId, writing[0]!, request)
           : await this.commitMany(trxId, writing, expiresAt, request);
     } catch (error) {
-      await cancel();
+      // A tail that may have decided (a timeout, an unreachable leader, a decision whose log write
+      // failed) must not have its pends withdrawn: they stay until they expire, and their holders
+      // then ask the tail, which settles the outcome (LogTail.outcomeOf).
+      if (!outcomeInDoubt(error)) await cancel();
       throw error;
     }
     if (decided.size === 0) {
@@ -245,4 +248,18 @@ function failure(error: EngineError): TxOutcome {
     ok: false,
     error: { code: error.code, message: error.message, ...(typeof action === 'number' ? { action } : {}) },
   };
+}
+
+/** Errors after which a tail may still have decided the transaction (or may decide it later). */
+const inDoubtCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'UNAVAILABLE',
+  'TIMEOUT',
+  'NO_QUORUM',
+  'INTERNAL',
+  'INTERRUPTED',
+]);
+
+function outcomeInDoubt(error: unknown): boolean {
+  if (!isEngineError(error)) return true;
+  return inDoubtCodes.has(error.code) || error.details?.['inDoubt'] === true;
 }
