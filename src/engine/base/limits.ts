@@ -115,6 +115,13 @@ export const limits = {
   consensusPendingProposalsMax: 1024,
   /** Ids and digests inside a consensus value (trxId, entry digest, successor, member ids). */
   consensusValueIdCharsMax: 256,
+  /**
+   * The entry content a consensus value carries (write/read sets, participants): about 2,500 block
+   * ids. An Accept batch of such values still fits a frame because the core sizes batches by bytes.
+   */
+  consensusEntryBodyBytesMax: 64 * 1024,
+  /** Bytes of values in one Accept or Promise message (well under frameBytesMax). */
+  consensusBatchBytesMax: 1024 * 1024,
   /** How often the edge ticks a consensus core; every timer below is a multiple of it. */
   consensusTickMs: 50,
   /** Each member tells every other it is alive this often, so one lost heartbeat raises no suspicion. */

@@ -8,6 +8,8 @@ import {
   verifyCertificate,
   type Certifier,
   type DecisionFields,
+  type EntryContext,
+  type RecoveredDecision,
 } from '../transactions/certifier.js';
 
 /** A certificate that names the members its quorum is counted against. */
@@ -78,12 +80,25 @@ export class NetworkCertifier implements Certifier {
   async certify(
     fields: Omit<DecisionFields, 'network' | 'membership'>,
     members: readonly string[],
+    entry?: EntryContext,
   ): Promise<Certificate> {
     const sorted = [...new Set(members)].sort();
     if (sorted.length === 0) throw new EngineError('INTERNAL', 'a decision needs a group');
-    const certificate = await this.consensus.certify(fields, sorted);
+    const certificate = await this.consensus.certify(fields, sorted, entry);
     const named: MemberCertificate = { ...certificate, members: sorted };
     return named;
+  }
+
+  decidedElsewhere(
+    error: unknown,
+    collection: string,
+    members: readonly string[],
+  ): readonly RecoveredDecision[] | undefined {
+    const sorted = [...new Set(members)].sort();
+    return this.consensus.decidedElsewhere(error, collection, sorted)?.map((decision) => {
+      const named: MemberCertificate = { ...decision.certificate, members: sorted };
+      return { ...decision, certificate: named };
+    });
   }
 
   verify(certificate: Certificate, members: readonly string[]): boolean {

@@ -39,7 +39,9 @@ import {
   isSlot,
   leadershipOrder,
   quorumOf,
+  entryConflict,
   sameBallot,
+  valueBytes,
   valueDigest,
 } from './values.js';
 
@@ -123,6 +125,12 @@ export type Role =
       readonly kind: 'leader';
       readonly ballot: Ballot;
       readonly nextSlot: number;
+      /**
+       * Slots below this were open when the member became leader (values adopted from promises, or
+       * noops): client values wait until they are decided, so the conflict check sees every earlier
+       * slot's value.
+       */
+      readonly recoveredBelow: number;
       readonly inflight: ReadonlyMap<number, Inflight>;
     };
 
@@ -344,7 +352,9 @@ class Work {
       batch.proposals.push({ slot: p.slot, value: p.value });
     }
     for (const batch of byBallot.values()) {
-      for (const chunk of chunks(batch.proposals, limits.consensusBatchSlotsMax)) {
+      for (const chunk of chunks(batch.proposals, limits.consensusBatchSlotsMax, (p) =>
+        valueBytes(p.value),
+      )) {
         for (const to of this.others()) {
           const message: AcceptMessage = {
             type: 'Accept',
@@ -357,7 +367,7 @@ class Work {
       }
     }
     for (const { to, message } of this.sends) effects.push({ type: 'send', to, message });
-    for (const chunk of chunks(this.certified, limits.consensusBatchSlotsMax)) {
+    for (const chunk of chunks(this.certified, limits.consensusBatchSlotsMax, (c) => valueBytes(c.value))) {
       for (const to of this.others()) {
         const message: DecidedMessage = { type: 'Decided', ...this.header(), certificates: chunk };
         effects.push({ type: 'send', to, message });
@@ -368,9 +378,22 @@ class Work {
   }
 }
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
+/** Splits items into messages of at most `size` items and about consensusBatchBytesMax bytes. */
+function chunks<T>(items: readonly T[], size: number, bytesOf: (item: T) => number): T[][] {
   const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const itemBytes = bytesOf(item);
+    if (current.length > 0 && (current.length >= size || bytes + itemBytes > limits.consensusBatchBytesMax)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += itemBytes;
+  }
+  if (current.length > 0) out.push(current);
   return out;
 }
 
@@ -745,9 +768,12 @@ function onHeartbeat(w: Work, from: string, m: HeartbeatMessage): void {
 function onLearn(w: Work, from: string, m: LearnMessage): void {
   const certificates: ConsensusCertificate[] = [];
   const to = Math.min(m.toSlot, m.fromSlot + limits.consensusBatchSlotsMax);
-  for (let slot = m.fromSlot; slot < to; slot++) {
+  let bytes = 0;
+  for (let slot = m.fromSlot; slot < to && bytes < limits.consensusBatchBytesMax; slot++) {
     const cert = w.s.decided.get(slot);
-    if (cert !== undefined) certificates.push(cert);
+    if (cert === undefined) continue;
+    certificates.push(cert);
+    bytes += valueBytes(cert.value);
   }
   if (certificates.length > 0) w.send(from, { type: 'Decided', ...w.header(), certificates });
 }
@@ -790,7 +816,13 @@ function becomeLeader(w: Work): void {
       break;
     }
   }
-  w.s.role = { kind: 'leader', ballot: role.ballot, nextSlot: top + 1, inflight: new Map() };
+  w.s.role = {
+    kind: 'leader',
+    ballot: role.ballot,
+    nextSlot: top + 1,
+    recoveredBelow: top + 1,
+    inflight: new Map(),
+  };
   for (let slot = role.fromSlot; slot <= top; slot++) {
     if (w.s.decided.has(slot)) continue;
     propose(w, slot, best.get(slot)?.value ?? { kind: 'noop' });
@@ -853,6 +885,9 @@ function flushQueue(w: Work): void {
   let sealing = false;
   for (const entry of role0.inflight.values()) if (entry.value.kind === 'seal') sealing = true;
   for (const cert of w.s.decided.values()) if (cert.value.kind === 'seal') sealing = true;
+  // Client values wait until the slots open at the election are decided (see Role.recoveredBelow).
+  if (w.s.reportedBelow < role0.recoveredBelow) return;
+  let entries: EntryIndex | undefined;
   for (const [digest, wait] of w.s.waits) {
     if (wait.slot !== null) {
       if (wait.value.kind === 'seal') sealing = true;
@@ -870,11 +905,74 @@ function flushQueue(w: Work): void {
       continue;
     }
     if (role.inflight.size >= limits.consensusInflightSlotsMax) break;
+    if (wait.value.kind === 'entry' && wait.value.lsn !== undefined) {
+      entries ??= entryIndex(w);
+      const conflict = conflictOf(entries, wait.value);
+      if (conflict === 'in-flight') continue; // answered once the earlier value is decided
+      if (conflict !== null) {
+        dropWait(w, digest, { kind: 'conflict', decided: conflict });
+        continue;
+      }
+    }
     const slot = role.nextSlot;
     w.waits().set(digest, { ...wait, slot });
     propose(w, slot, wait.value);
+    if (wait.value.kind === 'entry') entries?.add(wait.value, null);
     if (wait.value.kind === 'seal') sealing = true;
   }
+}
+
+type EntryValue = Extract<ConsensusValue, { kind: 'entry' }>;
+
+/** Entry values of the group's decided and in-flight slots, by LSN and by transaction. */
+class EntryIndex {
+  readonly byLsn = new Map<number, { value: EntryValue; cert: ConsensusCertificate | null }[]>();
+  readonly byTrx = new Map<string, { value: EntryValue; cert: ConsensusCertificate | null }[]>();
+  readonly decided: ConsensusCertificate[] = [];
+
+  add(value: EntryValue, cert: ConsensusCertificate | null): void {
+    if (value.lsn === undefined) return;
+    const item = { value, cert };
+    const atLsn = this.byLsn.get(value.lsn);
+    if (atLsn === undefined) this.byLsn.set(value.lsn, [item]);
+    else atLsn.push(item);
+    const ofTrx = this.byTrx.get(value.trxId);
+    if (ofTrx === undefined) this.byTrx.set(value.trxId, [item]);
+    else ofTrx.push(item);
+    if (cert !== null) this.decided.push(cert);
+  }
+}
+
+function entryIndex(w: Work): EntryIndex {
+  const index = new EntryIndex();
+  for (const cert of w.s.decided.values()) if (cert.value.kind === 'entry') index.add(cert.value, cert);
+  const role = w.s.role;
+  if (role.kind === 'leader')
+    for (const [slot, entry] of role.inflight)
+      if (entry.value.kind === 'entry' && !w.s.decided.has(slot)) index.add(entry.value, null);
+  return index;
+}
+
+/**
+ * Whether `value` contradicts an earlier slot: null when it does not; 'in-flight' when only values
+ * not yet decided do (it waits); otherwise the decided entries its proposer may lack.
+ */
+function conflictOf(index: EntryIndex, value: EntryValue): ConsensusCertificate[] | 'in-flight' | null {
+  const lsn = value.lsn!;
+  const candidates = [
+    ...(index.byLsn.get(lsn) ?? []),
+    ...(index.byLsn.get(lsn - 1) ?? []),
+    ...(index.byTrx.get(value.trxId) ?? []),
+  ];
+  const conflicting = candidates.filter((c) => entryConflict(c.value, value));
+  if (conflicting.length === 0) return null;
+  if (conflicting.every((c) => c.cert === null)) return 'in-flight';
+  return index.decided
+    .filter((cert) => {
+      const v = cert.value as EntryValue;
+      return v.lsn! >= lsn - 1 || v.trxId === value.trxId;
+    })
+    .sort((a, b) => a.slot - b.slot);
 }
 
 function dropWait(w: Work, digest: string, reason: RejectReason): void {
@@ -1031,7 +1129,7 @@ function retransmitAccepts(w: Work, role: Extract<Role, { kind: 'leader' }>): vo
     const proposals = due
       .filter(([, entry]) => !entry.votes.has(to))
       .map(([slot, entry]) => ({ slot, value: entry.value }));
-    for (const chunk of chunks(proposals, limits.consensusBatchSlotsMax))
+    for (const chunk of chunks(proposals, limits.consensusBatchSlotsMax, (p) => valueBytes(p.value)))
       w.send(to, { type: 'Accept', ...w.header(), ballot: role.ballot, proposals: chunk });
   }
   const inflight = new Map(role.inflight);

@@ -81,7 +81,26 @@ export function rejectionError(reason: RejectReason): EngineError {
       return new EngineError('UNAVAILABLE', 'too many proposals are waiting');
     case 'invalid':
       return new EngineError('BAD_INPUT', reason.message);
+    case 'conflict': {
+      const error = new EngineError(
+        'CONFLICT',
+        'the log position was taken by an earlier decision of the group',
+        { logConflict: true },
+      );
+      conflictDecisions.set(error, reason.decided);
+      return error;
+    }
   }
+}
+
+const conflictDecisions = new WeakMap<EngineError, readonly ConsensusCertificate[]>();
+
+/**
+ * The decided entries a proposal refused for a log conflict (`RejectReason` conflict) came back
+ * with, or undefined when the error is not such a refusal.
+ */
+export function conflictingDecisions(error: unknown): readonly ConsensusCertificate[] | undefined {
+  return error instanceof EngineError ? conflictDecisions.get(error) : undefined;
 }
 
 function stoppedError(inDoubt: boolean): EngineError {

@@ -21,6 +21,9 @@ export interface Ballot {
   readonly leader: string;
 }
 
+/** The content of a log entry carried in its consensus value (JSON, at most consensusEntryBodyBytesMax). */
+export type EntryBody = Readonly<Record<string, unknown>>;
+
 /** What a group decides in one slot. */
 export type ConsensusValue =
   | {
@@ -28,8 +31,25 @@ export type ConsensusValue =
       readonly kind: 'entry';
       readonly trxId: TrxId;
       readonly decision: EntryStatus;
-      /** Digest of the entry's full content (write set, actions, LSN…), which travels outside consensus. */
+      /** Digest binding the decision to its log position and content (see consensus-certifier.ts). */
       readonly digest: string;
+      /**
+       * The log position the entry takes. With it the leader refuses a value that would contradict an
+       * earlier slot of the group: another transaction at the same LSN, the same transaction at
+       * another LSN, a final decision reversed (see `entryConflict`).
+       */
+      readonly lsn?: number;
+      /**
+       * The transaction the proposer believed holds `lsn - 1` (null: none in this group). A proposal
+       * validated against a log that lacks an earlier decided entry is refused. Not signed.
+       */
+      readonly prev?: TrxId | null;
+      /**
+       * The entry's content without its certificate (write and read sets, participants…), so a member
+       * that takes over can write a decided entry whose log write the old leader never finished.
+       * Bound by `digest` (its hash is part of it); not itself part of what votes sign.
+       */
+      readonly body?: EntryBody;
     }
   | {
       /** The last decision of the group: the log continues in `successor`, held by `members`. */
@@ -215,6 +235,13 @@ export type RejectReason =
   | { readonly kind: 'full' }
   /** Too many proposals waiting. */
   | { readonly kind: 'busy' }
+  /**
+   * The value contradicts decisions of earlier slots (`entryConflict`): it was not and will not be
+   * decided. `decided` holds the group's decided entry certificates the proposer may lack (those at or
+   * after the value's LSN - 1, and any of the same transaction); the proposer writes them to its log
+   * and validates again.
+   */
+  | { readonly kind: 'conflict'; readonly decided: readonly ConsensusCertificate[] }
   /** Malformed value, or a seal naming a member proven to equivocate. */
   | { readonly kind: 'invalid'; readonly message: string };
 

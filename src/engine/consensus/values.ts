@@ -19,14 +19,61 @@ export function sameBallot(a: Ballot | null, b: Ballot | null): boolean {
 /** Digests of values seen recently; values are immutable, so an object's digest never changes. */
 const digests = new WeakMap<object, string>();
 
-/** Digest of a value: what votes sign and what identifies a proposal across retries. */
+/**
+ * Digest of a value: what votes sign and what identifies a proposal across retries. An entry's body
+ * and `prev` are left out: the body is bound through `digest` (it holds the body's hash), `prev` is
+ * the proposer's assumption, checked by the leader, not part of the decision.
+ */
 export function valueDigest(value: ConsensusValue): string {
   let digest = digests.get(value);
   if (digest === undefined) {
-    digest = createHash('sha256').update(canonicalJson(value)).digest('base64url');
+    digest = createHash('sha256')
+      .update(canonicalJson(signedPart(value)))
+      .digest('base64url');
     if (Object.isFrozen(value)) digests.set(value, digest);
   }
   return digest;
+}
+
+function signedPart(value: ConsensusValue): ConsensusValue {
+  if (value.kind !== 'entry' || (value.body === undefined && value.prev === undefined)) return value;
+  const { body: _body, prev: _prev, ...signed } = value;
+  return signed;
+}
+
+const sizes = new WeakMap<object, number>();
+
+/** Approximate encoded size of a value (for sizing batches); cached per value object. */
+export function valueBytes(value: ConsensusValue): number {
+  let size = sizes.get(value);
+  if (size === undefined) {
+    size = JSON.stringify(value).length;
+    sizes.set(value, size);
+  }
+  return size;
+}
+
+type EntryValue = Extract<ConsensusValue, { kind: 'entry' }>;
+
+/**
+ * True when entry value `later` may not be decided in a slot after `earlier`: both name log positions
+ * and they are another transaction at the same LSN, the same transaction at another LSN, a decision
+ * other than prepared → committed/aborted for one entry, or `later` assumed another transaction at
+ * the LSN just below it. Values without an LSN never conflict.
+ */
+export function entryConflict(earlier: EntryValue, later: EntryValue): boolean {
+  if (earlier.lsn === undefined || later.lsn === undefined) return false;
+  if (earlier.lsn === later.lsn) {
+    if (earlier.trxId !== later.trxId) return true;
+    return earlier.decision !== later.decision && earlier.decision !== 'prepared';
+  }
+  if (earlier.trxId === later.trxId) return true;
+  return (
+    later.prev !== undefined &&
+    later.prev !== null &&
+    earlier.lsn === later.lsn - 1 &&
+    earlier.trxId !== later.prev
+  );
 }
 
 /** Majority of a membership of `size`. */
@@ -86,8 +133,22 @@ export function isConsensusValue(value: unknown): value is ConsensusValue {
   const v = value as Record<string, unknown>;
   const keys = Object.keys(v).length;
   switch (v.kind) {
-    case 'entry':
-      return keys === 4 && isId(v.trxId) && decisions.has(v.decision) && isId(v.digest);
+    case 'entry': {
+      let optional = 0;
+      if (v.lsn !== undefined) {
+        if (!(typeof v.lsn === 'number' && Number.isSafeInteger(v.lsn) && v.lsn >= 0)) return false;
+        optional++;
+      }
+      if (v.prev !== undefined) {
+        if (v.prev !== null && !isId(v.prev)) return false;
+        optional++;
+      }
+      if (v.body !== undefined) {
+        if (!isEntryBody(v.body)) return false;
+        optional++;
+      }
+      return keys === 4 + optional && isId(v.trxId) && decisions.has(v.decision) && isId(v.digest);
+    }
     case 'seal':
       return keys === 3 && isBlockId(v.successor) && isMemberList(v.members);
     case 'noop':
@@ -95,6 +156,11 @@ export function isConsensusValue(value: unknown): value is ConsensusValue {
     default:
       return false;
   }
+}
+
+function isEntryBody(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  return JSON.stringify(body).length <= limits.consensusEntryBodyBytesMax;
 }
 
 export function isSlot(value: unknown): value is number {

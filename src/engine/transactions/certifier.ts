@@ -63,9 +63,38 @@ export interface Certifier {
   certify(
     fields: Omit<DecisionFields, 'network' | 'membership'>,
     members: readonly string[],
+    entry?: EntryContext,
   ): Promise<Certificate>;
   /** True when the certificate carries a valid quorum for the given membership. */
   verify(certificate: Certificate, members: readonly string[]): boolean;
+  /**
+   * When `error` is a certify refusal because the group already decided other entries at or next to
+   * the LSN asked for: those decisions, as log certificates with the entry content they carried, so
+   * the tail writes them before deciding anything else. Undefined for any other error.
+   */
+  decidedElsewhere?(
+    error: unknown,
+    collection: string,
+    members: readonly string[],
+  ): readonly RecoveredDecision[] | undefined;
+}
+
+/** What a log decision is taken against, beyond the signed fields (used by consensus certifiers). */
+export interface EntryContext {
+  /** The transaction the tail's log holds at lsn - 1 (null: none before it). */
+  readonly prev?: TrxId | null;
+  /** The entry without lsn, trxId, status and certificate: what a successor needs to write it. */
+  readonly body?: Readonly<Record<string, unknown>>;
+}
+
+/** A decision a group took that the tail's log may lack. */
+export interface RecoveredDecision {
+  readonly lsn: number;
+  readonly trxId: TrxId;
+  readonly decision: EntryStatus;
+  readonly certificate: Certificate;
+  /** The entry content (see EntryContext.body); absent for decisions proposed without one. */
+  readonly body: Readonly<Record<string, unknown>> | undefined;
 }
 
 /** An Ed25519 identity held in memory: a member id (its public key, base64url) and a signer. */

@@ -18,7 +18,7 @@ import {
   type LogEntry,
 } from '../collections/log/log-block.js';
 import type { BlockStore, DirectRevision } from '../storage/block-store.js';
-import type { Certifier } from './certifier.js';
+import type { Certifier, EntryContext, RecoveredDecision } from './certifier.js';
 import type {
   CommitRequest,
   CreateCollectionRequest,
@@ -77,6 +77,46 @@ interface QueuedDecision {
 
 /** Most decisions of one collection taken together (one consensus round, one log write). */
 const decisionBatchMax = 64;
+
+/** Times one batch writes decisions its group took elsewhere and is decided again, before giving up. */
+const adoptionsMax = 4;
+
+/** A fence decided this recently also settles other expired transactions (see `outcomeOf`). */
+const fenceReuseMs = 1_000;
+
+/** A log entry without lsn, trxId, status and certificate: what its consensus value carries. */
+type EntryBody = Readonly<Record<string, unknown>>;
+
+/** A decision was taken but its log write failed: the outcome is in doubt until the tail writes it. */
+function inDoubtError(cause: unknown): EngineError {
+  const code =
+    isEngineError(cause, 'TIMEOUT') || isEngineError(cause, 'NO_QUORUM') ? cause.code : 'UNAVAILABLE';
+  return new EngineError(
+    code,
+    `the transaction was decided but its log write failed (${cause instanceof Error ? cause.message : String(cause)}); its outcome is settled by the tail group`,
+    { inDoubt: true },
+    { cause },
+  );
+}
+
+/** True when a decided entry's body has the shape of a log entry's content. */
+function usableBody(body: EntryBody | undefined): body is EntryBody {
+  if (body === undefined) return false;
+  const ids = (value: unknown): boolean =>
+    Array.isArray(value) && value.every((id) => typeof id === 'string');
+  return (
+    ids(body.writes) &&
+    (body.reads === undefined || ids(body.reads)) &&
+    (body.participants === undefined || ids(body.participants)) &&
+    (body.expiresAt === undefined || typeof body.expiresAt === 'number') &&
+    (body.checkpoint === undefined || typeof body.checkpoint === 'number') &&
+    (body.actionsDigest === undefined || typeof body.actionsDigest === 'string') &&
+    !('certificate' in body) &&
+    !('lsn' in body) &&
+    !('trxId' in body) &&
+    !('status' in body)
+  );
+}
 
 interface IndexedEntry extends WindowEntry {
   /** Log block holding the entry. */
@@ -245,9 +285,60 @@ export class LogTail implements TailClient {
     });
   }
 
+  /**
+   * The decision this tail's log holds about a transaction. Asked when a pend or prepared entry
+   * expired, so 'unknown' must be final: with a tail group (a certifier that reports decisions taken
+   * elsewhere), an unknown transaction is settled first — an entry that changes nothing is decided
+   * at the next LSN, which either writes decisions the log lacked (a leader that stopped before its
+   * log write) or makes sure none is pending below it. One such fence answers every question asked
+   * within `fenceReuseMs`: anything asked about had expired, so its last proposal predates the fence.
+   */
   async outcomeOf(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'> {
     const state = await this.loadedState(collection);
-    return state.byTrx.get(trxId)?.status ?? 'unknown';
+    const known = state.byTrx.get(trxId)?.status;
+    if (known !== undefined || this.components.certifier.decidedElsewhere === undefined)
+      return known ?? 'unknown';
+    return this.serialize(collection, () => this.settle(collection, trxId));
+  }
+
+  private readonly fences = new Map<string, number>();
+
+  private async settle(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'> {
+    for (let round = 0; round <= adoptionsMax; round++) {
+      const state = await this.state(collection);
+      const known = state.byTrx.get(trxId)?.status;
+      if (known !== undefined) return known;
+      const now = this.components.clock.now();
+      const fencedAt = this.fences.get(collection);
+      if (fencedAt !== undefined && now - fencedAt < fenceReuseMs) return 'unknown';
+      const lsn = state.lastLsn + 1;
+      const fence = `fence-${newBlockId(this.components.rng).slice(0, 22)}`;
+      const body: EntryBody = { writes: [], actions: { fence: true }, checkpoint: state.checkpoint };
+      const last = state.window.at(-1);
+      let certificate: Certificate;
+      try {
+        certificate = await this.certify(state, lsn, fence, 'committed', {
+          prev: last?.lsn === lsn - 1 ? last.trxId : null,
+          body,
+        });
+      } catch (error) {
+        const decided = this.components.certifier.decidedElsewhere?.(
+          error,
+          state.collection,
+          state.tail.members,
+        );
+        if (decided === undefined) throw error;
+        await this.adopt(state, decided);
+        continue;
+      }
+      await this.append(state, { ...body, lsn, trxId: fence, status: 'committed', certificate } as LogEntry);
+      state.propagated.add(lsn);
+      this.advanceCheckpoint(state);
+      if (this.fences.size >= 4096) this.fences.clear();
+      this.fences.set(collection, now);
+      return 'unknown';
+    }
+    throw new EngineError('UNAVAILABLE', `could not settle the outcome of ${trxId} in ${collection}; retry`);
   }
 
   // ---- internals ----
@@ -283,7 +374,11 @@ export class LogTail implements TailClient {
 
   private readonly batches = new Map<string, QueuedDecision[]>();
 
-  private async decideBatch(collection: string, batch: readonly QueuedDecision[]): Promise<void> {
+  private async decideBatch(
+    collection: string,
+    batch: readonly QueuedDecision[],
+    adoptions = 0,
+  ): Promise<void> {
     let state: TailState;
     try {
       state = await this.state(collection);
@@ -329,8 +424,25 @@ export class LogTail implements TailClient {
       });
     }
     if (planned.length === 0) return;
+    const bodies = planned.map(({ item }): EntryBody => {
+      const { request, status, participants, expiresAt } = item;
+      return {
+        writes: request.writes,
+        ...(status === 'prepared' ? { reads: request.reads } : {}),
+        ...this.actionsField(request.actions),
+        ...(participants !== undefined ? { participants } : {}),
+        ...(expiresAt !== undefined ? { expiresAt } : {}),
+        checkpoint: state.checkpoint,
+      };
+    });
+    const last = state.window.at(-1);
     const certified = await Promise.allSettled(
-      planned.map(({ item, lsn }) => this.certify(state, lsn, item.request.trxId, item.status)),
+      planned.map(({ item, lsn }, i) =>
+        this.certify(state, lsn, item.request.trxId, item.status, {
+          prev: i > 0 ? planned[i - 1]!.item.request.trxId : last?.lsn === lsn - 1 ? last.trxId : null,
+          body: bodies[i]!,
+        }),
+      ),
     );
     // Entries are written in LSN order: the first one that failed to be certified ends the batch.
     const failedAt = certified.findIndex((result) => result.status === 'rejected');
@@ -338,17 +450,11 @@ export class LogTail implements TailClient {
     const entries: LogEntry[] = [];
     for (let i = 0; i < written; i++) {
       const { item, lsn } = planned[i]!;
-      const { request, status, participants, expiresAt } = item;
       entries.push({
+        ...(bodies[i] as Omit<LogEntry, 'lsn' | 'trxId' | 'status' | 'certificate'>),
         lsn,
-        trxId: request.trxId,
-        status,
-        writes: request.writes,
-        ...(status === 'prepared' ? { reads: request.reads } : {}),
-        ...this.actionsField(request.actions),
-        ...(participants !== undefined ? { participants } : {}),
-        ...(expiresAt !== undefined ? { expiresAt } : {}),
-        checkpoint: state.checkpoint,
+        trxId: item.request.trxId,
+        status: item.status,
         certificate: (certified[i] as PromiseFulfilledResult<Certificate>).value,
       });
     }
@@ -358,11 +464,34 @@ export class LogTail implements TailClient {
         for (const entry of entries) this.append(state, entry, revisions);
         await this.components.blocks.apply(revisions);
       } catch (error) {
-        // The cached state already counts the entries; the store may not: load it again.
+        // The cached state already counts the entries; the store may not: load it again. The
+        // decisions stand (they are certified): the next decision of the group writes them.
         this.drop(collection);
-        for (const { item } of planned) item.reject(error);
+        const inDoubt = inDoubtError(error);
+        for (let i = 0; i < planned.length; i++) planned[i]!.item.reject(i < written ? inDoubt : error);
         return;
       }
+    }
+    // The group had decided entries this log lacks (a leader that died before its log write): write
+    // them, then decide the rest of the batch again against the log as it now is.
+    const elsewhere = this.decidedElsewhere(state, certified.slice(written));
+    if (elsewhere !== undefined && adoptions < adoptionsMax) {
+      for (let i = 0; i < written; i++) {
+        const { item, lsn } = planned[i]!;
+        item.resolve({ status: item.status, lsn, certificate: entries[i]!.certificate });
+      }
+      try {
+        await this.adopt(state, elsewhere);
+      } catch (error) {
+        for (let i = written; i < planned.length; i++) planned[i]!.item.reject(error);
+        return;
+      }
+      await this.decideBatch(
+        collection,
+        planned.slice(written).map((p) => p.item),
+        adoptions + 1,
+      );
+      return;
     }
     for (let i = 0; i < planned.length; i++) {
       const { item, lsn } = planned[i]!;
@@ -384,11 +513,93 @@ export class LogTail implements TailClient {
     return { actionsDigest: canonicalDigest(actions ?? null) };
   }
 
-  private certify(state: TailState, lsn: number, trxId: TrxId, decision: EntryStatus): Promise<Certificate> {
+  private certify(
+    state: TailState,
+    lsn: number,
+    trxId: TrxId,
+    decision: EntryStatus,
+    entry?: EntryContext,
+  ): Promise<Certificate> {
     return this.components.certifier.certify(
       { collection: state.collection, blockId: state.tail.header.id, lsn, trxId, decision },
       state.tail.members,
+      entry,
     );
+  }
+
+  /**
+   * The decisions a refused certification says the tail group took and this log may lack, from the
+   * first refusal that carries any; undefined when none does.
+   */
+  private decidedElsewhere(
+    state: TailState,
+    results: readonly PromiseSettledResult<Certificate>[],
+  ): readonly RecoveredDecision[] | undefined {
+    const certifier = this.components.certifier;
+    if (certifier.decidedElsewhere === undefined) return undefined;
+    for (const result of results) {
+      if (result.status !== 'rejected') continue;
+      const decided = certifier.decidedElsewhere(result.reason, state.collection, state.tail.members);
+      if (decided !== undefined) return decided;
+    }
+    return undefined;
+  }
+
+  /**
+   * Writes decisions the tail group took that this log lacks: a leader decided them and stopped
+   * before its log write reached the log's holders. New entries are appended at their LSN, final
+   * decisions of prepared entries replace them. The state is then dropped, so the next request
+   * reloads it and propagates what was committed. A decision that contradicts the log is a broken
+   * invariant (INTERNAL), never silently skipped.
+   */
+  private async adopt(state: TailState, decided: readonly RecoveredDecision[]): Promise<void> {
+    const rank = (d: RecoveredDecision): number => (d.decision === 'prepared' ? 0 : 1);
+    const sorted = [...decided].sort((a, b) => a.lsn - b.lsn || rank(a) - rank(b));
+    try {
+      for (const d of sorted) {
+        const existing = state.byTrx.get(d.trxId);
+        if (existing !== undefined) {
+          if (existing.lsn !== d.lsn)
+            throw new EngineError(
+              'INTERNAL',
+              `transaction ${d.trxId} is at log position ${existing.lsn} but was decided at ${d.lsn}`,
+            );
+          if (existing.status === d.decision || d.decision === 'prepared') continue;
+          if (existing.status !== 'prepared')
+            throw new EngineError(
+              'INTERNAL',
+              `transaction ${d.trxId} is ${existing.status} in the log but was decided ${d.decision}`,
+            );
+          await this.writeDecision(state, existing, d.decision, d.certificate);
+          continue;
+        }
+        if (d.lsn <= state.lastLsn) {
+          if (d.lsn < (state.window[0]?.lsn ?? 0)) continue; // older than the window: not this log's tail
+          throw new EngineError(
+            'INTERNAL',
+            `log position ${d.lsn} of ${state.collection} holds another transaction than ${d.trxId}, which was decided there`,
+          );
+        }
+        const body = d.body;
+        if (d.lsn !== state.lastLsn + 1 || !usableBody(body))
+          throw new EngineError(
+            'INTERNAL',
+            `decided entry ${d.lsn} of ${state.collection} (${d.trxId}) cannot be written: ${
+              d.lsn !== state.lastLsn + 1 ? `the log ends at ${state.lastLsn}` : 'its content is missing'
+            }`,
+          );
+        const entry = {
+          ...body,
+          lsn: d.lsn,
+          trxId: d.trxId,
+          status: d.decision,
+          certificate: d.certificate,
+        } as LogEntry;
+        await this.append(state, entry);
+      }
+    } finally {
+      this.drop(state.collection);
+    }
   }
 
   /**
@@ -504,16 +715,61 @@ export class LogTail implements TailClient {
       stored !== undefined && stored.trxId === entry.trxId,
       `log entry ${entry.lsn} is not where the index says`,
     );
-    const certificate = await this.components.certifier.certify(
-      {
-        collection: state.collection,
-        blockId: entry.blockId,
-        lsn: entry.lsn,
-        trxId: entry.trxId,
-        decision: outcome,
-      },
-      log.members,
-    );
+    let certificate: Certificate;
+    try {
+      certificate = await this.components.certifier.certify(
+        {
+          collection: state.collection,
+          blockId: entry.blockId,
+          lsn: entry.lsn,
+          trxId: entry.trxId,
+          decision: outcome,
+        },
+        log.members,
+      );
+    } catch (error) {
+      const decided = this.components.certifier.decidedElsewhere?.(error, state.collection, log.members);
+      if (decided === undefined) throw error;
+      await this.adopt(state, decided);
+      // The group decided this entry already (the other way, or the same way): report what it is now.
+      if (entry.status === outcome) return { lsn: entry.lsn, certificate: entry.certificate };
+      throw new EngineError(
+        'CONFLICT',
+        `transaction ${entry.trxId} was already ${entry.status} in ${state.collection}`,
+      );
+    }
+    await this.writeDecision(state, entry, outcome, certificate, holder.rev, log, stored);
+    return { lsn: entry.lsn, certificate };
+  }
+
+  /** Records the final decision of a prepared entry in its log block. */
+  private async writeDecision(
+    state: TailState,
+    entry: IndexedEntry,
+    outcome: EntryStatus,
+    certificate: Certificate,
+    rev?: number,
+    block?: LogBlock,
+    current?: LogEntry,
+  ): Promise<void> {
+    const blocks = this.components.blocks;
+    let holderRev = rev;
+    let log = block;
+    let stored = current;
+    if (holderRev === undefined || log === undefined || stored === undefined) {
+      const holder = await blocks.latest(entry.blockId);
+      assert(
+        holder !== undefined && isLogBlock(holder.block),
+        `log block ${entry.blockId} of entry ${entry.lsn} is missing`,
+      );
+      holderRev = holder.rev;
+      log = holder.block;
+      stored = log.entries[entry.lsn - log.firstLsn];
+      assert(
+        stored !== undefined && stored.trxId === entry.trxId,
+        `log entry ${entry.lsn} is not where the index says`,
+      );
+    }
     const { reads: _reads, ...rest } = stored;
     const decided: LogEntry = { ...rest, status: outcome, certificate };
     await blocks.apply([
@@ -522,7 +778,7 @@ export class LogTail implements TailClient {
         // The decision is a revision of its own: tagged apart from the prepare that placed the entry.
         trxId: `${entry.trxId}:${outcome}`,
         lsn: state.lastLsn,
-        baseRev: holder.rev,
+        baseRev: holderRev,
         transform: { kind: 'update', ops: replaceEntryOps(log, decided) },
       },
     ]);
@@ -530,12 +786,11 @@ export class LogTail implements TailClient {
       const entries = state.tail.entries.slice();
       entries[entry.lsn - state.tail.firstLsn] = decided;
       state.tail = { ...state.tail, entries };
-      state.tailRev = holder.rev + 1;
+      state.tailRev = holderRev + 1;
     }
     entry.status = outcome;
     entry.certificate = certificate;
     if (outcome === 'aborted') this.advanceCheckpoint(state);
-    return { lsn: entry.lsn, certificate };
   }
 
   private checkCommitProof(entry: IndexedEntry, proof: readonly Certificate[]): void {
@@ -608,7 +863,24 @@ export class LogTail implements TailClient {
       if (this.init.shouldSeal?.(state.tail) !== true) return false;
       const trxId = `reconfigure-${newBlockId(this.components.rng).slice(0, 22)}`;
       const lsn = state.lastLsn + 1;
-      const certificate = await this.certify(state, lsn, trxId, 'committed');
+      const body: EntryBody = { writes: [], actions: { reconfigure: true }, checkpoint: state.checkpoint };
+      const last = state.window.at(-1);
+      let certificate: Certificate;
+      try {
+        certificate = await this.certify(state, lsn, trxId, 'committed', {
+          prev: last?.lsn === lsn - 1 ? last.trxId : null,
+          body,
+        });
+      } catch (error) {
+        const decided = this.components.certifier.decidedElsewhere?.(
+          error,
+          state.collection,
+          state.tail.members,
+        );
+        if (decided === undefined) throw error;
+        await this.adopt(state, decided);
+        return false;
+      }
       const entry: LogEntry = {
         lsn,
         trxId,
