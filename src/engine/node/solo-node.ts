@@ -1,51 +1,30 @@
-import { systemClock, type Clock } from "../base/clock.js";
-import { EngineError, isEngineError } from "../base/errors.js";
-import {
-  collectionHeaderId,
-  newTrxId,
-  newBlockId,
-  type BlockId,
-} from "../base/ids.js";
-import { limits } from "../base/limits.js";
-import { systemRng, type Rng } from "../base/rng.js";
-import type { Json } from "../base/codec.js";
-import { BTree } from "../collections/btree/btree.js";
-import { blockTypes, type Block, type BlockOp } from "../storage/block.js";
-import type { BlockAccess } from "../collections/block-access.js";
+import { systemClock, type Clock } from '../base/clock.js';
+import { EngineError, isEngineError } from '../base/errors.js';
+import { collectionHeaderId, newTrxId, newBlockId, type BlockId } from '../base/ids.js';
+import { limits } from '../base/limits.js';
+import { systemRng, type Rng } from '../base/rng.js';
+import type { Json } from '../base/codec.js';
+import { BTree } from '../collections/btree/btree.js';
+import { blockTypes, type Block, type BlockOp } from '../storage/block.js';
+import type { BlockAccess } from '../collections/block-access.js';
 import {
   isCollectionHeader,
   isLogBlock,
   newLogBlock,
   type CollectionHeader,
   type LogEntry,
-} from "../collections/log/log-block.js";
-import type {
-  BlockRevision,
-  BlockState,
-  PendingTransform,
-} from "../storage/block-store.js";
-import type { RawStore } from "../storage/raw-store.js";
-import { VersionedBlockStore } from "../storage/versioned-block-store.js";
-import {
-  Ed25519Identity,
-  SoloCertifier,
-  type Certifier,
-} from "../transactions/certifier.js";
-import { peerIdOfIdentity } from "../cluster/consensus-signer.js";
-import type { RepoClient, TailClient } from "../transactions/protocol.js";
-import {
-  Coordinator,
-  type CoordinatorInit,
-} from "../transactions/coordinator.js";
-import { LocalRepo } from "../transactions/local-repo.js";
-import { LogTail } from "../transactions/log-tail.js";
-import { isCollectionName } from "../transactions/tx-parse.js";
-import type {
-  ActionResult,
-  TreeKey,
-  TxOutcome,
-  TxRequest,
-} from "../transactions/tx-types.js";
+} from '../collections/log/log-block.js';
+import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
+import type { RawStore } from '../storage/raw-store.js';
+import { VersionedBlockStore } from '../storage/versioned-block-store.js';
+import { Ed25519Identity, SoloCertifier, type Certifier } from '../transactions/certifier.js';
+import { peerIdOfIdentity } from '../cluster/consensus-signer.js';
+import type { RepoClient, TailClient } from '../transactions/protocol.js';
+import { Coordinator, type CoordinatorInit } from '../transactions/coordinator.js';
+import { LocalRepo } from '../transactions/local-repo.js';
+import { LogTail } from '../transactions/log-tail.js';
+import { isCollectionName } from '../transactions/tx-parse.js';
+import type { ActionResult, TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import type {
   BlockHolder,
   BlockVerification,
@@ -56,7 +35,7 @@ import type {
   GetResult,
   ReadOptions,
   ScanOptions,
-} from "./database-api.js";
+} from './database-api.js';
 
 export interface SoloNodeComponents {
   readonly raw: RawStore;
@@ -103,16 +82,13 @@ export interface NodeWiring {
 /** Block reads (`block get|history|pending|verify`). */
 export interface BlockReader {
   latest(id: BlockId): Promise<BlockState | undefined>;
-  at(
-    id: BlockId,
-    point: { readonly rev: number },
-  ): Promise<BlockState | undefined>;
+  at(id: BlockId, point: { readonly rev: number }): Promise<BlockState | undefined>;
   history(id: BlockId): Promise<BlockRevision[]>;
   pendingOf(id: BlockId): Promise<PendingTransform[]>;
 }
 
-const identityKey = "i/identity";
-const catalogPrefix = "c/";
+const identityKey = 'i/identity';
+const catalogPrefix = 'c/';
 
 /**
  * A node with a cluster of one: the same repo, log tail and coordinator objects the network node
@@ -134,28 +110,18 @@ export class SoloNode implements Database {
   private readonly rng: Rng;
   private closed = false;
 
-  private constructor(
-    components: SoloNodeComponents,
-    identity: Ed25519Identity,
-    init: SoloNodeInit,
-  ) {
+  private constructor(components: SoloNodeComponents, identity: Ed25519Identity, init: SoloNodeInit) {
     this.raw = components.raw;
     this.clock = components.clock ?? systemClock;
     this.rng = components.rng ?? systemRng;
     this.identity = identity;
     const members = [identity.id];
-    const certifier = new SoloCertifier(identity, init.network ?? "default");
+    const certifier = new SoloCertifier(identity, init.network ?? 'default');
     this.certifier = certifier;
     this.blocks = new VersionedBlockStore(this.raw);
     this.repo = new LocalRepo({ blocks: this.blocks, certifier }, { members });
     this.tails = new LogTail(
-      {
-        blocks: this.blocks,
-        repo: this.repo,
-        certifier,
-        clock: this.clock,
-        rng: this.rng,
-      },
+      { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
       { members, resolveInDoubtOnLoad: true },
     );
     this.wiring = init.wiring?.({
@@ -171,28 +137,18 @@ export class SoloNode implements Database {
     }
     this.reader = this.wiring?.reader ?? this.blocks;
     this.coordinator = new Coordinator(
-      {
-        repo: this.wiring?.repo ?? this.repo,
-        tails: this.tails,
-        clock: this.clock,
-        rng: this.rng,
-      },
+      { repo: this.wiring?.repo ?? this.repo, tails: this.tails, clock: this.clock, rng: this.rng },
       init.coordinator,
     );
   }
 
   /** Opens a solo node on an opened RawStore (its identity is created on first open). */
-  static async open(
-    components: SoloNodeComponents,
-    init: SoloNodeInit = {},
-  ): Promise<SoloNode> {
+  static async open(components: SoloNodeComponents, init: SoloNodeInit = {}): Promise<SoloNode> {
     const stored = await components.raw.get(identityKey);
     let identity: Ed25519Identity;
     if (stored === undefined) {
       identity = Ed25519Identity.generate();
-      await components.raw.batch([
-        { type: "put", key: identityKey, value: identity.toPkcs8() },
-      ]);
+      await components.raw.batch([{ type: 'put', key: identityKey, value: identity.toPkcs8() }]);
       await components.raw.sync();
     } else {
       identity = Ed25519Identity.fromPkcs8(stored);
@@ -203,32 +159,22 @@ export class SoloNode implements Database {
     return node;
   }
 
-  async createCollection(
-    name: string,
-    kind: CollectionKind,
-  ): Promise<CollectionInfo> {
+  async createCollection(name: string, kind: CollectionKind): Promise<CollectionInfo> {
     if (!isCollectionName(name)) {
       throw new EngineError(
-        "BAD_INPUT",
+        'BAD_INPUT',
         `invalid collection name ${JSON.stringify(name)}: use 1-128 letters, digits, '.', '_' or '-'`,
       );
     }
-    if (kind !== "tree" && kind !== "diary")
-      throw new EngineError(
-        "BAD_INPUT",
-        `collection type must be tree or diary, not ${String(kind)}`,
-      );
+    if (kind !== 'tree' && kind !== 'diary')
+      throw new EngineError('BAD_INPUT', `collection type must be tree or diary, not ${String(kind)}`);
     const headerId = collectionHeaderId(name);
     const capture = new CaptureAccess(this.rng);
     const rootId = BTree.create(capture, name);
     const root = capture.inserted[0]!;
     const logId = newBlockId(this.rng);
     const header: CollectionHeader = {
-      header: {
-        id: headerId,
-        type: blockTypes.collectionHeader,
-        collection: name,
-      },
+      header: { id: headerId, type: blockTypes.collectionHeader, collection: name },
       name,
       kind,
       root: rootId,
@@ -239,28 +185,20 @@ export class SoloNode implements Database {
     const members = this.wiring?.membersFor(logId) ?? [this.identity.id];
     const log = newLogBlock(logId, name, null, 1, [...members].sort());
     await this.tails.create({ trxId: newTrxId(this.rng), header, root, log });
-    await this.raw.batch([
-      { type: "put", key: catalogPrefix + name, value: kind },
-    ]);
+    await this.raw.batch([{ type: 'put', key: catalogPrefix + name, value: kind }]);
     await this.raw.sync();
     return this.collectionInfo(name);
   }
 
   async listCollections(): Promise<CollectionInfo[]> {
-    const names =
-      this.wiring !== undefined
-        ? await this.wiring.catalog()
-        : await this.localCatalog();
+    const names = this.wiring !== undefined ? await this.wiring.catalog() : await this.localCatalog();
     return Promise.all(names.map((name) => this.collectionInfo(name)));
   }
 
   /** Collection names recorded in this node's catalog. */
   private async localCatalog(): Promise<string[]> {
     const names: string[] = [];
-    for await (const [key] of this.raw.iterate({
-      gte: catalogPrefix,
-      lt: catalogPrefix + "\uffff",
-    })) {
+    for await (const [key] of this.raw.iterate({ gte: catalogPrefix, lt: catalogPrefix + '\uffff' })) {
       names.push(key.slice(catalogPrefix.length));
     }
     return names;
@@ -269,10 +207,7 @@ export class SoloNode implements Database {
   /** How many collections exist (cheaper than listing them: reads only the catalog keys). */
   async collectionCount(): Promise<number> {
     let count = 0;
-    for await (const _entry of this.raw.iterate({
-      gte: catalogPrefix,
-      lt: catalogPrefix + "\uffff",
-    }))
+    for await (const _entry of this.raw.iterate({ gte: catalogPrefix, lt: catalogPrefix + '\uffff' }))
       count++;
     return count;
   }
@@ -290,34 +225,19 @@ export class SoloNode implements Database {
     };
   }
 
-  async get(
-    name: string,
-    key: TreeKey,
-    options: { readonly at?: number } = {},
-  ): Promise<GetResult> {
-    const result = await this.readOnly(
-      { actions: [{ collection: name, op: "get", key }] },
-      name,
-      options.at,
-    );
-    const got = result.results[0] as Extract<ActionResult, { op: "get" }>;
+  async get(name: string, key: TreeKey, options: { readonly at?: number } = {}): Promise<GetResult> {
+    const result = await this.readOnly({ actions: [{ collection: name, op: 'get', key }] }, name, options.at);
+    const got = result.results[0] as Extract<ActionResult, { op: 'get' }>;
     return { key, found: got.found, value: got.value, rev: result.rev };
   }
 
-  async *scan(
-    name: string,
-    options: ScanOptions = {},
-  ): AsyncIterable<{ key: TreeKey; value: Json }> {
+  async *scan(name: string, options: ScanOptions = {}): AsyncIterable<{ key: TreeKey; value: Json }> {
     const at = options.at ?? (await this.collectionInfo(name)).rev;
     let remaining = options.limit ?? Number.POSITIVE_INFINITY;
-    let bound: string | undefined =
-      options.reverse === true ? options.to : options.from;
+    let bound: string | undefined = options.reverse === true ? options.to : options.from;
     let skip: string | undefined;
     while (remaining > 0) {
-      const page = Math.min(
-        remaining + (skip !== undefined ? 1 : 0),
-        limits.scanPageItemsMax,
-      );
+      const page = Math.min(remaining + (skip !== undefined ? 1 : 0), limits.scanPageItemsMax);
       const range =
         options.reverse === true
           ? {
@@ -330,13 +250,11 @@ export class SoloNode implements Database {
               ...(options.to !== undefined ? { to: options.to } : {}),
             };
       const result = await this.readOnly(
-        { actions: [{ collection: name, op: "scan", ...range, limit: page }] },
+        { actions: [{ collection: name, op: 'scan', ...range, limit: page }] },
         name,
         at,
       );
-      const entries = (
-        result.results[0] as Extract<ActionResult, { op: "scan" }>
-      ).entries;
+      const entries = (result.results[0] as Extract<ActionResult, { op: 'scan' }>).entries;
       for (const entry of entries) {
         if (entry.key === skip) continue;
         yield entry;
@@ -348,10 +266,7 @@ export class SoloNode implements Database {
     }
   }
 
-  async *read(
-    name: string,
-    options: ReadOptions = {},
-  ): AsyncIterable<{ index: number; value: Json }> {
+  async *read(name: string, options: ReadOptions = {}): AsyncIterable<{ index: number; value: Json }> {
     const at = options.at ?? (await this.collectionInfo(name)).rev;
     let remaining = options.limit ?? Number.POSITIVE_INFINITY;
     let from = options.from;
@@ -362,21 +277,13 @@ export class SoloNode implements Database {
       const result = await this.readOnly(
         {
           actions: [
-            {
-              collection: name,
-              op: "read",
-              ...(from !== undefined ? { from } : {}),
-              reverse,
-              limit: page,
-            },
+            { collection: name, op: 'read', ...(from !== undefined ? { from } : {}), reverse, limit: page },
           ],
         },
         name,
         at,
       );
-      const entries = (
-        result.results[0] as Extract<ActionResult, { op: "read" }>
-      ).entries;
+      const entries = (result.results[0] as Extract<ActionResult, { op: 'read' }>).entries;
       for (const entry of entries) {
         yield entry;
         remaining--;
@@ -388,24 +295,18 @@ export class SoloNode implements Database {
 
   transact(request: TxRequest): Promise<TxOutcome> {
     if (this.closed)
-      return Promise.resolve({
-        ok: false,
-        error: { code: "UNAVAILABLE", message: "database is closed" },
-      });
+      return Promise.resolve({ ok: false, error: { code: 'UNAVAILABLE', message: 'database is closed' } });
     return this.coordinator.run(request);
   }
 
-  async block(
-    id: BlockId,
-    options: { readonly rev?: number } = {},
-  ): Promise<BlockState> {
+  async block(id: BlockId, options: { readonly rev?: number } = {}): Promise<BlockState> {
     const state =
       options.rev === undefined
         ? await this.reader.latest(id)
         : await this.reader.at(id, { rev: options.rev });
     if (state === undefined) {
       throw new EngineError(
-        "NOT_FOUND",
+        'NOT_FOUND',
         options.rev === undefined
           ? `block ${id} does not exist`
           : `block ${id} has no revision ${options.rev}`,
@@ -416,19 +317,13 @@ export class SoloNode implements Database {
 
   async blockHistory(id: BlockId): Promise<BlockRevision[]> {
     const history = await this.reader.history(id);
-    if (history.length === 0)
-      throw new EngineError("NOT_FOUND", `block ${id} does not exist`);
+    if (history.length === 0) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);
     return history;
   }
 
   async blockHolders(id: BlockId): Promise<BlockHolder[]> {
     if (this.wiring !== undefined) return this.wiring.holders(id);
-    return [
-      {
-        peer: peerIdOfIdentity(this.identity),
-        rev: (await this.blocks.latest(id))?.rev ?? null,
-      },
-    ];
+    return [{ peer: peerIdOfIdentity(this.identity), rev: (await this.blocks.latest(id))?.rev ?? null }];
   }
 
   blockPending(id: BlockId): Promise<PendingTransform[]> {
@@ -440,30 +335,19 @@ export class SoloNode implements Database {
     const first = history[0]!;
     const latest = await this.reader.latest(id);
     const header =
-      latest?.block?.header ??
-      (first.transform.kind === "insert"
-        ? first.transform.block.header
-        : undefined);
-    if (header === undefined)
-      throw new EngineError("NOT_FOUND", `block ${id} has no readable header`);
+      latest?.block?.header ?? (first.transform.kind === 'insert' ? first.transform.block.header : undefined);
+    if (header === undefined) throw new EngineError('NOT_FOUND', `block ${id} has no readable header`);
     const minLsn = Math.min(...history.map((revision) => revision.lsn));
     const entries = await this.logEntriesFrom(header.collection, minLsn);
     const revisions = history.map((revision): RevisionVerification => {
-      const base = {
-        rev: revision.rev,
-        lsn: revision.lsn,
-        trxId: revision.trxId,
-      };
+      const base = { rev: revision.rev, lsn: revision.lsn, trxId: revision.trxId };
       // A decision on a prepared entry is a revision of the log block tagged "<trx>:<decision>".
-      const trxId =
-        header.type === blockTypes.logBlock
-          ? revision.trxId.split(":")[0]!
-          : revision.trxId;
+      const trxId = header.type === blockTypes.logBlock ? revision.trxId.split(':')[0]! : revision.trxId;
       const found = entries.get(trxId);
       if (found === undefined) {
         return {
           ...base,
-          status: "unverifiable",
+          status: 'unverifiable',
           detail: `no log entry for transaction ${trxId} is held here`,
         };
       }
@@ -477,37 +361,30 @@ export class SoloNode implements Database {
       if (!matches || !this.certifier.verify(certificate, members)) {
         return {
           ...base,
-          status: "invalid",
+          status: 'invalid',
           detail: `the certificate of log entry ${entry.lsn} does not verify`,
         };
       }
-      const signers = certificate.signatures.map(
-        (signature) => signature.member,
-      );
-      if (header.type === blockTypes.logBlock)
-        return { ...base, status: "verified", signers };
-      if (entry.status !== "committed" || entry.lsn !== revision.lsn) {
+      const signers = certificate.signatures.map((signature) => signature.member);
+      if (header.type === blockTypes.logBlock) return { ...base, status: 'verified', signers };
+      if (entry.status !== 'committed' || entry.lsn !== revision.lsn) {
         return {
           ...base,
-          status: "invalid",
+          status: 'invalid',
           detail: `log entry ${entry.lsn} is ${entry.status}, not a commit at ${revision.lsn}`,
         };
       }
       const tailWrite = header.type === blockTypes.collectionHeader;
       if (!tailWrite && !entry.writes.includes(id)) {
-        return {
-          ...base,
-          status: "invalid",
-          detail: `log entry ${entry.lsn} does not name this block`,
-        };
+        return { ...base, status: 'invalid', detail: `log entry ${entry.lsn} does not name this block` };
       }
-      return { ...base, status: "verified", signers };
+      return { ...base, status: 'verified', signers };
     });
     return {
       id,
       collection: header.collection,
       type: header.type,
-      verified: revisions.every((revision) => revision.status === "verified"),
+      verified: revisions.every((revision) => revision.status === 'verified'),
       revisions,
     };
   }
@@ -517,10 +394,7 @@ export class SoloNode implements Database {
     collection: string,
     minLsn: number,
   ): Promise<Map<string, { entry: LogEntry; members: readonly string[] }>> {
-    const out = new Map<
-      string,
-      { entry: LogEntry; members: readonly string[] }
-    >();
+    const out = new Map<string, { entry: LogEntry; members: readonly string[] }>();
     const reader = this.reader;
     const headerState = await reader.latest(collectionHeaderId(collection));
     if (!isCollectionHeader(headerState?.block)) return out;
@@ -528,8 +402,7 @@ export class SoloNode implements Database {
     while (isLogBlock(cursor) && cursor.successor !== null)
       cursor = (await reader.latest(cursor.successor))?.block;
     while (isLogBlock(cursor)) {
-      for (const entry of cursor.entries)
-        out.set(entry.trxId, { entry, members: cursor.members });
+      for (const entry of cursor.entries) out.set(entry.trxId, { entry, members: cursor.members });
       if (cursor.firstLsn <= minLsn || cursor.prior === null) break;
       cursor = (await reader.latest(cursor.prior))?.block;
     }
@@ -549,16 +422,9 @@ export class SoloNode implements Database {
     at: number | undefined,
   ): Promise<{ results: readonly ActionResult[]; rev: number }> {
     const atMap = at === undefined ? undefined : new Map([[name, at]]);
-    const outcome = await this.coordinator.run(
-      request,
-      atMap === undefined ? {} : { at: atMap },
-    );
-    if (!outcome.ok)
-      throw new EngineError(outcome.error.code, outcome.error.message);
-    return {
-      results: outcome.results,
-      rev: at ?? (await this.tails.view(name)).stableLsn,
-    };
+    const outcome = await this.coordinator.run(request, atMap === undefined ? {} : { at: atMap });
+    if (!outcome.ok) throw new EngineError(outcome.error.code, outcome.error.message);
+    return { results: outcome.results, rev: at ?? (await this.tails.view(name)).stableLsn };
   }
 
   /**
@@ -566,22 +432,16 @@ export class SoloNode implements Database {
    * tail's recovery promotes them) or is still undecided.
    */
   async sweepExpired(): Promise<void> {
-    const expired = await this.blocks.expired(
-      this.clock.now(),
-      limits.sweepPendsMax,
-    );
+    const expired = await this.blocks.expired(this.clock.now(), limits.sweepPendsMax);
     for (const pend of expired) {
       // A tail that cannot answer now may hold a commit: ask again at the next sweep rather than guess.
       const outcome = await this.tails
         .outcomeOf(pend.collection, pend.trxId)
-        .catch((error: unknown) =>
-          isEngineError(error, "NOT_FOUND") ? ("unknown" as const) : undefined,
-        );
+        .catch((error: unknown) => (isEngineError(error, 'NOT_FOUND') ? ('unknown' as const) : undefined));
       if (outcome === undefined) continue;
-      if (outcome === "aborted" || outcome === "unknown")
+      if (outcome === 'aborted' || outcome === 'unknown')
         await this.blocks.cancel(pend.trxId, [pend.blockId]);
-      else if (outcome === "committed" || outcome === "prepared")
-        await this.tails.view(pend.collection);
+      else if (outcome === 'committed' || outcome === 'prepared') await this.tails.view(pend.collection);
     }
     if (expired.length > 0) await this.blocks.sync();
   }
@@ -592,9 +452,7 @@ class CaptureAccess implements BlockAccess {
   readonly inserted: Block[] = [];
   constructor(private readonly rng: Rng) {}
   get(id: BlockId): Promise<Block> {
-    return Promise.reject(
-      new EngineError("NOT_FOUND", `block ${id} does not exist`),
-    );
+    return Promise.reject(new EngineError('NOT_FOUND', `block ${id} does not exist`));
   }
   tryGet(): Promise<Block | undefined> {
     return Promise.resolve(undefined);
@@ -603,10 +461,10 @@ class CaptureAccess implements BlockAccess {
     this.inserted.push(block);
   }
   update(_id: BlockId, _ops: readonly BlockOp[]): void {
-    throw new EngineError("INTERNAL", "a new structure updates nothing");
+    throw new EngineError('INTERNAL', 'a new structure updates nothing');
   }
   delete(): void {
-    throw new EngineError("INTERNAL", "a new structure deletes nothing");
+    throw new EngineError('INTERNAL', 'a new structure deletes nothing');
   }
   newId(): BlockId {
     return newBlockId(this.rng);
