@@ -1,0 +1,138 @@
+import { SeededRng } from '../../../src/engine/base/rng.js';
+import type { LinkFaults, Split } from './network.js';
+
+/**
+ * A commit simulation run, as data. `commitSimOptionsFor(seed)` draws one from a seed; nodes are
+ * named by index. Times are virtual milliseconds from the start of the workload (the setup before it
+ * — nodes meeting, collections created, accounts funded — runs on a quiet network).
+ */
+export interface CommitSimOptions {
+  readonly seed: number;
+  readonly members: number;
+  /** Cluster size k (the product default is 5). */
+  readonly k: number;
+  /** Link behaviour during the chaos phase (the setup and calm phases have no loss or duplication). */
+  readonly chaos: LinkFaults;
+  /** How long an fsync takes. */
+  readonly syncDelayMs: number;
+  /** Faults happen and clients submit transactions before this time; then the calm phase. */
+  readonly chaosMs: number;
+  readonly partitions: readonly { readonly atMs: number; readonly split: Split }[];
+  /** Crashes; `noticeMs`: when peers notice (0-50: a reset; seconds: a connection monitor). */
+  readonly crashes: readonly {
+    readonly atMs: number;
+    readonly node: number;
+    readonly restartAtMs: number | null;
+    readonly noticeMs: number;
+  }[];
+  /**
+   * Crashes aimed at a commit in flight: a node whose consensus just decided a value it proposed dies
+   * that same moment (before its log write can reach a majority) with this probability, at most
+   * `crashOnDecideMax` times; it restarts `restartAfterMs` later.
+   */
+  readonly crashOnDecide: {
+    readonly probability: number;
+    readonly max: number;
+    readonly restartAfterMs: readonly [number, number];
+  };
+  /** Bank clients: each submits `transactions` one after another through random nodes. */
+  readonly clients: number;
+  readonly transactions: number;
+  /** Pause between a client's transactions, uniform in [0, thinkMs]. */
+  readonly thinkMs: number;
+  /** Nodes kept down through the calm phase (a minority of every cluster). */
+  readonly downInCalm: readonly number[];
+  /** After the chaos phase, the probe transaction must commit within this long. */
+  readonly calmMs: number;
+}
+
+export const accounts = ['a0', 'a1', 'a2', 'a3'] as const;
+export const initialBalance = 100;
+
+/** Group sizes cycle with the seed, as in the consensus simulation. */
+export function membersForSeed(seed: number): number {
+  return [3, 5, 7][seed % 3]!;
+}
+
+/**
+ * `scale` multiplies the workload (OPTIMYSTIC_SIM_SCALE): 1 in `npm test`, larger for soak runs.
+ */
+export function commitSimOptionsFor(seed: number, scale = 1): CommitSimOptions {
+  const rng = new SeededRng(seed ^ 0x5eed_c0de);
+  const members = membersForSeed(seed);
+  const k = 5;
+  const clusterSize = Math.min(k, members);
+  const minority = Math.floor((clusterSize - 1) / 2);
+  const chaosMs = Math.round((6000 + rng.int(6000)) * scale);
+  const between = (lo: number, hi: number): number => lo + rng.int(Math.max(1, hi - lo));
+  const shuffled = (): number[] => {
+    const items = [...Array(members).keys()];
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items;
+  };
+
+  const partitions: { atMs: number; split: Split }[] = [];
+  let t = rng.int(2000);
+  for (let i = rng.int(4); i > 0 && t < chaosMs; i--) {
+    const order = shuffled();
+    const cut = 1 + rng.int(members - 1);
+    const groups =
+      rng.float() < 0.25 && members >= 5
+        ? [
+            order.slice(0, 1),
+            order.slice(1, 1 + Math.floor(members / 2)),
+            order.slice(1 + Math.floor(members / 2)),
+          ]
+        : [order.slice(0, cut), order.slice(cut)];
+    partitions.push({ atMs: t, split: { groups, silent: rng.float() < 0.4 } });
+    t += between(500, 4000);
+    if (rng.float() < 0.7) {
+      partitions.push({ atMs: Math.min(t, chaosMs - 1), split: { groups: [order], silent: false } });
+      t += between(300, 2000);
+    }
+  }
+
+  const crashes: { atMs: number; node: number; restartAtMs: number | null; noticeMs: number }[] = [];
+  for (let i = rng.int(Math.max(2, members - 1)); i > 0; i--) {
+    const atMs = rng.int(chaosMs);
+    crashes.push({
+      atMs,
+      node: rng.int(members),
+      restartAtMs: rng.float() < 0.85 ? atMs + between(200, 5000) : null,
+      noticeMs: rng.float() < 0.7 ? rng.int(50) : between(1000, 5000),
+    });
+  }
+
+  const downInCalm = rng.float() < 0.3 ? shuffled().slice(0, 1 + rng.int(minority)) : [];
+  const loss = rng.float() < 0.3 ? 0 : rng.float() * 0.05;
+
+  return {
+    seed,
+    members,
+    k,
+    chaos: {
+      delayMs: [1, 2 + rng.int(15)],
+      loss,
+      duplication: rng.float() * 0.05,
+      reorder: rng.float() * 0.2,
+      reorderMs: 30,
+    },
+    syncDelayMs: rng.int(3),
+    chaosMs,
+    partitions,
+    crashes: crashes.sort((a, b) => a.atMs - b.atMs),
+    crashOnDecide: {
+      probability: rng.float() < 0.5 ? 0.05 + rng.float() * 0.2 : 0,
+      max: 1 + rng.int(2),
+      restartAfterMs: [300, 4000],
+    },
+    clients: 2 + rng.int(2),
+    transactions: Math.round((3 + rng.int(4)) * scale),
+    thinkMs: 400,
+    downInCalm: downInCalm.sort((a, b) => a - b),
+    calmMs: 90_000,
+  };
+}
