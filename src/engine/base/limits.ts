@@ -120,6 +120,11 @@ export const limits = {
    * ids. An Accept batch of such values still fits a frame because the core sizes batches by bytes.
    */
   consensusEntryBodyBytesMax: 64 * 1024,
+  /**
+   * A member unreachable this long is left out of new tail groups, and the groups holding it seal to
+   * successors without it (SPEC 6): long enough that a restart or a brief partition changes nothing.
+   */
+  memberAbsentMs: 60_000,
   /** Bytes of values in one Accept or Promise message (well under frameBytesMax). */
   consensusBatchBytesMax: 1024 * 1024,
   /** How often the edge ticks a consensus core; every timer below is a multiple of it. */

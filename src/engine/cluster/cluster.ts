@@ -6,8 +6,10 @@
 import type { Clock } from '../base/clock.js';
 import { toEngineError } from '../base/errors.js';
 import type { BlockId } from '../base/ids.js';
+import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
 import type { ConsensusProposer } from '../consensus/memory-network.js';
+import { leadershipOrder } from '../consensus/values.js';
 import type { NetworkNode } from '../network/index.js';
 import type { BlockRevision, BlockState, BlockStore, PendingTransform } from '../storage/block-store.js';
 import { LocalRepo } from '../transactions/local-repo.js';
@@ -44,6 +46,12 @@ export interface ClusterInit {
   readonly network: string;
   /** Cluster size: how many peers hold each block (SPEC default 5). */
   readonly k?: number;
+  /**
+   * A member unreachable for this long is left out of new tail groups, and groups that hold it are
+   * sealed to a successor without it; it is counted again once it is back (default
+   * limits.memberAbsentMs).
+   */
+  readonly memberAbsentMs?: number;
 }
 
 /** Read access to blocks wherever their cluster keeps them (`block get|history|pending|verify`). */
@@ -76,6 +84,7 @@ export class Cluster {
   private network: NetworkNode | undefined;
   private maintenance: NodeJS.Timeout | undefined;
   private readonly excluded = new Set<string>();
+  private readonly memberAbsentMs: number;
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -83,7 +92,10 @@ export class Cluster {
     init: ClusterInit,
   ) {
     const self = components.self;
-    this.placement = new Placement(self, init.k ?? 5, components.knownMembers ?? []);
+    this.placement = new Placement(self, init.k ?? 5, components.knownMembers ?? [], () =>
+      components.clock.now(),
+    );
+    this.memberAbsentMs = init.memberAbsentMs ?? limits.memberAbsentMs;
     this.certifier = new NetworkCertifier(components.proposer, init.network);
     this.holder = new LocalRepo(
       { blocks: components.blocks, certifier: this.certifier },
@@ -152,19 +164,31 @@ export class Cluster {
     readonly members: readonly string[];
   }): Promise<boolean> {
     if (sameMembers(group.members, this.placement.clusterOf(group.blockId))) return true;
+    if (sameMembers(group.members, this.membersFor(group.blockId))) return true;
     const recorded = await this.recordedMembers(group.blockId).catch(() => undefined);
     return recorded !== undefined && sameMembers(group.members, recorded);
   }
 
   /**
-   * The membership a new log block records: its cluster as this node sees it now, without members
-   * proven to have equivocated.
+   * The membership a new log block records: the k members nearest the block among those eligible
+   * now — not proven to have equivocated, not unreachable for memberAbsentMs or longer.
    */
   membersFor(blockId: BlockId): readonly string[] {
-    const cluster = this.placement.clusterOf(blockId);
-    if (this.excluded.size === 0) return cluster;
-    const kept = cluster.filter((member) => !this.excluded.has(member));
-    return kept.length > 0 ? kept : cluster;
+    const eligible = this.eligible();
+    if (eligible.length === this.placement.members().length) return this.placement.clusterOf(blockId);
+    if (eligible.length === 0) return this.placement.clusterOf(blockId);
+    return leadershipOrder(blockId, eligible).slice(0, this.placement.k);
+  }
+
+  /** Members a new tail group may name (this node always). */
+  private eligible(): string[] {
+    return this.placement
+      .members()
+      .filter(
+        (member) =>
+          member === this.placement.self ||
+          (!this.excluded.has(member) && this.placement.unreachableFor(member) < this.memberAbsentMs),
+      );
   }
 
   /**
@@ -263,9 +287,10 @@ export class Cluster {
    * over to a successor group of k members, so a collection outlives the nodes it started on.
    */
   private outgrown(recorded: readonly string[]): boolean {
-    if (recorded.some((member) => this.excluded.has(member))) return true;
-    const eligible = this.placement.members().filter((member) => !this.excluded.has(member)).length;
-    return recorded.length < Math.min(this.placement.k, eligible);
+    const eligible = this.eligible();
+    const allowed = new Set(eligible);
+    if (recorded.some((member) => !allowed.has(member))) return true;
+    return recorded.length < Math.min(this.placement.k, eligible.length);
   }
 
   /** Reconfigures, in the background, the tails this node serves whose groups are outgrown. */

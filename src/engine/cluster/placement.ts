@@ -11,20 +11,29 @@ import { leadershipOrder, quorumOf } from '../consensus/values.js';
 export class Placement {
   private readonly known = new Set<string>();
   private readonly live = new Set<string>();
+  /** When each unreachable member was last seen going away (or this node started without it). */
+  private readonly downSince = new Map<string, number>();
   private sorted: string[] | undefined;
 
   constructor(
     readonly self: string,
     readonly k: number,
     known: Iterable<string> = [],
+    private readonly now: () => number = Date.now,
   ) {
-    for (const peer of known) if (peer !== self) this.known.add(peer);
+    const start = now();
+    for (const peer of known)
+      if (peer !== self) {
+        this.known.add(peer);
+        this.downSince.set(peer, start);
+      }
   }
 
   /** A peer that answered (or sent) the repo protocol's hello. True when it was not known before. */
   add(peer: string): boolean {
     if (peer === this.self) return false;
     this.live.add(peer);
+    this.downSince.delete(peer);
     if (this.known.has(peer)) return false;
     this.known.add(peer);
     this.sorted = undefined;
@@ -34,16 +43,25 @@ export class Placement {
   /** The peer disconnected: still a member, no longer reachable. */
   remove(peer: string): void {
     this.live.delete(peer);
+    if (this.known.has(peer) && !this.downSince.has(peer)) this.downSince.set(peer, this.now());
   }
 
   /** Forgets a member altogether (it left the database): its clusters move to others. */
   evict(peer: string): void {
     this.live.delete(peer);
+    this.downSince.delete(peer);
     if (this.known.delete(peer)) this.sorted = undefined;
   }
 
   isLive(peer: string): boolean {
     return peer === this.self || this.live.has(peer);
+  }
+
+  /** How long a member has been unreachable: 0 while it is live (and for this node). */
+  unreachableFor(peer: string): number {
+    if (this.isLive(peer)) return 0;
+    const since = this.downSince.get(peer);
+    return since === undefined ? 0 : Math.max(0, this.now() - since);
   }
 
   isMember(peer: string): boolean {

@@ -37,7 +37,12 @@ export interface MemberBook {
   remember(peer: string): Promise<void>;
 }
 
-export function clusterWiring(network: string, clusterSize: number, members?: MemberBook): ClusterWiring {
+export function clusterWiring(
+  network: string,
+  clusterSize: number,
+  members?: MemberBook,
+  options: { readonly memberAbsentMs?: number } = {},
+): ClusterWiring {
   const proposer = new LateProposer();
   const wiring: ClusterWiring = {
     proposer,
@@ -55,7 +60,11 @@ export function clusterWiring(network: string, clusterSize: number, members?: Me
             ? {}
             : { knownMembers: members.known, rememberMember: (peer: string) => members.remember(peer) }),
         },
-        { network, k: clusterSize },
+        {
+          network,
+          k: clusterSize,
+          ...(options.memberAbsentMs !== undefined ? { memberAbsentMs: options.memberAbsentMs } : {}),
+        },
       );
       wiring.cluster = cluster;
       return {

@@ -82,6 +82,8 @@ export interface StartNodeOptions {
     NetworkInit,
     'network' | 'listen' | 'announce' | 'bootstrap' | 'gateway' | 'clientMode'
   >;
+  /** Cluster settings beyond the config (tests shorten how long a member may be away). */
+  readonly cluster?: { readonly memberAbsentMs?: number };
   /** Threshold key ceremonies over the network (ceremony-net.ts): the keystore passphrase, never logged. */
   readonly keygen?: { readonly passphrase?: string; readonly sealCostLog2?: number };
 }
@@ -131,7 +133,12 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
         );
       throw error;
     }
-    const wiring = clusterWiring(options.config.network, options.config.clusterSize, await memberBook(raw));
+    const wiring = clusterWiring(
+      options.config.network,
+      options.config.clusterSize,
+      await memberBook(raw),
+      options.cluster ?? {},
+    );
     try {
       solo = await SoloNode.open({ raw, clock }, { network: options.config.network, wiring: wiring.wire });
     } catch (error) {
