@@ -10,16 +10,20 @@
  *   proposals waiting or saw Paxos traffic lately); a plain heartbeat starts nothing, so a group that
  *   went idle everywhere stays stopped. Groups are keyed by block id AND membership, so a made-up
  *   membership for a real block is a separate, harmless group.
- * - Sends are fire-and-forget: failures are counted, the core retransmits. At most
- *   `sendsPerPeerMax` messages are on their way to one peer; more are dropped, so a dead peer pins
- *   nothing.
+ * - Sends are fire-and-forget: failures are counted, the core retransmits. Messages for one peer are
+ *   gathered and leave together, one `batch` request per peer at a time (every group's heartbeats,
+ *   votes and decisions alike): `Decided` and `Heartbeat` wait a little (`decidedHoldMs`,
+ *   `heartbeatHoldMs`) for other traffic to ride with, and a member's direct answers to a batch
+ *   (`Accepted`, `Nack`, `Heartbeat`) go back in the batch's reply instead of a request of their own.
+ *   At most `sendsPerPeerMax` requests are on their way to one peer; more are dropped, so a dead peer
+ *   pins nothing.
  * - A proposal goes to the local core only. A member that does not lead answers UNAVAILABLE with
  *   `details.leader`; the caller takes it to that node (proposals are never forwarded here).
  * - Groups idle for `groupIdleMs` (or the least recently active, when `groupsHostedMax` are running)
  *   are stopped; their state stays on disk and the group restarts from it on its next message.
  */
 import { systemClock, type Clock } from '../base/clock.js';
-import { EngineError } from '../base/errors.js';
+import { EngineError, isEngineError } from '../base/errors.js';
 import { isBlockId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import type { ConsensusInit, ConsensusState } from '../consensus/core.js';
@@ -37,7 +41,27 @@ import type {
 import { isMemberList } from '../consensus/values.js';
 import type { NetworkNode, RequestContext } from '../network/index.js';
 import { membershipHash } from '../transactions/certifier.js';
-import { consensusProtocolName, consensusWire, type ConsensusWireMessage } from './consensus-wire.js';
+import {
+  consensusProtocolName,
+  consensusWire,
+  consensusWireItemsMax,
+  consensusWireReply,
+  type ConsensusWireItem,
+  type ConsensusWireMessage,
+  type ConsensusWireReply,
+} from './consensus-wire.js';
+
+/**
+ * How long a `Decided` waits for another message to the same peer to ride with. Only the leader needs
+ * a decision at once (it answers the proposal); members learn it a little later, and a steady stream
+ * of decisions then costs one request per member per decision, not two.
+ */
+const decidedHoldMsDefault = 20;
+/**
+ * How long a `Heartbeat` waits for other traffic to the same peer. Far below the suspicion period, and
+ * long enough that the heartbeats of groups ticking at different times leave together.
+ */
+const heartbeatHoldMsDefault = 100;
 
 /** What the edge needs of the network node. */
 export type ConsensusNetworkPort = Pick<
@@ -68,6 +92,10 @@ export interface NetworkConsensusInit extends ConsensusInit {
   readonly sendsPerPeerMax?: number;
   /** Deadline of one send (default limits.consensusSendTimeoutMs). */
   readonly sendTimeoutMs?: number;
+  /** How long a Decided message waits for other messages to the same peer (default 20 ms; 0: none). */
+  readonly decidedHoldMs?: number;
+  /** How long a Heartbeat waits for other messages to the same peer (default 100 ms; 0: none). */
+  readonly heartbeatHoldMs?: number;
   /**
    * Whether to run a group another member asks this node to join (its first message names it). The
    * composition root checks the block records that membership; by default every group that names
@@ -105,12 +133,16 @@ export interface NetworkConsensusStats {
   /** Groups stopped for being idle (or to make room) since start. */
   readonly groupsStopped: number;
   readonly dropped: Readonly<Record<EdgeDropReason, number>>;
-  /** Sends that failed (peer unreachable, timeout, refused). */
+  /** Requests (each a batch of messages) that failed (peer unreachable, timeout, refused). */
   readonly sendsFailed: number;
-  /** Sends dropped because too many were on their way to the peer already. */
+  /** Messages dropped because too many were on their way to the peer already. */
   readonly sendsDropped: number;
-  /** Sends on their way now. */
+  /** Requests on their way now. */
   readonly sendsInflight: number;
+  /** Requests sent (each carries one or more messages). */
+  readonly batchesSent: number;
+  /** Messages sent, in batches or in replies. */
+  readonly messagesSent: number;
   /** Equivocation proofs reported since start. */
   readonly equivocations: number;
 }
@@ -145,6 +177,22 @@ interface Running {
   lastWork: number;
 }
 
+/** Messages waiting to go to one peer. */
+interface Outbox {
+  /** To leave with the next batch (scheduled at once). */
+  readonly ready: ConsensusWireItem[];
+  /** Decisions and heartbeats waiting for other traffic, until `heldUntil`. */
+  readonly held: ConsensusWireItem[];
+  heldUntil: number;
+  timer: NodeJS.Timeout | undefined;
+  scheduled: boolean;
+}
+
+/** Messages a member answers inline, in the reply to the batch that caused them (all small). */
+function answersInline(message: ConsensusMessage): boolean {
+  return message.type === 'Accepted' || message.type === 'Nack' || message.type === 'Heartbeat';
+}
+
 /** The id a group's state is stored under: block id and membership hash (both base64url). */
 export function consensusGroupId(blockId: string, membership: string): string {
   return `${blockId}.${membership}`;
@@ -169,8 +217,16 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     sendsFailed: 0,
     sendsDropped: 0,
     sendsInflight: 0,
+    batchesSent: 0,
+    messagesSent: 0,
     equivocations: 0,
   };
+  /** Messages gathered per peer. */
+  private readonly outboxes = new Map<string, Outbox>();
+  /** Per peer, the replies of batches from it being handled now (the latest takes answers). */
+  private readonly replying = new Map<string, ConsensusWireItem[][]>();
+  private readonly decidedHoldMs: number;
+  private readonly heartbeatHoldMs: number;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly tickMs: number;
@@ -203,6 +259,8 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
       'sendsPerPeerMax',
     );
     this.sendTimeoutMs = positive(init.sendTimeoutMs ?? limits.consensusSendTimeoutMs, 'sendTimeoutMs');
+    this.decidedHoldMs = nonNegative(init.decidedHoldMs ?? decidedHoldMsDefault, 'decidedHoldMs');
+    this.heartbeatHoldMs = nonNegative(init.heartbeatHoldMs ?? heartbeatHoldMsDefault, 'heartbeatHoldMs');
     // Long enough for the woken members' heartbeats to be heard before anyone is suspected.
     this.wakeWindowMs = 2 * (init.timing?.suspectAfterMs ?? limits.consensusSuspectAfterMs);
   }
@@ -313,6 +371,8 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
+    for (const box of this.outboxes.values()) clearTimeout(box.timer);
+    this.outboxes.clear();
     await this.components.network.unhandle(consensusProtocolName).catch(() => undefined);
     const running = [...this.groups.values()];
     this.groups.clear();
@@ -321,30 +381,54 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
 
   // ---- inbound ----
 
-  private async onWire(wire: ConsensusWireMessage, context: RequestContext): Promise<null> {
+  private async onWire(
+    wire: ConsensusWireMessage,
+    context: RequestContext,
+  ): Promise<ConsensusWireReply | null> {
     const from = context.peerId;
-    const { members, message } = wire;
     if (this.stopped) return null;
-    if (message.network !== this.networkName) return this.drop('wrong-network');
-    if (!isBlockId(message.blockId)) return this.drop('malformed');
-    if (!members.includes(from)) return this.drop('sender-not-member');
-    if (!members.includes(this.id)) return this.drop('self-not-member');
-    if (membershipHash(members) !== message.membership) return this.drop('wrong-membership');
+    if (wire.type === 'msg') {
+      await this.receive(from, wire);
+      return null;
+    }
+    // What the members' cores answer while the batch is handled goes back with the reply.
+    const replies: ConsensusWireItem[] = [];
+    let stack = this.replying.get(from);
+    if (stack === undefined) this.replying.set(from, (stack = []));
+    stack.push(replies);
+    try {
+      await Promise.all(wire.items.map((item) => this.receive(from, item)));
+    } finally {
+      stack.splice(stack.indexOf(replies), 1);
+      if (stack.length === 0) this.replying.delete(from);
+    }
+    return replies.length > 0 ? { items: replies } : null;
+  }
+
+  /** Hands one message from a peer to its group's core (starting the group if it may be started). */
+  private async receive(from: string, item: ConsensusWireItem): Promise<void> {
+    const { members, message } = item;
+    if (this.stopped) return;
+    if (message.network !== this.networkName) return this.count('wrong-network');
+    if (!isBlockId(message.blockId)) return this.count('malformed');
+    if (!members.includes(from)) return this.count('sender-not-member');
+    if (!members.includes(this.id)) return this.count('self-not-member');
+    if (membershipHash(members) !== message.membership) return this.count('wrong-membership');
     const group: ConsensusGroup = { network: this.networkName, blockId: message.blockId, members };
     let running = this.groups.get(consensusGroupId(message.blockId, message.membership));
     if (running === undefined) {
       // A plain heartbeat starts nothing (so groups that went idle everywhere stay stopped); one
       // from a member with work to do does, or that member could never count a quorum live.
-      if (message.type === 'Heartbeat' && wire.wake !== true) return this.drop('group-not-running');
+      if (message.type === 'Heartbeat' && item.wake !== true) return this.count('group-not-running');
       const admit = this.init.admitGroup;
       if (admit !== undefined && !(await Promise.resolve(admit(group)).catch(() => false)))
-        return this.drop('group-refused');
+        return this.count('group-refused');
       try {
         running = await this.run(group);
       } catch {
-        return this.drop('failed');
+        return this.count('failed');
       }
-      if (running === undefined) return this.drop('groups-full');
+      if (running === undefined) return this.count('groups-full');
     } else {
       await running.ready.catch(() => undefined);
     }
@@ -352,9 +436,12 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     try {
       await running.driver.receive(from, message);
     } catch {
-      this.drop('failed');
+      this.count('failed');
     }
-    return null;
+  }
+
+  private count(reason: EdgeDropReason): void {
+    this.dropped[reason] += 1;
   }
 
   private drop(reason: EdgeDropReason): null {
@@ -371,19 +458,90 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
 
   private sendTo(to: string, members: readonly string[], message: ConsensusMessage, wake: boolean): void {
     if (this.stopped || to === this.id) return;
+    const item: ConsensusWireItem = wake ? { members, message, wake } : { members, message };
+    // An answer to a batch from that peer being handled now goes back with its reply.
+    const replies = this.replying.get(to)?.at(-1);
+    if (replies !== undefined && answersInline(message) && replies.length < consensusWireItemsMax) {
+      replies.push(item);
+      this.counters.messagesSent += 1;
+      return;
+    }
+    let box = this.outboxes.get(to);
+    if (box === undefined) {
+      box = { ready: [], held: [], heldUntil: Infinity, timer: undefined, scheduled: false };
+      this.outboxes.set(to, box);
+    }
+    if (box.ready.length + box.held.length >= consensusWireItemsMax * this.sendsPerPeerMax) {
+      this.counters.sendsDropped += 1;
+      return;
+    }
+    const holdMs =
+      message.type === 'Decided'
+        ? this.decidedHoldMs
+        : message.type === 'Heartbeat'
+          ? this.heartbeatHoldMs
+          : 0;
+    if (holdMs > 0) {
+      box.held.push(item);
+      const until = this.clock.now() + holdMs;
+      if (until < box.heldUntil) {
+        box.heldUntil = until;
+        clearTimeout(box.timer);
+        box.timer = setTimeout(() => this.flush(to), holdMs);
+        box.timer.unref();
+      }
+      return;
+    }
+    box.ready.push(item);
+    if (!box.scheduled) {
+      box.scheduled = true;
+      // Everything the cores send to this peer in this turn of the event loop leaves together.
+      setImmediate(() => this.flush(to));
+    }
+  }
+
+  /** Sends everything gathered for a peer, held messages first, in batches. */
+  private flush(to: string): void {
+    const box = this.outboxes.get(to);
+    if (box === undefined) return;
+    this.outboxes.delete(to);
+    clearTimeout(box.timer);
+    const items = [...box.held, ...box.ready];
+    for (let i = 0; i < items.length; i += consensusWireItemsMax)
+      this.sendBatch(to, items.slice(i, i + consensusWireItemsMax));
+  }
+
+  private sendBatch(to: string, items: readonly ConsensusWireItem[]): void {
+    if (this.stopped || items.length === 0) return;
     const count = this.inflight.get(to) ?? 0;
     if (count >= this.sendsPerPeerMax) {
-      this.counters.sendsDropped += 1;
+      this.counters.sendsDropped += items.length;
       return;
     }
     this.inflight.set(to, count + 1);
     this.counters.sendsInflight += 1;
-    const wire: ConsensusWireMessage = wake
-      ? { type: 'msg', members, message, wake }
-      : { type: 'msg', members, message };
+    this.counters.batchesSent += 1;
+    this.counters.messagesSent += items.length;
+    let split: ConsensusWireItem[][] = [];
     this.components.network
-      .request(to, consensusProtocolName, wire, { timeoutMs: this.sendTimeoutMs })
-      .catch(() => {
+      .request<ConsensusWireReply | null>(
+        to,
+        consensusProtocolName,
+        { type: 'batch', items },
+        { timeoutMs: this.sendTimeoutMs, validate: consensusWireReply },
+      )
+      .then((reply) => {
+        // The peer's answers came back with the reply: they are messages from it like any other.
+        for (const item of reply?.items ?? []) void this.receive(to, item);
+      })
+      .catch((error: unknown) => {
+        // Too large for one frame (many big messages at once): each half goes on its own.
+        if (isEngineError(error, 'TOO_LARGE') && items.length > 1) {
+          const half = Math.ceil(items.length / 2);
+          split = [items.slice(0, half), items.slice(half)];
+          this.counters.messagesSent -= items.length;
+          return;
+        }
         this.counters.sendsFailed += 1;
       })
       .finally(() => {
@@ -391,6 +549,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
         const left = (this.inflight.get(to) ?? 1) - 1;
         if (left <= 0) this.inflight.delete(to);
         else this.inflight.set(to, left);
+        for (const part of split) this.sendBatch(to, part);
       });
   }
 
@@ -551,6 +710,12 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
       }
     }
   }
+}
+
+function nonNegative(value: number, what: string): number {
+  if (!Number.isFinite(value) || value < 0)
+    throw new EngineError('CONFIG_INVALID', `${what} must be a non-negative number`, { field: what });
+  return value;
 }
 
 function positive(value: number, what: string): number {

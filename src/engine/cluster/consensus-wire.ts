@@ -1,7 +1,10 @@
 /**
- * The `consensus` protocol's wire message: `{ type: 'msg', members, message, wake? }`, one consensus
+ * The `consensus` protocol's wire messages. An item is `{ members, message, wake? }`: one consensus
  * message and the sorted membership of its group (so a member that does not run the group yet can
- * start it).
+ * start it). A request carries one item (`{ type: 'msg', …item }`) or several, of any groups
+ * (`{ type: 'batch', items }`): a node sends each peer one batch of everything it has for it at a
+ * time. The answer to a batch may carry items back (`{ items }`, the receiver's direct answers such as
+ * votes), else it is null.
  * Everything is bounded by the consensus limits; the core checks meaning (ballots, votes, certificates).
  */
 import { EngineError } from '../base/errors.js';
@@ -13,8 +16,10 @@ import { schema, type Validator } from '../network/index.js';
 /** The protocol name (`/optimystic/<network>/consensus/1`). */
 export const consensusProtocolName = 'consensus';
 
-export interface ConsensusWireMessage {
-  readonly type: 'msg';
+/** Consensus messages one wire request (or its answer) carries at most. */
+export const consensusWireItemsMax = 64;
+
+export interface ConsensusWireItem {
   /** The group's members, sorted and distinct. */
   readonly members: readonly string[];
   readonly message: ConsensusMessage;
@@ -23,6 +28,15 @@ export interface ConsensusWireMessage {
    * it starts the group at a member that stopped running it; a plain heartbeat starts nothing.
    */
   readonly wake?: boolean;
+}
+
+export type ConsensusWireMessage =
+  | ({ readonly type: 'msg' } & ConsensusWireItem)
+  | { readonly type: 'batch'; readonly items: readonly ConsensusWireItem[] };
+
+/** The answer to a batch: items the receiver sends back at once, or null. */
+export interface ConsensusWireReply {
+  readonly items: readonly ConsensusWireItem[];
 }
 
 function bad(what: string): EngineError {
@@ -96,11 +110,22 @@ const consensusMessage = schema.messageUnion({
   Learn: schema.object({ ...header, fromSlot: slot, toSlot: slotBound }),
 });
 
+const itemFields = {
+  members: memberList,
+  message: consensusMessage,
+  wake: schema.optional(schema.boolean()),
+};
+
+const items = schema.array(schema.object(itemFields), { itemsMax: consensusWireItemsMax });
+
 /** Validates a `consensus` request (unknown `type`s reset the stream, bad fields answer BAD_INPUT). */
-export const consensusWire: schema.MessageValidator<ConsensusWireMessage> = schema.messageUnion({
-  msg: schema.object({
-    members: memberList,
-    message: consensusMessage,
-    wake: schema.optional(schema.boolean()),
-  }),
-});
+export const consensusWire = schema.messageUnion({
+  msg: schema.object(itemFields),
+  batch: schema.object({ items }),
+}) as schema.MessageValidator<ConsensusWireMessage>;
+
+/** Validates the answer to a batch (null, or items sent back). */
+export const consensusWireReply: Validator<ConsensusWireReply | null> = (input) => {
+  if (input === null) return null;
+  return schema.object({ items })(input);
+};

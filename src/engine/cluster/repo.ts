@@ -29,6 +29,11 @@ export const repoProtocolName = 'repo';
 const replicationChunkRevisions = 128;
 /** Background repairs running at once. */
 const repairsInFlightMax = 64;
+/**
+ * A read asks a majority of the block's cluster; the rest are asked too when that majority has not
+ * answered by then (a slow or silently dead member), so a read is never held up by one member.
+ */
+const readHedgeMs = 200;
 
 const { messageUnion, object, optional, json, string, integer, array } = schema;
 
@@ -42,6 +47,8 @@ export const validateRepoRequest = messageUnion({
     atLsn: optional(integer({ min: 0 })),
     rev: optional(integer({ min: 1 })),
     reinforce: optional(json()),
+    /** The asker holds this revision already: answer only the revision unless the block is newer. */
+    newerThan: optional(integer({ min: 0 })),
   }),
   pend: object({ items: array(json(), { itemsMax }) }),
   cancel: object({ trxId: string({ charsMax: 128 }), blockIds: array(blockIdField, { itemsMax }) }),
@@ -58,6 +65,13 @@ export type RepoRequest = ReturnType<typeof validateRepoRequest>;
 export interface RepoRedirect {
   readonly redirect: readonly string[];
 }
+
+/** A `get` answer to an asker that holds the block at `newerThan` or later: the holder's revision only. */
+export interface NotNewer {
+  readonly notNewer: number;
+}
+
+type GetAnswer = BlockState | RepoRedirect | NotNewer | null;
 
 /** A block state from a `get` answer (a redirect means the peer does not hold it). */
 function stateOf(answer: BlockState | RepoRedirect | null): BlockState | null {
@@ -110,6 +124,8 @@ export async function serveRepoRequest(
           ? { reinforce: request.reinforce as NonNullable<GetBlockRequest['reinforce']> }
           : {}),
       });
+      if (request.newerThan !== undefined && (state?.rev ?? 0) <= request.newerThan)
+        return { notNewer: state?.rev ?? 0 } satisfies NotNewer;
       return state ?? null;
     }
     case 'history':
@@ -211,21 +227,40 @@ type Answer<T> =
 export class ClusterRepoClient implements RepoClient {
   /** Checks commit proofs' named members before anything is sent (set by the cluster). */
   membership: MembershipCheck | undefined;
+  /** Promotion is a round trip to every holder: the coordinator answers first (readers reinforce). */
+  readonly promotesInBackground = true;
 
   constructor(private readonly parts: ClusterRepoParts) {}
 
-  /** The newest state a majority of the block's cluster returns (reinforced first). */
+  /**
+   * The newest state a majority of the block's cluster returns (reinforced first). This node's own
+   * copy is read first when it is a holder; the others are asked only for something newer (they answer
+   * with their revision otherwise), and only as many as a majority needs unless some fail.
+   */
   async get(request: GetBlockRequest): Promise<BlockState | undefined> {
-    const answers = await this.ask<BlockState | null>(request.blockId, (member) =>
-      member === this.self
-        ? this.parts.local.get(request).then((state) => state ?? null)
-        : this.remote<BlockState | RepoRedirect | null>(member, { type: 'get', ...request }).then(stateOf),
-    );
+    const cluster = this.placement.clusterOf(request.blockId);
+    let own: Promise<BlockState | null> | undefined;
+    let newerThan: number | undefined;
+    if (cluster.includes(this.self)) {
+      own = this.parts.local.get(request).then((state) => state ?? null);
+      newerThan = await own.then(
+        (state) => state?.rev ?? 0,
+        () => undefined,
+      );
+    }
+    const answers = await this.askQuorum<BlockState | null | number>(request.blockId, cluster, (member) => {
+      if (member === this.self && own !== undefined) return own;
+      return this.remote<GetAnswer>(member, {
+        type: 'get',
+        ...request,
+        ...(newerThan === undefined ? {} : { newerThan }),
+      }).then((answer) => (answer !== null && 'notNewer' in answer ? answer.notNewer : stateOf(answer)));
+    });
     this.requireQuorum(request.blockId, answers);
     let best: BlockState | undefined;
     let source: string | undefined;
     for (const answer of answers) {
-      if (!answer.ok || answer.value === null) continue;
+      if (!answer.ok || answer.value === null || typeof answer.value === 'number') continue;
       if (best === undefined || answer.value.rev > best.rev) {
         best = answer.value;
         source = answer.member;
@@ -235,7 +270,8 @@ export class ClusterRepoClient implements RepoClient {
     if (best !== undefined && source !== undefined) {
       for (const answer of answers) {
         if (!answer.ok) continue;
-        const rev = answer.value?.rev ?? 0;
+        const value = answer.value;
+        const rev = typeof value === 'number' ? value : (value?.rev ?? 0);
         if (rev < best.rev) this.repair(request.blockId, answer.member, rev, source);
       }
     }
@@ -320,7 +356,10 @@ export class ClusterRepoClient implements RepoClient {
         if (outcome?.status === 'ok' && result.ok) accepted++;
         else if (outcome !== undefined && outcome.status !== 'ok') refusal ??= outcome;
       }
-      if (accepted >= quorumOf(cluster.length)) return { status: 'ok' };
+      if (accepted >= quorumOf(cluster.length)) {
+        this.repairBehind(item, cluster, results, sent);
+        return { status: 'ok' };
+      }
       ok = false;
       if (refusal !== undefined) return refusal;
       unreachable = true;
@@ -334,6 +373,42 @@ export class ClusterRepoClient implements RepoClient {
       throw new EngineError('NO_QUORUM', 'a majority of a block cluster did not accept the pend');
     }
     return { ok, outcomes };
+  }
+
+  /**
+   * Holders that refused a pend because they lack revisions the transaction read (they missed a
+   * promotion, or one is still on its way) are sent them in the background from a holder that took it.
+   */
+  private repairBehind(
+    item: PendingTransform,
+    cluster: readonly string[],
+    results: ReadonlyMap<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>,
+    sent: ReadonlyMap<string, BlockId[]>,
+  ): void {
+    const outcomeAt = (member: string): PendOutcome | undefined => {
+      const result = results.get(member);
+      if (result === undefined || result instanceof EngineError) return undefined;
+      return result.outcomes[sent.get(member)!.indexOf(item.blockId)];
+    };
+    const source = [...cluster]
+      .sort((a, b) => (a === this.self ? -1 : b === this.self ? 1 : 0))
+      .find((member) => outcomeAt(member)?.status === 'ok');
+    if (source === undefined) return;
+    for (const member of cluster) {
+      const outcome = outcomeAt(member);
+      if (outcome?.status === 'stale' && outcome.currentRev < item.baseRev)
+        this.repair(item.blockId, member, outcome.currentRev, source);
+    }
+  }
+
+  /** Brings a holder that could not take a promotion up to date from `source` (in the background). */
+  private catchUp(blockId: BlockId, holder: string, source: string): void {
+    void this.remote<GetAnswer>(holder, { type: 'get', blockId, newerThan: Number.MAX_SAFE_INTEGER })
+      .then((answer) => {
+        const rev = answer !== null && 'notNewer' in answer ? answer.notNewer : (stateOf(answer)?.rev ?? 0);
+        this.repair(blockId, holder, rev, source);
+      })
+      .catch(() => undefined);
   }
 
   async cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void> {
@@ -353,6 +428,18 @@ export class ClusterRepoClient implements RepoClient {
         : this.remote(member, { type: 'promote', request: part });
     });
     this.requireStored(request.blockIds, answers, 'BAD_CERTIFICATE', 'apply the commit');
+    // A live holder that could not promote (it refused the pend, being behind) catches up from one that did.
+    for (const [member, answer] of answers) {
+      if (answer.ok || !this.placement.isLive(member)) continue;
+      for (const id of request.blockIds) {
+        const cluster = this.placement.clusterOf(id);
+        if (!cluster.includes(member)) continue;
+        const source = [this.self, ...cluster].find(
+          (m) => cluster.includes(m) && answers.get(m)?.ok === true,
+        );
+        if (source !== undefined) this.catchUp(id, member, source);
+      }
+    }
   }
 
   /** Replicates revisions written by a log tail to every block's cluster; a majority must store them. */
@@ -540,6 +627,61 @@ export class ClusterRepoClient implements RepoClient {
             if (okCount >= quorum || settled === cluster.length) resolve(answers.slice());
           });
       }
+    });
+  }
+
+  /**
+   * Asks a majority of a block's cluster — this node first, then the members connected to it — and
+   * another member for each that fails or has not answered within `hedgeMs`; resolves once a majority
+   * answered (or every member settled). Answers that arrive later are dropped.
+   */
+  private askQuorum<T>(
+    blockId: BlockId,
+    cluster: readonly string[],
+    call: (member: string) => Promise<T>,
+  ): Promise<Answer<T>[]> {
+    const quorum = quorumOf(cluster.length);
+    const order = [
+      ...cluster.filter((m) => m === this.self),
+      ...cluster.filter((m) => m !== this.self && this.placement.isLive(m)),
+      ...cluster.filter((m) => m !== this.self && !this.placement.isLive(m)),
+    ];
+    return new Promise((resolve) => {
+      const answers: Answer<T>[] = [];
+      let asked = 0;
+      let settled = 0;
+      let okCount = 0;
+      let done = false;
+      const finish = (): void => {
+        done = true;
+        clearTimeout(hedge);
+        resolve(answers.slice());
+      };
+      const askNext = (): void => {
+        if (done || asked >= order.length) return;
+        const member = order[asked++]!;
+        call(member)
+          .then(
+            (value) => {
+              answers.push({ member, ok: true, value });
+              okCount++;
+            },
+            (error: unknown) => {
+              answers.push({ member, ok: false, error: toEngineError(error) });
+              askNext();
+            },
+          )
+          .finally(() => {
+            settled++;
+            if (!done && (okCount >= quorum || settled === order.length)) finish();
+          });
+      };
+      // A slow member must not hold the read up: after a while, ask everyone left.
+      const hedge = setTimeout(() => {
+        while (!done && asked < order.length) askNext();
+      }, readHedgeMs);
+      hedge.unref();
+      for (let i = 0; i < quorum; i++) askNext();
     });
   }
 

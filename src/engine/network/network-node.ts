@@ -87,6 +87,11 @@ export interface NetworkInit {
   requestStreamsIdlePerPeerMax?: number;
   /** How long a served stream may sit idle between requests before we close it (default 30 s; keep it above requesters' requestStreamIdleMs). */
   servedStreamIdleMs?: number;
+  /**
+   * Told of every request this node sends (protocol name, message) before it leaves: the benchmarks
+   * count requests per transaction with it. Must not throw or keep the message.
+   */
+  observeRequest?: (peer: string, name: string, message: unknown) => void;
 }
 
 /** Defaults of the request stream pool: a few streams per peer, closed by the requester before the responder gives up on them. */
@@ -639,6 +644,7 @@ class Libp2pNetworkNode implements NetworkNode {
     message: unknown,
     options: RequestOptions<T> = {},
   ): Promise<T> {
+    this.init.observeRequest?.(peer, name, message);
     return sendRequest(this.source(peer, name), message, this.requestDefaults(options));
   }
 
@@ -648,6 +654,7 @@ class Libp2pNetworkNode implements NetworkNode {
     message: unknown,
     options: RequestOptions<T> = {},
   ): AsyncGenerator<T, void, undefined> {
+    this.init.observeRequest?.(peer, name, message);
     return sendStreamRequest(this.source(peer, name), message, this.requestDefaults(options));
   }
 

@@ -6,10 +6,14 @@ import type { Rng } from '../base/rng.js';
 import type { Certificate } from '../collections/log/log-block.js';
 import { blockTransformOf } from '../storage/block.js';
 import type { PendingTransform } from '../storage/block-store.js';
-import type { RepoClient, TailClient, TailOutcome } from './protocol.js';
+import type { PromoteRequest, RepoClient, TailClient, TailOutcome } from './protocol.js';
 import { TransactionSession, type SessionCollection } from './session.js';
 import { validateTxRequest } from './tx-parse.js';
 import type { ActionResult, TxOutcome, TxRequest } from './tx-types.js';
+
+/** Background propagation (see `RepoClient.promotesInBackground`): tries per commit, and the pause between. */
+const propagationAttemptsMax = 3;
+const propagationRetryMs = 500;
 
 export interface CoordinatorComponents {
   readonly repo: RepoClient;
@@ -136,17 +140,51 @@ export class Coordinator {
 
     // Propagate to every written block, then report the checkpoint to each tail.
     const commit: Record<string, { rev: number }> = {};
+    const propagations: { collection: string; lsn: number; promote: PromoteRequest | undefined }[] = [];
     for (const collection of writing) {
       const { lsn, proof } = decided.get(collection.name)!;
       const blockIds = collection.tracker.writes();
-      if (blockIds.length > 0) {
-        await repo.promote({ trxId, lsn, blockIds, proof });
-        commit[collection.name] = { rev: lsn };
+      if (blockIds.length > 0) commit[collection.name] = { rev: lsn };
+      propagations.push({
+        collection: collection.name,
+        lsn,
+        promote: blockIds.length > 0 ? { trxId, lsn, blockIds, proof } : undefined,
+      });
+    }
+    if (repo.promotesInBackground === true) {
+      // The commit is decided and its log entry stored by a majority: answer now, promote after.
+      void this.propagate(propagations, propagationAttemptsMax);
+    } else {
+      for (const propagation of propagations) {
+        if (propagation.promote !== undefined) await repo.promote(propagation.promote);
+        await this.components.tails.propagated(propagation.collection, propagation.lsn);
       }
-      await this.components.tails.propagated(collection.name, lsn);
     }
     await repo.sync();
     return { kind: 'done', commit, results };
+  }
+
+  /**
+   * Promotes a committed transaction at its blocks and reports each collection's checkpoint, after
+   * the client was answered. A failure is tried again a little later; one that persists is left to
+   * the tail (readers reinforce the commit meanwhile, and a tail that reloads propagates it).
+   */
+  private async propagate(
+    propagations: readonly { collection: string; lsn: number; promote: PromoteRequest | undefined }[],
+    attemptsLeft: number,
+  ): Promise<void> {
+    const failed: (typeof propagations)[number][] = [];
+    for (const propagation of propagations) {
+      try {
+        if (propagation.promote !== undefined) await this.components.repo.promote(propagation.promote);
+        await this.components.tails.propagated(propagation.collection, propagation.lsn);
+      } catch {
+        failed.push(propagation);
+      }
+    }
+    if (failed.length === 0 || attemptsLeft <= 1) return;
+    await new Promise((resolve) => setTimeout(resolve, propagationRetryMs).unref());
+    await this.propagate(failed, attemptsLeft - 1);
   }
 
   /** One collection: the tail validates and commits in one decision. Empty map = conflict. */

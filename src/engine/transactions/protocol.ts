@@ -42,6 +42,13 @@ export interface RepoClient {
   promote(request: PromoteRequest): Promise<void>;
   /** Resolves when everything this service acknowledged so far is durable. */
   sync(): Promise<void>;
+  /**
+   * True when a committed transaction may be promoted after its client is answered (a networked
+   * repo, where promotion is a round trip to every holder): the tail's certified, replicated log
+   * entry is the decision, and until the promotion lands readers reinforce the commit (SPEC §5.1).
+   * Absent or false: the coordinator promotes before it answers.
+   */
+  readonly promotesInBackground?: boolean;
 }
 
 /** What a session needs from a collection's tail before it reads. */

@@ -418,7 +418,8 @@ describe('NetworkConsensus: signed Multi-Paxos between real libp2p nodes', funct
       await leaderNode.handle<ConsensusWireMessage>(
         consensusProtocolName,
         (wire, context) => {
-          inbox.push({ from: context.peerId, message: wire.message });
+          for (const item of wire.type === 'batch' ? wire.items : [wire])
+            inbox.push({ from: context.peerId, message: item.message });
           return Promise.resolve(null);
         },
         { validate: schema.json() as (value: unknown) => ConsensusWireMessage },
