@@ -15,22 +15,43 @@ export function canonicalJson(value: unknown): string {
 function encode(value: unknown, depth: number): string {
   if (depth > limits.jsonDepthMax + 8)
     throw new EngineError('TOO_LARGE', 'value nested too deeply to encode');
-  if (value === null || typeof value === 'boolean') return String(value);
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new EngineError('BAD_INPUT', 'numbers must be finite');
-    return JSON.stringify(value);
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new EngineError('BAD_INPUT', 'numbers must be finite');
+      // A finite number's JSON text is its String() text (-0 included: both give "0").
+      return String(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      // Built by appending, not by mapping and joining: signatures encode a message per decision.
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          // A hole stays empty, as Array.prototype.map and join leave it.
+          if (!(i in value)) continue;
+          const item: unknown = value[i];
+          out += encode(item === undefined ? null : item, depth + 1);
+        }
+        return out + ']';
+      }
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj).sort();
+      let out = '{';
+      for (const key of keys) {
+        const item = obj[key];
+        if (item === undefined) continue;
+        if (out.length > 1) out += ',';
+        out += JSON.stringify(key) + ':' + encode(item, depth + 1);
+      }
+      return out + '}';
+    }
+    default:
+      throw new EngineError('BAD_INPUT', `cannot encode a ${typeof value} as JSON`);
   }
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (Array.isArray(value))
-    return `[${value.map((item) => encode(item === undefined ? null : item, depth + 1)).join(',')}]`;
-  if (typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj)
-      .filter((key) => obj[key] !== undefined)
-      .sort();
-    return `{${keys.map((key) => `${JSON.stringify(key)}:${encode(obj[key], depth + 1)}`).join(',')}}`;
-  }
-  throw new EngineError('BAD_INPUT', `cannot encode a ${typeof value} as JSON`);
 }
 
 /** Nesting depth of a parsed JSON value (a scalar is 0). */
@@ -64,7 +85,7 @@ export function parseJson(text: string, options: ParseJsonOptions = {}): Json {
   if (Buffer.byteLength(text, 'utf8') > bytesMax) {
     throw new EngineError('TOO_LARGE', `${what} is over ${bytesMax} bytes`);
   }
-  if (textDepth(text) > depthMax) {
+  if (jsonTextDepth(text) > depthMax) {
     throw new EngineError('TOO_LARGE', `${what} is nested deeper than ${depthMax} levels`);
   }
   try {
@@ -75,8 +96,11 @@ export function parseJson(text: string, options: ParseJsonOptions = {}): Json {
   }
 }
 
-/** Bracket depth of JSON text, ignoring brackets inside strings. */
-function textDepth(text: string): number {
+/**
+ * Bracket depth of JSON text, ignoring brackets inside strings. It bounds the value's jsonDepth from
+ * above (an empty array or object counts one level more here than there).
+ */
+export function jsonTextDepth(text: string): number {
   let depth = 0;
   let max = 0;
   let inString = false;

@@ -2,7 +2,8 @@ import { systemClock, type Clock } from '../base/clock.js';
 import { EngineError, isEngineError } from '../base/errors.js';
 import { collectionHeaderId, newTrxId, newBlockId, type BlockId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
-import { systemRng, type Rng } from '../base/rng.js';
+import { randomBytes } from 'node:crypto';
+import type { Rng } from '../base/rng.js';
 import type { Json } from '../base/codec.js';
 import { BTree } from '../collections/btree/btree.js';
 import { blockTypes, type Block, type BlockOp } from '../storage/block.js';
@@ -113,7 +114,7 @@ export class SoloNode implements Database {
   private constructor(components: SoloNodeComponents, identity: Ed25519Identity, init: SoloNodeInit) {
     this.raw = components.raw;
     this.clock = components.clock ?? systemClock;
-    this.rng = components.rng ?? systemRng;
+    this.rng = components.rng ?? new PooledRng();
     this.identity = identity;
     const members = [identity.id];
     const certifier = new SoloCertifier(identity, init.network ?? 'default');
@@ -468,5 +469,36 @@ class CaptureAccess implements BlockAccess {
   }
   newId(): BlockId {
     return newBlockId(this.rng);
+  }
+}
+
+/**
+ * The system's CSPRNG drawn from a pool: one randomBytes call per poolBytes instead of one per
+ * transaction or block id (each call is a getrandom system call, about 10 us here). The node uses
+ * randomness for ids and back-off only; no key material comes from it.
+ */
+class PooledRng implements Rng {
+  private static readonly poolBytes = 4096;
+  private pool: Buffer = Buffer.alloc(0);
+  private at = 0;
+
+  bytes(length: number): Uint8Array {
+    if (length > PooledRng.poolBytes) return new Uint8Array(randomBytes(length));
+    if (this.at + length > this.pool.length) {
+      this.pool = randomBytes(PooledRng.poolBytes);
+      this.at = 0;
+    }
+    const out = new Uint8Array(this.pool.subarray(this.at, this.at + length));
+    this.at += length;
+    return out;
+  }
+
+  float(): number {
+    const four = this.bytes(4);
+    return (((four[0]! << 24) | (four[1]! << 16) | (four[2]! << 8) | four[3]!) >>> 0) / 0x1_0000_0000;
+  }
+
+  int(maxExclusive: number): number {
+    return Math.floor(this.float() * maxExclusive);
   }
 }

@@ -76,6 +76,9 @@ export function blockTransformOf(transforms: Transforms, id: BlockId): BlockTran
 /** Applies body operations to a block, returning a new block. Pure and deterministic. */
 export function applyOps(block: Block, ops: readonly BlockOp[]): Block {
   const next: Record<string, unknown> = { ...block };
+  // Arrays this call copied: later splices on the same field change the copy in place, so a block
+  // given many splices (a leaf filled by one large transaction) is copied once, not once per op.
+  let copied: Set<unknown[]> | undefined;
   for (const op of ops) {
     assert(op.field !== 'header', 'block ops never change the header');
     switch (op.op) {
@@ -87,9 +90,16 @@ export function applyOps(block: Block, ops: readonly BlockOp[]): Block {
         const current = next[op.field];
         assert(Array.isArray(current), `splice on non-array field ${op.field}`);
         assert(op.index >= 0 && op.index <= current.length, `splice index ${op.index} out of range`);
-        const copy = current.slice();
-        copy.splice(op.index, op.remove, ...op.items);
-        next[op.field] = copy;
+        let target = current as unknown[];
+        if (copied?.has(target) !== true) {
+          target = target.slice();
+          (copied ??= new Set()).add(target);
+          next[op.field] = target;
+        }
+        if (op.remove === 0 && op.items.length === 1) {
+          if (op.index === target.length) target.push(op.items[0]);
+          else target.splice(op.index, 0, op.items[0]);
+        } else target.splice(op.index, op.remove, ...op.items);
         break;
       }
     }

@@ -11,10 +11,18 @@ export interface LevelRawStoreInit {
   readonly queueOpsMax?: number;
 }
 
-/** A key's newest unflushed write: its value (undefined for a delete) and the batch that wrote it. */
+/**
+ * A key's newest unflushed write and the batch that wrote it. The op is kept as given and its value
+ * read only when needed (a read of the key, or the flush that carries it): a writer may hand in a
+ * value that is encoded on first read, and a put deleted again before the flush is never encoded.
+ */
 interface OverlayEntry {
-  readonly value: string | undefined;
+  readonly op: RawOp;
   readonly seq: number;
+}
+
+function overlayValue(entry: OverlayEntry): string | undefined {
+  return entry.op.type === 'put' ? entry.op.value : undefined;
 }
 
 type Db = ClassicLevel<string, string>;
@@ -104,7 +112,7 @@ export class LevelRawStore implements RawStore {
   async get(key: string): Promise<string | undefined> {
     const db = this.readableDb();
     const entry = this.overlay.get(key);
-    if (entry !== undefined) return entry.value;
+    if (entry !== undefined) return overlayValue(entry);
     try {
       return await db.get(key);
     } catch (error) {
@@ -123,7 +131,7 @@ export class LevelRawStore implements RawStore {
         missing.push(key);
         missingAt.push(index);
       }
-      values.push(entry?.value);
+      values.push(entry === undefined ? undefined : overlayValue(entry));
     });
     if (missing.length > 0) {
       let found: Array<string | undefined>;
@@ -149,7 +157,7 @@ export class LevelRawStore implements RawStore {
     if (ops.length === 0) return;
     const seq = ++this.seq;
     for (const op of ops) {
-      this.overlay.set(op.key, { value: op.type === 'put' ? op.value : undefined, seq });
+      this.overlay.set(op.key, { op, seq });
       this.queue.push(op);
     }
     if (this.queue.length > this.queueOpsMax) await this.flushUpTo(seq).catch(() => undefined);
@@ -174,7 +182,7 @@ export class LevelRawStore implements RawStore {
     // entry leaves it only after its flush has landed), and the LevelDB iterator pins its own snapshot.
     const unflushed: Array<readonly [string, string | undefined]> = [];
     for (const [key, entry] of this.overlay) {
-      if (rawKeyInRange(key, range)) unflushed.push([key, entry.value]);
+      if (rawKeyInRange(key, range)) unflushed.push([key, overlayValue(entry)]);
     }
     const order = reverse ? (a: string, b: string) => compareRawKeys(b, a) : compareRawKeys;
     unflushed.sort(([a], [b]) => order(a, b));

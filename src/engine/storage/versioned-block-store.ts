@@ -48,7 +48,8 @@ const numberDigits = 16;
 const countersKey = 's/counters';
 
 function padded(value: number): string {
-  assert(Number.isSafeInteger(value) && value >= 0, `key number ${value} is not a non-negative safe integer`);
+  if (!(Number.isSafeInteger(value) && value >= 0))
+    throw new AssertionFailure(`key number ${value} is not a non-negative safe integer`);
   return String(value).padStart(numberDigits, '0');
 }
 
@@ -92,7 +93,6 @@ interface PendSummary {
    * the kept pends' encoded size stays under pendsKeptBytesMax; absent for pends found on open.
    */
   readonly item?: PendingTransform;
-  readonly bytes?: number;
 }
 
 /** Bytes of encoded pends kept in memory between pend and promote (the rest are read back from p/). */
@@ -107,7 +107,9 @@ const transformKinds: ReadonlySet<string> = new Set<BlockTransform['kind']>(['in
 class PendIndex {
   private readonly byBlock = new Map<BlockId, Map<TrxId, PendSummary>>();
   private count = 0;
+  /** Encoded bytes of the kept pends (a kept pend counts once its text has been encoded). */
   private keptBytes = 0;
+  private readonly counted = new WeakMap<PendSummary, number>();
 
   get size(): number {
     return this.count;
@@ -123,16 +125,10 @@ class PendIndex {
 
   set(id: BlockId, trxId: TrxId, summary: PendSummary | undefined): void {
     let pends = this.byBlock.get(id);
-    const had = pends?.has(trxId) === true;
-    if (had) this.keptBytes -= pends!.get(trxId)!.bytes ?? 0;
-    if (summary?.item !== undefined) {
-      const bytes = summary.bytes ?? 0;
-      if (this.keptBytes + bytes > pendsKeptBytesMax)
-        summary = { kind: summary.kind, expiresAt: summary.expiresAt };
-      else this.keptBytes += bytes;
-    }
+    const previous = pends?.get(trxId);
+    if (previous !== undefined) this.keptBytes -= this.counted.get(previous) ?? 0;
     if (summary === undefined) {
-      if (!had) return;
+      if (previous === undefined) return;
       pends!.delete(trxId);
       this.count--;
       if (pends!.size === 0) this.byBlock.delete(id);
@@ -143,7 +139,59 @@ class PendIndex {
       this.byBlock.set(id, pends);
     }
     pends.set(trxId, summary);
-    if (!had) this.count++;
+    if (previous === undefined) this.count++;
+    const bytes = this.counted.get(summary);
+    if (bytes !== undefined) {
+      this.counted.delete(summary);
+      this.encoded(id, trxId, summary, bytes);
+    }
+  }
+
+  /**
+   * A pend's text was encoded (`bytes` long): it counts against pendsKeptBytesMax from now on, and
+   * past the bound the pend stops being kept (its promote reads it back from p/).
+   */
+  encoded(id: BlockId, trxId: TrxId, summary: PendSummary, bytes: number): void {
+    if (summary.item === undefined || this.counted.has(summary)) return;
+    if (this.byBlock.get(id)?.get(trxId) !== summary) {
+      // Not published yet (a store that encodes during batch()): counted when it is.
+      this.counted.set(summary, bytes);
+      return;
+    }
+    if (this.keptBytes + bytes > pendsKeptBytesMax) {
+      this.byBlock.get(id)!.set(trxId, { kind: summary.kind, expiresAt: summary.expiresAt });
+      return;
+    }
+    this.keptBytes += bytes;
+    this.counted.set(summary, bytes);
+  }
+}
+
+/**
+ * The p/ put of a pend, encoded only when something reads its value: a flush that carries it or a
+ * read of p/. A pend promoted or cancelled before the next flush (the usual case: the coordinator
+ * syncs once, after the promote) is then never encoded, and the raw store writes nothing for it.
+ */
+class PendPut {
+  readonly type = 'put';
+  readonly absent: boolean;
+  private text: string | undefined;
+
+  constructor(
+    readonly key: string,
+    private readonly item: PendingTransform,
+    absent: boolean,
+    private readonly onEncoded: (bytes: number) => void,
+  ) {
+    this.absent = absent;
+  }
+
+  get value(): string {
+    if (this.text === undefined) {
+      this.text = JSON.stringify(this.item);
+      this.onEncoded(this.text.length);
+    }
+    return this.text;
   }
 }
 
@@ -154,7 +202,7 @@ class Mutation {
   readonly changed = new Map<BlockId, BlockState>();
   readonly pendChanges: Array<readonly [BlockId, TrxId, PendSummary | undefined]> = [];
 
-  putPend(item: PendingTransform, previous: PendSummary | undefined): void {
+  putPend(item: PendingTransform, previous: PendSummary | undefined, pends: PendIndex): void {
     // Pending the same transaction again (a retried message) replaces its pend.
     if (previous !== undefined) {
       this.ops.push({ type: 'del', key: keyOf.expiry(previous.expiresAt, item.blockId, item.trxId) });
@@ -162,9 +210,11 @@ class Mutation {
     // A first pend of the transaction on the block creates both keys: marked absent, they cost
     // nothing on disk when the promote deletes them before the next flush.
     const absent = previous === undefined;
-    const text = JSON.stringify(item);
+    const summary: PendSummary = { kind: item.transform.kind, expiresAt: item.expiresAt, item };
     this.ops.push(
-      { type: 'put', key: keyOf.pend(item.blockId, item.trxId), value: text, absent },
+      new PendPut(keyOf.pend(item.blockId, item.trxId), item, absent, (bytes) =>
+        pends.encoded(item.blockId, item.trxId, summary, bytes),
+      ),
       {
         type: 'put',
         key: keyOf.expiry(item.expiresAt, item.blockId, item.trxId),
@@ -172,11 +222,7 @@ class Mutation {
         absent,
       },
     );
-    this.pendChanges.push([
-      item.blockId,
-      item.trxId,
-      { kind: item.transform.kind, expiresAt: item.expiresAt, item, bytes: text.length },
-    ]);
+    this.pendChanges.push([item.blockId, item.trxId, summary]);
   }
 
   dropPend(id: BlockId, trxId: TrxId, summary: PendSummary): void {
@@ -249,24 +295,38 @@ function decodeWholeState(id: BlockId, key: string, record: StateRecord): BlockS
   };
 }
 
-/** A small LRU: a Map iterates in insertion order, so re-inserting on use keeps the oldest first. */
+/**
+ * A small LRU: a Map iterates in insertion order, so re-inserting on use keeps the oldest first. A
+ * re-insertion costs a delete and an insert, so a read moves only entries in the older half (placed
+ * more than half the capacity of insertions ago): every read of a hot block would otherwise pay it,
+ * and an entry that far from the front is in no danger of eviction.
+ */
 class LatestCache {
-  private readonly entries = new Map<BlockId, BlockState | null>();
+  private readonly entries = new Map<BlockId, { state: BlockState | null; placed: number }>();
+  /** Insertions so far. */
+  private placed = 0;
   constructor(private readonly entriesMax: number) {}
 
   /** The cached state, null when the block is known not to exist, undefined when not cached. */
   get(id: BlockId): BlockState | null | undefined {
-    const state = this.entries.get(id);
-    if (state !== undefined) {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return undefined;
+    if (this.placed - entry.placed > this.entriesMax >>> 1) {
       this.entries.delete(id);
-      this.entries.set(id, state);
+      this.entries.set(id, entry);
+      entry.placed = ++this.placed;
     }
-    return state;
+    return entry.state;
   }
 
   set(id: BlockId, state: BlockState | null): void {
-    this.entries.delete(id);
-    this.entries.set(id, state);
+    const entry = this.entries.get(id);
+    if (entry !== undefined && this.placed - entry.placed <= this.entriesMax >>> 1) {
+      entry.state = state;
+      return;
+    }
+    if (entry !== undefined) this.entries.delete(id);
+    this.entries.set(id, { state, placed: ++this.placed });
     if (this.entries.size > this.entriesMax) {
       const oldest = this.entries.keys().next();
       if (oldest.done !== true) this.entries.delete(oldest.value);
@@ -282,25 +342,29 @@ class BlockLocks {
   async hold<T>(ids: readonly BlockId[], work: () => Promise<T>): Promise<T> {
     const releases: Array<() => void> = [];
     try {
-      for (const id of [...new Set(ids)].sort()) releases.push(await this.acquire(id));
+      for (const id of ids.length === 1 ? ids : [...new Set(ids)].sort()) {
+        // A free block is taken at once; only a held one is waited for.
+        const previous = this.tails.get(id);
+        releases.push(this.enqueue(id));
+        if (previous !== undefined) await previous;
+      }
       return await work();
     } finally {
       for (const release of releases) release();
     }
   }
 
-  private acquire(id: BlockId): Promise<() => void> {
-    const previous = this.tails.get(id);
+  /** Queues a holder of the block behind the current one; returns its release. */
+  private enqueue(id: BlockId): () => void {
     let release!: () => void;
     const released = new Promise<void>((resolve) => {
       release = resolve;
     });
     this.tails.set(id, released);
-    const unlock = (): void => {
+    return () => {
       release();
       if (this.tails.get(id) === released) this.tails.delete(id);
     };
-    return previous === undefined ? Promise.resolve(unlock) : previous.then(() => unlock);
   }
 }
 
@@ -415,11 +479,13 @@ export class VersionedBlockStore implements BlockStore {
       ids.add(item.blockId);
     }
     return this.locks.hold([...ids], async () => {
-      const loaded = await this.load();
+      const loaded = this.loaded ?? (await this.load());
       const outcomes: PendOutcome[] = [];
       const mutation = new Mutation();
-      for (const item of items) {
-        const latest = await this.loadLatest(item.blockId);
+      const latests = await this.loadLatestMany(items.map((item) => item.blockId));
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!;
+        const latest = latests[i]!;
         const currentRev = latest?.rev ?? 0;
         if (item.baseRev !== currentRev) {
           outcomes.push(await this.staleOutcome(item.blockId, item.baseRev, currentRev));
@@ -443,7 +509,7 @@ export class VersionedBlockStore implements BlockStore {
           continue;
         }
         outcomes.push({ status: 'ok' });
-        mutation.putPend(item, mine);
+        mutation.putPend(item, mine, loaded.pends);
       }
       const ok = outcomes.every((outcome) => outcome.status === 'ok');
       if (ok) await this.write(mutation, loaded);
@@ -457,7 +523,7 @@ export class VersionedBlockStore implements BlockStore {
     for (const id of ids) assertKeyPart(id, 'block id');
     if (ids.length === 0) return;
     await this.locks.hold(ids, async () => {
-      const loaded = await this.load();
+      const loaded = this.loaded ?? (await this.load());
       const mutation = new Mutation();
       for (const id of ids) {
         const summary = loaded.pends.get(id, trxId);
@@ -479,7 +545,7 @@ export class VersionedBlockStore implements BlockStore {
     for (const id of blockIds) assertKeyPart(id, 'block id');
     if (blockIds.length === 0) return;
     await this.locks.hold(blockIds, async () => {
-      const loaded = await this.load();
+      const loaded = this.loaded ?? (await this.load());
       const pendKeys = blockIds.map((id) => keyOf.pend(id, trxId));
       // Only pends the index knows and does not keep in memory are read.
       const unkept = pendKeys.filter((_, i) => {
@@ -487,7 +553,7 @@ export class VersionedBlockStore implements BlockStore {
         return summary !== undefined && summary.item === undefined;
       });
       const [latests, pendTexts] = await Promise.all([
-        Promise.all(blockIds.map((id) => this.loadLatest(id))),
+        this.loadLatestMany(blockIds),
         unkept.length === 0 ? [] : this.raw.getMany(unkept),
       ]);
       const mutation = new Mutation();
@@ -533,8 +599,8 @@ export class VersionedBlockStore implements BlockStore {
     }
     const ids = [...new Set(revisions.map((revision) => revision.blockId))];
     await this.locks.hold(ids, async () => {
-      const loaded = await this.load();
-      const latests = await Promise.all(ids.map((id) => this.loadLatest(id)));
+      const loaded = this.loaded ?? (await this.load());
+      const latests = await this.loadLatestMany(ids);
       const working = new Map<BlockId, BlockState | null>(ids.map((id, i) => [id, latests[i]!]));
       const mutation = new Mutation();
       for (const revision of revisions) {
@@ -599,19 +665,41 @@ export class VersionedBlockStore implements BlockStore {
   }
 
   async stats(): Promise<BlockStoreStats> {
-    const loaded = await this.load();
+    const loaded = this.loaded ?? (await this.load());
     return { blocks: loaded.counters.blocks, pending: loaded.pends.size, bytes: await this.raw.sizeBytes() };
   }
 
-  /** The latest state through the cache; concurrent misses on one block share one read. */
-  private loadLatest(id: BlockId): Promise<BlockState | null> {
+  /**
+   * The latest states of several blocks: cached ones at once, and the b/ records of the rest in one
+   * getMany (one LevelDB round trip instead of one per block, e.g. for a transaction's new blocks).
+   */
+  private loadLatestMany(ids: readonly BlockId[]): Promise<Array<BlockState | null>> {
+    const unread = new Map<BlockId, number>();
+    for (const id of ids) {
+      if (this.cache.get(id) === undefined && !this.loads.has(id)) unread.set(id, unread.size);
+    }
+    if (unread.size < 2) return Promise.all(ids.map((id) => this.loadLatest(id)));
+    const texts = this.raw.getMany([...unread.keys()].map((id) => keyOf.latest(id)));
+    return Promise.all(
+      ids.map((id) => {
+        const at = unread.get(id);
+        return this.loadLatest(id, at === undefined ? undefined : texts.then((found) => found[at]));
+      }),
+    );
+  }
+
+  /**
+   * The latest state through the cache; concurrent misses on one block share one read. `stored`, when
+   * given, is the b/ record already being read.
+   */
+  private loadLatest(id: BlockId, stored?: Promise<string | undefined>): Promise<BlockState | null> {
     const cached = this.cache.get(id);
     if (cached !== undefined) return Promise.resolve(cached);
     const inFlight = this.loads.get(id);
     if (inFlight !== undefined) return inFlight.promise;
     const key = keyOf.latest(id);
     const read = async (): Promise<BlockState | null> => {
-      const text = await this.raw.get(key);
+      const text = await (stored ?? this.raw.get(key));
       const decoded = text === undefined ? null : decodeState(id, key, text);
       // Revisions are never rewritten, so the revision b/ named stays materialisable even if a write
       // lands meanwhile (that write marks this load stale, so its result is not cached).
@@ -833,10 +921,9 @@ export class VersionedBlockStore implements BlockStore {
 
 /** Ids become parts of keys, separated by '/'. */
 function assertKeyPart(value: string, what: string): void {
-  assert(
-    typeof value === 'string' && value.length > 0 && !value.includes('/'),
-    `${what} ${JSON.stringify(value)} cannot be stored`,
-  );
+  // The message is built only on failure: this runs for every id of every call.
+  if (!(typeof value === 'string' && value.length > 0 && !value.includes('/')))
+    throw new AssertionFailure(`${what} ${JSON.stringify(value)} cannot be stored`);
 }
 
 /** Pends arrive from other peers, so a malformed one is BAD_INPUT, never an assertion. */

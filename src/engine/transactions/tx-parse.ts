@@ -1,5 +1,5 @@
 import { EngineError } from '../base/errors.js';
-import { jsonBytes, jsonDepth, parseJson, type Json } from '../base/codec.js';
+import { jsonDepth, jsonTextDepth, parseJson, type Json } from '../base/codec.js';
 import { limits } from '../base/limits.js';
 import type { Action, ActionOp, Expectation, TxRequest } from './tx-types.js';
 
@@ -67,7 +67,7 @@ export function validateTxRequest(value: unknown): TxRequest {
 function validateAction(value: unknown, index: number): Action {
   if (!isObject(value)) throw bad(`action ${index} must be a JSON object`, index);
   const op = value['op'];
-  if (typeof op !== 'string' || !(ops as readonly string[]).includes(op)) {
+  if (typeof op !== 'string' || !Object.hasOwn(allowedFields, op)) {
     throw bad(
       `action ${index} has unknown op ${JSON.stringify(op)} (expected one of ${ops.join(', ')})`,
       index,
@@ -78,46 +78,25 @@ function validateAction(value: unknown, index: number): Action {
   if (typeof collection !== 'string' || !isCollectionName(collection)) {
     throw bad(`action ${index} needs a "collection" name (letters, digits, . _ -; 1-128 characters)`, index);
   }
-  for (const key of Object.keys(value)) {
-    if (key !== 'op' && key !== 'collection' && !allowedFields[kind].includes(key)) {
+  const allowed = allowedFields[kind];
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    if (key !== 'op' && key !== 'collection' && !allowed.includes(key)) {
       throw bad(`action ${index} (${kind}) has unknown field "${key}"`, index);
     }
   }
-  const need = (field: string): unknown => {
-    if (value[field] === undefined) throw bad(`action ${index} (${kind}) needs "${field}"`, index);
-    return value[field];
-  };
-  const key = (): string => checkKey(need('key'), index);
-  const json = (field: string): Json => checkValue(need(field), index);
-  const optionalNumber = (field: string, integer: boolean): number | undefined => {
-    const v = value[field];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !Number.isFinite(v) || (integer && (!Number.isInteger(v) || v < 0))) {
-      throw bad(
-        `action ${index} (${kind}): "${field}" must be ${integer ? 'a non-negative integer' : 'a finite number'}`,
-        index,
-      );
-    }
-    return v;
-  };
-  const optionalBool = (field: string): boolean | undefined => {
-    const v = value[field];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'boolean')
-      throw bad(`action ${index} (${kind}): "${field}" must be true or false`, index);
-    return v;
-  };
-  const optionalKey = (field: string): string | undefined =>
-    value[field] === undefined ? undefined : checkKey(value[field], index);
+  // Plain helpers rather than closures: a transaction may carry 10,000 actions.
   switch (kind) {
     case 'get':
-      return { collection, op: 'get', key: key() };
-    case 'put':
-      return { collection, op: 'put', key: key(), value: json('value') };
+      return { collection, op: 'get', key: requiredKey(value, index, kind) };
+    case 'put': {
+      const key = requiredKey(value, index, kind);
+      return { collection, op: 'put', key, value: checkValue(required(value, 'value', index, kind), index) };
+    }
     case 'del':
-      return { collection, op: 'del', key: key() };
+      return { collection, op: 'del', key: requiredKey(value, index, kind) };
     case 'incr': {
-      const path = need('path');
+      const path = required(value, 'path', index, kind);
       if (
         typeof path !== 'string' ||
         path.length === 0 ||
@@ -125,15 +104,15 @@ function validateAction(value: unknown, index: number): Action {
       ) {
         throw bad(`action ${index} (incr): "path" must be a dotted field name like "balance"`, index);
       }
-      const by = need('by');
+      const by = required(value, 'by', index, kind);
       if (typeof by !== 'number' || !Number.isFinite(by))
         throw bad(`action ${index} (incr): "by" must be a finite number`, index);
-      const min = optionalNumber('min', false);
-      const max = optionalNumber('max', false);
+      const min = optionalNumber(value, 'min', false, index, kind);
+      const max = optionalNumber(value, 'max', false, index, kind);
       return {
         collection,
         op: 'incr',
-        key: key(),
+        key: requiredKey(value, index, kind),
         path,
         by,
         ...(min !== undefined ? { min } : {}),
@@ -141,16 +120,16 @@ function validateAction(value: unknown, index: number): Action {
       };
     }
     case 'merge': {
-      const merged = json('value');
+      const merged = checkValue(required(value, 'value', index, kind), index);
       if (!isObject(merged)) throw bad(`action ${index} (merge): "value" must be a JSON object`, index);
-      return { collection, op: 'merge', key: key(), value: merged };
+      return { collection, op: 'merge', key: requiredKey(value, index, kind), value: merged };
     }
     case 'append':
-      return { collection, op: 'append', value: json('value') };
+      return { collection, op: 'append', value: checkValue(required(value, 'value', index, kind), index) };
     case 'read': {
-      const from = optionalNumber('from', true);
-      const limit = optionalNumber('limit', true);
-      const reverse = optionalBool('reverse');
+      const from = optionalNumber(value, 'from', true, index, kind);
+      const limit = optionalNumber(value, 'limit', true, index, kind);
+      const reverse = optionalBool(value, 'reverse', index, kind);
       return {
         collection,
         op: 'read',
@@ -160,10 +139,10 @@ function validateAction(value: unknown, index: number): Action {
       };
     }
     case 'scan': {
-      const from = optionalKey('from');
-      const to = optionalKey('to');
-      const limit = optionalNumber('limit', true);
-      const reverse = optionalBool('reverse');
+      const from = value['from'] === undefined ? undefined : checkKey(value['from'], index);
+      const to = value['to'] === undefined ? undefined : checkKey(value['to'], index);
+      const limit = optionalNumber(value, 'limit', true, index, kind);
+      const reverse = optionalBool(value, 'reverse', index, kind);
       return {
         collection,
         op: 'scan',
@@ -174,6 +153,46 @@ function validateAction(value: unknown, index: number): Action {
       };
     }
   }
+}
+
+function required(value: Record<string, unknown>, field: string, index: number, kind: ActionOp): unknown {
+  const found = value[field];
+  if (found === undefined) throw bad(`action ${index} (${kind}) needs "${field}"`, index);
+  return found;
+}
+
+function requiredKey(value: Record<string, unknown>, index: number, kind: ActionOp): string {
+  return checkKey(required(value, 'key', index, kind), index);
+}
+
+function optionalNumber(
+  value: Record<string, unknown>,
+  field: string,
+  integer: boolean,
+  index: number,
+  kind: ActionOp,
+): number | undefined {
+  const v = value[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && (!Number.isInteger(v) || v < 0))) {
+    throw bad(
+      `action ${index} (${kind}): "${field}" must be ${integer ? 'a non-negative integer' : 'a finite number'}`,
+      index,
+    );
+  }
+  return v;
+}
+
+function optionalBool(
+  value: Record<string, unknown>,
+  field: string,
+  index: number,
+  kind: ActionOp,
+): boolean | undefined {
+  const v = value[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw bad(`action ${index} (${kind}): "${field}" must be true or false`, index);
+  return v;
 }
 
 function validateExpectation(value: unknown): Expectation {
@@ -196,28 +215,56 @@ function validateExpectation(value: unknown): Expectation {
 }
 
 export function isCollectionName(name: string): boolean {
-  return /^[A-Za-z0-9._-]{1,128}$/.test(name);
+  // The actions of one transaction usually name one collection: remember the last name that passed.
+  if (name === lastCollectionName) return true;
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(name)) return false;
+  lastCollectionName = name;
+  return true;
 }
+
+let lastCollectionName = '';
 
 export function checkKey(key: unknown, index: number): string {
   if (typeof key !== 'string' || key.length === 0)
     throw bad(`action ${index}: "key" must be a non-empty string`, index);
-  if (Buffer.byteLength(key, 'utf8') > limits.keyBytesMax) {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes, so short keys need no byte count.
+  if (key.length * 3 > limits.keyBytesMax && Buffer.byteLength(key, 'utf8') > limits.keyBytesMax) {
     throw new EngineError('TOO_LARGE', `key is over ${limits.keyBytesMax} bytes`, { action: index });
   }
   return key;
 }
 
+/**
+ * A value within limits.jsonDepthMax and limits.valueBytesMax. Encoded once (JSON.stringify, native);
+ * the depth is then read off the text, and only a text that could be too deep (it has more brackets
+ * than the limit) is measured on the value itself.
+ */
 export function checkValue(value: unknown, index: number): Json {
-  if (jsonDepth(value) > limits.jsonDepthMax) {
-    throw new EngineError('TOO_LARGE', `value is nested deeper than ${limits.jsonDepthMax} levels`, {
-      action: index,
-    });
+  let text: string;
+  try {
+    // undefined (a value that is not there, as from an API caller) encodes to nothing.
+    const encoded: string | undefined = JSON.stringify(value);
+    text = encoded ?? '';
+  } catch (error) {
+    // A cycle, a BigInt, or nesting deep enough to exhaust the stack.
+    if (error instanceof RangeError) throw tooDeep(index);
+    throw new EngineError('BAD_INPUT', `value is not a JSON value`, { action: index }, { cause: error });
   }
-  if (jsonBytes(value) > limits.valueBytesMax) {
+  const length = text.length;
+  // A value nested d levels deep has at least d opening brackets, so 2d characters.
+  if (length > 2 * limits.jsonDepthMax && jsonTextDepth(text) > limits.jsonDepthMax) {
+    if (jsonDepth(value) > limits.jsonDepthMax) throw tooDeep(index);
+  }
+  if (length * 3 > limits.valueBytesMax && Buffer.byteLength(text, 'utf8') > limits.valueBytesMax) {
     throw new EngineError('TOO_LARGE', `value is over ${limits.valueBytesMax} bytes`, { action: index });
   }
   return value as Json;
+}
+
+function tooDeep(index: number): EngineError {
+  return new EngineError('TOO_LARGE', `value is nested deeper than ${limits.jsonDepthMax} levels`, {
+    action: index,
+  });
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { isEngineError } from '../../../src/engine/base/errors.js';
 import { LevelRawStore } from '../../../src/engine/storage/level-store.js';
+import type { RawOp } from '../../../src/engine/storage/raw-store.js';
 import { collect, rawStoreCompliance } from './raw-store-compliance.js';
 
 async function tempDir(): Promise<string> {
@@ -121,6 +122,30 @@ describe('LevelRawStore', () => {
     await store.close();
     const reopened = await openStore();
     expect(await collect(reopened.iterate({}))).to.deep.equal([['kept', 'v']]);
+  });
+
+  it("reads a put's value only when it needs it: on a read of the key or in the flush that carries it", async () => {
+    const store = await openStore();
+    const reads = new Map<string, number>();
+    /** A put whose value is computed on first read, counting every read. */
+    const lazyPut = (key: string, value: string, absent = false): RawOp => ({
+      type: 'put',
+      key,
+      absent,
+      get value(): string {
+        reads.set(key, (reads.get(key) ?? 0) + 1);
+        return value;
+      },
+    });
+    await store.batch([lazyPut('p/1', 'pend', true), lazyPut('read', 'r'), lazyPut('flushed', 'f')]);
+    expect(reads.size).to.equal(0);
+    expect(await store.get('read')).to.equal('r');
+    expect(reads.get('read')).to.equal(1);
+    await store.batch([{ type: 'del', key: 'p/1' }]);
+    await store.sync();
+    expect(reads.has('p/1'), 'a put deleted before its flush is never read').to.equal(false);
+    expect(reads.get('flushed')).to.equal(1);
+    expect(await store.get('flushed')).to.equal('f');
   });
 
   it('commits many concurrent batch-and-sync pairs in far fewer LevelDB writes', async () => {
