@@ -16,13 +16,16 @@
 //
 // Round trips of one single-collection commit on the critical path, counted from src/engine/cluster
 // and src/engine/transactions/coordinator.ts (coordinator C, tail leader L, tree depth d):
-//   view (C→L) 1 · block reads (each tree level: get from the block's cluster, first majority) d ·
-//   pend (to every holder, each syncs) 1 · commit (C→L) 1 · consensus accept round (L→group, a
-//   majority of signed votes, each durable before it is sent) 1 · log replication (L writes the log
-//   block to its cluster, every holder answers) 1 · promote (to every holder) 1  →  6 + d when C ≠ L,
-//   4 + d when C = L (view and commit are local). The propagation report to the tail is sent in the
-//   background since 348366e. The target uses d = 1: 7 or 5 round trips. A 2-collection transaction
-//   replaces commit by a prepare and a decide at each tail (in parallel across tails for prepare).
+//   view (C→L) 1 · block reads (each tree level: C's own copy, and a majority of the block's cluster
+//   asked for anything newer) d · pend (to every holder, each syncs) 1 · commit (C→L) 1 · consensus
+//   accept round (L→group, one batch per member, the signed votes come back in its reply, each durable
+//   before it is sent) 1 · log write (L writes the log block to its cluster and, in the same request,
+//   promotes the commit at the blocks' holders) 1  →  5 + d when C ≠ L, 3 + d when C = L (view and
+//   commit are local). The target uses d = 1: 6 or 4 round trips. A 2-collection transaction replaces
+//   commit by a prepare and a decide at each tail (in parallel across tails for prepare).
+//
+// Requests per transaction (`<label>.requests-per-tx`, the sequential run on the in-process networks)
+// are counted by protocol and message type at every node (network `observeRequest`).
 import '../src/shim.js';
 import { ClassicLevel } from 'classic-level';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -147,6 +150,36 @@ async function drive(
   return { stats: summarise(samples, performance.now() - start, attempts, failed), samples };
 }
 
+/** Requests sent by every node of an in-process network, by protocol and message type. */
+class RequestCounter {
+  private counts = new Map<string, number>();
+  private on = false;
+
+  readonly observe = (_peer: string, name: string, message: unknown): void => {
+    if (!this.on) return;
+    const m = message as { type?: unknown; items?: unknown };
+    const key = `${name}.${String(m.type)}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  };
+
+  start(): void {
+    this.counts = new Map();
+    this.on = true;
+  }
+
+  /** Stops counting; the counts per transaction. */
+  stop(transactions: number): { total: number; byType: Record<string, number> } {
+    this.on = false;
+    const byType: Record<string, number> = {};
+    let total = 0;
+    for (const [key, count] of [...this.counts].sort()) {
+      byType[key] = round(count / transactions, 2);
+      total += count;
+    }
+    return { total: round(total / transactions, 2), byType };
+  }
+}
+
 interface WorkloadFigures {
   readonly sequential: Latencies;
   readonly concurrentKeys: Latencies;
@@ -179,15 +212,23 @@ async function create(label: string, target: Target, name: string, kind: 'tree' 
   }
 }
 
-async function workloads(label: string, target: Target, sequentialCount: number): Promise<WorkloadFigures> {
+async function workloads(
+  label: string,
+  target: Target,
+  sequentialCount: number,
+  requests?: RequestCounter,
+): Promise<WorkloadFigures> {
   for (const name of ['seq', 'conc', 'bank', ...Array.from({ length: clients }, (_, c) => `c${c}`)])
     await create(label, target, name, 'tree');
   await create(label, target, 'log', 'diary');
   const opened = await target.transact(put('bank', 'acct', 0));
   if (!opened.ok) await target.transact(put('bank', 'acct', 0)).then(check);
 
+  requests?.start();
   const seq = await drive(target, sequentialCount, 1, (i) => put('seq', `k${String(i).padStart(6, '0')}`, i));
   emit({ bench: `${label}.tx.put.sequential`, clients: 1, ...seq.stats });
+  if (requests !== undefined)
+    emit({ bench: `${label}.requests-per-tx`, workload: 'sequential', ...requests.stop(sequentialCount) });
   let tenths: WorkloadFigures['tenths'];
   if (sequentialCount >= 100) {
     const tenth = Math.floor(sequentialCount / 10);
@@ -303,14 +344,25 @@ async function loopbackBaseline(): Promise<number> {
 
 // ---- in-process networks ---------------------------------------------------------------------------
 
-async function network(root: string, count: number): Promise<RunningNode[]> {
+async function network(root: string, count: number, requests: RequestCounter): Promise<RunningNode[]> {
   const nodes: RunningNode[] = [];
-  const first = await startNode({ dataDir: join(root, 'n0'), config: loopback, version: 'bench' });
+  const observed = { observeRequest: requests.observe };
+  const first = await startNode({
+    dataDir: join(root, 'n0'),
+    config: loopback,
+    version: 'bench',
+    network: observed,
+  });
   nodes.push(first);
   const bootstrap = (await first.status()).listenAddresses;
   for (let i = 1; i < count; i++)
     nodes.push(
-      await startNode({ dataDir: join(root, `n${i}`), config: { ...loopback, bootstrap }, version: 'bench' }),
+      await startNode({
+        dataDir: join(root, `n${i}`),
+        config: { ...loopback, bootstrap },
+        version: 'bench',
+        network: observed,
+      }),
     );
   for (const a of nodes)
     for (const b of nodes)
@@ -341,10 +393,11 @@ async function inProcess(
   const dir = await mkdtemp(join(root, `net${count}-`));
   const rssBefore = process.memoryUsage().rss;
   peakRss = rssBefore;
-  const nodes = await network(dir, count);
+  const requests = new RequestCounter();
+  const nodes = await network(dir, count, requests);
   try {
     const db = nodes[0]!.database;
-    const figures = await workloads(`net${count}`, db, sequentialCount);
+    const figures = await workloads(`net${count}`, db, sequentialCount, requests);
     const leads = await coordinatorLeads(nodes, 'seq');
     const rssMiB = peakRss / 1024 / 1024;
     emit({
@@ -500,7 +553,7 @@ async function main(): Promise<void> {
       ['net3', net3],
       ['net5', net5],
     ] as const) {
-      const roundTrips = run.leads ? 5 : 7;
+      const roundTrips = run.leads ? 4 : 6;
       const budgetMs = rttMs * roundTrips + syncMs;
       const seqMs = run.figures.sequential.p50Ms;
       emit({

@@ -134,7 +134,11 @@ export class Cluster {
       network,
       membership: new MembershipCheck((id) => this.recordedMembers(id)),
       stale: (collection) => this.stale(collection),
+      promoted: (trxId) => this.tailBlocks.promotedHere(trxId),
     });
+    // A commit promoted with its log write has reached its blocks: the checkpoint may move.
+    this.tailBlocks.onPromoted = (collection, lsn) =>
+      void this.tailHost.propagated(collection, lsn).catch(() => undefined);
     const repo = this.repo;
     this.reader = {
       latest: (id) => repo.get({ blockId: id }),
@@ -231,6 +235,7 @@ export class Cluster {
           request,
           context.peerId,
           (collection) => this.stale(collection),
+          (trxId) => this.tailBlocks.promotedHere(trxId),
         ),
       { validate: validateTailRequest },
     );

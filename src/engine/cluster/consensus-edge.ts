@@ -143,6 +143,8 @@ export interface NetworkConsensusStats {
   readonly batchesSent: number;
   /** Messages sent, in batches or in replies. */
   readonly messagesSent: number;
+  /** Messages sent back in the reply to a batch (answers that needed no request of their own). */
+  readonly messagesInReplies: number;
   /** Equivocation proofs reported since start. */
   readonly equivocations: number;
 }
@@ -219,6 +221,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     sendsInflight: 0,
     batchesSent: 0,
     messagesSent: 0,
+    messagesInReplies: 0,
     equivocations: 0,
   };
   /** Messages gathered per peer. */
@@ -464,6 +467,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     if (replies !== undefined && answersInline(message) && replies.length < consensusWireItemsMax) {
       replies.push(item);
       this.counters.messagesSent += 1;
+      this.counters.messagesInReplies += 1;
       return;
     }
     let box = this.outboxes.get(to);

@@ -53,7 +53,11 @@ export const validateRepoRequest = messageUnion({
   pend: object({ items: array(json(), { itemsMax }) }),
   cancel: object({ trxId: string({ charsMax: 128 }), blockIds: array(blockIdField, { itemsMax }) }),
   promote: object({ request: json() }),
-  apply: object({ revisions: array(json(), { itemsMax }) }),
+  apply: object({
+    revisions: array(json(), { itemsMax }),
+    /** Committed transactions to promote here once the revisions are stored (in log order). */
+    promote: optional(array(json(), { itemsMax })),
+  }),
   history: object({ blockId: blockIdField, fromRev: optional(integer({ min: 1 })) }),
   pending: object({ blockId: blockIdField }),
   catalog: object({}),
@@ -164,10 +168,39 @@ export async function serveRepoRequest(
     }
     case 'apply': {
       const behind = await applyIfNewer(parts.blocks, request.revisions as DirectRevision[]);
+      const promoted =
+        request.promote === undefined
+          ? undefined
+          : await promoteEach(parts.repo, parts.membership, request.promote as PromoteRequest[]);
       await parts.blocks.sync();
-      return { behind };
+      return promoted === undefined ? { behind } : { behind, promoted };
     }
   }
+}
+
+/**
+ * Promotes committed transactions in order, each on its own: whether each one was applied (a holder
+ * that lacks a pend, or a proof that does not verify, fails that one only).
+ */
+async function promoteEach(
+  repo: LocalRepo,
+  membership: MembershipCheck | undefined,
+  promotes: readonly PromoteRequest[],
+): Promise<boolean[]> {
+  const done: boolean[] = [];
+  for (const promote of promotes) {
+    try {
+      if (!Array.isArray(promote.proof) || !Array.isArray(promote.blockIds))
+        throw new EngineError('BAD_INPUT', 'promote needs block ids and a proof');
+      for (const id of promote.blockIds) checkBlockId(id);
+      await membership?.check(promote.proof);
+      await repo.promote(promote);
+      done.push(true);
+    } catch {
+      done.push(false);
+    }
+  }
+  return done;
 }
 
 /** Blocks a holder could not take revisions of because it lacks earlier ones: its latest revision. */
@@ -316,7 +349,7 @@ export class ClusterRepoClient implements RepoClient {
       }));
     for (let i = 0; i < revisions.length; i += replicationChunkRevisions) {
       const chunk = revisions.slice(i, i + replicationChunkRevisions);
-      const behind = await this.applyAt(holder, chunk);
+      const { behind } = await this.applyAt(holder, chunk);
       if (behind.length > 0)
         throw new EngineError('UNAVAILABLE', `member ${holder} is missing earlier revisions`);
     }
@@ -442,17 +475,39 @@ export class ClusterRepoClient implements RepoClient {
     }
   }
 
-  /** Replicates revisions written by a log tail to every block's cluster; a majority must store them. */
-  async apply(revisions: readonly DirectRevision[]): Promise<void> {
+  /**
+   * Replicates revisions written by a log tail to every block's cluster; a majority must store them.
+   * `promotes` (committed transactions the revisions record, in log order) ride in the same requests
+   * to the members of their blocks' clusters: resolves with the transactions promoted at a majority
+   * of every written block's cluster. A promotion that falls short is not an error here (the
+   * coordinator promotes what the tail did not).
+   */
+  async apply(
+    revisions: readonly DirectRevision[],
+    promotes: readonly PromoteRequest[] = [],
+  ): Promise<Set<TrxId>> {
     const byId = new Map<BlockId, DirectRevision[]>();
     for (const revision of revisions) {
       let list = byId.get(revision.blockId);
       if (list === undefined) byId.set(revision.blockId, (list = []));
       list.push(revision);
     }
-    const answers = await this.fanOut([...byId.keys()], async (member, ids) => {
-      const part = ids.flatMap((id) => byId.get(id)!);
-      const behind = await this.applyAt(member, part);
+    const written = new Set(promotes.flatMap((p) => p.blockIds));
+    /** Per member: which of `promotes` it applied (by index). */
+    const promotedAt = new Map<string, Set<number>>();
+    const answers = await this.fanOut([...new Set([...byId.keys(), ...written])], async (member, ids) => {
+      const mine = new Set(ids);
+      const part = ids.flatMap((id) => byId.get(id) ?? []);
+      const indexes: number[] = [];
+      const promoteParts: PromoteRequest[] = [];
+      promotes.forEach((promote, index) => {
+        const blockIds = promote.blockIds.filter((id) => mine.has(id));
+        if (blockIds.length === 0) return;
+        indexes.push(index);
+        promoteParts.push({ ...promote, blockIds });
+      });
+      const { behind, promoted } = await this.applyAt(member, part, promoteParts);
+      promotedAt.set(member, new Set(indexes.filter((_, i) => promoted[i] === true)));
       if (behind.length === 0) return;
       // The holder missed earlier revisions (it joined late or was down): send those, then these.
       for (const { blockId, rev } of behind) {
@@ -464,13 +519,23 @@ export class ClusterRepoClient implements RepoClient {
         member,
         behind.flatMap(({ blockId }) => byId.get(blockId)!),
       );
-      if (still.length > 0)
+      if (still.behind.length > 0)
         throw new EngineError(
           'UNAVAILABLE',
-          `member ${member} could not catch up with block ${still[0]!.blockId}`,
+          `member ${member} could not catch up with block ${still.behind[0]!.blockId}`,
         );
     });
     this.requireStored([...byId.keys()], answers, 'CONFLICT', 'store the log write');
+    const promoted = new Set<TrxId>();
+    promotes.forEach((promote, index) => {
+      const everywhere = promote.blockIds.every((id) => {
+        const cluster = this.placement.clusterOf(id);
+        const done = cluster.filter((m) => promotedAt.get(m)?.has(index) === true).length;
+        return done >= quorumOf(cluster.length);
+      });
+      if (everywhere) promoted.add(promote.trxId);
+    });
+    return promoted;
   }
 
   /**
@@ -493,14 +558,26 @@ export class ClusterRepoClient implements RepoClient {
     }
   }
 
-  private async applyAt(member: string, revisions: readonly DirectRevision[]): Promise<Behind> {
+  private async applyAt(
+    member: string,
+    revisions: readonly DirectRevision[],
+    promotes: readonly PromoteRequest[] = [],
+  ): Promise<{ behind: Behind; promoted: readonly boolean[] }> {
     if (member !== this.self) {
-      const answer = await this.remote<{ behind?: Behind }>(member, { type: 'apply', revisions });
-      return Array.isArray(answer.behind) ? answer.behind : [];
+      const answer = await this.remote<{ behind?: Behind; promoted?: boolean[] }>(member, {
+        type: 'apply',
+        revisions,
+        ...(promotes.length > 0 ? { promote: promotes } : {}),
+      });
+      return {
+        behind: Array.isArray(answer.behind) ? answer.behind : [],
+        promoted: Array.isArray(answer.promoted) ? answer.promoted : [],
+      };
     }
     const behind = await applyIfNewer(this.parts.blocks, revisions);
+    const promoted = promotes.length === 0 ? [] : await promoteEach(this.parts.local, undefined, promotes);
     await this.parts.blocks.sync();
-    return behind;
+    return { behind, promoted };
   }
 
   /** A block at a revision, from the first member of its cluster that has it. */

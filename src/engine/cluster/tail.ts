@@ -11,7 +11,12 @@ import { EngineError, isEngineError } from '../base/errors.js';
 import { collectionHeaderId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import { leadershipOrder } from '../consensus/values.js';
-import { isCollectionHeader, isLogBlock, type EntryStatus } from '../collections/log/log-block.js';
+import {
+  isCollectionHeader,
+  isLogBlock,
+  type EntryStatus,
+  type LogEntry,
+} from '../collections/log/log-block.js';
 import type { NetworkNode } from '../network/index.js';
 import { schema } from '../network/index.js';
 import type {
@@ -31,6 +36,7 @@ import type {
   CreateCollectionRequest,
   DecideRequest,
   PrepareRequest,
+  PromoteRequest,
   TailClient,
   TailOutcome,
   TailView,
@@ -81,6 +87,7 @@ export async function serveTailRequest(
   request: TailRequest,
   from: string,
   stale: (collection: string) => void = () => undefined,
+  promoted: (trxId: TrxId) => boolean = () => false,
 ): Promise<unknown> {
   if (request.type !== 'view' && request.type !== 'outcomeOf' && !placement.isLive(from))
     throw new EngineError('BAD_INPUT', 'only members of this database may decide transactions here');
@@ -90,7 +97,7 @@ export async function serveTailRequest(
     await membership.check(proof);
   }
   try {
-    return await runTail(tail, request);
+    return withPropagation(request, await runTail(tail, request), promoted);
   } catch (error) {
     // Whatever failed, the next request reloads the collection's log (it may have moved on).
     stale(collectionOf(request));
@@ -98,6 +105,25 @@ export async function serveTailRequest(
     if (leader !== undefined && leader !== placement.self) return { redirect: leader } satisfies Redirect;
     throw error;
   }
+}
+
+/**
+ * Marks a commit (or committing decision) the tail promoted at its blocks with its log write as
+ * `propagated`: the coordinator then neither promotes it nor reports the checkpoint.
+ */
+function withPropagation(
+  request: TailRequest,
+  result: unknown,
+  promoted: (trxId: TrxId) => boolean,
+): unknown {
+  if (request.type !== 'commit' && request.type !== 'decide') return result;
+  const trxId = (request.request as { trxId?: unknown }).trxId;
+  const answer = result as { status?: unknown; lsn?: unknown } | null;
+  if (typeof trxId !== 'string' || typeof answer !== 'object' || answer === null) return result;
+  if (request.type === 'commit' && answer.status !== 'committed') return result;
+  if (request.type === 'decide' && (request.request as { outcome?: unknown }).outcome !== 'committed')
+    return result;
+  return promoted(trxId) ? { ...answer, propagated: true } : result;
 }
 
 function collectionOf(request: TailRequest): string {
@@ -137,6 +163,8 @@ export interface RoutedTailParts {
   readonly membership: MembershipCheck;
   /** This node's cached state of a collection's log may be out of date (a local request failed). */
   readonly stale?: (collection: string) => void;
+  /** Whether this node's tail promoted a transaction's commit with its log write. */
+  readonly promoted?: (trxId: TrxId) => boolean;
 }
 
 interface TailLocation {
@@ -321,7 +349,11 @@ export class RoutedTailClient implements TailClient {
   private async ask(target: string, request: TailRequest): Promise<unknown> {
     if (target === this.parts.placement.self) {
       try {
-        return await runTail(this.parts.local, request);
+        return withPropagation(
+          request,
+          await runTail(this.parts.local, request),
+          this.parts.promoted ?? (() => false),
+        );
       } catch (error) {
         this.parts.stale?.(collectionOf(request));
         const leader = leaderNamed(error);
@@ -356,12 +388,56 @@ export class RoutedTailClient implements TailClient {
   }
 }
 
+/** Transactions a tail remembers having promoted, long enough for their outcome to be answered. */
+const promotedRememberedMax = 4096;
+
+/**
+ * The committed entries a log write appends or decides (splices of a log block's entries), as the
+ * promotions of their blocks. Entries in a new log block (creation, a seal's successor) are left to
+ * the coordinator.
+ */
+function committedIn(
+  revisions: readonly DirectRevision[],
+): { readonly collection: string; readonly promote: PromoteRequest }[] {
+  const out: { collection: string; promote: PromoteRequest }[] = [];
+  for (const revision of revisions) {
+    if (revision.transform.kind !== 'update') continue;
+    for (const op of revision.transform.ops) {
+      if (op.op !== 'splice' || op.field !== 'entries') continue;
+      for (const item of op.items) {
+        const entry = item as Partial<LogEntry> | null;
+        const certificate = entry?.certificate;
+        if (
+          entry === null ||
+          entry.status !== 'committed' ||
+          typeof entry.trxId !== 'string' ||
+          typeof entry.lsn !== 'number' ||
+          !Array.isArray(entry.writes) ||
+          entry.writes.length === 0 ||
+          typeof certificate !== 'object' ||
+          certificate.trxId !== entry.trxId
+        )
+          continue;
+        out.push({
+          collection: certificate.collection,
+          promote: { trxId: entry.trxId, lsn: entry.lsn, blockIds: entry.writes, proof: [certificate] },
+        });
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * The block store a networked LogTail writes through: reads pull what a majority of the block's
  * cluster holds before the first local read (and again after `forget`), writes go to the cluster.
  */
 export class TailBlocks implements BlockStore {
   private readonly pulled = new Set<BlockId>();
+  /** Transactions whose commit this tail promoted at a majority of their blocks' holders (latest first out). */
+  private readonly promoted = new Set<TrxId>();
+  /** Told of each commit promoted with its log write (the tail's checkpoint may move). */
+  onPromoted: ((collection: string, lsn: number) => void) | undefined;
 
   constructor(
     private readonly local: BlockStore,
@@ -427,9 +503,27 @@ export class TailBlocks implements BlockStore {
           r.transform.block.header.type !== blockTypes.collectionHeader
         ),
     );
-    await this.cluster.apply(revisions);
+    // The commits a log write records are promoted at their blocks in the same requests, so the
+    // coordinator need not (the outcome says so: `propagated`).
+    const commits = committedIn(revisions);
+    const promoted = await this.cluster.apply(
+      revisions,
+      commits.map((commit) => commit.promote),
+    );
     // (no gap here: the tail pulled the block before it wrote it)
     if (elsewhere.length > 0) await applyIfNewer(this.local, elsewhere);
+    for (const { collection, promote } of commits) {
+      if (!promoted.has(promote.trxId)) continue;
+      this.promoted.add(promote.trxId);
+      if (this.promoted.size > promotedRememberedMax)
+        this.promoted.delete(this.promoted.values().next().value!);
+      this.onPromoted?.(collection, promote.lsn);
+    }
+  }
+
+  /** Whether this tail promoted a transaction's commit with its log write (recently). */
+  promotedHere(trxId: TrxId): boolean {
+    return this.promoted.has(trxId);
   }
 
   expired(now: number, limit: number): Promise<PendingTransform[]> {

@@ -15,6 +15,13 @@ import type { ActionResult, TxOutcome, TxRequest } from './tx-types.js';
 const propagationAttemptsMax = 3;
 const propagationRetryMs = 500;
 
+/** A collection's decision: its LSN, the commit proof, and whether its tail already propagated it. */
+interface Decided {
+  readonly lsn: number;
+  readonly proof: Certificate[];
+  readonly propagated: boolean;
+}
+
 export interface CoordinatorComponents {
   readonly repo: RepoClient;
   readonly tails: TailClient;
@@ -120,7 +127,7 @@ export class Coordinator {
         pends.map((p) => p.blockId),
       );
 
-    let decided: Map<string, { lsn: number; proof: Certificate[] }>;
+    let decided: Map<string, Decided>;
     try {
       decided =
         writing.length === 1
@@ -142,9 +149,11 @@ export class Coordinator {
     const commit: Record<string, { rev: number }> = {};
     const propagations: { collection: string; lsn: number; promote: PromoteRequest | undefined }[] = [];
     for (const collection of writing) {
-      const { lsn, proof } = decided.get(collection.name)!;
+      const { lsn, proof, propagated } = decided.get(collection.name)!;
       const blockIds = collection.tracker.writes();
       if (blockIds.length > 0) commit[collection.name] = { rev: lsn };
+      // The tail promoted it with its log write and moves the checkpoint itself.
+      if (propagated) continue;
       propagations.push({
         collection: collection.name,
         lsn,
@@ -192,10 +201,19 @@ export class Coordinator {
     trxId: TrxId,
     collection: SessionCollection,
     request: TxRequest,
-  ): Promise<Map<string, { lsn: number; proof: Certificate[] }>> {
+  ): Promise<Map<string, Decided>> {
     const outcome = await this.components.tails.commit(validationOf(trxId, collection, request));
     if (outcome.status !== 'committed') return new Map();
-    return new Map([[collection.name, { lsn: outcome.lsn, proof: [outcome.certificate] }]]);
+    return new Map([
+      [
+        collection.name,
+        {
+          lsn: outcome.lsn,
+          proof: [outcome.certificate],
+          propagated: outcome.propagated === true,
+        },
+      ],
+    ]);
   }
 
   /**
@@ -208,7 +226,7 @@ export class Coordinator {
     writing: readonly SessionCollection[],
     expiresAt: number,
     request: TxRequest,
-  ): Promise<Map<string, { lsn: number; proof: Certificate[] }>> {
+  ): Promise<Map<string, Decided>> {
     const tails = this.components.tails;
     const participants = writing.map((c) => c.name).sort();
     const outcomes: TailOutcome[] = await Promise.all(
@@ -227,15 +245,15 @@ export class Coordinator {
       );
       return new Map();
     }
-    const decided = new Map<string, { lsn: number; proof: Certificate[] }>();
+    const decided = new Map<string, Decided>();
     for (const collection of writing) {
-      const { lsn, certificate } = await tails.decide({
+      const { lsn, certificate, propagated } = await tails.decide({
         collection: collection.name,
         trxId,
         outcome: 'committed',
         proof: prepared,
       });
-      decided.set(collection.name, { lsn, proof: [certificate] });
+      decided.set(collection.name, { lsn, proof: [certificate], propagated: propagated === true });
     }
     return decided;
   }

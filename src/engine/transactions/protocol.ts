@@ -82,7 +82,16 @@ export interface PrepareRequest extends ValidationRequest {
 }
 
 export type TailOutcome =
-  | { readonly status: 'committed' | 'prepared'; readonly lsn: number; readonly certificate: Certificate }
+  | {
+      readonly status: 'committed' | 'prepared';
+      readonly lsn: number;
+      readonly certificate: Certificate;
+      /**
+       * Optional: the tail promoted the commit at its blocks with its log write and reports the
+       * checkpoint itself, so the coordinator does neither (a networked tail).
+       */
+      readonly propagated?: boolean;
+    }
   | {
       readonly status: 'conflict';
       /** LSNs of the entries that won (empty when the base was simply too old). */
@@ -113,7 +122,10 @@ export interface TailClient {
   ): Promise<{ readonly lsn: number; readonly certificate: Certificate }>;
   commit(request: CommitRequest): Promise<TailOutcome>;
   prepare(request: PrepareRequest): Promise<TailOutcome>;
-  decide(request: DecideRequest): Promise<{ readonly lsn: number; readonly certificate: Certificate }>;
+  /** `propagated`: as for TailOutcome (a committing decision the tail promoted itself). */
+  decide(
+    request: DecideRequest,
+  ): Promise<{ readonly lsn: number; readonly certificate: Certificate; readonly propagated?: boolean }>;
   /** The coordinator reports that a committed entry reached all its blocks. */
   propagated(collection: string, lsn: number): Promise<void>;
   /** Asks a tail for the decision it holds about a transaction (in-doubt resolution). */

@@ -264,6 +264,25 @@ describe('NetworkConsensus: signed Multi-Paxos between real libp2p nodes', funct
         ]);
     });
 
+    it('sends a peer its messages in batches, and a member’s votes return in the reply to the Accept batch', async () => {
+      const blockId = blockIdOf('three/batches');
+      const group = cluster.group(blockId);
+      const leader = cluster.byId(leadershipOrder(blockId, group.members)[0]!);
+      const followers = cluster.members.filter((m) => m !== leader);
+      const before = followers.map((m) => m.edge.stats());
+      const certificates = await Promise.all(
+        [0, 1, 2].map((i) => leader.edge.propose(group, entry(`batched-${i}`))),
+      );
+      expect(certificates.map((c) => c.slot).sort()).to.deep.equal([0, 1, 2]);
+      for (const [i, follower] of followers.entries()) {
+        const after = follower.edge.stats();
+        // Each follower voted without a request of its own for its votes.
+        const replied = after.messagesInReplies - before[i]!.messagesInReplies;
+        expect(replied, follower.id).to.be.at.least(1);
+        expect(after.messagesSent, follower.id).to.be.at.least(after.batchesSent);
+      }
+    });
+
     it('drops messages from outside the group and with a wrong membership, counting each', async () => {
       const target = cluster.members[0]!;
       const outsider = await cluster.pool.start({ network });

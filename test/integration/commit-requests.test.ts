@@ -1,0 +1,114 @@
+import { expect } from 'chai';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Cluster } from '../../src/engine/cluster/cluster.js';
+import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/schema.js';
+import { startNode, type RunningNode } from '../../src/engine/node/node.js';
+
+function clusterOf(node: RunningNode): Cluster {
+  return (node as unknown as { distributed: { wiring: { cluster: Cluster } } }).distributed.wiring.cluster;
+}
+
+const loopback: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
+
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) expect.fail('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('the requests a networked commit makes (in process, libp2p on 127.0.0.1)', function () {
+  this.timeout(60_000);
+  let root: string;
+  const nodes: RunningNode[] = [];
+  /** Requests every node sends, by `<protocol>.<type>`, while `counting`. */
+  const sent = new Map<string, number>();
+  let counting = false;
+
+  const observeRequest = (_peer: string, name: string, message: unknown): void => {
+    if (!counting) return;
+    const key = `${name}.${String((message as { type?: unknown }).type)}`;
+    sent.set(key, (sent.get(key) ?? 0) + 1);
+  };
+
+  async function network(count: number): Promise<RunningNode[]> {
+    const start = (name: string, config: NodeConfig) =>
+      startNode({ dataDir: join(root, name), config, version: 'test', network: { observeRequest } });
+    nodes.push(await start('n0', loopback));
+    const bootstrap = (await nodes[0]!.status()).listenAddresses;
+    for (let i = 1; i < count; i++) nodes.push(await start(`n${i}`, { ...loopback, bootstrap }));
+    for (const a of nodes)
+      for (const b of nodes)
+        if (a !== b) await a.connect((await b.status()).listenAddresses[0]!).catch(() => undefined);
+    await eventually(async () => {
+      for (const node of nodes) if ((await node.peers()).length < count - 1) return false;
+      return true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return nodes;
+  }
+
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'optimystic-requests-'));
+    sent.clear();
+    counting = false;
+  });
+
+  afterEach(async () => {
+    for (const node of nodes.splice(0)) await node.close().catch(() => undefined);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('promotes a commit with the tail’s log write: no promote or propagated request, every holder has it when the client is answered', async () => {
+    const [a, b, c] = await network(3);
+    await a!.database.createCollection('accounts', 'tree');
+    // The first entry of a log block is written whole (its creation): commit once past it.
+    const first = await b!.database.transact({
+      actions: [{ collection: 'accounts', op: 'put', key: 'alice', value: { balance: 1 } }],
+    });
+    expect(first.ok, JSON.stringify(first)).to.equal(true);
+
+    counting = true;
+    const outcome = await b!.database.transact({
+      actions: [{ collection: 'accounts', op: 'put', key: 'bob', value: { balance: 2 } }],
+    });
+    counting = false;
+    expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
+    expect(sent.get('repo.promote') ?? 0).to.equal(0);
+    expect(sent.get('tail.propagated') ?? 0).to.equal(0);
+    expect(sent.get('repo.apply') ?? 0).to.be.above(0);
+
+    // Every holder of the tree's root (a leaf this small) has the commit already.
+    const info = await c!.database.collectionInfo('accounts');
+    const rev = outcome.ok ? outcome.commit['accounts']!.rev : -1;
+    const holders = await clusterOf(c!).repo.holders(info.root);
+    expect(holders).to.have.length(3);
+    for (const holder of holders) expect(holder.rev, holder.peer).to.be.a('number');
+    const revs = new Set(holders.map((holder) => holder.rev));
+    expect(revs.size, JSON.stringify(holders)).to.equal(1);
+    // And the tail moved its checkpoint past it by itself.
+    await eventually(async () => {
+      const view = await clusterOf(a!).tails.view('accounts');
+      return view.lastLsn >= rev && view.uncheckpointed.length === 0;
+    });
+  });
+
+  it('reads a block from a majority of its cluster only, its own copy first', async () => {
+    const [a] = await network(3);
+    await a!.database.createCollection('accounts', 'tree');
+    const put = await a!.database.transact({
+      actions: [{ collection: 'accounts', op: 'put', key: 'alice', value: { balance: 1 } }],
+    });
+    expect(put.ok, JSON.stringify(put)).to.equal(true);
+    const info = await a!.database.collectionInfo('accounts');
+    counting = true;
+    const state = await clusterOf(a!).repo.get({ blockId: info.root });
+    counting = false;
+    expect(state?.rev).to.be.a('number');
+    // Two of three: this node's copy and one other member's revision.
+    expect(sent.get('repo.get') ?? 0).to.equal(1);
+  });
+});
