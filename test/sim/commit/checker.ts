@@ -23,8 +23,12 @@ type Fields = Omit<DecisionFields, 'network' | 'membership'>;
 export class CommitChecker {
   /** group → slot → digest (and who reported it first). */
   private readonly slots = new Map<string, Map<number, { digest: string; by: string }>>();
-  /** Decision fields by the digest of the consensus value they are proposed as. */
+  /** Decision fields by the digest of the consensus value they are proposed as (values without `lsn`). */
   private readonly proposed = new Map<string, Fields>();
+  /** The collection of every log block a tail proposed decisions in. */
+  private readonly collectionOf = new Map<string, string>();
+  /** block|trx|decision → LSNs proposed (a digest may bind content the checker does not see). */
+  private readonly proposedAt = new Map<string, Set<number>>();
   /** collection#lsn → the transaction certified there, and where it was seen. */
   private readonly owners = new Map<string, { trxId: string; by: string }>();
   /** trxId → decisions certified for it (any collection). */
@@ -38,6 +42,11 @@ export class CommitChecker {
 
   /** A tail is about to propose a log decision. */
   certifying(fields: Fields): void {
+    this.collectionOf.set(fields.blockId, fields.collection);
+    const key = `${fields.blockId}|${fields.trxId}|${fields.decision}`;
+    let lsns = this.proposedAt.get(key);
+    if (lsns === undefined) this.proposedAt.set(key, (lsns = new Set()));
+    lsns.add(fields.lsn);
     const value = entryValue({ ...fields, network: this.network });
     this.proposed.set(value.digest, fields);
   }
@@ -65,7 +74,13 @@ export class CommitChecker {
       );
     }
     if (value.kind !== 'entry') return;
-    const fields = this.proposed.get(value.digest);
+    // An entry value names its LSN; one whose digest binds only the decision fields is looked up.
+    const lsn = (value as { lsn?: unknown }).lsn;
+    const collection = this.collectionOf.get(blockId);
+    const fields: Fields | undefined =
+      typeof lsn === 'number' && collection !== undefined
+        ? { collection, blockId, lsn, trxId: value.trxId, decision: value.decision }
+        : (this.proposed.get(value.digest) ?? this.proposedOnce(blockId, value.trxId, value.decision));
     if (fields === undefined) {
       this.violate(
         `decided entry ${value.trxId} (${value.decision}) in slot ${slot} was never proposed by a tail`,
@@ -77,6 +92,14 @@ export class CommitChecker {
         `decided entry ${value.trxId} names log block ${short(fields.blockId)}, decided in ${short(blockId)}`,
       );
     this.certified(fields.collection, fields.lsn, fields.trxId, fields.decision, `${by} slot ${slot}`);
+  }
+
+  /** The fields of the one proposal of a decision for a transaction in a block, if there was one. */
+  private proposedOnce(blockId: string, trxId: string, decision: string): Fields | undefined {
+    const lsns = this.proposedAt.get(`${blockId}|${trxId}|${decision}`);
+    const collection = this.collectionOf.get(blockId);
+    if (lsns?.size !== 1 || collection === undefined) return undefined;
+    return { collection, blockId, lsn: [...lsns][0]!, trxId, decision: decision as Fields['decision'] };
   }
 
   /** A log entry (with its certificate) held in some node's log block. */

@@ -274,6 +274,8 @@ export class SimNetwork {
           this.reply(pending, toEngineError(error));
           return;
         }
+        if (verbose && protocol !== 'consensus')
+          this.log(`${pending.to}->${from} answers ${describeReply(reply)}`);
         this.reply(pending, undefined, reply);
       },
       (error: unknown) => {
@@ -356,10 +358,38 @@ function describe(payload: unknown): string {
   const message = payload as {
     type?: string;
     trxId?: string;
+    blockId?: string;
+    atLsn?: number;
+    collection?: string;
+    reinforce?: { lsn: number }[];
     request?: { trxId?: string; outcome?: string };
   };
+  const parts = [message.type ?? '?'];
   const trx = message.trxId ?? message.request?.trxId;
-  return `${message.type ?? '?'}${trx !== undefined ? ` ${trx}` : ''}${message.request?.outcome !== undefined ? ` ${message.request.outcome}` : ''}`;
+  if (trx !== undefined) parts.push(trx);
+  if (message.request?.outcome !== undefined) parts.push(message.request.outcome);
+  if (message.collection !== undefined) parts.push(message.collection);
+  if (message.blockId !== undefined) parts.push(message.blockId.slice(0, 8));
+  if (message.atLsn !== undefined) parts.push(`at ${message.atLsn}`);
+  if (message.reinforce !== undefined)
+    parts.push(`reinforce ${message.reinforce.map((ref) => ref.lsn).join(',')}`);
+  return parts.join(' ');
+}
+
+/** A short account of an answer (revision and LSN of a block, a view's LSNs). */
+function describeReply(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'undefined';
+  const v = value as {
+    rev?: number;
+    lsn?: number;
+    stableLsn?: number;
+    lastLsn?: number;
+    uncheckpointed?: { lsn: number }[];
+  };
+  if (v.stableLsn !== undefined)
+    return `view last ${v.lastLsn} stable ${v.stableLsn} uncheckpointed ${(v.uncheckpointed ?? []).map((u) => u.lsn).join(',')}`;
+  if (v.rev !== undefined) return `rev ${v.rev} lsn ${v.lsn}`;
+  return Array.isArray(value) ? `[${value.length}]` : 'object';
 }
 
 /** What travels is JSON: the receiver gets a copy, never the sender's objects. */

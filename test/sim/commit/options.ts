@@ -63,7 +63,7 @@ export function commitSimOptionsFor(seed: number, scale = 1): CommitSimOptions {
   const k = 5;
   const clusterSize = Math.min(k, members);
   const minority = Math.floor((clusterSize - 1) / 2);
-  const chaosMs = Math.round((6000 + rng.int(6000)) * scale);
+  const chaosMs = Math.round((4000 + rng.int(6000)) * scale);
   const between = (lo: number, hi: number): number => lo + rng.int(Math.max(1, hi - lo));
   const shuffled = (): number[] => {
     const items = [...Array(members).keys()];
@@ -131,7 +131,7 @@ export function commitSimOptionsFor(seed: number, scale = 1): CommitSimOptions {
     },
     clients: 2 + rng.int(2),
     transactions: Math.round((3 + rng.int(4)) * scale),
-    thinkMs: 400,
+    thinkMs: 600,
     downInCalm: downInCalm.sort((a, b) => a - b),
     calmMs: 90_000,
   };

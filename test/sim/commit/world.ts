@@ -73,6 +73,7 @@ interface ClientTx {
 const network = 'sim';
 /** How long a client waits for an answer before it counts the transaction as unknown. */
 const clientPatienceMs = 60_000;
+const verbose = process.env.OPTIMYSTIC_SIM_VERBOSE === '1';
 const traceMax = Number(process.env.OPTIMYSTIC_SIM_TRACE ?? 200);
 
 export async function runCommitSimulation(options: CommitSimOptions): Promise<CommitSimResult> {
@@ -220,17 +221,18 @@ class CommitWorld {
       if (options.downInCalm.includes(node.index)) this.crash(node.index, 0);
       else this.startNode(node);
     }
-    await this.runUntil(
-      'clients finished',
-      () => this.clientsRunning === 0,
-      calmAt + clientPatienceMs + 5_000,
-    );
+    // The probe starts at once: liveness must not wait for clients still caught in the faults.
     let probed = false;
     void this.probe().then(() => (probed = true));
     const deadline = calmAt + options.calmMs;
     if (!(await this.runUntil('the probe committed', () => probed, deadline)))
       this.fail(`liveness: no probe transaction committed within ${options.calmMs} ms of calm`);
     const livenessMs = Date.now() - calmAt;
+    await this.runUntil(
+      'clients finished',
+      () => this.clientsRunning === 0,
+      calmAt + clientPatienceMs + 5_000,
+    );
     // Let propagation and checkpoints settle, then read everything back through every live node.
     await this.runUntil('settled', () => false, Date.now() + 3_000);
     const views = await this.finalReads();
@@ -323,8 +325,11 @@ class CommitWorld {
     proposedHere: boolean,
   ): void {
     this.checker.observeDecided(`node ${node}`, blockId, slot, value, certificate);
-    if (!proposedHere) return;
     const what = value.kind === 'entry' ? `${value.trxId} ${value.decision}` : value.kind;
+    if (!proposedHere) {
+      if (verbose) this.log(`node ${node} learned slot ${slot} of ${blockId.slice(0, 8)}: ${what}`);
+      return;
+    }
     this.log(`node ${node} decided slot ${slot} of ${blockId.slice(0, 8)}: ${what}`);
     const aim = this.options.crashOnDecide;
     if (
