@@ -42,6 +42,11 @@ describe('commit protocol simulation', function () {
 
   after(function () {
     if (results.length === 0) return;
+    if (process.env.OPTIMYSTIC_SIM_PRINT === '1')
+      for (const r of results)
+        console.log(
+          `      seed ${r.seed}: ${JSON.stringify({ ...r, fingerprint: undefined, balances: undefined })}`,
+        );
     const sum = (f: (r: CommitSimResult) => number): number => results.reduce((a, r) => a + f(r), 0);
     console.log(
       `      ${results.length} seeds, ${sum((r) => r.steps)} steps, ` +
@@ -49,7 +54,8 @@ describe('commit protocol simulation', function () {
         `${sum((r) => r.transactions.unknown)} unknown transactions, ${sum((r) => r.snapshots)} snapshots, ` +
         `${sum((r) => r.crashes)} crashes (${sum((r) => r.crashesInCommit)} with a decision in flight), ` +
         `${sum((r) => r.decidedSlots)} slots decided, ${sum((r) => r.internalErrors)} INTERNAL answers, ` +
-        `liveness ≤ ${Math.max(...results.map((r) => r.livenessMs))} ms virtual, ${Date.now() - started} ms`,
+        `liveness ≤ ${Math.max(...results.map((r) => r.livenessMs))} ms virtual, ` +
+        `${Math.round(sum((r) => r.virtualMs) / results.length)} ms virtual per seed, ${Date.now() - started} ms`,
     );
   });
 

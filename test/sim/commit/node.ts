@@ -45,6 +45,13 @@ export interface SimNodeInit {
 /** Replays of a conflicting transaction before CONFLICT (the product default is limits.transactionAttemptsMax). */
 const coordinatorAttemptsMax = 8;
 
+/**
+ * How long a transaction's pends and prepared entries live before they are settled (the product
+ * default is limits.pendingExpiryMs, 30 s). Shorter, so entries left in doubt by the faults are
+ * settled within the calm phase sooner, and commits race their expiry more often.
+ */
+const pendExpiryMs = 10_000;
+
 /** How often a running node sweeps expired pends (as node.ts does). */
 const sweepIntervalMs = 10_000;
 
@@ -139,7 +146,7 @@ export class SimNode {
         wiring: wiring.wire,
         // Fewer replays than the default 32: a hot account leaf under chaos otherwise spends most of
         // a run on conflict storms (each replay of a multi-collection transfer is two decisions).
-        coordinator: { attemptsMax: coordinatorAttemptsMax },
+        coordinator: { attemptsMax: coordinatorAttemptsMax, expiryMs: pendExpiryMs },
       },
     );
     incarnation.solo = solo;

@@ -63,7 +63,7 @@ export function commitSimOptionsFor(seed: number, scale = 1): CommitSimOptions {
   const k = 5;
   const clusterSize = Math.min(k, members);
   const minority = Math.floor((clusterSize - 1) / 2);
-  const chaosMs = Math.round((4000 + rng.int(6000)) * scale);
+  const chaosMs = Math.round((3000 + rng.int(5000)) * scale);
   const between = (lo: number, hi: number): number => lo + rng.int(Math.max(1, hi - lo));
   const shuffled = (): number[] => {
     const items = [...Array(members).keys()];
@@ -129,8 +129,8 @@ export function commitSimOptionsFor(seed: number, scale = 1): CommitSimOptions {
       max: 1 + rng.int(2),
       restartAfterMs: [300, 4000],
     },
-    clients: 2 + rng.int(2),
-    transactions: Math.round((3 + rng.int(4)) * scale),
+    clients: 2 + rng.int(3),
+    transactions: Math.round((3 + rng.int(5)) * scale),
     thinkMs: 600,
     downInCalm: downInCalm.sort((a, b) => a - b),
     calmMs: 90_000,
