@@ -14,6 +14,12 @@ export interface BlockAccess {
   get(id: BlockId): Promise<Block>;
   /** The block, or undefined if it does not exist. */
   tryGet(id: BlockId): Promise<Block | undefined>;
+  /**
+   * Optional: the block at once, when this access already holds it (read before or changed since),
+   * so a caller can skip the wait of `get`; undefined when it would have to read it. Holding the block
+   * as absent throws NOT_FOUND, as `get` would. What it returns is exactly what `get` would.
+   */
+  held?(id: BlockId): Block | undefined;
   insert(block: Block): void;
   /**
    * `result`, when given, is the block the ops make of the current one (what `applyOps` would give),

@@ -96,6 +96,11 @@ export interface BlockStore {
   ): Promise<BlockState | undefined>;
   history(id: BlockId, range?: HistoryRange): Promise<BlockRevision[]>;
   pendingOf(id: BlockId): Promise<PendingTransform[]>;
+  /**
+   * Optional: whether the block holds a pend of the transaction, answered from memory where the store
+   * keeps an index of its pends (cheaper than listing them with pendingOf, which reads them).
+   */
+  holdsPend?(id: BlockId, trxId: TrxId): Promise<boolean>;
   /** Stores pends of one transaction (one batch). All succeed or none is stored (outcome per block). */
   pend(
     items: readonly PendingTransform[],

@@ -261,16 +261,13 @@ function decode<T>(key: string, text: string): T {
   }
 }
 
-/** The b/ record of a live block whose state is materialised from its revisions when read. */
+/**
+ * The b/ record of a live block whose state is materialised from its revisions when read: the text
+ * JSON.stringify gives a StateRecord { rev, lsn, trxId, deleted: false, lazy: true }, written out
+ * directly (one per block per transaction).
+ */
 function encodeLazyState(state: BlockState): string {
-  const record: StateRecord = {
-    rev: state.rev,
-    lsn: state.lsn,
-    trxId: state.trxId,
-    deleted: false,
-    lazy: true,
-  };
-  return JSON.stringify(record);
+  return `{"rev":${state.rev},"lsn":${state.lsn},"trxId":${JSON.stringify(state.trxId)},"deleted":false,"lazy":true}`;
 }
 
 function decodeState(id: BlockId, key: string, text: string): BlockState | { readonly lazyRev: number } {
@@ -462,6 +459,12 @@ export class VersionedBlockStore implements BlockStore {
       pends.push(decode<PendingTransform>(key, text));
     }
     return pends;
+  }
+
+  async holdsPend(id: BlockId, trxId: TrxId): Promise<boolean> {
+    assertKeyPart(id, 'block id');
+    const loaded = this.loaded ?? (await this.load());
+    return loaded.pends.get(id, trxId) !== undefined;
   }
 
   async pend(

@@ -62,8 +62,11 @@ export class LocalRepo implements RepoClient {
     for (const ref of [...refs].sort((a, b) => a.lsn - b.lsn)) {
       const latest = await this.blocks.latest(blockId);
       if (latest !== undefined && latest.lsn >= ref.lsn) continue;
-      const pending = await this.blocks.pendingOf(blockId);
-      if (!pending.some((p) => p.trxId === ref.trxId)) continue;
+      const holds =
+        this.blocks.holdsPend !== undefined
+          ? await this.blocks.holdsPend(blockId, ref.trxId)
+          : (await this.blocks.pendingOf(blockId)).some((p) => p.trxId === ref.trxId);
+      if (!holds) continue;
       if (ref.certificate !== undefined) this.checkProof(ref.trxId, [ref.certificate]);
       await this.blocks.promote({ trxId: ref.trxId, lsn: ref.lsn, blockIds: [blockId] });
     }

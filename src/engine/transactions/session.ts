@@ -35,6 +35,8 @@ export interface SessionCollection {
  */
 export class TransactionSession {
   private readonly collections = new Map<string, Promise<SessionCollection>>();
+  /** Collections whose open has finished: actions on them start without a wait. */
+  private readonly ready = new Map<string, SessionCollection>();
 
   constructor(
     private readonly components: SessionComponents,
@@ -46,7 +48,10 @@ export class TransactionSession {
   collection(name: string): Promise<SessionCollection> {
     let promise = this.collections.get(name);
     if (promise === undefined) {
-      promise = this.open(name);
+      promise = this.open(name).then((collection) => {
+        this.ready.set(name, collection);
+        return collection;
+      });
       this.collections.set(name, promise);
     }
     return promise;
@@ -123,8 +128,16 @@ export class TransactionSession {
     return { name, view, header, atLsn, tracker, tree };
   }
 
-  private async tree(name: string, index: number): Promise<SessionCollection> {
-    const collection = await this.collection(name);
+  private tree(name: string, index: number): SessionCollection | Promise<SessionCollection> {
+    const ready = this.ready.get(name);
+    return ready !== undefined ? this.ofKindTree(ready, name, index) : this.openTree(name, index);
+  }
+
+  private async openTree(name: string, index: number): Promise<SessionCollection> {
+    return this.ofKindTree(await this.collection(name), name, index);
+  }
+
+  private ofKindTree(collection: SessionCollection, name: string, index: number): SessionCollection {
     if (collection.header.kind !== 'tree') {
       throw new EngineError('WRONG_TYPE', `collection ${name} is a ${collection.header.kind}, not a tree`, {
         action: index,
@@ -174,7 +187,9 @@ export class TransactionSession {
         return { op: 'get', key: action.key, found: value !== undefined, value: value ?? null };
       }
       case 'put': {
-        const { tree } = await this.tree(action.collection, index);
+        // The collection is open by now (execute opens them all first): no wait for it.
+        const found = this.tree(action.collection, index);
+        const { tree } = found instanceof Promise ? await found : found;
         await tree.put(action.key, action.value);
         return { op: 'put', key: action.key };
       }

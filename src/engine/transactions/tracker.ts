@@ -42,6 +42,15 @@ export class Tracker implements BlockAccess {
     return this.sourceBlocks.get(id);
   }
 
+  held(id: BlockId): Block | undefined {
+    let block: Block | undefined;
+    if (this.changed.has(id)) block = this.changed.get(id);
+    else if (this.sourceBlocks.has(id)) block = this.sourceBlocks.get(id);
+    else return undefined;
+    if (block === undefined) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);
+    return block;
+  }
+
   async get(id: BlockId): Promise<Block> {
     const block = await this.tryGet(id);
     if (block === undefined) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);

@@ -1,4 +1,4 @@
-import { assert } from '../../base/assert.js';
+import { AssertionFailure, assert } from '../../base/assert.js';
 import { jsonBytes, jsonEqual, type Json } from '../../base/codec.js';
 import { EngineError } from '../../base/errors.js';
 import type { BlockId } from '../../base/ids.js';
@@ -213,24 +213,38 @@ export class BTree {
 
   private async descend(key: TreeKeyValue): Promise<{ path: PathFrame[]; leaf: TreeNode<LeafBody> }> {
     const path: PathFrame[] = [];
-    let node = await this.readNode(this.rootId);
+    // Blocks the access already holds are taken without a wait: a transaction putting many keys
+    // walks the same few blocks again and again.
+    let node = this.heldNode(this.rootId) ?? (await this.readNode(this.rootId));
     while (isBranch(node)) {
-      assert(path.length < treeDepthMax, `tree ${this.rootId} is deeper than ${treeDepthMax}`);
+      if (path.length >= treeDepthMax)
+        throw new AssertionFailure(`tree ${this.rootId} is deeper than ${treeDepthMax}`);
       const index = upperBoundKeys(node.body.keys, key);
       path.push({ node, index });
-      node = await this.readNode(node.body.children[index]!);
+      const child = node.body.children[index]!;
+      node = this.heldNode(child) ?? (await this.readNode(child));
     }
     assert(isLeaf(node), 'descent ends at a leaf');
     return { path, leaf: node };
   }
 
+  private heldNode(id: BlockId): TreeNode | undefined {
+    const block = this.access.held?.(id);
+    return block === undefined ? undefined : this.nodeOf(id, block);
+  }
+
   private async readNode(id: BlockId): Promise<TreeNode> {
-    const block = await this.access.get(id);
-    assert(block.header.collection === this.collection, `block ${id} belongs to ${block.header.collection}`);
+    return this.nodeOf(id, await this.access.get(id));
+  }
+
+  private nodeOf(id: BlockId, block: Block): TreeNode {
+    if (block.header.collection !== this.collection)
+      throw new AssertionFailure(`block ${id} belongs to ${block.header.collection}`);
     const body = bodyOf(block);
     if (id !== this.rootId) {
       const type = body.kind === 'leaf' ? blockTypes.treeLeaf : blockTypes.treeBranch;
-      assert(block.header.type === type, `block ${id} has type ${block.header.type} but a ${body.kind} body`);
+      if (block.header.type !== type)
+        throw new AssertionFailure(`block ${id} has type ${block.header.type} but a ${body.kind} body`);
     }
     return { id, header: block.header, body, block };
   }
@@ -617,8 +631,10 @@ function normaliseRange(range: TreeRange): NormalisedRange {
 function bodyOf(block: Block): NodeBody {
   if (Array.isArray(block.entries)) return { kind: 'leaf', entries: block.entries as TreeEntry[] };
   const { keys, children } = block;
-  assert(Array.isArray(keys) && Array.isArray(children), `block ${block.header.id} is not a tree node`);
-  assert(children.length === keys.length + 1, `branch ${block.header.id} has ${children.length} children`);
+  if (!Array.isArray(keys) || !Array.isArray(children))
+    throw new AssertionFailure(`block ${block.header.id} is not a tree node`);
+  if (children.length !== keys.length + 1)
+    throw new AssertionFailure(`branch ${block.header.id} has ${children.length} children`);
   return { kind: 'branch', keys: keys as TreeKeyValue[], children: children as BlockId[] };
 }
 

@@ -1,0 +1,55 @@
+import { expect } from 'chai';
+import { isEngineError } from '../../../src/engine/base/errors.js';
+import { newBlockId, type BlockId } from '../../../src/engine/base/ids.js';
+import { SeededRng } from '../../../src/engine/base/rng.js';
+import { blockTypes, type Block } from '../../../src/engine/storage/block.js';
+import { Tracker } from '../../../src/engine/transactions/tracker.js';
+
+function leaf(id: BlockId, n: number): Block {
+  return { header: { id, type: blockTypes.treeLeaf, collection: 'c' }, n };
+}
+
+describe('Tracker', () => {
+  it('hands out at once only what it already holds, exactly as get would, and reads nothing for it', async () => {
+    const rng = new SeededRng(7);
+    const a = newBlockId(rng);
+    const b = newBlockId(rng);
+    const absent = newBlockId(rng);
+    const source = new Map<BlockId, Block>([
+      [a, leaf(a, 1)],
+      [b, leaf(b, 2)],
+    ]);
+    const reads: BlockId[] = [];
+    const tracker = new Tracker(
+      {
+        read: (id) => {
+          reads.push(id);
+          const block = source.get(id);
+          return Promise.resolve({ block, rev: block === undefined ? 0 : 1 });
+        },
+      },
+      rng,
+    );
+    expect(tracker.held(a)).to.equal(undefined);
+    expect(reads).to.deep.equal([]);
+    const read = await tracker.get(a);
+    expect(tracker.held(a)).to.equal(read);
+    tracker.update(a, [{ op: 'set', field: 'n', value: 5 }]);
+    expect(tracker.held(a)).to.deep.equal(leaf(a, 5));
+    expect(tracker.held(a)).to.equal(await tracker.get(a));
+    await tracker.tryGet(absent);
+    await tracker.get(b);
+    tracker.delete(b);
+    for (const gone of [absent, b]) {
+      let code: string | undefined;
+      try {
+        tracker.held(gone);
+      } catch (error) {
+        code = isEngineError(error) ? error.code : 'OTHER';
+      }
+      expect(code).to.equal('NOT_FOUND');
+    }
+    expect(reads).to.deep.equal([a, absent, b]);
+    expect([...tracker.reads().keys()]).to.deep.equal([a, absent, b]);
+  });
+});
