@@ -56,7 +56,7 @@ import {
  * a decision at once (it answers the proposal); members learn it a little later, and a steady stream
  * of decisions then costs one request per member per decision, not two.
  */
-const decidedHoldMsDefault = 20;
+const decidedHoldMsDefault = 100;
 /**
  * How long a `Heartbeat` waits for other traffic to the same peer. Far below the suspicion period, and
  * long enough that the heartbeats of groups ticking at different times leave together.
@@ -92,7 +92,7 @@ export interface NetworkConsensusInit extends ConsensusInit {
   readonly sendsPerPeerMax?: number;
   /** Deadline of one send (default limits.consensusSendTimeoutMs). */
   readonly sendTimeoutMs?: number;
-  /** How long a Decided message waits for other messages to the same peer (default 20 ms; 0: none). */
+  /** How long a Decided message waits for other messages to the same peer (default 100 ms; 0: none). */
   readonly decidedHoldMs?: number;
   /** How long a Heartbeat waits for other messages to the same peer (default 100 ms; 0: none). */
   readonly heartbeatHoldMs?: number;

@@ -34,6 +34,8 @@ const repairsInFlightMax = 64;
  * answered by then (a slow or silently dead member), so a read is never held up by one member.
  */
 const readHedgeMs = 200;
+/** Block clusters remembered by a repo client (a few hundred bytes each; cleared when full). */
+const clustersCachedMax = 4096;
 
 const { messageUnion, object, optional, json, string, integer, array } = schema;
 
@@ -271,7 +273,7 @@ export class ClusterRepoClient implements RepoClient {
    * with their revision otherwise), and only as many as a majority needs unless some fail.
    */
   async get(request: GetBlockRequest): Promise<BlockState | undefined> {
-    const cluster = this.placement.clusterOf(request.blockId);
+    const cluster = this.clusterOf(request.blockId);
     let own: Promise<BlockState | null> | undefined;
     let newerThan: number | undefined;
     if (cluster.includes(this.self)) {
@@ -369,7 +371,7 @@ export class ClusterRepoClient implements RepoClient {
         return result;
       },
     );
-    const clusters = items.map((item) => this.placement.clusterOf(item.blockId));
+    const clusters = items.map((item) => this.clusterOf(item.blockId));
     const results = new Map<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>(
       [...answers].map(([member, answer]) => [
         member,
@@ -465,7 +467,7 @@ export class ClusterRepoClient implements RepoClient {
     for (const [member, answer] of answers) {
       if (answer.ok || !this.placement.isLive(member)) continue;
       for (const id of request.blockIds) {
-        const cluster = this.placement.clusterOf(id);
+        const cluster = this.clusterOf(id);
         if (!cluster.includes(member)) continue;
         const source = [this.self, ...cluster].find(
           (m) => cluster.includes(m) && answers.get(m)?.ok === true,
@@ -529,7 +531,7 @@ export class ClusterRepoClient implements RepoClient {
     const promoted = new Set<TrxId>();
     promotes.forEach((promote, index) => {
       const everywhere = promote.blockIds.every((id) => {
-        const cluster = this.placement.clusterOf(id);
+        const cluster = this.clusterOf(id);
         const done = cluster.filter((m) => promotedAt.get(m)?.has(index) === true).length;
         return done >= quorumOf(cluster.length);
       });
@@ -549,7 +551,7 @@ export class ClusterRepoClient implements RepoClient {
     what: string,
   ): void {
     for (const id of blockIds) {
-      const cluster = this.placement.clusterOf(id);
+      const cluster = this.clusterOf(id);
       const done = cluster.filter((m) => answers.get(m)?.ok === true).length;
       if (done >= quorumOf(cluster.length)) continue;
       for (const answer of answers.values())
@@ -617,7 +619,7 @@ export class ClusterRepoClient implements RepoClient {
 
   /** Which members of a block's cluster hold it, and at what revision (for `block get`). */
   async holders(blockId: BlockId): Promise<{ peer: string; rev: number | null; error?: string }[]> {
-    const cluster = this.placement.clusterOf(blockId);
+    const cluster = this.clusterOf(blockId);
     return Promise.all(
       cluster.map(async (member) => {
         try {
@@ -656,7 +658,7 @@ export class ClusterRepoClient implements RepoClient {
 
   /** A read is only as good as the majority behind it: fewer answers than that is NO_QUORUM. */
   private requireQuorum(blockId: BlockId, answers: readonly Answer<unknown>[]): void {
-    const cluster = this.placement.clusterOf(blockId);
+    const cluster = this.clusterOf(blockId);
     const ok = answers.filter((answer) => answer.ok).length;
     if (ok < quorumOf(cluster.length))
       throw new EngineError(
@@ -667,6 +669,22 @@ export class ClusterRepoClient implements RepoClient {
 
   private get self(): string {
     return this.placement.self;
+  }
+
+  /** Clusters computed since the membership last changed (each is a hash per member to compute). */
+  private clusters = new Map<BlockId, readonly string[]>();
+  private clustersOf: readonly string[] | undefined;
+
+  /** The block's cluster (Placement.clusterOf), remembered until the membership changes. */
+  private clusterOf(blockId: BlockId): readonly string[] {
+    const members = this.placement.members();
+    if (members !== this.clustersOf || this.clusters.size >= clustersCachedMax) {
+      this.clusters = new Map();
+      this.clustersOf = members;
+    }
+    let cluster = this.clusters.get(blockId);
+    if (cluster === undefined) this.clusters.set(blockId, (cluster = this.placement.clusterOf(blockId)));
+    return cluster;
   }
 
   private get placement(): Placement {
@@ -684,7 +702,7 @@ export class ClusterRepoClient implements RepoClient {
    * Answers that arrive later are dropped.
    */
   private ask<T>(blockId: BlockId, call: (member: string) => Promise<T>): Promise<Answer<T>[]> {
-    const cluster = this.placement.clusterOf(blockId);
+    const cluster = this.clusterOf(blockId);
     const quorum = quorumOf(cluster.length);
     return new Promise((resolve) => {
       const answers: Answer<T>[] = [];
@@ -769,7 +787,7 @@ export class ClusterRepoClient implements RepoClient {
   ): Promise<Map<string, Answer<unknown>>> {
     const byMember = new Map<string, BlockId[]>();
     for (const id of blockIds) {
-      for (const member of this.placement.clusterOf(id)) {
+      for (const member of this.clusterOf(id)) {
         let list = byMember.get(member);
         if (list === undefined) byMember.set(member, (list = []));
         list.push(id);

@@ -662,17 +662,26 @@ class Libp2pNetworkNode implements NetworkNode {
     return { timeoutMs: this.requestTimeoutMs, frameBytesMax: this.frameBytesMax, ...options };
   }
 
+  /** Stream sources by peer and protocol name (parsing a peer id costs more than a small request). */
+  private sources = new Map<string, StreamSource>();
+
   /** Streams for requests to `peer` (an id or a multiaddr, each its own pool key) on protocol `name`. */
   private source(peer: string, name: string): StreamSource {
+    const key = `${name} ${peer}`;
+    const known = this.sources.get(key);
+    if (known !== undefined) return known;
     const protocol = protocolId(this.network, name);
     const target = peer.startsWith('/') ? parseAddress(peer, 'BAD_INPUT') : parsePeerId(peer);
-    return this.pool.source(peer, protocol, async (signal) => {
+    const source = this.pool.source(peer, protocol, async (signal) => {
       try {
         return await this.node.dialProtocol(target, protocol, { signal });
       } catch (error) {
         throw networkError(error, `could not open ${protocol} to ${peer}`);
       }
     });
+    if (this.sources.size >= limits.peersTrackedMax) this.sources = new Map();
+    this.sources.set(key, source);
+    return source;
   }
 
   stats(): NetworkStats {
