@@ -68,6 +68,8 @@ interface ClientTx {
   trx?: string;
   commit?: Readonly<Record<string, { readonly rev: number }>>;
   late?: boolean;
+  /** The round of final reads under way when it was acknowledged (0: before them). */
+  ackRound?: number;
 }
 
 const network = 'sim';
@@ -75,6 +77,8 @@ const network = 'sim';
 const clientPatienceMs = 60_000;
 /** Once the probe committed, how long clients still caught in the faults get to learn their outcome. */
 const clientsAfterProbeMs = 5_000;
+/** Rounds of final reads (2 s apart) within which every live node must read the same data. */
+const finalReadRoundsMax = 5;
 const verbose = process.env.OPTIMYSTIC_SIM_VERBOSE === '1';
 const traceMax = Number(process.env.OPTIMYSTIC_SIM_TRACE ?? 200);
 
@@ -116,6 +120,8 @@ class CommitWorld {
   private snapshots = 0;
   private failure: string | undefined;
   private clientsRunning = 0;
+  /** The round of final reads under way (0: not begun). */
+  private readRound = 0;
 
   constructor(
     private readonly options: CommitSimOptions,
@@ -465,6 +471,7 @@ class CommitWorld {
     tx.trx = outcome.trx;
     tx.commit = outcome.commit;
     tx.late = late;
+    tx.ackRound = this.readRound;
     this.log(
       `client: ${tx.id} committed as ${outcome.trx} ${JSON.stringify(outcome.commit)}${late ? ' (late)' : ''}`,
     );
@@ -514,7 +521,28 @@ class CommitWorld {
 
   // ---- the end ----
 
-  private async finalReads(): Promise<Map<number, string>> {
+  /**
+   * Reads everything through every live node until they all read the same (a transaction still in
+   * flight or settled by its tail may land between two nodes' reads): at most 5 rounds, 2 s apart.
+   */
+  private async finalReads(): Promise<{ views: Map<number, string>; round: number }> {
+    let views = new Map<number, string>();
+    for (let round = 1; round <= finalReadRoundsMax; round++) {
+      if (round > 1) await this.runUntil('the next round of reads', () => false, Date.now() + 2_000);
+      this.readRound = round;
+      views = await this.readAll();
+      if (new Set(views.values()).size <= 1) return { views, round };
+      this.log(`round ${round} of final reads: live nodes read different data`);
+    }
+    const all = [...views];
+    const [firstIndex, first] = all[0]!;
+    const [index, other] = all.find(([, view]) => view !== first)!;
+    this.fail(
+      `live nodes read different data after ${finalReadRoundsMax} rounds:\n node ${firstIndex}: ${first}\n node ${index}: ${other}`,
+    );
+  }
+
+  private async readAll(): Promise<Map<number, string>> {
     const views = new Map<number, string>();
     let pending = 0;
     for (const node of this.readyNodes()) {
@@ -543,11 +571,11 @@ class CommitWorld {
     return views;
   }
 
-  private async finalChecks(views: Map<number, string>, livenessMs: number): Promise<CommitSimResult> {
-    const [firstIndex, first] = [...views][0]!;
-    for (const [index, view] of views)
-      if (view !== first)
-        this.fail(`live nodes read different data:\n node ${firstIndex}: ${first}\n node ${index}: ${view}`);
+  private async finalChecks(
+    { views, round }: { views: Map<number, string>; round: number },
+    livenessMs: number,
+  ): Promise<CommitSimResult> {
+    const first = [...views.values()][0]!;
     const { tree, diary } = JSON.parse(first) as { tree: [string, Json][]; diary: Json[] };
 
     // Bank invariants: every transfer that left a trace left all of it.
@@ -579,7 +607,8 @@ class CommitWorld {
         );
     }
     for (const tx of this.txs) {
-      if (tx.status === 'committed' && !applied.has(tx.id))
+      // Acknowledged before the reads that agreed began: it must be in them.
+      if (tx.status === 'committed' && (tx.ackRound ?? 0) < round && !applied.has(tx.id))
         this.fail(
           `acknowledged transaction ${tx.id} (${tx.trx} ${JSON.stringify(tx.commit)}) is not visible`,
         );
