@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { commitSimOptionsFor, membersForSeed } from './commit/options.js';
+import { CommitChecker } from './commit/checker.js';
+import { commitSimOptionsFor, membersForSeed, type CommitSimOptions } from './commit/options.js';
 import { runCommitSimulation, type CommitSimResult } from './commit/world.js';
 import { SimulationFailure } from './world.js';
 
@@ -7,11 +8,23 @@ import { SimulationFailure } from './world.js';
  * Seeded simulation of the commit protocol on 3, 5 and 7 nodes (the count cycles with the seed):
  * the real node stack (SoloNode wired to its cluster, NetworkConsensus) on a simulated network with
  * virtual time. `OPTIMYSTIC_SIM_SEEDS=N` runs seeds 1…N (default 200); `OPTIMYSTIC_SEED=S` replays
- * one seed; `OPTIMYSTIC_SIM_SCALE=X` multiplies each seed's workload and chaos phase (soak runs).
+ * one seed; `OPTIMYSTIC_SIM_SCALE=X` multiplies each seed's workload and chaos phase (soak runs);
+ * `OPTIMYSTIC_SIM_MUTATION=sync-lies` runs every node with a deliberate bug (fsyncs that make nothing
+ * durable), to see the checks catch it. See docs/simulation.md.
  */
 
+const scale = Number(process.env.OPTIMYSTIC_SIM_SCALE ?? 1);
+const mutation = process.env.OPTIMYSTIC_SIM_MUTATION === 'sync-lies' ? ('sync-lies' as const) : undefined;
+
+function optionsFor(seed: number): CommitSimOptions {
+  const options = commitSimOptionsFor(seed, scale);
+  return mutation === undefined ? options : { ...options, mutation };
+}
+
 const replayCommand = (seed: number): string =>
-  `OPTIMYSTIC_SEED=${seed} npx mocha --no-config --node-option import=tsx --require test/setup.ts --timeout 120000 test/sim/commit.test.ts`;
+  `OPTIMYSTIC_SEED=${seed}${scale !== 1 ? ` OPTIMYSTIC_SIM_SCALE=${scale}` : ''}` +
+  `${mutation !== undefined ? ` OPTIMYSTIC_SIM_MUTATION=${mutation}` : ''}` +
+  ` npx mocha --no-config --node-option import=tsx --require test/setup.ts --timeout 120000 test/sim/commit.test.ts`;
 
 function seeds(): number[] {
   const one = process.env.OPTIMYSTIC_SEED;
@@ -20,11 +33,9 @@ function seeds(): number[] {
   return Array.from({ length: count }, (_, i) => i + 1);
 }
 
-const scale = Number(process.env.OPTIMYSTIC_SIM_SCALE ?? 1);
-
 async function simulate(seed: number): Promise<CommitSimResult> {
   try {
-    return await runCommitSimulation(commitSimOptionsFor(seed, scale));
+    return await runCommitSimulation(optionsFor(seed));
   } catch (error) {
     if (!(error instanceof SimulationFailure)) throw error;
     throw new Error(
@@ -67,8 +78,72 @@ describe('commit protocol simulation', function () {
 
   it('replays a seed exactly', async function () {
     const seed = seeds()[0]!;
-    const first = await runCommitSimulation(commitSimOptionsFor(seed, scale));
-    const second = await runCommitSimulation(commitSimOptionsFor(seed, scale));
+    const first = await runCommitSimulation(optionsFor(seed));
+    const second = await runCommitSimulation(optionsFor(seed));
     expect(second).to.deep.equal(first);
+  });
+});
+
+describe('commit simulation checker', function () {
+  const network = 'sim';
+  const block = 'block-a';
+  const certificate = (slot: number, digest: string) => ({
+    network,
+    blockId: block,
+    membership: 'm',
+    slot,
+    ballot: { round: 1, leader: 'x' },
+    value: { kind: 'entry' as const, trxId: digest, decision: 'committed' as const, digest },
+    signatures: [],
+  });
+  const entry = (trxId: string, decision: 'prepared' | 'committed' | 'aborted', lsn: number) => ({
+    kind: 'entry' as const,
+    trxId,
+    decision,
+    digest: `${trxId}/${decision}/${lsn}`,
+    lsn,
+  });
+
+  it('reports two values decided in one slot of a group', function () {
+    const checker = new CommitChecker(network);
+    checker.observeDecided('node 0', block, 3, { kind: 'noop' }, certificate(3, 'a'));
+    checker.observeDecided('node 1', block, 3, { kind: 'noop' }, certificate(3, 'a'));
+    expect(checker.violations).to.deep.equal([]);
+    checker.observeDecided('node 2', block, 3, entry('t1', 'committed', 1), certificate(3, 'b'));
+    expect(checker.violations.join()).to.match(/two values decided in slot 3/);
+  });
+
+  it('reports two transactions certified at one LSN (an orphan decision reused)', function () {
+    const checker = new CommitChecker(network);
+    checker.certifying({ collection: 'c', blockId: block, lsn: 4, trxId: 't1', decision: 'committed' });
+    checker.observeDecided('node 0', block, 4, entry('t1', 'committed', 4), certificate(4, 'x'));
+    checker.observeDecided('node 0', block, 5, entry('t2', 'committed', 4), certificate(5, 'y'));
+    expect(checker.violations.join()).to.match(/two certificates for LSN 4 of c: transaction t1 .* and t2/);
+  });
+
+  it('reports a transaction certified committed and aborted, and accepts prepared then committed', function () {
+    const checker = new CommitChecker(network);
+    checker.certifying({ collection: 'c', blockId: block, lsn: 2, trxId: 't1', decision: 'prepared' });
+    checker.observeDecided('node 0', block, 1, entry('t1', 'prepared', 2), certificate(1, 'p'));
+    checker.observeDecided('node 0', block, 2, entry('t1', 'committed', 2), certificate(2, 'c'));
+    expect(checker.violations).to.deep.equal([]);
+    checker.observeLogEntry(
+      'node 1 disk',
+      { collection: 'c', lsn: 2, trxId: 't1', status: 'aborted' },
+      { collection: 'c', lsn: 2, trxId: 't1', decision: 'aborted' },
+    );
+    expect(checker.violations.join()).to.match(/t1 certified both committed and aborted/);
+  });
+
+  it('reports a decided entry no tail proposed, and a log entry carrying another entry’s certificate', function () {
+    const checker = new CommitChecker(network);
+    checker.observeDecided('node 0', block, 0, entry('ghost', 'committed', 9), certificate(0, 'g'));
+    expect(checker.violations.join()).to.match(/never proposed/);
+    checker.observeLogEntry(
+      'node 0 disk',
+      { collection: 'c', lsn: 1, trxId: 't1', status: 'committed' },
+      { collection: 'c', lsn: 2, trxId: 't1', decision: 'committed' },
+    );
+    expect(checker.violations.join()).to.match(/carries the certificate of c#2/);
   });
 });

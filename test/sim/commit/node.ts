@@ -40,6 +40,8 @@ export interface SimNodeInit {
   readonly k: number;
   /** How long an fsync takes (a crash inside it loses the batch). */
   readonly syncDelayMs: number;
+  /** A deliberate bug, to show the checks catch it: `sync-lies` acknowledges fsyncs it never did. */
+  readonly mutation?: 'sync-lies';
 }
 
 /** Replays of a conflicting transaction before CONFLICT (the product default is limits.transactionAttemptsMax). */
@@ -122,7 +124,7 @@ export class SimNode {
     const died = new Promise<void>((resolve) => (die = resolve));
     const incarnation: Incarnation = {
       number,
-      store: new DiskHandle(this.disk, this.init.syncDelayMs),
+      store: new DiskHandle(this.disk, this.init.syncDelayMs, this.init.mutation === 'sync-lies'),
       port: new SimPort(this.net, this.index),
       solo: undefined,
       cluster: undefined,
@@ -223,6 +225,8 @@ class DiskHandle implements RawStore {
   constructor(
     private readonly disk: MemoryRawStore,
     private readonly syncDelayMs: number,
+    /** Mutation: sync() answers without making anything durable (a crash loses it all). */
+    private readonly lies = false,
   ) {}
 
   kill(): void {
@@ -256,6 +260,7 @@ class DiskHandle implements RawStore {
   }
 
   sync(): Promise<void> {
+    if (this.lies) return this.gate(() => Promise.resolve());
     if (this.syncDelayMs <= 0) return this.gate(() => this.disk.sync());
     return this.gate(
       () =>

@@ -15,6 +15,8 @@ export interface CommitSimOptions {
   readonly chaos: LinkFaults;
   /** How long an fsync takes. */
   readonly syncDelayMs: number;
+  /** A deliberate bug in every node (tests that the checks catch it); none normally. */
+  readonly mutation?: 'sync-lies';
   /** Faults happen and clients submit transactions before this time; then the calm phase. */
   readonly chaosMs: number;
   readonly partitions: readonly { readonly atMs: number; readonly split: Split }[];

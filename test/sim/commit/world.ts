@@ -152,7 +152,13 @@ class CommitWorld {
           i,
           identity,
           this.net,
-          { seed: options.seed, network, k: options.k, syncDelayMs: options.syncDelayMs },
+          {
+            seed: options.seed,
+            network,
+            k: options.k,
+            syncDelayMs: options.syncDelayMs,
+            ...(options.mutation !== undefined ? { mutation: options.mutation } : {}),
+          },
           hooks,
         ),
     );
