@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../base/clock.js';
 import { toEngineError } from '../base/errors.js';
-import type { BlockId } from '../base/ids.js';
+import { collectionHeaderId, type BlockId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
 import type { ConsensusProposer } from '../consensus/memory-network.js';
@@ -258,10 +258,21 @@ export class Cluster {
     if (collection !== '') void this.tailHost.forget(collection);
   }
 
-  /** Another node decided something in a group this node is in: cached tail state may be stale. */
-  decidedElsewhere(): void {
-    this.tailBlocks.forget();
-    this.tailHost.forgetAll();
+  /**
+   * Another node decided something in a group this node is in: cached tail state may be stale. Given
+   * the group's block id (its log block), only the collection whose log that is is reloaded (a group
+   * whose log this node never read left nothing cached here); without it, every collection.
+   */
+  decidedElsewhere(blockId?: BlockId): void {
+    if (blockId === undefined) {
+      this.tailBlocks.forget();
+      this.tailHost.forgetAll();
+      return;
+    }
+    const collection = this.tailBlocks.collectionOfLog(blockId);
+    if (collection === undefined) return;
+    this.tailBlocks.forget([blockId, collectionHeaderId(collection)]);
+    void this.tailHost.forget(collection);
   }
 
   /** Members the repo protocol knows, this node included. */

@@ -61,7 +61,14 @@ const decidedHoldMsDefault = 100;
  * How long a `Heartbeat` waits for other traffic to the same peer. Far below the suspicion period, and
  * long enough that the heartbeats of groups ticking at different times leave together.
  */
-const heartbeatHoldMsDefault = 100;
+const heartbeatHoldMsDefault = 250;
+/**
+ * How long a group that decided its seal keeps running here (unless proposals wait). It decides
+ * nothing more; its state stays on disk and a member that still needs it (a Learn, a Prepare, a
+ * heartbeat marked wake) starts it again. Meanwhile it would heartbeat every member like a live group
+ * until the idle timeout, and a busy log seals a group every few seconds.
+ */
+const sealedGroupLingerMs = 2_000;
 
 /** What the edge needs of the network node. */
 export type ConsensusNetworkPort = Pick<
@@ -94,7 +101,7 @@ export interface NetworkConsensusInit extends ConsensusInit {
   readonly sendTimeoutMs?: number;
   /** How long a Decided message waits for other messages to the same peer (default 100 ms; 0: none). */
   readonly decidedHoldMs?: number;
-  /** How long a Heartbeat waits for other messages to the same peer (default 100 ms; 0: none). */
+  /** How long a Heartbeat waits for other messages to the same peer (default 250 ms; 0: none). */
   readonly heartbeatHoldMs?: number;
   /**
    * Whether to run a group another member asks this node to join (its first message names it). The
@@ -145,6 +152,8 @@ export interface NetworkConsensusStats {
   readonly messagesSent: number;
   /** Messages sent back in the reply to a batch (answers that needed no request of their own). */
   readonly messagesInReplies: number;
+  /** Heartbeats not sent because the peer had a message of the group from this member lately. */
+  readonly heartbeatsSkipped: number;
   /** Equivocation proofs reported since start. */
   readonly equivocations: number;
 }
@@ -177,6 +186,10 @@ interface Running {
   lastActive: number;
   /** Last local proposal or Paxos message received (not the start): while recent, heartbeats wake other members. */
   lastWork: number;
+  /** When the group reported its seal here (it is stopped soon after). */
+  sealedAt: number | undefined;
+  /** When a message other than a heartbeat last left for each member. */
+  readonly workSentAt: Map<string, number>;
 }
 
 /** Messages waiting to go to one peer. */
@@ -222,6 +235,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     batchesSent: 0,
     messagesSent: 0,
     messagesInReplies: 0,
+    heartbeatsSkipped: 0,
     equivocations: 0,
   };
   /** Messages gathered per peer. */
@@ -230,6 +244,8 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
   private readonly replying = new Map<string, ConsensusWireItem[][]>();
   private readonly decidedHoldMs: number;
   private readonly heartbeatHoldMs: number;
+  /** The cores' heartbeat period. */
+  private readonly heartbeatMs: number;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly tickMs: number;
@@ -264,6 +280,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     this.sendTimeoutMs = positive(init.sendTimeoutMs ?? limits.consensusSendTimeoutMs, 'sendTimeoutMs');
     this.decidedHoldMs = nonNegative(init.decidedHoldMs ?? decidedHoldMsDefault, 'decidedHoldMs');
     this.heartbeatHoldMs = nonNegative(init.heartbeatHoldMs ?? heartbeatHoldMsDefault, 'heartbeatHoldMs');
+    this.heartbeatMs = init.timing?.heartbeatMs ?? limits.consensusHeartbeatMs;
     // Long enough for the woken members' heartbeats to be heard before anyone is suspected.
     this.wakeWindowMs = 2 * (init.timing?.suspectAfterMs ?? limits.consensusSuspectAfterMs);
   }
@@ -339,7 +356,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
       this.counters.sendsDropped += 1;
       return;
     }
-    this.sendTo(to, running.group.members, message, this.awake(running));
+    this.sendTo(to, running, message);
   }
 
   /** Subscribes to decisions; returns the unsubscribe function. */
@@ -459,8 +476,19 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     return running.proposals > 0 || this.clock.now() - running.lastWork < this.wakeWindowMs;
   }
 
-  private sendTo(to: string, members: readonly string[], message: ConsensusMessage, wake: boolean): void {
+  private sendTo(to: string, running: Running, message: ConsensusMessage): void {
     if (this.stopped || to === this.id) return;
+    const wake = this.awake(running);
+    const now = this.clock.now();
+    if (message.type !== 'Heartbeat') running.workSentAt.set(to, now);
+    else if (!wake && now - (running.workSentAt.get(to) ?? Number.NEGATIVE_INFINITY) < this.heartbeatMs) {
+      // The peer heard from this member of the group lately, with a ballot (Accept, Accepted, …):
+      // that is all a heartbeat would tell it (decisions travel as Decided). Timers only: the
+      // heartbeat goes again once the group's traffic to the peer pauses.
+      this.counters.heartbeatsSkipped += 1;
+      return;
+    }
+    const members = running.group.members;
     const item: ConsensusWireItem = wake ? { members, message, wake } : { members, message };
     // An answer to a batch from that peer being handled now goes back with its reply.
     const replies = this.replying.get(to)?.at(-1);
@@ -587,7 +615,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
           persist: (_blockId, record) => store.persist(key, record),
         },
         transport: {
-          send: (_from, to, message) => this.sendTo(to, group.members, message, this.awake(running)),
+          send: (_from, to, message) => this.sendTo(to, running, message),
         },
         clock: this.clock,
         signer: this.components.signer,
@@ -598,6 +626,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
         ...(this.init.timing !== undefined ? { timing: this.init.timing } : {}),
         onDecided: (effect) => {
           running.lastActive = this.clock.now();
+          if (effect.value.kind === 'seal') running.sealedAt ??= running.lastActive;
           this.emitDecided(
             group.blockId,
             effect.slot,
@@ -624,6 +653,8 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
       proposals: 0,
       lastActive: this.clock.now(),
       lastWork: Number.NEGATIVE_INFINITY,
+      sealedAt: undefined,
+      workSentAt: new Map(),
     };
     this.groups.set(key, running);
     ready.then(
@@ -669,7 +700,11 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     const now = this.clock.now();
     for (const running of [...this.groups.values()]) {
       if (!running.started) continue;
-      if (running.proposals === 0 && now - running.lastActive >= this.groupIdleMs) {
+      if (
+        running.proposals === 0 &&
+        (now - running.lastActive >= this.groupIdleMs ||
+          (running.sealedAt !== undefined && now - running.sealedAt >= sealedGroupLingerMs))
+      ) {
         this.stopGroup(running);
         continue;
       }

@@ -388,6 +388,9 @@ export class RoutedTailClient implements TailClient {
   }
 }
 
+/** Log blocks whose collection a tail remembers (to forget only that collection when its group decides elsewhere). */
+const logsRememberedMax = 4096;
+
 /** Transactions a tail remembers having promoted, long enough for their outcome to be answered. */
 const promotedRememberedMax = 4096;
 
@@ -445,9 +448,18 @@ export class TailBlocks implements BlockStore {
     private readonly placement: Placement,
   ) {}
 
-  /** The next read of every block asks the cluster again. */
-  forget(): void {
-    this.pulled.clear();
+  /** Collections of the log blocks read here, by log block id (a consensus group's id is its log block's). */
+  private readonly logs = new Map<BlockId, string>();
+
+  /** The next read of every block (or of `ids`) asks the cluster again. */
+  forget(ids?: readonly BlockId[]): void {
+    if (ids === undefined) this.pulled.clear();
+    else for (const id of ids) this.pulled.delete(id);
+  }
+
+  /** The collection whose log block this is, if this tail has read it. */
+  collectionOfLog(blockId: BlockId): string | undefined {
+    return this.logs.get(blockId);
   }
 
   async latest(id: BlockId): Promise<BlockState | undefined> {
@@ -455,7 +467,12 @@ export class TailBlocks implements BlockStore {
       await this.pull(id);
       this.pulled.add(id);
     }
-    return this.local.latest(id);
+    const state = await this.local.latest(id);
+    if (isLogBlock(state?.block) && !this.logs.has(id)) {
+      if (this.logs.size >= logsRememberedMax) this.logs.delete(this.logs.keys().next().value!);
+      this.logs.set(id, state.block.header.collection);
+    }
+    return state;
   }
 
   at(
