@@ -98,6 +98,10 @@ export async function runCommitSimulation(options: CommitSimOptions): Promise<Co
   try {
     return await new CommitWorld(options, clock).run();
   } finally {
+    // Whatever is still running waits on a fake timer or a dead disk or port: let it get there while
+    // the clock is still fake, so nothing of this run can start a real timer afterwards.
+    await drain();
+    await drain();
     clock.uninstall();
   }
 }
