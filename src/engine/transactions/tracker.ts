@@ -24,6 +24,8 @@ export class Tracker implements BlockAccess {
   private readonly inserted = new Map<BlockId, Block>();
   private readonly updated = new Map<BlockId, BlockOp[]>();
   private readonly deleted = new Set<BlockId>();
+  /** writes(), kept until the next change (the commit path asks for it several times). */
+  private writeList: BlockId[] | undefined;
 
   constructor(
     private readonly source: BlockSource,
@@ -60,6 +62,7 @@ export class Tracker implements BlockAccess {
   insert(block: Block): void {
     const id = block.header.id;
     assert(this.changed.get(id) === undefined, `insert of block ${id} that this transaction already holds`);
+    this.writeList = undefined;
     this.deleted.delete(id);
     this.inserted.set(id, block);
     this.updated.delete(id);
@@ -70,6 +73,7 @@ export class Tracker implements BlockAccess {
     const current = this.changed.has(id) ? this.changed.get(id) : this.sourceBlocks.get(id);
     assert(current !== undefined, `update of block ${id} before reading it (or after deleting it)`);
     const next = result ?? applyOps(current, ops);
+    this.writeList = undefined;
     this.changed.set(id, next);
     const inserted = this.inserted.get(id);
     if (inserted !== undefined) {
@@ -82,6 +86,7 @@ export class Tracker implements BlockAccess {
   }
 
   delete(id: BlockId): void {
+    this.writeList = undefined;
     if (this.inserted.delete(id)) {
       // Created and dropped within the transaction: nothing reaches storage.
       this.changed.delete(id);
@@ -103,7 +108,10 @@ export class Tracker implements BlockAccess {
 
   /** Ids of blocks this transaction changes, sorted. */
   writes(): BlockId[] {
-    return [...new Set([...this.inserted.keys(), ...this.updated.keys(), ...this.deleted])].sort();
+    this.writeList ??= [
+      ...new Set([...this.inserted.keys(), ...this.updated.keys(), ...this.deleted]),
+    ].sort();
+    return this.writeList.slice();
   }
 
   hasWrites(): boolean {
