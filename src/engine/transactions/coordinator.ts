@@ -245,16 +245,17 @@ export class Coordinator {
       );
       return new Map();
     }
+    // Every tail is told at once: the prepared certificates are the proof, in whatever order they land.
+    const answers = await Promise.all(
+      writing.map((collection) =>
+        tails.decide({ collection: collection.name, trxId, outcome: 'committed', proof: prepared }),
+      ),
+    );
     const decided = new Map<string, Decided>();
-    for (const collection of writing) {
-      const { lsn, certificate, propagated } = await tails.decide({
-        collection: collection.name,
-        trxId,
-        outcome: 'committed',
-        proof: prepared,
-      });
+    writing.forEach((collection, i) => {
+      const { lsn, certificate, propagated } = answers[i]!;
       decided.set(collection.name, { lsn, proof: [certificate], propagated: propagated === true });
-    }
+    });
     return decided;
   }
 
