@@ -7,7 +7,7 @@ import { SimulationFailure } from './world.js';
 /**
  * Seeded simulation of the commit protocol on 3, 5 and 7 nodes (the count cycles with the seed):
  * the real node stack (SoloNode wired to its cluster, NetworkConsensus) on a simulated network with
- * virtual time. `OPTIMYSTIC_SIM_SEEDS=N` runs seeds 1…N (default 200); `OPTIMYSTIC_SEED=S` replays
+ * virtual time. `OPTIMYSTIC_SIM_SEEDS=N` runs N seeds (default 200) from `OPTIMYSTIC_SIM_FROM` (default 1); `OPTIMYSTIC_SEED=S` replays
  * one seed; `OPTIMYSTIC_SIM_SCALE=X` multiplies each seed's workload and chaos phase (soak runs);
  * `OPTIMYSTIC_SIM_MUTATION=sync-lies` runs every node with a deliberate bug (fsyncs that make nothing
  * durable), to see the checks catch it. See docs/simulation.md.
@@ -30,7 +30,8 @@ function seeds(): number[] {
   const one = process.env.OPTIMYSTIC_SEED;
   if (one !== undefined && one !== '') return [Number(one)];
   const count = Number(process.env.OPTIMYSTIC_SIM_SEEDS ?? 200);
-  return Array.from({ length: count }, (_, i) => i + 1);
+  const from = Number(process.env.OPTIMYSTIC_SIM_FROM ?? 1);
+  return Array.from({ length: count }, (_, i) => from + i);
 }
 
 async function simulate(seed: number): Promise<CommitSimResult> {

@@ -27,6 +27,8 @@ export class CommitChecker {
   private readonly proposed = new Map<string, Fields>();
   /** The collection of every log block a tail proposed decisions in. */
   private readonly collectionOf = new Map<string, string>();
+  /** collection#lsn#trx → the log block its decisions were proposed in. */
+  private readonly blocks = new Map<string, string>();
   /** block|trx|decision → LSNs proposed (a digest may bind content the checker does not see). */
   private readonly proposedAt = new Map<string, Set<number>>();
   /** collection#lsn → the transaction certified there, and where it was seen. */
@@ -43,6 +45,7 @@ export class CommitChecker {
   /** A tail is about to propose a log decision. */
   certifying(fields: Fields): void {
     this.collectionOf.set(fields.blockId, fields.collection);
+    this.blocks.set(`${fields.collection}#${fields.lsn}#${fields.trxId}`, fields.blockId);
     const key = `${fields.blockId}|${fields.trxId}|${fields.decision}`;
     let lsns = this.proposedAt.get(key);
     if (lsns === undefined) this.proposedAt.set(key, (lsns = new Set()));
@@ -138,6 +141,11 @@ export class CommitChecker {
     let positions = this.positions.get(`${collection}#${trxId}`);
     if (positions === undefined) this.positions.set(`${collection}#${trxId}`, (positions = new Set()));
     positions.add(lsn);
+  }
+
+  /** The log block a transaction's decision at an LSN was proposed in (its entry is there or in its successor). */
+  blockOf(collection: string, lsn: number, trxId: string): string | undefined {
+    return this.blocks.get(`${collection}#${lsn}#${trxId}`);
   }
 
   /** The transaction certified at an LSN, if any. */

@@ -9,7 +9,9 @@ import {
   type LogBlock,
 } from '../../../src/engine/collections/log/log-block.js';
 import type { ConsensusCertificate } from '../../../src/engine/consensus/types.js';
+import { leadershipOrder, quorumOf } from '../../../src/engine/consensus/values.js';
 import { peerIdOfIdentity } from '../../../src/engine/cluster/consensus-signer.js';
+import type { Block } from '../../../src/engine/storage/block.js';
 import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
 import type { TxOutcome, TxRequest } from '../../../src/engine/transactions/tx-types.js';
 import { derivedIdentity } from '../identities.js';
@@ -490,7 +492,41 @@ class CommitWorld {
       const owner = this.checker.ownerOf(collection, rev);
       if (owner !== undefined && owner !== outcome.trx)
         this.checker.violate(`${tx.id} acknowledged at ${collection}#${rev}, certified there for ${owner}`);
+      void this.checkStored(tx.id, collection, rev, outcome.trx);
     }
+  }
+
+  /**
+   * An acknowledged commit survives the crash of any minority: when the client hears of it, its log
+   * entry (committed) is on the disks of a majority of its log block's cluster. Reads the disks
+   * directly (no messages), so it changes nothing in the run.
+   */
+  private async checkStored(id: string, collection: string, lsn: number, trxId: string): Promise<void> {
+    const first = this.checker.blockOf(collection, lsn, trxId);
+    if (first === undefined) return;
+    const holds = (block: Block | undefined): boolean =>
+      isLogBlock(block) &&
+      block.entries.some((e) => e.lsn === lsn && e.trxId === trxId && e.status === 'committed');
+    // The entry is in the block it was decided in, or — when that block was sealed by it — in its successor.
+    const copies = new Map<string, number>();
+    for (const node of this.nodes) {
+      const store = new VersionedBlockStore(node.disk);
+      let blockId: string | null = first;
+      for (let hops = 0; blockId !== null && hops < 2; hops++) {
+        const block: Block | undefined = (await store.latest(blockId))?.block;
+        if (holds(block)) {
+          if (leadershipOrder(blockId, this.net.peerIds).slice(0, this.options.k).includes(node.peerId))
+            copies.set(blockId, (copies.get(blockId) ?? 0) + 1);
+          break;
+        }
+        blockId = isLogBlock(block) ? block.successor : null;
+      }
+    }
+    const quorum = quorumOf(Math.min(this.options.k, this.options.members));
+    if (![...copies.values()].some((count) => count >= quorum))
+      this.checker.violate(
+        `${id} was acknowledged while its log entry ${collection}#${lsn} is on ${Math.max(0, ...copies.values())} disks of its cluster (a majority is ${quorum})`,
+      );
   }
 
   /** A read-only scan of the accounts: a consistent snapshot always holds the whole money supply. */
