@@ -151,7 +151,7 @@ export class BTree {
   async put(key: TreeKeyValue, value: Json): Promise<void> {
     const storedKey = checkStorableKey(key);
     const { value: storedValue, bytes: valueBytes } = storableValue(value);
-    const { path, leaf } = await this.descend(storedKey);
+    const { path, leaf } = this.descendHeld(storedKey) ?? (await this.descend(storedKey));
     const entries = leaf.body.entries;
     const index = lowerBound(entries, storedKey);
     const existing = entries[index];
@@ -174,7 +174,8 @@ export class BTree {
     const op: BlockOp = { op: 'splice', field: 'entries', index, remove: found ? 1 : 0, items: [entry] };
     // Only a replacement by a smaller value can leave a leaf emptier than before.
     const shrunk = found && jsonBytes(storedValue) < jsonBytes(existing[1]);
-    await this.settle(path, leaf, { kind: 'leaf', entries: next }, [op], shrunk);
+    const settling = this.settle(path, leaf, { kind: 'leaf', entries: next }, [op], shrunk);
+    if (settling !== undefined) await settling;
   }
 
   /** Removes `key`; false (and nothing written) if it was absent. */
@@ -187,7 +188,8 @@ export class BTree {
     const next = entries.slice();
     next.splice(index, 1);
     const op: BlockOp = { op: 'splice', field: 'entries', index, remove: 1, items: [] };
-    await this.settle(path, leaf, { kind: 'leaf', entries: next }, [op], true);
+    const settling = this.settle(path, leaf, { kind: 'leaf', entries: next }, [op], true);
+    if (settling !== undefined) await settling;
     return true;
   }
 
@@ -211,10 +213,28 @@ export class BTree {
 
   // --- descent and reading ---
 
+  /**
+   * The descent when the access already holds every block on the path (a transaction putting many
+   * keys walks the same few blocks again and again): no wait at all. Undefined when a block on the
+   * path must be read; `descend` then goes down again, reading what is missing.
+   */
+  private descendHeld(key: TreeKeyValue): { path: PathFrame[]; leaf: TreeNode<LeafBody> } | undefined {
+    if (this.access.held === undefined) return undefined;
+    const path: PathFrame[] = [];
+    let node = this.heldNode(this.rootId);
+    while (node !== undefined && isBranch(node)) {
+      if (path.length >= treeDepthMax)
+        throw new AssertionFailure(`tree ${this.rootId} is deeper than ${treeDepthMax}`);
+      const index = upperBoundKeys(node.body.keys, key);
+      path.push({ node, index });
+      node = this.heldNode(node.body.children[index]!);
+    }
+    return node === undefined ? undefined : { path, leaf: node as TreeNode<LeafBody> };
+  }
+
   private async descend(key: TreeKeyValue): Promise<{ path: PathFrame[]; leaf: TreeNode<LeafBody> }> {
     const path: PathFrame[] = [];
-    // Blocks the access already holds are taken without a wait: a transaction putting many keys
-    // walks the same few blocks again and again.
+    // Blocks the access already holds are taken without a wait.
     let node = this.heldNode(this.rootId) ?? (await this.readNode(this.rootId));
     while (isBranch(node)) {
       if (path.length >= treeDepthMax)
@@ -257,18 +277,23 @@ export class BTree {
    * borrows from or merges with an adjacent sibling under the same parent, and each parent that gains
    * or loses children is settled in turn.
    */
-  private async settle(
+  private settle(
     path: PathFrame[],
     node: TreeNode,
     body: NodeBody,
     ops: readonly BlockOp[] | undefined,
     shrunk: boolean,
-  ): Promise<void> {
+    /** The sibling a merge at this step needs, read by the caller (see below). */
+    read?: TreeNode,
+  ): Promise<void> | undefined {
+    // Settles synchronously unless a merge needs a sibling the access does not hold yet: then it
+    // returns a promise that reads the sibling and takes up the same step again with it. A change that
+    // only grows the tree (a put of a new key) never reads.
     for (;;) {
-      const frame = path.pop();
+      const frame = path.at(-1);
       if (frame === undefined) {
         this.settleRoot(node, body, ops);
-        return;
+        return undefined;
       }
       let replaced: TreeNode[];
       let first: number;
@@ -281,7 +306,11 @@ export class BTree {
         const siblingIndex = frame.index > 0 ? frame.index - 1 : frame.index + 1;
         const siblingId = frame.node.body.children[siblingIndex];
         assert(siblingId !== undefined, `branch ${frame.node.id} has one child`);
-        const sibling = await this.readNode(siblingId);
+        const sibling = read ?? this.heldNode(siblingId);
+        if (sibling === undefined) {
+          return this.readNode(siblingId).then((found) => this.settle(path, node, body, ops, shrunk, found));
+        }
+        read = undefined;
         const leftFirst = siblingIndex < frame.index;
         first = Math.min(frame.index, siblingIndex);
         const separator = frame.node.body.keys[first]!;
@@ -292,8 +321,9 @@ export class BTree {
         replacement = this.overfull(combined) ? this.split(combined) : { pieces: [combined], separators: [] };
       } else {
         this.write(node, body, ops);
-        return;
+        return undefined;
       }
+      path.pop();
 
       const parent = frame.node;
       const { pieces, separators } = replacement;
@@ -302,7 +332,7 @@ export class BTree {
         // The root is left with one child: it takes that child's content instead.
         for (const old of replaced) this.access.delete(old.id);
         this.write(parent, pieces[0]!, undefined);
-        return;
+        return undefined;
       }
       const ids = pieces.map((piece, i) => {
         const old = replaced[i];
