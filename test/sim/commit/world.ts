@@ -174,7 +174,7 @@ class CommitWorld {
     const { options } = this;
     // ---- setup on a quiet network: nodes meet, collections are created, accounts funded ----
     for (const node of this.nodes) this.startNode(node);
-    await this.runUntil(
+    await this.require(
       'every node has met every other',
       () =>
         this.nodes.every(
@@ -203,7 +203,7 @@ class CommitWorld {
     })().catch((error: unknown) => {
       setup = `setup failed: ${String(error)}`;
     });
-    await this.runUntil('the setup finished', () => setup !== 'running', 30_000);
+    await this.require('the setup finished', () => setup !== 'running', 30_000);
     if (setup !== 'done') this.fail(setup);
 
     // ---- chaos: faults and clients ----
@@ -230,7 +230,7 @@ class CommitWorld {
     for (let c = 0; c < options.clients; c++) void this.client(c);
     await this.runUntil('the chaos phase ended', () => false, this.t0 + options.chaosMs);
 
-    // ---- calm: heal, restart, let clients finish, then a probe must commit ----
+    // ---- calm: heal, restart; a probe must commit; clients still waiting get a little longer ----
     this.calm = true;
     this.chaos = false;
     const calmAt = Date.now();
@@ -265,25 +265,31 @@ class CommitWorld {
   // ---- the loop ----
 
   /** Fires timers one at a time (microtasks drained after each) until `done` or virtual `untilMs`. */
+  /**
+   * Fires timers one at a time (microtasks drained after each, invariants checked) until `done` or
+   * virtual `untilMs`; true when done. `what` names the wait in the trace of a step that threw.
+   */
   private async runUntil(what: string, done: () => boolean, untilMs: number): Promise<boolean> {
     for (;;) {
       await drain();
       this.check();
       if (done()) return true;
-      if (Date.now() >= untilMs) {
-        if (what === 'every node has met every other' || what === 'the setup finished')
-          this.fail(`${what}: not within the time allowed`);
-        return false;
-      }
+      if (Date.now() >= untilMs) return false;
       try {
         this.clock.next();
       } catch (error) {
         this.fail(
-          `a timer threw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+          `a timer threw while waiting until ${what}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
         );
       }
       this.steps++;
     }
+  }
+
+  /** `runUntil`, failing the run when the time runs out. */
+  private async require(what: string, done: () => boolean, untilMs: number): Promise<void> {
+    if (!(await this.runUntil(what, done, untilMs)))
+      this.fail(`${what}: not by ${untilMs} ms of virtual time`);
   }
 
   private check(): void {
