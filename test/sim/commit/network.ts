@@ -290,10 +290,11 @@ export class SimNetwork {
     let remote: EngineError | undefined;
     if (error !== undefined) {
       if (error.code === 'INTERNAL') {
-        this.internalErrors.push(`${error.message}\n${error.stack ?? ''}`);
-        this.log(
-          `INTERNAL answer from node ${pending.to}: ${error.message} ${(error.stack ?? '').split('\n').slice(1, 4).join(' ')}`,
-        );
+        // Where it was thrown: the original error when toEngineError wrapped one.
+        const origin = error.cause instanceof Error ? error.cause : error;
+        const where = (origin.stack ?? '').split('\n').slice(1, 4).join(' ');
+        this.internalErrors.push(`${error.message} ${where}`);
+        this.log(`INTERNAL answer from node ${pending.to}: ${error.message} ${where}`);
       }
       const code = isErrorCode(error.code) ? error.code : 'INTERNAL';
       remote = new EngineError(code, code === 'INTERNAL' ? 'internal error' : error.message, {
