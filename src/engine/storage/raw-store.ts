@@ -7,6 +7,10 @@ export type RawOp =
   | {
       readonly type: 'put';
       readonly key: string;
+      /**
+       * May be computed on first read (a getter): a store reads it no earlier than it needs it, so a
+       * put that is deleted again before it reaches the disk need never be encoded.
+       */
       readonly value: string;
       /**
        * The writer knows the key holds nothing before this put (a key named after a fresh transaction).
