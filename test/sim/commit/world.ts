@@ -56,6 +56,14 @@ export interface CommitSimResult {
   readonly fingerprint: string;
 }
 
+/** The log entry of an acknowledged commit in one collection. */
+interface StoredEntry {
+  readonly id: string;
+  readonly collection: string;
+  readonly lsn: number;
+  readonly trxId: string;
+}
+
 type TxKind = 'single' | 'multi' | 'doomed' | 'probe';
 
 interface ClientTx {
@@ -126,6 +134,8 @@ class CommitWorld {
   private snapshots = 0;
   private failure: string | undefined;
   private clientsRunning = 0;
+  /** Log entries of acknowledged commits: checked on a majority of disks at the acknowledgement and after every crash. */
+  private readonly stored: StoredEntry[] = [];
   /** The round of final reads under way (0: not begun). */
   private readRound = 0;
 
@@ -340,6 +350,8 @@ class CommitWorld {
     if (!node.up) return;
     this.crashes++;
     node.crash(noticeMs);
+    // What was acknowledged was synced on a majority: a crash (which drops only unsynced writes) leaves it there.
+    void this.checkStored(this.stored, `after node ${index} crashed`);
   }
 
   private decided(
@@ -498,7 +510,9 @@ class CommitWorld {
       const owner = this.checker.ownerOf(collection, rev);
       if (owner !== undefined && owner !== outcome.trx)
         this.checker.violate(`${tx.id} acknowledged at ${collection}#${rev}, certified there for ${owner}`);
-      void this.checkStored(tx.id, collection, rev, outcome.trx);
+      const entry = { id: tx.id, collection, lsn: rev, trxId: outcome.trx };
+      this.stored.push(entry);
+      void this.checkStored([entry], 'when its client heard of it');
     }
   }
 
@@ -507,32 +521,34 @@ class CommitWorld {
    * entry (committed) is on the disks of a majority of its log block's cluster. Reads the disks
    * directly (no messages), so it changes nothing in the run.
    */
-  private async checkStored(id: string, collection: string, lsn: number, trxId: string): Promise<void> {
-    const first = this.checker.blockOf(collection, lsn, trxId);
-    if (first === undefined) return;
-    const holds = (block: Block | undefined): boolean =>
-      isLogBlock(block) &&
-      block.entries.some((e) => e.lsn === lsn && e.trxId === trxId && e.status === 'committed');
-    // The entry is in the block it was decided in, or — when that block was sealed by it — in its successor.
-    const copies = new Map<string, number>();
-    for (const node of this.nodes) {
-      const store = new VersionedBlockStore(node.disk);
-      let blockId: string | null = first;
-      for (let hops = 0; blockId !== null && hops < 2; hops++) {
-        const block: Block | undefined = (await store.latest(blockId))?.block;
-        if (holds(block)) {
-          if (leadershipOrder(blockId, this.net.peerIds).slice(0, this.options.k).includes(node.peerId))
-            copies.set(blockId, (copies.get(blockId) ?? 0) + 1);
-          break;
-        }
-        blockId = isLogBlock(block) ? block.successor : null;
-      }
-    }
+  private async checkStored(entries: readonly StoredEntry[], when: string): Promise<void> {
+    const stores = this.nodes.map((node) => ({ node, store: new VersionedBlockStore(node.disk) }));
     const quorum = quorumOf(Math.min(this.options.k, this.options.members));
-    if (![...copies.values()].some((count) => count >= quorum))
-      this.checker.violate(
-        `${id} was acknowledged while its log entry ${collection}#${lsn} is on ${Math.max(0, ...copies.values())} disks of its cluster (a majority is ${quorum})`,
-      );
+    for (const { id, collection, lsn, trxId } of entries) {
+      const first = this.checker.blockOf(collection, lsn, trxId);
+      if (first === undefined) continue;
+      const holds = (block: Block | undefined): boolean =>
+        isLogBlock(block) &&
+        block.entries.some((e) => e.lsn === lsn && e.trxId === trxId && e.status === 'committed');
+      // The entry is in the block it was decided in, or — when that block was sealed by it — in its successor.
+      const copies = new Map<string, number>();
+      for (const { node, store } of stores) {
+        let blockId: string | null = first;
+        for (let hops = 0; blockId !== null && hops < 2; hops++) {
+          const block: Block | undefined = (await store.latest(blockId))?.block;
+          if (holds(block)) {
+            if (leadershipOrder(blockId, this.net.peerIds).slice(0, this.options.k).includes(node.peerId))
+              copies.set(blockId, (copies.get(blockId) ?? 0) + 1);
+            break;
+          }
+          blockId = isLogBlock(block) ? block.successor : null;
+        }
+      }
+      if (![...copies.values()].some((count) => count >= quorum))
+        this.checker.violate(
+          `${id} (acknowledged) ${when}: its log entry ${collection}#${lsn} is on ${Math.max(0, ...copies.values())} disks of its cluster (a majority is ${quorum})`,
+        );
+    }
   }
 
   /** A read-only scan of the accounts: a consistent snapshot always holds the whole money supply. */
