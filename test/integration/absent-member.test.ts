@@ -61,7 +61,7 @@ describe('a tail group without a member that is away too long (in process, libp2
   it('seals the group to the members still here, keeps committing, and takes the member back when it returns', async () => {
     const first = await start('n0');
     nodes.set('n0', first);
-    const bootstrap = (await first.status()).listenAddresses;
+    const bootstrap = [...(await first.status()).listenAddresses];
     for (const name of ['n1', 'n2', 'n3']) nodes.set(name, await start(name, bootstrap));
     const all = [...nodes.values()];
     await eventually(async () => {

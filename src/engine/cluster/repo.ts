@@ -313,6 +313,22 @@ export class ClusterRepoClient implements RepoClient {
     return best;
   }
 
+  /**
+   * The revision of a block each reachable member of its cluster holds (this node's from its store).
+   * Cheap: asked with `newerThan: held`, a holder answers its revision number unless it has newer.
+   */
+  async revisionsOf(blockId: BlockId, held: number): Promise<{ member: string; rev: number }[]> {
+    const answers = await Promise.allSettled(
+      this.clusterOf(blockId).map(async (member) => {
+        if (member === this.self) return { member, rev: (await this.parts.local.get({ blockId }))?.rev ?? 0 };
+        const answer = await this.remote<GetAnswer>(member, { type: 'get', blockId, newerThan: held });
+        const rev = answer !== null && 'notNewer' in answer ? answer.notNewer : (stateOf(answer)?.rev ?? 0);
+        return { member, rev };
+      }),
+    );
+    return answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+  }
+
   private readonly repairing = new Set<string>();
 
   /**

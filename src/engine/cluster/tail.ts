@@ -10,7 +10,7 @@
 import { EngineError, isEngineError } from '../base/errors.js';
 import { collectionHeaderId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
-import { leadershipOrder } from '../consensus/values.js';
+import { leadershipOrder, quorumOf } from '../consensus/values.js';
 import {
   isCollectionHeader,
   isLogBlock,
@@ -555,16 +555,43 @@ export class TailBlocks implements BlockStore {
     return this.local.stats();
   }
 
-  /** Brings the local copy of a block up to the newest revision a majority of its cluster holds. */
+  /**
+   * Brings the local copy of a block up to the newest revision a majority of its cluster holds. A
+   * local copy that is ahead (this node wrote a revision and stopped before a majority stored it) is
+   * sent to the cluster first, and used only once a majority holds it: a tail must never answer from
+   * a revision a majority may not have (it would acknowledge what a later majority read misses).
+   */
   private async pull(id: BlockId): Promise<void> {
     const remote = await this.cluster.get({ blockId: id });
     const held = (await this.local.latest(id))?.rev ?? 0;
-    if (remote === undefined || remote.rev <= held) return;
+    if (remote === undefined || remote.rev <= held) {
+      // The majority read counts this node's own copy: check that a majority holds what it holds.
+      if (held === 0) return;
+      const cluster = this.placement.clusterOf(id);
+      const holding = (await this.cluster.revisionsOf(id, held)).filter((r) => r.rev >= held).length;
+      if (holding >= quorumOf(cluster.length)) return;
+      return this.spread(id);
+    }
     const history = await this.cluster.history(id);
     await this.cluster.send(
       this.placement.self,
       id,
       history.filter((revision) => revision.rev > held),
     );
+  }
+
+  /** Sends this node's copy of a block to the rest of its cluster; NO_QUORUM unless a majority then holds it. */
+  private async spread(id: BlockId): Promise<void> {
+    const history = await this.local.history(id);
+    const cluster = this.placement.clusterOf(id);
+    const others = cluster.filter((member) => member !== this.placement.self);
+    const sent = await Promise.allSettled(others.map((member) => this.cluster.send(member, id, history)));
+    const holding =
+      (cluster.includes(this.placement.self) ? 1 : 0) + sent.filter((r) => r.status === 'fulfilled').length;
+    if (holding < quorumOf(cluster.length))
+      throw new EngineError(
+        'NO_QUORUM',
+        `block ${id}: this node's copy is newer than a majority of its cluster holds, and too few of them took it`,
+      );
   }
 }

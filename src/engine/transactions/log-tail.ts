@@ -905,15 +905,25 @@ export class LogTail implements TailClient {
   async resolveExpired(now: number): Promise<number> {
     let decided = 0;
     for (const collection of this.collections()) {
-      await this.serialize(collection, async () => {
-        const state = await this.state(collection);
-        for (const entry of state.window) {
-          if (entry.status !== 'prepared' || entry.expiresAt === undefined || entry.expiresAt >= now)
-            continue;
-          await this.resolveInDoubt(state, entry);
-          if (entry.status !== 'prepared') decided++;
-        }
-      }).catch(() => undefined);
+      const state = await this.state(collection).catch(() => undefined);
+      if (state === undefined) continue;
+      const expired = state.window.filter(
+        (entry) => entry.status === 'prepared' && entry.expiresAt !== undefined && entry.expiresAt < now,
+      );
+      for (const entry of expired) {
+        // The other participants are asked outside this collection's queue: their tails may be
+        // asking this one about a transaction of theirs at the same time.
+        const commit = await this.allPrepared(collection, entry);
+        if (commit === undefined) continue;
+        await this.serialize(collection, async () => {
+          const current = await this.state(collection);
+          const still = current.byTrx.get(entry.trxId);
+          if (still === undefined || still.status !== 'prepared') return;
+          await this.recordDecision(current, still, commit ? 'committed' : 'aborted');
+          if (!commit) await this.components.repo.cancel(still.trxId, still.writeList);
+          decided++;
+        }).catch(() => undefined);
+      }
     }
     return decided;
   }
@@ -1056,19 +1066,29 @@ export class LogTail implements TailClient {
    * the other participants' tails; one that never prepared it records an abort (so it never will).
    */
   private async resolveInDoubt(state: TailState, entry: IndexedEntry): Promise<void> {
-    const participants = entry.participants ?? [state.collection];
+    const commit = await this.allPrepared(state.collection, entry);
+    if (commit === undefined) return;
+    await this.recordDecision(state, entry, commit ? 'committed' : 'aborted');
+    if (!commit) await this.components.repo.cancel(entry.trxId, entry.writeList);
+  }
+
+  /**
+   * Whether every other participant of a prepared entry prepared (or committed) it: true, false when
+   * one aborted or does not know it (then it never will: see outcomeOf), undefined when one cannot
+   * be asked now (decide later rather than guess an abort).
+   */
+  private async allPrepared(collection: string, entry: IndexedEntry): Promise<boolean | undefined> {
+    const participants = entry.participants ?? [collection];
     const tails = this.components.peers ?? this;
     let commit = true;
     for (const participant of participants) {
-      if (participant === state.collection) continue;
-      // A tail that cannot be asked now may hold a commit: decide later rather than guess an abort.
+      if (participant === collection) continue;
       const outcome = await tails
         .outcomeOf(participant, entry.trxId)
         .catch((error: unknown) => (isEngineError(error, 'NOT_FOUND') ? ('unknown' as const) : undefined));
-      if (outcome === undefined) return;
+      if (outcome === undefined) return undefined;
       if (outcome === 'aborted' || outcome === 'unknown') commit = false;
     }
-    await this.recordDecision(state, entry, commit ? 'committed' : 'aborted');
-    if (!commit) await this.components.repo.cancel(entry.trxId, entry.writeList);
+    return commit;
   }
 }
