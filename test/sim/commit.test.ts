@@ -65,7 +65,8 @@ describe('commit protocol simulation', function () {
         `${sum((r) => r.transactions.committed)} committed / ${sum((r) => r.transactions.failed)} failed / ` +
         `${sum((r) => r.transactions.unknown)} unknown transactions, ${sum((r) => r.snapshots)} snapshots, ` +
         `${sum((r) => r.crashes)} crashes (${sum((r) => r.crashesInCommit)} with a decision in flight), ` +
-        `${sum((r) => r.decidedSlots)} slots decided, ${sum((r) => r.internalErrors)} INTERNAL answers, ` +
+        `${sum((r) => r.decidedSlots)} slots decided, ${sum((r) => r.sealedLogBlocks)} log blocks sealed, ` +
+        `${sum((r) => r.internalErrors)} INTERNAL answers, ` +
         `liveness ≤ ${Math.max(...results.map((r) => r.livenessMs))} ms virtual, ` +
         `${Math.round(sum((r) => r.virtualMs) / results.length)} ms virtual per seed, ${Date.now() - started} ms`,
     );

@@ -42,6 +42,12 @@ export interface CommitSimOptions {
   readonly transactions: number;
   /** Pause between a client's transactions, uniform in [0, thinkMs]. */
   readonly thinkMs: number;
+  /**
+   * Nodes that join the network only during the chaos phase (at `atMs`): the collections were
+   * created by the others, so their tail groups are outgrown when these join and hand over to larger
+   * groups (seals), and blocks move to the clusters that now include them.
+   */
+  readonly lateJoiners: readonly { readonly node: number; readonly atMs: number }[];
   /** Nodes kept down through the calm phase (a minority of every cluster). */
   readonly downInCalm: readonly number[];
   /** After the chaos phase, the probe transaction must commit within this long. */
@@ -111,12 +117,12 @@ export function commitSimOptionsFor(seed: number, scale = 1): CommitSimOptions {
   const downInCalm = rng.float() < 0.3 ? shuffled().slice(0, 1 + rng.int(minority)) : [];
   const loss = rng.float() < 0.3 ? 0 : rng.float() * 0.05;
 
-  return {
+  const drawn = {
     seed,
     members,
     k,
     chaos: {
-      delayMs: [1, 2 + rng.int(15)],
+      delayMs: [1, 2 + rng.int(15)] as const,
       loss,
       duplication: rng.float() * 0.05,
       reorder: rng.float() * 0.2,
@@ -129,7 +135,7 @@ export function commitSimOptionsFor(seed: number, scale = 1): CommitSimOptions {
     crashOnDecide: {
       probability: rng.float() < 0.5 ? 0.05 + rng.float() * 0.2 : 0,
       max: 1 + rng.int(2),
-      restartAfterMs: [300, 4000],
+      restartAfterMs: [300, 4000] as const,
     },
     clients: 2 + rng.int(3),
     transactions: Math.round((3 + rng.int(5)) * scale),
@@ -137,4 +143,14 @@ export function commitSimOptionsFor(seed: number, scale = 1): CommitSimOptions {
     downInCalm: downInCalm.sort((a, b) => a - b),
     calmMs: 90_000,
   };
+  // Drawn last, so the draws above are those of seeds before late joiners existed.
+  const late = rng.float() < 0.3 ? shuffled().slice(0, 1 + rng.int(Math.floor(members / 2))) : [];
+  const lateJoiners = late
+    .sort((a, b) => a - b)
+    .map((node) => ({ node, atMs: 100 + rng.int(Math.max(1, Math.floor(chaosMs / 2))) }));
+  // Groups recorded before the late joiners arrived may stay small (a partition can keep them from
+  // handing over): what stays down in the calm phase is a minority of those too.
+  const groupMin = Math.min(k, members - late.length);
+  const down = drawn.downInCalm.slice(0, Math.floor((groupMin - 1) / 2));
+  return { ...drawn, downInCalm: down, lateJoiners };
 }

@@ -44,6 +44,8 @@ export interface CommitSimResult {
   /** Crashes of a tail leader at the moment its consensus decided an entry it proposed. */
   readonly crashesInCommit: number;
   readonly decidedSlots: number;
+  /** Log blocks sealed (their tail handed to a successor block and group), as the disks hold them. */
+  readonly sealedLogBlocks: number;
   /** Requests answered INTERNAL (an assertion or unexpected failure inside a handler). */
   readonly internalErrors: number;
   /** Transactions certified at two LSNs of one collection (reported, not an invariant by itself). */
@@ -136,6 +138,8 @@ class CommitWorld {
   private clientsRunning = 0;
   /** Log entries of acknowledged commits: checked on a majority of disks at the acknowledgement and after every crash. */
   private readonly stored: StoredEntry[] = [];
+  /** Nodes that have started at least once (late joiners join during the chaos phase). */
+  private readonly joined = new Set<number>();
   /** The round of final reads under way (0: not begun). */
   private readRound = 0;
 
@@ -183,24 +187,25 @@ class CommitWorld {
   async run(): Promise<CommitSimResult> {
     const { options } = this;
     // ---- setup on a quiet network: nodes meet, collections are created, accounts funded ----
-    for (const node of this.nodes) this.startNode(node);
+    const late = new Set(options.lateJoiners.map((joiner) => joiner.node));
+    const early = this.nodes.filter((node) => !late.has(node.index));
+    for (const node of early) this.startNode(node);
     await this.require(
       'every node has met every other',
       () =>
-        this.nodes.every(
+        early.every(
           (node) =>
             node.ready &&
-            node.cluster!.members().length === options.members &&
-            node.cluster!.placement.liveMembers().length === options.members,
+            node.cluster!.members().length === early.length &&
+            node.cluster!.placement.liveMembers().length === early.length,
         ),
       10_000,
     );
     let setup = 'running';
     void (async () => {
-      const first = this.nodes[0]!.solo!;
-      await first.createCollection('accounts', 'tree');
-      await this.nodes[1 % options.members]!.solo!.createCollection('ledger', 'diary');
-      const funded = await this.nodes[2 % options.members]!.solo!.transact({
+      await early[0]!.solo!.createCollection('accounts', 'tree');
+      await early[1 % early.length]!.solo!.createCollection('ledger', 'diary');
+      const funded = await early[2 % early.length]!.solo!.transact({
         actions: accounts.map((key) => ({
           collection: 'accounts',
           op: 'put' as const,
@@ -221,6 +226,11 @@ class CommitWorld {
     this.log(`workload starts`);
     this.net.faults = options.chaos;
     this.chaos = true;
+    for (const { node, atMs } of options.lateJoiners)
+      this.at(atMs, () => {
+        this.log(`node ${node} joins the network`);
+        this.startNode(this.nodes[node]!);
+      });
     for (const { atMs, split } of options.partitions)
       this.at(atMs, () => {
         if (this.calm) return;
@@ -234,7 +244,7 @@ class CommitWorld {
       });
       if (crash.restartAtMs !== null)
         this.at(Math.max(crash.restartAtMs, crash.atMs + crash.noticeMs + 1), () => {
-          if (!this.calm) this.startNode(this.nodes[crash.node]!);
+          if (!this.calm && this.joined.has(crash.node)) this.startNode(this.nodes[crash.node]!);
         });
     }
     for (let c = 0; c < options.clients; c++) void this.client(c);
@@ -340,6 +350,7 @@ class CommitWorld {
 
   private startNode(node: SimNode): void {
     if (node.up) return;
+    this.joined.add(node.index);
     node.start().catch((error: unknown) => {
       this.failure ??= `node ${node.index} failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     });
@@ -485,9 +496,10 @@ class CommitWorld {
     }
     const code = outcome.error.code;
     tx.code = code;
-    // CONFLICT (every attempt lost validation; nothing was decided) and a failed guard are final.
-    const definite =
-      code === 'EXPECT_FAILED' || code === 'CONFLICT' || code === 'BAD_INPUT' || code === 'NOT_FOUND';
+    // CONFLICT (every attempt lost validation; nothing was decided), a failed guard and a malformed
+    // request are final. NOT_FOUND is not: besides "no such collection" (a node that has met no one
+    // yet) it is also a tail that does not know an entry the transaction already prepared.
+    const definite = code === 'EXPECT_FAILED' || code === 'CONFLICT' || code === 'BAD_INPUT';
     tx.status = definite ? 'failed' : 'unknown';
     this.log(`client: ${tx.id} ${tx.status} (${code}: ${outcome.error.message.slice(0, 120)})`);
     if (tx.kind === 'doomed' && code !== 'EXPECT_FAILED' && definite)
@@ -523,7 +535,11 @@ class CommitWorld {
    */
   private async checkStored(entries: readonly StoredEntry[], when: string): Promise<void> {
     const stores = this.nodes.map((node) => ({ node, store: new VersionedBlockStore(node.disk) }));
-    const quorum = quorumOf(Math.min(this.options.k, this.options.members));
+    const quorum = quorumOf(Math.min(this.options.k, this.joined.size));
+    // A block's cluster is the k members nearest it; with late joiners it depends on who the writer
+    // had met, so a copy counts on any of the k + (late joiners) nearest.
+    const nearest = (blockId: string): string[] =>
+      leadershipOrder(blockId, this.net.peerIds).slice(0, this.options.k + this.options.lateJoiners.length);
     for (const { id, collection, lsn, trxId } of entries) {
       const first = this.checker.blockOf(collection, lsn, trxId);
       if (first === undefined) continue;
@@ -537,8 +553,7 @@ class CommitWorld {
         for (let hops = 0; blockId !== null && hops < 2; hops++) {
           const block: Block | undefined = (await store.latest(blockId))?.block;
           if (holds(block)) {
-            if (leadershipOrder(blockId, this.net.peerIds).slice(0, this.options.k).includes(node.peerId))
-              copies.set(blockId, (copies.get(blockId) ?? 0) + 1);
+            if (nearest(blockId).includes(node.peerId)) copies.set(blockId, (copies.get(blockId) ?? 0) + 1);
             break;
           }
           blockId = isLogBlock(block) ? block.successor : null;
@@ -701,11 +716,13 @@ class CommitWorld {
     }
 
     // Every disk, live or not: log entries and persisted consensus decisions obey the same rules.
+    const sealed = new Set<string>();
     for (const node of this.nodes) {
       const store = new VersionedBlockStore(node.disk);
       for await (const id of store.ids()) {
         const block = (await store.latest(id))?.block;
         if (!isLogBlock(block)) continue;
+        if (block.successor !== null) sealed.add(id);
         for (const entry of block.entries)
           this.checker.observeLogEntry(
             `node ${node.index} disk`,
@@ -745,6 +762,7 @@ class CommitWorld {
       crashes: this.crashes,
       crashesInCommit: this.crashesInCommit,
       decidedSlots: this.checker.decidedSlots,
+      sealedLogBlocks: sealed.size,
       internalErrors: this.net.internalErrors.length,
       moved: this.checker.movedTransactions().length,
       livenessMs,
