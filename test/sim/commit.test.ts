@@ -16,14 +16,20 @@ import { SimulationFailure } from './world.js';
 const scale = Number(process.env.OPTIMYSTIC_SIM_SCALE ?? 1);
 const mutation = process.env.OPTIMYSTIC_SIM_MUTATION === 'sync-lies' ? ('sync-lies' as const) : undefined;
 
+/** Overrides the drawn probability of duplicated requests (hunting for double-delivery bugs). */
+const duplication = process.env.OPTIMYSTIC_SIM_DUPLICATION;
+
 function optionsFor(seed: number): CommitSimOptions {
-  const options = commitSimOptionsFor(seed, scale);
+  let options = commitSimOptionsFor(seed, scale);
+  if (duplication !== undefined && duplication !== '')
+    options = { ...options, chaos: { ...options.chaos, duplication: Number(duplication) } };
   return mutation === undefined ? options : { ...options, mutation };
 }
 
 const replayCommand = (seed: number): string =>
   `OPTIMYSTIC_SEED=${seed}${scale !== 1 ? ` OPTIMYSTIC_SIM_SCALE=${scale}` : ''}` +
   `${mutation !== undefined ? ` OPTIMYSTIC_SIM_MUTATION=${mutation}` : ''}` +
+  `${duplication !== undefined && duplication !== '' ? ` OPTIMYSTIC_SIM_DUPLICATION=${duplication}` : ''}` +
   ` npx mocha --no-config --node-option import=tsx --require test/setup.ts --timeout 120000 test/sim/commit.test.ts`;
 
 function seeds(): number[] {
