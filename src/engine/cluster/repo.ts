@@ -273,6 +273,14 @@ export class ClusterRepoClient implements RepoClient {
    * with their revision otherwise), and only as many as a majority needs unless some fail.
    */
   async get(request: GetBlockRequest): Promise<BlockState | undefined> {
+    return (await this.getCounted(request)).state;
+  }
+
+  /**
+   * `get`, with how many of the members that answered hold a revision at least as new as the state
+   * returned (this node included): a majority of them means a majority of the cluster holds it.
+   */
+  async getCounted(request: GetBlockRequest): Promise<{ state: BlockState | undefined; holding: number }> {
     const cluster = this.clusterOf(request.blockId);
     let own: Promise<BlockState | null> | undefined;
     let newerThan: number | undefined;
@@ -310,7 +318,13 @@ export class ClusterRepoClient implements RepoClient {
         if (rev < best.rev) this.repair(request.blockId, answer.member, rev, source);
       }
     }
-    return best;
+    const newest = best?.rev ?? 0;
+    const holding = answers.filter((answer) => {
+      if (!answer.ok) return false;
+      const value = answer.value;
+      return (typeof value === 'number' ? value : (value?.rev ?? 0)) >= newest;
+    }).length;
+    return { state: best, holding };
   }
 
   /**

@@ -562,11 +562,13 @@ export class TailBlocks implements BlockStore {
    * a revision a majority may not have (it would acknowledge what a later majority read misses).
    */
   private async pull(id: BlockId): Promise<void> {
-    const remote = await this.cluster.get({ blockId: id });
+    const { state: remote, holding: holdingRead } = await this.cluster.getCounted({ blockId: id });
     const held = (await this.local.latest(id))?.rev ?? 0;
     if (remote === undefined || remote.rev <= held) {
       // The majority read counts this node's own copy: check that a majority holds what it holds.
       if (held === 0) return;
+      // The read itself may show it: a majority answered with this revision (or none newer exists).
+      if (remote?.rev === held && holdingRead >= quorumOf(this.placement.clusterOf(id).length)) return;
       const cluster = this.placement.clusterOf(id);
       const holding = (await this.cluster.revisionsOf(id, held)).filter((r) => r.rev >= held).length;
       if (holding >= quorumOf(cluster.length)) return;
