@@ -710,7 +710,9 @@ class CommitWorld {
         const entry = entries.get(rev);
         if (entry === undefined || entry.trxId !== tx.trx || entry.status !== 'committed')
           this.fail(
-            `acknowledged ${tx.id} (${tx.trx}) at ${collection}#${rev}: the log holds ${entry === undefined ? 'nothing' : `${entry.trxId} ${entry.status}`}`,
+            `acknowledged ${tx.id} (${tx.trx}) at ${collection}#${rev}: the log read through node ${reader.index} holds ${entry === undefined ? 'nothing' : `${entry.trxId} ${entry.status}`}` +
+              ` (log blocks read: ${[...new Set([...entries.values()].map((e) => e.blockId.slice(0, 8)))].join(', ')}; ` +
+              `on the disks: ${(await this.copiesOf(tx.trx!)).join('; ')})`,
           );
       }
     }
@@ -772,12 +774,30 @@ class CommitWorld {
     };
   }
 
+  /** Where the disks hold log entries of a transaction: block, node, LSN, status, the block's successor. */
+  private async copiesOf(trxId: string): Promise<string[]> {
+    const found: string[] = [];
+    for (const node of this.nodes) {
+      const store = new VersionedBlockStore(node.disk);
+      for await (const id of store.ids()) {
+        const block = (await store.latest(id))?.block;
+        if (!isLogBlock(block)) continue;
+        for (const entry of block.entries)
+          if (entry.trxId === trxId)
+            found.push(
+              `${id.slice(0, 8)} on node ${node.index}: ${entry.lsn} ${entry.status}, successor ${block.successor?.slice(0, 8) ?? 'none'}`,
+            );
+      }
+    }
+    return found;
+  }
+
   /** A collection's log as a majority of its holders has it, through one node: LSN → entry. */
   private async logOf(
     node: SimNode,
     collection: string,
-  ): Promise<Map<number, { trxId: string; status: string }>> {
-    const entries = new Map<number, { trxId: string; status: string }>();
+  ): Promise<Map<number, { trxId: string; status: string; blockId: string }>> {
+    const entries = new Map<number, { trxId: string; status: string; blockId: string }>();
     let done = false;
     let problem: string | undefined;
     void (async () => {
@@ -789,7 +809,7 @@ class CommitWorld {
         const block = (await solo.block(id)).block as LogBlock;
         if (!isLogBlock(block)) throw new Error(`log block ${id} of ${collection} is not a log block`);
         for (const entry of block.entries) {
-          entries.set(entry.lsn, { trxId: entry.trxId, status: entry.status });
+          entries.set(entry.lsn, { trxId: entry.trxId, status: entry.status, blockId: id });
           if (!node.cluster!.certifier.verify(entry.certificate, block.members))
             problem ??= `the certificate of ${collection}#${entry.lsn} (${entry.trxId}) does not verify`;
         }
