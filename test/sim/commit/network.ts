@@ -230,7 +230,11 @@ export class SimNetwork {
       if (!this.up.has(linkKey(a, to))) this.linkUp(a, to);
       const copies = this.rng.float() < this.faults.duplication ? 2 : 1;
       for (let copy = 0; copy < copies; copy++) {
-        if (this.rng.float() < this.faults.loss) continue;
+        if (this.rng.float() < this.faults.loss) {
+          if (verbose && protocol !== 'consensus')
+            this.log(`${a}->${to} ${protocol} ${describe(payload)} lost`);
+          continue;
+        }
         this.after(this.delay(), () => this.deliver(pending, protocol, payload));
       }
     });
@@ -301,7 +305,11 @@ export class SimNetwork {
         remote: true,
       });
     }
-    if (this.rng.float() < this.faults.loss) return;
+    if (this.rng.float() < this.faults.loss) {
+      if (verbose && pending.from && error === undefined)
+        this.log(`${pending.to}->${pending.from.index} answer lost`);
+      return;
+    }
     this.after(this.delay(), () => {
       if (this.ports[pending.from.index] !== pending.from) return;
       if (!this.reachable(pending.from.index, pending.to)) return;
