@@ -63,6 +63,14 @@ export interface LogTailInit {
    * with the previous process, so it is resolved at once instead of at its expiry.
    */
   readonly resolveInDoubtOnLoad?: boolean;
+  /**
+   * Networked nodes: a view is answered from cached state only if this tail loaded it or decided
+   * something within this long; otherwise the log is read again first (another member may have
+   * taken over the collection's tail). Unset: cached state is always current (a solo node).
+   */
+  readonly viewFreshMs?: number;
+  /** Called before such a reload: the composition root makes the next reads ask the cluster again. */
+  readonly refresh?: (collection: string) => void;
 }
 
 /** A request waiting for the next batch of decisions of its collection. */
@@ -80,6 +88,12 @@ const decisionBatchMax = 64;
 
 /** Times one batch writes decisions its group took elsewhere and is decided again, before giving up. */
 const adoptionsMax = 4;
+
+/**
+ * Tails resolve an expired prepared entry this long after its expiry: coordinators' aborts are
+ * refused from the expiry on (see `decide`), so the margin covers clock skew between tails.
+ */
+const resolveMarginMs = 5_000;
 
 /** A fence decided this recently also settles other expired transactions (see `outcomeOf`). */
 const fenceReuseMs = 1_000;
@@ -141,6 +155,8 @@ interface TailState {
   checkpoint: number;
   /** Committed entries above the checkpoint that have been propagated. */
   propagated: Set<number>;
+  /** When this tail last loaded the state or decided an entry in it (clock ms). */
+  refreshedAt: number;
 }
 
 /**
@@ -166,7 +182,18 @@ export class LogTail implements TailClient {
   }
 
   async view(collection: string): Promise<TailView> {
-    const state = await this.state(collection);
+    let state = await this.state(collection);
+    const freshMs = this.init.viewFreshMs;
+    if (freshMs !== undefined && this.components.clock.now() - state.refreshedAt > freshMs) {
+      await this.serialize(collection, () => {
+        if (this.states.get(collection) !== undefined) {
+          this.init.refresh?.(collection);
+          this.drop(collection);
+        }
+        return Promise.resolve();
+      });
+      state = await this.state(collection);
+    }
     // Entries at or below the checkpoint are decided and propagated, so only the few above it matter
     // (the window holds contiguous LSNs, so the checkpoint's position is arithmetic).
     const above = state.window.slice(Math.max(0, state.checkpoint + 1 - (state.window[0]?.lsn ?? 0)));
@@ -266,6 +293,17 @@ export class LogTail implements TailClient {
           `no entry for transaction ${request.trxId} in ${request.collection}`,
         );
       if (entry.status === request.outcome) return { lsn: entry.lsn, certificate: entry.certificate };
+      // Once a prepared entry expired, its tails may be deciding it (commit iff every participant
+      // prepared, resolveExpired): an abort from the coordinator could then contradict a commit
+      // another tail already took. Its pends are left to the tails (UNAVAILABLE: in doubt).
+      const expired = entry.expiresAt !== undefined && this.components.clock.now() > entry.expiresAt;
+      if (request.outcome === 'aborted' && (entry.status === 'committed' || expired)) {
+        throw new EngineError(
+          'UNAVAILABLE',
+          `transaction ${request.trxId} expired in ${request.collection}; its tails decide it (it commits if every participant prepared it)`,
+          { inDoubt: true },
+        );
+      }
       if (entry.status !== 'prepared') {
         throw new EngineError(
           'CONFLICT',
@@ -665,6 +703,7 @@ export class LogTail implements TailClient {
       state.tailRev = 1;
     }
     state.lastLsn = entry.lsn;
+    state.refreshedAt = this.components.clock.now();
     this.index(state, entry, state.tail.header.id);
     if (sink !== undefined) return;
     return this.components.blocks.apply(revisions).catch((error: unknown) => {
@@ -790,6 +829,7 @@ export class LogTail implements TailClient {
     }
     entry.status = outcome;
     entry.certificate = certificate;
+    state.refreshedAt = this.components.clock.now();
     if (outcome === 'aborted') this.advanceCheckpoint(state);
   }
 
@@ -908,7 +948,10 @@ export class LogTail implements TailClient {
       const state = await this.state(collection).catch(() => undefined);
       if (state === undefined) continue;
       const expired = state.window.filter(
-        (entry) => entry.status === 'prepared' && entry.expiresAt !== undefined && entry.expiresAt < now,
+        (entry) =>
+          entry.status === 'prepared' &&
+          entry.expiresAt !== undefined &&
+          entry.expiresAt + resolveMarginMs < now,
       );
       for (const entry of expired) {
         // The other participants are asked outside this collection's queue: their tails may be
@@ -1020,6 +1063,7 @@ export class LogTail implements TailClient {
       byTrx: new Map(),
       checkpoint: 0,
       propagated: new Set(),
+      refreshedAt: this.components.clock.now(),
     };
     for (const segment of segments) {
       for (const entry of segment.entries) {
