@@ -255,6 +255,10 @@ export class Cluster {
     this.maintenance = setInterval(() => {
       this.regroup();
       void this.tailHost.resolveExpired(this.components.clock.now());
+      // A hello lost on a connection that stayed up would leave the peer "not live" for good.
+      const current = this.network;
+      if (current !== undefined)
+        for (const peer of current.peers()) if (!this.placement.isLive(peer.id)) void this.greet(peer.id);
     }, regroupIntervalMs);
     this.maintenance.unref();
   }
