@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../base/clock.js';
 import { toEngineError } from '../base/errors.js';
-import { collectionHeaderId, type BlockId } from '../base/ids.js';
+import type { BlockId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
 import type { ConsensusProposer } from '../consensus/memory-network.js';
@@ -64,9 +64,6 @@ export interface BlockReader {
 
 /** How often a node asks the tails it knows to grow outgrown groups, and finishes expired in-doubt entries. */
 const regroupIntervalMs = 5_000;
-
-/** A tail that neither loaded nor decided a collection's log for this long reads it again before a view. */
-const tailViewFreshMs = 1_000;
 
 /** Log entries per log block on a networked node (the embedded default is limits.logEntriesPerBlockMax). */
 const networkLogEntriesPerBlockMax = 64;
@@ -128,10 +125,6 @@ export class Cluster {
         entriesPerBlockMax: networkLogEntriesPerBlockMax,
         membersFor: (id) => this.membersFor(id),
         shouldSeal: (tail) => this.outgrown(tail.members),
-        // A member that served a collection's tail and then lost it (another took over, a seal moved
-        // the log to a group without it) must not answer views from what it cached then.
-        viewFreshMs: tailViewFreshMs,
-        refresh: () => this.tailBlocks.forget(),
       },
     );
     this.tails = new RoutedTailClient({
@@ -255,24 +248,25 @@ export class Cluster {
     this.maintenance = setInterval(() => {
       this.regroup();
       void this.tailHost.resolveExpired(this.components.clock.now());
-      // A hello lost on a connection that stayed up would leave the peer "not live" for good.
-      const current = this.network;
-      if (current !== undefined)
-        for (const peer of current.peers()) if (!this.placement.isLive(peer.id)) void this.greet(peer.id);
     }, regroupIntervalMs);
     this.maintenance.unref();
   }
 
   /** A tail request failed here: reload the collection's log (and re-pull its blocks) next time. */
   private stale(collection: string): void {
-    this.tailBlocks.forget();
-    if (collection !== '') void this.tailHost.forget(collection);
+    if (collection === '') {
+      this.tailBlocks.forget();
+      return;
+    }
+    // Only that collection's header and log blocks are pulled again; other collections' stay.
+    this.tailBlocks.forget(this.tailBlocks.blocksOf(collection));
+    void this.tailHost.forget(collection);
   }
 
   /**
    * Another node decided something in a group this node is in: cached tail state may be stale. Given
-   * the group's block id (its log block), only the collection whose log that is is reloaded; for a
-   * group whose log this node never read, and without it, every collection.
+   * the group's block id (its log block), only the collection whose log that is is reloaded (a group
+   * whose log this node never read left nothing cached here); without it, every collection.
    */
   decidedElsewhere(blockId?: BlockId): void {
     if (blockId === undefined) {
@@ -281,14 +275,8 @@ export class Cluster {
       return;
     }
     const collection = this.tailBlocks.collectionOfLog(blockId);
-    if (collection === undefined) {
-      // A group whose log block this node never read — often the successor a seal created for a
-      // collection it serves from the block before: whatever it cached may be stale.
-      this.tailBlocks.forget();
-      this.tailHost.forgetAll();
-      return;
-    }
-    this.tailBlocks.forget([blockId, collectionHeaderId(collection)]);
+    if (collection === undefined) return;
+    this.tailBlocks.forget(this.tailBlocks.blocksOf(collection));
     void this.tailHost.forget(collection);
   }
 

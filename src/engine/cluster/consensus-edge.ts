@@ -12,8 +12,8 @@
  *   membership for a real block is a separate, harmless group.
  * - Sends are fire-and-forget: failures are counted, the core retransmits. Messages for one peer are
  *   gathered and leave together, one `batch` request per peer at a time (every group's heartbeats,
- *   votes and decisions alike): `Decided` and `Heartbeat` wait a little (`decidedHoldMs`,
- *   `heartbeatHoldMs`) for other traffic to ride with, and a member's direct answers to a batch
+ *   votes and decisions alike): `Heartbeat` waits a little (`heartbeatHoldMs`) for other traffic to
+ *   ride with, and a member's direct answers to a batch
  *   (`Accepted`, `Nack`, `Heartbeat`) go back in the batch's reply instead of a request of their own.
  *   At most `sendsPerPeerMax` requests are on their way to one peer; more are dropped, so a dead peer
  *   pins nothing.
@@ -52,23 +52,18 @@ import {
 } from './consensus-wire.js';
 
 /**
- * How long a `Decided` waits for another message to the same peer to ride with. Only the leader needs
- * a decision at once (it answers the proposal); members learn it a little later, and a steady stream
- * of decisions then costs one request per member per decision, not two.
+ * How long a `Decided` waits for another message to the same peer to ride with (0: it leaves with
+ * whatever else this turn of the event loop sends the peer). Holding it would save a request per
+ * member per decision, but members report decisions later then, and a member that serves a tail's
+ * `view` from its cached log (it is not the leader) drops that cache only when it reports a decision
+ * of the group: a longer hold is a longer window for a stale view.
  */
-const decidedHoldMsDefault = 100;
+const decidedHoldMsDefault = 0;
 /**
  * How long a `Heartbeat` waits for other traffic to the same peer. Far below the suspicion period, and
  * long enough that the heartbeats of groups ticking at different times leave together.
  */
 const heartbeatHoldMsDefault = 250;
-/**
- * How long a group that decided its seal keeps running here (unless proposals wait). It decides
- * nothing more; its state stays on disk and a member that still needs it (a Learn, a Prepare, a
- * heartbeat marked wake) starts it again. Meanwhile it would heartbeat every member like a live group
- * until the idle timeout, and a busy log seals a group every few seconds.
- */
-const sealedGroupLingerMs = 2_000;
 
 /** What the edge needs of the network node. */
 export type ConsensusNetworkPort = Pick<
@@ -99,7 +94,7 @@ export interface NetworkConsensusInit extends ConsensusInit {
   readonly sendsPerPeerMax?: number;
   /** Deadline of one send (default limits.consensusSendTimeoutMs). */
   readonly sendTimeoutMs?: number;
-  /** How long a Decided message waits for other messages to the same peer (default 100 ms; 0: none). */
+  /** How long a Decided message waits for other messages to the same peer (default 0: none). */
   readonly decidedHoldMs?: number;
   /** How long a Heartbeat waits for other messages to the same peer (default 250 ms; 0: none). */
   readonly heartbeatHoldMs?: number;
@@ -152,8 +147,6 @@ export interface NetworkConsensusStats {
   readonly messagesSent: number;
   /** Messages sent back in the reply to a batch (answers that needed no request of their own). */
   readonly messagesInReplies: number;
-  /** Heartbeats not sent because the peer had a message of the group from this member lately. */
-  readonly heartbeatsSkipped: number;
   /** Equivocation proofs reported since start. */
   readonly equivocations: number;
 }
@@ -186,10 +179,6 @@ interface Running {
   lastActive: number;
   /** Last local proposal or Paxos message received (not the start): while recent, heartbeats wake other members. */
   lastWork: number;
-  /** When the group reported its seal here (it is stopped soon after). */
-  sealedAt: number | undefined;
-  /** When a message other than a heartbeat last left for each member. */
-  readonly workSentAt: Map<string, number>;
 }
 
 /** Messages waiting to go to one peer. */
@@ -235,7 +224,6 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     batchesSent: 0,
     messagesSent: 0,
     messagesInReplies: 0,
-    heartbeatsSkipped: 0,
     equivocations: 0,
   };
   /** Messages gathered per peer. */
@@ -244,8 +232,6 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
   private readonly replying = new Map<string, ConsensusWireItem[][]>();
   private readonly decidedHoldMs: number;
   private readonly heartbeatHoldMs: number;
-  /** The cores' heartbeat period. */
-  private readonly heartbeatMs: number;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly tickMs: number;
@@ -280,7 +266,6 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     this.sendTimeoutMs = positive(init.sendTimeoutMs ?? limits.consensusSendTimeoutMs, 'sendTimeoutMs');
     this.decidedHoldMs = nonNegative(init.decidedHoldMs ?? decidedHoldMsDefault, 'decidedHoldMs');
     this.heartbeatHoldMs = nonNegative(init.heartbeatHoldMs ?? heartbeatHoldMsDefault, 'heartbeatHoldMs');
-    this.heartbeatMs = init.timing?.heartbeatMs ?? limits.consensusHeartbeatMs;
     // Long enough for the woken members' heartbeats to be heard before anyone is suspected.
     this.wakeWindowMs = 2 * (init.timing?.suspectAfterMs ?? limits.consensusSuspectAfterMs);
   }
@@ -479,15 +464,6 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
   private sendTo(to: string, running: Running, message: ConsensusMessage): void {
     if (this.stopped || to === this.id) return;
     const wake = this.awake(running);
-    const now = this.clock.now();
-    if (message.type !== 'Heartbeat') running.workSentAt.set(to, now);
-    else if (!wake && now - (running.workSentAt.get(to) ?? Number.NEGATIVE_INFINITY) < this.heartbeatMs) {
-      // The peer heard from this member of the group lately, with a ballot (Accept, Accepted, …):
-      // that is all a heartbeat would tell it (decisions travel as Decided). Timers only: the
-      // heartbeat goes again once the group's traffic to the peer pauses.
-      this.counters.heartbeatsSkipped += 1;
-      return;
-    }
     const members = running.group.members;
     const item: ConsensusWireItem = wake ? { members, message, wake } : { members, message };
     // An answer to a batch from that peer being handled now goes back with its reply.
@@ -626,7 +602,6 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
         ...(this.init.timing !== undefined ? { timing: this.init.timing } : {}),
         onDecided: (effect) => {
           running.lastActive = this.clock.now();
-          if (effect.value.kind === 'seal') running.sealedAt ??= running.lastActive;
           this.emitDecided(
             group.blockId,
             effect.slot,
@@ -653,8 +628,6 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
       proposals: 0,
       lastActive: this.clock.now(),
       lastWork: Number.NEGATIVE_INFINITY,
-      sealedAt: undefined,
-      workSentAt: new Map(),
     };
     this.groups.set(key, running);
     ready.then(
@@ -700,11 +673,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     const now = this.clock.now();
     for (const running of [...this.groups.values()]) {
       if (!running.started) continue;
-      if (
-        running.proposals === 0 &&
-        (now - running.lastActive >= this.groupIdleMs ||
-          (running.sealedAt !== undefined && now - running.sealedAt >= sealedGroupLingerMs))
-      ) {
+      if (running.proposals === 0 && now - running.lastActive >= this.groupIdleMs) {
         this.stopGroup(running);
         continue;
       }

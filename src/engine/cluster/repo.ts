@@ -29,11 +29,6 @@ export const repoProtocolName = 'repo';
 const replicationChunkRevisions = 128;
 /** Background repairs running at once. */
 const repairsInFlightMax = 64;
-/**
- * A read asks a majority of the block's cluster; the rest are asked too when that majority has not
- * answered by then (a slow or silently dead member), so a read is never held up by one member.
- */
-const readHedgeMs = 200;
 /** Block clusters remembered by a repo client (a few hundred bytes each; cleared when full). */
 const clustersCachedMax = 4096;
 
@@ -269,8 +264,11 @@ export class ClusterRepoClient implements RepoClient {
 
   /**
    * The newest state a majority of the block's cluster returns (reinforced first). This node's own
-   * copy is read first when it is a holder; the others are asked only for something newer (they answer
-   * with their revision otherwise), and only as many as a majority needs unless some fail.
+   * copy is read first when it is a holder; every other member is asked only for something newer (it
+   * answers with its revision otherwise), so a block crosses the network only when this copy is behind.
+   * Every member is asked, not just a majority: while members join, the first majority of a block's
+   * new cluster may not hold it yet (the commit simulation's late-joiner seeds 26, 50 and 97 lose
+   * acknowledged commits when reads ask only a majority).
    */
   async get(request: GetBlockRequest): Promise<BlockState | undefined> {
     return (await this.getCounted(request)).state;
@@ -291,7 +289,7 @@ export class ClusterRepoClient implements RepoClient {
         () => undefined,
       );
     }
-    const answers = await this.askQuorum<BlockState | null | number>(request.blockId, cluster, (member) => {
+    const answers = await this.ask<BlockState | null | number>(request.blockId, (member) => {
       if (member === this.self && own !== undefined) return own;
       return this.remote<GetAnswer>(member, {
         type: 'get',
@@ -752,61 +750,6 @@ export class ClusterRepoClient implements RepoClient {
             if (okCount >= quorum || settled === cluster.length) resolve(answers.slice());
           });
       }
-    });
-  }
-
-  /**
-   * Asks a majority of a block's cluster — this node first, then the members connected to it — and
-   * another member for each that fails or has not answered within `hedgeMs`; resolves once a majority
-   * answered (or every member settled). Answers that arrive later are dropped.
-   */
-  private askQuorum<T>(
-    blockId: BlockId,
-    cluster: readonly string[],
-    call: (member: string) => Promise<T>,
-  ): Promise<Answer<T>[]> {
-    const quorum = quorumOf(cluster.length);
-    const order = [
-      ...cluster.filter((m) => m === this.self),
-      ...cluster.filter((m) => m !== this.self && this.placement.isLive(m)),
-      ...cluster.filter((m) => m !== this.self && !this.placement.isLive(m)),
-    ];
-    return new Promise((resolve) => {
-      const answers: Answer<T>[] = [];
-      let asked = 0;
-      let settled = 0;
-      let okCount = 0;
-      let done = false;
-      const finish = (): void => {
-        done = true;
-        clearTimeout(hedge);
-        resolve(answers.slice());
-      };
-      const askNext = (): void => {
-        if (done || asked >= order.length) return;
-        const member = order[asked++]!;
-        call(member)
-          .then(
-            (value) => {
-              answers.push({ member, ok: true, value });
-              okCount++;
-            },
-            (error: unknown) => {
-              answers.push({ member, ok: false, error: toEngineError(error) });
-              askNext();
-            },
-          )
-          .finally(() => {
-            settled++;
-            if (!done && (okCount >= quorum || settled === order.length)) finish();
-          });
-      };
-      // A slow member must not hold the read up: after a while, ask everyone left.
-      const hedge = setTimeout(() => {
-        while (!done && asked < order.length) askNext();
-      }, readHedgeMs);
-      hedge.unref();
-      for (let i = 0; i < quorum; i++) askNext();
     });
   }
 

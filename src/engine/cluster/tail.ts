@@ -457,6 +457,13 @@ export class TailBlocks implements BlockStore {
     else for (const id of ids) this.pulled.delete(id);
   }
 
+  /** A collection's header and the log blocks of it this tail has read. */
+  blocksOf(collection: string): BlockId[] {
+    const ids = [collectionHeaderId(collection)];
+    for (const [id, of] of this.logs) if (of === collection) ids.push(id);
+    return ids;
+  }
+
   /** The collection whose log block this is, if this tail has read it. */
   collectionOfLog(blockId: BlockId): string | undefined {
     return this.logs.get(blockId);
@@ -469,7 +476,12 @@ export class TailBlocks implements BlockStore {
     }
     const state = await this.local.latest(id);
     if (isLogBlock(state?.block) && !this.logs.has(id)) {
-      if (this.logs.size >= logsRememberedMax) this.logs.delete(this.logs.keys().next().value!);
+      if (this.logs.size >= logsRememberedMax) {
+        // Forgotten here, so pulled again on its next read (a forget by collection cannot name it).
+        const oldest = this.logs.keys().next().value!;
+        this.logs.delete(oldest);
+        this.pulled.delete(oldest);
+      }
       this.logs.set(id, state.block.header.collection);
     }
     return state;
