@@ -65,6 +65,9 @@ export interface BlockReader {
 /** How often a node asks the tails it knows to grow outgrown groups, and finishes expired in-doubt entries. */
 const regroupIntervalMs = 5_000;
 
+/** A tail that neither loaded nor decided a collection's log for this long reads it again before a view. */
+const tailViewFreshMs = 1_000;
+
 /** Log entries per log block on a networked node (the embedded default is limits.logEntriesPerBlockMax). */
 const networkLogEntriesPerBlockMax = 64;
 
@@ -125,6 +128,10 @@ export class Cluster {
         entriesPerBlockMax: networkLogEntriesPerBlockMax,
         membersFor: (id) => this.membersFor(id),
         shouldSeal: (tail) => this.outgrown(tail.members),
+        // A member that served a collection's tail and then lost it (another took over, a seal moved
+        // the log to a group without it) must not answer views from what it cached then.
+        viewFreshMs: tailViewFreshMs,
+        refresh: () => this.tailBlocks.forget(),
       },
     );
     this.tails = new RoutedTailClient({
@@ -248,6 +255,10 @@ export class Cluster {
     this.maintenance = setInterval(() => {
       this.regroup();
       void this.tailHost.resolveExpired(this.components.clock.now());
+      // A hello lost on a connection that stayed up would leave the peer "not live" for good.
+      const current = this.network;
+      if (current !== undefined)
+        for (const peer of current.peers()) if (!this.placement.isLive(peer.id)) void this.greet(peer.id);
     }, regroupIntervalMs);
     this.maintenance.unref();
   }
@@ -265,8 +276,8 @@ export class Cluster {
 
   /**
    * Another node decided something in a group this node is in: cached tail state may be stale. Given
-   * the group's block id (its log block), only the collection whose log that is is reloaded (a group
-   * whose log this node never read left nothing cached here); without it, every collection.
+   * the group's block id (its log block), only the collection whose log that is is reloaded; for a
+   * group whose log this node never read, and without it, every collection.
    */
   decidedElsewhere(blockId?: BlockId): void {
     if (blockId === undefined) {
@@ -275,7 +286,13 @@ export class Cluster {
       return;
     }
     const collection = this.tailBlocks.collectionOfLog(blockId);
-    if (collection === undefined) return;
+    if (collection === undefined) {
+      // A group whose log block this node never read — often the successor a seal created for a
+      // collection it serves from the block before: whatever it cached may be stale.
+      this.tailBlocks.forget();
+      this.tailHost.forgetAll();
+      return;
+    }
     this.tailBlocks.forget(this.tailBlocks.blocksOf(collection));
     void this.tailHost.forget(collection);
   }
