@@ -438,8 +438,27 @@ export class LogTail implements TailClient {
         );
         continue;
       }
-      if (planned.some((p) => p.item.request.trxId === request.trxId)) {
-        item.resolve({ status: 'conflict', winners: [], message: 'transaction submitted twice at once' });
+      const twin = planned.find((p) => p.item.request.trxId === request.trxId);
+      if (twin !== undefined) {
+        // The same request twice (a retry that overtook its original, a duplicated message): it gets
+        // the original's answer. Answering it `conflict` would make its coordinator replay a
+        // transaction that may still commit, and apply it twice.
+        const original = twin.item;
+        twin.item = {
+          ...original,
+          resolve: (outcome) => {
+            original.resolve(outcome);
+            item.resolve(
+              item.status === original.status || outcome.status === 'conflict'
+                ? outcome
+                : { status: 'conflict', winners: [], message: 'transaction submitted twice at once' },
+            );
+          },
+          reject: (error) => {
+            original.reject(error);
+            item.reject(error);
+          },
+        };
         continue;
       }
       const verdict = validateBackward(
