@@ -1,16 +1,25 @@
 /**
- * Durable consensus state of a node, in its RawStore. One key per group, `k/<group id>`, holding the
- * whole merged PersistedGroupState as canonical JSON: a group decides a few dozen slots before it is
- * sealed, so its state stays small, and one put per step is one atomic batch. `persist` resolves only
- * after `sync()`, and concurrent persists of different groups share a sync (the RawStore group-commits).
+ * Durable consensus state of a node, in its RawStore, one record per fact under the group's prefix
+ * `k/<group id>/`: `p` (the promise), `a/<slot>` (the latest accepted value of a slot), `d/<slot>`
+ * (a decision), `e/<member>` (an equivocation proof). A persist writes only what changed, in one
+ * atomic batch, and resolves only after `sync()`; concurrent persists of different groups share a
+ * sync (the RawStore group-commits). So a step costs the size of its own record, not of the group's
+ * whole history (a group decides up to consensusSlotsPerGroupMax slots). State written by earlier
+ * versions as one canonical-JSON value under `k/<group id>` is still read.
  */
-import { canonicalJson } from '../base/codec.js';
 import { EngineError } from '../base/errors.js';
 import type { ConsensusStore } from '../consensus/driver.js';
 import { emptyPersisted, mergePersisted } from '../consensus/persisted.js';
-import type { PersistedGroupState, PersistRecord } from '../consensus/types.js';
+import type {
+  AcceptedSlot,
+  Ballot,
+  ConsensusCertificate,
+  EquivocationProof,
+  PersistedGroupState,
+  PersistRecord,
+} from '../consensus/types.js';
 import { isBallot } from '../consensus/values.js';
-import type { RawStore } from '../storage/raw-store.js';
+import type { RawOp, RawStore } from '../storage/raw-store.js';
 
 /** The key prefix of consensus state (the block store owns b/ r/ m/ l/ p/ x/ s/, the node i/ c/). */
 export const consensusKeyPrefix = 'k/';
@@ -53,27 +62,82 @@ export class RawConsensusStore implements ConsensusStore {
     const merged = mergePersisted(base, record);
     // Until this write is known durable, the next one reads the store again.
     this.cache.delete(groupId);
-    if (changed(base, merged))
-      await this.raw.batch([{ type: 'put', key: keyOf(groupId), value: canonicalJson(merged) }]);
+    const ops = changedRecords(groupId, base, merged);
+    if (ops.length > 0) await this.raw.batch(ops);
     await this.raw.sync();
     this.cache.set(groupId, merged);
     if (this.cache.size > cachedGroupsMax) this.cache.delete(this.cache.keys().next().value!);
   }
 
   private async read(groupId: string): Promise<PersistedGroupState | undefined> {
-    const text = await this.raw.get(keyOf(groupId));
-    if (text === undefined) return undefined;
-    return parseState(groupId, text);
+    const prefix = `${keyOf(groupId)}/`;
+    const legacy = await this.raw.get(keyOf(groupId));
+    let state: PersistedGroupState | undefined =
+      legacy === undefined ? undefined : parseState(groupId, legacy);
+    const record: {
+      promised?: Ballot;
+      accepted: AcceptedSlot[];
+      decided: ConsensusCertificate[];
+      equivocations: EquivocationProof[];
+    } = { accepted: [], decided: [], equivocations: [] };
+    let found = false;
+    // '0' follows '/' in code order: the range holds exactly the group's records.
+    for await (const [key, text] of this.raw.iterate({ gte: prefix, lt: `${keyOf(groupId)}0` })) {
+      found = true;
+      const kind = key.slice(prefix.length, prefix.length + 1);
+      const value = parseRecord(groupId, text);
+      if (kind === 'p' && isBallot(value)) record.promised = value;
+      else if (kind === 'a') record.accepted.push(value as AcceptedSlot);
+      else if (kind === 'd') record.decided.push(value as ConsensusCertificate);
+      else if (kind === 'e') record.equivocations.push(value as EquivocationProof);
+      else throw new EngineError('CORRUPT', `the stored consensus state of group ${groupId} is unreadable`);
+    }
+    if (!found) return state;
+    state = mergePersisted(state ?? emptyPersisted, record);
+    return state;
   }
 }
 
-function changed(base: PersistedGroupState, merged: PersistedGroupState): boolean {
-  return (
-    base.promised !== merged.promised ||
-    base.accepted !== merged.accepted ||
-    base.decided !== merged.decided ||
-    base.equivocations !== merged.equivocations
-  );
+/** The records that differ between two states of a group (states only grow; see mergePersisted). */
+function changedRecords(groupId: string, base: PersistedGroupState, merged: PersistedGroupState): RawOp[] {
+  const prefix = `${keyOf(groupId)}/`;
+  const ops: RawOp[] = [];
+  if (merged.promised !== base.promised && merged.promised !== null)
+    ops.push({ type: 'put', key: `${prefix}p`, value: JSON.stringify(merged.promised) });
+  if (merged.accepted !== base.accepted) {
+    const before = new Map(base.accepted.map((a) => [a.slot, a]));
+    for (const a of merged.accepted)
+      if (before.get(a.slot) !== a)
+        ops.push({ type: 'put', key: `${prefix}a/${slotKey(a.slot)}`, value: JSON.stringify(a) });
+  }
+  if (merged.decided !== base.decided) {
+    const before = new Set(base.decided.map((c) => c.slot));
+    for (const c of merged.decided)
+      if (!before.has(c.slot))
+        ops.push({ type: 'put', key: `${prefix}d/${slotKey(c.slot)}`, value: JSON.stringify(c) });
+  }
+  if (merged.equivocations !== base.equivocations) {
+    const before = new Set(base.equivocations.map((p) => p.member));
+    for (const p of merged.equivocations)
+      if (!before.has(p.member))
+        ops.push({ type: 'put', key: `${prefix}e/${p.member}`, value: JSON.stringify(p) });
+  }
+  return ops;
+}
+
+/** Slots as fixed-width keys (they sort as numbers). */
+function slotKey(slot: number): string {
+  return slot.toString().padStart(6, '0');
+}
+
+function parseRecord(groupId: string, text: string): unknown {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === 'object' && value !== null) return value;
+  } catch {
+    // fall through
+  }
+  throw new EngineError('CORRUPT', `the stored consensus state of group ${groupId} is unreadable`);
 }
 
 function keyOf(groupId: string): string {

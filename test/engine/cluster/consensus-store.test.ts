@@ -122,10 +122,47 @@ function compliance(name: string, factory: () => Promise<Fixture>): void {
       expect((await store.load('g2'))?.promised).to.deep.equal(ballot(2));
       const keys: string[] = [];
       for await (const [key] of fixture.raw.iterate({})) keys.push(key);
-      expect(keys).to.deep.equal([`${consensusKeyPrefix}g1`, `${consensusKeyPrefix}g2`]);
+      expect(keys).to.deep.equal([`${consensusKeyPrefix}g1/p`, `${consensusKeyPrefix}g2/p`]);
       expect(
         isEngineError(await rejection(store.persist('a/b', { promised: ballot(1) })), 'BAD_INPUT'),
       ).to.equal(true);
+    });
+
+    it('writes only what a step changed, not the group again', async () => {
+      const store = new RawConsensusStore(fixture.raw);
+      for (let slot = 0; slot < 40; slot++)
+        await store.persist('g', { accepted: [accepted(slot, 1)], decided: [certificate(slot)] });
+      const snapshot = async (): Promise<Map<string, string>> => {
+        const all = new Map<string, string>();
+        for await (const [key, value] of fixture.raw.iterate({})) all.set(key, value);
+        return all;
+      };
+      const before = await snapshot();
+      await store.persist('g', { accepted: [accepted(40, 1)] });
+      const after = await snapshot();
+      const written = [...after].filter(([key, value]) => before.get(key) !== value).map(([key]) => key);
+      expect(written).to.deep.equal([`${consensusKeyPrefix}g/a/000040`]);
+      // A restart reads every record back.
+      const reloaded = await new RawConsensusStore(fixture.raw).load('g');
+      expect(reloaded?.accepted.map((a) => a.slot)).to.deep.equal([...Array(41).keys()]);
+      expect(reloaded?.decided).to.have.length(40);
+    });
+
+    it('still reads a group stored whole by an earlier version, and adds to it', async () => {
+      const whole = mergePersisted(emptyPersisted, {
+        promised: ballot(3),
+        accepted: [accepted(0, 3)],
+        decided: [certificate(0)],
+      });
+      await fixture.raw.batch([
+        { type: 'put', key: `${consensusKeyPrefix}old`, value: JSON.stringify(whole) },
+      ]);
+      const store = new RawConsensusStore(fixture.raw);
+      await store.persist('old', { accepted: [accepted(1, 3)] });
+      const state = await new RawConsensusStore(fixture.raw).load('old');
+      expect(state?.promised).to.deep.equal(ballot(3));
+      expect(state?.accepted.map((a) => a.slot)).to.deep.equal([0, 1]);
+      expect(state?.decided.map((c) => c.slot)).to.deep.equal([0]);
     });
 
     it('reports a damaged stored state as CORRUPT', async () => {
