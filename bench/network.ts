@@ -16,8 +16,8 @@
 //
 // Round trips of one single-collection commit on the critical path, counted from src/engine/cluster
 // and src/engine/transactions/coordinator.ts (coordinator C, tail leader L, tree depth d):
-//   view (C→L) 1 · block reads (each tree level: C's own copy, and a majority of the block's cluster
-//   asked for anything newer) d · pend (to every holder, each syncs) 1 · commit (C→L) 1 · consensus
+//   view (C→L) 1 · block reads (each tree level: C's own copy, and every other holder asked for
+//   anything newer; the first majority of answers counts) d · pend (to every holder, each syncs) 1 · commit (C→L) 1 · consensus
 //   accept round (L→group, one batch per member, the signed votes come back in its reply, each durable
 //   before it is sent) 1 · log write (L writes the log block to its cluster and, in the same request,
 //   promotes the commit at the blocks' holders) 1  →  5 + d when C ≠ L, 3 + d when C = L (view and
