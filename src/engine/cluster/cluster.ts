@@ -131,6 +131,7 @@ export class Cluster {
         // A member that served a collection's tail and then lost it (another took over, a seal moved
         // the log to a group without it) must not answer views from what it cached then.
         viewFreshMs: tailViewFreshMs,
+        resolveElsewhere: (collection, nodes) => this.askToResolve(collection, nodes),
         refresh: () => this.tailBlocks.forget(),
       },
     );
@@ -261,6 +262,19 @@ export class Cluster {
         for (const peer of current.peers()) if (!this.placement.isLive(peer.id)) void this.greet(peer.id);
     }, regroupIntervalMs);
     this.maintenance.unref();
+  }
+
+  /**
+   * An expired prepared entry's group is led elsewhere (an older log block's group, or one this node
+   * is not in): ask those nodes to resolve the collection's expired entries.
+   */
+  private askToResolve(collection: string, nodes: readonly string[]): void {
+    const network = this.network;
+    if (network === undefined) return;
+    for (const node of nodes) {
+      if (node === this.placement.self) continue;
+      void network.request(node, tailProtocolName, { type: 'resolve', collection }).catch(() => undefined);
+    }
   }
 
   /** A tail request failed here: reload the collection's log (and re-pull its blocks) next time. */

@@ -59,6 +59,7 @@ export const validateTailRequest = messageUnion({
   propagated: object({ collection: name, lsn: integer({ min: 0 }) }),
   outcomeOf: object({ collection: name, trxId: string({ charsMax: 128 }) }),
   reconfigure: object({ collection: name }),
+  resolve: object({ collection: name }),
 });
 
 export type TailRequest = ReturnType<typeof validateTailRequest>;
@@ -149,6 +150,10 @@ function runTail(tail: TailClient, request: TailRequest): Promise<unknown> {
       return tail.propagated(request.collection, request.lsn).then(() => true);
     case 'outcomeOf':
       return tail.outcomeOf(request.collection, request.trxId);
+    case 'resolve':
+      // Another tail could not decide an expired entry: this node leads (or is in) its group.
+      if (!(tail instanceof LogTail)) throw new EngineError('INTERNAL', 'resolve needs a log tail');
+      return tail.resolveExpiredOf(request.collection, Date.now());
     case 'reconfigure':
       if (!(tail instanceof LogTail)) throw new EngineError('INTERNAL', 'reconfigure needs a log tail');
       return tail.reconfigure(request.collection);

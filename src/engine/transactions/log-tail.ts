@@ -71,6 +71,11 @@ export interface LogTailInit {
   readonly viewFreshMs?: number;
   /** Called before such a reload: the composition root makes the next reads ask the cluster again. */
   readonly refresh?: (collection: string) => void;
+  /**
+   * An expired prepared entry this tail could not decide because another node leads (or only other
+   * nodes are members of) the group that decides it: `nodes` are where to ask for it to be resolved.
+   */
+  readonly resolveElsewhere?: (collection: string, nodes: readonly string[]) => void;
 }
 
 /** A request waiting for the next batch of decisions of its collection. */
@@ -100,6 +105,15 @@ const fenceReuseMs = 1_000;
 
 /** A log entry without lsn, trxId, status and certificate: what its consensus value carries. */
 type EntryBody = Readonly<Record<string, unknown>>;
+
+/** The nodes a consensus refusal sends a proposer to: the leader, or the group's members. */
+function nodesNamed(error: unknown): string[] {
+  if (!isEngineError(error)) return [];
+  const leader = error.details?.['leader'];
+  if (typeof leader === 'string') return [leader];
+  const members = error.details?.['members'];
+  return Array.isArray(members) ? members.filter((m): m is string => typeof m === 'string') : [];
+}
 
 /** A decision was taken but its log write failed: the outcome is in doubt until the tail writes it. */
 function inDoubtError(cause: unknown): EngineError {
@@ -963,29 +977,45 @@ export class LogTail implements TailClient {
    */
   async resolveExpired(now: number): Promise<number> {
     let decided = 0;
-    for (const collection of this.collections()) {
-      const state = await this.state(collection).catch(() => undefined);
-      if (state === undefined) continue;
-      const expired = state.window.filter(
-        (entry) =>
-          entry.status === 'prepared' &&
-          entry.expiresAt !== undefined &&
-          entry.expiresAt + resolveMarginMs < now,
-      );
-      for (const entry of expired) {
-        // The other participants are asked outside this collection's queue: their tails may be
-        // asking this one about a transaction of theirs at the same time.
-        const commit = await this.allPrepared(collection, entry);
-        if (commit === undefined) continue;
-        await this.serialize(collection, async () => {
-          const current = await this.state(collection);
-          const still = current.byTrx.get(entry.trxId);
-          if (still === undefined || still.status !== 'prepared') return;
-          await this.recordDecision(current, still, commit ? 'committed' : 'aborted');
-          if (!commit) await this.components.repo.cancel(still.trxId, still.writeList);
-          decided++;
-        }).catch(() => undefined);
-      }
+    for (const collection of this.collections())
+      decided += await this.resolveExpiredOf(collection, now, this.init.resolveElsewhere);
+    return decided;
+  }
+
+  /**
+   * `resolveExpired` for one collection, which this tail then serves (another node whose decision
+   * was refused here asks for it: see `resolveElsewhere`).
+   */
+  async resolveExpiredOf(
+    collection: string,
+    now: number,
+    elsewhere?: (collection: string, nodes: readonly string[]) => void,
+  ): Promise<number> {
+    let decided = 0;
+    const state = await this.state(collection).catch(() => undefined);
+    if (state === undefined) return 0;
+    const expired = state.window.filter(
+      (entry) =>
+        entry.status === 'prepared' &&
+        entry.expiresAt !== undefined &&
+        entry.expiresAt + resolveMarginMs < now,
+    );
+    for (const entry of expired) {
+      // The other participants are asked outside this collection's queue: their tails may be
+      // asking this one about a transaction of theirs at the same time.
+      const commit = await this.allPrepared(collection, entry);
+      if (commit === undefined) continue;
+      await this.serialize(collection, async () => {
+        const current = await this.state(collection);
+        const still = current.byTrx.get(entry.trxId);
+        if (still === undefined || still.status !== 'prepared') return;
+        await this.recordDecision(current, still, commit ? 'committed' : 'aborted');
+        if (!commit) await this.components.repo.cancel(still.trxId, still.writeList);
+        decided++;
+      }).catch((error: unknown) => {
+        const nodes = nodesNamed(error);
+        if (nodes.length > 0) elsewhere?.(collection, nodes);
+      });
     }
     return decided;
   }

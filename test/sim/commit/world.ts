@@ -732,9 +732,17 @@ class CommitWorld {
             entry.certificate,
           );
       }
-      for await (const [, text] of node.disk.iterate({ gte: 'k/', lt: 'k0' })) {
-        const state = JSON.parse(text) as { decided: ConsensusCertificate[] };
-        for (const certificate of state.decided)
+      // The consensus store keeps one record per decision under k/<group>/d/<slot> (a group stored
+      // whole by an earlier version sits under k/<group>).
+      for await (const [key, text] of node.disk.iterate({ gte: 'k/', lt: 'k0' })) {
+        const parts = key.split('/');
+        const decided =
+          parts.length === 2
+            ? (JSON.parse(text) as { decided: ConsensusCertificate[] }).decided
+            : parts[2] === 'd'
+              ? [JSON.parse(text) as ConsensusCertificate]
+              : [];
+        for (const certificate of decided)
           this.checker.observeDecided(
             `node ${node.index} disk`,
             certificate.blockId,
