@@ -197,8 +197,7 @@ export class LogTail implements TailClient {
 
   async view(collection: string): Promise<TailView> {
     let state = await this.state(collection);
-    const freshMs = this.init.viewFreshMs;
-    if (freshMs !== undefined && this.components.clock.now() - state.refreshedAt > freshMs) {
+    if (this.stale(state)) {
       await this.serialize(collection, () => {
         if (this.states.get(collection) !== undefined) {
           this.init.refresh?.(collection);
@@ -434,6 +433,13 @@ export class LogTail implements TailClient {
     let state: TailState;
     try {
       state = await this.state(collection);
+      // Decide on a log this tail has lately loaded or written, never on what it cached long ago:
+      // another member may have moved the collection's log on since (see viewFreshMs).
+      if (this.stale(state)) {
+        this.init.refresh?.(collection);
+        this.drop(collection);
+        state = await this.state(collection);
+      }
     } catch (error) {
       for (const item of batch) item.reject(error);
       return;
@@ -911,6 +917,12 @@ export class LogTail implements TailClient {
       this.drop(collection);
       return Promise.resolve();
     });
+  }
+
+  /** True when a networked tail neither loaded nor decided in this state for viewFreshMs. */
+  private stale(state: TailState): boolean {
+    const freshMs = this.init.viewFreshMs;
+    return freshMs !== undefined && this.components.clock.now() - state.refreshedAt > freshMs;
   }
 
   /** Forgets the cached state of a collection at once (the caller holds its queue). */
