@@ -4,6 +4,7 @@ import type { BlockId } from '../base/ids.js';
 import { createConsensusState, step, type ConsensusInit, type ConsensusState } from './core.js';
 import { emptyPersisted, mergePersisted } from './persisted.js';
 import type {
+  ClientProposal,
   ConsensusCertificate,
   ConsensusEffect,
   ConsensusGroup,
@@ -173,15 +174,29 @@ export class GroupDriver {
     const settled = new Promise<ConsensusCertificate>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
     });
-    void this.enqueue(() =>
-      this.apply({ type: 'propose', now: this.components.clock.now(), proposals: [{ id, value }] }),
-    ).catch((error: unknown) => {
-      const waiter = this.waiting.get(id);
-      this.waiting.delete(id);
-      waiter?.reject(error instanceof EngineError ? error : new EngineError('INTERNAL', String(error)));
-    });
+    // Values proposed before the core's next step go in together: one step, one persist, one Accept
+    // per member for a whole batch of log decisions (the core gives each its own slot, in order).
+    this.proposals.push({ id, value });
+    if (this.proposals.length === 1) {
+      let taken: ClientProposal[] = [];
+      void this.enqueue(() => {
+        taken = this.proposals;
+        this.proposals = [];
+        return this.apply({ type: 'propose', now: this.components.clock.now(), proposals: taken });
+      }).catch((error: unknown) => {
+        const failed = taken.length > 0 ? taken : this.proposals.splice(0);
+        for (const proposal of failed) {
+          const waiter = this.waiting.get(proposal.id);
+          this.waiting.delete(proposal.id);
+          waiter?.reject(error instanceof EngineError ? error : new EngineError('INTERNAL', String(error)));
+        }
+      });
+    }
     return settled;
   }
+
+  /** Proposals waiting for the next step (see `propose`). */
+  private proposals: ClientProposal[] = [];
 
   /**
    * Stops the driver: proposals still waiting are rejected (UNAVAILABLE, in doubt: a value in flight
