@@ -2,6 +2,7 @@ import { assert } from '../base/assert.js';
 import type { Clock } from '../base/clock.js';
 import { EngineError, isEngineError } from '../base/errors.js';
 import { collectionHeaderId, newBlockId, type BlockId, type TrxId } from '../base/ids.js';
+import type { Json } from '../base/codec.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
 import { canonicalDigest, jsonLengthAtMost } from '../collections/log/actions-digest.js';
@@ -362,29 +363,8 @@ export class LogTail implements TailClient {
       const now = this.components.clock.now();
       const fencedAt = this.fences.get(collection);
       if (fencedAt !== undefined && now - fencedAt < fenceReuseMs) return 'unknown';
-      const lsn = state.lastLsn + 1;
       const fence = `fence-${newBlockId(this.components.rng).slice(0, 22)}`;
-      const body: EntryBody = { writes: [], actions: { fence: true }, checkpoint: state.checkpoint };
-      const last = state.window.at(-1);
-      let certificate: Certificate;
-      try {
-        certificate = await this.certify(state, lsn, fence, 'committed', {
-          prev: last?.lsn === lsn - 1 ? last.trxId : null,
-          body,
-        });
-      } catch (error) {
-        const decided = this.components.certifier.decidedElsewhere?.(
-          error,
-          state.collection,
-          state.tail.members,
-        );
-        if (decided === undefined) throw error;
-        await this.adopt(state, decided);
-        continue;
-      }
-      await this.append(state, { ...body, lsn, trxId: fence, status: 'committed', certificate } as LogEntry);
-      state.propagated.add(lsn);
-      this.advanceCheckpoint(state);
+      if (!(await this.recordNoOp(state, fence, { fence: true }))) continue;
       if (this.fences.size >= 4096) this.fences.clear();
       this.fences.set(collection, now);
       return 'unknown';
@@ -947,39 +927,39 @@ export class LogTail implements TailClient {
       const state = await this.state(collection);
       if (this.init.shouldSeal?.(state.tail) !== true) return false;
       const trxId = `reconfigure-${newBlockId(this.components.rng).slice(0, 22)}`;
-      const lsn = state.lastLsn + 1;
-      const body: EntryBody = { writes: [], actions: { reconfigure: true }, checkpoint: state.checkpoint };
-      const last = state.window.at(-1);
-      let certificate: Certificate;
-      try {
-        certificate = await this.certify(state, lsn, trxId, 'committed', {
-          prev: last?.lsn === lsn - 1 ? last.trxId : null,
-          body,
-        });
-      } catch (error) {
-        const decided = this.components.certifier.decidedElsewhere?.(
-          error,
-          state.collection,
-          state.tail.members,
-        );
-        if (decided === undefined) throw error;
-        await this.adopt(state, decided);
-        return false;
-      }
-      const entry: LogEntry = {
-        lsn,
-        trxId,
-        status: 'committed',
-        writes: [],
-        actions: { reconfigure: true },
-        checkpoint: state.checkpoint,
-        certificate,
-      };
-      await this.append(state, entry);
-      state.propagated.add(lsn);
-      this.advanceCheckpoint(state);
-      return true;
+      return this.recordNoOp(state, trxId, { reconfigure: true });
     });
+  }
+
+  /**
+   * Decides and records, at the next LSN, a committed entry that writes nothing (a reconfigure seal
+   * or a fence). False when the group had decided entries this log lacked: they were written
+   * instead (`adopt`; the state is dropped) and the caller may try again.
+   */
+  private async recordNoOp(state: TailState, trxId: TrxId, actions: Json): Promise<boolean> {
+    const lsn = state.lastLsn + 1;
+    const body: EntryBody = { writes: [], actions, checkpoint: state.checkpoint };
+    const last = state.window.at(-1);
+    let certificate: Certificate;
+    try {
+      certificate = await this.certify(state, lsn, trxId, 'committed', {
+        prev: last?.lsn === lsn - 1 ? last.trxId : null,
+        body,
+      });
+    } catch (error) {
+      const decided = this.components.certifier.decidedElsewhere?.(
+        error,
+        state.collection,
+        state.tail.members,
+      );
+      if (decided === undefined) throw error;
+      await this.adopt(state, decided);
+      return false;
+    }
+    await this.append(state, { ...body, lsn, trxId, status: 'committed', certificate } as LogEntry);
+    state.propagated.add(lsn);
+    this.advanceCheckpoint(state);
+    return true;
   }
 
   /**
