@@ -294,15 +294,10 @@ export class Cluster {
    * group whose log this node never read, and without it, every collection.
    */
   decidedElsewhere(blockId?: BlockId): void {
-    if (blockId === undefined) {
-      this.tailBlocks.forget();
-      this.tailHost.forgetAll();
-      return;
-    }
-    const collection = this.tailBlocks.collectionOfLog(blockId);
+    const collection = blockId === undefined ? undefined : this.tailBlocks.collectionOfLog(blockId);
     if (collection === undefined) {
-      // A group whose log block this node never read — often the successor a seal created for a
-      // collection it serves from the block before: whatever it cached may be stale.
+      // Unnamed, or a group whose log block this node never read — often the successor a seal
+      // created for a collection it serves from the block before: whatever it cached may be stale.
       this.tailBlocks.forget();
       this.tailHost.forgetAll();
       return;

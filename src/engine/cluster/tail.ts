@@ -585,10 +585,10 @@ export class TailBlocks implements BlockStore {
       // The majority read counts this node's own copy: check that a majority holds what it holds.
       if (held === 0) return;
       // The read itself may show it: a majority answered with this revision (or none newer exists).
-      if (remote?.rev === held && holdingRead >= quorumOf(this.placement.clusterOf(id).length)) return;
-      const cluster = this.placement.clusterOf(id);
+      const quorum = quorumOf(this.placement.clusterOf(id).length);
+      if (remote?.rev === held && holdingRead >= quorum) return;
       const holding = (await this.cluster.revisionsOf(id, held)).filter((r) => r.rev >= held).length;
-      if (holding >= quorumOf(cluster.length)) return;
+      if (holding >= quorum) return;
       return this.spread(id);
     }
     const history = await this.cluster.history(id);

@@ -147,6 +147,13 @@ function usableBody(body: EntryBody | undefined): body is EntryBody {
   );
 }
 
+/** A log entry as its block holds it now. */
+interface StoredEntry {
+  readonly rev: number;
+  readonly log: LogBlock;
+  readonly entry: LogEntry;
+}
+
 interface IndexedEntry extends WindowEntry {
   /** Log block holding the entry. */
   blockId: BlockId;
@@ -198,16 +205,7 @@ export class LogTail implements TailClient {
 
   async view(collection: string): Promise<TailView> {
     let state = await this.state(collection);
-    if (this.stale(state)) {
-      await this.serialize(collection, () => {
-        if (this.states.get(collection) !== undefined) {
-          this.init.refresh?.(collection);
-          this.drop(collection);
-        }
-        return Promise.resolve();
-      });
-      state = await this.state(collection);
-    }
+    if (this.stale(state)) state = await this.serialize(collection, () => this.freshState(collection));
     // Entries at or below the checkpoint are decided and propagated, so only the few above it matter
     // (the window holds contiguous LSNs, so the checkpoint's position is arithmetic).
     const above = state.window.slice(Math.max(0, state.checkpoint + 1 - (state.window[0]?.lsn ?? 0)));
@@ -412,14 +410,9 @@ export class LogTail implements TailClient {
   ): Promise<void> {
     let state: TailState;
     try {
-      state = await this.state(collection);
       // Decide on a log this tail has lately loaded or written, never on what it cached long ago:
       // another member may have moved the collection's log on since (see viewFreshMs).
-      if (this.stale(state)) {
-        this.init.refresh?.(collection);
-        this.drop(collection);
-        state = await this.state(collection);
-      }
+      state = await this.freshState(collection);
     } catch (error) {
       for (const item of batch) item.reject(error);
       return;
@@ -492,11 +485,10 @@ export class LogTail implements TailClient {
         checkpoint: state.checkpoint,
       };
     });
-    const last = state.window.at(-1);
     const certified = await Promise.allSettled(
       planned.map(({ item, lsn }, i) =>
         this.certify(state, lsn, item.request.trxId, item.status, {
-          prev: i > 0 ? planned[i - 1]!.item.request.trxId : last?.lsn === lsn - 1 ? last.trxId : null,
+          prev: i > 0 ? planned[i - 1]!.item.request.trxId : this.lastTrx(state),
           body: bodies[i]!,
         }),
       ),
@@ -584,6 +576,12 @@ export class LogTail implements TailClient {
     );
   }
 
+  /** The transaction at the log's last LSN (what the next entry's `prev` names), null when unknown. */
+  private lastTrx(state: TailState): TrxId | null {
+    const last = state.window.at(-1);
+    return last?.lsn === state.lastLsn ? last.trxId : null;
+  }
+
   /**
    * The decisions a refused certification says the tail group took and this log may lack, from the
    * first refusal that carries any; undefined when none does.
@@ -627,7 +625,13 @@ export class LogTail implements TailClient {
               'INTERNAL',
               `transaction ${d.trxId} is ${existing.status} in the log but was decided ${d.decision}`,
             );
-          await this.writeDecision(state, existing, d.decision, d.certificate);
+          await this.writeDecision(
+            state,
+            existing,
+            d.decision,
+            d.certificate,
+            await this.storedEntry(existing),
+          );
           continue;
         }
         if (d.lsn <= state.lastLsn) {
@@ -761,18 +765,7 @@ export class LogTail implements TailClient {
     entry: IndexedEntry,
     outcome: 'committed' | 'aborted',
   ): Promise<{ lsn: number; certificate: Certificate }> {
-    const blocks = this.components.blocks;
-    const holder = await blocks.latest(entry.blockId);
-    assert(
-      holder !== undefined && isLogBlock(holder.block),
-      `log block ${entry.blockId} of entry ${entry.lsn} is missing`,
-    );
-    const log = holder.block;
-    const stored = log.entries[entry.lsn - log.firstLsn];
-    assert(
-      stored !== undefined && stored.trxId === entry.trxId,
-      `log entry ${entry.lsn} is not where the index says`,
-    );
+    const stored = await this.storedEntry(entry);
     let certificate: Certificate;
     try {
       certificate = await this.components.certifier.certify(
@@ -783,10 +776,14 @@ export class LogTail implements TailClient {
           trxId: entry.trxId,
           decision: outcome,
         },
-        log.members,
+        stored.log.members,
       );
     } catch (error) {
-      const decided = this.components.certifier.decidedElsewhere?.(error, state.collection, log.members);
+      const decided = this.components.certifier.decidedElsewhere?.(
+        error,
+        state.collection,
+        stored.log.members,
+      );
       if (decided === undefined) throw error;
       await this.adopt(state, decided);
       // The group decided this entry already (the other way, or the same way): report what it is now.
@@ -796,41 +793,38 @@ export class LogTail implements TailClient {
         `transaction ${entry.trxId} was already ${entry.status} in ${state.collection}`,
       );
     }
-    await this.writeDecision(state, entry, outcome, certificate, holder.rev, log, stored);
+    await this.writeDecision(state, entry, outcome, certificate, stored);
     return { lsn: entry.lsn, certificate };
   }
 
-  /** Records the final decision of a prepared entry in its log block. */
+  /** An indexed entry as its log block holds it, with the block and its revision. */
+  private async storedEntry(entry: IndexedEntry): Promise<StoredEntry> {
+    const holder = await this.components.blocks.latest(entry.blockId);
+    assert(
+      holder !== undefined && isLogBlock(holder.block),
+      `log block ${entry.blockId} of entry ${entry.lsn} is missing`,
+    );
+    const log = holder.block;
+    const stored = log.entries[entry.lsn - log.firstLsn];
+    assert(
+      stored !== undefined && stored.trxId === entry.trxId,
+      `log entry ${entry.lsn} is not where the index says`,
+    );
+    return { rev: holder.rev, log, entry: stored };
+  }
+
+  /** Records the final decision of a prepared entry in its log block (as `storedEntry` read it). */
   private async writeDecision(
     state: TailState,
     entry: IndexedEntry,
     outcome: EntryStatus,
     certificate: Certificate,
-    rev?: number,
-    block?: LogBlock,
-    current?: LogEntry,
+    stored: StoredEntry,
   ): Promise<void> {
-    const blocks = this.components.blocks;
-    let holderRev = rev;
-    let log = block;
-    let stored = current;
-    if (holderRev === undefined || log === undefined || stored === undefined) {
-      const holder = await blocks.latest(entry.blockId);
-      assert(
-        holder !== undefined && isLogBlock(holder.block),
-        `log block ${entry.blockId} of entry ${entry.lsn} is missing`,
-      );
-      holderRev = holder.rev;
-      log = holder.block;
-      stored = log.entries[entry.lsn - log.firstLsn];
-      assert(
-        stored !== undefined && stored.trxId === entry.trxId,
-        `log entry ${entry.lsn} is not where the index says`,
-      );
-    }
-    const { reads: _reads, ...rest } = stored;
+    const { rev: holderRev, log } = stored;
+    const { reads: _reads, ...rest } = stored.entry;
     const decided: LogEntry = { ...rest, status: outcome, certificate };
-    await blocks.apply([
+    await this.components.blocks.apply([
       {
         blockId: entry.blockId,
         // The decision is a revision of its own: tagged apart from the prepare that placed the entry.
@@ -905,6 +899,15 @@ export class LogTail implements TailClient {
     return freshMs !== undefined && this.components.clock.now() - state.refreshedAt > freshMs;
   }
 
+  /** The collection's state, read again first if it is stale (the caller holds its queue). */
+  private async freshState(collection: string): Promise<TailState> {
+    const state = await this.state(collection);
+    if (!this.stale(state)) return state;
+    this.init.refresh?.(collection);
+    this.drop(collection);
+    return this.state(collection);
+  }
+
   /** Forgets the cached state of a collection at once (the caller holds its queue). */
   private drop(collection: string): void {
     this.states.delete(collection);
@@ -939,13 +942,9 @@ export class LogTail implements TailClient {
   private async recordNoOp(state: TailState, trxId: TrxId, actions: Json): Promise<boolean> {
     const lsn = state.lastLsn + 1;
     const body: EntryBody = { writes: [], actions, checkpoint: state.checkpoint };
-    const last = state.window.at(-1);
     let certificate: Certificate;
     try {
-      certificate = await this.certify(state, lsn, trxId, 'committed', {
-        prev: last?.lsn === lsn - 1 ? last.trxId : null,
-        body,
-      });
+      certificate = await this.certify(state, lsn, trxId, 'committed', { prev: this.lastTrx(state), body });
     } catch (error) {
       const decided = this.components.certifier.decidedElsewhere?.(
         error,
@@ -1001,8 +1000,7 @@ export class LogTail implements TailClient {
         const current = await this.state(collection);
         const still = current.byTrx.get(entry.trxId);
         if (still === undefined || still.status !== 'prepared') return;
-        await this.recordDecision(current, still, commit ? 'committed' : 'aborted');
-        if (!commit) await this.components.repo.cancel(still.trxId, still.writeList);
+        await this.decideInDoubt(current, still, commit);
         decided++;
       }).catch((error: unknown) => {
         const nodes = nodesNamed(error);
@@ -1152,7 +1150,11 @@ export class LogTail implements TailClient {
    */
   private async resolveInDoubt(state: TailState, entry: IndexedEntry): Promise<void> {
     const commit = await this.allPrepared(state.collection, entry);
-    if (commit === undefined) return;
+    if (commit !== undefined) await this.decideInDoubt(state, entry, commit);
+  }
+
+  /** Records the decision of an in-doubt entry; an abort drops its pends. */
+  private async decideInDoubt(state: TailState, entry: IndexedEntry, commit: boolean): Promise<void> {
     await this.recordDecision(state, entry, commit ? 'committed' : 'aborted');
     if (!commit) await this.components.repo.cancel(entry.trxId, entry.writeList);
   }
