@@ -3,11 +3,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster } from '../../src/engine/cluster/cluster.js';
+import type { NetworkConsensus } from '../../src/engine/cluster/consensus-edge.js';
 import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/schema.js';
 import { startNode, type RunningNode } from '../../src/engine/node/node.js';
 
 function clusterOf(node: RunningNode): Cluster {
   return (node as unknown as { distributed: { wiring: { cluster: Cluster } } }).distributed.wiring.cluster;
+}
+
+function consensusOf(node: RunningNode): NetworkConsensus | undefined {
+  return (node as unknown as { consensus: NetworkConsensus | undefined }).consensus;
 }
 
 const loopback: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
@@ -76,6 +81,9 @@ describe('the requests a networked commit makes (in process, libp2p on 127.0.0.1
     });
     expect(first.ok, JSON.stringify(first)).to.equal(true);
 
+    const carried = (): number =>
+      nodes.reduce((sum, node) => sum + (consensusOf(node)?.stats().messagesCarried ?? 0), 0);
+    const carriedBefore = carried();
     counting = true;
     const outcome = await b!.database.transact({
       actions: [{ collection: 'accounts', op: 'put', key: 'bob', value: { balance: 2 } }],
@@ -85,6 +93,8 @@ describe('the requests a networked commit makes (in process, libp2p on 127.0.0.1
     expect(sent.get('repo.promote') ?? 0).to.equal(0);
     expect(sent.get('tail.propagated') ?? 0).to.equal(0);
     expect(sent.get('repo.apply') ?? 0).to.be.above(0);
+    // The decision reached the other members with the log write, not in a request of its own.
+    expect(carried() - carriedBefore).to.be.at.least(1);
 
     // Every holder of the tree's root (a leaf this small) has the commit already.
     const info = await c!.database.collectionInfo('accounts');

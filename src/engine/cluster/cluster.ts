@@ -17,7 +17,13 @@ import { LogTail } from '../transactions/log-tail.js';
 import { MembershipCheck, NetworkCertifier, sameMembers } from './certifier.js';
 import { isLogBlock } from '../collections/log/log-block.js';
 import { Placement } from './placement.js';
-import { ClusterRepoClient, repoProtocolName, serveRepoRequest, validateRepoRequest } from './repo.js';
+import {
+  ClusterRepoClient,
+  repoProtocolName,
+  serveRepoRequest,
+  validateRepoRequest,
+  type DecisionCarrier,
+} from './repo.js';
 import {
   RoutedTailClient,
   serveTailRequest,
@@ -85,6 +91,8 @@ export class Cluster {
   readonly membership: MembershipCheck;
   private readonly tailBlocks: TailBlocks;
   private network: NetworkNode | undefined;
+  /** The consensus edge, once attached: log writes carry its decisions to the members. */
+  private decisions: DecisionCarrier | undefined;
   private maintenance: NodeJS.Timeout | undefined;
   private readonly excluded = new Set<string>();
   private readonly memberAbsentMs: number;
@@ -110,6 +118,7 @@ export class Cluster {
       blocks: components.blocks,
       placement: this.placement,
       network,
+      decisions: () => this.decisions,
     });
     this.tailBlocks = new TailBlocks(components.blocks, this.repo, this.placement);
     this.tailHost = new LogTail(
@@ -214,9 +223,13 @@ export class Cluster {
     this.regroup();
   }
 
-  /** Serves the repo and tail protocols on a started network node and learns who the members are. */
-  async attach(network: NetworkNode): Promise<void> {
+  /**
+   * Serves the repo and tail protocols on a started network node and learns who the members are.
+   * `decisions` (the node's consensus edge) lets log writes carry the decisions they record.
+   */
+  async attach(network: NetworkNode, decisions?: DecisionCarrier): Promise<void> {
     this.network = network;
+    this.decisions = decisions;
     network.trust((peer) => this.placement.isLive(peer));
     const parts = {
       membership: this.membership,
@@ -225,6 +238,7 @@ export class Cluster {
       blocks: this.components.blocks,
       placement: this.placement,
       catalog: this.components.catalog,
+      decisions: () => this.decisions,
     };
     await network.handle(
       repoProtocolName,

@@ -52,13 +52,16 @@ import {
 } from './consensus-wire.js';
 
 /**
- * How long a `Decided` waits for another message to the same peer to ride with (0: it leaves with
- * whatever else this turn of the event loop sends the peer). Holding it would save a request per
- * member per decision, but members report decisions later then, and a member that serves a tail's
- * `view` from its cached log (it is not the leader) drops that cache only when it reports a decision
- * of the group: a longer hold is a longer window for a stale view.
+ * How long a `Decided` waits for something else going to the same peer to ride with: the next batch
+ * of consensus messages, or the tail's log write to that member, which takes it (`takeDecided`) so
+ * the member learns the decision with the log entry it records. Without that, a decision would cost
+ * a request per member of its own. Short: a member that serves a tail's `view` from its cached log
+ * (it is not the leader) drops that cache when it hears of a decision of the group, and a log write
+ * that does not come (the leader failed) must not leave the members uninformed for long.
  */
-const decidedHoldMsDefault = 0;
+const decidedHoldMsDefault = 50;
+/** Bytes of `Decided` messages one request to a member may carry besides its own content. */
+const carriedBytesMax = 64 * 1024;
 /**
  * How long a `Heartbeat` waits for other traffic to the same peer. Far below the suspicion period, and
  * long enough that the heartbeats of groups ticking at different times leave together.
@@ -147,6 +150,8 @@ export interface NetworkConsensusStats {
   readonly messagesSent: number;
   /** Messages sent back in the reply to a batch (answers that needed no request of their own). */
   readonly messagesInReplies: number;
+  /** `Decided` messages that rode on another request to the member (a tail's log write). */
+  readonly messagesCarried: number;
   /** Equivocation proofs reported since start. */
   readonly equivocations: number;
 }
@@ -224,6 +229,7 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     batchesSent: 0,
     messagesSent: 0,
     messagesInReplies: 0,
+    messagesCarried: 0,
     equivocations: 0,
   };
   /** Messages gathered per peer. */
@@ -342,6 +348,60 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
       return;
     }
     this.sendTo(to, running, message);
+  }
+
+  /**
+   * Takes the `Decided` messages held for `peer` that have not left yet, for a request about to go to
+   * that peer anyway (the tail's log write to a member) to carry; the peer hands them to `deliver`.
+   * Lost with that request, they are lost like any message: delivery only, never safety. At most
+   * `bytesMax` of encoded messages (and a batch's item count) are taken; the rest stay held.
+   */
+  takeDecided(peer: string, bytesMax: number = carriedBytesMax): ConsensusWireItem[] {
+    const box = this.outboxes.get(peer);
+    if (box === undefined) return [];
+    const taken: ConsensusWireItem[] = [];
+    const kept: ConsensusWireItem[] = [];
+    let bytes = 0;
+    for (const item of box.held) {
+      if (item.message.type !== 'Decided' || taken.length >= consensusWireItemsMax) {
+        kept.push(item);
+        continue;
+      }
+      const size = JSON.stringify(item).length;
+      if (bytes + size > bytesMax) kept.push(item);
+      else {
+        taken.push(item);
+        bytes += size;
+      }
+    }
+    if (taken.length === 0) return [];
+    box.held.splice(0, box.held.length, ...kept);
+    if (box.held.length === 0 && box.ready.length === 0 && !box.scheduled) {
+      clearTimeout(box.timer);
+      this.outboxes.delete(peer);
+    }
+    this.counters.messagesSent += taken.length;
+    this.counters.messagesCarried += taken.length;
+    return taken;
+  }
+
+  /**
+   * Hands `Decided` messages another request carried from `from` (see `takeDecided`) to their groups'
+   * cores, checked as if they had come in a batch. Anything else, or a malformed list, is dropped.
+   */
+  async deliver(from: string, items: readonly unknown[]): Promise<void> {
+    if (this.stopped || items.length === 0) return;
+    let wire: ConsensusWireMessage;
+    try {
+      wire = consensusWire({ type: 'batch', items });
+    } catch {
+      this.dropped.malformed += 1;
+      return;
+    }
+    if (wire.type !== 'batch') return;
+    const decided = wire.items.filter((item) => item.message.type === 'Decided');
+    for (let i = decided.length; i < wire.items.length; i++) this.count('malformed');
+    await Promise.all(decided.map((item) => this.receive(from, item)));
   }
 
   /** Subscribes to decisions; returns the unsubscribe function. */

@@ -22,6 +22,7 @@ import type { LocalRepo } from '../transactions/local-repo.js';
 import type { GetBlockRequest, PromoteRequest, RepoClient } from '../transactions/protocol.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
+import { consensusWireItemsMax } from './consensus-wire.js';
 
 export const repoProtocolName = 'repo';
 
@@ -54,6 +55,8 @@ export const validateRepoRequest = messageUnion({
     revisions: array(json(), { itemsMax }),
     /** Committed transactions to promote here once the revisions are stored (in log order). */
     promote: optional(array(json(), { itemsMax })),
+    /** Consensus `Decided` messages of the log's group riding along (DecisionCarrier). */
+    consensus: optional(array(json(), { itemsMax: consensusWireItemsMax })),
   }),
   history: object({ blockId: blockIdField, fromRev: optional(integer({ min: 1 })) }),
   pending: object({ blockId: blockIdField }),
@@ -79,6 +82,16 @@ function stateOf(answer: BlockState | RepoRedirect | null): BlockState | null {
   return answer === null || 'redirect' in answer ? null : answer;
 }
 
+/**
+ * Consensus decisions a log write carries to the members that record it (the consensus edge): the
+ * writer takes what its edge still holds for a member, the member hands what arrives to its edge once
+ * the revisions are stored, so a decision costs no request of its own.
+ */
+export interface DecisionCarrier {
+  takeDecided(peer: string): unknown[];
+  deliver(from: string, items: readonly unknown[]): Promise<void>;
+}
+
 export interface RepoServerParts {
   /** Records a member seen for the first time. */
   readonly remember: (peer: string) => Promise<void>;
@@ -89,6 +102,8 @@ export interface RepoServerParts {
   readonly placement: Placement;
   /** Collection names this node knows of. */
   readonly catalog: () => Promise<string[]>;
+  /** Where decisions carried by a log write go (absent: they are ignored). */
+  readonly decisions?: () => DecisionCarrier | undefined;
 }
 
 function checkBlockId(id: unknown): BlockId {
@@ -170,6 +185,9 @@ export async function serveRepoRequest(
           ? undefined
           : await promoteEach(parts.repo, parts.membership, request.promote as PromoteRequest[]);
       await parts.blocks.sync();
+      // The decisions of the entries just stored: the member's consensus learns them now.
+      if (request.consensus !== undefined && request.consensus.length > 0)
+        await parts.decisions?.()?.deliver(from, request.consensus);
       return promoted === undefined ? { behind } : { behind, promoted };
     }
   }
@@ -243,6 +261,8 @@ export interface ClusterRepoParts {
   readonly blocks: BlockStore;
   readonly placement: Placement;
   readonly network: () => NetworkNode | undefined;
+  /** Decisions a log write may carry to the members it goes to. */
+  readonly decisions?: () => DecisionCarrier | undefined;
 }
 
 type Answer<T> =
@@ -594,10 +614,22 @@ export class ClusterRepoClient implements RepoClient {
     promotes: readonly PromoteRequest[] = [],
   ): Promise<{ behind: Behind; promoted: readonly boolean[] }> {
     if (member !== this.self) {
-      const answer = await this.remote<{ behind?: Behind; promoted?: boolean[] }>(member, {
+      const carried = this.parts.decisions?.()?.takeDecided(member) ?? [];
+      const request = {
         type: 'apply',
         revisions,
         ...(promotes.length > 0 ? { promote: promotes } : {}),
+      };
+      type Applied = { behind?: Behind; promoted?: boolean[] };
+      const answer = await this.remote<Applied>(
+        member,
+        carried.length > 0 ? { ...request, consensus: carried } : request,
+      ).catch((error: unknown) => {
+        // Too large with the decisions aboard: the log write goes alone (the decisions are lost, as
+        // any consensus message may be; the cores catch up).
+        if (carried.length > 0 && isEngineError(error, 'TOO_LARGE'))
+          return this.remote<Applied>(member, request);
+        throw error;
       });
       return {
         behind: Array.isArray(answer.behind) ? answer.behind : [],

@@ -306,7 +306,7 @@ export class RunningNode implements NodeControl {
       cluster.exclude(proof.member);
     });
     this.distributed.wiring.proposer.target = this.consensus;
-    await cluster.attach(network);
+    await cluster.attach(network, this.consensus);
     // Pends whose transactions expired: their tails say whether they committed.
     this.sweepTimer = setInterval(
       () => void this.solo.sweepExpired().catch(() => undefined),

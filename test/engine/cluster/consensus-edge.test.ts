@@ -331,6 +331,69 @@ describe('NetworkConsensus: signed Multi-Paxos between real libp2p nodes', funct
     });
   });
 
+  describe('decisions carried by another request', () => {
+    // Decisions (and the heartbeats they could leave with) are held far longer than the test runs,
+    // and nobody suspects the leader meanwhile: a decision reaches a follower only if it is carried.
+    const cluster = new Cluster(7_003, {
+      decidedHoldMs: 120_000,
+      heartbeatHoldMs: 120_000,
+      timing: { ...timing, suspectAfterMs: 120_000 },
+    });
+
+    before(async () => {
+      for (let i = 0; i < 3; i++) await cluster.add();
+      await cluster.mesh();
+    });
+
+    after(() => cluster.stopAll());
+
+    it('hands a held Decided to whoever takes it, and the member it is delivered to reports the decision', async () => {
+      const blockId = blockIdOf('carried/1');
+      const group = cluster.group(blockId);
+      const leader = cluster.byId(leadershipOrder(blockId, group.members)[0]!);
+      const [follower, other] = cluster.members.filter((m) => m !== leader);
+      await leader.edge.propose(group, entry('carried'));
+      await sleep(100);
+      // Neither follower has heard of the decision: it is held for them.
+      expect(follower!.decisions.some((d) => d.blockId === blockId)).to.equal(false);
+      const taken = leader.edge.takeDecided(follower!.id);
+      expect(taken.map((item) => item.message.type)).to.deep.equal(['Decided']);
+      // Taken once: it is no longer held, and it does not leave on its own any more.
+      expect(leader.edge.takeDecided(follower!.id)).to.deep.equal([]);
+      await follower!.edge.deliver(leader.id, JSON.parse(JSON.stringify(taken)) as unknown[]);
+      const decision = follower!.decisions.find((d) => d.blockId === blockId);
+      expect(decision?.slot).to.equal(0);
+      expect(decision?.proposedHere).to.equal(false);
+      expect(verifyConsensusCertificate(decision!.certificate, group.members, network)).to.equal(true);
+      // The other follower's copy is still held; nothing but a Decided is accepted this way.
+      expect(other!.decisions.some((d) => d.blockId === blockId)).to.equal(false);
+      const before = other!.edge.stats().dropped.malformed;
+      await other!.edge.deliver(leader.id, [{ members: group.members, message: { type: 'Decided' } }]);
+      const heartbeat = {
+        members: group.members,
+        message: {
+          type: 'Heartbeat',
+          network,
+          blockId,
+          membership: membershipHash(group.members),
+          promised: null,
+          decidedBelow: 1,
+        },
+      };
+      await other!.edge.deliver(leader.id, [heartbeat]);
+      expect(other!.edge.stats().dropped.malformed - before).to.equal(2);
+      expect(other!.decisions.some((d) => d.blockId === blockId)).to.equal(false);
+      // Delivered by someone who is not the sender it names as a member: dropped like any message.
+      const stranger = await cluster.pool.start({ network });
+      const forged = leader.edge.takeDecided(other!.id);
+      expect(forged).to.have.length(1);
+      await other!.edge.deliver(stranger.peerId, forged);
+      expect(other!.decisions.some((d) => d.blockId === blockId)).to.equal(false);
+      await other!.edge.deliver(leader.id, forged);
+      expect(other!.decisions.some((d) => d.blockId === blockId && d.slot === 0)).to.equal(true);
+    });
+  });
+
   describe('a group of five', () => {
     const cluster = new Cluster(7_002);
 

@@ -178,7 +178,7 @@ export class SimNode {
       cluster.exclude(proof.member);
     });
     wiring.proposer.target = consensus;
-    await cluster.attach(port);
+    await cluster.attach(port, consensus);
     incarnation.sweep = setInterval(() => void solo.sweepExpired().catch(() => undefined), sweepIntervalMs);
     incarnation.ready = true;
     this.hooks.log(`node ${this.index} ready`);
