@@ -11,6 +11,7 @@ import { ed25519PublicKeyOfPeerId } from '../base/base58.js';
 import { canonicalJson } from '../base/codec.js';
 import type { BlockId, TrxId } from '../base/ids.js';
 import type { Certificate, EntryStatus } from '../collections/log/log-block.js';
+import { batchRootMessage, batchTree, rootOfPath } from './decision-tree.js';
 
 /** The fields a decision signature covers (domain-separated, canonical JSON). */
 export interface DecisionFields {
@@ -65,6 +66,14 @@ export interface Certifier {
     members: readonly string[],
     entry?: EntryContext,
   ): Promise<Certificate>;
+  /**
+   * Optional: certifies several decisions of one log block at once (one tail batch). Each certificate
+   * must verify alone, like one from `certify`. Tails without it certify decision by decision.
+   */
+  certifyBatch?(
+    decisions: readonly Omit<DecisionFields, 'network' | 'membership'>[],
+    members: readonly string[],
+  ): Promise<Certificate[]>;
   /** True when the certificate carries a valid quorum for the given membership. */
   verify(certificate: Certificate, members: readonly string[]): boolean;
   /**
@@ -167,7 +176,8 @@ export function verifyEd25519(memberId: string, message: Uint8Array, signature: 
 export function verifyCertificate(certificate: Certificate, members: readonly string[]): boolean {
   const membership = membershipHash(members);
   if (certificate.membership !== membership) return false;
-  const message = decisionMessage(certificate);
+  const message = signedMessage(certificate);
+  if (message === undefined) return false;
   const memberSet = new Set(members);
   const signers = new Set<string>();
   for (const { member, signature } of certificate.signatures) {
@@ -175,6 +185,19 @@ export function verifyCertificate(certificate: Certificate, members: readonly st
     if (verifyEd25519(member, message, signature)) signers.add(member);
   }
   return signers.size > Math.floor(members.length / 2);
+}
+
+/**
+ * What a certificate's signatures cover: its decision message, or for a decision certified in a batch
+ * the batch root its audit path leads to (undefined when the path is malformed).
+ */
+function signedMessage(certificate: Certificate): Buffer | undefined {
+  const batch = (certificate as { batch?: unknown }).batch;
+  if (batch === undefined) return decisionMessage(certificate);
+  if (typeof batch !== 'object' || batch === null) return undefined;
+  const path = batch as NonNullable<Certificate['batch']>;
+  const root = rootOfPath(decisionMessage(certificate), path);
+  return root === undefined ? undefined : batchRootMessage(root, path.size);
 }
 
 /** Certifies decisions alone: the solo node is the whole membership. */
@@ -203,6 +226,34 @@ export class SoloCertifier implements Certifier {
     });
     this.issued.add(certificate);
     return Promise.resolve(certificate);
+  }
+
+  /**
+   * One signature for a whole tail batch: over the root of a Merkle tree of the decision messages,
+   * each certificate carrying its audit path (a batch of one is certified plainly).
+   */
+  certifyBatch(
+    decisions: readonly Omit<DecisionFields, 'network' | 'membership'>[],
+    members: readonly string[],
+  ): Promise<Certificate[]> {
+    if (decisions.length === 1) return this.certify(decisions[0]!, members).then((c) => [c]);
+    const membership = membershipHash(members);
+    const full = decisions.map((fields): DecisionFields => ({
+      ...fields,
+      network: this.network,
+      membership,
+    }));
+    const { root, paths } = batchTree(full.map(decisionMessage));
+    const signatures = Object.freeze([
+      { member: this.identity.id, signature: this.identity.sign(batchRootMessage(root, full.length)) },
+    ]);
+    return Promise.resolve(
+      full.map((fields, i) => {
+        const certificate: Certificate = Object.freeze({ ...fields, signatures, batch: paths[i]! });
+        this.issued.add(certificate);
+        return certificate;
+      }),
+    );
   }
 
   verify(certificate: Certificate, members: readonly string[]): boolean {

@@ -485,14 +485,7 @@ export class LogTail implements TailClient {
         checkpoint: state.checkpoint,
       };
     });
-    const certified = await Promise.allSettled(
-      planned.map(({ item, lsn }, i) =>
-        this.certify(state, lsn, item.request.trxId, item.status, {
-          prev: i > 0 ? planned[i - 1]!.item.request.trxId : this.lastTrx(state),
-          body: bodies[i]!,
-        }),
-      ),
-    );
+    const certified = await this.certifyPlanned(state, planned, bodies);
     // Entries are written in LSN order: the first one that failed to be certified ends the batch.
     const failedAt = certified.findIndex((result) => result.status === 'rejected');
     const written = failedAt === -1 ? planned.length : failedAt;
@@ -560,6 +553,41 @@ export class LogTail implements TailClient {
     // JSON.stringify is a cheap size check; the canonical encoding is only needed for a digest.
     if (jsonLengthAtMost(actions ?? null, this.inlineActionsBytesMax)) return { actions };
     return { actionsDigest: canonicalDigest(actions ?? null) };
+  }
+
+  /**
+   * Certifies a batch's planned entries: all at once when the certifier can (one signature for the
+   * batch), else each with its consensus context (the entry before it and its content).
+   */
+  private async certifyPlanned(
+    state: TailState,
+    planned: readonly { item: QueuedDecision; lsn: number }[],
+    bodies: readonly EntryBody[],
+  ): Promise<PromiseSettledResult<Certificate>[]> {
+    const certifier = this.components.certifier;
+    if (planned.length > 1 && certifier.certifyBatch !== undefined) {
+      const decisions = planned.map(({ item, lsn }) => ({
+        collection: state.collection,
+        blockId: state.tail.header.id,
+        lsn,
+        trxId: item.request.trxId,
+        decision: item.status,
+      }));
+      try {
+        const certificates = await certifier.certifyBatch(decisions, state.tail.members);
+        return certificates.map((value) => ({ status: 'fulfilled', value }));
+      } catch (reason) {
+        return planned.map(() => ({ status: 'rejected', reason }));
+      }
+    }
+    return Promise.allSettled(
+      planned.map(({ item, lsn }, i) =>
+        this.certify(state, lsn, item.request.trxId, item.status, {
+          prev: i > 0 ? planned[i - 1]!.item.request.trxId : this.lastTrx(state),
+          body: bodies[i]!,
+        }),
+      ),
+    );
   }
 
   private certify(

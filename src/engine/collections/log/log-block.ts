@@ -19,6 +19,20 @@ export interface Certificate {
   /** Hash of the recorded membership the quorum is taken against. */
   readonly membership: string;
   readonly signatures: readonly { readonly member: string; readonly signature: string }[];
+  /**
+   * Present when the signatures cover a batch of decisions taken together: they sign the root of a
+   * Merkle tree over the batch's decision messages, and this places the decision in it, so the
+   * certificate still verifies alone (transactions/decision-tree.ts). Absent: they sign the decision.
+   */
+  readonly batch?: CertificateBatch;
+}
+
+/** Where a decision sits in a batch signed at once: its index, the batch size, its audit path. */
+export interface CertificateBatch {
+  readonly index: number;
+  readonly size: number;
+  /** Sibling hashes (base64url) from the decision's leaf up to the root's children. */
+  readonly path: readonly string[];
 }
 
 export interface LogEntry {
