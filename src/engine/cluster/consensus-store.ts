@@ -64,7 +64,10 @@ export class RawConsensusStore implements ConsensusStore {
     this.cache.delete(groupId);
     const ops = changedRecords(groupId, base, merged);
     if (ops.length > 0) await this.raw.batch(ops);
-    await this.raw.sync();
+    // Promises, votes and equivocation proofs are durable before the core acts on them. Decisions
+    // alone are not waited for: they go to disk with the store's next synced write, and one a crash
+    // loses is learned again from the votes the members keep (the certificate is also in the log).
+    if (!decisionsOnly(record)) await this.raw.sync();
     this.cache.set(groupId, merged);
     if (this.cache.size > cachedGroupsMax) this.cache.delete(this.cache.keys().next().value!);
   }
@@ -99,6 +102,15 @@ export class RawConsensusStore implements ConsensusStore {
 }
 
 /** The records that differ between two states of a group (states only grow; see mergePersisted). */
+/** A record of decisions only: nothing in it is a promise or a vote the member made. */
+function decisionsOnly(record: PersistRecord): boolean {
+  return (
+    record.promised === undefined &&
+    (record.accepted?.length ?? 0) === 0 &&
+    (record.equivocations?.length ?? 0) === 0
+  );
+}
+
 function changedRecords(groupId: string, base: PersistedGroupState, merged: PersistedGroupState): RawOp[] {
   const prefix = `${keyOf(groupId)}/`;
   const ops: RawOp[] = [];

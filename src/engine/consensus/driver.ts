@@ -28,7 +28,10 @@ import type {
 /** Durable storage of consensus state, per group. */
 export interface ConsensusStore {
   load(blockId: BlockId): Promise<PersistedGroupState | undefined>;
-  /** Resolves once the record is durable (one atomic, synced batch). */
+  /**
+   * Resolves once the record is durable (one atomic, synced batch). A record of decisions alone may
+   * resolve once written but before it is synced: a lost decision is learned again from the votes.
+   */
   persist(blockId: BlockId, record: PersistRecord): Promise<void>;
 }
 

@@ -227,6 +227,30 @@ describe('RawConsensusStore durability', () => {
     expect(state?.accepted).to.have.length(1);
   });
 
+  it('does not wait for a sync to record decisions alone: they go to disk with the next synced write', async () => {
+    const raw = new MemoryRawStore();
+    await raw.open();
+    const store = new RawConsensusStore(raw);
+    await store.persist('g', { promised: ballot(4), accepted: [accepted(0, 4), accepted(1, 4)] });
+    await store.persist('g', { decided: [certificate(0)] });
+    // Visible at once, to this store and to a reader of the raw store.
+    expect((await store.load('g'))?.decided.map((c) => c.slot)).to.deep.equal([0]);
+    expect((await new RawConsensusStore(raw).load('g'))?.decided.map((c) => c.slot)).to.deep.equal([0]);
+    // A crash now loses the decision, never the vote it can be learned again from.
+    raw.dropUnsynced();
+    let state = await new RawConsensusStore(raw).load('g');
+    expect(state?.decided).to.deep.equal([]);
+    expect(state?.accepted).to.have.length(2);
+    // The next persist that carries a vote syncs, and the decision recorded before it goes with it.
+    const again = new RawConsensusStore(raw);
+    await again.persist('g', { decided: [certificate(0)] });
+    await again.persist('g', { accepted: [accepted(2, 4)] });
+    raw.dropUnsynced();
+    state = await new RawConsensusStore(raw).load('g');
+    expect(state?.decided.map((c) => c.slot)).to.deep.equal([0]);
+    expect(state?.accepted).to.have.length(3);
+  });
+
   it('lets concurrent persists of different groups share one synced write', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'optimystic-consensus-'));
     const raw = new LevelRawStore(dir);
