@@ -481,6 +481,10 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     if (membershipHash(members) !== message.membership) return this.count('wrong-membership');
     const group: ConsensusGroup = { network: this.networkName, blockId: message.blockId, members };
     let running = this.groups.get(consensusGroupId(message.blockId, message.membership));
+    if (running?.driver.halted === true) {
+      this.stopGroup(running);
+      running = undefined;
+    }
     if (running === undefined) {
       // A plain heartbeat starts nothing (so groups that went idle everywhere stay stopped); one
       // from a member with work to do does, or that member could never count a quorum live.
@@ -628,6 +632,11 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     const membership = membershipHash(group.members);
     const key = consensusGroupId(group.blockId, membership);
     let running = this.groups.get(key);
+    // A driver whose persist failed stopped itself: start the group again from disk.
+    if (running?.driver.halted === true) {
+      this.stopGroup(running);
+      running = undefined;
+    }
     if (running === undefined) {
       if (this.groups.size >= this.groupsHostedMax && !this.makeRoom()) return undefined;
       running = this.startGroup(key, group);

@@ -21,8 +21,9 @@ import type {
 
 /**
  * The edge around one member's core for one group: it feeds inputs one at a time, carries out the
- * effects in order — a `persist` is awaited until durable before any later effect leaves — and
- * turns `decided` / `reject` effects into settled proposals. Network and disk come in as interfaces.
+ * effects in order — a `persist` is awaited until durable before any later effect leaves, except a
+ * leader's `Accept` requests, which carry no vote of its own and leave first — and turns `decided` /
+ * `reject` effects into settled proposals. Network and disk come in as interfaces.
  */
 
 /** Durable storage of consensus state, per group. */
@@ -208,11 +209,20 @@ export class GroupDriver {
    * loads it.
    */
   stop(): Promise<void> {
+    this.halt();
+    return this.queue;
+  }
+
+  /** Stopped: by `stop`, or by a persist that failed (the group must start again from disk). */
+  get halted(): boolean {
+    return this.stopped;
+  }
+
+  private halt(): void {
     this.stopped = true;
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
     for (const waiter of waiting) waiter.reject(stoppedError(true));
-    return this.queue;
   }
 
   private enqueue(work: () => Promise<void>): Promise<void> {
@@ -235,14 +245,28 @@ export class GroupDriver {
     const { state, effects } = step(this.state, input);
     this.state = state;
     const c = this.components;
+    // An Accept carries no promise or vote of this member, only the leader's request: it leaves
+    // while the leader's own vote is being persisted, so the members' writes overlap the leader's.
+    // That vote counts only in a later step (this queue runs one step at a time), after the persist.
+    for (const effect of effects)
+      if (effect.type === 'send' && effect.message.type === 'Accept')
+        c.transport.send(c.signer.id, effect.to, effect.message);
     for (const effect of effects) {
       switch (effect.type) {
         case 'persist':
           // Durable before anything after it leaves this member.
-          await c.store.persist(this.group.blockId, effect.record);
+          try {
+            await c.store.persist(this.group.blockId, effect.record);
+          } catch (error) {
+            // The core's state in memory is ahead of the disk now: no later step may act on it (a
+            // vote counted but never stored, or retransmitted from memory). The driver stops; the
+            // group starts again from what is on disk.
+            this.halt();
+            throw error;
+          }
           break;
         case 'send':
-          c.transport.send(c.signer.id, effect.to, effect.message);
+          if (effect.message.type !== 'Accept') c.transport.send(c.signer.id, effect.to, effect.message);
           break;
         case 'decided':
           for (const id of effect.proposals) {

@@ -151,3 +151,124 @@ describe('GroupDriver', () => {
     expect(driver.snapshot?.role.kind).to.equal('candidate');
   });
 });
+
+describe('GroupDriver with a member on the other end', () => {
+  const [a, b] = derivedMembers('driver-pair', 2);
+  const members = [a!.id, b!.id].sort();
+  let label = 0;
+  while (leadershipOrder(derivedBlockId(`driver-pair/${label}`), members)[0] !== a!.id) label++;
+  const group = { network: 'n', blockId: derivedBlockId(`driver-pair/${label}`), members };
+  const value = { kind: 'entry' as const, trxId: 'trx-1', decision: 'committed' as const, digest: 'd1' };
+
+  /** Two drivers whose messages wait in a queue until `deliver`; A's persists can be held or failed. */
+  async function pair(): Promise<{
+    leader: GroupDriver;
+    follower: GroupDriver;
+    log: string[];
+    hold: () => void;
+    release: () => void;
+    failNext: () => void;
+    deliver: () => Promise<void>;
+  }> {
+    const log: string[] = [];
+    const queue: { to: string; from: string; message: ConsensusMessage }[] = [];
+    let gate: Promise<void> | undefined;
+    let open: () => void = () => undefined;
+    let fail = false;
+    const leaderStore = new MemoryConsensusStore();
+    const store = {
+      load: leaderStore.load.bind(leaderStore),
+      persist: async (id: string, record: PersistRecord): Promise<void> => {
+        if (fail) {
+          fail = false;
+          throw new Error('disk full');
+        }
+        log.push('persist:start');
+        await gate;
+        await leaderStore.persist(id, record);
+        log.push('persist:done');
+      },
+    };
+    const clock = new ManualClock(0);
+    const transport = (from: string) => ({
+      send: (_from: string, to: string, message: ConsensusMessage) => {
+        if (from === a!.id) log.push(`send:${message.type}`);
+        queue.push({ to, from, message });
+      },
+    });
+    const leader = new GroupDriver({ store, transport: transport(a!.id), clock, signer: a! }, group, {
+      timing,
+    });
+    const follower = new GroupDriver(
+      { store: new MemoryConsensusStore(), transport: transport(b!.id), clock, signer: b! },
+      group,
+      { timing },
+    );
+    await leader.start();
+    await follower.start();
+    const deliver = async (): Promise<void> => {
+      for (const { to, from, message } of queue.splice(0))
+        await (to === a!.id ? leader : follower).receive(from, message).catch(() => undefined);
+    };
+    // A becomes leader: its candidacy, B's promise, A's first (empty) round.
+    await leader.tick();
+    for (let i = 0; i < 4; i++) await deliver();
+    expect(leader.snapshot?.role.kind).to.equal('leader');
+    log.length = 0;
+    return {
+      leader,
+      follower,
+      log,
+      hold: () => (gate = new Promise<void>((resolve) => (open = resolve))),
+      release: () => open(),
+      failNext: () => (fail = true),
+      deliver,
+    };
+  }
+
+  it("sends the leader's Accept while its own vote is persisted, and decides only once that vote is durable", async () => {
+    const { leader, log, hold, release, deliver } = await pair();
+    hold();
+    let decided = false;
+    const proposal = leader.propose(value).then((certificate) => {
+      decided = true;
+      return certificate;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    // The Accept left before the leader's own vote reached its disk.
+    expect(log).to.deep.equal(['send:Accept', 'persist:start']);
+    // B votes; A's step for that vote waits behind the persist in flight.
+    const delivering = deliver();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(decided).to.equal(false);
+    release();
+    await delivering;
+    await deliver();
+    const certificate = await proposal;
+    expect(certificate.slot).to.be.a('number');
+    expect(certificate.signatures.map((s) => s.member).sort()).to.deep.equal(members);
+    expect(log.indexOf('persist:done')).to.be.lessThan(log.lastIndexOf('persist:start'));
+  });
+
+  it('stops for good when a persist fails: the proposal fails in doubt and nothing later is acted on', async () => {
+    const { leader, log, failNext, deliver } = await pair();
+    failNext();
+    const error = await leader.propose(value).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(Error);
+    expect(leader.halted).to.equal(true);
+    // B's vote comes back: the halted leader does not count its own unsaved vote with it.
+    await deliver();
+    await deliver();
+    await leader.tick();
+    expect(log.filter((line) => line === 'send:Decided')).to.deep.equal([]);
+    expect(leader.snapshot?.decided.size ?? 0).to.equal(0);
+    const later = await leader.propose({ ...value, trxId: 'trx-2', digest: 'd2' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isEngineError(later, 'UNAVAILABLE')).to.equal(true);
+  });
+});
