@@ -92,6 +92,8 @@ export const limits = {
   peersTrackedMax: 4096,
   /** Deadline of one request (send, handle, reply), and of each frame of a streamed reply. */
   requestTimeoutMs: 10_000,
+  /** Requests to one peer on one protocol sent together in one frame (a batch): a responder serves a batch's items at once, so this bounds the work one frame starts. */
+  requestBatchItemsMax: 32,
   /** A dial (connect, bootstrap) that has not completed by then is given up. */
   dialTimeoutMs: 10_000,
   /** How often a node re-dials missing bootstrap peers and refreshes its DHT routing table. */

@@ -20,6 +20,11 @@ const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
 /** Encodes a JSON value as one length-prefixed frame; TOO_LARGE when the payload is over `frameBytesMax`. */
 export function encodeFrame(value: unknown, frameBytesMax: number = limits.frameBytesMax): Uint8Array {
+  return encodeTextFrame(jsonText(value), frameBytesMax);
+}
+
+/** A value's JSON text; BAD_INPUT when it has none. */
+export function jsonText(value: unknown): string {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
@@ -27,6 +32,11 @@ export function encodeFrame(value: unknown, frameBytesMax: number = limits.frame
     throw new EngineError('BAD_INPUT', 'message cannot be encoded as JSON', undefined, { cause: error });
   }
   if (text === undefined) throw new EngineError('BAD_INPUT', 'message cannot be encoded as JSON');
+  return text;
+}
+
+/** Encodes JSON text as one length-prefixed frame; TOO_LARGE when the payload is over `frameBytesMax`. */
+export function encodeTextFrame(text: string, frameBytesMax: number = limits.frameBytesMax): Uint8Array {
   const payload = textEncoder.encode(text);
   if (payload.byteLength > frameBytesMax) {
     throw new EngineError(
@@ -45,6 +55,7 @@ export function encodeFrame(value: unknown, frameBytesMax: number = limits.frame
 export function decodeFramePayload(
   payload: Uint8Array,
   frameBytesMax: number = limits.frameBytesMax,
+  depthMax: number = limits.jsonDepthMax,
 ): unknown {
   if (payload.byteLength > frameBytesMax) {
     throw new EngineError('TOO_LARGE', `frame of ${payload.byteLength} bytes is over ${frameBytesMax}`);
@@ -55,7 +66,7 @@ export function decodeFramePayload(
   } catch {
     throw new EngineError('BAD_INPUT', 'frame is not valid UTF-8');
   }
-  return parseJson(text, { bytesMax: frameBytesMax, what: 'frame' });
+  return parseJson(text, { bytesMax: frameBytesMax, depthMax, what: 'frame' });
 }
 
 /**

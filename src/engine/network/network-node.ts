@@ -5,11 +5,10 @@
  *
  * Requests reuse streams: each (peer, protocol) keeps a few idle request streams open (StreamPool),
  * and the serving side answers request after request on one stream (serveStream); the rules that make
- * this safe are at the top of request-response.ts. Streamed replies use pooled streams too.
+ * this safe are at the top of request-response.ts. Streamed replies use pooled streams too. Single
+ * requests to one peer on one protocol in the same turn leave as one batch (RequestBatcher).
  */
 import { createHash } from 'node:crypto';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import { identify } from '@libp2p/identify';
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
@@ -24,7 +23,9 @@ import { limits } from '../base/limits.js';
 import { ByteBudget } from './framing.js';
 import { peerIdOf, type PrivateKey } from './identity.js';
 import { PeerGuard } from './peer-guard.js';
+import { RequestBatcher } from './request-batcher.js';
 import { StreamPool } from './stream-pool.js';
+import { tunedNoise, tunedYamux } from './transport-tuning.js';
 import { checkName, defaultNetwork, dhtProtocolId, networkOfProtocol, protocolId } from './protocols.js';
 import {
   type RequestHandler,
@@ -32,7 +33,6 @@ import {
   type ServeOutcome,
   type StreamSource,
   type WireStream,
-  sendRequest,
   sendStreamRequest,
   serveIdleTimeoutMs,
   serveStream,
@@ -313,8 +313,9 @@ class Libp2pNetworkNode implements NetworkNode {
       privateKey: this.components.privateKey,
       addresses: { listen, ...(init.announce === undefined ? {} : { announce: [...init.announce] }) },
       transports: [tcp()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux({ maxInboundStreams: limits.muxedStreamsPerConnectionMax })],
+      // Noise and Yamux with the adjustments of transport-tuning.ts (fewer frames, writes and Errors per request).
+      connectionEncrypters: [tunedNoise()],
+      streamMuxers: [tunedYamux({ maxInboundStreams: limits.muxedStreamsPerConnectionMax })],
       connectionGater: {
         denyDialPeer: deny,
         denyInboundEncryptedConnection: deny,
@@ -645,7 +646,7 @@ class Libp2pNetworkNode implements NetworkNode {
     options: RequestOptions<T> = {},
   ): Promise<T> {
     this.init.observeRequest?.(peer, name, message);
-    return sendRequest(this.source(peer, name), message, this.requestDefaults(options));
+    return this.source(peer, name).batcher.request(message, this.requestDefaults(options));
   }
 
   requestStream<T = unknown>(
@@ -655,18 +656,21 @@ class Libp2pNetworkNode implements NetworkNode {
     options: RequestOptions<T> = {},
   ): AsyncGenerator<T, void, undefined> {
     this.init.observeRequest?.(peer, name, message);
-    return sendStreamRequest(this.source(peer, name), message, this.requestDefaults(options));
+    return sendStreamRequest(this.source(peer, name).source, message, this.requestDefaults(options));
   }
 
   private requestDefaults<T>(options: RequestOptions<T>): RequestOptions<T> {
     return { timeoutMs: this.requestTimeoutMs, frameBytesMax: this.frameBytesMax, ...options };
   }
 
-  /** Stream sources by peer and protocol name (parsing a peer id costs more than a small request). */
-  private sources = new Map<string, StreamSource>();
+  /** Stream sources and batchers by peer and protocol name (parsing a peer id costs more than a small request). */
+  private sources = new Map<string, { source: StreamSource; batcher: RequestBatcher }>();
 
-  /** Streams for requests to `peer` (an id or a multiaddr, each its own pool key) on protocol `name`. */
-  private source(peer: string, name: string): StreamSource {
+  /**
+   * Streams for requests to `peer` (an id or a multiaddr, each its own pool key) on protocol `name`,
+   * and the batcher that coalesces single requests sent there in the same turn.
+   */
+  private source(peer: string, name: string): { source: StreamSource; batcher: RequestBatcher } {
     const key = `${name} ${peer}`;
     const known = this.sources.get(key);
     if (known !== undefined) return known;
@@ -680,8 +684,9 @@ class Libp2pNetworkNode implements NetworkNode {
       }
     });
     if (this.sources.size >= limits.peersTrackedMax) this.sources = new Map();
-    this.sources.set(key, source);
-    return source;
+    const entry = { source, batcher: new RequestBatcher(source, this.frameBytesMax) };
+    this.sources.set(key, entry);
+    return entry;
   }
 
   stats(): NetworkStats {

@@ -35,11 +35,52 @@
  * oversized, a payload that is not JSON and a request of an unknown type reset the stream: the sender
  * is broken or hostile and gets no answer. A request of a known type whose fields fail validation is
  * answered with BAD_INPUT, so a well-meaning client learns why.
+ *
+ * Batches. Single requests to one peer on one protocol made in the same event-loop turn are sent
+ * together (request-batcher.ts): one `{ type: '$batch', items: [request, …] }` frame on one stream,
+ * at most `limits.requestBatchItemsMax` items and one frame's bytes; a request alone in its turn goes
+ * exactly as above, at the end of the turn, and nothing waits on a timer. The responder validates
+ * every item, then runs their handlers at once and answers with `{ type: 'replies', items: [{ i,
+ * type: 'reply', value } | { i, type: 'error', code, message }, …] }` frames as handlers finish (what
+ * finishes in the same turn shares a frame); the exchange ends cleanly when every item is answered.
+ * Everything above holds for a batch as one exchange, with these differences for its items:
+ *
+ * - An item whose fields fail validation is answered with BAD_INPUT, and only that item; an item of
+ *   an unknown type (or a batch frame that is not a list of 2 to requestBatchItemsMax requests)
+ *   resets the stream before any handler runs, and every item fails.
+ * - Every item takes a token from the per-peer request rate (the frame's first one, as any request;
+ *   `admitNext` for each further item); a batch over the rate resets the stream, unserved.
+ * - Streamed replies (`sendStreamRequest`, scans) are never batched; a handler that answers a batched
+ *   item with a streamed reply answers it with BAD_INPUT.
+ * - An item's deadline or cancellation ends its caller's wait only: the others go on, and the
+ *   responder may still serve it (its work is not cancelled). Once no caller waits for the rest, the
+ *   stream is reset. The responder's deadline is the batch's, from its first byte.
+ * - A reset fails every item still waiting and is never retried; a reused stream that ends cleanly
+ *   before any reply byte is sent again, once, on a new stream, as for a single request.
+ * - An item's reply must fit a `replies` frame: one within a few dozen bytes of the frame limit is
+ *   answered with TOO_LARGE in a batch where it would have fit alone.
  */
 import { EngineError, isErrorCode, toEngineError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
-import { type ByteBudget, type ByteChunk, decodeFramePayload, encodeFrame, FrameReader } from './framing.js';
-import { isUnknownTypeError, json, messageUnion, object, string, type Validator } from './schema.js';
+import {
+  type ByteBudget,
+  type ByteChunk,
+  decodeFramePayload,
+  encodeFrame,
+  encodeTextFrame,
+  FrameReader,
+  jsonText,
+} from './framing.js';
+import {
+  array,
+  integer,
+  isUnknownTypeError,
+  json,
+  messageUnion,
+  object,
+  string,
+  type Validator,
+} from './schema.js';
 
 /** What the request layer needs from a stream; libp2p streams satisfy it. */
 
@@ -226,21 +267,22 @@ export async function serveStream<Req>(
         stream.abort(new EngineError('UNAVAILABLE', 'request refused (rate)'));
         return;
       }
-      let outcome: ServeOutcome;
+      let outcomes: ServeOutcome | readonly ServeOutcome[];
       try {
-        outcome = await serveOne(stream, reader, payload, peerId, handler, options, {
+        outcomes = await serveOne(stream, reader, payload, peerId, handler, options, {
           frameBytesMax,
           signal: request.signal,
           deadline,
         });
       } catch (error) {
         stream.abort(toEngineError(error));
-        outcome = 'reset';
+        outcomes = 'reset';
       }
       deadline.clear();
       if (!request.signal.aborted) request.abort(requestFinished);
-      report(outcome);
-      if (outcome === 'reset') return;
+      if (typeof outcomes === 'string') outcomes = [outcomes];
+      for (const outcome of outcomes) report(outcome);
+      if (outcomes.includes('reset')) return;
       served += 1;
     }
   } catch (error) {
@@ -255,16 +297,25 @@ export async function serveStream<Req>(
   }
 }
 
-/** Serves one request's payload: validate, handle, answer. Throws only when the stream failed. */
+interface ServeContext {
+  frameBytesMax: number;
+  signal: AbortSignal;
+  deadline: Deadline;
+}
+
+/**
+ * Serves one request's payload: validate, handle, answer; a batch's items each have their outcome.
+ * Throws only when the stream failed.
+ */
 async function serveOne<Req>(
   stream: WireStream,
   reader: FrameReader,
   payload: Uint8Array,
   peerId: string,
   handler: RequestHandler<Req>,
-  options: ServeOptions<Req>,
-  context: { frameBytesMax: number; signal: AbortSignal; deadline: Deadline },
-): Promise<ServeOutcome> {
+  options: ServeStreamOptions<Req>,
+  context: ServeContext,
+): Promise<ServeOutcome | readonly ServeOutcome[]> {
   const { frameBytesMax, signal, deadline } = context;
   /** The last frame of an answer: from here on the next request may come. */
   const final = async (frame: unknown): Promise<void> => {
@@ -274,11 +325,14 @@ async function serveOne<Req>(
   };
   let message: unknown;
   try {
-    message = decodeFramePayload(payload, frameBytesMax);
+    // A batch nests its items two levels down; they get the depth they would have alone.
+    const depthMax = isBatchPayload(payload) ? limits.jsonDepthMax + 2 : limits.jsonDepthMax;
+    message = decodeFramePayload(payload, frameBytesMax, depthMax);
   } catch (error) {
     stream.abort(toEngineError(error));
     return 'reset';
   }
+  if (isBatch(message)) return serveBatch(stream, reader, message.items, peerId, handler, options, context);
   let request: Req;
   try {
     request = options.validate(message);
@@ -311,6 +365,179 @@ async function serveOne<Req>(
     return 'errored';
   }
   return 'replied';
+}
+
+/** The `type` of a batch request frame; never a plain name, so never one of a protocol's own types. */
+const batchType = '$batch';
+const batchPrefix = new TextEncoder().encode(`{"type":"${batchType}"`);
+
+/** True when a payload starts as the batch frames requesters write do. */
+function isBatchPayload(payload: Uint8Array): boolean {
+  if (payload.byteLength < batchPrefix.byteLength) return false;
+  for (let i = 0; i < batchPrefix.byteLength; i++) if (payload[i] !== batchPrefix[i]) return false;
+  return true;
+}
+
+function isBatch(message: unknown): message is { type: typeof batchType; items: unknown } {
+  return (
+    typeof message === 'object' && message !== null && (message as { type?: unknown }).type === batchType
+  );
+}
+
+/** The answer to one item of a batch, as it travels in a `replies` frame. */
+type BatchAnswer = { type: 'reply'; value: unknown } | ReturnType<typeof errorFrame>;
+
+/** Resolves at the end of the current event-loop turn (after every microtask and tick queued so far). */
+function endOfTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Serves a batch: validates every item first (an unknown type resets the stream before any work
+ * starts), runs the handlers at once, and answers in `replies` frames as handlers finish, one frame
+ * for what finishes in the same turn. The deadline and signal are the batch's.
+ */
+async function serveBatch<Req>(
+  stream: WireStream,
+  reader: FrameReader,
+  items: unknown,
+  peerId: string,
+  handler: RequestHandler<Req>,
+  options: ServeStreamOptions<Req>,
+  context: ServeContext,
+): Promise<readonly ServeOutcome[]> {
+  const { frameBytesMax, signal } = context;
+  const itemsMax = limits.requestBatchItemsMax;
+  if (!Array.isArray(items) || items.length < 2 || items.length > itemsMax) {
+    stream.abort(new EngineError('BAD_INPUT', `a batch holds 2 to ${itemsMax} requests`));
+    return ['reset'];
+  }
+  // The frame took one rate token like any request; every further item takes its own.
+  for (let i = 1; i < items.length; i++) {
+    if (options.admitNext?.() === false) {
+      stream.abort(new EngineError('UNAVAILABLE', 'request refused (rate)'));
+      return ['reset'];
+    }
+  }
+  const outcomes: ServeOutcome[] = [];
+  const ready: string[] = [];
+  let failure: EngineError | undefined;
+  let wake: (() => void) | undefined;
+  const answer = (index: number, frame: BatchAnswer, outcome: ServeOutcome): void => {
+    outcomes.push(outcome);
+    ready.push(answerText(index, frame));
+    wake?.();
+  };
+  const requests: { index: number; request: Req }[] = [];
+  for (let index = 0; index < items.length; index++) {
+    try {
+      requests.push({ index, request: options.validate(items[index]) });
+    } catch (error) {
+      const engineError = toEngineError(error);
+      if (isUnknownTypeError(engineError)) {
+        stream.abort(engineError);
+        return ['reset'];
+      }
+      answer(index, errorFrame(engineError), 'errored');
+    }
+  }
+  // One listener for the whole batch: a deadline or a reset ends it, whatever the handlers do then.
+  const onAbort = (): void => {
+    failure ??= toEngineError(signal.reason);
+    wake?.();
+  };
+  if (signal.aborted) onAbort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (const { index, request } of requests) {
+      invoke(handler, request, { peerId, signal }).then(
+        (result) => {
+          if (failure !== undefined) return;
+          if (result instanceof StreamedReply)
+            answer(
+              index,
+              errorFrame(new EngineError('BAD_INPUT', 'a batched request has a single reply')),
+              'errored',
+            );
+          else answer(index, { type: 'reply', value: result ?? null }, 'replied');
+        },
+        (error: unknown) => {
+          if (failure !== undefined) return;
+          if (signal.aborted || stream.status !== 'open') {
+            failure = toEngineError(error);
+            wake?.();
+          } else answer(index, errorFrame(toEngineError(error)), 'errored');
+        },
+      );
+    }
+    let answered = 0;
+    while (answered < items.length) {
+      if (ready.length === 0 && failure === undefined) await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      // What else finishes in this turn goes in the same frame.
+      if (failure === undefined && answered + ready.length < items.length) await endOfTurn();
+      if (failure !== undefined) {
+        stream.abort(failure);
+        return [...outcomes, 'reset'];
+      }
+      const answers = ready.splice(0);
+      answered += answers.length;
+      const frames = repliesFrames(answers, frameBytesMax);
+      for (let i = 0; i < frames.length; i++) {
+        // The last frame of the batch: from here on the next request may come.
+        if (answered === items.length && i === frames.length - 1) reader.expect(true);
+        await sendBytes(stream, frames[i]!, signal);
+      }
+    }
+    return outcomes;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+function invoke<Req>(handler: RequestHandler<Req>, request: Req, context: RequestContext): Promise<unknown> {
+  try {
+    return handler(request, context);
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+/** One item's answer as JSON text; an answer that cannot be encoded becomes its error. */
+function answerText(index: number, frame: BatchAnswer): string {
+  try {
+    return jsonText({ i: index, ...frame });
+  } catch (error) {
+    return jsonText({ i: index, ...errorFrame(toEngineError(error)) });
+  }
+}
+
+const repliesOpen = '{"type":"replies","items":[';
+const repliesClose = ']}';
+
+/**
+ * Packs answers into as few `replies` frames as fit `frameBytesMax`; an answer too large for a frame
+ * of its own is replaced by its TOO_LARGE error.
+ */
+function repliesFrames(answers: readonly string[], frameBytesMax: number): Uint8Array[] {
+  try {
+    return [encodeTextFrame(repliesOpen + answers.join(',') + repliesClose, frameBytesMax)];
+  } catch (error) {
+    const engineError = toEngineError(error);
+    if (engineError.code !== 'TOO_LARGE') throw engineError;
+  }
+  if (answers.length > 1) {
+    const half = answers.length >> 1;
+    return [
+      ...repliesFrames(answers.slice(0, half), frameBytesMax),
+      ...repliesFrames(answers.slice(half), frameBytesMax),
+    ];
+  }
+  const index = (JSON.parse(answers[0]!) as { i: number }).i;
+  const tooLarge = new EngineError('TOO_LARGE', `reply is over the ${frameBytesMax}-byte frame limit`);
+  return [
+    encodeTextFrame(repliesOpen + answerText(index, errorFrame(tooLarge)) + repliesClose, frameBytesMax),
+  ];
 }
 
 /** Closes our writing end and waits (at most `lingerMs`) for the other side to close; resets it then. */
@@ -412,8 +639,11 @@ export interface Lease {
 
 /** Where exchanges get their streams: a pool of idle ones, or a new stream per request. */
 export interface StreamSource {
-  /** A stream for one exchange: an idle one when there is one (unless `fresh`), else a new one. */
-  acquire(signal: AbortSignal, fresh: boolean): Promise<Lease>;
+  /**
+   * A stream for one exchange: an idle one when there is one (unless `fresh`), else a new one.
+   * `requests` is how many requests the exchange carries (a batch's items), for statistics.
+   */
+  acquire(signal: AbortSignal, fresh: boolean, requests?: number): Promise<Lease>;
   /**
    * Takes a stream back once its exchange is over: `reusable` when it ended cleanly (the final frame
    * read, nothing after it); otherwise the stream has been reset or must be.
@@ -449,10 +679,23 @@ export async function sendRequest<T = unknown>(
   message: unknown,
   options: RequestOptions<T> = {},
 ): Promise<T> {
-  for await (const frame of exchange(sourceOf(open, options.frameBytesMax), message, options)) {
+  return sendEncodedRequest(
+    open,
+    encodeFrame(message, options.frameBytesMax ?? limits.frameBytesMax),
+    options,
+  );
+}
+
+/** `sendRequest` of a request already encoded as a frame (`encodeFrame`). */
+export async function sendEncodedRequest<T = unknown>(
+  open: OpenStream | StreamSource,
+  request: Uint8Array,
+  options: RequestOptions<T> = {},
+): Promise<T> {
+  for await (const frame of exchange(sourceOf(open, options.frameBytesMax), request, options)) {
     if (frame.type !== 'reply')
       throw new EngineError('BAD_INPUT', `expected a single reply, got ${frame.type}`);
-    return check(options.validate, frame.value);
+    return checkReply(options.validate, frame.value);
   }
   throw new EngineError('UNAVAILABLE', 'stream ended without a reply');
 }
@@ -463,15 +706,17 @@ export async function* sendStreamRequest<T = unknown>(
   message: unknown,
   options: RequestOptions<T> = {},
 ): AsyncGenerator<T, void, undefined> {
-  for await (const frame of exchange(sourceOf(open, options.frameBytesMax), message, options)) {
+  const request = encodeFrame(message, options.frameBytesMax ?? limits.frameBytesMax);
+  for await (const frame of exchange(sourceOf(open, options.frameBytesMax), request, options)) {
     if (frame.type === 'end') return;
-    yield check(options.validate, frame.value);
+    yield checkReply(options.validate, frame.value);
     if (frame.type === 'reply') return;
   }
   throw new EngineError('UNAVAILABLE', 'stream ended before the end of the reply');
 }
 
-function check<T>(validate: Validator<T> | undefined, value: unknown): T {
+/** Checks a reply value with the request's validator; BAD_INPUT (remote) when it does not match. */
+export function checkReply<T>(validate: Validator<T> | undefined, value: unknown): T {
   if (validate === undefined) return value as T;
   try {
     return validate(value);
@@ -488,12 +733,11 @@ type DataFrame = Exclude<ReplyFrame, { type: 'error' }>;
 /** Yields the reply frames of one request (errors thrown), ending after 'reply' or 'end'. */
 async function* exchange(
   source: StreamSource,
-  message: unknown,
+  request: Uint8Array,
   options: RequestOptions<unknown>,
 ): AsyncGenerator<DataFrame, void, undefined> {
   const frameBytesMax = options.frameBytesMax ?? limits.frameBytesMax;
   const timeoutMs = options.timeoutMs ?? limits.requestTimeoutMs;
-  const request = encodeFrame(message, frameBytesMax);
   const controller = new AbortController();
   let lease: Lease | undefined;
   const deadline = new Deadline();
@@ -580,6 +824,153 @@ async function* exchange(
     deadline.clear();
     outer?.removeEventListener('abort', onOuterAbort);
     // Stopped early (consumer broke off, error): reset so the responder stops producing.
+    if (lease !== undefined) {
+      if (lease.stream.status === 'open')
+        lease.stream.abort(new EngineError('INTERRUPTED', 'request abandoned'));
+      source.release(lease, false);
+    }
+  }
+}
+
+/** One request of a batch, as the requester's coalescing layer (request-batcher.ts) holds it. */
+export interface BatchItem {
+  /** The request's JSON text. */
+  readonly text: string;
+  /** Aborted once the caller stopped waiting (its deadline passed or it cancelled). */
+  readonly signal: AbortSignal;
+  /** Hands the caller its reply value; called at most once, and never after `fail`. */
+  answer(value: unknown): void;
+  /** Hands the caller its error; called at most once, and never after `answer`. */
+  fail(error: EngineError): void;
+}
+
+/** JSON text of a batch request frame holding these items. */
+export function batchText(items: readonly { readonly text: string }[]): string {
+  let text = `{"type":"${batchType}","items":[`;
+  for (let i = 0; i < items.length; i++) text += (i === 0 ? '' : ',') + items[i]!.text;
+  return text + ']}';
+}
+
+/** Bytes a batch frame's payload spends beyond its items' texts (and a comma between items). */
+export const batchOverheadBytes = batchText([]).length;
+
+const batchAnswer = messageUnion({
+  reply: object({ i: integer({ min: 0, max: limits.requestBatchItemsMax - 1 }), value: json() }),
+  error: object({
+    i: integer({ min: 0, max: limits.requestBatchItemsMax - 1 }),
+    code: string({ charsMax: 64 }),
+    message: string({ charsMax: 4096 }),
+  }),
+});
+
+const repliesFrame = messageUnion({
+  replies: object({ items: array(batchAnswer, { itemsMax: limits.requestBatchItemsMax }) }),
+});
+
+/**
+ * Sends 2 to requestBatchItemsMax requests as one batch frame (`batchText`, at most `frameBytesMax`)
+ * and hands every item its answer as the `replies` frames come. Never throws: a failure of the
+ * exchange fails every item still waiting. Once every waiting item has been abandoned by its caller,
+ * the stream is reset (the responder stops); until then it keeps serving the rest.
+ */
+export async function sendBatch(
+  source: StreamSource,
+  items: readonly BatchItem[],
+  frameBytesMax: number = limits.frameBytesMax,
+): Promise<void> {
+  const answered: boolean[] = items.map(() => false);
+  let waiting = items.length;
+  const controller = new AbortController();
+  let lease: Lease | undefined;
+  const onAbandon = (): void => {
+    for (let i = 0; i < items.length; i++) if (!answered[i] && !items[i]!.signal.aborted) return;
+    const error = new EngineError('INTERRUPTED', 'request cancelled');
+    controller.abort(error);
+    lease?.stream.abort(error);
+  };
+  for (const item of items) item.signal.addEventListener('abort', onAbandon, { once: true });
+  try {
+    onAbandon();
+    const request = encodeTextFrame(batchText(items), frameBytesMax);
+    for (let attempt = 0; ; attempt++) {
+      controller.signal.throwIfAborted();
+      const current = await source.acquire(controller.signal, attempt > 0, items.length);
+      lease = current;
+      controller.signal.throwIfAborted();
+      const { stream, reader } = current;
+      // Sent again on a new stream only when this one provably did not serve it (see the top comment).
+      const mayRetry = current.reused && attempt === 0;
+      reader.inExchange = true;
+      reader.expect(true);
+      stream.maxReadBufferLength = frameBytesMax;
+      let accepted: boolean;
+      try {
+        accepted = stream.send(request);
+      } catch (error) {
+        if (mayRetry) {
+          source.release(current, false);
+          lease = undefined;
+          continue;
+        }
+        throw error;
+      }
+      if (!accepted) await stream.onDrain({ signal: controller.signal });
+      if (source.oneShot === true) await stream.close({ signal: controller.signal });
+      let frames = 0;
+      for (;;) {
+        const payload = await reader.next();
+        if (payload === undefined) {
+          if (frames === 0 && mayRetry) break;
+          throw new EngineError('UNAVAILABLE', 'stream closed before the reply ended');
+        }
+        frames += 1;
+        const frame = repliesFrame(decodeFramePayload(payload, frameBytesMax));
+        for (const entry of frame.items) {
+          if (entry.i >= items.length || answered[entry.i] === true)
+            throw new EngineError(
+              'BAD_INPUT',
+              'batch reply names a request it already answered or never had',
+            );
+        }
+        const last = waiting === frame.items.length;
+        if (last) {
+          // The exchange is over: the stream goes back for the next request before anything else.
+          reader.expect(false);
+          reader.inExchange = false;
+          lease = undefined;
+          source.release(current, true);
+        }
+        for (const entry of frame.items) {
+          answered[entry.i] = true;
+          waiting -= 1;
+          const item = items[entry.i]!;
+          if (item.signal.aborted) continue;
+          if (entry.type === 'reply') item.answer(entry.value);
+          else {
+            const code = isErrorCode(entry.code) ? entry.code : 'INTERNAL';
+            item.fail(new EngineError(code, entry.message, { remote: true }));
+          }
+        }
+        if (last) return;
+      }
+      // The responder closed the idle stream as we sent: not served; once more on a new stream.
+      source.release(current, false);
+      lease = undefined;
+    }
+  } catch (error) {
+    let failure: EngineError;
+    if (controller.signal.aborted && controller.signal.reason instanceof EngineError)
+      failure = controller.signal.reason;
+    else {
+      failure = toEngineError(error);
+      // A stream the responder reset reaches us as a stream failure; say so without its internals.
+      if (failure.code === 'INTERNAL' && failure.details?.['remote'] !== true)
+        failure = new EngineError('UNAVAILABLE', failure.message, undefined, { cause: error });
+    }
+    for (let i = 0; i < items.length; i++)
+      if (!answered[i] && !items[i]!.signal.aborted) items[i]!.fail(failure);
+  } finally {
+    for (const item of items) item.signal.removeEventListener('abort', onAbandon);
     if (lease !== undefined) {
       if (lease.stream.status === 'open')
         lease.stream.abort(new EngineError('INTERRUPTED', 'request abandoned'));

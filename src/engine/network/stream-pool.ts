@@ -31,7 +31,7 @@ export class StreamPool {
   private readonly idle = new Map<string, Idle[]>();
   private idleCount = 0;
   private closed = false;
-  /** Streams opened for requests, and requests sent on a reused stream, since start. */
+  /** Streams opened for requests, and requests (a batch's items each) sent on a reused stream, since start. */
   opened = 0;
   reused = 0;
 
@@ -45,11 +45,11 @@ export class StreamPool {
   /** Where requests to `peer` on `protocol` get their streams; `open` opens a new one. */
   source(peer: string, protocol: string, open: OpenStream): StreamSource {
     return {
-      acquire: async (signal, fresh) => {
+      acquire: async (signal, fresh, requests = 1) => {
         if (!fresh) {
           const lease = this.take(peer, protocol);
           if (lease !== undefined) {
-            this.reused += 1;
+            this.reused += requests;
             return lease;
           }
         }
