@@ -123,7 +123,7 @@ export class SoloNode implements Database {
     this.repo = new LocalRepo({ blocks: this.blocks, certifier }, { members });
     this.tails = new LogTail(
       { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
-      { members, resolveInDoubtOnLoad: true },
+      { members, resolveInDoubtOnLoad: true, gatherBatch: nextTurn },
     );
     this.wiring = init.wiring?.({
       identity,
@@ -446,6 +446,11 @@ export class SoloNode implements Database {
     }
     if (expired.length > 0) await this.blocks.sync();
   }
+}
+
+/** Resolves on the next turn of the event loop, after the I/O callbacks that are ready now. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Collects the blocks an algorithm inserts when building a new structure outside a transaction. */
