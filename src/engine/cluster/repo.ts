@@ -712,8 +712,15 @@ export class ClusterRepoClient implements RepoClient {
     return [...names].sort();
   }
 
+  /**
+   * Nothing to wait for: what a networked commit relies on is durable before the coordinator gets
+   * here — every pend was synced by each holder (this node's too) before it answered, and the
+   * decision by the log write at a majority. What this node wrote since without a sync (revisions it
+   * promoted or reinforced, decisions it learned) is a copy the cluster can rebuild: its pends are on
+   * disk and their outcomes in the log. Flushing it here would put an fsync on every answer.
+   */
   sync(): Promise<void> {
-    return this.parts.local.sync();
+    return Promise.resolve();
   }
 
   /** A read is only as good as the majority behind it: fewer answers than that is NO_QUORUM. */
