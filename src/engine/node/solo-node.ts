@@ -110,6 +110,8 @@ export class SoloNode implements Database {
   private readonly reader: BlockReader;
   private readonly rng: Rng;
   private closed = false;
+  /** Transactions under way (`transact` calls not answered yet). */
+  private transacting = 0;
 
   private constructor(components: SoloNodeComponents, identity: Ed25519Identity, init: SoloNodeInit) {
     this.raw = components.raw;
@@ -123,7 +125,12 @@ export class SoloNode implements Database {
     this.repo = new LocalRepo({ blocks: this.blocks, certifier }, { members });
     this.tails = new LogTail(
       { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
-      { members, resolveInDoubtOnLoad: true, gatherBatch: nextTurn },
+      {
+        members,
+        resolveInDoubtOnLoad: true,
+        // With one transaction under way nothing could join its batch: it is decided at once.
+        gatherBatch: () => (this.transacting > 1 ? nextTurn() : Promise.resolve()),
+      },
     );
     this.wiring = init.wiring?.({
       identity,
@@ -297,7 +304,8 @@ export class SoloNode implements Database {
   transact(request: TxRequest): Promise<TxOutcome> {
     if (this.closed)
       return Promise.resolve({ ok: false, error: { code: 'UNAVAILABLE', message: 'database is closed' } });
-    return this.coordinator.run(request);
+    this.transacting++;
+    return this.coordinator.run(request).finally(() => this.transacting--);
   }
 
   async block(id: BlockId, options: { readonly rev?: number } = {}): Promise<BlockState> {
