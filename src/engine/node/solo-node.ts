@@ -110,8 +110,6 @@ export class SoloNode implements Database {
   private readonly reader: BlockReader;
   private readonly rng: Rng;
   private closed = false;
-  /** Transactions under way (`transact` calls not answered yet). */
-  private transacting = 0;
 
   private constructor(components: SoloNodeComponents, identity: Ed25519Identity, init: SoloNodeInit) {
     this.raw = components.raw;
@@ -125,12 +123,7 @@ export class SoloNode implements Database {
     this.repo = new LocalRepo({ blocks: this.blocks, certifier }, { members });
     this.tails = new LogTail(
       { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
-      {
-        members,
-        resolveInDoubtOnLoad: true,
-        // With one transaction under way nothing could join its batch: it is decided at once.
-        gatherBatch: () => (this.transacting > 1 ? nextTurn() : Promise.resolve()),
-      },
+      { members, resolveInDoubtOnLoad: true },
     );
     this.wiring = init.wiring?.({
       identity,
@@ -304,8 +297,7 @@ export class SoloNode implements Database {
   transact(request: TxRequest): Promise<TxOutcome> {
     if (this.closed)
       return Promise.resolve({ ok: false, error: { code: 'UNAVAILABLE', message: 'database is closed' } });
-    this.transacting++;
-    return this.coordinator.run(request).finally(() => this.transacting--);
+    return this.coordinator.run(request);
   }
 
   async block(id: BlockId, options: { readonly rev?: number } = {}): Promise<BlockState> {
@@ -454,11 +446,6 @@ export class SoloNode implements Database {
     }
     if (expired.length > 0) await this.blocks.sync();
   }
-}
-
-/** Resolves on the next turn of the event loop, after the I/O callbacks that are ready now. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Collects the blocks an algorithm inserts when building a new structure outside a transaction. */

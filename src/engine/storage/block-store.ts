@@ -58,15 +58,6 @@ export interface DirectRevision {
   readonly whole?: boolean;
 }
 
-export interface ApplyOptions {
-  /**
-   * Ids the caller drew at random just now for blocks it inserts in this call (a log block's
-   * successor): they hold nothing, so the store need not read them (a read of a missing key is a disk
-   * round trip). Each must be inserted at baseRev 0.
-   */
-  readonly fresh?: ReadonlySet<BlockId>;
-}
-
 export interface HistoryRange {
   /** Lowest revision, inclusive (default 1). */
   readonly fromRev?: number;
@@ -127,7 +118,7 @@ export interface BlockStore {
     readonly blockIds: readonly BlockId[];
   }): Promise<void>;
   /** Writes revisions directly (no pend), checking baseRev; one batch. */
-  apply(revisions: readonly DirectRevision[], options?: ApplyOptions): Promise<void>;
+  apply(revisions: readonly DirectRevision[]): Promise<void>;
   /** Pends whose expiry is ≤ now, oldest first, at most `limit`. */
   expired(now: number, limit: number): Promise<PendingTransform[]>;
   sync(): Promise<void>;

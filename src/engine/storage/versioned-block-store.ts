@@ -7,7 +7,6 @@ import type {
   BlockRevision,
   BlockState,
   BlockStore,
-  ApplyOptions,
   BlockStoreStats,
   DirectRevision,
   HistoryRange,
@@ -591,9 +590,8 @@ export class VersionedBlockStore implements BlockStore {
     });
   }
 
-  async apply(revisions: readonly DirectRevision[], options: ApplyOptions = {}): Promise<void> {
+  async apply(revisions: readonly DirectRevision[]): Promise<void> {
     if (revisions.length === 0) return;
-    const fresh = options.fresh;
     for (const revision of revisions) {
       assertKeyPart(revision.blockId, 'block id');
       assertKeyPart(revision.trxId, 'transaction id');
@@ -601,25 +599,12 @@ export class VersionedBlockStore implements BlockStore {
         Number.isSafeInteger(revision.lsn) && revision.lsn >= 0,
         `apply lsn ${revision.lsn} is not a non-negative integer`,
       );
-      assert(
-        fresh?.has(revision.blockId) !== true ||
-          revision.transform.kind !== 'insert' ||
-          revision.baseRev === 0,
-        `fresh block ${revision.blockId} is inserted at rev ${revision.baseRev}`,
-      );
     }
     const ids = [...new Set(revisions.map((revision) => revision.blockId))];
     await this.locks.hold(ids, async () => {
       const loaded = this.loaded ?? (await this.load());
-      // A fresh id holds nothing: it is not read (a disk round trip for a key that is not there).
-      const read = fresh === undefined ? ids : ids.filter((id) => !fresh.has(id));
-      const found = await this.loadLatestMany(read);
-      const working = new Map<BlockId, BlockState | null>(ids.map((id) => [id, null]));
-      read.forEach((id, i) => working.set(id, found[i]!));
-      for (const id of fresh ?? []) {
-        const cached = this.cache.get(id);
-        assert(cached === undefined || cached === null, `fresh block ${id} exists already`);
-      }
+      const latests = await this.loadLatestMany(ids);
+      const working = new Map<BlockId, BlockState | null>(ids.map((id, i) => [id, latests[i]!]));
       const mutation = new Mutation();
       for (const revision of revisions) {
         const current = working.get(revision.blockId)!;

@@ -77,13 +77,6 @@ export interface LogTailInit {
    * nodes are members of) the group that decides it: `nodes` are where to ask for it to be resolved.
    */
   readonly resolveElsewhere?: (collection: string, nodes: readonly string[]) => void;
-  /**
-   * Awaited before a batch of decisions is taken, while later requests can still join it (a solo
-   * node: one turn of the event loop, so the commits of clients that one flush released, which
-   * arrive within a few microtasks of each other, share one decision, one signature and one log
-   * write). Unset: a batch is decided as soon as the collection's queue reaches it.
-   */
-  readonly gatherBatch?: () => Promise<void>;
 }
 
 /** A request waiting for the next batch of decisions of its collection. */
@@ -402,8 +395,6 @@ export class LogTail implements TailClient {
       const batch = [item];
       this.batches.set(collection, batch);
       void this.serialize(collection, async () => {
-        // Requests arriving meanwhile still join this batch.
-        if (this.init.gatherBatch !== undefined) await this.init.gatherBatch();
         if (this.batches.get(collection) === batch) this.batches.delete(collection);
         await this.decideBatch(collection, batch);
       });
@@ -513,7 +504,7 @@ export class LogTail implements TailClient {
       try {
         const revisions: DirectRevision[] = [];
         for (const entry of entries) this.append(state, entry, revisions);
-        await this.applyAppended(revisions);
+        await this.components.blocks.apply(revisions);
       } catch (error) {
         // The cached state already counts the entries; the store may not: load it again. The
         // decisions stand (they are certified): the next decision of the group writes them.
@@ -766,23 +757,11 @@ export class LogTail implements TailClient {
     state.refreshedAt = this.components.clock.now();
     this.index(state, entry, state.tail.header.id);
     if (sink !== undefined) return;
-    return this.applyAppended(revisions).catch((error: unknown) => {
+    return this.components.blocks.apply(revisions).catch((error: unknown) => {
       // The cached state already counts the entry; the store may not: load it again.
       this.drop(state.collection);
       throw error;
     });
-  }
-
-  /**
-   * Writes what `append` staged. The only blocks it inserts are successors whose ids it just drew at
-   * random, so the store is told they are fresh (it need not look for them on disk).
-   */
-  private applyAppended(revisions: readonly DirectRevision[]): Promise<void> {
-    const inserted = revisions.filter((revision) => revision.transform.kind === 'insert');
-    return this.components.blocks.apply(
-      revisions,
-      inserted.length === 0 ? {} : { fresh: new Set(inserted.map((revision) => revision.blockId)) },
-    );
   }
 
   private index(state: TailState, entry: LogEntry, blockId: BlockId): void {

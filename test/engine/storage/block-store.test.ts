@@ -290,63 +290,6 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         expect((await store.stats()).blocks).to.equal(2);
       });
 
-      it('reads nothing for a block its writer calls fresh, and asserts when such a block exists', async () => {
-        const old = newBlockId(rng);
-        const fresh = newBlockId(rng);
-        const trx = newTrxId(rng);
-        await store.apply([
-          {
-            blockId: old,
-            trxId: trx,
-            lsn: 1,
-            baseRev: 0,
-            transform: { kind: 'insert', block: leafBlock(old) },
-          },
-        ]);
-        await restart();
-        await store.stats(); // the counters and pend index are read once, before any mutation
-        raw.reset();
-        const next = newTrxId(rng);
-        await store.apply(
-          [
-            {
-              blockId: old,
-              trxId: next,
-              lsn: 2,
-              baseRev: 1,
-              transform: { kind: 'update', ops: [{ op: 'set', field: 'x', value: 1 }] },
-            },
-            {
-              blockId: fresh,
-              trxId: next,
-              lsn: 2,
-              baseRev: 0,
-              transform: { kind: 'insert', block: leafBlock(fresh) },
-            },
-          ],
-          { fresh: new Set([fresh]) },
-        );
-        // The existing block's state is read; the fresh one's is not.
-        expect(raw.gets).to.equal(1);
-        expect((await store.latest(fresh))?.rev).to.equal(1);
-        expect((await store.stats()).blocks).to.equal(2);
-        const error = await rejection(
-          store.apply(
-            [
-              {
-                blockId: fresh,
-                trxId: newTrxId(rng),
-                lsn: 3,
-                baseRev: 0,
-                transform: { kind: 'insert', block: leafBlock(fresh) },
-              },
-            ],
-            { fresh: new Set([fresh]) },
-          ),
-        );
-        expect(error).to.be.instanceOf(AssertionFailure);
-      });
-
       it('applies several revisions of one block in one apply() call, and skips them when replayed', async () => {
         const id = newBlockId(rng);
         const revisions = [

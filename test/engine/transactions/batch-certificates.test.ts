@@ -76,43 +76,6 @@ describe('batch certificates (one signature for a tail batch)', () => {
     expect(certifier.verify(received(forged[2]!), [me.id])).to.equal(false);
   });
 
-  it('lets a commit that reaches the tail a turn of the event loop later join the batch under way', async () => {
-    // The second transaction to execute waits one turn before it commits; the first is at the tail
-    // by then. A solo tail gathers its batch for that turn while another transaction is under way.
-    let executed = 0;
-    const { node } = await memoryNode(43, {
-      coordinator: {
-        afterExecute: () =>
-          ++executed === 3 ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve(),
-      },
-    });
-    try {
-      await node.createCollection('t', 'tree');
-      const key = (i: number): string => `key-${String(i).padStart(4, '0')}`;
-      ok(
-        await node.transact({
-          actions: Array.from({ length: 320 }, (_, i) => ({
-            collection: 't',
-            op: 'put',
-            key: key(i),
-            value: i,
-          })),
-        }),
-      );
-      const [first, second] = await Promise.all([
-        node.transact(put('t', key(10), 'a')),
-        node.transact(put('t', key(300), 'b')),
-      ]);
-      expect([ok(first).attempts, ok(second).attempts]).to.deep.equal([1, 1]);
-      const info = await node.collectionInfo('t');
-      const tail = await node.block(info.tail);
-      const entries = (tail.block as unknown as { entries: { certificate: Certificate }[] }).entries;
-      expect(entries.slice(-2).map((entry) => entry.certificate.batch?.size)).to.deep.equal([2, 2]);
-    } finally {
-      await node.close();
-    }
-  });
-
   it('certifies concurrent commits of one collection with one signature per batch, and block verify checks them after a restart', async () => {
     const barrier = new FirstAttemptBarrier();
     const { node, raw } = await memoryNode(41, { coordinator: { afterExecute: barrier.hook } });
