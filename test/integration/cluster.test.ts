@@ -217,6 +217,55 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     });
   });
 
+  it('never answers from a copy that missed a commit: a read and a write through that node see it', async () => {
+    const all = await network(3);
+    const [a, b, c] = all;
+    await a!.database.createCollection('acct', 'tree');
+    const put = (n: number) => ({
+      actions: [{ collection: 'acct', op: 'put' as const, key: 'x', value: { n } }],
+    });
+    expect((await a!.database.transact(put(1))).ok).to.equal(true);
+    // c is cut off while the others commit n = 2.
+    for (const other of [a!, b!]) {
+      denied.get('n2')!.add(other.peerId);
+      denied.get(all.indexOf(other) === 0 ? 'n0' : 'n1')!.add(c!.peerId);
+      await (c as unknown as { network: { disconnect(p: string): Promise<void> } }).network.disconnect(
+        other.peerId,
+      );
+    }
+    await eventually(async () => (await c!.peers()).length === 0 && (await a!.peers()).length === 1);
+    let committed = false;
+    for (const deadline = Date.now() + 30_000; !committed && Date.now() < deadline;) {
+      committed = (await a!.database.transact(put(2))).ok;
+      if (!committed) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(committed).to.equal(true);
+    // Checkpointed: a reader is no longer told to reinforce that commit.
+    await eventually(async () => (await clusterOf(a!).tails.view('acct')).uncheckpointed.length === 0);
+    const leaf = (await a!.database.collectionInfo('acct')).root;
+    const revAt = async (node: RunningNode): Promise<number> =>
+      (
+        await (
+          node as unknown as {
+            solo: { blocks: { latest(id: string): Promise<{ rev: number } | undefined> } };
+          }
+        ).solo.blocks.latest(leaf)
+      )?.rev ?? 0;
+    for (const deny of denied.values()) deny.clear();
+    for (const peer of [a!, b!]) await c!.connect((await peer.status()).listenAddresses[0]!);
+    await eventually(async () => (await c!.peers()).length === 2);
+    // c's own copy is behind: it must not be what c answers from.
+    expect(await revAt(c!)).to.be.lessThan(await revAt(a!));
+    const read = await c!.database.transact({ actions: [{ collection: 'acct', op: 'get', key: 'x' }] });
+    expect(read.ok, JSON.stringify(read)).to.equal(true);
+    if (read.ok) expect(read.results[0]).to.deep.include({ value: { n: 2 } });
+    const incr = await c!.database.transact({
+      actions: [{ collection: 'acct', op: 'incr', key: 'x', path: 'n', by: 10 }],
+    });
+    expect(incr.ok, JSON.stringify(incr)).to.equal(true);
+    expect((await b!.database.get('acct', 'x')).value).to.deep.equal({ n: 12 });
+  });
+
   it('loses no acknowledged commit when the leader of a tail group stops mid-stream and comes back', async () => {
     const all = await network(3);
     await all[0]!.database.createCollection('s', 'diary');

@@ -19,7 +19,7 @@ import type {
   PendOutcome,
 } from '../storage/block-store.js';
 import type { LocalRepo } from '../transactions/local-repo.js';
-import type { GetBlockRequest, PromoteRequest, RepoClient } from '../transactions/protocol.js';
+import type { GetBlockRequest, PromoteRequest, ReadToVerify, RepoClient } from '../transactions/protocol.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
 import { consensusWireItemsMax } from './consensus-wire.js';
@@ -30,6 +30,8 @@ export const repoProtocolName = 'repo';
 const replicationChunkRevisions = 128;
 /** Background repairs running at once. */
 const repairsInFlightMax = 64;
+/** Blocks remembered as stale here at most (a bound on memory: forgetting one costs a retried transaction). */
+const suspectBlocksMax = 10_000;
 /** Block clusters remembered by a repo client (a few hundred bytes each; cleared when full). */
 const clustersCachedMax = 4096;
 
@@ -291,7 +293,55 @@ export class ClusterRepoClient implements RepoClient {
    * acknowledged commits when reads ask only a majority).
    */
   async get(request: GetBlockRequest): Promise<BlockState | undefined> {
+    if (request.verifyLater === true) {
+      const own = await this.ownCopy(request);
+      if (own !== undefined) return own;
+    }
     return (await this.getCounted(request)).state;
+  }
+
+  /**
+   * This node's copy of a block, for a read whose freshness the caller checks later (`verifyLater`):
+   * only when this node holds the block, its copy has every commit the request names (it applies
+   * those it has pends for), and no check found the copy stale since. Undefined: read the cluster.
+   *
+   * What such a copy can still lack is a commit the tail has checkpointed, which a majority of the
+   * block's holders have: the transaction's pend (a written block's base revision, checked at every
+   * holder) or `verifyReads` (a block it only reads) finds that, and the transaction runs again.
+   */
+  private async ownCopy(request: GetBlockRequest): Promise<BlockState | undefined> {
+    const { blockId } = request;
+    if (this.suspect.has(blockId) || !this.clusterOf(blockId).includes(this.self)) return undefined;
+    const { verifyLater: _, ...plain } = request;
+    const own = await this.parts.local.get(plain).catch(() => undefined);
+    if (own === undefined) return undefined;
+    const named = Math.max(0, ...(request.reinforce ?? []).map((ref) => ref.lsn));
+    return own.lsn >= named ? own : undefined;
+  }
+
+  /**
+   * Reads the blocks again from a majority of their holders: the ids of those that hold something
+   * newer than the revision the transaction saw. Each stale copy here is read from the cluster until
+   * a read finds it current again (a read of the cluster also brings it up to date).
+   */
+  async verifyReads(reads: readonly ReadToVerify[]): Promise<BlockId[]> {
+    const checked = await Promise.all(
+      reads.map(async ({ request, rev }) => {
+        const { state } = await this.getCounted(request);
+        return (state?.rev ?? 0) > rev ? request.blockId : undefined;
+      }),
+    );
+    const stale = checked.filter((id): id is BlockId => id !== undefined);
+    for (const id of stale) this.suspectCopy(id);
+    return stale;
+  }
+
+  /** Blocks whose copy here was found behind the cluster: read from the cluster until current. */
+  private readonly suspect = new Set<BlockId>();
+
+  private suspectCopy(blockId: BlockId): void {
+    if (this.suspect.size >= suspectBlocksMax) this.suspect.clear();
+    this.suspect.add(blockId);
   }
 
   /**
@@ -326,6 +376,14 @@ export class ClusterRepoClient implements RepoClient {
         best = answer.value;
         source = answer.member;
       }
+    }
+    // This node's copy is current again once a cluster read finds nothing newer than it.
+    if (own !== undefined && this.suspect.has(request.blockId)) {
+      const ownRev = await own.then(
+        (state) => state?.rev ?? 0,
+        () => -1,
+      );
+      if (ownRev >= (best?.rev ?? 0)) this.suspect.delete(request.blockId);
     }
     // Holders that answered with less than the newest state missed revisions: bring them up to date.
     if (best !== undefined && source !== undefined) {
@@ -444,6 +502,8 @@ export class ClusterRepoClient implements RepoClient {
         return { status: 'ok' };
       }
       ok = false;
+      // Holders have revisions past the one this transaction read: the copy it read is behind.
+      if (refusal?.status === 'stale' && refusal.currentRev > item.baseRev) this.suspectCopy(item.blockId);
       if (refusal !== undefined) return refusal;
       unreachable = true;
       return { status: 'full' };
@@ -510,8 +570,9 @@ export class ClusterRepoClient implements RepoClient {
         ? this.parts.local.promote(part).then(() => this.parts.local.sync())
         : this.remote(member, { type: 'promote', request: part });
     });
-    this.requireStored(request.blockIds, answers, 'BAD_CERTIFICATE', 'apply the commit');
-    // A live holder that could not promote (it refused the pend, being behind) catches up from one that did.
+    // A live holder that could not promote (it refused the pend, being behind, or never had it)
+    // catches up from one that did — also when too few did for the promotion to count yet, so that
+    // a commit held by a minority of its holders spreads instead of staying there.
     for (const [member, answer] of answers) {
       if (answer.ok || !this.placement.isLive(member)) continue;
       for (const id of request.blockIds) {
@@ -523,6 +584,7 @@ export class ClusterRepoClient implements RepoClient {
         if (source !== undefined) this.catchUp(id, member, source);
       }
     }
+    this.requireStored(request.blockIds, answers, 'BAD_CERTIFICATE', 'apply the commit');
   }
 
   /**

@@ -597,6 +597,12 @@ export class TailBlocks implements BlockStore {
       id,
       history.filter((revision) => revision.rev > held),
     );
+    // The newest revision may have come from a minority (a leader that wrote it and died before the
+    // rest of its cluster stored it): with this node's copy, a majority must hold it before the tail
+    // answers from it, or it would acknowledge a log entry a later majority read misses.
+    const quorum = quorumOf(this.placement.clusterOf(id).length);
+    const self = this.placement.clusterOf(id).includes(this.placement.self) ? 1 : 0;
+    if (holdingRead + self < quorum) await this.spread(id);
   }
 
   /** Sends this node's copy of a block to the rest of its cluster; NO_QUORUM unless a majority then holds it. */

@@ -568,10 +568,14 @@ export class VersionedBlockStore implements BlockStore {
         const pendText = summary === undefined || summary.item !== undefined ? undefined : pendTexts[read++];
         if (latest?.trxId === trxId) continue;
         if (summary === undefined) {
-          assert(
-            await this.carries(id, trxId, lsn),
-            `promote of ${trxId} on block ${id}: no pending transform and no revision from it`,
-          );
+          // A holder that never got the pend (it was down, or joined the cluster later) cannot apply
+          // the commit: it has to be sent the revision. Expected in a network, so not an assertion.
+          if (!(await this.carries(id, trxId, lsn)))
+            throw new EngineError(
+              'UNAVAILABLE',
+              `block ${id} has no pending transform of ${trxId} to promote (it must be sent the revision)`,
+              { missingPend: true },
+            );
           continue;
         }
         if (summary.item === undefined && pendText === undefined) {

@@ -106,8 +106,10 @@ export class Coordinator {
     if (this.afterExecute !== undefined) await this.afterExecute(trxId, attempt);
     const opened = await session.opened();
     if (!opened.some((c) => c.tracker.hasWrites())) {
-      // Read-only: what we read may have been written by a transaction still waiting for its sync;
-      // answer only once that is durable too.
+      // Read-only: every block it read must be as fresh as a majority of its holders know.
+      if (!(await this.readsFresh(opened))) return staleReads;
+      // What we read may have been written by a transaction still waiting for its sync; answer only
+      // once that is durable too.
       await repo.sync();
       return { kind: 'done', commit: {}, results };
     }
@@ -119,13 +121,19 @@ export class Coordinator {
     const writing = opened.filter((c) => c.tracker.hasWrites() || c.tracker.reads().size > 0);
     const expiresAt = this.components.clock.now() + this.expiryMs;
     const pends = writing.flatMap((collection) => pendsOf(trxId, collection, expiresAt));
-    const pended = await repo.pend(pends);
+    // Blocks it only read are checked alongside the pends (which check the blocks it writes against
+    // their base revision at every holder).
+    const [pended, fresh] = await Promise.all([repo.pend(pends), this.readsFresh(writing)]);
     if (!pended.ok) return { kind: 'conflict', message: 'a block changed while the transaction ran' };
     const cancel = (): Promise<void> =>
       repo.cancel(
         trxId,
         pends.map((p) => p.blockId),
       );
+    if (!fresh) {
+      await cancel();
+      return staleReads;
+    }
 
     let decided: Map<string, Decided>;
     try {
@@ -171,6 +179,24 @@ export class Coordinator {
     }
     await repo.sync();
     return { kind: 'done', commit, results };
+  }
+
+  /**
+   * Whether the blocks these collections only read (read with `verifyLater`) are still what a
+   * majority of their holders hold; true at once when the repo reads fresh anyway. Blocks the
+   * transaction writes are left to its pends, which hold them to their base revision.
+   */
+  private async readsFresh(collections: readonly SessionCollection[]): Promise<boolean> {
+    const verify = this.components.repo.verifyReads?.bind(this.components.repo);
+    if (verify === undefined) return true;
+    const reads = collections.flatMap((collection) => {
+      const written = new Set(collection.tracker.writes());
+      return [...collection.unverified].flatMap(([blockId, request]) =>
+        written.has(blockId) ? [] : [{ request, rev: collection.tracker.reads().get(blockId) ?? 0 }],
+      );
+    });
+    if (reads.length === 0) return true;
+    return (await verify(reads)).length === 0;
   }
 
   /**
@@ -298,6 +324,11 @@ export function pendsOf(trxId: TrxId, collection: SessionCollection, expiresAt: 
     expiresAt,
   }));
 }
+
+const staleReads: Attempt = {
+  kind: 'conflict',
+  message: 'a block it read had changed at the majority of its holders',
+};
 
 function failure(error: EngineError): TxOutcome {
   const action = error.details?.['action'];

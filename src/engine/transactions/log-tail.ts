@@ -1153,19 +1153,23 @@ export class LogTail implements TailClient {
     }
     for (const entry of state.window) {
       if (entry.lsn <= state.checkpoint || entry.status !== 'committed') continue;
-      const pending = await Promise.all(
-        entry.writeList.map(async (id) =>
-          (await this.components.blocks.pendingOf(id)).some((p) => p.trxId === entry.trxId),
-        ),
-      );
-      const ids = entry.writeList.filter((_, i) => pending[i] === true);
-      if (ids.length > 0) {
-        await this.components.repo.promote({
-          trxId: entry.trxId,
-          lsn: entry.lsn,
-          blockIds: ids,
-          proof: [entry.certificate],
-        });
+      // Checkpointed means applied at (a majority of the holders of) every block it wrote: readers
+      // stop naming it then, so a copy without it would pass for current. Whether this node still
+      // has the pends says nothing about the other holders, so the commit is promoted at every
+      // written block (holders that applied it already count; those without it are brought up to
+      // date by the repo), and counts as propagated only once that succeeds.
+      if (entry.writeList.length > 0) {
+        try {
+          await this.components.repo.promote({
+            trxId: entry.trxId,
+            lsn: entry.lsn,
+            blockIds: entry.writeList,
+            proof: [entry.certificate],
+          });
+        } catch {
+          // Readers go on naming it; a later load tries again.
+          continue;
+        }
       }
       state.propagated.add(entry.lsn);
     }

@@ -23,6 +23,18 @@ export interface GetBlockRequest {
   readonly atLsn?: number;
   /** Committed, not yet checkpointed transactions touching this block, in LSN order. */
   readonly reinforce?: readonly CommitRef[];
+  /**
+   * The caller checks the answer's freshness before relying on it (`RepoClient.verifyReads` for a
+   * block it only reads; the pend's base revision for one it writes), so a networked repo may answer
+   * from this node's own copy without asking the block's other holders.
+   */
+  readonly verifyLater?: boolean;
+}
+
+/** A block read answered without asking its holders: the request made and the revision it saw. */
+export interface ReadToVerify {
+  readonly request: GetBlockRequest;
+  readonly rev: number;
 }
 
 export interface PromoteRequest {
@@ -42,6 +54,13 @@ export interface RepoClient {
   promote(request: PromoteRequest): Promise<void>;
   /** Resolves when everything this service acknowledged so far is durable. */
   sync(): Promise<void>;
+  /**
+   * Optional (a networked repo, where a fresh read asks a majority of the block's holders): present,
+   * sessions read with `verifyLater` and the coordinator checks those reads here before it pends (or,
+   * read-only, before it answers). Resolves with the ids of blocks a majority of their cluster holds
+   * newer than read: the transaction read stale state and must run again.
+   */
+  verifyReads?(reads: readonly ReadToVerify[]): Promise<BlockId[]>;
   /**
    * True when a committed transaction may be promoted after its client is answered (a networked
    * repo, where promotion is a round trip to every holder): the tail's certified, replicated log

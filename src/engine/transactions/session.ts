@@ -6,7 +6,7 @@ import type { Rng } from '../base/rng.js';
 import { BTree } from '../collections/btree/btree.js';
 import { Diary } from '../collections/diary.js';
 import type { CollectionHeader } from '../collections/log/log-block.js';
-import type { CommitRef, RepoClient, TailClient, TailView } from './protocol.js';
+import type { CommitRef, GetBlockRequest, RepoClient, TailClient, TailView } from './protocol.js';
 import { Tracker } from './tracker.js';
 import { checkValue } from './tx-parse.js';
 import type { Action, ActionResult, Expectation, TxRequest } from './tx-types.js';
@@ -26,6 +26,8 @@ export interface SessionCollection {
   readonly atLsn: number;
   readonly tracker: Tracker;
   readonly tree: BTree;
+  /** Reads made with `verifyLater` (a repo with `verifyReads`), by block: the coordinator checks them. */
+  readonly unverified: ReadonlyMap<BlockId, GetBlockRequest>;
 }
 
 /**
@@ -110,22 +112,26 @@ export class TransactionSession {
       }
     }
     const repo = this.components.repo;
+    const verifyLater = repo.verifyReads !== undefined;
+    const unverified = new Map<BlockId, GetBlockRequest>();
     const tracker = new Tracker(
       {
         read: async (id) => {
           const reinforce = refs.get(id);
-          const state = await repo.get({
+          const request: GetBlockRequest = {
             blockId: id,
             atLsn,
             ...(reinforce !== undefined ? { reinforce } : {}),
-          });
+          };
+          if (verifyLater) unverified.set(id, request);
+          const state = await repo.get(verifyLater ? { ...request, verifyLater } : request);
           return { block: state?.block, rev: state?.rev ?? 0 };
         },
       },
       this.components.rng,
     );
     const tree = new BTree(tracker, header.root, name);
-    return { name, view, header, atLsn, tracker, tree };
+    return { name, view, header, atLsn, tracker, tree, unverified };
   }
 
   private tree(name: string, index: number): SessionCollection | Promise<SessionCollection> {

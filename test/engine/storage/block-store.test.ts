@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { AssertionFailure } from '../../../src/engine/base/assert.js';
-import { isEngineError } from '../../../src/engine/base/errors.js';
+import { isEngineError, type EngineError } from '../../../src/engine/base/errors.js';
 import { newBlockId, newTrxId, type BlockId, type TrxId } from '../../../src/engine/base/ids.js';
 import { limits } from '../../../src/engine/base/limits.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
@@ -768,12 +768,13 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         expect(await store.stats()).to.include({ blocks: 1, pending: 0 });
       });
 
-      it('asserts when there is no pend to promote or the pend is based on an older revision', async () => {
+      it('refuses a promote without its pend (UNAVAILABLE: the holder must be sent the revision), and asserts on a pend based on an older revision', async () => {
         const id = newBlockId(rng);
         await commit(id, { kind: 'insert', block: leafBlock(id, { n: 0 }) }, 1);
-        expect(
-          await rejection(store.promote({ trxId: newTrxId(rng), lsn: 2, blockIds: [id] })),
-        ).to.be.instanceOf(AssertionFailure);
+        const missing = await rejection(store.promote({ trxId: newTrxId(rng), lsn: 2, blockIds: [id] }));
+        expect(isEngineError(missing, 'UNAVAILABLE')).to.equal(true);
+        expect((missing as EngineError).details?.['missingPend']).to.equal(true);
+        expect((await store.latest(id))?.rev).to.equal(1);
         const winner = newTrxId(rng);
         const loser = newTrxId(rng);
         const update: BlockTransform = { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] };

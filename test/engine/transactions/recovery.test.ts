@@ -1,4 +1,9 @@
 import { expect } from 'chai';
+import { systemClock } from '../../../src/engine/base/clock.js';
+import { EngineError } from '../../../src/engine/base/errors.js';
+import { SoloCertifier } from '../../../src/engine/transactions/certifier.js';
+import { LogTail } from '../../../src/engine/transactions/log-tail.js';
+import type { RepoClient } from '../../../src/engine/transactions/protocol.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
 import { newTrxId } from '../../../src/engine/base/ids.js';
 import { pendsOf, validationOf } from '../../../src/engine/transactions/coordinator.js';
@@ -101,5 +106,50 @@ describe('recovery of transactions whose coordinator died', () => {
     nodes.push(restarted);
     expect(await value(restarted, 'a', 'x')).to.equal(7);
     expect(await restarted.blockPending(root)).to.deep.equal([]);
+  });
+});
+
+describe('the checkpoint a tail finds on load', () => {
+  it('passes a commit only once it is applied at its blocks’ holders, not because this node holds no pend of it', async () => {
+    const { node } = await memoryNode(21);
+    await node.createCollection('a', 'tree');
+    ok(await node.transact(put('a', 'x', 0)));
+    // A commit the coordinator promoted here but never reported as propagated (it died).
+    const request = put('a', 'x', 5);
+    const rng = new SeededRng(8);
+    const trxId = newTrxId(rng);
+    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
+    await session.execute(request);
+    const [collection] = await session.opened();
+    await node.repo.pend(pendsOf(trxId, collection!, Date.now() + 60_000));
+    const outcome = await node.tails.commit(validationOf(trxId, collection!, request));
+    expect(outcome.status).to.equal('committed');
+    if (outcome.status !== 'committed') return;
+    const blockIds = collection!.tracker.writes();
+    await node.repo.promote({ trxId, lsn: outcome.lsn, blockIds, proof: [outcome.certificate] });
+    await node.repo.sync();
+    const root = (await node.collectionInfo('a')).root;
+    expect(await node.blockPending(root)).to.deep.equal([]);
+
+    // A tail loading this log whose repo cannot apply the commit at the holders (a minority has it).
+    const certifier = new SoloCertifier(node.identity, 'default');
+    const tailWith = (repo: RepoClient): LogTail =>
+      new LogTail(
+        { blocks: node.blocks, repo, certifier, clock: systemClock, rng: new SeededRng(9) },
+        { members: [node.identity.id] },
+      );
+    const failing: RepoClient = {
+      get: (r) => node.repo.get(r),
+      pend: (items) => node.repo.pend(items),
+      cancel: (t, ids) => node.repo.cancel(t, ids),
+      promote: () => Promise.reject(new EngineError('NO_QUORUM', 'too few holders applied it')),
+      sync: () => node.repo.sync(),
+    };
+    const stuck = await tailWith(failing).view('a');
+    expect(stuck.uncheckpointed.map((e) => e.trxId)).to.include(trxId);
+    // Once the holders have it, a load moves the checkpoint past it.
+    const moved = await tailWith(node.repo).view('a');
+    expect(moved.uncheckpointed.map((e) => e.trxId)).to.not.include(trxId);
+    await node.close();
   });
 });
