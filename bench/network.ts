@@ -15,14 +15,17 @@
 // per concurrent run; default 160), BENCH_NET_MULTI (2-collection transactions; default 60).
 //
 // Round trips of one single-collection commit on the critical path, counted from src/engine/cluster
-// and src/engine/transactions/coordinator.ts (coordinator C, tail leader L, tree depth d):
-//   view (C→L) 1 · block reads (each tree level: C's own copy, and every other holder asked for
-//   anything newer; the first majority of answers counts) d · pend (to every holder, each syncs) 1 · commit (C→L) 1 · consensus
+// and src/engine/transactions/coordinator.ts (coordinator C, tail leader L):
+//   view (C→L) 1 · block reads 0 (C reads its own copy of each block it holds; the blocks it only
+//   reads are checked against a majority of their holders while the pend is under way, the written
+//   ones by the pend itself) · pend (to every holder, each syncs) 1 · commit (C→L) 1 · consensus
 //   accept round (L→group, one batch per member, the signed votes come back in its reply, each durable
-//   before it is sent) 1 · log write (L writes the log block to its cluster and, in the same request,
-//   promotes the commit at the blocks' holders) 1  →  5 + d when C ≠ L, 3 + d when C = L (view and
-//   commit are local). The target uses d = 1: 6 or 4 round trips. A 2-collection transaction replaces
-//   commit by a prepare and a decide at each tail (in parallel across tails for prepare).
+//   before it is sent; L's own vote is written meanwhile) 1 · log write (L writes the log block to its
+//   cluster and, in the same request, promotes the commit at the blocks' holders; the decision rides
+//   along) 1  →  5 when C ≠ L, 3 when C = L (view and commit are local). A coordinator that does not
+//   hold a block reads it from its cluster: one more round trip per tree level. A 2-collection
+//   transaction replaces commit by a prepare and a decide at each tail (in parallel across tails for
+//   prepare).
 //
 // Requests per transaction (`<label>.requests-per-tx`, the sequential run on the in-process networks)
 // are counted by protocol and message type at every node (network `observeRequest`).
@@ -553,7 +556,7 @@ async function main(): Promise<void> {
       ['net3', net3],
       ['net5', net5],
     ] as const) {
-      const roundTrips = run.leads ? 4 : 6;
+      const roundTrips = run.leads ? 3 : 5;
       const budgetMs = rttMs * roundTrips + syncMs;
       const seqMs = run.figures.sequential.p50Ms;
       emit({
