@@ -272,11 +272,24 @@ export class Coordinator {
       return new Map();
     }
     // Every tail is told at once: the prepared certificates are the proof, in whatever order they land.
+    // From here the transaction is committed (every participant prepared it), whatever a tail answers:
+    // an error only means that tail has not recorded it yet, so its pends must stay (the tails finish
+    // it: LogTail resolves prepared entries), and the client hears that the outcome is in doubt.
     const answers = await Promise.all(
       writing.map((collection) =>
         tails.decide({ collection: collection.name, trxId, outcome: 'committed', proof: prepared }),
       ),
-    );
+    ).catch((error: unknown) => {
+      const cause = toEngineError(error);
+      const code: ErrorCode =
+        cause.code === 'TIMEOUT' || cause.code === 'NO_QUORUM' ? cause.code : 'UNAVAILABLE';
+      throw new EngineError(
+        code,
+        `every collection prepared the transaction, so it commits, but a tail did not confirm it yet (${cause.code}: ${cause.message}); its outcome is in doubt until the tails record it`,
+        { ...(cause.details ?? {}), inDoubt: true },
+        { cause: error },
+      );
+    });
     const decided = new Map<string, Decided>();
     writing.forEach((collection, i) => {
       const { lsn, certificate, propagated } = answers[i]!;

@@ -3,10 +3,10 @@ import { systemClock } from '../../../src/engine/base/clock.js';
 import { EngineError } from '../../../src/engine/base/errors.js';
 import { SoloCertifier } from '../../../src/engine/transactions/certifier.js';
 import { LogTail } from '../../../src/engine/transactions/log-tail.js';
-import type { RepoClient } from '../../../src/engine/transactions/protocol.js';
+import type { RepoClient, TailClient } from '../../../src/engine/transactions/protocol.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
 import { newTrxId } from '../../../src/engine/base/ids.js';
-import { pendsOf, validationOf } from '../../../src/engine/transactions/coordinator.js';
+import { Coordinator, pendsOf, validationOf } from '../../../src/engine/transactions/coordinator.js';
 import { TransactionSession } from '../../../src/engine/transactions/session.js';
 import type { TxRequest } from '../../../src/engine/transactions/tx-types.js';
 import type { SoloNode } from '../../../src/engine/node/solo-node.js';
@@ -151,5 +151,52 @@ describe('the checkpoint a tail finds on load', () => {
     const moved = await tailWith(node.repo).view('a');
     expect(moved.uncheckpointed.map((e) => e.trxId)).to.not.include(trxId);
     await node.close();
+  });
+});
+
+describe('a multi-collection commit a tail does not confirm', () => {
+  it('keeps every pend once all prepared (the outcome is in doubt, not failed), and the tails finish it', async () => {
+    const { node, raw } = await memoryNode(31);
+    await node.createCollection('a', 'tree');
+    await node.createCollection('b', 'tree');
+    ok(await node.transact(put('a', 'x', 0)));
+    ok(await node.transact(put('b', 'y', 0)));
+    // b's tail answers the commit decision with an error (a stale tail that lacks the prepared entry).
+    const tails: TailClient = {
+      view: (c) => node.tails.view(c),
+      create: (r) => node.tails.create(r),
+      commit: (r) => node.tails.commit(r),
+      prepare: (r) => node.tails.prepare(r),
+      decide: (r) =>
+        r.collection === 'b' && r.outcome === 'committed'
+          ? Promise.reject(new EngineError('NOT_FOUND', `no entry for transaction ${r.trxId} in b`))
+          : node.tails.decide(r),
+      propagated: (c, lsn) => node.tails.propagated(c, lsn),
+      outcomeOf: (c, t) => node.tails.outcomeOf(c, t),
+    };
+    const coordinator = new Coordinator({
+      repo: node.repo,
+      tails,
+      clock: systemClock,
+      rng: new SeededRng(3),
+    });
+    const outcome = await coordinator.run({
+      actions: [
+        { collection: 'a', op: 'put', key: 'x', value: 1 },
+        { collection: 'b', op: 'put', key: 'y', value: 1 },
+      ],
+    });
+    expect(outcome.ok).to.equal(false);
+    if (outcome.ok) return;
+    expect(outcome.error.code).to.equal('UNAVAILABLE');
+    expect(outcome.error.message).to.match(/in doubt/);
+    // b's pend is still there: withdrawing it would leave a's half of the transaction alone.
+    const rootB = (await node.collectionInfo('b')).root;
+    expect((await node.blockPending(rootB)).length).to.equal(1);
+    // b's tail settles it on load (a restart): every participant prepared, so it commits.
+    const restarted = (await memoryNode(32, {}, raw)).node;
+    expect(await value(restarted, 'a', 'x')).to.equal(1);
+    expect(await value(restarted, 'b', 'y')).to.equal(1);
+    await restarted.close();
   });
 });
