@@ -185,11 +185,10 @@ export async function serveStream<Req>(
   );
   reader.inExchange = true;
   const deadline = new Deadline();
-  let controller = new AbortController();
+  let controller = new Cancellation();
   // A requester that resets the stream (or goes away) cancels the handler's work.
   const onClose = (): void => {
-    if (!controller.signal.aborted)
-      controller.abort(new EngineError('UNAVAILABLE', 'requester closed the stream'));
+    if (!controller.aborted) controller.abort(new EngineError('UNAVAILABLE', 'requester closed the stream'));
   };
   stream.addEventListener('close', onClose, { once: true });
   const report = (outcome: ServeOutcome): void => options.onOutcome?.(outcome);
@@ -211,7 +210,7 @@ export async function serveStream<Req>(
         await closeQuietly(stream, timeoutMs);
         return;
       }
-      const request = (controller = new AbortController());
+      const request = (controller = new Cancellation());
       const expire = (): void => {
         const error = new EngineError('TIMEOUT', `request not served within ${timeoutMs} ms`);
         request.abort(error);
@@ -271,7 +270,7 @@ export async function serveStream<Req>(
       try {
         outcomes = await serveOne(stream, reader, payload, peerId, handler, options, {
           frameBytesMax,
-          signal: request.signal,
+          cancellation: request,
           deadline,
         });
       } catch (error) {
@@ -279,7 +278,7 @@ export async function serveStream<Req>(
         outcomes = 'reset';
       }
       deadline.clear();
-      if (!request.signal.aborted) request.abort(requestFinished);
+      if (!request.aborted) request.abort(requestFinished);
       if (typeof outcomes === 'string') outcomes = [outcomes];
       for (const outcome of outcomes) report(outcome);
       if (outcomes.includes('reset')) return;
@@ -291,7 +290,7 @@ export async function serveStream<Req>(
     deadline.clear();
     options.retire?.removeEventListener('abort', onRetire);
     stream.removeEventListener('close', onClose);
-    if (!controller.signal.aborted) controller.abort(streamFinished);
+    if (!controller.aborted) controller.abort(streamFinished);
     reader.dispose();
     setBusy(false);
   }
@@ -299,7 +298,8 @@ export async function serveStream<Req>(
 
 interface ServeContext {
   frameBytesMax: number;
-  signal: AbortSignal;
+  /** The request's (or batch's): aborted when it times out or the stream goes away. */
+  cancellation: Cancellation;
   deadline: Deadline;
 }
 
@@ -316,12 +316,12 @@ async function serveOne<Req>(
   options: ServeStreamOptions<Req>,
   context: ServeContext,
 ): Promise<ServeOutcome | readonly ServeOutcome[]> {
-  const { frameBytesMax, signal, deadline } = context;
+  const { frameBytesMax, cancellation, deadline } = context;
   /** The last frame of an answer: from here on the next request may come. */
   const final = async (frame: unknown): Promise<void> => {
     const bytes = frameBytes(frame, frameBytesMax);
     reader.expect(true);
-    await sendBytes(stream, bytes, signal);
+    await sendBytes(stream, bytes, cancellation);
   };
   let message: unknown;
   try {
@@ -346,10 +346,10 @@ async function serveOne<Req>(
     return 'errored';
   }
   try {
-    const result = await abortable(handler(request, { peerId, signal }), signal);
+    const result = await abortable(handler(request, cancellation.context(peerId)), cancellation);
     if (result instanceof StreamedReply) {
       for await (const item of result.items) {
-        await writeFrame(stream, { type: 'item', value: item }, frameBytesMax, signal);
+        await sendBytes(stream, frameBytes({ type: 'item', value: item }, frameBytesMax), cancellation);
         deadline.restart();
       }
       await final({ type: 'end' });
@@ -357,7 +357,7 @@ async function serveOne<Req>(
       await final({ type: 'reply', value: result ?? null });
     }
   } catch (error) {
-    if (signal.aborted || stream.status !== 'open') {
+    if (cancellation.aborted || stream.status !== 'open') {
       stream.abort(toEngineError(error));
       return 'reset';
     }
@@ -406,7 +406,7 @@ async function serveBatch<Req>(
   options: ServeStreamOptions<Req>,
   context: ServeContext,
 ): Promise<readonly ServeOutcome[]> {
-  const { frameBytesMax, signal } = context;
+  const { frameBytesMax, cancellation } = context;
   const itemsMax = limits.requestBatchItemsMax;
   if (!Array.isArray(items) || items.length < 2 || items.length > itemsMax) {
     stream.abort(new EngineError('BAD_INPUT', `a batch holds 2 to ${itemsMax} requests`));
@@ -443,14 +443,15 @@ async function serveBatch<Req>(
   }
   // One listener for the whole batch: a deadline or a reset ends it, whatever the handlers do then.
   const onAbort = (): void => {
-    failure ??= toEngineError(signal.reason);
+    failure ??= toEngineError(cancellation.reason);
     wake?.();
   };
-  if (signal.aborted) onAbort();
-  signal.addEventListener('abort', onAbort, { once: true });
+  if (cancellation.aborted) onAbort();
+  cancellation.onAbort(onAbort);
+  const handlerContext = cancellation.context(peerId);
   try {
     for (const { index, request } of requests) {
-      invoke(handler, request, { peerId, signal }).then(
+      invoke(handler, request, handlerContext).then(
         (result) => {
           if (failure !== undefined) return;
           if (result instanceof StreamedReply)
@@ -463,7 +464,7 @@ async function serveBatch<Req>(
         },
         (error: unknown) => {
           if (failure !== undefined) return;
-          if (signal.aborted || stream.status !== 'open') {
+          if (cancellation.aborted || stream.status !== 'open') {
             failure = toEngineError(error);
             wake?.();
           } else answer(index, errorFrame(toEngineError(error)), 'errored');
@@ -486,12 +487,12 @@ async function serveBatch<Req>(
       for (let i = 0; i < frames.length; i++) {
         // The last frame of the batch: from here on the next request may come.
         if (answered === items.length && i === frames.length - 1) reader.expect(true);
-        await sendBytes(stream, frames[i]!, signal);
+        await sendBytes(stream, frames[i]!, cancellation);
       }
     }
     return outcomes;
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    cancellation.offAbort(onAbort);
   }
 }
 
@@ -603,8 +604,13 @@ function frameBytes(value: unknown, frameBytesMax: number): Uint8Array {
   }
 }
 
-async function sendBytes(stream: WireStream, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-  if (!stream.send(bytes)) await stream.onDrain(signal === undefined ? {} : { signal });
+async function sendBytes(
+  stream: WireStream,
+  bytes: Uint8Array,
+  cancellation?: { readonly signal: AbortSignal },
+): Promise<void> {
+  if (!stream.send(bytes))
+    await stream.onDrain(cancellation === undefined ? {} : { signal: cancellation.signal });
 }
 
 /** Writes one frame, waiting for the stream to drain when its buffer is full. */
@@ -614,7 +620,7 @@ export async function writeFrame(
   frameBytesMax: number,
   signal?: AbortSignal,
 ): Promise<void> {
-  await sendBytes(stream, frameBytes(value, frameBytesMax), signal);
+  await sendBytes(stream, frameBytes(value, frameBytesMax), signal === undefined ? undefined : { signal });
 }
 
 export interface RequestOptions<T> {
@@ -643,7 +649,7 @@ export interface StreamSource {
    * A stream for one exchange: an idle one when there is one (unless `fresh`), else a new one.
    * `requests` is how many requests the exchange carries (a batch's items), for statistics.
    */
-  acquire(signal: AbortSignal, fresh: boolean, requests?: number): Promise<Lease>;
+  acquire(cancel: { readonly signal: AbortSignal }, fresh: boolean, requests?: number): Promise<Lease>;
   /**
    * Takes a stream back once its exchange is over: `reusable` when it ended cleanly (the final frame
    * read, nothing after it); otherwise the stream has been reset or must be.
@@ -657,8 +663,8 @@ export interface StreamSource {
 export function oneShotSource(open: OpenStream, frameBytesMax: number = limits.frameBytesMax): StreamSource {
   return {
     oneShot: true,
-    acquire: async (signal) => {
-      const stream = await open(signal);
+    acquire: async (cancel) => {
+      const stream = await open(cancel.signal);
       return { stream, reader: new FrameReader(stream, { frameBytesMax }), reused: false };
     },
     release: (lease, reusable) => {
@@ -738,7 +744,7 @@ async function* exchange(
 ): AsyncGenerator<DataFrame, void, undefined> {
   const frameBytesMax = options.frameBytesMax ?? limits.frameBytesMax;
   const timeoutMs = options.timeoutMs ?? limits.requestTimeoutMs;
-  const controller = new AbortController();
+  const controller = new Cancellation();
   let lease: Lease | undefined;
   const deadline = new Deadline();
   deadline.set(timeoutMs, () => {
@@ -757,9 +763,9 @@ async function* exchange(
   try {
     if (outer?.aborted === true) onOuterAbort();
     for (let attempt = 0; ; attempt++) {
-      controller.signal.throwIfAborted();
-      lease = await source.acquire(controller.signal, attempt > 0);
-      controller.signal.throwIfAborted();
+      controller.throwIfAborted();
+      lease = await source.acquire(controller, attempt > 0);
+      controller.throwIfAborted();
       const { stream, reader } = lease;
       // Sent again on a new stream only when this one provably did not serve it (see the top comment).
       const mayRetry = lease.reused && attempt === 0;
@@ -813,8 +819,7 @@ async function* exchange(
       lease = undefined;
     }
   } catch (error) {
-    if (controller.signal.aborted && controller.signal.reason instanceof EngineError)
-      throw controller.signal.reason;
+    if (controller.reason instanceof EngineError) throw controller.reason;
     const engineError = toEngineError(error);
     // A stream the responder reset reaches us as a stream failure; say so without its internals.
     if (engineError.code === 'INTERNAL' && engineError.details?.['remote'] !== true)
@@ -880,7 +885,7 @@ export async function sendBatch(
 ): Promise<void> {
   const answered: boolean[] = items.map(() => false);
   let waiting = items.length;
-  const controller = new AbortController();
+  const controller = new Cancellation();
   let lease: Lease | undefined;
   const onAbandon = (): void => {
     for (let i = 0; i < items.length; i++) if (!answered[i] && !items[i]!.signal.aborted) return;
@@ -893,10 +898,10 @@ export async function sendBatch(
     onAbandon();
     const request = encodeTextFrame(batchText(items), frameBytesMax);
     for (let attempt = 0; ; attempt++) {
-      controller.signal.throwIfAborted();
-      const current = await source.acquire(controller.signal, attempt > 0, items.length);
+      controller.throwIfAborted();
+      const current = await source.acquire(controller, attempt > 0, items.length);
       lease = current;
-      controller.signal.throwIfAborted();
+      controller.throwIfAborted();
       const { stream, reader } = current;
       // Sent again on a new stream only when this one provably did not serve it (see the top comment).
       const mayRetry = current.reused && attempt === 0;
@@ -959,8 +964,7 @@ export async function sendBatch(
     }
   } catch (error) {
     let failure: EngineError;
-    if (controller.signal.aborted && controller.signal.reason instanceof EngineError)
-      failure = controller.signal.reason;
+    if (controller.reason instanceof EngineError) failure = controller.reason;
     else {
       failure = toEngineError(error);
       // A stream the responder reset reaches us as a stream failure; say so without its internals.
@@ -1003,21 +1007,87 @@ class Deadline {
   }
 }
 
-/** Resolves like `promise`, or rejects with the signal's reason once it aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
+/** Resolves like `promise`, or rejects with the cancellation's reason once it aborts. */
+function abortable<T>(promise: Promise<T>, cancellation: Cancellation): Promise<T> {
+  if (cancellation.aborted) return Promise.reject(cancellation.reason!);
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onAbort = (): void => reject(cancellation.reason!);
+    cancellation.onAbort(onAbort);
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        cancellation.offAbort(onAbort);
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        cancellation.offAbort(onAbort);
         reject(error instanceof Error ? error : new Error(String(error)));
       },
     );
   });
+}
+
+/**
+ * An abort controller that makes its AbortSignal only when something asks for one (a handler that
+ * reads its context's signal, a stream being opened, a write waiting for a drain): most requests end
+ * without anyone needing it, and an AbortController costs more than a small request's framing.
+ */
+class Cancellation {
+  private controller: AbortController | undefined;
+  private why: Error | undefined;
+  private listeners: (() => void)[] = [];
+
+  get aborted(): boolean {
+    return this.why !== undefined;
+  }
+
+  get reason(): Error | undefined {
+    return this.why;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.why !== undefined) this.controller.abort(this.why);
+    }
+    return this.controller.signal;
+  }
+
+  /** Aborts with `reason` (the first reason sticks) and tells every listener. */
+  abort(reason: Error): void {
+    if (this.why !== undefined) return;
+    this.why = reason;
+    this.controller?.abort(reason);
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const listener of listeners) listener();
+  }
+
+  throwIfAborted(): void {
+    if (this.why !== undefined) throw this.why;
+  }
+
+  onAbort(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  offAbort(listener: () => void): void {
+    const index = this.listeners.indexOf(listener);
+    if (index >= 0) this.listeners.splice(index, 1);
+  }
+
+  /** The context a handler gets: its signal is made only if the handler reads it. */
+  context(peerId: string): RequestContext {
+    return new LazyContext(peerId, this);
+  }
+}
+
+class LazyContext implements RequestContext {
+  constructor(
+    readonly peerId: string,
+    private readonly cancellation: Cancellation,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.cancellation.signal;
+  }
 }

@@ -45,7 +45,7 @@ export class StreamPool {
   /** Where requests to `peer` on `protocol` get their streams; `open` opens a new one. */
   source(peer: string, protocol: string, open: OpenStream): StreamSource {
     return {
-      acquire: async (signal, fresh, requests = 1) => {
+      acquire: async (cancel, fresh, requests = 1) => {
         if (!fresh) {
           const lease = this.take(peer, protocol);
           if (lease !== undefined) {
@@ -53,7 +53,7 @@ export class StreamPool {
             return lease;
           }
         }
-        const stream = await open(signal);
+        const stream = await open(cancel.signal);
         this.opened += 1;
         const reader = new FrameReader(stream, { frameBytesMax: this.options.frameBytesMax });
         return { stream, reader, reused: false };

@@ -149,6 +149,42 @@ describe('request/response over one stream', () => {
     );
   });
 
+  it("aborts the handler's signal when the request times out, whether it was read before or after", async () => {
+    const [client, server] = memoryStreamPair();
+    let resolveEarly: (reason: unknown) => void = () => undefined;
+    const early = new Promise<unknown>((resolve) => (resolveEarly = resolve));
+    let context: { signal: AbortSignal } | undefined;
+    const watching: RequestHandler<Request> = (_request, requestContext) => {
+      context = requestContext;
+      requestContext.signal.addEventListener('abort', () => resolveEarly(requestContext.signal.reason), {
+        once: true,
+      });
+      return new Promise(() => undefined);
+    };
+    const outcome = serveRequest(server, 'peer-a', watching, { validate, timeoutMs: 50 });
+    await expectCode(
+      sendRequest(() => Promise.resolve(client), { type: 'hang' }, { timeoutMs: 5000 }),
+      'UNAVAILABLE',
+    );
+    expect(isEngineError(await early, 'TIMEOUT')).to.equal(true);
+    expect(await outcome).to.equal('reset');
+    // A signal first read once the request is over is aborted already.
+    const late = memoryStreamPair();
+    let lateContext: { signal: AbortSignal } | undefined;
+    const lazy: RequestHandler<Request> = (_request, requestContext) => {
+      lateContext = requestContext;
+      return new Promise(() => undefined);
+    };
+    const lateOutcome = serveRequest(late[1], 'peer-a', lazy, { validate, timeoutMs: 50 });
+    await expectCode(
+      sendRequest(() => Promise.resolve(late[0]), { type: 'hang' }, { timeoutMs: 5000 }),
+      'UNAVAILABLE',
+    );
+    expect(await lateOutcome).to.equal('reset');
+    expect(lateContext!.signal.aborted).to.equal(true);
+    expect(context!.signal.aborted).to.equal(true);
+  });
+
   it('stops the producer when the requester stops reading a streamed reply', async () => {
     const [client, server] = memoryStreamPair();
     let produced = 0;
