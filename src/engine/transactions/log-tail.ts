@@ -297,8 +297,16 @@ export class LogTail implements TailClient {
 
   decide(request: DecideRequest): Promise<{ lsn: number; certificate: Certificate }> {
     return this.serialize(request.collection, async () => {
-      const state = await this.state(request.collection);
-      const entry = state.byTrx.get(request.trxId);
+      let state = await this.state(request.collection);
+      let entry = state.byTrx.get(request.trxId);
+      if (entry === undefined) {
+        // Never "unknown" from a cache: another member may have written the entry since this tail
+        // loaded the log (its coordinator prepared it there). Read the log again first.
+        this.init.refresh?.(request.collection);
+        this.drop(request.collection);
+        state = await this.state(request.collection);
+        entry = state.byTrx.get(request.trxId);
+      }
       if (entry === undefined)
         throw new EngineError(
           'NOT_FOUND',

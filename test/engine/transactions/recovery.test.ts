@@ -200,3 +200,47 @@ describe('a multi-collection commit a tail does not confirm', () => {
     await restarted.close();
   });
 });
+
+describe('a tail asked about a transaction its cached log lacks', () => {
+  it('reads the log again before answering NOT_FOUND (another member may have written the entry)', async () => {
+    const { node } = await memoryNode(41);
+    await node.createCollection('a', 'tree');
+    await node.createCollection('b', 'tree');
+    ok(await node.transact(put('a', 'x', 0)));
+    const other = new LogTail(
+      {
+        blocks: node.blocks,
+        repo: node.repo,
+        certifier: new SoloCertifier(node.identity, 'default'),
+        clock: systemClock,
+        rng: new SeededRng(4),
+      },
+      { members: [node.identity.id] },
+    );
+    await other.view('a'); // cached now, before the entry below exists
+    const request = put('a', 'x', 3);
+    const rng = new SeededRng(6);
+    const trxId = newTrxId(rng);
+    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
+    await session.execute(request);
+    const [collection] = await session.opened();
+    const expiresAt = Date.now() + 60_000;
+    await node.repo.pend(pendsOf(trxId, collection!, expiresAt));
+    const prepared = await node.tails.prepare({
+      ...validationOf(trxId, collection!, request),
+      participants: ['a'],
+      expiresAt,
+    });
+    expect(prepared.status).to.equal('prepared');
+    if (prepared.status !== 'prepared') return;
+    const decided = await other.decide({
+      collection: 'a',
+      trxId,
+      outcome: 'committed',
+      proof: [prepared.certificate],
+    });
+    expect(decided.lsn).to.equal(prepared.lsn);
+    expect(await other.outcomeOf('a', trxId)).to.equal('committed');
+    await node.close();
+  });
+});
