@@ -154,7 +154,7 @@ function batchWrites(stream: EncryptedStreamShape): void {
   };
   const close = stream.close.bind(stream);
   stream.close = (options) => {
-    processNow();
+    flush();
     return close(options);
   };
   const encrypt = stream.encrypt.bind(stream);
