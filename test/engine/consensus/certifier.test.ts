@@ -219,7 +219,9 @@ describe('GroupDriver with a member on the other end', () => {
       leader,
       follower,
       log,
-      hold: () => (gate = new Promise<void>((resolve) => (open = resolve))),
+      hold: () => {
+        gate = new Promise<void>((resolve) => (open = resolve));
+      },
       release: () => open(),
       failNext: () => (fail = true),
       deliver,
