@@ -102,7 +102,16 @@ export class Coordinator {
   ): Promise<Attempt> {
     const { repo } = this.components;
     const session = new TransactionSession(this.components, trxId, at);
-    const results = await session.execute(request);
+    let results: ActionResult[];
+    try {
+      results = await session.execute(request);
+    } catch (error) {
+      // A failed guard or expectation is final — unless it was judged on a copy a majority of the
+      // block's holders had moved past: then the transaction runs again on fresh state.
+      const opened = await session.opened().catch(() => undefined);
+      if (opened !== undefined && !(await this.readsFresh(opened, { written: true }))) return staleReads;
+      throw error;
+    }
     if (this.afterExecute !== undefined) await this.afterExecute(trxId, attempt);
     const opened = await session.opened();
     if (!opened.some((c) => c.tracker.hasWrites())) {
@@ -184,13 +193,17 @@ export class Coordinator {
   /**
    * Whether the blocks these collections only read (read with `verifyLater`) are still what a
    * majority of their holders hold; true at once when the repo reads fresh anyway. Blocks the
-   * transaction writes are left to its pends, which hold them to their base revision.
+   * transaction writes are left to its pends, which hold them to their base revision (`written`:
+   * check those too, when there will be no pend).
    */
-  private async readsFresh(collections: readonly SessionCollection[]): Promise<boolean> {
+  private async readsFresh(
+    collections: readonly SessionCollection[],
+    options: { readonly written?: boolean } = {},
+  ): Promise<boolean> {
     const verify = this.components.repo.verifyReads?.bind(this.components.repo);
     if (verify === undefined) return true;
     const reads = collections.flatMap((collection) => {
-      const written = new Set(collection.tracker.writes());
+      const written = new Set(options.written === true ? [] : collection.tracker.writes());
       return [...collection.unverified].flatMap(([blockId, request]) =>
         written.has(blockId) ? [] : [{ request, rev: collection.tracker.reads().get(blockId) ?? 0 }],
       );
