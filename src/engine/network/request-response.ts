@@ -736,6 +736,45 @@ export function checkReply<T>(validate: Validator<T> | undefined, value: unknown
 
 type DataFrame = Exclude<ReplyFrame, { type: 'error' }>;
 
+/**
+ * One attempt of an exchange: takes a stream from `source` (a new one after the first attempt), hands
+ * it to `hold` at once (so a cancellation can reset it) and writes `request` on it. Undefined when a
+ * pooled stream had closed under us before anything was written: the caller tries again, once.
+ */
+async function sendAttempt(
+  source: StreamSource,
+  controller: Cancellation,
+  request: Uint8Array,
+  frameBytesMax: number,
+  attempt: number,
+  hold: (lease: Lease | undefined) => void,
+  requests?: number,
+): Promise<{ lease: Lease; mayRetry: boolean } | undefined> {
+  controller.throwIfAborted();
+  const lease = await source.acquire(controller, attempt > 0, requests);
+  hold(lease);
+  controller.throwIfAborted();
+  const { stream, reader } = lease;
+  // Sent again on a new stream only when this one provably did not serve it (see the top comment).
+  const mayRetry = lease.reused && attempt === 0;
+  reader.inExchange = true;
+  reader.expect(true);
+  stream.maxReadBufferLength = frameBytesMax;
+  let accepted: boolean;
+  try {
+    accepted = stream.send(request);
+  } catch (error) {
+    // Nothing was written: a pooled stream that closed under us.
+    if (!mayRetry) throw error;
+    source.release(lease, false);
+    hold(undefined);
+    return undefined;
+  }
+  if (!accepted) await stream.onDrain({ signal: controller.signal });
+  if (source.oneShot === true) await stream.close({ signal: controller.signal });
+  return { lease, mayRetry };
+}
+
 /** Yields the reply frames of one request (errors thrown), ending after 'reply' or 'end'. */
 async function* exchange(
   source: StreamSource,
@@ -763,29 +802,12 @@ async function* exchange(
   try {
     if (outer?.aborted === true) onOuterAbort();
     for (let attempt = 0; ; attempt++) {
-      controller.throwIfAborted();
-      lease = await source.acquire(controller, attempt > 0);
-      controller.throwIfAborted();
-      const { stream, reader } = lease;
-      // Sent again on a new stream only when this one provably did not serve it (see the top comment).
-      const mayRetry = lease.reused && attempt === 0;
-      reader.inExchange = true;
-      reader.expect(true);
-      stream.maxReadBufferLength = frameBytesMax;
-      let accepted: boolean;
-      try {
-        accepted = stream.send(request);
-      } catch (error) {
-        // Nothing was written: a pooled stream that closed under us.
-        if (mayRetry) {
-          source.release(lease, false);
-          lease = undefined;
-          continue;
-        }
-        throw error;
-      }
-      if (!accepted) await stream.onDrain({ signal: controller.signal });
-      if (source.oneShot === true) await stream.close({ signal: controller.signal });
+      const sent = await sendAttempt(source, controller, request, frameBytesMax, attempt, (held) => {
+        lease = held;
+      });
+      if (sent === undefined) continue;
+      const { lease: current, mayRetry } = sent;
+      const { reader } = current;
       let frames = 0;
       for (;;) {
         const payload = await reader.next();
@@ -804,9 +826,8 @@ async function* exchange(
         deadline.clear();
         reader.expect(false);
         reader.inExchange = false;
-        const done = lease;
         lease = undefined;
-        source.release(done, true);
+        source.release(current, true);
         if (frame.type === 'error') {
           const code = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
           throw new EngineError(code, frame.message, { remote: true });
@@ -815,7 +836,7 @@ async function* exchange(
         return;
       }
       // The responder closed the idle stream as we sent: not served; once more on a new stream.
-      source.release(lease, false);
+      source.release(current, false);
       lease = undefined;
     }
   } catch (error) {
@@ -898,29 +919,20 @@ export async function sendBatch(
     onAbandon();
     const request = encodeTextFrame(batchText(items), frameBytesMax);
     for (let attempt = 0; ; attempt++) {
-      controller.throwIfAborted();
-      const current = await source.acquire(controller, attempt > 0, items.length);
-      lease = current;
-      controller.throwIfAborted();
-      const { stream, reader } = current;
-      // Sent again on a new stream only when this one provably did not serve it (see the top comment).
-      const mayRetry = current.reused && attempt === 0;
-      reader.inExchange = true;
-      reader.expect(true);
-      stream.maxReadBufferLength = frameBytesMax;
-      let accepted: boolean;
-      try {
-        accepted = stream.send(request);
-      } catch (error) {
-        if (mayRetry) {
-          source.release(current, false);
-          lease = undefined;
-          continue;
-        }
-        throw error;
-      }
-      if (!accepted) await stream.onDrain({ signal: controller.signal });
-      if (source.oneShot === true) await stream.close({ signal: controller.signal });
+      const sent = await sendAttempt(
+        source,
+        controller,
+        request,
+        frameBytesMax,
+        attempt,
+        (held) => {
+          lease = held;
+        },
+        items.length,
+      );
+      if (sent === undefined) continue;
+      const { lease: current, mayRetry } = sent;
+      const { reader } = current;
       let frames = 0;
       for (;;) {
         const payload = await reader.next();
