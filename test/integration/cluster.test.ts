@@ -218,32 +218,40 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     });
   });
 
-  it('judges a guarded write through a node whose copy missed a commit on the data, not on that copy', async () => {
+  /**
+   * Three nodes where the third (`c`) missed a commit: `acct/x` is n = 1, then n = 2 is committed while
+   * c is cut off and checkpointed, and c rejoins with its own copy of the leaf still at n = 1.
+   */
+  async function nodeWithStaleCopy(): Promise<{ a: RunningNode; b: RunningNode; c: RunningNode }> {
     const all = await network(3);
-    const [a, b, c] = all;
-    await a!.database.createCollection('acct', 'tree');
+    const [a, b, c] = all as [RunningNode, RunningNode, RunningNode];
+    await a.database.createCollection('acct', 'tree');
     const put = (n: number) => ({
       actions: [{ collection: 'acct', op: 'put' as const, key: 'x', value: { n } }],
     });
-    expect((await a!.database.transact(put(1))).ok).to.equal(true);
+    expect((await a.database.transact(put(1))).ok).to.equal(true);
     // c is cut off while the others commit n = 2.
-    for (const other of [a!, b!]) {
+    for (const other of [a, b]) {
       denied.get('n2')!.add(other.peerId);
-      denied.get(all.indexOf(other) === 0 ? 'n0' : 'n1')!.add(c!.peerId);
+      denied.get(all.indexOf(other) === 0 ? 'n0' : 'n1')!.add(c.peerId);
       await (c as unknown as { network: { disconnect(p: string): Promise<void> } }).network.disconnect(
         other.peerId,
       );
     }
-    await eventually(async () => (await c!.peers()).length === 0 && (await a!.peers()).length === 1);
+    await eventually(async () => (await c.peers()).length === 0 && (await a.peers()).length === 1);
     let committed = false;
     for (const deadline = Date.now() + 30_000; !committed && Date.now() < deadline;) {
-      committed = (await a!.database.transact(put(2))).ok;
+      committed = (await a.database.transact(put(2))).ok;
       if (!committed) await new Promise((resolve) => setTimeout(resolve, 250));
     }
     expect(committed).to.equal(true);
     // Checkpointed: a reader is no longer told to reinforce that commit.
-    await eventually(async () => (await clusterOf(a!).tails.view('acct')).uncheckpointed.length === 0);
-    const leaf = (await a!.database.collectionInfo('acct')).root;
+    await eventually(async () => (await clusterOf(a).tails.view('acct')).uncheckpointed.length === 0);
+    for (const deny of denied.values()) deny.clear();
+    for (const peer of [a, b]) await c.connect((await peer.status()).listenAddresses[0]!);
+    await eventually(async () => (await c.peers()).length === 2);
+    // c's own copy is behind: it must not be what c answers from.
+    const leaf = (await a.database.collectionInfo('acct')).root;
     const revAt = async (node: RunningNode): Promise<number> =>
       (
         await (
@@ -252,18 +260,19 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
           }
         ).solo.blocks.latest(leaf)
       )?.rev ?? 0;
-    for (const deny of denied.values()) deny.clear();
-    for (const peer of [a!, b!]) await c!.connect((await peer.status()).listenAddresses[0]!);
-    await eventually(async () => (await c!.peers()).length === 2);
-    // c's own copy is behind: it must not be what c answers from.
-    expect(await revAt(c!)).to.be.lessThan(await revAt(a!));
+    expect(await revAt(c)).to.be.lessThan(await revAt(a));
+    return { a, b, c };
+  }
+
+  it('judges a guarded write through a node whose copy missed a commit on the data, not on that copy', async () => {
+    const { b, c } = await nodeWithStaleCopy();
     // A guarded write through c: on c's stale copy (n = 1) the guard would fail; on the data (n = 2)
     // it holds. The guard also makes a repeat harmless (a second -2 would go below 0), so a write
     // whose outcome was in doubt while the group settles after healing may be sent again.
     const transient = ['NO_QUORUM', 'UNAVAILABLE', 'TIMEOUT'];
     let write: TxOutcome | undefined;
     for (const deadline = Date.now() + 30_000; ;) {
-      write = await c!.database.transact({
+      write = await c.database.transact({
         actions: [{ collection: 'acct', op: 'incr', key: 'x', path: 'n', by: -2, min: 0 }],
       });
       if (write.ok || !transient.includes(write.error.code) || Date.now() > deadline) break;
@@ -271,55 +280,21 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     }
     // Ok — or EXPECT_FAILED only because an earlier, in-doubt attempt already applied it.
     await eventually(async () => {
-      const now = await b!.database.get('acct', 'x').catch(() => undefined);
+      const now = await b.database.get('acct', 'x').catch(() => undefined);
       return JSON.stringify(now?.value) === JSON.stringify({ n: 0 });
     }, 45_000);
     const outcome = write;
     if (!outcome.ok) expect(outcome.error.code, JSON.stringify(outcome)).to.equal('EXPECT_FAILED');
     // A read through c sees it too.
-    const read = await c!.database.transact({ actions: [{ collection: 'acct', op: 'get', key: 'x' }] });
+    const read = await c.database.transact({ actions: [{ collection: 'acct', op: 'get', key: 'x' }] });
     expect(read.ok, JSON.stringify(read)).to.equal(true);
     if (read.ok) expect(read.results[0]).to.deep.include({ value: { n: 0 } });
   });
 
   it('reads through a node whose copy missed a commit what the others hold', async () => {
-    const all = await network(3);
-    const [a, b, c] = all;
-    await a!.database.createCollection('acct', 'tree');
-    const put = (n: number) => ({
-      actions: [{ collection: 'acct', op: 'put' as const, key: 'x', value: { n } }],
-    });
-    expect((await a!.database.transact(put(1))).ok).to.equal(true);
-    for (const other of [a!, b!]) {
-      denied.get('n2')!.add(other.peerId);
-      denied.get(all.indexOf(other) === 0 ? 'n0' : 'n1')!.add(c!.peerId);
-      await (c as unknown as { network: { disconnect(p: string): Promise<void> } }).network.disconnect(
-        other.peerId,
-      );
-    }
-    await eventually(async () => (await c!.peers()).length === 0 && (await a!.peers()).length === 1);
-    let committed = false;
-    for (const deadline = Date.now() + 30_000; !committed && Date.now() < deadline;) {
-      committed = (await a!.database.transact(put(2))).ok;
-      if (!committed) await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    expect(committed).to.equal(true);
-    await eventually(async () => (await clusterOf(a!).tails.view('acct')).uncheckpointed.length === 0);
-    for (const deny of denied.values()) deny.clear();
-    for (const peer of [a!, b!]) await c!.connect((await peer.status()).listenAddresses[0]!);
-    await eventually(async () => (await c!.peers()).length === 2);
-    const leaf = (await a!.database.collectionInfo('acct')).root;
-    const revAt = async (node: RunningNode): Promise<number> =>
-      (
-        await (
-          node as unknown as {
-            solo: { blocks: { latest(id: string): Promise<{ rev: number } | undefined> } };
-          }
-        ).solo.blocks.latest(leaf)
-      )?.rev ?? 0;
-    expect(await revAt(c!)).to.be.lessThan(await revAt(a!));
+    const { c } = await nodeWithStaleCopy();
     // Reads need no consensus: the first one through c already answers the data.
-    const read = await c!.database.transact({ actions: [{ collection: 'acct', op: 'get', key: 'x' }] });
+    const read = await c.database.transact({ actions: [{ collection: 'acct', op: 'get', key: 'x' }] });
     expect(read.ok, JSON.stringify(read)).to.equal(true);
     if (read.ok) expect(read.results[0]).to.deep.include({ value: { n: 2 } });
   });
