@@ -7,10 +7,29 @@ import type { RepoClient, TailClient } from '../../../src/engine/transactions/pr
 import { SeededRng } from '../../../src/engine/base/rng.js';
 import { newTrxId } from '../../../src/engine/base/ids.js';
 import { Coordinator, pendsOf, validationOf } from '../../../src/engine/transactions/coordinator.js';
-import { TransactionSession } from '../../../src/engine/transactions/session.js';
+import { TransactionSession, type SessionCollection } from '../../../src/engine/transactions/session.js';
 import type { TxRequest } from '../../../src/engine/transactions/tx-types.js';
 import type { SoloNode } from '../../../src/engine/node/solo-node.js';
 import { memoryNode, ok, put, value } from '../../helpers/solo.js';
+
+/**
+ * Runs a one-collection request as a coordinator would, up to its pends (expiring at `expiresAt`):
+ * the transaction and its collection, for a test to take it on from there.
+ */
+async function executeAndPend(
+  node: SoloNode,
+  request: TxRequest,
+  seed: number,
+  expiresAt: number = Date.now() + 60_000,
+): Promise<{ trxId: string; collection: SessionCollection }> {
+  const rng = new SeededRng(seed);
+  const trxId = newTrxId(rng);
+  const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
+  await session.execute(request);
+  const [collection] = await session.opened();
+  await node.repo.pend(pendsOf(trxId, collection!, expiresAt));
+  return { trxId, collection: collection! };
+}
 
 /** Runs a transaction up to "prepared at these tails" and then stops, as a coordinator that died. */
 async function prepareAndDie(
@@ -90,13 +109,8 @@ describe('recovery of transactions whose coordinator died', () => {
   it('promotes committed entries that never reached their blocks', async () => {
     const { node, raw } = await setup();
     const request = put('a', 'x', 7);
-    const rng = new SeededRng(5);
-    const trxId = newTrxId(rng);
-    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
-    await session.execute(request);
-    const [collection] = await session.opened();
-    await node.repo.pend(pendsOf(trxId, collection!, Date.now() + 60_000));
-    const outcome = await node.tails.commit(validationOf(trxId, collection!, request));
+    const { trxId, collection } = await executeAndPend(node, request, 5);
+    const outcome = await node.tails.commit(validationOf(trxId, collection, request));
     expect(outcome.status).to.equal('committed');
     await node.repo.sync();
     // The coordinator dies before propagating: the block still holds only the pend.
@@ -116,16 +130,11 @@ describe('the checkpoint a tail finds on load', () => {
     ok(await node.transact(put('a', 'x', 0)));
     // A commit the coordinator promoted here but never reported as propagated (it died).
     const request = put('a', 'x', 5);
-    const rng = new SeededRng(8);
-    const trxId = newTrxId(rng);
-    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
-    await session.execute(request);
-    const [collection] = await session.opened();
-    await node.repo.pend(pendsOf(trxId, collection!, Date.now() + 60_000));
-    const outcome = await node.tails.commit(validationOf(trxId, collection!, request));
+    const { trxId, collection } = await executeAndPend(node, request, 8);
+    const outcome = await node.tails.commit(validationOf(trxId, collection, request));
     expect(outcome.status).to.equal('committed');
     if (outcome.status !== 'committed') return;
-    const blockIds = collection!.tracker.writes();
+    const blockIds = collection.tracker.writes();
     await node.repo.promote({ trxId, lsn: outcome.lsn, blockIds, proof: [outcome.certificate] });
     await node.repo.sync();
     const root = (await node.collectionInfo('a')).root;
@@ -219,15 +228,10 @@ describe('a tail asked about a transaction its cached log lacks', () => {
     );
     await other.view('a'); // cached now, before the entry below exists
     const request = put('a', 'x', 3);
-    const rng = new SeededRng(6);
-    const trxId = newTrxId(rng);
-    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
-    await session.execute(request);
-    const [collection] = await session.opened();
     const expiresAt = Date.now() + 60_000;
-    await node.repo.pend(pendsOf(trxId, collection!, expiresAt));
+    const { trxId, collection } = await executeAndPend(node, request, 6, expiresAt);
     const prepared = await node.tails.prepare({
-      ...validationOf(trxId, collection!, request),
+      ...validationOf(trxId, collection, request),
       participants: ['a'],
       expiresAt,
     });
