@@ -302,9 +302,7 @@ export class LogTail implements TailClient {
       if (entry === undefined) {
         // Never "unknown" from a cache: another member may have written the entry since this tail
         // loaded the log (its coordinator prepared it there). Read the log again first.
-        this.init.refresh?.(request.collection);
-        this.drop(request.collection);
-        state = await this.state(request.collection);
+        state = await this.reload(request.collection);
         entry = state.byTrx.get(request.trxId);
       }
       if (entry === undefined)
@@ -939,6 +937,11 @@ export class LogTail implements TailClient {
   private async freshState(collection: string): Promise<TailState> {
     const state = await this.state(collection);
     if (!this.stale(state)) return state;
+    return this.reload(collection);
+  }
+
+  /** Reads a collection's log again, whatever this tail cached of it (the caller holds its queue). */
+  private reload(collection: string): Promise<TailState> {
     this.init.refresh?.(collection);
     this.drop(collection);
     return this.state(collection);
