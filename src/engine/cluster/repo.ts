@@ -378,13 +378,7 @@ export class ClusterRepoClient implements RepoClient {
       }
     }
     // This node's copy is current again once a cluster read finds nothing newer than it.
-    if (own !== undefined && this.suspect.has(request.blockId)) {
-      const ownRev = await own.then(
-        (state) => state?.rev ?? 0,
-        () => -1,
-      );
-      if (ownRev >= (best?.rev ?? 0)) this.suspect.delete(request.blockId);
-    }
+    if (newerThan !== undefined && newerThan >= (best?.rev ?? 0)) this.suspect.delete(request.blockId);
     // Holders that answered with less than the newest state missed revisions: bring them up to date.
     if (best !== undefined && source !== undefined) {
       for (const answer of answers) {
