@@ -14,6 +14,9 @@ import { envTruthy, globalFlags, jsonEnvVar, resolveDataDir } from './global-fla
 import { InterruptWatch } from './interrupt.js';
 import { Output, OutputClosed, outputMode, type RecordStream } from './output.js';
 
+/** Records printed between two turns of the event loop (where a Ctrl-C is noticed). */
+const interruptCheckEvery = 64;
+
 export type DataFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof DataCommand)['baseFlags'] & T['flags']
 >;
@@ -144,7 +147,11 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
     records: AsyncIterable<T> | Iterable<T>,
   ): Promise<void> {
     try {
+      let count = 0;
       for await (const record of records) {
+        // Writes to a pipe are synchronous on Linux and a fetched page is iterated in microtasks:
+        // without a turn of the event loop now and then, Ctrl-C would only be seen after the page.
+        if (++count % interruptCheckEvery === 0) await new Promise((resolve) => setImmediate(resolve));
         this.throwIfInterrupted();
         await stream.push(record);
       }
