@@ -20,6 +20,14 @@ export interface BlockAccess {
    * as absent throws NOT_FOUND, as `get` would. What it returns is exactly what `get` would.
    */
   held?(id: BlockId): Block | undefined;
+  /**
+   * Optional: the block just read was read only to find where keys live (a tree branch). A change to
+   * such a block that moves a key range from one leaf to another also writes the leaf that loses the
+   * range, so a transaction that read that leaf conflicts through it; an access may therefore leave
+   * routing reads out of what it validates against concurrent commits (it still reads them at its
+   * snapshot, and a networked repo still checks that snapshot against the block's holders).
+   */
+  routed?(id: BlockId): void;
   insert(block: Block): void;
   /**
    * `result`, when given, is the block the ops make of the current one (what `applyOps` would give),

@@ -333,7 +333,7 @@ export function validationOf(
     collection: collection.name,
     trxId,
     baseLsn: collection.atLsn,
-    reads: [...collection.tracker.reads().keys()].sort(),
+    reads: collection.tracker.validationReads(),
     writes: collection.tracker.writes(),
     actions: request.actions.filter((action) => action.collection === collection.name),
   };

@@ -18,6 +18,8 @@ export interface BlockSource {
  */
 export class Tracker implements BlockAccess {
   private readonly readRevs = new Map<BlockId, number>();
+  /** Blocks read only to route (tree branches): left out of validationReads(). */
+  private readonly routing = new Set<BlockId>();
   private readonly sourceBlocks = new Map<BlockId, Block | undefined>();
   /** Current private state of changed blocks; undefined = deleted in this transaction. */
   private readonly changed = new Map<BlockId, Block | undefined>();
@@ -104,6 +106,22 @@ export class Tracker implements BlockAccess {
   /** Blocks read from the source, with the revision seen (0 = absent). */
   reads(): ReadonlyMap<BlockId, number> {
     return this.readRevs;
+  }
+
+  routed(id: BlockId): void {
+    this.routing.add(id);
+  }
+
+  /**
+   * The reads a commit is validated with: every block read except those read only to route (tree
+   * branches; see `BlockAccess.routed`), sorted. A concurrent split or merge elsewhere in the tree
+   * writes a branch every descent passed through, and must not make every such transaction replay.
+   * Blocks this transaction writes are validated as writes anyway.
+   */
+  validationReads(): BlockId[] {
+    const reads: BlockId[] = [];
+    for (const id of this.readRevs.keys()) if (!this.routing.has(id)) reads.push(id);
+    return reads.sort();
   }
 
   /** Ids of blocks this transaction changes, sorted. */

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { FirstAttemptBarrier, memoryNode, ok, put, value } from '../../helpers/solo.js';
 import type { SoloNode } from '../../../src/engine/node/solo-node.js';
+import type { TxOutcome } from '../../../src/engine/transactions/tx-types.js';
 
 /** Fills a tree with keys between `a` and `z` so that keys at the ends live in different leaves. */
 async function spread(node: SoloNode, collection: string): Promise<void> {
@@ -8,6 +9,46 @@ async function spread(node: SoloNode, collection: string): Promise<void> {
   for (let i = 0; i < 300; i++)
     actions.push({ collection, op: 'put' as const, key: `m${String(i).padStart(4, '0')}`, value: i });
   ok(await node.transact({ actions }));
+}
+
+/**
+ * Runs another transaction to its commit between the first attempt's execution of the next
+ * transaction and that attempt's commit (the other one passes straight through).
+ */
+class CommitBetween {
+  private other: (() => Promise<TxOutcome>) | undefined;
+  done: Promise<TxOutcome> = Promise.reject(new Error('not armed'));
+
+  arm(other: () => Promise<TxOutcome>): void {
+    this.other = other;
+    this.done.catch(() => undefined);
+  }
+
+  readonly hook = async (_trxId: string, attempt: number): Promise<void> => {
+    const other = this.other;
+    if (other === undefined || attempt !== 1) return;
+    this.other = undefined;
+    this.done = other();
+    await this.done;
+  };
+}
+
+/** One transaction putting `count` keys `<prefix><i>` with value i. */
+function manyPuts(collection: string, prefix: string, count: number) {
+  return {
+    actions: Array.from({ length: count }, (_, i) => ({
+      collection,
+      op: 'put' as const,
+      key: `${prefix}${i}`,
+      value: i,
+    })),
+  };
+}
+
+/** The revision of a tree's root block (a branch once the tree has more than one leaf). */
+async function rootRevision(node: SoloNode, collection: string): Promise<number> {
+  const info = await node.collectionInfo(collection);
+  return (await node.block(info.root)).rev;
 }
 
 describe('transaction semantics', () => {
@@ -72,6 +113,45 @@ describe('transaction semantics', () => {
     ]);
     expect(ok(a).attempts).to.equal(1);
     expect(ok(b).attempts).to.equal(1);
+  });
+
+  it('lets a writer of one leaf commit without a replay after a split elsewhere rewrote their branch', async () => {
+    const between = new CommitBetween();
+    ({ node } = await memoryNode(5, { coordinator: { afterExecute: between.hook } }));
+    await node.createCollection('t', 'tree');
+    await spread(node, 't');
+    const rootBefore = await rootRevision(node, 't');
+    // The far writer has read the root branch; 40 new keys then overfill the first leaf, which
+    // splits, and the root is rewritten before the far writer commits.
+    between.arm(() => node.transact(manyPuts('t', 'm0000-', 40)));
+    const far = ok(await node.transact(put('t', 'z-last', 2)));
+    expect(ok(await between.done).attempts).to.equal(1);
+    expect(await rootRevision(node, 't')).to.be.greaterThan(rootBefore);
+    expect(far.attempts).to.equal(1);
+    expect(await value(node, 't', 'z-last')).to.equal(2);
+    expect(await value(node, 't', 'm0000-39')).to.equal(39);
+  });
+
+  it('still makes a scan conflict with inserts that split the leaf it read', async () => {
+    const between = new CommitBetween();
+    ({ node } = await memoryNode(6, { coordinator: { afterExecute: between.hook } }));
+    await node.createCollection('t', 'tree');
+    await spread(node, 't');
+    const rootBefore = await rootRevision(node, 't');
+    between.arm(() => node.transact(manyPuts('t', 'm0000-', 40)));
+    const scan = ok(
+      await node.transact({
+        actions: [
+          { collection: 't', op: 'scan', from: 'm0000', to: 'm0001' },
+          { collection: 't', op: 'put', key: 'z-count', value: 'counted' },
+        ],
+      }),
+    );
+    ok(await between.done);
+    expect(await rootRevision(node, 't')).to.be.greaterThan(rootBefore);
+    expect(scan.attempts).to.equal(2);
+    const keys = (scan.results[0] as unknown as { entries: { key: string }[] }).entries.map((e) => e.key);
+    expect(keys).to.include('m0000-0');
   });
 
   it('makes a phantom insert into a scanned range conflict', async () => {

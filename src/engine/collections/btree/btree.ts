@@ -254,7 +254,10 @@ export class BTree {
   }
 
   private async readNode(id: BlockId): Promise<TreeNode> {
-    return this.nodeOf(id, await this.access.get(id));
+    const node = this.nodeOf(id, await this.access.get(id));
+    // A branch only routes: a change that moves keys between leaves writes a leaf this read reached.
+    if (node.body.kind === 'branch') this.access.routed?.(id);
+    return node;
   }
 
   private nodeOf(id: BlockId, block: Block): TreeNode {
