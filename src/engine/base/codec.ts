@@ -103,14 +103,20 @@ export function parseJson(text: string, options: ParseJsonOptions = {}): Json {
 export function jsonTextDepth(text: string): number {
   let depth = 0;
   let max = 0;
-  let inString = false;
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
-    if (inString) {
-      if (ch === 0x5c) i++;
-      else if (ch === 0x22) inString = false;
-    } else if (ch === 0x22) inString = true;
-    else if (ch === 0x7b || ch === 0x5b) {
+    if (ch === 0x22) {
+      // Jump over the string: to the next quote that an even run of backslashes precedes (most of a
+      // message's characters are inside strings, and indexOf scans them natively).
+      for (;;) {
+        const quote = text.indexOf('"', i + 1);
+        if (quote === -1) return max;
+        let before = quote - 1;
+        while (text.charCodeAt(before) === 0x5c) before--;
+        i = quote;
+        if ((quote - 1 - before) % 2 === 0) break;
+      }
+    } else if (ch === 0x7b || ch === 0x5b) {
       depth++;
       if (depth > max) max = depth;
     } else if (ch === 0x7d || ch === 0x5d) depth--;
