@@ -84,6 +84,15 @@ export class Placement {
     return leadershipOrder(blockId, this.members()).slice(0, this.k);
   }
 
+  /**
+   * The `count` members nearest the block after its cluster: when that many members of the cluster
+   * joined it recently, these are the holders they displaced, which keep the block until the
+   * joiners are handed it (docs/cluster.md, "Members joining").
+   */
+  displacedFrom(blockId: string, count: number): string[] {
+    return leadershipOrder(blockId, this.members()).slice(this.k, this.k + Math.max(0, count));
+  }
+
   /** The live member of a recorded group nearest the block: where its log tail is served. */
   leaderOf(blockId: string, groupMembers: readonly string[]): string | undefined {
     return leadershipOrder(blockId, groupMembers).find((member) => this.isLive(member));

@@ -2,7 +2,8 @@
  * The `repo` protocol and its client: block holders serve get / pend / cancel / promote / apply of
  * the blocks they hold; the ClusterRepoClient sends each request to the cluster of every block it
  * names and needs a majority of each cluster to answer. Reads take the newest state a majority
- * returns, so a holder that missed a promotion never hides a commit.
+ * returns, so a holder that missed a promotion never hides a commit; a member that does not hold a
+ * block (it joined the cluster and was not handed the block yet) is no vote for its absence.
  */
 import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
 import { isBlockId, type BlockId, type TrxId } from '../base/ids.js';
@@ -78,6 +79,11 @@ export interface NotNewer {
 }
 
 type GetAnswer = BlockState | RepoRedirect | NotNewer | null;
+
+/** Whether a read's answer (a state, or the revision a `newerThan` answer names) holds the block. */
+function holds(value: BlockState | null | number): boolean {
+  return typeof value === 'number' ? value > 0 : value !== null;
+}
 
 /** A block state from a `get` answer (a redirect means the peer does not hold it). */
 function stateOf(answer: BlockState | RepoRedirect | null): BlockState | null {
@@ -288,9 +294,10 @@ export class ClusterRepoClient implements RepoClient {
    * The newest state a majority of the block's cluster returns (reinforced first). This node's own
    * copy is read first when it is a holder; every other member is asked only for something newer (it
    * answers with its revision otherwise), so a block crosses the network only when this copy is behind.
-   * Every member is asked, not just a majority: while members join, the first majority of a block's
-   * new cluster may not hold it yet (the commit simulation's late-joiner seeds 26, 50 and 97 lose
-   * acknowledged commits when reads ask only a majority).
+   * Every member is asked, and only members that hold the block make the majority (the handoff,
+   * docs/cluster.md "Members joining"): while members join, the first majority of a block's new
+   * cluster may not hold it yet (the commit simulation's late-joiner seeds 26, 50 and 97 lose
+   * acknowledged commits when reads ask only a majority; 1313 when answers without the block count).
    */
   async get(request: GetBlockRequest): Promise<BlockState | undefined> {
     if (request.verifyLater === true) {
@@ -348,7 +355,9 @@ export class ClusterRepoClient implements RepoClient {
    * `get`, with how many of the members that answered hold a revision at least as new as the state
    * returned (this node included): a majority of them means a majority of the cluster holds it.
    */
-  async getCounted(request: GetBlockRequest): Promise<{ state: BlockState | undefined; holding: number }> {
+  async getCounted(
+    request: GetBlockRequest,
+  ): Promise<{ state: BlockState | undefined; holding: number; source?: string }> {
     const cluster = this.clusterOf(request.blockId);
     let own: Promise<BlockState | null> | undefined;
     let newerThan: number | undefined;
@@ -359,18 +368,28 @@ export class ClusterRepoClient implements RepoClient {
         () => undefined,
       );
     }
-    const answers = await this.ask<BlockState | null | number>(request.blockId, (member) => {
+    const call = (member: string): Promise<BlockState | null | number> => {
       if (member === this.self && own !== undefined) return own;
       return this.remote<GetAnswer>(member, {
         type: 'get',
         ...request,
         ...(newerThan === undefined ? {} : { newerThan }),
       }).then((answer) => (answer !== null && 'notNewer' in answer ? answer.notNewer : stateOf(answer)));
-    });
+    };
+    const answers = await this.ask(request.blockId, call, holds);
     this.requireQuorum(request.blockId, answers);
+    // Handoff: members that joined the block's cluster and have not received it yet answer without
+    // it. While too few answers hold the block to be a majority, the members the joiners displaced
+    // (the next nearest, holders before the cluster grew) are asked too, so a read never takes the
+    // silence of new members for the absence of what the previous holders stored.
+    const absent = answers.filter((answer) => answer.ok && !holds(answer.value)).length;
+    const held = answers.filter((answer) => answer.ok && holds(answer.value)).length;
+    let extra: Answer<BlockState | null | number>[] = [];
+    if (absent > 0 && held < quorumOf(cluster.length))
+      extra = await this.askDisplaced(request.blockId, absent, call);
     let best: BlockState | undefined;
     let source: string | undefined;
-    for (const answer of answers) {
+    for (const answer of [...answers, ...extra]) {
       if (!answer.ok || answer.value === null || typeof answer.value === 'number') continue;
       if (best === undefined || answer.value.rev > best.rev) {
         best = answer.value;
@@ -379,7 +398,8 @@ export class ClusterRepoClient implements RepoClient {
     }
     // This node's copy is current again once a cluster read finds nothing newer than it.
     if (newerThan !== undefined && newerThan >= (best?.rev ?? 0)) this.suspect.delete(request.blockId);
-    // Holders that answered with less than the newest state missed revisions: bring them up to date.
+    // Holders that answered with less than the newest state missed revisions, and members that do
+    // not hold the block yet were never handed it: bring them up to date (the handoff completes).
     if (best !== undefined && source !== undefined) {
       for (const answer of answers) {
         if (!answer.ok) continue;
@@ -394,7 +414,7 @@ export class ClusterRepoClient implements RepoClient {
       const value = answer.value;
       return (typeof value === 'number' ? value : (value?.rev ?? 0)) >= newest;
     }).length;
-    return { state: best, holding };
+    return source === undefined ? { state: best, holding } : { state: best, holding, source };
   }
 
   /**
@@ -700,21 +720,36 @@ export class ClusterRepoClient implements RepoClient {
 
   /** A block at a revision, from the first member of its cluster that has it. */
   async at(blockId: BlockId, rev: number): Promise<BlockState | undefined> {
-    const answers = await this.ask<BlockState | null>(blockId, (member) =>
-      member === this.self
-        ? this.parts.blocks.at(blockId, { rev }).then((state) => state ?? null)
-        : this.remote<BlockState | RepoRedirect | null>(member, { type: 'get', blockId, rev }).then(stateOf),
+    const answers = await this.ask<BlockState | null>(
+      blockId,
+      (member) =>
+        member === this.self
+          ? this.parts.blocks.at(blockId, { rev }).then((state) => state ?? null)
+          : this.remote<BlockState | RepoRedirect | null>(member, { type: 'get', blockId, rev }).then(
+              stateOf,
+            ),
+      (state) => state !== null,
     );
     for (const answer of answers) if (answer.ok && answer.value !== null) return answer.value;
     return undefined;
   }
 
+  /** Revisions of a block from one member (this node's from its store), from `fromRev` on. */
+  historyAt(member: string, blockId: BlockId, fromRev: number): Promise<BlockRevision[]> {
+    return member === this.self
+      ? this.parts.blocks.history(blockId, { fromRev })
+      : this.remote<BlockRevision[]>(member, { type: 'history', blockId, fromRev });
+  }
+
   /** Revisions of a block from the cluster member holding the most of them. */
   async history(blockId: BlockId): Promise<BlockRevision[]> {
-    const answers = await this.ask<BlockRevision[]>(blockId, (member) =>
-      member === this.self
-        ? this.parts.blocks.history(blockId)
-        : this.remote(member, { type: 'history', blockId }),
+    const answers = await this.ask<BlockRevision[]>(
+      blockId,
+      (member) =>
+        member === this.self
+          ? this.parts.blocks.history(blockId)
+          : this.remote(member, { type: 'history', blockId }),
+      (revisions) => revisions.length > 0,
     );
     let best: BlockRevision[] = [];
     for (const answer of answers) if (answer.ok && answer.value.length > best.length) best = answer.value;
@@ -822,30 +857,59 @@ export class ClusterRepoClient implements RepoClient {
 
   /**
    * Asks every member of a block's cluster; resolves once a majority answered (or all settled).
-   * Answers that arrive later are dropped.
+   * Answers that arrive later are dropped. With `counts`, only answers it accepts make the majority
+   * (a member that does not hold the block is no vote for its absence): with fewer, every answer
+   * is awaited.
    */
-  private ask<T>(blockId: BlockId, call: (member: string) => Promise<T>): Promise<Answer<T>[]> {
-    const cluster = this.clusterOf(blockId);
-    const quorum = quorumOf(cluster.length);
+  private ask<T>(
+    blockId: BlockId,
+    call: (member: string) => Promise<T>,
+    counts: (value: T) => boolean = () => true,
+  ): Promise<Answer<T>[]> {
+    return this.askEach(this.clusterOf(blockId), quorumOf(this.clusterOf(blockId).length), call, counts);
+  }
+
+  /** `ask` of any members: resolves once `quorum` answers count (or all settled). */
+  private askEach<T>(
+    members: readonly string[],
+    quorum: number,
+    call: (member: string) => Promise<T>,
+    counts: (value: T) => boolean,
+  ): Promise<Answer<T>[]> {
+    if (members.length === 0) return Promise.resolve([]);
     return new Promise((resolve) => {
       const answers: Answer<T>[] = [];
       let settled = 0;
-      let okCount = 0;
-      for (const member of cluster) {
+      let counted = 0;
+      for (const member of members) {
         call(member)
           .then(
             (value) => {
               answers.push({ member, ok: true, value });
-              okCount++;
+              if (counts(value)) counted++;
             },
             (error: unknown) => answers.push({ member, ok: false, error: toEngineError(error) }),
           )
           .finally(() => {
             settled++;
-            if (okCount >= quorum || settled === cluster.length) resolve(answers.slice());
+            if (counted >= quorum || settled === members.length) resolve(answers.slice());
           });
       }
     });
+  }
+
+  /**
+   * The members a block's cluster no longer includes because `count` nearer ones joined (the next
+   * nearest after the cluster): the block's holders before those members arrived. Asked, with every
+   * answer awaited, when members of the cluster do not hold the block yet.
+   */
+  private askDisplaced<T>(
+    blockId: BlockId,
+    count: number,
+    call: (member: string) => Promise<T>,
+  ): Promise<Answer<T>[]> {
+    const displaced = this.placement.displacedFrom(blockId, count);
+    return this.askEach(displaced, displaced.length, call, () => true);
   }
 
   /** Sends each member the ids (of `blockIds`) whose cluster it belongs to; waits for every answer. */

@@ -526,6 +526,24 @@ export class TailBlocks implements BlockStore {
   }
 
   async apply(revisions: readonly DirectRevision[]): Promise<void> {
+    // A seal (the old tail block naming its successor: `whole`) is stored in steps, each by a
+    // majority before the next: the successor block, then the old block's link to it (checked
+    // against its base revision at every holder, so a tail that sealed from a stale copy is refused
+    // there), then the header's tail pointer. A refused seal leaves an unreferenced successor, never
+    // a header that points past a log whose head does not lead to it (sim seed 1313).
+    const seal = revisions.find((revision) => revision.whole === true);
+    if (seal !== undefined && revisions.length > 1) {
+      const inserted = revisions.filter(
+        (revision) => revision !== seal && revision.transform.kind === 'insert',
+      );
+      const rest = revisions.filter((revision) => revision !== seal && !inserted.includes(revision));
+      for (const step of [inserted, [seal], rest]) if (step.length > 0) await this.write(step);
+      return;
+    }
+    await this.write(revisions);
+  }
+
+  private async write(revisions: readonly DirectRevision[]): Promise<void> {
     // The tail keeps a copy of the log and header blocks it writes even outside their clusters (it
     // reads them back); a tree root it inserts at creation belongs to the root's cluster alone.
     const elsewhere = revisions.filter(
@@ -579,7 +597,7 @@ export class TailBlocks implements BlockStore {
    * a revision a majority may not have (it would acknowledge what a later majority read misses).
    */
   private async pull(id: BlockId): Promise<void> {
-    const { state: remote, holding: holdingRead } = await this.cluster.getCounted({ blockId: id });
+    const { state: remote, holding: holdingRead, source } = await this.cluster.getCounted({ blockId: id });
     const held = (await this.local.latest(id))?.rev ?? 0;
     if (remote === undefined || remote.rev <= held) {
       // The majority read counts this node's own copy: check that a majority holds what it holds.
@@ -591,7 +609,12 @@ export class TailBlocks implements BlockStore {
       if (holding >= quorum) return;
       return this.spread(id);
     }
-    const history = await this.cluster.history(id);
+    // From the member that answered the newest state: while the cluster grows it may be a holder
+    // the joiners displaced, the only one with the newest revisions.
+    const history =
+      source === undefined
+        ? await this.cluster.history(id)
+        : await this.cluster.historyAt(source, id, held + 1);
     await this.cluster.send(
       this.placement.self,
       id,

@@ -284,7 +284,10 @@ export class SimNetwork {
       },
       (error: unknown) => {
         if (this.ports[pending.to] !== target) return;
-        this.reply(pending, toEngineError(error));
+        const failed = toEngineError(error);
+        if (verbose && protocol !== 'consensus')
+          this.log(`${pending.to}->${from} fails ${failed.code}: ${failed.message}`);
+        this.reply(pending, failed);
       },
     );
   }

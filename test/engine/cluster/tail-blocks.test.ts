@@ -1,0 +1,63 @@
+import { expect } from 'chai';
+import { EngineError } from '../../../src/engine/base/errors.js';
+import { Placement } from '../../../src/engine/cluster/placement.js';
+import type { ClusterRepoClient } from '../../../src/engine/cluster/repo.js';
+import { TailBlocks } from '../../../src/engine/cluster/tail.js';
+import type { DirectRevision } from '../../../src/engine/storage/block-store.js';
+import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
+import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
+
+describe('tail blocks: sealing a log block', () => {
+  const seal = {
+    blockId: 'old-log',
+    trxId: 't9',
+    lsn: 9,
+    baseRev: 2,
+    transform: { kind: 'update', ops: [{ op: 'set', field: 'successor', value: 'new-log' }] },
+    whole: true,
+  } as unknown as DirectRevision;
+  const successor = {
+    blockId: 'new-log',
+    trxId: 't9',
+    lsn: 9,
+    baseRev: 0,
+    transform: { kind: 'insert', block: { header: { id: 'new-log', type: 'log' } } },
+  } as unknown as DirectRevision;
+  const header = {
+    blockId: 'header',
+    trxId: 't9',
+    lsn: 9,
+    baseRev: 4,
+    transform: { kind: 'update', ops: [{ op: 'set', field: 'logTail', value: 'new-log' }] },
+  } as unknown as DirectRevision;
+
+  function tailBlocks(refuseSeal: boolean): { blocks: TailBlocks; writes: string[][] } {
+    const writes: string[][] = [];
+    const cluster = {
+      apply(revisions: readonly DirectRevision[]) {
+        writes.push(revisions.map((revision) => revision.blockId));
+        if (refuseSeal && revisions.some((revision) => revision.whole === true))
+          return Promise.reject(new EngineError('CONFLICT', 'old-log already has revision 3'));
+        return Promise.resolve(new Set<string>());
+      },
+    } as unknown as ClusterRepoClient;
+    const local = new VersionedBlockStore(new MemoryRawStore());
+    return { blocks: new TailBlocks(local, cluster, new Placement('p0', 3)), writes };
+  }
+
+  it('never points the header past an old block whose holders refused the seal', async () => {
+    const { blocks, writes } = tailBlocks(true);
+    const error = await blocks.apply([seal, successor, header]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(EngineError).with.property('code', 'CONFLICT');
+    expect(writes).to.deep.equal([['new-log'], ['old-log']]);
+  });
+
+  it('stores the successor, then the link to it, then the header', async () => {
+    const { blocks, writes } = tailBlocks(false);
+    await blocks.apply([seal, successor, header]);
+    expect(writes).to.deep.equal([['new-log'], ['old-log'], ['header']]);
+  });
+});
