@@ -52,8 +52,10 @@ export interface DirectRevision {
   readonly baseRev: number;
   readonly transform: BlockTransform;
   /**
-   * Store the new latest state whole, not as a pointer into the revisions: for a block that will
-   * rarely change again but be read after restarts (a sealed log block).
+   * The revision that seals a log block (names its successor): it will rarely change again. A
+   * networked tail stores seals in steps (cluster/tail.ts). VersionedBlockStore stores it like any
+   * other revision (its state is read back from its few revisions since the insert); stores before
+   * that wrote it whole, which is still read.
    */
   readonly whole?: boolean;
 }

@@ -23,8 +23,8 @@ export interface VersionedBlockStoreInit {
 /*
  * Layout in the RawStore. This store owns these prefixes and touches no other key:
  *
- *   b/<id>                      latest state: { rev, lsn, trxId, deleted, block? } when stored whole,
- *                               else { rev, lsn, trxId, deleted: false, lazy: true } (see below)
+ *   b/<id>                      latest state: { rev, lsn, trxId, deleted, block? } when stored whole
+ *                               (a deletion), else {"lazy":"newest"}: the newest revision in r/ (below)
  *   r/<id>/<rev>                one revision: { rev, lsn, trxId, transform }
  *   m/<id>/<rev>                full state every limits.materialiseEveryRevs revisions (same shape as b/)
  *   l/<id>/<lsn>                rev: the LSN of every materialiseEveryRevs-th revision, for at({ lsn })
@@ -35,14 +35,19 @@ export interface VersionedBlockStoreInit {
  * Numbers in keys are zero-padded to 16 digits so key order is numeric order. Block and transaction
  * ids must not contain '/' (base64url never does).
  *
- * A revision's transform is in r/ anyway, so b/ holds the whole block only when asked to (a revision
- * marked `whole`, e.g. a sealed log block) or for a deletion; otherwise b/ is a small "lazy" record and
- * the latest state is materialised like any other revision: from the nearest whole state (an insert in
- * r/ or the m/ snapshot every materialiseEveryRevs revisions) plus fewer than materialiseEveryRevs
- * transforms. Writing a block then costs its transform, not its size (a log block or leaf of a few KB
- * changed by a few hundred bytes per transaction). Latest states are cached in memory, so the
- * materialisation is paid only by the first read of a block after it left the cache. b/ records
- * written whole (older stores, `whole` revisions) are read as they are.
+ * A revision's transform is in r/ anyway, so b/ holds the whole block only for a deletion; a live
+ * block's b/ is a marker saying that its latest state is its newest revision, materialised like any
+ * other: from the nearest whole state (an insert in r/ or the m/ snapshot every materialiseEveryRevs
+ * revisions) plus fewer than materialiseEveryRevs transforms, found by reading r/ backwards. Writing
+ * a block then costs its transform, not its size (a log block or leaf of a few KB changed by a few
+ * hundred bytes per transaction), and b/ is written only when the block is created or stops being
+ * stored whole, not at every revision. Latest states are cached in memory, so the materialisation is
+ * paid only by the first read of a block after it left the cache.
+ *
+ * Older stores wrote b/ whole (sealed log blocks too) or as { rev, lsn, trxId, deleted: false, lazy:
+ * true }, rewritten at every revision; both are read as they are, and a block's next revision turns
+ * its b/ into the marker. (A reader that predates the marker finds no block in it and reports the
+ * store corrupt rather than serving a stale revision.)
  */
 const numberDigits = 16;
 const countersKey = 's/counters';
@@ -55,6 +60,7 @@ function padded(value: number): string {
 
 const keyOf = {
   latest: (id: BlockId) => `b/${id}`,
+  revisions: (id: BlockId) => `r/${id}/`,
   revision: (id: BlockId, rev: number) => `r/${id}/${padded(rev)}`,
   snapshot: (id: BlockId, rev: number) => `m/${id}/${padded(rev)}`,
   lsns: (id: BlockId) => `l/${id}/`,
@@ -76,7 +82,7 @@ interface StateRecord {
   readonly trxId: TrxId;
   readonly deleted: boolean;
   readonly block?: Block;
-  /** b/ only: the block is not stored here; materialise revision `rev` from r/ (and m/). */
+  /** b/ of older stores only: the block is not stored here; materialise revision `rev` from r/ (and m/). */
   readonly lazy?: true;
 }
 
@@ -261,16 +267,19 @@ function decode<T>(key: string, text: string): T {
   }
 }
 
-/**
- * The b/ record of a live block whose state is materialised from its revisions when read: the text
- * JSON.stringify gives a StateRecord { rev, lsn, trxId, deleted: false, lazy: true }, written out
- * directly (one per block per transaction).
- */
-function encodeLazyState(state: BlockState): string {
-  return `{"rev":${state.rev},"lsn":${state.lsn},"trxId":${JSON.stringify(state.trxId)},"deleted":false,"lazy":true}`;
-}
+/** The b/ record of a live block: its latest state is its newest revision in r/. */
+const newestRevisionMarker = '{"lazy":"newest"}';
 
-function decodeState(id: BlockId, key: string, text: string): BlockState | { readonly lazyRev: number } {
+/**
+ * A b/ record: a whole state, or where to materialise it from (`lazyRev` undefined: the newest
+ * revision; a number: that revision, named by an older store's b/ record).
+ */
+function decodeState(
+  id: BlockId,
+  key: string,
+  text: string,
+): BlockState | { readonly lazyRev: number | undefined } {
+  if (text === newestRevisionMarker) return { lazyRev: undefined };
   const record = decode<StateRecord>(key, text);
   if (record.lazy === true && !record.deleted) {
     if (!Number.isSafeInteger(record.rev) || record.rev < 1)
@@ -385,6 +394,12 @@ export class VersionedBlockStore implements BlockStore {
   private readonly cache: LatestCache;
   private readonly loads = new Map<BlockId, LatestLoad>();
   private readonly locks = new BlockLocks();
+  /**
+   * Latest states whose b/ record is the newest-revision marker (this store wrote or read it so):
+   * their next revision leaves b/ alone. Any other state (new, deleted, or read from an older b/
+   * record) has its b/ rewritten as the marker by its next revision.
+   */
+  private readonly marked = new WeakSet<BlockState>();
   /**
    * `stats()` gives exact counts, not estimates. `pending` is the size of the pend index. `blocks` is a
    * maintained counter: every batch that changes it carries its new value under s/counters, so after
@@ -708,9 +723,14 @@ export class VersionedBlockStore implements BlockStore {
     const read = async (): Promise<BlockState | null> => {
       const text = await (stored ?? this.raw.get(key));
       const decoded = text === undefined ? null : decodeState(id, key, text);
+      if (decoded === null || !('lazyRev' in decoded)) return decoded;
       // Revisions are never rewritten, so the revision b/ named stays materialisable even if a write
-      // lands meanwhile (that write marks this load stale, so its result is not cached).
-      return decoded !== null && 'lazyRev' in decoded ? this.materialise(id, decoded.lazyRev) : decoded;
+      // lands meanwhile; and the newest revision read may be newer than this read's b/ (a write landed
+      // between the two). Either way such a write marks this load stale, so its result is not cached.
+      if (decoded.lazyRev !== undefined) return this.materialise(id, decoded.lazyRev);
+      const state = await this.materialiseNewest(id);
+      this.marked.add(state);
+      return state;
     };
     const load: LatestLoad = {
       stale: false,
@@ -784,7 +804,11 @@ export class VersionedBlockStore implements BlockStore {
     }
   }
 
-  /** Stages the next revision of a block and returns its new latest state. */
+  /**
+   * Stages the next revision of a block and returns its new latest state. (A DirectRevision marked
+   * `whole`, a sealed log block, is stored like any other: its few revisions since its insert are
+   * read back cheaply, and rewriting the block whole cost a log block's size at every seal.)
+   */
   private addRevision(
     mutation: Mutation,
     previous: BlockState | null,
@@ -793,18 +817,20 @@ export class VersionedBlockStore implements BlockStore {
       readonly trxId: TrxId;
       readonly lsn: number;
       readonly transform: BlockTransform;
-      readonly whole?: boolean | undefined;
     },
   ): BlockState {
     const { blockId: id, trxId, lsn, transform } = revision;
     const rev = (previous?.rev ?? 0) + 1;
     const state: BlockState = { id, rev, lsn, trxId, block: applyTransform(previous?.block, transform) };
     const record: BlockRevision = { rev, lsn, trxId, transform };
-    const whole = revision.whole === true || state.block === undefined;
-    mutation.ops.push(
-      { type: 'put', key: keyOf.latest(id), value: whole ? encodeState(state) : encodeLazyState(state) },
-      { type: 'put', key: keyOf.revision(id, rev), value: JSON.stringify(record) },
-    );
+    if (state.block === undefined) {
+      mutation.ops.push({ type: 'put', key: keyOf.latest(id), value: encodeState(state) });
+    } else {
+      if (previous === null || !this.marked.has(previous))
+        mutation.ops.push({ type: 'put', key: keyOf.latest(id), value: newestRevisionMarker });
+      this.marked.add(state);
+    }
+    mutation.ops.push({ type: 'put', key: keyOf.revision(id, rev), value: JSON.stringify(record) });
     if (rev % limits.materialiseEveryRevs === 0) {
       mutation.ops.push(
         { type: 'put', key: keyOf.snapshot(id, rev), value: encodeState(state) },
@@ -863,6 +889,58 @@ export class VersionedBlockStore implements BlockStore {
       }
     }
     return found;
+  }
+
+  /**
+   * The state at the block's newest revision: r/ read backwards from the newest revision down to the
+   * nearest full state (an insert or delete revision, or the m/ snapshot below them), so fewer than
+   * materialiseEveryRevs revisions, then their transforms applied forwards.
+   */
+  private async materialiseNewest(id: BlockId): Promise<BlockState> {
+    const every = limits.materialiseEveryRevs;
+    const prefix = keyOf.revisions(id);
+    /** Newest first. */
+    const records: BlockRevision[] = [];
+    for await (const [key, text] of this.raw.iterate({
+      gte: prefix,
+      lt: prefixEnd(prefix),
+      reverse: true,
+      limit: every,
+    })) {
+      const record = decode<BlockRevision>(key, text);
+      const expected = records.length === 0 ? record.rev : records[records.length - 1]!.rev - 1;
+      if (record.rev !== expected)
+        throw new EngineError('CORRUPT', `revisions of block ${id} are not contiguous at ${record.rev}`, {
+          blockId: id,
+        });
+      records.push(record);
+      // Enough: a full state, or a snapshot at this revision (the newest) or just below it.
+      if (record.transform.kind !== 'update' || record.rev % every === 1) break;
+      if (records.length === 1 && record.rev % every === 0) break;
+    }
+    const newest = records[0];
+    if (newest === undefined)
+      throw new EngineError('CORRUPT', `block ${id} is marked live but has no revisions`, { blockId: id });
+    const oldest = records[records.length - 1]!;
+    let block: Block | undefined;
+    let apply: number;
+    if (oldest.transform.kind !== 'update') {
+      block = oldest.transform.kind === 'insert' ? oldest.transform.block : undefined;
+      apply = records.length - 2;
+    } else {
+      const base = newest.rev % every === 0 ? newest.rev : oldest.rev - 1;
+      if (base === 0 || base % every !== 0)
+        throw new EngineError('CORRUPT', `block ${id} has no full state below rev ${oldest.rev}`, {
+          blockId: id,
+        });
+      const key = keyOf.snapshot(id, base);
+      const text = await this.raw.get(key);
+      if (text === undefined) throw new EngineError('CORRUPT', `snapshot ${key} is missing`, { key });
+      block = decodeWholeState(id, key, decode<StateRecord>(key, text)).block;
+      apply = base === newest.rev ? -1 : records.length - 1;
+    }
+    for (let i = apply; i >= 0; i--) block = applyTransform(block, records[i]!.transform);
+    return { id, rev: newest.rev, lsn: newest.lsn, trxId: newest.trxId, block };
   }
 
   /**
