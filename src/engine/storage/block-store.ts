@@ -60,6 +60,15 @@ export interface DirectRevision {
   readonly whole?: boolean;
 }
 
+/** How `apply` may take its revisions. */
+export interface ApplyOptions {
+  /**
+   * Ids the revisions insert that the writer has just drawn at random (a successor log block), so
+   * no block has them: the store need not look them up.
+   */
+  readonly fresh?: readonly BlockId[];
+}
+
 export interface HistoryRange {
   /** Lowest revision, inclusive (default 1). */
   readonly fromRev?: number;
@@ -120,7 +129,7 @@ export interface BlockStore {
     readonly blockIds: readonly BlockId[];
   }): Promise<void>;
   /** Writes revisions directly (no pend), checking baseRev; one batch. */
-  apply(revisions: readonly DirectRevision[]): Promise<void>;
+  apply(revisions: readonly DirectRevision[], options?: ApplyOptions): Promise<void>;
   /** Pends whose expiry is ≤ now, oldest first, at most `limit`. */
   expired(now: number, limit: number): Promise<PendingTransform[]>;
   sync(): Promise<void>;

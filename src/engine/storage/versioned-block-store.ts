@@ -4,6 +4,7 @@ import type { BlockId, TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import { applyTransform, type Block, type BlockTransform } from './block.js';
 import type {
+  ApplyOptions,
   BlockRevision,
   BlockState,
   BlockStore,
@@ -609,7 +610,7 @@ export class VersionedBlockStore implements BlockStore {
     });
   }
 
-  async apply(revisions: readonly DirectRevision[]): Promise<void> {
+  async apply(revisions: readonly DirectRevision[], options: ApplyOptions = {}): Promise<void> {
     if (revisions.length === 0) return;
     for (const revision of revisions) {
       assertKeyPart(revision.blockId, 'block id');
@@ -622,8 +623,14 @@ export class VersionedBlockStore implements BlockStore {
     const ids = [...new Set(revisions.map((revision) => revision.blockId))];
     await this.locks.hold(ids, async () => {
       const loaded = this.loaded ?? (await this.load());
-      const latests = await this.loadLatestMany(ids);
-      const working = new Map<BlockId, BlockState | null>(ids.map((id, i) => [id, latests[i]!]));
+      const fresh = options.fresh;
+      // A fresh id is not looked up (a read of a key that is not there costs a LevelDB round trip).
+      const known = (id: BlockId): boolean =>
+        fresh?.includes(id) !== true || this.cache.get(id) !== undefined || this.loads.has(id);
+      const read = fresh === undefined ? ids : ids.filter(known);
+      const latests = await this.loadLatestMany(read);
+      const working = new Map<BlockId, BlockState | null>(ids.map((id) => [id, null]));
+      read.forEach((id, i) => working.set(id, latests[i]!));
       const mutation = new Mutation();
       for (const revision of revisions) {
         const current = working.get(revision.blockId)!;

@@ -510,7 +510,7 @@ export class LogTail implements TailClient {
       try {
         const revisions: DirectRevision[] = [];
         for (const entry of entries) this.append(state, entry, revisions);
-        await this.components.blocks.apply(revisions);
+        await this.applyAppended(revisions);
       } catch (error) {
         // The cached state already counts the entries; the store may not: load it again. The
         // decisions stand (they are certified): the next decision of the group writes them.
@@ -763,11 +763,20 @@ export class LogTail implements TailClient {
     state.refreshedAt = this.components.clock.now();
     this.index(state, entry, state.tail.header.id);
     if (sink !== undefined) return;
-    return this.components.blocks.apply(revisions).catch((error: unknown) => {
+    return this.applyAppended(revisions).catch((error: unknown) => {
       // The cached state already counts the entry; the store may not: load it again.
       this.drop(state.collection);
       throw error;
     });
+  }
+
+  /**
+   * Writes what `append` staged. Its only inserts are successor log blocks, whose ids it has just
+   * drawn at random: the store is told so, and does not look them up.
+   */
+  private applyAppended(revisions: readonly DirectRevision[]): Promise<void> {
+    const fresh = revisions.filter((r) => r.transform.kind === 'insert').map((r) => r.blockId);
+    return this.components.blocks.apply(revisions, fresh.length > 0 ? { fresh } : {});
   }
 
   private index(state: TailState, entry: LogEntry, blockId: BlockId): void {

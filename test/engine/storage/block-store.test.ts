@@ -475,6 +475,50 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         expect((await store.at(id, { rev: 8 }))?.block).to.equal(undefined);
       });
 
+      it('does not look up the ids an apply names fresh, and still applies their revisions', async () => {
+        const fresh = newBlockId(rng);
+        const old = newBlockId(rng);
+        await commit(old, { kind: 'insert', block: leafBlock(old, { n: 0 }) }, 1);
+        await restart();
+        await store.stats(); // the counters
+        await store.latest(old);
+        raw.reset();
+        const trxId = newTrxId(rng);
+        await store.apply(
+          [
+            {
+              blockId: old,
+              trxId,
+              lsn: 2,
+              baseRev: 1,
+              transform: { kind: 'update', ops: [{ op: 'set', field: 'n', value: 1 }] },
+            },
+            {
+              blockId: fresh,
+              trxId,
+              lsn: 2,
+              baseRev: 0,
+              transform: { kind: 'insert', block: leafBlock(fresh) },
+            },
+          ],
+          { fresh: [fresh] },
+        );
+        expect(raw.gets).to.equal(0);
+        raw.reset();
+        expect(await store.latest(fresh)).to.deep.equal({
+          id: fresh,
+          rev: 1,
+          lsn: 2,
+          trxId,
+          block: leafBlock(fresh),
+        });
+        expect(raw.gets + raw.iterates).to.equal(0);
+        await restart();
+        expect((await store.latest(old))?.block).to.deep.equal(leafBlock(old, { n: 1 }));
+        expect((await store.latest(fresh))?.rev).to.equal(1);
+        expect(await store.stats()).to.deep.include({ blocks: 2 });
+      });
+
       it('reads b/ records of older stores (whole, or naming the latest revision) and rewrites them at the next revision', async () => {
         const every = limits.materialiseEveryRevs;
         const ids = [newBlockId(rng), newBlockId(rng)];
