@@ -531,13 +531,17 @@ export class TailBlocks implements BlockStore {
     // against its base revision at every holder, so a tail that sealed from a stale copy is refused
     // there), then the header's tail pointer. A refused seal leaves an unreferenced successor, never
     // a header that points past a log whose head does not lead to it (sim seed 1313).
+    // Revisions of one block keep their order across the steps: entries a batch appended to the old
+    // block before sealing it go with the seal, entries appended to the successor after its insert.
     const seal = revisions.find((revision) => revision.whole === true);
     if (seal !== undefined && revisions.length > 1) {
+      const sealAt = revisions.indexOf(seal);
+      const sealed = revisions.filter((revision, i) => revision.blockId === seal.blockId && i <= sealAt);
       const inserted = revisions.filter(
-        (revision) => revision !== seal && revision.transform.kind === 'insert',
+        (revision) => !sealed.includes(revision) && revision.transform.kind === 'insert',
       );
-      const rest = revisions.filter((revision) => revision !== seal && !inserted.includes(revision));
-      for (const step of [inserted, [seal], rest]) if (step.length > 0) await this.write(step);
+      const rest = revisions.filter((revision) => !sealed.includes(revision) && !inserted.includes(revision));
+      for (const step of [inserted, sealed, rest]) if (step.length > 0) await this.write(step);
       return;
     }
     await this.write(revisions);

@@ -60,4 +60,42 @@ describe('tail blocks: sealing a log block', () => {
     await blocks.apply([seal, successor, header]);
     expect(writes).to.deep.equal([['new-log'], ['old-log'], ['header']]);
   });
+
+  it("keeps each block's revisions in order when a batch appends before and after the seal", async () => {
+    // One decision batch: an entry appended to the old block, the seal, the successor with the next
+    // entry appended to it, and the header. Holders refuse a revision whose base they lack.
+    const appendOld = { ...seal, baseRev: 1, whole: undefined, trxId: 't8', lsn: 8 } as DirectRevision;
+    const appendNew = {
+      ...successor,
+      baseRev: 1,
+      transform: seal.transform,
+      trxId: 't10',
+      lsn: 10,
+    } as DirectRevision;
+    const held = new Map<string, number>([
+      ['old-log', 1],
+      ['header', 4],
+    ]);
+    const writes: string[][] = [];
+    const cluster = {
+      apply(revisions: readonly DirectRevision[]) {
+        writes.push(revisions.map((revision) => revision.blockId));
+        for (const revision of revisions) {
+          if ((held.get(revision.blockId) ?? 0) !== revision.baseRev)
+            return Promise.reject(new EngineError('UNAVAILABLE', `${revision.blockId} is behind`));
+          held.set(revision.blockId, revision.baseRev + 1);
+        }
+        return Promise.resolve(new Set<string>());
+      },
+    } as unknown as ClusterRepoClient;
+    const blocks = new TailBlocks(
+      new VersionedBlockStore(new MemoryRawStore()),
+      cluster,
+      new Placement('p0', 3),
+    );
+    await blocks.apply([appendOld, seal, successor, appendNew, header]);
+    expect(writes).to.deep.equal([['new-log'], ['old-log', 'old-log'], ['new-log', 'header']]);
+    expect(held.get('old-log')).to.equal(3);
+    expect(held.get('new-log')).to.equal(2);
+  });
 });
