@@ -34,10 +34,11 @@ const replayCommand = (seed: number): string =>
 
 /**
  * Seeds beyond the default range that once failed, run by `npm test` too (docs/simulation.md): 1300
- * (members joining: commits counted against clusters no node had formed yet) and 1313 (a seal
- * refused by the old log block whose successor and header landed anyway).
+ * (members joining: commits counted against clusters no node had formed yet), 1313 (a seal refused
+ * by the old log block whose successor and header landed anyway) and 1690 (a seal taken for an
+ * append of the same entry some holders had: LSN 17 twice in one log).
  */
-const regressionSeeds = [1300, 1313];
+const regressionSeeds = [1300, 1313, 1690];
 
 function seeds(): number[] {
   const one = process.env.OPTIMYSTIC_SEED;

@@ -731,7 +731,10 @@ export class LogTail implements TailClient {
       revisions.push(
         {
           blockId: state.tail.header.id,
-          trxId: entry.trxId,
+          // Tagged apart from an append of the same entry at this revision (a write of it that
+          // reached a minority before the tail reloaded): a holder with that append must refuse the
+          // seal, not take it for a copy it holds already (sim seed 1690).
+          trxId: `${entry.trxId}:seal`,
           lsn: entry.lsn,
           baseRev: state.tailRev,
           transform: { kind: 'update', ops: [{ op: 'set', field: 'successor', value: successorId }] },
