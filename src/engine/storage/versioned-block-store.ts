@@ -728,14 +728,17 @@ export class VersionedBlockStore implements BlockStore {
     if (inFlight !== undefined) return inFlight.promise;
     const key = keyOf.latest(id);
     const read = async (): Promise<BlockState | null> => {
+      // A live block's b/ is usually the marker, which needs its newest revisions: they are read
+      // alongside b/ (both as of this call), one LevelDB round trip instead of two.
+      const newest = this.newestRevisions(id);
+      newest.catch(() => undefined);
       const text = await (stored ?? this.raw.get(key));
       const decoded = text === undefined ? null : decodeState(id, key, text);
       if (decoded === null || !('lazyRev' in decoded)) return decoded;
       // Revisions are never rewritten, so the revision b/ named stays materialisable even if a write
-      // lands meanwhile; and the newest revision read may be newer than this read's b/ (a write landed
-      // between the two). Either way such a write marks this load stale, so its result is not cached.
+      // lands meanwhile (that write marks this load stale, so its result is not cached).
       if (decoded.lazyRev !== undefined) return this.materialise(id, decoded.lazyRev);
-      const state = await this.materialiseNewest(id);
+      const state = await this.materialiseNewest(id, await newest);
       this.marked.add(state);
       return state;
     };
@@ -899,14 +902,13 @@ export class VersionedBlockStore implements BlockStore {
   }
 
   /**
-   * The state at the block's newest revision: r/ read backwards from the newest revision down to the
-   * nearest full state (an insert or delete revision, or the m/ snapshot below them), so fewer than
-   * materialiseEveryRevs revisions, then their transforms applied forwards.
+   * A block's newest revisions, newest first, down to the nearest full state (an insert or delete
+   * revision, or one just above or at an m/ snapshot): fewer than materialiseEveryRevs. Empty when it
+   * has none.
    */
-  private async materialiseNewest(id: BlockId): Promise<BlockState> {
+  private async newestRevisions(id: BlockId): Promise<BlockRevision[]> {
     const every = limits.materialiseEveryRevs;
     const prefix = keyOf.revisions(id);
-    /** Newest first. */
     const records: BlockRevision[] = [];
     for await (const [key, text] of this.raw.iterate({
       gte: prefix,
@@ -925,6 +927,15 @@ export class VersionedBlockStore implements BlockStore {
       if (record.transform.kind !== 'update' || record.rev % every === 1) break;
       if (records.length === 1 && record.rev % every === 0) break;
     }
+    return records;
+  }
+
+  /**
+   * The state at the block's newest revision, from its newest revisions (newestRevisions): the
+   * nearest full state with the newer transforms applied forwards.
+   */
+  private async materialiseNewest(id: BlockId, records: readonly BlockRevision[]): Promise<BlockState> {
+    const every = limits.materialiseEveryRevs;
     const newest = records[0];
     if (newest === undefined)
       throw new EngineError('CORRUPT', `block ${id} is marked live but has no revisions`, { blockId: id });

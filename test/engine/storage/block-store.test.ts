@@ -557,7 +557,6 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         await restart();
         raw.reset();
         expect(await store.latest(whole.id)).to.deep.equal(whole);
-        expect(raw.iterates).to.equal(0);
         expect(await store.latest(named.id)).to.deep.equal(named);
         for (const state of states)
           await commit(state.id, { kind: 'update', ops: [{ op: 'set', field: 'n', value: -1 }] }, 100);
