@@ -423,7 +423,7 @@ export class VersionedBlockStore implements BlockStore {
 
   async latest(id: BlockId): Promise<BlockState | undefined> {
     assertKeyPart(id, 'block id');
-    return (await this.loadLatest(id)) ?? undefined;
+    return (await this.loadLatest(id, undefined, true)) ?? undefined;
   }
 
   async at(
@@ -431,7 +431,7 @@ export class VersionedBlockStore implements BlockStore {
     point: { readonly rev: number } | { readonly lsn: number },
   ): Promise<BlockState | undefined> {
     assertKeyPart(id, 'block id');
-    const latest = await this.loadLatest(id);
+    const latest = await this.loadLatest(id, undefined, true);
     if (latest === null) return undefined;
     let rev: number;
     if ('rev' in point) {
@@ -719,26 +719,31 @@ export class VersionedBlockStore implements BlockStore {
 
   /**
    * The latest state through the cache; concurrent misses on one block share one read. `stored`, when
-   * given, is the b/ record already being read.
+   * given, is the b/ record already being read. `ahead`: read the block's newest revisions alongside
+   * b/ (both as of this call), one LevelDB round trip instead of two when, as usual for a live block,
+   * b/ is the marker; for reads of blocks expected to exist (a writer's blocks are mostly cached, or
+   * new: reading ahead would be wasted on them).
    */
-  private loadLatest(id: BlockId, stored?: Promise<string | undefined>): Promise<BlockState | null> {
+  private loadLatest(
+    id: BlockId,
+    stored?: Promise<string | undefined>,
+    ahead = false,
+  ): Promise<BlockState | null> {
     const cached = this.cache.get(id);
     if (cached !== undefined) return Promise.resolve(cached);
     const inFlight = this.loads.get(id);
     if (inFlight !== undefined) return inFlight.promise;
     const key = keyOf.latest(id);
     const read = async (): Promise<BlockState | null> => {
-      // A live block's b/ is usually the marker, which needs its newest revisions: they are read
-      // alongside b/ (both as of this call), one LevelDB round trip instead of two.
-      const newest = this.newestRevisions(id);
-      newest.catch(() => undefined);
+      const newest = ahead ? this.newestRevisions(id) : undefined;
+      newest?.catch(() => undefined);
       const text = await (stored ?? this.raw.get(key));
       const decoded = text === undefined ? null : decodeState(id, key, text);
       if (decoded === null || !('lazyRev' in decoded)) return decoded;
       // Revisions are never rewritten, so the revision b/ named stays materialisable even if a write
       // lands meanwhile (that write marks this load stale, so its result is not cached).
       if (decoded.lazyRev !== undefined) return this.materialise(id, decoded.lazyRev);
-      const state = await this.materialiseNewest(id, await newest);
+      const state = await this.materialiseNewest(id, await (newest ?? this.newestRevisions(id)));
       this.marked.add(state);
       return state;
     };
