@@ -64,7 +64,8 @@ describe('tail blocks: sealing a log block', () => {
   it("keeps each block's revisions in order when a batch appends before and after the seal", async () => {
     // One decision batch: an entry appended to the old block, the seal, the successor with the next
     // entry appended to it, and the header. Holders refuse a revision whose base they lack.
-    const appendOld = { ...seal, baseRev: 1, whole: undefined, trxId: 't8', lsn: 8 } as DirectRevision;
+    const { whole: _whole, ...plain } = seal;
+    const appendOld: DirectRevision = { ...plain, baseRev: 1, trxId: 't8', lsn: 8 };
     const appendNew = {
       ...successor,
       baseRev: 1,
