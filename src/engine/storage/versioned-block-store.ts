@@ -944,26 +944,15 @@ export class VersionedBlockStore implements BlockStore {
     const newest = records[0];
     if (newest === undefined)
       throw new EngineError('CORRUPT', `block ${id} is marked live but has no revisions`, { blockId: id });
+    // The newest revision is an update at a snapshot: the snapshot is its state.
+    if (newest.transform.kind === 'update' && newest.rev % every === 0)
+      return this.stateFrom(id, newest.rev, []);
     const oldest = records[records.length - 1]!;
-    let block: Block | undefined;
-    let apply: number;
-    if (oldest.transform.kind !== 'update') {
-      block = oldest.transform.kind === 'insert' ? oldest.transform.block : undefined;
-      apply = records.length - 2;
-    } else {
-      const base = newest.rev % every === 0 ? newest.rev : oldest.rev - 1;
-      if (base === 0 || base % every !== 0)
-        throw new EngineError('CORRUPT', `block ${id} has no full state below rev ${oldest.rev}`, {
-          blockId: id,
-        });
-      const key = keyOf.snapshot(id, base);
-      const text = await this.raw.get(key);
-      if (text === undefined) throw new EngineError('CORRUPT', `snapshot ${key} is missing`, { key });
-      block = decodeWholeState(id, key, decode<StateRecord>(key, text)).block;
-      apply = base === newest.rev ? -1 : records.length - 1;
-    }
-    for (let i = apply; i >= 0; i--) block = applyTransform(block, records[i]!.transform);
-    return { id, rev: newest.rev, lsn: newest.lsn, trxId: newest.trxId, block };
+    if (oldest.transform.kind === 'update' && (oldest.rev === 1 || (oldest.rev - 1) % every !== 0))
+      throw new EngineError('CORRUPT', `block ${id} has no full state below rev ${oldest.rev}`, {
+        blockId: id,
+      });
+    return this.stateFrom(id, oldest.rev - 1, [...records].reverse());
   }
 
   /**
@@ -987,6 +976,15 @@ export class VersionedBlockStore implements BlockStore {
         blockId: id,
       });
     }
+    return this.stateFrom(id, base, records);
+  }
+
+  /**
+   * The state at the newest of `records` (revisions base+1.. of a block, oldest first): from the
+   * newest full state among them (an insert or delete), else from the m/ snapshot at `base`, with the
+   * later transforms applied. No records: the snapshot itself.
+   */
+  private async stateFrom(id: BlockId, base: number, records: readonly BlockRevision[]): Promise<BlockState> {
     let start = records.length - 1;
     while (start >= 0 && records[start]!.transform.kind === 'update') start--;
     let block: Block | undefined;
@@ -995,7 +993,9 @@ export class VersionedBlockStore implements BlockStore {
       block = transform.kind === 'insert' ? transform.block : undefined;
     } else {
       if (base === 0)
-        throw new EngineError('CORRUPT', `block ${id} has no insert before rev ${rev}`, { blockId: id });
+        throw new EngineError('CORRUPT', `block ${id} has no insert before rev ${base + records.length}`, {
+          blockId: id,
+        });
       const key = keyOf.snapshot(id, base);
       const text = await this.raw.get(key);
       if (text === undefined) throw new EngineError('CORRUPT', `snapshot ${key} is missing`, { key });
@@ -1005,7 +1005,7 @@ export class VersionedBlockStore implements BlockStore {
     }
     for (let i = start + 1; i < records.length; i++) block = applyTransform(block, records[i]!.transform);
     const last = records[records.length - 1]!;
-    return { id, rev, lsn: last.lsn, trxId: last.trxId, block };
+    return { id, rev: last.rev, lsn: last.lsn, trxId: last.trxId, block };
   }
 
   private async staleOutcome(id: BlockId, baseRev: number, currentRev: number): Promise<PendOutcome> {
