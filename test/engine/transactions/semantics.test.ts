@@ -51,6 +51,23 @@ async function rootRevision(node: SoloNode, collection: string): Promise<number>
   return (await node.block(info.root)).rev;
 }
 
+/**
+ * A node whose tree `t` spans many leaves; the next transaction's first attempt sees, between its
+ * execution and its commit, another transaction put 40 new keys into the first leaf, which splits
+ * and rewrites the root (`between.done` is that transaction's outcome).
+ */
+async function splitDuringNext(
+  seed: number,
+): Promise<{ node: SoloNode; between: CommitBetween; rootBefore: number }> {
+  const between = new CommitBetween();
+  const { node } = await memoryNode(seed, { coordinator: { afterExecute: between.hook } });
+  await node.createCollection('t', 'tree');
+  await spread(node, 't');
+  const rootBefore = await rootRevision(node, 't');
+  between.arm(() => node.transact(manyPuts('t', 'm0000-', 40)));
+  return { node, between, rootBefore };
+}
+
 describe('transaction semantics', () => {
   let node: SoloNode;
   afterEach(async () => node?.close());
@@ -116,14 +133,11 @@ describe('transaction semantics', () => {
   });
 
   it('lets a writer of one leaf commit without a replay after a split elsewhere rewrote their branch', async () => {
-    const between = new CommitBetween();
-    ({ node } = await memoryNode(5, { coordinator: { afterExecute: between.hook } }));
-    await node.createCollection('t', 'tree');
-    await spread(node, 't');
-    const rootBefore = await rootRevision(node, 't');
     // The far writer has read the root branch; 40 new keys then overfill the first leaf, which
     // splits, and the root is rewritten before the far writer commits.
-    between.arm(() => node.transact(manyPuts('t', 'm0000-', 40)));
+    const split = await splitDuringNext(5);
+    node = split.node;
+    const { between, rootBefore } = split;
     const far = ok(await node.transact(put('t', 'z-last', 2)));
     expect(ok(await between.done).attempts).to.equal(1);
     expect(await rootRevision(node, 't')).to.be.greaterThan(rootBefore);
@@ -133,12 +147,9 @@ describe('transaction semantics', () => {
   });
 
   it('still makes a scan conflict with inserts that split the leaf it read', async () => {
-    const between = new CommitBetween();
-    ({ node } = await memoryNode(6, { coordinator: { afterExecute: between.hook } }));
-    await node.createCollection('t', 'tree');
-    await spread(node, 't');
-    const rootBefore = await rootRevision(node, 't');
-    between.arm(() => node.transact(manyPuts('t', 'm0000-', 40)));
+    const split = await splitDuringNext(6);
+    node = split.node;
+    const { between, rootBefore } = split;
     const scan = ok(
       await node.transact({
         actions: [
