@@ -866,7 +866,8 @@ export class ClusterRepoClient implements RepoClient {
     call: (member: string) => Promise<T>,
     counts: (value: T) => boolean = () => true,
   ): Promise<Answer<T>[]> {
-    return this.askEach(this.clusterOf(blockId), quorumOf(this.clusterOf(blockId).length), call, counts);
+    const cluster = this.clusterOf(blockId);
+    return this.askEach(cluster, quorumOf(cluster.length), call, counts);
   }
 
   /** `ask` of any members: resolves once `quorum` answers count (or all settled). */
