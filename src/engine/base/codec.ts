@@ -39,7 +39,7 @@ function encode(value: unknown, depth: number): string {
         return out + ']';
       }
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).sort();
+      const keys = sortKeys(Object.keys(obj));
       let out = '{';
       for (const key of keys) {
         const item = obj[key];
@@ -52,6 +52,27 @@ function encode(value: unknown, depth: number): string {
     default:
       throw new EngineError('BAD_INPUT', `cannot encode a ${typeof value} as JSON`);
   }
+}
+
+/**
+ * `keys` sorted in place by code unit (the order of `Array.prototype.sort` without a comparator), and
+ * returned. An object has a handful of keys, often already in order: an insertion sort handles that
+ * without allocating, where the built-in sort allocates work space on every call (measured: a fifth of
+ * everything a transaction of 10,000 puts allocated was sort's).
+ */
+export function sortKeys(keys: string[]): string[] {
+  if (keys.length > 16) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    if (keys[j]! <= key) continue;
+    do {
+      keys[j + 1] = keys[j]!;
+      j--;
+    } while (j >= 0 && keys[j]! > key);
+    keys[j + 1] = key;
+  }
+  return keys;
 }
 
 /** Nesting depth of a parsed JSON value (a scalar is 0). */

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { jsonTextDepth, parseJson } from '../../../src/engine/base/codec.js';
+import { jsonTextDepth, parseJson, sortKeys } from '../../../src/engine/base/codec.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
 
 /** The bracket depth of JSON text, one character at a time: what jsonTextDepth must agree with. */
@@ -44,5 +44,23 @@ describe('codec: JSON text depth', () => {
     const deep = '['.repeat(70) + ']'.repeat(70);
     expect(() => parseJson(deep, { depthMax: 64 })).to.throw(/nested deeper than 64/);
     expect(parseJson('[[["[[[[[[[[[[[["]]]', { depthMax: 3 })).to.deep.equal([[['[[[[[[[[[[[[']]]);
+  });
+});
+
+describe('codec: sortKeys', () => {
+  it('orders keys as Array.prototype.sort does, in place, for few keys and many', () => {
+    const rng = new SeededRng(11);
+    const alphabet = ['a', 'b', 'B', '_', '1', 'é', '\u{1f600}', 'aa', 'ab', ''];
+    for (let n = 0; n < 5_000; n++) {
+      const keys = new Set<string>();
+      const count = rng.int(24);
+      while (keys.size < count)
+        keys.add(alphabet[rng.int(alphabet.length)]! + alphabet[rng.int(alphabet.length)]!);
+      const input = [...keys];
+      const expected = [...input].sort();
+      const sorted = sortKeys(input);
+      expect(sorted).to.equal(input);
+      expect(sorted).to.deep.equal(expected);
+    }
   });
 });

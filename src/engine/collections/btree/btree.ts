@@ -1,5 +1,5 @@
 import { AssertionFailure, assert } from '../../base/assert.js';
-import { jsonBytes, jsonEqual, type Json } from '../../base/codec.js';
+import { jsonBytes, jsonEqual, sortKeys, type Json } from '../../base/codec.js';
 import { EngineError } from '../../base/errors.js';
 import type { BlockId } from '../../base/ids.js';
 import { limits } from '../../base/limits.js';
@@ -149,7 +149,7 @@ export class BTree {
    * or JSON value) before changing anything. Values are stored in canonical JSON form.
    */
   async put(key: TreeKeyValue, value: Json): Promise<void> {
-    const storedKey = checkStorableKey(key);
+    const { key: storedKey, bytes: keyBytes } = checkStorableKey(key);
     const { value: storedValue, bytes: valueBytes } = storableValue(value);
     const { path, leaf } = this.descendHeld(storedKey) ?? (await this.descend(storedKey));
     const entries = leaf.body.entries;
@@ -160,20 +160,17 @@ export class BTree {
 
     const entry: TreeEntry = [storedKey, storedValue];
     // `[key,value]`: the key's and the value's encodings, two brackets and a comma.
-    entryBytesCache.set(entry, jsonBytes(storedKey) + valueBytes + 3);
-    const next = entries.slice();
-    next.splice(index, found ? 1 : 0, entry);
-    const before = entriesBytesCache.get(entries);
+    const bytes = keyBytes + valueBytes + 3;
+    remember(entry, bytes);
+    const next = entries.toSpliced(index, found ? 1 : 0, entry);
+    const before = remembered(entries);
     if (before !== undefined) {
       const comma = entries.length === 0 ? 0 : 1;
-      entriesBytesCache.set(
-        next,
-        before + entryBytes(entry) - (found ? entryBytes(existing) + comma : 0) + comma,
-      );
+      remember(next, before + bytes - (found ? entryBytes(existing) + comma : 0) + comma);
     }
     const op: BlockOp = { op: 'splice', field: 'entries', index, remove: found ? 1 : 0, items: [entry] };
-    // Only a replacement by a smaller value can leave a leaf emptier than before.
-    const shrunk = found && jsonBytes(storedValue) < jsonBytes(existing[1]);
+    // Only a replacement by a smaller entry (same key, so a smaller value) can leave a leaf emptier.
+    const shrunk = found && bytes < entryBytes(existing);
     const settling = this.settle(path, leaf, { kind: 'leaf', entries: next }, [op], shrunk);
     if (settling !== undefined) await settling;
   }
@@ -446,27 +443,64 @@ export class BTree {
   }
 
   private assertFits(header: BlockHeader, body: NodeBody): void {
+    const fixed = headerBytes(header) + blockFramingBytes;
+    if (body.kind === 'branch') {
+      // A branch is written at every split below it; most are far under the bound, which a cheap
+      // upper bound on their size shows without encoding them.
+      if (fixed + branchBytesBound(body) <= limits.blockBytesMax) return;
+    }
     const bytes =
-      headerBytes(header) +
-      blockFramingBytes +
+      fixed +
       (body.kind === 'leaf' ? entriesBytes(body.entries) : jsonBytes(body.keys) + jsonBytes(body.children));
     assert(bytes <= limits.blockBytesMax, `tree block ${header.id} would be ${bytes} bytes`);
   }
 }
 
 /**
- * Encoded size of one leaf entry, memoised per entry object: entries are immutable and shared by
- * every copy of a leaf, so a put re-measures only the entry it adds instead of the whole leaf.
+ * Encoded sizes are memoised on the entry or entries array itself, under a symbol key: JSON and
+ * canonicalJson ignore symbol keys, and a copy of an array (slice, spread, structuredClone) does not
+ * carry it. Entries and leaf arrays are never changed in place once measured (a put copies the leaf's
+ * array and derives the copy's size from the old one's), so a memo never goes stale. A side table
+ * (a WeakMap) did the same at several times the cost per put, most of it in the garbage collector.
  */
-const entryBytesCache = new WeakMap<object, number>();
+const bytesMemo: unique symbol = Symbol('encodedBytes');
 
+interface Measured {
+  [bytesMemo]?: number;
+}
+
+/** Memos of objects that cannot take one (a frozen block's entries, as tests hold them). */
+const frozenBytesMemo = new WeakMap<object, number>();
+
+function remember(value: object, bytes: number): void {
+  if (Object.isExtensible(value)) (value as Measured)[bytesMemo] = bytes;
+  else frozenBytesMemo.set(value, bytes);
+}
+
+function remembered(value: object): number | undefined {
+  return (value as Measured)[bytesMemo] ?? frozenBytesMemo.get(value);
+}
+
+/** Encoded size of one leaf entry: a put re-measures only the entry it adds, not the whole leaf. */
 function entryBytes(entry: TreeEntry): number {
-  let bytes = entryBytesCache.get(entry);
+  let bytes = remembered(entry);
   if (bytes === undefined) {
     bytes = jsonBytes(entry);
-    entryBytesCache.set(entry, bytes);
+    remember(entry, bytes);
   }
   return bytes;
+}
+
+/**
+ * An upper bound on the encoded size of a branch's keys and children arrays: a string's JSON text is
+ * at most six bytes per UTF-16 unit (an escape like \u001f) plus its quotes, a number's at most 24 characters,
+ * and each item is followed by at most a comma (or the closing bracket).
+ */
+function branchBytesBound(body: BranchBody): number {
+  let bytes = 2;
+  for (const key of body.keys) bytes += (typeof key === 'string' ? 6 * key.length + 2 : 24) + 1;
+  for (const child of body.children) bytes += 6 * child.length + 3;
+  return bytes + 2;
 }
 
 /** Encoded size of a block header, memoised per header object (a block keeps its header for good). */
@@ -482,18 +516,15 @@ function headerBytes(header: BlockHeader): number {
 }
 
 /**
- * Encoded size of a leaf's entries array: brackets, entries and the commas between them. Memoised per
- * array (arrays of a leaf are never changed in place), and a put derives its new array's size from
- * the old one's, so a leaf is measured entry by entry only when it is first read.
+ * Encoded size of a leaf's entries array: brackets, entries and the commas between them. Measured
+ * entry by entry only when a leaf is first read; a put derives its new array's size from the old one's.
  */
-const entriesBytesCache = new WeakMap<readonly TreeEntry[], number>();
-
 function entriesBytes(entries: readonly TreeEntry[]): number {
-  let bytes = entriesBytesCache.get(entries);
+  let bytes = remembered(entries);
   if (bytes === undefined) {
     bytes = 2 + Math.max(0, entries.length - 1);
     for (const entry of entries) bytes += entryBytes(entry);
-    entriesBytesCache.set(entries, bytes);
+    remember(entries, bytes);
   }
   return bytes;
 }
@@ -809,14 +840,14 @@ function checkKey(key: TreeKeyValue): TreeKeyValue {
   throw new EngineError('BAD_INPUT', `a tree key must be a string or a finite number, not ${String(key)}`);
 }
 
-/** A key that may be stored: also within limits.keyBytesMax. */
-function checkStorableKey(key: TreeKeyValue): TreeKeyValue {
+/** A key that may be stored: also within limits.keyBytesMax. Returns it with its encoded size. */
+function checkStorableKey(key: TreeKeyValue): { key: TreeKeyValue; bytes: number } {
   const checked = checkKey(key);
   const bytes = jsonBytes(checked);
   if (bytes > limits.keyBytesMax) {
     throw new EngineError('TOO_LARGE', `a tree key is ${bytes} bytes; the limit is ${limits.keyBytesMax}`);
   }
-  return checked;
+  return { key: checked, bytes };
 }
 
 /**
@@ -864,7 +895,7 @@ function canonicalClone(value: unknown, depth: number): Json {
     return out;
   }
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).sort();
+  const keys = sortKeys(Object.keys(obj));
   const out: Record<string, Json> = {};
   for (const key of keys) {
     const item = obj[key];

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { canonicalJson } from '../../base/codec.js';
+import { canonicalJson, sortKeys } from '../../base/codec.js';
 import { limits } from '../../base/limits.js';
 
 /**
@@ -84,7 +84,7 @@ function sortedForNative(value: unknown, depth: number): unknown {
         return out ?? value;
       }
       const out: Record<string, unknown> = {};
-      for (const key of keys.sort()) {
+      for (const key of sortKeys(keys)) {
         const item = source[key];
         if (item === undefined) continue;
         const sorted = sortedForNative(item, depth + 1);
