@@ -128,4 +128,67 @@ describe('the requests a networked commit makes (in process, libp2p on 127.0.0.1
     // Both other members asked, each for a revision newer than the one this node holds.
     expect(asked.map((m) => m.newerThan)).to.deep.equal([own!.rev, own!.rev]);
   });
+  it('starts a writing transaction from the view the last commit answer carried, and a stale one costs a replay, not an update', async () => {
+    const all = await network(3);
+    await all[0]!.database.createCollection('accounts', 'tree');
+    const incr = (node: RunningNode, by: number) =>
+      node.database.transact({
+        actions: [{ collection: 'accounts', op: 'incr', key: 'alice', path: 'balance', by }],
+      });
+    // Past the log block's first entry (written whole, propagated by the coordinator).
+    const opened = await all[0]!.database.transact({
+      actions: [{ collection: 'accounts', op: 'put', key: 'alice', value: { balance: 0 } }],
+    });
+    expect(opened.ok, JSON.stringify(opened)).to.equal(true);
+
+    // A node that does not lead the tail: its commits are requests to another node.
+    let client: RunningNode | undefined;
+    for (const node of all) {
+      sent.clear();
+      counting = true;
+      const outcome = await incr(node, 1);
+      counting = false;
+      expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
+      if ((sent.get('tail.commit') ?? 0) > 0) {
+        client = node;
+        break;
+      }
+    }
+    if (client === undefined) expect.fail('every node led the tail');
+    const other = all.find((node) => node !== client)!;
+
+    // The next transaction through it asks for no view: the commit answer brought one.
+    sent.clear();
+    counting = true;
+    const next = await incr(client, 1);
+    counting = false;
+    expect(next.ok, JSON.stringify(next)).to.equal(true);
+    expect(sent.get('tail.view') ?? 0).to.equal(0);
+    expect(sent.get('tail.commit')).to.equal(1);
+
+    // Another node moves the key on: the view the client holds is now behind. Its next increment
+    // starts from it, is refused, and runs again on a view asked afresh.
+    const moved = await incr(other, 10);
+    expect(moved.ok, JSON.stringify(moved)).to.equal(true);
+    const before = await other.database.transact({
+      actions: [{ collection: 'accounts', op: 'get', key: 'alice' }],
+    });
+    sent.clear();
+    counting = true;
+    const stale = await incr(client, 100);
+    counting = false;
+    expect(stale.ok, JSON.stringify(stale)).to.equal(true);
+    expect(stale.ok && stale.attempts).to.equal(2);
+    expect(sent.get('tail.view') ?? 0).to.be.at.least(1);
+    const after = await other.database.transact({
+      actions: [{ collection: 'accounts', op: 'get', key: 'alice' }],
+    });
+    const balance = (outcome: typeof after): number => {
+      const result = outcome.ok ? outcome.results[0] : undefined;
+      if (result?.op !== 'get') return Number.NaN;
+      return (result.value as { balance: number }).balance;
+    };
+    expect(balance(after)).to.equal(balance(before) + 100);
+    expect(stale.ok && stale.results[0]).to.deep.equal({ op: 'incr', key: 'alice', value: balance(after) });
+  });
 });
