@@ -526,6 +526,48 @@ describe('BTree', () => {
       expect(await tree.get('edge')).to.equal(value);
     });
 
+    it('measures a value as its canonical encoding: padded to exactly valueBytesMax it is kept, one byte more is refused', async () => {
+      const rng = new SeededRng(5);
+      const pieces = ['a', '"', '\\', '\n', '\u0001', 'é', '\u{1f600}', '\ud800', '~', ' '];
+      const text = (): string =>
+        Array.from({ length: rng.int(6) }, () => pieces[rng.int(pieces.length)]!).join('');
+      const numbers = [
+        0,
+        -0,
+        7,
+        -12,
+        10,
+        99,
+        1e21,
+        1.5,
+        -2.25e-7,
+        Number.MAX_SAFE_INTEGER,
+        -Number.MAX_SAFE_INTEGER,
+        2 ** 60,
+      ];
+      const random = (depth: number): unknown => {
+        const pick = rng.int(depth > 3 ? 4 : 7);
+        if (pick === 0) return numbers[rng.int(numbers.length)];
+        if (pick === 1) return text();
+        if (pick === 2) return rng.int(2) === 0 ? null : rng.int(2) === 0;
+        if (pick === 3) return undefined;
+        if (pick === 4) return Array.from({ length: rng.int(4) }, () => random(depth + 1));
+        const obj: Record<string, unknown> = {};
+        for (let i = rng.int(4); i > 0; i--) obj[text() + String(rng.int(3))] = random(depth + 1);
+        return obj;
+      };
+      for (let n = 0; n < 300; n++) {
+        const inner = random(0);
+        const value = { inner: inner === undefined ? null : inner, pad: '' } as Record<string, Json>;
+        const bytes = Buffer.byteLength(canonicalJson(value), 'utf8');
+        value['pad'] = 'x'.repeat(limits.valueBytesMax - bytes);
+        const { tree } = newTree();
+        await tree.put('fits', value);
+        value['pad'] += 'x';
+        await expectCode(tree.put('over', value), 'TOO_LARGE');
+      }
+    });
+
     it('rejects keys that are not strings or finite numbers with BAD_INPUT', async () => {
       const { tree } = newTree();
       await expectCode(tree.put(Number.NaN, 1), 'BAD_INPUT');

@@ -855,13 +855,15 @@ function checkStorableKey(key: TreeKeyValue): { key: TreeKeyValue; bytes: number
  * `JSON.parse(canonicalJson(value))` gives (object keys in sorted order, members holding undefined
  * dropped, undefined array items as null, -0 as 0), built in one pass instead of encoding the text and
  * parsing it back. Its size is that of the canonical text (the same keys and values, so the same
- * bytes whatever order integer-like keys enumerate in).
+ * bytes whatever order integer-like keys enumerate in), counted during the same pass instead of
+ * encoding the copy.
  */
 function storableValue(value: Json): { value: Json; bytes: number } {
   if (value === undefined)
     throw new EngineError('BAD_INPUT', 'a tree value must be a JSON value, not undefined');
-  const stored = canonicalClone(value, 0);
-  const bytes = jsonBytes(stored);
+  const size = { bytes: 0 };
+  const stored = canonicalClone(value, 0, size);
+  const bytes = size.bytes;
   if (bytes > limits.valueBytesMax) {
     throw new EngineError('TOO_LARGE', `a value is ${bytes} bytes; the limit is ${limits.valueBytesMax}`);
   }
@@ -872,36 +874,72 @@ function tooDeep(): EngineError {
   return new EngineError('TOO_LARGE', `a value is nested deeper than ${limits.jsonDepthMax} levels`);
 }
 
+/** Printable ASCII but the quote and the backslash: a string of only these encodes as itself in quotes. */
+const plainJsonString = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** UTF-8 bytes of a string's JSON encoding. */
+function stringBytes(text: string): number {
+  return plainJsonString.test(text) ? text.length + 2 : jsonBytes(text);
+}
+
+/** Characters of a finite number's JSON encoding (its String() text, -0 being stored as 0). */
+function numberBytes(value: number): number {
+  if (!Number.isSafeInteger(value)) return String(value).length;
+  let digits = value < 0 ? 2 : 1;
+  for (let rest = Math.abs(value); rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  return digits;
+}
+
 /**
  * See storableValue. `depth` is the value's nesting depth as jsonDepth counts it (the top value 0,
  * its members 1, …); the value is refused when anything in it lies deeper than limits.jsonDepthMax.
+ * Adds the UTF-8 bytes of the copy's JSON encoding to `size`.
  */
-function canonicalClone(value: unknown, depth: number): Json {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new EngineError('BAD_INPUT', 'numbers must be finite');
-    return value === 0 ? 0 : value;
+function canonicalClone(value: unknown, depth: number, size: { bytes: number }): Json {
+  if (value === null) {
+    size.bytes += 4;
+    return value;
   }
-  if (typeof value !== 'object')
-    throw new EngineError('BAD_INPUT', `cannot encode a ${typeof value} as JSON`);
+  switch (typeof value) {
+    case 'boolean':
+      size.bytes += value ? 4 : 5;
+      return value;
+    case 'string':
+      size.bytes += stringBytes(value);
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) throw new EngineError('BAD_INPUT', 'numbers must be finite');
+      size.bytes += numberBytes(value);
+      return value === 0 ? 0 : value;
+    case 'object':
+      break;
+    default:
+      throw new EngineError('BAD_INPUT', `cannot encode a ${typeof value} as JSON`);
+  }
   const membersTooDeep = depth + 1 > limits.jsonDepthMax;
   if (Array.isArray(value)) {
     if (membersTooDeep && value.length > 0) throw tooDeep();
+    // Brackets, and a comma between items.
+    size.bytes += value.length === 0 ? 2 : value.length + 1;
     const out: Json[] = new Array<Json>(value.length);
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      out[i] = item === undefined ? null : canonicalClone(item, depth + 1);
+      out[i] = canonicalClone(item === undefined ? null : item, depth + 1, size);
     }
     return out;
   }
   const obj = value as Record<string, unknown>;
   const keys = sortKeys(Object.keys(obj));
   const out: Record<string, Json> = {};
+  let members = 0;
   for (const key of keys) {
     const item = obj[key];
     if (item === undefined) continue;
     if (membersTooDeep) throw tooDeep();
-    const cloned = canonicalClone(item, depth + 1);
+    const cloned = canonicalClone(item, depth + 1, size);
+    // The key, its colon, and a comma or closing brace after the member.
+    size.bytes += stringBytes(key) + 2;
+    members++;
     // JSON.parse makes "__proto__" an own member; plain assignment would set the prototype.
     if (key === '__proto__')
       Object.defineProperty(out, key, {
@@ -912,5 +950,7 @@ function canonicalClone(value: unknown, depth: number): Json {
       });
     else out[key] = cloned;
   }
+  // The opening brace (and the closing one of an empty object).
+  size.bytes += members === 0 ? 2 : 1;
   return out;
 }
