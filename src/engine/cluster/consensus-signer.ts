@@ -5,7 +5,7 @@
  */
 import { ed25519PeerId } from '../base/base58.js';
 import type { VoteSigner } from '../consensus/types.js';
-import type { Ed25519Identity } from '../transactions/certifier.js';
+import { rememberSignature, type Ed25519Identity } from '../transactions/certifier.js';
 
 /** The peer id of an identity: its Ed25519 public key as libp2p writes it (`12D3KooW…`). */
 export function peerIdOfIdentity(identity: Pick<Ed25519Identity, 'id'>): string {
@@ -15,5 +15,13 @@ export function peerIdOfIdentity(identity: Pick<Ed25519Identity, 'id'>): string 
 /** The vote signer of a node: member id = its peer id, signatures by its identity key. */
 export function nodeVoteSigner(identity: Pick<Ed25519Identity, 'id' | 'sign'>): VoteSigner {
   const id = peerIdOfIdentity(identity);
-  return { id, sign: (message) => identity.sign(message) };
+  return {
+    id,
+    sign: (message) => {
+      const signature = identity.sign(message);
+      // Its own votes come back in certificates: they need no verification here.
+      rememberSignature(id, message, signature);
+      return signature;
+    },
+  };
 }

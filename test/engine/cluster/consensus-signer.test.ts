@@ -3,7 +3,11 @@ import { nodeVoteSigner, peerIdOfIdentity } from '../../../src/engine/cluster/co
 import { voteMessage, verifyVote } from '../../../src/engine/consensus/votes.js';
 import { peerIdOf, privateKeyFromSeed } from '../../../src/engine/network/index.js';
 import { seedFromPkcs8 } from '../../../src/engine/node/identity.js';
-import { Ed25519Identity, verifyEd25519 } from '../../../src/engine/transactions/certifier.js';
+import {
+  Ed25519Identity,
+  rememberSignature,
+  verifyEd25519,
+} from '../../../src/engine/transactions/certifier.js';
 
 describe('consensus members are peer ids', () => {
   const identity = Ed25519Identity.generate();
@@ -62,5 +66,25 @@ describe('consensus members are peer ids', () => {
     expect(verifyVote(signer.id, fields, signature)).to.equal(true);
     expect(verifyVote(signer.id, { ...fields, slot: 4 }, signature)).to.equal(false);
     expect(verifyVote(peerIdOfIdentity(other), fields, signature)).to.equal(false);
+  });
+
+  it('remembers good signatures only for the exact bytes they cover', () => {
+    const signer = nodeVoteSigner(identity);
+    const signed = Buffer.from('optimystic remembered vote');
+    const signature = signer.sign(signed);
+    // Remembered with its message: checked again, and again after the caller reuses its buffer.
+    expect(verifyEd25519(signer.id, signed, signature)).to.equal(true);
+    const reused = Buffer.from(signed);
+    reused[0] = reused[0]! ^ 1;
+    expect(verifyEd25519(signer.id, reused, signature)).to.equal(false);
+    expect(verifyEd25519(signer.id, signed.subarray(1), signature)).to.equal(false);
+    expect(verifyEd25519(signer.id, Buffer.concat([signed, Buffer.from([0])]), signature)).to.equal(false);
+    // Under another member the same signature is checked afresh, and fails.
+    expect(verifyEd25519(peerIdOfIdentity(other), signed, signature)).to.equal(false);
+    // What is remembered is taken as good without a check: only signatures made or verified here.
+    const made = other.sign(signed);
+    rememberSignature(identity.id, signed, made);
+    expect(verifyEd25519(identity.id, signed, made)).to.equal(true);
+    expect(verifyEd25519(identity.id, Buffer.from('something else'), made)).to.equal(false);
   });
 });
