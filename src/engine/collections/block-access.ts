@@ -28,6 +28,14 @@ export interface BlockAccess {
    * snapshot, and a networked repo still checks that snapshot against the block's holders).
    */
   routed?(id: BlockId): void;
+  /**
+   * Optional: whether the block held for `id` was inserted through this access and is still the
+   * object passed to `insert` or an `update` result since, so nothing outside the caller's own
+   * structure refers to it or to the arrays the caller put in it. The caller may then change those
+   * arrays in place before calling `update` with the same block as `result` (a transaction filling
+   * a leaf it created copies the leaf once, not at every put). Never true for blocks read.
+   */
+  owns?(id: BlockId): boolean;
   insert(block: Block): void;
   /**
    * `result`, when given, is the block the ops make of the current one (what `applyOps` would give),

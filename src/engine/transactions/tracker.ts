@@ -61,6 +61,11 @@ export class Tracker implements BlockAccess {
     return block;
   }
 
+  owns(id: BlockId): boolean {
+    const inserted = this.inserted.get(id);
+    return inserted !== undefined && this.changed.get(id) === inserted;
+  }
+
   insert(block: Block): void {
     const id = block.header.id;
     assert(this.changed.get(id) === undefined, `insert of block ${id} that this transaction already holds`);

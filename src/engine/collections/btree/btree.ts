@@ -102,6 +102,8 @@ export class BTree {
   private readonly leafEntriesMax: number;
   private readonly branchChildrenMax: number;
   private readonly leafBytesMax: number;
+  /** Branch blocks already parsed by this tree (blocks are immutable: a change makes a new one). */
+  private branchNodes: WeakMap<Block, TreeNode> | undefined;
 
   /** Inserts an empty root leaf for a new tree and returns its id (`rootId` if given). */
   static create(access: BlockAccess, collection: string, rootId?: BlockId): BlockId {
@@ -162,8 +164,14 @@ export class BTree {
     // `[key,value]`: the key's and the value's encodings, two brackets and a comma.
     const bytes = keyBytes + valueBytes + 3;
     remember(entry, bytes);
-    const next = entries.toSpliced(index, found ? 1 : 0, entry);
     const before = remembered(entries);
+    // A leaf this transaction created is changed in place; any other is copied (copy-on-write).
+    let next: TreeEntry[];
+    if (this.access.owns?.(leaf.id) === true) {
+      next = entries as TreeEntry[];
+      if (!found && index === next.length) next.push(entry);
+      else next.splice(index, found ? 1 : 0, entry);
+    } else next = entries.toSpliced(index, found ? 1 : 0, entry);
     if (before !== undefined) {
       const comma = entries.length === 0 ? 0 : 1;
       remember(next, before + bytes - (found ? entryBytes(existing) + comma : 0) + comma);
@@ -258,6 +266,9 @@ export class BTree {
   }
 
   private nodeOf(id: BlockId, block: Block): TreeNode {
+    // A branch changes only at a split or merge below it, so one parsed node serves many descents.
+    const known = this.branchNodes?.get(block);
+    if (known !== undefined && known.id === id) return known;
     if (block.header.collection !== this.collection)
       throw new AssertionFailure(`block ${id} belongs to ${block.header.collection}`);
     const body = bodyOf(block);
@@ -266,7 +277,9 @@ export class BTree {
       if (block.header.type !== type)
         throw new AssertionFailure(`block ${id} has type ${block.header.type} but a ${body.kind} body`);
     }
-    return { id, header: block.header, body, block };
+    const node: TreeNode = { id, header: block.header, body, block };
+    if (body.kind === 'branch') (this.branchNodes ??= new WeakMap()).set(block, node);
+    return node;
   }
 
   // --- restoring the shape after a change ---
@@ -439,7 +452,9 @@ export class BTree {
     }
     // The ops splice the fields of the node's kind into `body`'s, so the access need not apply them.
     assert(node.body.kind === body.kind, 'ops change a node within its kind');
-    this.access.update(node.id, ops, { ...node.block, ...fieldsOf(body) });
+    // A leaf changed in place (see put) already holds its new entries.
+    const inPlace = body.kind === 'leaf' && node.body.kind === 'leaf' && body.entries === node.body.entries;
+    this.access.update(node.id, ops, inPlace ? node.block : { ...node.block, ...fieldsOf(body) });
   }
 
   private assertFits(header: BlockHeader, body: NodeBody): void {
@@ -843,7 +858,7 @@ function checkKey(key: TreeKeyValue): TreeKeyValue {
 /** A key that may be stored: also within limits.keyBytesMax. Returns it with its encoded size. */
 function checkStorableKey(key: TreeKeyValue): { key: TreeKeyValue; bytes: number } {
   const checked = checkKey(key);
-  const bytes = jsonBytes(checked);
+  const bytes = typeof checked === 'string' ? stringBytes(checked) : numberBytes(checked);
   if (bytes > limits.keyBytesMax) {
     throw new EngineError('TOO_LARGE', `a tree key is ${bytes} bytes; the limit is ${limits.keyBytesMax}`);
   }
