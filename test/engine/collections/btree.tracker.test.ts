@@ -52,6 +52,21 @@ function sorted(model: Map<number | string, Json>): TreeEntry[] {
 }
 
 describe('BTree through a transaction tracker', () => {
+  it('splits a leaf it emptied and filled again exactly at leafBytesMax, not a byte before', async () => {
+    const store = new Committed();
+    const tracker = store.tracker(7);
+    const rootId = BTree.create(tracker, collection);
+    // Two entries ["a","…"] and ["b","…"] of 6 + n bytes each, in brackets with a comma: 15 + 2n.
+    const n = 20;
+    const tree = new BTree(tracker, rootId, collection, { leafEntriesMax: 8, leafBytesMax: 15 + 2 * n });
+    await tree.put('a', 'x'.repeat(n - 2));
+    expect(await tree.delete('a')).to.equal(true);
+    await tree.put('a', 'x'.repeat(n - 2));
+    await tree.put('b', 'y'.repeat(n - 2));
+    store.commit(tracker);
+    expect(store.blocks.get(rootId)?.block?.['entries']).to.have.length(2);
+  });
+
   for (const [name, init] of [
     ['fan-out 4/4', { leafEntriesMax: 4, branchChildrenMax: 4 }],
     ['fan-out 8/5, leaves split by bytes', { leafEntriesMax: 8, branchChildrenMax: 5, leafBytesMax: 400 }],

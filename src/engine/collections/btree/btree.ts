@@ -155,6 +155,7 @@ export class BTree {
     const { value: storedValue, bytes: valueBytes } = storableValue(value);
     const { path, leaf } = this.descendHeld(storedKey) ?? (await this.descend(storedKey));
     const entries = leaf.body.entries;
+    const count = entries.length;
     const index = lowerBound(entries, storedKey);
     const existing = entries[index];
     const found = existing !== undefined && compareKeys(existing[0], storedKey) === 0;
@@ -165,15 +166,16 @@ export class BTree {
     const bytes = keyBytes + valueBytes + 3;
     remember(entry, bytes);
     const before = remembered(entries);
-    // A leaf this transaction created is changed in place; any other is copied (copy-on-write).
+    // A leaf this transaction created is changed in place (so `entries` is `next` from here on);
+    // any other is copied (copy-on-write).
     let next: TreeEntry[];
     if (this.access.owns?.(leaf.id) === true) {
       next = entries as TreeEntry[];
-      if (!found && index === next.length) next.push(entry);
+      if (!found && index === count) next.push(entry);
       else next.splice(index, found ? 1 : 0, entry);
     } else next = entries.toSpliced(index, found ? 1 : 0, entry);
     if (before !== undefined) {
-      const comma = entries.length === 0 ? 0 : 1;
+      const comma = count === 0 ? 0 : 1;
       remember(next, before + bytes - (found ? entryBytes(existing) + comma : 0) + comma);
     }
     const op: BlockOp = { op: 'splice', field: 'entries', index, remove: found ? 1 : 0, items: [entry] };
