@@ -262,9 +262,13 @@ export class Cluster {
       { validate: validateTailRequest },
     );
     this.unsubscribe.push(
-      network.on('peer:connect', (peer) => void this.greet(peer)),
+      network.on('peer:connect', (peer) => {
+        this.placement.connected(peer);
+        void this.greet(peer);
+      }),
       network.on('peer:disconnect', (peer) => this.placement.remove(peer)),
     );
+    for (const peer of network.peers()) this.placement.connected(peer.id);
     await Promise.all(network.peers().map((peer) => this.greet(peer.id)));
     // Groups that could not grow when members joined (their leader was busy or away) try again.
     this.maintenance = setInterval(() => {

@@ -40,6 +40,18 @@ export class Placement {
     return true;
   }
 
+  /**
+   * A connection to the peer came up: a member met before (it answered hello once, maybe in an earlier
+   * run of this node) is reachable again at once, before its hello is answered on this connection —
+   * a restarted node must not refuse its members' requests meanwhile (sim seed 861 with
+   * introductions: a decision refused BAD_INPUT was taken for final). Unknown peers still need hello.
+   */
+  connected(peer: string): void {
+    if (peer === this.self || !this.known.has(peer)) return;
+    this.live.add(peer);
+    this.downSince.delete(peer);
+  }
+
   /** The peer disconnected: still a member, no longer reachable. */
   remove(peer: string): void {
     this.live.delete(peer);

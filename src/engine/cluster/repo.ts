@@ -5,6 +5,7 @@
  * returns, so a holder that missed a promotion never hides a commit; a member that does not hold a
  * block (it joined the cluster and was not handed the block yet) is no vote for its absence.
  */
+import { canonicalJson } from '../base/codec.js';
 import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
 import { isBlockId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
@@ -60,6 +61,8 @@ export const validateRepoRequest = messageUnion({
     promote: optional(array(json(), { itemsMax })),
     /** Consensus `Decided` messages of the log's group riding along (DecisionCarrier). */
     consensus: optional(array(json(), { itemsMax: consensusWireItemsMax })),
+    /** The revisions the writer built on (RevisionBase): a holder whose copy differs there refuses. */
+    bases: optional(array(json(), { itemsMax })),
   }),
   history: object({ blockId: blockIdField, fromRev: optional(integer({ min: 1 })) }),
   pending: object({ blockId: blockIdField }),
@@ -187,7 +190,11 @@ export async function serveRepoRequest(
       return true;
     }
     case 'apply': {
-      const behind = await applyIfNewer(parts.blocks, request.revisions as DirectRevision[]);
+      const behind = await applyIfNewer(
+        parts.blocks,
+        request.revisions as DirectRevision[],
+        (request.bases ?? []) as RevisionBase[],
+      );
       const promoted =
         request.promote === undefined
           ? undefined
@@ -230,14 +237,27 @@ async function promoteEach(
 export type Behind = { readonly blockId: BlockId; readonly rev: number }[];
 
 /**
+ * The revision of a block a writer's (or a repair's) first revision of it is built on: revisions are
+ * numbered per holder, so a holder whose revision at that number is another transaction's (a write
+ * that reached a minority and lost its compare-and-set elsewhere) must not take what follows.
+ */
+export interface RevisionBase {
+  readonly blockId: BlockId;
+  readonly rev: number;
+  readonly trxId: TrxId;
+}
+
+/**
  * Writes replicated revisions a holder does not have yet. A revision already held (same rev and
  * transaction) is skipped, so a retried replication is harmless; a different transaction at a held
- * revision is refused (CONFLICT). A block whose revisions start past what the holder has is left
- * alone and reported, so the sender can send the missing ones first.
+ * revision is refused (CONFLICT), and so is a revision whose base (named in `bases`) is another
+ * transaction's here than the writer's. A block whose revisions start past what the holder has is
+ * left alone and reported, so the sender can send the missing ones first.
  */
 export async function applyIfNewer(
   blocks: BlockStore,
   revisions: readonly DirectRevision[],
+  bases: readonly RevisionBase[] = [],
 ): Promise<Behind> {
   const behind: Behind = [];
   const held = new Map<BlockId, number>();
@@ -245,13 +265,32 @@ export async function applyIfNewer(
     checkBlockId(revision.blockId);
     if (behind.some((b) => b.blockId === revision.blockId)) continue;
     let rev = held.get(revision.blockId);
-    if (rev === undefined) rev = (await blocks.latest(revision.blockId))?.rev ?? 0;
+    if (rev === undefined) {
+      const state = await blocks.latest(revision.blockId);
+      rev = state?.rev ?? 0;
+      // The first revision of this block here: the holder's copy must be the one it was built on.
+      const base = bases.find((b) => b.blockId === revision.blockId && b.rev === revision.baseRev);
+      if (state !== undefined && base !== undefined && rev === base.rev && state.trxId !== base.trxId)
+        throw new EngineError(
+          'CONFLICT',
+          `block ${revision.blockId} has revision ${rev} from another transaction than the one written on`,
+        );
+    }
     if (rev > revision.baseRev) {
-      const existing = await blocks.at(revision.blockId, { rev: revision.baseRev + 1 });
-      if (existing?.trxId === revision.trxId) continue;
+      // Held already when it is the same change: the same tag is not enough, since two tails that
+      // write one decided entry may write different content under it (a seal names a successor
+      // each draws at random: sim seed 457 with introductions forked a log that way).
+      const at = revision.baseRev + 1;
+      const [existing] = await blocks.history(revision.blockId, { fromRev: at, toRev: at });
+      const trxId = existing?.trxId ?? (await blocks.at(revision.blockId, { rev: at }))?.trxId;
+      if (
+        trxId === revision.trxId &&
+        (existing?.rev !== at || canonicalJson(existing.transform) === canonicalJson(revision.transform))
+      )
+        continue;
       throw new EngineError(
         'CONFLICT',
-        `block ${revision.blockId} already has revision ${revision.baseRev + 1} from another transaction`,
+        `block ${revision.blockId} already has revision ${at} from another transaction or with other content`,
       );
     }
     if (rev < revision.baseRev) {
@@ -444,22 +483,35 @@ export class ClusterRepoClient implements RepoClient {
     if (this.repairing.has(key) || this.repairing.size >= repairsInFlightMax) return;
     this.repairing.add(key);
     void (async () => {
+      // From the revision the holder has on: the source's revision there is the base the rest is
+      // built on, and a holder whose copy differs at it refuses them.
+      const fromRev = Math.max(1, held);
       const history =
         source === this.self
-          ? await this.parts.blocks.history(blockId, { fromRev: held + 1 })
-          : await this.remote<BlockRevision[]>(source, { type: 'history', blockId, fromRev: held + 1 });
+          ? await this.parts.blocks.history(blockId, { fromRev })
+          : await this.remote<BlockRevision[]>(source, { type: 'history', blockId, fromRev });
+      const at = history.find((revision) => revision.rev === held);
       await this.send(
         holder,
         blockId,
         history.filter((revision) => revision.rev > held),
+        at === undefined ? undefined : { blockId, rev: held, trxId: at.trxId },
       );
     })()
       .catch(() => undefined)
       .finally(() => this.repairing.delete(key));
   }
 
-  /** Sends revisions of one block to a holder, in order, in bounded chunks. */
-  async send(holder: string, blockId: BlockId, history: readonly BlockRevision[]): Promise<void> {
+  /**
+   * Sends revisions of one block to a holder, in order, in bounded chunks. `base`: the sender's
+   * revision the first one is built on (a holder whose copy differs there refuses, CONFLICT).
+   */
+  async send(
+    holder: string,
+    blockId: BlockId,
+    history: readonly BlockRevision[],
+    base?: RevisionBase,
+  ): Promise<void> {
     const revisions = [...history]
       .sort((a, b) => a.rev - b.rev)
       .map((revision): DirectRevision => ({
@@ -471,7 +523,7 @@ export class ClusterRepoClient implements RepoClient {
       }));
     for (let i = 0; i < revisions.length; i += replicationChunkRevisions) {
       const chunk = revisions.slice(i, i + replicationChunkRevisions);
-      const { behind } = await this.applyAt(holder, chunk);
+      const { behind } = await this.applyAt(holder, chunk, [], i === 0 && base !== undefined ? [base] : []);
       if (behind.length > 0)
         throw new EngineError('UNAVAILABLE', `member ${holder} is missing earlier revisions`);
     }
@@ -619,6 +671,7 @@ export class ClusterRepoClient implements RepoClient {
       list.push(revision);
     }
     const written = new Set(promotes.flatMap((p) => p.blockIds));
+    const bases = await this.basesOf(byId);
     /** Per member: which of `promotes` it applied (by index). */
     const promotedAt = new Map<string, Set<number>>();
     const answers = await this.fanOut([...new Set([...byId.keys(), ...written])], async (member, ids) => {
@@ -632,14 +685,24 @@ export class ClusterRepoClient implements RepoClient {
         indexes.push(index);
         promoteParts.push({ ...promote, blockIds });
       });
-      const { behind, promoted } = await this.applyAt(member, part, promoteParts);
+      const mineBases = bases.filter((base) => mine.has(base.blockId));
+      const { behind, promoted } = await this.applyAt(member, part, promoteParts, mineBases);
       promotedAt.set(member, new Set(indexes.filter((_, i) => promoted[i] === true)));
       if (behind.length === 0) return;
       // The holder missed earlier revisions (it joined late or was down): send those, then these.
       for (const { blockId, rev } of behind) {
         const first = byId.get(blockId)![0]!;
-        const missing = await this.parts.blocks.history(blockId, { fromRev: rev + 1, toRev: first.baseRev });
-        await this.send(member, blockId, missing);
+        const missing = await this.parts.blocks.history(blockId, {
+          fromRev: Math.max(1, rev),
+          toRev: first.baseRev,
+        });
+        const at = missing.find((revision) => revision.rev === rev);
+        await this.send(
+          member,
+          blockId,
+          missing.filter((revision) => revision.rev > rev),
+          at === undefined ? undefined : { blockId, rev, trxId: at.trxId },
+        );
       }
       const still = await this.applyAt(
         member,
@@ -684,10 +747,27 @@ export class ClusterRepoClient implements RepoClient {
     }
   }
 
+  /**
+   * The revisions of this node's copies that a write's first revision of each block is built on (a
+   * tail writes on the copy it holds): sent along, so a holder whose copy differs there refuses.
+   */
+  private async basesOf(byId: ReadonlyMap<BlockId, readonly DirectRevision[]>): Promise<RevisionBase[]> {
+    const bases: RevisionBase[] = [];
+    for (const [blockId, list] of byId) {
+      const rev = list[0]!.baseRev;
+      if (rev === 0) continue;
+      const latest = await this.parts.blocks.latest(blockId);
+      const state = latest?.rev === rev ? latest : await this.parts.blocks.at(blockId, { rev });
+      if (state?.rev === rev) bases.push({ blockId, rev, trxId: state.trxId });
+    }
+    return bases;
+  }
+
   private async applyAt(
     member: string,
     revisions: readonly DirectRevision[],
     promotes: readonly PromoteRequest[] = [],
+    bases: readonly RevisionBase[] = [],
   ): Promise<{ behind: Behind; promoted: readonly boolean[] }> {
     if (member !== this.self) {
       const carried = this.parts.decisions?.()?.takeDecided(member) ?? [];
@@ -695,6 +775,7 @@ export class ClusterRepoClient implements RepoClient {
         type: 'apply',
         revisions,
         ...(promotes.length > 0 ? { promote: promotes } : {}),
+        ...(bases.length > 0 ? { bases } : {}),
       };
       type Applied = { behind?: Behind; promoted?: boolean[] };
       const answer = await this.remote<Applied>(
@@ -712,7 +793,7 @@ export class ClusterRepoClient implements RepoClient {
         promoted: Array.isArray(answer.promoted) ? answer.promoted : [],
       };
     }
-    const behind = await applyIfNewer(this.parts.blocks, revisions);
+    const behind = await applyIfNewer(this.parts.blocks, revisions, bases);
     const promoted = promotes.length === 0 ? [] : await promoteEach(this.parts.local, undefined, promotes);
     await this.parts.blocks.sync();
     return { behind, promoted };

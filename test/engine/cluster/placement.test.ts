@@ -5,6 +5,7 @@ import { SeededRng } from '../../../src/engine/base/rng.js';
 import { Cluster } from '../../../src/engine/cluster/cluster.js';
 import { Placement } from '../../../src/engine/cluster/placement.js';
 import { leadershipOrder } from '../../../src/engine/consensus/values.js';
+import type { NetworkNode } from '../../../src/engine/network/index.js';
 import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
 import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
 
@@ -67,6 +68,33 @@ describe('cluster membership of new groups', () => {
     c.exclude('p3');
     expect(c.membersFor(block)).to.not.include('p3');
     expect(c.membersFor(block)).to.have.length(4);
+  });
+
+  it('counts a member it knew before a restart as live once connected, before its hello is answered', async () => {
+    // A restarted node refused its members' requests ("only members …", BAD_INPUT) until its own
+    // hello came back, and a coordinator took that answer for final (sim seed 861 with introductions).
+    const listeners = new Map<string, (peer: string) => void>();
+    const network = {
+      trust: () => undefined,
+      handle: () => Promise.resolve(),
+      unhandle: () => Promise.resolve(),
+      on(event: string, listener: (peer: string) => void) {
+        listeners.set(event, listener);
+        return () => listeners.delete(event);
+      },
+      peers: () => [],
+      // Hellos are not answered yet.
+      request: () => new Promise(() => undefined),
+    } as unknown as NetworkNode;
+    const c = cluster();
+    await c.attach(network);
+    expect(c.placement.isLive('p2')).to.equal(false);
+    listeners.get('peer:connect')!('p2');
+    listeners.get('peer:connect')!('x9');
+    expect(c.placement.isLive('p2')).to.equal(true);
+    expect(c.placement.isLive('x9')).to.equal(false);
+    expect(c.placement.isMember('x9')).to.equal(false);
+    await c.detach();
   });
 
   it('runs a consensus group only for its block cluster or the group recorded in its log block', async () => {

@@ -385,6 +385,17 @@ function describe(payload: unknown): string {
   if (message.atLsn !== undefined) parts.push(`at ${message.atLsn}`);
   if (message.reinforce !== undefined)
     parts.push(`reinforce ${message.reinforce.map((ref) => ref.lsn).join(',')}`);
+  // A log write or a repair: which revisions of which blocks, and from which transactions.
+  const revisions = (payload as { revisions?: unknown }).revisions;
+  if (Array.isArray(revisions))
+    parts.push(
+      revisions
+        .map(
+          (r: { blockId?: string; baseRev?: number; trxId?: string }) =>
+            `${r.blockId?.slice(0, 8)}@${(r.baseRev ?? 0) + 1}:${r.trxId}`,
+        )
+        .join(','),
+    );
   return parts.join(' ');
 }
 
@@ -401,6 +412,11 @@ function describeReply(value: unknown): string {
   if (v.stableLsn !== undefined)
     return `view last ${v.lastLsn} stable ${v.stableLsn} uncheckpointed ${(v.uncheckpointed ?? []).map((u) => u.lsn).join(',')}`;
   if (v.rev !== undefined) return `rev ${v.rev} lsn ${v.lsn}`;
+  // A tail's outcome (with a conflict's reason), a `get` answered with a revision number only.
+  const status = value as { status?: unknown; message?: unknown; notNewer?: unknown };
+  if (typeof status.status === 'string')
+    return `${status.status}${typeof status.message === 'string' ? ` (${status.message})` : ''}${v.lsn !== undefined ? ` lsn ${v.lsn}` : ''}`;
+  if (typeof status.notNewer === 'number') return `not newer than ${status.notNewer}`;
   return Array.isArray(value) ? `[${value.length}]` : 'object';
 }
 

@@ -1,0 +1,122 @@
+import { expect } from 'chai';
+import { EngineError } from '../../../src/engine/base/errors.js';
+import { Placement } from '../../../src/engine/cluster/placement.js';
+import { applyIfNewer, ClusterRepoClient, type RevisionBase } from '../../../src/engine/cluster/repo.js';
+import type { NetworkNode } from '../../../src/engine/network/index.js';
+import type { DirectRevision } from '../../../src/engine/storage/block-store.js';
+import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
+import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
+import type { Certifier } from '../../../src/engine/transactions/certifier.js';
+import { LocalRepo } from '../../../src/engine/transactions/local-repo.js';
+
+/**
+ * Two tails that both wrote revision n of a log block (one of them lost the compare-and-set at the
+ * majority) leave holders whose revision n differs. Revisions are numbered per holder, so a later
+ * revision n+1 built on the majority's copy fits a diverged holder by number only: it must be
+ * refused there, not applied on top of the other content (sim seed 1120 with introductions: a splice
+ * past the end of the diverged log asserted at three holders).
+ */
+const blockId = 'log-block'.padEnd(43, 'x');
+const header = { id: blockId, type: 'LB' as const, collection: 'c' };
+
+const created: DirectRevision = {
+  blockId,
+  trxId: 'create',
+  lsn: 0,
+  baseRev: 0,
+  transform: { kind: 'insert', block: { header, entries: [] } },
+};
+const append = (trxId: string, rev: number, entries: number): DirectRevision => ({
+  blockId,
+  trxId,
+  lsn: rev,
+  baseRev: rev - 1,
+  transform: {
+    kind: 'update',
+    ops: [{ op: 'splice', field: 'entries', index: entries, remove: 0, items: [trxId] }],
+  },
+});
+
+async function storeWith(...revisions: DirectRevision[]): Promise<VersionedBlockStore> {
+  const raw = new MemoryRawStore();
+  await raw.open();
+  const store = new VersionedBlockStore(raw);
+  for (const revision of revisions) await store.apply([revision]);
+  return store;
+}
+
+describe('holders whose copies diverged at one revision number', () => {
+  it('refuses a revision built on another transaction’s revision at its base', async () => {
+    const store = await storeWith(created, append('loser', 2, 0));
+    const base: RevisionBase = { blockId, rev: 2, trxId: 'winner' };
+    const error = await applyIfNewer(store, [append('next', 3, 1)], [base]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(EngineError).with.property('code', 'CONFLICT');
+    expect((await store.latest(blockId))?.rev).to.equal(2);
+  });
+
+  it('takes a revision whose base is the one it holds', async () => {
+    const store = await storeWith(created, append('winner', 2, 0));
+    await applyIfNewer(store, [append('next', 3, 1)], [{ blockId, rev: 2, trxId: 'winner' }]);
+    expect((await store.latest(blockId))?.block).to.deep.include({ entries: ['winner', 'next'] });
+  });
+
+  it('refuses a revision with the tag of one it holds but other content (a seal naming another successor)', async () => {
+    // Two tails wrote one decided reconfigure entry, each sealing the block to a successor it drew:
+    // holders of the first seal took the second for a copy they held, and the log forked (sim seed 457
+    // with introductions).
+    const seal = (successor: string): DirectRevision => ({
+      blockId,
+      trxId: 'reconfigure:seal',
+      lsn: 2,
+      baseRev: 1,
+      transform: { kind: 'update', ops: [{ op: 'set', field: 'successor', value: successor }] },
+    });
+    const store = await storeWith(created, seal('successor-a'));
+    const error = await applyIfNewer(store, [seal('successor-b')]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(EngineError).with.property('code', 'CONFLICT');
+    // The same revision again is a copy it holds (a retried replication).
+    expect(await applyIfNewer(store, [seal('successor-a')])).to.deep.equal([]);
+    expect((await store.latest(blockId))?.block).to.deep.include({ successor: 'successor-a' });
+  });
+
+  it('a log write names the revision it was built on, and a diverged holder does not take it', async () => {
+    // p0 writes on its copy (revision 2: winner); p1 holds the same, p2 the loser's revision 2.
+    const local = await storeWith(created, append('winner', 2, 0));
+    const holders = new Map([
+      ['p1', await storeWith(created, append('winner', 2, 0))],
+      ['p2', await storeWith(created, append('loser', 2, 0))],
+    ]);
+    const network = {
+      async request(
+        peer: string,
+        _protocol: string,
+        request: { revisions: DirectRevision[]; bases?: RevisionBase[] },
+      ) {
+        const behind = await applyIfNewer(holders.get(peer)!, request.revisions, request.bases ?? []);
+        return { behind };
+      },
+    } as unknown as NetworkNode;
+    const placement = new Placement('p0', 3);
+    placement.add('p1');
+    placement.add('p2');
+    const repo = new ClusterRepoClient({
+      local: new LocalRepo({ blocks: local, certifier: {} as Certifier }, { members: ['p0'] }),
+      blocks: local,
+      placement,
+      network: () => network,
+    });
+    await repo.apply([append('next', 3, 1)]);
+    expect((await holders.get('p1')!.latest(blockId))?.block).to.deep.include({
+      entries: ['winner', 'next'],
+    });
+    const diverged = await holders.get('p2')!.latest(blockId);
+    expect(diverged?.rev).to.equal(2);
+    expect(diverged?.block).to.deep.include({ entries: ['loser'] });
+  });
+});
