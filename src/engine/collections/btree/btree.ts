@@ -476,9 +476,10 @@ export class BTree {
 /**
  * Encoded sizes are memoised on the entry or entries array itself, under a symbol key: JSON and
  * canonicalJson ignore symbol keys, and a copy of an array (slice, spread, structuredClone) does not
- * carry it. Entries and leaf arrays are never changed in place once measured (a put copies the leaf's
- * array and derives the copy's size from the old one's), so a memo never goes stale. A side table
- * (a WeakMap) did the same at several times the cost per put, most of it in the garbage collector.
+ * carry it. Entries are never changed; a leaf's array is changed only by a put into a leaf the
+ * transaction owns, which sets the array's new size with the change, so a memo never goes stale. A
+ * side table (a WeakMap) did the same at several times the cost per put, most of it in the garbage
+ * collector.
  */
 const bytesMemo: unique symbol = Symbol('encodedBytes');
 
@@ -510,8 +511,8 @@ function entryBytes(entry: TreeEntry): number {
 
 /**
  * An upper bound on the encoded size of a branch's keys and children arrays: a string's JSON text is
- * at most six bytes per UTF-16 unit (an escape like \u001f) plus its quotes, a number's at most 24 characters,
- * and each item is followed by at most a comma (or the closing bracket).
+ * at most six bytes per UTF-16 unit (an escape like \u001f) plus its quotes, a number's at most 24
+ * characters, and each item is followed by at most a comma (or the closing bracket).
  */
 function branchBytesBound(body: BranchBody): number {
   let bytes = 2;
