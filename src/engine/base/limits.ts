@@ -135,6 +135,13 @@ export const limits = {
   consensusHeartbeatMs: 500,
   /** A member not heard from for this long is suspected; only leader change depends on it, never safety. */
   consensusSuspectAfterMs: 4000,
+  /**
+   * A member whose connection closed is suspected this long after it was last heard instead: twice
+   * the time a tail answers views from cached state (tailViewFreshMs, 1 s) after its last decision,
+   * so a leader that lost its connections stops answering from that state before anyone can have
+   * taken over (docs/consensus.md, "Suspicion").
+   */
+  consensusDownSuspectMs: 2000,
   /** Unanswered Prepare and Accept messages are sent again after this long (messages may be lost). */
   consensusRetransmitMs: 500,
   /** A client proposal still undecided after this long is answered TIMEOUT (in doubt) so the client can retry. */

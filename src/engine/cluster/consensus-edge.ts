@@ -197,6 +197,9 @@ interface Outbox {
   scheduled: boolean;
 }
 
+/** Peers remembered as down (`NetworkConsensus.suspect`); all are forgotten when full (only a hint). */
+const downPeersMax = 4096;
+
 /** Messages a member answers inline, in the reply to the batch that caused them (all small). */
 function answersInline(message: ConsensusMessage): boolean {
   return message.type === 'Accepted' || message.type === 'Nack' || message.type === 'Heartbeat';
@@ -471,9 +474,42 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
   }
 
   /** Hands one message from a peer to its group's core (starting the group if it may be started). */
+  /**
+   * A peer's connection closed: every running group it is a member of suspects it downSuspectMs
+   * after it was last heard, and so does each group started while it stays down, instead of after
+   * suspectAfterMs of silence (a leader that died stalls its groups for less). Only leadership
+   * depends on suspicion, never safety; a message from the peer, or its next connection, clears it.
+   */
+  suspect(peer: string): void {
+    if (this.stopped || peer === this.id) return;
+    let since = this.down.get(peer);
+    if (since === undefined) {
+      if (this.down.size >= downPeersMax) this.down.clear();
+      since = this.clock.now();
+      this.down.set(peer, since);
+    }
+    for (const running of this.groups.values())
+      if (running.group.members.includes(peer)) void this.suspectIn(running, peer, since);
+  }
+
+  private async suspectIn(running: Running, peer: string, since: number): Promise<void> {
+    await running.ready.catch(() => undefined);
+    // The core acts on the suspicion at the next tick once due; a tick then is all it needs.
+    await running.driver.suspect(peer, since).catch(() => undefined);
+  }
+
+  /** A connection to the peer came up: groups started from now on count it live again. */
+  reachable(peer: string): void {
+    this.down.delete(peer);
+  }
+
+  /** Peers whose connection closed and that have not been heard from since (`suspect`), and when. */
+  private readonly down = new Map<string, number>();
+
   private async receive(from: string, item: ConsensusWireItem): Promise<void> {
     const { members, message } = item;
     if (this.stopped) return;
+    this.down.delete(from);
     if (message.network !== this.networkName) return this.count('wrong-network');
     if (!isBlockId(message.blockId)) return this.count('malformed');
     if (!members.includes(from)) return this.count('sender-not-member');
@@ -686,6 +722,11 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     const ready = (async () => {
       await draining;
       await driver.start();
+      // A member already known to be down is suspected from the start (see `suspect`).
+      for (const member of group.members) {
+        const since = this.down.get(member);
+        if (since !== undefined) await driver.suspect(member, since);
+      }
     })();
     const running: Running = {
       key,

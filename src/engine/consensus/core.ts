@@ -413,6 +413,9 @@ export function step(state: ConsensusState, input: ConsensusInput): StepResult {
     case 'restart':
       onRestart(w, input.persisted);
       break;
+    case 'suspect':
+      onSuspect(w, input.member, input.since);
+      break;
     default:
       unreachable(input, 'consensus input');
   }
@@ -441,6 +444,22 @@ function onRestart(w: Work, persisted: PersistedGroupState): void {
   s.dropped = noDrops;
   // Report every persisted decision again, in order: the edge may have lost what it did with them.
   advanceReports(w);
+}
+
+// ---- suspicion ----
+
+/**
+ * A member the edge knows to be down (since `since`) is suspected downSuspectMs after it was last
+ * heard instead of suspectAfterMs: its silence is counted as that much longer. Whatever a tick does
+ * about a suspected member then happens at once if that time has come (the next member stands).
+ */
+function onSuspect(w: Work, member: string, since: number): void {
+  if (member === w.config.self || !w.config.members.includes(member)) return;
+  if (!isLive(w.s, member)) return;
+  const { suspectAfterMs, downSuspectMs = limits.consensusDownSuspectMs } = w.config.timing;
+  const heard = Math.min(w.s.lastHeard.get(member) ?? since, since);
+  w.lastHeard().set(member, heard - Math.max(0, suspectAfterMs - downSuspectMs));
+  onTick(w);
 }
 
 // ---- messages ----

@@ -172,6 +172,13 @@ export class GroupDriver {
     return this.enqueue(() => this.apply({ type: 'tick', now: this.components.clock.now() }));
   }
 
+  /** The member is down (its connection closed at `since`): see the core's `suspect` input. */
+  suspect(member: string, since: number): Promise<void> {
+    return this.enqueue(() =>
+      this.apply({ type: 'suspect', now: this.components.clock.now(), member, since }),
+    );
+  }
+
   /** Proposes a value; resolves with its certificate once decided, rejects with the core's reason. */
   propose(value: ConsensusValue): Promise<ConsensusCertificate> {
     const id = `${this.components.signer.id.slice(0, 8)}-${++this.nextId}`;

@@ -215,7 +215,13 @@ export type ConsensusInput =
     }
   | { readonly type: 'tick'; readonly now: number }
   | { readonly type: 'propose'; readonly now: number; readonly proposals: readonly ClientProposal[] }
-  | { readonly type: 'restart'; readonly now: number; readonly persisted: PersistedGroupState };
+  | { readonly type: 'restart'; readonly now: number; readonly persisted: PersistedGroupState }
+  /**
+   * The edge has evidence a member is down (its connection closed at `since`): it is suspected once
+   * downSuspectMs have passed since it was last heard (or since `since`, if earlier) rather than
+   * suspectAfterMs. Only leadership depends on it; any message from it clears it.
+   */
+  | { readonly type: 'suspect'; readonly now: number; readonly member: string; readonly since: number };
 
 /** Why a proposal was not (or may not have been) decided. */
 export type RejectReason =
@@ -287,6 +293,13 @@ export interface ConsensusTiming {
   readonly suspectAfterMs: number;
   readonly retransmitMs: number;
   readonly proposalTimeoutMs: number;
+  /**
+   * How long after it was last heard a member reported down (`suspect`) is suspected; default
+   * limits.consensusDownSuspectMs, at most suspectAfterMs. Not zero on a network: a leader that lost
+   * its connections may answer tail views from its cached state for a while (the cluster's
+   * tailViewFreshMs), so the others must not elect a successor, and commit past that state, sooner.
+   */
+  readonly downSuspectMs?: number;
 }
 
 /** Signs votes: the member's identity key (Ed25519Identity fits). */

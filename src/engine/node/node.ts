@@ -305,6 +305,10 @@ export class RunningNode implements NodeControl {
       );
       cluster.exclude(proof.member);
     });
+    // A closed connection is evidence enough to stop waiting for a leader there (see `suspect`).
+    const consensus = this.consensus;
+    network.on('peer:disconnect', (peer) => consensus.suspect(peer));
+    network.on('peer:connect', (peer) => consensus.reachable(peer));
     this.distributed.wiring.proposer.target = this.consensus;
     await cluster.attach(network, this.consensus);
     // Pends whose transactions expired: their tails say whether they committed.

@@ -23,6 +23,7 @@ import type {
   ConsensusTiming,
   ConsensusValue,
 } from '../../../src/engine/consensus/types.js';
+import { isLive } from '../../../src/engine/consensus/core.js';
 import { leadershipOrder, valueDigest } from '../../../src/engine/consensus/values.js';
 import { verifyConsensusCertificate, verifyVote } from '../../../src/engine/consensus/votes.js';
 import { schema, type NetworkNode } from '../../../src/engine/network/index.js';
@@ -446,6 +447,46 @@ describe('NetworkConsensus: signed Multi-Paxos between real libp2p nodes', funct
           false,
         );
       }
+    });
+  });
+
+  describe('a member reported down', () => {
+    const cluster = new Cluster(7_006, { timing: { ...timing, downSuspectMs: 0 } });
+
+    before(async () => {
+      for (let i = 0; i < 3; i++) await cluster.add();
+      await cluster.mesh();
+    });
+
+    after(() => cluster.stopAll());
+
+    it('is suspected at once in running groups and in groups started later: the next member leads without waiting for its silence', async () => {
+      const running = cluster.group(blockIdOf('down/running'));
+      const [first, second, third] = leadershipOrder(running.blockId, running.members).map((id) =>
+        cluster.byId(id),
+      );
+      await proposeAtLeader(cluster.members, running, entry('before'));
+      await cluster.stopMember(first!);
+      // What the node does when the connection to a peer closes.
+      second!.edge.suspect(first!.id);
+      third!.edge.suspect(first!.id);
+      await eventually(
+        'the stopped member suspected',
+        () => !isLive(second!.edge.state(running)!, first!.id),
+        500,
+      );
+      // Well inside the suspicion period (700 ms), the next member takes proposals itself.
+      const decided = await second!.edge.propose(running, entry('after'));
+      expect(verifyConsensusCertificate(decided, running.members, network)).to.equal(true);
+
+      // A group that starts now counts the stopped member down from its first step: the next member
+      // does not redirect to it.
+      let label = 0;
+      while (leadershipOrder(blockIdOf(`down/fresh/${label}`), running.members)[0] !== first!.id) label++;
+      const fresh = cluster.group(blockIdOf(`down/fresh/${label}`));
+      const next = leadershipOrder(fresh.blockId, fresh.members)[1]!;
+      const certificate = await cluster.byId(next).edge.propose(fresh, entry('fresh'));
+      expect(verifyConsensusCertificate(certificate, fresh.members, network)).to.equal(true);
     });
   });
 

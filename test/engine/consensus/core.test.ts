@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { limits } from '../../../src/engine/base/limits.js';
 import {
   createConsensusState,
+  isLive,
   expectedLeader,
   persistedOf,
   step,
@@ -79,6 +80,36 @@ describe('consensus core', () => {
       const next = g.order[1]!;
       expect(g.state(next).role.kind).to.equal('leader');
       expect(expectedLeader(g.state(g.order[4]!))).to.equal(next);
+    });
+
+    it('moves leadership downSuspectMs after the leader was last heard when the edge reports it down, and trusts it again once heard', () => {
+      const g = new TestGroup(5);
+      const leader = g.elect();
+      g.crash(leader);
+      const next = g.order[1]!;
+      const down = g.now;
+      for (const member of g.order.slice(1))
+        g.input(member, { type: 'suspect', now: g.now, member: leader, since: down });
+      // Not before downSuspectMs have passed since it was last heard: it may still be answering
+      // views from its cached state (see ConsensusTiming.downSuspectMs).
+      expect(isLive(g.state(next), leader)).to.equal(true);
+      // Well before suspectAfterMs of silence, the next member leads.
+      g.advance(timing.downSuspectMs! + timing.heartbeatMs);
+      expect(g.now - down).to.be.below(timing.suspectAfterMs);
+      expect(g.state(next).role.kind).to.equal('leader');
+      for (const member of g.order.slice(2)) expect(expectedLeader(g.state(member))).to.equal(next);
+      g.propose(next, entry('after'));
+      g.deliver();
+      expect(g.decidedValues(next).some((v) => v.endsWith('trx-after'))).to.equal(true);
+      // A report about itself or a non-member changes nothing.
+      const before = g.state(next);
+      g.input(next, { type: 'suspect', now: g.now, member: next, since: g.now });
+      g.input(next, { type: 'suspect', now: g.now, member: 'not-a-member', since: g.now });
+      expect(g.state(next).lastHeard).to.deep.equal(before.lastHeard);
+      // The old leader comes back: its first message makes it live again, and it leads once more.
+      g.restart(leader);
+      g.advance(timing.heartbeatMs * 4);
+      for (const member of g.order) expect(expectedLeader(g.state(member)), member).to.equal(leader);
     });
 
     it('lets a new leader adopt a value accepted by a minority, in the same slot', () => {

@@ -21,6 +21,7 @@ export const timing: ConsensusTiming = {
   suspectAfterMs: 400,
   retransmitMs: 150,
   proposalTimeoutMs: 5000,
+  downSuspectMs: 200,
 };
 
 export interface Envelope {
