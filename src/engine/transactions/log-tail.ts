@@ -352,18 +352,35 @@ export class LogTail implements TailClient {
   async outcomeOf(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'> {
     const state = await this.loadedState(collection);
     const known = state.byTrx.get(trxId)?.status;
-    if (known !== undefined || this.components.certifier.decidedElsewhere === undefined)
-      return known ?? 'unknown';
+    if (final(known) || this.components.certifier.decidedElsewhere === undefined) return known ?? 'unknown';
     return this.serialize(collection, () => this.settle(collection, trxId));
   }
 
   private readonly fences = new Map<string, number>();
 
+  /**
+   * The outcome of a transaction this log shows undecided (prepared) or not at all, once the group's
+   * decisions about it are all in the log.
+   *
+   * Not in the log: a fence is decided at the next LSN, which writes what the group decided there (a
+   * leader that stopped before its log write); a fence another question took lately answers too.
+   *
+   * Prepared: the entry's final decision may have been taken by a leader that stopped before its log
+   * write (its coordinator aborted it in time). A fence at the end of the log does not meet that
+   * decision, so the prepared decision itself is certified again: the group refuses it if it
+   * decided the entry either way, with that decision, which is written here first. Sim seed 788
+   * (with the tails' recent views) answered "prepared" from the log instead, and the other
+   * participant's tail then committed what this group had aborted.
+   */
   private async settle(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'> {
     for (let round = 0; round <= adoptionsMax; round++) {
       const state = await this.state(collection);
-      const known = state.byTrx.get(trxId)?.status;
-      if (known !== undefined) return known;
+      const entry = state.byTrx.get(trxId);
+      if (final(entry?.status)) return entry.status;
+      if (entry !== undefined) {
+        if (await this.stillPrepared(state, entry)) return 'prepared';
+        continue;
+      }
       const now = this.components.clock.now();
       const fencedAt = this.fences.get(collection);
       if (fencedAt !== undefined && now - fencedAt < fenceReuseMs) return 'unknown';
@@ -374,6 +391,37 @@ export class LogTail implements TailClient {
       return 'unknown';
     }
     throw new EngineError('UNAVAILABLE', `could not settle the outcome of ${trxId} in ${collection}; retry`);
+  }
+
+  /**
+   * Whether the group decided nothing final about a prepared entry: its prepared decision is
+   * certified again (the same fields, without the content), which the group refuses with the final
+   * decision if it holds one; that decision is then written to the log (false: look again).
+   */
+  private async stillPrepared(state: TailState, entry: IndexedEntry): Promise<boolean> {
+    const stored = await this.storedEntry(entry);
+    try {
+      await this.components.certifier.certify(
+        {
+          collection: state.collection,
+          blockId: entry.blockId,
+          lsn: entry.lsn,
+          trxId: entry.trxId,
+          decision: 'prepared',
+        },
+        stored.log.members,
+      );
+      return true;
+    } catch (error) {
+      const decided = this.components.certifier.decidedElsewhere?.(
+        error,
+        state.collection,
+        stored.log.members,
+      );
+      if (decided === undefined) throw error;
+      await this.adopt(state, decided);
+      return false;
+    }
   }
 
   // ---- internals ----
@@ -1233,4 +1281,9 @@ export class LogTail implements TailClient {
     }
     return commit;
   }
+}
+
+/** A decision nothing changes any more (a prepared entry is still to be decided). */
+function final(status: EntryStatus | undefined): status is 'committed' | 'aborted' {
+  return status === 'committed' || status === 'aborted';
 }

@@ -177,4 +177,47 @@ describe('decisions a tail took but never wrote', () => {
     expect((await s.logEntries('accounts')).length).to.equal(fenced.length);
     await s.node.close();
   });
+
+  it('answers a prepared entry with the final decision its group took but never wrote, not "prepared"', async () => {
+    const s = await setup();
+    await s.node.createCollection('accounts', 'tree');
+    expect((await s.node.transact(put('a', 1))).ok).to.equal(true);
+    const first = s.takeOver();
+    const view = await first.view('accounts');
+    const prepare = (trxId: string) =>
+      first.prepare({
+        collection: 'accounts',
+        trxId,
+        baseLsn: view.stableLsn,
+        reads: [],
+        writes: [],
+        actions: [],
+        participants: ['accounts', 'ledger'],
+        expiresAt: s.clock.now() + 60_000,
+      });
+    expect((await prepare('trx-aborted')).status).to.equal('prepared');
+    expect((await prepare('trx-open')).status).to.equal('prepared');
+    // Its coordinator aborts it in time; the group decides so, the log write is lost.
+    s.failLogWrites(true);
+    const aborted = await first
+      .decide({ collection: 'accounts', trxId: 'trx-aborted', outcome: 'aborted', proof: [] })
+      .then(
+        () => 'written',
+        (error: unknown) => (error as EngineError).code,
+      );
+    expect(aborted).to.not.equal('written');
+    s.failLogWrites(false);
+    const entries = await s.logEntries('accounts');
+    expect(entries.find((e) => e.trxId === 'trx-aborted')?.status).to.equal('prepared');
+
+    // Another member's tail, asked by the other participant: the abort, now also in the log.
+    const next = s.takeOver();
+    expect(await next.outcomeOf('accounts', 'trx-aborted')).to.equal('aborted');
+    const after = await s.logEntries('accounts');
+    expect(after.find((e) => e.trxId === 'trx-aborted')?.status).to.equal('aborted');
+    // An entry its group decided nothing more about stays prepared (and is not decided by the asking).
+    expect(await next.outcomeOf('accounts', 'trx-open')).to.equal('prepared');
+    expect((await s.logEntries('accounts')).find((e) => e.trxId === 'trx-open')?.status).to.equal('prepared');
+    await s.node.close();
+  });
 });
