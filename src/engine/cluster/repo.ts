@@ -5,6 +5,7 @@
  * returns, so a holder that missed a promotion never hides a commit; a member that does not hold a
  * block (it joined the cluster and was not handed the block yet) is no vote for its absence.
  */
+import { createHash } from 'node:crypto';
 import { canonicalJson } from '../base/codec.js';
 import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
 import { isBlockId, type BlockId, type TrxId } from '../base/ids.js';
@@ -51,6 +52,8 @@ export const validateRepoRequest = messageUnion({
     reinforce: optional(json()),
     /** The asker holds this revision already: answer only the revision unless the block is newer. */
     newerThan: optional(integer({ min: 0 })),
+    /** The digest of the asker's copy at `newerThan` (contentDigest): a holder whose copy there differs answers it whole. */
+    digest: optional(string({ charsMax: 128 })),
   }),
   pend: object({ items: array(json(), { itemsMax }) }),
   cancel: object({ trxId: string({ charsMax: 128 }), blockIds: array(blockIdField, { itemsMax }) }),
@@ -82,6 +85,18 @@ export interface NotNewer {
 }
 
 type GetAnswer = BlockState | RepoRedirect | NotNewer | null;
+
+/**
+ * What a copy of a block holds at its revision. Revisions are numbered per holder: a write that
+ * reached a minority and lost the compare-and-set elsewhere, or a decision written again by another
+ * tail with other content under the same tag (a seal names a successor drawn at random), leaves
+ * copies that differ at one revision number, so reads compare content, not numbers alone.
+ */
+export function contentDigest(state: BlockState): string {
+  return createHash('sha256')
+    .update(state.block === undefined ? 'deleted' : canonicalJson(state.block))
+    .digest('base64url');
+}
 
 /** Whether a read's answer (a state, or the revision a `newerThan` answer names) holds the block. */
 function holds(value: BlockState | null | number): boolean {
@@ -151,7 +166,15 @@ export async function serveRepoRequest(
           ? { reinforce: request.reinforce as NonNullable<GetBlockRequest['reinforce']> }
           : {}),
       });
-      if (request.newerThan !== undefined && (state?.rev ?? 0) <= request.newerThan)
+      // Not newer, and (when the asker says what it holds) the same content at that revision.
+      if (
+        request.newerThan !== undefined &&
+        (state?.rev ?? 0) <= request.newerThan &&
+        (state === undefined ||
+          state.rev < request.newerThan ||
+          request.digest === undefined ||
+          contentDigest(state) === request.digest)
+      )
         return { notNewer: state?.rev ?? 0 } satisfies NotNewer;
       return state ?? null;
     }
@@ -399,20 +422,20 @@ export class ClusterRepoClient implements RepoClient {
   ): Promise<{ state: BlockState | undefined; holding: number; source?: string }> {
     const cluster = this.clusterOf(request.blockId);
     let own: Promise<BlockState | null> | undefined;
-    let newerThan: number | undefined;
+    let ownState: BlockState | null | undefined;
     if (cluster.includes(this.self)) {
       own = this.parts.local.get(request).then((state) => state ?? null);
-      newerThan = await own.then(
-        (state) => state?.rev ?? 0,
-        () => undefined,
-      );
+      ownState = await own.catch(() => undefined);
     }
+    const newerThan = ownState === undefined ? undefined : (ownState?.rev ?? 0);
+    const ownDigest = ownState === undefined || ownState === null ? undefined : contentDigest(ownState);
     const call = (member: string): Promise<BlockState | null | number> => {
       if (member === this.self && own !== undefined) return own;
       return this.remote<GetAnswer>(member, {
         type: 'get',
         ...request,
         ...(newerThan === undefined ? {} : { newerThan }),
+        ...(ownDigest === undefined ? {} : { digest: ownDigest }),
       }).then((answer) => (answer !== null && 'notNewer' in answer ? answer.notNewer : stateOf(answer)));
     };
     const answers = await this.ask(request.blockId, call, holds);
@@ -426,33 +449,62 @@ export class ClusterRepoClient implements RepoClient {
     let extra: Answer<BlockState | null | number>[] = [];
     if (absent > 0 && held < quorumOf(cluster.length))
       extra = await this.askDisplaced(request.blockId, absent, call);
+    // Each answer's version: its revision and content. A bare revision number equal to this node's
+    // is this node's content (the holder compared digests); a lower one is just behind.
+    const versionOf = (value: BlockState | null | number): { rev: number; digest: string | undefined } => {
+      if (value === null) return { rev: 0, digest: undefined };
+      if (typeof value === 'number')
+        return { rev: value, digest: value > 0 && value === ownState?.rev ? ownDigest : undefined };
+      return { rev: value.rev, digest: value === ownState ? ownDigest : contentDigest(value) };
+    };
+    const versions = [...answers, ...extra].flatMap((answer) =>
+      answer.ok ? [{ answer, ...versionOf(answer.value) }] : [],
+    );
+    // The newest revision wins; copies that differ at it (see contentDigest) are decided by how many
+    // answers hold each, the first answered on a tie.
+    const newest = Math.max(0, ...versions.map((version) => version.rev));
+    const votes = new Map<string, number>();
+    for (const version of versions)
+      if (version.rev === newest && version.digest !== undefined)
+        votes.set(version.digest, (votes.get(version.digest) ?? 0) + 1);
+    let chosen: string | undefined;
+    for (const [digest, count] of votes)
+      if (chosen === undefined || count > votes.get(chosen)!) chosen = digest;
     let best: BlockState | undefined;
     let source: string | undefined;
-    for (const answer of [...answers, ...extra]) {
-      if (!answer.ok || answer.value === null || typeof answer.value === 'number') continue;
-      if (best === undefined || answer.value.rev > best.rev) {
-        best = answer.value;
-        source = answer.member;
+    if (chosen !== undefined) {
+      if (chosen === ownDigest && ownState?.rev === newest) {
+        best = ownState;
+        source = this.self;
+      }
+      for (const version of versions) {
+        const value = version.answer.value;
+        if (source !== undefined) break;
+        if (version.digest === chosen && typeof value !== 'number' && value !== null) {
+          best = value;
+          source = version.answer.member;
+        }
       }
     }
-    // This node's copy is current again once a cluster read finds nothing newer than it.
-    if (newerThan !== undefined && newerThan >= (best?.rev ?? 0)) this.suspect.delete(request.blockId);
+    // This node's copy is current again once a cluster read finds nothing newer or other than it;
+    // a copy that differs from the newest one is read from the cluster (verifyLater) from now on.
+    if (newerThan !== undefined) {
+      if (best === undefined || (newerThan === best.rev && ownDigest === chosen))
+        this.suspect.delete(request.blockId);
+      else if (newerThan === best.rev) this.suspectCopy(request.blockId);
+    }
     // Holders that answered with less than the newest state missed revisions, and members that do
     // not hold the block yet were never handed it: bring them up to date (the handoff completes).
+    // A holder whose copy differs at the newest revision is not: nothing can be applied on it.
     if (best !== undefined && source !== undefined) {
-      for (const answer of answers) {
-        if (!answer.ok) continue;
-        const value = answer.value;
-        const rev = typeof value === 'number' ? value : (value?.rev ?? 0);
-        if (rev < best.rev) this.repair(request.blockId, answer.member, rev, source);
+      for (const version of versions) {
+        if (!answers.includes(version.answer)) continue;
+        if (version.rev < best.rev) this.repair(request.blockId, version.answer.member, version.rev, source);
       }
     }
-    const newest = best?.rev ?? 0;
-    const holding = answers.filter((answer) => {
-      if (!answer.ok) return false;
-      const value = answer.value;
-      return (typeof value === 'number' ? value : (value?.rev ?? 0)) >= newest;
-    }).length;
+    const holding = versions.filter(
+      (version) => answers.includes(version.answer) && version.rev === newest && version.digest === chosen,
+    ).length;
     return source === undefined ? { state: best, holding } : { state: best, holding, source };
   }
 

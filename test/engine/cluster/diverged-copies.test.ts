@@ -1,7 +1,14 @@
 import { expect } from 'chai';
 import { EngineError } from '../../../src/engine/base/errors.js';
 import { Placement } from '../../../src/engine/cluster/placement.js';
-import { applyIfNewer, ClusterRepoClient, type RevisionBase } from '../../../src/engine/cluster/repo.js';
+import {
+  applyIfNewer,
+  ClusterRepoClient,
+  serveRepoRequest,
+  validateRepoRequest,
+  type RepoServerParts,
+  type RevisionBase,
+} from '../../../src/engine/cluster/repo.js';
 import type { NetworkNode } from '../../../src/engine/network/index.js';
 import type { DirectRevision } from '../../../src/engine/storage/block-store.js';
 import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
@@ -118,5 +125,41 @@ describe('holders whose copies diverged at one revision number', () => {
     const diverged = await holders.get('p2')!.latest(blockId);
     expect(diverged?.rev).to.equal(2);
     expect(diverged?.block).to.deep.include({ entries: ['loser'] });
+  });
+
+  it('a read takes the copy most holders have when this node’s differs at the same revision', async () => {
+    // p0's own copy is the loser's revision 2 (its write reached no one else); p1 and p2 hold the
+    // winner's. Asked with newerThan 2, they must not answer "nothing newer".
+    const local = await storeWith(created, append('loser', 2, 0));
+    const holders = new Map([
+      ['p1', await storeWith(created, append('winner', 2, 0))],
+      ['p2', await storeWith(created, append('winner', 2, 0))],
+    ]);
+    const network = {
+      request(peer: string, _protocol: string, message: unknown) {
+        const blocks = holders.get(peer)!;
+        const placement = new Placement(peer, 3);
+        placement.add('p0');
+        const parts = {
+          placement,
+          blocks,
+          repo: new LocalRepo({ blocks, certifier: {} as Certifier }, { members: [peer] }),
+        } as unknown as RepoServerParts;
+        return serveRepoRequest(parts, validateRepoRequest(JSON.parse(JSON.stringify(message))), 'p0');
+      },
+    } as unknown as NetworkNode;
+    const placement = new Placement('p0', 3);
+    placement.add('p1');
+    placement.add('p2');
+    const repo = new ClusterRepoClient({
+      local: new LocalRepo({ blocks: local, certifier: {} as Certifier }, { members: ['p0'] }),
+      blocks: local,
+      placement,
+      network: () => network,
+    });
+    const read = await repo.getCounted({ blockId });
+    expect(read.state?.block).to.deep.include({ entries: ['winner'] });
+    expect(read.holding).to.equal(2);
+    expect(read.source).to.not.equal('p0');
   });
 });
