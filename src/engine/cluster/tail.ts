@@ -98,8 +98,7 @@ export async function serveTailRequest(
     await membership.check(proof);
   }
   try {
-    const answer = withPropagation(request, await runTail(tail, request), promoted);
-    return await withView(tail, request, answer, promoted);
+    return withPropagation(request, await runTail(tail, request), promoted);
   } catch (error) {
     // Whatever failed, the next request reloads the collection's log (it may have moved on).
     stale(collectionOf(request));
@@ -126,46 +125,6 @@ function withPropagation(
   if (request.type === 'decide' && (request.request as { outcome?: unknown }).outcome !== 'committed')
     return result;
   return promoted(trxId) ? { ...answer, propagated: true } : result;
-}
-
-/**
- * Adds the collection's view as of this answer to a commit, prepare or decision (whatever its
- * status): the client keeps it for the next transaction's first attempt (`TailClient.view` with
- * `recent`), which then needs no view request of its own. Left out if the view cannot be had.
- */
-async function withView(
-  tail: LogTail,
-  request: TailRequest,
-  result: unknown,
-  promoted: (trxId: TrxId) => boolean,
-): Promise<unknown> {
-  if (request.type !== 'commit' && request.type !== 'prepare' && request.type !== 'decide') return result;
-  if (typeof result !== 'object' || result === null) return result;
-  const view = await tail.view(collectionOf(request)).catch(() => undefined);
-  if (view === undefined) return result;
-  // A commit this tail promoted with its log write is at its blocks; the checkpoint only has not
-  // caught up yet (TailBlocks.onPromoted): readers need not reinforce it, as a view asked for a
-  // moment later would say.
-  const uncheckpointed = view.uncheckpointed.filter((entry) => !promoted(entry.trxId));
-  return {
-    ...result,
-    view: uncheckpointed.length === view.uncheckpointed.length ? view : { ...view, uncheckpointed },
-  };
-}
-
-/** The shape of a view another node sent for a collection (a view request's answer is taken as is). */
-function isTailView(value: unknown, collection: string): value is TailView {
-  if (typeof value !== 'object' || value === null) return false;
-  const view = value as Partial<Record<keyof TailView, unknown>>;
-  return (
-    view.collection === collection &&
-    typeof view.tailId === 'string' &&
-    Number.isSafeInteger(view.lastLsn) &&
-    Number.isSafeInteger(view.stableLsn) &&
-    typeof view.header === 'object' &&
-    view.header !== null &&
-    Array.isArray(view.uncheckpointed)
-  );
 }
 
 function collectionOf(request: TailRequest): string {
@@ -221,14 +180,6 @@ interface TailLocation {
 }
 
 const redirectsMax = 4;
-/**
- * How long a view that came with an answer serves a writing transaction's first attempt. Past it
- * the view is asked for again: an old snapshot is safe (the commit validates everything after it)
- * but likelier to cost a replay.
- */
-const recentViewMs = 1000;
-/** Collections whose recent view a client keeps (all are dropped when full; they are only a hint). */
-const recentViewsMax = 1024;
 /** How long a tail request keeps trying while its group changes leader (a few suspicion periods). */
 const tailFailoverMs = 4 * limits.consensusSuspectAfterMs;
 /** Pause before asking a group again when none of its members could serve. */
@@ -237,26 +188,11 @@ const failoverPauseMs = 200;
 /** TailClient that sends each collection's requests to the node serving its tail. */
 export class RoutedTailClient implements TailClient {
   private readonly locations = new Map<string, TailLocation>();
-  /** The newest view each collection's tail sent with an answer, and when it arrived. */
-  private readonly recentViews = new Map<string, { readonly view: TailView; readonly at: number }>();
 
   constructor(private readonly parts: RoutedTailParts) {}
 
-  async view(collection: string, options: { readonly recent?: boolean } = {}): Promise<TailView> {
-    if (options.recent === true) {
-      const recent = this.recentViews.get(collection);
-      // One naming commits still being propagated is left alone: a holder that has not applied
-      // them yet would refuse the pend of a transaction that read them (their reads reinforce them).
-      if (
-        recent !== undefined &&
-        recent.view.uncheckpointed.length === 0 &&
-        Date.now() - recent.at <= recentViewMs
-      )
-        return recent.view;
-    }
-    const view = await this.call<TailView>(collection, { type: 'view', collection });
-    this.keepView(collection, view);
-    return view;
+  view(collection: string): Promise<TailView> {
+    return this.call(collection, { type: 'view', collection });
   }
 
   async create(
@@ -277,46 +213,18 @@ export class RoutedTailClient implements TailClient {
   }
 
   commit(request: CommitRequest): Promise<TailOutcome> {
-    return this.viewed(request.collection, { type: 'commit', request });
+    return this.call(request.collection, { type: 'commit', request });
   }
 
   prepare(request: PrepareRequest): Promise<TailOutcome> {
-    return this.viewed(request.collection, { type: 'prepare', request });
+    return this.call(request.collection, { type: 'prepare', request });
   }
 
   async decide(
     request: DecideRequest,
   ): Promise<{ lsn: number; certificate: import('../collections/log/log-block.js').Certificate }> {
     await this.parts.membership.check(request.proof);
-    return this.viewed(request.collection, { type: 'decide', request });
-  }
-
-  /** A request whose answer may carry the collection's view (`withView`): kept, then taken off. */
-  private async viewed<T extends object>(collection: string, request: TailRequest): Promise<T> {
-    let answer: T & { view?: unknown };
-    try {
-      answer = await this.call<T & { view?: unknown }>(collection, request);
-    } catch (error) {
-      this.recentViews.delete(collection);
-      throw error;
-    }
-    if (typeof answer !== 'object' || answer === null || !('view' in answer)) {
-      // Served by this node's own tail (or one that sends none): what is kept may predate it.
-      this.recentViews.delete(collection);
-      return answer;
-    }
-    const { view, ...rest } = answer;
-    if (isTailView(view, collection)) this.keepView(collection, view);
-    else this.recentViews.delete(collection);
-    return rest as T;
-  }
-
-  /** Keeps a view unless one with a later LSN is already kept. */
-  private keepView(collection: string, view: TailView): void {
-    const kept = this.recentViews.get(collection);
-    if (kept !== undefined && kept.view.lastLsn > view.lastLsn) return;
-    if (kept === undefined && this.recentViews.size >= recentViewsMax) this.recentViews.clear();
-    this.recentViews.set(collection, { view, at: Date.now() });
+    return this.call(request.collection, { type: 'decide', request });
   }
 
   /**
@@ -341,7 +249,6 @@ export class RoutedTailClient implements TailClient {
   /** Forgets where a collection's tail is (after a seal or a failed request). */
   forget(collection: string): void {
     this.locations.delete(collection);
-    this.recentViews.delete(collection);
   }
 
   private async call<T>(collection: string, request: TailRequest): Promise<T> {

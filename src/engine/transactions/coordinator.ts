@@ -101,10 +101,7 @@ export class Coordinator {
     at: ReadonlyMap<string, number> | undefined,
   ): Promise<Attempt> {
     const { repo } = this.components;
-    // A first attempt that will commit may start from a view the tail client holds from a recent
-    // answer (one round trip less); a replay asks afresh, so a stale view costs one attempt at most.
-    const recentViews = attempt === 1 && (at === undefined || at.size === 0) && writes(request);
-    const session = new TransactionSession(this.components, trxId, at, recentViews);
+    const session = new TransactionSession(this.components, trxId, at);
     let results: ActionResult[];
     try {
       results = await session.execute(request);
@@ -352,13 +349,6 @@ export function pendsOf(trxId: TrxId, collection: SessionCollection, expiresAt: 
     transform: blockTransformOf(transforms, blockId)!,
     expiresAt,
   }));
-}
-
-/** Whether a request has an action that writes (it will commit, so its reads are validated). */
-function writes(request: TxRequest): boolean {
-  return request.actions.some(
-    (action) => action.op !== 'get' && action.op !== 'read' && action.op !== 'scan',
-  );
 }
 
 const staleReads: Attempt = {

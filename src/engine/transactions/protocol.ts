@@ -135,12 +135,7 @@ export interface CreateCollectionRequest {
 }
 
 export interface TailClient {
-  /**
-   * The collection's current view. `recent`: a view this client already holds from an answer of the
-   * last moments will do (a writing transaction's first attempt: its commit validates against every
-   * entry after the view's snapshot, so an older snapshot can cost a replay but never correctness).
-   */
-  view(collection: string, options?: { readonly recent?: boolean }): Promise<TailView>;
+  view(collection: string): Promise<TailView>;
   create(
     request: CreateCollectionRequest,
   ): Promise<{ readonly lsn: number; readonly certificate: Certificate }>;

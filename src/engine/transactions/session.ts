@@ -45,8 +45,6 @@ export class TransactionSession {
     readonly trxId: TrxId,
     /** Time travel: collection → revision to read at. Read-only sessions only. */
     private readonly atRevisions: ReadonlyMap<string, number> = new Map(),
-    /** Open collections on a recent view the tail client already holds (`TailClient.view`). */
-    private readonly recentViews = false,
   ) {}
 
   collection(name: string): Promise<SessionCollection> {
@@ -94,7 +92,7 @@ export class TransactionSession {
   }
 
   private async open(name: string): Promise<SessionCollection> {
-    const view = await this.components.tails.view(name, this.recentViews ? { recent: true } : {});
+    const view = await this.components.tails.view(name);
     const header = view.header;
     const at = this.atRevisions.get(name);
     if (at !== undefined && (at < 1 || at > view.stableLsn)) {
