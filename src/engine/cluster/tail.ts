@@ -127,6 +127,29 @@ function withPropagation(
   return promoted(trxId) ? { ...answer, propagated: true } : result;
 }
 
+/** Whether an earlier try of a request failed (not a redirect): it may have reached a leader that proposed it. */
+interface Tried {
+  failed: boolean;
+}
+
+/**
+ * A commit or prepare refused as a conflict after an earlier try failed. The earlier try may have
+ * been proposed by the leader it reached (then cut off), and that proposal can still be decided:
+ * the refusal judged the retry on another tail's log, not the transaction's fate. Taken for final,
+ * the coordinator would withdraw the pends and run the transaction again under a new id, and both
+ * could commit (sim seed 911 with introductions: a transfer applied twice). So it is in doubt, and
+ * the tails settle it when its pends expire.
+ */
+function refusedAfterFailure(request: TailRequest, answer: unknown): boolean {
+  if (request.type !== 'commit' && request.type !== 'prepare') return false;
+  return (answer as { status?: unknown } | null)?.status === 'conflict';
+}
+
+function transactionOf(request: TailRequest): string {
+  const trxId = (request as { request?: { trxId?: unknown } }).request?.trxId;
+  return typeof trxId === 'string' ? trxId : '?';
+}
+
 function collectionOf(request: TailRequest): string {
   if ('collection' in request) return request.collection;
   const inner = request.request as { collection?: unknown; header?: { name?: unknown } };
@@ -253,6 +276,7 @@ export class RoutedTailClient implements TailClient {
 
   private async call<T>(collection: string, request: TailRequest): Promise<T> {
     const deadline = Date.now() + tailFailoverMs;
+    const tried: Tried = { failed: false };
     for (let attempt = 0; ; attempt++) {
       let location = this.locations.get(collection);
       if (location === undefined) {
@@ -260,8 +284,9 @@ export class RoutedTailClient implements TailClient {
         this.locations.set(collection, location);
       }
       try {
-        return await this.routed<T>(collection, location, request, deadline);
+        return await this.routed<T>(collection, location, request, deadline, tried);
       } catch (error) {
+        tried.failed = true;
         // A seal moves the tail to another group: look it up again (once is enough unless it moved).
         this.locations.delete(collection);
         // A group that looks unreachable may simply be an old one (the tail moved on): look again.
@@ -289,6 +314,7 @@ export class RoutedTailClient implements TailClient {
     location: TailLocation,
     request: TailRequest,
     deadline: number,
+    tried: Tried = { failed: false },
   ): Promise<T> {
     const { placement } = this.parts;
     const unreachable = new Set<string>();
@@ -321,6 +347,7 @@ export class RoutedTailClient implements TailClient {
       try {
         answer = await this.ask(target, request);
       } catch (error) {
+        tried.failed = true;
         // A decision about an entry this node's (reloaded) log does not show yet is worth one retry.
         const missing =
           isEngineError(error, 'NOT_FOUND') && target === placement.self && request.type === 'decide';
@@ -338,6 +365,12 @@ export class RoutedTailClient implements TailClient {
       }
       if (!isRedirect(answer)) {
         location.leader = target;
+        if (tried.failed && refusedAfterFailure(request, answer))
+          throw new EngineError(
+            'UNAVAILABLE',
+            `the outcome of transaction ${transactionOf(request)} in ${collection} is unknown: an earlier try may have been decided by the leader it reached; ask again later`,
+            { inDoubt: true },
+          );
         return answer as T;
       }
       if (hops >= redirectsMax * 4 && Date.now() >= deadline)
