@@ -401,25 +401,10 @@ export class LogTail implements TailClient {
   private async stillPrepared(state: TailState, entry: IndexedEntry): Promise<boolean> {
     const stored = await this.storedEntry(entry);
     try {
-      await this.components.certifier.certify(
-        {
-          collection: state.collection,
-          blockId: entry.blockId,
-          lsn: entry.lsn,
-          trxId: entry.trxId,
-          decision: 'prepared',
-        },
-        stored.log.members,
-      );
+      await this.certifyDecision(state, entry, stored, 'prepared');
       return true;
     } catch (error) {
-      const decided = this.components.certifier.decidedElsewhere?.(
-        error,
-        state.collection,
-        stored.log.members,
-      );
-      if (decided === undefined) throw error;
-      await this.adopt(state, decided);
+      await this.adoptRefused(state, error, stored.log.members);
       return false;
     }
   }
@@ -862,24 +847,9 @@ export class LogTail implements TailClient {
     const stored = await this.storedEntry(entry);
     let certificate: Certificate;
     try {
-      certificate = await this.components.certifier.certify(
-        {
-          collection: state.collection,
-          blockId: entry.blockId,
-          lsn: entry.lsn,
-          trxId: entry.trxId,
-          decision: outcome,
-        },
-        stored.log.members,
-      );
+      certificate = await this.certifyDecision(state, entry, stored, outcome);
     } catch (error) {
-      const decided = this.components.certifier.decidedElsewhere?.(
-        error,
-        state.collection,
-        stored.log.members,
-      );
-      if (decided === undefined) throw error;
-      await this.adopt(state, decided);
+      await this.adoptRefused(state, error, stored.log.members);
       // The group decided this entry already (the other way, or the same way): report what it is now.
       if (entry.status === outcome) return { lsn: entry.lsn, certificate: entry.certificate };
       throw new EngineError(
@@ -889,6 +859,29 @@ export class LogTail implements TailClient {
     }
     await this.writeDecision(state, entry, outcome, certificate, stored);
     return { lsn: entry.lsn, certificate };
+  }
+
+  /** Certifies a decision about an entry the log holds, by the members its log block records. */
+  private certifyDecision(
+    state: TailState,
+    entry: IndexedEntry,
+    stored: StoredEntry,
+    decision: EntryStatus,
+  ): Promise<Certificate> {
+    return this.components.certifier.certify(
+      { collection: state.collection, blockId: entry.blockId, lsn: entry.lsn, trxId: entry.trxId, decision },
+      stored.log.members,
+    );
+  }
+
+  /**
+   * After a certification the group refused: writes the decisions it names that this log lacks
+   * (`adopt`; the state is dropped); any other error is thrown again.
+   */
+  private async adoptRefused(state: TailState, error: unknown, members: readonly string[]): Promise<void> {
+    const decided = this.components.certifier.decidedElsewhere?.(error, state.collection, members);
+    if (decided === undefined) throw error;
+    await this.adopt(state, decided);
   }
 
   /** An indexed entry as its log block holds it, with the block and its revision. */
@@ -1045,13 +1038,7 @@ export class LogTail implements TailClient {
     try {
       certificate = await this.certify(state, lsn, trxId, 'committed', { prev: this.lastTrx(state), body });
     } catch (error) {
-      const decided = this.components.certifier.decidedElsewhere?.(
-        error,
-        state.collection,
-        state.tail.members,
-      );
-      if (decided === undefined) throw error;
-      await this.adopt(state, decided);
+      await this.adoptRefused(state, error, state.tail.members);
       return false;
     }
     await this.append(state, { ...body, lsn, trxId, status: 'committed', certificate } as LogEntry);
