@@ -22,7 +22,14 @@ import type {
   PendOutcome,
 } from '../storage/block-store.js';
 import type { LocalRepo } from '../transactions/local-repo.js';
-import type { GetBlockRequest, PromoteRequest, ReadToVerify, RepoClient } from '../transactions/protocol.js';
+import type {
+  GetBlockRequest,
+  PendOptions,
+  PendResult,
+  PromoteRequest,
+  ReadToVerify,
+  RepoClient,
+} from '../transactions/protocol.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
 import { consensusWireItemsMax } from './consensus-wire.js';
@@ -42,6 +49,11 @@ const { messageUnion, object, optional, json, string, integer, array } = schema;
 
 const blockIdField = string({ charsMax: 64 });
 const itemsMax = limits.consensusMembersMax * 64;
+/**
+ * Read blocks checked with one pend request (a few dozen bytes each); a transaction that read more
+ * blocks of one holder's has the rest checked by reads of their own (verifyReads).
+ */
+const pendChecksMax = 256;
 
 export const validateRepoRequest = messageUnion({
   hello: object({}),
@@ -55,7 +67,11 @@ export const validateRepoRequest = messageUnion({
     /** The digest of the asker's copy at `newerThan` (contentDigest): a holder whose copy there differs answers it whole. */
     digest: optional(string({ charsMax: 128 })),
   }),
-  pend: object({ items: array(json(), { itemsMax }) }),
+  pend: object({
+    items: array(json(), { itemsMax }),
+    /** Blocks the asker read and does not pend: the answer carries this holder's revision of each. */
+    check: optional(array(blockIdField, { itemsMax: pendChecksMax })),
+  }),
   cancel: object({ trxId: string({ charsMax: 128 }), blockIds: array(blockIdField, { itemsMax }) }),
   promote: object({ request: json() }),
   apply: object({
@@ -198,7 +214,10 @@ export async function serveRepoRequest(
       for (const item of items) checkBlockId(item.blockId);
       const result = await parts.repo.pend(items);
       await parts.repo.sync();
-      return result;
+      if (request.check === undefined) return result;
+      // Read after the pend, as a read the asker sent alongside would be.
+      const revs = await revisionsHeld(parts.blocks, request.check.map(checkBlockId));
+      return { ...result, revs } satisfies PendAnswer;
     }
     case 'cancel':
       await parts.repo.cancel(request.trxId, request.blockIds.map(checkBlockId));
@@ -229,6 +248,37 @@ export async function serveRepoRequest(
       return promoted === undefined ? { behind } : { behind, promoted };
     }
   }
+}
+
+/** A member asked about a checked read with a pend, and where the read's block is in its `check` list. */
+interface CheckAsked {
+  readonly member: string;
+  readonly at: number;
+}
+
+/** A holder's answer to a pend: its outcome, and with `check` its revision of each block named (0: none). */
+interface PendAnswer {
+  readonly ok: boolean;
+  readonly outcomes: readonly PendOutcome[];
+  readonly revs?: readonly number[];
+}
+
+/** A promise with a handler attached now; the returned function gives its value or throws its error. */
+function settled<T>(value: Promise<T> | T): () => Promise<T> {
+  const outcome = Promise.resolve(value).then(
+    (ok) => ({ ok: true as const, value: ok }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  return async () => {
+    const result = await outcome;
+    if (result.ok) return result.value;
+    throw result.error;
+  };
+}
+
+/** The revision this holder has of each block (0 for one it does not hold). */
+async function revisionsHeld(blocks: BlockStore, ids: readonly BlockId[]): Promise<number[]> {
+  return Promise.all(ids.map(async (id) => (await blocks.latest(id))?.rev ?? 0));
 }
 
 /**
@@ -581,27 +631,142 @@ export class ClusterRepoClient implements RepoClient {
     }
   }
 
-  async pend(items: readonly PendingTransform[]): Promise<{ ok: boolean; outcomes: PendOutcome[] }> {
+  /**
+   * Pends at every holder of each block; `verify` reads are checked as verifyReads does, asking the
+   * holders the pend goes to along with it (`check`), and with reads of their own only the blocks
+   * whose cluster those holders do not cover or that too few of them answered for.
+   */
+  async pend(items: readonly PendingTransform[], options: PendOptions = {}): Promise<PendResult> {
     const byId = new Map(items.map((item) => [item.blockId, item]));
     const sent = new Map<string, BlockId[]>();
+    const targets = new Set<string>();
+    for (const item of items) for (const member of this.clusterOf(item.blockId)) targets.add(member);
+    const { checks, asks, separately } = this.planChecks(options.verify ?? [], targets);
+    // Both run alongside the pend and are awaited after it (settled: a failure is thrown from there).
+    const verifiedSeparately = settled(separately.length > 0 ? this.verifyReads(separately) : []);
+    const ownRevs = settled(
+      revisionsHeld(
+        this.parts.blocks,
+        [...checks.keys()].map((read) => read.request.blockId),
+      ),
+    );
     const answers = await this.fanOut(
       items.map((item) => item.blockId),
-      async (member, ids): Promise<{ ok: boolean; outcomes: readonly PendOutcome[] }> => {
+      async (member, ids): Promise<PendAnswer> => {
         sent.set(member, ids);
         const list = ids.map((id) => byId.get(id)!);
-        if (member !== this.self) return this.remote(member, { type: 'pend', items: list });
+        if (member !== this.self) {
+          const check = asks.get(member);
+          return this.remote(member, {
+            type: 'pend',
+            items: list,
+            ...(check !== undefined ? { check } : {}),
+          });
+        }
         const result = await this.parts.local.pend(list);
         await this.parts.local.sync();
         return result;
       },
     );
-    const clusters = items.map((item) => this.clusterOf(item.blockId));
-    const results = new Map<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>(
+    const results = new Map<string, PendAnswer | EngineError>(
       [...answers].map(([member, answer]) => [
         member,
-        answer.ok ? (answer.value as { ok: boolean; outcomes: readonly PendOutcome[] }) : answer.error,
+        answer.ok ? (answer.value as PendAnswer) : answer.error,
       ]),
     );
+    const stale = await this.staleOf(checks, results, await ownRevs());
+    stale.push(...(await verifiedSeparately()));
+    const { ok, outcomes } = await this.pendOutcomes(items, results, sent);
+    return stale.length > 0 ? { ok, outcomes, stale } : { ok, outcomes };
+  }
+
+  /**
+   * Which reads to check with the pend: each one whose cluster is covered by the pend's targets (and
+   * this node), with the remote members to ask (at most pendChecksMax per member); the rest are
+   * checked `separately`, by verifyReads.
+   */
+  private planChecks(
+    reads: readonly ReadToVerify[],
+    targets: ReadonlySet<string>,
+  ): { checks: Map<ReadToVerify, CheckAsked[]>; asks: Map<string, BlockId[]>; separately: ReadToVerify[] } {
+    const checks = new Map<ReadToVerify, CheckAsked[]>();
+    const asks = new Map<string, BlockId[]>();
+    const separately: ReadToVerify[] = [];
+    for (const read of reads) {
+      const { blockId } = read.request;
+      const cluster = this.clusterOf(blockId);
+      const remote = cluster.filter((member) => member !== this.self);
+      const covered =
+        remote.length > 0 &&
+        remote.every((member) => targets.has(member) && (asks.get(member)?.length ?? 0) < pendChecksMax);
+      if (!covered) {
+        separately.push(read);
+        continue;
+      }
+      checks.set(
+        read,
+        remote.map((member) => {
+          let ids = asks.get(member);
+          if (ids === undefined) asks.set(member, (ids = []));
+          ids.push(blockId);
+          return { member, at: ids.length - 1 };
+        }),
+      );
+    }
+    return { checks, asks, separately };
+  }
+
+  /**
+   * The checked reads a holder answered with a newer revision than the transaction read (a copy read
+   * here that was behind: read from the cluster from now on). A read fewer than a majority of its
+   * cluster answered for holding the block is read again from the cluster (getCounted: NO_QUORUM,
+   * or the displaced holders asked while the cluster grows).
+   */
+  private async staleOf(
+    checks: ReadonlyMap<ReadToVerify, readonly CheckAsked[]>,
+    results: ReadonlyMap<string, PendAnswer | EngineError>,
+    ownRevs: readonly number[],
+  ): Promise<BlockId[]> {
+    const stale: BlockId[] = [];
+    const again: ReadToVerify[] = [];
+    let index = 0;
+    for (const [read, members] of checks) {
+      const { blockId } = read.request;
+      const cluster = this.clusterOf(blockId);
+      const revs: { member: string; rev: number }[] = [];
+      if (cluster.includes(this.self)) revs.push({ member: this.self, rev: ownRevs[index] ?? 0 });
+      index++;
+      for (const { member, at } of members) {
+        const result = results.get(member);
+        const rev = result === undefined || result instanceof EngineError ? undefined : result.revs?.[at];
+        if (rev !== undefined) revs.push({ member, rev });
+      }
+      if (revs.some((answer) => answer.rev > read.rev)) {
+        stale.push(blockId);
+        this.suspectCopy(blockId);
+        continue;
+      }
+      if (revs.filter((answer) => answer.rev > 0).length < quorumOf(cluster.length)) {
+        again.push(read);
+        continue;
+      }
+      // Holders behind the revision read here get it from this node's copy, when it is that one.
+      const own = revs.find((answer) => answer.member === this.self);
+      if (own !== undefined && own.rev === read.rev)
+        for (const answer of revs)
+          if (answer.rev < read.rev) this.repair(blockId, answer.member, answer.rev, this.self);
+    }
+    if (again.length > 0) stale.push(...(await this.verifyReads(again)));
+    return stale;
+  }
+
+  /** Each pended block's outcome from its holders' answers: ok once a majority of its cluster took it. */
+  private async pendOutcomes(
+    items: readonly PendingTransform[],
+    results: ReadonlyMap<string, PendAnswer | EngineError>,
+    sent: ReadonlyMap<string, BlockId[]>,
+  ): Promise<{ ok: boolean; outcomes: PendOutcome[] }> {
+    const clusters = items.map((item) => this.clusterOf(item.blockId));
     let ok = true;
     let unreachable = false;
     const outcomes = items.map((item, i): PendOutcome => {

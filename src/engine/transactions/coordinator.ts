@@ -6,7 +6,7 @@ import type { Rng } from '../base/rng.js';
 import type { Certificate } from '../collections/log/log-block.js';
 import { blockTransformOf } from '../storage/block.js';
 import type { PendingTransform } from '../storage/block-store.js';
-import type { PromoteRequest, RepoClient, TailClient, TailOutcome } from './protocol.js';
+import type { PromoteRequest, ReadToVerify, RepoClient, TailClient, TailOutcome } from './protocol.js';
 import { TransactionSession, type SessionCollection } from './session.js';
 import { validateTxRequest } from './tx-parse.js';
 import type { ActionResult, TxOutcome, TxRequest } from './tx-types.js';
@@ -130,9 +130,11 @@ export class Coordinator {
     const writing = opened.filter((c) => c.tracker.hasWrites() || c.tracker.reads().size > 0);
     const expiresAt = this.components.clock.now() + this.expiryMs;
     const pends = writing.flatMap((collection) => pendsOf(trxId, collection, expiresAt));
-    // Blocks it only read are checked alongside the pends (which check the blocks it writes against
-    // their base revision at every holder).
-    const [pended, fresh] = await Promise.all([repo.pend(pends), this.readsFresh(writing)]);
+    // Blocks it only read are checked with the pends (which check the blocks it writes against their
+    // base revision at every holder): the repo asks the holders it pends at about them too.
+    const verify = repo.verifyReads === undefined ? [] : this.readsToVerify(writing);
+    const pended = await repo.pend(pends, verify.length > 0 ? { verify } : undefined);
+    const fresh = (pended.stale ?? []).length === 0;
     if (!pended.ok) return { kind: 'conflict', message: 'a block changed while the transaction ran' };
     const cancel = (): Promise<void> =>
       repo.cancel(
@@ -202,14 +204,22 @@ export class Coordinator {
   ): Promise<boolean> {
     const verify = this.components.repo.verifyReads?.bind(this.components.repo);
     if (verify === undefined) return true;
-    const reads = collections.flatMap((collection) => {
+    const reads = this.readsToVerify(collections, options);
+    if (reads.length === 0) return true;
+    return (await verify(reads)).length === 0;
+  }
+
+  /** The reads of these collections made with `verifyLater`, less the blocks they write (unless `written`). */
+  private readsToVerify(
+    collections: readonly SessionCollection[],
+    options: { readonly written?: boolean } = {},
+  ): ReadToVerify[] {
+    return collections.flatMap((collection) => {
       const written = new Set(options.written === true ? [] : collection.tracker.writes());
       return [...collection.unverified].flatMap(([blockId, request]) =>
         written.has(blockId) ? [] : [{ request, rev: collection.tracker.reads().get(blockId) ?? 0 }],
       );
     });
-    if (reads.length === 0) return true;
-    return (await verify(reads)).length === 0;
   }
 
   /**

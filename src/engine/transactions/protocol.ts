@@ -45,11 +45,26 @@ export interface PromoteRequest {
   readonly proof: readonly Certificate[];
 }
 
+/** What a pend answers: whether every block took it, each block's outcome, and (with `verify`) stale reads. */
+export interface PendResult {
+  readonly ok: boolean;
+  readonly outcomes: readonly PendOutcome[];
+  /** The ids of the blocks of `PendOptions.verify` a majority of their holders hold newer than read. */
+  readonly stale?: readonly BlockId[];
+}
+
+export interface PendOptions {
+  /**
+   * Reads to check as `verifyReads` does, alongside the pend: a repo that has `verifyReads` must
+   * check these and name the stale ones in `stale` (it may ask the holders it sends the pend to, so
+   * the check costs no request of its own). Absent or empty: nothing is checked.
+   */
+  readonly verify?: readonly ReadToVerify[];
+}
+
 export interface RepoClient {
   get(request: GetBlockRequest): Promise<BlockState | undefined>;
-  pend(
-    items: readonly PendingTransform[],
-  ): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }>;
+  pend(items: readonly PendingTransform[], options?: PendOptions): Promise<PendResult>;
   cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void>;
   promote(request: PromoteRequest): Promise<void>;
   /** Resolves when everything this service acknowledged so far is durable. */

@@ -1,0 +1,142 @@
+import { expect } from 'chai';
+import { EngineError } from '../../../src/engine/base/errors.js';
+import { Placement } from '../../../src/engine/cluster/placement.js';
+import {
+  ClusterRepoClient,
+  serveRepoRequest,
+  validateRepoRequest,
+  type RepoServerParts,
+} from '../../../src/engine/cluster/repo.js';
+import type { NetworkNode } from '../../../src/engine/network/index.js';
+import type { DirectRevision, PendingTransform } from '../../../src/engine/storage/block-store.js';
+import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
+import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
+import type { Certifier } from '../../../src/engine/transactions/certifier.js';
+import { LocalRepo } from '../../../src/engine/transactions/local-repo.js';
+import type { ReadToVerify } from '../../../src/engine/transactions/protocol.js';
+
+/**
+ * A writing transaction's reads of blocks it does not write are checked against their holders with
+ * its pends: each holder the pend goes to answers its revision of the blocks named in `check`, so a
+ * copy read here that a majority has moved past is found without a read of its own.
+ */
+const readId = 'read-block'.padEnd(43, 'r');
+const writeId = 'write-block'.padEnd(43, 'w');
+
+const insert = (blockId: string): DirectRevision => ({
+  blockId,
+  trxId: `create-${blockId.slice(0, 4)}`,
+  lsn: 1,
+  baseRev: 0,
+  transform: { kind: 'insert', block: { header: { id: blockId, type: 'LB', collection: 'c' }, n: 1 } },
+});
+const update = (blockId: string, rev: number): DirectRevision => ({
+  blockId,
+  trxId: `update-${rev}`,
+  lsn: rev,
+  baseRev: rev - 1,
+  transform: { kind: 'update', ops: [{ op: 'set', field: 'n', value: rev }] },
+});
+const pendOf = (trxId: string): PendingTransform => ({
+  trxId,
+  blockId: writeId,
+  collection: 'c',
+  baseRev: 1,
+  transform: { kind: 'update', ops: [{ op: 'set', field: 'n', value: 9 }] },
+  expiresAt: Date.now() + 60_000,
+});
+
+async function storeWith(...revisions: DirectRevision[]): Promise<VersionedBlockStore> {
+  const raw = new MemoryRawStore();
+  await raw.open();
+  const store = new VersionedBlockStore(raw);
+  for (const revision of revisions) await store.apply([revision]);
+  return store;
+}
+
+/** p0 (this node) and holders p1, p2 serving the real repo protocol; requests are recorded by type. */
+function cluster(holders: Record<string, VersionedBlockStore>, local: VersionedBlockStore) {
+  const sent: string[] = [];
+  const down = new Set<string>();
+  const network = {
+    request(peer: string, _protocol: string, message: { type: string }) {
+      sent.push(`${peer}.${message.type}`);
+      if (down.has(peer)) return Promise.reject(new EngineError('UNAVAILABLE', `${peer} is down`));
+      const blocks = holders[peer]!;
+      const placement = new Placement(peer, 3);
+      placement.add('p0');
+      const parts = {
+        placement,
+        blocks,
+        repo: new LocalRepo({ blocks, certifier: {} as Certifier }, { members: [peer] }),
+      } as unknown as RepoServerParts;
+      return serveRepoRequest(parts, validateRepoRequest(JSON.parse(JSON.stringify(message))), 'p0');
+    },
+  } as unknown as NetworkNode;
+  const placement = new Placement('p0', 3);
+  placement.add('p1');
+  placement.add('p2');
+  const repo = new ClusterRepoClient({
+    local: new LocalRepo({ blocks: local, certifier: {} as Certifier }, { members: ['p0'] }),
+    blocks: local,
+    placement,
+    network: () => network,
+  });
+  return { repo, sent, down };
+}
+
+const readAt = (rev: number): ReadToVerify => ({ request: { blockId: readId, verifyLater: true }, rev });
+
+describe('reads checked with the pends', () => {
+  it('finds a read copy the other holders moved past without a read request of its own', async () => {
+    const local = await storeWith(insert(readId), insert(writeId));
+    const ahead = (): Promise<VersionedBlockStore> =>
+      storeWith(insert(readId), update(readId, 2), insert(writeId));
+    const { repo, sent } = cluster({ p1: await ahead(), p2: await ahead() }, local);
+    const result = await repo.pend([pendOf('t1')], { verify: [readAt(1)] });
+    expect(result.ok).to.equal(true);
+    expect(result.stale).to.deep.equal([readId]);
+    expect(sent.sort()).to.deep.equal(['p1.pend', 'p2.pend']);
+    // The copy here is suspect now: a read that may use it reads the cluster instead.
+    sent.length = 0;
+    expect((await repo.get({ blockId: readId, verifyLater: true }))?.rev).to.equal(2);
+    expect(sent.filter((request) => request.endsWith('.get'))).to.not.be.empty;
+  });
+
+  it('passes a read every holder holds at the revision read, still without a read request', async () => {
+    const local = await storeWith(insert(readId), insert(writeId));
+    const same = (): Promise<VersionedBlockStore> => storeWith(insert(readId), insert(writeId));
+    const { repo, sent } = cluster({ p1: await same(), p2: await same() }, local);
+    const result = await repo.pend([pendOf('t2')], { verify: [readAt(1)] });
+    expect(result).to.deep.equal({ ok: true, outcomes: [{ status: 'ok' }] });
+    expect(sent.sort()).to.deep.equal(['p1.pend', 'p2.pend']);
+  });
+
+  it('counts a holder that does not answer as no answer: one newer copy among the rest is enough', async () => {
+    const local = await storeWith(insert(readId), insert(writeId));
+    const { repo, down } = cluster(
+      {
+        p1: await storeWith(insert(readId), update(readId, 2), insert(writeId)),
+        p2: await storeWith(insert(readId), insert(writeId)),
+      },
+      local,
+    );
+    down.add('p2');
+    const result = await repo.pend([pendOf('t3')], { verify: [readAt(1)] });
+    expect(result.ok).to.equal(true);
+    expect(result.stale).to.deep.equal([readId]);
+  });
+
+  it('reads the cluster when too few holders that answered hold the block', async () => {
+    // Neither other holder has the read block (it was never handed to them): this node's copy alone
+    // is no majority, so the read is checked by a read of the cluster, which asks further.
+    const local = await storeWith(insert(readId), insert(writeId));
+    const { repo, sent } = cluster(
+      { p1: await storeWith(insert(writeId)), p2: await storeWith(insert(writeId)) },
+      local,
+    );
+    const result = await repo.pend([pendOf('t4')], { verify: [readAt(1)] });
+    expect(result.ok).to.equal(true);
+    expect(sent.filter((request) => request.endsWith('.get'))).to.not.be.empty;
+  });
+});
