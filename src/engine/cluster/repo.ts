@@ -30,6 +30,7 @@ import type {
   ReadToVerify,
   RepoClient,
 } from '../transactions/protocol.js';
+import { staleRead } from '../transactions/protocol.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
 import { consensusWireItemsMax } from './consensus-wire.js';
@@ -216,8 +217,12 @@ export async function serveRepoRequest(
       await parts.repo.sync();
       if (request.check === undefined) return result;
       // Read after the pend, as a read the asker sent alongside would be.
-      const revs = await revisionsHeld(parts.blocks, request.check.map(checkBlockId));
-      return { ...result, revs } satisfies PendAnswer;
+      const held = await revisionsHeld(parts.blocks, request.check.map(checkBlockId));
+      return {
+        ...result,
+        revs: held.map((state) => state.rev),
+        lsns: held.map((state) => state.lsn),
+      } satisfies PendAnswer;
     }
     case 'cancel':
       await parts.repo.cancel(request.trxId, request.blockIds.map(checkBlockId));
@@ -261,6 +266,8 @@ interface PendAnswer {
   readonly ok: boolean;
   readonly outcomes: readonly PendOutcome[];
   readonly revs?: readonly number[];
+  /** The LSN each of those revisions was committed at. */
+  readonly lsns?: readonly number[];
 }
 
 /** A promise with a handler attached now; the returned function gives its value or throws its error. */
@@ -276,9 +283,17 @@ function settled<T>(value: Promise<T> | T): () => Promise<T> {
   };
 }
 
-/** The revision this holder has of each block (0 for one it does not hold). */
-async function revisionsHeld(blocks: BlockStore, ids: readonly BlockId[]): Promise<number[]> {
-  return Promise.all(ids.map(async (id) => (await blocks.latest(id))?.rev ?? 0));
+/** The revision this holder has of each block and the LSN it was committed at (0, 0: it holds none). */
+async function revisionsHeld(
+  blocks: BlockStore,
+  ids: readonly BlockId[],
+): Promise<{ rev: number; lsn: number }[]> {
+  return Promise.all(
+    ids.map(async (id) => {
+      const state = await blocks.latest(id);
+      return { rev: state?.rev ?? 0, lsn: state?.lsn ?? 0 };
+    }),
+  );
 }
 
 /**
@@ -445,9 +460,9 @@ export class ClusterRepoClient implements RepoClient {
    */
   async verifyReads(reads: readonly ReadToVerify[]): Promise<BlockId[]> {
     const checked = await Promise.all(
-      reads.map(async ({ request, rev }) => {
-        const { state } = await this.getCounted(request);
-        return (state?.rev ?? 0) > rev ? request.blockId : undefined;
+      reads.map(async (read) => {
+        const { state } = await this.getCounted(read.request);
+        return staleRead(read, state?.rev ?? 0, state?.lsn ?? 0) ? read.request.blockId : undefined;
       }),
     );
     const stale = checked.filter((id): id is BlockId => id !== undefined);
@@ -725,7 +740,7 @@ export class ClusterRepoClient implements RepoClient {
   private async staleOf(
     checks: ReadonlyMap<ReadToVerify, readonly CheckAsked[]>,
     results: ReadonlyMap<string, PendAnswer | EngineError>,
-    ownRevs: readonly number[],
+    ownRevs: readonly { rev: number; lsn: number }[],
   ): Promise<BlockId[]> {
     const stale: BlockId[] = [];
     const again: ReadToVerify[] = [];
@@ -733,15 +748,17 @@ export class ClusterRepoClient implements RepoClient {
     for (const [read, members] of checks) {
       const { blockId } = read.request;
       const cluster = this.clusterOf(blockId);
-      const revs: { member: string; rev: number }[] = [];
-      if (cluster.includes(this.self)) revs.push({ member: this.self, rev: ownRevs[index] ?? 0 });
+      const revs: { member: string; rev: number; lsn: number }[] = [];
+      if (cluster.includes(this.self))
+        revs.push({ member: this.self, ...(ownRevs[index] ?? { rev: 0, lsn: 0 }) });
       index++;
       for (const { member, at } of members) {
         const result = results.get(member);
-        const rev = result === undefined || result instanceof EngineError ? undefined : result.revs?.[at];
-        if (rev !== undefined) revs.push({ member, rev });
+        if (result === undefined || result instanceof EngineError) continue;
+        const rev = result.revs?.[at];
+        if (rev !== undefined) revs.push({ member, rev, lsn: result.lsns?.[at] ?? 0 });
       }
-      if (revs.some((answer) => answer.rev > read.rev)) {
+      if (revs.some((answer) => staleRead(read, answer.rev, answer.lsn))) {
         stale.push(blockId);
         this.suspectCopy(blockId);
         continue;

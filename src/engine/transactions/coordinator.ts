@@ -132,7 +132,7 @@ export class Coordinator {
     const pends = writing.flatMap((collection) => pendsOf(trxId, collection, expiresAt));
     // Blocks it only read are checked with the pends (which check the blocks it writes against their
     // base revision at every holder): the repo asks the holders it pends at about them too.
-    const verify = repo.verifyReads === undefined ? [] : this.readsToVerify(writing);
+    const verify = repo.verifyReads === undefined ? [] : this.readsToVerify(writing, { routing: true });
     const pended = await repo.pend(pends, verify.length > 0 ? { verify } : undefined);
     const fresh = (pended.stale ?? []).length === 0;
     if (!pended.ok) return { kind: 'conflict', message: 'a block changed while the transaction ran' };
@@ -209,16 +209,25 @@ export class Coordinator {
     return (await verify(reads)).length === 0;
   }
 
-  /** The reads of these collections made with `verifyLater`, less the blocks they write (unless `written`). */
+  /**
+   * The reads of these collections made with `verifyLater`, less the blocks they write (unless
+   * `written`). `routing`: a writing transaction's, whose commit the tail validates: blocks read only
+   * to route carry the snapshot's LSN (ReadToVerify.snapshotLsn).
+   */
   private readsToVerify(
     collections: readonly SessionCollection[],
-    options: { readonly written?: boolean } = {},
+    options: { readonly written?: boolean; readonly routing?: boolean } = {},
   ): ReadToVerify[] {
     return collections.flatMap((collection) => {
       const written = new Set(options.written === true ? [] : collection.tracker.writes());
-      return [...collection.unverified].flatMap(([blockId, request]) =>
-        written.has(blockId) ? [] : [{ request, rev: collection.tracker.reads().get(blockId) ?? 0 }],
-      );
+      const validated = options.routing === true ? new Set(collection.tracker.validationReads()) : undefined;
+      return [...collection.unverified].flatMap(([blockId, request]) => {
+        if (written.has(blockId)) return [];
+        const rev = collection.tracker.reads().get(blockId) ?? 0;
+        return validated === undefined || validated.has(blockId)
+          ? [{ request, rev }]
+          : [{ request, rev, snapshotLsn: collection.atLsn }];
+      });
     });
   }
 

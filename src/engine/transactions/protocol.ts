@@ -35,6 +35,25 @@ export interface GetBlockRequest {
 export interface ReadToVerify {
   readonly request: GetBlockRequest;
   readonly rev: number;
+  /**
+   * Set for a block a writing transaction read only to route (a tree branch; the tail leaves it out
+   * of validation), to the LSN of the transaction's snapshot: the copy read is stale only if a
+   * revision after it was committed at or below that LSN. A branch changed by a commit after the
+   * snapshot (a split elsewhere in the tree) still routes to the leaves the snapshot had, and those
+   * the tail validates; a copy that missed a commit before the snapshot could route to the wrong one.
+   */
+  readonly snapshotLsn?: number;
+}
+
+/**
+ * Whether a holder's revision of a block (`rev`, committed at `lsn`) makes a read of it stale: a
+ * newer revision does, unless it is the next one and the read is a routing read whose snapshot it
+ * postdates (ReadToVerify.snapshotLsn). Two or more newer revisions count as stale: the first of
+ * them may predate the snapshot, and the holder answers only its newest.
+ */
+export function staleRead(read: ReadToVerify, rev: number, lsn: number): boolean {
+  if (rev <= read.rev) return false;
+  return !(read.snapshotLsn !== undefined && rev === read.rev + 1 && lsn > read.snapshotLsn);
 }
 
 export interface PromoteRequest {

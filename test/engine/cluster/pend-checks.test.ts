@@ -139,4 +139,27 @@ describe('reads checked with the pends', () => {
     expect(result.ok).to.equal(true);
     expect(sent.filter((request) => request.endsWith('.get'))).to.not.be.empty;
   });
+
+  it('passes a routing read whose next revision was committed after the snapshot, not one before it', async () => {
+    // A branch a split elsewhere changed after the transaction's snapshot still routes where the
+    // snapshot did (the tail validates the leaves); one changed at or before it was a stale copy here.
+    const ahead = (): Promise<VersionedBlockStore> =>
+      storeWith(insert(readId), update(readId, 2), insert(writeId));
+    const routing = (snapshotLsn: number): ReadToVerify => ({ ...readAt(1), snapshotLsn });
+    for (const [snapshotLsn, stale] of [
+      [1, undefined],
+      [2, [readId]],
+    ] as const) {
+      const local = await storeWith(insert(readId), insert(writeId));
+      const { repo } = cluster({ p1: await ahead(), p2: await ahead() }, local);
+      const result = await repo.pend([pendOf(`t5-${snapshotLsn}`)], { verify: [routing(snapshotLsn)] });
+      expect(result.stale, `snapshot at LSN ${snapshotLsn}`).to.deep.equal(stale);
+    }
+    // Two revisions past the one read: the first of them may predate the snapshot.
+    const local = await storeWith(insert(readId), insert(writeId));
+    const further = await storeWith(insert(readId), update(readId, 2), update(readId, 3), insert(writeId));
+    const { repo } = cluster({ p1: further, p2: await ahead() }, local);
+    const result = await repo.pend([pendOf('t6')], { verify: [routing(1)] });
+    expect(result.stale).to.deep.equal([readId]);
+  });
 });
