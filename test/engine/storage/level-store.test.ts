@@ -176,6 +176,26 @@ describe('LevelRawStore', () => {
     expect(await collect(reopened.iterate({}))).to.have.length(17);
   });
 
+  it('lets batches written as a flush lands join the next flush with those that waited for it', async () => {
+    const store = await openStore();
+    await store.batch([{ type: 'put', key: 'first', value: '1' }]);
+    const firstSync = store.sync();
+    // Waits for the first flush, so its batch goes in the next one.
+    await store.batch([{ type: 'put', key: 'waited', value: '2' }]);
+    const waitedSync = store.sync();
+    // Written once the first flush has landed (a writer its answer let run on): it joins the same
+    // next flush instead of needing a third.
+    const answered = firstSync.then(async () => {
+      await store.batch([{ type: 'put', key: 'answered', value: '3' }]);
+      await store.sync();
+    });
+    await Promise.all([firstSync, waitedSync, answered]);
+    expect(store.flushCount).to.equal(2);
+    await store.close();
+    const reopened = await openStore();
+    expect(await collect(reopened.iterate({}))).to.have.length(3);
+  });
+
   it('keeps a newer unflushed write visible when an older flush of the same key lands', async () => {
     const store = await openStore();
     await store.batch([{ type: 'put', key: 'k', value: 'old' }]);
