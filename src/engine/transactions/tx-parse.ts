@@ -85,16 +85,25 @@ function validateAction(value: unknown, index: number): Action {
       throw bad(`action ${index} (${kind}) has unknown field "${key}"`, index);
     }
   }
-  // Plain helpers rather than closures: a transaction may carry 10,000 actions.
+  // Plain helpers rather than closures: a transaction may carry 10,000 actions. Members are created
+  // in sorted order (collection, key, op, value), as canonicalJson writes them: the digest of large
+  // actions (collections/log/actions-digest.ts) then encodes them as they are instead of copying each.
   switch (kind) {
     case 'get':
-      return { collection, op: 'get', key: requiredKey(value, index, kind) };
-    case 'put': {
-      const key = requiredKey(value, index, kind);
-      return { collection, op: 'put', key, value: checkValue(required(value, 'value', index, kind), index) };
-    }
+      return { collection, key: requiredKey(value, index, kind), op: 'get' };
+    case 'put':
+      // The value is checked where it is stored: the tree copies it into canonical form, measuring its
+      // size and depth as it goes, and refuses it (TOO_LARGE, BAD_INPUT) before the transaction writes
+      // anything (tree.put: the same bounds as checkValue). Checking it here too cost a second pass
+      // over every value (10,000 puts: about a third of the parse).
+      return {
+        collection,
+        key: requiredKey(value, index, kind),
+        op: 'put',
+        value: required(value, 'value', index, kind) as Json,
+      };
     case 'del':
-      return { collection, op: 'del', key: requiredKey(value, index, kind) };
+      return { collection, key: requiredKey(value, index, kind), op: 'del' };
     case 'incr': {
       const path = required(value, 'path', index, kind);
       if (
@@ -122,7 +131,7 @@ function validateAction(value: unknown, index: number): Action {
     case 'merge': {
       const merged = checkValue(required(value, 'value', index, kind), index);
       if (!isObject(merged)) throw bad(`action ${index} (merge): "value" must be a JSON object`, index);
-      return { collection, op: 'merge', key: requiredKey(value, index, kind), value: merged };
+      return { collection, key: requiredKey(value, index, kind), op: 'merge', value: merged };
     }
     case 'append':
       return { collection, op: 'append', value: checkValue(required(value, 'value', index, kind), index) };

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { limits } from '../../../src/engine/base/limits.js';
 import { FirstAttemptBarrier, memoryNode, ok, put, value } from '../../helpers/solo.js';
 import type { SoloNode } from '../../../src/engine/node/solo-node.js';
 import type { TxOutcome } from '../../../src/engine/transactions/tx-types.js';
@@ -295,6 +296,40 @@ describe('transaction semantics', () => {
     }
     const missing = await node.get('t', 'k', { at: 999 }).catch((e: { code: string }) => e.code);
     expect(missing).to.equal('NOT_FOUND');
+  });
+
+  it('refuses a put whose value is too large, too deep or not JSON, naming the action, and writes nothing', async () => {
+    ({ node } = await memoryNode(11));
+    await node.createCollection('t', 'tree');
+    ok(await node.transact(put('t', 'kept', 1)));
+    const rev = (await node.collectionInfo('t')).rev;
+    let deep: unknown = 1;
+    for (let i = 0; i < limits.jsonDepthMax + 1; i++) deep = [deep];
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic['self'] = cyclic;
+    const cases: Array<[unknown, string]> = [
+      ['x'.repeat(limits.valueBytesMax), 'TOO_LARGE'],
+      ['€'.repeat(Math.floor(limits.valueBytesMax / 3)), 'TOO_LARGE'],
+      [deep, 'TOO_LARGE'],
+      [{ n: 10n }, 'BAD_INPUT'],
+      [{ f: Number.NaN }, 'BAD_INPUT'],
+    ];
+    for (const [bad, code] of cases) {
+      const outcome = await node.transact({
+        actions: [
+          { collection: 't', op: 'put', key: 'a', value: 1 },
+          { collection: 't', op: 'put', key: 'b', value: bad as never },
+        ],
+      });
+      expect(outcome.ok ? 'ok' : [outcome.error.code, outcome.error.action]).to.deep.equal([code, 1]);
+    }
+    // A cycle is refused (nested past the depth bound) rather than overflowing the stack.
+    const cycle = await node.transact({
+      actions: [{ collection: 't', op: 'put', key: 'c', value: cyclic as never }],
+    });
+    expect(cycle.ok).to.equal(false);
+    expect(await value(node, 't', 'a')).to.equal(undefined);
+    expect((await node.collectionInfo('t')).rev).to.equal(rev);
   });
 
   it('reports unknown collections and wrong collection types with stable codes and writes nothing', async () => {
