@@ -27,6 +27,23 @@ export interface DecisionFields {
 const decisionDomain = 'optimystic/decision/v1';
 
 export function decisionMessage(fields: DecisionFields): Buffer {
+  const { network, collection, blockId, lsn, trxId, decision, membership } = fields;
+  // canonicalJson's text written out directly (members in sorted order) for the usual shape; a
+  // certificate that arrived with other types in these fields is encoded by canonicalJson itself.
+  if (
+    typeof network === 'string' &&
+    typeof collection === 'string' &&
+    typeof blockId === 'string' &&
+    typeof lsn === 'number' &&
+    Number.isFinite(lsn) &&
+    typeof trxId === 'string' &&
+    typeof decision === 'string' &&
+    typeof membership === 'string'
+  ) {
+    return Buffer.from(
+      `{"blockId":${JSON.stringify(blockId)},"collection":${JSON.stringify(collection)},"decision":${JSON.stringify(decision)},"domain":"${decisionDomain}","lsn":${String(lsn)},"membership":${JSON.stringify(membership)},"network":${JSON.stringify(network)},"trxId":${JSON.stringify(trxId)}}`,
+    );
+  }
   return Buffer.from(
     canonicalJson({
       domain: decisionDomain,

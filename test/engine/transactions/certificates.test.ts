@@ -1,8 +1,11 @@
 import { expect } from 'chai';
+import { canonicalJson } from '../../../src/engine/base/codec.js';
 import {
+  decisionMessage,
   Ed25519Identity,
   SoloCertifier,
   verifyCertificate,
+  type DecisionFields,
 } from '../../../src/engine/transactions/certifier.js';
 import { memoryNode, ok, put } from '../../helpers/solo.js';
 
@@ -29,6 +32,41 @@ describe('commit certificates', () => {
     expect(
       verifyCertificate({ ...fromA, signatures: [...fromA.signatures, ...fromA.signatures] }, members),
     ).to.equal(false);
+  });
+
+  it('signs the canonical JSON of the decision fields, whatever the fields hold', () => {
+    const canonical = (f: DecisionFields): string =>
+      canonicalJson({
+        domain: 'optimystic/decision/v1',
+        network: f.network,
+        collection: f.collection,
+        blockId: f.blockId,
+        lsn: f.lsn,
+        trxId: f.trxId,
+        decision: f.decision,
+        membership: f.membership,
+      });
+    const base: DecisionFields = { ...fields, network: 'default', membership: 'm'.repeat(43) };
+    const variants: unknown[] = [
+      base,
+      { ...base, lsn: 0 },
+      { ...base, lsn: -0 },
+      { ...base, lsn: 2 ** 53 + 2 },
+      { ...base, lsn: 1e21 },
+      { ...base, lsn: 1.5 },
+      { ...base, network: 'a "quoted" \\ net\n\u0001é\ud800' },
+      { ...base, collection: '' },
+      // Shapes only a certificate received from elsewhere has: canonicalJson decides their text.
+      { ...base, lsn: '7' },
+      { ...base, trxId: undefined },
+      { ...base, decision: null },
+      { ...base, membership: ['m'] },
+    ];
+    for (const variant of variants) {
+      const f = variant as DecisionFields;
+      expect(decisionMessage(f).toString()).to.equal(canonical(f));
+    }
+    expect(() => decisionMessage({ ...base, lsn: Number.NaN })).to.throw();
   });
 
   it('rejects forged, altered, replayed and wrong-membership certificates', async () => {
