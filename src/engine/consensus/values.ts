@@ -16,8 +16,31 @@ export function sameBallot(a: Ballot | null, b: Ballot | null): boolean {
   return compareBallots(a, b) === 0;
 }
 
-/** Digests of values seen recently; values are immutable, so an object's digest never changes. */
-const digests = new WeakMap<object, string>();
+/**
+ * Digests of values seen lately, with the signed fields they were computed from: a value met again
+ * (the same object passes through proposal, accept, vote, certificate and log write several times a
+ * step) costs a comparison of those fields instead of canonical JSON and a hash. Values are typed
+ * readonly but not frozen, so a hit is taken only while the fields still match.
+ */
+const digests = new WeakMap<object, { readonly digest: string; readonly fields: readonly unknown[] }>();
+
+/** The fields `valueDigest` covers, flat (shapes are exact: isConsensusValue admits no other keys). */
+function signedFields(value: ConsensusValue): unknown[] {
+  switch (value.kind) {
+    case 'entry':
+      return [value.trxId, value.decision, value.digest, value.lsn, Object.keys(value).length];
+    case 'seal':
+      return [value.successor, Object.keys(value).length, ...value.members];
+    default:
+      return [value.kind, Object.keys(value).length];
+  }
+}
+
+function sameFields(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /**
  * Digest of a value: what votes sign and what identifies a proposal across retries. An entry's body
@@ -25,13 +48,13 @@ const digests = new WeakMap<object, string>();
  * the proposer's assumption, checked by the leader, not part of the decision.
  */
 export function valueDigest(value: ConsensusValue): string {
-  let digest = digests.get(value);
-  if (digest === undefined) {
-    digest = createHash('sha256')
-      .update(canonicalJson(signedPart(value)))
-      .digest('base64url');
-    if (Object.isFrozen(value)) digests.set(value, digest);
-  }
+  const fields = signedFields(value);
+  const known = digests.get(value);
+  if (known !== undefined && sameFields(known.fields, fields)) return known.digest;
+  const digest = createHash('sha256')
+    .update(canonicalJson(signedPart(value)))
+    .digest('base64url');
+  digests.set(value, { digest, fields });
   return digest;
 }
 

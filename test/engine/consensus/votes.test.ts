@@ -77,6 +77,33 @@ describe('consensus votes and certificates', () => {
     expect(verifyConsensusCertificate(cert, members.slice(1), 'net')).to.equal(false);
   });
 
+  it('digests what a value holds now: a value changed after its first digest gets a new one', () => {
+    type Entry = {
+      kind: 'entry';
+      trxId: string;
+      decision: 'committed' | 'aborted';
+      digest: string;
+      prev?: string;
+    };
+    const fresh = (): Entry => ({ kind: 'entry', trxId: 'trx-a', decision: 'committed', digest: 'digest-a' });
+    const changed = fresh();
+    const before = valueDigest(changed);
+    expect(valueDigest(changed)).to.equal(before);
+    changed.decision = 'aborted';
+    const after = valueDigest(changed);
+    expect(after).to.not.equal(before);
+    expect(after).to.equal(valueDigest({ ...changed }));
+    // What a digest leaves out (prev, the body) does not change it.
+    const other = fresh();
+    valueDigest(other);
+    other.prev = 'trx-other';
+    expect(valueDigest(other)).to.equal(before);
+    const seal = { kind: 'seal' as const, successor: derivedBlockId('next'), members: [...members] };
+    const sealed = valueDigest(seal);
+    seal.members.pop();
+    expect(valueDigest(seal)).to.not.equal(sealed);
+  });
+
   it('accepts only well-formed values', () => {
     expect(isConsensusValue(value)).to.equal(true);
     expect(isConsensusValue({ kind: 'noop' })).to.equal(true);
