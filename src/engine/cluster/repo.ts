@@ -110,10 +110,20 @@ type GetAnswer = BlockState | RepoRedirect | NotNewer | null;
  * copies that differ at one revision number, so reads compare content, not numbers alone.
  */
 export function contentDigest(state: BlockState): string {
-  return createHash('sha256')
+  const known = contentDigests.get(state);
+  if (known !== undefined && known.block === state.block && known.rev === state.rev) return known.digest;
+  const digest = createHash('sha256')
     .update(state.block === undefined ? 'deleted' : canonicalJson(state.block))
     .digest('base64url');
+  contentDigests.set(state, { block: state.block, rev: state.rev, digest });
+  return digest;
 }
+
+/**
+ * contentDigest of states met lately (a block store hands out one state object per revision it has
+ * cached, so a hot block is hashed once per revision, not on every read), kept with what it covered.
+ */
+const contentDigests = new WeakMap<BlockState, { block: unknown; rev: number; digest: string }>();
 
 /** Whether a read's answer (a state, or the revision a `newerThan` answer names) holds the block. */
 function holds(value: BlockState | null | number): boolean {

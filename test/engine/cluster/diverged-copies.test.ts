@@ -4,6 +4,7 @@ import { Placement } from '../../../src/engine/cluster/placement.js';
 import {
   applyIfNewer,
   ClusterRepoClient,
+  contentDigest,
   serveRepoRequest,
   validateRepoRequest,
   type RepoServerParts,
@@ -62,6 +63,21 @@ describe('holders whose copies diverged at one revision number', () => {
     );
     expect(error).to.be.instanceOf(EngineError).with.property('code', 'CONFLICT');
     expect((await store.latest(blockId))?.rev).to.equal(2);
+  });
+
+  it('digests the content a state holds: equal content alike, other content apart, a state once per revision', async () => {
+    const winner = (await (await storeWith(created, append('winner', 2, 0))).latest(blockId))!;
+    const loser = (await (await storeWith(created, append('loser', 2, 0))).latest(blockId))!;
+    const again = (await (await storeWith(created, append('winner', 2, 0))).latest(blockId))!;
+    expect(contentDigest(winner)).to.equal(contentDigest(again));
+    expect(contentDigest(winner)).to.not.equal(contentDigest(loser));
+    expect(contentDigest(winner)).to.equal(contentDigest({ ...winner }));
+    // A state object given other content (a caller's copy reused) is hashed again, not taken from memory.
+    const reused = { ...winner };
+    const first = contentDigest(reused);
+    Object.assign(reused, { block: loser.block });
+    expect(contentDigest(reused)).to.not.equal(first);
+    expect(contentDigest(reused)).to.equal(contentDigest(loser));
   });
 
   it('takes a revision whose base is the one it holds', async () => {
