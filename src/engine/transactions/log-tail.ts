@@ -147,6 +147,9 @@ function usableBody(body: EntryBody | undefined): body is EntryBody {
   );
 }
 
+/** The read set of an entry that keeps none (a committed or aborted one): shared, never changed. */
+const noReads: ReadonlySet<BlockId> = new Set();
+
 /** A log entry as its block holds it now. */
 interface StoredEntry {
   readonly rev: number;
@@ -493,11 +496,9 @@ export class LogTail implements TailClient {
         };
         continue;
       }
-      const verdict = validateBackward(
-        provisional.length === 0 ? state.window : [...state.window, ...provisional],
-        oldest,
-        request,
-      );
+      // The batch's planned entries continue the window (not copied onto it: it holds up to
+      // windowEntriesMax entries).
+      const verdict = validateBackward(state.window, oldest, request, provisional);
       if (!verdict.ok) {
         item.resolve({ status: 'conflict', winners: verdict.winners, message: verdict.reason });
         continue;
@@ -509,7 +510,7 @@ export class LogTail implements TailClient {
         trxId: request.trxId,
         status,
         writes: new Set(request.writes),
-        reads: new Set(status === 'prepared' ? request.reads : []),
+        reads: status === 'prepared' ? new Set(request.reads) : noReads,
       });
     }
     if (planned.length === 0) return;
@@ -822,7 +823,7 @@ export class LogTail implements TailClient {
       status: entry.status,
       writes: new Set(entry.writes),
       writeList: entry.writes,
-      reads: new Set(entry.reads ?? []),
+      reads: entry.reads === undefined ? noReads : new Set(entry.reads),
       blockId,
       certificate: entry.certificate,
       participants: entry.participants,

@@ -20,7 +20,8 @@ export type ValidationResult =
  * - a prepared entry of another transaction conflicts when it writes what the transaction reads or
  *   writes, or reads what the transaction writes (prepared entries hold their read and write sets
  *   until decided; this also rules out write skew across collections).
- * `oldestLsn` is the lowest LSN the window still holds: a base below it cannot be checked.
+ * `oldestLsn` is the lowest LSN the window still holds: a base below it cannot be checked. `next`
+ * continues the window (entries planned ahead of this request in the same batch, not yet in it).
  */
 export function validateBackward(
   window: readonly WindowEntry[],
@@ -31,6 +32,7 @@ export function validateBackward(
     readonly reads: readonly BlockId[];
     readonly writes: readonly BlockId[];
   },
+  next: readonly WindowEntry[] = [],
 ): ValidationResult {
   if (request.baseLsn + 1 < oldestLsn) {
     return {
@@ -40,18 +42,23 @@ export function validateBackward(
     };
   }
   const winners: number[] = [];
-  const touched = new Set<BlockId>([...request.reads, ...request.writes]);
   // The window holds contiguous LSNs in order, and every prepared entry lies above any base a session
   // can read at (a session reads at the stable LSN, below every undecided entry), so only entries
   // after the base need a look.
-  const first = window[0]?.lsn ?? 0;
-  for (let i = Math.max(0, request.baseLsn + 1 - first); i < window.length; i++) {
-    const entry = window[i]!;
+  const first = window[0]?.lsn ?? next[0]?.lsn ?? 0;
+  const start = Math.max(0, request.baseLsn + 1 - first);
+  for (let i = start; i < window.length + next.length; i++) {
+    const entry = i < window.length ? window[i]! : next[i - window.length]!;
     if (entry.trxId === request.trxId) continue;
     if (entry.status === 'committed' && entry.lsn > request.baseLsn) {
-      if (intersects(entry.writes, touched)) winners.push(entry.lsn);
+      if (touches(entry.writes, request.reads) || touches(entry.writes, request.writes))
+        winners.push(entry.lsn);
     } else if (entry.status === 'prepared') {
-      if (intersects(entry.writes, touched) || intersects(entry.reads, request.writes))
+      if (
+        touches(entry.writes, request.reads) ||
+        touches(entry.writes, request.writes) ||
+        touches(entry.reads, request.writes)
+      )
         winners.push(entry.lsn);
     }
   }
@@ -59,7 +66,7 @@ export function validateBackward(
   return { ok: false, winners, reason: `conflicts with transaction(s) at revision ${winners.join(', ')}` };
 }
 
-function intersects(a: ReadonlySet<BlockId>, b: Iterable<BlockId>): boolean {
+function touches(a: ReadonlySet<BlockId>, b: readonly BlockId[]): boolean {
   for (const id of b) if (a.has(id)) return true;
   return false;
 }
