@@ -26,6 +26,12 @@ export const limits = {
   treeLeafBytesMax: 256 * 1024,
   /** Replays of a transaction after CONFLICT before giving up and reporting CONFLICT. */
   transactionAttemptsMax: 32,
+  /**
+   * The longest pause between two attempts of a transaction. Pauses grow with the attempt and with
+   * how long the conflicted attempt took (Coordinator.backoff); a second keeps the last of 32
+   * attempts within about half a minute.
+   */
+  transactionBackoffMaxMs: 1_000,
   /** A pending transform that never commits is cancelled after this long. */
   pendingExpiryMs: 30_000,
   /** Pending transforms one block may hold at once; more is a flood, not a workload. */

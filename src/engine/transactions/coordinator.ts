@@ -77,11 +77,12 @@ export class Coordinator {
       let lastConflict = '';
       for (let attempt = 1; attempt <= this.attemptsMax; attempt++) {
         trx = newTrxId(this.components.rng);
+        const startedAt = this.components.clock.now();
         const outcome = await this.attempt(trx, attempt, checked, options.at);
         if (outcome.kind === 'done')
           return { ok: true, trx, commit: outcome.commit, results: outcome.results, attempts: attempt };
         lastConflict = outcome.message;
-        await this.backoff(attempt);
+        await this.backoff(attempt, this.components.clock.now() - startedAt);
       }
       return failure(
         new EngineError(
@@ -330,11 +331,29 @@ export class Coordinator {
     return decided;
   }
 
-  private async backoff(attempt: number): Promise<void> {
-    const ms = this.components.rng.int(Math.min(2 ** attempt, 50));
+  /**
+   * The pause before attempt `attempt + 1`: random up to the time the conflicted attempt took, times
+   * √2 per attempt since (at most transactionBackoffMaxMs). Transactions that collide on a block take
+   * turns about as long as one attempt lasts, so the spread has to scale with it: a fixed few
+   * milliseconds let attempts that take tens (a network commit) collide again and again. (Doubling
+   * instead gave the same throughput with longer waits for the unluckiest; growing linearly, a few
+   * transactions gave up after 32 attempts.)
+   */
+  private async backoff(attempt: number, tookMs: number): Promise<void> {
+    const ceiling = backoffCeilingMs(attempt, tookMs);
+    const ms = this.components.rng.int(ceiling + 1);
     await new Promise((resolve) => setTimeout(resolve, ms));
   }
 }
+
+/** The most `Coordinator.backoff` waits after an attempt that took `tookMs`, before attempt `attempt + 1`. */
+export function backoffCeilingMs(attempt: number, tookMs: number): number {
+  const base = Math.max(backoffBaseMinMs, tookMs);
+  return Math.min(limits.transactionBackoffMaxMs, base * Math.SQRT2 ** Math.min(attempt - 1, 40));
+}
+
+/** An attempt's duration counts as at least this much (an embedded commit takes well under 1 ms). */
+const backoffBaseMinMs = 2;
 
 export function validationOf(
   trxId: TrxId,
