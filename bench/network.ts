@@ -221,7 +221,7 @@ async function workloads(
   sequentialCount: number,
   requests?: RequestCounter,
 ): Promise<WorkloadFigures> {
-  for (const name of ['seq', 'conc', 'bank', ...Array.from({ length: clients }, (_, c) => `c${c}`)])
+  for (const name of ['seq', 'conc', 'bank', 'hot', ...Array.from({ length: clients }, (_, c) => `c${c}`)])
     await create(label, target, name, 'tree');
   await create(label, target, 'log', 'diary');
   const opened = await target.transact(put('bank', 'acct', 0));
@@ -263,6 +263,32 @@ async function workloads(
     ],
   }));
   emit({ bench: `${label}.tx.two-collections.sequential`, clients: 1, ...multi.stats });
+
+  // Contention: the clients move money among 10 accounts that share one leaf (two guarded increments
+  // per transfer), so concurrent transfers conflict on that block and take turns through retries:
+  // throughput, attempts per commit, and transfers that gave up (`failed.CONFLICT`).
+  const accounts = 10;
+  await target
+    .transact({
+      actions: Array.from({ length: accounts }, (_, a) => ({
+        collection: 'hot',
+        op: 'put' as const,
+        key: `a${a}`,
+        value: { balance: 1_000_000 },
+      })),
+    })
+    .then(check);
+  const hot = await drive(target, concCount, clients, (i, w) => {
+    const from = (i * 7 + w) % accounts;
+    const to = (from + 1 + (i % (accounts - 1))) % accounts;
+    return {
+      actions: [
+        { collection: 'hot', op: 'incr', key: `a${from}`, path: 'balance', by: -1, min: 0 },
+        { collection: 'hot', op: 'incr', key: `a${to}`, path: 'balance', by: 1 },
+      ],
+    };
+  });
+  emit({ bench: `${label}.tx.transfer.concurrent8.one-leaf`, clients, ...hot.stats });
   return {
     sequential: seq.stats,
     concurrentKeys: keys.stats,
