@@ -190,6 +190,8 @@ interface WorkloadFigures {
   readonly multiCollection: Latencies;
   /** Sequential: mean ms of the first and last tenth. */
   readonly tenths?: { first: number; last: number };
+  /** Sequential: the share of transactions whose tail group another node led (counted requests). */
+  readonly remoteTailShare?: number;
 }
 
 /** The four workloads against one target, emitting one line each under `label`. */
@@ -230,8 +232,14 @@ async function workloads(
   requests?.start();
   const seq = await drive(target, sequentialCount, 1, (i) => put('seq', `k${String(i).padStart(6, '0')}`, i));
   emit({ bench: `${label}.tx.put.sequential`, clients: 1, ...seq.stats });
-  if (requests !== undefined)
-    emit({ bench: `${label}.requests-per-tx`, workload: 'sequential', ...requests.stop(sequentialCount) });
+  let remoteTailShare: number | undefined;
+  if (requests !== undefined) {
+    const counted = requests.stop(sequentialCount);
+    emit({ bench: `${label}.requests-per-tx`, workload: 'sequential', ...counted });
+    // The coordinator sends `tail.commit` only when another node leads the tail's group; the log
+    // moves to a new block (and group, with its own leader) as it grows, so this is a share.
+    remoteTailShare = Math.min(1, counted.byType['tail.commit'] ?? 0);
+  }
   let tenths: WorkloadFigures['tenths'];
   if (sequentialCount >= 100) {
     const tenth = Math.floor(sequentialCount / 10);
@@ -295,6 +303,7 @@ async function workloads(
     concurrentCollections: colls.stats,
     multiCollection: multi.stats,
     ...(tenths !== undefined ? { tenths } : {}),
+    ...(remoteTailShare !== undefined ? { remoteTailShare } : {}),
   };
 }
 
@@ -582,13 +591,16 @@ async function main(): Promise<void> {
       ['net3', net3],
       ['net5', net5],
     ] as const) {
-      const roundTrips = run.leads ? 3 : 5;
+      // 3 round trips when the coordinator leads the tail's group (pend, accept, log write), 5 when
+      // another node does (a view and the commit travel to it too), weighted by how often each held.
+      const remoteShare = run.figures.remoteTailShare ?? (run.leads ? 0 : 1);
+      const roundTrips = round(3 + 2 * remoteShare, 2);
       const budgetMs = rttMs * roundTrips + syncMs;
       const seqMs = run.figures.sequential.p50Ms;
       emit({
         bench: `${label}.target.sequential-latency`,
         p50Ms: seqMs,
-        coordinatorLeadsTail: run.leads,
+        remoteTailShare: round(remoteShare, 2),
         roundTrips,
         rttMs: round(rttMs, 3),
         syncWriteMs: round(syncMs, 3),
