@@ -1,21 +1,9 @@
 import { expect } from 'chai';
 import { EngineError } from '../../../src/engine/base/errors.js';
-import { Placement } from '../../../src/engine/cluster/placement.js';
-import {
-  applyIfNewer,
-  ClusterRepoClient,
-  contentDigest,
-  serveRepoRequest,
-  validateRepoRequest,
-  type RepoServerParts,
-  type RevisionBase,
-} from '../../../src/engine/cluster/repo.js';
+import { applyIfNewer, contentDigest, type RevisionBase } from '../../../src/engine/cluster/repo.js';
 import type { NetworkNode } from '../../../src/engine/network/index.js';
 import type { DirectRevision } from '../../../src/engine/storage/block-store.js';
-import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
-import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
-import type { Certifier } from '../../../src/engine/transactions/certifier.js';
-import { LocalRepo } from '../../../src/engine/transactions/local-repo.js';
+import { clientAt, servingNetwork, storeWith } from './repo-harness.js';
 
 /**
  * Two tails that both wrote revision n of a log block (one of them lost the compare-and-set at the
@@ -44,14 +32,6 @@ const append = (trxId: string, rev: number, entries: number): DirectRevision => 
     ops: [{ op: 'splice', field: 'entries', index: entries, remove: 0, items: [trxId] }],
   },
 });
-
-async function storeWith(...revisions: DirectRevision[]): Promise<VersionedBlockStore> {
-  const raw = new MemoryRawStore();
-  await raw.open();
-  const store = new VersionedBlockStore(raw);
-  for (const revision of revisions) await store.apply([revision]);
-  return store;
-}
 
 describe('holders whose copies diverged at one revision number', () => {
   it('refuses a revision built on another transaction’s revision at its base', async () => {
@@ -125,15 +105,7 @@ describe('holders whose copies diverged at one revision number', () => {
         return { behind };
       },
     } as unknown as NetworkNode;
-    const placement = new Placement('p0', 3);
-    placement.add('p1');
-    placement.add('p2');
-    const repo = new ClusterRepoClient({
-      local: new LocalRepo({ blocks: local, certifier: {} as Certifier }, { members: ['p0'] }),
-      blocks: local,
-      placement,
-      network: () => network,
-    });
+    const repo = clientAt(local, network);
     await repo.apply([append('next', 3, 1)]);
     expect((await holders.get('p1')!.latest(blockId))?.block).to.deep.include({
       entries: ['winner', 'next'],
@@ -147,32 +119,11 @@ describe('holders whose copies diverged at one revision number', () => {
     // p0's own copy is the loser's revision 2 (its write reached no one else); p1 and p2 hold the
     // winner's. Asked with newerThan 2, they must not answer "nothing newer".
     const local = await storeWith(created, append('loser', 2, 0));
-    const holders = new Map([
-      ['p1', await storeWith(created, append('winner', 2, 0))],
-      ['p2', await storeWith(created, append('winner', 2, 0))],
-    ]);
-    const network = {
-      request(peer: string, _protocol: string, message: unknown) {
-        const blocks = holders.get(peer)!;
-        const placement = new Placement(peer, 3);
-        placement.add('p0');
-        const parts = {
-          placement,
-          blocks,
-          repo: new LocalRepo({ blocks, certifier: {} as Certifier }, { members: [peer] }),
-        } as unknown as RepoServerParts;
-        return serveRepoRequest(parts, validateRepoRequest(JSON.parse(JSON.stringify(message))), 'p0');
-      },
-    } as unknown as NetworkNode;
-    const placement = new Placement('p0', 3);
-    placement.add('p1');
-    placement.add('p2');
-    const repo = new ClusterRepoClient({
-      local: new LocalRepo({ blocks: local, certifier: {} as Certifier }, { members: ['p0'] }),
-      blocks: local,
-      placement,
-      network: () => network,
+    const { network } = servingNetwork({
+      p1: await storeWith(created, append('winner', 2, 0)),
+      p2: await storeWith(created, append('winner', 2, 0)),
     });
+    const repo = clientAt(local, network);
     const read = await repo.getCounted({ blockId });
     expect(read.state?.block).to.deep.include({ entries: ['winner'] });
     expect(read.holding).to.equal(2);

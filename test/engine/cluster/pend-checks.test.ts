@@ -1,19 +1,8 @@
 import { expect } from 'chai';
-import { EngineError } from '../../../src/engine/base/errors.js';
-import { Placement } from '../../../src/engine/cluster/placement.js';
-import {
-  ClusterRepoClient,
-  serveRepoRequest,
-  validateRepoRequest,
-  type RepoServerParts,
-} from '../../../src/engine/cluster/repo.js';
-import type { NetworkNode } from '../../../src/engine/network/index.js';
 import type { DirectRevision, PendingTransform } from '../../../src/engine/storage/block-store.js';
-import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
-import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
-import type { Certifier } from '../../../src/engine/transactions/certifier.js';
-import { LocalRepo } from '../../../src/engine/transactions/local-repo.js';
+import type { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
 import type { ReadToVerify } from '../../../src/engine/transactions/protocol.js';
+import { clientAt, servingNetwork, storeWith } from './repo-harness.js';
 
 /**
  * A writing transaction's reads of blocks it does not write are checked against their holders with
@@ -46,43 +35,10 @@ const pendOf = (trxId: string): PendingTransform => ({
   expiresAt: Date.now() + 60_000,
 });
 
-async function storeWith(...revisions: DirectRevision[]): Promise<VersionedBlockStore> {
-  const raw = new MemoryRawStore();
-  await raw.open();
-  const store = new VersionedBlockStore(raw);
-  for (const revision of revisions) await store.apply([revision]);
-  return store;
-}
-
 /** p0 (this node) and holders p1, p2 serving the real repo protocol; requests are recorded by type. */
 function cluster(holders: Record<string, VersionedBlockStore>, local: VersionedBlockStore) {
-  const sent: string[] = [];
-  const down = new Set<string>();
-  const network = {
-    request(peer: string, _protocol: string, message: { type: string }) {
-      sent.push(`${peer}.${message.type}`);
-      if (down.has(peer)) return Promise.reject(new EngineError('UNAVAILABLE', `${peer} is down`));
-      const blocks = holders[peer]!;
-      const placement = new Placement(peer, 3);
-      placement.add('p0');
-      const parts = {
-        placement,
-        blocks,
-        repo: new LocalRepo({ blocks, certifier: {} as Certifier }, { members: [peer] }),
-      } as unknown as RepoServerParts;
-      return serveRepoRequest(parts, validateRepoRequest(JSON.parse(JSON.stringify(message))), 'p0');
-    },
-  } as unknown as NetworkNode;
-  const placement = new Placement('p0', 3);
-  placement.add('p1');
-  placement.add('p2');
-  const repo = new ClusterRepoClient({
-    local: new LocalRepo({ blocks: local, certifier: {} as Certifier }, { members: ['p0'] }),
-    blocks: local,
-    placement,
-    network: () => network,
-  });
-  return { repo, sent, down };
+  const { network, sent, down } = servingNetwork(holders);
+  return { repo: clientAt(local, network), sent, down };
 }
 
 const readAt = (rev: number): ReadToVerify => ({ request: { blockId: readId, verifyLater: true }, rev });
