@@ -228,11 +228,7 @@ export async function serveRepoRequest(
       if (request.check === undefined) return result;
       // Read after the pend, as a read the asker sent alongside would be.
       const held = await revisionsHeld(parts.blocks, request.check.map(checkBlockId));
-      return {
-        ...result,
-        revs: held.map((state) => state.rev),
-        lsns: held.map((state) => state.lsn),
-      } satisfies PendAnswer;
+      return { ...result, held } satisfies PendAnswer;
     }
     case 'cancel':
       await parts.repo.cancel(request.trxId, request.blockIds.map(checkBlockId));
@@ -271,13 +267,17 @@ interface CheckAsked {
   readonly at: number;
 }
 
-/** A holder's answer to a pend: its outcome, and with `check` its revision of each block named (0: none). */
+/** A revision a holder has of a block and the LSN it was committed at (0, 0: it holds none). */
+interface HeldRevision {
+  readonly rev: number;
+  readonly lsn: number;
+}
+
+/** A holder's answer to a pend: its outcome, and with `check` what it holds of each block named. */
 interface PendAnswer {
   readonly ok: boolean;
   readonly outcomes: readonly PendOutcome[];
-  readonly revs?: readonly number[];
-  /** The LSN each of those revisions was committed at. */
-  readonly lsns?: readonly number[];
+  readonly held?: readonly HeldRevision[];
 }
 
 /** A promise with a handler attached now; the returned function gives its value or throws its error. */
@@ -293,11 +293,8 @@ function settled<T>(value: Promise<T> | T): () => Promise<T> {
   };
 }
 
-/** The revision this holder has of each block and the LSN it was committed at (0, 0: it holds none). */
-async function revisionsHeld(
-  blocks: BlockStore,
-  ids: readonly BlockId[],
-): Promise<{ rev: number; lsn: number }[]> {
+/** What this holder has of each block. */
+async function revisionsHeld(blocks: BlockStore, ids: readonly BlockId[]): Promise<HeldRevision[]> {
   return Promise.all(
     ids.map(async (id) => {
       const state = await blocks.latest(id);
@@ -750,7 +747,7 @@ export class ClusterRepoClient implements RepoClient {
   private async staleOf(
     checks: ReadonlyMap<ReadToVerify, readonly CheckAsked[]>,
     results: ReadonlyMap<string, PendAnswer | EngineError>,
-    ownRevs: readonly { rev: number; lsn: number }[],
+    ownRevs: readonly HeldRevision[],
   ): Promise<BlockId[]> {
     const stale: BlockId[] = [];
     const again: ReadToVerify[] = [];
@@ -758,15 +755,15 @@ export class ClusterRepoClient implements RepoClient {
     for (const [read, members] of checks) {
       const { blockId } = read.request;
       const cluster = this.clusterOf(blockId);
-      const revs: { member: string; rev: number; lsn: number }[] = [];
+      const revs: ({ member: string } & HeldRevision)[] = [];
       if (cluster.includes(this.self))
         revs.push({ member: this.self, ...(ownRevs[index] ?? { rev: 0, lsn: 0 }) });
       index++;
       for (const { member, at } of members) {
         const result = results.get(member);
         if (result === undefined || result instanceof EngineError) continue;
-        const rev = result.revs?.[at];
-        if (rev !== undefined) revs.push({ member, rev, lsn: result.lsns?.[at] ?? 0 });
+        const held = result.held?.[at];
+        if (held !== undefined) revs.push({ member, ...held });
       }
       if (revs.some((answer) => staleRead(read, answer.rev, answer.lsn))) {
         stale.push(blockId);
