@@ -19,6 +19,7 @@ import { isLogBlock } from '../collections/log/log-block.js';
 import { Placement } from './placement.js';
 import {
   ClusterRepoClient,
+  membersListedMax,
   repoProtocolName,
   serveRepoRequest,
   validateRepoRequest,
@@ -119,6 +120,7 @@ export class Cluster {
       placement: this.placement,
       network,
       decisions: () => this.decisions,
+      learn: (members) => this.learn(members),
     });
     this.tailBlocks = new TailBlocks(components.blocks, this.repo, this.placement);
     this.tailHost = new LogTail(
@@ -239,6 +241,8 @@ export class Cluster {
       placement: this.placement,
       catalog: this.components.catalog,
       decisions: () => this.decisions,
+      learn: (members: readonly string[]) => this.learn(members),
+      differs: (peer: string, digest: string) => this.differs(peer, digest),
     };
     await network.handle(
       repoProtocolName,
@@ -381,15 +385,51 @@ export class Cluster {
     })().catch(() => undefined);
   }
 
-  /** Asks a newly connected peer whether it is a member (light clients do not serve the repo protocol). */
+  /**
+   * Asks a newly connected peer whether it is a member (light clients do not serve the repo
+   * protocol). The hello carries this node's member list and the answer the peer's: each side learns
+   * the members the other knows.
+   */
   private async greet(peer: string): Promise<void> {
     const network = this.network;
     if (network === undefined) return;
     try {
-      await network.request(peer, repoProtocolName, { type: 'hello' });
+      const answer = await network.request<{ members?: unknown }>(peer, repoProtocolName, {
+        type: 'hello',
+        members: this.placement.members().slice(0, membersListedMax),
+      });
       if (this.placement.add(peer)) await this.welcome(peer);
+      if (Array.isArray(answer?.members))
+        this.learn(answer.members.filter((m): m is string => typeof m === 'string'));
     } catch (error) {
       void toEngineError(error);
     }
+  }
+
+  /**
+   * Members another member named: counted in every cluster from now on (Placement.introduce),
+   * remembered across restarts like members met, and greeted (in the background) so they become
+   * reachable — and get the blocks of their clusters from here (welcome) once they answer.
+   */
+  private learn(members: readonly string[]): void {
+    for (const member of members) {
+      if (!this.placement.introduce(member)) continue;
+      void this.components.rememberMember?.(member).catch(() => undefined);
+      void this.greet(member);
+    }
+  }
+
+  /** Member digests last exchanged with each peer after a request showed they differ. */
+  private readonly exchanged = new Map<string, string>();
+
+  /**
+   * A request's asker knows other members than this node (its digest differs): it is sent this
+   * node's list with the answer; this node asks for its list with a hello (once per digest it shows).
+   */
+  private differs(peer: string, digest: string): void {
+    if (this.exchanged.get(peer) === digest) return;
+    if (this.exchanged.size >= membersListedMax) this.exchanged.clear();
+    this.exchanged.set(peer, digest);
+    void this.greet(peer);
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { leadershipOrder, quorumOf } from '../consensus/values.js';
 
 /**
@@ -7,13 +8,22 @@ import { leadershipOrder, quorumOf } from '../consensus/values.js';
  * pick a group's leader — whether or not they are reachable right now. So a partition never shrinks
  * a cluster: the side without a majority of it cannot write, and a majority of it always overlaps
  * every earlier majority. Liveness (connected now) only decides where requests go first.
+ *
+ * Members also learn of each other through members they met (`introduce`: a hello carries the member
+ * list both ways, and a repo answer carries it when the asker's `digest` differs), so a node that has
+ * not met a joiner yet still counts it in the clusters it computes — a write then needs a majority of
+ * the cluster the other members see, not of a smaller one (docs/cluster.md, "Members joining").
  */
 export class Placement {
   private readonly known = new Set<string>();
+  /** Members known only because another member named them: not met (no hello answered) yet. */
+  private readonly introduced = new Set<string>();
   private readonly live = new Set<string>();
   /** When each unreachable member was last seen going away (or this node started without it). */
   private readonly downSince = new Map<string, number>();
   private sorted: string[] | undefined;
+  /** digest() of the member list it was computed for. */
+  private digested: { readonly of: readonly string[]; readonly digest: string } | undefined;
 
   constructor(
     readonly self: string,
@@ -29,15 +39,36 @@ export class Placement {
       }
   }
 
-  /** A peer that answered (or sent) the repo protocol's hello. True when it was not known before. */
+  /**
+   * A peer that answered (or sent) the repo protocol's hello. True when it was not met before (not
+   * known, or known only by introduction): the caller welcomes it (rebalance, regroup).
+   */
   add(peer: string): boolean {
     if (peer === this.self) return false;
     this.live.add(peer);
     this.downSince.delete(peer);
-    if (this.known.has(peer)) return false;
+    if (this.known.has(peer)) return this.introduced.delete(peer);
     this.known.add(peer);
     this.sorted = undefined;
     return true;
+  }
+
+  /**
+   * A member another member named (its hello or a repo answer listed it): counted in every cluster
+   * from now on, unreachable until it connects or answers hello. True when it was not known before.
+   */
+  introduce(peer: string): boolean {
+    if (peer === this.self || this.known.has(peer)) return false;
+    this.known.add(peer);
+    this.introduced.add(peer);
+    this.downSince.set(peer, this.now());
+    this.sorted = undefined;
+    return true;
+  }
+
+  /** Whether the member is known only by introduction (no hello answered yet). */
+  isIntroduced(peer: string): boolean {
+    return this.introduced.has(peer);
   }
 
   /**
@@ -62,6 +93,7 @@ export class Placement {
   evict(peer: string): void {
     this.live.delete(peer);
     this.downSince.delete(peer);
+    this.introduced.delete(peer);
     if (this.known.delete(peer)) this.sorted = undefined;
   }
 
@@ -84,6 +116,20 @@ export class Placement {
   members(): readonly string[] {
     this.sorted ??= [this.self, ...this.known].sort();
     return this.sorted;
+  }
+
+  /**
+   * A short digest of the member list (members()): two nodes whose digests differ know different
+   * members, and exchange their lists (a repo request carries the asker's digest).
+   */
+  digest(): string {
+    const members = this.members();
+    if (this.digested?.of !== members)
+      this.digested = {
+        of: members,
+        digest: createHash('sha256').update(members.join('\n')).digest('base64url').slice(0, 16),
+      };
+    return this.digested.digest;
   }
 
   /** Members connected now, this node included. */

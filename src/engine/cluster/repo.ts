@@ -43,6 +43,8 @@ const replicationChunkRevisions = 128;
 const repairsInFlightMax = 64;
 /** Blocks remembered as stale here at most (a bound on memory: forgetting one costs a retried transaction). */
 const suspectBlocksMax = 10_000;
+/** Rounds of a write (fanOut) while its answers name members this node had not met. */
+const fanOutRoundsMax = 3;
 /** Block clusters remembered by a repo client (a few hundred bytes each; cleared when full). */
 const clustersCachedMax = 4096;
 
@@ -55,10 +57,18 @@ const itemsMax = limits.consensusMembersMax * 64;
  * blocks of one holder's has the rest checked by reads of their own (verifyReads).
  */
 const pendChecksMax = 256;
+/** Members one hello or answer lists at most (peer ids are ~52 characters: ~50 KiB). */
+export const membersListedMax = 1024;
+
+const memberField = string({ charsMax: 128 });
+/** The asker's member digest (Placement.digest): an answer carries the holder's members when it differs. */
+const digestField = { mv: optional(string({ charsMax: 32 })) };
 
 export const validateRepoRequest = messageUnion({
-  hello: object({}),
+  /** The asker's members: the answer lists the holder's, and each learns those it did not know. */
+  hello: object({ members: optional(array(memberField, { itemsMax: membersListedMax })) }),
   get: object({
+    ...digestField,
     blockId: blockIdField,
     atLsn: optional(integer({ min: 0 })),
     rev: optional(integer({ min: 1 })),
@@ -69,13 +79,19 @@ export const validateRepoRequest = messageUnion({
     digest: optional(string({ charsMax: 128 })),
   }),
   pend: object({
+    ...digestField,
     items: array(json(), { itemsMax }),
     /** Blocks the asker read and does not pend: the answer carries this holder's revision of each. */
     check: optional(array(blockIdField, { itemsMax: pendChecksMax })),
   }),
-  cancel: object({ trxId: string({ charsMax: 128 }), blockIds: array(blockIdField, { itemsMax }) }),
-  promote: object({ request: json() }),
+  cancel: object({
+    ...digestField,
+    trxId: string({ charsMax: 128 }),
+    blockIds: array(blockIdField, { itemsMax }),
+  }),
+  promote: object({ ...digestField, request: json() }),
   apply: object({
+    ...digestField,
     revisions: array(json(), { itemsMax }),
     /** Committed transactions to promote here once the revisions are stored (in log order). */
     promote: optional(array(json(), { itemsMax })),
@@ -84,9 +100,9 @@ export const validateRepoRequest = messageUnion({
     /** The revisions the writer built on (RevisionBase): a holder whose copy differs there refuses. */
     bases: optional(array(json(), { itemsMax })),
   }),
-  history: object({ blockId: blockIdField, fromRev: optional(integer({ min: 1 })) }),
-  pending: object({ blockId: blockIdField }),
-  catalog: object({}),
+  history: object({ ...digestField, blockId: blockIdField, fromRev: optional(integer({ min: 1 })) }),
+  pending: object({ ...digestField, blockId: blockIdField }),
+  catalog: object({ ...digestField }),
 });
 
 export type RepoRequest = ReturnType<typeof validateRepoRequest>;
@@ -157,6 +173,33 @@ export interface RepoServerParts {
   readonly catalog: () => Promise<string[]>;
   /** Where decisions carried by a log write go (absent: they are ignored). */
   readonly decisions?: () => DecisionCarrier | undefined;
+  /**
+   * Members another member named (a hello's list): counted from now on (Placement.introduce). With
+   * `from` and its digest, the asker of a request knows other members than this node does: its list
+   * is asked for (a hello, in the background).
+   */
+  readonly learn?: (members: readonly string[]) => void;
+  readonly differs?: (from: string, digest: string) => void;
+}
+
+/**
+ * Answers one repo request from a peer (answerRepoRequest). An asker whose member digest differs
+ * from this node's gets the member list with an object answer (`members`), so it counts the members
+ * it had not met before it counts a majority of anything.
+ */
+export async function serveRepoRequest(
+  parts: RepoServerParts,
+  request: RepoRequest,
+  from: string,
+): Promise<unknown> {
+  const answer = await answerRepoRequest(parts, request, from);
+  const digest = 'mv' in request ? request.mv : undefined;
+  if (digest === undefined || digest === parts.placement.digest()) return answer;
+  parts.differs?.(from, digest);
+  const members = parts.placement.members().slice(0, membersListedMax);
+  if (answer === true) return { members };
+  if (answer !== null && typeof answer === 'object' && !Array.isArray(answer)) return { ...answer, members };
+  return answer;
 }
 
 function checkBlockId(id: unknown): BlockId {
@@ -165,7 +208,7 @@ function checkBlockId(id: unknown): BlockId {
 }
 
 /** Answers one repo request from a peer. Writes are accepted only from members of the database. */
-export async function serveRepoRequest(
+async function answerRepoRequest(
   parts: RepoServerParts,
   request: RepoRequest,
   from: string,
@@ -173,7 +216,8 @@ export async function serveRepoRequest(
   switch (request.type) {
     case 'hello':
       if (parts.placement.add(from)) await parts.remember(from);
-      return { peerId: parts.placement.self };
+      if (request.members !== undefined) parts.learn?.(request.members);
+      return { peerId: parts.placement.self, members: parts.placement.members().slice(0, membersListedMax) };
     case 'get': {
       if (Array.isArray(request.reinforce))
         await parts.membership.check(
@@ -405,6 +449,19 @@ export interface ClusterRepoParts {
   readonly network: () => NetworkNode | undefined;
   /** Decisions a log write may carry to the members it goes to. */
   readonly decisions?: () => DecisionCarrier | undefined;
+  /** Members an answer named that this node had not met (Placement.introduce; Cluster greets them). */
+  readonly learn?: (members: readonly string[]) => void;
+}
+
+export interface ApplyWriteOptions {
+  /**
+   * Write this node's copy only after the other members answered, and only when a majority of each
+   * block's cluster then holds the write with it: a write other holders refuse (it was built on a
+   * stale copy) must not leave this node's copy diverged from theirs, since nothing takes a revision
+   * back off a disk (sim seed 957: a tail's seal refused at the holders, kept here, led this node's
+   * tail to a successor the log never named). Costs the local write's latency after the round trip.
+   */
+  readonly localLast?: boolean;
 }
 
 type Answer<T> =
@@ -490,6 +547,22 @@ export class ClusterRepoClient implements RepoClient {
    * returned (this node included): a majority of them means a majority of the cluster holds it.
    */
   async getCounted(
+    request: GetBlockRequest,
+  ): Promise<{ state: BlockState | undefined; holding: number; source?: string }> {
+    // Answers that named members this node had not met grew the cluster: read it again, so the
+    // majority is one of the cluster as the members that answered see it.
+    for (let round = 1; ; round++) {
+      const members = this.placement.members();
+      const read = await this.getCountedOnce(request).catch((error: unknown) => {
+        if (this.placement.members() === members || round >= fanOutRoundsMax) throw error;
+        return undefined;
+      });
+      if (read !== undefined && (this.placement.members() === members || round >= fanOutRoundsMax))
+        return read;
+    }
+  }
+
+  private async getCountedOnce(
     request: GetBlockRequest,
   ): Promise<{ state: BlockState | undefined; holding: number; source?: string }> {
     const cluster = this.clusterOf(request.blockId);
@@ -904,6 +977,7 @@ export class ClusterRepoClient implements RepoClient {
   async apply(
     revisions: readonly DirectRevision[],
     promotes: readonly PromoteRequest[] = [],
+    options: ApplyWriteOptions = {},
   ): Promise<Set<TrxId>> {
     const byId = new Map<BlockId, DirectRevision[]>();
     for (const revision of revisions) {
@@ -915,45 +989,31 @@ export class ClusterRepoClient implements RepoClient {
     const bases = await this.basesOf(byId);
     /** Per member: which of `promotes` it applied (by index). */
     const promotedAt = new Map<string, Set<number>>();
+    /** With `localLast`: the other members' writes, and which of them stored it. */
+    const remote: Promise<unknown>[] = [];
+    const storedBy = new Set<string>();
     const answers = await this.fanOut([...new Set([...byId.keys(), ...written])], async (member, ids) => {
-      const mine = new Set(ids);
-      const part = ids.flatMap((id) => byId.get(id) ?? []);
-      const indexes: number[] = [];
-      const promoteParts: PromoteRequest[] = [];
-      promotes.forEach((promote, index) => {
-        const blockIds = promote.blockIds.filter((id) => mine.has(id));
-        if (blockIds.length === 0) return;
-        indexes.push(index);
-        promoteParts.push({ ...promote, blockIds });
-      });
-      const mineBases = bases.filter((base) => mine.has(base.blockId));
-      const { behind, promoted } = await this.applyAt(member, part, promoteParts, mineBases);
-      promotedAt.set(member, new Set(indexes.filter((_, i) => promoted[i] === true)));
-      if (behind.length === 0) return;
-      // The holder missed earlier revisions (it joined late or was down): send those, then these.
-      for (const { blockId, rev } of behind) {
-        const first = byId.get(blockId)![0]!;
-        const missing = await this.parts.blocks.history(blockId, {
-          fromRev: Math.max(1, rev),
-          toRev: first.baseRev,
-        });
-        const at = missing.find((revision) => revision.rev === rev);
-        await this.send(
-          member,
-          blockId,
-          missing.filter((revision) => revision.rev > rev),
-          at === undefined ? undefined : { blockId, rev, trxId: at.trxId },
-        );
+      if (options.localLast === true) {
+        if (member !== this.self) {
+          const done = this.applyParts(member, ids, byId, promotes, bases, promotedAt);
+          remote.push(done);
+          await done;
+          storedBy.add(member);
+          return;
+        }
+        // Every member's write has started (fanOut starts them in one turn): wait for them all.
+        await Promise.resolve();
+        await Promise.allSettled(remote);
+        for (const id of ids) {
+          const cluster = this.clusterOf(id);
+          if (cluster.filter((m) => storedBy.has(m)).length + 1 < quorumOf(cluster.length))
+            throw new EngineError(
+              'CONFLICT',
+              `too few holders of block ${id} took the write: this node's copy is left as it was`,
+            );
+        }
       }
-      const still = await this.applyAt(
-        member,
-        behind.flatMap(({ blockId }) => byId.get(blockId)!),
-      );
-      if (still.behind.length > 0)
-        throw new EngineError(
-          'UNAVAILABLE',
-          `member ${member} could not catch up with block ${still.behind[0]!.blockId}`,
-        );
+      await this.applyParts(member, ids, byId, promotes, bases, promotedAt);
     });
     this.requireStored([...byId.keys()], answers, 'CONFLICT', 'store the log write');
     const promoted = new Set<TrxId>();
@@ -966,6 +1026,55 @@ export class ClusterRepoClient implements RepoClient {
       if (everywhere) promoted.add(promote.trxId);
     });
     return promoted;
+  }
+
+  /** One member's part of a log write (`apply`): its revisions and promotions, and what it lacked first. */
+  private async applyParts(
+    member: string,
+    ids: readonly BlockId[],
+    byId: ReadonlyMap<BlockId, readonly DirectRevision[]>,
+    promotes: readonly PromoteRequest[],
+    bases: readonly RevisionBase[],
+    promotedAt: Map<string, Set<number>>,
+  ): Promise<void> {
+    const mine = new Set(ids);
+    const part = ids.flatMap((id) => byId.get(id) ?? []);
+    const indexes: number[] = [];
+    const promoteParts: PromoteRequest[] = [];
+    promotes.forEach((promote, index) => {
+      const blockIds = promote.blockIds.filter((id) => mine.has(id));
+      if (blockIds.length === 0) return;
+      indexes.push(index);
+      promoteParts.push({ ...promote, blockIds });
+    });
+    const mineBases = bases.filter((base) => mine.has(base.blockId));
+    const { behind, promoted } = await this.applyAt(member, part, promoteParts, mineBases);
+    promotedAt.set(member, new Set(indexes.filter((_, i) => promoted[i] === true)));
+    if (behind.length === 0) return;
+    // The holder missed earlier revisions (it joined late or was down): send those, then these.
+    for (const { blockId, rev } of behind) {
+      const first = byId.get(blockId)![0]!;
+      const missing = await this.parts.blocks.history(blockId, {
+        fromRev: Math.max(1, rev),
+        toRev: first.baseRev,
+      });
+      const at = missing.find((revision) => revision.rev === rev);
+      await this.send(
+        member,
+        blockId,
+        missing.filter((revision) => revision.rev > rev),
+        at === undefined ? undefined : { blockId, rev, trxId: at.trxId },
+      );
+    }
+    const still = await this.applyAt(
+      member,
+      behind.flatMap(({ blockId }) => byId.get(blockId)!),
+    );
+    if (still.behind.length > 0)
+      throw new EngineError(
+        'UNAVAILABLE',
+        `member ${member} could not catch up with block ${still.behind[0]!.blockId}`,
+      );
   }
 
   /**
@@ -1171,10 +1280,25 @@ export class ClusterRepoClient implements RepoClient {
     return this.parts.placement;
   }
 
-  private remote<T>(member: string, request: Record<string, unknown>): Promise<T> {
+  /**
+   * One request to a member, with this node's member digest: an answer that lists the member's
+   * members (its digest differs) teaches this node those it had not met, before the caller counts a
+   * majority of anything (clusterOf then includes them; the list is taken off the answer).
+   */
+  private async remote<T>(member: string, request: Record<string, unknown>): Promise<T> {
     const network = this.parts.network();
-    if (network === undefined) return Promise.reject(new EngineError('UNAVAILABLE', 'the network is not up'));
-    return network.request<T>(member, repoProtocolName, request);
+    if (network === undefined) throw new EngineError('UNAVAILABLE', 'the network is not up');
+    const answer = await network.request<T>(member, repoProtocolName, {
+      ...request,
+      mv: this.placement.digest(),
+    });
+    if (answer !== null && typeof answer === 'object' && !Array.isArray(answer) && 'members' in answer) {
+      const { members, ...rest } = answer as { members: unknown };
+      if (Array.isArray(members))
+        this.parts.learn?.(members.filter((m): m is string => typeof m === 'string'));
+      return rest as T;
+    }
+    return answer;
   }
 
   /**
@@ -1235,31 +1359,41 @@ export class ClusterRepoClient implements RepoClient {
     return this.askEach(displaced, displaced.length, call, () => true);
   }
 
-  /** Sends each member the ids (of `blockIds`) whose cluster it belongs to; waits for every answer. */
+  /**
+   * Sends each member the ids (of `blockIds`) whose cluster it belongs to; waits for every answer.
+   * Answers may name members this node had not met (`remote`): the clusters then grow, and the
+   * members that joined them are sent their ids too (a round more, at most `fanOutRoundsMax`), so
+   * the caller counts a majority of the clusters as the members that answered see them.
+   */
   private async fanOut(
     blockIds: readonly BlockId[],
     call: (member: string, ids: BlockId[]) => Promise<unknown>,
   ): Promise<Map<string, Answer<unknown>>> {
-    const byMember = new Map<string, BlockId[]>();
-    for (const id of blockIds) {
-      for (const member of this.clusterOf(id)) {
-        let list = byMember.get(member);
-        if (list === undefined) byMember.set(member, (list = []));
-        list.push(id);
-      }
-    }
     const answers = new Map<string, Answer<unknown>>();
-    await Promise.all(
-      [...byMember].map(async ([member, ids]) => {
-        try {
-          if (!this.placement.isLive(member))
-            throw new EngineError('UNAVAILABLE', `member ${member} is not connected`);
-          answers.set(member, { member, ok: true, value: await call(member, ids) });
-        } catch (error) {
-          answers.set(member, { member, ok: false, error: toEngineError(error) });
+    for (let round = 0; round < fanOutRoundsMax; round++) {
+      const members = this.placement.members();
+      const byMember = new Map<string, BlockId[]>();
+      for (const id of blockIds) {
+        for (const member of this.clusterOf(id)) {
+          if (round > 0 && answers.has(member)) continue;
+          let list = byMember.get(member);
+          if (list === undefined) byMember.set(member, (list = []));
+          list.push(id);
         }
-      }),
-    );
+      }
+      await Promise.all(
+        [...byMember].map(async ([member, ids]) => {
+          try {
+            if (!this.placement.isLive(member))
+              throw new EngineError('UNAVAILABLE', `member ${member} is not connected`);
+            answers.set(member, { member, ok: true, value: await call(member, ids) });
+          } catch (error) {
+            answers.set(member, { member, ok: false, error: toEngineError(error) });
+          }
+        }),
+      );
+      if (this.placement.members() === members) break;
+    }
     return answers;
   }
 }

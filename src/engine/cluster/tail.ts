@@ -43,7 +43,7 @@ import type {
 } from '../transactions/protocol.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
-import { applyIfNewer, type ClusterRepoClient } from './repo.js';
+import { applyIfNewer, type ApplyWriteOptions, type ClusterRepoClient } from './repo.js';
 
 export const tailProtocolName = 'tail';
 
@@ -574,13 +574,16 @@ export class TailBlocks implements BlockStore {
         (revision) => !sealed.includes(revision) && revision.transform.kind === 'insert',
       );
       const rest = revisions.filter((revision) => !sealed.includes(revision) && !inserted.includes(revision));
-      for (const step of [inserted, sealed, rest]) if (step.length > 0) await this.write(step);
+      // The link goes to this node's copy last, once a majority of the other holders took it: a seal
+      // built on a stale copy is refused there, and must not stay here (sim seed 957).
+      for (const step of [inserted, sealed, rest])
+        if (step.length > 0) await this.write(step, step === sealed ? { localLast: true } : {});
       return;
     }
     await this.write(revisions);
   }
 
-  private async write(revisions: readonly DirectRevision[]): Promise<void> {
+  private async write(revisions: readonly DirectRevision[], options: ApplyWriteOptions = {}): Promise<void> {
     // The tail keeps a copy of the log and header blocks it writes even outside their clusters (it
     // reads them back); a tree root it inserts at creation belongs to the root's cluster alone.
     const elsewhere = revisions.filter(
@@ -598,6 +601,7 @@ export class TailBlocks implements BlockStore {
     const promoted = await this.cluster.apply(
       revisions,
       commits.map((commit) => commit.promote),
+      options,
     );
     // (no gap here: the tail pulled the block before it wrote it)
     if (elsewhere.length > 0) await applyIfNewer(this.local, elsewhere);

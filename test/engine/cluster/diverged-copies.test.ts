@@ -3,6 +3,7 @@ import { EngineError } from '../../../src/engine/base/errors.js';
 import { applyIfNewer, contentDigest, type RevisionBase } from '../../../src/engine/cluster/repo.js';
 import type { NetworkNode } from '../../../src/engine/network/index.js';
 import type { DirectRevision } from '../../../src/engine/storage/block-store.js';
+import type { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
 import { clientAt, servingNetwork, storeWith } from './repo-harness.js';
 
 /**
@@ -128,5 +129,39 @@ describe('holders whose copies diverged at one revision number', () => {
     expect(read.state?.block).to.deep.include({ entries: ['winner'] });
     expect(read.holding).to.equal(2);
     expect(read.source).to.not.equal('p0');
+  });
+
+  it('a write that must reach this node last leaves its copy as it was when the other holders refuse', async () => {
+    // p0's copy lost revision 2 in a crash; p1 and p2 hold the winner's revision 2. A tail at p0 that
+    // seals from its stale copy writes a revision 2 of its own: refused by both holders, and with
+    // `localLast` not kept here either (sim seed 957: kept, it sent this node's tail to a successor
+    // the log never named).
+    const stale = (): Promise<VersionedBlockStore> => storeWith(created);
+    const holders = async (): Promise<Record<string, VersionedBlockStore>> => ({
+      p1: await storeWith(created, append('winner', 2, 0)),
+      p2: await storeWith(created, append('winner', 2, 0)),
+    });
+    const local = await stale();
+    const repo = clientAt(local, servingNetwork(await holders()).network);
+    const error = await repo.apply([append('seal', 2, 0)], [], { localLast: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(EngineError).with.property('code', 'CONFLICT');
+    expect((await local.latest(blockId))?.rev).to.equal(1);
+    // Written everywhere at once, the same write diverges this node's copy.
+    const eager = await stale();
+    await clientAt(eager, servingNetwork(await holders()).network)
+      .apply([append('seal', 2, 0)])
+      .catch(() => undefined);
+    expect((await eager.latest(blockId))?.block).to.deep.include({ entries: ['seal'] });
+  });
+
+  it('a write that must reach this node last is stored here once a majority of the others took it', async () => {
+    const local = await storeWith(created);
+    const { network, down } = servingNetwork({ p1: await storeWith(created), p2: await storeWith(created) });
+    down.add('p2');
+    await clientAt(local, network).apply([append('next', 2, 0)], [], { localLast: true });
+    expect((await local.latest(blockId))?.block).to.deep.include({ entries: ['next'] });
   });
 });

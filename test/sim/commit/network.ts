@@ -396,6 +396,17 @@ function describe(payload: unknown): string {
         )
         .join(','),
     );
+  // A pend: which blocks, on which base revisions, for which transaction.
+  const items = (payload as { items?: unknown }).items;
+  if (Array.isArray(items))
+    parts.push(
+      items
+        .map(
+          (i: { blockId?: string; baseRev?: number; trxId?: string }) =>
+            `${i.blockId?.slice(0, 8)}/base ${i.baseRev}:${i.trxId}`,
+        )
+        .join(','),
+    );
   return parts.join(' ');
 }
 
@@ -417,6 +428,9 @@ function describeReply(value: unknown): string {
   if (typeof status.status === 'string')
     return `${status.status}${typeof status.message === 'string' ? ` (${status.message})` : ''}${v.lsn !== undefined ? ` lsn ${v.lsn}` : ''}`;
   if (typeof status.notNewer === 'number') return `not newer than ${status.notNewer}`;
+  const pend = value as { outcomes?: { status?: string; currentRev?: number }[] };
+  if (Array.isArray(pend.outcomes))
+    return `pend ${pend.outcomes.map((o) => `${o.status}${o.currentRev === undefined ? '' : `@${o.currentRev}`}`).join(',')}`;
   return Array.isArray(value) ? `[${value.length}]` : 'object';
 }
 
