@@ -38,9 +38,13 @@ const replayCommand = (seed: number): string =>
  * by the old log block whose successor and header landed anyway), 1690 (a seal taken for an
  * append of the same entry some holders had: LSN 17 twice in one log) and 788 (a tail answered
  * "prepared" for an entry its group had aborted in a log write that was lost; the other
- * participant then committed it).
+ * participant then committed it), 550 and 2881 (a tail leader that had not met members which
+ * joined counted writes at 2 holders a majority of the 3 members it knew: an entry, and a promotion,
+ * on 2 of 5 holders), 957 (a seal its holders refused, kept on the tail's own copy, sent that tail
+ * to a successor the log never named) and 322 (final reads across a transfer landing between a
+ * node's two reads).
  */
-const regressionSeeds = [788, 1300, 1313, 1690];
+const regressionSeeds = [322, 550, 788, 957, 1300, 1313, 1690, 2881];
 
 function seeds(): number[] {
   const one = process.env.OPTIMYSTIC_SEED;

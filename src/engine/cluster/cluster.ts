@@ -369,8 +369,10 @@ export class Cluster {
   }
 
   /**
-   * A new member joined some clusters: send it every block held here whose cluster now includes it
-   * (in the background, one block at a time). Holders skip revisions they already have.
+   * A new member joined some clusters: hand it every block held here whose cluster now includes it
+   * (in the background, one block at a time), as a majority of the cluster holds it
+   * (ClusterRepoClient.handOff), not as this node's copy, which may be behind. Holders skip revisions
+   * they already have.
    */
   private rebalance(peer: string): void {
     const blocks = this.components.blocks;
@@ -379,8 +381,7 @@ export class Cluster {
       for await (const id of blocks.ids!()) {
         if (this.network === undefined) return;
         if (!this.placement.clusterOf(id).includes(peer)) continue;
-        const history = await this.components.blocks.history(id);
-        await this.repo.send(peer, id, history).catch(() => undefined);
+        await this.repo.handOff(id, peer).catch(() => undefined);
       }
     })().catch(() => undefined);
   }

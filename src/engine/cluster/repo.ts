@@ -453,6 +453,17 @@ export interface ClusterRepoParts {
   readonly learn?: (members: readonly string[]) => void;
 }
 
+/** A cluster read (getCounted): the state, and how many members that answered hold it, or the block. */
+export interface CountedRead {
+  readonly state: BlockState | undefined;
+  /** Members that answered with the state returned (this node included). */
+  readonly holding: number;
+  /** Members that answered holding the block at any revision (this node included). */
+  readonly holders: number;
+  /** The member the state came from. */
+  readonly source?: string;
+}
+
 export interface ApplyWriteOptions {
   /**
    * Write this node's copy only after the other members answered, and only when a majority of each
@@ -546,9 +557,7 @@ export class ClusterRepoClient implements RepoClient {
    * `get`, with how many of the members that answered hold a revision at least as new as the state
    * returned (this node included): a majority of them means a majority of the cluster holds it.
    */
-  async getCounted(
-    request: GetBlockRequest,
-  ): Promise<{ state: BlockState | undefined; holding: number; source?: string }> {
+  async getCounted(request: GetBlockRequest): Promise<CountedRead> {
     // Answers that named members this node had not met grew the cluster: read it again, so the
     // majority is one of the cluster as the members that answered see it.
     for (let round = 1; ; round++) {
@@ -562,9 +571,7 @@ export class ClusterRepoClient implements RepoClient {
     }
   }
 
-  private async getCountedOnce(
-    request: GetBlockRequest,
-  ): Promise<{ state: BlockState | undefined; holding: number; source?: string }> {
+  private async getCountedOnce(request: GetBlockRequest): Promise<CountedRead> {
     const cluster = this.clusterOf(request.blockId);
     let own: Promise<BlockState | null> | undefined;
     let ownState: BlockState | null | undefined;
@@ -650,7 +657,10 @@ export class ClusterRepoClient implements RepoClient {
     const holding = versions.filter(
       (version) => answers.includes(version.answer) && version.rev === newest && version.digest === chosen,
     ).length;
-    return source === undefined ? { state: best, holding } : { state: best, holding, source };
+    const holders = answers.filter((answer) => answer.ok && holds(answer.value)).length;
+    return source === undefined
+      ? { state: best, holding, holders }
+      : { state: best, holding, holders, source };
   }
 
   /**
@@ -697,6 +707,31 @@ export class ClusterRepoClient implements RepoClient {
     })()
       .catch(() => undefined)
       .finally(() => this.repairing.delete(key));
+  }
+
+  /**
+   * Hands a member that joined a block's cluster the block as a majority of the cluster holds it (the
+   * newest state a cluster read finds), never this node's copy alone: a copy that fell behind, handed
+   * to a joiner, makes the joiner count as a holder of a block the others moved past — an entry
+   * acknowledged at 2 of 3 holders is then on 2 of 4 that hold the block (sim seed 2290). The newest
+   * state counts only when a majority of the rest of the cluster answered holding the block (so the
+   * answers meet every majority the writes before the joiner counted); else, or when the read finds
+   * no majority (NO_QUORUM), nothing is sent: later reads and log writes hand the block over.
+   */
+  async handOff(blockId: BlockId, member: string): Promise<void> {
+    const { state, source, holders } = await this.getCounted({ blockId });
+    if (state === undefined || source === undefined || source === member) return;
+    const rest = this.clusterOf(blockId).filter((m) => m !== member).length;
+    if (holders < quorumOf(rest)) return;
+    const history =
+      source === this.self
+        ? await this.parts.blocks.history(blockId, { toRev: state.rev })
+        : await this.remote<BlockRevision[]>(source, { type: 'history', blockId });
+    await this.send(
+      member,
+      blockId,
+      history.filter((revision) => revision.rev <= state.rev),
+    );
   }
 
   /**

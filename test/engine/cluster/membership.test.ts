@@ -16,7 +16,7 @@ import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
 import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
 import type { Certifier } from '../../../src/engine/transactions/certifier.js';
 import { LocalRepo } from '../../../src/engine/transactions/local-repo.js';
-import { storeWith } from './repo-harness.js';
+import { clientAt, servingNetwork, storeWith } from './repo-harness.js';
 
 /**
  * Members are learned from hellos, so a node that has not met a joiner computes smaller clusters than
@@ -203,5 +203,27 @@ describe('hellos that name members', () => {
     expect(answer.members).to.include.members(['p0', 'p1', 'p2', 'p3', 'p4', 'p5']);
     expect(cluster.members()).to.include('p5');
     await cluster.detach();
+  });
+});
+
+describe('handing a block to a member that joined its cluster', () => {
+  it('hands over the newest state the cluster holds, not this node’s copy that fell behind', async () => {
+    // p0's copy is at revision 1; p1 holds revision 2; p2 joined and holds nothing.
+    const local = await storeWith(revision(1));
+    const holders = { p1: await storeWith(revision(1), revision(2)), p2: await storeWith() };
+    const { network } = servingNetwork(holders);
+    await clientAt(local, network).handOff(blockId, 'p2');
+    expect((await holders.p2.latest(blockId))?.rev).to.equal(2);
+  });
+
+  it('hands over nothing when too few of the other holders answered to know the newest state', async () => {
+    // Handed p0's revision 1, p2 would count as a holder of a block whose revision 2 is on p1 alone
+    // of the holders that answered (sim seed 2290: an entry on 2 of the 4 that held the block).
+    const local = await storeWith(revision(1));
+    const holders = { p1: await storeWith(revision(1), revision(2)), p2: await storeWith() };
+    const { network, down } = servingNetwork(holders);
+    down.add('p1');
+    await clientAt(local, network).handOff(blockId, 'p2');
+    expect(await holders.p2.latest(blockId)).to.equal(undefined);
   });
 });

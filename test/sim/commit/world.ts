@@ -557,17 +557,26 @@ class CommitWorld {
       const holds = (block: Block | undefined): boolean =>
         isLogBlock(block) &&
         block.entries.some((e) => e.lsn === lsn && e.trxId === trxId && e.status === 'committed');
-      // The entry is in the block it was decided in, or — when that block was sealed by it — in its successor.
+      // The entry is in the block it was decided in, or — when that block was sealed by it — in its
+      // successor. The successor is the one the old block's seal names on any disk: its cluster is
+      // not the old block's, so its holders need not hold the seal (sim seed 2375, 7 nodes).
+      // Only a seal a majority of the old block's cluster holds links the log to its successor.
+      const links = new Map<string, number>();
+      for (const { node, store } of stores) {
+        const block: Block | undefined = (await store.latest(first))?.block;
+        if (isLogBlock(block) && typeof block.successor === 'string' && nearest(first).includes(node.peerId))
+          links.set(block.successor, (links.get(block.successor) ?? 0) + 1);
+      }
+      const linkQuorum = quorumOf(await clusterSize(first));
+      const successors = [...links].filter(([, count]) => count >= linkQuorum).map(([id]) => id);
       const copies = new Map<string, number>();
       for (const { node, store } of stores) {
-        let blockId: string | null = first;
-        for (let hops = 0; blockId !== null && hops < 2; hops++) {
+        for (const blockId of [first, ...successors]) {
           const block: Block | undefined = (await store.latest(blockId))?.block;
           if (holds(block)) {
             if (nearest(blockId).includes(node.peerId)) copies.set(blockId, (copies.get(blockId) ?? 0) + 1);
             break;
           }
-          blockId = isLogBlock(block) ? block.successor : null;
         }
       }
       let stored = false;
