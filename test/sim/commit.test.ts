@@ -41,10 +41,12 @@ const replayCommand = (seed: number): string =>
  * participant then committed it), 550 and 2881 (a tail leader that had not met members which
  * joined counted writes at 2 holders a majority of the 3 members it knew: an entry, and a promotion,
  * on 2 of 5 holders), 957 (a seal its holders refused, kept on the tail's own copy, sent that tail
- * to a successor the log never named) and 322 (final reads across a transfer landing between a
- * node's two reads).
+ * to a successor the log never named), 322 (final reads across a transfer landing between a
+ * node's two reads), 2290 (a node that fell behind handed a joiner its stale copy, and the joiner
+ * counted as a holder) and 2375 (an entry in a sealed block's successor, whose cluster is not the
+ * old block's).
  */
-const regressionSeeds = [322, 550, 788, 957, 1300, 1313, 1690, 2881];
+const regressionSeeds = [322, 550, 788, 957, 1300, 1313, 1690, 2290, 2375, 2881];
 
 function seeds(): number[] {
   const one = process.env.OPTIMYSTIC_SEED;
