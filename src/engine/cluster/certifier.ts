@@ -2,7 +2,7 @@ import { EngineError } from '../base/errors.js';
 import type { Certificate } from '../collections/log/log-block.js';
 import { ConsensusCertifier } from '../consensus/consensus-certifier.js';
 import type { ConsensusProposer } from '../consensus/memory-network.js';
-import { isMemberList } from '../consensus/values.js';
+import { isMemberList, sortedMemberList } from '../consensus/values.js';
 import {
   membershipHash,
   verifyCertificate,
@@ -82,7 +82,7 @@ export class NetworkCertifier implements Certifier {
     members: readonly string[],
     entry?: EntryContext,
   ): Promise<Certificate> {
-    const sorted = [...new Set(members)].sort();
+    const sorted = sortedMemberList(members);
     if (sorted.length === 0) throw new EngineError('INTERNAL', 'a decision needs a group');
     const certificate = await this.consensus.certify(fields, sorted, entry);
     const named: MemberCertificate = { ...certificate, members: sorted };
@@ -94,7 +94,7 @@ export class NetworkCertifier implements Certifier {
     collection: string,
     members: readonly string[],
   ): readonly RecoveredDecision[] | undefined {
-    const sorted = [...new Set(members)].sort();
+    const sorted = sortedMemberList(members);
     return this.consensus.decidedElsewhere(error, collection, sorted)?.map((decision) => {
       const named: MemberCertificate = { ...decision.certificate, members: sorted };
       return { ...decision, certificate: named };
@@ -104,7 +104,8 @@ export class NetworkCertifier implements Certifier {
   verify(certificate: Certificate, members: readonly string[]): boolean {
     if (certificate.network !== this.network) return false;
     const named = (certificate as Partial<MemberCertificate>).members;
-    const group = isMemberList(named) && membershipHash(named) === certificate.membership ? named : members;
+    const list = isMemberList(named) ? sortedMemberList(named) : undefined;
+    const group = list !== undefined && membershipHash(list) === certificate.membership ? list : members;
     if ('consensus' in certificate) return this.consensus.verify(certificate, group);
     return verifyCertificate(certificate, group);
   }

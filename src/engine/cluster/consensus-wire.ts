@@ -10,7 +10,7 @@
 import { EngineError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
 import type { ConsensusMessage, ConsensusValue } from '../consensus/types.js';
-import { isConsensusValue, isMemberList } from '../consensus/values.js';
+import { isConsensusValue, isMemberList, sortedMemberList } from '../consensus/values.js';
 import { schema, type Validator } from '../network/index.js';
 
 /** The protocol name (`/optimystic/<network>/consensus/1`). */
@@ -56,7 +56,8 @@ const value: Validator<ConsensusValue> = (input) => {
 
 const memberList: Validator<readonly string[]> = (input) => {
   if (!isMemberList(input)) throw bad('members');
-  return input;
+  // The shared array of this list: the group's membership hash is then memoised, not recomputed.
+  return sortedMemberList(input);
 };
 
 const ballot = schema.object({ round: schema.integer({ min: 0 }), leader: id });

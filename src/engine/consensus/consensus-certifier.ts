@@ -10,6 +10,7 @@ import type {
 import { conflictingDecisions } from './driver.js';
 import type { ConsensusProposer } from './memory-network.js';
 import type { Ballot, ConsensusCertificate, ConsensusValue } from './types.js';
+import { sortedMemberList } from './values.js';
 import { verifyConsensusCertificate } from './votes.js';
 
 /**
@@ -58,10 +59,6 @@ export function entryValue(
   return { kind: 'entry', trxId: fields.trxId, decision: fields.decision, digest, lsn: fields.lsn };
 }
 
-function sortedMembers(members: readonly string[]): string[] {
-  return [...new Set(members)].sort();
-}
-
 export interface ConsensusCertifierComponents {
   readonly proposer: ConsensusProposer;
 }
@@ -90,7 +87,7 @@ export class ConsensusCertifier implements Certifier {
     entry?: EntryContext,
   ): Promise<ConsensusLogCertificate> {
     const network = this.init.network;
-    const group = { network, blockId: fields.blockId, members: sortedMembers(members) };
+    const group = { network, blockId: fields.blockId, members: sortedMemberList(members) };
     const bodyHash = entry?.body !== undefined ? entryBodyHash(entry.body) : undefined;
     const value: ConsensusValue = {
       ...entryValue({ ...fields, network }, bodyHash),
@@ -177,6 +174,6 @@ export class ConsensusCertifier implements Certifier {
       value: entryValue(certificate, consensus.body),
       signatures: certificate.signatures,
     };
-    return verifyConsensusCertificate(rebuilt, sortedMembers(members), this.init.network);
+    return verifyConsensusCertificate(rebuilt, sortedMemberList(members), this.init.network);
   }
 }

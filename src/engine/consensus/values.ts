@@ -120,6 +120,40 @@ export function leadershipOrder(blockId: string, members: readonly string[]): st
   return scored.map((s) => s.member);
 }
 
+/**
+ * Member lists met lately, one frozen array per distinct list (keyed by the list as given, sorted or
+ * not). A group's members arrive as a fresh array with every wire item, certificate and proposal, and
+ * what is derived from a list — its membership hash (`membershipHash` memoises per array), the set of
+ * it — is memoised per array: handing out one array per list makes those a lookup instead of a sort,
+ * canonical JSON and a hash each time. JSON keys (not a join) so that no two lists share a key.
+ */
+const memberLists = new Map<string, readonly string[]>();
+
+/** Distinct member lists kept by `sortedMemberList` (a node is in few groups' memberships at once). */
+const memberListsMax = 1024;
+
+function rememberMemberList(key: string, list: readonly string[]): void {
+  memberLists.set(key, list);
+  if (memberLists.size > memberListsMax) memberLists.delete(memberLists.keys().next().value!);
+}
+
+/**
+ * `members` sorted and without repeats, as the one shared (frozen) array of that list: equal lists
+ * give the same array, so per-array memos hit.
+ */
+export function sortedMemberList(members: readonly string[]): readonly string[] {
+  const key = JSON.stringify(members);
+  let list = memberLists.get(key);
+  if (list === undefined) {
+    const sorted = [...new Set(members)].sort();
+    const sortedKey = JSON.stringify(sorted);
+    list = memberLists.get(sortedKey) ?? Object.freeze(sorted);
+    rememberMemberList(sortedKey, list);
+    if (sortedKey !== key) rememberMemberList(key, list);
+  }
+  return list;
+}
+
 function isId(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= limits.consensusValueIdCharsMax;
 }
