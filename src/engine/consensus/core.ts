@@ -105,6 +105,11 @@ export interface Inflight {
   /** Valid votes for other digests in this slot and ballot: kept to prove equivocation. */
   readonly strays: ReadonlyMap<string, { readonly digest: string; readonly signature: string }>;
   readonly sentAt: number;
+  /**
+   * The members (besides the leader) its Accept went to: at first only the nearest live ones a quorum
+   * needs (`acceptTargets`), every other member once they are slow to answer (`widenAccepts`).
+   */
+  readonly asked: readonly string[];
 }
 
 export interface PromiseBody {
@@ -275,7 +280,7 @@ class Work {
   readonly sends: { to: string; message: ConsensusMessage }[] = [];
   readonly notices: ConsensusEffect[] = [];
   /** Proposals the leader made this step, sent as one batched Accept per member at the end. */
-  readonly proposed: { ballot: Ballot; slot: number; value: ConsensusValue }[] = [];
+  readonly proposed: { ballot: Ballot; slot: number; value: ConsensusValue; to: readonly string[] }[] = [];
   /** Decisions this member certified this step, broadcast as one Decided per member at the end. */
   readonly certified: ConsensusCertificate[] = [];
 
@@ -340,22 +345,22 @@ class Work {
       if (r.equivocations.length > 0) record.equivocations = r.equivocations;
       effects.push({ type: 'persist', record });
     }
-    // Accepts, batched per ballot (in practice one ballot per step).
+    // Accepts, batched per ballot and recipients (in practice one of each per step).
     const byBallot = new Map<
       string,
-      { ballot: Ballot; proposals: { slot: number; value: ConsensusValue }[] }
+      { ballot: Ballot; to: readonly string[]; proposals: { slot: number; value: ConsensusValue }[] }
     >();
     for (const p of this.proposed) {
-      const key = `${p.ballot.round}/${p.ballot.leader}`;
+      const key = `${p.ballot.round}/${p.ballot.leader}/${p.to.join(' ')}`;
       let batch = byBallot.get(key);
-      if (batch === undefined) byBallot.set(key, (batch = { ballot: p.ballot, proposals: [] }));
+      if (batch === undefined) byBallot.set(key, (batch = { ballot: p.ballot, to: p.to, proposals: [] }));
       batch.proposals.push({ slot: p.slot, value: p.value });
     }
     for (const batch of byBallot.values()) {
       for (const chunk of chunks(batch.proposals, limits.consensusBatchSlotsMax, (p) =>
         valueBytes(p.value),
       )) {
-        for (const to of this.others()) {
+        for (const to of batch.to) {
           const message: AcceptMessage = {
             type: 'Accept',
             ...this.header(),
@@ -855,6 +860,25 @@ function becomeLeader(w: Work): void {
   }
 }
 
+/**
+ * Whom a new slot's Accept goes to: as many members as a quorum needs besides the leader, nearest
+ * the block first (leadership order, so the next leaders in line hold the value) — members heard
+ * from within two heartbeats before the others (one whose connection closed is passed over at once,
+ * see onSuspect), then live ones; every other member when fewer are live. The rest are asked only
+ * if those are slow (`widenAccepts`), so a decision costs a quorum's persists, signatures and
+ * messages instead of the whole group's. Whom to ask never matters for safety (any member may vote
+ * or not), only for how soon a quorum answers. With acceptWidenMs 0, every member at once.
+ */
+function acceptTargets(w: Work): readonly string[] {
+  if ((w.config.timing.acceptWidenMs ?? limits.consensusAcceptWidenMs) === 0) return w.others();
+  const needed = w.config.quorum - 1;
+  const candidates = w.config.order.filter((m) => m !== w.config.self && isLive(w.s, m));
+  if (candidates.length < needed) return w.others();
+  const recentMs = 2 * w.config.timing.heartbeatMs;
+  const recent = (m: string): boolean => w.s.now - (w.s.lastHeard.get(m) ?? -Infinity) <= recentMs;
+  return [...candidates.filter(recent), ...candidates.filter((m) => !recent(m))].slice(0, needed);
+}
+
 /** The leader proposes `value` in `slot`: it votes itself first (durably), then asks the others. */
 function propose(w: Work, slot: number, value: ConsensusValue): void {
   const role = w.s.role;
@@ -862,15 +886,17 @@ function propose(w: Work, slot: number, value: ConsensusValue): void {
   const digest = valueDigest(value);
   const signature = signVote(w, slot, role.ballot, digest);
   w.setAccepted({ slot, ballot: role.ballot, value, signature });
+  const asked = acceptTargets(w);
   const inflight = new Map(role.inflight).set(slot, {
     value,
     digest,
     votes: new Map([[w.config.self, signature]]),
     strays: new Map(),
     sentAt: w.s.now,
+    asked,
   });
   w.s.role = { ...role, inflight, nextSlot: Math.max(role.nextSlot, slot + 1) };
-  w.proposed.push({ ballot: role.ballot, slot, value });
+  w.proposed.push({ ballot: role.ballot, slot, value, to: asked });
   if (w.config.quorum === 1) {
     const certificate: ConsensusCertificate = {
       ...w.header(),
@@ -1122,7 +1148,9 @@ function onTick(w: Work): void {
       s.role = { ...role, sentAt: s.now };
     }
   } else {
-    retransmitAccepts(w, role);
+    widenAccepts(w, role);
+    const widened = w.s.role;
+    if (widened.kind === 'leader') retransmitAccepts(w, widened);
   }
   // Answer clients whose proposals cannot make progress.
   for (const [digest, wait] of s.waits) {
@@ -1139,6 +1167,30 @@ function onTick(w: Work): void {
   }
 }
 
+/**
+ * Slots whose Accept went to a quorum's worth of members only and is still short of a quorum after
+ * acceptWidenMs: the members not asked yet are asked now (a chosen member is down, slow or cut off
+ * and not suspected yet), so a decision waits a tick or two for it instead of a retransmission.
+ */
+function widenAccepts(w: Work, role: Extract<Role, { kind: 'leader' }>): void {
+  const widenMs = w.config.timing.acceptWidenMs ?? limits.consensusAcceptWidenMs;
+  const others = w.others();
+  const due = [...role.inflight.entries()].filter(
+    ([, entry]) => entry.asked.length < others.length && w.s.now - entry.sentAt >= widenMs,
+  );
+  if (due.length === 0) return;
+  for (const to of others) {
+    const proposals = due
+      .filter(([, entry]) => !entry.asked.includes(to))
+      .map(([slot, entry]) => ({ slot, value: entry.value }));
+    for (const chunk of chunks(proposals, limits.consensusBatchSlotsMax, (p) => valueBytes(p.value)))
+      w.send(to, { type: 'Accept', ...w.header(), ballot: role.ballot, proposals: chunk });
+  }
+  const inflight = new Map(role.inflight);
+  for (const [slot, entry] of due) inflight.set(slot, { ...entry, asked: others });
+  w.s.role = { ...role, inflight };
+}
+
 function retransmitAccepts(w: Work, role: Extract<Role, { kind: 'leader' }>): void {
   const due = [...role.inflight.entries()].filter(
     ([, entry]) => w.s.now - entry.sentAt >= w.config.timing.retransmitMs,
@@ -1152,7 +1204,7 @@ function retransmitAccepts(w: Work, role: Extract<Role, { kind: 'leader' }>): vo
       w.send(to, { type: 'Accept', ...w.header(), ballot: role.ballot, proposals: chunk });
   }
   const inflight = new Map(role.inflight);
-  for (const [slot, entry] of due) inflight.set(slot, { ...entry, sentAt: w.s.now });
+  for (const [slot, entry] of due) inflight.set(slot, { ...entry, sentAt: w.s.now, asked: w.others() });
   w.s.role = { ...role, inflight };
 }
 

@@ -300,6 +300,12 @@ export interface ConsensusTiming {
    * tailViewFreshMs), so the others must not elect a successor, and commit past that state, sooner.
    */
   readonly downSuspectMs?: number;
+  /**
+   * When above 0, a slot's Accept goes first to the nearest members a quorum needs, and to the others
+   * once it has waited this long without a quorum; 0: every member at once (default
+   * limits.consensusAcceptWidenMs). Timing only.
+   */
+  readonly acceptWidenMs?: number;
 }
 
 /** Signs votes: the member's identity key (Ed25519Identity fits). */

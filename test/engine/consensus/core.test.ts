@@ -11,6 +11,7 @@ import {
 import type {
   AcceptedMessage,
   ConsensusCertificate,
+  ConsensusEffect,
   ConsensusValue,
   DecidedMessage,
   PromiseMessage,
@@ -245,6 +246,66 @@ describe('consensus core', () => {
       expect(g.decidedValues(leader)).to.deep.equal(['0:trx-a', '1:trx-b', '2:trx-c']);
       // One Decided per follower carries all three certificates.
       expect(g.queue).to.have.length(0);
+    });
+  });
+
+  describe('thrifty accepts', () => {
+    const thrifty = { ...timing, acceptWidenMs: 50 };
+    const acceptsTo = (g: TestGroup, effects: readonly ConsensusEffect[]): string[] =>
+      sent(effects, 'Accept')
+        .map((a) => a.to)
+        .sort((a, b) => g.order.indexOf(a) - g.order.indexOf(b));
+
+    it('sends a new slot to the nearest members a quorum needs and decides with their votes', () => {
+      const g = new TestGroup(5, 'thrifty-5', thrifty);
+      const leader = g.elect();
+      const [id] = g.propose(leader, entry('a'));
+      expect(acceptsTo(g, g.lastEffects.get(leader)!)).to.deep.equal([g.order[1], g.order[2]]);
+      g.deliver();
+      const [decision] = g.decided.get(leader)!;
+      expect(decision?.proposals).to.deep.equal([id]);
+      expect(decision!.certificate.signatures.map((s) => s.member).sort()).to.deep.equal(
+        [leader, g.order[1]!, g.order[2]!].sort(),
+      );
+      // The members not asked learn the decision (Decided goes to everyone) without having voted.
+      for (const m of g.members) expect(g.decidedValues(m)).to.deep.equal(['0:trx-a']);
+      expect(g.state(g.order[3]!).accepted.size).to.equal(0);
+      expect(g.state(g.order[4]!).accepted.size).to.equal(0);
+    });
+
+    it('asks the other members once a chosen one is slow, before any retransmission', () => {
+      const g = new TestGroup(3, 'thrifty-3', thrifty);
+      const leader = g.elect();
+      g.propose(leader, entry('a'));
+      expect(acceptsTo(g, g.lastEffects.get(leader)!)).to.deep.equal([g.order[1]]);
+      const slow = (e: { to: string }): 'hold' | 'deliver' => (e.to === g.order[1] ? 'hold' : 'deliver');
+      g.advance(thrifty.acceptWidenMs + 25, slow);
+      expect(thrifty.acceptWidenMs + 25).to.be.below(thrifty.retransmitMs);
+      expect(g.decidedValues(leader)).to.deep.equal(['0:trx-a']);
+      expect(g.state(g.order[2]!).accepted.get(0)?.value).to.deep.equal(entry('a'));
+    });
+
+    it('passes over a member whose connection closed at once, before it is suspected', () => {
+      const g = new TestGroup(3, 'thrifty-3-closed', thrifty);
+      const leader = g.elect();
+      g.input(leader, { type: 'suspect', now: g.now, member: g.order[1]!, since: g.now });
+      expect(isLive(g.state(leader), g.order[1]!)).to.equal(true);
+      g.propose(leader, entry('a'));
+      expect(acceptsTo(g, g.lastEffects.get(leader)!)).to.deep.equal([g.order[2]]);
+      g.deliver((e) => (e.to === g.order[1] ? 'drop' : 'deliver'));
+      expect(g.decidedValues(leader)).to.deep.equal(['0:trx-a']);
+    });
+
+    it('passes over a suspected member when choosing whom to ask', () => {
+      const g = new TestGroup(5, 'thrifty-5-down', thrifty);
+      const leader = g.elect();
+      g.crash(g.order[1]!);
+      g.advance(timing.suspectAfterMs + 100);
+      expect(g.state(leader).role.kind).to.equal('leader');
+      g.propose(leader, entry('a'));
+      expect(acceptsTo(g, g.lastEffects.get(leader)!)).to.deep.equal([g.order[2], g.order[3]]);
+      g.deliver();
+      expect(g.decidedValues(leader)).to.deep.equal(['0:trx-a']);
     });
   });
 

@@ -22,7 +22,13 @@ export const timing: ConsensusTiming = {
   retransmitMs: 150,
   proposalTimeoutMs: 5000,
   downSuspectMs: 200,
+  // Every member gets each Accept at once: the scenarios choose which member's copy to deliver or
+  // hold. The quorum-first Accepts have tests of their own (core.test.ts, "thrifty accepts").
+  acceptWidenMs: 0,
 };
+
+/** The default timing of a TestGroup (a name the constructor's `timing` does not shadow). */
+const testTiming = timing;
 
 export interface Envelope {
   readonly from: string;
@@ -58,13 +64,20 @@ export class TestGroup {
   now = 0;
   private proposals = 0;
 
-  constructor(size: number, label = `group-${size}`) {
+  constructor(
+    size: number,
+    label = `group-${size}`,
+    readonly timing: ConsensusTiming = testTiming,
+  ) {
     this.identities = derivedMembers(label, size);
     this.members = this.identities.map((i) => i.id);
     this.group = { network: 'test', blockId: derivedBlockId(label), members: this.members };
     this.order = leadershipOrder(this.group.blockId, this.members);
     for (const identity of this.identities) {
-      this.states.set(identity.id, createConsensusState(this.group, { signer: identity }, { timing }, 0));
+      this.states.set(
+        identity.id,
+        createConsensusState(this.group, { signer: identity }, { timing: this.timing }, 0),
+      );
       this.disks.set(identity.id, emptyPersisted);
       this.decided.set(identity.id, []);
       this.rejects.set(identity.id, []);
@@ -159,7 +172,10 @@ export class TestGroup {
 
   restart(id: string): readonly ConsensusEffect[] {
     const identity = this.identity(id);
-    this.states.set(id, createConsensusState(this.group, { signer: identity }, { timing }, this.now));
+    this.states.set(
+      id,
+      createConsensusState(this.group, { signer: identity }, { timing: this.timing }, this.now),
+    );
     return this.input(id, { type: 'restart', now: this.now, persisted: this.disks.get(id)! });
   }
 
