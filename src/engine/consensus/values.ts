@@ -51,11 +51,45 @@ export function valueDigest(value: ConsensusValue): string {
   const fields = signedFields(value);
   const known = digests.get(value);
   if (known !== undefined && sameFields(known.fields, fields)) return known.digest;
-  const digest = createHash('sha256')
-    .update(canonicalJson(signedPart(value)))
-    .digest('base64url');
+  const key = entryKey(value);
+  let digest = key === undefined ? undefined : entryDigests.get(key);
+  if (digest === undefined) {
+    digest = createHash('sha256')
+      .update(canonicalJson(signedPart(value)))
+      .digest('base64url');
+    if (key !== undefined) {
+      entryDigests.set(key, digest);
+      if (entryDigests.size > entryDigestsMax) entryDigests.delete(entryDigests.keys().next().value!);
+    }
+  }
   digests.set(value, { digest, fields });
   return digest;
+}
+
+/**
+ * Digests of entry values by content: an entry arrives as a fresh object in every Accept, vote
+ * check, certificate and log write of each member, and its signed part is exactly the fields keyed
+ * here, so a copy met again costs a lookup instead of canonical JSON and a hash.
+ */
+const entryDigests = new Map<string, string>();
+
+/** Entry digests kept by content (a few per transaction in flight). */
+const entryDigestsMax = 4096;
+
+/**
+ * The content key of an entry value whose signed part holds exactly kind, trxId, decision, digest
+ * and (if present) lsn, all well typed; undefined for anything else, which is digested in full.
+ */
+function entryKey(value: ConsensusValue): string | undefined {
+  if (value.kind !== 'entry') return undefined;
+  const { trxId, decision, digest, lsn } = value;
+  const signedKeys =
+    Object.keys(value).length - (value.body === undefined ? 0 : 1) - (value.prev === undefined ? 0 : 1);
+  if (signedKeys !== (lsn === undefined ? 4 : 5)) return undefined;
+  if (typeof trxId !== 'string' || typeof decision !== 'string' || typeof digest !== 'string')
+    return undefined;
+  if (lsn !== undefined && !(Number.isSafeInteger(lsn) && lsn >= 0)) return undefined;
+  return JSON.stringify([trxId, decision, digest, lsn ?? -1]);
 }
 
 function signedPart(value: ConsensusValue): ConsensusValue {
@@ -128,6 +162,8 @@ export function leadershipOrder(blockId: string, members: readonly string[]): st
  * canonical JSON and a hash each time. JSON keys (not a join) so that no two lists share a key.
  */
 const memberLists = new Map<string, readonly string[]>();
+/** The arrays `sortedMemberList` handed out: one passed back in is returned as it is. */
+const sharedMemberLists = new WeakSet<readonly string[]>();
 
 /** Distinct member lists kept by `sortedMemberList` (a node is in few groups' memberships at once). */
 const memberListsMax = 1024;
@@ -142,12 +178,14 @@ function rememberMemberList(key: string, list: readonly string[]): void {
  * give the same array, so per-array memos hit.
  */
 export function sortedMemberList(members: readonly string[]): readonly string[] {
+  if (sharedMemberLists.has(members)) return members;
   const key = JSON.stringify(members);
   let list = memberLists.get(key);
   if (list === undefined) {
     const sorted = [...new Set(members)].sort();
     const sortedKey = JSON.stringify(sorted);
     list = memberLists.get(sortedKey) ?? Object.freeze(sorted);
+    sharedMemberLists.add(list);
     rememberMemberList(sortedKey, list);
     if (sortedKey !== key) rememberMemberList(key, list);
   }
