@@ -43,10 +43,11 @@ const replayCommand = (seed: number): string =>
  * on 2 of 5 holders), 957 (a seal its holders refused, kept on the tail's own copy, sent that tail
  * to a successor the log never named), 322 (final reads across a transfer landing between a
  * node's two reads), 2290 (a node that fell behind handed a joiner its stale copy, and the joiner
- * counted as a holder) and 2375 (an entry in a sealed block's successor, whose cluster is not the
- * old block's).
+ * counted as a holder), 2375 (an entry in a sealed block's successor, whose cluster is not the
+ * old block's) and 3139 (a tail's own copy of a log block diverged by an append just before a crash,
+ * served as current).
  */
-const regressionSeeds = [322, 550, 788, 957, 1300, 1313, 1690, 2290, 2375, 2881];
+const regressionSeeds = [322, 550, 788, 957, 1300, 1313, 1690, 2290, 2375, 2881, 3139];
 
 function seeds(): number[] {
   const one = process.env.OPTIMYSTIC_SEED;

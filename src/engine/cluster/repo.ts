@@ -557,12 +557,15 @@ export class ClusterRepoClient implements RepoClient {
    * `get`, with how many of the members that answered hold a revision at least as new as the state
    * returned (this node included): a majority of them means a majority of the cluster holds it.
    */
-  async getCounted(request: GetBlockRequest): Promise<CountedRead> {
+  async getCounted(
+    request: GetBlockRequest,
+    options: { readonly everyone?: boolean } = {},
+  ): Promise<CountedRead> {
     // Answers that named members this node had not met grew the cluster: read it again, so the
     // majority is one of the cluster as the members that answered see it.
     for (let round = 1; ; round++) {
       const members = this.placement.members();
-      const read = await this.getCountedOnce(request).catch((error: unknown) => {
+      const read = await this.getCountedOnce(request, options).catch((error: unknown) => {
         if (this.placement.members() === members || round >= fanOutRoundsMax) throw error;
         return undefined;
       });
@@ -571,7 +574,11 @@ export class ClusterRepoClient implements RepoClient {
     }
   }
 
-  private async getCountedOnce(request: GetBlockRequest): Promise<CountedRead> {
+  /** `everyone`: wait for every member's answer, not the first majority (a check that must count all). */
+  private async getCountedOnce(
+    request: GetBlockRequest,
+    options: { readonly everyone?: boolean } = {},
+  ): Promise<CountedRead> {
     const cluster = this.clusterOf(request.blockId);
     let own: Promise<BlockState | null> | undefined;
     let ownState: BlockState | null | undefined;
@@ -590,7 +597,10 @@ export class ClusterRepoClient implements RepoClient {
         ...(ownDigest === undefined ? {} : { digest: ownDigest }),
       }).then((answer) => (answer !== null && 'notNewer' in answer ? answer.notNewer : stateOf(answer)));
     };
-    const answers = await this.ask(request.blockId, call, holds);
+    const answers =
+      options.everyone === true
+        ? await this.askEach(cluster, cluster.length, call, holds)
+        : await this.ask(request.blockId, call, holds);
     this.requireQuorum(request.blockId, answers);
     // Handoff: members that joined the block's cluster and have not received it yet answer without
     // it. While too few answers hold the block to be a majority, the members the joiners displaced

@@ -7,6 +7,7 @@
  * must store them before the tail answers); a tail that loads a collection first pulls the newest
  * revisions a majority holds.
  */
+import { canonicalJson } from '../base/codec.js';
 import { EngineError, isEngineError } from '../base/errors.js';
 import { collectionHeaderId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
@@ -639,7 +640,30 @@ export class TailBlocks implements BlockStore {
    */
   private async pull(id: BlockId): Promise<void> {
     const { state: remote, holding: holdingRead, source } = await this.cluster.getCounted({ blockId: id });
-    const held = (await this.local.latest(id))?.rev ?? 0;
+    let held = (await this.local.latest(id))?.rev ?? 0;
+    // A majority holds other content than this copy at its own revision (the read chose another
+    // source): revisions of this copy no majority took — written here just before a crash, while the
+    // cluster went on without them. They were never acknowledged; serving from them would keep this
+    // tail on a log no one else has (sim seed 3139: an entry prepared here forever). Take them back.
+    if (
+      remote !== undefined &&
+      held > 0 &&
+      remote.rev === held &&
+      source !== undefined &&
+      source !== this.placement.self
+    ) {
+      // Counted over every member's answer: the first majority may leave out holders of this copy.
+      const all = await this.cluster.getCounted({ blockId: id }, { everyone: true });
+      if (
+        all.source !== undefined &&
+        all.source !== this.placement.self &&
+        all.state?.rev === held &&
+        all.holding >= quorumOf(this.placement.clusterOf(id).length)
+      ) {
+        await this.realign(id, all.source);
+        held = (await this.local.latest(id))?.rev ?? 0;
+      }
+    }
     if (remote === undefined || remote.rev <= held) {
       // The majority read counts this node's own copy: check that a majority holds what it holds.
       if (held === 0) return;
@@ -667,6 +691,38 @@ export class TailBlocks implements BlockStore {
     const quorum = quorumOf(this.placement.clusterOf(id).length);
     const self = this.placement.clusterOf(id).includes(this.placement.self) ? 1 : 0;
     if (holdingRead + self < quorum) await this.spread(id);
+  }
+
+  /**
+   * Makes this node's copy of a block the one `source` holds: the revisions after the last one both
+   * have alike (same transaction, same transform) are replaced by the source's, in one batch.
+   */
+  private async realign(id: BlockId, source: string): Promise<void> {
+    if (this.local.replaceAfter === undefined) return;
+    const theirs = await this.cluster.historyAt(source, id, 1);
+    const mine = await this.local.history(id);
+    const same = (a: BlockRevision, b: BlockRevision | undefined): boolean =>
+      b !== undefined &&
+      a.trxId === b.trxId &&
+      a.lsn === b.lsn &&
+      canonicalJson(a.transform) === canonicalJson(b.transform);
+    const byRev = new Map(theirs.map((revision) => [revision.rev, revision]));
+    let common = 0;
+    for (const revision of mine.sort((a, b) => a.rev - b.rev)) {
+      if (!same(revision, byRev.get(revision.rev))) break;
+      common = revision.rev;
+    }
+    const after = theirs
+      .filter((revision) => revision.rev > common)
+      .sort((a, b) => a.rev - b.rev)
+      .map((revision) => ({
+        blockId: id,
+        trxId: revision.trxId,
+        lsn: revision.lsn,
+        baseRev: revision.rev - 1,
+        transform: revision.transform,
+      }));
+    await this.local.replaceAfter(id, common, after);
   }
 
   /** Sends this node's copy of a block to the rest of its cluster; NO_QUORUM unless a majority then holds it. */

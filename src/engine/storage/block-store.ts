@@ -130,6 +130,12 @@ export interface BlockStore {
   }): Promise<void>;
   /** Writes revisions directly (no pend), checking baseRev; one batch. */
   apply(revisions: readonly DirectRevision[], options?: ApplyOptions): Promise<void>;
+  /**
+   * Takes back this copy's revisions of the block after `toRev` and writes `revisions` (the first
+   * built on `toRev`) in their place, in one batch: for a copy a majority of the block's cluster
+   * contradicts there (those revisions were never acknowledged). Stores that cannot leave it out.
+   */
+  replaceAfter?(id: BlockId, toRev: number, revisions: readonly DirectRevision[]): Promise<void>;
   /** Pends whose expiry is ≤ now, oldest first, at most `limit`. */
   expired(now: number, limit: number): Promise<PendingTransform[]>;
   sync(): Promise<void>;

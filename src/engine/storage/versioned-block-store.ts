@@ -662,6 +662,64 @@ export class VersionedBlockStore implements BlockStore {
     });
   }
 
+  /**
+   * Takes back this copy's revisions of a block after `toRev` and writes `revisions` (the first built
+   * on `toRev`) in their place, in one batch. Only for a copy that a majority of the block's cluster
+   * contradicts at those revisions: a revision no majority holds was never acknowledged to anyone
+   * (TailBlocks.pull; sim seed 3139). Revisions up to `toRev` are not touched.
+   */
+  async replaceAfter(id: BlockId, toRev: number, revisions: readonly DirectRevision[]): Promise<void> {
+    assertKeyPart(id, 'block id');
+    assert(Number.isSafeInteger(toRev) && toRev >= 0, `replaceAfter revision ${toRev} is not a revision`);
+    for (const [i, revision] of revisions.entries())
+      assert(
+        revision.blockId === id && revision.baseRev === toRev + i,
+        `replaceAfter: revision ${i} of block ${revision.blockId} is not built on ${toRev + i} of ${id}`,
+      );
+    await this.locks.hold([id], async () => {
+      const loaded = this.loaded ?? (await this.load());
+      const latest = await this.loadLatest(id);
+      const mutation = new Mutation();
+      const newest = latest?.rev ?? 0;
+      if (newest > toRev) {
+        const after = (key: (n: number) => string): { gt: string; lte: string } => ({
+          gt: key(toRev),
+          lte: key(newest),
+        });
+        for await (const [key] of this.raw.iterate(after((n) => keyOf.revision(id, n))))
+          mutation.ops.push({ type: 'del', key });
+        for await (const [key] of this.raw.iterate(after((n) => keyOf.snapshot(id, n))))
+          mutation.ops.push({ type: 'del', key });
+        for await (const [key, text] of this.raw.iterate({
+          gte: keyOf.lsns(id),
+          lt: prefixEnd(keyOf.lsns(id)),
+        }))
+          if (Number(text) > toRev) mutation.ops.push({ type: 'del', key });
+      }
+      let state: BlockState | null = toRev === 0 ? null : await this.materialise(id, toRev);
+      if (newest > toRev) {
+        // b/ for the state at toRev (addRevision below rewrites it again for what follows).
+        if (state === null) mutation.ops.push({ type: 'del', key: keyOf.latest(id) });
+        else
+          mutation.ops.push({
+            type: 'put',
+            key: keyOf.latest(id),
+            value: state.block === undefined ? encodeState(state) : newestRevisionMarker,
+          });
+        mutation.blocksDelta += (state?.block !== undefined ? 1 : 0) - (latest?.block !== undefined ? 1 : 0);
+      }
+      for (const revision of revisions) state = this.addRevision(mutation, state, revision);
+      await this.write(mutation, loaded);
+      // Reads in flight began before the batch: their result must not be cached.
+      const load = this.loads.get(id);
+      if (load !== undefined) {
+        load.stale = true;
+        this.loads.delete(id);
+      }
+      this.cache.set(id, state);
+    });
+  }
+
   async expired(now: number, limit: number): Promise<PendingTransform[]> {
     if (limit <= 0 || Number.isNaN(now) || now < 0) return [];
     const upTo = Math.min(Math.floor(now), Number.MAX_SAFE_INTEGER - 1);

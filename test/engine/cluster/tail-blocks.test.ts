@@ -3,6 +3,7 @@ import { EngineError } from '../../../src/engine/base/errors.js';
 import { Placement } from '../../../src/engine/cluster/placement.js';
 import type { ClusterRepoClient } from '../../../src/engine/cluster/repo.js';
 import { TailBlocks } from '../../../src/engine/cluster/tail.js';
+import { storeWith } from './repo-harness.js';
 import type { DirectRevision } from '../../../src/engine/storage/block-store.js';
 import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
 import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
@@ -98,5 +99,44 @@ describe('tail blocks: sealing a log block', () => {
     expect(writes).to.deep.equal([['new-log'], ['old-log', 'old-log'], ['new-log', 'header']]);
     expect(held.get('old-log')).to.equal(3);
     expect(held.get('new-log')).to.equal(2);
+  });
+
+  it('takes back revisions of its own copy that a majority of the cluster holds otherwise', async () => {
+    // This node appended LSN 2 to its copy and crashed before anyone else had it; the cluster went on
+    // with a seal at revision 2 instead (sim seed 3139: the tail served LSN 2 as prepared forever).
+    const id = 'log-block';
+    const insert = {
+      blockId: id,
+      trxId: 't1',
+      lsn: 1,
+      baseRev: 0,
+      transform: { kind: 'insert', block: { header: { id, type: 'LB' }, entries: ['e1'] } },
+    } as unknown as DirectRevision;
+    const mine = {
+      blockId: id,
+      trxId: 't2',
+      lsn: 2,
+      baseRev: 1,
+      transform: { kind: 'update', ops: [{ op: 'set', field: 'entries', value: ['e1', 'e2'] }] },
+    } as unknown as DirectRevision;
+    const sealed = {
+      ...mine,
+      trxId: 't2:seal',
+      transform: { kind: 'update', ops: [{ op: 'set', field: 'successor', value: 'next' }] },
+    } as unknown as DirectRevision;
+    const local = await storeWith(insert, mine);
+    const majority = await storeWith(insert, sealed);
+    const state = (await majority.latest(id))!;
+    const cluster = {
+      getCounted: () => Promise.resolve({ state, holding: 2, holders: 3, source: 'p1' }),
+      historyAt: () => majority.history(id),
+    } as unknown as ClusterRepoClient;
+    const placement = new Placement('p0', 3);
+    placement.add('p1');
+    placement.add('p2');
+    const read = await new TailBlocks(local, cluster, placement).latest(id);
+    expect(read?.trxId).to.equal('t2:seal');
+    expect(read?.block).to.deep.include({ successor: 'next', entries: ['e1'] });
+    expect((await local.history(id)).map((revision) => revision.trxId)).to.deep.equal(['t1', 't2:seal']);
   });
 });

@@ -1053,6 +1053,88 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>): void
         expect(await store.stats()).to.include({ blocks: 1, pending: 0 });
       });
     });
+
+    describe('replaceAfter: a copy a majority contradicts', () => {
+      /** A block with `count` revisions, each setting n (and the first inserting it). */
+      async function withRevisions(id: BlockId, count: number, tag: string): Promise<void> {
+        for (let rev = 1; rev <= count; rev++)
+          await store.apply([
+            {
+              blockId: id,
+              trxId: `${tag}${rev}`,
+              lsn: rev,
+              baseRev: rev - 1,
+              transform:
+                rev === 1
+                  ? { kind: 'insert', block: leafBlock(id, { n: 1, by: tag }) }
+                  : { kind: 'update', ops: [{ op: 'set', field: 'n', value: rev }] },
+            },
+          ]);
+      }
+      const theirs = (id: BlockId, from: number, to: number) =>
+        Array.from({ length: to - from + 1 }, (_, i) => ({
+          blockId: id,
+          trxId: `theirs${from + i}`,
+          lsn: from + i,
+          baseRev: from + i - 1,
+          transform: {
+            kind: 'update' as const,
+            ops: [{ op: 'set' as const, field: 'n', value: -(from + i) }],
+          },
+        }));
+
+      it('replaces the revisions after a point, snapshots and LSN index included, and keeps the rest', async () => {
+        const id = newBlockId(rng);
+        const every = limits.materialiseEveryRevs;
+        await withRevisions(id, 2 * every + 3, 'mine');
+        const keep = every - 2;
+        await store.replaceAfter(id, keep, theirs(id, keep + 1, keep + 4));
+        const check = async (): Promise<void> => {
+          const latest = await store.latest(id);
+          expect(latest?.rev).to.equal(keep + 4);
+          expect(latest?.trxId).to.equal(`theirs${keep + 4}`);
+          expect(latest?.block).to.deep.include({ n: -(keep + 4), by: 'mine' });
+          expect((await store.at(id, { rev: keep }))?.block).to.deep.include({ n: keep });
+          expect((await store.at(id, { rev: keep + 1 }))?.trxId).to.equal(`theirs${keep + 1}`);
+          expect(await store.at(id, { rev: keep + 5 })).to.equal(undefined);
+          // As of an LSN past the replaced ones: the newest revision there is the last of theirs.
+          expect((await store.at(id, { lsn: 2 * every }))?.trxId).to.equal(`theirs${keep + 4}`);
+          const history = await store.history(id);
+          expect(history.map((revision) => revision.trxId)).to.deep.equal([
+            ...Array.from({ length: keep }, (_, i) => `mine${i + 1}`),
+            ...Array.from({ length: 4 }, (_, i) => `theirs${keep + 1 + i}`),
+          ]);
+          expect((await store.stats()).blocks).to.equal(1);
+        };
+        await check();
+        // The next revision builds on the replaced copy.
+        await store.apply(theirs(id, keep + 5, keep + 5));
+        expect((await store.latest(id))?.rev).to.equal(keep + 5);
+        await store.replaceAfter(id, keep + 4, []);
+        await restart();
+        await check();
+      });
+
+      it('takes a copy back to nothing when nothing of it is kept', async () => {
+        const id = newBlockId(rng);
+        await withRevisions(id, 3, 'mine');
+        await store.replaceAfter(id, 0, []);
+        expect(await store.latest(id)).to.equal(undefined);
+        expect(await store.history(id)).to.deep.equal([]);
+        expect((await store.stats()).blocks).to.equal(0);
+        await restart();
+        expect(await store.latest(id)).to.equal(undefined);
+        expect((await store.stats()).blocks).to.equal(0);
+      });
+
+      it('refuses revisions that do not follow the point they replace from', async () => {
+        const id = newBlockId(rng);
+        await withRevisions(id, 3, 'mine');
+        const error = await rejection(store.replaceAfter(id, 1, theirs(id, 3, 3)));
+        expect(error).to.be.instanceOf(AssertionFailure);
+        expect((await store.latest(id))?.trxId).to.equal('mine3');
+      });
+    });
   });
 }
 
