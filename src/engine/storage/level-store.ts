@@ -153,16 +153,26 @@ export class LevelRawStore implements RawStore {
    * Applied (visible) during the call, durable at the next sync(). Waits only when the queue is over
    * its bound; a failure of that flush does not undo the batch and is reported by the next sync().
    */
-  async batch(ops: readonly RawOp[]): Promise<void> {
+  batch(ops: readonly RawOp[]): Promise<void> {
+    try {
+      return this.batchNow(ops) ?? Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** `batch` at once (RawStore.batchNow): a promise only while the queue is over its bound. */
+  batchNow(ops: readonly RawOp[]): Promise<void> | undefined {
     if (this.state !== 'open') throw closedError(this.dir);
     if (this.failure !== undefined) throw this.failure;
-    if (ops.length === 0) return;
+    if (ops.length === 0) return undefined;
     const seq = ++this.seq;
     for (const op of ops) {
       this.overlay.set(op.key, { op, seq });
       this.queue.push(op);
     }
-    if (this.queue.length > this.queueOpsMax) await this.flushUpTo(seq).catch(() => undefined);
+    if (this.queue.length > this.queueOpsMax) return this.flushUpTo(seq).catch(() => undefined);
+    return undefined;
   }
 
   async sync(): Promise<void> {

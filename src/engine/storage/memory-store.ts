@@ -54,7 +54,17 @@ export class MemoryRawStore implements RawStore {
     return keys.map((key) => this.values.get(key));
   }
 
-  async batch(ops: readonly RawOp[]): Promise<void> {
+  batch(ops: readonly RawOp[]): Promise<void> {
+    try {
+      this.batchNow(ops);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** `batch` at once (RawStore.batchNow); nothing here ever has to wait. */
+  batchNow(ops: readonly RawOp[]): undefined {
     this.assertOpen();
     for (const op of ops) {
       this.undo.push([op.key, this.values.get(op.key)]);
@@ -63,6 +73,7 @@ export class MemoryRawStore implements RawStore {
     }
     // Past the bound the queue counts as flushed; a batch is never split by this (it is whole above).
     if (this.undo.length > this.queueOpsMax) this.undo = [];
+    return undefined;
   }
 
   async sync(): Promise<void> {

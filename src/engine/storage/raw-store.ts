@@ -45,6 +45,14 @@ export interface RawStore {
    * so batches take effect in call order; a rejected batch (closed or failed store) applied nothing.
    */
   batch(ops: readonly RawOp[]): Promise<void>;
+  /**
+   * Optional: `batch` without a turn of the microtask queue. Applies the ops during the call, as
+   * `batch` does, and returns undefined, or a promise (that never rejects) when the caller should
+   * wait before writing more (the store's queue is over its bound); throws, having applied nothing,
+   * where `batch` would reject. A writer that needs nothing else to wait for can then finish its
+   * whole mutation synchronously.
+   */
+  batchNow?(ops: readonly RawOp[]): Promise<void> | undefined;
   /** Resolves when every batch written before the call is on disk (fsync). */
   sync(): Promise<void>;
   /** Entries in key order (or reverse), seeing every batch written before the call. */

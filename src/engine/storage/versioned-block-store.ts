@@ -247,6 +247,41 @@ interface Loaded {
   readonly pends: PendIndex;
 }
 
+/**
+ * What a mutation's body needed read besides the latest states (see `mutate`), once read. Reads are
+ * made under the locks of the mutation's blocks, so they stay true while its body runs again.
+ */
+class Reads {
+  /** carries(id, trxId, lsn), by `${id} ${trxId} ${lsn}`. (Each map is made when first needed.) */
+  carried: Map<string, boolean> | undefined;
+  /** p/ records of pends the index does not keep in memory, by key. */
+  pendTexts: Map<string, string | undefined> | undefined;
+  /** The outcome of a pend on a block whose revision moved past its base. */
+  stale: Map<BlockId, PendOutcome> | undefined;
+}
+
+/**
+ * Thrown by a mutation's body that needs something read first (rare: a stale pend, a replayed
+ * revision, a pend not kept in memory). `mutate` makes the read and runs the body again.
+ */
+class NeedsRead extends Error {
+  constructor(readonly read: () => Promise<void>) {
+    super('a mutation needs a read first');
+  }
+}
+
+/** A rejected promise for what a synchronous section threw (a method that returns promises never throws). */
+function rejected(error: unknown): Promise<never> {
+  return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+}
+
+/** A mutation's body: the ops to write, built from the latest states of the blocks it reads. */
+type MutationBody<T> = (
+  latests: ReadonlyMap<BlockId, BlockState | null>,
+  loaded: Loaded,
+  reads: Reads,
+) => { readonly mutation: Mutation; readonly result: T };
+
 function encodeState(state: BlockState): string {
   const record: StateRecord =
     state.block === undefined
@@ -361,6 +396,12 @@ class BlockLocks {
     }
   }
 
+  /** Whether no caller holds or waits for any of these blocks. */
+  free(ids: readonly BlockId[]): boolean {
+    for (const id of ids) if (this.tails.has(id)) return false;
+    return true;
+  }
+
   /** Queues a holder of the block behind the current one; returns its release. */
   private enqueue(id: BlockId): () => void {
     let release!: () => void;
@@ -387,8 +428,10 @@ interface LatestLoad {
  * expiry index. See block-store.ts for the contract.
  *
  * Mutations take the per-block locks of every block they touch, read, build all their ops, and write
- * them as one raw batch; nothing syncs but `sync()`. Latest states sit in an LRU cache in front of b/;
- * a write updates the cache once its batch is in, and marks any read of b/ then in flight stale.
+ * them as one raw batch; nothing syncs but `sync()`. A mutation that has nothing to wait for (its
+ * blocks free and in memory, a raw store that writes at once) does all of that within the call
+ * instead (`mutate`). Latest states sit in an LRU cache in front of b/; a write updates the cache
+ * once its batch is in, and marks any read of b/ then in flight stale.
  */
 export class VersionedBlockStore implements BlockStore {
   private readonly raw: RawStore;
@@ -483,31 +526,33 @@ export class VersionedBlockStore implements BlockStore {
     return loaded.pends.get(id, trxId) !== undefined;
   }
 
-  async pend(
+  pend(
     items: readonly PendingTransform[],
   ): Promise<{ readonly ok: boolean; readonly outcomes: readonly PendOutcome[] }> {
-    if (items.length === 0) return { ok: true, outcomes: [] };
+    if (items.length === 0) return Promise.resolve({ ok: true, outcomes: [] });
     const trxId = items[0]!.trxId;
     const ids = new Set<BlockId>();
-    for (const item of items) {
-      validatePend(item);
-      if (item.trxId !== trxId)
-        throw new EngineError('BAD_INPUT', 'one pend call carries the pends of one transaction');
-      if (ids.has(item.blockId))
-        throw new EngineError('BAD_INPUT', `block ${item.blockId} is pended twice in one call`);
-      ids.add(item.blockId);
+    try {
+      for (const item of items) {
+        validatePend(item);
+        if (item.trxId !== trxId)
+          throw new EngineError('BAD_INPUT', 'one pend call carries the pends of one transaction');
+        if (ids.has(item.blockId))
+          throw new EngineError('BAD_INPUT', `block ${item.blockId} is pended twice in one call`);
+        ids.add(item.blockId);
+      }
+    } catch (error) {
+      return rejected(error);
     }
-    return this.locks.hold([...ids], async () => {
-      const loaded = this.loaded ?? (await this.load());
+    const blockIds = [...ids];
+    return this.mutate(blockIds, blockIds, (latests, loaded, reads) => {
       const outcomes: PendOutcome[] = [];
       const mutation = new Mutation();
-      const latests = await this.loadLatestMany(items.map((item) => item.blockId));
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i]!;
-        const latest = latests[i]!;
+      for (const item of items) {
+        const latest = latests.get(item.blockId)!;
         const currentRev = latest?.rev ?? 0;
         if (item.baseRev !== currentRev) {
-          outcomes.push(await this.staleOutcome(item.blockId, item.baseRev, currentRev));
+          outcomes.push(this.staleOutcome(reads, item.blockId, item.baseRev, currentRev));
           continue;
         }
         checkApplies(item, latest);
@@ -531,62 +576,65 @@ export class VersionedBlockStore implements BlockStore {
         mutation.putPend(item, mine, loaded.pends);
       }
       const ok = outcomes.every((outcome) => outcome.status === 'ok');
-      if (ok) await this.write(mutation, loaded);
-      return { ok, outcomes };
+      return { mutation: ok ? mutation : new Mutation(), result: { ok, outcomes } };
     });
   }
 
-  async cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void> {
-    assertKeyPart(trxId, 'transaction id');
+  cancel(trxId: TrxId, blockIds: readonly BlockId[]): Promise<void> {
     const ids = [...new Set(blockIds)];
-    for (const id of ids) assertKeyPart(id, 'block id');
-    if (ids.length === 0) return;
-    await this.locks.hold(ids, async () => {
-      const loaded = this.loaded ?? (await this.load());
+    try {
+      assertKeyPart(trxId, 'transaction id');
+      for (const id of ids) assertKeyPart(id, 'block id');
+    } catch (error) {
+      return rejected(error);
+    }
+    if (ids.length === 0) return Promise.resolve();
+    return this.mutate(ids, [], (_, loaded) => {
       const mutation = new Mutation();
       for (const id of ids) {
         const summary = loaded.pends.get(id, trxId);
         if (summary !== undefined) mutation.dropPend(id, trxId, summary);
       }
-      await this.write(mutation, loaded);
+      return { mutation, result: undefined };
     });
   }
 
-  async promote(commit: {
+  promote(commit: {
     readonly trxId: TrxId;
     readonly lsn: number;
     readonly blockIds: readonly BlockId[];
   }): Promise<void> {
     const { trxId, lsn, blockIds } = commit;
-    assertKeyPart(trxId, 'transaction id');
-    assert(Number.isSafeInteger(lsn) && lsn >= 0, `promote lsn ${lsn} is not a non-negative integer`);
-    assert(new Set(blockIds).size === blockIds.length, 'promote lists a block twice');
-    for (const id of blockIds) assertKeyPart(id, 'block id');
-    if (blockIds.length === 0) return;
-    await this.locks.hold(blockIds, async () => {
-      const loaded = this.loaded ?? (await this.load());
-      const pendKeys = blockIds.map((id) => keyOf.pend(id, trxId));
-      // Only pends the index knows and does not keep in memory are read.
-      const unkept = pendKeys.filter((_, i) => {
-        const summary = loaded.pends.get(blockIds[i]!, trxId);
-        return summary !== undefined && summary.item === undefined;
-      });
-      const [latests, pendTexts] = await Promise.all([
-        this.loadLatestMany(blockIds),
-        unkept.length === 0 ? [] : this.raw.getMany(unkept),
-      ]);
-      const mutation = new Mutation();
-      let read = 0;
-      for (let i = 0; i < blockIds.length; i++) {
-        const id = blockIds[i]!;
-        const latest = latests[i]!;
+    try {
+      assertKeyPart(trxId, 'transaction id');
+      assert(Number.isSafeInteger(lsn) && lsn >= 0, `promote lsn ${lsn} is not a non-negative integer`);
+      assert(new Set(blockIds).size === blockIds.length, 'promote lists a block twice');
+      for (const id of blockIds) assertKeyPart(id, 'block id');
+    } catch (error) {
+      return rejected(error);
+    }
+    if (blockIds.length === 0) return Promise.resolve();
+    return this.mutate(blockIds, blockIds, (latests, loaded, reads) => {
+      // Only pends the index knows and does not keep in memory are read, all in one getMany.
+      const unkept = blockIds.flatMap((id) => {
         const summary = loaded.pends.get(id, trxId);
-        const pendText = summary === undefined || summary.item !== undefined ? undefined : pendTexts[read++];
+        return summary !== undefined && summary.item === undefined ? [keyOf.pend(id, trxId)] : [];
+      });
+      if (unkept.length > 0 && reads.pendTexts === undefined) {
+        throw new NeedsRead(async () => {
+          const texts = await this.raw.getMany(unkept);
+          reads.pendTexts = new Map(unkept.map((key, i) => [key, texts[i]]));
+        });
+      }
+      const mutation = new Mutation();
+      for (const id of blockIds) {
+        const latest = latests.get(id)!;
+        const summary = loaded.pends.get(id, trxId);
         if (latest?.trxId === trxId) continue;
         if (summary === undefined) {
           // A holder that never got the pend (it was down, or joined the cluster later) cannot apply
           // the commit: it has to be sent the revision. Expected in a network, so not an assertion.
-          if (!(await this.carries(id, trxId, lsn)))
+          if (!this.carried(reads, id, trxId, lsn))
             throw new EngineError(
               'UNAVAILABLE',
               `block ${id} has no pending transform of ${trxId} to promote (it must be sent the revision)`,
@@ -594,10 +642,12 @@ export class VersionedBlockStore implements BlockStore {
             );
           continue;
         }
+        const pendKey = keyOf.pend(id, trxId);
+        const pendText = summary.item === undefined ? reads.pendTexts?.get(pendKey) : undefined;
         if (summary.item === undefined && pendText === undefined) {
-          throw new EngineError('CORRUPT', `${pendKeys[i]!} is missing`, { key: pendKeys[i] });
+          throw new EngineError('CORRUPT', `${pendKey} is missing`, { key: pendKey });
         }
-        const pend = summary.item ?? decode<PendingTransform>(pendKeys[i]!, pendText!);
+        const pend = summary.item ?? decode<PendingTransform>(pendKey, pendText!);
         const currentRev = latest?.rev ?? 0;
         assert(
           pend.baseRev === currentRev,
@@ -606,31 +656,35 @@ export class VersionedBlockStore implements BlockStore {
         this.addRevision(mutation, latest, { blockId: id, trxId, lsn, transform: pend.transform });
         mutation.dropPend(id, trxId, summary);
       }
-      await this.write(mutation, loaded);
+      return { mutation, result: undefined };
     });
   }
 
-  async apply(revisions: readonly DirectRevision[], options: ApplyOptions = {}): Promise<void> {
-    if (revisions.length === 0) return;
-    for (const revision of revisions) {
-      assertKeyPart(revision.blockId, 'block id');
-      assertKeyPart(revision.trxId, 'transaction id');
-      assert(
-        Number.isSafeInteger(revision.lsn) && revision.lsn >= 0,
-        `apply lsn ${revision.lsn} is not a non-negative integer`,
-      );
+  apply(revisions: readonly DirectRevision[], options: ApplyOptions = {}): Promise<void> {
+    if (revisions.length === 0) return Promise.resolve();
+    try {
+      for (const revision of revisions) {
+        assertKeyPart(revision.blockId, 'block id');
+        assertKeyPart(revision.trxId, 'transaction id');
+        assert(
+          Number.isSafeInteger(revision.lsn) && revision.lsn >= 0,
+          `apply lsn ${revision.lsn} is not a non-negative integer`,
+        );
+      }
+    } catch (error) {
+      return rejected(error);
     }
-    const ids = [...new Set(revisions.map((revision) => revision.blockId))];
-    await this.locks.hold(ids, async () => {
-      const loaded = this.loaded ?? (await this.load());
-      const fresh = options.fresh;
-      // A fresh id is not looked up (a read of a key that is not there costs a LevelDB round trip).
-      const known = (id: BlockId): boolean =>
-        fresh?.includes(id) !== true || this.cache.get(id) !== undefined || this.loads.has(id);
-      const read = fresh === undefined ? ids : ids.filter(known);
-      const latests = await this.loadLatestMany(read);
-      const working = new Map<BlockId, BlockState | null>(ids.map((id) => [id, null]));
-      read.forEach((id, i) => working.set(id, latests[i]!));
+    const ids =
+      revisions.length === 1 ? [revisions[0]!.blockId] : [...new Set(revisions.map((r) => r.blockId))];
+    const fresh = options.fresh;
+    // A fresh id is not looked up (a read of a key that is not there costs a LevelDB round trip).
+    const read =
+      fresh === undefined
+        ? ids
+        : ids.filter((id) => !fresh.includes(id) || this.cache.get(id) !== undefined || this.loads.has(id));
+    return this.mutate(ids, read, (latests, loaded, reads) => {
+      const working = new Map<BlockId, BlockState | null>();
+      for (const id of ids) working.set(id, latests.get(id) ?? null);
       const mutation = new Mutation();
       for (const revision of revisions) {
         const current = working.get(revision.blockId)!;
@@ -640,7 +694,7 @@ export class VersionedBlockStore implements BlockStore {
           // A replay of a revision already written is fine; anything else means this node is behind.
           if (
             revision.baseRev < currentRev &&
-            (await this.carries(revision.blockId, revision.trxId, revision.lsn))
+            this.carried(reads, revision.blockId, revision.trxId, revision.lsn)
           )
             continue;
           throw new EngineError(
@@ -658,7 +712,7 @@ export class VersionedBlockStore implements BlockStore {
         const summary = loaded.pends.get(revision.blockId, revision.trxId);
         if (summary !== undefined) mutation.dropPend(revision.blockId, revision.trxId, summary);
       }
-      await this.write(mutation, loaded);
+      return { mutation, result: undefined };
     });
   }
 
@@ -847,25 +901,115 @@ export class VersionedBlockStore implements BlockStore {
   }
 
   /**
+   * Runs a mutation of the blocks `ids` (one raw batch), `body` building it from the latest states of
+   * the blocks `reading`.
+   *
+   * At once when nothing has to be waited for: the store loaded, no caller holding or waiting for
+   * any of the blocks, their latest states in memory, and a raw store that writes at once. The body
+   * then runs, and its batch is written and published, within this call: no lock is needed, as
+   * nothing else runs meanwhile. A small transaction makes three mutations (pend, log append,
+   * promote), and each went through about fifteen promises and turns of the microtask queue
+   * otherwise (locks, reads of cached states, the write). Otherwise the blocks are locked and their
+   * states read first. A body that needs something else read throws NeedsRead: the read is made
+   * under the locks and the body runs again.
+   */
+  private mutate<T>(ids: readonly BlockId[], reading: readonly BlockId[], body: MutationBody<T>): Promise<T> {
+    const reads = new Reads();
+    const loaded = this.loaded;
+    if (loaded !== undefined && this.raw.batchNow !== undefined && this.locks.free(ids)) {
+      const latests = this.cachedLatests(reading);
+      if (latests !== undefined) {
+        try {
+          const { mutation, result } = body(latests, loaded, reads);
+          const waiting = this.writeNow(mutation, loaded);
+          return waiting === undefined ? Promise.resolve(result) : waiting.then(() => result);
+        } catch (error) {
+          if (!(error instanceof NeedsRead)) return rejected(error);
+        }
+      }
+    }
+    return this.locks.hold(ids, async () => {
+      const loaded = this.loaded ?? (await this.load());
+      const states = await this.loadLatestMany(reading);
+      const latests = new Map<BlockId, BlockState | null>();
+      reading.forEach((id, i) => latests.set(id, states[i]!));
+      for (;;) {
+        try {
+          const { mutation, result } = body(latests, loaded, reads);
+          await this.write(mutation, loaded);
+          return result;
+        } catch (error) {
+          if (!(error instanceof NeedsRead)) throw error;
+          await error.read();
+        }
+      }
+    });
+  }
+
+  /** The latest states of these blocks when all are in memory, else undefined. */
+  private cachedLatests(ids: readonly BlockId[]): Map<BlockId, BlockState | null> | undefined {
+    const latests = new Map<BlockId, BlockState | null>();
+    for (const id of ids) {
+      const state = this.cache.get(id);
+      if (state === undefined) return undefined;
+      latests.set(id, state);
+    }
+    return latests;
+  }
+
+  /**
    * Writes the mutation's ops as one batch (with the block counter when it changed), then publishes
    * its pend index changes and new latest states. Nothing is awaited between updating the counter
    * and calling batch(), so counter values land in the order they were computed.
    */
   private async write(mutation: Mutation, loaded: Loaded): Promise<void> {
+    if (this.raw.batchNow !== undefined) {
+      await this.writeNow(mutation, loaded);
+      return;
+    }
     if (mutation.ops.length === 0) return;
+    const delta = this.count(mutation, loaded);
+    try {
+      await this.raw.batch(mutation.ops);
+    } catch (error) {
+      // A rejected batch applied nothing (RawStore contract), so neither did this count.
+      loaded.counters.blocks -= delta;
+      throw error;
+    }
+    this.publish(mutation, loaded);
+  }
+
+  /**
+   * `write` through RawStore.batchNow: the batch is in and published when this returns; the promise,
+   * if any, says when the raw store can take more.
+   */
+  private writeNow(mutation: Mutation, loaded: Loaded): Promise<void> | undefined {
+    if (mutation.ops.length === 0) return undefined;
+    const delta = this.count(mutation, loaded);
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = this.raw.batchNow!(mutation.ops);
+    } catch (error) {
+      loaded.counters.blocks -= delta;
+      throw error;
+    }
+    this.publish(mutation, loaded);
+    return waiting;
+  }
+
+  /** Counts the mutation's blocks into the counter (and its batch); returns the change. */
+  private count(mutation: Mutation, loaded: Loaded): number {
     const counters = loaded.counters;
     const delta = mutation.blocksDelta;
     if (delta !== 0) {
       counters.blocks += delta;
       mutation.ops.push({ type: 'put', key: countersKey, value: JSON.stringify(counters) });
     }
-    try {
-      await this.raw.batch(mutation.ops);
-    } catch (error) {
-      // A rejected batch applied nothing (RawStore contract), so neither did this count.
-      counters.blocks -= delta;
-      throw error;
-    }
+    return delta;
+  }
+
+  /** Makes a written mutation's pend changes and latest states visible to later calls. */
+  private publish(mutation: Mutation, loaded: Loaded): void {
     for (const [id, trxId, summary] of mutation.pendChanges) loaded.pends.set(id, trxId, summary);
     for (const state of mutation.changed.values()) {
       const load = this.loads.get(state.id);
@@ -913,6 +1057,16 @@ export class VersionedBlockStore implements BlockStore {
     mutation.blocksDelta += (state.block !== undefined ? 1 : 0) - (previous?.block !== undefined ? 1 : 0);
     mutation.changed.set(id, state);
     return state;
+  }
+
+  /** `carries`, once read (see Reads). */
+  private carried(reads: Reads, id: BlockId, trxId: TrxId, lsn: number): boolean {
+    const key = `${id} ${trxId} ${lsn}`;
+    const known = reads.carried?.get(key);
+    if (known !== undefined) return known;
+    throw new NeedsRead(async () => {
+      (reads.carried ??= new Map()).set(key, await this.carries(id, trxId, lsn));
+    });
   }
 
   /** Whether the revision that `lsn` produced on the block came from `trxId` (the commit already landed). */
@@ -1066,7 +1220,16 @@ export class VersionedBlockStore implements BlockStore {
     return { id, rev: last.rev, lsn: last.lsn, trxId: last.trxId, block };
   }
 
-  private async staleOutcome(id: BlockId, baseRev: number, currentRev: number): Promise<PendOutcome> {
+  /** The outcome of a stale pend, once read (see Reads). */
+  private staleOutcome(reads: Reads, id: BlockId, baseRev: number, currentRev: number): PendOutcome {
+    const known = reads.stale?.get(id);
+    if (known !== undefined) return known;
+    throw new NeedsRead(async () => {
+      (reads.stale ??= new Map()).set(id, await this.readStaleOutcome(id, baseRev, currentRev));
+    });
+  }
+
+  private async readStaleOutcome(id: BlockId, baseRev: number, currentRev: number): Promise<PendOutcome> {
     // The list is capped; a client missing more sees currentRev and fetches the rest with history().
     const missing =
       baseRev >= currentRev

@@ -153,6 +153,32 @@ export function rawStoreCompliance(name: string, factory: () => Promise<RawStore
         }
       });
 
+      it('applies a batchNow at once, and throws UNAVAILABLE once closed', async function () {
+        const now = store.batchNow?.bind(store);
+        if (now === undefined) this.skip();
+        const waiting = now([
+          { type: 'put', key: 'a', value: '1' },
+          { type: 'del', key: 'a' },
+          { type: 'put', key: 'b', value: '2' },
+        ]);
+        expect(waiting).to.equal(undefined);
+        const seen: Array<string | undefined> = [];
+        const reading = store.getMany(['a', 'b']).then((values) => seen.push(...values));
+        await reading;
+        expect(seen).to.deep.equal([undefined, '2']);
+        await store.sync();
+        const reopenedStore = await reopened();
+        if (reopenedStore !== undefined) expect(await reopenedStore.get('b')).to.equal('2');
+        await store.close();
+        let thrown: unknown;
+        try {
+          void store.batchNow!([{ type: 'put', key: 'c', value: '3' }]);
+        } catch (error) {
+          thrown = error;
+        }
+        expect(isEngineError(thrown, 'UNAVAILABLE'), String(thrown)).to.equal(true);
+      });
+
       it('reports a size that grows as data is written', async () => {
         const before = await store.sizeBytes();
         expect(before).to.be.at.least(0);
