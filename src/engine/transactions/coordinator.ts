@@ -4,7 +4,6 @@ import { newTrxId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
 import type { Certificate } from '../collections/log/log-block.js';
-import { blockTransformOf } from '../storage/block.js';
 import type { PendingTransform } from '../storage/block-store.js';
 import type { PromoteRequest, ReadToVerify, RepoClient, TailClient, TailOutcome } from './protocol.js';
 import { TransactionSession, type SessionCollection } from './session.js';
@@ -378,13 +377,12 @@ export function validationOf(
 }
 
 export function pendsOf(trxId: TrxId, collection: SessionCollection, expiresAt: number): PendingTransform[] {
-  const transforms = collection.tracker.transforms();
   return collection.tracker.writes().map((blockId) => ({
     trxId,
     blockId,
     collection: collection.name,
     baseRev: collection.tracker.baseRevOf(blockId),
-    transform: blockTransformOf(transforms, blockId)!,
+    transform: collection.tracker.transformOf(blockId)!,
     expiresAt,
   }));
 }

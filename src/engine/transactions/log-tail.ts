@@ -462,7 +462,8 @@ export class LogTail implements TailClient {
     const oldest = state.window[0]?.lsn ?? state.lastLsn + 1;
     const provisional: WindowEntry[] = [];
     const planned: { item: QueuedDecision; lsn: number }[] = [];
-    for (const item of batch) {
+    for (let index = 0; index < batch.length; index++) {
+      const item = batch[index]!;
       const { request, status } = item;
       const existing = state.byTrx.get(request.trxId);
       if (existing !== undefined) {
@@ -505,6 +506,8 @@ export class LogTail implements TailClient {
       }
       const lsn = state.lastLsn + 1 + planned.length;
       planned.push({ item, lsn });
+      // Only the requests after it in the batch are validated against it.
+      if (index === batch.length - 1) continue;
       provisional.push({
         lsn,
         trxId: request.trxId,

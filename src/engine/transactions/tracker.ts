@@ -3,7 +3,13 @@ import { EngineError } from '../base/errors.js';
 import { newBlockId, type BlockId } from '../base/ids.js';
 import type { Rng } from '../base/rng.js';
 import type { BlockAccess } from '../collections/block-access.js';
-import { applyOps, type Block, type BlockOp, type Transforms } from '../storage/block.js';
+import {
+  applyOps,
+  type Block,
+  type BlockOp,
+  type BlockTransform,
+  type Transforms,
+} from '../storage/block.js';
 
 /** Where a tracker reads blocks from: a snapshot of the collection. */
 export interface BlockSource {
@@ -147,6 +153,20 @@ export class Tracker implements BlockAccess {
       updates: Object.fromEntries(this.updated),
       deletes: [...this.deleted].sort(),
     };
+  }
+
+  /**
+   * The transform of one block, as `blockTransformOf(transforms(), id)` gives it, without building
+   * the transforms of every block (a pend names each written block once).
+   */
+  transformOf(id: BlockId): BlockTransform | undefined {
+    if (this.deleted.has(id)) return { kind: 'delete' };
+    const inserted = this.inserted.get(id);
+    const ops = this.updated.get(id);
+    if (inserted !== undefined)
+      return { kind: 'insert', block: ops === undefined ? inserted : applyOps(inserted, ops) };
+    if (ops !== undefined) return { kind: 'update', ops };
+    return undefined;
   }
 
   /** Revision a changed block was read at (0 for blocks this transaction inserts). */

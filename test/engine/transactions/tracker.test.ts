@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { isEngineError } from '../../../src/engine/base/errors.js';
 import { newBlockId, type BlockId } from '../../../src/engine/base/ids.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
-import { blockTypes, type Block } from '../../../src/engine/storage/block.js';
+import { blockTransformOf, blockTypes, type Block } from '../../../src/engine/storage/block.js';
 import { Tracker } from '../../../src/engine/transactions/tracker.js';
 
 function leaf(id: BlockId, n: number): Block {
@@ -51,5 +51,23 @@ describe('Tracker', () => {
     }
     expect(reads).to.deep.equal([a, absent, b]);
     expect([...tracker.reads().keys()]).to.deep.equal([a, absent, b]);
+  });
+
+  it('gives each written block the transform transforms() has for it', async () => {
+    const rng = new SeededRng(9);
+    const [a, b, c] = [newBlockId(rng), newBlockId(rng), newBlockId(rng)];
+    const tracker = new Tracker({ read: (id) => Promise.resolve({ block: leaf(id, 0), rev: 1 }) }, rng);
+    await tracker.get(a);
+    await tracker.get(b);
+    tracker.update(a, [{ op: 'set', field: 'n', value: 1 }]);
+    tracker.update(a, [{ op: 'set', field: 'm', value: 2 }]);
+    tracker.delete(b);
+    tracker.insert(leaf(c, 3));
+    tracker.update(c, [{ op: 'set', field: 'n', value: 4 }]);
+    const transforms = tracker.transforms();
+    expect(tracker.writes()).to.have.length(3);
+    for (const id of tracker.writes())
+      expect(tracker.transformOf(id)).to.deep.equal(blockTransformOf(transforms, id));
+    expect(tracker.transformOf(newBlockId(rng))).to.equal(undefined);
   });
 });
