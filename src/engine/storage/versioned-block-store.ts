@@ -100,6 +100,11 @@ interface PendSummary {
    * the kept pends' encoded size stays under pendsKeptBytesMax; absent for pends found on open.
    */
   readonly item?: PendingTransform;
+  /**
+   * An update's result as the pend's check computed it, with the state it was applied to: the
+   * promote uses it when that is still the latest state, instead of applying the ops again.
+   */
+  readonly checked?: { readonly base: BlockState; readonly block: Block };
 }
 
 /** Bytes of encoded pends kept in memory between pend and promote (the rest are read back from p/). */
@@ -209,7 +214,12 @@ class Mutation {
   readonly changed = new Map<BlockId, BlockState>();
   readonly pendChanges: Array<readonly [BlockId, TrxId, PendSummary | undefined]> = [];
 
-  putPend(item: PendingTransform, previous: PendSummary | undefined, pends: PendIndex): void {
+  putPend(
+    item: PendingTransform,
+    previous: PendSummary | undefined,
+    pends: PendIndex,
+    checked: PendSummary['checked'],
+  ): void {
     // Pending the same transaction again (a retried message) replaces its pend.
     if (previous !== undefined) {
       this.ops.push({ type: 'del', key: keyOf.expiry(previous.expiresAt, item.blockId, item.trxId) });
@@ -217,7 +227,12 @@ class Mutation {
     // A first pend of the transaction on the block creates both keys: marked absent, they cost
     // nothing on disk when the promote deletes them before the next flush.
     const absent = previous === undefined;
-    const summary: PendSummary = { kind: item.transform.kind, expiresAt: item.expiresAt, item };
+    const summary: PendSummary = {
+      kind: item.transform.kind,
+      expiresAt: item.expiresAt,
+      item,
+      ...(checked !== undefined ? { checked } : {}),
+    };
     this.ops.push(
       new PendPut(keyOf.pend(item.blockId, item.trxId), item, absent, (bytes) =>
         pends.encoded(item.blockId, item.trxId, summary, bytes),
@@ -555,7 +570,7 @@ export class VersionedBlockStore implements BlockStore {
           outcomes.push(this.staleOutcome(reads, item.blockId, item.baseRev, currentRev));
           continue;
         }
-        checkApplies(item, latest);
+        const applied = checkApplies(item, latest);
         const pends = loaded.pends.of(item.blockId);
         const mine = pends.get(item.trxId);
         const others = pends.size - (mine === undefined ? 0 : 1);
@@ -573,7 +588,12 @@ export class VersionedBlockStore implements BlockStore {
           continue;
         }
         outcomes.push({ status: 'ok' });
-        mutation.putPend(item, mine, loaded.pends);
+        mutation.putPend(
+          item,
+          mine,
+          loaded.pends,
+          applied !== undefined && latest !== null ? { base: latest, block: applied } : undefined,
+        );
       }
       const ok = outcomes.every((outcome) => outcome.status === 'ok');
       return { mutation: ok ? mutation : new Mutation(), result: { ok, outcomes } };
@@ -653,7 +673,8 @@ export class VersionedBlockStore implements BlockStore {
           pend.baseRev === currentRev,
           `promote of ${trxId} on block ${id}: pend is based on rev ${pend.baseRev}, latest is ${currentRev}`,
         );
-        this.addRevision(mutation, latest, { blockId: id, trxId, lsn, transform: pend.transform });
+        const checked = summary.checked?.base === latest ? summary.checked.block : undefined;
+        this.addRevision(mutation, latest, { blockId: id, trxId, lsn, transform: pend.transform }, checked);
         mutation.dropPend(id, trxId, summary);
       }
       return { mutation, result: undefined };
@@ -1035,10 +1056,13 @@ export class VersionedBlockStore implements BlockStore {
       readonly lsn: number;
       readonly transform: BlockTransform;
     },
+    /** The block the transform makes of `previous`, when already computed (see PendSummary.checked). */
+    result?: Block,
   ): BlockState {
     const { blockId: id, trxId, lsn, transform } = revision;
     const rev = (previous?.rev ?? 0) + 1;
-    const state: BlockState = { id, rev, lsn, trxId, block: applyTransform(previous?.block, transform) };
+    const block = result ?? applyTransform(previous?.block, transform);
+    const state: BlockState = { id, rev, lsn, trxId, block };
     const record: BlockRevision = { rev, lsn, trxId, transform };
     if (state.block === undefined) {
       mutation.ops.push({ type: 'put', key: keyOf.latest(id), value: encodeState(state) });
@@ -1271,9 +1295,10 @@ function validatePend(item: PendingTransform): void {
 
 /**
  * A pend whose transform cannot apply to the block it names (an insert of a live block, an update of
- * a missing one, a splice on a non-array) would fail its promote, so it is refused up front.
+ * a missing one, a splice on a non-array) would fail its promote, so it is refused up front. Returns
+ * what an update makes of the block.
  */
-function checkApplies(item: PendingTransform, latest: BlockState | null): void {
+function checkApplies(item: PendingTransform, latest: BlockState | null): Block | undefined {
   const exists = latest !== null && latest.block !== undefined;
   if (item.transform.kind === 'insert' ? exists : !exists) {
     throw new EngineError(
@@ -1289,9 +1314,9 @@ function checkApplies(item: PendingTransform, latest: BlockState | null): void {
       blockId: item.blockId,
     });
   }
-  if (item.transform.kind !== 'update') return;
+  if (item.transform.kind !== 'update') return undefined;
   try {
-    applyTransform(latest?.block, item.transform);
+    return applyTransform(latest?.block, item.transform);
   } catch (error) {
     if (!(error instanceof AssertionFailure)) throw error;
     throw new EngineError(

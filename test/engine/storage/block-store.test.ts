@@ -654,6 +654,37 @@ function blockStoreSuite(name: string, makeRaw: () => Promise<RawFixture>, write
         expect((await store.stats()).pending).to.equal(0);
       });
 
+      it('promotes an update with the block its pend check made, unless the block was read again since', async () => {
+        // One latest state in memory: reading another block evicts the one read before.
+        store = new VersionedBlockStore(raw, { cacheEntriesMax: 1 });
+        const x = newBlockId(rng);
+        const z = newBlockId(rng);
+        await commit(x, { kind: 'insert', block: leafBlock(x, { list: [1] }) }, 1);
+        await commit(z, { kind: 'insert', block: leafBlock(z) }, 2);
+        let applications = 0;
+        /** Ops that count how often they are applied (iterated); encoding them reads them by index. */
+        const counted = (index: number): BlockOp[] =>
+          new Proxy([{ op: 'splice', field: 'list', index, remove: 0, items: [index + 1] }] as BlockOp[], {
+            get(target, key, receiver) {
+              if (key === Symbol.iterator) applications++;
+              return Reflect.get(target, key, receiver) as unknown;
+            },
+          });
+        const first = newTrxId(rng);
+        await store.pend([pendOf(first, x, 1, { kind: 'update', ops: counted(1) })]);
+        expect(applications).to.equal(1);
+        await store.promote({ trxId: first, lsn: 3, blockIds: [x] });
+        expect(applications).to.equal(1);
+        expect((await store.latest(x))?.block).to.deep.equal(leafBlock(x, { list: [1, 2] }));
+        const second = newTrxId(rng);
+        await store.pend([pendOf(second, x, 2, { kind: 'update', ops: counted(2) })]);
+        expect(applications).to.equal(2);
+        await store.latest(z);
+        await store.promote({ trxId: second, lsn: 4, blockIds: [x] });
+        expect(applications).to.equal(3);
+        expect((await store.latest(x))?.block).to.deep.equal(leafBlock(x, { list: [1, 2, 3] }));
+      });
+
       it('never encodes a pend that is promoted before the next sync, and encodes one that is synced first', async function () {
         // A store that reads values as they are written (the memory store) encodes every pend.
         if (name !== 'LevelRawStore') this.skip();
