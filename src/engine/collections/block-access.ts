@@ -15,9 +15,10 @@ export interface BlockAccess {
   /** The block, or undefined if it does not exist. */
   tryGet(id: BlockId): Promise<Block | undefined>;
   /**
-   * Optional: the block at once, when this access already holds it (read before or changed since),
-   * so a caller can skip the wait of `get`; undefined when it would have to read it. Holding the block
-   * as absent throws NOT_FOUND, as `get` would. What it returns is exactly what `get` would.
+   * Optional: the block at once, when this access already holds it (read before or changed since)
+   * or can read it without a wait (the read is then recorded as `get` records it), so a caller can
+   * skip the wait of `get`; undefined when it would have to wait. A block held or read as absent
+   * throws NOT_FOUND, as `get` would. What it returns is exactly what `get` would.
    */
   held?(id: BlockId): Block | undefined;
   /**

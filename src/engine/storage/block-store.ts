@@ -97,6 +97,11 @@ export interface BlockStore {
    */
   latest(id: BlockId): Promise<BlockState | undefined>;
   /**
+   * Optional: the latest state when the store has it in memory (null: the block does not exist),
+   * undefined when it would have to read it.
+   */
+  latestNow?(id: BlockId): BlockState | null | undefined;
+  /**
    * State at a past revision (`rev`) or as of a collection LSN (`lsn`: the newest revision whose lsn
    * is ≤ the given one). Materialises from the nearest stored snapshot; cost is bounded by
    * limits.materialiseEveryRevs, never by history length. Undefined if no such revision exists.

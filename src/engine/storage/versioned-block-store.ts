@@ -484,6 +484,11 @@ export class VersionedBlockStore implements BlockStore {
     return (await this.loadLatest(id, undefined, true)) ?? undefined;
   }
 
+  latestNow(id: BlockId): BlockState | null | undefined {
+    assertKeyPart(id, 'block id');
+    return this.cache.get(id);
+  }
+
   async at(
     id: BlockId,
     point: { readonly rev: number } | { readonly lsn: number },

@@ -40,6 +40,15 @@ export class LocalRepo implements RepoClient {
     return this.blocks.at(request.blockId, { lsn: request.atLsn });
   }
 
+  getNow(request: GetBlockRequest): BlockState | null | undefined {
+    const latest = this.blocks.latestNow?.(request.blockId);
+    if (latest === undefined) return undefined;
+    // A commit to apply first (see reinforce) leaves it to get.
+    if (request.reinforce?.some((ref) => latest === null || latest.lsn < ref.lsn) === true) return undefined;
+    if (latest === null || request.atLsn === undefined || latest.lsn <= request.atLsn) return latest;
+    return undefined;
+  }
+
   pend(items: readonly PendingTransform[]): ReturnType<BlockStore['pend']> {
     return this.blocks.pend(items);
   }

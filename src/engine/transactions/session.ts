@@ -114,19 +114,28 @@ export class TransactionSession {
     const repo = this.components.repo;
     const verifyLater = repo.verifyReads !== undefined;
     const unverified = new Map<BlockId, GetBlockRequest>();
+    const requestOf = (id: BlockId): GetBlockRequest => {
+      const reinforce = refs.get(id);
+      return { blockId: id, atLsn, ...(reinforce !== undefined ? { reinforce } : {}) };
+    };
+    // Reads to verify later go through get, which records them.
+    const getNow = verifyLater ? undefined : repo.getNow?.bind(repo);
     const tracker = new Tracker(
       {
         read: async (id) => {
-          const reinforce = refs.get(id);
-          const request: GetBlockRequest = {
-            blockId: id,
-            atLsn,
-            ...(reinforce !== undefined ? { reinforce } : {}),
-          };
+          const request = requestOf(id);
           if (verifyLater) unverified.set(id, request);
           const state = await repo.get(verifyLater ? { ...request, verifyLater } : request);
           return { block: state?.block, rev: state?.rev ?? 0 };
         },
+        ...(getNow !== undefined
+          ? {
+              readNow: (id: BlockId) => {
+                const state = getNow(requestOf(id));
+                return state === undefined ? undefined : { block: state?.block, rev: state?.rev ?? 0 };
+              },
+            }
+          : {}),
       },
       this.components.rng,
     );

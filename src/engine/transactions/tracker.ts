@@ -15,6 +15,8 @@ import {
 export interface BlockSource {
   /** The block and its revision at the snapshot; `block` undefined (rev 0 or a deleted rev) if absent. */
   read(id: BlockId): Promise<{ readonly block: Block | undefined; readonly rev: number }>;
+  /** Optional: what `read` would answer, when the source can answer at once; else undefined. */
+  readNow?(id: BlockId): { readonly block: Block | undefined; readonly rev: number } | undefined;
 }
 
 /**
@@ -43,7 +45,7 @@ export class Tracker implements BlockAccess {
   async tryGet(id: BlockId): Promise<Block | undefined> {
     if (this.changed.has(id)) return this.changed.get(id);
     if (this.sourceBlocks.has(id)) return this.sourceBlocks.get(id);
-    const { block, rev } = await this.source.read(id);
+    const { block, rev } = this.source.readNow?.(id) ?? (await this.source.read(id));
     // A concurrent read of the same id may have landed first; keep the first one seen.
     if (!this.sourceBlocks.has(id)) {
       this.sourceBlocks.set(id, block);
@@ -56,7 +58,14 @@ export class Tracker implements BlockAccess {
     let block: Block | undefined;
     if (this.changed.has(id)) block = this.changed.get(id);
     else if (this.sourceBlocks.has(id)) block = this.sourceBlocks.get(id);
-    else return undefined;
+    else {
+      // A source that has the block at once gives it now, recorded as a read as tryGet records it.
+      const now = this.source.readNow?.(id);
+      if (now === undefined) return undefined;
+      this.sourceBlocks.set(id, now.block);
+      this.readRevs.set(id, now.rev);
+      block = now.block;
+    }
     if (block === undefined) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);
     return block;
   }

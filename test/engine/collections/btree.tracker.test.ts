@@ -67,6 +67,36 @@ describe('BTree through a transaction tracker', () => {
     expect(store.blocks.get(rootId)?.block?.['entries']).to.have.length(2);
   });
 
+  it('leaves the branches a put descended through out of the reads it validates, however it read them', async () => {
+    const store = new Committed();
+    const setup = store.tracker(9);
+    const rootId = BTree.create(setup, collection);
+    const init: BTreeInit = { leafEntriesMax: 4, branchChildrenMax: 4 };
+    const built = new BTree(setup, rootId, collection, init);
+    for (let i = 0; i < 40; i++) await built.put(i, i);
+    store.commit(setup);
+    const branches = [...store.blocks].filter(([, { block }]) => block?.header.type === 'TB');
+    expect(branches.length).to.be.greaterThan(1);
+    // One tracker reads through `read` (awaited), the other through `readNow` (held at once).
+    const slow = store.tracker(10);
+    const fast = new Tracker(
+      {
+        read: () => Promise.reject(new Error('read at once only')),
+        readNow: (id) => store.blocks.get(id) ?? { block: undefined, rev: 0 },
+      },
+      new SeededRng(11),
+    );
+    for (const tracker of [slow, fast]) {
+      await new BTree(tracker, rootId, collection, init).put(17, 'changed');
+      const validated = tracker.validationReads();
+      expect(validated).to.have.length(1);
+      expect(store.blocks.get(validated[0]!)?.block?.header.type).to.equal('TL');
+      expect(tracker.reads().size).to.be.greaterThan(1);
+    }
+    expect(fast.validationReads()).to.deep.equal(slow.validationReads());
+    expect([...fast.reads().keys()].sort()).to.deep.equal([...slow.reads().keys()].sort());
+  });
+
   for (const [name, init] of [
     ['fan-out 4/4', { leafEntriesMax: 4, branchChildrenMax: 4 }],
     ['fan-out 8/5, leaves split by bytes', { leafEntriesMax: 8, branchChildrenMax: 5, leafBytesMax: 400 }],

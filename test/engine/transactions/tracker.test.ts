@@ -53,6 +53,46 @@ describe('Tracker', () => {
     expect([...tracker.reads().keys()]).to.deep.equal([a, absent, b]);
   });
 
+  it('takes a block its source has at once without a wait, recording the read as get would', async () => {
+    const rng = new SeededRng(8);
+    const a = newBlockId(rng);
+    const later = newBlockId(rng);
+    const absent = newBlockId(rng);
+    const reads: BlockId[] = [];
+    const tracker = new Tracker(
+      {
+        read: (id) => {
+          reads.push(id);
+          return Promise.resolve({
+            block: id === later ? leaf(later, 3) : undefined,
+            rev: id === later ? 4 : 0,
+          });
+        },
+        readNow: (id) =>
+          id === a ? { block: leaf(a, 1), rev: 2 } : id === absent ? { block: undefined, rev: 0 } : undefined,
+      },
+      rng,
+    );
+    expect(tracker.held(a)).to.deep.equal(leaf(a, 1));
+    expect(tracker.held(later)).to.equal(undefined);
+    let code: string | undefined;
+    try {
+      tracker.held(absent);
+    } catch (error) {
+      code = isEngineError(error) ? error.code : 'OTHER';
+    }
+    expect(code).to.equal('NOT_FOUND');
+    expect(await tracker.get(later)).to.deep.equal(leaf(later, 3));
+    // Only the block the source could not give at once was read the slow way.
+    expect(reads).to.deep.equal([later]);
+    expect([...tracker.reads()]).to.deep.equal([
+      [a, 2],
+      [absent, 0],
+      [later, 4],
+    ]);
+    expect(tracker.held(a)).to.equal(await tracker.get(a));
+  });
+
   it('gives each written block the transform transforms() has for it', async () => {
     const rng = new SeededRng(9);
     const [a, b, c] = [newBlockId(rng), newBlockId(rng), newBlockId(rng)];

@@ -257,7 +257,11 @@ export class BTree {
 
   private heldNode(id: BlockId): TreeNode | undefined {
     const block = this.access.held?.(id);
-    return block === undefined ? undefined : this.nodeOf(id, block);
+    if (block === undefined) return undefined;
+    const node = this.nodeOf(id, block);
+    // `held` may have read the block just now: a branch only routes, as readNode records.
+    if (node.body.kind === 'branch') this.access.routed?.(id);
+    return node;
   }
 
   private async readNode(id: BlockId): Promise<TreeNode> {
