@@ -657,16 +657,10 @@ export class ClusterRepoClient implements RepoClient {
     }
     // Holders that answered with less than the newest state missed revisions, and members that do
     // not hold the block yet were never handed it: bring them up to date (the handoff completes).
-    // A holder whose copy differs at the newest revision is not: nothing can be applied on it. A
-    // member without the block is handed it only when a majority of the cluster answered holding
-    // it: else the newest state here may be behind what unreachable holders took, and handed to a
-    // joiner it would make the joiner count as a holder of that stale state (sim seed 1729 with
-    // thrifty accepts; ClusterRepoClient.handOff).
+    // A holder whose copy differs at the newest revision is not: nothing can be applied on it.
     if (best !== undefined && source !== undefined) {
-      const handOver = held >= quorumOf(cluster.length);
       for (const version of versions) {
         if (!answers.includes(version.answer)) continue;
-        if (version.rev === 0 && !handOver) continue;
         if (version.rev < best.rev) this.repair(request.blockId, version.answer.member, version.rev, source);
       }
     }
