@@ -44,7 +44,7 @@ import type {
 } from '../transactions/protocol.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
-import { applyIfNewer, type ApplyWriteOptions, type ClusterRepoClient } from './repo.js';
+import { applyIfNewer, contentDigest, type ApplyWriteOptions, type ClusterRepoClient } from './repo.js';
 
 export const tailProtocolName = 'tail';
 
@@ -640,17 +640,21 @@ export class TailBlocks implements BlockStore {
    */
   private async pull(id: BlockId): Promise<void> {
     const { state: remote, holding: holdingRead, source } = await this.cluster.getCounted({ blockId: id });
-    let held = (await this.local.latest(id))?.rev ?? 0;
+    const mine = await this.local.latest(id);
+    let held = mine?.rev ?? 0;
     // A majority holds other content than this copy at its own revision (the read chose another
     // source): revisions of this copy no majority took — written here just before a crash, while the
     // cluster went on without them. They were never acknowledged; serving from them would keep this
     // tail on a log no one else has (sim seed 3139: an entry prepared here forever). Take them back.
+    // (A copy held outside the block's cluster is never the read's source: compare content.)
     if (
       remote !== undefined &&
+      mine !== undefined &&
       held > 0 &&
       remote.rev === held &&
       source !== undefined &&
-      source !== this.placement.self
+      source !== this.placement.self &&
+      contentDigest(remote) !== contentDigest(mine)
     ) {
       // Counted over every member's answer: the first majority may leave out holders of this copy.
       const all = await this.cluster.getCounted({ blockId: id }, { everyone: true });
