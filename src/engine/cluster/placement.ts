@@ -66,11 +66,6 @@ export class Placement {
     return true;
   }
 
-  /** Whether the member is known only by introduction (no hello answered yet). */
-  isIntroduced(peer: string): boolean {
-    return this.introduced.has(peer);
-  }
-
   /**
    * A connection to the peer came up: a member met before (it answered hello once, maybe in an earlier
    * run of this node) is reachable again at once, before its hello is answered on this connection —

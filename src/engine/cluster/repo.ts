@@ -735,7 +735,7 @@ export class ClusterRepoClient implements RepoClient {
     if (holders < quorumOf(rest)) return;
     const history =
       source === this.self
-        ? await this.parts.blocks.history(blockId, { toRev: state.rev })
+        ? await this.parts.blocks.history(blockId)
         : await this.remote<BlockRevision[]>(source, { type: 'history', blockId });
     await this.send(
       member,
