@@ -545,6 +545,10 @@ export class ClusterRepoClient implements RepoClient {
     return stale;
   }
 
+  distrust(blockIds: readonly BlockId[]): void {
+    for (const id of blockIds) this.suspectCopy(id);
+  }
+
   /** Blocks whose copy here was found behind the cluster: read from the cluster until current. */
   private readonly suspect = new Set<BlockId>();
 

@@ -261,7 +261,10 @@ export class Coordinator {
     request: TxRequest,
   ): Promise<Map<string, Decided>> {
     const outcome = await this.components.tails.commit(validationOf(trxId, collection, request));
-    if (outcome.status !== 'committed') return new Map();
+    if (outcome.status !== 'committed') {
+      this.distrustStale([outcome]);
+      return new Map();
+    }
     return new Map([
       [
         collection.name,
@@ -294,6 +297,7 @@ export class Coordinator {
     );
     const prepared = outcomes.flatMap((o) => (o.status === 'prepared' ? [o.certificate] : []));
     if (prepared.length !== writing.length) {
+      this.distrustStale(outcomes);
       await Promise.all(
         writing.map((collection, i) =>
           outcomes[i]!.status === 'prepared'
@@ -331,6 +335,17 @@ export class Coordinator {
   }
 
   /**
+   * Copies a tail found behind the snapshot they were read at (a holder that missed a commit): the
+   * next attempt reads them from their clusters, or it would read the same stale copies again.
+   */
+  private distrustStale(outcomes: readonly TailOutcome[]): void {
+    const repo = this.components.repo;
+    if (repo.distrust === undefined) return;
+    const stale = outcomes.flatMap((o) => (o.status === 'conflict' ? (o.stale ?? []) : []));
+    if (stale.length > 0) repo.distrust(stale);
+  }
+
+  /**
    * The pause before attempt `attempt + 1`: random up to the time the conflicted attempt took, times
    * √2 per attempt since (at most transactionBackoffMaxMs). Transactions that collide on a block take
    * turns about as long as one attempt lasts, so the spread has to scale with it: a fixed few
@@ -365,7 +380,9 @@ export function validationOf(
   reads: string[];
   writes: string[];
   actions: unknown;
+  readAt?: Record<string, number>;
 } {
+  const readAt = collection.tracker.readAt(collection.atLsn);
   return {
     collection: collection.name,
     trxId,
@@ -373,6 +390,7 @@ export function validationOf(
     reads: collection.tracker.validationReads(),
     writes: collection.tracker.writes(),
     actions: request.actions.filter((action) => action.collection === collection.name),
+    ...(readAt !== undefined ? { readAt } : {}),
   };
 }
 

@@ -176,6 +176,8 @@ interface TailState {
   /** Recent entries, ascending LSN, at most windowEntriesMax. */
   window: IndexedEntry[];
   byTrx: Map<TrxId, IndexedEntry>;
+  /** For each block the window's entries write: those entries, ascending LSN (validation's readAt). */
+  writers: Map<BlockId, IndexedEntry[]>;
   /** Every committed entry ≤ checkpoint has reached all its blocks. */
   checkpoint: number;
   /** Committed entries above the checkpoint that have been propagated. */
@@ -499,9 +501,16 @@ export class LogTail implements TailClient {
       }
       // The batch's planned entries continue the window (not copied onto it: it holds up to
       // windowEntriesMax entries).
-      const verdict = validateBackward(state.window, oldest, request, provisional);
+      const verdict = validateBackward(state.window, oldest, request, provisional, (id) =>
+        state.writers.get(id),
+      );
       if (!verdict.ok) {
-        item.resolve({ status: 'conflict', winners: verdict.winners, message: verdict.reason });
+        item.resolve({
+          status: 'conflict',
+          winners: verdict.winners,
+          message: verdict.reason,
+          ...(verdict.stale !== undefined ? { stale: verdict.stale } : {}),
+        });
         continue;
       }
       const lsn = state.lastLsn + 1 + planned.length;
@@ -834,12 +843,23 @@ export class LogTail implements TailClient {
     };
     state.window.push(indexed);
     state.byTrx.set(entry.trxId, indexed);
+    for (const id of entry.writes) {
+      const list = state.writers.get(id);
+      if (list === undefined) state.writers.set(id, [indexed]);
+      else list.push(indexed);
+    }
     while (state.window.length > this.windowEntriesMax) {
       const dropped = state.window[0]!;
       // Never drop an undecided entry: it still holds its read and write sets.
       if (dropped.status === 'prepared') break;
       state.window.shift();
       state.byTrx.delete(dropped.trxId);
+      for (const id of dropped.writeList) {
+        const list = state.writers.get(id);
+        if (list?.[0] !== dropped) continue;
+        if (list.length === 1) state.writers.delete(id);
+        else list.shift();
+      }
     }
   }
 
@@ -1190,6 +1210,7 @@ export class LogTail implements TailClient {
       lastLsn: tail.entries.at(-1)?.lsn ?? tail.firstLsn - 1,
       window: [],
       byTrx: new Map(),
+      writers: new Map(),
       checkpoint: 0,
       propagated: new Set(),
       refreshedAt: this.components.clock.now(),

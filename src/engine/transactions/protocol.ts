@@ -109,6 +109,11 @@ export interface RepoClient {
    * Absent or false: the coordinator promotes before it answers.
    */
   readonly promotesInBackground?: boolean;
+  /**
+   * Optional: the tail found these blocks' copies behind the snapshot a transaction read at; a repo
+   * that reads its own copies reads them from their clusters until a read finds them current.
+   */
+  distrust?(blockIds: readonly BlockId[]): void;
 }
 
 /** What a session needs from a collection's tail before it reads. */
@@ -132,6 +137,13 @@ export interface ValidationRequest {
   readonly reads: readonly BlockId[];
   readonly writes: readonly BlockId[];
   readonly actions: unknown;
+  /**
+   * Optional: for blocks read (or written) whose revision seen was written below `baseLsn`, the LSN
+   * that wrote it. A committed entry after that LSN and at or below `baseLsn` that wrote the block
+   * means the copy read was behind the snapshot (a holder that missed a commit): a conflict, and the
+   * outcome names the block in `stale`.
+   */
+  readonly readAt?: Readonly<Record<BlockId, number>>;
 }
 
 export type CommitRequest = ValidationRequest;
@@ -157,6 +169,8 @@ export type TailOutcome =
       /** LSNs of the entries that won (empty when the base was simply too old). */
       readonly winners: readonly number[];
       readonly message: string;
+      /** Blocks whose copy the transaction read was behind its snapshot (ValidationRequest.readAt). */
+      readonly stale?: readonly BlockId[];
     };
 
 export interface DecideRequest {

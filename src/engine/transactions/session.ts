@@ -126,13 +126,15 @@ export class TransactionSession {
           const request = requestOf(id);
           if (verifyLater) unverified.set(id, request);
           const state = await repo.get(verifyLater ? { ...request, verifyLater } : request);
-          return { block: state?.block, rev: state?.rev ?? 0 };
+          return { block: state?.block, rev: state?.rev ?? 0, lsn: state?.lsn };
         },
         ...(getNow !== undefined
           ? {
               readNow: (id: BlockId) => {
                 const state = getNow(requestOf(id));
-                return state === undefined ? undefined : { block: state?.block, rev: state?.rev ?? 0 };
+                return state === undefined
+                  ? undefined
+                  : { block: state?.block, rev: state?.rev ?? 0, lsn: state?.lsn };
               },
             }
           : {}),

@@ -13,10 +13,19 @@ import {
 
 /** Where a tracker reads blocks from: a snapshot of the collection. */
 export interface BlockSource {
-  /** The block and its revision at the snapshot; `block` undefined (rev 0 or a deleted rev) if absent. */
-  read(id: BlockId): Promise<{ readonly block: Block | undefined; readonly rev: number }>;
+  /**
+   * The block and its revision at the snapshot; `block` undefined (rev 0 or a deleted rev) if absent.
+   * `lsn`: the LSN of the entry that wrote that revision, when known.
+   */
+  read(id: BlockId): Promise<SourceRead>;
   /** Optional: what `read` would answer, when the source can answer at once; else undefined. */
-  readNow?(id: BlockId): { readonly block: Block | undefined; readonly rev: number } | undefined;
+  readNow?(id: BlockId): SourceRead | undefined;
+}
+
+export interface SourceRead {
+  readonly block: Block | undefined;
+  readonly rev: number;
+  readonly lsn?: number | undefined;
 }
 
 /**
@@ -26,6 +35,8 @@ export interface BlockSource {
  */
 export class Tracker implements BlockAccess {
   private readonly readRevs = new Map<BlockId, number>();
+  /** LSN of the revision read, for blocks read present with a known LSN (see readAt). */
+  private readonly readLsns = new Map<BlockId, number>();
   /** Blocks read only to route (tree branches): left out of validationReads(). */
   private readonly routing = new Set<BlockId>();
   private readonly sourceBlocks = new Map<BlockId, Block | undefined>();
@@ -45,12 +56,9 @@ export class Tracker implements BlockAccess {
   async tryGet(id: BlockId): Promise<Block | undefined> {
     if (this.changed.has(id)) return this.changed.get(id);
     if (this.sourceBlocks.has(id)) return this.sourceBlocks.get(id);
-    const { block, rev } = this.source.readNow?.(id) ?? (await this.source.read(id));
+    const read = this.source.readNow?.(id) ?? (await this.source.read(id));
     // A concurrent read of the same id may have landed first; keep the first one seen.
-    if (!this.sourceBlocks.has(id)) {
-      this.sourceBlocks.set(id, block);
-      this.readRevs.set(id, rev);
-    }
+    if (!this.sourceBlocks.has(id)) this.record(id, read);
     return this.sourceBlocks.get(id);
   }
 
@@ -62,8 +70,7 @@ export class Tracker implements BlockAccess {
       // A source that has the block at once gives it now, recorded as a read as tryGet records it.
       const now = this.source.readNow?.(id);
       if (now === undefined) return undefined;
-      this.sourceBlocks.set(id, now.block);
-      this.readRevs.set(id, now.rev);
+      this.record(id, now);
       block = now.block;
     }
     if (block === undefined) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);
@@ -74,6 +81,12 @@ export class Tracker implements BlockAccess {
     const block = await this.tryGet(id);
     if (block === undefined) throw new EngineError('NOT_FOUND', `block ${id} does not exist`);
     return block;
+  }
+
+  private record(id: BlockId, read: SourceRead): void {
+    this.sourceBlocks.set(id, read.block);
+    this.readRevs.set(id, read.rev);
+    if (read.block !== undefined && read.lsn !== undefined) this.readLsns.set(id, read.lsn);
   }
 
   owns(id: BlockId): boolean {
@@ -142,6 +155,20 @@ export class Tracker implements BlockAccess {
     const reads: BlockId[] = [];
     for (const id of this.readRevs.keys()) if (!this.routing.has(id)) reads.push(id);
     return reads.sort();
+  }
+
+  /**
+   * For the blocks read present whose revision was written at an LSN below `baseLsn`: that LSN. The
+   * tail checks that no entry between it and the snapshot wrote the block (ValidationRequest.readAt):
+   * a copy read that way missed a commit the snapshot includes.
+   */
+  readAt(baseLsn: number): Record<BlockId, number> | undefined {
+    let out: Record<BlockId, number> | undefined;
+    for (const [id, lsn] of this.readLsns) {
+      if (lsn >= baseLsn || this.routing.has(id)) continue;
+      (out ??= {})[id] = lsn;
+    }
+    return out;
   }
 
   /** Ids of blocks this transaction changes, sorted. */

@@ -11,7 +11,17 @@ export interface WindowEntry {
 }
 
 export type ValidationResult =
-  { readonly ok: true } | { readonly ok: false; readonly winners: number[]; readonly reason: string };
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      readonly winners: number[];
+      readonly reason: string;
+      /** Blocks whose copy was read behind the snapshot (see `readAt`). */
+      readonly stale?: BlockId[];
+    };
+
+/** The window's entries that wrote a block, ascending LSN (undefined: none in the window). */
+export type WritersOf = (blockId: BlockId) => readonly WindowEntry[] | undefined;
 
 /**
  * Backward validation (optimistic concurrency), per block:
@@ -20,6 +30,10 @@ export type ValidationResult =
  * - a prepared entry of another transaction conflicts when it writes what the transaction reads or
  *   writes, or reads what the transaction writes (prepared entries hold their read and write sets
  *   until decided; this also rules out write skew across collections).
+ * - a block read at a revision written at LSN `readAt[block]` below the base, that a committed entry
+ *   after that LSN and at or below the base wrote, was read from a copy that missed that commit
+ *   (stale: the snapshot includes it, the copy did not). Checked through `writersOf`, as far back as
+ *   the window reaches.
  * `oldestLsn` is the lowest LSN the window still holds: a base below it cannot be checked. `next`
  * continues the window (entries planned ahead of this request in the same batch, not yet in it).
  */
@@ -31,8 +45,10 @@ export function validateBackward(
     readonly baseLsn: number;
     readonly reads: readonly BlockId[];
     readonly writes: readonly BlockId[];
+    readonly readAt?: unknown;
   },
   next: readonly WindowEntry[] = [],
+  writersOf?: WritersOf,
 ): ValidationResult {
   if (request.baseLsn + 1 < oldestLsn) {
     return {
@@ -62,8 +78,49 @@ export function validateBackward(
         winners.push(entry.lsn);
     }
   }
+  const stale = writersOf === undefined ? undefined : staleCopies(request, writersOf, winners);
+  if (stale !== undefined) {
+    return {
+      ok: false,
+      winners: winners.sort((a, b) => a - b),
+      reason: `read a copy of block(s) ${stale.join(', ')} that missed the commit(s) at revision ${winners.join(', ')}`,
+      stale,
+    };
+  }
   if (winners.length === 0) return { ok: true };
   return { ok: false, winners, reason: `conflicts with transaction(s) at revision ${winners.join(', ')}` };
+}
+
+/**
+ * The blocks of `request.readAt` a committed entry of the window wrote after the LSN the read
+ * revision was written at and at or below the base (their LSNs added to `winners`); undefined if none.
+ * `readAt` comes from the coordinator (over the network, unchecked): anything but a block → LSN record
+ * of numbers is ignored.
+ */
+function staleCopies(
+  request: { readonly trxId: TrxId; readonly baseLsn: number; readonly readAt?: unknown },
+  writersOf: WritersOf,
+  winners: number[],
+): BlockId[] | undefined {
+  const readAt = request.readAt;
+  if (typeof readAt !== 'object' || readAt === null || Array.isArray(readAt)) return undefined;
+  let stale: BlockId[] | undefined;
+  for (const [blockId, lsn] of Object.entries(readAt as Record<string, unknown>)) {
+    if (typeof lsn !== 'number' || lsn >= request.baseLsn) continue;
+    const writers = writersOf(blockId);
+    if (writers === undefined) continue;
+    // Newest first: a fresh copy's newest committed writer at or below the base is at most `lsn`.
+    for (let i = writers.length - 1; i >= 0; i--) {
+      const writer = writers[i]!;
+      if (writer.lsn <= lsn) break;
+      if (writer.lsn > request.baseLsn || writer.status !== 'committed' || writer.trxId === request.trxId)
+        continue;
+      (stale ??= []).push(blockId);
+      if (!winners.includes(writer.lsn)) winners.push(writer.lsn);
+      break;
+    }
+  }
+  return stale;
 }
 
 function touches(a: ReadonlySet<BlockId>, b: readonly BlockId[]): boolean {

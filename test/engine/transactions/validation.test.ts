@@ -71,4 +71,63 @@ describe('backward validation', () => {
     expect(check(2, ['e'], ['e'])).to.deep.include({ ok: true });
     expect(check(-1, ['a'], [])).to.deep.include({ ok: false, winners: [] });
   });
+
+  it('finds a copy read behind its snapshot: a commit between the read revision and the base wrote it', () => {
+    const entry = (lsn: number, status: EntryStatus, writes: string[], trxId = `t${lsn}`): WindowEntry => ({
+      lsn,
+      trxId,
+      status,
+      writes: new Set(writes),
+      reads: new Set(),
+    });
+    // LSN 5 wrote `a` after the revision a stale copy holds (LSN 3); LSN 6 was aborted; 7 is mine.
+    const window = [
+      entry(3, 'committed', ['a']),
+      entry(4, 'committed', ['b']),
+      entry(5, 'committed', ['a']),
+      entry(6, 'aborted', ['c']),
+      entry(7, 'committed', ['c'], 'x'),
+    ];
+    const writers = new Map<string, WindowEntry[]>();
+    for (const e of window) for (const id of e.writes) writers.set(id, [...(writers.get(id) ?? []), e]);
+    const check = (readAt: Record<string, number> | undefined, baseLsn = 7) =>
+      validateBackward(
+        window,
+        3,
+        { trxId: 'x', baseLsn, reads: Object.keys(readAt ?? {}), writes: [], ...(readAt ? { readAt } : {}) },
+        [],
+        (id) => writers.get(id),
+      );
+    expect(check({ a: 5, b: 4 })).to.deep.equal({ ok: true });
+    expect(check({ a: 3, b: 4 })).to.deep.include({ ok: false, winners: [5], stale: ['a'] });
+    // Aborted entries and the transaction's own entry do not make a copy stale.
+    expect(check({ c: 2 })).to.deep.equal({ ok: true });
+    // A writer above the base is the ordinary conflict, not a stale copy.
+    expect(check({ a: 3 }, 4))
+      .to.deep.include({ ok: false, winners: [5] })
+      .and.not.have.property('stale');
+    // Without writersOf (or readAt) nothing is checked; malformed readAt is ignored.
+    expect(
+      validateBackward(window, 3, { trxId: 'x', baseLsn: 7, reads: ['a'], writes: [], readAt: { a: 3 } }),
+    ).to.deep.equal({ ok: true });
+    expect(check(undefined)).to.deep.equal({ ok: true });
+    expect(
+      validateBackward(
+        window,
+        3,
+        { trxId: 'x', baseLsn: 7, reads: ['a'], writes: [], readAt: ['a', 3] },
+        [],
+        (id) => writers.get(id),
+      ),
+    ).to.deep.equal({ ok: true });
+    expect(
+      validateBackward(
+        window,
+        3,
+        { trxId: 'x', baseLsn: 7, reads: ['a'], writes: [], readAt: { a: '3' } },
+        [],
+        (id) => writers.get(id),
+      ),
+    ).to.deep.equal({ ok: true });
+  });
 });
