@@ -17,6 +17,7 @@ import { LogTail } from '../transactions/log-tail.js';
 import { MembershipCheck, NetworkCertifier, sameMembers } from './certifier.js';
 import { isLogBlock } from '../collections/log/log-block.js';
 import { Placement } from './placement.js';
+import type { DeferredSyncs } from './deferred-syncs.js';
 import {
   ClusterRepoClient,
   membersListedMax,
@@ -47,6 +48,10 @@ export interface ClusterComponents {
   readonly knownMembers?: readonly string[];
   /** Records a member seen for the first time (so a restart knows every cluster as it was). */
   readonly rememberMember?: (peer: string) => Promise<void>;
+  /** The id this node's coordinator names itself by (`<node>:<incarnation>`): its tails resolve what earlier incarnations left prepared. */
+  readonly coordinatorId?: string;
+  /** Syncs deferred while this node is alone (ClusterRepoParts.deferred); shared with its consensus store. */
+  readonly deferred?: DeferredSyncs;
 }
 
 export interface ClusterInit {
@@ -121,6 +126,7 @@ export class Cluster {
       network,
       decisions: () => this.decisions,
       learn: (members) => this.learn(members),
+      ...(components.deferred !== undefined ? { deferred: components.deferred } : {}),
     });
     this.tailBlocks = new TailBlocks(components.blocks, this.repo, this.placement);
     this.tailHost = new LogTail(
@@ -143,6 +149,9 @@ export class Cluster {
         // the log to a group without it) must not answer views from what it cached then.
         viewFreshMs: tailViewFreshMs,
         resolveElsewhere: (collection, nodes) => this.askToResolve(collection, nodes),
+        ...(components.coordinatorId !== undefined && components.coordinatorId !== ''
+          ? { coordinatorId: components.coordinatorId }
+          : {}),
         refresh: () => this.tailBlocks.forget(),
       },
     );

@@ -688,12 +688,14 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
       members: Object.freeze([...recorded.members]),
     });
     const store = this.components.store;
+    // A group of one: its votes never leave this member, so their sync can wait for the log write's.
+    const alone = group.members.length === 1 && group.members[0] === this.components.signer.id;
     const driver = new GroupDriver(
       {
         // The group's state is kept under its block id and membership.
         store: {
           load: () => store.load(key),
-          persist: (_blockId, record) => store.persist(key, record),
+          persist: (_blockId, record) => store.persist(key, record, alone ? { deferSync: true } : {}),
         },
         transport: {
           send: (_from, to, message) => this.sendTo(to, running, message),

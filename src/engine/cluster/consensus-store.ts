@@ -8,7 +8,7 @@
  * versions as one canonical-JSON value under `k/<group id>` is still read.
  */
 import { EngineError } from '../base/errors.js';
-import type { ConsensusStore } from '../consensus/driver.js';
+import type { ConsensusStore, PersistOptions } from '../consensus/driver.js';
 import { emptyPersisted, mergePersisted } from '../consensus/persisted.js';
 import type {
   AcceptedSlot,
@@ -20,6 +20,7 @@ import type {
 } from '../consensus/types.js';
 import { isBallot } from '../consensus/values.js';
 import type { RawOp, RawStore } from '../storage/raw-store.js';
+import type { DeferredSyncs } from './deferred-syncs.js';
 
 /** The key prefix of consensus state (the block store owns b/ r/ m/ l/ p/ x/ s/, the node i/ c/). */
 export const consensusKeyPrefix = 'k/';
@@ -33,7 +34,15 @@ export class RawConsensusStore implements ConsensusStore {
   /** Per group, the persist in progress: read-merge-write of one group never interleaves. */
   private readonly chains = new Map<string, Promise<void>>();
 
-  constructor(private readonly raw: RawStore) {}
+  /**
+   * `deferred`: where persists asked to defer their sync (PersistOptions.deferSync) are counted, so
+   * that the node settles them before it sends a write to another member. Without it every persist
+   * is synced.
+   */
+  constructor(
+    private readonly raw: RawStore,
+    private readonly deferred?: DeferredSyncs,
+  ) {}
 
   /**
    * What was persisted for a group. Group ids are block ids, or anything else without '/' the caller
@@ -46,9 +55,10 @@ export class RawConsensusStore implements ConsensusStore {
     return this.read(groupId);
   }
 
-  persist(groupId: string, record: PersistRecord): Promise<void> {
+  persist(groupId: string, record: PersistRecord, options: PersistOptions = {}): Promise<void> {
     const previous = this.chains.get(groupId) ?? Promise.resolve();
-    const next = previous.then(() => this.write(groupId, record));
+    const defer = options.deferSync === true && this.deferred !== undefined;
+    const next = previous.then(() => this.write(groupId, record, defer));
     const tail = next.catch(() => undefined);
     this.chains.set(groupId, tail);
     void tail.then(() => {
@@ -57,7 +67,7 @@ export class RawConsensusStore implements ConsensusStore {
     return next;
   }
 
-  private async write(groupId: string, record: PersistRecord): Promise<void> {
+  private async write(groupId: string, record: PersistRecord, defer: boolean): Promise<void> {
     const base = this.cache.get(groupId) ?? (await this.read(groupId)) ?? emptyPersisted;
     const merged = mergePersisted(base, record);
     // Until this write is known durable, the next one reads the store again.
@@ -67,7 +77,8 @@ export class RawConsensusStore implements ConsensusStore {
     // Promises, votes and equivocation proofs are durable before the core acts on them. Decisions
     // alone are not waited for: they go to disk with the store's next synced write, and one a crash
     // loses is learned again from the votes the members keep (the certificate is also in the log).
-    if (!decisionsOnly(record)) await this.raw.sync();
+    if (defer) this.deferred!.defer();
+    else if (!decisionsOnly(record)) await this.raw.sync();
     this.cache.set(groupId, merged);
     if (this.cache.size > cachedGroupsMax) this.cache.delete(this.cache.keys().next().value!);
   }

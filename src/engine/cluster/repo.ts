@@ -31,6 +31,7 @@ import type {
   RepoClient,
 } from '../transactions/protocol.js';
 import { staleRead } from '../transactions/protocol.js';
+import type { DeferredSyncs } from './deferred-syncs.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
 import { consensusWireItemsMax } from './consensus-wire.js';
@@ -451,6 +452,12 @@ export interface ClusterRepoParts {
   readonly decisions?: () => DecisionCarrier | undefined;
   /** Members an answer named that this node had not met (Placement.introduce; Cluster greets them). */
   readonly learn?: (members: readonly string[]) => void;
+  /**
+   * Where pends this node takes as the only member of their blocks' clusters leave their sync (its
+   * commit's log write syncs them), and what a write to another member settles first. Without it
+   * every pend is synced.
+   */
+  readonly deferred?: DeferredSyncs;
 }
 
 /** A cluster read (getCounted): the state, and how many members that answered hold it, or the block. */
@@ -786,6 +793,9 @@ export class ClusterRepoClient implements RepoClient {
     const targets = new Set<string>();
     for (const item of items) for (const member of this.clusterOf(item.blockId)) targets.add(member);
     const { checks, asks, separately } = this.planChecks(options.verify ?? [], targets);
+    // Alone in every cluster the pend goes to: nobody but this node's own tail relies on it, and that
+    // tail's log write is synced (DeferredSyncs).
+    const deferred = targets.size === 1 && targets.has(this.self) ? this.parts.deferred : undefined;
     // Both run alongside the pend and are awaited after it (settled: a failure is thrown from there).
     const verifiedSeparately = settled(separately.length > 0 ? this.verifyReads(separately) : []);
     const ownRevs = settled(
@@ -808,7 +818,8 @@ export class ClusterRepoClient implements RepoClient {
           });
         }
         const result = await this.parts.local.pend(list);
-        await this.parts.local.sync();
+        if (deferred !== undefined) deferred.defer();
+        else await this.parts.local.sync();
         return result;
       },
     );
@@ -1035,13 +1046,20 @@ export class ClusterRepoClient implements RepoClient {
       list.push(revision);
     }
     const written = new Set(promotes.flatMap((p) => p.blockIds));
+    const targets = [...new Set([...byId.keys(), ...written])];
+    // Writes this node deferred the sync of must not be outlived by one that reaches another disk.
+    if (
+      this.parts.deferred?.pending === true &&
+      targets.some((id) => this.clusterOf(id).some((member) => member !== this.self))
+    )
+      await this.parts.deferred.settle();
     const bases = await this.basesOf(byId);
     /** Per member: which of `promotes` it applied (by index). */
     const promotedAt = new Map<string, Set<number>>();
     /** With `localLast`: the other members' writes, and which of them stored it. */
     const remote: Promise<unknown>[] = [];
     const storedBy = new Set<string>();
-    const answers = await this.fanOut([...new Set([...byId.keys(), ...written])], async (member, ids) => {
+    const answers = await this.fanOut(targets, async (member, ids) => {
       if (options.localLast === true) {
         if (member !== this.self) {
           const done = this.applyParts(member, ids, byId, promotes, bases, promotedAt);

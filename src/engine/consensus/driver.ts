@@ -33,7 +33,15 @@ export interface ConsensusStore {
    * Resolves once the record is durable (one atomic, synced batch). A record of decisions alone may
    * resolve once written but before it is synced: a lost decision is learned again from the votes.
    */
-  persist(blockId: BlockId, record: PersistRecord): Promise<void>;
+  persist(blockId: BlockId, record: PersistRecord, options?: PersistOptions): Promise<void>;
+}
+
+export interface PersistOptions {
+  /**
+   * The record may resolve before it is synced: nothing in it leaves this member before a later
+   * synced write of the same store does (a group of one member; cluster/deferred-syncs.ts).
+   */
+  readonly deferSync?: boolean;
 }
 
 /** Sends a message to a member; delivery is best effort (the core retransmits). */

@@ -11,6 +11,7 @@ import type { ConsensusCertificate, ConsensusGroup, ConsensusValue } from '../co
 import type { RawStore } from '../storage/raw-store.js';
 import type { NodeWiring, WiringParts } from './solo-node.js';
 import { memberPrefix } from './store-keys.js';
+import type { DeferredSyncs } from '../cluster/deferred-syncs.js';
 
 /** A proposer that forwards to the consensus edge once the network is up. */
 export class LateProposer implements ConsensusProposer {
@@ -41,7 +42,7 @@ export function clusterWiring(
   network: string,
   clusterSize: number,
   members?: MemberBook,
-  options: { readonly memberAbsentMs?: number } = {},
+  options: { readonly memberAbsentMs?: number; readonly deferred?: DeferredSyncs } = {},
 ): ClusterWiring {
   const proposer = new LateProposer();
   const wiring: ClusterWiring = {
@@ -56,6 +57,8 @@ export function clusterWiring(
           clock: parts.clock,
           rng: parts.rng,
           catalog: parts.catalog,
+          coordinatorId: parts.coordinatorId,
+          ...(options.deferred !== undefined ? { deferred: options.deferred } : {}),
           ...(members === undefined
             ? {}
             : { knownMembers: members.known, rememberMember: (peer: string) => members.remember(peer) }),

@@ -64,6 +64,7 @@ import { clusterWiring, memberBook, type ClusterWiring } from './cluster-wiring.
 import { NetworkConsensus } from '../cluster/consensus-edge.js';
 import { nodeVoteSigner } from '../cluster/consensus-signer.js';
 import { RawConsensusStore } from '../cluster/consensus-store.js';
+import { DeferredSyncs } from '../cluster/deferred-syncs.js';
 import type { RawStore } from '../storage/raw-store.js';
 import { StatusHub } from './status-hub.js';
 import type { NodeEvent, NodeEventKind, NodeStatus, PeerStatus } from './status.js';
@@ -133,12 +134,12 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
         );
       throw error;
     }
-    const wiring = clusterWiring(
-      options.config.network,
-      options.config.clusterSize,
-      await memberBook(raw),
-      options.cluster ?? {},
-    );
+    // Syncs this node defers while it is alone in a cluster or group (shared by its repo and consensus).
+    const deferred = new DeferredSyncs(() => raw.sync());
+    const wiring = clusterWiring(options.config.network, options.config.clusterSize, await memberBook(raw), {
+      ...(options.cluster ?? {}),
+      deferred,
+    });
     try {
       solo = await SoloNode.open({ raw, clock }, { network: options.config.network, wiring: wiring.wire });
     } catch (error) {
@@ -146,7 +147,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       throw error;
     }
     const keys = await nodeKeys(solo.identity);
-    const node = new RunningNode(options, clock, lock, solo, keys, notices, { wiring, raw });
+    const node = new RunningNode(options, clock, lock, solo, keys, notices, { wiring, raw, deferred });
     await node.start();
     return node;
   } catch (error) {
@@ -167,6 +168,13 @@ export class RunningNode implements NodeControl {
   /** The database this node serves (what the control socket and light clients reach). */
   readonly database: ServedDatabase;
   readonly hub = new StatusHub();
+
+  /** Synced writes (fsyncs) this node's store has made since it opened. */
+  get storeSyncs(): number {
+    const raw = this.distributed.raw;
+    return raw instanceof LevelRawStore ? raw.flushCount : 0;
+  }
+
   private readonly meter: RateMeter;
   private readonly connectedAt = new Map<string, number>();
   private readonly watchers = new AbortController();
@@ -192,7 +200,11 @@ export class RunningNode implements NodeControl {
     private readonly solo: SoloNode,
     private readonly keys: NodeKeys,
     notices: readonly string[],
-    private readonly distributed: { readonly wiring: ClusterWiring; readonly raw: RawStore },
+    private readonly distributed: {
+      readonly wiring: ClusterWiring;
+      readonly raw: RawStore;
+      readonly deferred: DeferredSyncs;
+    },
   ) {
     this.dataDir = options.dataDir;
     this.config = options.config;
@@ -288,7 +300,7 @@ export class RunningNode implements NodeControl {
     this.consensus = await NetworkConsensus.start(
       {
         network,
-        store: new RawConsensusStore(this.distributed.raw),
+        store: new RawConsensusStore(this.distributed.raw, this.distributed.deferred),
         clock: this.clock,
         signer: nodeVoteSigner(this.solo.identity),
       },

@@ -64,6 +64,8 @@ export interface WiringParts {
   readonly rng: Rng;
   /** Collection names this node has recorded. */
   readonly catalog: () => Promise<string[]>;
+  /** The id this process's coordinator names itself by (CoordinatorInit.coordinatorId). */
+  readonly coordinatorId: string;
 }
 
 /** The commit path and block access of a networked node. */
@@ -125,12 +127,20 @@ export class SoloNode implements Database {
       { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
       { members, resolveInDoubtOnLoad: true },
     );
+    // Networked, the coordinator names itself and this incarnation to the tails, which resolve what
+    // an earlier incarnation left prepared (a solo node's tail resolves whatever it finds prepared
+    // when it loads: resolveInDoubtOnLoad).
+    const coordinatorId =
+      init.wiring === undefined
+        ? undefined
+        : `${identity.id}:${Buffer.from(this.rng.bytes(9)).toString('base64url')}`;
     this.wiring = init.wiring?.({
       identity,
       blocks: this.blocks,
       clock: this.clock,
       rng: this.rng,
       catalog: () => this.localCatalog(),
+      coordinatorId: coordinatorId ?? '',
     });
     if (this.wiring !== undefined) {
       this.tails = this.wiring.tails;
@@ -139,7 +149,7 @@ export class SoloNode implements Database {
     this.reader = this.wiring?.reader ?? this.blocks;
     this.coordinator = new Coordinator(
       { repo: this.wiring?.repo ?? this.repo, tails: this.tails, clock: this.clock, rng: this.rng },
-      init.coordinator,
+      { ...(coordinatorId !== undefined ? { coordinatorId } : {}), ...(init.coordinator ?? {}) },
     );
   }
 

@@ -36,6 +36,11 @@ export interface CoordinatorInit {
    * interleave concurrent transactions deterministically. Never set in production wiring.
    */
   readonly afterExecute?: (trxId: TrxId, attempt: number) => Promise<void>;
+  /**
+   * `<node id>:<incarnation>`, sent with every commit and prepare (ValidationRequest.coordinator): a
+   * networked node's, so that its tails resolve what a previous incarnation left prepared.
+   */
+  readonly coordinatorId?: string;
 }
 
 type Attempt =
@@ -56,6 +61,7 @@ export class Coordinator {
   private readonly attemptsMax: number;
   private readonly expiryMs: number;
   private readonly afterExecute: CoordinatorInit['afterExecute'];
+  private readonly coordinatorId: string | undefined;
 
   constructor(
     private readonly components: CoordinatorComponents,
@@ -64,6 +70,7 @@ export class Coordinator {
     this.attemptsMax = init.attemptsMax ?? limits.transactionAttemptsMax;
     this.expiryMs = init.expiryMs ?? limits.pendingExpiryMs;
     this.afterExecute = init.afterExecute;
+    this.coordinatorId = init.coordinatorId;
   }
 
   async run(
@@ -260,7 +267,9 @@ export class Coordinator {
     collection: SessionCollection,
     request: TxRequest,
   ): Promise<Map<string, Decided>> {
-    const outcome = await this.components.tails.commit(validationOf(trxId, collection, request));
+    const outcome = await this.components.tails.commit(
+      validationOf(trxId, collection, request, this.coordinatorId),
+    );
     if (outcome.status !== 'committed') {
       this.distrustStale([outcome]);
       return new Map();
@@ -292,7 +301,11 @@ export class Coordinator {
     const participants = writing.map((c) => c.name).sort();
     const outcomes: TailOutcome[] = await Promise.all(
       writing.map((collection) =>
-        tails.prepare({ ...validationOf(trxId, collection, request), participants, expiresAt }),
+        tails.prepare({
+          ...validationOf(trxId, collection, request, this.coordinatorId),
+          participants,
+          expiresAt,
+        }),
       ),
     );
     const prepared = outcomes.flatMap((o) => (o.status === 'prepared' ? [o.certificate] : []));
@@ -373,6 +386,7 @@ export function validationOf(
   trxId: TrxId,
   collection: SessionCollection,
   request: TxRequest,
+  coordinator?: string,
 ): {
   collection: string;
   trxId: TrxId;
@@ -381,6 +395,7 @@ export function validationOf(
   writes: string[];
   actions: unknown;
   readAt?: Record<string, number>;
+  coordinator?: string;
 } {
   const readAt = collection.tracker.readAt(collection.atLsn);
   return {
@@ -391,6 +406,7 @@ export function validationOf(
     writes: collection.tracker.writes(),
     actions: request.actions.filter((action) => action.collection === collection.name),
     ...(readAt !== undefined ? { readAt } : {}),
+    ...(coordinator !== undefined ? { coordinator } : {}),
   };
 }
 

@@ -77,6 +77,13 @@ export interface LogTailInit {
    * nodes are members of) the group that decides it: `nodes` are where to ask for it to be resolved.
    */
   readonly resolveElsewhere?: (collection: string, nodes: readonly string[]) => void;
+  /**
+   * Networked nodes: the id this node's coordinator names itself by (`<node>:<incarnation>`). What
+   * an earlier incarnation of it left prepared is resolved before the tail answers a view or decides
+   * (its coordinator died with that process), so the node's reads after a restart see those
+   * transactions' outcome, as an embedded node's do (resolveInDoubtOnLoad).
+   */
+  readonly coordinatorId?: string;
 }
 
 /** A request waiting for the next batch of decisions of its collection. */
@@ -88,6 +95,10 @@ interface QueuedDecision {
   readonly resolve: (outcome: TailOutcome) => void;
   readonly reject: (error: unknown) => void;
 }
+
+/** Tries (and the pause between them) to decide what this node's previous incarnation left prepared, before a view. */
+const abandonedResolveAttemptsMax = 20;
+const abandonedResolvePauseMs = 100;
 
 /** Most decisions of one collection taken together (one consensus round, one log write). */
 const decisionBatchMax = 64;
@@ -163,6 +174,7 @@ interface IndexedEntry extends WindowEntry {
   certificate: Certificate;
   readonly participants: readonly string[] | undefined;
   readonly expiresAt: number | undefined;
+  readonly coordinator: string | undefined;
   readonly writeList: readonly BlockId[];
 }
 
@@ -194,6 +206,8 @@ interface TailState {
  */
 export class LogTail implements TailClient {
   private readonly states = new Map<string, Promise<TailState>>();
+  /** The states of `states` that have loaded (what a request can look at without waiting). */
+  private readonly ready = new Map<string, TailState>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly entriesPerBlockMax: number;
   private readonly windowEntriesMax: number;
@@ -210,6 +224,17 @@ export class LogTail implements TailClient {
 
   async view(collection: string): Promise<TailView> {
     let state = await this.state(collection);
+    // What this node's previous incarnation left prepared is decided before its first view (the
+    // other participants' tails may take a moment to answer after a restart), so that reads after a
+    // restart see those transactions' outcome. Past the last try, the view is answered anyway, from
+    // below them: a snapshot that does not include them yet.
+    for (let attempt = 1; attempt <= abandonedResolveAttemptsMax; attempt++) {
+      const abandoned = this.abandonedBy(collection, [this.init.coordinatorId]);
+      if (abandoned.length === 0) break;
+      if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, abandonedResolvePauseMs).unref());
+      await this.resolveAbandoned(collection, abandoned);
+      state = await this.state(collection);
+    }
     if (this.stale(state)) state = await this.serialize(collection, () => this.freshState(collection));
     // Entries at or below the checkpoint are decided and propagated, so only the few above it matter
     // (the window holds contiguous LSNs, so the checkpoint's position is arithmetic).
@@ -427,7 +452,18 @@ export class LogTail implements TailClient {
     status: 'committed' | 'prepared',
     participants: readonly string[] | undefined,
     expiresAt: number | undefined,
+    resolvedAbandoned = false,
   ): Promise<TailOutcome> {
+    const abandoned = resolvedAbandoned
+      ? []
+      : this.abandonedBy(request.collection, [request.coordinator, this.init.coordinatorId]);
+    if (abandoned.length > 0) {
+      // Resolved first, once: the request is then validated without them (or, where that failed,
+      // against them, as before).
+      return this.resolveAbandoned(request.collection, abandoned).then(() =>
+        this.decideNew(request, status, participants, expiresAt, true),
+      );
+    }
     return new Promise<TailOutcome>((resolve, reject) => {
       const item: QueuedDecision = { request, status, participants, expiresAt, resolve, reject };
       const collection = request.collection;
@@ -446,6 +482,51 @@ export class LogTail implements TailClient {
   }
 
   private readonly batches = new Map<string, QueuedDecision[]>();
+
+  /**
+   * Prepared entries of a collection whose coordinator is one of `coordinators`' nodes (the
+   * requester's, this node's) in an earlier incarnation: that process died with them undecided, so
+   * they are in doubt now, not at
+   * their expiry (until then they would refuse every transaction that touches what they hold — a
+   * node killed and restarted saw its next transactions give up with CONFLICT for half a minute).
+   * Only entries above the checkpoint can be undecided; only the cached state is looked at (the
+   * first request after a load may conflict with them once). Solo tails resolve them on load.
+   */
+  private abandonedBy(collection: string, coordinators: readonly unknown[]): IndexedEntry[] {
+    if (this.init.resolveInDoubtOnLoad === true) return [];
+    const current = new Map<string, string>();
+    for (const id of coordinators) if (typeof id === 'string' && id !== '') current.set(nodeOf(id), id);
+    if (current.size === 0) return [];
+    const state = this.ready.get(collection);
+    if (state === undefined) return [];
+    const found: IndexedEntry[] = [];
+    for (let i = state.window.length - 1; i >= 0; i--) {
+      const entry = state.window[i]!;
+      if (entry.lsn <= state.checkpoint) break;
+      if (entry.status !== 'prepared' || entry.coordinator === undefined) continue;
+      const now = current.get(nodeOf(entry.coordinator));
+      if (now !== undefined && now !== entry.coordinator) found.push(entry);
+    }
+    return found;
+  }
+
+  /**
+   * Decides in-doubt entries whose coordinator is gone: each commits iff every participant prepared
+   * it (the rule of resolveExpiredOf, whose pattern this follows: the participants are asked outside
+   * the collection's queue). Failures are left to the next request or to expiry.
+   */
+  private async resolveAbandoned(collection: string, entries: readonly IndexedEntry[]): Promise<void> {
+    for (const entry of entries) {
+      const commit = await this.allPrepared(collection, entry).catch(() => undefined);
+      if (commit === undefined) continue;
+      await this.serialize(collection, async () => {
+        const current = await this.state(collection);
+        const still = current.byTrx.get(entry.trxId);
+        if (still === undefined || still.status !== 'prepared') return;
+        await this.decideInDoubt(current, still, commit);
+      }).catch(() => undefined);
+    }
+  }
 
   private async decideBatch(
     collection: string,
@@ -534,6 +615,9 @@ export class LogTail implements TailClient {
         ...this.actionsField(request.actions),
         ...(participants !== undefined ? { participants } : {}),
         ...(expiresAt !== undefined ? { expiresAt } : {}),
+        ...(status === 'prepared' && typeof request.coordinator === 'string'
+          ? { coordinator: request.coordinator }
+          : {}),
         checkpoint: state.checkpoint,
       };
     });
@@ -840,6 +924,7 @@ export class LogTail implements TailClient {
       certificate: entry.certificate,
       participants: entry.participants,
       expiresAt: entry.expiresAt,
+      coordinator: entry.coordinator,
     };
     state.window.push(indexed);
     state.byTrx.set(entry.trxId, indexed);
@@ -1027,6 +1112,7 @@ export class LogTail implements TailClient {
   /** Forgets the cached state of a collection at once (the caller holds its queue). */
   private drop(collection: string): void {
     this.states.delete(collection);
+    this.ready.delete(collection);
     this.loaded.delete(collection);
   }
 
@@ -1147,6 +1233,7 @@ export class LogTail implements TailClient {
     if (promise === undefined) {
       promise = this.loadedState(collection).then(async (state) => {
         await this.recover(state);
+        if (this.states.get(collection) === promise) this.ready.set(collection, state);
         return state;
       });
       this.states.set(collection, promise);
@@ -1298,4 +1385,10 @@ export class LogTail implements TailClient {
 /** A decision nothing changes any more (a prepared entry is still to be decided). */
 function final(status: EntryStatus | undefined): status is 'committed' | 'aborted' {
   return status === 'committed' || status === 'aborted';
+}
+
+/** The node part of a coordinator id (`<node id>:<incarnation>`). */
+function nodeOf(coordinator: string): string {
+  const colon = coordinator.lastIndexOf(':');
+  return colon < 0 ? coordinator : coordinator.slice(0, colon);
 }

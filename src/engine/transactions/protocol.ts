@@ -144,6 +144,13 @@ export interface ValidationRequest {
    * outcome names the block in `stale`.
    */
   readonly readAt?: Readonly<Record<BlockId, number>>;
+  /**
+   * Optional: who coordinates the transaction, `<node id>:<incarnation>` (the incarnation is drawn
+   * when the node starts). A prepared entry keeps it, so that when the same node asks again with
+   * another incarnation the tail knows the entry's coordinator died with the process before it: the
+   * entry is in doubt, and is resolved then instead of at its expiry.
+   */
+  readonly coordinator?: string;
 }
 
 export type CommitRequest = ValidationRequest;

@@ -73,6 +73,26 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     expect(existsSync(api!.socket)).to.equal(false);
   });
 
+  it('alone, makes one synced write per transaction (its pends and votes ride on the log write)', async () => {
+    const node = await start('a');
+    await node.database.createCollection('c', 'tree');
+    const before = node.storeSyncs;
+    const count = 20;
+    for (let i = 0; i < count; i++) {
+      const outcome = await node.database.transact({
+        actions: [{ collection: 'c', op: 'put', key: `k${i}`, value: i }],
+      });
+      expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
+    }
+    const syncs = node.storeSyncs - before;
+    // Three per transaction before (the pend, the tail group's vote, the log write).
+    expect(syncs).to.be.within(count, count + 3);
+    await node.close();
+    const again = await start('a');
+    for (let i = 0; i < count; i++)
+      expect(await again.database.get('c', `k${i}`)).to.deep.include({ found: true, value: i });
+  });
+
   it('refuses a second node on the same data directory with DATA_DIR_BUSY', async () => {
     await start('a');
     const error = await rejection(start('a'));

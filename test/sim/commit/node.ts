@@ -3,6 +3,7 @@ import type { Cluster } from '../../../src/engine/cluster/cluster.js';
 import { NetworkConsensus } from '../../../src/engine/cluster/consensus-edge.js';
 import { nodeVoteSigner, peerIdOfIdentity } from '../../../src/engine/cluster/consensus-signer.js';
 import { RawConsensusStore } from '../../../src/engine/cluster/consensus-store.js';
+import { DeferredSyncs } from '../../../src/engine/cluster/deferred-syncs.js';
 import type {
   ConsensusCertificate,
   ConsensusValue,
@@ -140,7 +141,8 @@ export class SimNode {
     const clock = { now: () => Date.now() };
     const rng = new SeededRng((this.init.seed * 1_000_003 + this.index * 7_919 + number * 104_729) >>> 0);
     // The composition of RunningNode (node.ts: startNode + joinCluster), minus lock, socket and libp2p.
-    const wiring = clusterWiring(this.init.network, this.init.k, await memberBook(store));
+    const deferred = new DeferredSyncs(() => store.sync());
+    const wiring = clusterWiring(this.init.network, this.init.k, await memberBook(store), { deferred });
     const solo = await SoloNode.open(
       { raw: store, clock, rng },
       {
@@ -163,7 +165,12 @@ export class SimNode {
     };
     this.net.attach(this.index, port);
     const consensus = await NetworkConsensus.start(
-      { network: port, store: new RawConsensusStore(store), clock, signer: nodeVoteSigner(solo.identity) },
+      {
+        network: port,
+        store: new RawConsensusStore(store, deferred),
+        clock,
+        signer: nodeVoteSigner(solo.identity),
+      },
       { admitGroup: (group) => cluster.admitGroup(group) },
     );
     incarnation.consensus = consensus;

@@ -50,6 +50,8 @@ export interface LogEntry {
   readonly participants?: readonly string[];
   /** Epoch ms after which an undecided prepared entry is resolved by the tails themselves. */
   readonly expiresAt?: number;
+  /** Who coordinates a prepared entry's transaction (ValidationRequest.coordinator), when known. */
+  readonly coordinator?: string;
   /** Checkpoint marker: every committed entry with lsn ≤ this has reached all its blocks. */
   readonly checkpoint?: number;
   readonly certificate: Certificate;
