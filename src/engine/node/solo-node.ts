@@ -129,11 +129,13 @@ export class SoloNode implements Database {
     );
     // Networked, the coordinator names itself and this incarnation to the tails, which resolve what
     // an earlier incarnation left prepared (a solo node's tail resolves whatever it finds prepared
-    // when it loads: resolveInDoubtOnLoad).
+    // when it loads: resolveInDoubtOnLoad). The incarnation is the start time and process id: two
+    // starts of one node never share both, and nothing is drawn from the node's random source (a
+    // draw would move every id drawn after it, and with them a seeded simulation's schedule).
     const coordinatorId =
       init.wiring === undefined
         ? undefined
-        : `${identity.id}:${Buffer.from(this.rng.bytes(9)).toString('base64url')}`;
+        : `${identity.id}:${this.clock.now().toString(36)}.${process.pid.toString(36)}`;
     this.wiring = init.wiring?.({
       identity,
       blocks: this.blocks,

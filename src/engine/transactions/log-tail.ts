@@ -520,7 +520,10 @@ export class LogTail implements TailClient {
       const commit = await this.allPrepared(collection, entry).catch(() => undefined);
       if (commit === undefined) continue;
       await this.serialize(collection, async () => {
-        const current = await this.state(collection);
+        // Read the log again: right after a restart the cached state is the most likely to be stale
+        // (another member may have sealed the log meanwhile; deciding on the old tail would seal it
+        // again, to another successor — commit simulation seed 1531).
+        const current = await this.reload(collection);
         const still = current.byTrx.get(entry.trxId);
         if (still === undefined || still.status !== 'prepared') return;
         await this.decideInDoubt(current, still, commit);
