@@ -99,6 +99,8 @@ interface QueuedDecision {
 /** Tries (and the pause between them) to decide what this node's previous incarnation left prepared, before a view. */
 const abandonedResolveAttemptsMax = 20;
 const abandonedResolvePauseMs = 100;
+/** After views gave up on them, how long views answer at once before they try again. */
+const abandonedQuietMs = 10_000;
 
 /** Most decisions of one collection taken together (one consensus round, one log write). */
 const decisionBatchMax = 64;
@@ -227,13 +229,25 @@ export class LogTail implements TailClient {
     // What this node's previous incarnation left prepared is decided before its first view (the
     // other participants' tails may take a moment to answer after a restart), so that reads after a
     // restart see those transactions' outcome. Past the last try, the view is answered anyway, from
-    // below them: a snapshot that does not include them yet.
-    for (let attempt = 1; attempt <= abandonedResolveAttemptsMax; attempt++) {
-      const abandoned = this.abandonedBy(collection, [this.init.coordinatorId]);
-      if (abandoned.length === 0) break;
-      if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, abandonedResolvePauseMs).unref());
-      await this.resolveAbandoned(collection, abandoned);
-      state = await this.state(collection);
+    // below them: a snapshot that does not include them yet; views then do not wait again for a
+    // while (a participant that stays unreachable must not cost every view two seconds).
+    const failedAt = this.abandonedFailedAt.get(collection);
+    const now = this.components.clock.now();
+    if (failedAt === undefined || now - failedAt > abandonedQuietMs) {
+      for (let attempt = 1; ; attempt++) {
+        const abandoned = this.abandonedBy(collection, [this.init.coordinatorId]);
+        if (abandoned.length === 0) {
+          this.abandonedFailedAt.delete(collection);
+          break;
+        }
+        if (attempt > abandonedResolveAttemptsMax) {
+          this.abandonedFailedAt.set(collection, this.components.clock.now());
+          break;
+        }
+        if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, abandonedResolvePauseMs).unref());
+        await this.resolveAbandoned(collection, abandoned);
+        state = await this.state(collection);
+      }
     }
     if (this.stale(state)) state = await this.serialize(collection, () => this.freshState(collection));
     // Entries at or below the checkpoint are decided and propagated, so only the few above it matter
@@ -482,6 +496,8 @@ export class LogTail implements TailClient {
   }
 
   private readonly batches = new Map<string, QueuedDecision[]>();
+  /** When a view last gave up deciding its node's abandoned entries, per collection. */
+  private readonly abandonedFailedAt = new Map<string, number>();
 
   /**
    * Prepared entries of a collection whose coordinator is one of `coordinators`' nodes (the

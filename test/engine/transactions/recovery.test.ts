@@ -163,6 +163,82 @@ describe('the checkpoint a tail finds on load', () => {
   });
 });
 
+describe('a networked tail and the coordinator incarnations that named themselves to it', () => {
+  it('decides what an earlier incarnation of a node left prepared, before that node reads or writes again', async () => {
+    const { node } = await memoryNode(51);
+    await node.createCollection('a', 'tree');
+    await node.createCollection('b', 'tree');
+    ok(await node.transact(put('a', 'x', 0)));
+    ok(await node.transact(put('b', 'y', 0)));
+    // Prepared at both tails by coordinator n1:old, which then died.
+    const request: TxRequest = {
+      actions: [
+        { collection: 'a', op: 'put', key: 'x', value: 1 },
+        { collection: 'b', op: 'put', key: 'y', value: 1 },
+      ],
+    };
+    const rng = new SeededRng(52);
+    const trxId = newTrxId(rng);
+    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
+    await session.execute(request);
+    const collections = await session.opened();
+    const expiresAt = Date.now() + 60_000;
+    expect((await node.repo.pend(collections.flatMap((c) => pendsOf(trxId, c, expiresAt)))).ok).to.equal(
+      true,
+    );
+    for (const collection of collections) {
+      const outcome = await node.tails.prepare({
+        ...validationOf(trxId, collection, request, 'n1:old'),
+        participants: ['a', 'b'],
+        expiresAt,
+      });
+      expect(outcome.status).to.equal('prepared');
+    }
+    await node.repo.sync();
+
+    // Networked tails (nothing resolved on load) of this store, as different coordinators see them.
+    const certifier = new SoloCertifier(node.identity, 'default');
+    const tailOf = (coordinatorId: string): LogTail =>
+      new LogTail(
+        { blocks: node.blocks, repo: node.repo, certifier, clock: systemClock, rng: new SeededRng(53) },
+        { members: [node.identity.id], coordinatorId },
+      );
+    // The same incarnation, or another node: the coordinator may be alive; the entry stays prepared.
+    for (const alive of ['n1:old', 'n2:any']) {
+      const tail = tailOf(alive);
+      const view = await tail.view('a');
+      expect(await tail.outcomeOf('a', trxId), alive).to.equal('prepared');
+      const conflict = await tail.commit({
+        collection: 'a',
+        trxId: `probe-${alive}`,
+        baseLsn: view.stableLsn,
+        reads: [],
+        writes: collections[0]!.tracker.writes(),
+        actions: [],
+        coordinator: alive,
+      });
+      expect(conflict.status, alive).to.equal('conflict');
+    }
+    // n1 restarted: its tail decides the entry before it answers n1's view (every participant
+    // prepared: commit), and before it decides n1's next request in the other collection.
+    const restarted = tailOf('n1:new');
+    const view = await restarted.view('a');
+    expect(await restarted.outcomeOf('a', trxId)).to.equal('committed');
+    expect(view.uncheckpointed.map((e) => e.trxId)).to.include(trxId);
+    const next = await tailOf('n9:z').commit({
+      collection: 'b',
+      trxId: 'next',
+      baseLsn: (await node.tails.view('b')).lastLsn,
+      reads: [],
+      writes: collections[1]!.tracker.writes(),
+      actions: [],
+      coordinator: 'n1:new',
+    });
+    expect(next.status).to.equal('committed');
+    await node.close();
+  });
+});
+
 describe('a multi-collection commit a tail does not confirm', () => {
   it('keeps every pend once all prepared (the outcome is in doubt, not failed), and the tails finish it', async () => {
     const { node, raw } = await memoryNode(31);
