@@ -93,6 +93,15 @@ export async function serveTailRequest(
 ): Promise<unknown> {
   if (request.type !== 'view' && request.type !== 'outcomeOf' && !placement.isLive(from))
     throw new EngineError('BAD_INPUT', 'only members of this database may decide transactions here');
+  if (request.type === 'commit' || request.type === 'prepare') {
+    // A coordinator names only itself: a request naming another node's coordinator could make this
+    // tail decide that node's prepared entries as abandoned (LogTail.abandonedBy).
+    const named = (request.request as { coordinator?: unknown } | null)?.coordinator;
+    if (named !== undefined && (typeof named !== 'string' || !named.startsWith(`${from}:`))) {
+      const { coordinator: _, ...rest } = request.request as Record<string, unknown>;
+      request = { ...request, request: rest };
+    }
+  }
   if (request.type === 'decide') {
     const proof = (request.request as Partial<DecideRequest>).proof;
     if (!Array.isArray(proof)) throw new EngineError('BAD_INPUT', 'a decision needs a proof (may be empty)');

@@ -135,7 +135,7 @@ export class SoloNode implements Database {
     const coordinatorId =
       init.wiring === undefined
         ? undefined
-        : `${identity.id}:${this.clock.now().toString(36)}.${process.pid.toString(36)}`;
+        : `${peerIdOfIdentity(identity)}:${this.clock.now().toString(36)}.${process.pid.toString(36)}`;
     this.wiring = init.wiring?.({
       identity,
       blocks: this.blocks,
