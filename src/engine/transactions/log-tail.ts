@@ -96,7 +96,10 @@ interface QueuedDecision {
   readonly reject: (error: unknown) => void;
 }
 
-/** Tries (and the pause between them) to decide what this node's previous incarnation left prepared, before a view. */
+/**
+ * Tries (and the pause between them) a view makes to decide what this node's previous incarnation
+ * left prepared before it answers.
+ */
 const abandonedResolveAttemptsMax = 20;
 const abandonedResolvePauseMs = 100;
 /** After views gave up on them, how long views answer at once before they try again. */
@@ -502,11 +505,11 @@ export class LogTail implements TailClient {
   /**
    * Prepared entries of a collection whose coordinator is one of `coordinators`' nodes (the
    * requester's, this node's) in an earlier incarnation: that process died with them undecided, so
-   * they are in doubt now, not at
-   * their expiry (until then they would refuse every transaction that touches what they hold — a
-   * node killed and restarted saw its next transactions give up with CONFLICT for half a minute).
-   * Only entries above the checkpoint can be undecided; only the cached state is looked at (the
-   * first request after a load may conflict with them once). Solo tails resolve them on load.
+   * they are in doubt now, not at their expiry (until then they refuse every transaction that
+   * touches what they hold — a node killed and restarted saw its next transactions give up with
+   * CONFLICT for half a minute). Only entries above the checkpoint can be undecided; only the cached
+   * state is looked at (the first request after a load may conflict with them once). Solo tails
+   * resolve them on load.
    */
   private abandonedBy(collection: string, coordinators: readonly unknown[]): IndexedEntry[] {
     if (this.init.resolveInDoubtOnLoad === true) return [];
