@@ -149,9 +149,7 @@ export class Cluster {
         // the log to a group without it) must not answer views from what it cached then.
         viewFreshMs: tailViewFreshMs,
         resolveElsewhere: (collection, nodes) => this.askToResolve(collection, nodes),
-        ...(components.coordinatorId !== undefined && components.coordinatorId !== ''
-          ? { coordinatorId: components.coordinatorId }
-          : {}),
+        ...(components.coordinatorId !== undefined ? { coordinatorId: components.coordinatorId } : {}),
         refresh: () => this.tailBlocks.forget(),
       },
     );

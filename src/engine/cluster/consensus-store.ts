@@ -57,8 +57,8 @@ export class RawConsensusStore implements ConsensusStore {
 
   persist(groupId: string, record: PersistRecord, options: PersistOptions = {}): Promise<void> {
     const previous = this.chains.get(groupId) ?? Promise.resolve();
-    const defer = options.deferSync === true && this.deferred !== undefined;
-    const next = previous.then(() => this.write(groupId, record, defer));
+    const deferred = options.deferSync === true ? this.deferred : undefined;
+    const next = previous.then(() => this.write(groupId, record, deferred));
     const tail = next.catch(() => undefined);
     this.chains.set(groupId, tail);
     void tail.then(() => {
@@ -67,7 +67,8 @@ export class RawConsensusStore implements ConsensusStore {
     return next;
   }
 
-  private async write(groupId: string, record: PersistRecord, defer: boolean): Promise<void> {
+  /** `deferred`: leave the sync to a later write, counted there (PersistOptions.deferSync). */
+  private async write(groupId: string, record: PersistRecord, deferred?: DeferredSyncs): Promise<void> {
     const base = this.cache.get(groupId) ?? (await this.read(groupId)) ?? emptyPersisted;
     const merged = mergePersisted(base, record);
     // Until this write is known durable, the next one reads the store again.
@@ -77,7 +78,7 @@ export class RawConsensusStore implements ConsensusStore {
     // Promises, votes and equivocation proofs are durable before the core acts on them. Decisions
     // alone are not waited for: they go to disk with the store's next synced write, and one a crash
     // loses is learned again from the votes the members keep (the certificate is also in the log).
-    if (defer) this.deferred!.defer();
+    if (deferred !== undefined) deferred.defer();
     else if (!decisionsOnly(record)) await this.raw.sync();
     this.cache.set(groupId, merged);
     if (this.cache.size > cachedGroupsMax) this.cache.delete(this.cache.keys().next().value!);

@@ -132,18 +132,18 @@ export class SoloNode implements Database {
     // when it loads: resolveInDoubtOnLoad). The incarnation is the start time and process id: two
     // starts of one node never share both, and nothing is drawn from the node's random source (a
     // draw would move every id drawn after it, and with them a seeded simulation's schedule).
-    const coordinatorId =
-      init.wiring === undefined
-        ? undefined
-        : `${peerIdOfIdentity(identity)}:${this.clock.now().toString(36)}.${process.pid.toString(36)}`;
-    this.wiring = init.wiring?.({
-      identity,
-      blocks: this.blocks,
-      clock: this.clock,
-      rng: this.rng,
-      catalog: () => this.localCatalog(),
-      coordinatorId: coordinatorId ?? '',
-    });
+    let coordinatorId: string | undefined;
+    if (init.wiring !== undefined) {
+      coordinatorId = `${peerIdOfIdentity(identity)}:${this.clock.now().toString(36)}.${process.pid.toString(36)}`;
+      this.wiring = init.wiring({
+        identity,
+        blocks: this.blocks,
+        clock: this.clock,
+        rng: this.rng,
+        catalog: () => this.localCatalog(),
+        coordinatorId,
+      });
+    }
     if (this.wiring !== undefined) {
       this.tails = this.wiring.tails;
       this.certifier = this.wiring.certifier;

@@ -538,16 +538,31 @@ export class LogTail implements TailClient {
     for (const entry of entries) {
       const commit = await this.allPrepared(collection, entry).catch(() => undefined);
       if (commit === undefined) continue;
-      await this.serialize(collection, async () => {
-        // Read the log again: right after a restart the cached state is the most likely to be stale
-        // (another member may have sealed the log meanwhile; deciding on the old tail would seal it
-        // again, to another successor — commit simulation seed 1531).
-        const current = await this.reload(collection);
-        const still = current.byTrx.get(entry.trxId);
-        if (still === undefined || still.status !== 'prepared') return;
-        await this.decideInDoubt(current, still, commit);
-      }).catch(() => undefined);
+      // On the log read again: right after a restart the cached state is the most likely to be stale
+      // (another member may have sealed the log meanwhile; deciding on the old tail would seal it
+      // again, to another successor — commit simulation seed 1531).
+      await this.decideIfStillPrepared(collection, entry.trxId, commit, 'reload').catch(() => undefined);
     }
+  }
+
+  /**
+   * Records `commit` for an entry in the collection's queue, unless it was decided meanwhile; true
+   * when it did. The participants are asked before, outside the queue: their tails may be asking
+   * this one about a transaction of theirs at the same time. `reload`: read the log first.
+   */
+  private decideIfStillPrepared(
+    collection: string,
+    trxId: TrxId,
+    commit: boolean,
+    state: 'cached' | 'reload',
+  ): Promise<boolean> {
+    return this.serialize(collection, async () => {
+      const current = state === 'reload' ? await this.reload(collection) : await this.state(collection);
+      const still = current.byTrx.get(trxId);
+      if (still === undefined || still.status !== 'prepared') return false;
+      await this.decideInDoubt(current, still, commit);
+      return true;
+    });
   }
 
   private async decideBatch(
@@ -1210,20 +1225,17 @@ export class LogTail implements TailClient {
         entry.expiresAt + resolveMarginMs < now,
     );
     for (const entry of expired) {
-      // The other participants are asked outside this collection's queue: their tails may be
-      // asking this one about a transaction of theirs at the same time.
       const commit = await this.allPrepared(collection, entry);
       if (commit === undefined) continue;
-      await this.serialize(collection, async () => {
-        const current = await this.state(collection);
-        const still = current.byTrx.get(entry.trxId);
-        if (still === undefined || still.status !== 'prepared') return;
-        await this.decideInDoubt(current, still, commit);
-        decided++;
-      }).catch((error: unknown) => {
-        const nodes = nodesNamed(error);
-        if (nodes.length > 0) elsewhere?.(collection, nodes);
-      });
+      await this.decideIfStillPrepared(collection, entry.trxId, commit, 'cached').then(
+        (done) => {
+          if (done) decided++;
+        },
+        (error: unknown) => {
+          const nodes = nodesNamed(error);
+          if (nodes.length > 0) elsewhere?.(collection, nodes);
+        },
+      );
     }
     return decided;
   }

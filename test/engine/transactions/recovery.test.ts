@@ -37,7 +37,17 @@ async function prepareAndDie(
   request: TxRequest,
   prepareAt: readonly string[],
 ): Promise<string> {
-  const rng = new SeededRng(99);
+  return (await preparedAt(node, request, prepareAt)).trxId;
+}
+
+/** `prepareAndDie`, with the transaction's collections, by a coordinator that may name itself. */
+async function preparedAt(
+  node: SoloNode,
+  request: TxRequest,
+  prepareAt: readonly string[],
+  options: { readonly seed?: number; readonly coordinator?: string } = {},
+): Promise<{ trxId: string; collections: SessionCollection[] }> {
+  const rng = new SeededRng(options.seed ?? 99);
   const trxId = newTrxId(rng);
   const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
   await session.execute(request);
@@ -48,14 +58,14 @@ async function prepareAndDie(
   const participants = collections.map((c) => c.name).sort();
   for (const collection of collections.filter((c) => prepareAt.includes(c.name))) {
     const outcome = await node.tails.prepare({
-      ...validationOf(trxId, collection, request),
+      ...validationOf(trxId, collection, request, options.coordinator),
       participants,
       expiresAt,
     });
     expect(outcome.status).to.equal('prepared');
   }
   await node.repo.sync();
-  return trxId;
+  return { trxId, collections };
 }
 
 describe('recovery of transactions whose coordinator died', () => {
@@ -177,24 +187,10 @@ describe('a networked tail and the coordinator incarnations that named themselve
         { collection: 'b', op: 'put', key: 'y', value: 1 },
       ],
     };
-    const rng = new SeededRng(52);
-    const trxId = newTrxId(rng);
-    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
-    await session.execute(request);
-    const collections = await session.opened();
-    const expiresAt = Date.now() + 60_000;
-    expect((await node.repo.pend(collections.flatMap((c) => pendsOf(trxId, c, expiresAt)))).ok).to.equal(
-      true,
-    );
-    for (const collection of collections) {
-      const outcome = await node.tails.prepare({
-        ...validationOf(trxId, collection, request, 'n1:old'),
-        participants: ['a', 'b'],
-        expiresAt,
-      });
-      expect(outcome.status).to.equal('prepared');
-    }
-    await node.repo.sync();
+    const { trxId, collections } = await preparedAt(node, request, ['a', 'b'], {
+      seed: 52,
+      coordinator: 'n1:old',
+    });
 
     // Networked tails (nothing resolved on load) of this store, as different coordinators see them.
     const certifier = new SoloCertifier(node.identity, 'default');
