@@ -1,10 +1,10 @@
-import { open } from 'node:fs/promises';
 import { Flags } from '@oclif/core';
 import { EngineError, limits } from '../engine/index.js';
 import {
   DataCommand,
   exitCodeFor,
   jsonLine,
+  openLineInput,
   runTxLines,
   splitLines,
   type InputLine,
@@ -24,6 +24,9 @@ export default class Tx extends DataCommand<typeof Tx> {
     '{"ok":false,"error":{"code","message","action"}}. A line that is not valid UTF-8 JSON, names an ' +
     'unknown op or collection, uses the wrong collection kind, or is over a size or nesting limit gets ' +
     'an error line and writes nothing; the lines after it still run.\n\n' +
+    'With --certificates, each collection in "commit" also carries its commit certificate: the log ' +
+    "decision signed by a majority of the collection's tail group (a solo data dir: by its own identity). " +
+    'Check them offline with `optimystic block verify --certificates FILE`.\n\n' +
     'Exit status: 0 when every line succeeded, otherwise the exit code of the first failed line (see ' +
     'docs/errors.md). No input at all is a usage error (exit 2).';
   static override examples = [
@@ -34,6 +37,11 @@ export default class Tx extends DataCommand<typeof Tx> {
     {
       description: 'A file of transactions, 8 at a time',
       command: '<%= config.bin %> <%= command.id %> --file transfers.ndjson --concurrency 8',
+    },
+    {
+      description: 'Keep the commit certificates, then check them',
+      command:
+        '<%= config.bin %> <%= command.id %> --file transfers.ndjson --certificates > results.ndjson && <%= config.bin %> block verify --certificates results.ndjson',
     },
   ];
   static override flags = {
@@ -49,6 +57,11 @@ export default class Tx extends DataCommand<typeof Tx> {
       max: limits.txConcurrencyMax,
       default: 1,
       helpValue: 'N',
+    }),
+    certificates: Flags.boolean({
+      description:
+        'include each committed collection\'s commit certificate in "commit" (see block verify --certificates)',
+      default: false,
     }),
   };
 
@@ -67,8 +80,9 @@ export default class Tx extends DataCommand<typeof Tx> {
       yield* lines;
     }
 
+    const { certificates } = this.flags;
     const summary = await this.withDatabase((db) =>
-      runTxLines(allLines(first.value), (request) => db.transact(request), {
+      runTxLines(allLines(first.value), (request) => db.transact(request, { certificates }), {
         concurrency: this.flags.concurrency,
         signal: this.interrupt.signal,
         emit: (line) => this.out.lines([jsonLine(line)]),
@@ -83,28 +97,11 @@ export default class Tx extends DataCommand<typeof Tx> {
     if (summary.firstFailure !== undefined) process.exitCode = exitCodeFor(summary.firstFailure);
   }
 
-  private async openInput(): Promise<AsyncIterable<Buffer | string>> {
-    const { file } = this.flags;
-    if (file !== undefined && file !== '-') {
-      let handle;
-      try {
-        handle = await open(file, 'r');
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new EngineError('BAD_INPUT', `cannot read --file ${file} (${reason})`);
-      }
-      if ((await handle.stat()).isDirectory()) {
-        await handle.close();
-        throw new EngineError('BAD_INPUT', `--file ${file} is a directory; give a file of transaction lines`);
-      }
-      return handle.createReadStream();
-    }
-    if (process.stdin.isTTY === true) {
-      throw new EngineError(
-        'BAD_INPUT',
-        'tx reads one JSON transaction per line from stdin or --file; pipe them in (… | optimystic tx) or pass --file FILE',
-      );
-    }
-    return process.stdin;
+  private openInput(): Promise<AsyncIterable<Buffer | string>> {
+    return openLineInput(
+      this.flags.file,
+      '--file',
+      'tx reads one JSON transaction per line from stdin or --file; pipe them in (… | optimystic tx) or pass --file FILE',
+    );
   }
 }

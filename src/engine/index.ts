@@ -81,3 +81,4 @@ export {
   type StepOptions,
   type Waiting,
 } from './node/ceremony-files.js';
+export { checkCertificateAlone, type CertificateCheck } from './cluster/certifier.js';

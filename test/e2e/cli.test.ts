@@ -9,7 +9,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -308,6 +308,52 @@ describe('optimystic CLI, end to end through the built binary', function () {
       expect(first.rev).to.equal(1);
       const pending = okJson(await cli(['block', 'pending', info.root, '--json'], { data }));
       expect(pending).to.be.an('array');
+    });
+
+    it('returns commit certificates with tx --certificates, and block verify --certificates checks them offline', async () => {
+      const input =
+        '{"actions":[{"collection":"accounts","op":"incr","key":"alice","path":"balance","by":1},{"collection":"events","op":"append","value":"cert"}]}\n' +
+        '{"actions":[{"collection":"accounts","op":"incr","key":"alice","path":"balance","by":-1}]}\n';
+      const run = await cli(['tx', '--certificates'], { data, input });
+      expect(run.code, run.stderr).to.equal(0);
+      const results = lines(run);
+      expect(Object.keys(results[0].commit).sort()).to.deep.equal(['accounts', 'events']);
+      for (const result of results)
+        for (const point of Object.values<{ rev: number; certificate: { lsn: number } }>(result.commit))
+          expect(point.certificate.lsn).to.equal(point.rev);
+      // Checked with no data directory at all: the certificates carry what they need.
+      const nowhere = freshDir('no-such-dir');
+      const verified = await cli(['block', 'verify', '--certificates', '-', '--json'], {
+        data: nowhere,
+        input: run.stdout,
+      });
+      expect(verified.code, verified.stderr).to.equal(0);
+      const records = lines(verified);
+      expect(records.map((r) => [r.line, r.collection, r.status])).to.deep.equal([
+        [1, 'accounts', 'verified'],
+        [1, 'events', 'verified'],
+        [2, 'accounts', 'verified'],
+      ]);
+      expect(existsSync(nowhere)).to.equal(false);
+      // An altered certificate fails with the integrity exit code; results without certificates are
+      // unverifiable, not verified.
+      const altered = run.stdout.replace(/"decision":"committed"/, '"decision":"aborted"');
+      const bad = await cli(['block', 'verify', '--certificates', '-', '--json'], { data, input: altered });
+      expect(bad.code).to.equal(7);
+      expect(lines(bad).map((r) => r.status)).to.deep.equal(['invalid', 'verified', 'verified']);
+      const plain = await cli(['tx'], {
+        data,
+        input: '{"actions":[{"collection":"events","op":"append","value":1}]}\n',
+      });
+      const bare = await cli(['block', 'verify', '--certificates', '-', '--json'], {
+        data,
+        input: plain.stdout,
+      });
+      expect(bare.code).to.equal(7);
+      expect(lines(bare)[0]).to.include({ status: 'unverifiable' });
+      const empty = await cli(['block', 'verify', '--certificates', '-', '--json'], { data, input: '\n' });
+      expect(empty.code).to.equal(2);
+      expect(JSON.parse(empty.stdout).error.code).to.equal('BAD_INPUT');
     });
 
     it('prints plain lines when piped without --json: tab-separated tables, NDJSON streams, compact values', async () => {

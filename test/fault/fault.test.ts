@@ -4,7 +4,8 @@
  * transfers through different nodes, a node killed with SIGKILL and restarted every few seconds, and
  * the history checked at the end (constant total, no negative balance, every acknowledged transfer in
  * the diary exactly once, no failed one, balances equal to what the diary's transfers make, every
- * node serving the same state). The seed is printed on failure; rerun it with
+ * node serving the same state), and one more client running the list-append workload whose history
+ * is checked for lost appends and serializability anomalies. The seed is printed on failure; rerun it with
  * `npm run fault -- --seed N --seconds 10 --kill-every 4`.
  *
  * Runs the built binary: the `before` hook builds dist/ when it is stale (OPTIMYSTIC_CLI_ROOT points
@@ -43,6 +44,7 @@ const strict = process.env['OPTIMYSTIC_FAULT_STRICT'] === '1';
         ...defaultFaultOptions,
         nodes: 5,
         clients: 4,
+        listClients: 1,
         seconds: 10,
         killEvery: 4,
         settleSeconds: 2,
@@ -58,6 +60,10 @@ const strict = process.env['OPTIMYSTIC_FAULT_STRICT'] === '1';
       const text = formatReport(report);
       if (verbose) console.error(text.replace(/^/gm, '      '));
       expect(report.violations, `seed ${seed}\n${text}`).to.deep.equal([]);
+      expect(
+        report.listAppend?.ok ?? 0,
+        `seed ${seed}: no list-append transaction committed\n${text}`,
+      ).to.be.greaterThan(0);
       if (strict) expect(report.liveness, `seed ${seed}\n${text}`).to.deep.equal([]);
       else if (report.liveness.length > 0)
         console.error(`      (liveness, not checked: ${report.liveness.join('; ')})`);

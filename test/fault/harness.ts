@@ -6,6 +6,8 @@
  * checked: the total is constant, no balance is negative, every acknowledged transfer is in the
  * `transfers` diary exactly once, no definitely failed transfer is, and the balances are exactly
  * what the diary's transfers make of the initial balances. Every node serves the same state.
+ * Beside the bank, `listClients` clients run the list-append workload (test/helpers/list-append.ts),
+ * whose history is checked for lost appends and serializability anomalies (checkLists).
  *
  * Used by `npm run fault` (test/fault/run.ts) and the short CI form (test/fault/fault.test.ts).
  *
@@ -17,10 +19,20 @@
  * directory itself). Kills still land mid-commit: the processes keep streaming transfers.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { reachNode } from '../../src/engine/index.js';
+import type { TxOutcome } from '../../src/engine/transactions/tx-types.js';
+import {
+  checkListAppend,
+  completed,
+  ListAppendGenerator,
+  listAppendRequest,
+  listCollection,
+  type MicroOp,
+  type Txn,
+} from '../helpers/list-append.js';
 
 export interface FaultOptions {
   /** Node processes (default 5). */
@@ -29,6 +41,14 @@ export interface FaultOptions {
   readonly seconds: number;
   /** Concurrent `tx` clients (each one process at a time, one transaction in flight). */
   readonly clients: number;
+  /**
+   * More clients beside the bank's, running the list-append workload (test/helpers/list-append.ts:
+   * transactions appending to and reading lists, each list a diary), whose history is checked for
+   * lost writes and serializability anomalies. 0: none.
+   */
+  readonly listClients: number;
+  /** Lists (keys) of the list-append workload. */
+  readonly listKeys: number;
   /** Seconds between kills (0 = no kills). */
   readonly killEvery: number;
   /** Accounts in the `accounts` tree, and each one's opening balance. */
@@ -61,6 +81,8 @@ export const defaultFaultOptions: Omit<FaultOptions, 'cliRoot'> = {
   nodes: 5,
   seconds: 60,
   clients: 4,
+  listClients: 2,
+  listKeys: 4,
   killEvery: 5,
   accounts: 10,
   initialBalance: 100,
@@ -80,7 +102,30 @@ export interface Transfer {
 
 export type Outcome = 'ok' | 'failed' | 'unknown';
 
-export interface TransferRecord {
+/** What a `tx` process learned of one transaction. */
+interface Settled {
+  outcome: Outcome;
+  /** The error code of a failed or unknown outcome (or `no-answer` / `process-exit`). */
+  code?: string;
+  /** The error message, for the report's samples. */
+  message?: string;
+  /** The diary index the commit reported. */
+  index?: number;
+  ms?: number;
+  /** The action results of a committed transaction. */
+  results?: unknown[];
+}
+
+/** One list-append transaction: its micro-ops and what became of it. */
+export interface ListRecord extends Settled {
+  readonly ops: readonly MicroOp[];
+  readonly client: number;
+  readonly node: number;
+  /** When it was sent, ms from the start of the run. */
+  readonly at: number;
+}
+
+export interface TransferRecord extends Settled {
   readonly transfer: Transfer;
   readonly client: number;
   readonly node: number;
@@ -127,6 +172,19 @@ export interface FaultReport {
   /** Latency of acknowledged transfers, ms. */
   readonly okLatencyMs: { readonly p50: number; readonly p99: number; readonly max: number } | undefined;
   readonly dataRoot: string;
+  /** The list-append workload: its outcomes and what the history check found. */
+  readonly listAppend:
+    | {
+        readonly ok: number;
+        readonly failed: number;
+        readonly unknown: number;
+        /** Transactions in the dependency graph, and its edges. */
+        readonly committed: number;
+        readonly edges: number;
+        readonly elements: number;
+        readonly anomalies: number;
+      }
+    | undefined;
 }
 
 // ---- small tools ---------------------------------------------------------------------------------
@@ -238,6 +296,8 @@ class NodeHandle {
   constructor(
     readonly index: number,
     readonly dataDir: string,
+    /** Where every line the node logs goes too (kept runs: `<data dir>.ndjson`, across restarts). */
+    readonly logFile?: string,
   ) {}
 
   /** Starts `node start`; resolves with its first address once its node:start line is out. */
@@ -259,6 +319,7 @@ class NodeHandle {
         lineSplitter((line) => {
           this.log.push(line);
           if (this.log.length > 200) this.log.shift();
+          if (this.logFile !== undefined) appendFileSync(this.logFile, line + '\n');
           let record: { kind?: string; addresses?: string[]; peerId?: string };
           try {
             record = JSON.parse(line) as typeof record;
@@ -315,7 +376,7 @@ class NodeHandle {
 // ---- clients -------------------------------------------------------------------------------------
 
 interface Waiting {
-  readonly record: TransferRecord;
+  readonly record: Settled;
   readonly started: number;
   readonly resolve: () => void;
 }
@@ -365,6 +426,8 @@ class TxProcess {
     }
     if (result.ok === true) {
       const append = result.results?.find((r) => r.op === 'append');
+      if (this.waiting !== undefined && result.results !== undefined)
+        this.waiting.record.results = result.results;
       this.settle('ok', undefined, append?.index);
     } else {
       const code = result.error?.code ?? 'NO_CODE';
@@ -384,8 +447,8 @@ class TxProcess {
     waiting.resolve();
   }
 
-  /** Sends one transfer; resolves when it has an outcome (unknown on timeout or exit). */
-  run(record: TransferRecord, line: string, timeoutMs: number): Promise<void> {
+  /** Sends one transaction; resolves when it has an outcome (unknown on timeout or exit). */
+  run(record: Settled, line: string, timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.settle('unknown', 'no-answer');
@@ -451,9 +514,14 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
   const log = options.log ?? (() => undefined);
   const random = seededRandom(options.seed);
   const root = mkdtempSync(join(tmpdir(), 'optimystic-fault-'));
-  const nodes = Array.from({ length: options.nodes }, (_, i) => new NodeHandle(i, join(root, `n${i}`)));
+  const nodes = Array.from(
+    { length: options.nodes },
+    (_, i) =>
+      new NodeHandle(i, join(root, `n${i}`), options.keep === true ? join(root, `n${i}.ndjson`) : undefined),
+  );
   const txProcesses = new Set<TxProcess>();
   const records: TransferRecord[] = [];
+  const listRecords: ListRecord[] = [];
   const restarts: Restart[] = [];
   const violations: string[] = [];
   const liveness: string[] = [];
@@ -511,6 +579,22 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
         nodes[1 % nodes.length]!.dataDir,
       ]),
     ]);
+    // The list-append workload's lists: one diary each, created through different nodes.
+    if (options.listClients > 0)
+      await Promise.all(
+        Array.from({ length: options.listKeys }, (_, k) =>
+          mustCli(options.cliRoot, [
+            'collection',
+            'create',
+            listCollection(`k${k}`),
+            '--type',
+            'diary',
+            '--json',
+            '--data',
+            nodes[k % nodes.length]!.dataDir,
+          ]),
+        ),
+      );
     const opening = JSON.stringify({
       actions: Array.from({ length: options.accounts }, (_, i) => ({
         collection: 'accounts',
@@ -537,7 +621,11 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
     const workloadStart = Date.now();
     const workloadEnd = workloadStart + options.seconds * 1000;
     let nextId = 0;
-    const client = async (c: number): Promise<void> => {
+    /** One client: a `tx` process at a time, sending the transactions `next` makes, one at a time. */
+    const client = async (
+      c: number,
+      next: (node: number) => { record: Settled; line: string },
+    ): Promise<void> => {
       let proc: TxProcess | undefined;
       let home = c % nodes.length;
       while (Date.now() < workloadEnd && !aborted) {
@@ -556,18 +644,8 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
           proc = new TxProcess(options.cliRoot, target);
           txProcesses.add(proc);
         }
-        const from = Math.floor(random() * options.accounts);
-        let to = Math.floor(random() * (options.accounts - 1));
-        if (to >= from) to++;
-        const transfer: Transfer = {
-          id: `t${nextId++}`,
-          from: accountName(from),
-          to: accountName(to),
-          amount: 1 + Math.floor(random() * options.maxAmount),
-        };
-        const record: TransferRecord = { transfer, client: c, node: proc.node.index, outcome: 'unknown' };
-        records.push(record);
-        await proc.run(record, transferLine(transfer), options.txTimeoutSeconds * 1000);
+        const { record, line } = next(proc.node.index);
+        await proc.run(record, line, options.txTimeoutSeconds * 1000);
         if (record.outcome === 'unknown') {
           // The process may hold a dead control connection: start afresh.
           proc.kill();
@@ -580,6 +658,29 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
         await proc.close();
         txProcesses.delete(proc);
       }
+    };
+    const transfer = (c: number) => (node: number) => {
+      const from = Math.floor(random() * options.accounts);
+      let to = Math.floor(random() * (options.accounts - 1));
+      if (to >= from) to++;
+      const transfer: Transfer = {
+        id: `t${nextId++}`,
+        from: accountName(from),
+        to: accountName(to),
+        amount: 1 + Math.floor(random() * options.maxAmount),
+      };
+      const record: TransferRecord = { transfer, client: c, node, outcome: 'unknown' };
+      records.push(record);
+      return { record, line: transferLine(transfer) };
+    };
+    const listAppend = (c: number) => {
+      const generator = new ListAppendGenerator(options.seed, c + 1, options.listKeys);
+      return (node: number) => {
+        const ops = generator.ops();
+        const record: ListRecord = { ops, client: c, node, outcome: 'unknown', at: Date.now() - t0 };
+        listRecords.push(record);
+        return { record, line: JSON.stringify(listAppendRequest(ops)) };
+      };
     };
 
     const killer = async (): Promise<void> => {
@@ -651,14 +752,34 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
       return work;
     };
 
+    // A bank that commits nothing for 10 s is stalled: say what its tails hold undecided.
+    let lastOk = -1;
+    let stalledFor = 0;
     const progress = setInterval(() => {
       const counts = tally(records);
+      const lists = listRecords.filter((r) => r.outcome === 'ok').length;
       log(
-        `${elapsed()} ok ${counts.ok} failed ${counts.failed} unknown ${counts.unknown} (in flight ${counts.inflight})`,
+        `${elapsed()} ok ${counts.ok} failed ${counts.failed} unknown ${counts.unknown} (in flight ${counts.inflight})${options.listClients > 0 ? `; lists ok ${lists}` : ''}`,
       );
+      stalledFor = counts.ok === lastOk ? stalledFor + 1 : 0;
+      lastOk = counts.ok;
+      if (stalledFor === 2) {
+        const reader = pickUp(nodes, 0);
+        if (reader !== undefined)
+          void undecided(options.cliRoot, reader, ['accounts', 'transfers']).then((text) =>
+            log(`${elapsed()} stalled: no transfer committed for 10 s; ${text}`),
+          );
+      }
     }, 5000);
     try {
-      await Promise.all([...Array.from({ length: options.clients }, (_, c) => client(c)), killer()]);
+      await Promise.all([
+        ...Array.from({ length: options.clients }, (_, c) => client(c, transfer(c))),
+        // List clients start on other nodes than the bank's first ones.
+        ...Array.from({ length: options.listClients }, (_, l) =>
+          client(options.clients + l, listAppend(options.clients + l)),
+        ),
+        killer(),
+      ]);
     } finally {
       clearInterval(progress);
     }
@@ -791,6 +912,8 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
 
     const check = checkHistory(options, records, balances, entries);
     violations.push(...check.violations);
+    const listAppendReport =
+      options.listClients > 0 ? await checkLists(options, nodes, listRecords, violations, log) : undefined;
     const counts = tally(records.filter((r) => r.client >= 0));
     const failedCodes: Record<string, number> = {};
     const unknownCodes: Record<string, number> = {};
@@ -826,6 +949,7 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
       workloadMs,
       okLatencyMs: latencies(records),
       dataRoot: root,
+      listAppend: listAppendReport,
     };
   } catch (error) {
     if (error instanceof Error)
@@ -840,6 +964,139 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
     killAllChildren();
     if (options.keep !== true) rmSync(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * Reads every list through every node (one read-only transaction each, through the CLI, so all of a
+ * node's lists come from one snapshot) until the nodes agree — a transaction whose client gave up may
+ * still land — and checks the list-append history against node 0's lists.
+ */
+async function checkLists(
+  options: FaultOptions,
+  nodes: readonly NodeHandle[],
+  listRecords: readonly ListRecord[],
+  violations: string[],
+  log: (line: string) => void,
+): Promise<NonNullable<FaultReport['listAppend']>> {
+  const reads: MicroOp[] = Array.from({ length: options.listKeys }, (_, k) => ({ f: 'read', key: `k${k}` }));
+  const line = JSON.stringify(listAppendRequest(reads));
+  let lists: (Map<string, readonly number[]> | string)[] = [];
+  for (let round = 1; round <= 3; round++) {
+    lists = await Promise.all(
+      nodes.map(async (node) => {
+        const run = await cliWithInput(
+          options.cliRoot,
+          ['tx', '--json', '--data', node.dataDir],
+          line,
+          60_000,
+        );
+        const outcome = (ndjson(run.stdout)[0] ?? {
+          ok: false,
+          error: { code: `exit ${run.code}` },
+        }) as TxOutcome;
+        if (!outcome.ok) return `${outcome.error.code} ${outcome.error.message ?? run.stderr.slice(0, 200)}`;
+        return new Map(
+          completed(reads, outcome).map((op) => [op.key, op.f === 'read' ? (op.value ?? []) : []]),
+        );
+      }),
+    );
+    const texts = lists.map((l) => (typeof l === 'string' ? l : JSON.stringify([...l])));
+    if (texts.every((text) => text === texts[0])) break;
+    log(`list read-back: the nodes disagree (round ${round}); reading again`);
+    await sleep(2000);
+  }
+  const first = lists[0];
+  lists.forEach((l, i) => {
+    if (typeof l === 'string') violations.push(`node ${i} could not read the lists: ${l}`);
+    else if (typeof first !== 'string' && JSON.stringify([...l]) !== JSON.stringify([...first!]))
+      violations.push(`node ${i} serves other lists than node 0`);
+  });
+  const history: Txn[] = listRecords.map((record, i) => ({
+    id: i + 1,
+    status: record.outcome === 'ok' ? 'ok' : record.outcome === 'failed' ? 'fail' : 'info',
+    ops:
+      record.outcome === 'ok'
+        ? completed(record.ops, {
+            ok: true,
+            trx: '',
+            commit: {},
+            results: record.results as never,
+            attempts: 1,
+          })
+        : record.ops,
+  }));
+  const finals = typeof first === 'string' || first === undefined ? new Map<string, number[]>() : first;
+  const result = checkListAppend(history, finals);
+  const describe = (id: number): string => {
+    const record = listRecords[id - 1]!;
+    const ops = history[id - 1]!.ops.map((op) =>
+      op.f === 'append'
+        ? `append ${op.key} ${op.value}`
+        : `read ${op.key} [${(op.value ?? ['?']).join(',')}]`,
+    );
+    return `T${id} (at ${(record.at / 1000).toFixed(1)} s, client ${record.client} via node ${record.node}, ${record.outcome}${record.code !== undefined ? ` ${record.code}` : ''}, ${record.ms ?? '?'} ms): ${ops.join('; ')}`;
+  };
+  for (const anomaly of result.anomalies)
+    violations.push(
+      `list-append ${anomaly.kind}: ${anomaly.detail}${(anomaly.txns ?? []).map((id) => `\n      ${describe(id)}`).join('')}`,
+    );
+  if (options.keep === true && result.anomalies.length > 0)
+    writeFileSync(
+      join(dirname(nodes[0]!.dataDir), 'list-append-history.json'),
+      JSON.stringify({ history, finals: [...finals], records: listRecords }, null, 1),
+    );
+  const count = (outcome: Outcome): number => listRecords.filter((r) => r.outcome === outcome).length;
+  return {
+    ok: count('ok'),
+    failed: count('failed'),
+    unknown: count('unknown'),
+    committed: result.committed,
+    edges: result.edges,
+    elements: [...finals.values()].reduce((n, l) => n + l.length, 0),
+    anomalies: result.anomalies.length,
+  };
+}
+
+/** What the collections' tail blocks hold undecided (prepared entries), read through `node`. */
+async function undecided(cliRoot: string, node: NodeHandle, collections: readonly string[]): Promise<string> {
+  const parts = await Promise.all(
+    collections.map(async (collection) => {
+      const info = await cli(
+        cliRoot,
+        ['collection', 'info', collection, '--json', '--data', node.dataDir],
+        20_000,
+      );
+      const tail = (ndjson(info.stdout)[0] as { tail?: string } | undefined)?.tail;
+      if (tail === undefined) return `${collection}: no info (${info.stderr.slice(0, 120)})`;
+      const block = await cli(cliRoot, ['block', 'get', tail, '--json', '--data', node.dataDir], 20_000);
+      const state = ndjson(block.stdout)[0] as
+        | {
+            rev?: number;
+            block?: {
+              entries?: {
+                lsn: number;
+                trxId: string;
+                status: string;
+                expiresAt?: number;
+                coordinator?: string;
+              }[];
+            };
+          }
+        | undefined;
+      const entries = state?.block?.entries ?? [];
+      const prepared = entries.filter((entry) => entry.status === 'prepared');
+      const last = entries.at(-1);
+      return `${collection} tail ${tail.slice(0, 8)} rev ${state?.rev ?? '?'} last lsn ${last?.lsn ?? '?'}; prepared: ${
+        prepared
+          .map(
+            (entry) =>
+              `${entry.lsn} ${entry.trxId.slice(0, 8)} (${entry.coordinator?.slice(-16) ?? '?'}, expires in ${entry.expiresAt === undefined ? '?' : Math.round((entry.expiresAt - Date.now()) / 1000)} s)`,
+          )
+          .join(', ') || 'none'
+      }`;
+    }),
+  );
+  return parts.join('; ');
 }
 
 function latencies(records: readonly TransferRecord[]): FaultReport['okLatencyMs'] {
@@ -1100,6 +1357,11 @@ export function formatReport(report: FaultReport): string {
   lines.push(
     `diary entries ${report.diaryEntries}; total ${report.total} (expected ${report.expectedTotal})`,
   );
+  const lists = report.listAppend;
+  if (lists !== undefined)
+    lines.push(
+      `list-append: ok ${lists.ok}, failed ${lists.failed}, unknown ${lists.unknown}; ${lists.elements} elements in ${o.listKeys} lists; dependency graph of ${lists.committed} transactions and ${lists.edges} edges; ${lists.anomalies} anomalies`,
+    );
   for (const [code, message] of Object.entries(report.errorSamples)) lines.push(`  e.g. ${code}: ${message}`);
   lines.push(`restarts: ${report.restarts.length}`);
   for (const r of report.restarts)

@@ -24,12 +24,19 @@ random node is killed with SIGKILL and restarted every few seconds. Then it read
 checks: constant total, no negative balance, every acknowledged transfer in the diary exactly once,
 no failed one, balances equal to the opening balances plus the diary's transfers, and every node
 serving the same state; and once every node is back, a transfer through each node commits within
-the liveness window. Exits 1 on any violation or liveness failure.
+the liveness window. Beside the bank, --list-clients clients run a list-append workload (each of
+--lists lists a diary; transactions append unique values to some and read others whole) whose
+history is checked for lost appends and serializability anomalies: a cycle of write-write,
+write-read and read-write dependencies among committed transactions (G0, G1c, G2), reads of values
+no committed transaction appended, and lists whose orders disagree. Exits 1 on any violation or
+liveness failure.
 
 Options:
   --nodes N          node processes (default ${defaultFaultOptions.nodes})
   --seconds S        workload length (default ${defaultFaultOptions.seconds})
   --clients C        concurrent tx clients (default ${defaultFaultOptions.clients})
+  --list-clients L   list-append clients beside them, 0 for none (default ${defaultFaultOptions.listClients})
+  --lists K          lists of the list-append workload (default ${defaultFaultOptions.listKeys})
   --kill-every S     seconds between kills, 0 for none (default ${defaultFaultOptions.killEvery})
   --accounts N       accounts (default ${defaultFaultOptions.accounts})
   --balance B        opening balance of each account (default ${defaultFaultOptions.initialBalance})
@@ -40,7 +47,7 @@ Options:
   --tx-timeout S     give up on an unanswered transaction after S seconds (default ${defaultFaultOptions.txTimeoutSeconds})
   --seed N           seed of the workload and kill schedule (default: random, printed)
   --cluster-size K   passed to node start
-  --keep             keep the data directories (path printed)
+  --keep             keep the data directories and every node's log (<dir>/nN.ndjson; path printed)
   --json             print the report as JSON too
   -h, --help         this text
 `;
@@ -63,6 +70,8 @@ async function main(): Promise<void> {
         nodes: { type: 'string' },
         seconds: { type: 'string' },
         clients: { type: 'string' },
+        'list-clients': { type: 'string' },
+        lists: { type: 'string' },
         'kill-every': { type: 'string' },
         accounts: { type: 'string' },
         balance: { type: 'string' },
@@ -92,6 +101,8 @@ async function main(): Promise<void> {
     nodes: number(v.nodes, 'nodes', d.nodes, 1),
     seconds: number(v.seconds, 'seconds', d.seconds, 1),
     clients: number(v.clients, 'clients', d.clients, 1),
+    listClients: number(v['list-clients'], 'list-clients', d.listClients),
+    listKeys: number(v.lists, 'lists', d.listKeys, 1),
     killEvery: number(v['kill-every'], 'kill-every', d.killEvery),
     accounts: number(v.accounts, 'accounts', d.accounts, 2),
     initialBalance: number(v.balance, 'balance', d.initialBalance, 1),

@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/schema.js';
 import { startNode, type RunningNode } from '../../src/engine/node/node.js';
 import { isEngineError } from '../../src/engine/base/errors.js';
+import { checkCertificateAlone } from '../../src/engine/cluster/certifier.js';
 import type { Cluster } from '../../src/engine/cluster/cluster.js';
 import { peerIdOfIdentity } from '../../src/engine/cluster/consensus-signer.js';
 import type { Certificate, LogBlock } from '../../src/engine/collections/log/log-block.js';
 import type { NetworkNode } from '../../src/engine/network/index.js';
 import { decisionMessage, Ed25519Identity, membershipHash } from '../../src/engine/transactions/certifier.js';
-import type { PromoteRequest } from '../../src/engine/transactions/protocol.js';
+import type { PrepareRequest, PromoteRequest } from '../../src/engine/transactions/protocol.js';
 import type { TxOutcome } from '../../src/engine/transactions/tx-types.js';
 
 function clusterOf(node: RunningNode): Cluster {
@@ -18,6 +19,22 @@ function clusterOf(node: RunningNode): Cluster {
 }
 
 const loopback: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
+
+/** Prepares a transaction that reads and writes nothing at a collection's tail (it must prepare). */
+async function prepareNothing(
+  tails: Cluster['tails'],
+  request: Pick<PrepareRequest, 'collection' | 'trxId' | 'participants' | 'expiresAt' | 'coordinator'>,
+): Promise<void> {
+  const view = await tails.view(request.collection);
+  const outcome = await tails.prepare({
+    ...request,
+    baseLsn: view.stableLsn,
+    reads: [],
+    writes: [],
+    actions: {},
+  });
+  expect(outcome.status).to.equal('prepared');
+}
 
 async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -76,10 +93,18 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
   it('creates a collection on one node, writes through another and reads from a third', async () => {
     const [a, b, c] = await network(3);
     await a!.database.createCollection('accounts', 'tree');
-    const put = await b!.database.transact({
-      actions: [{ collection: 'accounts', op: 'put', key: 'alice', value: { balance: 10 } }],
-    });
+    const put = await b!.database.transact(
+      { actions: [{ collection: 'accounts', op: 'put', key: 'alice', value: { balance: 10 } }] },
+      { certificates: true },
+    );
     expect(put.ok, JSON.stringify(put)).to.equal(true);
+    // The client gets the commit certificate, which verifies with nothing else at hand: a majority of
+    // the tail group it names signed it.
+    const certificate = put.ok ? put.commit['accounts']?.certificate : undefined;
+    const check = checkCertificateAlone(JSON.parse(JSON.stringify(certificate)) as unknown);
+    expect(check.status, check.detail).to.equal('verified');
+    expect(check.members).to.have.members(nodes.map((node) => node.peerId));
+    expect(check.signers!.length).to.be.at.least(2);
     const got = await c!.database.get('accounts', 'alice');
     expect(got.found).to.equal(true);
     expect(got.value).to.deep.equal({ balance: 10 });
@@ -467,20 +492,8 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     await all[0]!.database.createCollection('x', 'tree');
     await all[0]!.database.createCollection('y', 'tree');
     const tails = clusterOf(all[1]!).tails;
-    const prepare = async (trxId: string, collection: string, participants: string[]): Promise<void> => {
-      const view = await tails.view(collection);
-      const outcome = await tails.prepare({
-        collection,
-        trxId,
-        baseLsn: view.stableLsn,
-        reads: [],
-        writes: [],
-        actions: {},
-        participants,
-        expiresAt: Date.now() + 300,
-      });
-      expect(outcome.status).to.equal('prepared');
-    };
+    const prepare = (trxId: string, collection: string, participants: string[]): Promise<void> =>
+      prepareNothing(tails, { collection, trxId, participants, expiresAt: Date.now() + 300 });
     // Both prepared, then the coordinator is gone: both commit. Only x prepared: x aborts.
     await prepare('both-prepared-000000001', 'x', ['x', 'y']);
     await prepare('both-prepared-000000001', 'y', ['x', 'y']);
@@ -500,6 +513,44 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
       actions: [{ collection: 'x', op: 'put', key: 'k', value: 1 }],
     });
     expect(after.ok).to.equal(true);
+  });
+
+  it('decides at once what a restarted node\u2019s previous process left prepared, long before it expires', async () => {
+    const all = await network(3);
+    await all[0]!.database.createCollection('x', 'tree');
+    await all[0]!.database.createCollection('y', 'tree');
+    // Node 1's previous process (an incarnation it no longer has) prepared two transactions and
+    // died: one prepared in both collections, one in x only. Neither expires for a minute.
+    const oldSelf = `${all[1]!.peerId}:old.1`;
+    const tails = clusterOf(all[1]!).tails;
+    const prepare = (trxId: string, collection: string): Promise<void> =>
+      prepareNothing(tails, {
+        collection,
+        trxId,
+        participants: ['x', 'y'],
+        expiresAt: Date.now() + 60_000,
+        coordinator: oldSelf,
+      });
+    await prepare('both-prepared-000000002', 'x');
+    await prepare('both-prepared-000000002', 'y');
+    await prepare('half-prepared-000000002', 'x');
+    // Node 1 restarts: its hello names its new incarnation, and the tails decide the old one's entries.
+    await all[1]!.close();
+    const restarted = await start('n1');
+    all[1] = restarted;
+    nodes.push(restarted);
+    for (const node of all)
+      if (node !== restarted) await restarted.connect((await node.status()).listenAddresses[0]!);
+    const started = Date.now();
+    await eventually(async () => {
+      const outcomes = await Promise.all([
+        clusterOf(all[2]!).tails.outcomeOf('x', 'both-prepared-000000002'),
+        clusterOf(all[2]!).tails.outcomeOf('y', 'both-prepared-000000002'),
+        clusterOf(all[2]!).tails.outcomeOf('x', 'half-prepared-000000002'),
+      ]);
+      return outcomes.join() === 'committed,committed,aborted';
+    }, 20_000);
+    expect(Date.now() - started).to.be.below(20_000);
   });
 
   it('keeps each block on its k nearest members only, and a peer outside a cluster redirects', async () => {

@@ -19,10 +19,14 @@ const mutation = process.env.OPTIMYSTIC_SIM_MUTATION === 'sync-lies' ? ('sync-li
 /** Overrides the drawn probability of duplicated requests (hunting for double-delivery bugs). */
 const duplication = process.env.OPTIMYSTIC_SIM_DUPLICATION;
 
+/** Lists of a list-append workload beside the bank (checked for serializability anomalies). */
+const lists = Number(process.env.OPTIMYSTIC_SIM_LISTS ?? 0);
+
 function optionsFor(seed: number): CommitSimOptions {
   let options = commitSimOptionsFor(seed, scale);
   if (duplication !== undefined && duplication !== '')
     options = { ...options, chaos: { ...options.chaos, duplication: Number(duplication) } };
+  if (lists > 0) options = { ...options, lists };
   return mutation === undefined ? options : { ...options, mutation };
 }
 
@@ -30,6 +34,7 @@ const replayCommand = (seed: number): string =>
   `OPTIMYSTIC_SEED=${seed}${scale !== 1 ? ` OPTIMYSTIC_SIM_SCALE=${scale}` : ''}` +
   `${mutation !== undefined ? ` OPTIMYSTIC_SIM_MUTATION=${mutation}` : ''}` +
   `${duplication !== undefined && duplication !== '' ? ` OPTIMYSTIC_SIM_DUPLICATION=${duplication}` : ''}` +
+  `${lists > 0 ? ` OPTIMYSTIC_SIM_LISTS=${lists}` : ''}` +
   ` npx mocha --no-config --node-option import=tsx --require test/setup.ts --timeout 120000 test/sim/commit.test.ts`;
 
 /**

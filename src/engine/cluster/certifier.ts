@@ -1,6 +1,6 @@
 import { EngineError } from '../base/errors.js';
 import type { Certificate } from '../collections/log/log-block.js';
-import { ConsensusCertifier } from '../consensus/consensus-certifier.js';
+import { ConsensusCertifier, verifyConsensusLogCertificate } from '../consensus/consensus-certifier.js';
 import type { ConsensusProposer } from '../consensus/memory-network.js';
 import { isMemberList, sortedMemberList } from '../consensus/values.js';
 import {
@@ -109,4 +109,85 @@ export class NetworkCertifier implements Certifier {
     if ('consensus' in certificate) return this.consensus.verify(certificate, group);
     return verifyCertificate(certificate, group);
   }
+}
+
+/** What a certificate shows by itself (checkCertificateAlone). */
+export interface CertificateCheck {
+  readonly status: 'verified' | 'invalid' | 'unverifiable';
+  /** Why it is not verified. */
+  readonly detail?: string;
+  /** The members whose signatures were counted (verified only). */
+  readonly signers?: readonly string[];
+  /** The membership the quorum was counted against. */
+  readonly members?: readonly string[];
+}
+
+const decisions: ReadonlySet<unknown> = new Set(['prepared', 'committed', 'aborted']);
+
+/** True when `value` has a certificate's fields with their types (nothing about its signatures yet). */
+export function isCertificateShape(value: unknown): value is Certificate {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const c = value as Record<string, unknown>;
+  return (
+    typeof c['network'] === 'string' &&
+    typeof c['collection'] === 'string' &&
+    typeof c['blockId'] === 'string' &&
+    typeof c['trxId'] === 'string' &&
+    typeof c['membership'] === 'string' &&
+    Number.isSafeInteger(c['lsn']) &&
+    decisions.has(c['decision']) &&
+    Array.isArray(c['signatures']) &&
+    c['signatures'].every(
+      (s: unknown) =>
+        typeof s === 'object' &&
+        s !== null &&
+        typeof (s as Record<string, unknown>)['member'] === 'string' &&
+        typeof (s as Record<string, unknown>)['signature'] === 'string',
+    )
+  );
+}
+
+/**
+ * Checks a certificate with nothing else at hand (a transaction's result, a file): that a majority of
+ * the membership it was taken against signed its decision with their Ed25519 keys (a member id is its
+ * public key). That membership is the member list a networked node's certificate names, or for one
+ * that names none (a solo node's), its signers — either must hash to the certificate's `membership`,
+ * else it is `unverifiable` alone. Whether those members are the group the collection's log recorded
+ * needs the log: `block verify ID` checks that too.
+ */
+export function checkCertificateAlone(certificate: unknown): CertificateCheck {
+  if (!isCertificateShape(certificate))
+    return {
+      status: 'invalid',
+      detail:
+        'not a commit certificate (network, collection, blockId, lsn, trxId, decision, membership, signatures)',
+    };
+  const named = (certificate as Partial<MemberCertificate>).members;
+  let members: readonly string[];
+  if (named !== undefined) {
+    if (!isMemberList(named)) return { status: 'invalid', detail: 'its member list is malformed' };
+    members = sortedMemberList(named);
+    if (membershipHash(members) !== certificate.membership)
+      return { status: 'invalid', detail: 'the members it names do not hash to its membership' };
+  } else {
+    members = sortedMemberList([...new Set(certificate.signatures.map((s) => s.member))]);
+    if (members.length === 0 || membershipHash(members) !== certificate.membership)
+      return {
+        status: 'unverifiable',
+        detail: `it does not name its members; check it against the log with block verify ${certificate.blockId}`,
+      };
+  }
+  const good =
+    'consensus' in certificate
+      ? verifyConsensusLogCertificate(certificate, members, certificate.network)
+      : verifyCertificate(certificate, members);
+  if (!good)
+    return {
+      status: 'invalid',
+      detail: `its signatures are not a valid majority of its ${members.length} member(s)`,
+      members,
+    };
+  const memberSet = new Set(members);
+  const signers = [...new Set(certificate.signatures.map((s) => s.member))].filter((m) => memberSet.has(m));
+  return { status: 'verified', signers, members };
 }

@@ -250,6 +250,10 @@ export class Cluster {
       decisions: () => this.decisions,
       learn: (members: readonly string[]) => this.learn(members),
       differs: (peer: string, digest: string) => this.differs(peer, digest),
+      // A member that restarted greets everyone: what its previous process left prepared in the
+      // collections this node's tail holds is decided now, not at its expiry.
+      greeted: (coordinator: string) =>
+        void this.tailHost.resolveRestarted(coordinator).catch(() => undefined),
     };
     await network.handle(
       repoProtocolName,
@@ -405,6 +409,9 @@ export class Cluster {
       const answer = await network.request<{ members?: unknown }>(peer, repoProtocolName, {
         type: 'hello',
         members: this.placement.members().slice(0, membersListedMax),
+        ...(this.components.coordinatorId !== undefined
+          ? { coordinator: this.components.coordinatorId }
+          : {}),
       });
       if (this.placement.add(peer)) await this.welcome(peer);
       if (Array.isArray(answer?.members))

@@ -67,7 +67,11 @@ const digestField = { mv: optional(string({ charsMax: 32 })) };
 
 export const validateRepoRequest = messageUnion({
   /** The asker's members: the answer lists the holder's, and each learns those it did not know. */
-  hello: object({ members: optional(array(memberField, { itemsMax: membersListedMax })) }),
+  hello: object({
+    members: optional(array(memberField, { itemsMax: membersListedMax })),
+    // The sender's coordinator name, `<peer id>:<incarnation>` (see LogTail.resolveRestarted).
+    coordinator: optional(string({ charsMax: 256 })),
+  }),
   get: object({
     ...digestField,
     blockId: blockIdField,
@@ -181,6 +185,8 @@ export interface RepoServerParts {
    */
   readonly learn?: (members: readonly string[]) => void;
   readonly differs?: (from: string, digest: string) => void;
+  /** A peer greeted as `coordinator` (its own name: `<its peer id>:<incarnation>`). */
+  readonly greeted?: (coordinator: string) => void;
 }
 
 /**
@@ -218,6 +224,8 @@ async function answerRepoRequest(
     case 'hello':
       if (parts.placement.add(from)) await parts.remember(from);
       if (request.members !== undefined) parts.learn?.(request.members);
+      if (typeof request.coordinator === 'string' && request.coordinator.startsWith(`${from}:`))
+        parts.greeted?.(request.coordinator);
       return { peerId: parts.placement.self, members: parts.placement.members().slice(0, membersListedMax) };
     case 'get': {
       if (Array.isArray(request.reinforce))

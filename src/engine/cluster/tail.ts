@@ -37,6 +37,8 @@ import type {
   CreateCollectionRequest,
   DecideRequest,
   PrepareRequest,
+  ReadCheck,
+  ReadCheckRequest,
   PromoteRequest,
   TailClient,
   TailOutcome,
@@ -59,6 +61,7 @@ export const validateTailRequest = messageUnion({
   decide: object({ request: json() }),
   propagated: object({ collection: name, lsn: integer({ min: 0 }) }),
   outcomeOf: object({ collection: name, trxId: string({ charsMax: 128 }) }),
+  check: object({ request: json() }),
   reconfigure: object({ collection: name }),
   resolve: object({ collection: name }),
 });
@@ -91,7 +94,9 @@ export async function serveTailRequest(
   stale: (collection: string) => void = () => undefined,
   promoted: (trxId: TrxId) => boolean = () => false,
 ): Promise<unknown> {
-  if (request.type !== 'view' && request.type !== 'outcomeOf' && !placement.isLive(from))
+  // Reading is open to anyone (light clients run their transactions themselves); deciding is not.
+  const reads = request.type === 'view' || request.type === 'outcomeOf' || request.type === 'check';
+  if (!reads && !placement.isLive(from))
     throw new EngineError('BAD_INPUT', 'only members of this database may decide transactions here');
   if (request.type === 'commit' || request.type === 'prepare') {
     // A coordinator names only itself: a request naming another node's coordinator could make this
@@ -183,6 +188,8 @@ function runTail(tail: TailClient, request: TailRequest): Promise<unknown> {
       return tail.propagated(request.collection, request.lsn).then(() => true);
     case 'outcomeOf':
       return tail.outcomeOf(request.collection, request.trxId);
+    case 'check':
+      return tail.check(request.request as ReadCheckRequest);
     case 'resolve':
       // Another tail could not decide an expired entry: this node leads (or is in) its group.
       if (!(tail instanceof LogTail)) throw new EngineError('INTERNAL', 'resolve needs a log tail');
@@ -272,6 +279,10 @@ export class RoutedTailClient implements TailClient {
 
   outcomeOf(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'> {
     return this.call(collection, { type: 'outcomeOf', collection, trxId });
+  }
+
+  check(request: ReadCheckRequest): Promise<ReadCheck> {
+    return this.call(request.collection, { type: 'check', request });
   }
 
   /** Asks the collection's tail to hand over to a larger group if its own is outgrown. */

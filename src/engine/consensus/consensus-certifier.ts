@@ -162,18 +162,27 @@ export class ConsensusCertifier implements Certifier {
   }
 
   verify(certificate: Certificate, members: readonly string[]): boolean {
-    const consensus = (certificate as Partial<ConsensusLogCertificate>).consensus;
-    if (typeof consensus !== 'object' || consensus === null) return false;
-    if (certificate.network !== this.init.network) return false;
-    const rebuilt: ConsensusCertificate = {
-      network: certificate.network,
-      blockId: certificate.blockId,
-      membership: certificate.membership,
-      slot: consensus.slot,
-      ballot: consensus.ballot,
-      value: entryValue(certificate, consensus.body),
-      signatures: certificate.signatures,
-    };
-    return verifyConsensusCertificate(rebuilt, sortedMemberList(members), this.init.network);
+    return verifyConsensusLogCertificate(certificate, members, this.init.network);
   }
+}
+
+/** Whether a log certificate decided by consensus carries a quorum of `members` for `network`. */
+export function verifyConsensusLogCertificate(
+  certificate: Certificate,
+  members: readonly string[],
+  network: string,
+): boolean {
+  const consensus = (certificate as Partial<ConsensusLogCertificate>).consensus;
+  if (typeof consensus !== 'object' || consensus === null) return false;
+  if (certificate.network !== network) return false;
+  const rebuilt: ConsensusCertificate = {
+    network: certificate.network,
+    blockId: certificate.blockId,
+    membership: certificate.membership,
+    slot: consensus.slot,
+    ballot: consensus.ballot,
+    value: entryValue(certificate, consensus.body),
+    signatures: certificate.signatures,
+  };
+  return verifyConsensusCertificate(rebuilt, sortedMemberList(members), network);
 }

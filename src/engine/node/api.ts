@@ -107,16 +107,23 @@ export const apiMethods: Readonly<Record<string, Method>> = {
     }),
     ({ db }, { name: collection, ...options }) => db.read(collection, options as ReadOptions),
   ),
-  'db.transact': method(object({ request: json() }), ({ db }, p): Promise<TxOutcome> => {
-    let request;
-    try {
-      request = validateTxRequest(p.request);
-    } catch (error) {
-      const engineError = error instanceof EngineError ? error : new EngineError('BAD_INPUT', String(error));
-      return Promise.resolve({ ok: false, error: { code: engineError.code, message: engineError.message } });
-    }
-    return db.transact(request);
-  }),
+  'db.transact': method(
+    object({ request: json(), certificates: optional(boolean()) }),
+    ({ db }, p): Promise<TxOutcome> => {
+      let request;
+      try {
+        request = validateTxRequest(p.request);
+      } catch (error) {
+        const engineError =
+          error instanceof EngineError ? error : new EngineError('BAD_INPUT', String(error));
+        return Promise.resolve({
+          ok: false,
+          error: { code: engineError.code, message: engineError.message },
+        });
+      }
+      return db.transact(request, p.certificates === true ? { certificates: true } : {});
+    },
+  ),
   'db.block': method(object({ id: blockId, rev: optional(integer({ min: 1 })) }), ({ db }, p) =>
     db.block(p.id, p.rev === undefined ? {} : { rev: p.rev }),
   ),

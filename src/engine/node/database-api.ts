@@ -1,7 +1,7 @@
 import type { Json } from '../base/codec.js';
 import type { BlockId } from '../base/ids.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
-import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+import type { TreeKey, TransactOptions, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 
 export type CollectionKind = 'tree' | 'diary';
 
@@ -87,8 +87,11 @@ export interface Database {
   scan(name: string, options?: ScanOptions): AsyncIterable<{ readonly key: TreeKey; readonly value: Json }>;
   /** Diary range read, streamed by index. */
   read(name: string, options?: ReadOptions): AsyncIterable<{ readonly index: number; readonly value: Json }>;
-  /** Runs one transaction (SPEC §2.2); operating errors come back as `ok: false`, never thrown. */
-  transact(request: TxRequest): Promise<TxOutcome>;
+  /**
+   * Runs one transaction (SPEC §2.2); operating errors come back as `ok: false`, never thrown. With
+   * `certificates`, each committed collection's entry in `commit` carries its commit certificate.
+   */
+  transact(request: TxRequest, options?: TransactOptions): Promise<TxOutcome>;
   /** Raw block read, latest or at a revision; throws NOT_FOUND. */
   block(id: BlockId, options?: { readonly rev?: number }): Promise<BlockState>;
   blockHistory(id: BlockId): Promise<BlockRevision[]>;

@@ -25,7 +25,7 @@ import {
 } from '../network/index.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
 import { LevelRawStore } from '../storage/level-store.js';
-import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+import type { TreeKey, TransactOptions, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import { callApi, isApiMethod, type ApiAnswer } from './api.js';
 import { CeremonyService } from './ceremony-net.js';
 import { ControlServer } from './control-server.js';
@@ -629,10 +629,10 @@ export class ServedDatabase implements Database {
     clearTimeout(timer);
   }
 
-  transact(request: TxRequest): Promise<TxOutcome> {
+  transact(request: TxRequest, options?: TransactOptions): Promise<TxOutcome> {
     const started = performance.now();
     this.transactions++;
-    const work = this.inner.transact(request).then(
+    const work = this.inner.transact(request, options).then(
       (outcome) => {
         this.transactions--;
         if (outcome.ok) this.meter.record(performance.now() - started);

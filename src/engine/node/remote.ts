@@ -6,7 +6,7 @@ import { toEngineError } from '../base/errors.js';
 import type { Json } from '../base/codec.js';
 import type { BlockId } from '../base/ids.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
-import type { TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+import type { TreeKey, TransactOptions, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import type {
   CeremonyApi,
   CeremonyNetEvent,
@@ -86,9 +86,12 @@ export class RemoteNode implements Database, NodeControl {
   }
 
   /** Operating errors, including losing the node, come back as `ok: false` (the Database contract). */
-  async transact(request: TxRequest): Promise<TxOutcome> {
+  async transact(request: TxRequest, options: TransactOptions = {}): Promise<TxOutcome> {
     try {
-      return await this.call<TxOutcome>('db.transact', { request });
+      return await this.call<TxOutcome>(
+        'db.transact',
+        options.certificates === true ? { request, certificates: true } : { request },
+      );
     } catch (error) {
       const engineError = toEngineError(error);
       return { ok: false, error: { code: engineError.code, message: engineError.message } };

@@ -25,7 +25,13 @@ import { Coordinator, type CoordinatorInit } from '../transactions/coordinator.j
 import { LocalRepo } from '../transactions/local-repo.js';
 import { LogTail } from '../transactions/log-tail.js';
 import { isCollectionName } from '../transactions/tx-parse.js';
-import type { ActionResult, TreeKey, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+import type {
+  ActionResult,
+  TreeKey,
+  TransactOptions,
+  TxOutcome,
+  TxRequest,
+} from '../transactions/tx-types.js';
 import type {
   BlockHolder,
   BlockVerification,
@@ -306,10 +312,10 @@ export class SoloNode implements Database {
     }
   }
 
-  transact(request: TxRequest): Promise<TxOutcome> {
+  transact(request: TxRequest, options: TransactOptions = {}): Promise<TxOutcome> {
     if (this.closed)
       return Promise.resolve({ ok: false, error: { code: 'UNAVAILABLE', message: 'database is closed' } });
-    return this.coordinator.run(request);
+    return this.coordinator.run(request, options.certificates === true ? { certificates: true } : {});
   }
 
   async block(id: BlockId, options: { readonly rev?: number } = {}): Promise<BlockState> {

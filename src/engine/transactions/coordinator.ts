@@ -8,7 +8,7 @@ import type { PendingTransform } from '../storage/block-store.js';
 import type { PromoteRequest, ReadToVerify, RepoClient, TailClient, TailOutcome } from './protocol.js';
 import { TransactionSession, type SessionCollection } from './session.js';
 import { validateTxRequest } from './tx-parse.js';
-import type { ActionResult, TxOutcome, TxRequest } from './tx-types.js';
+import type { ActionResult, CommitPoint, TransactOptions, TxOutcome, TxRequest } from './tx-types.js';
 
 /** Background propagation (see `RepoClient.promotesInBackground`): tries per commit, and the pause between. */
 const propagationAttemptsMax = 3;
@@ -46,7 +46,7 @@ export interface CoordinatorInit {
 type Attempt =
   | {
       readonly kind: 'done';
-      readonly commit: Record<string, { rev: number }>;
+      readonly commit: Record<string, Required<CommitPoint>>;
       readonly results: ActionResult[];
     }
   | { readonly kind: 'conflict'; readonly message: string };
@@ -75,7 +75,7 @@ export class Coordinator {
 
   async run(
     request: TxRequest,
-    options: { readonly at?: ReadonlyMap<string, number> } = {},
+    options: TransactOptions & { readonly at?: ReadonlyMap<string, number> } = {},
   ): Promise<TxOutcome> {
     let trx: TrxId = '';
     try {
@@ -85,8 +85,10 @@ export class Coordinator {
         trx = newTrxId(this.components.rng);
         const startedAt = this.components.clock.now();
         const outcome = await this.attempt(trx, attempt, checked, options.at);
-        if (outcome.kind === 'done')
-          return { ok: true, trx, commit: outcome.commit, results: outcome.results, attempts: attempt };
+        if (outcome.kind === 'done') {
+          const commit = options.certificates === true ? outcome.commit : withoutCertificates(outcome.commit);
+          return { ok: true, trx, commit, results: outcome.results, attempts: attempt };
+        }
         lastConflict = outcome.message;
         await this.backoff(attempt, this.components.clock.now() - startedAt);
       }
@@ -124,6 +126,11 @@ export class Coordinator {
     if (!opened.some((c) => c.tracker.hasWrites())) {
       // Read-only: every block it read must be as fresh as a majority of its holders know.
       if (!(await this.readsFresh(opened))) return staleReads;
+      // A past revision is what it is; the present must be one cut across the collections read.
+      if (at === undefined || at.size === 0) {
+        const conflict = await this.checkReadOnly(trxId, opened);
+        if (conflict !== undefined) return { kind: 'conflict', message: conflict };
+      }
       // What we read may have been written by a transaction still waiting for its sync; answer only
       // once that is durable too.
       await repo.sync();
@@ -172,12 +179,12 @@ export class Coordinator {
     }
 
     // Propagate to every written block, then report the checkpoint to each tail.
-    const commit: Record<string, { rev: number }> = {};
+    const commit: Record<string, Required<CommitPoint>> = {};
     const propagations: { collection: string; lsn: number; promote: PromoteRequest | undefined }[] = [];
     for (const collection of writing) {
       const { lsn, proof, propagated } = decided.get(collection.name)!;
       const blockIds = collection.tracker.writes();
-      if (blockIds.length > 0) commit[collection.name] = { rev: lsn };
+      if (blockIds.length > 0) commit[collection.name] = { rev: lsn, certificate: proof[0]! };
       // The tail promoted it with its log write and moves the checkpoint itself.
       if (propagated) continue;
       propagations.push({
@@ -351,6 +358,41 @@ export class Coordinator {
    * Copies a tail found behind the snapshot they were read at (a holder that missed a commit): the
    * next attempt reads them from their clusters, or it would read the same stale copies again.
    */
+  /**
+   * A read-only transaction that read several collections: each one's snapshot is consistent (its
+   * view's stable LSN), but a multi-collection commit can be decided in one collection before the
+   * other, so one snapshot may hold it and the other not yet. Each tail checks that nothing committed
+   * or prepared after the snapshot wrote what was read there (as it validates a writer's reads,
+   * prepared entries included): every transaction the snapshots show was decided before they were
+   * taken, so its entry is by then in every log it writes, seen by the check where it came too late.
+   * The reason of a conflict, or undefined when the reads are one consistent cut.
+   */
+  private async checkReadOnly(
+    trxId: TrxId,
+    opened: readonly SessionCollection[],
+  ): Promise<string | undefined> {
+    const reading = opened.filter((collection) => collection.tracker.reads().size > 0);
+    if (reading.length < 2) return undefined;
+    const checks = await Promise.all(
+      reading.map((collection) => {
+        const readAt = collection.tracker.readAt(collection.atLsn);
+        return this.components.tails.check({
+          collection: collection.name,
+          trxId,
+          baseLsn: collection.atLsn,
+          reads: collection.tracker.validationReads(),
+          ...(readAt !== undefined ? { readAt } : {}),
+        });
+      }),
+    );
+    const stale = checks.flatMap((check) => (check.ok ? [] : (check.stale ?? [])));
+    if (stale.length > 0) this.components.repo.distrust?.(stale);
+    const failed = checks.find((check) => !check.ok);
+    return failed === undefined || failed.ok
+      ? undefined
+      : `a transaction wrote what it read in one collection while it read another (${failed.message})`;
+  }
+
   private distrustStale(outcomes: readonly TailOutcome[]): void {
     const repo = this.components.repo;
     if (repo.distrust === undefined) return;
@@ -446,4 +488,12 @@ const inDoubtCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 function outcomeInDoubt(error: unknown): boolean {
   if (!isEngineError(error)) return true;
   return inDoubtCodes.has(error.code) || error.details?.['inDoubt'] === true;
+}
+
+function withoutCertificates(
+  commit: Readonly<Record<string, CommitPoint>>,
+): Record<string, { readonly rev: number }> {
+  const out: Record<string, { readonly rev: number }> = {};
+  for (const [collection, { rev }] of Object.entries(commit)) out[collection] = { rev };
+  return out;
 }

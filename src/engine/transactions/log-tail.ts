@@ -5,7 +5,7 @@ import { collectionHeaderId, newBlockId, type BlockId, type TrxId } from '../bas
 import type { Json } from '../base/codec.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
-import { canonicalDigest, jsonLengthAtMost } from '../collections/log/actions-digest.js';
+import { actionsRecord } from '../collections/log/actions-digest.js';
 import {
   appendEntryOps,
   isCollectionHeader,
@@ -25,6 +25,8 @@ import type {
   CreateCollectionRequest,
   DecideRequest,
   PrepareRequest,
+  ReadCheck,
+  ReadCheckRequest,
   RepoClient,
   TailClient,
   TailOutcome,
@@ -237,20 +239,10 @@ export class LogTail implements TailClient {
     const failedAt = this.abandonedFailedAt.get(collection);
     const now = this.components.clock.now();
     if (failedAt === undefined || now - failedAt > abandonedQuietMs) {
-      for (let attempt = 1; ; attempt++) {
-        const abandoned = this.abandonedBy(collection, [this.init.coordinatorId]);
-        if (abandoned.length === 0) {
-          this.abandonedFailedAt.delete(collection);
-          break;
-        }
-        if (attempt > abandonedResolveAttemptsMax) {
-          this.abandonedFailedAt.set(collection, this.components.clock.now());
-          break;
-        }
-        if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, abandonedResolvePauseMs).unref());
-        await this.resolveAbandoned(collection, abandoned);
-        state = await this.state(collection);
-      }
+      if (await this.settleAbandoned(collection, [this.init.coordinatorId]))
+        this.abandonedFailedAt.delete(collection);
+      else this.abandonedFailedAt.set(collection, this.components.clock.now());
+      state = await this.state(collection);
     }
     if (this.stale(state)) state = await this.serialize(collection, () => this.freshState(collection));
     // Entries at or below the checkpoint are decided and propagated, so only the few above it matter
@@ -388,6 +380,27 @@ export class LogTail implements TailClient {
     });
   }
 
+  /** TailClient.check: the reads of a read-only transaction validated against the log, nothing written. */
+  check(request: ReadCheckRequest): Promise<ReadCheck> {
+    const { collection } = request;
+    // In the decision queue, on a log lately loaded or written (as a decision is): every decision
+    // queued before it has landed, and a networked tail has not fallen behind another member.
+    return this.serialize(collection, async () => {
+      const state = await this.freshState(collection);
+      const oldest = state.window[0]?.lsn ?? state.lastLsn + 1;
+      const verdict = validateBackward(state.window, oldest, { ...request, writes: [] }, [], (id) =>
+        state.writers.get(id),
+      );
+      if (verdict.ok) return { ok: true };
+      return {
+        ok: false,
+        winners: verdict.winners,
+        message: verdict.reason,
+        ...(verdict.stale !== undefined ? { stale: verdict.stale } : {}),
+      };
+    });
+  }
+
   /**
    * The decision this tail's log holds about a transaction. Asked when a pend or prepared entry
    * expired, so 'unknown' must be final: with a tail group (a certifier that reports decisions taken
@@ -397,6 +410,9 @@ export class LogTail implements TailClient {
    * within `fenceReuseMs`: anything asked about had expired, so its last proposal predates the fence.
    */
   async outcomeOf(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'> {
+    // Loaded and recovered in the background too, so that entries this node's previous process
+    // left prepared here get decided (see state).
+    void this.state(collection).catch(() => undefined);
     const state = await this.loadedState(collection);
     const known = state.byTrx.get(trxId)?.status;
     if (final(known) || this.components.certifier.decidedElsewhere === undefined) return known ?? 'unknown';
@@ -511,12 +527,15 @@ export class LogTail implements TailClient {
    * state is looked at (the first request after a load may conflict with them once). Solo tails
    * resolve them on load.
    */
-  private abandonedBy(collection: string, coordinators: readonly unknown[]): IndexedEntry[] {
+  private abandonedBy(
+    collection: string,
+    coordinators: readonly unknown[],
+    state: TailState | undefined = this.ready.get(collection),
+  ): IndexedEntry[] {
     if (this.init.resolveInDoubtOnLoad === true) return [];
     const current = new Map<string, string>();
     for (const id of coordinators) if (typeof id === 'string' && id !== '') current.set(nodeOf(id), id);
     if (current.size === 0) return [];
-    const state = this.ready.get(collection);
     if (state === undefined) return [];
     const found: IndexedEntry[] = [];
     for (let i = state.window.length - 1; i >= 0; i--) {
@@ -527,6 +546,41 @@ export class LogTail implements TailClient {
       if (now !== undefined && now !== entry.coordinator) found.push(entry);
     }
     return found;
+  }
+
+  /**
+   * A node greeted this one as `coordinator` (`<peer id>:<incarnation>`, its hello after it started):
+   * what its earlier incarnations left prepared in the collections this tail serves is in doubt
+   * (abandonedBy) and decided now. Without it, such an entry held its blocks until it expired (30 s)
+   * unless the restarted node itself sent this tail a transaction of the same collection: the fault
+   * test's bank, whose clients had moved to other nodes, stood still for 20–50 s after a kill.
+   */
+  async resolveRestarted(coordinator: string): Promise<void> {
+    // Every collection this tail serves, loaded again where its state was dropped meanwhile (a
+    // request that failed while that node went down makes the next one reload).
+    await Promise.all(
+      this.collections().map((collection) =>
+        this.settleAbandoned(collection, [coordinator]).catch(() => undefined),
+      ),
+    );
+  }
+
+  /**
+   * resolveAbandoned for what `coordinators`' earlier incarnations left prepared in a collection,
+   * tried again for a while: right after a restart the participants' tails, or the group's
+   * consensus, may take a moment to answer. True when none is left; what is still undecided after
+   * the last try waits for expiry. Each try looks at the collection's current state, loaded again
+   * where a resolution under way elsewhere dropped the cached one to read the log again (a view
+   * that looked at the dropped one found nothing and answered from below the entries being decided).
+   */
+  private async settleAbandoned(collection: string, coordinators: readonly unknown[]): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      const abandoned = this.abandonedBy(collection, coordinators, await this.state(collection));
+      if (abandoned.length === 0) return true;
+      if (attempt > abandonedResolveAttemptsMax) return false;
+      if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, abandonedResolvePauseMs).unref());
+      await this.resolveAbandoned(collection, abandoned).catch(() => undefined);
+    }
   }
 
   /**
@@ -723,9 +777,7 @@ export class LogTail implements TailClient {
   }
 
   private actionsField(actions: unknown): Pick<LogEntry, 'actions' | 'actionsDigest'> {
-    // JSON.stringify is a cheap size check; the canonical encoding is only needed for a digest.
-    if (jsonLengthAtMost(actions ?? null, this.inlineActionsBytesMax)) return { actions };
-    return { actionsDigest: canonicalDigest(actions ?? null) };
+    return actionsRecord(actions, this.inlineActionsBytesMax);
   }
 
   /**
@@ -1267,7 +1319,13 @@ export class LogTail implements TailClient {
     if (promise === undefined) {
       promise = this.loadedState(collection).then(async (state) => {
         await this.recover(state);
-        if (this.states.get(collection) === promise) this.ready.set(collection, state);
+        if (this.states.get(collection) === promise) {
+          this.ready.set(collection, state);
+          // What this node's previous process left prepared here is decided now, in the background
+          // (the others decide theirs when its hello reaches them: resolveRestarted).
+          if (this.abandonedBy(collection, [this.init.coordinatorId], state).length > 0)
+            void this.settleAbandoned(collection, [this.init.coordinatorId]).catch(() => undefined);
+        }
         return state;
       });
       this.states.set(collection, promise);

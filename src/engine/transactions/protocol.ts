@@ -211,4 +211,32 @@ export interface TailClient {
   propagated(collection: string, lsn: number): Promise<void>;
   /** Asks a tail for the decision it holds about a transaction (in-doubt resolution). */
   outcomeOf(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'>;
+  /**
+   * Checks, without deciding or writing anything, that no entry after a read-only transaction's
+   * snapshot of the collection — committed or still prepared — wrote a block it read (backward
+   * validation of its reads alone). A read-only transaction over several collections asks every one
+   * of them once it has read: otherwise it could see a multi-collection commit in one collection and
+   * not yet in another.
+   */
+  check(request: ReadCheckRequest): Promise<ReadCheck>;
 }
+
+export interface ReadCheckRequest {
+  readonly collection: string;
+  readonly trxId: TrxId;
+  /** The stableLsn of the view the transaction read at. */
+  readonly baseLsn: number;
+  readonly reads: readonly BlockId[];
+  /** As in ValidationRequest: the LSN that wrote each block's revision read, when below the base. */
+  readonly readAt?: Readonly<Record<BlockId, number>>;
+}
+
+/** `ok`: nothing after the snapshot touched the reads; otherwise, as a conflict outcome says. */
+export type ReadCheck =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      readonly winners: readonly number[];
+      readonly message: string;
+      readonly stale?: readonly BlockId[];
+    };

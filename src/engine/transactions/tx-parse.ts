@@ -86,8 +86,8 @@ function validateAction(value: unknown, index: number): Action {
     }
   }
   // Plain helpers rather than closures: a transaction may carry 10,000 actions. Members are created
-  // in sorted order (collection, key, op, value), as canonicalJson writes them: the digest of large
-  // actions (collections/log/actions-digest.ts) then encodes them as they are instead of copying each.
+  // in sorted order (collection, key, op, value), as canonicalJson writes them: the digest a log entry
+  // keeps of large actions (collections/log/actions-digest.ts) encodes them in that order.
   switch (kind) {
     case 'get':
       return { collection, key: requiredKey(value, index, kind), op: 'get' };

@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../base/errors.js';
 import type { Json } from '../base/codec.js';
+import type { Certificate } from '../collections/log/log-block.js';
 
 /** Tree keys are strings; diary entries are addressed by their 0-based index. */
 export type TreeKey = string;
@@ -68,12 +69,30 @@ export type ActionResult =
   | { readonly op: 'read'; readonly entries: readonly { readonly index: number; readonly value: Json }[] }
   | { readonly op: 'scan'; readonly entries: readonly { readonly key: TreeKey; readonly value: Json }[] };
 
+/** Where a transaction committed in one collection. */
+export interface CommitPoint {
+  /** The collection's log LSN of the commit. */
+  readonly rev: number;
+  /**
+   * The commit certificate of that log entry (the decision and a quorum of its tail group's Ed25519
+   * signatures; a solo node's own signature), verifiable offline (`optimystic block verify
+   * --certificates`). Present only when asked for (TransactOptions.certificates).
+   */
+  readonly certificate?: Certificate;
+}
+
+/** How a transaction's outcome is reported. */
+export interface TransactOptions {
+  /** Include each collection's commit certificate in `commit` (they are about 0.3–1 KB each). */
+  readonly certificates?: boolean;
+}
+
 export type TxOutcome =
   | {
       readonly ok: true;
       readonly trx: string;
       /** Per written collection, the revision (log LSN) the transaction committed at. */
-      readonly commit: Readonly<Record<string, { readonly rev: number }>>;
+      readonly commit: Readonly<Record<string, CommitPoint>>;
       readonly results: readonly ActionResult[];
       /** Attempts it took (1 = no conflict). */
       readonly attempts: number;

@@ -16,6 +16,7 @@ export {
   type OutputMode,
 } from './output.js';
 export { transactOne, type SingleActionOutcome } from './single-action.js';
+export { openLineInput } from './line-input.js';
 export { splitLines, type InputLine } from './tx-lines.js';
 export { parseInputLine, runTxLines, type TxResultLine, type TxRunSummary } from './tx-runner.js';
 export { describeTransform, parseBlockIdArgument } from './block-id.js';

@@ -72,6 +72,7 @@ describe('decisions a tail took but never wrote', () => {
         decide: (r) => tail.decide(r),
         propagated: (c, lsn) => tail.propagated(c, lsn),
         outcomeOf: (c, t) => tail.outcomeOf(c, t),
+        check: (r) => tail.check(r),
       };
       return {
         repo,

@@ -6,6 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineError, isEngineError } from '../../../src/engine/base/errors.js';
+import { checkCertificateAlone } from '../../../src/engine/cluster/certifier.js';
 import { callApi } from '../../../src/engine/node/api.js';
 import { ControlClient } from '../../../src/engine/node/control-client.js';
 import { LineSplitter } from '../../../src/engine/node/control-protocol.js';
@@ -243,7 +244,16 @@ describe('control socket protocol', () => {
       actions: [{ collection: 'accounts', op: 'put', key: 'new', value: { a: 1 } }],
     });
     expect(outcome.ok).to.equal(true);
+    expect(outcome.ok && outcome.commit['accounts']?.certificate).to.equal(undefined);
     expect((await solo.get('accounts', 'new')).value).to.deep.equal({ a: 1 });
+    // Certificates cross the socket only when asked for.
+    const certified = await remote.transact(
+      { actions: [{ collection: 'accounts', op: 'put', key: 'new', value: { a: 2 } }] },
+      { certificates: true },
+    );
+    const certificate = certified.ok ? certified.commit['accounts']?.certificate : undefined;
+    expect(certificate).to.include({ collection: 'accounts', decision: 'committed' });
+    expect(checkCertificateAlone(certificate).status).to.equal('verified');
     const refused = await remote.transact({ actions: [{ collection: 'nowhere', op: 'get', key: 'x' }] });
     expect(refused.ok ? 'ok' : refused.error.code).to.equal('NOT_FOUND');
     const missing = await remote.collectionInfo('missing').catch((error: unknown) => error);

@@ -7,6 +7,7 @@ import {
   verifyCertificate,
   type DecisionFields,
 } from '../../../src/engine/transactions/certifier.js';
+import { checkCertificateAlone } from '../../../src/engine/cluster/certifier.js';
 import { memoryNode, ok, put } from '../../helpers/solo.js';
 
 describe('commit certificates', () => {
@@ -128,6 +129,95 @@ describe('commit certificates', () => {
     } finally {
       await node.close();
     }
+  });
+});
+
+describe('certificates returned with a transaction', () => {
+  it('come back only when asked for, one per committed collection, and verify alone', async () => {
+    const { node } = await memoryNode(41);
+    try {
+      await node.createCollection('a', 'tree');
+      await node.createCollection('b', 'diary');
+      const plain = ok(await node.transact(put('a', 'k', 1)));
+      expect(plain.commit).to.deep.equal({ a: { rev: plain.commit['a']!.rev } });
+      const both = ok(
+        await node.transact(
+          {
+            actions: [
+              { collection: 'a', op: 'put', key: 'k', value: 2 },
+              { collection: 'b', op: 'append', value: 'x' },
+            ],
+          },
+          { certificates: true },
+        ),
+      );
+      expect(Object.keys(both.commit).sort()).to.deep.equal(['a', 'b']);
+      for (const [collection, point] of Object.entries(both.commit)) {
+        const certificate = JSON.parse(JSON.stringify(point.certificate)) as unknown;
+        expect(certificate).to.include({
+          collection,
+          lsn: point.rev,
+          trxId: both.trx,
+          decision: 'committed',
+        });
+        const check = checkCertificateAlone(certificate);
+        expect(check.status, check.detail).to.equal('verified');
+        expect(check.signers).to.deep.equal([node.identity.id]);
+      }
+      // A read-only transaction commits nothing, so it has no certificate either.
+      const read = ok(
+        await node.transact({ actions: [{ collection: 'a', op: 'get', key: 'k' }] }, { certificates: true }),
+      );
+      expect(read.commit).to.deep.equal({});
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('are checked alone: altered, forged, truncated and malformed ones do not verify', async () => {
+    const fields = {
+      collection: 'c',
+      blockId: 'b'.repeat(43),
+      lsn: 3,
+      trxId: 't'.repeat(22),
+      decision: 'committed' as const,
+    };
+    const [a, b, c] = [Ed25519Identity.generate(), Ed25519Identity.generate(), Ed25519Identity.generate()];
+    const solo = JSON.parse(
+      JSON.stringify(await new SoloCertifier(a, 'net').certify(fields, [a.id])),
+    ) as Record<string, unknown>;
+    expect(checkCertificateAlone(solo).status).to.equal('verified');
+    expect(checkCertificateAlone({ ...solo, lsn: 4 }).status).to.equal('invalid');
+    expect(checkCertificateAlone({ ...solo, network: 'other' }).status).to.equal('invalid');
+    // A group's certificate names its members: a majority of them must have signed.
+    const members = [a.id, b.id, c.id].sort();
+    const signed = await Promise.all(
+      [a, b].map((identity) => new SoloCertifier(identity, 'net').certify(fields, members)),
+    );
+    const group = {
+      ...JSON.parse(JSON.stringify(signed[0])),
+      signatures: signed.flatMap((certificate) => certificate.signatures),
+      members,
+    } as Record<string, unknown>;
+    const check = checkCertificateAlone(group);
+    expect(check.status, check.detail).to.equal('verified');
+    expect(check.signers).to.have.members([a.id, b.id]);
+    expect(checkCertificateAlone({ ...group, signatures: signed[0]!.signatures }).status).to.equal('invalid');
+    // Members other than those the membership was taken over: no quorum can be counted against them.
+    expect(checkCertificateAlone({ ...group, members: [a.id, b.id] }).status).to.equal('invalid');
+    // Without its member list, one signer of three cannot be told apart from a group of one.
+    const { members: _members, ...unnamed } = group;
+    expect(checkCertificateAlone(unnamed).status).to.equal('unverifiable');
+    for (const bad of [
+      null,
+      7,
+      'x',
+      [],
+      { ...solo, signatures: 'no' },
+      { ...solo, lsn: '3' },
+      { ...solo, decision: 'maybe' },
+    ])
+      expect(checkCertificateAlone(bad).status).to.equal('invalid');
   });
 });
 

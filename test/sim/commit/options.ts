@@ -52,6 +52,11 @@ export interface CommitSimOptions {
   readonly downInCalm: readonly number[];
   /** After the chaos phase, the probe transaction must commit within this long. */
   readonly calmMs: number;
+  /**
+   * Lists of the list-append workload (test/helpers/list-append.ts) some client transactions run
+   * instead of transfers, checked for serializability anomalies at the end; 0 (the default): none.
+   */
+  readonly lists?: number;
 }
 
 export const accounts = ['a0', 'a1', 'a2', 'a3'] as const;

@@ -20,6 +20,15 @@ import { CommitChecker } from './checker.js';
 import { SimNetwork, quietLinks } from './network.js';
 import { SimNode } from './node.js';
 import { accounts, initialBalance, type CommitSimOptions } from './options.js';
+import {
+  checkListAppend,
+  completed,
+  ListAppendGenerator,
+  listAppendRequest,
+  listCollection,
+  type MicroOp,
+  type Txn,
+} from '../../helpers/list-append.js';
 
 /** Captured before any clock is faked: draining microtasks between timers needs the real one. */
 const realSetImmediate = globalThis.setImmediate;
@@ -67,6 +76,28 @@ interface StoredEntry {
 }
 
 type TxKind = 'single' | 'multi' | 'doomed' | 'probe';
+
+/** What a client learns of a transaction it submitted: its outcome, its node's crash, or nothing in time. */
+async function answerOf(submitted: {
+  readonly outcome: Promise<TxOutcome>;
+  readonly died: Promise<'crashed'>;
+}): Promise<TxOutcome | 'crashed' | 'timeout'> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const patience = new Promise<'timeout'>(
+    (resolve) => (timer = setTimeout(() => resolve('timeout'), clientPatienceMs)),
+  );
+  const answer = await Promise.race([submitted.outcome, submitted.died, patience]);
+  clearTimeout(timer);
+  return answer;
+}
+
+interface ListTx {
+  readonly id: string;
+  ops: readonly MicroOp[];
+  status: 'pending' | 'committed' | 'failed' | 'unknown';
+  /** The round of final reads under way when it was acknowledged (0: before them). */
+  ackRound?: number;
+}
 
 interface ClientTx {
   readonly id: string;
@@ -126,6 +157,8 @@ class CommitWorld {
   private readonly trace: string[] = [];
   private readonly hash = createHash('sha256');
   private readonly txs: ClientTx[] = [];
+  private readonly listTxs: ListTx[] = [];
+  private readonly listGenerators: ListAppendGenerator[] = [];
   private steps = 0;
   private t0 = 0;
   private calm = false;
@@ -205,6 +238,8 @@ class CommitWorld {
     void (async () => {
       await early[0]!.solo!.createCollection('accounts', 'tree');
       await early[1 % early.length]!.solo!.createCollection('ledger', 'diary');
+      for (let k = 0; k < (options.lists ?? 0); k++)
+        await early[k % early.length]!.solo!.createCollection(listCollection(`k${k}`), 'diary');
       const funded = await early[2 % early.length]!.solo!.transact({
         actions: accounts.map((key) => ({
           collection: 'accounts',
@@ -422,6 +457,10 @@ class CommitWorld {
           await this.snapshot();
           continue;
         }
+        if ((this.options.lists ?? 0) > 0 && this.rng.float() < 0.4) {
+          await this.submitList(c, i);
+          continue;
+        }
         const r = this.rng.float();
         const kind: TxKind = r < 0.45 ? 'multi' : r < 0.85 ? 'single' : 'doomed';
         const from = accounts[this.rng.int(accounts.length)]!;
@@ -451,6 +490,47 @@ class CommitWorld {
     };
   }
 
+  /** One list-append transaction through a random ready node; its outcome goes into the list history. */
+  private async submitList(c: number, i: number): Promise<void> {
+    const node = await this.someReadyNode();
+    const generator = (this.listGenerators[c] ??= new ListAppendGenerator(
+      this.options.seed,
+      c + 1,
+      this.options.lists ?? 0,
+    ));
+    const ops = generator.ops();
+    const record: ListTx = { id: `c${c}-${i}`, ops, status: 'pending' };
+    this.listTxs.push(record);
+    const submitted = node.transact(listAppendRequest(ops))!;
+    this.log(`client submits list ${record.id} at node ${node.index}: ${JSON.stringify(ops)}`);
+    const answer = await answerOf(submitted);
+    if (answer === 'crashed' || answer === 'timeout') {
+      record.status = 'unknown';
+      return;
+    }
+    if (answer.ok) {
+      record.status = 'committed';
+      record.ackRound = this.readRound;
+      record.ops = completed(ops, answer);
+      this.log(`client: list ${record.id} committed as ${answer.trx}: ${JSON.stringify(record.ops)}`);
+    } else {
+      const code = answer.error.code;
+      record.status =
+        code === 'EXPECT_FAILED' || code === 'CONFLICT' || code === 'BAD_INPUT' ? 'failed' : 'unknown';
+      this.log(`client: list ${record.id} ${record.status} (${code})`);
+    }
+  }
+
+  /** A random ready node, once there is one. */
+  private async someReadyNode(): Promise<SimNode> {
+    let ready = this.readyNodes();
+    while (ready.length === 0) {
+      await this.sleep(100);
+      ready = this.readyNodes();
+    }
+    return ready[this.rng.int(ready.length)]!;
+  }
+
   /** Submits one transaction through a random ready node and records what the client learns. */
   private async submit(
     id: string,
@@ -459,22 +539,12 @@ class CommitWorld {
     to: string,
     amount: number,
   ): Promise<ClientTx> {
-    let ready = this.readyNodes();
-    while (ready.length === 0) {
-      await this.sleep(100);
-      ready = this.readyNodes();
-    }
-    const node = ready[this.rng.int(ready.length)]!;
+    const node = await this.someReadyNode();
     const tx: ClientTx = { id, kind, from, to, amount, node: node.index, status: 'pending' };
     this.txs.push(tx);
     const submitted = node.transact(this.request(tx))!;
     this.log(`client submits ${id} (${kind} ${from}->${to} ${amount}) at node ${node.index}`);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const patience = new Promise<'timeout'>(
-      (resolve) => (timer = setTimeout(() => resolve('timeout'), clientPatienceMs)),
-    );
-    const answer = await Promise.race([submitted.outcome, submitted.died, patience]);
-    clearTimeout(timer);
+    const answer = await answerOf(submitted);
     if (answer === 'crashed' || answer === 'timeout') {
       tx.status = 'unknown';
       tx.code = answer;
@@ -650,7 +720,9 @@ class CommitWorld {
       // landed while they ran can be in the diary and not yet in the tree each node read (sim seed
       // 322, membership introductions). Agreement counts only from a round no client transaction
       // was in flight during.
-      const settling = this.txs.some((tx) => tx.status === 'pending' || tx.ackRound === round);
+      const settling =
+        this.txs.some((tx) => tx.status === 'pending' || tx.ackRound === round) ||
+        this.listTxs.some((tx) => tx.status === 'pending' || tx.ackRound === round);
       if (new Set(views.values()).size <= 1 && (!settling || round === finalReadRoundsMax))
         return { views, round };
       this.log(
@@ -678,7 +750,13 @@ class CommitWorld {
             for await (const { key, value } of solo.scan('accounts')) tree.push([key, value]);
             const diary: Json[] = [];
             for await (const { value } of solo.read('ledger')) diary.push(value);
-            views.set(node.index, JSON.stringify({ tree, diary }));
+            const lists: Record<string, Json[]> = {};
+            for (let k = 0; k < (this.options.lists ?? 0); k++) {
+              const list: Json[] = [];
+              for await (const { value } of solo.read(listCollection(`k${k}`))) list.push(value);
+              lists[`k${k}`] = list;
+            }
+            views.set(node.index, JSON.stringify({ tree, diary, lists }));
             return;
           } catch (error) {
             this.log(`final read at node ${node.index} failed: ${String(error)}`);
@@ -699,7 +777,36 @@ class CommitWorld {
     livenessMs: number,
   ): Promise<CommitSimResult> {
     const first = [...views.values()][0]!;
-    const { tree, diary } = JSON.parse(first) as { tree: [string, Json][]; diary: Json[] };
+    const { tree, diary, lists } = JSON.parse(first) as {
+      tree: [string, Json][];
+      diary: Json[];
+      lists: Record<string, number[]>;
+    };
+    if ((this.options.lists ?? 0) > 0) {
+      // Committed before the reads that agreed began: its reads and appends are known; later ones,
+      // and unknown outcomes, only as appends that may or may not be there.
+      const history: Txn[] = this.listTxs.map((tx, i) => ({
+        id: i + 1,
+        status:
+          tx.status === 'committed' && (tx.ackRound ?? 0) < round
+            ? 'ok'
+            : tx.status === 'failed'
+              ? 'fail'
+              : 'info',
+        ops: tx.ops,
+      }));
+      const result = checkListAppend(history, new Map(Object.entries(lists)));
+      for (const anomaly of result.anomalies)
+        this.fail(
+          `list-append ${anomaly.kind}: ${anomaly.detail}${(anomaly.txns ?? [])
+            .map(
+              (id) =>
+                `\n  T${id} = ${this.listTxs[id - 1]!.id}: ${JSON.stringify(this.listTxs[id - 1]!.ops)}`,
+            )
+            .join('')}`,
+        );
+      this.log(`list-append: ${result.committed} transactions, ${result.edges} dependencies, no anomaly`);
+    }
 
     // Bank invariants: every transfer that left a trace left all of it.
     const balances: Record<string, number> = {};

@@ -43,7 +43,7 @@ export interface LogEntry {
   readonly writes: readonly BlockId[];
   /** Data blocks it read; kept while prepared so later writers can be checked against them. */
   readonly reads?: readonly BlockId[];
-  /** The logical actions (for audit and replay), or their digest when too large to keep inline. */
+  /** The logical actions (for audit and replay), or their digest when too large to keep inline (actionsRecord). */
   readonly actions?: unknown;
   readonly actionsDigest?: string;
   /** Collections of a multi-collection transaction (sorted), absent for single-collection ones. */
