@@ -55,6 +55,18 @@ describe('failure rendering', () => {
       'missing arguments NAME KEY (see: optimystic collection get --help)',
     );
 
+    // An id that starts with '-' reads as an unknown flag; the message says how to pass it.
+    const idLike = usageError(
+      new Error('Nonexistent flag: -adSw8J2BCH2hjwYD9Q2ug\nSee more help with --help'),
+      'optimystic keygen show',
+    );
+    expect(idLike.message).to.equal(
+      "Nonexistent flag: -adSw8J2BCH2hjwYD9Q2ug; to pass an argument that starts with '-', end the flags with --, as in: optimystic keygen show [FLAGS] -- -ID (see: optimystic keygen show --help)",
+    );
+    expect(usageError(new Error('Nonexistent flag: -x'), 'optimystic collection list').message).to.equal(
+      'Nonexistent flag: -x (see: optimystic collection list --help)',
+    );
+
     const kept = new EngineError('TOO_LARGE', 'too big');
     expect(usageError(kept, 'x')).to.equal(kept);
   });

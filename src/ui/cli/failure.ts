@@ -90,7 +90,14 @@ export function usageError(error: unknown, commandLine: string): EngineError {
   const message = oneLine(raw)
     .replace(/^Parsing (--[\w-]+);\s*/, '$1: ')
     .replace(/^The following errors? occurred:\s*/, '');
-  return new EngineError('BAD_INPUT', `${message} (see: ${commandLine} --help)`, undefined, { cause: error });
+  // `-aB3x…` is no flag anyone would type: most likely an id that starts with '-'.
+  const idLike = /^Nonexistent flags?: -[A-Za-z0-9_][A-Za-z0-9_-]{3,}/.test(message);
+  const hint = idLike
+    ? `; to pass an argument that starts with '-', end the flags with --, as in: ${commandLine} [FLAGS] -- -ID`
+    : '';
+  return new EngineError('BAD_INPUT', `${message}${hint} (see: ${commandLine} --help)`, undefined, {
+    cause: error,
+  });
 }
 
 /** Names of the missing arguments, upper-cased as help shows them, when oclif says some are missing. */

@@ -729,6 +729,7 @@ class Run {
       commitments,
       holders: ctx.recipients.map((peer) => ({ peerId: peer, identifier: ctx.recipientIds.get(peer)! })),
       session: s.session,
+      keyId: this.proposal.prior?.json.keyId,
     });
     let shareJson: ThresholdShare | null = null;
     if (isRecipient) {

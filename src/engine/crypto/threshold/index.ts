@@ -7,6 +7,7 @@ export {
   keyPurposes,
   suiteFitsPurpose,
   keyIdFor,
+  keyIdMatches,
   publicKeyDigest,
   checkPublicKey,
   checkShare,

@@ -62,8 +62,24 @@ export function suiteFitsPurpose(suite: SuiteId, purpose: KeyPurpose): boolean {
   return purpose === 'decrypt' ? suite === 'ristretto255-sha512' : suite !== 'ristretto255-sha512';
 }
 
+function keyIdDigest(suite: SuiteId, groupKey: Uint8Array): Uint8Array {
+  return sha256(utf8(`optimystic/threshold/key-id/v1/${suite}/`), groupKey).subarray(0, 16);
+}
+
+/**
+ * A key's id: 16 bytes of a domain-separated hash of suite and group key, base64url, with the top bit
+ * of the first byte cleared so the id starts with A-Z or a-f. An id starting with '-' (1 key in 64
+ * otherwise) would be read as a flag wherever a command takes it as an argument.
+ */
 export function keyIdFor(suite: SuiteId, groupKey: Uint8Array): string {
-  return toBase64Url(sha256(utf8(`optimystic/threshold/key-id/v1/${suite}/`), groupKey).subarray(0, 16));
+  const digest = Uint8Array.from(keyIdDigest(suite, groupKey));
+  digest[0]! &= 0x7f;
+  return toBase64Url(digest);
+}
+
+/** Whether an id belongs to this group key: the current form, or the full digest keys made before it had. */
+export function keyIdMatches(id: unknown, suite: SuiteId, groupKey: Uint8Array): boolean {
+  return id === keyIdFor(suite, groupKey) || id === toBase64Url(keyIdDigest(suite, groupKey));
 }
 
 export function publicKeyDigest(publicKey: ThresholdPublicKey): string {
@@ -126,7 +142,7 @@ export function checkPublicKey(value: unknown, code: ErrorCode = 'BAD_INPUT'): C
   if (v.commitments.length !== t) bad('commitment count differs from the threshold');
   const commitments = v.commitments.map((c, i) => decode(c, `commitment ${i}`));
   if (!commitments[0]!.equals(groupKey)) bad('the first commitment is not the group key');
-  if (v.keyId !== keyIdFor(v.suite, groupKey.toBytes())) bad('key id does not match the group key');
+  if (!keyIdMatches(v.keyId, v.suite, groupKey.toBytes())) bad('key id does not match the group key');
   const verifyingShares = new Map<number, GroupPoint>();
   const holderByIdentifier = new Map<number, KeyHolder>();
   const holderByPeer = new Map<string, KeyHolder>();
@@ -241,13 +257,15 @@ export function buildPublicKey(input: {
   commitments: readonly GroupPoint[];
   holders: readonly { peerId: string; identifier: number }[];
   session: string;
+  /** The key's id when it already has one (refresh and reshare keep it); derived otherwise. */
+  keyId?: string | undefined;
 }): ThresholdPublicKey {
   const { suite, commitments } = input;
   const groupKey = commitments[0]!;
   return {
     format: 'optimystic-threshold-key',
     version: 1,
-    keyId: keyIdFor(suite.id, groupKey.toBytes()),
+    keyId: input.keyId ?? keyIdFor(suite.id, groupKey.toBytes()),
     suite: suite.id,
     purpose: input.purpose,
     label: input.label,

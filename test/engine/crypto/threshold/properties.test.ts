@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { isEngineError } from '../../../../src/engine/base/errors.js';
 import type { Rng } from '../../../../src/engine/base/rng.js';
 import { fromBase64Url, toHex } from '../../../../src/engine/crypto/encoding.js';
@@ -13,6 +13,7 @@ import {
   createSigningPackage,
   encryptToGroup,
   getSuite,
+  keyIdFor,
   lagrangeAtZeroForTests,
   signPackage,
   verifyGroupSignature,
@@ -195,6 +196,45 @@ describe('threshold keys: properties over random t-of-n', () => {
       const message = rng.bytes(40);
       const signature = sign(refreshed, pick(rng, [...refreshed.shares.values()], t), message, rng);
       expect(nodeAccepts(refreshed.publicKey, message, signature)).to.equal(true);
+    }));
+
+  it(`key ids never start with '-' or '_', and a key stored under the older full-digest id still loads (seed ${testSeed(8500)})`, () =>
+    withSeed(testSeed(8500), (rng) => {
+      // A command line reads an argument starting with '-' as a flag; 1 in 64 full-digest ids did.
+      for (let i = 0; i < 2000; i++) expect(keyIdFor('ed25519-sha512', rng.bytes(32))).to.match(/^[A-Za-f]/);
+      const fullDigest = (k: GeneratedKey): Buffer =>
+        createHash('sha256')
+          .update('optimystic/threshold/key-id/v1/ed25519-sha512/')
+          .update(fromBase64Url(k.publicKey.groupKey, 'group key'))
+          .digest()
+          .subarray(0, 16);
+      // A key whose full digest starts with the top bit set: its older id differs from today's.
+      let key = generate(rng, 'ed25519-sha512', 2, 3);
+      while (fullDigest(key)[0]! < 0x80) key = generate(rng, 'ed25519-sha512', 2, 3);
+      const digest = fullDigest(key);
+      const today = Buffer.from(digest);
+      today[0]! &= 0x7f;
+      expect(key.publicKey.keyId).to.equal(today.toString('base64url'));
+      const wrong = Buffer.from(digest);
+      wrong[5]! ^= 0x01;
+      expect(() => checkPublicKey({ ...key.publicKey, keyId: wrong.toString('base64url') })).to.throw(
+        /key id does not match/,
+      );
+      const older = { ...key.publicKey, keyId: digest.toString('base64url') };
+      expect(older.keyId).to.not.equal(key.publicKey.keyId);
+      expect(checkPublicKey(older).json.keyId).to.equal(older.keyId);
+      // Refreshing a key keeps the id it has, whichever form.
+      const holders: Participant[] = key.participants.map((p) => ({
+        ...p,
+        priorShare: { ...key.shares.get(p.identity.peerId)!, keyId: older.keyId },
+      }));
+      const run = runCeremony(
+        holders,
+        propose(holders[0]!, { kind: 'refresh', prior: older, roster: holders }, rng),
+        rng,
+      );
+      expect(run.rejections).to.deep.equal([]);
+      expect(collectKey(run, holders).publicKey.keyId).to.equal(older.keyId);
     }));
 
   for (let trial = 0; trial < trials; trial++) {
