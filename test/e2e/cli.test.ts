@@ -517,6 +517,12 @@ describe('optimystic CLI, end to end through the built binary', function () {
         2,
         'missing argument, no --json',
       );
+      // Piped input is never taken for a missing argument (oclif would read it as one).
+      const piped = await cli(['collection', 'get', '--json'], { data, input: 'accounts\n' });
+      expectJsonError(piped, 'BAD_INPUT', 2, 'missing NAME KEY with stdin piped');
+      expect(piped.stdout).to.include('missing arguments NAME KEY');
+      const named = await cli(['collection', 'info', '--json'], { data, input: 'accounts\n' });
+      expectJsonError(named, 'BAD_INPUT', 2, 'missing NAME with stdin piped');
     });
 
     it('treats an unknown command, or an extra word after one that takes no arguments, as a usage error', async () => {

@@ -18,7 +18,7 @@ export default class BlockGet extends DataCommand<typeof BlockGet> {
     },
   ];
   static override args = {
-    id: Args.string({ description: 'block id (43 base64url characters)', required: true }),
+    id: Args.string({ ignoreStdin: true, description: 'block id (43 base64url characters)', required: true }),
   };
   static override flags = {
     at: Flags.integer({ description: 'block revision to show', min: 1, helpValue: 'REV' }),

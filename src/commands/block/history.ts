@@ -13,7 +13,7 @@ export default class BlockHistory extends DataCommand<typeof BlockHistory> {
     '<%= config.bin %> <%= command.id %> ID | jq -c .transform',
   ];
   static override args = {
-    id: Args.string({ description: 'block id (43 base64url characters)', required: true }),
+    id: Args.string({ ignoreStdin: true, description: 'block id (43 base64url characters)', required: true }),
   };
 
   override async run(): Promise<void> {

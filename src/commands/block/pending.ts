@@ -9,7 +9,7 @@ export default class BlockPending extends DataCommand<typeof BlockPending> {
     'the output is an array of {"trxId","blockId","collection","baseRev","transform","expiresAt"}.';
   static override examples = ['<%= config.bin %> <%= command.id %> ID'];
   static override args = {
-    id: Args.string({ description: 'block id (43 base64url characters)', required: true }),
+    id: Args.string({ ignoreStdin: true, description: 'block id (43 base64url characters)', required: true }),
   };
 
   override async run(): Promise<void> {

@@ -12,8 +12,8 @@ export default class CollectionAppend extends DataCommand<typeof CollectionAppen
     `<%= config.bin %> <%= command.id %> transfers '{"from":"alice","to":"bob","amount":10}'`,
   ];
   static override args = {
-    name: Args.string({ description: 'diary collection name', required: true }),
-    value: Args.string({ description: 'JSON entry', required: true }),
+    name: Args.string({ ignoreStdin: true, description: 'diary collection name', required: true }),
+    value: Args.string({ ignoreStdin: true, description: 'JSON entry', required: true }),
   };
 
   override async run(): Promise<void> {

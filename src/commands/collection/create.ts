@@ -17,7 +17,7 @@ export default class CollectionCreate extends DataCommand<typeof CollectionCreat
     },
   ];
   static override args = {
-    name: Args.string({ description: 'collection name', required: true }),
+    name: Args.string({ ignoreStdin: true, description: 'collection name', required: true }),
   };
   static override flags = {
     type: Flags.option({

@@ -8,8 +8,8 @@ export default class CollectionDel extends DataCommand<typeof CollectionDel> {
     'deleted: false. With --json the output is {"collection","key","deleted","rev","trx"}.';
   static override examples = ['<%= config.bin %> <%= command.id %> accounts alice'];
   static override args = {
-    name: Args.string({ description: 'tree collection name', required: true }),
-    key: Args.string({ description: 'key to delete', required: true }),
+    name: Args.string({ ignoreStdin: true, description: 'tree collection name', required: true }),
+    key: Args.string({ ignoreStdin: true, description: 'key to delete', required: true }),
   };
 
   override async run(): Promise<void> {

@@ -16,8 +16,8 @@ export default class CollectionGet extends DataCommand<typeof CollectionGet> {
     },
   ];
   static override args = {
-    name: Args.string({ description: 'tree collection name', required: true }),
-    key: Args.string({ description: 'key to read', required: true }),
+    name: Args.string({ ignoreStdin: true, description: 'tree collection name', required: true }),
+    key: Args.string({ ignoreStdin: true, description: 'key to read', required: true }),
   };
   static override flags = {
     at: Flags.integer({ description: 'read as of this collection revision', min: 0, helpValue: 'REV' }),

@@ -16,7 +16,7 @@ export default class CollectionInfo extends DataCommand<typeof CollectionInfo> {
     },
   ];
   static override args = {
-    name: Args.string({ description: 'collection name', required: true }),
+    name: Args.string({ ignoreStdin: true, description: 'collection name', required: true }),
   };
 
   override async run(): Promise<void> {

@@ -16,9 +16,9 @@ export default class CollectionPut extends DataCommand<typeof CollectionPut> {
     },
   ];
   static override args = {
-    name: Args.string({ description: 'tree collection name', required: true }),
-    key: Args.string({ description: 'key to write', required: true }),
-    value: Args.string({ description: 'JSON value', required: true }),
+    name: Args.string({ ignoreStdin: true, description: 'tree collection name', required: true }),
+    key: Args.string({ ignoreStdin: true, description: 'key to write', required: true }),
+    value: Args.string({ ignoreStdin: true, description: 'JSON value', required: true }),
   };
 
   override async run(): Promise<void> {

@@ -32,7 +32,7 @@ export default class CollectionRead extends DataCommand<typeof CollectionRead> {
     },
   ];
   static override args = {
-    name: Args.string({ description: 'diary collection name', required: true }),
+    name: Args.string({ ignoreStdin: true, description: 'diary collection name', required: true }),
   };
   static override flags = {
     from: Flags.integer({ description: 'first index to return', min: 0, helpValue: 'N' }),

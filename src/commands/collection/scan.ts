@@ -21,7 +21,7 @@ export default class CollectionScan extends DataCommand<typeof CollectionScan> {
     { description: 'Values only', command: '<%= config.bin %> <%= command.id %> accounts | jq -c .value' },
   ];
   static override args = {
-    name: Args.string({ description: 'tree collection name', required: true }),
+    name: Args.string({ ignoreStdin: true, description: 'tree collection name', required: true }),
   };
   static override flags = {
     from: Flags.string({ description: 'lowest key to include', helpValue: 'KEY' }),

@@ -31,7 +31,11 @@ export default class KeygenEncrypt extends KeygenCommand<typeof KeygenEncrypt> {
     },
   ];
   static override args = {
-    key: Args.string({ description: 'key id, id prefix, label, or public key file', required: true }),
+    key: Args.string({
+      ignoreStdin: true,
+      description: 'key id, id prefix, label, or public key file',
+      required: true,
+    }),
   };
   static override flags = {
     in: Flags.string({ description: 'plaintext file (default: stdin)', helpValue: 'FILE' }),

@@ -19,7 +19,7 @@ export default class PeerClosest extends DataCommand<typeof PeerClosest> {
     '<%= config.bin %> <%= command.id %> some-key --k 3',
   ];
   static override args = {
-    key: Args.string({ description: 'block id or any text', required: true }),
+    key: Args.string({ ignoreStdin: true, description: 'block id or any text', required: true }),
   };
   static override flags = {
     k: Flags.integer({

@@ -10,7 +10,7 @@ export default class PeerConnect extends DataCommand<typeof PeerConnect> {
     'TIMEOUT (exit 6). Only the node on this machine takes this order: not with --connect.';
   static override examples = ['<%= config.bin %> <%= command.id %> /ip4/192.0.2.10/tcp/4001/p2p/12D3KooW…'];
   static override args = {
-    multiaddr: Args.string({ description: 'address of the peer to dial', required: true }),
+    multiaddr: Args.string({ ignoreStdin: true, description: 'address of the peer to dial', required: true }),
   };
 
   override async run(): Promise<void> {

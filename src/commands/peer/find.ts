@@ -9,7 +9,7 @@ export default class PeerFind extends DataCommand<typeof PeerFind> {
     '(exit 4); a lookup that runs out of time is TIMEOUT (exit 6).';
   static override examples = ['<%= config.bin %> <%= command.id %> 12D3KooW…'];
   static override args = {
-    peer: Args.string({ description: 'peer id to look up', required: true }),
+    peer: Args.string({ ignoreStdin: true, description: 'peer id to look up', required: true }),
   };
 
   override async run(): Promise<void> {

@@ -13,7 +13,7 @@ export default class PeerInfo extends DataCommand<typeof PeerInfo> {
     '<%= config.bin %> <%= command.id %> 12D3KooWRyv6BHW5z32DpwxewwVsGREheRFJxoysZk8UyX8xaewE',
   ];
   static override args = {
-    peer: Args.string({ description: 'peer id (default: this node)' }),
+    peer: Args.string({ ignoreStdin: true, description: 'peer id (default: this node)' }),
   };
 
   override async run(): Promise<void> {

@@ -13,7 +13,7 @@ export default class PeerPing extends DataCommand<typeof PeerPing> {
     '<%= config.bin %> <%= command.id %> /ip4/192.0.2.10/tcp/4001/p2p/12D3KooW… --count 5',
   ];
   static override args = {
-    peer: Args.string({ description: 'peer id or multiaddr', required: true }),
+    peer: Args.string({ ignoreStdin: true, description: 'peer id or multiaddr', required: true }),
   };
   static override flags = {
     count: Flags.integer({

@@ -31,7 +31,10 @@ export default class KeygenCeremonyAccept extends KeygenCommand<typeof KeygenCer
     },
   ];
   static override args = {
-    session: Args.string({ description: 'the ceremony: its tag, or the first characters of it' }),
+    session: Args.string({
+      ignoreStdin: true,
+      description: 'the ceremony: its tag, or the first characters of it',
+    }),
   };
   static override flags = {
     yes: Flags.boolean({

@@ -8,7 +8,10 @@ export default class KeygenCeremonyDecline extends KeygenCommand<typeof KeygenCe
     'with NO_QUORUM and no key is made. SESSION as for `keygen ceremony accept`. Exits 0.';
   static override examples = ['<%= config.bin %> <%= command.id %> 0f717759a0fa --reason "wrong threshold"'];
   static override args = {
-    session: Args.string({ description: 'the ceremony: its tag, or the first characters of it' }),
+    session: Args.string({
+      ignoreStdin: true,
+      description: 'the ceremony: its tag, or the first characters of it',
+    }),
   };
   static override flags = {
     reason: Flags.string({ description: 'why, shown to the others', default: 'declined by its operator' }),

@@ -289,4 +289,8 @@ export function suiteAndPurpose(
 }
 
 /** The KEY argument every command about one threshold key takes. */
-export const keyArg = Args.string({ description: 'key id, unique id prefix, or label', required: true });
+export const keyArg = Args.string({
+  ignoreStdin: true,
+  description: 'key id, unique id prefix, or label',
+  required: true,
+});
