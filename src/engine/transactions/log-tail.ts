@@ -383,10 +383,14 @@ export class LogTail implements TailClient {
   /** TailClient.check: the reads of a read-only transaction validated against the log, nothing written. */
   check(request: ReadCheckRequest): Promise<ReadCheck> {
     const { collection } = request;
-    // In the decision queue, on a log lately loaded or written (as a decision is): every decision
-    // queued before it has landed, and a networked tail has not fallen behind another member.
+    // In the decision queue (every decision queued before it has landed), on the log as a majority
+    // holds it now. A networked tail reads it again: its cache may be fresh and still behind, when
+    // it was deposed and has not heard of its successor yet. What the check is for, a commit seen
+    // in another collection of the transaction, was prepared here first, and its prepared entry
+    // stored by a majority of this group before that commit was decided: the read finds it.
     return this.serialize(collection, async () => {
-      const state = await this.freshState(collection);
+      const state =
+        this.init.viewFreshMs !== undefined ? await this.reload(collection) : await this.state(collection);
       const oldest = state.window[0]?.lsn ?? state.lastLsn + 1;
       const verdict = validateBackward(state.window, oldest, { ...request, writes: [] }, [], (id) =>
         state.writers.get(id),

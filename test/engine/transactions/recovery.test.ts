@@ -323,3 +323,55 @@ describe('a tail asked about a transaction its cached log lacks', () => {
     await node.close();
   });
 });
+
+describe('a networked tail asked to check a read-only transaction', () => {
+  it("reads the log again first: a deposed leader's fresh cache lacks what its successor prepared", async () => {
+    const { node } = await memoryNode(71);
+    try {
+      await node.createCollection('a', 'tree');
+      await node.createCollection('b', 'tree');
+      ok(await node.transact(put('a', 'x', 0)));
+      ok(await node.transact(put('b', 'y', 0)));
+      // The deposed leader: a networked tail of the same log whose cached state counts as fresh for
+      // a minute, so no age makes it read the log again.
+      const deposed = new LogTail(
+        {
+          blocks: node.blocks,
+          repo: node.repo,
+          certifier: new SoloCertifier(node.identity, 'default'),
+          clock: systemClock,
+          rng: new SeededRng(72),
+        },
+        { members: [node.identity.id], viewFreshMs: 60_000 },
+      );
+      const view = await deposed.view('a');
+      // A read-only transaction read a.x at that view...
+      const rng = new SeededRng(73);
+      const reader = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, newTrxId(rng));
+      await reader.execute({ actions: [{ collection: 'a', op: 'get', key: 'x' }] });
+      const [read] = await reader.opened();
+      const reads = [...read!.tracker.reads().keys()];
+      expect(reads).to.not.have.length(0);
+      // ...and then the group's new leader prepared a transaction writing a.x and b.y.
+      await preparedAt(
+        node,
+        {
+          actions: [
+            { collection: 'a', op: 'put', key: 'x', value: 1 },
+            { collection: 'b', op: 'put', key: 'y', value: 1 },
+          ],
+        },
+        ['a', 'b'],
+        { seed: 74 },
+      );
+      const check = await deposed.check({ collection: 'a', trxId: 'reader', baseLsn: view.stableLsn, reads });
+      expect(check.ok, 'the check saw the prepared write after the snapshot').to.equal(false);
+      // A solo tail's cache is the log itself: it refuses the same cut without reading again.
+      expect(
+        (await node.tails.check({ collection: 'a', trxId: 'reader', baseLsn: view.stableLsn, reads })).ok,
+      ).to.equal(false);
+    } finally {
+      await node.close();
+    }
+  });
+});
