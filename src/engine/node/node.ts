@@ -306,8 +306,10 @@ export class RunningNode implements NodeControl {
       },
       { admitGroup: (group) => cluster.admitGroup(group) },
     );
-    this.consensus.onDecided((_blockId, _slot, _value, _certificate, proposedHere) => {
-      if (!proposedHere) cluster.decidedElsewhere();
+    // Only the collection whose log that group orders is read again (all, for a group whose log
+    // this node never read).
+    this.consensus.onDecided((blockId, _slot, _value, _certificate, proposedHere) => {
+      if (!proposedHere) cluster.decidedElsewhere(blockId);
     });
     this.consensus.onEquivocation((proof) => {
       this.emit(

@@ -373,6 +373,11 @@ export class LogTail implements TailClient {
   }
 
   propagated(collection: string, lsn: number): Promise<void> {
+    // Only into a state this tail holds (or is loading). A follower's is forgotten at every decision
+    // its leader takes, and loading it again pulls the log from the cluster (the window's blocks,
+    // each checked against a majority): a network of three did that once per commit on each
+    // follower, for a mark its next load makes anyway (recover promotes what is above the checkpoint).
+    if (!this.states.has(collection)) return Promise.resolve();
     return this.serialize(collection, async () => {
       const state = await this.state(collection);
       state.propagated.add(lsn);

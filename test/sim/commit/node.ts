@@ -177,7 +177,7 @@ export class SimNode {
     consensus.onDecided((blockId, slot, value, certificate, proposedHere) => {
       if (this.current !== incarnation) return;
       this.hooks.decided(this.index, blockId, slot, value, certificate, proposedHere);
-      if (!proposedHere) cluster.decidedElsewhere();
+      if (!proposedHere) cluster.decidedElsewhere(blockId);
     });
     consensus.onEquivocation((proof) => {
       if (this.current !== incarnation) return;
