@@ -82,8 +82,6 @@ const tailViewFreshMs = 1_000;
 
 /** Log entries per log block on a networked node (the embedded default is limits.logEntriesPerBlockMax). */
 const networkLogEntriesPerBlockMax = 64;
-/** Log blocks whose collection decidedElsewhere remembers (cleared when full). */
-const heldLogsRememberedMax = 4096;
 
 export class Cluster {
   readonly placement: Placement;
@@ -329,44 +327,16 @@ export class Cluster {
    * group whose log this node never read, and without it, every collection.
    */
   decidedElsewhere(blockId?: BlockId): void {
-    const collection =
-      blockId === undefined
-        ? undefined
-        : (this.tailBlocks.collectionOfLog(blockId) ?? this.heldLogs.get(blockId));
-    if (collection !== undefined) {
-      this.forgetCollection(collection);
+    const collection = blockId === undefined ? undefined : this.tailBlocks.collectionOfLog(blockId);
+    if (collection === undefined) {
+      // Unnamed, or a group whose log block this node never read — often the successor a seal
+      // created for a collection it serves from the block before: whatever it cached may be stale.
+      this.tailBlocks.forget();
+      this.tailHost.forgetAll();
       return;
     }
-    if (blockId === undefined) {
-      this.forgetEverything();
-      return;
-    }
-    // A group whose log block this node never read as a tail: a follower, which holds the block as
-    // a member, and learns its collection from that copy (a successor a seal created names the
-    // collection too). Forgetting every collection instead, at every decision its leader took, made
-    // a node drop the tail state of the collections it leads itself, and load their logs again.
-    void this.components.blocks.latest(blockId).then(
-      (state) => {
-        if (!isLogBlock(state?.block)) return this.forgetEverything();
-        if (this.heldLogs.size >= heldLogsRememberedMax) this.heldLogs.clear();
-        this.heldLogs.set(blockId, state.block.header.collection);
-        this.forgetCollection(state.block.header.collection);
-      },
-      () => this.forgetEverything(),
-    );
-  }
-
-  /** Collections of log blocks this node holds as a member of their group (decidedElsewhere). */
-  private readonly heldLogs = new Map<BlockId, string>();
-
-  private forgetCollection(collection: string): void {
     this.tailBlocks.forget(this.tailBlocks.blocksOf(collection));
     void this.tailHost.forget(collection);
-  }
-
-  private forgetEverything(): void {
-    this.tailBlocks.forget();
-    this.tailHost.forgetAll();
   }
 
   /** Members the repo protocol knows, this node included. */
