@@ -375,3 +375,40 @@ describe('a networked tail asked to check a read-only transaction', () => {
     }
   });
 });
+
+describe('a tail told that a commit was propagated', () => {
+  it('loads no log for it: only a state it holds takes the mark (a load promotes what is above the checkpoint anyway)', async () => {
+    const { node } = await memoryNode(81);
+    try {
+      await node.createCollection('a', 'tree');
+      ok(await node.transact(put('a', 'x', 0)));
+      let reads = 0;
+      const blocks = Object.create(node.blocks) as typeof node.blocks;
+      blocks.latest = (id) => {
+        reads++;
+        return node.blocks.latest(id);
+      };
+      const tail = new LogTail(
+        {
+          blocks,
+          repo: node.repo,
+          certifier: new SoloCertifier(node.identity, 'default'),
+          clock: systemClock,
+          rng: new SeededRng(82),
+        },
+        { members: [node.identity.id], viewFreshMs: 1_000 },
+      );
+      // A follower's tail: it holds no state of the collection (dropped at each decision of its leader).
+      await tail.propagated('a', 2);
+      expect(reads, 'blocks read for a mark').to.equal(0);
+      // Once it holds the state, the mark goes in (and reads nothing more).
+      const view = await tail.view('a');
+      const loaded = reads;
+      expect(loaded).to.be.above(0);
+      await tail.propagated('a', view.lastLsn);
+      expect(reads).to.equal(loaded);
+    } finally {
+      await node.close();
+    }
+  });
+});
