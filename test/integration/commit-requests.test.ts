@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster } from '../../src/engine/cluster/cluster.js';
 import type { NetworkConsensus } from '../../src/engine/cluster/consensus-edge.js';
-import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/schema.js';
-import { startNode, type RunningNode } from '../../src/engine/node/node.js';
+import type { RunningNode } from '../../src/engine/node/node.js';
+import { startMesh } from '../helpers/mesh.js';
 
 function clusterOf(node: RunningNode): Cluster {
   return (node as unknown as { distributed: { wiring: { cluster: Cluster } } }).distributed.wiring.cluster;
@@ -14,8 +14,6 @@ function clusterOf(node: RunningNode): Cluster {
 function consensusOf(node: RunningNode): NetworkConsensus | undefined {
   return (node as unknown as { consensus: NetworkConsensus | undefined }).consensus;
 }
-
-const loopback: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
 
 async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -45,18 +43,7 @@ describe('the requests a networked commit makes (in process, libp2p on 127.0.0.1
   };
 
   async function network(count: number): Promise<RunningNode[]> {
-    const start = (name: string, config: NodeConfig) =>
-      startNode({ dataDir: join(root, name), config, version: 'test', network: { observeRequest } });
-    nodes.push(await start('n0', loopback));
-    const bootstrap = (await nodes[0]!.status()).listenAddresses;
-    for (let i = 1; i < count; i++) nodes.push(await start(`n${i}`, { ...loopback, bootstrap }));
-    for (const a of nodes)
-      for (const b of nodes)
-        if (a !== b) await a.connect((await b.status()).listenAddresses[0]!).catch(() => undefined);
-    await eventually(async () => {
-      for (const node of nodes) if ((await node.peers()).length < count - 1) return false;
-      return true;
-    });
+    await startMesh(nodes, root, count, () => ({ observeRequest }));
     await new Promise((resolve) => setTimeout(resolve, 300));
     return nodes;
   }

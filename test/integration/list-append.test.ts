@@ -2,15 +2,15 @@ import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/schema.js';
 import { openDatabase } from '../../src/engine/node/embedded.js';
-import { startNode, type RunningNode } from '../../src/engine/node/node.js';
+import type { RunningNode } from '../../src/engine/node/node.js';
 import {
   checkListAppend,
   listCollection,
   runListAppend,
   type ListAppendRun,
 } from '../helpers/list-append.js';
+import { startMesh } from '../helpers/mesh.js';
 
 /**
  * List-append histories (test/helpers/list-append.ts) from concurrent clients, checked for lost
@@ -51,27 +51,9 @@ describe('list-append histories are serializable and lose nothing', function () 
   });
 
   it('across three nodes, 6 clients through different nodes', async () => {
-    const loopback: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
     const nodes: RunningNode[] = [];
     try {
-      nodes.push(await startNode({ dataDir: join(root, 'n0'), config: loopback, version: 'test' }));
-      const bootstrap = (await nodes[0]!.status()).listenAddresses;
-      for (let i = 1; i < 3; i++)
-        nodes.push(
-          await startNode({
-            dataDir: join(root, `n${i}`),
-            config: { ...loopback, bootstrap },
-            version: 'test',
-          }),
-        );
-      for (const a of nodes)
-        for (const b of nodes)
-          if (a !== b) await a.connect((await b.status()).listenAddresses[0]!).catch(() => undefined);
-      const deadline = Date.now() + 30_000;
-      while ((await Promise.all(nodes.map(async (node) => (await node.peers()).length))).some((n) => n < 2)) {
-        if (Date.now() > deadline) expect.fail('the three nodes did not connect');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await startMesh(nodes, root, 3);
       for (let k = 0; k < 4; k++)
         await nodes[k % 3]!.database.createCollection(listCollection(`k${k}`), 'diary');
       verdict(

@@ -46,7 +46,6 @@ export default class BlockVerify extends DataCommand<typeof BlockVerify> {
     '<%= config.bin %> tx --certificates < transfers.ndjson > results.ndjson; <%= config.bin %> <%= command.id %> --certificates results.ndjson',
   ];
   static override args = {
-    // Not read from stdin when absent (oclif's default): stdin is the --certificates input then.
     id: Args.string({
       description: 'block id (43 base64url characters)',
       required: false,

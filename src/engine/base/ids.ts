@@ -8,21 +8,24 @@ export type TrxId = string;
 
 const blockIdPattern = /^[A-Za-z0-9_-]{43}$/;
 
-/** A view of the bytes, not a copy (Buffer.from of a Uint8Array copies it element by element). */
-function base64url(bytes: Uint8Array): string {
+/**
+ * Bytes as base64url without padding, through a view of them, not a copy (Buffer.from of a
+ * Uint8Array copies it element by element). The crypto layer's encoding (crypto/encoding.ts) too.
+ */
+export function toBase64Url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 }
 
 export function newBlockId(rng: Rng): BlockId {
   // A random id never starts with '-', so no command line mistakes one for a flag (1 in 64 would).
   for (;;) {
-    const id = base64url(rng.bytes(32));
+    const id = toBase64Url(rng.bytes(32));
     if (!id.startsWith('-')) return id;
   }
 }
 
 export function newTrxId(rng: Rng): TrxId {
-  return base64url(rng.bytes(16));
+  return toBase64Url(rng.bytes(16));
 }
 
 export function isBlockId(value: unknown): value is BlockId {

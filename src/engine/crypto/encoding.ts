@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { EngineError, type ErrorCode } from '../base/errors.js';
+import { toBase64Url } from '../base/ids.js';
 
 /**
  * Byte encodings shared by the crypto layer. Every byte string that crosses a boundary (message,
@@ -9,9 +10,7 @@ import { EngineError, type ErrorCode } from '../base/errors.js';
 
 const base64UrlPattern = /^[A-Za-z0-9_-]*$/;
 
-export function toBase64Url(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
-}
+export { toBase64Url };
 
 export interface DecodeOptions {
   /** Exact byte length required, if any. */

@@ -1,11 +1,18 @@
 import type { Clock } from '../base/clock.js';
 import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
-import { newTrxId, type TrxId } from '../base/ids.js';
+import { newTrxId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
 import type { Certificate } from '../collections/log/log-block.js';
 import type { PendingTransform } from '../storage/block-store.js';
-import type { PromoteRequest, ReadToVerify, RepoClient, TailClient, TailOutcome } from './protocol.js';
+import type {
+  PromoteRequest,
+  ReadCheck,
+  ReadToVerify,
+  RepoClient,
+  TailClient,
+  TailOutcome,
+} from './protocol.js';
 import { TransactionSession, type SessionCollection } from './session.js';
 import { validateTxRequest } from './tx-parse.js';
 import type { ActionResult, CommitPoint, TransactOptions, TxOutcome, TxRequest } from './tx-types.js';
@@ -355,10 +362,6 @@ export class Coordinator {
   }
 
   /**
-   * Copies a tail found behind the snapshot they were read at (a holder that missed a commit): the
-   * next attempt reads them from their clusters, or it would read the same stale copies again.
-   */
-  /**
    * A read-only transaction that read several collections: each one's snapshot is consistent (its
    * view's stable LSN), but a multi-collection commit can be decided in one collection before the
    * other, so one snapshot may hold it and the other not yet. Each tail checks that nothing committed
@@ -385,19 +388,23 @@ export class Coordinator {
         });
       }),
     );
-    const stale = checks.flatMap((check) => (check.ok ? [] : (check.stale ?? [])));
-    if (stale.length > 0) this.components.repo.distrust?.(stale);
-    const failed = checks.find((check) => !check.ok);
-    return failed === undefined || failed.ok
+    this.distrust(checks.flatMap((check) => (check.ok ? [] : (check.stale ?? []))));
+    const failed = checks.find((check): check is Extract<ReadCheck, { ok: false }> => !check.ok);
+    return failed === undefined
       ? undefined
       : `a transaction wrote what it read in one collection while it read another (${failed.message})`;
   }
 
+  /**
+   * Copies a tail found behind the snapshot they were read at (a holder that missed a commit): the
+   * next attempt reads them from their clusters, or it would read the same stale copies again.
+   */
   private distrustStale(outcomes: readonly TailOutcome[]): void {
-    const repo = this.components.repo;
-    if (repo.distrust === undefined) return;
-    const stale = outcomes.flatMap((o) => (o.status === 'conflict' ? (o.stale ?? []) : []));
-    if (stale.length > 0) repo.distrust(stale);
+    this.distrust(outcomes.flatMap((o) => (o.status === 'conflict' ? (o.stale ?? []) : [])));
+  }
+
+  private distrust(stale: readonly BlockId[]): void {
+    if (stale.length > 0) this.components.repo.distrust?.(stale);
   }
 
   /**

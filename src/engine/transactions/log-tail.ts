@@ -712,7 +712,7 @@ export class LogTail implements TailClient {
       return {
         writes: request.writes,
         ...(status === 'prepared' ? { reads: request.reads } : {}),
-        ...this.actionsField(request.actions),
+        ...actionsRecord(request.actions, this.inlineActionsBytesMax),
         ...(participants !== undefined ? { participants } : {}),
         ...(expiresAt !== undefined ? { expiresAt } : {}),
         ...(status === 'prepared' && typeof request.coordinator === 'string'
@@ -783,10 +783,6 @@ export class LogTail implements TailClient {
         );
       }
     }
-  }
-
-  private actionsField(actions: unknown): Pick<LogEntry, 'actions' | 'actionsDigest'> {
-    return actionsRecord(actions, this.inlineActionsBytesMax);
   }
 
   /**

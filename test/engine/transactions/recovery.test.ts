@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { systemClock } from '../../../src/engine/base/clock.js';
 import { EngineError } from '../../../src/engine/base/errors.js';
 import { SoloCertifier } from '../../../src/engine/transactions/certifier.js';
-import { LogTail } from '../../../src/engine/transactions/log-tail.js';
+import { LogTail, type LogTailInit } from '../../../src/engine/transactions/log-tail.js';
 import type { RepoClient, TailClient } from '../../../src/engine/transactions/protocol.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
 import { newTrxId } from '../../../src/engine/base/ids.js';
@@ -29,6 +29,28 @@ async function executeAndPend(
   const [collection] = await session.opened();
   await node.repo.pend(pendsOf(trxId, collection!, expiresAt));
   return { trxId, collection: collection! };
+}
+
+/**
+ * Another tail over a node's store (a restarted process, another member, a networked tail with
+ * `init`), signing as the node; `parts` replaces its blocks or repo.
+ */
+function tailOver(
+  node: SoloNode,
+  seed: number,
+  init: Partial<LogTailInit> = {},
+  parts: { readonly blocks?: SoloNode['blocks']; readonly repo?: RepoClient } = {},
+): LogTail {
+  return new LogTail(
+    {
+      blocks: parts.blocks ?? node.blocks,
+      repo: parts.repo ?? node.repo,
+      certifier: new SoloCertifier(node.identity, 'default'),
+      clock: systemClock,
+      rng: new SeededRng(seed),
+    },
+    { members: [node.identity.id], ...init },
+  );
 }
 
 /** Runs a transaction up to "prepared at these tails" and then stops, as a coordinator that died. */
@@ -151,12 +173,7 @@ describe('the checkpoint a tail finds on load', () => {
     expect(await node.blockPending(root)).to.deep.equal([]);
 
     // A tail loading this log whose repo cannot apply the commit at the holders (a minority has it).
-    const certifier = new SoloCertifier(node.identity, 'default');
-    const tailWith = (repo: RepoClient): LogTail =>
-      new LogTail(
-        { blocks: node.blocks, repo, certifier, clock: systemClock, rng: new SeededRng(9) },
-        { members: [node.identity.id] },
-      );
+    const tailWith = (repo: RepoClient): LogTail => tailOver(node, 9, {}, { repo });
     const failing: RepoClient = {
       get: (r) => node.repo.get(r),
       pend: (items) => node.repo.pend(items),
@@ -193,12 +210,7 @@ describe('a networked tail and the coordinator incarnations that named themselve
     });
 
     // Networked tails (nothing resolved on load) of this store, as different coordinators see them.
-    const certifier = new SoloCertifier(node.identity, 'default');
-    const tailOf = (coordinatorId: string): LogTail =>
-      new LogTail(
-        { blocks: node.blocks, repo: node.repo, certifier, clock: systemClock, rng: new SeededRng(53) },
-        { members: [node.identity.id], coordinatorId },
-      );
+    const tailOf = (coordinatorId: string): LogTail => tailOver(node, 53, { coordinatorId });
     // The same incarnation, or another node: the coordinator may be alive; the entry stays prepared.
     for (const alive of ['n1:old', 'n2:any']) {
       const tail = tailOf(alive);
@@ -291,16 +303,7 @@ describe('a tail asked about a transaction its cached log lacks', () => {
     await node.createCollection('a', 'tree');
     await node.createCollection('b', 'tree');
     ok(await node.transact(put('a', 'x', 0)));
-    const other = new LogTail(
-      {
-        blocks: node.blocks,
-        repo: node.repo,
-        certifier: new SoloCertifier(node.identity, 'default'),
-        clock: systemClock,
-        rng: new SeededRng(4),
-      },
-      { members: [node.identity.id] },
-    );
+    const other = tailOver(node, 4);
     await other.view('a'); // cached now, before the entry below exists
     const request = put('a', 'x', 3);
     const expiresAt = Date.now() + 60_000;
@@ -334,16 +337,7 @@ describe('a networked tail asked to check a read-only transaction', () => {
       ok(await node.transact(put('b', 'y', 0)));
       // The deposed leader: a networked tail of the same log whose cached state counts as fresh for
       // a minute, so no age makes it read the log again.
-      const deposed = new LogTail(
-        {
-          blocks: node.blocks,
-          repo: node.repo,
-          certifier: new SoloCertifier(node.identity, 'default'),
-          clock: systemClock,
-          rng: new SeededRng(72),
-        },
-        { members: [node.identity.id], viewFreshMs: 60_000 },
-      );
+      const deposed = tailOver(node, 72, { viewFreshMs: 60_000 });
       const view = await deposed.view('a');
       // A read-only transaction read a.x at that view...
       const rng = new SeededRng(73);
@@ -388,16 +382,7 @@ describe('a tail told that a commit was propagated', () => {
         reads++;
         return node.blocks.latest(id);
       };
-      const tail = new LogTail(
-        {
-          blocks,
-          repo: node.repo,
-          certifier: new SoloCertifier(node.identity, 'default'),
-          clock: systemClock,
-          rng: new SeededRng(82),
-        },
-        { members: [node.identity.id], viewFreshMs: 1_000 },
-      );
+      const tail = tailOver(node, 82, { viewFreshMs: 1_000 }, { blocks });
       // A follower's tail: it holds no state of the collection (dropped at each decision of its leader).
       await tail.propagated('a', 2);
       expect(reads, 'blocks read for a mark').to.equal(0);

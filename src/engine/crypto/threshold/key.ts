@@ -66,20 +66,26 @@ function keyIdDigest(suite: SuiteId, groupKey: Uint8Array): Uint8Array {
   return sha256(utf8(`optimystic/threshold/key-id/v1/${suite}/`), groupKey).subarray(0, 16);
 }
 
+/** The id of a key id digest (keyIdFor); the digest is copied, not changed. */
+function keyIdOf(digest: Uint8Array): string {
+  const id = Uint8Array.from(digest);
+  id[0]! &= 0x7f;
+  return toBase64Url(id);
+}
+
 /**
  * A key's id: 16 bytes of a domain-separated hash of suite and group key, base64url, with the top bit
  * of the first byte cleared so the id starts with A-Z or a-f. An id starting with '-' (1 key in 64
  * otherwise) would be read as a flag wherever a command takes it as an argument.
  */
 export function keyIdFor(suite: SuiteId, groupKey: Uint8Array): string {
-  const digest = Uint8Array.from(keyIdDigest(suite, groupKey));
-  digest[0]! &= 0x7f;
-  return toBase64Url(digest);
+  return keyIdOf(keyIdDigest(suite, groupKey));
 }
 
 /** Whether an id belongs to this group key: the current form, or the full digest keys made before it had. */
 export function keyIdMatches(id: unknown, suite: SuiteId, groupKey: Uint8Array): boolean {
-  return id === keyIdFor(suite, groupKey) || id === toBase64Url(keyIdDigest(suite, groupKey));
+  const digest = keyIdDigest(suite, groupKey);
+  return id === keyIdOf(digest) || id === toBase64Url(digest);
 }
 
 export function publicKeyDigest(publicKey: ThresholdPublicKey): string {
