@@ -89,6 +89,10 @@ export class NetworkCertifier implements Certifier {
     return named;
   }
 
+  votedBeyond(blockId: string, members: readonly string[], lsn: number): Promise<boolean> {
+    return this.consensus.votedBeyond(blockId, members, lsn);
+  }
+
   decidedElsewhere(
     error: unknown,
     collection: string,

@@ -428,6 +428,21 @@ export class NetworkConsensus implements ConsensusProposer, ConsensusTransport {
     return { groups: this.groups.size, dropped: { ...this.dropped }, ...this.counters };
   }
 
+  /**
+   * ConsensusProposer.votedBeyond: from the running group's state, else from what the store holds for
+   * it (the group is not started for this).
+   */
+  async votedBeyond(group: Pick<ConsensusGroup, 'blockId' | 'members'>, lsn: number): Promise<boolean> {
+    const key = consensusGroupId(group.blockId, membershipHash(group.members));
+    const running = this.groups.get(key);
+    const state = running?.started === true ? running.driver.snapshot : await this.components.store.load(key);
+    if (state === null || state === undefined) return false;
+    const beyond = (value: ConsensusValue): boolean => value.kind === 'entry' && (value.lsn ?? 0) > lsn;
+    for (const accepted of state.accepted.values()) if (beyond(accepted.value)) return true;
+    for (const decided of state.decided.values()) if (beyond(decided.value)) return true;
+    return false;
+  }
+
   /** The core state of a running group (status views and tests), or null when it is not running here. */
   state(group: Pick<ConsensusGroup, 'blockId' | 'members'>): ConsensusState | null {
     const running = this.groups.get(consensusGroupId(group.blockId, membershipHash(group.members)));

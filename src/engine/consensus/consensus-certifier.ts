@@ -81,6 +81,13 @@ export class ConsensusCertifier implements Certifier {
     private readonly init: ConsensusCertifierInit,
   ) {}
 
+  /** Certifier.votedBeyond, answered by the proposer's durable state (false when it cannot say). */
+  async votedBeyond(blockId: string, members: readonly string[], lsn: number): Promise<boolean> {
+    const proposer = this.components.proposer;
+    if (proposer.votedBeyond === undefined) return false;
+    return proposer.votedBeyond({ blockId, members: sortedMemberList(members) }, lsn);
+  }
+
   async certify(
     fields: Omit<DecisionFields, 'network' | 'membership'>,
     members: readonly string[],

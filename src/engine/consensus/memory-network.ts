@@ -15,6 +15,11 @@ import { leadershipOrder } from './values.js';
 /** Gets a value decided by a group and returns its certificate (what a commit protocol needs). */
 export interface ConsensusProposer {
   propose(group: ConsensusGroup, value: ConsensusValue): Promise<ConsensusCertificate>;
+  /**
+   * Optional: whether this member voted for (accepted) or learned a log entry of the group at an LSN
+   * above `lsn`, as its durable state says.
+   */
+  votedBeyond?(group: Pick<ConsensusGroup, 'blockId' | 'members'>, lsn: number): Promise<boolean>;
 }
 
 export interface MemoryConsensusNetworkComponents {

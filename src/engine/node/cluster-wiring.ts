@@ -24,6 +24,10 @@ export class LateProposer implements ConsensusProposer {
       );
     return this.target.propose(group, value);
   }
+
+  votedBeyond(group: Pick<ConsensusGroup, 'blockId' | 'members'>, lsn: number): Promise<boolean> {
+    return this.target?.votedBeyond?.(group, lsn) ?? Promise.resolve(false);
+  }
 }
 
 export interface ClusterWiring {

@@ -103,6 +103,11 @@ export interface Certifier {
     collection: string,
     members: readonly string[],
   ): readonly RecoveredDecision[] | undefined;
+  /**
+   * Optional: whether this node voted for an entry of the log block's group past `lsn` (a decision
+   * the log may lack: the node's previous process stopped between the votes and the log write).
+   */
+  votedBeyond?(blockId: BlockId, members: readonly string[], lsn: number): Promise<boolean>;
 }
 
 /** What a log decision is taken against, beyond the signed fields (used by consensus certifiers). */

@@ -236,6 +236,7 @@ export class LogTail implements TailClient {
     // restart see those transactions' outcome. Past the last try, the view is answered anyway, from
     // below them: a snapshot that does not include them yet; views then do not wait again for a
     // while (a participant that stays unreachable must not cost every view two seconds).
+    if (!this.unloggedChecked.has(collection)) await this.adoptUnlogged(collection);
     const failedAt = this.abandonedFailedAt.get(collection);
     const now = this.components.clock.now();
     if (failedAt === undefined || now - failedAt > abandonedQuietMs) {
@@ -555,6 +556,43 @@ export class LogTail implements TailClient {
       if (now !== undefined && now !== entry.coordinator) found.push(entry);
     }
     return found;
+  }
+
+  /** Collections whose unlogged votes this process has looked for (adoptUnlogged). */
+  private readonly unloggedChecked = new Set<string>();
+
+  /**
+   * Once per collection in this process, before its first view: entries this node voted for past the
+   * end of its log are written first. Its previous process stopped between a decision's votes and its
+   * log write; the group's next decision would adopt them, so a view answered before that came from
+   * below a transaction the group had already prepared (or committed), which was then resolved and
+   * committed after the view: a node alone, killed and restarted, read its counter without the
+   * transaction in doubt and its writer applied that transfer a second time (the lone-node crash
+   * test, about 1 run in 8). A fence the group refuses with those decisions makes the tail adopt
+   * them (the abandoned ones are then decided as any other). Best effort: where this node does not
+   * lead the group, or the group does not answer, the next decision adopts them.
+   */
+  private async adoptUnlogged(collection: string): Promise<void> {
+    const certifier = this.components.certifier;
+    try {
+      if (certifier.votedBeyond === undefined) return;
+      for (let round = 0; round <= adoptionsMax; round++) {
+        const state = await this.state(collection);
+        if (!(await certifier.votedBeyond(state.tail.header.id, state.tail.members, state.lastLsn))) return;
+        const fence = `fence-${newBlockId(this.components.rng).slice(0, 22)}`;
+        const written = await this.serialize(collection, async () => {
+          const current = await this.state(collection);
+          // Another request wrote meanwhile (it adopted them, or will have to): look again.
+          if (current.lastLsn !== state.lastLsn) return false;
+          return this.recordNoOp(current, fence, { fence: true });
+        });
+        if (written) return;
+      }
+    } catch {
+      // Left to the group's next decision (see above).
+    } finally {
+      this.unloggedChecked.add(collection);
+    }
   }
 
   /**
