@@ -313,7 +313,7 @@ export class Coordinator {
   ): Promise<Map<string, Decided>> {
     const tails = this.components.tails;
     const participants = writing.map((c) => c.name).sort();
-    const outcomes: TailOutcome[] = await Promise.all(
+    const settled = await Promise.allSettled(
       writing.map((collection) =>
         tails.prepare({
           ...validationOf(trxId, collection, request, this.coordinatorId),
@@ -322,17 +322,34 @@ export class Coordinator {
         }),
       ),
     );
-    const prepared = outcomes.flatMap((o) => (o.status === 'prepared' ? [o.certificate] : []));
+    const outcomes = settled.map((s) => (s.status === 'fulfilled' ? s.value : undefined));
+    const prepared = outcomes.flatMap((o) => (o?.status === 'prepared' ? [o.certificate] : []));
     if (prepared.length !== writing.length) {
-      this.distrustStale(outcomes);
-      await Promise.all(
+      this.distrustStale(outcomes.filter((o): o is TailOutcome => o !== undefined));
+      // Aborted wherever it may be prepared: at every tail that prepared it, and at any whose answer
+      // was lost (a prepare that timed out or whose leader went down may have landed there).
+      const aborts = await Promise.allSettled(
         writing.map((collection, i) =>
-          outcomes[i]!.status === 'prepared'
-            ? tails.decide({ collection: collection.name, trxId, outcome: 'aborted', proof: [] })
-            : Promise.resolve(undefined),
+          outcomes[i] !== undefined && outcomes[i].status !== 'prepared'
+            ? Promise.resolve(false)
+            : tails
+                .decide({ collection: collection.name, trxId, outcome: 'aborted', proof: [] })
+                .then(() => true),
         ),
       );
-      return new Map();
+      const lost = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (lost === undefined) {
+        const abortFailed = aborts.find((a): a is PromiseRejectedResult => a.status === 'rejected');
+        if (abortFailed !== undefined) throw abortFailed.reason;
+        return new Map();
+      }
+      // A lost answer leaves the outcome in doubt — unless a tail now holds the abort: a commit needs
+      // every participant prepared, so the transaction can no longer commit anywhere and runs again.
+      // Before, its prepared entries held their blocks until they expired (30 s): in the fault test a
+      // bank of ten accounts stood still behind them while every coordinator was alive.
+      const abortedSomewhere = aborts.some((a) => a.status === 'fulfilled' && a.value);
+      if (abortedSomewhere && outcomeInDoubt(lost.reason)) return new Map();
+      throw lost.reason;
     }
     // Every tail is told at once: the prepared certificates are the proof, in whatever order they land.
     // From here the transaction is committed (every participant prepared it), whatever a tail answers:

@@ -297,6 +297,56 @@ describe('a multi-collection commit a tail does not confirm', () => {
   });
 });
 
+describe('a multi-collection prepare whose answer is lost', () => {
+  it('aborts the transaction wherever it may be prepared and runs it again, instead of leaving it in doubt', async () => {
+    const { node } = await memoryNode(33);
+    await node.createCollection('a', 'tree');
+    await node.createCollection('b', 'tree');
+    ok(await node.transact(put('a', 'x', 0)));
+    ok(await node.transact(put('b', 'y', 0)));
+    // b's tail prepares the first attempt, but its answer is lost (its leader went down replying).
+    const lostAt: string[] = [];
+    const tails: TailClient = {
+      view: (c) => node.tails.view(c),
+      create: (r) => node.tails.create(r),
+      commit: (r) => node.tails.commit(r),
+      prepare: async (r) => {
+        const outcome = await node.tails.prepare(r);
+        if (r.collection !== 'b' || lostAt.length > 0) return outcome;
+        lostAt.push(r.trxId);
+        throw new EngineError('UNAVAILABLE', 'the tail leader went down before it answered');
+      },
+      decide: (r) => node.tails.decide(r),
+      propagated: (c, lsn) => node.tails.propagated(c, lsn),
+      outcomeOf: (c, t) => node.tails.outcomeOf(c, t),
+      check: (r) => node.tails.check(r),
+    };
+    const coordinator = new Coordinator({
+      repo: node.repo,
+      tails,
+      clock: systemClock,
+      rng: new SeededRng(3),
+    });
+    const outcome = await coordinator.run({
+      actions: [
+        { collection: 'a', op: 'put', key: 'x', value: 1 },
+        { collection: 'b', op: 'put', key: 'y', value: 1 },
+      ],
+    });
+    // Before, the client heard UNAVAILABLE (in doubt) and a's prepared entry held its blocks until it
+    // expired.
+    expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
+    if (!outcome.ok) return;
+    expect(outcome.attempts).to.equal(2);
+    expect(lostAt).to.have.length(1);
+    expect(await node.tails.outcomeOf('a', lostAt[0]!)).to.equal('aborted');
+    expect(await node.tails.outcomeOf('b', lostAt[0]!)).to.equal('aborted');
+    expect(await value(node, 'a', 'x')).to.equal(1);
+    expect(await value(node, 'b', 'y')).to.equal(1);
+    await node.close();
+  });
+});
+
 describe('a tail asked about a transaction its cached log lacks', () => {
   it('reads the log again before answering NOT_FOUND (another member may have written the entry)', async () => {
     const { node } = await memoryNode(41);
