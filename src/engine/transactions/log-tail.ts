@@ -591,6 +591,8 @@ export class LogTail implements TailClient {
     } catch {
       // Left to the group's next decision (see above).
     } finally {
+      // Names of collections that do not exist count too: bounded (forgetting costs one more look).
+      if (this.unloggedChecked.size >= 4096) this.unloggedChecked.clear();
       this.unloggedChecked.add(collection);
     }
   }
