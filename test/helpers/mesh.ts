@@ -6,6 +6,11 @@ import { startNode, type RunningNode, type StartNodeOptions } from '../../src/en
 /** Listens on an ephemeral port of 127.0.0.1 only. */
 export const loopback: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
 
+/** Starts a node alone on `dataDir`, listening on 127.0.0.1 only. */
+export function startAlone(dataDir: string): Promise<RunningNode> {
+  return startNode({ dataDir, config: loopback, version: 'test' });
+}
+
 /**
  * Starts `count` in-process nodes under `root` (data dirs n0, n1, …), each joining through n0, and
  * connects every pair, returning once each node sees all the others. Nodes are pushed onto `into` as

@@ -230,13 +230,13 @@ export class LogTail implements TailClient {
   }
 
   async view(collection: string): Promise<TailView> {
+    if (!this.unloggedChecked.has(collection)) await this.adoptUnlogged(collection);
     let state = await this.state(collection);
     // What this node's previous incarnation left prepared is decided before its first view (the
     // other participants' tails may take a moment to answer after a restart), so that reads after a
     // restart see those transactions' outcome. Past the last try, the view is answered anyway, from
     // below them: a snapshot that does not include them yet; views then do not wait again for a
     // while (a participant that stays unreachable must not cost every view two seconds).
-    if (!this.unloggedChecked.has(collection)) await this.adoptUnlogged(collection);
     const failedAt = this.abandonedFailedAt.get(collection);
     const now = this.components.clock.now();
     if (failedAt === undefined || now - failedAt > abandonedQuietMs) {

@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SeededRng } from '../../../src/engine/base/rng.js';
-import { defaultNodeConfig } from '../../../src/engine/config/schema.js';
 import { openDatabase, type Database } from '../../../src/engine/index.js';
-import { startNode } from '../../../src/engine/node/node.js';
+import { startAlone } from '../../helpers/mesh.js';
 
 const embeddedWriter = fileURLToPath(new URL('../../fixtures/crash-writer.ts', import.meta.url));
 const nodeWriter = fileURLToPath(new URL('../../fixtures/crash-node-writer.ts', import.meta.url));
@@ -103,11 +102,7 @@ const writers: {
     writer: nodeWriter,
     rounds: nodeRounds,
     open: async (dataDir) => {
-      const node = await startNode({
-        dataDir,
-        config: { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] },
-        version: 'test',
-      });
+      const node = await startAlone(dataDir);
       return { db: node.database, close: () => node.close() };
     },
   },
@@ -180,11 +175,7 @@ describe('a node killed between a decision and its log write', function () {
         signal === 'SIGKILL' ? resolve() : reject(new Error(`writer exited (code ${code}): ${stderr}`)),
       );
     });
-    const node = await startNode({
-      dataDir,
-      config: { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] },
-      version: 'test',
-    });
+    const node = await startAlone(dataDir);
     try {
       // Without the tail adopting the decision before its first view, this read came from below it,
       // and `b` appeared only after the node's next decision.

@@ -54,6 +54,26 @@ function tailOver(
 }
 
 /** Runs a transaction up to "prepared at these tails" and then stops, as a coordinator that died. */
+/**
+ * A coordinator of `node` whose tail requests go to the node's tails, except those `overrides`
+ * answers (a tail that fails in a chosen way).
+ */
+function coordinatorWith(node: SoloNode, overrides: Partial<TailClient>): Coordinator {
+  const own = node.tails;
+  const tails: TailClient = {
+    view: (c) => own.view(c),
+    create: (r) => own.create(r),
+    commit: (r) => own.commit(r),
+    prepare: (r) => own.prepare(r),
+    decide: (r) => own.decide(r),
+    propagated: (c, lsn) => own.propagated(c, lsn),
+    outcomeOf: (c, t) => own.outcomeOf(c, t),
+    check: (r) => own.check(r),
+    ...overrides,
+  };
+  return new Coordinator({ repo: node.repo, tails, clock: systemClock, rng: new SeededRng(3) });
+}
+
 async function prepareAndDie(
   node: SoloNode,
   request: TxRequest,
@@ -257,24 +277,11 @@ describe('a multi-collection commit a tail does not confirm', () => {
     ok(await node.transact(put('a', 'x', 0)));
     ok(await node.transact(put('b', 'y', 0)));
     // b's tail answers the commit decision with an error (a stale tail that lacks the prepared entry).
-    const tails: TailClient = {
-      view: (c) => node.tails.view(c),
-      create: (r) => node.tails.create(r),
-      commit: (r) => node.tails.commit(r),
-      prepare: (r) => node.tails.prepare(r),
+    const coordinator = coordinatorWith(node, {
       decide: (r) =>
         r.collection === 'b' && r.outcome === 'committed'
           ? Promise.reject(new EngineError('NOT_FOUND', `no entry for transaction ${r.trxId} in b`))
           : node.tails.decide(r),
-      propagated: (c, lsn) => node.tails.propagated(c, lsn),
-      outcomeOf: (c, t) => node.tails.outcomeOf(c, t),
-      check: (r) => node.tails.check(r),
-    };
-    const coordinator = new Coordinator({
-      repo: node.repo,
-      tails,
-      clock: systemClock,
-      rng: new SeededRng(3),
     });
     const outcome = await coordinator.run({
       actions: [
@@ -306,26 +313,13 @@ describe('a multi-collection prepare whose answer is lost', () => {
     ok(await node.transact(put('b', 'y', 0)));
     // b's tail prepares the first attempt, but its answer is lost (its leader went down replying).
     const lostAt: string[] = [];
-    const tails: TailClient = {
-      view: (c) => node.tails.view(c),
-      create: (r) => node.tails.create(r),
-      commit: (r) => node.tails.commit(r),
+    const coordinator = coordinatorWith(node, {
       prepare: async (r) => {
         const outcome = await node.tails.prepare(r);
         if (r.collection !== 'b' || lostAt.length > 0) return outcome;
         lostAt.push(r.trxId);
         throw new EngineError('UNAVAILABLE', 'the tail leader went down before it answered');
       },
-      decide: (r) => node.tails.decide(r),
-      propagated: (c, lsn) => node.tails.propagated(c, lsn),
-      outcomeOf: (c, t) => node.tails.outcomeOf(c, t),
-      check: (r) => node.tails.check(r),
-    };
-    const coordinator = new Coordinator({
-      repo: node.repo,
-      tails,
-      clock: systemClock,
-      rng: new SeededRng(3),
     });
     const outcome = await coordinator.run({
       actions: [
