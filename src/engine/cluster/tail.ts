@@ -43,6 +43,7 @@ import type {
   TailClient,
   TailOutcome,
   TailView,
+  TurnClaim,
 } from '../transactions/protocol.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
@@ -50,11 +51,11 @@ import { applyIfNewer, contentDigest, type ApplyWriteOptions, type ClusterRepoCl
 
 export const tailProtocolName = 'tail';
 
-const { messageUnion, object, json, string, integer } = schema;
+const { messageUnion, object, json, string, integer, optional } = schema;
 const name = string({ charsMax: 128 });
 
 export const validateTailRequest = messageUnion({
-  view: object({ collection: name }),
+  view: object({ collection: name, claim: optional(json()) }),
   create: object({ request: json() }),
   commit: object({ request: json() }),
   prepare: object({ request: json() }),
@@ -175,7 +176,7 @@ function collectionOf(request: TailRequest): string {
 function runTail(tail: TailClient, request: TailRequest): Promise<unknown> {
   switch (request.type) {
     case 'view':
-      return tail.view(request.collection);
+      return tail.view(request.collection, request.claim as TurnClaim | undefined);
     case 'create':
       return tail.create(request.request as CreateCollectionRequest);
     case 'commit':
@@ -231,8 +232,8 @@ export class RoutedTailClient implements TailClient {
 
   constructor(private readonly parts: RoutedTailParts) {}
 
-  view(collection: string): Promise<TailView> {
-    return this.call(collection, { type: 'view', collection });
+  view(collection: string, claim?: TurnClaim): Promise<TailView> {
+    return this.call(collection, { type: 'view', collection, ...(claim !== undefined ? { claim } : {}) });
   }
 
   async create(

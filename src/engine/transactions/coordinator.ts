@@ -12,6 +12,7 @@ import type {
   RepoClient,
   TailClient,
   TailOutcome,
+  TurnClaim,
 } from './protocol.js';
 import { TransactionSession, type SessionCollection } from './session.js';
 import { validateTxRequest } from './tx-parse.js';
@@ -56,7 +57,21 @@ type Attempt =
       readonly commit: Record<string, Required<CommitPoint>>;
       readonly results: ActionResult[];
     }
-  | { readonly kind: 'conflict'; readonly message: string };
+  | {
+      readonly kind: 'conflict';
+      readonly message: string;
+      /** A tail holds a block it writes for another transaction this much longer (TailOutcome.busyMs). */
+      readonly busyMs?: number;
+      /** Per collection, the newest entry that won against it. */
+      readonly winners?: ReadonlyMap<string, number>;
+    };
+
+/** What a refused commit or prepare said beyond `conflict` (filled in by commitOne / commitMany). */
+interface Refusal {
+  busyMs: number;
+  /** Per collection, the newest entry that won (TailOutcome.winners): the replay reads after it. */
+  readonly winners: Map<string, number>;
+}
 
 /**
  * Runs transactions (SPEC §5): execute the logical actions on a snapshot, pend every changed block,
@@ -88,16 +103,41 @@ export class Coordinator {
     try {
       const checked = validateTxRequest(request);
       let lastConflict = '';
+      let lineage = '';
+      // A replay waits for the entries that beat the attempt before to be decided, and claims its
+      // turn at each tail (TurnClaim): while they hold its blocks for it, it runs again at once.
+      const after = new Map<string, number>();
+      let claims = new Map<string, TurnClaim>();
       for (let attempt = 1; attempt <= this.attemptsMax; attempt++) {
         trx = newTrxId(this.components.rng);
+        if (attempt === 1) lineage = trx;
         const startedAt = this.components.clock.now();
-        const outcome = await this.attempt(trx, attempt, checked, options.at);
+        const session = new TransactionSession(this.components, trx, options.at, after, claims);
+        const outcome = await this.attempt(session, attempt, checked, options.at, lineage);
         if (outcome.kind === 'done') {
           const commit = options.certificates === true ? outcome.commit : withoutCertificates(outcome.commit);
           return { ok: true, trx, commit, results: outcome.results, attempts: attempt };
         }
         lastConflict = outcome.message;
-        await this.backoff(attempt, this.components.clock.now() - startedAt);
+        const now = this.components.clock.now();
+        const opened = await session.opened().catch(() => []);
+        const heldMs = Math.max(0, ...opened.map((c) => c.view.heldMs ?? 0));
+        for (const [collection, lsn] of outcome.winners ?? [])
+          after.set(collection, Math.max(lsn, after.get(collection) ?? 0));
+        claims = new Map(
+          opened.map((c) => [
+            c.name,
+            {
+              lineage,
+              losses: attempt,
+              blocks: [...new Set([...c.tracker.validationReads(), ...c.tracker.writes()])],
+              tookMs: now - startedAt,
+            },
+          ]),
+        );
+        if (outcome.busyMs !== undefined)
+          await this.pause(outcome.busyMs + this.components.rng.int(busyJitterMs + 1));
+        else if (now >= startedAt + heldMs) await this.backoff(attempt, now - startedAt);
       }
       return failure(
         new EngineError(
@@ -111,13 +151,14 @@ export class Coordinator {
   }
 
   private async attempt(
-    trxId: TrxId,
+    session: TransactionSession,
     attempt: number,
     request: TxRequest,
     at: ReadonlyMap<string, number> | undefined,
+    lineage: TrxId,
   ): Promise<Attempt> {
     const { repo } = this.components;
-    const session = new TransactionSession(this.components, trxId, at);
+    const trxId = session.trxId;
     let results: ActionResult[];
     try {
       results = await session.execute(request);
@@ -130,6 +171,10 @@ export class Coordinator {
     }
     if (this.afterExecute !== undefined) await this.afterExecute(trxId, attempt);
     const opened = await session.opened();
+    // A tail holds a block this writes for a transaction that kept losing: it would refuse the commit.
+    const busyMs = heldForOthers(opened);
+    if (busyMs > 0)
+      return { kind: 'conflict', message: 'gave way to a transaction that kept losing', busyMs };
     if (!opened.some((c) => c.tracker.hasWrites())) {
       // Read-only: every block it read must be as fresh as a majority of its holders know.
       if (!(await this.readsFresh(opened))) return staleReads;
@@ -168,11 +213,13 @@ export class Coordinator {
     }
 
     let decided: Map<string, Decided>;
+    const refusal: Refusal = { busyMs: 0, winners: new Map() };
+    const turn = lineage === trxId ? undefined : lineage;
     try {
       decided =
         writing.length === 1
-          ? await this.commitOne(trxId, writing[0]!, request)
-          : await this.commitMany(trxId, writing, expiresAt, request);
+          ? await this.commitOne(trxId, writing[0]!, request, turn, refusal)
+          : await this.commitMany(trxId, writing, expiresAt, request, turn, refusal);
     } catch (error) {
       // A tail that may have decided (a timeout, an unreachable leader, a decision whose log write
       // failed) must not have its pends withdrawn: they stay until they expire, and their holders
@@ -182,7 +229,12 @@ export class Coordinator {
     }
     if (decided.size === 0) {
       await cancel();
-      return { kind: 'conflict', message: 'a concurrent transaction wrote what this one read or wrote' };
+      return {
+        kind: 'conflict',
+        message: 'a concurrent transaction wrote what this one read or wrote',
+        ...(refusal.busyMs > 0 ? { busyMs: refusal.busyMs } : {}),
+        ...(refusal.winners.size > 0 ? { winners: refusal.winners } : {}),
+      };
     }
 
     // Propagate to every written block, then report the checkpoint to each tail.
@@ -280,12 +332,15 @@ export class Coordinator {
     trxId: TrxId,
     collection: SessionCollection,
     request: TxRequest,
+    lineage: TrxId | undefined,
+    refusal: Refusal,
   ): Promise<Map<string, Decided>> {
     const outcome = await this.components.tails.commit(
-      validationOf(trxId, collection, request, this.coordinatorId),
+      validationOf(trxId, collection, request, this.coordinatorId, lineage),
     );
     if (outcome.status !== 'committed') {
       this.distrustStale([outcome]);
+      noteRefusal(refusal, [[collection.name, outcome]]);
       return new Map();
     }
     return new Map([
@@ -310,13 +365,15 @@ export class Coordinator {
     writing: readonly SessionCollection[],
     expiresAt: number,
     request: TxRequest,
+    lineage: TrxId | undefined,
+    refusal: Refusal,
   ): Promise<Map<string, Decided>> {
     const tails = this.components.tails;
     const participants = writing.map((c) => c.name).sort();
     const settled = await Promise.allSettled(
       writing.map((collection) =>
         tails.prepare({
-          ...validationOf(trxId, collection, request, this.coordinatorId),
+          ...validationOf(trxId, collection, request, this.coordinatorId, lineage),
           participants,
           expiresAt,
         }),
@@ -326,6 +383,13 @@ export class Coordinator {
     const prepared = outcomes.flatMap((o) => (o?.status === 'prepared' ? [o.certificate] : []));
     if (prepared.length !== writing.length) {
       this.distrustStale(outcomes.filter((o): o is TailOutcome => o !== undefined));
+      noteRefusal(
+        refusal,
+        writing.flatMap((collection, i) => {
+          const outcome = outcomes[i];
+          return outcome === undefined ? [] : [[collection.name, outcome] as const];
+        }),
+      );
       // Aborted wherever it may be prepared: at every tail that prepared it, and at any whose answer
       // was lost (a prepare that timed out or whose leader went down may have landed there).
       const aborts = await Promise.allSettled(
@@ -434,7 +498,10 @@ export class Coordinator {
    */
   private async backoff(attempt: number, tookMs: number): Promise<void> {
     const ceiling = backoffCeilingMs(attempt, tookMs);
-    const ms = this.components.rng.int(ceiling + 1);
+    await this.pause(this.components.rng.int(ceiling + 1));
+  }
+
+  private async pause(ms: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, ms));
   }
 }
@@ -453,6 +520,7 @@ export function validationOf(
   collection: SessionCollection,
   request: TxRequest,
   coordinator?: string,
+  lineage?: TrxId,
 ): {
   collection: string;
   trxId: TrxId;
@@ -462,6 +530,7 @@ export function validationOf(
   actions: unknown;
   readAt?: Record<string, number>;
   coordinator?: string;
+  lineage?: TrxId;
 } {
   const readAt = collection.tracker.readAt(collection.atLsn);
   return {
@@ -473,8 +542,57 @@ export function validationOf(
     actions: request.actions.filter((action) => action.collection === collection.name),
     ...(readAt !== undefined ? { readAt } : {}),
     ...(coordinator !== undefined ? { coordinator } : {}),
+    ...(lineage !== undefined ? { lineage } : {}),
   };
 }
+
+/**
+ * The longest the refusing tails hold a block the transaction writes for another one, and the newest
+ * entry that won at each (a tail's answer is not trusted to be well formed).
+ */
+function noteRefusal(
+  refusal: Refusal,
+  outcomes: readonly (readonly [collection: string, outcome: TailOutcome])[],
+): void {
+  const ms = (value: unknown): number =>
+    typeof value === 'number' && Number.isFinite(value) && value > 0
+      ? Math.min(value, limits.transactionBackoffMaxMs)
+      : 0;
+  for (const [collection, outcome] of outcomes) {
+    if (outcome.status !== 'conflict') continue;
+    refusal.busyMs = Math.max(refusal.busyMs, ms(outcome.busyMs));
+    const winners: unknown = outcome.winners;
+    if (!Array.isArray(winners)) continue;
+    for (const lsn of winners)
+      if (Number.isSafeInteger(lsn) && (lsn as number) > (refusal.winners.get(collection) ?? 0))
+        refusal.winners.set(collection, lsn as number);
+  }
+}
+
+/** How long to wait for the holds of other transactions on blocks these collections write (0: none). */
+function heldForOthers(opened: readonly SessionCollection[]): number {
+  let ms = 0;
+  for (const collection of opened) {
+    // From the network: checked.
+    const holds: unknown = collection.view.holds;
+    if (!Array.isArray(holds) || holds.length === 0) continue;
+    const writes = new Set(collection.tracker.writes());
+    for (const hold of holds as unknown[]) {
+      const { blockId, forMs } = (hold ?? {}) as { blockId?: unknown; forMs?: unknown };
+      if (
+        typeof blockId === 'string' &&
+        writes.has(blockId) &&
+        typeof forMs === 'number' &&
+        Number.isFinite(forMs)
+      )
+        ms = Math.max(ms, Math.min(forMs, limits.transactionBackoffMaxMs));
+    }
+  }
+  return ms;
+}
+
+/** Spread of the pauses of transactions that wait for a hold to end, so they do not all come at once. */
+const busyJitterMs = 5;
 
 export function pendsOf(trxId: TrxId, collection: SessionCollection, expiresAt: number): PendingTransform[] {
   return collection.tracker.writes().map((blockId) => ({

@@ -31,7 +31,9 @@ import type {
   TailClient,
   TailOutcome,
   TailView,
+  TurnClaim,
 } from './protocol.js';
+import { Turns } from './turns.js';
 import { validateBackward, type WindowEntry } from './validation.js';
 
 export interface LogTailComponents {
@@ -229,7 +231,7 @@ export class LogTail implements TailClient {
     this.inlineActionsBytesMax = init.inlineActionsBytesMax ?? limits.inlineActionsBytesMax;
   }
 
-  async view(collection: string): Promise<TailView> {
+  async view(collection: string, claim?: TurnClaim): Promise<TailView> {
     if (!this.unloggedChecked.has(collection)) await this.adoptUnlogged(collection);
     let state = await this.state(collection);
     // What this node's previous incarnation left prepared is decided before its first view (the
@@ -268,6 +270,10 @@ export class LogTail implements TailClient {
         });
       }
     }
+    const heldMs = claim === undefined ? 0 : this.claimTurn(collection, claim);
+    const holds = this.turns
+      .get(collection)
+      ?.heldNow(typeof claim?.lineage === 'string' ? claim.lineage : undefined, viewHoldsMax);
     return {
       collection,
       header: state.header,
@@ -275,7 +281,42 @@ export class LogTail implements TailClient {
       lastLsn: state.lastLsn,
       stableLsn,
       uncheckpointed,
+      ...(heldMs > 0 ? { heldMs } : {}),
+      ...(holds !== undefined && holds.length > 0 ? { holds } : {}),
     };
+  }
+
+  /** A replay's claim (from the network: checked here), held for it or not: the hold's ms, or 0. */
+  private claimTurn(collection: string, claim: TurnClaim): number {
+    const { lineage, losses, blocks, tookMs } = claim as Partial<Record<keyof TurnClaim, unknown>>;
+    if (
+      typeof lineage !== 'string' ||
+      lineage.length === 0 ||
+      lineage.length > lineageCharsMax ||
+      !Number.isSafeInteger(losses) ||
+      (losses as number) < 1 ||
+      typeof tookMs !== 'number' ||
+      !Number.isFinite(tookMs) ||
+      !Array.isArray(blocks) ||
+      blocks.length > claimBlocksMax ||
+      !blocks.every((id) => typeof id === 'string' && id.length <= lineageCharsMax)
+    )
+      return 0;
+    return this.turnsOf(collection).claim(
+      lineage,
+      blocks as BlockId[],
+      losses as number,
+      Math.max(0, tookMs),
+    );
+  }
+
+  private turnsOf(collection: string): Turns {
+    let turns = this.turns.get(collection);
+    if (turns === undefined) {
+      turns = new Turns(this.components.clock);
+      this.turns.set(collection, turns);
+    }
+    return turns;
   }
 
   create(request: CreateCollectionRequest): Promise<{ lsn: number; certificate: Certificate }> {
@@ -525,6 +566,8 @@ export class LogTail implements TailClient {
   }
 
   private readonly batches = new Map<string, QueuedDecision[]>();
+  /** Per collection: the transactions it keeps refusing and the blocks held for their next attempt. */
+  private readonly turns = new Map<string, Turns>();
   /** When a view last gave up deciding its node's abandoned entries, per collection. */
   private readonly abandonedFailedAt = new Map<string, number>();
 
@@ -683,6 +726,7 @@ export class LogTail implements TailClient {
       return;
     }
     const oldest = state.window[0]?.lsn ?? state.lastLsn + 1;
+    const turns = this.turnsOf(collection);
     const provisional: WindowEntry[] = [];
     const planned: { item: QueuedDecision; lsn: number }[] = [];
     for (let index = 0; index < batch.length; index++) {
@@ -720,6 +764,17 @@ export class LogTail implements TailClient {
         };
         continue;
       }
+      const lineage = lineageOf(request);
+      const givesWay = turns.heldFor(lineage, request.writes);
+      if (givesWay !== undefined) {
+        item.resolve({
+          status: 'conflict',
+          winners: [],
+          message: `gave way to a transaction refused ${givesWay.count} times on the same blocks`,
+          busyMs: givesWay.forMs,
+        });
+        continue;
+      }
       // The batch's planned entries continue the window (not copied onto it: it holds up to
       // windowEntriesMax entries).
       const verdict = validateBackward(state.window, oldest, request, provisional, (id) =>
@@ -734,6 +789,7 @@ export class LogTail implements TailClient {
         });
         continue;
       }
+      turns.accepted(lineage);
       const lsn = state.lastLsn + 1 + planned.length;
       planned.push({ item, lsn });
       // Only the requests after it in the batch are validated against it.
@@ -1520,6 +1576,21 @@ export class LogTail implements TailClient {
 }
 
 /** A decision nothing changes any more (a prepared entry is still to be decided). */
+/** Held blocks a view lists at most. */
+const viewHoldsMax = 64;
+
+/** Longest lineage (a trxId) and block id a claim may name, and most blocks it may name. */
+const lineageCharsMax = 64;
+const claimBlocksMax = 1024;
+
+/** The first attempt's id of the transaction a request is an attempt of (ValidationRequest.lineage). */
+function lineageOf(request: CommitRequest): string {
+  const lineage: unknown = request.lineage;
+  return typeof lineage === 'string' && lineage.length > 0 && lineage.length <= lineageCharsMax
+    ? lineage
+    : request.trxId;
+}
+
 function final(status: EntryStatus | undefined): status is 'committed' | 'aborted' {
   return status === 'committed' || status === 'aborted';
 }

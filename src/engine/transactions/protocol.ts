@@ -127,6 +127,31 @@ export interface TailView {
   readonly stableLsn: number;
   /** Committed entries ≤ stableLsn not yet checkpointed: readers reinforce them. */
   readonly uncheckpointed: readonly Pick<LogEntry, 'lsn' | 'trxId' | 'writes' | 'certificate'>[];
+  /**
+   * Optional, answering a view with a TurnClaim: the tail holds the blocks claimed for the
+   * transaction's attempt for this long (ms). Other writers of them are refused meanwhile.
+   */
+  readonly heldMs?: number;
+  /**
+   * Optional: blocks the tail holds for other transactions (not all of them if there are many), with
+   * how long to wait (ms) before a transaction that writes one runs again: the tail would refuse it.
+   */
+  readonly holds?: readonly { readonly blockId: BlockId; readonly forMs: number }[];
+}
+
+/**
+ * Sent with the view a transaction's replay starts from (TailClient.view): how many of its attempts
+ * failed, and what the last one read and wrote in the collection. From the second loss on, the tail
+ * holds those blocks for the replay (Turns, transactions/turns.ts), so that a transaction that keeps
+ * losing the race for a hot block gets its turn.
+ */
+export interface TurnClaim {
+  /** The trxId of the transaction's first attempt (ValidationRequest.lineage). */
+  readonly lineage: TrxId;
+  readonly losses: number;
+  readonly blocks: readonly BlockId[];
+  /** How long the last attempt took (ms): a hold lasts a few of them. */
+  readonly tookMs: number;
 }
 
 export interface ValidationRequest {
@@ -151,6 +176,11 @@ export interface ValidationRequest {
    * entry is in doubt, and is resolved then instead of at its expiry.
    */
   readonly coordinator?: string;
+  /**
+   * Optional: the trxId of the transaction's first attempt, sent by later attempts (each has a new
+   * trxId): the blocks a tail holds for the transaction (TurnClaim) are its attempt's to write.
+   */
+  readonly lineage?: TrxId;
 }
 
 export type CommitRequest = ValidationRequest;
@@ -178,6 +208,11 @@ export type TailOutcome =
       readonly message: string;
       /** Blocks whose copy the transaction read was behind its snapshot (ValidationRequest.readAt). */
       readonly stale?: readonly BlockId[];
+      /**
+       * Optional: refused because the tail holds a block this transaction writes for another one it
+       * kept refusing, for this much longer (ms): running again sooner would be refused too.
+       */
+      readonly busyMs?: number;
     };
 
 export interface DecideRequest {
@@ -197,7 +232,8 @@ export interface CreateCollectionRequest {
 }
 
 export interface TailClient {
-  view(collection: string): Promise<TailView>;
+  /** `claim`: a replay's (TurnClaim). */
+  view(collection: string, claim?: TurnClaim): Promise<TailView>;
   create(
     request: CreateCollectionRequest,
   ): Promise<{ readonly lsn: number; readonly certificate: Certificate }>;

@@ -6,7 +6,7 @@ import type { Rng } from '../base/rng.js';
 import { BTree } from '../collections/btree/btree.js';
 import { Diary } from '../collections/diary.js';
 import type { CollectionHeader } from '../collections/log/log-block.js';
-import type { CommitRef, GetBlockRequest, RepoClient, TailClient, TailView } from './protocol.js';
+import type { CommitRef, GetBlockRequest, RepoClient, TailClient, TailView, TurnClaim } from './protocol.js';
 import { Tracker } from './tracker.js';
 import { checkValue } from './tx-parse.js';
 import type { Action, ActionResult, Expectation, TxRequest } from './tx-types.js';
@@ -30,6 +30,11 @@ export interface SessionCollection {
   readonly unverified: ReadonlyMap<BlockId, GetBlockRequest>;
 }
 
+/** How long a replay's view waits for the entry that beat the attempt before to be decided. */
+const viewWaitMaxMs = 500;
+const viewWaitFirstPauseMs = 1;
+const viewWaitPauseMaxMs = 32;
+
 /**
  * One attempt of a transaction: reads each involved collection at a snapshot (the tail's stable LSN,
  * or a past revision for time travel), executes the logical actions against copy-on-write trackers,
@@ -45,6 +50,14 @@ export class TransactionSession {
     readonly trxId: TrxId,
     /** Time travel: collection → revision to read at. Read-only sessions only. */
     private readonly atRevisions: ReadonlyMap<string, number> = new Map(),
+    /**
+     * A replay's: collection → LSN of the newest entry that won against the attempt before. The
+     * snapshot waits for it to be decided (it may be a prepared entry still waiting for its other
+     * collections): read below it, the attempt would fail on the same entry again.
+     */
+    private readonly after: ReadonlyMap<string, number> = new Map(),
+    /** A replay's: collection → its claim to a turn, sent with the view (TurnClaim). */
+    private readonly claims: ReadonlyMap<string, TurnClaim> = new Map(),
   ) {}
 
   collection(name: string): Promise<SessionCollection> {
@@ -91,8 +104,30 @@ export class TransactionSession {
     return results;
   }
 
+  /**
+   * The collection's view once every entry up to `after` is decided (and, when the tail holds the
+   * replay's blocks for it, every entry there was then), asking again after growing pauses (at most
+   * viewWaitMaxMs in all: then the view as it is, and the attempt may meet those entries again).
+   */
+  private async viewAfter(name: string, after: number | undefined): Promise<TailView> {
+    const claim = this.claims.get(name);
+    let view = await this.components.tails.view(name, claim);
+    // Held for this replay: nothing new can be decided on its blocks, but what was prepared before
+    // the hold still can be (a transaction of several collections), and would change them under it.
+    let lsn = after;
+    if ((view.heldMs ?? 0) > 0) lsn = Math.max(lsn ?? 0, view.lastLsn);
+    if (lsn === undefined) return view;
+    let pause = viewWaitFirstPauseMs;
+    for (let waited = 0; view.stableLsn < lsn && waited < viewWaitMaxMs; waited += pause, pause *= 2) {
+      pause = Math.min(pause, viewWaitPauseMaxMs);
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      view = await this.components.tails.view(name, claim);
+    }
+    return view;
+  }
+
   private async open(name: string): Promise<SessionCollection> {
-    const view = await this.components.tails.view(name);
+    const view = await this.viewAfter(name, this.after.get(name));
     const header = view.header;
     const at = this.atRevisions.get(name);
     if (at !== undefined && (at < 1 || at > view.stableLsn)) {

@@ -65,7 +65,7 @@ describe('decisions a tail took but never wrote', () => {
         new LogTail({ blocks: logBlocks, repo, certifier, clock: parts.clock, rng: parts.rng }, { members });
       tail = makeTail();
       const tails: TailClient = {
-        view: (c) => tail.view(c),
+        view: (c, claim) => tail.view(c, claim),
         create: (r) => tail.create(r),
         commit: (r) => tail.commit(r),
         prepare: (r) => tail.prepare(r),

@@ -61,7 +61,7 @@ function tailOver(
 function coordinatorWith(node: SoloNode, overrides: Partial<TailClient>): Coordinator {
   const own = node.tails;
   const tails: TailClient = {
-    view: (c) => own.view(c),
+    view: (c, claim) => own.view(c, claim),
     create: (r) => own.create(r),
     commit: (r) => own.commit(r),
     prepare: (r) => own.prepare(r),

@@ -1,0 +1,157 @@
+import { expect } from 'chai';
+import type { Clock } from '../../../src/engine/base/clock.js';
+import type { SoloNode } from '../../../src/engine/node/solo-node.js';
+import type { CommitRequest, TailOutcome } from '../../../src/engine/transactions/protocol.js';
+import { Turns } from '../../../src/engine/transactions/turns.js';
+import type { TxRequest } from '../../../src/engine/transactions/tx-types.js';
+import { memoryNode, ok, value } from '../../helpers/solo.js';
+
+class ManualClock implements Clock {
+  constructor(public ms = 1_000) {}
+  now(): number {
+    return this.ms;
+  }
+}
+
+describe('turns for transactions that keep losing', () => {
+  it('holds the blocks of a replay from its first loss, for others only, until it is accepted', () => {
+    const clock = new ManualClock();
+    const turns = new Turns(clock);
+    expect(turns.heldFor('b', ['x'])).to.equal(undefined);
+    // Three attempts of 50 ms: the hold lasts 150 ms.
+    expect(turns.claim('a', ['x', 'y'], 1, 50)).to.equal(150);
+    expect(turns.heldFor('a', ['x'])).to.equal(undefined);
+    // Another writer waits one attempt of the holder's, or what is left of the hold if less.
+    expect(turns.heldFor('b', ['z', 'y'])).to.deep.equal({ count: 1, forMs: 50 });
+    clock.ms += 120;
+    expect(turns.heldFor('b', ['x'])).to.deep.equal({ count: 1, forMs: 30 });
+    expect(turns.heldNow('b', 10).map((h) => h.blockId)).to.have.members(['x', 'y']);
+    expect(turns.heldNow('a', 10)).to.deep.equal([]);
+    turns.accepted('a');
+    expect(turns.heldFor('b', ['x', 'y'])).to.equal(undefined);
+    expect(turns.size.holds).to.equal(0);
+  });
+
+  it('lets a hold lapse, bounds it, and lets the transaction that lost more often keep a block', () => {
+    const clock = new ManualClock();
+    const turns = new Turns(clock);
+    expect(turns.claim('a', ['x'], 2, 1)).to.equal(20); // at least 20 ms
+    clock.ms += 20;
+    expect(turns.heldFor('b', ['x'])).to.equal(undefined);
+    expect(turns.claim('a', ['x'], 3, 60_000)).to.equal(1_000); // at most a second
+    // Fewer losses than the holder: not held for it.
+    expect(turns.claim('b', ['x', 'w'], 1, 10)).to.equal(0);
+    expect(turns.heldFor('c', ['w'])?.count).to.equal(1);
+    expect(turns.heldFor('c', ['x'])?.count).to.equal(3);
+    // More losses: the block passes to it.
+    expect(turns.claim('b', ['x'], 4, 10)).to.equal(30);
+    expect(turns.heldFor('a', ['x'])?.count).to.equal(4);
+  });
+
+  it('forgets transactions past its bound', () => {
+    const clock = new ManualClock();
+    const turns = new Turns(clock);
+    for (let i = 0; i < 5_000; i++) turns.claim(`t${i}`, [], 0, 1);
+    expect(turns.size.lineages).to.be.at.most(4_096);
+  });
+});
+
+describe('a log tail that holds blocks for a replay', () => {
+  let node: SoloNode;
+  afterEach(async () => node?.close());
+
+  const request = (trxId: string, baseLsn: number, lineage?: string): CommitRequest => ({
+    collection: 'accounts',
+    trxId,
+    baseLsn,
+    reads: ['leaf'],
+    writes: ['leaf'],
+    actions: [{ op: 'note', trxId }],
+    ...(lineage !== undefined ? { lineage } : {}),
+  });
+
+  it('refuses other writers of them while the replay runs, then accepts them again', async () => {
+    ({ node } = await memoryNode(21));
+    await node.createCollection('accounts', 'tree');
+    const base = (await node.tails.view('accounts')).stableLsn;
+    expect((await node.tails.commit(request('fast-1', base))).status).to.equal('committed');
+    const lost = await node.tails.commit(request('slow-1', base));
+    expect(lost.status).to.equal('conflict');
+    // The replay starts from a view that claims its turn.
+    const claim = { lineage: 'slow-1', losses: 1, blocks: ['leaf'], tookMs: 200 };
+    const view = await node.tails.view('accounts', claim);
+    expect(view.heldMs).to.equal(600);
+    expect(view.holds).to.equal(undefined);
+    // Another writer sees the hold in its view, and the tail refuses it if it commits anyway.
+    const other = await node.tails.view('accounts');
+    expect(other.holds).to.deep.equal([{ blockId: 'leaf', forMs: 200 }]);
+    const refused = await node.tails.commit(request('fast-2', view.stableLsn));
+    expect(refused.status).to.equal('conflict');
+    expect((refused as Extract<TailOutcome, { status: 'conflict' }>).busyMs).to.equal(200);
+    expect((await node.tails.commit(request('slow-2', view.stableLsn, 'slow-1'))).status).to.equal(
+      'committed',
+    );
+    const after = await node.tails.view('accounts');
+    expect(after.holds).to.equal(undefined);
+    expect((await node.tails.commit(request('fast-3', after.stableLsn))).status).to.equal('committed');
+  });
+
+  it('ignores a malformed claim', async () => {
+    ({ node } = await memoryNode(22));
+    await node.createCollection('accounts', 'tree');
+    const bad = { lineage: 7, losses: 'many', blocks: 'leaf', tookMs: Number.NaN } as never;
+    const view = await node.tails.view('accounts', bad);
+    expect(view.heldMs).to.equal(undefined);
+    expect((await node.tails.view('accounts')).holds).to.equal(undefined);
+  });
+});
+
+describe('a transaction that a faster writer keeps beating', () => {
+  let node: SoloNode;
+  afterEach(async () => node?.close());
+
+  /**
+   * Every attempt of the slow transfer lets a competing increment of the same account run between
+   * its reads and its commit, as a writer with fewer round trips to the tail would. Without turns it
+   * loses every attempt and gives up; with them, its replay holds the account's leaf and commits.
+   */
+  it('commits on its replay, and the competitor after it', async () => {
+    let slowRunning = false;
+    let competitor: Promise<unknown> | undefined;
+    let competitorRetried: () => void = () => undefined;
+    const competitors: Promise<unknown>[] = [];
+    const hook = async (_trxId: string, attempt: number): Promise<void> => {
+      if (!slowRunning) return;
+      if (competitor !== undefined) {
+        // The competitor's own attempts: a second one means the first gave way (or lost).
+        if (attempt >= 2) competitorRetried();
+        return;
+      }
+      const retried = new Promise<void>((resolve) => (competitorRetried = resolve));
+      competitor = node.transact(bump).finally(() => (competitor = undefined));
+      competitors.push(competitor);
+      if (attempt === 1) {
+        await competitor;
+        // An attempt of ~30 ms: the replay's hold lasts about three.
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      } else await Promise.race([competitor, retried]);
+    };
+    ({ node } = await memoryNode(23, {
+      coordinator: { afterExecute: hook, attemptsMax: 4 },
+    }));
+    await node.createCollection('accounts', 'tree');
+    ok(await node.transact({ actions: [{ collection: 'accounts', op: 'put', key: 'a', value: { n: 0 } }] }));
+    const bump: TxRequest = {
+      actions: [{ collection: 'accounts', op: 'incr', key: 'a', path: 'n', by: 1 }],
+    };
+    slowRunning = true;
+    const slow = await node.transact({
+      actions: [{ collection: 'accounts', op: 'incr', key: 'a', path: 'n', by: 100 }],
+    });
+    slowRunning = false;
+    expect(ok(slow).attempts).to.equal(2);
+    for (const outcome of await Promise.all(competitors)) ok(outcome as never);
+    expect(competitors).to.have.length(2);
+    expect(await value(node, 'accounts', 'a')).to.deep.equal({ n: 102 });
+  });
+});
