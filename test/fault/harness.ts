@@ -114,6 +114,8 @@ interface Settled {
   ms?: number;
   /** The action results of a committed transaction. */
   results?: unknown[];
+  /** Attempts the commit took (the `tx` answer's `attempts`). */
+  attempts?: number;
 }
 
 /** One list-append transaction: its micro-ops and what became of it. */
@@ -171,6 +173,8 @@ export interface FaultReport {
   readonly workloadMs: number;
   /** Latency of acknowledged transfers, ms. */
   readonly okLatencyMs: { readonly p50: number; readonly p99: number; readonly max: number } | undefined;
+  /** Attempts per acknowledged transfer (conflicts replay a transaction). */
+  readonly okAttempts: { readonly mean: number; readonly max: number } | undefined;
   readonly dataRoot: string;
   /** The list-append workload: its outcomes and what the history check found. */
   readonly listAppend:
@@ -417,6 +421,7 @@ class TxProcess {
       ok?: boolean;
       error?: { code?: string; message?: string };
       results?: { op?: string; index?: number }[];
+      attempts?: unknown;
     };
     try {
       result = JSON.parse(line) as typeof result;
@@ -428,6 +433,8 @@ class TxProcess {
       const append = result.results?.find((r) => r.op === 'append');
       if (this.waiting !== undefined && result.results !== undefined)
         this.waiting.record.results = result.results;
+      if (this.waiting !== undefined && typeof result.attempts === 'number')
+        this.waiting.record.attempts = result.attempts;
       this.settle('ok', undefined, append?.index);
     } else {
       const code = result.error?.code ?? 'NO_CODE';
@@ -948,6 +955,7 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
       expectedTotal: options.accounts * options.initialBalance,
       workloadMs,
       okLatencyMs: latencies(records),
+      okAttempts: attemptsOf(records),
       dataRoot: root,
       listAppend: listAppendReport,
     };
@@ -1106,6 +1114,15 @@ function latencies(records: readonly TransferRecord[]): FaultReport['okLatencyMs
   if (ms.length === 0) return undefined;
   const at = (q: number): number => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!;
   return { p50: at(0.5), p99: at(0.99), max: ms.at(-1)! };
+}
+
+function attemptsOf(records: readonly TransferRecord[]): FaultReport['okAttempts'] {
+  const attempts = records.flatMap((r) =>
+    r.outcome === 'ok' && r.attempts !== undefined ? [r.attempts] : [],
+  );
+  if (attempts.length === 0) return undefined;
+  const mean = attempts.reduce((a, b) => a + b, 0) / attempts.length;
+  return { mean: Math.round(mean * 100) / 100, max: Math.max(...attempts) };
 }
 
 function tally(records: readonly TransferRecord[]): {
@@ -1349,7 +1366,10 @@ export function formatReport(report: FaultReport): string {
   );
   if (report.okLatencyMs !== undefined)
     lines.push(
-      `acknowledged transfer latency: p50 ${report.okLatencyMs.p50} ms, p99 ${report.okLatencyMs.p99} ms, max ${report.okLatencyMs.max} ms`,
+      `acknowledged transfer latency: p50 ${report.okLatencyMs.p50} ms, p99 ${report.okLatencyMs.p99} ms, max ${report.okLatencyMs.max} ms` +
+        (report.okAttempts !== undefined
+          ? `; attempts mean ${report.okAttempts.mean}, max ${report.okAttempts.max}`
+          : ''),
     );
   lines.push(
     `after settling, a transfer through each node committed: ${report.afterSettle.map((r) => `node ${r.node} ${r.outcome === 'ok' ? `after ${r.ms ?? '?'} ms` : `never (${r.code ?? '?'})`}`).join(', ')}`,
