@@ -32,6 +32,11 @@ export const limits = {
    * attempts within about half a minute.
    */
   transactionBackoffMaxMs: 1_000,
+  /**
+   * Times a transaction waits for another's turn on a block it writes (Turns): a wait is not a
+   * failed attempt, but a transaction must not wait forever behind a stream of others.
+   */
+  transactionTurnWaitsMax: 128,
   /** A pending transform that never commits is cancelled after this long. */
   pendingExpiryMs: 30_000,
   /** Pending transforms one block may hold at once; more is a flood, not a workload. */

@@ -108,41 +108,55 @@ export class Coordinator {
       // turn at each tail (TurnClaim): while they hold its blocks for it, it runs again at once.
       const after = new Map<string, number>();
       let claims = new Map<string, TurnClaim>();
-      for (let attempt = 1; attempt <= this.attemptsMax; attempt++) {
+      // Attempts that gave way to another transaction's turn are waits, not attempts: they count
+      // against transactionTurnWaitsMax instead (and towards the transaction's own claim).
+      let attempt = 1;
+      let waits = 0;
+      let attemptMs = 0;
+      while (attempt <= this.attemptsMax && waits <= limits.transactionTurnWaitsMax) {
         trx = newTrxId(this.components.rng);
-        if (attempt === 1) lineage = trx;
+        if (lineage === '') lineage = trx;
         const startedAt = this.components.clock.now();
         const session = new TransactionSession(this.components, trx, options.at, after, claims);
-        const outcome = await this.attempt(session, attempt, checked, options.at, lineage);
+        const outcome = await this.attempt(session, attempt + waits, checked, options.at, lineage);
         if (outcome.kind === 'done') {
           const commit = options.certificates === true ? outcome.commit : withoutCertificates(outcome.commit);
           return { ok: true, trx, commit, results: outcome.results, attempts: attempt };
         }
         lastConflict = outcome.message;
         const now = this.components.clock.now();
+        const gaveWay = outcome.busyMs !== undefined;
+        // A hold lasts a few attempts: of one that ran its course, not of one that gave way early.
+        if (!gaveWay || attemptMs === 0) attemptMs = now - startedAt;
         const opened = await session.opened().catch(() => []);
         const heldMs = Math.max(0, ...opened.map((c) => c.view.heldMs ?? 0));
         for (const [collection, lsn] of outcome.winners ?? [])
           after.set(collection, Math.max(lsn, after.get(collection) ?? 0));
+        if (gaveWay) waits++;
         claims = new Map(
           opened.map((c) => [
             c.name,
             {
               lineage,
-              losses: attempt,
+              losses: attempt + waits,
               blocks: [...new Set([...c.tracker.validationReads(), ...c.tracker.writes()])],
-              tookMs: now - startedAt,
+              tookMs: attemptMs,
             },
           ]),
         );
-        if (outcome.busyMs !== undefined)
+        if (gaveWay) {
           await this.pause(outcome.busyMs + this.components.rng.int(busyJitterMs + 1));
-        else if (now >= startedAt + heldMs) await this.backoff(attempt, now - startedAt);
+          continue;
+        }
+        if (now >= startedAt + heldMs) await this.backoff(attempt, now - startedAt);
+        attempt++;
       }
       return failure(
         new EngineError(
           'CONFLICT',
-          `gave up after ${this.attemptsMax} attempts: ${lastConflict}; retry later`,
+          attempt > this.attemptsMax
+            ? `gave up after ${this.attemptsMax} attempts: ${lastConflict}; retry later`
+            : `gave up after waiting ${limits.transactionTurnWaitsMax} times for other transactions' turns on the blocks it writes; retry later`,
         ),
       );
     } catch (error) {

@@ -73,7 +73,14 @@ export class Turns {
     let all = true;
     for (const blockId of new Set(blocks)) {
       const hold = this.holds.get(blockId);
-      if (hold !== undefined && hold.lineage !== lineage && hold.until > now && hold.count >= known.count) {
+      // Another's live hold stays its own for two of its attempts (those who wait for it are told to
+      // come back after one), and after that unless this transaction waited and lost more often.
+      if (
+        hold !== undefined &&
+        hold.lineage !== lineage &&
+        hold.until > now &&
+        (now - hold.since < protectedAttempts * hold.attemptMs || hold.count >= known.count)
+      ) {
         all = false;
         continue;
       }
@@ -87,6 +94,7 @@ export class Turns {
       this.holds.set(blockId, {
         lineage,
         count: known.count,
+        since: hold?.lineage === lineage && hold.until > now ? hold.since : now,
         until: now + holdMs,
         attemptMs: Math.max(1, tookMs),
       });
@@ -159,6 +167,8 @@ interface Hold {
   readonly lineage: string;
   /** Its transaction's losses when the hold was taken. */
   readonly count: number;
+  /** When its transaction took the block (a renewal keeps it). */
+  readonly since: number;
   readonly until: number;
   /** How long its transaction's last attempt took. */
   readonly attemptMs: number;
@@ -166,6 +176,8 @@ interface Hold {
 
 /** A transaction's blocks are held for its replays from its first loss on. */
 const holdAfterLosses = 1;
+/** For this many of its transaction's attempts, a hold cannot pass to another transaction. */
+const protectedAttempts = 2;
 /** A hold lasts this many of the transaction's attempts (the last one's duration)... */
 const holdAttempts = 3;
 /** ...within these bounds: long enough for an embedded replay, at most a second. */

@@ -43,7 +43,13 @@ describe('turns for transactions that keep losing', () => {
     expect(turns.claim('b', ['x', 'w'], 1, 10)).to.equal(0);
     expect(turns.heldFor('c', ['w'])?.count).to.equal(1);
     expect(turns.heldFor('c', ['x'])?.count).to.equal(3);
-    // More losses: the block passes to it.
+    // More losses: the block passes to it, once its holder had two of its attempts to use it.
+    expect(turns.claim('b', ['x'], 4, 10)).to.equal(0);
+    clock.ms += 2 * 60_000;
+    expect(turns.claim('a', ['x'], 3, 10)).to.equal(30); // renewed: still its own
+    clock.ms += 19;
+    expect(turns.claim('b', ['x'], 4, 10)).to.equal(0);
+    clock.ms += 1;
     expect(turns.claim('b', ['x'], 4, 10)).to.equal(30);
     expect(turns.heldFor('a', ['x'])?.count).to.equal(4);
   });
@@ -150,8 +156,9 @@ describe('a transaction that a faster writer keeps beating', () => {
     });
     slowRunning = false;
     expect(ok(slow).attempts).to.equal(2);
-    for (const outcome of await Promise.all(competitors)) ok(outcome as never);
-    expect(competitors).to.have.length(2);
+    // The second competitor gave way while the slow transfer held the leaf: a wait, not an attempt.
+    const outcomes = (await Promise.all(competitors)).map((outcome) => ok(outcome as never));
+    expect(outcomes.map((outcome) => outcome.attempts)).to.deep.equal([1, 1]);
     expect(await value(node, 'accounts', 'a')).to.deep.equal({ n: 102 });
   });
 });
