@@ -139,7 +139,8 @@ export class Coordinator {
             {
               lineage,
               losses: attempt + waits,
-              blocks: [...new Set([...c.tracker.validationReads(), ...c.tracker.writes()])],
+              reads: c.tracker.validationReads(),
+              writes: c.tracker.writes(),
               tookMs: attemptMs,
             },
           ]),

@@ -232,6 +232,7 @@ export class LogTail implements TailClient {
   }
 
   async view(collection: string, claim?: TurnClaim): Promise<TailView> {
+    const parsed = claim === undefined ? undefined : parseClaim(claim);
     if (!this.unloggedChecked.has(collection)) await this.adoptUnlogged(collection);
     let state = await this.state(collection);
     // What this node's previous incarnation left prepared is decided before its first view (the
@@ -270,10 +271,17 @@ export class LogTail implements TailClient {
         });
       }
     }
-    const heldMs = claim === undefined ? 0 : this.claimTurn(collection, claim);
-    const holds = this.turns
-      .get(collection)
-      ?.heldNow(typeof claim?.lineage === 'string' ? claim.lineage : undefined, viewHoldsMax);
+    const heldMs =
+      parsed === undefined
+        ? 0
+        : this.turnsOf(collection).claim(
+            parsed.lineage,
+            [...new Set([...parsed.reads, ...parsed.writes])],
+            parsed.writes,
+            parsed.losses,
+            parsed.tookMs,
+          );
+    const holds = this.turns.get(collection)?.heldNow(parsed?.lineage, viewHoldsMax);
     return {
       collection,
       header: state.header,
@@ -284,30 +292,6 @@ export class LogTail implements TailClient {
       ...(heldMs > 0 ? { heldMs } : {}),
       ...(holds !== undefined && holds.length > 0 ? { holds } : {}),
     };
-  }
-
-  /** A replay's claim (from the network: checked here), held for it or not: the hold's ms, or 0. */
-  private claimTurn(collection: string, claim: TurnClaim): number {
-    const { lineage, losses, blocks, tookMs } = claim as Partial<Record<keyof TurnClaim, unknown>>;
-    if (
-      typeof lineage !== 'string' ||
-      lineage.length === 0 ||
-      lineage.length > lineageCharsMax ||
-      !Number.isSafeInteger(losses) ||
-      (losses as number) < 1 ||
-      typeof tookMs !== 'number' ||
-      !Number.isFinite(tookMs) ||
-      !Array.isArray(blocks) ||
-      blocks.length > claimBlocksMax ||
-      !blocks.every((id) => typeof id === 'string' && id.length <= lineageCharsMax)
-    )
-      return 0;
-    return this.turnsOf(collection).claim(
-      lineage,
-      blocks as BlockId[],
-      losses as number,
-      Math.max(0, tookMs),
-    );
   }
 
   private turnsOf(collection: string): Turns {
@@ -410,7 +394,11 @@ export class LogTail implements TailClient {
         );
       }
       if (request.outcome === 'committed') this.checkCommitProof(entry, request.proof);
-      return this.recordDecision(state, entry, request.outcome);
+      try {
+        return await this.recordDecision(state, entry, request.outcome);
+      } finally {
+        this.turns.get(request.collection)?.decided(request.trxId);
+      }
     });
   }
 
@@ -711,10 +699,31 @@ export class LogTail implements TailClient {
     });
   }
 
+  /**
+   * Decides a batch. The turns of the transactions it accepts end once their entries are written
+   * (committed) or decided (prepared, in `decide`): a transaction let go earlier would read below
+   * them and lose to them.
+   */
   private async decideBatch(
     collection: string,
     batch: readonly QueuedDecision[],
     adoptions = 0,
+  ): Promise<void> {
+    const accepted: { readonly trxId: TrxId; readonly lineage: string; readonly prepared: boolean }[] = [];
+    try {
+      await this.decideBatchOnce(collection, batch, adoptions, accepted);
+    } finally {
+      const turns = this.turns.get(collection);
+      for (const { trxId, lineage, prepared } of accepted)
+        turns?.accepted(lineage, prepared ? trxId : undefined);
+    }
+  }
+
+  private async decideBatchOnce(
+    collection: string,
+    batch: readonly QueuedDecision[],
+    adoptions: number,
+    accepted: { readonly trxId: TrxId; readonly lineage: string; readonly prepared: boolean }[],
   ): Promise<void> {
     let state: TailState;
     try {
@@ -789,7 +798,7 @@ export class LogTail implements TailClient {
         });
         continue;
       }
-      turns.accepted(lineage);
+      accepted.push({ trxId: request.trxId, lineage, prepared: status === 'prepared' });
       const lsn = state.lastLsn + 1 + planned.length;
       planned.push({ item, lsn });
       // Only the requests after it in the batch are validated against it.
@@ -1582,6 +1591,28 @@ const viewHoldsMax = 64;
 /** Longest lineage (a trxId) and block id a claim may name, and most blocks it may name. */
 const lineageCharsMax = 64;
 const claimBlocksMax = 1024;
+
+/** A replay's claim to a turn (from the network: checked here), or undefined if it is malformed. */
+function parseClaim(claim: TurnClaim): TurnClaim | undefined {
+  const { lineage, losses, reads, writes, tookMs } = claim as Partial<Record<keyof TurnClaim, unknown>>;
+  const ids = (list: unknown): list is BlockId[] =>
+    Array.isArray(list) &&
+    list.length <= claimBlocksMax &&
+    list.every((id) => typeof id === 'string' && id.length <= lineageCharsMax);
+  if (
+    typeof lineage !== 'string' ||
+    lineage.length === 0 ||
+    lineage.length > lineageCharsMax ||
+    !Number.isSafeInteger(losses) ||
+    (losses as number) < 1 ||
+    typeof tookMs !== 'number' ||
+    !Number.isFinite(tookMs) ||
+    !ids(reads) ||
+    !ids(writes)
+  )
+    return undefined;
+  return { lineage, losses: losses as number, reads, writes, tookMs: Math.max(0, tookMs) };
+}
 
 /** The first attempt's id of the transaction a request is an attempt of (ValidationRequest.lineage). */
 function lineageOf(request: CommitRequest): string {

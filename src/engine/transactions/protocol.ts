@@ -141,15 +141,19 @@ export interface TailView {
 
 /**
  * Sent with the view a transaction's replay starts from (TailClient.view): how many of its attempts
- * failed, and what the last one read and wrote in the collection. From the second loss on, the tail
- * holds those blocks for the replay (Turns, transactions/turns.ts), so that a transaction that keeps
- * losing the race for a hot block gets its turn.
+ * failed, and what the last one read and wrote in the collection. The tail answers once no other
+ * transaction's turn holds a block it writes, and then holds those blocks for the replay (Turns,
+ * transactions/turns.ts), so that a transaction that keeps losing the race for a hot block gets its
+ * turn.
  */
 export interface TurnClaim {
   /** The trxId of the transaction's first attempt (ValidationRequest.lineage). */
   readonly lineage: TrxId;
+  /** Its attempts that failed, and the times it gave way to another's turn. */
   readonly losses: number;
-  readonly blocks: readonly BlockId[];
+  /** What the last attempt read and wrote (validation reads, and writes). */
+  readonly reads: readonly BlockId[];
+  readonly writes: readonly BlockId[];
   /** How long the last attempt took (ms): a hold lasts a few of them. */
   readonly tookMs: number;
 }

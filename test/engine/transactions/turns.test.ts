@@ -19,7 +19,7 @@ describe('turns for transactions that keep losing', () => {
     const turns = new Turns(clock);
     expect(turns.heldFor('b', ['x'])).to.equal(undefined);
     // Three attempts of 50 ms: the hold lasts 150 ms.
-    expect(turns.claim('a', ['x', 'y'], 1, 50)).to.equal(150);
+    expect(turns.claim('a', ['x', 'y'], ['x', 'y'], 1, 50)).to.equal(150);
     expect(turns.heldFor('a', ['x'])).to.equal(undefined);
     // Another writer waits one attempt of the holder's, or what is left of the hold if less.
     expect(turns.heldFor('b', ['z', 'y'])).to.deep.equal({ count: 1, forMs: 50 });
@@ -35,29 +35,29 @@ describe('turns for transactions that keep losing', () => {
   it('lets a hold lapse, bounds it, and lets the transaction that lost more often keep a block', () => {
     const clock = new ManualClock();
     const turns = new Turns(clock);
-    expect(turns.claim('a', ['x'], 2, 1)).to.equal(20); // at least 20 ms
+    expect(turns.claim('a', ['x'], ['x'], 2, 1)).to.equal(20); // at least 20 ms
     clock.ms += 20;
     expect(turns.heldFor('b', ['x'])).to.equal(undefined);
-    expect(turns.claim('a', ['x'], 3, 60_000)).to.equal(1_000); // at most a second
+    expect(turns.claim('a', ['x'], ['x'], 3, 60_000)).to.equal(1_000); // at most a second
     // Fewer losses than the holder: not held for it.
-    expect(turns.claim('b', ['x', 'w'], 1, 10)).to.equal(0);
+    expect(turns.claim('b', ['x', 'w'], ['x', 'w'], 1, 10)).to.equal(0);
     expect(turns.heldFor('c', ['w'])?.count).to.equal(1);
     expect(turns.heldFor('c', ['x'])?.count).to.equal(3);
     // More losses: the block passes to it, once its holder had two of its attempts to use it.
-    expect(turns.claim('b', ['x'], 4, 10)).to.equal(0);
+    expect(turns.claim('b', ['x'], ['x'], 4, 10)).to.equal(0);
     clock.ms += 2 * 60_000;
-    expect(turns.claim('a', ['x'], 3, 10)).to.equal(30); // renewed: still its own
+    expect(turns.claim('a', ['x'], ['x'], 3, 10)).to.equal(30); // renewed: still its own
     clock.ms += 19;
-    expect(turns.claim('b', ['x'], 4, 10)).to.equal(0);
+    expect(turns.claim('b', ['x'], ['x'], 4, 10)).to.equal(0);
     clock.ms += 1;
-    expect(turns.claim('b', ['x'], 4, 10)).to.equal(30);
+    expect(turns.claim('b', ['x'], ['x'], 4, 10)).to.equal(30);
     expect(turns.heldFor('a', ['x'])?.count).to.equal(4);
   });
 
   it('forgets transactions past its bound', () => {
     const clock = new ManualClock();
     const turns = new Turns(clock);
-    for (let i = 0; i < 5_000; i++) turns.claim(`t${i}`, [], 0, 1);
+    for (let i = 0; i < 5_000; i++) turns.claim(`t${i}`, [], [], 0, 1);
     expect(turns.size.lineages).to.be.at.most(4_096);
   });
 });
@@ -84,7 +84,7 @@ describe('a log tail that holds blocks for a replay', () => {
     const lost = await node.tails.commit(request('slow-1', base));
     expect(lost.status).to.equal('conflict');
     // The replay starts from a view that claims its turn.
-    const claim = { lineage: 'slow-1', losses: 1, blocks: ['leaf'], tookMs: 200 };
+    const claim = { lineage: 'slow-1', losses: 1, reads: ['leaf'], writes: ['leaf'], tookMs: 200 };
     const view = await node.tails.view('accounts', claim);
     expect(view.heldMs).to.equal(600);
     expect(view.holds).to.equal(undefined);
@@ -105,7 +105,7 @@ describe('a log tail that holds blocks for a replay', () => {
   it('ignores a malformed claim', async () => {
     ({ node } = await memoryNode(22));
     await node.createCollection('accounts', 'tree');
-    const bad = { lineage: 7, losses: 'many', blocks: 'leaf', tookMs: Number.NaN } as never;
+    const bad = { lineage: 7, losses: 'many', reads: 'leaf', writes: [], tookMs: Number.NaN } as never;
     const view = await node.tails.view('accounts', bad);
     expect(view.heldMs).to.equal(undefined);
     expect((await node.tails.view('accounts')).holds).to.equal(undefined);
@@ -119,32 +119,35 @@ describe('a transaction that a faster writer keeps beating', () => {
   /**
    * Every attempt of the slow transfer lets a competing increment of the same account run between
    * its reads and its commit, as a writer with fewer round trips to the tail would. Without turns it
-   * loses every attempt and gives up; with them, its replay holds the account's leaf and commits.
+   * loses every attempt and gives up; with them, its replay holds the account's leaf, the competitor
+   * gives way (and claims a turn of its own with its next view), and the transfer commits.
    */
   it('commits on its replay, and the competitor after it', async () => {
     let slowRunning = false;
     let competitor: Promise<unknown> | undefined;
-    let competitorRetried: () => void = () => undefined;
+    let competitorGaveWay: () => void = () => undefined;
     const competitors: Promise<unknown>[] = [];
     const hook = async (_trxId: string, attempt: number): Promise<void> => {
-      if (!slowRunning) return;
-      if (competitor !== undefined) {
-        // The competitor's own attempts: a second one means the first gave way (or lost).
-        if (attempt >= 2) competitorRetried();
-        return;
-      }
-      const retried = new Promise<void>((resolve) => (competitorRetried = resolve));
+      if (!slowRunning || competitor !== undefined) return;
+      const gaveWay = new Promise<void>((resolve) => (competitorGaveWay = resolve));
       competitor = node.transact(bump).finally(() => (competitor = undefined));
       competitors.push(competitor);
       if (attempt === 1) {
         await competitor;
         // An attempt of ~30 ms: the replay's hold lasts about three.
         await new Promise((resolve) => setTimeout(resolve, 30));
-      } else await Promise.race([competitor, retried]);
+      } else await Promise.race([competitor, gaveWay]);
     };
     ({ node } = await memoryNode(23, {
       coordinator: { afterExecute: hook, attemptsMax: 4 },
     }));
+    // A view that claims a turn while the competitor runs is the competitor's, after it gave way.
+    const tail = node.tails;
+    const view = tail.view.bind(tail);
+    tail.view = (collection, claim) => {
+      if (claim !== undefined && competitor !== undefined) competitorGaveWay();
+      return view(collection, claim);
+    };
     await node.createCollection('accounts', 'tree');
     ok(await node.transact({ actions: [{ collection: 'accounts', op: 'put', key: 'a', value: { n: 0 } }] }));
     const bump: TxRequest = {
