@@ -8,7 +8,9 @@
 // Workloads: sequential single-key puts from one client (tx/s, p50/p99), 8 concurrent clients on
 // distinct keys of one collection, 8 concurrent clients on 8 collections, and a 2-collection atomic
 // transaction (incr + diary append). On the 3-node network the sequential run is long (history) and
-// its first and last tenths are compared.
+// its first and last tenths are compared. On the in-process networks, transfers on one hot leaf run
+// once through one node and once with the clients spread over the nodes (`.spread`: transfers made
+// per client, since coordinators nearer the tail would otherwise take most commits).
 //
 // Sizes: BENCH_NET_SEQ (sequential transactions on 5 nodes, embedded and multi-process; default 200),
 // BENCH_NET_HISTORY (sequential transactions on 3 nodes; default 2000), BENCH_NET_CONC (transactions
@@ -125,7 +127,9 @@ async function drive(
   count: number,
   workers: number,
   make: (i: number, worker: number) => TxRequest,
-  onDone?: (i: number) => void,
+  onDone?: (i: number, worker: number) => void,
+  /** Where each client sends its transactions (default: `target`). */
+  targetOf?: (worker: number) => Target,
 ): Promise<{ stats: Latencies; samples: number[] }> {
   const samples: number[] = [];
   let next = 0;
@@ -138,7 +142,7 @@ async function drive(
         const i = next++;
         if (i >= count) return;
         const t = performance.now();
-        const outcome = await target.transact(make(i, worker));
+        const outcome = await (targetOf?.(worker) ?? target).transact(make(i, worker));
         samples[i] = performance.now() - t;
         if (outcome.ok) attempts += outcome.attempts;
         else {
@@ -146,7 +150,7 @@ async function drive(
           if (failed[outcome.error.code] === 1)
             emit({ bench: 'network.error', code: outcome.error.code, message: outcome.error.message, at: i });
         }
-        onDone?.(i);
+        if (outcome.ok) onDone?.(i, worker);
       }
     }),
   );
@@ -307,6 +311,51 @@ async function workloads(
   };
 }
 
+/**
+ * The one-leaf transfers again, with the clients spread over the nodes (client w at node w mod n):
+ * coordinators then differ in how many round trips they are from the tail, and optimistic commits
+ * favour the nearest. Reports how many transfers each client made (fairness) beside the usual figures.
+ */
+async function spreadTransfers(label: string, targets: readonly Target[]): Promise<void> {
+  const accounts = 10;
+  await create(label, targets[0]!, 'spread', 'tree');
+  await targets[0]!
+    .transact({
+      actions: Array.from({ length: accounts }, (_, a) => ({
+        collection: 'spread',
+        op: 'put' as const,
+        key: `a${a}`,
+        value: { balance: 1_000_000 },
+      })),
+    })
+    .then(check);
+  const perClient = Array.from({ length: clients }, () => 0);
+  const run = await drive(
+    targets[0]!,
+    concCount,
+    clients,
+    (i, w) => {
+      const from = (i * 7 + w) % accounts;
+      const to = (from + 1 + (i % (accounts - 1))) % accounts;
+      return {
+        actions: [
+          { collection: 'spread', op: 'incr', key: `a${from}`, path: 'balance', by: -1, min: 0 },
+          { collection: 'spread', op: 'incr', key: `a${to}`, path: 'balance', by: 1 },
+        ],
+      };
+    },
+    (_, w) => perClient[w]!++,
+    (w) => targets[w % targets.length]!,
+  );
+  emit({
+    bench: `${label}.tx.transfer.concurrent8.one-leaf.spread`,
+    clients,
+    nodes: targets.length,
+    ...run.stats,
+    perClient,
+  });
+}
+
 // ---- baselines -------------------------------------------------------------------------------------
 
 function ed25519Baseline(): { signPerSec: number; verifyPerSec: number } {
@@ -436,6 +485,10 @@ async function inProcess(
   try {
     const db = nodes[0]!.database;
     const figures = await workloads(`net${count}`, db, sequentialCount, requests);
+    await spreadTransfers(
+      `net${count}`,
+      nodes.map((node) => node.database),
+    );
     const leads = await coordinatorLeads(nodes, 'seq');
     const rssMiB = peakRss / 1024 / 1024;
     emit({
