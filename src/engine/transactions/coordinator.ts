@@ -133,17 +133,21 @@ export class Coordinator {
         for (const [collection, lsn] of outcome.winners ?? [])
           after.set(collection, Math.max(lsn, after.get(collection) ?? 0));
         if (gaveWay) waits++;
+        // Only a transaction that writes claims a turn (a read-only one would hold writers off).
+        const writes = opened.some((c) => c.tracker.hasWrites());
         claims = new Map(
-          opened.map((c) => [
-            c.name,
-            {
-              lineage,
-              losses: attempt + waits,
-              reads: c.tracker.validationReads(),
-              writes: c.tracker.writes(),
-              tookMs: attemptMs,
-            },
-          ]),
+          opened
+            .flatMap((c) => (writes ? [c] : []))
+            .map((c) => [
+              c.name,
+              {
+                lineage,
+                losses: attempt + waits,
+                reads: c.tracker.validationReads(),
+                writes: c.tracker.writes(),
+                tookMs: attemptMs,
+              },
+            ]),
         );
         if (gaveWay) {
           await this.pause(outcome.busyMs + this.components.rng.int(busyJitterMs + 1));
