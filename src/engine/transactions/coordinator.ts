@@ -100,10 +100,12 @@ export class Coordinator {
     options: TransactOptions & { readonly at?: ReadonlyMap<string, number> } = {},
   ): Promise<TxOutcome> {
     let trx: TrxId = '';
+    let lineage = '';
+    // The last attempt's session: if it held a turn and the transaction fails, the turn is given back.
+    let session: TransactionSession | undefined;
     try {
       const checked = validateTxRequest(request);
       let lastConflict = '';
-      let lineage = '';
       // A replay waits for the entries that beat the attempt before to be decided, and claims its
       // turn at each tail (TurnClaim): while they hold its blocks for it, it runs again at once.
       const after = new Map<string, number>();
@@ -117,7 +119,7 @@ export class Coordinator {
         trx = newTrxId(this.components.rng);
         if (lineage === '') lineage = trx;
         const startedAt = this.components.clock.now();
-        const session = new TransactionSession(this.components, trx, options.at, after, claims);
+        session = new TransactionSession(this.components, trx, options.at, after, claims);
         const outcome = await this.attempt(session, attempt + waits, checked, options.at, lineage);
         if (outcome.kind === 'done') {
           const commit = options.certificates === true ? outcome.commit : withoutCertificates(outcome.commit);
@@ -156,6 +158,7 @@ export class Coordinator {
         if (now >= startedAt + heldMs) await this.backoff(attempt, now - startedAt);
         attempt++;
       }
+      this.giveBackTurns(session, lineage);
       return failure(
         new EngineError(
           'CONFLICT',
@@ -165,8 +168,37 @@ export class Coordinator {
         ),
       );
     } catch (error) {
+      this.giveBackTurns(session, lineage);
       return failure(toEngineError(error));
     }
+  }
+
+  /**
+   * A transaction that fails for good (a guard, an expectation, given up) while a tail holds its
+   * blocks for it tells that tail, in the background, so the others need not wait for the hold to
+   * lapse. (One that commits ends its turn with its entry.)
+   */
+  private giveBackTurns(session: TransactionSession | undefined, lineage: string): void {
+    if (session === undefined || lineage === '') return;
+    void session
+      .opened()
+      .then((opened) =>
+        Promise.all(
+          opened
+            .filter((collection) => (collection.view.heldMs ?? 0) > 0)
+            .map((collection) =>
+              this.components.tails.view(collection.name, {
+                lineage,
+                losses: 1,
+                reads: [],
+                writes: [],
+                tookMs: 0,
+                done: true,
+              }),
+            ),
+        ),
+      )
+      .catch(() => undefined);
   }
 
   private async attempt(

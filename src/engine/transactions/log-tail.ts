@@ -271,8 +271,9 @@ export class LogTail implements TailClient {
         });
       }
     }
+    if (parsed?.done === true) this.turns.get(collection)?.withdrawn(parsed.lineage);
     const heldMs =
-      parsed === undefined
+      parsed === undefined || parsed.done === true
         ? 0
         : this.turnsOf(collection).claim(
             parsed.lineage,
@@ -1594,7 +1595,7 @@ const claimBlocksMax = 1024;
 
 /** A replay's claim to a turn (from the network: checked here), or undefined if it is malformed. */
 function parseClaim(claim: TurnClaim): TurnClaim | undefined {
-  const { lineage, losses, reads, writes, tookMs } = claim as Partial<Record<keyof TurnClaim, unknown>>;
+  const { lineage, losses, reads, writes, tookMs, done } = claim as Partial<Record<keyof TurnClaim, unknown>>;
   const ids = (list: unknown): list is BlockId[] =>
     Array.isArray(list) &&
     list.length <= claimBlocksMax &&
@@ -1611,7 +1612,14 @@ function parseClaim(claim: TurnClaim): TurnClaim | undefined {
     !ids(writes)
   )
     return undefined;
-  return { lineage, losses: losses as number, reads, writes, tookMs: Math.max(0, tookMs) };
+  return {
+    lineage,
+    losses: losses as number,
+    reads,
+    writes,
+    tookMs: Math.max(0, tookMs),
+    ...(done === true ? { done } : {}),
+  };
 }
 
 /** The first attempt's id of the transaction a request is an attempt of (ValidationRequest.lineage). */

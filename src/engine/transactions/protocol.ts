@@ -156,6 +156,8 @@ export interface TurnClaim {
   readonly writes: readonly BlockId[];
   /** How long the last attempt took (ms): a hold lasts a few of them. */
   readonly tookMs: number;
+  /** Optional: the transaction failed for good; what the tail holds for it is free again. */
+  readonly done?: true;
 }
 
 export interface ValidationRequest {

@@ -152,6 +152,11 @@ export class Turns {
     this.release(lineage);
   }
 
+  /** The transaction failed for good (its coordinator says so): its turn ends. */
+  withdrawn(lineage: string): void {
+    this.release(lineage);
+  }
+
   /** A prepared entry of this tail was decided: the turn of its transaction ends. */
   decided(trxId: string): void {
     const lineage = this.prepared.get(trxId);

@@ -165,3 +165,33 @@ describe('a transaction that a faster writer keeps beating', () => {
     expect(await value(node, 'accounts', 'a')).to.deep.equal({ n: 102 });
   });
 });
+
+describe('a transaction whose turn ends in a failed guard', () => {
+  let node: SoloNode;
+  afterEach(async () => node?.close());
+
+  it('gives its turn back at once instead of holding the block until the hold lapses', async () => {
+    let armed = false;
+    const hook = async (_trxId: string, attempt: number): Promise<void> => {
+      if (!armed || attempt !== 1) return;
+      armed = false;
+      // Between its reads and its commit, another withdrawal leaves too little for it.
+      ok(await node.transact(take(1)));
+      // A slow attempt: the replay's hold lasts about three of them (well beyond this test).
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    };
+    ({ node } = await memoryNode(24, { coordinator: { afterExecute: hook } }));
+    await node.createCollection('accounts', 'tree');
+    ok(await node.transact({ actions: [{ collection: 'accounts', op: 'put', key: 'a', value: { n: 5 } }] }));
+    const take = (by: number): TxRequest => ({
+      actions: [{ collection: 'accounts', op: 'incr', key: 'a', path: 'n', by: -by, min: 0 }],
+    });
+    armed = true;
+    const outcome = await node.transact(take(5));
+    expect(outcome.ok ? 'ok' : outcome.error.code).to.equal('EXPECT_FAILED');
+    // The replay held the leaf; its coordinator gives it back in the background.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await node.tails.view('accounts')).holds).to.equal(undefined);
+    expect(await value(node, 'accounts', 'a')).to.deep.equal({ n: 4 });
+  });
+});
