@@ -18,9 +18,10 @@ import type { BlockId } from '../base/ids.js';
  * does not count as an attempt, but as a loss in the waiter's own claim, so the longest waiting gets
  * the next turn. A hold ends when its transaction's entry is written (or, prepared, decided), or
  * after about three of its attempts; each replay renews it; for two of its attempts it is its
- * transaction's alone, and after that one that lost more often may take the block. Refusing a commit
- * is always safe (its coordinator runs it again), and holds expire, so a coordinator that dies or
- * gives up delays the others by one hold at most. Holds live in the memory of the node deciding the
+ * transaction's alone, and after that one that lost more often may take the block. A transaction
+ * that then fails for good (a guard, an expectation) gives its turn back (`withdrawn`). Refusing a
+ * commit is always safe (its coordinator runs it again), and holds expire, so a coordinator that dies
+ * delays the others by one hold at most. Holds live in the memory of the node deciding the
  * collection.
  *
  * Tried and dropped: answering a waiter's next view only when the turn ends (long-polling) instead
