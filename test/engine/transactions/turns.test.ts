@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import type { Clock } from '../../../src/engine/base/clock.js';
 import type { SoloNode } from '../../../src/engine/node/solo-node.js';
 import type { CommitRequest, TailOutcome } from '../../../src/engine/transactions/protocol.js';
+import { SeededRng } from '../../../src/engine/base/rng.js';
+import { TransactionSession } from '../../../src/engine/transactions/session.js';
 import { Turns } from '../../../src/engine/transactions/turns.js';
 import type { TxRequest } from '../../../src/engine/transactions/tx-types.js';
 import { memoryNode, ok, value } from '../../helpers/solo.js';
@@ -193,5 +195,46 @@ describe('a transaction whose turn ends in a failed guard', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect((await node.tails.view('accounts')).holds).to.equal(undefined);
     expect(await value(node, 'accounts', 'a')).to.deep.equal({ n: 4 });
+  });
+});
+
+describe('a replay whose attempt lost to an entry still being decided', () => {
+  let node: SoloNode;
+  afterEach(async () => node?.close());
+
+  it('reads once that entry is decided, not below it', async () => {
+    ({ node } = await memoryNode(25));
+    await node.createCollection('accounts', 'tree');
+    const base = (await node.tails.view('accounts')).stableLsn;
+    // A transaction of two collections is prepared here and waits for its other collection.
+    const prepared = await node.tails.prepare({
+      collection: 'accounts',
+      trxId: 'other-collections',
+      baseLsn: base,
+      reads: ['leaf'],
+      writes: ['leaf'],
+      actions: [{ op: 'note' }],
+      participants: ['accounts', 'ledger'],
+      expiresAt: Date.now() + 60_000,
+    });
+    expect(prepared.status).to.equal('prepared');
+    const lsn = (prepared as { lsn: number }).lsn;
+    expect((await node.tails.view('accounts')).stableLsn).to.be.below(lsn);
+    setTimeout(() => {
+      void node.tails.decide({
+        collection: 'accounts',
+        trxId: 'other-collections',
+        outcome: 'aborted',
+        proof: [],
+      });
+    }, 30);
+    const session = new TransactionSession(
+      { repo: node.repo, tails: node.tails, rng: new SeededRng(5) },
+      'replay',
+      new Map(),
+      new Map([['accounts', lsn]]),
+    );
+    const collection = await session.collection('accounts');
+    expect(collection.atLsn).to.be.at.least(lsn);
   });
 });
