@@ -279,27 +279,8 @@ async function workloads(
   // Contention: the clients move money among 10 accounts that share one leaf (two guarded increments
   // per transfer), so concurrent transfers conflict on that block and take turns through retries:
   // throughput, attempts per commit, and transfers that gave up (`failed.CONFLICT`).
-  const accounts = 10;
-  await target
-    .transact({
-      actions: Array.from({ length: accounts }, (_, a) => ({
-        collection: 'hot',
-        op: 'put' as const,
-        key: `a${a}`,
-        value: { balance: 1_000_000 },
-      })),
-    })
-    .then(check);
-  const hot = await drive(target, concCount, clients, (i, w) => {
-    const from = (i * 7 + w) % accounts;
-    const to = (from + 1 + (i % (accounts - 1))) % accounts;
-    return {
-      actions: [
-        { collection: 'hot', op: 'incr', key: `a${from}`, path: 'balance', by: -1, min: 0 },
-        { collection: 'hot', op: 'incr', key: `a${to}`, path: 'balance', by: 1 },
-      ],
-    };
-  });
+  await openAccounts(target, 'hot');
+  const hot = await drive(target, concCount, clients, (i, w) => hotTransfer('hot', i, w));
   emit({ bench: `${label}.tx.transfer.concurrent8.one-leaf`, clients, ...hot.stats });
   return {
     sequential: seq.stats,
@@ -311,39 +292,48 @@ async function workloads(
   };
 }
 
-/**
- * The one-leaf transfers again, with the clients spread over the nodes (client w at node w mod n):
- * coordinators then differ in how many round trips they are from the tail, and optimistic commits
- * favour the nearest. Reports how many transfers each client made (fairness) beside the usual figures.
- */
-async function spreadTransfers(label: string, targets: readonly Target[]): Promise<void> {
-  const accounts = 10;
-  await create(label, targets[0]!, 'spread', 'tree');
-  await targets[0]!
+/** Accounts of the one-leaf transfers: few enough to share one leaf. */
+const hotAccounts = 10;
+
+function openAccounts(target: Target, collection: string): Promise<void> {
+  return target
     .transact({
-      actions: Array.from({ length: accounts }, (_, a) => ({
-        collection: 'spread',
+      actions: Array.from({ length: hotAccounts }, (_, a) => ({
+        collection,
         op: 'put' as const,
         key: `a${a}`,
         value: { balance: 1_000_000 },
       })),
     })
     .then(check);
+}
+
+/** Transfer `i` of client `w`: two guarded increments on accounts of one leaf. */
+function hotTransfer(collection: string, i: number, w: number): TxRequest {
+  const from = (i * 7 + w) % hotAccounts;
+  const to = (from + 1 + (i % (hotAccounts - 1))) % hotAccounts;
+  return {
+    actions: [
+      { collection, op: 'incr', key: `a${from}`, path: 'balance', by: -1, min: 0 },
+      { collection, op: 'incr', key: `a${to}`, path: 'balance', by: 1 },
+    ],
+  };
+}
+
+/**
+ * The one-leaf transfers again, with the clients spread over the nodes (client w at node w mod n):
+ * coordinators then differ in how many round trips they are from the tail, and optimistic commits
+ * favour the nearest. Reports how many transfers each client made (fairness) beside the usual figures.
+ */
+async function spreadTransfers(label: string, targets: readonly Target[]): Promise<void> {
+  await create(label, targets[0]!, 'spread', 'tree');
+  await openAccounts(targets[0]!, 'spread');
   const perClient = Array.from({ length: clients }, () => 0);
   const run = await drive(
     targets[0]!,
     concCount,
     clients,
-    (i, w) => {
-      const from = (i * 7 + w) % accounts;
-      const to = (from + 1 + (i % (accounts - 1))) % accounts;
-      return {
-        actions: [
-          { collection: 'spread', op: 'incr', key: `a${from}`, path: 'balance', by: -1, min: 0 },
-          { collection: 'spread', op: 'incr', key: `a${to}`, path: 'balance', by: 1 },
-        ],
-      };
-    },
+    (i, w) => hotTransfer('spread', i, w),
     (_, w) => perClient[w]!++,
     (w) => targets[w % targets.length]!,
   );

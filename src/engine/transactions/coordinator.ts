@@ -138,18 +138,16 @@ export class Coordinator {
         // Only a transaction that writes claims a turn (a read-only one would hold writers off).
         const writes = opened.some((c) => c.tracker.hasWrites());
         claims = new Map(
-          opened
-            .flatMap((c) => (writes ? [c] : []))
-            .map((c) => [
-              c.name,
-              {
-                lineage,
-                losses: attempt + waits,
-                reads: c.tracker.validationReads(),
-                writes: c.tracker.writes(),
-                tookMs: attemptMs,
-              },
-            ]),
+          (writes ? opened : []).map((c) => [
+            c.name,
+            {
+              lineage,
+              losses: attempt + waits,
+              reads: c.tracker.validationReads(),
+              writes: c.tracker.writes(),
+              tookMs: attemptMs,
+            },
+          ]),
         );
         if (gaveWay) {
           await this.pause(outcome.busyMs + this.components.rng.int(busyJitterMs + 1));
@@ -605,13 +603,9 @@ function noteRefusal(
   refusal: Refusal,
   outcomes: readonly (readonly [collection: string, outcome: TailOutcome])[],
 ): void {
-  const ms = (value: unknown): number =>
-    typeof value === 'number' && Number.isFinite(value) && value > 0
-      ? Math.min(value, limits.transactionBackoffMaxMs)
-      : 0;
   for (const [collection, outcome] of outcomes) {
     if (outcome.status !== 'conflict') continue;
-    refusal.busyMs = Math.max(refusal.busyMs, ms(outcome.busyMs));
+    refusal.busyMs = Math.max(refusal.busyMs, turnWaitMs(outcome.busyMs));
     const winners: unknown = outcome.winners;
     if (!Array.isArray(winners)) continue;
     for (const lsn of winners)
@@ -630,16 +624,17 @@ function heldForOthers(opened: readonly SessionCollection[]): number {
     const writes = new Set(collection.tracker.writes());
     for (const hold of holds as unknown[]) {
       const { blockId, forMs } = (hold ?? {}) as { blockId?: unknown; forMs?: unknown };
-      if (
-        typeof blockId === 'string' &&
-        writes.has(blockId) &&
-        typeof forMs === 'number' &&
-        Number.isFinite(forMs)
-      )
-        ms = Math.max(ms, Math.min(forMs, limits.transactionBackoffMaxMs));
+      if (typeof blockId === 'string' && writes.has(blockId)) ms = Math.max(ms, turnWaitMs(forMs));
     }
   }
   return ms;
+}
+
+/** A wait a tail asked for (from the network: checked), at most transactionBackoffMaxMs; 0 if none. */
+function turnWaitMs(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0
+    ? Math.min(value, limits.transactionBackoffMaxMs)
+    : 0;
 }
 
 /** Spread of the pauses of transactions that wait for a hold to end, so they do not all come at once. */

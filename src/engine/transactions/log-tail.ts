@@ -90,6 +90,13 @@ export interface LogTailInit {
   readonly coordinatorId?: string;
 }
 
+/** A transaction a batch accepted: its turn ends when its entry is written, or decided if prepared. */
+interface AcceptedTurn {
+  readonly trxId: TrxId;
+  readonly lineage: string;
+  readonly prepared: boolean;
+}
+
 /** A request waiting for the next batch of decisions of its collection. */
 interface QueuedDecision {
   readonly request: CommitRequest;
@@ -277,7 +284,7 @@ export class LogTail implements TailClient {
         ? 0
         : this.turnsOf(collection).claim(
             parsed.lineage,
-            [...new Set([...parsed.reads, ...parsed.writes])],
+            parsed.reads,
             parsed.writes,
             parsed.losses,
             parsed.tookMs,
@@ -710,7 +717,7 @@ export class LogTail implements TailClient {
     batch: readonly QueuedDecision[],
     adoptions = 0,
   ): Promise<void> {
-    const accepted: { readonly trxId: TrxId; readonly lineage: string; readonly prepared: boolean }[] = [];
+    const accepted: AcceptedTurn[] = [];
     try {
       await this.decideBatchOnce(collection, batch, adoptions, accepted);
     } finally {
@@ -724,7 +731,7 @@ export class LogTail implements TailClient {
     collection: string,
     batch: readonly QueuedDecision[],
     adoptions: number,
-    accepted: { readonly trxId: TrxId; readonly lineage: string; readonly prepared: boolean }[],
+    accepted: AcceptedTurn[],
   ): Promise<void> {
     let state: TailState;
     try {
@@ -736,7 +743,7 @@ export class LogTail implements TailClient {
       return;
     }
     const oldest = state.window[0]?.lsn ?? state.lastLsn + 1;
-    const turns = this.turnsOf(collection);
+    const turns = this.turns.get(collection);
     const provisional: WindowEntry[] = [];
     const planned: { item: QueuedDecision; lsn: number }[] = [];
     for (let index = 0; index < batch.length; index++) {
@@ -775,7 +782,7 @@ export class LogTail implements TailClient {
         continue;
       }
       const lineage = lineageOf(request);
-      const givesWay = turns.heldFor(lineage, request.writes);
+      const givesWay = turns?.heldFor(lineage, request.writes);
       if (givesWay !== undefined) {
         item.resolve({
           status: 'conflict',
@@ -1585,7 +1592,6 @@ export class LogTail implements TailClient {
   }
 }
 
-/** A decision nothing changes any more (a prepared entry is still to be decided). */
 /** Held blocks a view lists at most. */
 const viewHoldsMax = 64;
 
@@ -1630,6 +1636,7 @@ function lineageOf(request: CommitRequest): string {
     : request.trxId;
 }
 
+/** A decision nothing changes any more (a prepared entry is still to be decided). */
 function final(status: EntryStatus | undefined): status is 'committed' | 'aborted' {
   return status === 'committed' || status === 'aborted';
 }

@@ -54,21 +54,20 @@ export class Turns {
         this.holds.delete(blockId);
         continue;
       }
-      // Its transaction should be done within about one attempt; the hold ends then.
-      return { count: hold.count, forMs: Math.min(hold.until - now, hold.attemptMs) };
+      return { count: hold.count, forMs: waitMs(hold, now) };
     }
     return undefined;
   }
 
   /**
-   * A replay of `lineage` whose `losses` attempts so far all failed (it read and wrote `blocks` in
-   * this collection, `writes` among them, and its last attempt took `tookMs`) starts again: its
-   * blocks are held for it. Returns how long (ms), or 0 when a block it writes is not (one held for
+   * A replay of `lineage` whose `losses` attempts so far all failed (it read `reads` and wrote
+   * `writes` in this collection, and its last attempt took `tookMs`) starts again: those blocks are
+   * held for it. Returns how long (ms), or 0 when a block it writes is not (one held for
    * a transaction that lost more often).
    */
   claim(
     lineage: string,
-    blocks: readonly BlockId[],
+    reads: readonly BlockId[],
     writes: readonly BlockId[],
     losses: number,
     tookMs: number,
@@ -87,7 +86,7 @@ export class Turns {
     if (known.count < holdAfterLosses) return 0;
     const holdMs = Math.min(holdMaxMs, Math.max(holdMinMs, holdAttempts * tookMs));
     const missed = new Set<BlockId>();
-    for (const blockId of new Set([...blocks, ...writes])) {
+    for (const blockId of new Set([...reads, ...writes])) {
       const hold = this.holds.get(blockId);
       // Another's live hold stays its own for two of its attempts (those who wait for it are told to
       // come back after one), and after that unless this transaction waited and lost more often.
@@ -134,7 +133,7 @@ export class Turns {
         continue;
       }
       if (hold.lineage === lineage) continue;
-      held.push({ blockId, forMs: Math.min(hold.until - now, hold.attemptMs) });
+      held.push({ blockId, forMs: waitMs(hold, now) });
       if (held.length >= max) break;
     }
     return held;
@@ -193,6 +192,11 @@ export class Turns {
   private dropExpiredHolds(now: number): void {
     for (const [blockId, hold] of this.holds) if (hold.until <= now) this.holds.delete(blockId);
   }
+}
+
+/** How long a writer of a held block waits: its holder should be done within about one attempt. */
+function waitMs(hold: Hold, now: number): number {
+  return Math.min(hold.until - now, hold.attemptMs);
 }
 
 interface Lineage {
