@@ -131,6 +131,8 @@ export interface TransferRecord extends Settled {
   readonly transfer: Transfer;
   readonly client: number;
   readonly node: number;
+  /** When it was sent, ms from the start of the run. */
+  readonly at: number;
   outcome: Outcome;
   /** The error code of a failed or unknown outcome (or `no-answer` / `process-exit`). */
   code?: string;
@@ -676,7 +678,13 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
         to: accountName(to),
         amount: 1 + Math.floor(random() * options.maxAmount),
       };
-      const record: TransferRecord = { transfer, client: c, node, outcome: 'unknown' };
+      const record: TransferRecord = {
+        transfer,
+        client: c,
+        node,
+        at: Date.now() - t0,
+        outcome: 'unknown',
+      };
       records.push(record);
       return { record, line: transferLine(transfer) };
     };
@@ -837,7 +845,13 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
             to: accountName((2 * node.index + 1) % options.accounts),
             amount: 0,
           };
-          const record: TransferRecord = { transfer, client: -1, node: node.index, outcome: 'unknown' };
+          const record: TransferRecord = {
+            transfer,
+            client: -1,
+            node: node.index,
+            at: Date.now() - t0,
+            outcome: 'unknown',
+          };
           records.push(record);
           const left = Math.max(1000, livenessDeadline - Date.now());
           const run = await cliWithInput(
@@ -917,6 +931,9 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
         );
     });
 
+    // Every transfer with its timing beside the node logs: what a slow or failed one met.
+    if (options.keep === true)
+      writeFileSync(join(root, 'transfers.ndjson'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
     const check = checkHistory(options, records, balances, entries);
     violations.push(...check.violations);
     const listAppendReport =

@@ -47,7 +47,8 @@ Options:
   --tx-timeout S     give up on an unanswered transaction after S seconds (default ${defaultFaultOptions.txTimeoutSeconds})
   --seed N           seed of the workload and kill schedule (default: random, printed)
   --cluster-size K   passed to node start
-  --keep             keep the data directories and every node's log (<dir>/nN.ndjson; path printed)
+  --keep             keep the data directories, every node's log (<dir>/nN.ndjson) and every
+                     transfer with its timing (<dir>/transfers.ndjson); the path is printed
   --json             print the report as JSON too
   -h, --help         this text
 `;
