@@ -136,6 +136,29 @@ function check(outcome: Awaited<ReturnType<Database['transact']>>): void {
     throw new Error(`bench transaction failed: ${outcome.error.code} ${outcome.error.message}`);
 }
 
+/** `keys` put transactions, key `keyOf(i)` for the i-th, from 8 concurrent writers. */
+async function concurrentPuts(
+  db: Database,
+  keyOf: (i: number) => number,
+): Promise<{ ms: number; replaysPerTx: number }> {
+  await db.createCollection('users', 'tree');
+  let next = 0;
+  let attempts = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const i = next++;
+      if (i >= keys) return;
+      const outcome = await db.transact(putTx('users', keyOf(i)));
+      check(outcome);
+      if (outcome.ok) attempts += outcome.attempts;
+    }
+  };
+  const ms = await timed(async () => {
+    await Promise.all(Array.from({ length: 8 }, worker));
+  });
+  return { ms, replaysPerTx: round(attempts / keys - 1, 3) };
+}
+
 const putTx = (collection: string, i: number): TxRequest => ({
   actions: [{ collection, op: 'put', key: `user${String(i).padStart(6, '0')}`, value: value(i) }],
 });
@@ -191,23 +214,10 @@ async function main(): Promise<void> {
     });
 
   // 2: 8 concurrent single-key put transactions on distinct keys (group commit).
+  // The keys are spread over the tree ((i * 7919) % keys): eight writers of one leaf would conflict.
   if (runsWorkload('concurrent'))
     await withDb('conc', async (db) => {
-      await db.createCollection('users', 'tree');
-      let next = 0;
-      let attempts = 0;
-      const worker = async (): Promise<void> => {
-        for (;;) {
-          const i = next++;
-          if (i >= keys) return;
-          const outcome = await db.transact(putTx('users', (i * 7919) % keys));
-          check(outcome);
-          if (outcome.ok) attempts += outcome.attempts;
-        }
-      };
-      const ms = await timed(async () => {
-        await Promise.all(Array.from({ length: 8 }, worker));
-      });
+      const { ms, replaysPerTx } = await concurrentPuts(db, (i) => (i * 7919) % keys);
       report(
         'tx.put.concurrent8',
         keys,
@@ -215,7 +225,20 @@ async function main(): Promise<void> {
         { name: 'raw.put.sync', opsPerSec: raw['putSync']! },
         { ratioMin: 2 },
       );
-      emit({ bench: 'tx.put.concurrent8.replays', replaysPerTx: round(attempts / keys - 1, 3) });
+      emit({ bench: 'tx.put.concurrent8.replays', replaysPerTx });
+    });
+
+  // 2b: the same with ascending keys (ids, timestamps): every insert goes to the rightmost leaf, and
+  // validation is per block, so concurrent inserts there conflict and replay (docs/ARCHITECTURE.md,
+  // "Backward validation per block"). No target: the figure shows what such a workload gets.
+  if (runsWorkload('concurrent'))
+    await withDb('conc-ascending', async (db) => {
+      const { ms, replaysPerTx } = await concurrentPuts(db, (i) => i);
+      report('tx.put.concurrent8.ascending-keys', keys, ms, {
+        name: 'raw.put.sync',
+        opsPerSec: raw['putSync']!,
+      });
+      emit({ bench: 'tx.put.concurrent8.ascending-keys.replays', replaysPerTx });
     });
 
   // 3: one transaction of `keys` puts.
