@@ -68,6 +68,10 @@ const strict = process.env['OPTIMYSTIC_FAULT_STRICT'] === '1';
       else if (report.liveness.length > 0)
         console.error(`      (liveness, not checked: ${report.liveness.join('; ')})`);
       expect(report.ops.ok, `seed ${seed}: no transfer was acknowledged\n${text}`).to.be.greaterThan(0);
+      // The latency split by kills covers every acknowledged transfer, and names the slowest ones.
+      const { metKill, clear } = report.okLatencyByKills;
+      expect((metKill?.count ?? 0) + (clear?.count ?? 0), text).to.equal(report.ops.ok);
+      expect(report.slowest.length, text).to.equal(Math.min(5, report.ops.ok));
       expect(report.restarts.length, `seed ${seed}: no node was killed\n${text}`).to.be.greaterThan(0);
       expect(
         report.restarts.every((r) => r.recoveryMs !== undefined),

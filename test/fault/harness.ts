@@ -177,6 +177,17 @@ export interface FaultReport {
   readonly okLatencyMs: { readonly p50: number; readonly p99: number; readonly max: number } | undefined;
   /** Attempts per acknowledged transfer (conflicts replay a transaction). */
   readonly okAttempts: { readonly mean: number; readonly max: number } | undefined;
+  /**
+   * The same latency apart for the acknowledged transfers that ran while a node was down (from its
+   * kill until it served a read again) and for the others: what the kills cost, and what contention
+   * alone does.
+   */
+  readonly okLatencyByKills: {
+    readonly metKill: LatencyFigures | undefined;
+    readonly clear: LatencyFigures | undefined;
+  };
+  /** The slowest acknowledged transfers, with the nodes that were down while each ran. */
+  readonly slowest: readonly SlowTransfer[];
   readonly dataRoot: string;
   /** The list-append workload: its outcomes and what the history check found. */
   readonly listAppend:
@@ -191,6 +202,25 @@ export interface FaultReport {
         readonly anomalies: number;
       }
     | undefined;
+}
+
+export interface LatencyFigures {
+  readonly count: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+export interface SlowTransfer {
+  readonly id: string;
+  readonly client: number;
+  readonly node: number;
+  /** Sent at, ms from the start of the run. */
+  readonly at: number;
+  readonly ms: number;
+  readonly attempts: number | undefined;
+  /** Nodes down (killed, not yet serving reads) at some point while it ran. */
+  readonly down: readonly number[];
 }
 
 // ---- small tools ---------------------------------------------------------------------------------
@@ -973,6 +1003,7 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
       workloadMs,
       okLatencyMs: latencies(records),
       okAttempts: attemptsOf(records),
+      ...byKills(records, restarts, Date.now() - t0),
       dataRoot: root,
       listAppend: listAppendReport,
     };
@@ -1123,6 +1154,58 @@ async function undecided(cliRoot: string, node: NodeHandle, collections: readonl
   );
   return parts.join('; ');
 }
+
+/** Workload transfers that were acknowledged, each with the nodes down while it ran. */
+function acknowledged(
+  records: readonly TransferRecord[],
+  restarts: readonly Restart[],
+  endMs: number,
+): { record: TransferRecord; ms: number; down: number[] }[] {
+  return records.flatMap((record) => {
+    if (record.client < 0 || record.outcome !== 'ok' || record.ms === undefined) return [];
+    const ms = record.ms;
+    const down = restarts
+      .filter((r) => r.killedAt <= record.at + ms && record.at <= r.killedAt + (r.downMs ?? endMs))
+      .map((r) => r.node);
+    return [{ record, ms, down: [...new Set(down)].sort((a, b) => a - b) }];
+  });
+}
+
+function figures(ms: number[]): LatencyFigures | undefined {
+  if (ms.length === 0) return undefined;
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1)! };
+}
+
+function byKills(
+  records: readonly TransferRecord[],
+  restarts: readonly Restart[],
+  endMs: number,
+): Pick<FaultReport, 'okLatencyByKills' | 'slowest'> {
+  const acked = acknowledged(records, restarts, endMs);
+  return {
+    okLatencyByKills: {
+      metKill: figures(acked.filter((a) => a.down.length > 0).map((a) => a.ms)),
+      clear: figures(acked.filter((a) => a.down.length === 0).map((a) => a.ms)),
+    },
+    slowest: acked
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, slowestShown)
+      .map(({ record, ms, down }) => ({
+        id: record.transfer.id,
+        client: record.client,
+        node: record.node,
+        at: record.at,
+        ms,
+        attempts: record.attempts,
+        down,
+      })),
+  };
+}
+
+/** Slowest acknowledged transfers the report lists. */
+const slowestShown = 5;
 
 function latencies(records: readonly TransferRecord[]): FaultReport['okLatencyMs'] {
   const ms = records
@@ -1387,6 +1470,22 @@ export function formatReport(report: FaultReport): string {
         (report.okAttempts !== undefined
           ? `; attempts mean ${report.okAttempts.mean}, max ${report.okAttempts.max}`
           : ''),
+    );
+  const { metKill, clear } = report.okLatencyByKills;
+  const part = (label: string, f: LatencyFigures | undefined): string =>
+    f === undefined
+      ? `${label}: none`
+      : `${label}: ${f.count}, p50 ${f.p50} ms, p99 ${f.p99} ms, max ${f.max} ms`;
+  if (metKill !== undefined || clear !== undefined)
+    lines.push(`  ${part('while a node was down', metKill)}; ${part('with every node up', clear)}`);
+  if (report.slowest.length > 0)
+    lines.push(
+      `  slowest: ${report.slowest
+        .map(
+          (t) =>
+            `${t.id} (client ${t.client} via node ${t.node}, sent at ${(t.at / 1000).toFixed(1)} s) ${t.ms} ms, ${t.attempts === undefined ? '?' : `${t.attempts} attempt${t.attempts === 1 ? '' : 's'}`}, ${t.down.length === 0 ? 'every node up' : `node ${t.down.join(', ')} down`}`,
+        )
+        .join('; ')}`,
     );
   lines.push(
     `after settling, a transfer through each node committed: ${report.afterSettle.map((r) => `node ${r.node} ${r.outcome === 'ok' ? `after ${r.ms ?? '?'} ms` : `never (${r.code ?? '?'})`}`).join(', ')}`,

@@ -29,7 +29,9 @@ the liveness window. Beside the bank, --list-clients clients run a list-append w
 history is checked for lost appends and serializability anomalies: a cycle of write-write,
 write-read and read-write dependencies among committed transactions (G0, G1c, G2), reads of values
 no committed transaction appended, and lists whose orders disagree. Exits 1 on any violation or
-liveness failure.
+liveness failure. The report gives the latency of acknowledged transfers, also apart for those that
+ran while a node was down (killed and not yet serving reads) and those that did not, and lists the
+slowest ones.
 
 Options:
   --nodes N          node processes (default ${defaultFaultOptions.nodes})
