@@ -5,8 +5,10 @@ import {
   exitCodeFor,
   jsonLine,
   openLineInput,
+  progressWanted,
   runTxLines,
   splitLines,
+  TxProgress,
   type InputLine,
 } from '../ui/cli/index.js';
 
@@ -27,6 +29,8 @@ export default class Tx extends DataCommand<typeof Tx> {
     'With --certificates, each collection in "commit" also carries its commit certificate: the log ' +
     "decision signed by a majority of the collection's tail group (a solo data dir: by its own identity). " +
     'Check them offline with `optimystic block verify --certificates FILE`.\n\n' +
+    'When stderr is a terminal and stdout is not (results going to a file or a pipe), a progress line ' +
+    'on stderr shows the transactions done, failed and per second, and a summary line ends the run.\n\n' +
     'Exit status: 0 when every line succeeded, otherwise the exit code of the first failed line (see ' +
     'docs/errors.md). No input at all is a usage error (exit 2).';
   static override examples = [
@@ -81,13 +85,24 @@ export default class Tx extends DataCommand<typeof Tx> {
     }
 
     const { certificates } = this.flags;
+    // Results going to a file or pipe while a person watches the terminal: show how far it got.
+    const progress = progressWanted(process.stdout.isTTY, process.stderr.isTTY)
+      ? new TxProgress((text) => process.stderr.write(text))
+      : undefined;
     const summary = await this.withDatabase((db) =>
       runTxLines(allLines(first.value), (request) => db.transact(request, { certificates }), {
         concurrency: this.flags.concurrency,
         signal: this.interrupt.signal,
-        emit: (line) => this.out.lines([jsonLine(line)]),
+        emit: async (line) => {
+          await this.out.lines([jsonLine(line)]);
+          progress?.result(line.ok);
+        },
       }),
-    );
+    ).catch((error: unknown) => {
+      progress?.clear();
+      throw error;
+    });
+    progress?.finish(summary.interrupted);
     if (summary.interrupted) {
       throw new EngineError(
         'INTERRUPTED',

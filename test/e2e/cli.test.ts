@@ -9,7 +9,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -641,6 +641,37 @@ describe('optimystic CLI, end to end through the built binary', function () {
         { index: 0, value: 'first' },
         { index: 1, value: 'second' },
       ]);
+    });
+  });
+
+  describe('tx progress', () => {
+    it('shows progress and a summary on a terminal stderr while the results go to a file, nothing when piped', async function () {
+      // `script` (util-linux) gives the command a terminal; stdout is redirected to a file inside it.
+      if (spawnSync('script', ['--version']).status !== 0) this.skip();
+      const data = freshDir('progress');
+      expect((await cli(['collection', 'create', 'users', '--type', 'tree'], { data })).code).to.equal(0);
+      const input = join(tmp, 'progress-input.ndjson');
+      const puts = Array.from({ length: 300 }, (_, i) =>
+        JSON.stringify({ actions: [{ collection: 'users', op: 'put', key: `u${i}`, value: { i } }] }),
+      );
+      writeFileSync(input, `${puts.join('\n')}\n${puts[0]!.replace('users', 'nosuch')}\n`);
+      const results = join(tmp, 'progress-results.ndjson');
+      const command = `'${process.execPath}' '${join(cliRoot, 'bin', 'run.js')}' tx --file '${input}' > '${results}'`;
+      const onTerminal = spawnSync('script', ['-qec', command, '/dev/null'], {
+        cwd: cliRoot,
+        env: cleanEnv({ OPTIMYSTIC_DATA: data }),
+        encoding: 'utf8',
+      });
+      // The exit code of the failed last line (NOT_FOUND), and a summary that counts it.
+      expect(onTerminal.status, onTerminal.stdout).to.equal(4);
+      expect(onTerminal.stdout).to.match(/tx: 301 transactions in [\d.]+ s \([\d,]+\/s\): 300 ok, 1 failed/);
+      const written = readFileSync(results, 'utf8').trim().split('\n');
+      expect(written).to.have.length(301);
+      expect(written.every((line) => !line.includes('tx: '))).to.equal(true);
+
+      const piped = await cli(['tx', '--file', input], { data });
+      expect(piped.code).to.equal(4);
+      expect(piped.stderr).to.equal('');
     });
   });
 });

@@ -19,6 +19,7 @@ export { transactOne, type SingleActionOutcome } from './single-action.js';
 export { openLineInput } from './line-input.js';
 export { splitLines, type InputLine } from './tx-lines.js';
 export { parseInputLine, runTxLines, type TxResultLine, type TxRunSummary } from './tx-runner.js';
+export { progressWanted, TxProgress } from './tx-progress.js';
 export { describeTransform, parseBlockIdArgument } from './block-id.js';
 export {
   closestRows,
