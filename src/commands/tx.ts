@@ -30,7 +30,8 @@ export default class Tx extends DataCommand<typeof Tx> {
     "decision signed by a majority of the collection's tail group (a solo data dir: by its own identity). " +
     'Check them offline with `optimystic block verify --certificates FILE`.\n\n' +
     'When stderr is a terminal and stdout is not (results going to a file or a pipe), a progress line ' +
-    'on stderr shows the transactions done, failed and per second, and a summary line ends the run.\n\n' +
+    'on stderr shows the transactions done, failed and per second, and a summary line ends the run ' +
+    '(with the replays, when lines conflicted with each other and ran again).\n\n' +
     'Exit status: 0 when every line succeeded, otherwise the exit code of the first failed line (see ' +
     'docs/errors.md). No input at all is a usage error (exit 2).';
   static override examples = [
@@ -95,7 +96,7 @@ export default class Tx extends DataCommand<typeof Tx> {
         signal: this.interrupt.signal,
         emit: async (line) => {
           await this.out.lines([jsonLine(line)]);
-          progress?.result(line.ok);
+          progress?.result(line.ok, line.ok ? line.attempts : 1);
         },
       }),
     ).catch((error: unknown) => {

@@ -39,6 +39,19 @@ describe('tx progress on a terminal', () => {
     ]);
   });
 
+  it('counts the replays of committed transactions in the summary', () => {
+    const { progress, written, clock } = harness();
+    clock.ms += 2_000;
+    progress.result(true, 3);
+    progress.result(true, 1);
+    progress.result(true, 2);
+    progress.result(false);
+    progress.finish();
+    expect(written.at(-1)).to.equal(
+      '\rtx: 4 transactions in 2.0 s (2/s): 3 ok, 1 failed, 3 replays after conflicts\x1b[K\n',
+    );
+  });
+
   it('prints only the summary for a run too short to draw, and erases a drawn line on failure', () => {
     const short = harness();
     short.clock.ms += 20;

@@ -8,6 +8,8 @@
 export class TxProgress {
   private done = 0;
   private failed = 0;
+  /** Attempts beyond the first of committed transactions: lines that conflicted and ran again. */
+  private replays = 0;
   private lastDrawAt: number;
   private drawn = false;
   private readonly startedAt: number;
@@ -21,10 +23,11 @@ export class TxProgress {
     this.lastDrawAt = this.startedAt;
   }
 
-  /** One more result line was written. */
-  result(ok: boolean): void {
+  /** One more result line was written (`attempts`: what a committed one took). */
+  result(ok: boolean, attempts = 1): void {
     this.done++;
     if (!ok) this.failed++;
+    this.replays += Math.max(0, attempts - 1);
     const now = this.now();
     if (now - this.lastDrawAt < this.redrawMs) return;
     this.lastDrawAt = now;
@@ -41,6 +44,7 @@ export class TxProgress {
       `tx: ${countOf(this.done, 'transaction')} in ${seconds.toFixed(1)} s` +
       (seconds > 0 ? ` (${counts.format(this.done / seconds)}/s)` : '') +
       `: ${counts.format(ok)} ok, ${counts.format(this.failed)} failed` +
+      (this.replays > 0 ? `, ${countOf(this.replays, 'replay')} after conflicts` : '') +
       (interrupted ? '; interrupted' : '');
     this.write(`${this.drawn ? '\r' : ''}${text}${this.drawn ? clearToEnd : ''}\n`);
   }
