@@ -128,8 +128,9 @@ export class Coordinator {
         lastConflict = outcome.message;
         const now = this.components.clock.now();
         const gaveWay = outcome.busyMs !== undefined;
-        // A hold lasts a few attempts: of one that ran its course, not of one that gave way early.
-        if (!gaveWay || attemptMs === 0) attemptMs = now - startedAt;
+        // A hold lasts a few attempts: of one that ran its course, not of one that gave way early (0
+        // until one did: the tail counts on its usual attempt).
+        if (!gaveWay) attemptMs = now - startedAt;
         const opened = await session.opened().catch(() => []);
         const heldMs = Math.max(0, ...opened.map((c) => c.view.heldMs ?? 0));
         for (const [collection, lsn] of outcome.winners ?? [])
@@ -150,6 +151,7 @@ export class Coordinator {
           ]),
         );
         if (gaveWay) {
+          this.tellTails(opened, lineage, 'paused');
           await this.pause(outcome.busyMs + this.components.rng.int(busyJitterMs + 1));
           continue;
         }
@@ -180,23 +182,21 @@ export class Coordinator {
     if (session === undefined || lineage === '') return;
     void session
       .opened()
-      .then((opened) =>
-        Promise.all(
-          opened
-            .filter((collection) => (collection.view.heldMs ?? 0) > 0)
-            .map((collection) =>
-              this.components.tails.view(collection.name, {
-                lineage,
-                losses: 1,
-                reads: [],
-                writes: [],
-                tookMs: 0,
-                done: true,
-              }),
-            ),
-        ),
-      )
+      .then((opened) => this.tellTails(opened, lineage, 'done'))
       .catch(() => undefined);
+  }
+
+  /**
+   * Tells each tail that holds blocks for the transaction, in the background, that it is done (its
+   * turn ends) or has paused (it gave way elsewhere: what the tail holds for it may pass on).
+   */
+  private tellTails(opened: readonly SessionCollection[], lineage: string, what: 'done' | 'paused'): void {
+    for (const collection of opened) {
+      if ((collection.view.heldMs ?? 0) <= 0) continue;
+      void this.components.tails
+        .view(collection.name, { lineage, losses: 1, reads: [], writes: [], tookMs: 0, [what]: true })
+        .catch(() => undefined);
+    }
   }
 
   private async attempt(

@@ -279,8 +279,9 @@ export class LogTail implements TailClient {
       }
     }
     if (parsed?.done === true) this.turns.get(collection)?.withdrawn(parsed.lineage);
+    if (parsed?.paused === true) this.turns.get(collection)?.paused(parsed.lineage);
     const heldMs =
-      parsed === undefined || parsed.done === true
+      parsed === undefined || parsed.done === true || parsed.paused === true
         ? 0
         : this.turnsOf(collection).claim(
             parsed.lineage,
@@ -1601,7 +1602,9 @@ const claimBlocksMax = 1024;
 
 /** A replay's claim to a turn (from the network: checked here), or undefined if it is malformed. */
 function parseClaim(claim: TurnClaim): TurnClaim | undefined {
-  const { lineage, losses, reads, writes, tookMs, done } = claim as Partial<Record<keyof TurnClaim, unknown>>;
+  const { lineage, losses, reads, writes, tookMs, done, paused } = claim as Partial<
+    Record<keyof TurnClaim, unknown>
+  >;
   const ids = (list: unknown): list is BlockId[] =>
     Array.isArray(list) &&
     list.length <= claimBlocksMax &&
@@ -1625,6 +1628,7 @@ function parseClaim(claim: TurnClaim): TurnClaim | undefined {
     writes,
     tookMs: Math.max(0, tookMs),
     ...(done === true ? { done } : {}),
+    ...(paused === true ? { paused } : {}),
   };
 }
 

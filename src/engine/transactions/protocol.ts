@@ -158,6 +158,11 @@ export interface TurnClaim {
   readonly tookMs: number;
   /** Optional: the transaction failed for good; what the tail holds for it is free again. */
   readonly done?: true;
+  /**
+   * Optional: the transaction gave way at another tail; what this tail holds for it may pass to a
+   * transaction ranked above it until its next claim.
+   */
+  readonly paused?: true;
 }
 
 export interface ValidationRequest {

@@ -18,7 +18,10 @@ import type { BlockId } from '../base/ids.js';
  * does not count as an attempt, but as a loss in the waiter's own claim, so the longest waiting gets
  * the next turn. A hold ends when its transaction's entry is written (or, prepared, decided), or
  * after about three of its attempts; each replay renews it; for two of its attempts it is its
- * transaction's alone, and after that one that lost more often may take the block. A transaction
+ * transaction's alone, and after that one ranked above it (more losses; as many and a smaller
+ * lineage, the same order at every tail) may take the block — at once if its holder gave way at
+ * another tail meanwhile (`paused`), so that two transactions each holding what the other needs at
+ * another tail do not wait for each other until a hold runs out. A transaction
  * that then fails for good (a guard, an expectation) gives its turn back (`withdrawn`). Refusing a
  * commit is always safe (its coordinator runs it again), and holds expire, so a coordinator that dies
  * delays the others by one hold at most. Holds live in the memory of the node deciding the
@@ -33,6 +36,11 @@ export class Turns {
   private readonly holds = new Map<BlockId, Hold>();
   /** Entries prepared by transactions with a turn, by trxId: the turn ends when they are decided. */
   private readonly prepared = new Map<string, string>();
+  /**
+   * How long attempts here usually take (a moving average of what replays report): what a hold
+   * counts on for a transaction none of whose attempts ran its course yet (each gave way at once).
+   */
+  private typicalAttemptMs = holdMinMs;
 
   constructor(private readonly clock: Clock) {}
 
@@ -61,9 +69,14 @@ export class Turns {
 
   /**
    * A replay of `lineage` whose `losses` attempts so far all failed (it read `reads` and wrote
-   * `writes` in this collection, and its last attempt took `tookMs`) starts again: those blocks are
-   * held for it. Returns how long (ms), or 0 when a block it writes is not (one held for
-   * a transaction that lost more often).
+   * `writes` in this collection, and its last attempt that ran its course took `tookMs`; 0 when none
+   * did yet) starts again: those blocks are held for it. Returns how long (ms), or 0 when a block it
+   * writes is not (one held for a transaction that lost more often).
+   *
+   * An attempt that gave way at once says nothing of how long one takes. Counting on it made holds
+   * churn: a transaction whose only attempt gave way after 2 ms held its blocks, protected for 4 ms,
+   * and the others, told to come back within 2 ms, took them from it before it could commit, and it
+   * from them (on the fault run's bank, up to 36 rounds of view and execute for one transfer).
    */
   claim(
     lineage: string,
@@ -83,8 +96,14 @@ export class Turns {
     this.lineages.set(lineage, known);
     known.count = Math.max(known.count, losses);
     known.at = now;
+    if (tookMs > 0)
+      this.typicalAttemptMs = Math.min(
+        holdMaxMs,
+        Math.max(1, this.typicalAttemptMs + (tookMs - this.typicalAttemptMs) / typicalWeight),
+      );
     if (known.count < holdAfterLosses) return 0;
-    const holdMs = Math.min(holdMaxMs, Math.max(holdMinMs, holdAttempts * tookMs));
+    const attemptMs = tookMs > 0 ? tookMs : Math.round(this.typicalAttemptMs);
+    const holdMs = Math.min(holdMaxMs, Math.max(holdMinMs, holdAttempts * attemptMs));
     const missed = new Set<BlockId>();
     for (const blockId of new Set([...reads, ...writes])) {
       const hold = this.holds.get(blockId);
@@ -94,7 +113,8 @@ export class Turns {
         hold !== undefined &&
         hold.lineage !== lineage &&
         hold.until > now &&
-        (now - hold.since < protectedAttempts * hold.attemptMs || hold.count >= known.count)
+        ((!hold.paused && now - hold.since < protectedAttempts * hold.attemptMs) ||
+          !outranks(known.count, lineage, hold))
       ) {
         missed.add(blockId);
         continue;
@@ -111,7 +131,8 @@ export class Turns {
         count: known.count,
         since: hold?.lineage === lineage && hold.until > now ? hold.since : now,
         until: now + holdMs,
-        attemptMs: Math.max(1, tookMs),
+        attemptMs: Math.max(1, attemptMs),
+        paused: false,
       });
       if (hold?.lineage !== lineage) known.held.push(blockId);
     }
@@ -150,6 +171,20 @@ export class Turns {
       return;
     }
     this.release(lineage);
+  }
+
+  /**
+   * The transaction gave way at another tail (its coordinator says so): until its next claim here, a
+   * transaction ranked above it may take what this tail holds for it. Without this, two transactions
+   * that each held a block the other needed at another tail waited for each other until a hold ran out.
+   */
+  paused(lineage: string): void {
+    const known = this.lineages.get(lineage);
+    if (known === undefined) return;
+    for (const blockId of known.held) {
+      const hold = this.holds.get(blockId);
+      if (hold?.lineage === lineage) this.holds.set(blockId, { ...hold, paused: true });
+    }
   }
 
   /** The transaction failed for good (its coordinator says so): its turn ends. */
@@ -194,6 +229,14 @@ export class Turns {
   }
 }
 
+/**
+ * Whether a transaction that lost `count` times ranks above a hold's: more losses, or as many and the
+ * smaller lineage (one order at every tail, so two transactions never each outrank the other).
+ */
+function outranks(count: number, lineage: string, hold: Hold): boolean {
+  return count > hold.count || (count === hold.count && lineage < hold.lineage);
+}
+
 /** How long a writer of a held block waits: its holder should be done within about one attempt. */
 function waitMs(hold: Hold, now: number): number {
   return Math.min(hold.until - now, hold.attemptMs);
@@ -217,6 +260,8 @@ interface Hold {
   readonly until: number;
   /** How long its transaction's last attempt took. */
   readonly attemptMs: number;
+  /** Its transaction gave way at another tail since its last claim here (`paused`): unprotected. */
+  readonly paused: boolean;
 }
 
 /** A transaction's blocks are held for its replays from its first loss on. */
@@ -228,6 +273,8 @@ const holdAttempts = 3;
 /** ...within these bounds: long enough for an embedded replay, at most a second. */
 const holdMinMs = 20;
 const holdMaxMs = 1_000;
+/** The typical attempt moves by 1/this of the difference with each duration reported. */
+const typicalWeight = 8;
 /** Transactions remembered, and how long one is kept at least once there are more. */
 const lineagesMax = 4_096;
 const lineagesKeptMs = 10_000;

@@ -56,6 +56,55 @@ describe('turns for transactions that keep losing', () => {
     expect(turns.heldFor('a', ['x'])?.count).to.equal(4);
   });
 
+  it('counts on the usual attempt for a replay none of whose attempts ran its course', () => {
+    const clock = new ManualClock();
+    const turns = new Turns(clock);
+    // Replays here report attempts of 100 ms.
+    for (let i = 0; i < 40; i++) turns.claim(`r${i}`, [], [`q${i}`], 1, 100);
+    // One whose only attempt gave way at once reports 0: its hold lasts three usual attempts, and the
+    // others wait one of them (not the 2 ms its attempt took, which had them take the block back
+    // before it could commit).
+    expect(turns.claim('a', ['x'], ['x'], 1, 0)).to.be.within(280, 300);
+    expect(turns.heldFor('c', ['x'])?.forMs).to.be.within(93, 100);
+    // The block is its own for two usual attempts, then one that lost more often may take it.
+    clock.ms += 150;
+    expect(turns.claim('c', ['x'], ['x'], 5, 100)).to.equal(0);
+    clock.ms += 60;
+    expect(turns.claim('c', ['x'], ['x'], 5, 100)).to.equal(300);
+    expect(turns.heldFor('a', ['x'])?.count).to.equal(5);
+  });
+
+  it('lets a transaction that paused (gave way at another tail) lose its block to one ranked above it', () => {
+    const clock = new ManualClock();
+    const turns = new Turns(clock);
+    // 'b' holds x here.
+    expect(turns.claim('b', ['x'], ['x'], 2, 100)).to.equal(300);
+    expect(turns.claim('c', ['x'], ['x'], 3, 100)).to.equal(0); // protected for two of its attempts
+    // 'b' gave way at another tail: its block here is no longer protected.
+    turns.paused('b');
+    expect(turns.claim('c', ['x'], ['x'], 3, 100)).to.equal(300);
+    expect(turns.heldFor('b', ['x'])?.count).to.equal(3);
+    // A paused holder's next claim protects its blocks again.
+    turns.paused('c');
+    expect(turns.claim('c', ['x'], ['x'], 4, 100)).to.equal(300);
+    expect(turns.claim('d', ['x'], ['x'], 9, 100)).to.equal(0);
+  });
+
+  it('breaks a tie in losses the same way at every tail: the smaller lineage ranks above', () => {
+    for (const [first, second] of [
+      ['m', 'n'],
+      ['n', 'm'],
+    ] as const) {
+      const clock = new ManualClock();
+      const turns = new Turns(clock);
+      expect(turns.claim(first, ['x'], ['x'], 2, 10)).to.equal(30);
+      clock.ms += 20; // past the holder's protection, within its hold
+      const took = turns.claim(second, ['x'], ['x'], 2, 10);
+      // 'm' takes the block from 'n', never 'n' from 'm'.
+      expect(took > 0, `${second} after ${first}`).to.equal(second === 'm');
+    }
+  });
+
   it('forgets transactions past its bound', () => {
     const clock = new ManualClock();
     const turns = new Turns(clock);
@@ -102,6 +151,25 @@ describe('a log tail that holds blocks for a replay', () => {
     const after = await node.tails.view('accounts');
     expect(after.holds).to.equal(undefined);
     expect((await node.tails.commit(request('fast-3', after.stableLsn))).status).to.equal('committed');
+  });
+
+  it("lets a paused holder's block pass to a transaction ranked above it", async () => {
+    ({ node } = await memoryNode(23));
+    await node.createCollection('accounts', 'tree');
+    const claim = (lineage: string, losses: number) => ({
+      lineage,
+      losses,
+      reads: ['leaf'],
+      writes: ['leaf'],
+      tookMs: 200,
+    });
+    expect((await node.tails.view('accounts', claim('first', 1))).heldMs).to.equal(600);
+    // Within the holder's protection, one that lost more often does not get the block...
+    expect((await node.tails.view('accounts', claim('second', 2))).heldMs).to.equal(undefined);
+    // ...until the holder says it gave way at another tail.
+    const paused = await node.tails.view('accounts', { ...claim('first', 1), paused: true });
+    expect(paused.heldMs).to.equal(undefined);
+    expect((await node.tails.view('accounts', claim('second', 2))).heldMs).to.equal(600);
   });
 
   it('ignores a malformed claim', async () => {
