@@ -71,7 +71,7 @@ export class Turns {
    * A replay of `lineage` whose `losses` attempts so far all failed (it read `reads` and wrote
    * `writes` in this collection, and its last attempt that ran its course took `tookMs`; 0 when none
    * did yet) starts again: those blocks are held for it. Returns how long (ms), or 0 when a block it
-   * writes is not (one held for a transaction that lost more often).
+   * writes is not (one held for a transaction ranked above it, or still protected).
    *
    * An attempt that gave way at once says nothing of how long one takes. Counting on it made holds
    * churn: a transaction whose only attempt gave way after 2 ms held its blocks, protected for 4 ms,
@@ -108,7 +108,7 @@ export class Turns {
     for (const blockId of new Set([...reads, ...writes])) {
       const hold = this.holds.get(blockId);
       // Another's live hold stays its own for two of its attempts (those who wait for it are told to
-      // come back after one), and after that unless this transaction waited and lost more often.
+      // come back after one) unless it paused, and after that unless this transaction ranks above it.
       if (
         hold !== undefined &&
         hold.lineage !== lineage &&
