@@ -1165,7 +1165,11 @@ function acknowledged(
     if (record.client < 0 || record.outcome !== 'ok' || record.ms === undefined) return [];
     const ms = record.ms;
     const down = restarts
-      .filter((r) => r.killedAt <= record.at + ms && record.at <= r.killedAt + (r.downMs ?? endMs))
+      .filter(
+        (r) =>
+          r.killedAt <= record.at + ms &&
+          record.at <= (r.downMs === undefined ? endMs : r.killedAt + r.downMs),
+      )
       .map((r) => r.node);
     return [{ record, ms, down: [...new Set(down)].sort((a, b) => a - b) }];
   });
@@ -1208,12 +1212,8 @@ function byKills(
 const slowestShown = 5;
 
 function latencies(records: readonly TransferRecord[]): FaultReport['okLatencyMs'] {
-  const ms = records
-    .flatMap((r) => (r.outcome === 'ok' && r.ms !== undefined ? [r.ms] : []))
-    .sort((a, b) => a - b);
-  if (ms.length === 0) return undefined;
-  const at = (q: number): number => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!;
-  return { p50: at(0.5), p99: at(0.99), max: ms.at(-1)! };
+  const all = figures(records.flatMap((r) => (r.outcome === 'ok' && r.ms !== undefined ? [r.ms] : [])));
+  return all === undefined ? undefined : { p50: all.p50, p99: all.p99, max: all.max };
 }
 
 function attemptsOf(records: readonly TransferRecord[]): FaultReport['okAttempts'] {

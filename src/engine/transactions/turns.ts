@@ -258,7 +258,7 @@ interface Hold {
   /** When its transaction took the block (a renewal keeps it). */
   readonly since: number;
   readonly until: number;
-  /** How long its transaction's last attempt took. */
+  /** How long its transaction's last attempt took (the usual attempt here if none ran its course). */
   readonly attemptMs: number;
   /** Its transaction gave way at another tail since its last claim here (`paused`): unprotected. */
   readonly paused: boolean;
