@@ -5,7 +5,8 @@ export default class NodeStatus extends DataCommand<typeof NodeStatus> {
   static override description =
     'Asks the node running on --data (or, with --connect, a remote node) for its state: identity, ' +
     'addresses, peers and connections with latency, DHT routing table size, collections, storage ' +
-    'used and capacity, transactions in flight, tx/s and commit latency p50/p99. On a terminal, ' +
+    'used and capacity, transactions in flight, tx/s and commit latency p50/p99, and where the ' +
+    'time went over the last minute (commit phases; requests sent and served, by type). On a terminal, ' +
     'labelled lines; piped, label<TAB>value lines; with --json, the whole status object (see ' +
     'docs/cli.md for its fields).\n\n' +
     'With no node running it fails with UNAVAILABLE (exit 6).';

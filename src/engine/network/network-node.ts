@@ -92,6 +92,19 @@ export interface NetworkInit {
    * count requests per transaction with it. Must not throw or keep the message.
    */
   observeRequest?: (peer: string, name: string, message: unknown) => void;
+  /**
+   * Told how long each single request took, in ms, by `<protocol name>.<message type>`: `sent`, from
+   * sending until the answer (or failure) arrived; `served`, from the validated request until the
+   * handler's answer was ready (the node's `timings`). Must not throw.
+   */
+  timeRequest?: (direction: 'sent' | 'served', name: string, ms: number) => void;
+}
+
+/** `<protocol name>.<message type>`, or the protocol name alone for a message without a type. */
+export function requestName(name: string, message: unknown): string {
+  const type =
+    typeof message === 'object' && message !== null ? (message as { type?: unknown }).type : undefined;
+  return typeof type === 'string' && type.length > 0 && type.length <= 64 ? `${name}.${type}` : name;
 }
 
 /** Defaults of the request stream pool: a few streams per peer, closed by the requester before the responder gives up on them. */
@@ -580,6 +593,18 @@ class Libp2pNetworkNode implements NetworkNode {
     this.retireServed(protocol);
     const served = new Set<AbortController>();
     this.servedStreams.set(protocol, served);
+    const time = this.init.timeRequest;
+    const timedHandler: RequestHandler<Req> =
+      time === undefined
+        ? handler
+        : (request, context) => {
+            const startedAt = performance.now();
+            const done = (): void =>
+              time('served', requestName(name, request), performance.now() - startedAt);
+            const answer = handler(request, context);
+            answer.then(done, done);
+            return answer;
+          };
     const onStream = (stream: Stream, connection: { remotePeer: { toString(): string } }): void => {
       const peerId = connection.remotePeer.toString();
       const admission = this.guard.admit(peerId, this.trusted(peerId));
@@ -591,7 +616,7 @@ class Libp2pNetworkNode implements NetworkNode {
       stream.addEventListener('close', () => admission.release(), { once: true });
       const retire = new AbortController();
       served.add(retire);
-      serveStream(stream as WireStream, peerId, handler, {
+      serveStream(stream as WireStream, peerId, timedHandler, {
         retire: retire.signal,
         validate: options.validate,
         frameBytesMax,
@@ -646,7 +671,13 @@ class Libp2pNetworkNode implements NetworkNode {
     options: RequestOptions<T> = {},
   ): Promise<T> {
     this.init.observeRequest?.(peer, name, message);
-    return this.source(peer, name).batcher.request(message, this.requestDefaults(options));
+    const sent = this.source(peer, name).batcher.request(message, this.requestDefaults(options));
+    const time = this.init.timeRequest;
+    if (time === undefined) return sent;
+    const startedAt = performance.now();
+    const done = (): void => time('sent', requestName(name, message), performance.now() - startedAt);
+    sent.then(done, done);
+    return sent;
   }
 
   requestStream<T = unknown>(

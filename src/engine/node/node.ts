@@ -59,6 +59,7 @@ import {
   type AcquiredLock,
 } from './process-files.js';
 import { RateMeter } from './rates.js';
+import { TimingMeter } from './timings.js';
 import { SoloNode } from './solo-node.js';
 import { clusterWiring, memberBook, type ClusterWiring } from './cluster-wiring.js';
 import { NetworkConsensus } from '../cluster/consensus-edge.js';
@@ -140,14 +141,27 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       ...(options.cluster ?? {}),
       deferred,
     });
+    const timings = new TimingMeter(clock);
     try {
-      solo = await SoloNode.open({ raw, clock }, { network: options.config.network, wiring: wiring.wire });
+      solo = await SoloNode.open(
+        { raw, clock },
+        {
+          network: options.config.network,
+          wiring: wiring.wire,
+          coordinator: { onPhase: (phase, ms) => timings.record('phases', phase, ms) },
+        },
+      );
     } catch (error) {
       await raw.close();
       throw error;
     }
     const keys = await nodeKeys(solo.identity);
-    const node = new RunningNode(options, clock, lock, solo, keys, notices, { wiring, raw, deferred });
+    const node = new RunningNode(options, clock, lock, solo, keys, notices, {
+      wiring,
+      raw,
+      deferred,
+      timings,
+    });
     await node.start();
     return node;
   } catch (error) {
@@ -204,6 +218,8 @@ export class RunningNode implements NodeControl {
       readonly wiring: ClusterWiring;
       readonly raw: RawStore;
       readonly deferred: DeferredSyncs;
+      /** Where the node's time goes (`timings` in status); the coordinator reports to it already. */
+      readonly timings: TimingMeter;
     },
   ) {
     this.dataDir = options.dataDir;
@@ -339,6 +355,10 @@ export class RunningNode implements NodeControl {
         { privateKey: this.keys.privateKey, clock: this.clock },
         {
           ...this.options.network,
+          timeRequest: (direction, name, ms) => {
+            this.distributed.timings.record(direction, name, ms);
+            this.options.network?.timeRequest?.(direction, name, ms);
+          },
           network: this.config.network,
           listen: this.config.listen,
           announce: this.config.announce,
@@ -437,6 +457,7 @@ export class RunningNode implements NodeControl {
       storage: { ...stats, capacityBytes: this.config.capacityBytes },
       pendingTransactions: this.database.pendingTransactions,
       rates: this.meter.status(),
+      timings: this.distributed.timings.status(),
     };
   }
 

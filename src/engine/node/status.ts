@@ -26,6 +26,29 @@ export interface RateStatus {
   readonly commitP50History: readonly number[];
 }
 
+/** Durations under one name over the status window (`count` of them, at most the newest 1024). */
+export interface TimingFigures {
+  readonly count: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/**
+ * Where the node's time goes, over the last `windowMs` (see src/engine/node/timings.ts). `phases`: the
+ * steps of each attempt of the transactions this node coordinates (`execute`: the actions, with the
+ * tail views and block reads they need; `pend`: staging the writes at every written block's holders;
+ * `decide`: commit or prepare and decide at the collections' tails; `finish`: promotion, checkpoint
+ * and the local sync; `wait`: the pause before a replay). `sent`: requests this node sent, by
+ * `<protocol>.<type>`, until answered; `served`: requests it handled, until its answer was ready.
+ */
+export interface TimingsStatus {
+  readonly windowMs: number;
+  readonly phases: Readonly<Record<string, TimingFigures>>;
+  readonly sent: Readonly<Record<string, TimingFigures>>;
+  readonly served: Readonly<Record<string, TimingFigures>>;
+}
+
 export interface StorageStatus {
   readonly blocks: number;
   readonly pending: number;
@@ -57,6 +80,8 @@ export interface NodeStatus {
   readonly storage: StorageStatus;
   readonly pendingTransactions: number;
   readonly rates: RateStatus;
+  /** Where the time goes (absent from nodes of versions before it existed). */
+  readonly timings?: TimingsStatus;
 }
 
 export type NodeEventKind =

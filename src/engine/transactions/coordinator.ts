@@ -49,7 +49,16 @@ export interface CoordinatorInit {
    * networked node's, so that its tails resolve what a previous incarnation left prepared.
    */
   readonly coordinatorId?: string;
+  /**
+   * Told how long each phase of each attempt took, in ms (the node's `timings`): `execute` (the
+   * actions, with the views and reads they need), `pend`, `decide` (commit, or prepare and decide, at
+   * the tails), `finish` (promotion, checkpoint, local sync), `check` (a read-only attempt's freshness
+   * and cut checks), `wait` (the pause before the next attempt). Must not throw.
+   */
+  readonly onPhase?: (phase: CommitPhase, ms: number) => void;
 }
+
+export type CommitPhase = 'execute' | 'pend' | 'decide' | 'finish' | 'check' | 'wait';
 
 type Attempt =
   | {
@@ -84,6 +93,7 @@ export class Coordinator {
   private readonly expiryMs: number;
   private readonly afterExecute: CoordinatorInit['afterExecute'];
   private readonly coordinatorId: string | undefined;
+  private readonly onPhase: CoordinatorInit['onPhase'];
 
   constructor(
     private readonly components: CoordinatorComponents,
@@ -93,6 +103,17 @@ export class Coordinator {
     this.expiryMs = init.expiryMs ?? limits.pendingExpiryMs;
     this.afterExecute = init.afterExecute;
     this.coordinatorId = init.coordinatorId;
+    this.onPhase = init.onPhase;
+  }
+
+  /** The time now for phase timing (monotonic), or 0 when nobody listens. */
+  private phaseStart(): number {
+    return this.onPhase === undefined ? 0 : performance.now();
+  }
+
+  /** Reports a phase that began at `startedAt` (phaseStart) and ends now. */
+  private phaseEnd(phase: CommitPhase, startedAt: number): void {
+    if (this.onPhase !== undefined) this.onPhase(phase, performance.now() - startedAt);
   }
 
   async run(
@@ -150,12 +171,15 @@ export class Coordinator {
             },
           ]),
         );
+        const waitStarted = this.phaseStart();
         if (gaveWay) {
           this.tellTails(opened, lineage, 'paused');
           await this.pause(outcome.busyMs + this.components.rng.int(busyJitterMs + 1));
+          this.phaseEnd('wait', waitStarted);
           continue;
         }
         if (now >= startedAt + heldMs) await this.backoff(attempt, now - startedAt);
+        this.phaseEnd('wait', waitStarted);
         attempt++;
       }
       this.giveBackTurns(session, lineage);
@@ -209,8 +233,10 @@ export class Coordinator {
     const { repo } = this.components;
     const trxId = session.trxId;
     let results: ActionResult[];
+    const executeStarted = this.phaseStart();
     try {
       results = await session.execute(request);
+      this.phaseEnd('execute', executeStarted);
     } catch (error) {
       // A failed guard or expectation is final — unless it was judged on a copy a majority of the
       // block's holders had moved past: then the transaction runs again on fresh state.
@@ -225,6 +251,7 @@ export class Coordinator {
     if (busyMs > 0)
       return { kind: 'conflict', message: 'gave way to a transaction that kept losing', busyMs };
     if (!opened.some((c) => c.tracker.hasWrites())) {
+      const checkStarted = this.phaseStart();
       // Read-only: every block it read must be as fresh as a majority of its holders know.
       if (!(await this.readsFresh(opened))) return staleReads;
       // A past revision is what it is; the present must be one cut across the collections read.
@@ -235,6 +262,7 @@ export class Coordinator {
       // What we read may have been written by a transaction still waiting for its sync; answer only
       // once that is durable too.
       await repo.sync();
+      this.phaseEnd('check', checkStarted);
       return { kind: 'done', commit: {}, results };
     }
     if (at !== undefined && at.size > 0)
@@ -248,7 +276,9 @@ export class Coordinator {
     // Blocks it only read are checked with the pends (which check the blocks it writes against their
     // base revision at every holder): the repo asks the holders it pends at about them too.
     const verify = repo.verifyReads === undefined ? [] : this.readsToVerify(writing, { routing: true });
+    const pendStarted = this.phaseStart();
     const pended = await repo.pend(pends, verify.length > 0 ? { verify } : undefined);
+    this.phaseEnd('pend', pendStarted);
     const fresh = (pended.stale ?? []).length === 0;
     if (!pended.ok) return { kind: 'conflict', message: 'a block changed while the transaction ran' };
     const cancel = (): Promise<void> =>
@@ -264,6 +294,7 @@ export class Coordinator {
     let decided: Map<string, Decided>;
     const refusal: Refusal = { busyMs: 0, winners: new Map() };
     const turn = lineage === trxId ? undefined : lineage;
+    const decideStarted = this.phaseStart();
     try {
       decided =
         writing.length === 1
@@ -276,6 +307,8 @@ export class Coordinator {
       if (!outcomeInDoubt(error)) await cancel();
       throw error;
     }
+    this.phaseEnd('decide', decideStarted);
+    const finishStarted = this.phaseStart();
     if (decided.size === 0) {
       await cancel();
       return {
@@ -311,6 +344,7 @@ export class Coordinator {
       }
     }
     await repo.sync();
+    this.phaseEnd('finish', finishStarted);
     return { kind: 'done', commit, results };
   }
 

@@ -6,6 +6,8 @@ import type {
   PeerDetail,
   PeerStatus,
   PingResult,
+  TimingFigures,
+  TimingsStatus,
 } from '../../engine/index.js';
 
 export function formatBytes(bytes: number): string {
@@ -66,7 +68,57 @@ export function statusFields(status: NodeStatus): [string, string][] {
       'Transactions',
       `${status.pendingTransactions} in flight, ${rates.txPerSec} tx/s, commit p50 ${rates.commitP50Ms} ms, p99 ${rates.commitP99Ms} ms`,
     ],
+    ...timingFields(status.timings),
   ];
+}
+
+/** The order a commit goes through its phases (CommitPhase), then the rest. */
+const phaseOrder = ['execute', 'pend', 'decide', 'finish', 'check', 'wait'];
+/** Request names listed per direction, the most frequent first (the rest are one `--json` away). */
+const requestRowsMax = 8;
+
+function timingMs(ms: number): string {
+  return ms < 10 ? String(Math.round(ms * 100) / 100) : String(Math.round(ms));
+}
+
+function p50p99(figures: TimingFigures): string {
+  return `${timingMs(figures.p50Ms)}/${timingMs(figures.p99Ms)}`;
+}
+
+/** `Commit phases`, `Requests sent` and `Requests served`: where the node's time went lately. */
+function timingFields(timings: TimingsStatus | undefined): [string, string][] {
+  if (timings === undefined) return [];
+  const minutes = timings.windowMs / 60_000;
+  const window = minutes === 1 ? 'last minute' : `last ${minutes} min`;
+  const phases = Object.keys(timings.phases).sort(
+    (a, b) => rank(phaseOrder, a) - rank(phaseOrder, b) || a.localeCompare(b),
+  );
+  const requests = (figures: Readonly<Record<string, TimingFigures>>): string => {
+    const names = Object.keys(figures).sort(
+      (a, b) => figures[b]!.count - figures[a]!.count || a.localeCompare(b),
+    );
+    if (names.length === 0) return `(none in the ${window})`;
+    const shown = names
+      .slice(0, requestRowsMax)
+      .map((name) => `${name} ${figures[name]!.count}× ${p50p99(figures[name]!)} ms`);
+    if (names.length > requestRowsMax) shown.push(`… ${names.length - requestRowsMax} more (--json)`);
+    return shown.join('\n');
+  };
+  return [
+    [
+      'Commit phases',
+      phases.length === 0
+        ? `(no transactions in the ${window})`
+        : `${phases.map((phase) => `${phase} ${p50p99(timings.phases[phase]!)}`).join(', ')} ms (p50/p99, ${window})`,
+    ],
+    ['Requests sent', requests(timings.sent)],
+    ['Requests served', requests(timings.served)],
+  ];
+}
+
+function rank(order: readonly string[], name: string): number {
+  const index = order.indexOf(name);
+  return index === -1 ? order.length : index;
 }
 
 export const peerColumns = ['PEER', 'DIRECTION', 'LATENCY', 'ADDRESS'] as const;

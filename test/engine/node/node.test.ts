@@ -139,6 +139,46 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     expect(status.rates.commitP99Ms).to.be.at.least(status.rates.commitP50Ms);
   });
 
+  it('reports where its time goes: the phases of the commits it coordinates, the requests it sends and serves', async () => {
+    const a = await start('a');
+    const b = await start('b', { bootstrap: [a.hub.current()!.listenAddresses[0]!] });
+    await eventually(async () => (await a.peers()).length === 1 && (await b.peers()).length === 1);
+    // Both nodes hold every block (a cluster of two): each write pends at the other node too.
+    await eventually(async () => {
+      await a.database.createCollection('timed', 'tree').catch(() => undefined);
+      return (await a.database.collectionInfo('timed').catch(() => undefined)) !== undefined;
+    });
+    const before = (await a.status()).timings!;
+    const writes = 6;
+    for (let i = 0; i < writes; i++) {
+      const outcome = await a.database.transact({
+        actions: [{ collection: 'timed', op: 'put', key: `k${i}`, value: i }],
+      });
+      expect(outcome.ok).to.equal(true);
+    }
+    const read = await a.database.transact({ actions: [{ collection: 'timed', op: 'get', key: 'k1' }] });
+    expect(read.ok).to.equal(true);
+
+    const { phases, sent } = (await a.status()).timings!;
+    const added = (name: string): number => (phases[name]?.count ?? 0) - (before.phases[name]?.count ?? 0);
+    expect(added('execute')).to.be.at.least(writes + 1);
+    for (const phase of ['pend', 'decide', 'finish']) expect(added(phase), phase).to.be.at.least(writes);
+    expect(added('check')).to.be.at.least(1);
+    for (const phase of Object.values(phases)) {
+      expect(phase.p50Ms).to.be.at.least(0);
+      expect(phase.p99Ms).to.be.at.least(phase.p50Ms);
+      expect(phase.maxMs).to.be.at.least(phase.p99Ms);
+    }
+    // A pend reaches every holder: the other node's is a request a sent and b served.
+    expect(sent['repo.pend']?.count ?? 0).to.be.at.least(writes);
+    const served = (await b.status()).timings!.served;
+    expect(served['repo.pend']?.count ?? 0).to.be.at.least(writes);
+    expect(
+      Object.keys(served).every((name) => /^[a-z-]+\.[A-Za-z-]+$/.test(name)),
+      Object.keys(served).join(),
+    ).to.equal(true);
+  });
+
   it('finds its peers, agrees with them on the closest peers to a key, and sees one leave', async () => {
     const a = await start('a');
     const bootstrap = [a.hub.current()!.listenAddresses[0]!];

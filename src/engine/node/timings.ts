@@ -1,0 +1,93 @@
+/**
+ * Where a node's time goes: how long each phase of the transactions it coordinates took, how long the
+ * requests it sent took to be answered, and how long it took to handle the requests it served, each
+ * as a count and percentiles over the last minute (`node status`, the `timings` field). A commit's
+ * latency is made of these: a slow `decide` phase with a slow `repo.apply` sent by the tail points at
+ * the log write, a slow served `repo.pend` at a holder's disk. Time comes from an injected clock.
+ */
+import type { Clock } from '../base/clock.js';
+import { percentile } from './rates.js';
+import type { TimingFigures, TimingsStatus } from './status.js';
+
+/** Figures cover the last minute, as commit latency does: an idle node shows nothing stale. */
+export const timingWindowMs = 60_000;
+/** Durations kept per name (the most recent): p99 of 1024 samples is meaningful, and cheap to sort. */
+const samplesPerNameMax = 1024;
+/**
+ * Names kept per kind. Request names are protocol and message type, both checked before they reach
+ * here, so a few dozen exist; the bound keeps a misbehaving caller from growing the map.
+ */
+const namesPerKindMax = 64;
+
+export type TimingKind = 'phases' | 'sent' | 'served';
+
+interface Series {
+  /** Times and durations, oldest first; at most samplesPerNameMax. */
+  readonly at: number[];
+  readonly ms: number[];
+}
+
+export class TimingMeter {
+  private readonly series: Record<TimingKind, Map<string, Series>> = {
+    phases: new Map(),
+    sent: new Map(),
+    served: new Map(),
+  };
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Records one duration (ms) under a name; negative or non-finite durations are ignored. */
+  record(kind: TimingKind, name: string, ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    const byName = this.series[kind];
+    let series = byName.get(name);
+    if (series === undefined) {
+      if (byName.size >= namesPerKindMax) return;
+      series = { at: [], ms: [] };
+      byName.set(name, series);
+    }
+    series.at.push(this.clock.now());
+    series.ms.push(ms);
+    if (series.ms.length > samplesPerNameMax) {
+      series.at.shift();
+      series.ms.shift();
+    }
+  }
+
+  /** Count and percentiles per name over the last minute; names with nothing in it are left out. */
+  status(): TimingsStatus {
+    const since = this.clock.now() - timingWindowMs;
+    return {
+      windowMs: timingWindowMs,
+      phases: this.figures('phases', since),
+      sent: this.figures('sent', since),
+      served: this.figures('served', since),
+    };
+  }
+
+  private figures(kind: TimingKind, since: number): Record<string, TimingFigures> {
+    const result: Record<string, TimingFigures> = {};
+    for (const name of [...this.series[kind].keys()].sort()) {
+      const series = this.series[kind].get(name)!;
+      // Samples are in time order: drop what fell out of the window for good.
+      let first = 0;
+      while (first < series.at.length && series.at[first]! < since) first++;
+      if (first > 0) {
+        series.at.splice(0, first);
+        series.ms.splice(0, first);
+      }
+      if (series.ms.length === 0) continue;
+      result[name] = {
+        count: series.ms.length,
+        p50Ms: round(percentile(series.ms, 0.5)),
+        p99Ms: round(percentile(series.ms, 0.99)),
+        maxMs: round(Math.max(...series.ms)),
+      };
+    }
+    return result;
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

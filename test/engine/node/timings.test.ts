@@ -1,0 +1,46 @@
+import { expect } from 'chai';
+import { ManualClock } from '../../../src/engine/base/clock.js';
+import { TimingMeter, timingWindowMs } from '../../../src/engine/node/timings.js';
+
+describe("where a node's time goes (timings)", () => {
+  it('reports count, p50, p99 and max per name, kind by kind', () => {
+    const meter = new TimingMeter(new ManualClock());
+    for (let ms = 1; ms <= 100; ms++) meter.record('phases', 'pend', ms);
+    meter.record('phases', 'decide', 7.256);
+    meter.record('sent', 'repo.pend', 3);
+    const status = meter.status();
+    expect(status.windowMs).to.equal(timingWindowMs);
+    expect(status.phases['pend']).to.deep.equal({ count: 100, p50Ms: 50, p99Ms: 99, maxMs: 100 });
+    expect(status.phases['decide']).to.deep.equal({ count: 1, p50Ms: 7.26, p99Ms: 7.26, maxMs: 7.26 });
+    expect(status.sent).to.deep.equal({ 'repo.pend': { count: 1, p50Ms: 3, p99Ms: 3, maxMs: 3 } });
+    expect(status.served).to.deep.equal({});
+  });
+
+  it('forgets what left the window, so an idle node shows nothing stale', () => {
+    const clock = new ManualClock();
+    const meter = new TimingMeter(clock);
+    meter.record('served', 'repo.apply', 40);
+    clock.advance(timingWindowMs / 2);
+    meter.record('served', 'repo.apply', 2);
+    meter.record('served', 'tail.view', 1);
+    clock.advance(timingWindowMs / 2 + 1);
+    expect(meter.status().served).to.deep.equal({
+      'repo.apply': { count: 1, p50Ms: 2, p99Ms: 2, maxMs: 2 },
+      'tail.view': { count: 1, p50Ms: 1, p99Ms: 1, maxMs: 1 },
+    });
+    clock.advance(timingWindowMs);
+    expect(meter.status().served).to.deep.equal({});
+  });
+
+  it('keeps the newest samples per name, a bounded number of names, and ignores nonsense durations', () => {
+    const meter = new TimingMeter(new ManualClock());
+    for (let i = 0; i < 5000; i++) meter.record('sent', 'repo.get', i < 5000 - 1024 ? 1000 : 1);
+    expect(meter.status().sent['repo.get']).to.deep.equal({ count: 1024, p50Ms: 1, p99Ms: 1, maxMs: 1 });
+    for (let i = 0; i < 200; i++) meter.record('served', `proto.type${i}`, 1);
+    expect(Object.keys(meter.status().served)).to.have.length(64);
+    meter.record('phases', 'execute', -1);
+    meter.record('phases', 'execute', Number.NaN);
+    meter.record('phases', 'execute', Number.POSITIVE_INFINITY);
+    expect(meter.status().phases).to.deep.equal({});
+  });
+});

@@ -1,0 +1,54 @@
+import { expect } from 'chai';
+import type { TimingFigures } from '../../src/engine/index.js';
+import { statusFields } from '../../src/ui/cli/node-view.js';
+import { sampleStatus } from './dashboard/fixtures.js';
+
+function figures(count: number, p50Ms: number, p99Ms: number): TimingFigures {
+  return { count, p50Ms, p99Ms, maxMs: p99Ms };
+}
+
+function field(rows: [string, string][], label: string): string | undefined {
+  return rows.find(([name]) => name === label)?.[1];
+}
+
+describe('node status as labelled lines', () => {
+  it('shows commit phases in the order a commit takes them, and requests by frequency', () => {
+    const rows = statusFields(
+      sampleStatus({
+        timings: {
+          windowMs: 60_000,
+          phases: {
+            wait: figures(2, 30, 40),
+            decide: figures(10, 7.4, 18.2),
+            execute: figures(12, 0.7, 4.361),
+            finish: figures(10, 0.01, 0.14),
+            pend: figures(10, 2, 7.94),
+          },
+          sent: Object.fromEntries(
+            Array.from({ length: 10 }, (_, i) => [`repo.t${i}`, figures(i + 1, 1, 2)] as const),
+          ),
+          served: {},
+        },
+      }),
+    );
+    expect(field(rows, 'Commit phases')).to.equal(
+      'execute 0.7/4.36, pend 2/7.94, decide 7.4/18, finish 0.01/0.14, wait 30/40 ms (p50/p99, last minute)',
+    );
+    const sent = field(rows, 'Requests sent')!.split('\n');
+    expect(sent).to.have.length(9);
+    expect(sent[0]).to.equal('repo.t9 10× 1/2 ms');
+    expect(sent[7]).to.equal('repo.t2 3× 1/2 ms');
+    expect(sent[8]).to.equal('… 2 more (--json)');
+    expect(field(rows, 'Requests served')).to.equal('(none in the last minute)');
+  });
+
+  it('says when nothing was timed, and leaves the lines out for a node that does not report timings', () => {
+    const idle = statusFields(
+      sampleStatus({ timings: { windowMs: 60_000, phases: {}, sent: {}, served: {} } }),
+    );
+    expect(field(idle, 'Commit phases')).to.equal('(no transactions in the last minute)');
+    const older = statusFields(sampleStatus());
+    expect(field(older, 'Commit phases')).to.equal(undefined);
+    expect(field(older, 'Requests sent')).to.equal(undefined);
+  });
+});
