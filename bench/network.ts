@@ -30,7 +30,10 @@
 //   prepare).
 //
 // Requests per transaction (`<label>.requests-per-tx`, the sequential run on the in-process networks)
-// are counted by protocol and message type at every node (network `observeRequest`).
+// are counted by protocol and message type at every node (network `observeRequest`). After the
+// multi-process sequential run, each node's `node status` timings (`proc3.timings`: commit phases at
+// the coordinator, requests sent and served by type, as [count, p50 ms, p99 ms]) say where that run's
+// time went.
 import '../src/shim.js';
 import { ClassicLevel } from 'classic-level';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -42,7 +45,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultNodeConfig, type NodeConfig } from '../src/engine/config/schema.js';
 import { leadershipOrder } from '../src/engine/consensus/values.js';
-import { openDatabase, reachNode, type TxRequest } from '../src/engine/index.js';
+import { openDatabase, reachNode, type TimingsStatus, type TxRequest } from '../src/engine/index.js';
 import { createNetworkNode, privateKeyFromSeed, schema } from '../src/engine/network/index.js';
 import { startNode, type RunningNode } from '../src/engine/node/node.js';
 import type { TxOutcome } from '../src/engine/transactions/tx-types.js';
@@ -226,6 +229,7 @@ async function workloads(
   target: Target,
   sequentialCount: number,
   requests?: RequestCounter,
+  afterSequential?: () => Promise<void>,
 ): Promise<WorkloadFigures> {
   for (const name of ['seq', 'conc', 'bank', 'hot', ...Array.from({ length: clients }, (_, c) => `c${c}`)])
     await create(label, target, name, 'tree');
@@ -236,6 +240,7 @@ async function workloads(
   requests?.start();
   const seq = await drive(target, sequentialCount, 1, (i) => put('seq', `k${String(i).padStart(6, '0')}`, i));
   emit({ bench: `${label}.tx.put.sequential`, clients: 1, ...seq.stats });
+  await afterSequential?.();
   let remoteTailShare: number | undefined;
   if (requests !== undefined) {
     const counted = requests.stop(sequentialCount);
@@ -559,6 +564,15 @@ function vmHwmMiB(pid: number): number | undefined {
   }
 }
 
+/** `node status` timings as `name: [count, p50Ms, p99Ms]`, for one NDJSON line per node. */
+function compactTimings(timings: TimingsStatus): Record<string, Record<string, [number, number, number]>> {
+  const compact = (figures: TimingsStatus['phases']): Record<string, [number, number, number]> =>
+    Object.fromEntries(
+      Object.entries(figures).map(([name, f]) => [name, [f.count, f.p50Ms, f.p99Ms]] as const),
+    );
+  return { phases: compact(timings.phases), sent: compact(timings.sent), served: compact(timings.served) };
+}
+
 async function multiProcess(root: string): Promise<WorkloadFigures | undefined> {
   if (!existsSync(join(cliRoot, 'dist', 'commands'))) {
     emit({
@@ -586,7 +600,20 @@ async function multiProcess(root: string): Promise<WorkloadFigures | undefined> 
         await sleep(100);
       }
       await sleep(500);
-      const figures = await workloads('proc3', db, seqCount);
+      // Where the sequential run's time went, as each node reports it (`node status` timings).
+      const timings = async (): Promise<void> => {
+        for (const [node, dataDir] of [0, 1, 2].map((i) => [i, join(dir, `n${i}`)] as const)) {
+          const remote = node === 0 ? db : await reachNode({ dataDir });
+          try {
+            const status = await remote.status();
+            if (status.timings !== undefined)
+              emit({ bench: 'proc3.timings', node, ...compactTimings(status.timings) });
+          } finally {
+            if (remote !== db) await remote.close();
+          }
+        }
+      };
+      const figures = await workloads('proc3', db, seqCount, undefined, timings);
       for (const [i, child] of children.entries()) {
         const rss = vmHwmMiB(child.pid!);
         emit({

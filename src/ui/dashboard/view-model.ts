@@ -113,6 +113,8 @@ export interface ActivityView {
   readonly p99Tone: Tone;
   readonly pending: string;
   readonly pendingTone: Tone;
+  /** Commit phases at p50 over the last minute (`execute 0.7 · pend 2 · decide 7.4 ms`), or `—`. */
+  readonly phases: string;
   /** Whether any history came with the status (otherwise the sparklines are blank). */
   readonly hasHistory: boolean;
 }
@@ -177,7 +179,7 @@ export interface DashboardViewModel {
 }
 
 /** Row counts of the fixed parts of each layout (panel content plus chrome). */
-const activityRows = 2;
+const activityRows = 3;
 const storageRows = 2;
 
 /**
@@ -346,8 +348,29 @@ function activityView(status: NodeStatus, width: number): ActivityView {
     p99Tone: rates.commitP99Ms > 0 ? latencyTone(rates.commitP99Ms) : 'dim',
     pending: formatCount(status.pendingTransactions),
     pendingTone: status.pendingTransactions > 0 ? 'accent' : 'dim',
+    phases: phasesText(status, width - metricColumns.label - 1),
     hasHistory,
   };
+}
+
+/** The order a commit goes through its phases (CommitPhase), then the rest. */
+const phaseOrder = ['execute', 'pend', 'decide', 'finish', 'check', 'wait'];
+
+/** The p50 of each commit phase the node timed lately, in commit order, cut to `width`. */
+function phasesText(status: NodeStatus, width: number): string {
+  const phases = status.timings?.phases ?? {};
+  const rank = (name: string): number => {
+    const index = phaseOrder.indexOf(name);
+    return index === -1 ? phaseOrder.length : index;
+  };
+  const names = Object.keys(phases).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  if (names.length === 0) return '—';
+  const items = names.map((name, i) => {
+    const ms = phases[name]!.p50Ms;
+    const text = `${name} ${ms < 10 ? Math.round(ms * 10) / 10 : Math.round(ms)}`;
+    return i === names.length - 1 ? `${text} ms` : text;
+  });
+  return fitList(items, width, ' · ') || '—';
 }
 
 /** A node reports 0 ms until it has timed a commit: show that as "not measured", not as instant. */

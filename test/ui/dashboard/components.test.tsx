@@ -49,6 +49,21 @@ describe('dashboard components', () => {
         expect(lineWith(frame, 'p50')).to.match(/p50 +8\.4 ms +▅▆▆▇██ +p99 42 ms/);
       });
 
+      it("shows where a commit's time goes: each phase's p50, in commit order", () => {
+        const phase = (p50Ms: number) => ({ count: 9, p50Ms, p99Ms: p50Ms * 2, maxMs: p50Ms * 3 });
+        const timings = {
+          windowMs: 60_000,
+          phases: { decide: phase(7.43), pend: phase(2), execute: phase(0.66), finish: phase(12.6) },
+          sent: {},
+          served: {},
+        };
+        const frame = draw(sampleStatus({ timings }), [], size);
+        expect(lineWith(frame, 'phases')).to.match(
+          /phases +execute 0\.7 · pend 2 · decide 7\.4 · finish 13 ms/,
+        );
+        expect(lineWith(draw(sampleStatus(), [], size), 'phases')).to.match(/phases +—/);
+      });
+
       it('shows storage used against capacity and what the node holds', () => {
         const frame = draw(sampleStatus(), [], size);
         expect(lineWith(frame, 'used')).to.match(/used +█+░+ 256 MiB of 1\.0 GiB 25%/);

@@ -21,7 +21,22 @@ function MetricRow(props: { label: string; value: string; spark: string; side: s
   );
 }
 
-/** Transactions per second, commit latency and pending transactions. */
+/** Where a commit's time goes: each phase's p50 over the last minute. */
+function PhasesRow(props: { phases: string }) {
+  return (
+    <Box>
+      <Box width={metricColumns.label} flexShrink={0}>
+        <Text dimColor>phases</Text>
+      </Box>
+      <Text> </Text>
+      <Text dimColor={props.phases === '—'} wrap="truncate">
+        {props.phases}
+      </Text>
+    </Box>
+  );
+}
+
+/** Transactions per second, commit latency with its phases, and pending transactions. */
 export function ActivityRows({ activity }: { readonly activity: ActivityView }) {
   return (
     <>
@@ -39,6 +54,7 @@ export function ActivityRows({ activity }: { readonly activity: ActivityView }) 
         side={`p99 ${activity.p99}`}
         sideTone={activity.p99Tone}
       />
+      <PhasesRow phases={activity.phases} />
     </>
   );
 }
