@@ -6,7 +6,6 @@
  * the log write, a slow served `repo.pend` at a holder's disk. Time comes from an injected clock.
  */
 import type { Clock } from '../base/clock.js';
-import { percentile } from './rates.js';
 import type { TimingFigures, TimingsStatus } from './status.js';
 
 /** Figures cover the last minute, as commit latency does: an idle node shows nothing stale. */
@@ -77,15 +76,21 @@ export class TimingMeter {
         series.ms.splice(0, first);
       }
       if (series.ms.length === 0) continue;
+      const sorted = Float64Array.from(series.ms).sort();
       result[name] = {
-        count: series.ms.length,
-        p50Ms: round(percentile(series.ms, 0.5)),
-        p99Ms: round(percentile(series.ms, 0.99)),
-        maxMs: round(Math.max(...series.ms)),
+        count: sorted.length,
+        p50Ms: round(nearestRank(sorted, 0.5)),
+        p99Ms: round(nearestRank(sorted, 0.99)),
+        maxMs: round(sorted[sorted.length - 1]!),
       };
     }
     return result;
   }
+}
+
+/** The nearest-rank percentile of sorted values (as `percentile` in rates.ts, without sorting again). */
+function nearestRank(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
 }
 
 function round(ms: number): number {
