@@ -42,6 +42,28 @@ export class FirstAttemptBarrier {
   };
 }
 
+/**
+ * Runs another transaction to its commit between the first attempt's execution of the next
+ * transaction and that attempt's commit (the other one passes straight through).
+ */
+export class CommitBetween {
+  private other: (() => Promise<TxOutcome>) | undefined;
+  done: Promise<TxOutcome> = Promise.reject(new Error('not armed'));
+
+  arm(other: () => Promise<TxOutcome>): void {
+    this.other = other;
+    this.done.catch(() => undefined);
+  }
+
+  readonly hook = async (_trxId: string, attempt: number): Promise<void> => {
+    const other = this.other;
+    if (other === undefined || attempt !== 1) return;
+    this.other = undefined;
+    this.done = other();
+    await this.done;
+  };
+}
+
 export function ok(outcome: TxOutcome): Extract<TxOutcome, { ok: true }> {
   if (!outcome.ok) throw new Error(`transaction failed: ${outcome.error.code} ${outcome.error.message}`);
   return outcome;

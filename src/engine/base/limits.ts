@@ -37,6 +37,12 @@ export const limits = {
    * failed attempt, but a transaction must not wait forever behind a stream of others.
    */
   transactionTurnWaitsMax: 128,
+  /**
+   * A transaction a running node coordinates that takes at least this long is logged as an event
+   * with where its time went (`slow transaction …`): rare enough on a healthy node not to flood its
+   * log, and long enough to be worth a look.
+   */
+  slowTransactionMs: 1_000,
   /** A pending transform that never commits is cancelled after this long. */
   pendingExpiryMs: 30_000,
   /** Pending transforms one block may hold at once; more is a flood, not a workload. */

@@ -12,6 +12,7 @@ import { systemClock, type Clock } from '../base/clock.js';
 import { EngineError, toEngineError } from '../base/errors.js';
 import { isBlockId, type BlockId } from '../base/ids.js';
 import type { Json } from '../base/codec.js';
+import { limits } from '../base/limits.js';
 import type { NodeConfig } from '../config/schema.js';
 import {
   createNetworkNode,
@@ -25,6 +26,7 @@ import {
 } from '../network/index.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
 import { LevelRawStore } from '../storage/level-store.js';
+import type { CommitPhase, TransactionTiming } from '../transactions/coordinator.js';
 import type { TreeKey, TransactOptions, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import { callApi, isApiMethod, type ApiAnswer } from './api.js';
 import { CeremonyService } from './ceremony-net.js';
@@ -86,6 +88,11 @@ export interface StartNodeOptions {
   >;
   /** Cluster settings beyond the config (tests shorten how long a member may be away). */
   readonly cluster?: { readonly memberAbsentMs?: number };
+  /**
+   * Transactions this node coordinates that take at least this long (ms) are logged as events with
+   * where their time went (default limits.slowTransactionMs; tests lower it).
+   */
+  readonly slowTransactionMs?: number;
   /** Threshold key ceremonies over the network (ceremony-net.ts): the keystore passphrase, never logged. */
   readonly keygen?: { readonly passphrase?: string; readonly sealCostLog2?: number };
 }
@@ -142,13 +149,21 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       deferred,
     });
     const timings = new TimingMeter(clock);
+    // The node exists only once the store is open; slow transactions are reported to it from then on.
+    const slow: { report?: (timing: TransactionTiming) => void } = {};
+    const slowMs = options.slowTransactionMs ?? limits.slowTransactionMs;
     try {
       solo = await SoloNode.open(
         { raw, clock },
         {
           network: options.config.network,
           wiring: wiring.wire,
-          coordinator: { onPhase: (phase, ms) => timings.record('phases', phase, ms) },
+          coordinator: {
+            onPhase: (phase, ms) => timings.record('phases', phase, ms),
+            onFinished: (timing) => {
+              if (timing.ms >= slowMs) slow.report?.(timing);
+            },
+          },
         },
       );
     } catch (error) {
@@ -162,6 +177,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       deferred,
       timings,
     });
+    slow.report = (timing) => node.reportSlowTransaction(timing);
     await node.start();
     return node;
   } catch (error) {
@@ -405,6 +421,11 @@ export class RunningNode implements NodeControl {
 
   private answer(method: string, params: unknown, local: boolean): Promise<ApiAnswer> {
     return callApi({ db: this.database, node: this }, method, params, { local });
+  }
+
+  /** Logs a slow transaction this node coordinated, with where its time went. */
+  reportSlowTransaction(timing: TransactionTiming): void {
+    this.emit('info', slowTransactionText(timing));
   }
 
   private emit(kind: NodeEventKind, message: string, peerId?: string): void {
@@ -706,4 +727,23 @@ export class ServedDatabase implements Database {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/**
+ * `slow transaction <trx>: committed in 5138 ms, 2 attempts (execute 0.4, pend 1.3, decide 4912,
+ * wait 180 ms)`: the phases in commit order, summed over the attempts.
+ */
+export function slowTransactionText(timing: TransactionTiming): string {
+  const order: readonly CommitPhase[] = ['execute', 'pend', 'decide', 'finish', 'check', 'wait'];
+  const phases = order
+    .filter((phase) => timing.phases[phase] !== undefined)
+    .map((phase) => `${phase} ${slowMs(timing.phases[phase]!)}`);
+  const what = timing.ok ? 'committed' : `failed (${timing.code ?? 'error'})`;
+  const who = timing.trx === '' ? 'slow transaction' : `slow transaction ${timing.trx}`;
+  const attempts = `${timing.attempts} attempt${timing.attempts === 1 ? '' : 's'}`;
+  return `${who}: ${what} in ${slowMs(timing.ms)} ms, ${attempts}${phases.length > 0 ? ` (${phases.join(', ')} ms)` : ''}`;
+}
+
+function slowMs(ms: number): string {
+  return ms < 10 ? String(Math.round(ms * 10) / 10) : String(Math.round(ms));
 }

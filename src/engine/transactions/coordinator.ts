@@ -56,9 +56,30 @@ export interface CoordinatorInit {
    * and cut checks), `wait` (the pause before the next attempt). Must not throw.
    */
   readonly onPhase?: (phase: CommitPhase, ms: number) => void;
+  /** Told, when a transaction ends (committed or failed), how long it took and where the time went. */
+  readonly onFinished?: (timing: TransactionTiming) => void;
 }
 
 export type CommitPhase = 'execute' | 'pend' | 'decide' | 'finish' | 'check' | 'wait';
+
+/** One transaction's time, attempts and phases summed over them (CoordinatorInit.onFinished). */
+export interface TransactionTiming {
+  /** The id of its last attempt (what the outcome names), empty when it failed before one began. */
+  readonly trx: TrxId;
+  readonly ok: boolean;
+  /** The error code when it failed. */
+  readonly code?: string;
+  /** Attempts that ran, waits for other transactions' turns included. */
+  readonly attempts: number;
+  readonly ms: number;
+  readonly phases: Readonly<Partial<Record<CommitPhase, number>>>;
+}
+
+/** One transaction's attempts and phase times while it runs (undefined: nobody listens). */
+interface Tally {
+  attempts: number;
+  readonly phases: Partial<Record<CommitPhase, number>>;
+}
 
 type Attempt =
   | {
@@ -94,6 +115,7 @@ export class Coordinator {
   private readonly afterExecute: CoordinatorInit['afterExecute'];
   private readonly coordinatorId: string | undefined;
   private readonly onPhase: CoordinatorInit['onPhase'];
+  private readonly onFinished: CoordinatorInit['onFinished'];
 
   constructor(
     private readonly components: CoordinatorComponents,
@@ -104,21 +126,45 @@ export class Coordinator {
     this.afterExecute = init.afterExecute;
     this.coordinatorId = init.coordinatorId;
     this.onPhase = init.onPhase;
+    this.onFinished = init.onFinished;
   }
 
   /** The time now for phase timing (monotonic), or 0 when nobody listens. */
   private phaseStart(): number {
-    return this.onPhase === undefined ? 0 : performance.now();
+    return this.onPhase === undefined && this.onFinished === undefined ? 0 : performance.now();
   }
 
-  /** Reports a phase that began at `startedAt` (phaseStart) and ends now. */
-  private phaseEnd(phase: CommitPhase, startedAt: number): void {
-    if (this.onPhase !== undefined) this.onPhase(phase, performance.now() - startedAt);
+  /** Reports a phase that began at `startedAt` (phaseStart) and ends now, and adds it to the tally. */
+  private phaseEnd(phase: CommitPhase, startedAt: number, tally: Tally | undefined): void {
+    if (this.onPhase === undefined && tally === undefined) return;
+    const ms = performance.now() - startedAt;
+    this.onPhase?.(phase, ms);
+    if (tally !== undefined) tally.phases[phase] = (tally.phases[phase] ?? 0) + ms;
   }
 
   async run(
     request: TxRequest,
     options: TransactOptions & { readonly at?: ReadonlyMap<string, number> } = {},
+  ): Promise<TxOutcome> {
+    if (this.onFinished === undefined) return this.runTimed(request, options, undefined);
+    const startedAt = performance.now();
+    const tally: Tally = { attempts: 0, phases: {} };
+    const outcome = await this.runTimed(request, options, tally);
+    this.onFinished({
+      trx: outcome.ok ? outcome.trx : '',
+      ok: outcome.ok,
+      ...(outcome.ok ? {} : { code: outcome.error.code }),
+      attempts: tally.attempts,
+      ms: performance.now() - startedAt,
+      phases: tally.phases,
+    });
+    return outcome;
+  }
+
+  private async runTimed(
+    request: TxRequest,
+    options: TransactOptions & { readonly at?: ReadonlyMap<string, number> },
+    tally: Tally | undefined,
   ): Promise<TxOutcome> {
     let trx: TrxId = '';
     let lineage = '';
@@ -141,7 +187,8 @@ export class Coordinator {
         if (lineage === '') lineage = trx;
         const startedAt = this.components.clock.now();
         session = new TransactionSession(this.components, trx, options.at, after, claims);
-        const outcome = await this.attempt(session, attempt + waits, checked, options.at, lineage);
+        if (tally !== undefined) tally.attempts = attempt + waits;
+        const outcome = await this.attempt(session, attempt + waits, checked, options.at, lineage, tally);
         if (outcome.kind === 'done') {
           const commit = options.certificates === true ? outcome.commit : withoutCertificates(outcome.commit);
           return { ok: true, trx, commit, results: outcome.results, attempts: attempt };
@@ -175,11 +222,11 @@ export class Coordinator {
         if (gaveWay) {
           this.tellTails(opened, lineage, 'paused');
           await this.pause(outcome.busyMs + this.components.rng.int(busyJitterMs + 1));
-          this.phaseEnd('wait', waitStarted);
+          this.phaseEnd('wait', waitStarted, tally);
           continue;
         }
         if (now >= startedAt + heldMs) await this.backoff(attempt, now - startedAt);
-        this.phaseEnd('wait', waitStarted);
+        this.phaseEnd('wait', waitStarted, tally);
         attempt++;
       }
       this.giveBackTurns(session, lineage);
@@ -229,6 +276,7 @@ export class Coordinator {
     request: TxRequest,
     at: ReadonlyMap<string, number> | undefined,
     lineage: TrxId,
+    tally: Tally | undefined,
   ): Promise<Attempt> {
     const { repo } = this.components;
     const trxId = session.trxId;
@@ -236,7 +284,7 @@ export class Coordinator {
     const executeStarted = this.phaseStart();
     try {
       results = await session.execute(request);
-      this.phaseEnd('execute', executeStarted);
+      this.phaseEnd('execute', executeStarted, tally);
     } catch (error) {
       // A failed guard or expectation is final — unless it was judged on a copy a majority of the
       // block's holders had moved past: then the transaction runs again on fresh state.
@@ -262,7 +310,7 @@ export class Coordinator {
       // What we read may have been written by a transaction still waiting for its sync; answer only
       // once that is durable too.
       await repo.sync();
-      this.phaseEnd('check', checkStarted);
+      this.phaseEnd('check', checkStarted, tally);
       return { kind: 'done', commit: {}, results };
     }
     if (at !== undefined && at.size > 0)
@@ -278,7 +326,7 @@ export class Coordinator {
     const verify = repo.verifyReads === undefined ? [] : this.readsToVerify(writing, { routing: true });
     const pendStarted = this.phaseStart();
     const pended = await repo.pend(pends, verify.length > 0 ? { verify } : undefined);
-    this.phaseEnd('pend', pendStarted);
+    this.phaseEnd('pend', pendStarted, tally);
     const fresh = (pended.stale ?? []).length === 0;
     if (!pended.ok) return { kind: 'conflict', message: 'a block changed while the transaction ran' };
     const cancel = (): Promise<void> =>
@@ -307,7 +355,7 @@ export class Coordinator {
       if (!outcomeInDoubt(error)) await cancel();
       throw error;
     }
-    this.phaseEnd('decide', decideStarted);
+    this.phaseEnd('decide', decideStarted, tally);
     const finishStarted = this.phaseStart();
     if (decided.size === 0) {
       await cancel();
@@ -344,7 +392,7 @@ export class Coordinator {
       }
     }
     await repo.sync();
-    this.phaseEnd('finish', finishStarted);
+    this.phaseEnd('finish', finishStarted, tally);
     return { kind: 'done', commit, results };
   }
 

@@ -179,6 +179,42 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     ).to.equal(true);
   });
 
+  it('logs a transaction slower than its threshold with where its time went, and no faster one', async () => {
+    const slow = await startNode({
+      dataDir: join(root, 'slow'),
+      config: loopback,
+      version: 'test',
+      slowTransactionMs: 0,
+    });
+    nodes.push(slow);
+    await slow.database.createCollection('c', 'tree');
+    const outcome = await slow.database.transact({
+      actions: [{ collection: 'c', op: 'put', key: 'k', value: 1 }],
+    });
+    expect(outcome.ok).to.equal(true);
+    const logged = slow.hub.recentEvents().filter((event) => event.message.startsWith('slow transaction'));
+    const line = logged.find((event) => outcome.ok && event.message.includes(outcome.trx));
+    expect(line?.kind).to.equal('info');
+    expect(line?.message).to.match(
+      /: committed in [\d.]+ ms, 1 attempt \(execute [\d.]+, pend [\d.]+, decide [\d.]+, finish [\d.]+ ms\)$/,
+    );
+
+    const fast = await startNode({
+      dataDir: join(root, 'fast'),
+      config: loopback,
+      version: 'test',
+      slowTransactionMs: 60_000,
+    });
+    nodes.push(fast);
+    await fast.database.createCollection('c', 'tree');
+    expect(
+      (await fast.database.transact({ actions: [{ collection: 'c', op: 'put', key: 'k', value: 1 }] })).ok,
+    ).to.equal(true);
+    expect(fast.hub.recentEvents().some((event) => event.message.startsWith('slow transaction'))).to.equal(
+      false,
+    );
+  });
+
   it('finds its peers, agrees with them on the closest peers to a key, and sees one leave', async () => {
     const a = await start('a');
     const bootstrap = [a.hub.current()!.listenAddresses[0]!];

@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import { limits } from '../../../src/engine/base/limits.js';
-import { FirstAttemptBarrier, memoryNode, ok, put, value } from '../../helpers/solo.js';
+import { CommitBetween, FirstAttemptBarrier, memoryNode, ok, put, value } from '../../helpers/solo.js';
 import type { SoloNode } from '../../../src/engine/node/solo-node.js';
-import type { TxOutcome } from '../../../src/engine/transactions/tx-types.js';
 
 /** Fills a tree with keys between `a` and `z` so that keys at the ends live in different leaves. */
 async function spread(node: SoloNode, collection: string): Promise<void> {
@@ -10,28 +9,6 @@ async function spread(node: SoloNode, collection: string): Promise<void> {
   for (let i = 0; i < 300; i++)
     actions.push({ collection, op: 'put' as const, key: `m${String(i).padStart(4, '0')}`, value: i });
   ok(await node.transact({ actions }));
-}
-
-/**
- * Runs another transaction to its commit between the first attempt's execution of the next
- * transaction and that attempt's commit (the other one passes straight through).
- */
-class CommitBetween {
-  private other: (() => Promise<TxOutcome>) | undefined;
-  done: Promise<TxOutcome> = Promise.reject(new Error('not armed'));
-
-  arm(other: () => Promise<TxOutcome>): void {
-    this.other = other;
-    this.done.catch(() => undefined);
-  }
-
-  readonly hook = async (_trxId: string, attempt: number): Promise<void> => {
-    const other = this.other;
-    if (other === undefined || attempt !== 1) return;
-    this.other = undefined;
-    this.done = other();
-    await this.done;
-  };
 }
 
 /** One transaction putting `count` keys `<prefix><i>` with value i. */
