@@ -174,7 +174,7 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     const served = (await b.status()).timings!.served;
     expect(served['repo.pend']?.count ?? 0).to.be.at.least(writes);
     expect(
-      Object.keys(served).every((name) => /^[a-z-]+\.[A-Za-z-]+$/.test(name)),
+      Object.keys(served).every((name) => /^[a-z-]+\.[A-Za-z.-]+$/.test(name)),
       Object.keys(served).join(),
     ).to.equal(true);
   });
