@@ -72,6 +72,15 @@ const strict = process.env['OPTIMYSTIC_FAULT_STRICT'] === '1';
       const { metKill, clear } = report.okLatencyByKills;
       expect((metKill?.count ?? 0) + (clear?.count ?? 0), text).to.equal(report.ops.ok);
       expect(report.slowest.length, text).to.equal(Math.min(5, report.ops.ok));
+      // What the nodes logged as slow adds up: every such transaction ran, and the shares of its phases
+      // make the whole of their time.
+      const slow = report.slowTransactions;
+      if (slow.count > 0) {
+        expect(slow.attemptsMedian, text).to.be.at.least(1);
+        expect(slow.attemptsMax, text).to.be.at.least(slow.attemptsMedian);
+        const shares = Object.values(slow.phaseShares).reduce((a, b) => a + b, 0);
+        expect(shares, text).to.be.within(0.95, 1.05);
+      }
       expect(report.restarts.length, `seed ${seed}: no node was killed\n${text}`).to.be.greaterThan(0);
       expect(
         report.restarts.every((r) => r.recoveryMs !== undefined),

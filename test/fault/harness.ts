@@ -22,7 +22,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { reachNode } from '../../src/engine/index.js';
+import { reachNode, type SlowTransactionFigures } from '../../src/engine/index.js';
 import type { TxOutcome } from '../../src/engine/transactions/tx-types.js';
 import {
   checkListAppend,
@@ -188,6 +188,16 @@ export interface FaultReport {
   };
   /** The slowest acknowledged transfers, with the nodes that were down while each ran. */
   readonly slowest: readonly SlowTransfer[];
+  /**
+   * The transactions the nodes logged as slow (a second or more, bank and list clients alike): how
+   * many attempts they took, and the share of their summed time each commit phase took.
+   */
+  readonly slowTransactions: {
+    readonly count: number;
+    readonly attemptsMedian: number;
+    readonly attemptsMax: number;
+    readonly phaseShares: Readonly<Record<string, number>>;
+  };
   readonly dataRoot: string;
   /** The list-append workload: its outcomes and what the history check found. */
   readonly listAppend:
@@ -328,6 +338,8 @@ class NodeHandle {
   peerId: string | undefined;
   stderr = '';
   log: string[] = [];
+  /** The transactions this node logged as slow (`slow transaction …` events), across restarts. */
+  readonly slow: SlowTransactionFigures[] = [];
 
   constructor(
     readonly index: number,
@@ -356,12 +368,18 @@ class NodeHandle {
           this.log.push(line);
           if (this.log.length > 200) this.log.shift();
           if (this.logFile !== undefined) appendFileSync(this.logFile, line + '\n');
-          let record: { kind?: string; addresses?: string[]; peerId?: string };
+          let record: {
+            kind?: string;
+            addresses?: string[];
+            peerId?: string;
+            transaction?: SlowTransactionFigures;
+          };
           try {
             record = JSON.parse(line) as typeof record;
           } catch {
             return;
           }
+          if (record.transaction !== undefined) this.slow.push(record.transaction);
           if (record.kind === 'node:start' && record.addresses?.[0] !== undefined) {
             clearTimeout(timer);
             this.address = record.addresses[0];
@@ -1004,6 +1022,7 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
       okLatencyMs: latencies(records),
       okAttempts: attemptsOf(records),
       ...byKills(records, restarts, Date.now() - t0),
+      slowTransactions: slowSummary(nodes.flatMap((node) => node.slow)),
       dataRoot: root,
       listAppend: listAppendReport,
     };
@@ -1210,6 +1229,24 @@ function byKills(
 
 /** Slowest acknowledged transfers the report lists. */
 const slowestShown = 5;
+
+function slowSummary(slow: readonly SlowTransactionFigures[]): FaultReport['slowTransactions'] {
+  const attempts = slow.map((t) => t.attempts).sort((a, b) => a - b);
+  const totals = new Map<string, number>();
+  for (const t of slow)
+    for (const [phase, ms] of Object.entries(t.phases)) totals.set(phase, (totals.get(phase) ?? 0) + ms);
+  const all = [...totals.values()].reduce((a, b) => a + b, 0);
+  return {
+    count: slow.length,
+    attemptsMedian: attempts[Math.floor(attempts.length / 2)] ?? 0,
+    attemptsMax: attempts.at(-1) ?? 0,
+    phaseShares: Object.fromEntries(
+      [...totals]
+        .sort((a, b) => b[1] - a[1])
+        .map(([phase, ms]) => [phase, all > 0 ? Math.round((ms / all) * 100) / 100 : 0]),
+    ),
+  };
+}
 
 function latencies(records: readonly TransferRecord[]): FaultReport['okLatencyMs'] {
   const all = figures(records.flatMap((r) => (r.outcome === 'ok' && r.ms !== undefined ? [r.ms] : [])));
@@ -1486,6 +1523,15 @@ export function formatReport(report: FaultReport): string {
             `${t.id} (client ${t.client} via node ${t.node}, sent at ${(t.at / 1000).toFixed(1)} s) ${t.ms} ms, ${t.attempts === undefined ? '?' : `${t.attempts} attempt${t.attempts === 1 ? '' : 's'}`}, ${t.down.length === 0 ? 'every node up' : `node ${t.down.join(', ')} down`}`,
         )
         .join('; ')}`,
+    );
+  const slow = report.slowTransactions;
+  if (slow.count > 0)
+    lines.push(
+      `transactions the nodes logged as slow (1 s or more): ${slow.count}, attempts median ${slow.attemptsMedian}, max ${slow.attemptsMax}; their time: ${Object.entries(
+        slow.phaseShares,
+      )
+        .map(([phase, share]) => `${phase} ${Math.round(share * 100)}%`)
+        .join(', ')}`,
     );
   lines.push(
     `after settling, a transfer through each node committed: ${report.afterSettle.map((r) => `node ${r.node} ${r.outcome === 'ok' ? `after ${r.ms ?? '?'} ms` : `never (${r.code ?? '?'})`}`).join(', ')}`,

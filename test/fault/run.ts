@@ -30,8 +30,9 @@ history is checked for lost appends and serializability anomalies: a cycle of wr
 write-read and read-write dependencies among committed transactions (G0, G1c, G2), reads of values
 no committed transaction appended, and lists whose orders disagree. Exits 1 on any violation or
 liveness failure. The report gives the latency of acknowledged transfers, also apart for those that
-ran while a node was down (killed and not yet serving reads) and those that did not, and lists the
-slowest ones.
+ran while a node was down (killed and not yet serving reads) and those that did not, lists the
+slowest ones, and sums up the transactions the nodes logged as slow (a second or more): their
+attempts, and the share of their time each commit phase took (wait, execute, pend, decide, finish).
 
 Options:
   --nodes N          node processes (default ${defaultFaultOptions.nodes})

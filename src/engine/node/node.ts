@@ -70,7 +70,7 @@ import { RawConsensusStore } from '../cluster/consensus-store.js';
 import { DeferredSyncs } from '../cluster/deferred-syncs.js';
 import type { RawStore } from '../storage/raw-store.js';
 import { StatusHub } from './status-hub.js';
-import type { NodeEvent, NodeEventKind, NodeStatus, PeerStatus } from './status.js';
+import type { NodeEvent, NodeEventKind, NodeStatus, PeerStatus, SlowTransactionFigures } from './status.js';
 import { unlink } from 'node:fs/promises';
 
 export interface StartNodeOptions {
@@ -425,15 +425,30 @@ export class RunningNode implements NodeControl {
 
   /** Logs a slow transaction this node coordinated, with where its time went. */
   reportSlowTransaction(timing: TransactionTiming): void {
-    this.emit('info', slowTransactionText(timing));
+    const tenths = (ms: number): number => Math.round(ms * 10) / 10;
+    const transaction: SlowTransactionFigures = {
+      ...(timing.trx === '' ? {} : { trx: timing.trx }),
+      ok: timing.ok,
+      ...(timing.code === undefined ? {} : { code: timing.code }),
+      attempts: timing.attempts,
+      ms: tenths(timing.ms),
+      phases: Object.fromEntries(Object.entries(timing.phases).map(([phase, ms]) => [phase, tenths(ms)])),
+    };
+    this.emit('info', slowTransactionText(timing), undefined, { transaction });
   }
 
-  private emit(kind: NodeEventKind, message: string, peerId?: string): void {
+  private emit(
+    kind: NodeEventKind,
+    message: string,
+    peerId?: string,
+    details: Pick<NodeEvent, 'transaction'> = {},
+  ): void {
     const event: NodeEvent = {
       at: this.clock.now(),
       kind,
       message,
       ...(peerId === undefined ? {} : { peerId }),
+      ...details,
     };
     this.hub.event(event);
   }

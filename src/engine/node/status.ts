@@ -92,6 +92,20 @@ export interface NodeEvent {
   readonly kind: NodeEventKind;
   readonly message: string;
   readonly peerId?: string;
+  /** A slow transaction's figures (the `slow transaction …` info event), for log processors. */
+  readonly transaction?: SlowTransactionFigures;
+}
+
+/** A transaction the node coordinated that took at least limits.slowTransactionMs (ms rounded to 0.1). */
+export interface SlowTransactionFigures {
+  /** Its last attempt's id; absent when it failed before an attempt began. */
+  readonly trx?: string;
+  readonly ok: boolean;
+  readonly code?: string;
+  readonly attempts: number;
+  readonly ms: number;
+  /** Commit phases summed over its attempts (the phase names of `timings.phases`). */
+  readonly phases: Readonly<Record<string, number>>;
 }
 
 /** Where the dashboard gets its data: a running node in-process, or one reached over the control socket. */

@@ -195,6 +195,15 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     const logged = slow.hub.recentEvents().filter((event) => event.message.startsWith('slow transaction'));
     const line = logged.find((event) => outcome.ok && event.message.includes(outcome.trx));
     expect(line?.kind).to.equal('info');
+    // The same figures as data, for whatever reads the node's NDJSON log.
+    expect(line?.transaction).to.include({ ok: true, attempts: 1, trx: outcome.ok ? outcome.trx : '' });
+    expect(Object.keys(line?.transaction?.phases ?? {}).sort()).to.deep.equal([
+      'decide',
+      'execute',
+      'finish',
+      'pend',
+    ]);
+    expect(line?.transaction?.ms).to.be.at.least(0);
     expect(line?.message).to.match(
       /: committed in [\d.]+ ms, 1 attempt \(execute [\d.]+, pend [\d.]+, decide [\d.]+, finish [\d.]+ ms\)$/,
     );
