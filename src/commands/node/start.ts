@@ -106,6 +106,13 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
       max: 20,
       helpValue: 'K',
     }),
+    'slow-transaction-ms': Flags.integer({
+      description:
+        'log each transaction this node coordinates that takes at least MS milliseconds, with where its time went (0: every one) [default: 1000]',
+      min: 0,
+      max: 3_600_000,
+      helpValue: 'MS',
+    }),
     clients: Flags.string({
       description:
         'peer ids allowed to use this node as light clients (--connect), or "any" (repeat or comma-separate) [default: none]',
@@ -157,6 +164,7 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
         bootstrapNode: flags['bootstrap-node'],
         clusterSize: flags['cluster-size'],
         clients: flags.clients,
+        slowTransactionMs: flags['slow-transaction-ms'],
       },
       env: process.env,
       ...(flags.config === undefined ? {} : { configPath: flags.config }),

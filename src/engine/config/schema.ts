@@ -35,6 +35,8 @@ export interface NodeConfig {
    * Empty (the default): nobody; the node refuses every client request.
    */
   readonly clients: ClientAccess;
+  /** A transaction this node coordinates that takes at least this long (ms) is logged with its phases. */
+  readonly slowTransactionMs: number;
 }
 
 /** The peers allowed to use a node's client protocol: a list of peer ids, or every peer. */
@@ -53,6 +55,7 @@ export interface NodeSettings {
   readonly bootstrapNode?: boolean;
   readonly clusterSize?: number;
   readonly clients?: ClientAccess;
+  readonly slowTransactionMs?: number;
 }
 
 /** The port a node listens on when neither a port nor listen addresses are configured (libp2p's customary one). */
@@ -69,6 +72,7 @@ export const defaultNodeConfig: NodeConfig = {
   bootstrapNode: false,
   clusterSize: 5,
   clients: [],
+  slowTransactionMs: limits.slowTransactionMs,
 };
 
 /** Bounds of the settings, each with its reason. */
@@ -79,6 +83,8 @@ export const configBounds = {
   bootstrapMax: 64,
   /** Allowed client peer ids: a short list of the operator's own clients. */
   clientsMax: 256,
+  /** The slow-transaction threshold: an hour is already "never" for a transaction. */
+  slowTransactionMsMax: 3_600_000,
   /** A config file is a few hundred bytes; a huge one is a mistake (or the wrong file). */
   fileBytesMax: 1024 * 1024,
 } as const;
@@ -108,6 +114,7 @@ export const flagNames: Record<keyof NodeSettings, string> = {
   bootstrapNode: '--bootstrap-node',
   clusterSize: '--cluster-size',
   clients: '--clients',
+  slowTransactionMs: '--slow-transaction-ms',
 };
 
 export const envNames: Record<keyof NodeSettings, string> = {
@@ -122,6 +129,7 @@ export const envNames: Record<keyof NodeSettings, string> = {
   bootstrapNode: 'OPTIMYSTIC_BOOTSTRAP_NODE',
   clusterSize: 'OPTIMYSTIC_CLUSTER_SIZE',
   clients: 'OPTIMYSTIC_CLIENTS',
+  slowTransactionMs: 'OPTIMYSTIC_SLOW_TRANSACTION_MS',
 };
 
 /** Field names in a config file (`capacity` there, like the flag; it accepts "10GB" too). */
@@ -137,6 +145,7 @@ export const fileFieldNames: Record<keyof NodeSettings, string> = {
   bootstrapNode: 'bootstrapNode',
   clusterSize: 'clusterSize',
   clients: 'clients',
+  slowTransactionMs: 'slowTransactionMs',
 };
 
 export const flagSource: SettingSource = { kind: 'flag', label: (field) => flagNames[field] };
@@ -301,6 +310,17 @@ function checkClusterSize(value: unknown, source: SettingSource): number {
   return value;
 }
 
+function checkSlowTransactionMs(value: unknown, source: SettingSource): number {
+  const max = configBounds.slowTransactionMsMax;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max)
+    throw invalid(
+      source,
+      'slowTransactionMs',
+      `must be a whole number of milliseconds in 0..${max} (0 logs every transaction), not ${show(value)}`,
+    );
+  return value;
+}
+
 /**
  * The client allow list: `any`, or peer ids (a file may give a list or the string `any`; a flag or
  * variable gives comma-separated words, `any` alone).
@@ -357,6 +377,7 @@ const checkers: Checkers = {
   bootstrapNode: (value, source) => checkBoolean(value, 'bootstrapNode', source),
   clusterSize: checkClusterSize,
   clients: checkClients,
+  slowTransactionMs: checkSlowTransactionMs,
 };
 
 const settingFields = Object.keys(checkers) as (keyof NodeSettings)[];
@@ -412,6 +433,7 @@ export function settingsFromEnv(env: Readonly<Record<string, string | undefined>
     switch (field) {
       case 'port':
       case 'clusterSize':
+      case 'slowTransactionMs':
         values[field] = /^\d+$/.test(text) ? Number(text) : text;
         break;
       case 'listen':
@@ -484,6 +506,7 @@ export function resolveNodeConfig(layers: SettingLayers): NodeConfig {
     bootstrapNode: pick('bootstrapNode') ?? defaultNodeConfig.bootstrapNode,
     clusterSize: pick('clusterSize') ?? defaultNodeConfig.clusterSize,
     clients: pick('clients') ?? defaultNodeConfig.clients,
+    slowTransactionMs: pick('slowTransactionMs') ?? defaultNodeConfig.slowTransactionMs,
   };
   if (config.bootstrapNode && config.listen.some((address) => /\/tcp\/0(\/|$)/.test(address))) {
     const source = ordered.find((layer) => layer.settings.bootstrapNode !== undefined)?.source ?? flagSource;

@@ -90,7 +90,7 @@ export interface StartNodeOptions {
   readonly cluster?: { readonly memberAbsentMs?: number };
   /**
    * Transactions this node coordinates that take at least this long (ms) are logged as events with
-   * where their time went (default limits.slowTransactionMs; tests lower it).
+   * where their time went; over the config's slowTransactionMs (tests lower it).
    */
   readonly slowTransactionMs?: number;
   /** Threshold key ceremonies over the network (ceremony-net.ts): the keystore passphrase, never logged. */
@@ -151,7 +151,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     const timings = new TimingMeter(clock);
     // The node exists only once the store is open; slow transactions are reported to it from then on.
     const slow: { report?: (timing: TransactionTiming) => void } = {};
-    const slowMs = options.slowTransactionMs ?? limits.slowTransactionMs;
+    const slowMs = options.slowTransactionMs ?? options.config.slowTransactionMs ?? limits.slowTransactionMs;
     try {
       solo = await SoloNode.open(
         { raw, clock },

@@ -90,7 +90,7 @@ describe('node config files (cosmiconfig)', () => {
   it('resolves flag > environment > file > default in one call', async () => {
     await writeFile(
       join(dataDir, 'config.json'),
-      '{"network":"filenet","role":"storage","clusterSize":4,"port":4100}',
+      '{"network":"filenet","role":"storage","clusterSize":4,"port":4100,"slowTransactionMs":250}',
     );
     const { config, file } = await loadNodeConfig({
       dataDir,
@@ -99,7 +99,21 @@ describe('node config files (cosmiconfig)', () => {
       env: { OPTIMYSTIC_ROLE: 'transaction', OPTIMYSTIC_CLUSTER_SIZE: '9' },
     });
     expect(file).to.equal(join(dataDir, 'config.json'));
-    expect(config).to.include({ network: 'filenet', role: 'transaction', clusterSize: 6 });
+    expect(config).to.include({
+      network: 'filenet',
+      role: 'transaction',
+      clusterSize: 6,
+      slowTransactionMs: 250,
+    });
+    const fromEnv = await loadNodeConfig({ dataDir, cwd, env: { OPTIMYSTIC_SLOW_TRANSACTION_MS: '0' } });
+    expect(fromEnv.config.slowTransactionMs).to.equal(0);
+    const fromFlag = await loadNodeConfig({
+      dataDir,
+      cwd,
+      flags: { slowTransactionMs: 5000 },
+      env: { OPTIMYSTIC_SLOW_TRANSACTION_MS: '0' },
+    });
+    expect(fromFlag.config.slowTransactionMs).to.equal(5000);
     expect(config.listen).to.deep.equal(['/ip4/0.0.0.0/tcp/4100']);
   });
 

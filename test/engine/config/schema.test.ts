@@ -63,6 +63,9 @@ describe('node config schema', () => {
         [{ clusterSize: 0 }, 'clusterSize'],
         [{ clusterSize: 2.5 }, 'clusterSize'],
         [{ clusterSize: 21 }, 'clusterSize'],
+        [{ slowTransactionMs: -1 }, 'slowTransactionMs'],
+        [{ slowTransactionMs: '1s' }, 'slowTransactionMs'],
+        [{ slowTransactionMs: 3_600_001 }, 'slowTransactionMs'],
         [{ clustersize: 3 }, 'clustersize'],
       ];
       for (const [file, field] of cases) {
@@ -92,6 +95,7 @@ describe('node config schema', () => {
         [{ OPTIMYSTIC_BOOTSTRAP: '/ip4/1.2.3.4/tcp/1,garbage' }, 'bootstrap'],
         [{ OPTIMYSTIC_ROLE: 'miner' }, 'role'],
         [{ OPTIMYSTIC_CAPACITY: '10 parsecs' }, 'capacity'],
+        [{ OPTIMYSTIC_SLOW_TRANSACTION_MS: '2.5' }, 'slowTransactionMs'],
       ];
       for (const [env, field] of cases) {
         const error = expectInvalid(() => settingsFromEnv(env), 'CONFIG_INVALID', field);
