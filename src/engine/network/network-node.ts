@@ -599,8 +599,13 @@ class Libp2pNetworkNode implements NetworkNode {
         ? handler
         : (request, context) => {
             const startedAt = performance.now();
-            const done = (): void =>
-              time('served', requestName(name, request), performance.now() - startedAt);
+            const done = (): void => {
+              try {
+                time('served', requestName(name, request), performance.now() - startedAt);
+              } catch {
+                // An observer's failure is not the request's.
+              }
+            };
             const answer = handler(request, context);
             answer.then(done, done);
             return answer;
@@ -675,7 +680,13 @@ class Libp2pNetworkNode implements NetworkNode {
     const time = this.init.timeRequest;
     if (time === undefined) return sent;
     const startedAt = performance.now();
-    const done = (): void => time('sent', requestName(name, message), performance.now() - startedAt);
+    const done = (): void => {
+      try {
+        time('sent', requestName(name, message), performance.now() - startedAt);
+      } catch {
+        // An observer's failure is not the request's.
+      }
+    };
     sent.then(done, done);
     return sent;
   }

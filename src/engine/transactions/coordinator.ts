@@ -56,7 +56,10 @@ export interface CoordinatorInit {
    * and cut checks), `wait` (the pause before the next attempt). Must not throw.
    */
   readonly onPhase?: (phase: CommitPhase, ms: number) => void;
-  /** Told, when a transaction ends (committed or failed), how long it took and where the time went. */
+  /**
+   * Told, when a transaction ends (committed or failed), how long it took and where the time went.
+   * Neither hook can change an outcome: what they throw is dropped.
+   */
   readonly onFinished?: (timing: TransactionTiming) => void;
 }
 
@@ -138,8 +141,12 @@ export class Coordinator {
   private phaseEnd(phase: CommitPhase, startedAt: number, tally: Tally | undefined): void {
     if (this.onPhase === undefined && tally === undefined) return;
     const ms = performance.now() - startedAt;
-    this.onPhase?.(phase, ms);
     if (tally !== undefined) tally.phases[phase] = (tally.phases[phase] ?? 0) + ms;
+    try {
+      this.onPhase?.(phase, ms);
+    } catch {
+      // An observer's failure is not the transaction's.
+    }
   }
 
   async run(
@@ -150,14 +157,18 @@ export class Coordinator {
     const startedAt = performance.now();
     const tally: Tally = { attempts: 0, phases: {} };
     const outcome = await this.runTimed(request, options, tally);
-    this.onFinished({
-      trx: outcome.ok ? outcome.trx : '',
-      ok: outcome.ok,
-      ...(outcome.ok ? {} : { code: outcome.error.code }),
-      attempts: tally.attempts,
-      ms: performance.now() - startedAt,
-      phases: tally.phases,
-    });
+    try {
+      this.onFinished({
+        trx: outcome.ok ? outcome.trx : '',
+        ok: outcome.ok,
+        ...(outcome.ok ? {} : { code: outcome.error.code }),
+        attempts: tally.attempts,
+        ms: performance.now() - startedAt,
+        phases: tally.phases,
+      });
+    } catch {
+      // An observer's failure is not the transaction's.
+    }
     return outcome;
   }
 

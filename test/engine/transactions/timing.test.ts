@@ -55,6 +55,27 @@ describe("where a transaction's time goes (coordinator timing)", () => {
     await node.close();
   });
 
+  it('never lets a failing observer change an outcome', async () => {
+    const { node } = await memoryNode(5, {
+      coordinator: {
+        onPhase: () => {
+          throw new Error('observer broke');
+        },
+        onFinished: () => {
+          throw new Error('observer broke');
+        },
+      },
+    });
+    await node.createCollection('c', 'tree');
+    ok(await node.transact(put('c', 'k', { n: 1 })));
+    const failed = await node.transact({
+      actions: [{ collection: 'c', op: 'incr', key: 'k', path: 'n', by: -5, min: 0 }],
+    });
+    expect(failed.ok).to.equal(false);
+    expect(failed.ok ? '' : failed.error.code).to.equal('EXPECT_FAILED');
+    await node.close();
+  });
+
   it('words a slow transaction as the node logs it', () => {
     expect(
       slowTransactionText({
