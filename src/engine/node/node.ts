@@ -90,7 +90,7 @@ export interface StartNodeOptions {
   readonly cluster?: { readonly memberAbsentMs?: number };
   /**
    * Transactions this node coordinates that take at least this long (ms) are logged as events with
-   * where their time went; over the config's slowTransactionMs (tests lower it).
+   * where their time went; overrides the config's slowTransactionMs (tests lower it).
    */
   readonly slowTransactionMs?: number;
   /** Threshold key ceremonies over the network (ceremony-net.ts): the keystore passphrase, never logged. */

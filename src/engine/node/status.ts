@@ -96,7 +96,7 @@ export interface NodeEvent {
   readonly transaction?: SlowTransactionFigures;
 }
 
-/** A transaction the node coordinated that took at least limits.slowTransactionMs (ms rounded to 0.1). */
+/** A transaction the node coordinated that took at least its slow-transaction threshold (ms rounded to 0.1). */
 export interface SlowTransactionFigures {
   /** Its last attempt's id; absent when it failed before an attempt began. */
   readonly trx?: string;
