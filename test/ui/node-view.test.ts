@@ -28,6 +28,7 @@ describe('node status as labelled lines', () => {
             Array.from({ length: 10 }, (_, i) => [`repo.t${i}`, figures(i + 1, 1, 2)] as const),
           ),
           served: {},
+          loop: { periods: 60, busyPct: 34, busyMaxPct: 61, lateP99Ms: 3.94 },
         },
       }),
     );
@@ -40,6 +41,9 @@ describe('node status as labelled lines', () => {
     expect(sent[7]).to.equal('repo.t2 3× 1/2 ms');
     expect(sent[8]).to.equal('… 2 more (--json)');
     expect(field(rows, 'Requests served')).to.equal('(none in the last minute)');
+    expect(field(rows, 'Event loop')).to.equal(
+      '34% busy (busiest second 61%), timers up to 3.94 ms late (p99), last minute',
+    );
   });
 
   it('says when nothing was timed, and leaves the lines out for a node that does not report timings', () => {
@@ -50,5 +54,6 @@ describe('node status as labelled lines', () => {
     const older = statusFields(sampleStatus());
     expect(field(older, 'Commit phases')).to.equal(undefined);
     expect(field(older, 'Requests sent')).to.equal(undefined);
+    expect(field(idle, 'Event loop')).to.equal(undefined);
   });
 });

@@ -7,7 +7,12 @@
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import {
+  monitorEventLoopDelay,
+  performance,
+  type EventLoopUtilization,
+  type IntervalHistogram,
+} from 'node:perf_hooks';
 import { systemClock, type Clock } from '../base/clock.js';
 import { EngineError, toEngineError } from '../base/errors.js';
 import { isBlockId, type BlockId } from '../base/ids.js';
@@ -99,6 +104,8 @@ export interface StartNodeOptions {
 
 /** How often the node recomputes its status for watchers. */
 export const statusIntervalMs = 1000;
+/** The event-loop delay probe's interval: fine enough to see lateness of a millisecond, cheap to run. */
+const loopDelayResolutionMs = 10;
 /** How often the node pings its peers, so their latency is known (the dashboard shows it). */
 export const latencyProbeIntervalMs = 10_000;
 /** How often a node looks for expired pends to settle with their tails. */
@@ -215,6 +222,9 @@ export class RunningNode implements NodeControl {
   private consensus: NetworkConsensus | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
+  /** Timer lateness and loop utilization since the last status period (`timings.loop`). */
+  private loopDelay: IntervalHistogram | undefined;
+  private loopUsed: EventLoopUtilization | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private refreshing = false;
   private closing: Promise<void> | undefined;
@@ -304,7 +314,11 @@ export class RunningNode implements NodeControl {
       throw error;
     }
     await this.refreshStatus();
-    this.statusTimer = setInterval(() => void this.refreshStatus(), statusIntervalMs);
+    this.startLoopSampling();
+    this.statusTimer = setInterval(() => {
+      this.sampleLoop();
+      void this.refreshStatus();
+    }, statusIntervalMs);
     this.probe(this.network.peers().map((peer) => peer.id));
     this.probeTimer = setInterval(
       () => this.probe((this.network?.peers() ?? []).map((peer) => peer.id)),
@@ -421,6 +435,29 @@ export class RunningNode implements NodeControl {
 
   private answer(method: string, params: unknown, local: boolean): Promise<ApiAnswer> {
     return callApi({ db: this.database, node: this }, method, params, { local });
+  }
+
+  private startLoopSampling(): void {
+    try {
+      this.loopDelay = monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
+      this.loopDelay.enable();
+      this.loopUsed = performance.eventLoopUtilization();
+    } catch {
+      // Without the measurement the status simply has no `loop`.
+      this.loopDelay = undefined;
+    }
+  }
+
+  /** One status period of the event loop: its utilization, and how late its timers fired (p99). */
+  private sampleLoop(): void {
+    const histogram = this.loopDelay;
+    if (histogram === undefined || this.loopUsed === undefined) return;
+    const used = performance.eventLoopUtilization(this.loopUsed);
+    this.loopUsed = performance.eventLoopUtilization();
+    // The histogram holds each timer's whole interval (the resolution plus its lateness), in ns.
+    const lateMs = histogram.count > 0 ? histogram.percentile(99) / 1e6 - loopDelayResolutionMs : 0;
+    histogram.reset();
+    this.distributed.timings.recordLoop(used.utilization, lateMs);
   }
 
   /** Logs a slow transaction this node coordinated, with where its time went. */
@@ -616,6 +653,7 @@ export class RunningNode implements NodeControl {
   private async teardown(): Promise<void> {
     this.closing ??= Promise.resolve();
     clearInterval(this.statusTimer);
+    this.loopDelay?.disable();
     clearInterval(this.probeTimer);
     clearInterval(this.sweepTimer);
     this.watchers.abort();

@@ -47,6 +47,20 @@ export interface TimingsStatus {
   readonly phases: Readonly<Record<string, TimingFigures>>;
   readonly sent: Readonly<Record<string, TimingFigures>>;
   readonly served: Readonly<Record<string, TimingFigures>>;
+  /** The node's event loop over the window (absent until a period was measured). */
+  readonly loop?: LoopFigures;
+}
+
+/**
+ * How busy a node's event loop was, measured each second: the mean and the busiest second's share of
+ * time spent running, and how late its timers fired (p99 of the seconds' p99). Every request the node
+ * serves waits for the loop, so a busy one slows them all.
+ */
+export interface LoopFigures {
+  readonly periods: number;
+  readonly busyPct: number;
+  readonly busyMaxPct: number;
+  readonly lateP99Ms: number;
 }
 
 export interface StorageStatus {

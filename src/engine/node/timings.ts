@@ -6,7 +6,7 @@
  * the log write, a slow served `repo.pend` at a holder's disk. Time comes from an injected clock.
  */
 import type { Clock } from '../base/clock.js';
-import type { TimingFigures, TimingsStatus } from './status.js';
+import type { LoopFigures, TimingFigures, TimingsStatus } from './status.js';
 
 /** Figures cover the last minute, as commit latency does: an idle node shows nothing stale. */
 export const timingWindowMs = 60_000;
@@ -17,6 +17,8 @@ const samplesPerNameMax = 1024;
  * here, so a few dozen exist; the bound keeps a misbehaving caller from growing the map.
  */
 const namesPerKindMax = 64;
+/** Event-loop periods kept: a minute of one-second periods, and some slack. */
+const loopSamplesMax = 120;
 
 export type TimingKind = 'phases' | 'sent' | 'served';
 
@@ -32,8 +34,25 @@ export class TimingMeter {
     sent: new Map(),
     served: new Map(),
   };
+  /** One sample per period (a second on a running node): how busy the event loop was, how late its timers. */
+  private readonly loop: { at: number; busy: number; lateMs: number }[] = [];
 
   constructor(private readonly clock: Clock) {}
+
+  /**
+   * Records one period of the event loop: the share of it spent running (0–1) and how late a timer
+   * fired at worst, ms (p99). A message waits for its receiver's loop, so a busy loop slows every
+   * request the node serves, whatever its handler costs.
+   */
+  recordLoop(busy: number, lateMs: number): void {
+    if (!Number.isFinite(busy) || !Number.isFinite(lateMs)) return;
+    this.loop.push({
+      at: this.clock.now(),
+      busy: Math.min(1, Math.max(0, busy)),
+      lateMs: Math.max(0, lateMs),
+    });
+    if (this.loop.length > loopSamplesMax) this.loop.shift();
+  }
 
   /** Records one duration (ms) under a name; negative or non-finite durations are ignored. */
   record(kind: TimingKind, name: string, ms: number): void {
@@ -56,11 +75,26 @@ export class TimingMeter {
   /** Count and percentiles per name over the last minute; names with nothing in it are left out. */
   status(): TimingsStatus {
     const since = this.clock.now() - timingWindowMs;
+    const loop = this.loopFigures(since);
     return {
       windowMs: timingWindowMs,
       phases: this.figures('phases', since),
       sent: this.figures('sent', since),
       served: this.figures('served', since),
+      ...(loop === undefined ? {} : { loop }),
+    };
+  }
+
+  private loopFigures(since: number): LoopFigures | undefined {
+    while (this.loop.length > 0 && this.loop[0]!.at < since) this.loop.shift();
+    if (this.loop.length === 0) return undefined;
+    const busy = this.loop.map((sample) => sample.busy);
+    const late = Float64Array.from(this.loop.map((sample) => sample.lateMs)).sort();
+    return {
+      periods: this.loop.length,
+      busyPct: Math.round((100 * busy.reduce((a, b) => a + b, 0)) / busy.length),
+      busyMaxPct: Math.round(100 * Math.max(...busy)),
+      lateP99Ms: round(nearestRank(late, 0.99)),
     };
   }
 

@@ -113,6 +113,14 @@ function timingFields(timings: TimingsStatus | undefined): [string, string][] {
     ],
     ['Requests sent', requests(timings.sent)],
     ['Requests served', requests(timings.served)],
+    ...(timings.loop === undefined
+      ? []
+      : ([
+          [
+            'Event loop',
+            `${timings.loop.busyPct}% busy (busiest second ${timings.loop.busyMaxPct}%), timers up to ${timingMs(timings.loop.lateP99Ms)} ms late (p99), ${window}`,
+          ],
+        ] as [string, string][])),
   ];
 }
 

@@ -171,6 +171,13 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     }
     // A pend reaches every holder: the other node's is a request a sent and b served.
     expect(sent['repo.pend']?.count ?? 0).to.be.at.least(writes);
+    // Each status period measures the event loop too (the first one after a second).
+    await eventually(async () => (await a.status()).timings?.loop !== undefined, 5000);
+    const loop = (await a.status()).timings!.loop!;
+    expect(loop.periods).to.be.at.least(1);
+    expect(loop.busyPct).to.be.within(0, 100);
+    expect(loop.busyMaxPct).to.be.within(loop.busyPct, 100);
+    expect(loop.lateP99Ms).to.be.at.least(0);
     const served = (await b.status()).timings!.served;
     expect(served['repo.pend']?.count ?? 0).to.be.at.least(writes);
     expect(

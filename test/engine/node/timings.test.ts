@@ -43,4 +43,23 @@ describe("where a node's time goes (timings)", () => {
     meter.record('phases', 'execute', Number.POSITIVE_INFINITY);
     expect(meter.status().phases).to.deep.equal({});
   });
+  it('sums up the event loop per period: mean and busiest share, and how late timers fired', () => {
+    const clock = new ManualClock();
+    const meter = new TimingMeter(clock);
+    expect(meter.status().loop).to.equal(undefined);
+    for (const [busy, late] of [
+      [0.2, 0.1],
+      [0.4, 3],
+      [0.9, 12.5],
+      [0.1, 0],
+    ] as const) {
+      meter.recordLoop(busy, late);
+      clock.advance(1000);
+    }
+    meter.recordLoop(Number.NaN, 1);
+    meter.recordLoop(1.7, -2);
+    expect(meter.status().loop).to.deep.equal({ periods: 5, busyPct: 52, busyMaxPct: 100, lateP99Ms: 12.5 });
+    clock.advance(timingWindowMs + 1);
+    expect(meter.status().loop).to.equal(undefined);
+  });
 });
