@@ -17,7 +17,6 @@ import { systemClock, type Clock } from '../base/clock.js';
 import { EngineError, toEngineError } from '../base/errors.js';
 import { isBlockId, type BlockId } from '../base/ids.js';
 import type { Json } from '../base/codec.js';
-import { limits } from '../base/limits.js';
 import type { NodeConfig } from '../config/schema.js';
 import {
   createNetworkNode,
@@ -31,7 +30,7 @@ import {
 } from '../network/index.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
 import { LevelRawStore } from '../storage/level-store.js';
-import type { CommitPhase, TransactionTiming } from '../transactions/coordinator.js';
+import { commitPhases, type TransactionTiming } from '../transactions/coordinator.js';
 import type { TreeKey, TransactOptions, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import { callApi, isApiMethod, type ApiAnswer } from './api.js';
 import { CeremonyService } from './ceremony-net.js';
@@ -158,7 +157,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     const timings = new TimingMeter(clock);
     // The node exists only once the store is open; slow transactions are reported to it from then on.
     const slow: { report?: (timing: TransactionTiming) => void } = {};
-    const slowMs = options.slowTransactionMs ?? options.config.slowTransactionMs ?? limits.slowTransactionMs;
+    const slowMs = options.slowTransactionMs ?? options.config.slowTransactionMs;
     try {
       solo = await SoloNode.open(
         { raw, clock },
@@ -787,8 +786,7 @@ export class ServedDatabase implements Database {
  * wait 180 ms)`: the phases in commit order, summed over the attempts.
  */
 export function slowTransactionText(timing: TransactionTiming): string {
-  const order: readonly CommitPhase[] = ['execute', 'pend', 'decide', 'finish', 'check', 'wait'];
-  const phases = order
+  const phases = commitPhases
     .filter((phase) => timing.phases[phase] !== undefined)
     .map((phase) => `${phase} ${slowMs(timing.phases[phase]!)}`);
   const what = timing.ok ? 'committed' : `failed (${timing.code ?? 'error'})`;

@@ -67,10 +67,13 @@ export class RateMeter {
 
 /** Nearest-rank percentile; 0 for no samples. */
 export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
-  return sorted[rank]!;
+  return nearestRank(Float64Array.from(values).sort(), p);
+}
+
+/** Nearest-rank percentile of values already sorted ascending; 0 for none. */
+export function nearestRank(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
 }
 
 function round(n: number): number {

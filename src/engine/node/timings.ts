@@ -6,6 +6,7 @@
  * the log write, a slow served `repo.pend` at a holder's disk. Time comes from an injected clock.
  */
 import type { Clock } from '../base/clock.js';
+import { nearestRank } from './rates.js';
 import type { LoopFigures, TimingFigures, TimingsStatus } from './status.js';
 
 /** Figures cover the last minute, as commit latency does: an idle node shows nothing stale. */
@@ -120,11 +121,6 @@ export class TimingMeter {
     }
     return result;
   }
-}
-
-/** The nearest-rank percentile of sorted values (as `percentile` in rates.ts, without sorting again). */
-function nearestRank(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
 }
 
 function round(ms: number): number {

@@ -63,7 +63,18 @@ export interface CoordinatorInit {
   readonly onFinished?: (timing: TransactionTiming) => void;
 }
 
-export type CommitPhase = 'execute' | 'pend' | 'decide' | 'finish' | 'check' | 'wait';
+/** The phases of an attempt, in the order a commit goes through them (`wait` comes before a replay). */
+export const commitPhases = ['execute', 'pend', 'decide', 'finish', 'check', 'wait'] as const;
+export type CommitPhase = (typeof commitPhases)[number];
+
+/** Phase names in commit order; names that are not phases (from a newer node) after them, by name. */
+export function inCommitOrder(names: Iterable<string>): string[] {
+  const rank = (name: string): number => {
+    const index = (commitPhases as readonly string[]).indexOf(name);
+    return index === -1 ? commitPhases.length : index;
+  };
+  return [...names].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
 
 /** One transaction's time, attempts and phases summed over them (CoordinatorInit.onFinished). */
 export interface TransactionTiming {

@@ -1,13 +1,14 @@
 // How node and peer results read on a terminal or in a pipe (JSON output is the engine's objects as they are).
-import type {
-  ClosestResult,
-  NodeEvent,
-  NodeStatus,
-  PeerDetail,
-  PeerStatus,
-  PingResult,
-  TimingFigures,
-  TimingsStatus,
+import {
+  inCommitOrder,
+  type ClosestResult,
+  type NodeEvent,
+  type NodeStatus,
+  type PeerDetail,
+  type PeerStatus,
+  type PingResult,
+  type TimingFigures,
+  type TimingsStatus,
 } from '../../engine/index.js';
 
 export function formatBytes(bytes: number): string {
@@ -72,8 +73,6 @@ export function statusFields(status: NodeStatus): [string, string][] {
   ];
 }
 
-/** The order a commit goes through its phases (CommitPhase), then the rest. */
-const phaseOrder = ['execute', 'pend', 'decide', 'finish', 'check', 'wait'];
 /** Request names listed per direction, the most frequent first (the rest are one `--json` away). */
 const requestRowsMax = 8;
 
@@ -90,9 +89,7 @@ function timingFields(timings: TimingsStatus | undefined): [string, string][] {
   if (timings === undefined) return [];
   const minutes = timings.windowMs / 60_000;
   const window = minutes === 1 ? 'last minute' : `last ${minutes} min`;
-  const phases = Object.keys(timings.phases).sort(
-    (a, b) => rank(phaseOrder, a) - rank(phaseOrder, b) || a.localeCompare(b),
-  );
+  const phases = inCommitOrder(Object.keys(timings.phases));
   const requests = (figures: Readonly<Record<string, TimingFigures>>): string => {
     const names = Object.keys(figures).sort(
       (a, b) => figures[b]!.count - figures[a]!.count || a.localeCompare(b),
@@ -122,11 +119,6 @@ function timingFields(timings: TimingsStatus | undefined): [string, string][] {
           ],
         ] as [string, string][])),
   ];
-}
-
-function rank(order: readonly string[], name: string): number {
-  const index = order.indexOf(name);
-  return index === -1 ? order.length : index;
 }
 
 export const peerColumns = ['PEER', 'DIRECTION', 'LATENCY', 'ADDRESS'] as const;

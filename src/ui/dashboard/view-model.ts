@@ -2,6 +2,7 @@
 // size: numbers formatted, lists sorted and cut to the rows that fit. Pure; components only draw it.
 
 import type { NodeEvent, NodeEventKind, NodeRole, NodeStatus, PeerStatus } from '../../engine/node/status.js';
+import { inCommitOrder } from '../../engine/index.js';
 import {
   compactAddress,
   counted,
@@ -353,17 +354,10 @@ function activityView(status: NodeStatus, width: number): ActivityView {
   };
 }
 
-/** The order a commit goes through its phases (CommitPhase), then the rest. */
-const phaseOrder = ['execute', 'pend', 'decide', 'finish', 'check', 'wait'];
-
 /** The p50 of each commit phase the node timed lately, in commit order, cut to `width`. */
 function phasesText(status: NodeStatus, width: number): string {
   const phases = status.timings?.phases ?? {};
-  const rank = (name: string): number => {
-    const index = phaseOrder.indexOf(name);
-    return index === -1 ? phaseOrder.length : index;
-  };
-  const names = Object.keys(phases).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  const names = inCommitOrder(Object.keys(phases));
   if (names.length === 0) return '—';
   const items = names.map((name, i) => {
     const ms = phases[name]!.p50Ms;
