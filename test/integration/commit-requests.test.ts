@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster } from '../../src/engine/cluster/cluster.js';
 import type { NetworkConsensus } from '../../src/engine/cluster/consensus-edge.js';
+import { collectionHeaderId } from '../../src/engine/base/ids.js';
+import { leadershipOrder } from '../../src/engine/consensus/values.js';
 import type { RunningNode } from '../../src/engine/node/node.js';
 import { startMesh } from '../helpers/mesh.js';
 
@@ -31,19 +33,22 @@ describe('the requests a networked commit makes (in process, libp2p on 127.0.0.1
   const sent = new Map<string, number>();
   let counting = false;
 
-  /** The `get` requests sent while `counting`. */
-  const asked: { newerThan?: unknown }[] = [];
+  /** The `get` requests sent while `counting`, with the data dir name of the node that sent each. */
+  const asked: { newerThan?: unknown; blockId?: unknown; from: string }[] = [];
 
-  const observeRequest = (_peer: string, name: string, message: unknown): void => {
-    if (!counting) return;
-    const get = message as { type?: unknown; newerThan?: unknown };
-    if (name === 'repo' && get.type === 'get') asked.push({ newerThan: get.newerThan });
-    const key = `${name}.${String((message as { type?: unknown }).type)}`;
-    sent.set(key, (sent.get(key) ?? 0) + 1);
-  };
+  const observer =
+    (from: string) =>
+    (_peer: string, name: string, message: unknown): void => {
+      if (!counting) return;
+      const get = message as { type?: unknown; newerThan?: unknown; blockId?: unknown };
+      if (name === 'repo' && get.type === 'get')
+        asked.push({ newerThan: get.newerThan, blockId: get.blockId, from });
+      const key = `${name}.${String((message as { type?: unknown }).type)}`;
+      sent.set(key, (sent.get(key) ?? 0) + 1);
+    };
 
   async function network(count: number): Promise<RunningNode[]> {
-    await startMesh(nodes, root, count, () => ({ observeRequest }));
+    await startMesh(nodes, root, count, (name) => ({ observeRequest: observer(name) }));
     await new Promise((resolve) => setTimeout(resolve, 300));
     return nodes;
   }
@@ -114,5 +119,43 @@ describe('the requests a networked commit makes (in process, libp2p on 127.0.0.1
     expect(state?.rev).to.equal(own?.rev);
     // Both other members asked, each for a revision newer than the one this node holds.
     expect(asked.map((m) => m.newerThan)).to.deep.equal([own!.rev, own!.rev]);
+  });
+
+  it('keeps serving the logs it leads from memory while another member leads a collection it follows', async () => {
+    const all = await network(3);
+    const members = all.map((node) => node.peerId);
+    const leaderOf = async (collection: string): Promise<RunningNode> => {
+      const info = await all[0]!.database.collectionInfo(collection);
+      const first = leadershipOrder(info.tail, members)[0];
+      return all.find((node) => node.peerId === first)!;
+    };
+    // Two collections whose tails different nodes lead (each collection's log block is drawn anew).
+    await all[0]!.database.createCollection('mine', 'tree');
+    const x = await leaderOf('mine');
+    let theirs: string | undefined;
+    for (let i = 0; i < 12 && theirs === undefined; i++) {
+      await all[0]!.database.createCollection(`theirs${i}`, 'tree');
+      if ((await leaderOf(`theirs${i}`)) !== x) theirs = `theirs${i}`;
+    }
+    expect(theirs, 'no collection led by another node in 12 tries').to.be.a('string');
+    const y = await leaderOf(theirs!);
+    const put = async (node: RunningNode, collection: string, key: string): Promise<void> => {
+      const outcome = await node.database.transact({ actions: [{ collection, op: 'put', key, value: 1 }] });
+      expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
+    };
+    // x serves 'mine' from its cached log; y decides entries of 'theirs', whose group x is in.
+    for (let i = 0; i < 3; i++) await put(x, 'mine', `warm${i}`);
+    for (let i = 0; i < 3; i++) await put(y, theirs!, `k${i}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    asked.length = 0;
+    counting = true;
+    await put(x, 'mine', 'after');
+    counting = false;
+    // Reloading the log would have read its header (and log blocks) from the other holders again.
+    const mine = await x.database.collectionInfo('mine');
+    const reread = asked.filter(
+      (get) => get.blockId === collectionHeaderId('mine') || get.blockId === mine.tail,
+    );
+    expect(reread, JSON.stringify(asked)).to.deep.equal([]);
   });
 });

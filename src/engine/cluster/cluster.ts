@@ -317,8 +317,7 @@ export class Cluster {
       return;
     }
     // Only that collection's header and log blocks are pulled again; other collections' stay.
-    this.tailBlocks.forget(this.tailBlocks.blocksOf(collection));
-    void this.tailHost.forget(collection);
+    this.forgetCollection(collection);
   }
 
   /**
@@ -328,15 +327,33 @@ export class Cluster {
    */
   decidedElsewhere(blockId?: BlockId): void {
     const collection = blockId === undefined ? undefined : this.tailBlocks.collectionOfLog(blockId);
-    if (collection === undefined) {
-      // Unnamed, or a group whose log block this node never read — often the successor a seal
-      // created for a collection it serves from the block before: whatever it cached may be stale.
-      this.tailBlocks.forget();
-      this.tailHost.forgetAll();
+    if (collection !== undefined) {
+      this.forgetCollection(collection);
       return;
     }
+    if (blockId === undefined) {
+      this.forgetEverything();
+      return;
+    }
+    // A group whose log block this tail never read — a collection whose tail another member leads,
+    // or the successor a seal created for a collection this node serves from the block before. Its
+    // own copy of the block names the collection (a member holds its group's log block); only when
+    // it holds none may whatever it cached be stale. Forgetting every collection here made each
+    // follower of another member's tail reload the logs it leads itself at every decision there.
+    void this.tailBlocks.collectionOfLogHeld(blockId).then((named) => {
+      if (named === undefined) this.forgetEverything();
+      else this.forgetCollection(named);
+    });
+  }
+
+  private forgetCollection(collection: string): void {
     this.tailBlocks.forget(this.tailBlocks.blocksOf(collection));
     void this.tailHost.forget(collection);
+  }
+
+  private forgetEverything(): void {
+    this.tailBlocks.forget();
+    this.tailHost.forgetAll();
   }
 
   /** Members the repo protocol knows, this node included. */

@@ -529,22 +529,38 @@ export class TailBlocks implements BlockStore {
     return this.logs.get(blockId);
   }
 
+  /**
+   * The collection whose log block this is, from this node's own copy when this tail has not read it
+   * (a member of a group whose log it never served holds the block all the same): undefined when
+   * this node holds no log block by that id.
+   */
+  async collectionOfLogHeld(blockId: BlockId): Promise<string | undefined> {
+    const known = this.logs.get(blockId);
+    if (known !== undefined) return known;
+    const state = await this.local.latest(blockId).catch(() => undefined);
+    if (!isLogBlock(state?.block)) return undefined;
+    this.remember(blockId, state.block.header.collection);
+    return state.block.header.collection;
+  }
+
   async latest(id: BlockId): Promise<BlockState | undefined> {
     if (!this.pulled.has(id)) {
       await this.pull(id);
       this.pulled.add(id);
     }
     const state = await this.local.latest(id);
-    if (isLogBlock(state?.block) && !this.logs.has(id)) {
-      if (this.logs.size >= logsRememberedMax) {
-        // Forgotten here, so pulled again on its next read (a forget by collection cannot name it).
-        const oldest = this.logs.keys().next().value!;
-        this.logs.delete(oldest);
-        this.pulled.delete(oldest);
-      }
-      this.logs.set(id, state.block.header.collection);
-    }
+    if (isLogBlock(state?.block) && !this.logs.has(id)) this.remember(id, state.block.header.collection);
     return state;
+  }
+
+  private remember(id: BlockId, collection: string): void {
+    if (this.logs.size >= logsRememberedMax) {
+      // Forgotten here, so pulled again on its next read (a forget by collection cannot name it).
+      const oldest = this.logs.keys().next().value!;
+      this.logs.delete(oldest);
+      this.pulled.delete(oldest);
+    }
+    this.logs.set(id, collection);
   }
 
   at(
