@@ -7,6 +7,7 @@ import { storeWith } from './repo-harness.js';
 import type { DirectRevision } from '../../../src/engine/storage/block-store.js';
 import { MemoryRawStore } from '../../../src/engine/storage/memory-store.js';
 import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
+import { newLogBlock } from '../../../src/engine/collections/log/log-block.js';
 
 describe('tail blocks: sealing a log block', () => {
   const seal = {
@@ -138,5 +139,40 @@ describe('tail blocks: sealing a log block', () => {
     expect(read?.trxId).to.equal('t2:seal');
     expect(read?.block).to.deep.include({ successor: 'next', entries: ['e1'] });
     expect((await local.history(id)).map((revision) => revision.trxId)).to.deep.equal(['t1', 't2:seal']);
+  });
+});
+
+describe('tail blocks: naming the collection of a log block', () => {
+  it("names it from this node's own copy when the tail never read the block, and remembers it", async () => {
+    const raw = new MemoryRawStore();
+    await raw.open();
+    const local = new VersionedBlockStore(raw);
+    const blocks = new TailBlocks(local, {} as ClusterRepoClient, new Placement('p0', 3));
+    await local.apply([
+      {
+        blockId: 'their-log',
+        trxId: 't1',
+        lsn: 1,
+        baseRev: 0,
+        transform: { kind: 'insert', block: newLogBlock('their-log', 'theirs', null, 1, ['p0', 'p1']) },
+      },
+      {
+        blockId: 'a-leaf',
+        trxId: 't1',
+        lsn: 1,
+        baseRev: 0,
+        transform: {
+          kind: 'insert',
+          block: { header: { id: 'a-leaf', type: 'leaf', collection: 'theirs' } },
+        },
+      },
+    ] as DirectRevision[]);
+    expect(blocks.collectionOfLog('their-log')).to.equal(undefined);
+    expect(await blocks.collectionOfLogHeld('their-log')).to.equal('theirs');
+    expect(blocks.collectionOfLog('their-log')).to.equal('theirs');
+    expect(blocks.blocksOf('theirs')).to.include('their-log');
+    // Not a log block, or not held here: nothing to name (the caller then forgets every collection).
+    expect(await blocks.collectionOfLogHeld('a-leaf')).to.equal(undefined);
+    expect(await blocks.collectionOfLogHeld('nowhere')).to.equal(undefined);
   });
 });
