@@ -441,9 +441,15 @@ export class SoloNode implements Database {
     at: number | undefined,
   ): Promise<{ results: readonly ActionResult[]; rev: number }> {
     const atMap = at === undefined ? undefined : new Map([[name, at]]);
-    const outcome = await this.coordinator.run(request, atMap === undefined ? {} : { at: atMap });
+    // The revision of the snapshot the transaction read (asking the tail again afterwards cost a
+    // round trip to its leader per read, and could name a later revision than the one read).
+    let read: number | undefined;
+    const outcome = await this.coordinator.run(request, {
+      ...(atMap === undefined ? {} : { at: atMap }),
+      onRead: (snapshots) => (read = snapshots.get(name)),
+    });
     if (!outcome.ok) throw new EngineError(outcome.error.code, outcome.error.message);
-    return { results: outcome.results, rev: at ?? (await this.tails.view(name)).stableLsn };
+    return { results: outcome.results, rev: at ?? read ?? (await this.tails.view(name)).stableLsn };
   }
 
   /**

@@ -95,11 +95,24 @@ interface Tally {
   readonly phases: Partial<Record<CommitPhase, number>>;
 }
 
+/** Options of Coordinator.run. */
+export interface RunOptions extends TransactOptions {
+  /** Per collection, a past revision to read at (read-only transactions). */
+  readonly at?: ReadonlyMap<string, number>;
+  /**
+   * Told, when a read-only transaction succeeds, the revision (LSN) of the snapshot it read in each
+   * collection: the revision its results are at, with no further round trip to the tails.
+   */
+  readonly onRead?: (snapshots: ReadonlyMap<string, number>) => void;
+}
+
 type Attempt =
   | {
       readonly kind: 'done';
       readonly commit: Record<string, Required<CommitPoint>>;
       readonly results: ActionResult[];
+      /** A read-only transaction's: per collection read, the revision (LSN) of the snapshot read. */
+      readonly read?: ReadonlyMap<string, number>;
     }
   | {
       readonly kind: 'conflict';
@@ -160,10 +173,7 @@ export class Coordinator {
     }
   }
 
-  async run(
-    request: TxRequest,
-    options: TransactOptions & { readonly at?: ReadonlyMap<string, number> } = {},
-  ): Promise<TxOutcome> {
+  async run(request: TxRequest, options: RunOptions = {}): Promise<TxOutcome> {
     if (this.onFinished === undefined) return this.runTimed(request, options, undefined);
     const startedAt = performance.now();
     const tally: Tally = { attempts: 0, phases: {} };
@@ -185,7 +195,7 @@ export class Coordinator {
 
   private async runTimed(
     request: TxRequest,
-    options: TransactOptions & { readonly at?: ReadonlyMap<string, number> },
+    options: RunOptions,
     tally: Tally | undefined,
   ): Promise<TxOutcome> {
     let trx: TrxId = '';
@@ -212,6 +222,7 @@ export class Coordinator {
         if (tally !== undefined) tally.attempts = attempt + waits;
         const outcome = await this.attempt(session, attempt + waits, checked, options.at, lineage, tally);
         if (outcome.kind === 'done') {
+          if (outcome.read !== undefined) options.onRead?.(outcome.read);
           const commit = options.certificates === true ? outcome.commit : withoutCertificates(outcome.commit);
           return { ok: true, trx, commit, results: outcome.results, attempts: attempt };
         }
@@ -333,7 +344,7 @@ export class Coordinator {
       // once that is durable too.
       await repo.sync();
       this.phaseEnd('check', checkStarted, tally);
-      return { kind: 'done', commit: {}, results };
+      return { kind: 'done', commit: {}, results, read: new Map(opened.map((c) => [c.name, c.atLsn])) };
     }
     if (at !== undefined && at.size > 0)
       throw new EngineError('BAD_INPUT', 'a transaction that writes cannot read at a past revision');

@@ -51,3 +51,36 @@ describe('read-only transactions over several collections', () => {
     }
   });
 });
+
+describe('a read through the database API', () => {
+  it('reports the revision of the snapshot it read, with one view of the tail', async () => {
+    const { node } = await memoryNode(62);
+    try {
+      await node.createCollection('a', 'tree');
+      ok(await node.transact({ actions: [{ collection: 'a', op: 'put', key: 'x', value: 1 }] }));
+      const before = (await node.collectionInfo('a')).rev;
+      const tails = node.tails;
+      const view = tails.view.bind(tails);
+      let views = 0;
+      let writeBetween = true;
+      tails.view = async (collection, claim) => {
+        views++;
+        const answer = await view(collection, claim);
+        if (writeBetween) {
+          // A commit lands after the read took its snapshot and before it answers.
+          writeBetween = false;
+          ok(await node.transact({ actions: [{ collection: 'a', op: 'put', key: 'x', value: 2 }] }));
+        }
+        return answer;
+      };
+      const got = await node.get('a', 'x');
+      expect(got.value).to.equal(1);
+      expect(got.rev, 'the revision the value was read at').to.equal(before);
+      // The read's own view and the write's: none asked afterwards for a revision to report.
+      expect(views).to.equal(2);
+      expect(await node.get('a', 'x')).to.include({ value: 2, rev: before + 1 });
+    } finally {
+      await node.close();
+    }
+  });
+});
