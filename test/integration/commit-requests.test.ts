@@ -121,34 +121,6 @@ describe('the requests a networked commit makes (in process, libp2p on 127.0.0.1
     expect(asked.map((m) => m.newerThan)).to.deep.equal([own!.rev, own!.rev]);
   });
 
-  it('checks a read-only transaction over two collections without reading either log again whole', async () => {
-    const [a, b] = await network(3);
-    for (const name of ['left', 'right']) await a!.database.createCollection(name, 'tree');
-    for (let i = 0; i < 3; i++) {
-      const outcome = await a!.database.transact({
-        actions: [
-          { collection: 'left', op: 'put', key: `k${i}`, value: i },
-          { collection: 'right', op: 'put', key: `k${i}`, value: i },
-        ],
-      });
-      expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
-    }
-    const read = {
-      actions: ['left', 'right'].map((collection) => ({ collection, op: 'get' as const, key: 'k1' })),
-    };
-    expect((await b!.database.transact(read)).ok).to.equal(true);
-    asked.length = 0;
-    counting = true;
-    const outcome = await b!.database.transact(read);
-    counting = false;
-    expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
-    expect(sent.get('tail.check') ?? 0, 'the tails checked the cut').to.be.at.least(1);
-    // Each tail confirmed its cached log by its tail block: no header read, nothing promoted again.
-    const headers = ['left', 'right'].map((name) => collectionHeaderId(name));
-    expect(asked.filter((get) => headers.includes(get.blockId as string))).to.deep.equal([]);
-    expect(sent.get('repo.promote') ?? 0).to.equal(0);
-  });
-
   it('keeps serving the logs it leads from memory while another member leads a collection it follows', async () => {
     const all = await network(3);
     const members = all.map((node) => node.peerId);
