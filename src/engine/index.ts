@@ -7,6 +7,7 @@ export { parseTxLine } from './transactions/tx-parse.js';
 export { commitPhases, inCommitOrder, type CommitPhase } from './transactions/coordinator.js';
 export type * from './node/database-api.js';
 export { openDatabase } from './node/embedded.js';
+export { shortMs } from './node/timings.js';
 export * from './crypto/index.js';
 export type * from './node/status.js';
 export type * from './node/node-api.js';

@@ -65,7 +65,7 @@ import {
   type AcquiredLock,
 } from './process-files.js';
 import { RateMeter } from './rates.js';
-import { TimingMeter } from './timings.js';
+import { shortMs, TimingMeter } from './timings.js';
 import { SoloNode } from './solo-node.js';
 import { clusterWiring, memberBook, type ClusterWiring } from './cluster-wiring.js';
 import { NetworkConsensus } from '../cluster/consensus-edge.js';
@@ -788,13 +788,9 @@ export class ServedDatabase implements Database {
 export function slowTransactionText(timing: TransactionTiming): string {
   const phases = commitPhases
     .filter((phase) => timing.phases[phase] !== undefined)
-    .map((phase) => `${phase} ${slowMs(timing.phases[phase]!)}`);
+    .map((phase) => `${phase} ${shortMs(timing.phases[phase]!)}`);
   const what = timing.ok ? 'committed' : `failed (${timing.code ?? 'error'})`;
   const who = timing.trx === '' ? 'slow transaction' : `slow transaction ${timing.trx}`;
   const attempts = `${timing.attempts} attempt${timing.attempts === 1 ? '' : 's'}`;
-  return `${who}: ${what} in ${slowMs(timing.ms)} ms, ${attempts}${phases.length > 0 ? ` (${phases.join(', ')} ms)` : ''}`;
-}
-
-function slowMs(ms: number): string {
-  return ms < 10 ? String(Math.round(ms * 10) / 10) : String(Math.round(ms));
+  return `${who}: ${what} in ${shortMs(timing.ms)} ms, ${attempts}${phases.length > 0 ? ` (${phases.join(', ')} ms)` : ''}`;
 }

@@ -9,6 +9,11 @@ import type { Clock } from '../base/clock.js';
 import { nearestRank } from './rates.js';
 import type { LoopFigures, TimingFigures, TimingsStatus } from './status.js';
 
+/** A duration as a log line or a dashboard row shows it: tenths of a ms below 10 ms, whole ms above. */
+export function shortMs(ms: number): number {
+  return ms < 10 ? Math.round(ms * 10) / 10 : Math.round(ms);
+}
+
 /** Figures cover the last minute, as commit latency does: an idle node shows nothing stale. */
 export const timingWindowMs = 60_000;
 /** Durations kept per name (the most recent): p99 of 1024 samples is meaningful, and cheap to sort. */

@@ -2,7 +2,7 @@
 // size: numbers formatted, lists sorted and cut to the rows that fit. Pure; components only draw it.
 
 import type { NodeEvent, NodeEventKind, NodeRole, NodeStatus, PeerStatus } from '../../engine/node/status.js';
-import { inCommitOrder } from '../../engine/index.js';
+import { inCommitOrder, shortMs } from '../../engine/index.js';
 import {
   compactAddress,
   counted,
@@ -360,8 +360,7 @@ function phasesText(status: NodeStatus, width: number): string {
   const names = inCommitOrder(Object.keys(phases));
   if (names.length === 0) return '—';
   const items = names.map((name, i) => {
-    const ms = phases[name]!.p50Ms;
-    const text = `${name} ${ms < 10 ? Math.round(ms * 10) / 10 : Math.round(ms)}`;
+    const text = `${name} ${shortMs(phases[name]!.p50Ms)}`;
     return i === names.length - 1 ? `${text} ms` : text;
   });
   return fitList(items, width, ' · ') || '—';
