@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { openDatabase, type Database, type TxRequest } from '../src/engine/index.js';
 
 const keys = Number(process.env['BENCH_KEYS'] ?? 10_000);
+/** Runs of the one-transaction workload and of its raw batch baseline; the median is the figure. */
+const bulkRuns = Math.max(1, Number(process.env['BENCH_BULK_RUNS'] ?? 5));
 /**
  * `--only embedded|node|crypto` (repeatable, or comma-separated) runs those parts alone; `--workload
  * NAME` (sequential, concurrent, bulk, diary; repeatable) narrows the embedded part to those workloads
@@ -49,6 +51,7 @@ function report(
   ms: number,
   baseline: { name: string; opsPerSec: number } | undefined,
   target?: { ratioMin: number },
+  extra: Record<string, unknown> = {},
 ): number {
   const opsPerSec = (ops / ms) * 1000;
   const ratio = baseline === undefined ? undefined : opsPerSec / baseline.opsPerSec;
@@ -61,8 +64,15 @@ function report(
       ? { baseline: baseline.name, baselineOpsPerSec: round(baseline.opsPerSec), ratio: round(ratio!, 3) }
       : {}),
     ...(target !== undefined ? { targetRatio: target.ratioMin, met: ratio! >= target.ratioMin } : {}),
+    ...extra,
   });
   return opsPerSec;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function round(n: number, digits = 1): number {
@@ -91,19 +101,33 @@ async function rawBaselines(): Promise<Record<string, number>> {
   });
   out['putSync'] = (n / ms) * 1000;
   emit({ bench: 'raw.put.sync', ops: n, opsPerSec: round(out['putSync']) });
-  ms = await timed(async () => {
-    for (let b = 0; b < keys; b += 1000) {
-      await db.batch(
-        Array.from({ length: Math.min(1000, keys - b) }, (_, j) => ({
-          type: 'put' as const,
-          key: `b${b + j}`,
-          value: valueText,
-        })),
-      );
-    }
+  // Measured bulkRuns times like the one-transaction workload it is the baseline of (each run writes
+  // its own keys; the gets and the iteration below read the first run's).
+  const batchMs: number[] = [];
+  for (let run = 0; run < bulkRuns; run++) {
+    const prefix = run === 0 ? 'b' : `x${run}/`;
+    batchMs.push(
+      await timed(async () => {
+        for (let b = 0; b < keys; b += 1000) {
+          await db.batch(
+            Array.from({ length: Math.min(1000, keys - b) }, (_, j) => ({
+              type: 'put' as const,
+              key: `${prefix}${b + j}`,
+              value: valueText,
+            })),
+          );
+        }
+      }),
+    );
+  }
+  out['batch'] = (keys / median(batchMs)) * 1000;
+  emit({
+    bench: 'raw.batch.1000',
+    ops: keys,
+    opsPerSec: round(out['batch']),
+    runs: bulkRuns,
+    runsMs: batchMs.map((m) => round(m)),
   });
-  out['batch'] = (keys / ms) * 1000;
-  emit({ bench: 'raw.batch.1000', ops: keys, opsPerSec: round(out['batch']) });
   ms = await timed(async () => {
     for (let i = 0; i < keys; i++) await db.get(`b${i}`);
   });
@@ -241,25 +265,44 @@ async function main(): Promise<void> {
       emit({ bench: 'tx.put.concurrent8.ascending-keys.replays', replaysPerTx });
     });
 
-  // 3: one transaction of `keys` puts.
-  if (runsWorkload('bulk'))
-    await withDb('bulk', async (db) => {
-      await db.createCollection('users', 'tree');
-      const ms = await timed(async () => {
-        check(
-          await db.transact({
-            actions: Array.from({ length: keys }, (_, i) => putTx('users', i).actions[0]!),
-          }),
-        );
-      });
-      report(
-        'tx.put.one-transaction',
-        keys,
-        ms,
-        { name: 'raw.batch.1000', opsPerSec: raw['batch']! },
-        { ratioMin: 0.25 },
+  // 3: one transaction of `keys` puts, bulkRuns times (a fresh data directory each), against the
+  // raw batch figure measured the same way. One such transaction takes about 0.1 s, so a single run
+  // mostly measured how far the JIT had got with this code path: the first run in a process took
+  // 2–2.5× as long as the fourth. The target is judged on the median; the first run is reported beside
+  // it, as the figure a one-off `optimystic tx` of that size meets.
+  if (runsWorkload('bulk')) {
+    const runsMs: number[] = [];
+    for (let run = 0; run < bulkRuns; run++)
+      runsMs.push(
+        await withDb('bulk', async (db) => {
+          await db.createCollection('users', 'tree');
+          return timed(async () => {
+            check(
+              await db.transact({
+                actions: Array.from({ length: keys }, (_, i) => putTx('users', i).actions[0]!),
+              }),
+            );
+          });
+        }),
       );
+    report(
+      'tx.put.one-transaction',
+      keys,
+      median(runsMs),
+      { name: 'raw.batch.1000', opsPerSec: raw['batch']! },
+      { ratioMin: 0.25 },
+      { runs: bulkRuns, statistic: 'median', runsMs: runsMs.map((m) => round(m)) },
+    );
+    const firstOpsPerSec = (keys / runsMs[0]!) * 1000;
+    emit({
+      bench: 'tx.put.one-transaction.first-run',
+      ops: keys,
+      ms: round(runsMs[0]!),
+      opsPerSec: round(firstOpsPerSec),
+      baseline: 'raw.batch.1000',
+      ratio: round(firstOpsPerSec / raw['batch']!, 3),
     });
+  }
 
   // 5: sequential diary appends.
   if (runsWorkload('diary'))
