@@ -121,6 +121,45 @@ describe('the requests a networked commit makes (in process, libp2p on 127.0.0.1
     expect(asked.map((m) => m.newerThan)).to.deep.equal([own!.rev, own!.rev]);
   });
 
+  it('checks a read-only transaction over two collections without reading either log again whole', async () => {
+    const all = await network(3);
+    const [a] = all;
+    for (const name of ['left', 'right']) await a!.database.createCollection(name, 'tree');
+    for (let i = 0; i < 3; i++) {
+      const outcome = await a!.database.transact({
+        actions: [
+          { collection: 'left', op: 'put', key: `k${i}`, value: i },
+          { collection: 'right', op: 'put', key: `k${i}`, value: i },
+        ],
+      });
+      expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
+    }
+    // Through a node that leads neither collection (two leaders at most among three nodes), so both
+    // checks are requests to their tails.
+    const members = all.map((node) => node.peerId);
+    const leaders = await Promise.all(
+      ['left', 'right'].map(async (name) => {
+        const info = await a!.database.collectionInfo(name);
+        return leadershipOrder(info.tail, members)[0];
+      }),
+    );
+    const reader = all.find((node) => !leaders.includes(node.peerId))!;
+    const read = {
+      actions: ['left', 'right'].map((collection) => ({ collection, op: 'get' as const, key: 'k1' })),
+    };
+    expect((await reader.database.transact(read)).ok).to.equal(true);
+    asked.length = 0;
+    counting = true;
+    const outcome = await reader.database.transact(read);
+    counting = false;
+    expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
+    expect(sent.get('tail.check') ?? 0, 'the tails checked the cut').to.equal(2);
+    // Each tail confirmed its cached log by its tail block: no header read, nothing promoted again.
+    const headers = ['left', 'right'].map((name) => collectionHeaderId(name));
+    expect(asked.filter((get) => headers.includes(get.blockId as string))).to.deep.equal([]);
+    expect(sent.get('repo.promote') ?? 0).to.equal(0);
+  });
+
   it('keeps serving the logs it leads from memory while another member leads a collection it follows', async () => {
     const all = await network(3);
     const members = all.map((node) => node.peerId);

@@ -151,6 +151,7 @@ export class Cluster {
         resolveElsewhere: (collection, nodes) => this.askToResolve(collection, nodes),
         ...(components.coordinatorId !== undefined ? { coordinatorId: components.coordinatorId } : {}),
         refresh: () => this.tailBlocks.forget(),
+        refreshBlock: (id) => this.tailBlocks.forget([id]),
       },
     );
     this.tails = new RoutedTailClient({

@@ -371,48 +371,185 @@ describe('a tail asked about a transaction its cached log lacks', () => {
   });
 });
 
+describe('a networked tail busy appending', () => {
+  for (const confirming of [false, true])
+    it(`reads the older log blocks again after viewFreshMs while an entry there is prepared${confirming ? ' (confirming its cache block by block)' : ''}: its group may have decided it`, async () => {
+      await busyTailMissesOlderDecision(confirming);
+    });
+});
+
+/**
+ * A networked tail that keeps appending to a log whose older block holds an entry still prepared,
+ * which that block's group then commits: after viewFreshMs its view must pass the entry.
+ */
+async function busyTailMissesOlderDecision(confirming: boolean): Promise<void> {
+  const { node } = await memoryNode(91);
+  try {
+    await node.createCollection('a', 'tree');
+    await node.createCollection('b', 'tree');
+    // Enough keys for several leaves: P reads the first, the tail's transactions write the last.
+    ok(
+      await node.transact({
+        actions: Array.from({ length: 300 }, (_, i) => ({
+          collection: 'a',
+          op: 'put' as const,
+          key: `k${String(i).padStart(3, '0')}`,
+          value: 'v'.repeat(100),
+        })),
+      }),
+    );
+    // P reads a.k000 and writes b.y: prepared in a's log (LSN 3) and b's by the node's own tails.
+    const request: TxRequest = {
+      actions: [
+        { collection: 'a', op: 'get', key: 'k000' },
+        { collection: 'b', op: 'put', key: 'y', value: 1 },
+      ],
+    };
+    const rng = new SeededRng(92);
+    const p = newTrxId(rng);
+    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, p);
+    await session.execute(request);
+    const collections = await session.opened();
+    const expiresAt = Date.now() + 60_000;
+    expect((await node.repo.pend(collections.flatMap((c) => pendsOf(p, c, expiresAt)))).ok).to.equal(true);
+    const proof = [];
+    for (const collection of collections) {
+      const outcome = await node.tails.prepare({
+        ...validationOf(p, collection, request),
+        participants: ['a', 'b'],
+        expiresAt,
+      });
+      if (outcome.status !== 'prepared') throw new Error(`not prepared: ${outcome.status}`);
+      proof.push(outcome.certificate);
+    }
+    // A networked tail takes over a's log: its first append seals the block holding P (three
+    // entries), so P sits in an older block from then on.
+    const first = (await node.tails.view('a')).tailId;
+    const refreshed: string[] = [];
+    let now = Date.now();
+    const clock = { now: () => now };
+    const tail = new LogTail(
+      {
+        blocks: node.blocks,
+        repo: node.repo,
+        certifier: new SoloCertifier(node.identity, 'default'),
+        clock,
+        rng: new SeededRng(93),
+      },
+      {
+        members: [node.identity.id],
+        viewFreshMs: 1000,
+        entriesPerBlockMax: 3,
+        ...(confirming ? { refreshBlock: (id: string) => refreshed.push(id) } : {}),
+      },
+    );
+    const coordinator = new Coordinator({ repo: node.repo, tails: tail, clock, rng: new SeededRng(94) });
+    ok(await coordinator.run(put('a', 'z', 1)));
+    const before = await tail.view('a');
+    expect(before.stableLsn, 'P is prepared').to.equal(2);
+    expect(before.tailId, 'the block holding P is sealed').to.not.equal(first);
+    // P's own group decides it, writing the older block; this tail is not told.
+    await node.tails.decide({ collection: 'a', trxId: p, outcome: 'committed', proof });
+    // The tail goes on appending past viewFreshMs: its own writes keep its state young.
+    now += 600;
+    // (A block no entry above P wrote: a view stuck below P reads every other block as it was then.)
+    ok(await coordinator.run(put('a', 'k150', 2)));
+    now += 600;
+    const after = await tail.view('a');
+    expect(after.stableLsn, 'the view passes the entry its group committed').to.equal(after.lastLsn);
+    if (confirming) expect(refreshed, 'the older block was read again').to.include(first);
+  } finally {
+    await node.close();
+  }
+}
+
 describe('a networked tail asked to check a read-only transaction', () => {
-  it("reads the log again first: a deposed leader's fresh cache lacks what its successor prepared", async () => {
-    const { node } = await memoryNode(71);
+  for (const confirming of [false, true])
+    it(`reads the log again first${confirming ? ' (confirming its cache block by block)' : ''}: a deposed leader's fresh cache lacks what its successor prepared`, async () => {
+      await deposedLeaderCheck(confirming);
+    });
+
+  it('confirms its cache by the tail block alone when no one else wrote: nothing else is read', async () => {
+    const { node } = await memoryNode(75);
     try {
       await node.createCollection('a', 'tree');
-      await node.createCollection('b', 'tree');
       ok(await node.transact(put('a', 'x', 0)));
-      ok(await node.transact(put('b', 'y', 0)));
-      // The deposed leader: a networked tail of the same log whose cached state counts as fresh for
-      // a minute, so no age makes it read the log again.
-      const deposed = tailOver(node, 72, { viewFreshMs: 60_000 });
-      const view = await deposed.view('a');
-      // A read-only transaction read a.x at that view...
-      const rng = new SeededRng(73);
-      const reader = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, newTrxId(rng));
-      await reader.execute({ actions: [{ collection: 'a', op: 'get', key: 'x' }] });
-      const [read] = await reader.opened();
-      const reads = [...read!.tracker.reads().keys()];
-      expect(reads).to.not.have.length(0);
-      // ...and then the group's new leader prepared a transaction writing a.x and b.y.
-      await preparedAt(
+      ok(await node.transact(put('a', 'x', 1)));
+      const read: string[] = [];
+      const blocks = Object.create(node.blocks) as typeof node.blocks;
+      blocks.latest = (id) => {
+        read.push(id);
+        return node.blocks.latest(id);
+      };
+      const refreshed: string[] = [];
+      const tail = tailOver(
         node,
-        {
-          actions: [
-            { collection: 'a', op: 'put', key: 'x', value: 1 },
-            { collection: 'b', op: 'put', key: 'y', value: 1 },
-          ],
-        },
-        ['a', 'b'],
-        { seed: 74 },
+        76,
+        { viewFreshMs: 60_000, refreshBlock: (id) => refreshed.push(id) },
+        { blocks },
       );
-      const check = await deposed.check({ collection: 'a', trxId: 'reader', baseLsn: view.stableLsn, reads });
-      expect(check.ok, 'the check saw the prepared write after the snapshot').to.equal(false);
-      // A solo tail's cache is the log itself: it refuses the same cut without reading again.
-      expect(
-        (await node.tails.check({ collection: 'a', trxId: 'reader', baseLsn: view.stableLsn, reads })).ok,
-      ).to.equal(false);
+      const view = await tail.view('a');
+      read.length = 0;
+      const check = await tail.check({
+        collection: 'a',
+        trxId: 'reader',
+        baseLsn: view.stableLsn,
+        reads: [],
+      });
+      expect(check.ok).to.equal(true);
+      expect(refreshed).to.deep.equal([view.tailId]);
+      expect(read, 'blocks read to confirm the cache').to.deep.equal([view.tailId]);
     } finally {
       await node.close();
     }
   });
 });
+
+async function deposedLeaderCheck(confirming: boolean): Promise<void> {
+  const { node } = await memoryNode(71);
+  try {
+    await node.createCollection('a', 'tree');
+    await node.createCollection('b', 'tree');
+    ok(await node.transact(put('a', 'x', 0)));
+    ok(await node.transact(put('b', 'y', 0)));
+    // The deposed leader: a networked tail of the same log whose cached state counts as fresh for
+    // a minute, so no age makes it read the log again.
+    const refreshed: string[] = [];
+    const deposed = tailOver(node, 72, {
+      viewFreshMs: 60_000,
+      ...(confirming ? { refreshBlock: (id: string) => refreshed.push(id) } : {}),
+    });
+    const view = await deposed.view('a');
+    // A read-only transaction read a.x at that view...
+    const rng = new SeededRng(73);
+    const reader = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, newTrxId(rng));
+    await reader.execute({ actions: [{ collection: 'a', op: 'get', key: 'x' }] });
+    const [read] = await reader.opened();
+    const reads = [...read!.tracker.reads().keys()];
+    expect(reads).to.not.have.length(0);
+    // ...and then the group's new leader prepared a transaction writing a.x and b.y.
+    await preparedAt(
+      node,
+      {
+        actions: [
+          { collection: 'a', op: 'put', key: 'x', value: 1 },
+          { collection: 'b', op: 'put', key: 'y', value: 1 },
+        ],
+      },
+      ['a', 'b'],
+      { seed: 74 },
+    );
+    const check = await deposed.check({ collection: 'a', trxId: 'reader', baseLsn: view.stableLsn, reads });
+    expect(check.ok, 'the check saw the prepared write after the snapshot').to.equal(false);
+    if (confirming) expect(refreshed, 'the tail block was read again').to.include(view.tailId);
+    // A solo tail's cache is the log itself: it refuses the same cut without reading again.
+    expect(
+      (await node.tails.check({ collection: 'a', trxId: 'reader', baseLsn: view.stableLsn, reads })).ok,
+    ).to.equal(false);
+  } finally {
+    await node.close();
+  }
+}
 
 describe('a tail told that a commit was propagated', () => {
   it('loads no log for it: only a state it holds takes the mark (a load promotes what is above the checkpoint anyway)', async () => {
