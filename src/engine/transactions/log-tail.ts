@@ -1324,8 +1324,14 @@ export class LogTail implements TailClient {
     const now = this.components.clock.now();
     if (now - state.refreshedAt > freshMs) return true;
     if (now - state.priorReadAt <= freshMs) return false;
+    // Entries at or below the checkpoint are decided: only the few above it can be prepared.
     const tailId = state.tail.header.id;
-    return state.window.some((entry) => entry.status === 'prepared' && entry.blockId !== tailId);
+    const first = Math.max(0, state.checkpoint + 1 - (state.window[0]?.lsn ?? 0));
+    for (let i = first; i < state.window.length; i++) {
+      const entry = state.window[i]!;
+      if (entry.status === 'prepared' && entry.blockId !== tailId) return true;
+    }
+    return false;
   }
 
   /** The collection's state, confirmed first if it is stale (the caller holds its queue). */
@@ -1677,7 +1683,6 @@ const viewHoldsMax = 64;
 const lineageCharsMax = 64;
 const claimBlocksMax = 1024;
 
-/** A replay's claim to a turn (from the network: checked here), or undefined if it is malformed. */
 /** Whether two copies of a log block hold the same entries, decided the same way, and the same successor. */
 function sameEntries(a: LogBlock, b: LogBlock): boolean {
   if (a.firstLsn !== b.firstLsn || a.successor !== b.successor || a.entries.length !== b.entries.length)
@@ -1687,6 +1692,7 @@ function sameEntries(a: LogBlock, b: LogBlock): boolean {
   );
 }
 
+/** A replay's claim to a turn (from the network: checked here), or undefined if it is malformed. */
 function parseClaim(claim: TurnClaim): TurnClaim | undefined {
   const { lineage, losses, reads, writes, tookMs, done, paused } = claim as Partial<
     Record<keyof TurnClaim, unknown>
