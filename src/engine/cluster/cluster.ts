@@ -274,6 +274,7 @@ export class Cluster {
           context.peerId,
           (collection) => this.stale(collection),
           (trxId) => this.tailBlocks.promotedHere(trxId),
+          (peer) => this.greet(peer),
         ),
       { validate: validateTailRequest },
     );

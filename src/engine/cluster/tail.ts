@@ -94,11 +94,17 @@ export async function serveTailRequest(
   from: string,
   stale: (collection: string) => void = () => undefined,
   promoted: (trxId: TrxId) => boolean = () => false,
+  greet: (peer: string) => Promise<void> = () => Promise.resolve(),
 ): Promise<unknown> {
   // Reading is open to anyone (light clients run their transactions themselves); deciding is not.
   const reads = request.type === 'view' || request.type === 'outcomeOf' || request.type === 'check';
-  if (!reads && !placement.isLive(from))
-    throw new EngineError('BAD_INPUT', 'only members of this database may decide transactions here');
+  if (!reads && !placement.isLive(from)) {
+    // A member that connected a moment ago (a node just restarted) may ask before the hellos of
+    // the new connection are through: greet it first, and refuse only what is still no member.
+    await greet(from);
+    if (!placement.isLive(from))
+      throw new EngineError('BAD_INPUT', 'only members of this database may decide transactions here');
+  }
   if (request.type === 'commit' || request.type === 'prepare') {
     // A coordinator names only itself: a request naming another node's coordinator could make this
     // tail decide that node's prepared entries as abandoned (LogTail.abandonedBy).

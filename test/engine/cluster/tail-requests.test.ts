@@ -46,3 +46,44 @@ describe('tail requests naming their coordinator', () => {
     expect(await served('peerA', undefined)).to.equal(undefined);
   });
 });
+
+describe('tail requests that decide, from a peer not greeted yet', () => {
+  const commit = validateTailRequest({
+    type: 'commit',
+    request: { collection: 'c', trxId: 't', baseLsn: 1, reads: [], writes: [], actions: [] },
+  });
+  const membership = { check: () => Promise.resolve() } as unknown as MembershipCheck;
+
+  async function served(greetMakesLive: boolean): Promise<{ committed: boolean; greeted: string[] }> {
+    const placement = new Placement('self', 5);
+    let committed = false;
+    const tail = {
+      commit: () => {
+        committed = true;
+        return Promise.resolve({ status: 'conflict', winners: [], message: 'test' });
+      },
+    } as unknown as LogTail;
+    const greeted: string[] = [];
+    const greet = (peer: string): Promise<void> => {
+      greeted.push(peer);
+      if (greetMakesLive) placement.add(peer);
+      return Promise.resolve();
+    };
+    await serveTailRequest(tail, placement, membership, commit, 'peerA', undefined, undefined, greet);
+    return { committed, greeted };
+  }
+
+  it('greets a member whose hello has not come through yet, then serves it', async () => {
+    expect(await served(true)).to.deep.equal({ committed: true, greeted: ['peerA'] });
+  });
+
+  it('still refuses a peer that the greeting does not make a member (BAD_INPUT)', async () => {
+    let error: unknown;
+    try {
+      await served(false);
+    } catch (caught) {
+      error = caught;
+    }
+    expect((error as { code?: string } | undefined)?.code).to.equal('BAD_INPUT');
+  });
+});
