@@ -7,8 +7,9 @@
 // here asserts; targets are printed with `met`.
 //
 // Workloads: sequential single-key puts from one client (tx/s, p50/p99), 8 concurrent clients on
-// distinct keys of one collection, 8 concurrent clients on 8 collections, and a 2-collection atomic
-// transaction (incr + diary append). On the 3-node network the sequential run is long (history) and
+// distinct keys of one collection, 8 concurrent clients on 8 collections, a 2-collection atomic
+// transaction (incr + diary append), and a read-only transaction over two collections (gets in both;
+// BENCH_NET_MULTI × 2 of them). On the 3-node network the sequential run is long (history) and
 // its first and last tenths are compared. On the in-process networks, transfers on one hot leaf run
 // once through one node and once with the clients spread over the nodes (`.spread`: transfers made
 // per client, since coordinators nearer the tail would otherwise take most commits).
@@ -281,6 +282,16 @@ async function workloads(
     ],
   }));
   emit({ bench: `${label}.tx.two-collections.sequential`, clients: 1, ...multi.stats });
+
+  // A read-only transaction over two collections: its cut across them is checked at both tails
+  // (docs/cluster.md), each confirming its cached log against a majority of its group.
+  const readOnly = await drive(target, multiCount * 2, 1, (i) => ({
+    actions: [
+      { collection: 'bank', op: 'get', key: 'acct' },
+      { collection: 'seq', op: 'get', key: `k${String(i % sequentialCount).padStart(6, '0')}` },
+    ],
+  }));
+  emit({ bench: `${label}.tx.read-only.two-collections.sequential`, clients: 1, ...readOnly.stats });
 
   // Contention: the clients move money among 10 accounts that share one leaf (two guarded increments
   // per transfer), so concurrent transfers conflict on that block and take turns through retries:
