@@ -268,9 +268,8 @@ export class LogTail implements TailClient {
       state = await this.state(collection);
     }
     if (this.stale(state)) state = await this.serialize(collection, () => this.freshState(collection));
-    // Entries at or below the checkpoint are decided and propagated, so only the few above it matter
-    // (the window holds contiguous LSNs, so the checkpoint's position is arithmetic).
-    const above = state.window.slice(Math.max(0, state.checkpoint + 1 - (state.window[0]?.lsn ?? 0)));
+    // Entries at or below the checkpoint are decided and propagated, so only the few above it matter.
+    const above = state.window.slice(firstAboveCheckpoint(state));
     let stableLsn = state.lastLsn;
     for (const entry of above) {
       if (entry.status === 'prepared') {
@@ -1326,8 +1325,7 @@ export class LogTail implements TailClient {
     if (now - state.priorReadAt <= freshMs) return false;
     // Entries at or below the checkpoint are decided: only the few above it can be prepared.
     const tailId = state.tail.header.id;
-    const first = Math.max(0, state.checkpoint + 1 - (state.window[0]?.lsn ?? 0));
-    for (let i = first; i < state.window.length; i++) {
+    for (let i = firstAboveCheckpoint(state); i < state.window.length; i++) {
       const entry = state.window[i]!;
       if (entry.status === 'prepared' && entry.blockId !== tailId) return true;
     }
@@ -1682,6 +1680,14 @@ const viewHoldsMax = 64;
 /** Longest lineage (a trxId) and block id a claim may name, and most blocks it may name. */
 const lineageCharsMax = 64;
 const claimBlocksMax = 1024;
+
+/**
+ * Index in the window of the first entry above the checkpoint (the window holds contiguous LSNs, so
+ * it is arithmetic): the entries before it are decided and propagated.
+ */
+function firstAboveCheckpoint(state: TailState): number {
+  return Math.max(0, state.checkpoint + 1 - (state.window[0]?.lsn ?? 0));
+}
 
 /** Whether two copies of a log block hold the same entries, decided the same way, and the same successor. */
 function sameEntries(a: LogBlock, b: LogBlock): boolean {

@@ -4,6 +4,7 @@ import { EngineError } from '../../../src/engine/base/errors.js';
 import { SoloCertifier } from '../../../src/engine/transactions/certifier.js';
 import { LogTail, type LogTailInit } from '../../../src/engine/transactions/log-tail.js';
 import type { RepoClient, TailClient } from '../../../src/engine/transactions/protocol.js';
+import type { Certificate } from '../../../src/engine/collections/log/log-block.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
 import { newTrxId } from '../../../src/engine/base/ids.js';
 import { Coordinator, pendsOf, validationOf } from '../../../src/engine/transactions/coordinator.js';
@@ -88,7 +89,7 @@ async function preparedAt(
   request: TxRequest,
   prepareAt: readonly string[],
   options: { readonly seed?: number; readonly coordinator?: string } = {},
-): Promise<{ trxId: string; collections: SessionCollection[] }> {
+): Promise<{ trxId: string; collections: SessionCollection[]; proof: Certificate[] }> {
   const rng = new SeededRng(options.seed ?? 99);
   const trxId = newTrxId(rng);
   const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, trxId);
@@ -98,6 +99,7 @@ async function preparedAt(
   const pended = await node.repo.pend(collections.flatMap((c) => pendsOf(trxId, c, expiresAt)));
   expect(pended.ok).to.equal(true);
   const participants = collections.map((c) => c.name).sort();
+  const proof: Certificate[] = [];
   for (const collection of collections.filter((c) => prepareAt.includes(c.name))) {
     const outcome = await node.tails.prepare({
       ...validationOf(trxId, collection, request, options.coordinator),
@@ -105,9 +107,10 @@ async function preparedAt(
       expiresAt,
     });
     expect(outcome.status).to.equal('prepared');
+    if (outcome.status === 'prepared') proof.push(outcome.certificate);
   }
   await node.repo.sync();
-  return { trxId, collections };
+  return { trxId, collections, proof };
 }
 
 describe('recovery of transactions whose coordinator died', () => {
@@ -399,29 +402,17 @@ async function busyTailMissesOlderDecision(confirming: boolean): Promise<void> {
       }),
     );
     // P reads a.k000 and writes b.y: prepared in a's log (LSN 3) and b's by the node's own tails.
-    const request: TxRequest = {
-      actions: [
-        { collection: 'a', op: 'get', key: 'k000' },
-        { collection: 'b', op: 'put', key: 'y', value: 1 },
-      ],
-    };
-    const rng = new SeededRng(92);
-    const p = newTrxId(rng);
-    const session = new TransactionSession({ repo: node.repo, tails: node.tails, rng }, p);
-    await session.execute(request);
-    const collections = await session.opened();
-    const expiresAt = Date.now() + 60_000;
-    expect((await node.repo.pend(collections.flatMap((c) => pendsOf(p, c, expiresAt)))).ok).to.equal(true);
-    const proof = [];
-    for (const collection of collections) {
-      const outcome = await node.tails.prepare({
-        ...validationOf(p, collection, request),
-        participants: ['a', 'b'],
-        expiresAt,
-      });
-      if (outcome.status !== 'prepared') throw new Error(`not prepared: ${outcome.status}`);
-      proof.push(outcome.certificate);
-    }
+    const { trxId: p, proof } = await preparedAt(
+      node,
+      {
+        actions: [
+          { collection: 'a', op: 'get', key: 'k000' },
+          { collection: 'b', op: 'put', key: 'y', value: 1 },
+        ],
+      },
+      ['a', 'b'],
+      { seed: 92 },
+    );
     // A networked tail takes over a's log: its first append seals the block holding P (three
     // entries), so P sits in an older block from then on.
     const first = (await node.tails.view('a')).tailId;
