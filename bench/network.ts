@@ -45,6 +45,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { defaultNodeConfig, type NodeConfig } from '../src/engine/config/schema.js';
 import { leadershipOrder } from '../src/engine/consensus/values.js';
 import { openDatabase, reachNode, type TimingsStatus, type TxRequest } from '../src/engine/index.js';
@@ -99,6 +100,14 @@ interface Latencies {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly attemptsPerTx: number;
+  /**
+   * Milliseconds this process's main thread was busy per transaction, and the share of the run it
+   * was busy. With in-process nodes that is every node's work (they share the thread): a share near
+   * 1 means the run was bound by CPU, not by round trips. In the multi-process run it is the client's
+   * alone.
+   */
+  readonly busyMsPerTx: number;
+  readonly busyShare: number;
   /** Transactions that failed (by code); a bench run goes on and reports them. */
   readonly failed?: Readonly<Record<string, number>>;
 }
@@ -107,6 +116,7 @@ function summarise(
   samples: readonly number[],
   ms: number,
   attempts: number,
+  busy: EventLoopUtilization,
   failed: Readonly<Record<string, number>> = {},
 ): Latencies {
   // Latencies of every transaction (failed ones too: a client waited for them); the rate and the
@@ -122,6 +132,8 @@ function summarise(
     p50Ms: round(at(0.5), 2),
     p99Ms: round(at(0.99), 2),
     attemptsPerTx: round(attempts / Math.max(1, committed), 3),
+    busyMsPerTx: round(busy.active / Math.max(1, samples.length), 2),
+    busyShare: round(busy.utilization, 2),
     ...(Object.keys(failed).length > 0 ? { failed } : {}),
   };
 }
@@ -141,6 +153,7 @@ async function drive(
   let attempts = 0;
   const failed: Record<string, number> = {};
   const start = performance.now();
+  const loop = performance.eventLoopUtilization();
   await Promise.all(
     Array.from({ length: workers }, async (_, worker) => {
       for (;;) {
@@ -159,7 +172,8 @@ async function drive(
       }
     }),
   );
-  return { stats: summarise(samples, performance.now() - start, attempts, failed), samples };
+  const busy = performance.eventLoopUtilization(loop);
+  return { stats: summarise(samples, performance.now() - start, attempts, busy, failed), samples };
 }
 
 /** Requests sent by every node of an in-process network, by protocol and message type. */
@@ -704,6 +718,9 @@ async function main(): Promise<void> {
         targetRatioMax: 3,
         met: seqMs <= 3 * budgetMs,
         vsEmbedded: round(seqMs / solo.sequential.p50Ms, 2),
+        // Every node runs on this one thread: the CPU one transaction costs all of them together.
+        busyMsPerTx: run.figures.sequential.busyMsPerTx,
+        busyShare: run.figures.sequential.busyShare,
       });
       const scale = run.figures.concurrentKeys.opsPerSec / run.figures.sequential.opsPerSec;
       emit({
