@@ -110,6 +110,9 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     expect(got.value).to.deep.equal({ balance: 10 });
     const listed = await c!.database.listCollections();
     expect(listed.map((info) => info.name)).to.deep.equal(['accounts']);
+    // Each node's status counts what `collection list` shows, not only what was created through it
+    // (the dashboard of b and c showed 0 collections).
+    for (const node of [a!, b!, c!]) expect((await node.status()).collections).to.equal(1);
     // Every node holds the blocks (3 nodes < k), and the commit is certified by a majority of the tail group.
     const verification = await a!.database.verifyBlock(
       got.rev === 2 ? (await c!.database.collectionInfo('accounts')).root : '',

@@ -103,6 +103,11 @@ export interface StartNodeOptions {
 
 /** How often the node recomputes its status for watchers. */
 export const statusIntervalMs = 1000;
+/**
+ * How old the count of collections in the status published every second may be: a networked node
+ * counts by asking every member for its catalog (as `collection list` does).
+ */
+const collectionCountMaxAgeMs = 10_000;
 /** The event-loop delay probe's interval: fine enough to see lateness of a millisecond, cheap to run. */
 const loopDelayResolutionMs = 10;
 /** How often the node pings its peers, so their latency is known (the dashboard shows it). */
@@ -493,7 +498,7 @@ export class RunningNode implements NodeControl {
     if (this.refreshing || this.closing !== undefined) return;
     this.refreshing = true;
     try {
-      this.hub.publish(await this.status());
+      this.hub.publish(await this.statusAt(collectionCountMaxAgeMs));
     } catch (error) {
       if (this.closing === undefined)
         this.emit('error', `status refresh failed: ${toEngineError(error).message}`);
@@ -504,9 +509,21 @@ export class RunningNode implements NodeControl {
 
   // NodeControl
 
-  async status(): Promise<NodeStatus> {
+  status(): Promise<NodeStatus> {
+    return this.statusAt(0);
+  }
+
+  /**
+   * `collectionsMaxAgeMs`: how old the count of collections may be (0: counted now). The status the
+   * node publishes every second takes one up to collectionCountMaxAgeMs old: a networked node counts
+   * by asking every member for its catalog.
+   */
+  private async statusAt(collectionsMaxAgeMs: number): Promise<NodeStatus> {
     const now = this.clock.now();
-    const [stats, collections] = await Promise.all([this.solo.blocks.stats(), this.solo.collectionCount()]);
+    const [stats, collections] = await Promise.all([
+      this.solo.blocks.stats(),
+      this.solo.collectionCount(collectionsMaxAgeMs),
+    ]);
     const peers = this.peerStatuses();
     return {
       version: this.options.version,

@@ -113,6 +113,9 @@ export class SoloNode implements Database {
   private readonly coordinator: Coordinator;
   private readonly raw: RawStore;
   private readonly clock: Clock;
+  /** A networked node's last count of the collections, and the count under way (collectionCount). */
+  private counted?: { readonly at: number; readonly count: number };
+  private counting: Promise<number> | undefined;
   private readonly certifier: Certifier;
   private readonly wiring: NodeWiring | undefined;
   private readonly reader: BlockReader;
@@ -223,12 +226,30 @@ export class SoloNode implements Database {
     return names;
   }
 
-  /** How many collections exist (cheaper than listing them: reads only the catalog keys). */
-  async collectionCount(): Promise<number> {
-    let count = 0;
-    for await (const _entry of this.raw.iterate({ gte: catalogPrefix, lt: catalogPrefix + '\uffff' }))
-      count++;
-    return count;
+  /**
+   * How many collections exist: as `collection list` counts them (cheaper than listing them: the
+   * names only). A networked node counts the catalogs of every member it reaches. `maxAgeMs`: a count
+   * that recent will do (the status a node publishes every second passes collectionCountMaxAgeMs,
+   * as counting asks every member); meanwhile a new count is under way and the previous one stands,
+   * so a slow member never holds that status up. Counting only this node's own catalog showed 0 on a
+   * node that held and served collections other nodes had created.
+   */
+  async collectionCount(maxAgeMs = 0): Promise<number> {
+    const wiring = this.wiring;
+    if (wiring === undefined) return (await this.localCatalog()).length;
+    const counted = this.counted;
+    if (counted !== undefined && maxAgeMs > 0 && this.clock.now() - counted.at < maxAgeMs)
+      return counted.count;
+    const count = async (): Promise<number> => {
+      const names = await wiring.catalog();
+      this.counted = { at: this.clock.now(), count: names.length };
+      return names.length;
+    };
+    if (maxAgeMs === 0) return count();
+    this.counting ??= count().finally(() => (this.counting = undefined));
+    if (counted === undefined) return this.counting;
+    this.counting.catch(() => undefined);
+    return counted.count;
   }
 
   async collectionInfo(name: string): Promise<CollectionInfo> {

@@ -89,7 +89,11 @@ export interface NodeStatus {
   readonly connections: number;
   /** Peers in the Kademlia routing table. */
   readonly dhtTableSize: number;
-  /** Collections whose tail this node orders, and blocks it holds. */
+  /**
+   * Collections in the database, as `collection list` counts them (a networked node asks every member
+   * it reaches; in the status it publishes every second, for the dashboard, the count may be up to
+   * 10 s old).
+   */
   readonly collections: number;
   readonly storage: StorageStatus;
   readonly pendingTransactions: number;
