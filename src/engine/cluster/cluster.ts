@@ -145,6 +145,8 @@ export class Cluster {
         entriesPerBlockMax: networkLogEntriesPerBlockMax,
         membersFor: (id) => this.membersFor(id),
         shouldSeal: (tail) => this.outgrown(tail.members),
+        // membersFor lists a group nearest the block first: its leader while that member is live.
+        leads: (id) => this.membersFor(id)[0] === self,
         // A member that served a collection's tail and then lost it (another took over, a seal moved
         // the log to a group without it) must not answer views from what it cached then.
         viewFreshMs: tailViewFreshMs,

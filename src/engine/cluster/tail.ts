@@ -461,6 +461,13 @@ const logsRememberedMax = 4096;
 const promotedRememberedMax = 4096;
 
 /**
+ * Log blocks a tail pulls at once when it loads a collection (prefetchLog): a full window
+ * (limits.validationWindowEntriesMax) spans about 16 blocks of a networked log, a little more when
+ * blocks were sealed early (a reconfiguration).
+ */
+const logPrefetchBlocksMax = 64;
+
+/**
  * The committed entries a log write appends or decides (splices of a log block's entries), as the
  * promotions of their blocks. Entries in a new log block (creation, a seal's successor) are left to
  * the coordinator.
@@ -517,10 +524,19 @@ export class TailBlocks implements BlockStore {
   /** Collections of the log blocks read here, by log block id (a consensus group's id is its log block's). */
   private readonly logs = new Map<BlockId, string>();
 
+  /** Pulls under way: a read of the block waits for it instead of starting another. */
+  private readonly pulling = new Map<BlockId, Promise<void>>();
+
   /** The next read of every block (or of `ids`) asks the cluster again. */
   forget(ids?: readonly BlockId[]): void {
-    if (ids === undefined) this.pulled.clear();
-    else for (const id of ids) this.pulled.delete(id);
+    if (ids === undefined) {
+      this.pulled.clear();
+      this.pulling.clear();
+    } else
+      for (const id of ids) {
+        this.pulled.delete(id);
+        this.pulling.delete(id);
+      }
   }
 
   /** A collection's header and the log blocks of it this tail has read. */
@@ -550,13 +566,51 @@ export class TailBlocks implements BlockStore {
   }
 
   async latest(id: BlockId): Promise<BlockState | undefined> {
-    if (!this.pulled.has(id)) {
-      await this.pull(id);
-      this.pulled.add(id);
-    }
+    if (!this.pulled.has(id)) await this.pullOnce(id);
     const state = await this.local.latest(id);
     if (isLogBlock(state?.block) && !this.logs.has(id)) this.remember(id, state.block.header.collection);
     return state;
+  }
+
+  /** `pull`, shared by the reads that ask meanwhile; counts as pulled unless forgotten meanwhile. */
+  private pullOnce(id: BlockId): Promise<void> {
+    const inFlight = this.pulling.get(id);
+    if (inFlight !== undefined) return inFlight;
+    const pulling: Promise<void> = this.pull(id).then(
+      () => {
+        if (this.pulling.get(id) !== pulling) return;
+        this.pulling.delete(id);
+        this.pulled.add(id);
+      },
+      (error: unknown) => {
+        if (this.pulling.get(id) === pulling) this.pulling.delete(id);
+        throw error;
+      },
+    );
+    this.pulling.set(id, pulling);
+    return pulling;
+  }
+
+  /**
+   * Starts pulling, all at once, the log blocks before `id` that this node's copies name, until
+   * they hold `entriesMax` entries: a tail loading a collection otherwise read them one after another,
+   * a majority read each (about 16 of them once the window is full), and the first decision of a new
+   * log block's group, led by another member, waited 8–23 ms for it on 3 in-process nodes. A copy
+   * only names the ids; what the tail then reads of each is what a majority holds. Blocks this node
+   * holds no copy of end the walk: the tail reads them one by one, as before.
+   */
+  async prefetchLog(id: BlockId, entriesMax: number): Promise<void> {
+    const ids: BlockId[] = [];
+    let entries = 0;
+    let next: BlockId | null = id;
+    while (next !== null && entries < entriesMax && ids.length < logPrefetchBlocksMax) {
+      const copy: BlockState | undefined = await this.local.latest(next).catch(() => undefined);
+      if (!isLogBlock(copy?.block)) break;
+      ids.push(next);
+      entries += copy.block.entries.length;
+      next = copy.block.prior;
+    }
+    for (const block of ids) if (!this.pulled.has(block)) this.pullOnce(block).catch(() => undefined);
   }
 
   private remember(id: BlockId, collection: string): void {

@@ -102,6 +102,13 @@ export interface BlockStore {
    */
   latestNow?(id: BlockId): BlockState | null | undefined;
   /**
+   * Optional, a hint: a log tail is about to walk a log backwards from block `id`, one `latest` after
+   * another, until it has `entriesMax` entries. A store that reads from other nodes may start reading
+   * the log blocks before it now, all at once (their ids are in its own copies: a log block's `prior`
+   * never changes). Changes nothing but how soon the answers come.
+   */
+  prefetchLog?(id: BlockId, entriesMax: number): Promise<void>;
+  /**
    * State at a past revision (`rev`) or as of a collection LSN (`lsn`: the newest revision whose lsn
    * is ≤ the given one). Materialises from the nearest stored snapshot; cost is bounded by
    * limits.materialiseEveryRevs, never by history length. Undefined if no such revision exists.

@@ -176,3 +176,75 @@ describe('tail blocks: naming the collection of a log block', () => {
     expect(await blocks.collectionOfLogHeld('nowhere')).to.equal(undefined);
   });
 });
+
+describe('tail blocks: loading a log window', () => {
+  const entry = (lsn: number): unknown => ({ lsn, trxId: `t${lsn}`, status: 'committed', writes: [] });
+  /** Log blocks a ← b ← c of 2 entries each, held here; the cluster answers each read when told to. */
+  async function chain(): Promise<{
+    blocks: TailBlocks;
+    asked: string[];
+    answer: () => void;
+  }> {
+    const insert = (id: string, prior: string | null, firstLsn: number): DirectRevision =>
+      ({
+        blockId: id,
+        trxId: `t${firstLsn}`,
+        lsn: firstLsn,
+        baseRev: 0,
+        transform: {
+          kind: 'insert',
+          block: {
+            ...newLogBlock(id, 'c', prior, firstLsn, ['p0']),
+            entries: [entry(firstLsn), entry(firstLsn + 1)],
+          },
+        },
+      }) as unknown as DirectRevision;
+    const local = await storeWith(insert('a', null, 1), insert('b', 'a', 3), insert('c', 'b', 5));
+    const asked: string[] = [];
+    const waiting: (() => void)[] = [];
+    const cluster = {
+      getCounted: async ({ blockId }: { blockId: string }) => {
+        asked.push(blockId);
+        await new Promise<void>((resolve) => waiting.push(resolve));
+        return { state: await local.latest(blockId), holding: 1, holders: 1 };
+      },
+    } as unknown as ClusterRepoClient;
+    const answer = (): void => {
+      for (const resolve of waiting.splice(0)) resolve();
+    };
+    return { blocks: new TailBlocks(local, cluster, new Placement('p0', 3)), asked, answer };
+  }
+
+  it('reads the blocks before the tail from the cluster all at once, and each only once', async () => {
+    const { blocks, asked, answer } = await chain();
+    await blocks.prefetchLog('b', 10);
+    // Both reads are under way before either is answered (one after another, b's answer came first).
+    expect(asked).to.deep.equal(['b', 'a']);
+    const reads = Promise.all([blocks.latest('b'), blocks.latest('a')]);
+    answer();
+    const [b, a] = await reads;
+    expect(
+      [b?.block, a?.block].map((block) => (block as unknown as { prior: string | null }).prior),
+    ).to.deep.equal(['a', null]);
+    expect(asked).to.deep.equal(['b', 'a']);
+  });
+
+  it('stops at the window: blocks holding the entries asked for, no more', async () => {
+    const { blocks, asked, answer } = await chain();
+    await blocks.prefetchLog('c', 3);
+    expect(asked).to.deep.equal(['c', 'b']);
+    answer();
+  });
+
+  it('reads a block again when it was forgotten while its read was under way', async () => {
+    const { blocks, asked, answer } = await chain();
+    await blocks.prefetchLog('b', 2);
+    blocks.forget(['b']);
+    const read = blocks.latest('b');
+    answer();
+    await Promise.resolve();
+    answer();
+    await read;
+    expect(asked).to.deep.equal(['b', 'b']);
+  });
+});
