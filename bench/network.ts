@@ -261,8 +261,9 @@ async function workloads(
   if (requests !== undefined) {
     const counted = requests.stop(sequentialCount);
     emit({ bench: `${label}.requests-per-tx`, workload: 'sequential', ...counted });
-    // The coordinator sends `tail.commit` only when another node leads the tail's group; the log
-    // moves to a new block (and group, with its own leader) as it grows, so this is a share.
+    // The coordinator sends `tail.commit` only when another node leads the tail's group. The log moves
+    // to a new block (and group) as it grows, and the sealing leader picks a successor it leads, so the
+    // share is near 0 or near 1 in a run (whichever member the collection's first log block drew).
     remoteTailShare = Math.min(1, counted.byType['tail.commit'] ?? 0);
   }
   let tenths: WorkloadFigures['tenths'];
