@@ -1,4 +1,8 @@
+import { systemClock } from '../../src/engine/base/clock.js';
 import { SeededRng } from '../../src/engine/base/rng.js';
+import { SoloCertifier } from '../../src/engine/transactions/certifier.js';
+import { LogTail, type LogTailInit } from '../../src/engine/transactions/log-tail.js';
+import type { RepoClient } from '../../src/engine/transactions/protocol.js';
 import { MemoryRawStore } from '../../src/engine/storage/memory-store.js';
 import type { RawStore } from '../../src/engine/storage/raw-store.js';
 import { SoloNode, type SoloNodeInit } from '../../src/engine/node/solo-node.js';
@@ -76,4 +80,26 @@ export async function value(node: SoloNode, collection: string, key: string): Pr
 
 export function put(collection: string, key: string, v: unknown): TxRequest {
   return { actions: [{ collection, op: 'put', key, value: v as never }] };
+}
+
+/**
+ * Another tail over a node's store (a restarted process, another member, a networked tail with
+ * `init`), signing as the node; `parts` replaces its blocks or repo.
+ */
+export function tailOver(
+  node: SoloNode,
+  seed: number,
+  init: Partial<LogTailInit> = {},
+  parts: { readonly blocks?: SoloNode['blocks']; readonly repo?: RepoClient } = {},
+): LogTail {
+  return new LogTail(
+    {
+      blocks: parts.blocks ?? node.blocks,
+      repo: parts.repo ?? node.repo,
+      certifier: new SoloCertifier(node.identity, 'default'),
+      clock: systemClock,
+      rng: new SeededRng(seed),
+    },
+    { members: [node.identity.id], ...init },
+  );
 }

@@ -1420,9 +1420,8 @@ export class LogTail implements TailClient {
    * propagated only once that succeeds.
    */
   private async propagatePending(state: TailState): Promise<void> {
-    for (const entry of state.window) {
-      if (entry.lsn <= state.checkpoint || entry.status !== 'committed') continue;
-      if (state.propagated.has(entry.lsn)) continue;
+    for (const entry of state.window.slice(firstAboveCheckpoint(state))) {
+      if (entry.status !== 'committed' || state.propagated.has(entry.lsn)) continue;
       if (entry.writeList.length > 0) {
         try {
           await this.components.repo.promote({

@@ -3,10 +3,9 @@ import { systemClock } from '../../../src/engine/base/clock.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
 import { isLogBlock } from '../../../src/engine/collections/log/log-block.js';
 import { Coordinator } from '../../../src/engine/transactions/coordinator.js';
-import { SoloCertifier } from '../../../src/engine/transactions/certifier.js';
 import { LogTail } from '../../../src/engine/transactions/log-tail.js';
 import type { SoloNode } from '../../../src/engine/node/solo-node.js';
-import { memoryNode, ok, put } from '../../helpers/solo.js';
+import { memoryNode, ok, put, tailOver } from '../../helpers/solo.js';
 
 /** The ids of a collection's log blocks, oldest first. */
 async function logBlocks(node: SoloNode, tail: LogTail, collection: string): Promise<string[]> {
@@ -25,16 +24,10 @@ describe('a log tail sealing a full block', () => {
     const { node } = await memoryNode(seed);
     try {
       await node.createCollection('a', 'tree');
-      const tail = new LogTail(
-        {
-          blocks: node.blocks,
-          repo: node.repo,
-          certifier: new SoloCertifier(node.identity, 'default'),
-          clock: systemClock,
-          rng: new SeededRng(seed + 1),
-        },
-        { members: [node.identity.id], entriesPerBlockMax: 2, ...(leads !== undefined ? { leads } : {}) },
-      );
+      const tail = tailOver(node, seed + 1, {
+        entriesPerBlockMax: 2,
+        ...(leads !== undefined ? { leads } : {}),
+      });
       const coordinator = new Coordinator({
         repo: node.repo,
         tails: tail,

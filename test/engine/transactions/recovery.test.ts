@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { systemClock } from '../../../src/engine/base/clock.js';
 import { EngineError } from '../../../src/engine/base/errors.js';
 import { SoloCertifier } from '../../../src/engine/transactions/certifier.js';
-import { LogTail, type LogTailInit } from '../../../src/engine/transactions/log-tail.js';
+import { LogTail } from '../../../src/engine/transactions/log-tail.js';
 import type { RepoClient, TailClient } from '../../../src/engine/transactions/protocol.js';
 import type { Certificate } from '../../../src/engine/collections/log/log-block.js';
 import { SeededRng } from '../../../src/engine/base/rng.js';
@@ -11,7 +11,7 @@ import { Coordinator, pendsOf, validationOf } from '../../../src/engine/transact
 import { TransactionSession, type SessionCollection } from '../../../src/engine/transactions/session.js';
 import type { TxRequest } from '../../../src/engine/transactions/tx-types.js';
 import type { SoloNode } from '../../../src/engine/node/solo-node.js';
-import { memoryNode, ok, put, value } from '../../helpers/solo.js';
+import { memoryNode, ok, put, tailOver, value } from '../../helpers/solo.js';
 
 /**
  * Runs a one-collection request as a coordinator would, up to its pends (expiring at `expiresAt`):
@@ -30,28 +30,6 @@ async function executeAndPend(
   const [collection] = await session.opened();
   await node.repo.pend(pendsOf(trxId, collection!, expiresAt));
   return { trxId, collection: collection! };
-}
-
-/**
- * Another tail over a node's store (a restarted process, another member, a networked tail with
- * `init`), signing as the node; `parts` replaces its blocks or repo.
- */
-function tailOver(
-  node: SoloNode,
-  seed: number,
-  init: Partial<LogTailInit> = {},
-  parts: { readonly blocks?: SoloNode['blocks']; readonly repo?: RepoClient } = {},
-): LogTail {
-  return new LogTail(
-    {
-      blocks: parts.blocks ?? node.blocks,
-      repo: parts.repo ?? node.repo,
-      certifier: new SoloCertifier(node.identity, 'default'),
-      clock: systemClock,
-      rng: new SeededRng(seed),
-    },
-    { members: [node.identity.id], ...init },
-  );
 }
 
 /** Runs a transaction up to "prepared at these tails" and then stops, as a coordinator that died. */
