@@ -32,6 +32,7 @@ export type {
   CeremonyNetEvent,
   CeremonyServiceInfo,
   NodeCard,
+  RenewCeremonyOptions,
   StartCeremonyOptions,
   StartedCeremony,
 } from './node/ceremony-net.js';

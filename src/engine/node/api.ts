@@ -181,6 +181,23 @@ export const apiMethods: Readonly<Record<string, Method>> = {
     },
     { localOnly: true },
   ),
+  'keygen.ceremony.renew': method(
+    object({
+      kind: string({ charsMax: 16 }),
+      key: string({ charsMin: 1, charsMax: 200 }),
+      participants: array(peer, { itemsMax: limits.ceremonyParticipantsMax }),
+      dealers: optional(array(peer, { itemsMax: limits.ceremonyParticipantsMax })),
+      threshold: optional(integer({ min: 1, max: limits.ceremonyParticipantsMax })),
+      expiresInMs: integer({ min: 1 }),
+      phaseTimeoutMs: optional(integer({ min: 1 })),
+    }),
+    async ({ node }, { kind, ...p }) => {
+      if (kind !== 'refresh' && kind !== 'reshare')
+        throw new EngineError('BAD_INPUT', 'kind: expected "refresh" or "reshare"');
+      return ceremonies(node).renewKey({ kind, ...p });
+    },
+    { localOnly: true },
+  ),
   'keygen.ceremony.decide': method(
     object({
       session: optional(session),

@@ -848,8 +848,8 @@ function authenticate(
   });
 }
 
-/** refresh and reshare: a dealer brings its share of the prior generation. */
-async function priorShareFor(
+/** refresh and reshare: a dealer brings its share of the prior generation (null for anyone else). */
+export async function priorShareFor(
   store: KeyStore,
   checked: CheckedProposal,
   self: string,

@@ -36,6 +36,8 @@ import type { Rng } from '../base/rng.js';
 import {
   checkParticipantCard,
   checkProposal,
+  checkPublicKey,
+  createProposal,
   decodeSignature,
   encodeSignature,
   messageDigest,
@@ -61,6 +63,7 @@ import {
   createKeyProposal,
   isFinished,
   listCeremonies,
+  priorShareFor,
   readCeremonyRecord,
   sessionTag,
   summarizeKey,
@@ -155,6 +158,27 @@ export interface StartCeremonyOptions {
   phaseTimeoutMs?: number;
 }
 
+/**
+ * A refresh or reshare of a key this node's data directory knows, run between running nodes. The
+ * participants are the nodes the members run on: for a refresh every holder (whose node is known from
+ * the ceremony that made the key's current generation, when this node took part in it over the
+ * network, or found among `participants`); for a reshare the current holders that deal and the new
+ * holders (`participants`, in identifier order).
+ */
+export interface RenewCeremonyOptions {
+  kind: 'refresh' | 'reshare';
+  /** The key: its id, a unique prefix of it (4 characters or more), or its label. */
+  key: string;
+  /** refresh: nodes of holders the key's record does not place; reshare: the new holders' nodes. */
+  participants: string[];
+  /** reshare: the nodes of the current holders that deal (default every holder). */
+  dealers?: string[];
+  /** reshare: the new threshold (default the key's). */
+  threshold?: number;
+  expiresInMs: number;
+  phaseTimeoutMs?: number;
+}
+
 export interface StartedCeremony {
   session: string;
   tag: string;
@@ -175,6 +199,7 @@ export interface CeremonyApi {
   info(): Promise<CeremonyServiceInfo>;
   unlock(passphrase: string): Promise<CeremonyServiceInfo>;
   startCeremony(options: StartCeremonyOptions): Promise<StartedCeremony>;
+  renewKey(options: RenewCeremonyOptions): Promise<StartedCeremony>;
   decide(
     ref: string | undefined,
     decision: { approve: true } | { approve: false; reason: string },
@@ -675,11 +700,7 @@ export class CeremonyService implements CeremonyApi {
     const self = this.network.peerId;
     const nodes: string[] = [];
     for (const node of [self, ...options.participants]) {
-      try {
-        peerIdFromString(node);
-      } catch {
-        throw new EngineError('BAD_INPUT', `participant ${JSON.stringify(node)} is not a peer id`);
-      }
+      checkPeerId(node, 'participant');
       if (!nodes.includes(node)) nodes.push(node);
     }
     if (options.participants.includes(self)) {
@@ -690,18 +711,8 @@ export class CeremonyService implements CeremonyApi {
       throw new EngineError('BAD_INPUT', 'a ceremony needs at least one other participant node');
     if (nodes.length > limits.ceremonyParticipantsMax)
       throw new EngineError('BAD_INPUT', `at most ${limits.ceremonyParticipantsMax} participants`);
-    const phaseTimeoutMs = options.phaseTimeoutMs ?? defaultPhaseTimeoutMs;
-    if (phaseTimeoutMs < phaseTimeoutMsMin || phaseTimeoutMs > phaseTimeoutMsMax)
-      throw new EngineError(
-        'BAD_INPUT',
-        `the phase timeout must lie between ${phaseTimeoutMsMin / 1000}s and ${phaseTimeoutMsMax / 3_600_000}h`,
-      );
-    const cards = await Promise.all(
-      nodes.map((node) => (node === self ? this.ownCard() : this.fetchCard(node))),
-    );
-    const identities = new Set(cards.map((c) => c.card.peerId));
-    if (identities.size !== cards.length)
-      throw new EngineError('BAD_INPUT', 'two participant nodes present the same ceremony identity');
+    const phaseTimeoutMs = checkPhaseTimeout(options.phaseTimeoutMs);
+    const cards = await this.fetchCards(nodes);
     const message = createKeyProposal(this.store, me, {
       roster: cards.map((c) => c.card),
       expiresAtMs: this.clock.now() + options.expiresInMs,
@@ -710,6 +721,109 @@ export class CeremonyService implements CeremonyApi {
       ...(options.purpose === undefined ? {} : { purpose: options.purpose }),
       ...(options.label === undefined ? {} : { label: options.label }),
     });
+    return this.propose(message, cards, phaseTimeoutMs);
+  }
+
+  /**
+   * Proposes a refresh or a reshare of a key (RenewCeremonyOptions) to the nodes of its members; this
+   * node must hold a share (refresh) or deal or receive one (reshare). The rest runs as startCeremony.
+   */
+  async renewKey(options: RenewCeremonyOptions): Promise<StartedCeremony> {
+    const { me } = this.requireUnlocked();
+    const self = this.network.peerId;
+    for (const node of options.participants) checkPeerId(node, 'participant');
+    for (const node of options.dealers ?? []) checkPeerId(node, 'dealer');
+    const phaseTimeoutMs = checkPhaseTimeout(options.phaseTimeoutMs);
+    const key = await this.store.resolveKey(options.key);
+    const prior = checkPublicKey(key.publicKey, 'CORRUPT').json;
+    const holders = [...prior.holders].sort((a, b) => a.identifier - b.identifier).map((h) => h.peerId);
+    // Ceremony identity -> node: the nodes named here first, then the routes of the ceremony that made
+    // this generation (when this node took part in it over the network).
+    const named = await this.fetchCards([...new Set([...options.participants, ...(options.dealers ?? [])])]);
+    const byIdentity = new Map(named.map((c) => [c.card.peerId, c] as const));
+    const origin = await this.recordOf(prior.session);
+    const routed = origin?.network?.nodes ?? {};
+    const placed = (identity: string): string => {
+      const node = byIdentity.get(identity)?.node ?? (identity === me.card.peerId ? self : routed[identity]);
+      if (node === undefined)
+        throw new EngineError(
+          'BAD_INPUT',
+          `no node known for holder ${identity} of key ${prior.keyId}: name the node it runs on with --participants`,
+        );
+      return node;
+    };
+    const nodeByIdentity = (identities: readonly string[]): string[] => identities.map(placed);
+    let members: string[];
+    let recipients: string[] | undefined;
+    if (options.kind === 'refresh') {
+      if (key.holder === null)
+        throw new EngineError('BAD_INPUT', `only a holder of key ${prior.keyId} can propose its refresh`);
+      members = holders;
+    } else {
+      if (options.participants.length === 0)
+        throw new EngineError(
+          'BAD_INPUT',
+          'a reshare needs --participants: the nodes that will hold the key',
+        );
+      recipients = options.participants.map((node) => named.find((c) => c.node === node)!.card.peerId);
+      const dealers =
+        options.dealers === undefined || options.dealers.length === 0
+          ? holders
+          : options.dealers.map((node) => {
+              const identity = named.find((c) => c.node === node)!.card.peerId;
+              if (!holders.includes(identity))
+                throw new EngineError('BAD_INPUT', `node ${node} holds no share of key ${prior.keyId}`);
+              return identity;
+            });
+      members = [...new Set([...dealers, ...recipients])];
+      if (!members.includes(me.card.peerId))
+        throw new EngineError('BAD_INPUT', 'the proposer must deal or receive a share in the reshare');
+    }
+    const nodes = nodeByIdentity(members);
+    // Fresh cards from every member's node (it must be reachable, and still bound to that identity).
+    const cards = await this.fetchCards(nodes);
+    cards.forEach((c, i) => {
+      if (c.card.peerId !== members[i])
+        throw new EngineError(
+          'BAD_INPUT',
+          `node ${c.node} now presents ceremony identity ${c.card.peerId}, not ${members[i]!}: name the node of ${members[i]!} with --participants`,
+        );
+    });
+    const message = createProposal(
+      me.identity,
+      {
+        kind: options.kind,
+        roster: cards.map((c) => c.card),
+        prior,
+        ...(recipients === undefined ? {} : { recipients }),
+        ...(options.threshold === undefined ? {} : { threshold: options.threshold }),
+        expiresAtMs: this.clock.now() + options.expiresInMs,
+      },
+      this.store.rng,
+    );
+    return this.propose(message, cards, phaseTimeoutMs);
+  }
+
+  /** This node's own card, the others fetched from their nodes; one ceremony identity per node. */
+  private async fetchCards(nodes: readonly string[]): Promise<NodeCard[]> {
+    const self = this.network.peerId;
+    const cards = await Promise.all(
+      nodes.map((node) => (node === self ? this.ownCard() : this.fetchCard(node))),
+    );
+    const identities = new Set(cards.map((c) => c.card.peerId));
+    if (identities.size !== cards.length)
+      throw new EngineError('BAD_INPUT', 'two participant nodes present the same ceremony identity');
+    return cards;
+  }
+
+  /** Sends a proposal this node made to the nodes of its roster (`cards`, in roster order) and joins it. */
+  private async propose(
+    message: ProposalMessage,
+    cards: readonly NodeCard[],
+    phaseTimeoutMs: number,
+  ): Promise<StartedCeremony> {
+    const { me, passphrase } = this.requireUnlocked();
+    const self = this.network.peerId;
     const checked = checkProposal(message, this.clock.now());
     const routes: CeremonyRoutes = {
       coordinator: self,
@@ -718,14 +832,15 @@ export class CeremonyService implements CeremonyApi {
       phaseTimeoutMs,
     };
     const open = await this.exclusive(async () => {
+      const priorShare = await priorShareFor(this.store, checked, me.card.peerId, passphrase);
       const open = this.track(message, checked, routes, undefined, []);
       const summary = summarizeProposal(message, me.card.peerId);
       this.event(open, { event: 'proposed', summary, nodes: routes.nodes, coordinator: self });
       open.run = this.newRun(open);
-      this.report(open, await open.run.propose(null));
+      this.report(open, await open.run.propose(priorShare));
       return open;
     });
-    this.log('info', `ceremony ${open.tag} proposed to ${nodes.length} nodes (${describe(open.summary)})`);
+    this.log('info', `ceremony ${open.tag} proposed to ${cards.length} nodes (${describe(open.summary)})`);
     return { session: open.session, tag: open.tag, summary: open.summary, nodes: routes.nodes };
   }
 
@@ -781,7 +896,9 @@ export class CeremonyService implements CeremonyApi {
     await this.exclusive(async () => {
       if (open.run !== undefined) return; // decided meanwhile
       const run = this.newRun(open);
-      run.join(null);
+      const { me, passphrase } = this.requireUnlocked();
+      // A refresh or reshare: a dealer brings its share of the key's current generation.
+      run.join(await priorShareFor(this.store, open.checked, me.card.peerId, passphrase));
       await run.saveJoined();
       run.apply(decision.approve ? { type: 'Approve' } : { type: 'Decline', reason: decision.reason });
       run.decision = decision.approve ? 'approved' : 'declined';
@@ -1179,4 +1296,22 @@ export class CeremonyService implements CeremonyApi {
 
 function describe(summary: CeremonySummary): string {
   return `${summary.suite}, ${summary.threshold} of ${summary.recipients}, for ${summary.purpose}${summary.label === '' ? '' : `, "${summary.label}"`}`;
+}
+
+function checkPeerId(node: string, what: string): void {
+  try {
+    peerIdFromString(node);
+  } catch {
+    throw new EngineError('BAD_INPUT', `${what} ${JSON.stringify(node)} is not a peer id`);
+  }
+}
+
+function checkPhaseTimeout(value: number | undefined): number {
+  const phaseTimeoutMs = value ?? defaultPhaseTimeoutMs;
+  if (phaseTimeoutMs < phaseTimeoutMsMin || phaseTimeoutMs > phaseTimeoutMsMax)
+    throw new EngineError(
+      'BAD_INPUT',
+      `the phase timeout must lie between ${phaseTimeoutMsMin / 1000}s and ${phaseTimeoutMsMax / 3_600_000}h`,
+    );
+  return phaseTimeoutMs;
 }

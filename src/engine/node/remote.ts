@@ -11,6 +11,7 @@ import type {
   CeremonyApi,
   CeremonyNetEvent,
   CeremonyServiceInfo,
+  RenewCeremonyOptions,
   StartCeremonyOptions,
   StartedCeremony,
 } from './ceremony-net.js';
@@ -164,6 +165,8 @@ export class RemoteNode implements Database, NodeControl {
     unlock: (passphrase) => this.call<CeremonyServiceInfo>('keygen.unlock', { passphrase }),
     startCeremony: (options: StartCeremonyOptions) =>
       this.call<StartedCeremony>('keygen.ceremony.start', { ...options }),
+    renewKey: (options: RenewCeremonyOptions) =>
+      this.call<StartedCeremony>('keygen.ceremony.renew', { ...options }),
     decide: (session, decision) =>
       this.call<StartedCeremony>('keygen.ceremony.decide', {
         session,

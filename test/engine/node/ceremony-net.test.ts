@@ -19,7 +19,7 @@ import {
   ceremonyProtocolName,
   type CeremonyNetEvent,
 } from '../../../src/engine/node/ceremony-net.js';
-import { listCeremonies } from '../../../src/engine/node/ceremony-files.js';
+import { ceremonyDir, listCeremonies } from '../../../src/engine/node/ceremony-files.js';
 import { KeyStore } from '../../../src/engine/node/keystore.js';
 import { verifyEd25519 } from '../../helpers/ed25519.js';
 import { NodePool, eventually } from '../../integration/network-helpers.js';
@@ -156,6 +156,158 @@ describe('key ceremonies between running nodes (in process)', function () {
     expect(
       verifyEd25519(last.key!.publicKeyHex, new TextEncoder().encode('pay 11 to bob'), signature),
     ).to.equal(false);
+  });
+
+  /** Makes a 2-of-3 signing key among members a, b, c (a coordinates); its key id and public key. */
+  async function makeKey(): Promise<{ keyId: string; publicKeyHex: string }> {
+    const [a, b, c] = members;
+    const started = await a!.service.startCeremony({
+      participants: [b!.network.peerId, c!.network.peerId],
+      threshold: 2,
+      label: 'payments',
+      expiresInMs: 60_000,
+      phaseTimeoutMs: 10_000,
+    });
+    const following = collect(a!.service.follow(started.tag));
+    await accept(b!, started.tag);
+    await accept(c!, started.tag);
+    const last = (await following).at(-1)!;
+    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    return { keyId: last.key!.keyId, publicKeyHex: last.key!.publicKeyHex };
+  }
+
+  /** t holders (by member) sign a message with their current shares; whether it verifies as Ed25519. */
+  async function signsWith(
+    signers: readonly Member[],
+    keyId: string,
+    publicKeyHex: string,
+  ): Promise<boolean> {
+    const shares = await Promise.all(
+      signers.map(async (m) => new KeyStore(m.dir).openShare(keyId, passphrase)),
+    );
+    const rng = new SeededRng(5);
+    const message = new TextEncoder().encode('after the renewal');
+    const rounds = shares.map(({ key, share }) => ({
+      key,
+      share,
+      ...commitToSign(key.publicKey, share, rng),
+    }));
+    const pkg = createSigningPackage(
+      rounds[0]!.key.publicKey,
+      message,
+      rounds.map((r) => r.commitment),
+    );
+    const signature = aggregateSignature(
+      rounds[0]!.key.publicKey,
+      pkg,
+      rounds.map((r) => signPackage(r.key.publicKey, r.share, r.nonces, pkg)),
+    );
+    return verifyEd25519(publicKeyHex, message, signature);
+  }
+
+  it('refreshes a key between the nodes: same public key, every share replaced, still signs', async () => {
+    const [a, b, c] = await startMembers(3);
+    const { keyId, publicKeyHex } = await makeKey();
+    const before = await Promise.all(
+      members.map(async (m) => (await new KeyStore(m.dir).openShare(keyId, passphrase)).share),
+    );
+    // b proposes: the holders' nodes come from the ceremony that made the key.
+    const started = await b!.service.renewKey({
+      kind: 'refresh',
+      key: 'payments',
+      participants: [],
+      expiresInMs: 60_000,
+      phaseTimeoutMs: 10_000,
+    });
+    expect(started.summary.kind).to.equal('refresh');
+    expect(Object.values(started.nodes)).to.have.members(members.map((m) => m.network.peerId));
+    const following = collect(b!.service.follow(started.tag));
+    await accept(a!, started.tag);
+    await accept(c!, started.tag);
+    const last = (await following).at(-1)!;
+    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    expect(last.key?.keyId).to.equal(keyId);
+    expect(last.key?.publicKeyHex).to.equal(publicKeyHex);
+    for (const [i, m] of members.entries()) {
+      const { key, share } = await new KeyStore(m.dir).openShare(keyId, passphrase);
+      expect(key.publicKey.session, 'the new generation is installed').to.equal(started.session);
+      expect(JSON.stringify(share)).to.not.equal(JSON.stringify(before[i]));
+    }
+    expect(await signsWith([a!, c!], keyId, publicKeyHex)).to.equal(true);
+    expect(await signsWith([b!, c!], keyId, publicKeyHex)).to.equal(true);
+  });
+
+  it('reshares a key to another roster between the nodes: the leaver keeps no share, the newcomer signs', async () => {
+    const [a, b, c] = await startMembers(3);
+    const { keyId, publicKeyHex } = await makeKey();
+    const d = await (async () => {
+      const network = await pool.start({ listen: ['/ip4/127.0.0.1/tcp/0'] });
+      const dir = join(tmp, 'n3');
+      const member = { network, dir, service: await service(network, dir) };
+      members.push(member);
+      for (const other of members) if (other !== member) await network.connect(other.network.addresses()[0]!);
+      return member;
+    })();
+    // a deals and leaves; b, c and the new d hold the key, 3 of them needed from now on.
+    const recipients = [b!, c!, d].map((m) => m.network.peerId);
+    const refused = await rejection(
+      a!.service.renewKey({ kind: 'reshare', key: keyId, participants: [], expiresInMs: 60_000 }),
+    );
+    expect(refused.code).to.equal('BAD_INPUT');
+    expect(refused.message).to.match(/--participants/);
+    const started = await a!.service.renewKey({
+      kind: 'reshare',
+      key: keyId,
+      participants: recipients,
+      threshold: 3,
+      expiresInMs: 60_000,
+      phaseTimeoutMs: 10_000,
+    });
+    expect(started.summary.kind).to.equal('reshare');
+    const following = collect(a!.service.follow(started.tag));
+    for (const m of [b!, c!, d]) await accept(m, started.tag);
+    const last = (await following).at(-1)!;
+    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    expect(last.key?.publicKeyHex).to.equal(publicKeyHex);
+    expect((await new KeyStore(a!.dir).readKey(keyId)).holder).to.equal(null);
+    expect(await signsWith([b!, c!, d], keyId, publicKeyHex)).to.equal(true);
+  });
+
+  it('a renewal refuses bad input, and asks for the node of a holder it cannot place', async () => {
+    const [a, b, c] = await startMembers(3);
+    const { keyId, publicKeyHex } = await makeKey();
+    const unknown = await rejection(
+      b!.service.renewKey({ kind: 'refresh', key: 'nope', participants: [], expiresInMs: 60_000 }),
+    );
+    expect(unknown.code).to.equal('NOT_FOUND');
+    const badPeer = await rejection(
+      b!.service.renewKey({ kind: 'refresh', key: keyId, participants: ['not-a-peer'], expiresInMs: 60_000 }),
+    );
+    expect(badPeer.code).to.equal('BAD_INPUT');
+    expect(badPeer.message).to.match(/not a peer id/);
+    // A keystore that never saw the key's ceremony over the network (an air-gapped key, or its record
+    // gone) does not know where the other holders run.
+    const session = (await new KeyStore(b!.dir).readKey(keyId)).publicKey.session;
+    await new KeyStore(b!.dir).removeRecord(`${ceremonyDir(session)}/record.json`);
+    const unplaced = await rejection(
+      b!.service.renewKey({ kind: 'refresh', key: keyId, participants: [], expiresInMs: 60_000 }),
+    );
+    expect(unplaced.code).to.equal('BAD_INPUT');
+    expect(unplaced.message).to.match(/no node known for holder .* --participants/);
+    // Named, they are found (their cards say which holder each node runs).
+    const started = await b!.service.renewKey({
+      kind: 'refresh',
+      key: keyId,
+      participants: [c!.network.peerId, a!.network.peerId],
+      expiresInMs: 60_000,
+      phaseTimeoutMs: 10_000,
+    });
+    const following = collect(b!.service.follow(started.tag));
+    await accept(a!, started.tag);
+    await accept(c!, started.tag);
+    const last = (await following).at(-1)!;
+    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    expect(await signsWith([a!, b!], keyId, publicKeyHex)).to.equal(true);
   });
 
   it('resumes after a restart: a proposal waiting for its decision, then a ceremony in progress', async () => {

@@ -63,25 +63,19 @@ export default class KeygenCeremonyStart extends KeygenCommand<typeof KeygenCere
     const participants = this.list(this.flags.participants);
     if (participants.length === 0)
       throw new EngineError('BAD_INPUT', '--participants needs at least one peer id');
-    await this.withCeremonies(
-      { unlock: true, passphraseFile: this.flags['passphrase-file'] },
-      async (api) => {
-        const started = await api.startCeremony({
+    const expiresInMs = parseDuration(this.flags.expires, '--expires');
+    const phaseTimeoutMs = parseDuration(this.flags['phase-timeout'], '--phase-timeout');
+    await this.startNetworked(
+      { wait: this.flags.wait, passphraseFile: this.flags['passphrase-file'] },
+      (api) =>
+        api.startCeremony({
           participants,
           threshold: this.flags.threshold,
           ...kind,
           label: this.flags.label,
-          expiresInMs: parseDuration(this.flags.expires, '--expires'),
-          phaseTimeoutMs: parseDuration(this.flags['phase-timeout'], '--phase-timeout'),
-        });
-        if (this.flags.wait) await this.followCeremony(api, started.session);
-        else if (this.out.mode === 'json') await this.out.json(started);
-        else
-          await this.out.lines([
-            `ceremony ${started.tag} proposed to ${Object.keys(started.nodes).length} nodes (session ${started.session})`,
-            `every other participant accepts with: optimystic keygen ceremony accept ${started.tag}`,
-          ]);
-      },
+          expiresInMs,
+          phaseTimeoutMs,
+        }),
     );
   }
 }

@@ -7,6 +7,7 @@ import {
   type KeyPurpose,
   type SuiteId,
   type CeremonyApi,
+  type StartedCeremony,
   type CeremonyNetEvent,
   type Decide,
   type Decision,
@@ -36,6 +37,13 @@ export const keygenFlags = {
     description:
       'how messages travel: files in --in/--out directories (air-gapped); for ceremonies between running nodes use keygen ceremony start and accept',
   })(),
+  /** `refresh` and `reshare`: through exchange files, or between running nodes. */
+  renewalTransport: Flags.option({
+    options: ['files', 'network'] as const,
+    default: 'files' as const,
+    description:
+      'files: the proposal goes to --out and holders step through exchange files (air-gapped); network: the node on --data proposes it to the nodes of the holders, each accepts with keygen ceremony accept',
+  })(),
   in: Flags.string({
     description: 'exchange directory to read message files from (default: --out)',
     helpValue: 'DIR',
@@ -49,6 +57,17 @@ export const keygenFlags = {
     description: 'exchange directory to write the proposal to',
     helpValue: 'DIR',
     required: true,
+  }),
+  /** The same for `refresh` and `reshare`, which can also run between running nodes (no directory). */
+  renewalOut: Flags.string({
+    description: 'exchange directory to write the proposal to (--transport files, required there)',
+    helpValue: 'DIR',
+  }),
+  /** `refresh` and `reshare` between running nodes. */
+  phaseTimeout: Flags.string({
+    description: '--transport network: how long a round waits for a silent participant before blaming it',
+    default: '60s',
+    helpValue: 'DURATION',
   }),
   expires: Flags.string({
     description: 'how long the ceremony may take before it fails with TIMEOUT',
@@ -192,6 +211,36 @@ export abstract class KeygenCommand<T extends typeof Command> extends DataComman
         await api.unlock(await this.passphrase(options.passphraseFile)());
       return work(api);
     });
+  }
+
+  /**
+   * Starts a ceremony through the node on --data (unlocking it when needed), then follows it to its
+   * end (`wait`) or prints how the others accept it.
+   */
+  protected async startNetworked(
+    options: { wait: boolean; passphraseFile: string | undefined },
+    start: (api: CeremonyApi) => Promise<StartedCeremony>,
+  ): Promise<void> {
+    await this.withCeremonies({ unlock: true, passphraseFile: options.passphraseFile }, async (api) => {
+      const started = await start(api);
+      if (options.wait) await this.followCeremony(api, started.session);
+      else if (this.out.mode === 'json') await this.out.json(started);
+      else
+        await this.out.lines([
+          `ceremony ${started.tag} proposed to ${Object.keys(started.nodes).length} nodes (session ${started.session})`,
+          `every other participant accepts with: optimystic keygen ceremony accept ${started.tag}`,
+        ]);
+    });
+  }
+
+  /** The exchange directory a files-transport proposal goes to (required there, meaningless on the network). */
+  protected proposalDir(out: string | undefined): string {
+    if (out === undefined)
+      throw new EngineError(
+        'BAD_INPUT',
+        `give the exchange directory for the proposal with --out DIR, or run the ceremony between running nodes with --transport network (see: ${this.commandLine()} --help)`,
+      );
+    return out;
   }
 
   /**
