@@ -731,7 +731,8 @@ export class CeremonyService implements CeremonyApi {
   async renewKey(options: RenewCeremonyOptions): Promise<StartedCeremony> {
     const { me } = this.requireUnlocked();
     const self = this.network.peerId;
-    for (const node of options.participants) checkPeerId(node, 'participant');
+    for (const node of options.participants)
+      checkPeerId(node, options.kind === 'reshare' ? 'roster node' : 'participant');
     for (const node of options.dealers ?? []) checkPeerId(node, 'dealer');
     const phaseTimeoutMs = checkPhaseTimeout(options.phaseTimeoutMs);
     const key = await this.store.resolveKey(options.key);
