@@ -31,11 +31,14 @@ export type {
   CeremonyApi,
   CeremonyNetEvent,
   CeremonyServiceInfo,
+  ExchangeOptions,
+  ExchangeReport,
   NodeCard,
   RenewCeremonyOptions,
   StartCeremonyOptions,
   StartedCeremony,
 } from './node/ceremony-net.js';
+export { signExchangeDir } from './node/ceremony-net.js';
 export { RemoteStatusSource, StatusHub } from './node/status-hub.js';
 export { dataDirIdentity, startNode } from './node/launch.js';
 export type { RunningNode, StartNodeOptions } from './node/node.js';

@@ -280,6 +280,67 @@ describe('key ceremonies between running nodes, through the built binary', funct
     expect(verifyEd25519(publicKeyHex, Buffer.from(message), signatureHex)).to.equal(true);
   });
 
+  it('signs between the nodes (keygen sign --transport network --wait): piped, stdout is the signature alone', async () => {
+    expect(keyId, 'the ceremony made a key').to.not.equal('');
+    const message = 'pay 13 to dave';
+    const coordinator = new Proc([
+      'keygen',
+      'sign',
+      keyId,
+      '--message',
+      message,
+      '--transport',
+      'network',
+      '--wait',
+      '--timeout',
+      '50s',
+      '--data',
+      nodes[0]!.data,
+    ]);
+    others.push(coordinator);
+    // Two holders approve on their own nodes; with the coordinator's share that is t = 3.
+    const holders = await Promise.all(
+      [2, 4].map((i) =>
+        cli([
+          'keygen',
+          'sign',
+          keyId,
+          '--transport',
+          'network',
+          '--approve',
+          '--wait',
+          '--timeout',
+          '50s',
+          '--data',
+          nodes[i]!.data,
+          '--json',
+        ]),
+      ),
+    );
+    for (const run of holders) {
+      expect(run.code, `${run.stdout} ${run.stderr}`).to.equal(0);
+      expect(JSON.parse(run.stdout).flatMap((p: any) => p.did)).to.include.members(['committed', 'signed']);
+    }
+    const signed = await coordinator.done;
+    expect(signed.code, signed.stderr).to.equal(0);
+    const signatureHex = signed.stdout.trim();
+    expect(signatureHex).to.match(/^[0-9a-f]{128}$/);
+    expect(verifyEd25519(publicKeyHex, Buffer.from(message), signatureHex)).to.equal(true);
+    expect(signed.stderr).to.match(/signature aggregated and verified/);
+    // A holder with nothing to do, without --wait, says so (NOT_FOUND, exit 4).
+    const idle = await cli([
+      'keygen',
+      'sign',
+      keyId,
+      '--transport',
+      'network',
+      '--data',
+      nodes[3]!.data,
+      '--json',
+    ]);
+    expect(idle.code, idle.stdout).to.equal(4);
+  });
+
   it('fails with NO_QUORUM (exit 6) when a participant never accepts, and activates no key anywhere', async () => {
     const coordinator = startCeremony([
       '--participants',

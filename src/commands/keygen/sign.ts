@@ -1,16 +1,31 @@
 import { readFile } from 'node:fs/promises';
 import { Flags } from '@oclif/core';
+import { readdir } from 'node:fs/promises';
 import {
   advanceSigning,
   EngineError,
+  isEngineError,
   limits,
   requestSignature,
+  signExchangeDir,
+  type ExchangeReport,
   type SignProgress,
 } from '../../engine/index.js';
-import { keyArg, KeygenCommand, keygenFlags, signLines, signWaiting } from '../../ui/cli/keygen/index.js';
+import {
+  keyArg,
+  KeygenCommand,
+  keygenFlags,
+  parseDuration,
+  signLines,
+  signWaiting,
+} from '../../ui/cli/keygen/index.js';
+
+/** How often a --wait run looks for new files from other nodes. */
+const pollMs = 250;
 
 export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
-  static override summary = 'Sign with a threshold key: t holders, FROST, through files';
+  static override summary =
+    'Sign with a threshold key: t holders, FROST, through files or between running nodes';
   static override description =
     'Air-gapped FROST signing in two rounds through an exchange directory; no machine ever holds the key.\n\n' +
     '1. The coordinator (anyone with the key, holder or not) starts a request: `keygen sign KEY --message ' +
@@ -44,6 +59,15 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
       description: 'Coordinator: package, later the signature',
       command: '<%= config.bin %> <%= command.id %> payments --in /media/usb/sign',
     },
+    {
+      description: 'Between running nodes: the coordinator waits for the signature…',
+      command:
+        '<%= config.bin %> <%= command.id %> payments --message "pay 10 to bob" --transport network --wait',
+    },
+    {
+      description: '…while each holder approves on its own node',
+      command: '<%= config.bin %> <%= command.id %> payments --transport network --approve --wait',
+    },
   ];
   static override args = {
     key: keyArg,
@@ -76,12 +100,34 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
       default: 'hex' as const,
       description: 'how to print the signature',
     })(),
-    transport: keygenFlags.transport,
+    transport: Flags.option({
+      options: ['files', 'network'] as const,
+      default: 'files' as const,
+      description:
+        'files: through --in/--out exchange directories (air-gapped); network: between running nodes, the node on --data sends and receives the files',
+    })(),
+    nodes: Flags.string({
+      description:
+        '--transport network: more nodes to send this run\u2019s files to (peer ids, comma-separated)',
+      multiple: true,
+      helpValue: 'PEERID',
+    }),
+    wait: Flags.boolean({
+      description:
+        '--transport network: go on as files arrive, until this data directory\u2019s part is done',
+    }),
+    timeout: Flags.string({
+      description: '--transport network with --wait: give up (TIMEOUT, exit 6) after this long',
+      default: '10m',
+      helpValue: 'DURATION',
+    }),
     'passphrase-file': keygenFlags.passphraseFile,
   };
 
   override async run(): Promise<void> {
-    this.requireFiles(this.flags.transport);
+    if (this.flags.transport === 'network') return this.runNetworked();
+    if (this.flags.wait || this.list(this.flags.nodes).length > 0)
+      throw new EngineError('BAD_INPUT', '--wait and --nodes go with --transport network');
     const { inDir, outDir } = this.exchangeDirs(this.flags);
     const store = this.keyStore();
     const passphrase = this.passphrase(this.flags['passphrase-file']);
@@ -132,6 +178,142 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
     }
   }
 
+  /**
+   * The same steps between running nodes: the exchange directory is the node's for the key, and
+   * after each step the node sends what is there to the other holders' nodes.
+   */
+  private async runNetworked(): Promise<void> {
+    if (this.flags.in !== undefined || this.flags.out !== undefined)
+      throw new EngineError(
+        'BAD_INPUT',
+        '--in and --out are for --transport files; between running nodes the node keeps the files',
+      );
+    const timeoutMs = parseDuration(this.flags.timeout, '--timeout');
+    const store = this.keyStore();
+    const keyId = (await store.resolveKey(this.args.key)).publicKey.keyId;
+    const dir = signExchangeDir(store.root, keyId);
+    const passphrase = this.passphrase(this.flags['passphrase-file']);
+    const nodes = this.list(this.flags.nodes);
+    const message = await this.messageBytes();
+    await this.withCeremonies(
+      { unlock: false, passphraseFile: this.flags['passphrase-file'] },
+      async (api) => {
+        const send = (): Promise<ExchangeReport> => api.exchange({ key: keyId, nodes });
+        const json: unknown[] = [];
+        /** The request this run follows: the one it starts, else --request (else every one). */
+        let only = this.flags.request;
+        if (message !== undefined) {
+          const progress = await requestSignature({ store, passphrase, keyRef: keyId, message, outDir: dir });
+          only = progress.request;
+          const report = await send();
+          const lines = [
+            ...signLines(progress),
+            ...sentLines(report),
+            ...(this.flags.wait
+              ? []
+              : [
+                  `next: each holder runs \`optimystic keygen sign ${this.args.key} --transport network --approve\` on its node; then run this without --message`,
+                ]),
+          ];
+          if (this.out.mode === 'json') json.push({ ...progress, sent: report.sent, failed: report.failed });
+          // Piped and waiting: stdout is for the signature alone.
+          else if (this.out.mode === 'plain' && this.flags.wait)
+            process.stderr.write(`${lines.join('\n')}\n`);
+          else await this.out.lines(lines);
+          if (!this.flags.wait) {
+            if (this.out.mode === 'json') await this.out.json(json[0]);
+            return;
+          }
+        }
+        const deadline = Date.now() + timeoutMs;
+        if (this.flags.wait && this.out.mode !== 'json')
+          process.stderr.write(
+            `waiting for signing files of key ${keyId} from the other nodes (at most ${this.flags.timeout}; Ctrl-C stops)\n`,
+          );
+        let seen = '';
+        let finished = false;
+        let stuck: SignProgress | undefined;
+        for (;;) {
+          const listing = await filesIn(dir);
+          if (listing !== seen) {
+            seen = listing;
+            let list: SignProgress[] = [];
+            try {
+              list = await advanceSigning({
+                store,
+                passphrase,
+                decide: this.decider({ approve: this.flags.approve }),
+                keyRef: keyId,
+                inDir: dir,
+                outDir: dir,
+                ...(only === undefined ? { openOnly: true } : { request: only }),
+                signers: this.list(this.flags.signers),
+              });
+            } catch (error) {
+              // Nothing for this data directory yet: a holder waits for a request to arrive.
+              if (!(this.flags.wait && isEngineError(error, 'NOT_FOUND'))) throw error;
+            }
+            const report = list.some((p) => p.wrote.length > 0) ? await send() : undefined;
+            stuck = list.find((p) => p.coordinator && p.waiting !== null && p.did.length === 0);
+            const moved = list.filter((p) => p.did.length > 0 || p.waiting !== null);
+            if (this.out.mode === 'json')
+              json.push(...moved.map((p) => ({ ...p, signature: this.encoded(p) })));
+            else {
+              const { lines, signatures } = this.progressLines(moved, report, stuck);
+              // Piped: progress on stderr, stdout the signature alone (as with files).
+              if (this.out.mode === 'plain') {
+                if (lines.length > 0) process.stderr.write(`${lines.join('\n')}\n`);
+                await this.out.lines(signatures.map((e) => e.text));
+              } else await this.out.lines(lines);
+            }
+            finished = list.some(
+              (p) =>
+                p.signature !== null ||
+                (!p.coordinator && (p.did.includes('signed') || p.did.includes('not-chosen'))),
+            );
+          }
+          if (finished || !this.flags.wait) break;
+          if (Date.now() > deadline)
+            throw new EngineError(
+              'TIMEOUT',
+              `waited ${this.flags.timeout} for files from the other nodes of key ${keyId}; run again to go on`,
+            );
+          if (this.interrupt.interrupted)
+            throw new EngineError(
+              'INTERRUPTED',
+              'stopped waiting; run again to go on from where this left off',
+            );
+          await sleep(pollMs);
+        }
+        if (!finished && stuck !== undefined) {
+          const w = stuck.waiting!;
+          throw new EngineError(
+            'NO_QUORUM',
+            `request ${stuck.request}: ${signWaiting(w, (list) => list.join(', '))}; run again (or with --wait) once their nodes have sent them`,
+          );
+        }
+        if (this.out.mode === 'json') await this.out.json(json);
+      },
+    );
+  }
+
+  private progressLines(
+    list: readonly SignProgress[],
+    report: ExchangeReport | undefined,
+    stuck: SignProgress | undefined,
+  ): { lines: string[]; signatures: NonNullable<ReturnType<KeygenSign['encoded']>>[] } {
+    const lines = list.filter((p) => p !== stuck || this.flags.wait).flatMap((p) => signLines(p));
+    if (report !== undefined) lines.push(...sentLines(report));
+    const signatures = list.map((p) => this.encoded(p)).filter((e) => e !== null);
+    const shown = this.out.mode === 'plain' ? [] : signatures;
+    for (const e of shown)
+      lines.push(
+        `signature (${this.flags.encoding}): ${e.text}`,
+        `verifies under public key ${e.publicKeyHex}`,
+      );
+    return { lines, signatures };
+  }
+
   private encoded(
     p: SignProgress,
   ): { text: string; hex: string; base64: string; base64url: string; publicKeyHex: string } | null {
@@ -170,3 +352,27 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
     return new Uint8Array(bytes);
   }
 }
+
+/** Names and sizes of the signing files in a directory: changes when another node's files arrive. */
+async function filesIn(dir: string): Promise<string> {
+  try {
+    return (await readdir(dir))
+      .filter((n) => n.startsWith('sign-'))
+      .sort()
+      .join('\n');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw error;
+  }
+}
+
+function sentLines(report: ExchangeReport): string[] {
+  const lines: string[] = [];
+  if (report.sent.length > 0) lines.push(`sent ${report.files} files to ${report.sent.length} nodes`);
+  else if (report.failed.length === 0)
+    lines.push('no other node known for this key: name them with --nodes PEERID,…');
+  for (const f of report.failed) lines.push(`could not reach node ${f.node}: ${f.message} (${f.code})`);
+  return lines;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

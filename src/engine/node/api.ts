@@ -198,6 +198,14 @@ export const apiMethods: Readonly<Record<string, Method>> = {
     },
     { localOnly: true },
   ),
+  'keygen.exchange': method(
+    object({
+      key: string({ charsMin: 1, charsMax: 200 }),
+      nodes: optional(array(peer, { itemsMax: limits.ceremonyParticipantsMax })),
+    }),
+    ({ node }, p) => ceremonies(node).exchange(p),
+    { localOnly: true },
+  ),
   'keygen.ceremony.decide': method(
     object({
       session: optional(session),

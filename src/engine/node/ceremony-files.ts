@@ -1397,6 +1397,11 @@ export async function advanceSigning(options: {
   request?: string;
   /** Coordinator: holders (identifiers or peer ids) to ask for shares; default the first t that committed. */
   signers?: string[];
+  /**
+   * Coordinator, without `request`: leave out its requests that are done even when their files are
+   * still in the directory (a node's exchange directory keeps every request of the key).
+   */
+  openOnly?: boolean;
 }): Promise<SignProgress[]> {
   const { store } = options;
   const lock = await store.lock();
@@ -1439,7 +1444,7 @@ export async function advanceSigning(options: {
       if (
         options.request === undefined &&
         origin.status === 'done' &&
-        !files.requests.has(origin.request.request)
+        (options.openOnly === true || !files.requests.has(origin.request.request))
       )
         continue;
       origins.push(origin);

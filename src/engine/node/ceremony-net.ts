@@ -27,6 +27,7 @@
  * CeremonyRun this module drives): the sealed state, the public record (with the routes), copies of
  * sent messages. A node that restarts resumes its open ceremonies and sends its messages again.
  */
+import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { canonicalJson } from '../base/codec.js';
 import { systemClock, type Clock } from '../base/clock.js';
@@ -64,6 +65,8 @@ import {
   isFinished,
   listCeremonies,
   priorShareFor,
+  readExchangeDir,
+  writeExchangeFile,
   readCeremonyRecord,
   sessionTag,
   summarizeKey,
@@ -93,6 +96,13 @@ const retryMaxMs = 5_000;
 const lockRetryMs = 100;
 const lockWaitMs = 10_000;
 const bindingFile = 'ceremony-node.json';
+/** Signing files one exchange request carries at most (a request, a package, a signature, two per holder). */
+const exchangeFilesMax = 3 + 2 * limits.ceremonyParticipantsMax;
+/** Nodes remembered per key as having sent signing files (they get this node's files too). */
+const exchangeSendersMax = 64;
+/** The signing files that travel between nodes (see ceremony-files.ts for the names). */
+const signFileName =
+  /^sign-[0-9a-f]{16}-(request|package|signature|(commit|share)-[A-Za-z0-9_-]{1,16})\.json$/;
 
 /** A participant card and the node it runs on, bound by the card's identity. */
 export interface NodeCard {
@@ -179,6 +189,23 @@ export interface RenewCeremonyOptions {
   phaseTimeoutMs?: number;
 }
 
+/** `keygen sign --transport network`: what to send where. */
+export interface ExchangeOptions {
+  /** The key: its id, a unique prefix of it, or its label. */
+  key: string;
+  /** More nodes to send to (a holder's node this data directory does not know, a requester's). */
+  nodes?: string[];
+}
+
+export interface ExchangeReport {
+  keyId: string;
+  /** The exchange directory the files were read from (other nodes' files arrive there too). */
+  dir: string;
+  files: number;
+  sent: string[];
+  failed: { node: string; code: string; message: string }[];
+}
+
 export interface StartedCeremony {
   session: string;
   tag: string;
@@ -200,6 +227,8 @@ export interface CeremonyApi {
   unlock(passphrase: string): Promise<CeremonyServiceInfo>;
   startCeremony(options: StartCeremonyOptions): Promise<StartedCeremony>;
   renewKey(options: RenewCeremonyOptions): Promise<StartedCeremony>;
+  /** Sends the key's signing exchange files to the nodes of its holders (ExchangeOptions). */
+  exchange(options: ExchangeOptions): Promise<ExchangeReport>;
   decide(
     ref: string | undefined,
     decision: { approve: true } | { approve: false; reason: string },
@@ -224,11 +253,17 @@ export interface CeremonyServiceInit {
   requestTimeoutMs?: number;
 }
 
-const { object, optional, json, messageUnion } = schema;
+const { object, optional, json, messageUnion, string, array } = schema;
 
 const wireRequest = messageUnion({
   card: object({}),
   deliver: object({ message: json(), routes: optional(json()) }),
+  exchange: object({
+    keyId: string({ charsMin: 1, charsMax: 64 }),
+    files: array(object({ name: string({ charsMin: 1, charsMax: 128 }), value: json() }), {
+      itemsMax: exchangeFilesMax,
+    }),
+  }),
 });
 type WireRequest = ReturnType<typeof wireRequest>;
 
@@ -479,6 +514,8 @@ export class CeremonyService implements CeremonyApi {
   private async serve(request: WireRequest, context: RequestContext): Promise<unknown> {
     if (this.stopped) throw new EngineError('UNAVAILABLE', 'the node is stopping');
     if (request.type === 'card') return this.ownCard();
+    if (request.type === 'exchange')
+      return this.receiveExchange(request.keyId, request.files, context.peerId);
     const message = parseCeremonyMessage(request.message);
     const open = this.open.get(message.session);
     if (open === undefined) {
@@ -803,6 +840,108 @@ export class CeremonyService implements CeremonyApi {
       this.store.rng,
     );
     return this.propose(message, cards, phaseTimeoutMs);
+  }
+
+  // --- signing files between nodes (keygen sign --transport network) -----------------------------
+
+  /** Ceremony identity -> node for a key's current holders, from the ceremony that made it (if any). */
+  private async holderNodes(session: string): Promise<Record<string, string>> {
+    return (await this.recordOf(session))?.network?.nodes ?? {};
+  }
+
+  private async exchangeSenders(keyId: string): Promise<string[]> {
+    const value = await this.store.readRecord(`exchange/${keyId}/nodes.json`, 'exchange nodes');
+    return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+  }
+
+  async exchange(options: ExchangeOptions): Promise<ExchangeReport> {
+    for (const node of options.nodes ?? []) checkPeerId(node, 'node');
+    const key = await this.store.resolveKey(options.key);
+    const keyId = key.publicKey.keyId;
+    const dir = signExchangeDir(this.store.root, keyId);
+    const self = this.network.peerId;
+    const targets = new Set<string>([
+      ...Object.values(await this.holderNodes(key.publicKey.session)),
+      ...(await this.exchangeSenders(keyId)),
+      ...(options.nodes ?? []),
+    ]);
+    targets.delete(self);
+    const all: { name: string; value: unknown }[] = [];
+    for (const file of await readExchangeDir(dir, 'sign-').catch((error: unknown) => {
+      if (isEngineError(error, 'NOT_FOUND')) return [];
+      throw error;
+    })) {
+      if (file.error === null && signFileName.test(file.name))
+        all.push({ name: file.name, value: file.value });
+    }
+    // A request with its signature is over: its files need not travel again. (`sign-<R>-`: 22 characters.)
+    const done = new Set(
+      all.filter((f) => f.name.endsWith('-signature.json')).map((f) => f.name.slice(0, 22)),
+    );
+    const files = all.filter((f) => !done.has(f.name.slice(0, 22)));
+    const report: ExchangeReport = { keyId, dir, files: files.length, sent: [], failed: [] };
+    if (files.length === 0) return report;
+    await Promise.all(
+      [...targets].map(async (node) => {
+        try {
+          for (let at = 0; at < files.length; at += exchangeFilesMax)
+            await this.network.request(
+              node,
+              ceremonyProtocolName,
+              { type: 'exchange', keyId, files: files.slice(at, at + exchangeFilesMax) },
+              this.requestTimeoutMs === undefined ? {} : { timeoutMs: this.requestTimeoutMs },
+            );
+          report.sent.push(node);
+        } catch (error) {
+          const e = toEngineError(error);
+          report.failed.push({ node, code: e.code, message: e.message });
+        }
+      }),
+    );
+    report.sent.sort();
+    return report;
+  }
+
+  /**
+   * Signing files from another node, for a key this data directory knows: stored in the key's
+   * exchange directory (what is there already with other content stays), the sender remembered so
+   * this node's files reach it too. A commitment or share claiming a holder whose node is known must
+   * come from that node. The content is checked where it is used, as for files carried by hand.
+   */
+  private async receiveExchange(
+    keyId: string,
+    files: readonly { name: string; value: unknown }[],
+    sender: string,
+  ): Promise<unknown> {
+    if (!/^[A-Za-z0-9_-]{16,64}$/.test(keyId)) throw new EngineError('BAD_INPUT', 'not a key id');
+    const key = await this.store.readKey(keyId);
+    const nodes = await this.holderNodes(key.publicKey.session);
+    const dir = signExchangeDir(this.store.root, keyId);
+    let stored = 0;
+    const refused: string[] = [];
+    for (const { name, value } of files) {
+      const claimed = (value as { peerId?: unknown } | null)?.peerId;
+      const from = typeof claimed === 'string' ? nodes[claimed] : undefined;
+      if (!signFileName.test(name) || (from !== undefined && from !== sender)) {
+        refused.push(name);
+        continue;
+      }
+      try {
+        await writeExchangeFile(dir, name, value);
+        stored++;
+      } catch (error) {
+        if (!isEngineError(error, 'EXISTS')) throw error;
+        refused.push(name);
+      }
+    }
+    const senders = await this.exchangeSenders(keyId);
+    if (!senders.includes(sender) && sender !== this.network.peerId) {
+      await this.store.writeRecord(
+        `exchange/${keyId}/nodes.json`,
+        [...senders, sender].slice(-exchangeSendersMax),
+      );
+    }
+    return { ok: true, stored, refused };
   }
 
   /** This node's own card, the others fetched from their nodes; one ceremony identity per node. */
@@ -1315,4 +1454,9 @@ function checkPhaseTimeout(value: number | undefined): number {
       `the phase timeout must lie between ${phaseTimeoutMsMin / 1000}s and ${phaseTimeoutMsMax / 3_600_000}h`,
     );
   return phaseTimeoutMs;
+}
+
+/** Where a node keeps the signing files of a key that travel between nodes (`keygen sign --transport network`). */
+export function signExchangeDir(keystoreRoot: string, keyId: string): string {
+  return join(keystoreRoot, 'exchange', keyId);
 }

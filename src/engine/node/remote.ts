@@ -11,6 +11,8 @@ import type {
   CeremonyApi,
   CeremonyNetEvent,
   CeremonyServiceInfo,
+  ExchangeOptions,
+  ExchangeReport,
   RenewCeremonyOptions,
   StartCeremonyOptions,
   StartedCeremony,
@@ -167,6 +169,7 @@ export class RemoteNode implements Database, NodeControl {
       this.call<StartedCeremony>('keygen.ceremony.start', { ...options }),
     renewKey: (options: RenewCeremonyOptions) =>
       this.call<StartedCeremony>('keygen.ceremony.renew', { ...options }),
+    exchange: (options: ExchangeOptions) => this.call<ExchangeReport>('keygen.exchange', { ...options }),
     decide: (session, decision) =>
       this.call<StartedCeremony>('keygen.ceremony.decide', {
         session,

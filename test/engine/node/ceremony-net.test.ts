@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -17,9 +17,15 @@ import type { NetworkNode } from '../../../src/engine/network/index.js';
 import {
   CeremonyService,
   ceremonyProtocolName,
+  signExchangeDir,
   type CeremonyNetEvent,
 } from '../../../src/engine/node/ceremony-net.js';
-import { ceremonyDir, listCeremonies } from '../../../src/engine/node/ceremony-files.js';
+import {
+  advanceSigning,
+  ceremonyDir,
+  listCeremonies,
+  requestSignature,
+} from '../../../src/engine/node/ceremony-files.js';
 import { KeyStore } from '../../../src/engine/node/keystore.js';
 import { verifyEd25519 } from '../../helpers/ed25519.js';
 import { NodePool, eventually } from '../../integration/network-helpers.js';
@@ -308,6 +314,84 @@ describe('key ceremonies between running nodes (in process)', function () {
     const last = (await following).at(-1)!;
     expect(last.event, JSON.stringify(last)).to.equal('complete');
     expect(await signsWith([a!, b!], keyId, publicKeyHex)).to.equal(true);
+  });
+
+  it('carries signing files between the nodes of a key: t holders sign through their exchange directories', async () => {
+    const [a, b, c] = await startMembers(3);
+    const { keyId, publicKeyHex } = await makeKey();
+    const stores = members.map((m) => new KeyStore(m.dir));
+    const dirs = stores.map((store) => signExchangeDir(store.root, keyId));
+    const secret = (): Promise<string> => Promise.resolve(passphrase);
+    const approve = (): Promise<{ approve: true }> => Promise.resolve({ approve: true });
+    const message = new TextEncoder().encode('pay 10 to bob');
+    // a coordinates (and commits as a holder); its node sends the request to b's and c's.
+    const requested = await requestSignature({
+      store: stores[0]!,
+      passphrase: secret,
+      keyRef: keyId,
+      message,
+      outDir: dirs[0]!,
+    });
+    const sent = await a!.service.exchange({ key: keyId });
+    expect(sent.sent).to.have.members([b!.network.peerId, c!.network.peerId]);
+    expect(sent.failed).to.deep.equal([]);
+    expect(readdirSync(dirs[2]!).filter((n) => n.startsWith('sign-'))).to.have.length(2);
+    // c approves and commits; its node sends the commitment back.
+    const step = async (i: number): Promise<void> => {
+      await advanceSigning({
+        store: stores[i]!,
+        passphrase: secret,
+        decide: approve,
+        keyRef: keyId,
+        inDir: dirs[i]!,
+        outDir: dirs[i]!,
+        request: requested.request,
+      });
+      await members[i]!.service.exchange({ key: keyId });
+    };
+    await step(2);
+    await step(0); // the package (a and c)
+    await step(2); // c's share
+    await step(0); // the signature
+    const done = JSON.parse(
+      readFileSync(join(dirs[0]!, `sign-${requested.request}-signature.json`), 'utf8'),
+    ) as { signature: string };
+    expect(
+      verifyEd25519(publicKeyHex, message, Buffer.from(done.signature, 'base64url').toString('hex')),
+    ).to.equal(true);
+    // b was not chosen: it never committed, and holds the files all the same.
+    expect(readdirSync(dirs[1]!)).to.include(`sign-${requested.request}-package.json`);
+
+    // Refused: a name that is not a signing file, and a commitment claiming c sent from b's node.
+    const forged = {
+      format: 'optimystic-sign-commitment',
+      request: 'ffffffffffffffff',
+      peerId: (await stores[2]!.readKey(keyId)).holder!.peerId,
+      commitment: {},
+    };
+    const answer = await b!.network.request<{ stored: number; refused: string[] }>(
+      a!.network.peerId,
+      ceremonyProtocolName,
+      {
+        type: 'exchange',
+        keyId,
+        files: [
+          { name: 'sign-ffffffffffffffff-commit-forgedpeer.json', value: forged },
+          { name: '../../escape.json', value: {} },
+        ],
+      },
+    );
+    expect(answer.stored).to.equal(0);
+    expect(answer.refused).to.have.length(2);
+    expect(readdirSync(dirs[0]!).some((n) => n.includes('ffffffffffffffff'))).to.equal(false);
+    const unknown = await rejection(
+      b!.network.request(a!.network.peerId, ceremonyProtocolName, {
+        type: 'exchange',
+        keyId: 'AAAAAAAAAAAAAAAAAAAAAA',
+        files: [],
+      }),
+    );
+    expect(unknown.code).to.equal('NOT_FOUND');
   });
 
   it('resumes after a restart: a proposal waiting for its decision, then a ceremony in progress', async () => {
