@@ -3,9 +3,12 @@
  * processes on 127.0.0.1 (temporary data directories, free ports) make a 3-of-5 key with
  * `keygen ceremony start` on one and `keygen ceremony accept` on the others; every node ends with the
  * same group public key, and three holders sign (air-gapped `keygen sign` on the nodes' data
- * directories) a message node:crypto verifies as an ordinary Ed25519 signature. Then: a participant
- * that never accepts fails the ceremony (NO_QUORUM, exit 6) and no key is activated anywhere; a
- * message from a peer outside the roster is rejected; a wrong passphrase is an integrity failure.
+ * directories) a message node:crypto verifies as an ordinary Ed25519 signature. The key is refreshed
+ * between the nodes (`keygen refresh --transport network`) and signed with again, now between the
+ * nodes too (`keygen sign --transport network --wait`). Then: a participant that never accepts fails
+ * the ceremony (NO_QUORUM, exit 6) and no key is activated anywhere; a message from a peer outside
+ * the roster is rejected; a wrong passphrase is an integrity failure. Last, a 2-of-5 decryption key
+ * decrypts between the nodes, the partials reaching the requester's node alone.
  *
  * Sealing uses scrypt cost 2^10 (OPTIMYSTIC_SCRYPT_COST_LOG2, test-only). The `before` hook builds
  * only when dist/ is missing or older than src/; set OPTIMYSTIC_CLI_ROOT to test another build. Every
@@ -14,7 +17,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-call --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -451,5 +454,73 @@ describe('key ceremonies between running nodes, through the built binary', funct
     const started = await coordinator.done;
     expect(started.code).to.equal(6);
     expect(ndjson(started).at(-1).error.code).to.equal('NO_QUORUM');
+  });
+
+  it('decrypts between the nodes (keygen decrypt --transport network): partials reach the requester alone', async () => {
+    const peers = nodes.slice(1).map((n) => n.peerId);
+    const coordinator = startCeremony([
+      '--participants',
+      peers.join(','),
+      '--threshold',
+      '2',
+      '--purpose',
+      'decrypt',
+      '--label',
+      'vault',
+    ]);
+    const proposed = await coordinator.line((l) => l.event === 'proposed', 'the proposal');
+    const accepts = await Promise.all(
+      [1, 2, 3, 4].map((i) =>
+        cli(['keygen', 'ceremony', 'accept', proposed.tag, '--data', nodes[i]!.data, '--json']),
+      ),
+    );
+    for (const run of accepts) expect(ndjson(run).at(-1).event, run.stderr).to.equal('complete');
+    const made = await coordinator.done;
+    expect(made.code, made.stderr).to.equal(0);
+    const vault = ndjson(made).at(-1).key.keyId as string;
+    const ct = join(tmp, 'vault.ct.json');
+    const plain = join(tmp, 'vault.txt');
+    writeFileSync(plain, 'the launch code is 0000');
+    okJson(
+      await cli(['keygen', 'encrypt', vault, '--in', plain, '--out', ct, '--data', nodes[0]!.data, '--json']),
+    );
+    // Node 1 asks (and answers for itself); node 3 answers; nobody else is asked to.
+    const requester = new Proc([
+      'keygen',
+      'decrypt',
+      vault,
+      '--ciphertext',
+      ct,
+      '--transport',
+      'network',
+      '--wait',
+      '--timeout',
+      '50s',
+      '--data',
+      nodes[1]!.data,
+    ]);
+    others.push(requester);
+    const holder = await cli([
+      'keygen',
+      'decrypt',
+      vault,
+      '--transport',
+      'network',
+      '--approve',
+      '--wait',
+      '--timeout',
+      '50s',
+      '--data',
+      nodes[3]!.data,
+      '--json',
+    ]);
+    expect(holder.code, `${holder.stdout} ${holder.stderr}`).to.equal(0);
+    const decrypted = await requester.done;
+    expect(decrypted.code, decrypted.stderr).to.equal(0);
+    expect(decrypted.stdout).to.equal('the launch code is 0000');
+    // The partials went to node 1 only: node 2 (a holder that did not answer) has the request alone.
+    const exchange = (i: number): string[] => readdirSync(join(nodes[i]!.data, 'keys', 'exchange', vault));
+    expect(exchange(1).filter((n) => n.includes('-partial-'))).to.have.length(2);
+    expect(exchange(2).filter((n) => n.startsWith('decrypt-'))).to.have.length(1);
   });
 });

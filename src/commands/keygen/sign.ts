@@ -1,10 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Flags } from '@oclif/core';
-import { readdir } from 'node:fs/promises';
 import {
   advanceSigning,
   EngineError,
-  isEngineError,
   limits,
   requestSignature,
   signExchangeDir,
@@ -15,13 +13,10 @@ import {
   keyArg,
   KeygenCommand,
   keygenFlags,
-  parseDuration,
+  sentLines,
   signLines,
   signWaiting,
 } from '../../ui/cli/keygen/index.js';
-
-/** How often a --wait run looks for new files from other nodes. */
-const pollMs = 250;
 
 export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
   static override summary =
@@ -100,34 +95,16 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
       default: 'hex' as const,
       description: 'how to print the signature',
     })(),
-    transport: Flags.option({
-      options: ['files', 'network'] as const,
-      default: 'files' as const,
-      description:
-        'files: through --in/--out exchange directories (air-gapped); network: between running nodes, the node on --data sends and receives the files',
-    })(),
-    nodes: Flags.string({
-      description:
-        '--transport network: more nodes to send this run\u2019s files to (peer ids, comma-separated)',
-      multiple: true,
-      helpValue: 'PEERID',
-    }),
-    wait: Flags.boolean({
-      description:
-        '--transport network: go on as files arrive, until this data directory\u2019s part is done',
-    }),
-    timeout: Flags.string({
-      description: '--transport network with --wait: give up (TIMEOUT, exit 6) after this long',
-      default: '10m',
-      helpValue: 'DURATION',
-    }),
+    transport: keygenFlags.useTransport,
+    nodes: keygenFlags.nodes,
+    wait: keygenFlags.waitFiles,
+    timeout: keygenFlags.timeout,
     'passphrase-file': keygenFlags.passphraseFile,
   };
 
   override async run(): Promise<void> {
     if (this.flags.transport === 'network') return this.runNetworked();
-    if (this.flags.wait || this.list(this.flags.nodes).length > 0)
-      throw new EngineError('BAD_INPUT', '--wait and --nodes go with --transport network');
+    this.noNetworkFlags(this.flags);
     const { inDir, outDir } = this.exchangeDirs(this.flags);
     const store = this.keyStore();
     const passphrase = this.passphrase(this.flags['passphrase-file']);
@@ -183,12 +160,7 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
    * after each step the node sends what is there to the other holders' nodes.
    */
   private async runNetworked(): Promise<void> {
-    if (this.flags.in !== undefined || this.flags.out !== undefined)
-      throw new EngineError(
-        'BAD_INPUT',
-        '--in and --out are for --transport files; between running nodes the node keeps the files',
-      );
-    const timeoutMs = parseDuration(this.flags.timeout, '--timeout');
+    this.noExchangeDirs(this.flags);
     const store = this.keyStore();
     const keyId = (await store.resolveKey(this.args.key)).publicKey.keyId;
     const dir = signExchangeDir(store.root, keyId);
@@ -200,7 +172,7 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
       async (api) => {
         const send = (): Promise<ExchangeReport> => api.exchange({ key: keyId, nodes });
         const json: unknown[] = [];
-        /** The request this run follows: the one it starts, else --request (else every one). */
+        /** The request this run follows: the one it starts, else --request (else every open one). */
         let only = this.flags.request;
         if (message !== undefined) {
           const progress = await requestSignature({ store, passphrase, keyRef: keyId, message, outDir: dir });
@@ -225,34 +197,24 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
             return;
           }
         }
-        const deadline = Date.now() + timeoutMs;
-        if (this.flags.wait && this.out.mode !== 'json')
-          process.stderr.write(
-            `waiting for signing files of key ${keyId} from the other nodes (at most ${this.flags.timeout}; Ctrl-C stops)\n`,
-          );
-        let seen = '';
-        let finished = false;
         let stuck: SignProgress | undefined;
-        for (;;) {
-          const listing = await filesIn(dir);
-          if (listing !== seen) {
-            seen = listing;
-            let list: SignProgress[] = [];
-            try {
-              list = await advanceSigning({
-                store,
-                passphrase,
-                decide: this.decider({ approve: this.flags.approve }),
-                keyRef: keyId,
-                inDir: dir,
-                outDir: dir,
-                ...(only === undefined ? { openOnly: true } : { request: only }),
-                signers: this.list(this.flags.signers),
-              });
-            } catch (error) {
-              // Nothing for this data directory yet: a holder waits for a request to arrive.
-              if (!(this.flags.wait && isEngineError(error, 'NOT_FOUND'))) throw error;
-            }
+        const finished = await this.untilDone({
+          dir,
+          keyId,
+          wait: this.flags.wait,
+          timeout: this.flags.timeout,
+          what: 'signing',
+          step: async () => {
+            const list = await advanceSigning({
+              store,
+              passphrase,
+              decide: this.decider({ approve: this.flags.approve }),
+              keyRef: keyId,
+              inDir: dir,
+              outDir: dir,
+              ...(only === undefined ? { openOnly: true } : { request: only }),
+              signers: this.list(this.flags.signers),
+            });
             const report = list.some((p) => p.wrote.length > 0) ? await send() : undefined;
             stuck = list.find((p) => p.coordinator && p.waiting !== null && p.did.length === 0);
             const moved = list.filter((p) => p.did.length > 0 || p.waiting !== null);
@@ -266,25 +228,13 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
                 await this.out.lines(signatures.map((e) => e.text));
               } else await this.out.lines(lines);
             }
-            finished = list.some(
+            return list.some(
               (p) =>
                 p.signature !== null ||
                 (!p.coordinator && (p.did.includes('signed') || p.did.includes('not-chosen'))),
             );
-          }
-          if (finished || !this.flags.wait) break;
-          if (Date.now() > deadline)
-            throw new EngineError(
-              'TIMEOUT',
-              `waited ${this.flags.timeout} for files from the other nodes of key ${keyId}; run again to go on`,
-            );
-          if (this.interrupt.interrupted)
-            throw new EngineError(
-              'INTERRUPTED',
-              'stopped waiting; run again to go on from where this left off',
-            );
-          await sleep(pollMs);
-        }
+          },
+        });
         if (!finished && stuck !== undefined) {
           const w = stuck.waiting!;
           throw new EngineError(
@@ -352,27 +302,3 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
     return new Uint8Array(bytes);
   }
 }
-
-/** Names and sizes of the signing files in a directory: changes when another node's files arrive. */
-async function filesIn(dir: string): Promise<string> {
-  try {
-    return (await readdir(dir))
-      .filter((n) => n.startsWith('sign-'))
-      .sort()
-      .join('\n');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
-    throw error;
-  }
-}
-
-function sentLines(report: ExchangeReport): string[] {
-  const lines: string[] = [];
-  if (report.sent.length > 0) lines.push(`sent ${report.files} files to ${report.sent.length} nodes`);
-  else if (report.failed.length === 0)
-    lines.push('no other node known for this key: name them with --nodes PEERID,…');
-  for (const f of report.failed) lines.push(`could not reach node ${f.node}: ${f.message} (${f.code})`);
-  return lines;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

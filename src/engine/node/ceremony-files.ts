@@ -1856,6 +1856,8 @@ export async function advanceDecryption(options: {
   inDir: string;
   outDir: string;
   request?: string;
+  /** Requester, without `request`: leave out its finished requests whose files are still there. */
+  openOnly?: boolean;
 }): Promise<DecryptProgress[]> {
   const { store } = options;
   const lock = await store.lock();
@@ -1951,6 +1953,7 @@ export async function advanceDecryption(options: {
         OriginRecord<DecryptRequest> | undefined;
       if (origin === undefined || origin.request.keyId !== keyId) continue;
       if (!partials.has(origin.request.request) && !requests.has(origin.request.request)) continue;
+      if (options.openOnly === true && options.request === undefined && origin.status === 'done') continue;
       mine.push(origin);
     }
     if (mine.length > 1) {

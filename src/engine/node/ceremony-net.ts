@@ -96,13 +96,20 @@ const retryMaxMs = 5_000;
 const lockRetryMs = 100;
 const lockWaitMs = 10_000;
 const bindingFile = 'ceremony-node.json';
-/** Signing files one exchange request carries at most (a request, a package, a signature, two per holder). */
+/** Files one exchange request carries at most (a request, a package, a signature, two per holder). */
 const exchangeFilesMax = 3 + 2 * limits.ceremonyParticipantsMax;
 /** Nodes remembered per key as having sent signing files (they get this node's files too). */
 const exchangeSendersMax = 64;
-/** The signing files that travel between nodes (see ceremony-files.ts for the names). */
-const signFileName =
-  /^sign-[0-9a-f]{16}-(request|package|signature|(commit|share)-[A-Za-z0-9_-]{1,16})\.json$/;
+/** The files that travel between nodes (see ceremony-files.ts for the names). */
+const exchangeFileName =
+  /^(sign-[0-9a-f]{16}-(request|package|signature|(commit|share)-[A-Za-z0-9_-]{1,16})|decrypt-[0-9a-f]{16}-(request|partial-[A-Za-z0-9_-]{1,16}))\.json$/;
+/** Decryption requests whose requester node a node remembers per key. */
+const exchangeRequestsMax = 256;
+
+/** The request id (16 hex digits) an exchange file name carries. */
+function requestOfFile(name: string): string {
+  return name.slice(name.indexOf('-') + 1, name.indexOf('-') + 17);
+}
 
 /** A participant card and the node it runs on, bound by the card's identity. */
 export interface NodeCard {
@@ -854,6 +861,17 @@ export class CeremonyService implements CeremonyApi {
     return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
   }
 
+  /** The node each decryption request came from (its partial decryptions go there and nowhere else). */
+  private async requesterNodes(keyId: string): Promise<Record<string, string>> {
+    const value = await this.store.readRecord(`exchange/${keyId}/requesters.json`, 'exchange requesters');
+    return value !== null && typeof value === 'object' ? (value as Record<string, string>) : {};
+  }
+
+  /**
+   * Sends the key's exchange files to the other nodes: signing files and decryption requests to
+   * the holders' nodes, the nodes named and those that sent files here; a partial decryption only
+   * to the node its request came from. Files of finished signing requests stay home.
+   */
   async exchange(options: ExchangeOptions): Promise<ExchangeReport> {
     for (const node of options.nodes ?? []) checkPeerId(node, 'node');
     const key = await this.store.resolveKey(options.key);
@@ -867,22 +885,36 @@ export class CeremonyService implements CeremonyApi {
     ]);
     targets.delete(self);
     const all: { name: string; value: unknown }[] = [];
-    for (const file of await readExchangeDir(dir, 'sign-').catch((error: unknown) => {
+    for (const file of await readExchangeDir(dir, '').catch((error: unknown) => {
       if (isEngineError(error, 'NOT_FOUND')) return [];
       throw error;
     })) {
-      if (file.error === null && signFileName.test(file.name))
+      if (file.error === null && exchangeFileName.test(file.name))
         all.push({ name: file.name, value: file.value });
     }
-    // A request with its signature is over: its files need not travel again. (`sign-<R>-`: 22 characters.)
+    // A signing request with its signature is over: its files need not travel again.
     const done = new Set(
-      all.filter((f) => f.name.endsWith('-signature.json')).map((f) => f.name.slice(0, 22)),
+      all.filter((f) => f.name.endsWith('-signature.json')).map((f) => requestOfFile(f.name)),
     );
-    const files = all.filter((f) => !done.has(f.name.slice(0, 22)));
-    const report: ExchangeReport = { keyId, dir, files: files.length, sent: [], failed: [] };
-    if (files.length === 0) return report;
+    const requesters = await this.requesterNodes(keyId);
+    const broadcast: { name: string; value: unknown }[] = [];
+    const directed = new Map<string, { name: string; value: unknown }[]>();
+    for (const file of all) {
+      if (done.has(requestOfFile(file.name))) continue;
+      if (!file.name.includes('-partial-')) broadcast.push(file);
+      else {
+        const node = requesters[requestOfFile(file.name)];
+        if (node === undefined || node === self) continue;
+        directed.set(node, [...(directed.get(node) ?? []), file]);
+      }
+    }
+    const report: ExchangeReport = { keyId, dir, files: 0, sent: [], failed: [] };
+    const plan = new Map<string, { name: string; value: unknown }[]>();
+    for (const node of targets) if (broadcast.length > 0) plan.set(node, [...broadcast]);
+    for (const [node, files] of directed) plan.set(node, [...(plan.get(node) ?? []), ...files]);
+    report.files = broadcast.length + [...directed.values()].reduce((n, f) => n + f.length, 0);
     await Promise.all(
-      [...targets].map(async (node) => {
+      [...plan].map(async ([node, files]) => {
         try {
           for (let at = 0; at < files.length; at += exchangeFilesMax)
             await this.network.request(
@@ -903,10 +935,12 @@ export class CeremonyService implements CeremonyApi {
   }
 
   /**
-   * Signing files from another node, for a key this data directory knows: stored in the key's
+   * Exchange files from another node, for a key this data directory knows: stored in the key's
    * exchange directory (what is there already with other content stays), the sender remembered so
-   * this node's files reach it too. A commitment or share claiming a holder whose node is known must
-   * come from that node. The content is checked where it is used, as for files carried by hand.
+   * this node's files reach it too. A file claiming a holder whose node is known must come from that
+   * node; a partial decryption is taken only for a request this data directory made (mode 0600),
+   * and a decryption request's sender is remembered as where its partials go. The content is checked
+   * where it is used, as for files carried by hand.
    */
   private async receiveExchange(
     keyId: string,
@@ -917,22 +951,53 @@ export class CeremonyService implements CeremonyApi {
     const key = await this.store.readKey(keyId);
     const nodes = await this.holderNodes(key.publicKey.session);
     const dir = signExchangeDir(this.store.root, keyId);
+    const requesters = await this.requesterNodes(keyId);
+    let requestersChanged = false;
     let stored = 0;
     const refused: string[] = [];
     for (const { name, value } of files) {
       const claimed = (value as { peerId?: unknown } | null)?.peerId;
       const from = typeof claimed === 'string' ? nodes[claimed] : undefined;
-      if (!signFileName.test(name) || (from !== undefined && from !== sender)) {
+      const request = requestOfFile(name);
+      const partial = name.includes('-partial-');
+      const ours =
+        partial &&
+        (await this.store.readRecord(`requests/decrypt-${request}/origin.json`, 'decryption request')) !==
+          undefined;
+      if (!exchangeFileName.test(name) || (from !== undefined && from !== sender) || (partial && !ours)) {
         refused.push(name);
         continue;
       }
       try {
-        await writeExchangeFile(dir, name, value);
+        await writeExchangeFile(dir, name, value, partial ? 0o600 : undefined);
         stored++;
       } catch (error) {
         if (!isEngineError(error, 'EXISTS')) throw error;
         refused.push(name);
+        continue;
       }
+      if (
+        name.startsWith('decrypt-') &&
+        name.endsWith('-request.json') &&
+        requesters[request] === undefined
+      ) {
+        // Partials go to the requester's node: known from the routes when the requester holds a
+        // share, else the node that sent the request (never a node that merely passed it on), and
+        // nowhere for a request this data directory made itself.
+        const requester = (value as { requester?: unknown } | null)?.requester;
+        const known = typeof requester === 'string' ? nodes[requester] : undefined;
+        const mine =
+          (await this.store.readRecord(`requests/decrypt-${request}/origin.json`, 'decryption request')) !==
+          undefined;
+        if (!mine && (known === undefined || known === sender)) {
+          requesters[request] = sender;
+          requestersChanged = true;
+        }
+      }
+    }
+    if (requestersChanged) {
+      const kept = Object.entries(requesters).slice(-exchangeRequestsMax);
+      await this.store.writeRecord(`exchange/${keyId}/requesters.json`, Object.fromEntries(kept));
     }
     const senders = await this.exchangeSenders(keyId);
     if (!senders.includes(sender) && sender !== this.network.peerId) {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -9,6 +9,7 @@ import {
   aggregateSignature,
   commitToSign,
   createSigningPackage,
+  encryptToGroup,
   signMessage,
   signPackage,
   type AcceptMessage,
@@ -21,9 +22,11 @@ import {
   type CeremonyNetEvent,
 } from '../../../src/engine/node/ceremony-net.js';
 import {
+  advanceDecryption,
   advanceSigning,
   ceremonyDir,
   listCeremonies,
+  requestDecryption,
   requestSignature,
 } from '../../../src/engine/node/ceremony-files.js';
 import { KeyStore } from '../../../src/engine/node/keystore.js';
@@ -165,12 +168,15 @@ describe('key ceremonies between running nodes (in process)', function () {
   });
 
   /** Makes a 2-of-3 signing key among members a, b, c (a coordinates); its key id and public key. */
-  async function makeKey(): Promise<{ keyId: string; publicKeyHex: string }> {
+  async function makeKey(
+    purpose: 'sign' | 'decrypt' = 'sign',
+  ): Promise<{ keyId: string; publicKeyHex: string }> {
     const [a, b, c] = members;
     const started = await a!.service.startCeremony({
       participants: [b!.network.peerId, c!.network.peerId],
       threshold: 2,
-      label: 'payments',
+      purpose,
+      label: purpose === 'sign' ? 'payments' : 'vault',
       expiresInMs: 60_000,
       phaseTimeoutMs: 10_000,
     });
@@ -392,6 +398,81 @@ describe('key ceremonies between running nodes (in process)', function () {
       }),
     );
     expect(unknown.code).to.equal('NOT_FOUND');
+  });
+
+  it('carries a decryption request to the holders and each partial back to its requester alone', async () => {
+    const [a, b, c] = await startMembers(3);
+    const { keyId } = await makeKey('decrypt');
+    const stores = members.map((m) => new KeyStore(m.dir));
+    const dirs = stores.map((store) => signExchangeDir(store.root, keyId));
+    const secret = (): Promise<string> => Promise.resolve(passphrase);
+    const approve = (): Promise<{ approve: true }> => Promise.resolve({ approve: true });
+    const plaintext = new TextEncoder().encode('the launch code is 0000');
+    const key = await stores[1]!.readKey(keyId);
+    const ciphertext = encryptToGroup(key.publicKey, plaintext, new SeededRng(3));
+    // b requests (and answers for itself); a passes b's request on to c before b's own node does.
+    const requested = await requestDecryption({
+      store: stores[1]!,
+      passphrase: secret,
+      keyRef: keyId,
+      ciphertext,
+      outDir: dirs[1]!,
+    });
+    const requestFile = `decrypt-${requested.request}-request.json`;
+    const value = JSON.parse(readFileSync(join(dirs[1]!, requestFile), 'utf8')) as unknown;
+    await a!.network.request(c!.network.peerId, ceremonyProtocolName, {
+      type: 'exchange',
+      keyId,
+      files: [{ name: requestFile, value }],
+    });
+    await b!.service.exchange({ key: keyId });
+    expect(readdirSync(dirs[0]!)).to.include(requestFile);
+    // a and c answer; their nodes send what they hold.
+    for (const i of [0, 2]) {
+      const list = await advanceDecryption({
+        store: stores[i]!,
+        passphrase: secret,
+        decide: approve,
+        keyRef: keyId,
+        inDir: dirs[i]!,
+        outDir: dirs[i]!,
+        openOnly: true,
+      });
+      expect(list.flatMap((p) => p.did)).to.deep.equal(['partial']);
+      await members[i]!.service.exchange({ key: keyId });
+    }
+    // Every partial is at b; none reached another holder (a forwarded the request, yet c answered b).
+    const partialsAt = (i: number): string[] => readdirSync(dirs[i]!).filter((n) => n.includes('-partial-'));
+    expect(partialsAt(1)).to.have.length(3);
+    expect(partialsAt(0)).to.have.length(1); // its own
+    expect(partialsAt(2)).to.have.length(1); // its own
+    for (const name of partialsAt(1)) expect(statSync(join(dirs[1]!, name)).mode & 0o077).to.equal(0);
+    const [done] = await advanceDecryption({
+      store: stores[1]!,
+      passphrase: secret,
+      decide: approve,
+      keyRef: keyId,
+      inDir: dirs[1]!,
+      outDir: dirs[1]!,
+      request: requested.request,
+    });
+    expect(new TextDecoder().decode(done!.plaintext)).to.equal('the launch code is 0000');
+    // A partial for a request the receiving data directory did not make is refused.
+    const answer = await c!.network.request<{ stored: number; refused: string[] }>(
+      a!.network.peerId,
+      ceremonyProtocolName,
+      {
+        type: 'exchange',
+        keyId,
+        files: [
+          {
+            name: partialsAt(2)[0]!,
+            value: JSON.parse(readFileSync(join(dirs[2]!, partialsAt(2)[0]!), 'utf8')) as unknown,
+          },
+        ],
+      },
+    );
+    expect(answer).to.deep.include({ stored: 0 });
   });
 
   it('resumes after a restart: a proposal waiting for its decision, then a ceremony in progress', async () => {

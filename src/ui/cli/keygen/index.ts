@@ -8,6 +8,7 @@ export {
   suiteAndPurpose,
   scryptCostEnvVar,
   sealCostFromEnv,
+  sentLines,
 } from './keygen-command.js';
 export {
   canPrompt,

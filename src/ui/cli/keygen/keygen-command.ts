@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { Args, Flags, type Command } from '@oclif/core';
 import {
   EngineError,
@@ -8,6 +9,8 @@ import {
   type SuiteId,
   type CeremonyApi,
   type StartedCeremony,
+  type ExchangeReport,
+  isEngineError,
   type CeremonyNetEvent,
   type Decide,
   type Decision,
@@ -62,6 +65,27 @@ export const keygenFlags = {
   renewalOut: Flags.string({
     description: 'exchange directory to write the proposal to (--transport files, required there)',
     helpValue: 'DIR',
+  }),
+  /** `sign` and `decrypt` between running nodes. */
+  useTransport: Flags.option({
+    options: ['files', 'network'] as const,
+    default: 'files' as const,
+    description:
+      'files: through --in/--out exchange directories (air-gapped); network: between running nodes, the node on --data sends and receives the files',
+  })(),
+  nodes: Flags.string({
+    description:
+      '--transport network: more nodes to send this run\u2019s files to (peer ids, comma-separated)',
+    multiple: true,
+    helpValue: 'PEERID',
+  }),
+  waitFiles: Flags.boolean({
+    description: '--transport network: go on as files arrive, until this data directory\u2019s part is done',
+  }),
+  timeout: Flags.string({
+    description: '--transport network with --wait: give up (TIMEOUT, exit 6) after this long',
+    default: '10m',
+    helpValue: 'DURATION',
   }),
   /** `refresh` and `reshare` between running nodes. */
   phaseTimeout: Flags.string({
@@ -244,6 +268,62 @@ export abstract class KeygenCommand<T extends typeof Command> extends DataComman
   }
 
   /**
+   * `sign` and `decrypt` between running nodes: runs `step` on the key's exchange directory once,
+   * or (`wait`) again each time other nodes' files arrive there, until it says it is finished or
+   * `timeout` passes (TIMEOUT). A step that finds nothing to do yet (NOT_FOUND) waits too.
+   */
+  protected async untilDone(options: {
+    dir: string;
+    keyId: string;
+    wait: boolean;
+    timeout: string;
+    what: string;
+    step: () => Promise<boolean>;
+  }): Promise<boolean> {
+    const deadline = Date.now() + parseDuration(options.timeout, '--timeout');
+    if (options.wait && this.out.mode !== 'json')
+      process.stderr.write(
+        `waiting for ${options.what} files of key ${options.keyId} from the other nodes (at most ${options.timeout}; Ctrl-C stops)\n`,
+      );
+    let seen: string | undefined;
+    for (;;) {
+      const listing = await filesIn(options.dir);
+      if (listing !== seen) {
+        seen = listing;
+        try {
+          if (await options.step()) return true;
+        } catch (error) {
+          if (!(options.wait && isEngineError(error, 'NOT_FOUND'))) throw error;
+        }
+      }
+      if (!options.wait) return false;
+      if (Date.now() > deadline)
+        throw new EngineError(
+          'TIMEOUT',
+          `waited ${options.timeout} for files from the other nodes of key ${options.keyId}; run again to go on`,
+        );
+      if (this.interrupt.interrupted)
+        throw new EngineError('INTERRUPTED', 'stopped waiting; run again to go on from where this left off');
+      await new Promise((resolve) => setTimeout(resolve, exchangePollMs));
+    }
+  }
+
+  /** --in/--out make no sense between running nodes: the node keeps the files. */
+  protected noExchangeDirs(flags: { in?: string | undefined; out?: string | undefined }): void {
+    if (flags.in !== undefined || flags.out !== undefined)
+      throw new EngineError(
+        'BAD_INPUT',
+        '--in and --out are for --transport files; between running nodes the node keeps the files',
+      );
+  }
+
+  /** --wait and --nodes only mean something between running nodes. */
+  protected noNetworkFlags(flags: { wait?: boolean; nodes?: string[] | undefined }): void {
+    if (flags.wait === true || this.list(flags.nodes).length > 0)
+      throw new EngineError('BAD_INPUT', '--wait and --nodes go with --transport network');
+  }
+
+  /**
    * Prints a networked ceremony's progress until it ends: one line per step (NDJSON events with
    * --json), the last one the group public key. A failed ceremony throws its code. Ctrl-C stops
    * following; the ceremony goes on in the node.
@@ -343,3 +423,31 @@ export const keyArg = Args.string({
   description: 'key id, unique id prefix, or label',
   required: true,
 });
+
+/** How often a waiting `sign`/`decrypt` looks for files other nodes sent. */
+const exchangePollMs = 250;
+
+/** Names of the exchange files in a directory: changes when another node's files arrive. */
+async function filesIn(dir: string): Promise<string> {
+  try {
+    return (await readdir(dir))
+      .filter((n) => n.startsWith('sign-') || n.startsWith('decrypt-'))
+      .sort()
+      .join('\n');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw error;
+  }
+}
+
+/** What a node's exchange sent where (`sign`/`decrypt` between running nodes). */
+export function sentLines(report: ExchangeReport): string[] {
+  const lines: string[] = [];
+  const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+  if (report.sent.length > 0)
+    lines.push(`sent ${plural(report.files, 'file')} to ${plural(report.sent.length, 'node')}`);
+  else if (report.failed.length === 0 && report.files > 0)
+    lines.push('no other node known for this key: name them with --nodes PEERID,…');
+  for (const f of report.failed) lines.push(`could not reach node ${f.node}: ${f.message} (${f.code})`);
+  return lines;
+}
