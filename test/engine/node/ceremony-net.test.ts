@@ -114,6 +114,65 @@ describe('key ceremonies between running nodes (in process)', function () {
     await member.service.decide(tag, { approve: true });
   }
 
+  /** Makes a 2-of-3 signing key among members a, b, c (a coordinates); its key id and public key. */
+  async function makeKey(
+    purpose: 'sign' | 'decrypt' = 'sign',
+  ): Promise<{ keyId: string; publicKeyHex: string }> {
+    const [a, b, c] = members;
+    const started = await a!.service.startCeremony({
+      participants: [b!.network.peerId, c!.network.peerId],
+      threshold: 2,
+      purpose,
+      label: purpose === 'sign' ? 'payments' : 'vault',
+      expiresInMs: 60_000,
+      phaseTimeoutMs: 10_000,
+    });
+    const following = collect(a!.service.follow(started.tag));
+    await accept(b!, started.tag);
+    await accept(c!, started.tag);
+    const last = (await following).at(-1)!;
+    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    return { keyId: last.key!.keyId, publicKeyHex: last.key!.publicKeyHex };
+  }
+
+  /** t holders (by member) sign a message with their current shares (test code plays the coordinator). */
+  async function thresholdSign(
+    signers: readonly Member[],
+    keyId: string,
+    message: Uint8Array,
+    seed: number,
+  ): Promise<Uint8Array> {
+    const shares = await Promise.all(
+      signers.map(async (m) => new KeyStore(m.dir).openShare(keyId, passphrase)),
+    );
+    const rng = new SeededRng(seed);
+    const rounds = shares.map(({ key, share }) => ({
+      key,
+      share,
+      ...commitToSign(key.publicKey, share, rng),
+    }));
+    const pkg = createSigningPackage(
+      rounds[0]!.key.publicKey,
+      message,
+      rounds.map((r) => r.commitment),
+    );
+    return aggregateSignature(
+      rounds[0]!.key.publicKey,
+      pkg,
+      rounds.map((r) => signPackage(r.key.publicKey, r.share, r.nonces, pkg)),
+    );
+  }
+
+  /** Whether t holders' current shares still make a signature that verifies as Ed25519. */
+  async function signsWith(
+    signers: readonly Member[],
+    keyId: string,
+    publicKeyHex: string,
+  ): Promise<boolean> {
+    const message = new TextEncoder().encode('after the renewal');
+    return verifyEd25519(publicKeyHex, message, await thresholdSign(signers, keyId, message, 5));
+  }
+
   it('makes a 2-of-3 key: same public key on every node, shares sealed, and t holders sign as Ed25519', async () => {
     const [a, b, c] = await startMembers(3);
     const started = await a!.service.startCeremony({
@@ -141,81 +200,13 @@ describe('key ceremonies between running nodes (in process)', function () {
 
     // Two holders sign (test code plays the coordinator); node:crypto verifies it as Ed25519.
     const keyId = last.key!.keyId;
-    const shares = await Promise.all(
-      [a!, c!].map(async (m) => new KeyStore(m.dir).openShare(keyId, passphrase)),
-    );
-    const rng = new SeededRng(99);
     const message = new TextEncoder().encode('pay 10 to bob');
-    const rounds = shares.map(({ key, share }) => ({
-      key,
-      share,
-      ...commitToSign(key.publicKey, share, rng),
-    }));
-    const pkg = createSigningPackage(
-      rounds[0]!.key.publicKey,
-      message,
-      rounds.map((r) => r.commitment),
-    );
-    const signature = aggregateSignature(
-      rounds[0]!.key.publicKey,
-      pkg,
-      rounds.map((r) => signPackage(r.key.publicKey, r.share, r.nonces, pkg)),
-    );
+    const signature = await thresholdSign([a!, c!], keyId, message, 99);
     expect(verifyEd25519(last.key!.publicKeyHex, message, signature)).to.equal(true);
     expect(
       verifyEd25519(last.key!.publicKeyHex, new TextEncoder().encode('pay 11 to bob'), signature),
     ).to.equal(false);
   });
-
-  /** Makes a 2-of-3 signing key among members a, b, c (a coordinates); its key id and public key. */
-  async function makeKey(
-    purpose: 'sign' | 'decrypt' = 'sign',
-  ): Promise<{ keyId: string; publicKeyHex: string }> {
-    const [a, b, c] = members;
-    const started = await a!.service.startCeremony({
-      participants: [b!.network.peerId, c!.network.peerId],
-      threshold: 2,
-      purpose,
-      label: purpose === 'sign' ? 'payments' : 'vault',
-      expiresInMs: 60_000,
-      phaseTimeoutMs: 10_000,
-    });
-    const following = collect(a!.service.follow(started.tag));
-    await accept(b!, started.tag);
-    await accept(c!, started.tag);
-    const last = (await following).at(-1)!;
-    expect(last.event, JSON.stringify(last)).to.equal('complete');
-    return { keyId: last.key!.keyId, publicKeyHex: last.key!.publicKeyHex };
-  }
-
-  /** t holders (by member) sign a message with their current shares; whether it verifies as Ed25519. */
-  async function signsWith(
-    signers: readonly Member[],
-    keyId: string,
-    publicKeyHex: string,
-  ): Promise<boolean> {
-    const shares = await Promise.all(
-      signers.map(async (m) => new KeyStore(m.dir).openShare(keyId, passphrase)),
-    );
-    const rng = new SeededRng(5);
-    const message = new TextEncoder().encode('after the renewal');
-    const rounds = shares.map(({ key, share }) => ({
-      key,
-      share,
-      ...commitToSign(key.publicKey, share, rng),
-    }));
-    const pkg = createSigningPackage(
-      rounds[0]!.key.publicKey,
-      message,
-      rounds.map((r) => r.commitment),
-    );
-    const signature = aggregateSignature(
-      rounds[0]!.key.publicKey,
-      pkg,
-      rounds.map((r) => signPackage(r.key.publicKey, r.share, r.nonces, pkg)),
-    );
-    return verifyEd25519(publicKeyHex, message, signature);
-  }
 
   it('refreshes a key between the nodes: same public key, every share replaced, still signs', async () => {
     const [a, b, c] = await startMembers(3);
