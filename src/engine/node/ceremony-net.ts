@@ -105,6 +105,8 @@ const exchangeFileName =
   /^(sign-[0-9a-f]{16}-(request|package|signature|(commit|share)-[A-Za-z0-9_-]{1,16})|decrypt-[0-9a-f]{16}-(request|partial-[A-Za-z0-9_-]{1,16}))\.json$/;
 /** Decryption requests whose requester node a node remembers per key. */
 const exchangeRequestsMax = 256;
+/** Files a key's exchange directory takes from other nodes before it refuses more (a bound on what peers can make this node store). */
+const exchangeDirFilesMax = 4096;
 
 /** The request id (16 hex digits) an exchange file name carries. */
 function requestOfFile(name: string): string {
@@ -951,6 +953,11 @@ export class CeremonyService implements CeremonyApi {
     const key = await this.store.readKey(keyId);
     const nodes = await this.holderNodes(key.publicKey.session);
     const dir = signExchangeDir(this.store.root, keyId);
+    if ((await this.store.list(`exchange/${keyId}`)).length + files.length > exchangeDirFilesMax)
+      throw new EngineError(
+        'UNAVAILABLE',
+        `the exchange directory of key ${keyId} on node ${this.network.peerId} is full (${exchangeDirFilesMax} files): delete finished requests' files from keys/exchange/${keyId}/ in its data directory`,
+      );
     const requesters = await this.requesterNodes(keyId);
     let requestersChanged = false;
     let stored = 0;
