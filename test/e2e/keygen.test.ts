@@ -390,4 +390,26 @@ describe('optimystic keygen, air-gapped through the built binary', function () {
     ]);
     expect(failure(run, 6).code).to.equal('UNAVAILABLE');
   });
+
+  it('between running nodes without a node on the data directory: UNAVAILABLE naming node start, writing nothing', async () => {
+    const before = snapshot(data[0]!);
+    for (const args of [
+      ['keygen', 'refresh', 'payments', '--transport', 'network'],
+      [
+        'keygen',
+        'ceremony',
+        'start',
+        '--participants',
+        '12D3KooWQXmc2TLUe32N1jgELpdTg1usCcJWEr31fEEHTdekxRut',
+        '--threshold',
+        '2',
+      ],
+    ]) {
+      const error = failure(await cli(data[0]!, [...args, '--json']), 6);
+      expect(error.code).to.equal('UNAVAILABLE');
+      expect(error.message).to.match(/no node is running on .*optimystic node start --data/);
+      expect(error.message).to.not.match(/--connect/);
+    }
+    expect(snapshot(data[0]!)).to.deep.equal(before);
+  });
 });

@@ -11,6 +11,7 @@ import {
   type StartedCeremony,
   type ExchangeReport,
   isEngineError,
+  isNoNodeRunning,
   type CeremonyNetEvent,
   type Decide,
   type Decision,
@@ -234,6 +235,14 @@ export abstract class KeygenCommand<T extends typeof Command> extends DataComman
       if (options.unlock && !(await api.info()).unlocked)
         await api.unlock(await this.passphrase(options.passphraseFile)());
       return work(api);
+    }).catch((error: unknown) => {
+      // The generic hint names --connect, which keygen commands refuse: they need the local node.
+      if (!isNoNodeRunning(error)) throw error;
+      throw new EngineError(
+        'UNAVAILABLE',
+        `no node is running on ${this.dataDir}; between running nodes, keygen works through the node on its own data directory: start it with optimystic node start --data ${this.dataDir}`,
+        (error as EngineError).details,
+      );
     });
   }
 
