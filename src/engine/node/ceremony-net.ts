@@ -78,7 +78,7 @@ import {
   type KeySummary,
   type Waiting,
 } from './ceremony-files.js';
-import { KeyStore, type CeremonyIdentity } from './keystore.js';
+import { fileExists, KeyStore, type CeremonyIdentity } from './keystore.js';
 
 export const ceremonyProtocolName = 'ceremony';
 /** The ceremony identity signs the node it runs on with this domain. */
@@ -962,6 +962,8 @@ export class CeremonyService implements CeremonyApi {
     let requestersChanged = false;
     let stored = 0;
     const refused: string[] = [];
+    /** Files new here (the same files come again with every send of an open request). */
+    const arrived: string[] = [];
     for (const { name, value } of files) {
       const claimed = (value as { peerId?: unknown } | null)?.peerId;
       const from = typeof claimed === 'string' ? nodes[claimed] : undefined;
@@ -976,6 +978,7 @@ export class CeremonyService implements CeremonyApi {
         continue;
       }
       try {
+        if (!(await fileExists(join(dir, name)))) arrived.push(name);
         await writeExchangeFile(dir, name, value, partial ? 0o600 : undefined);
         stored++;
       } catch (error) {
@@ -1011,6 +1014,16 @@ export class CeremonyService implements CeremonyApi {
       await this.store.writeRecord(
         `exchange/${keyId}/nodes.json`,
         [...senders, sender].slice(-exchangeSendersMax),
+      );
+    }
+    // Tell the operator (node log, dashboard) about requests that wait for this data directory.
+    for (const name of key.holder === null ? [] : arrived) {
+      if (!name.endsWith('-request.json')) continue;
+      const kind = name.startsWith('sign-') ? 'sign' : 'decrypt';
+      this.log(
+        'info',
+        `${kind === 'sign' ? 'signing' : 'decryption'} request ${requestOfFile(name)} for key ${keyId} (${key.publicKey.label || 'no label'}) from node ${sender}; to answer: optimystic keygen ${kind} ${keyId} --transport network`,
+        sender,
       );
     }
     return { ok: true, stored, refused };

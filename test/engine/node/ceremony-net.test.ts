@@ -76,6 +76,7 @@ describe('key ceremonies between running nodes (in process)', function () {
     tmp = mkdtempSync(join(tmpdir(), 'optimystic-ceremony-net-'));
     pool = new NodePool(seed++);
     members = [];
+    logs = [];
   });
 
   afterEach(async () => {
@@ -84,12 +85,16 @@ describe('key ceremonies between running nodes (in process)', function () {
     rmSync(tmp, { recursive: true, force: true });
   });
 
+  /** What the services logged (node log lines: what an operator sees), by node. */
+  let logs: { node: string; message: string }[] = [];
+
   async function service(network: NetworkNode, dir: string, locked = false): Promise<CeremonyService> {
     return CeremonyService.start({
       dataDir: dir,
       network,
       sealCostLog2,
       tickMs: 50,
+      log: (_kind, message) => logs.push({ node: network.peerId, message }),
       ...(locked ? {} : { passphrase }),
     });
   }
@@ -356,6 +361,12 @@ describe('key ceremonies between running nodes (in process)', function () {
     expect(
       verifyEd25519(publicKeyHex, message, Buffer.from(done.signature, 'base64url').toString('hex')),
     ).to.equal(true);
+    // Each other holder's operator was told once that the request waits for them (files came 3 times).
+    const told = logs.filter((l) =>
+      l.message.startsWith(`signing request ${requested.request} for key ${keyId}`),
+    );
+    expect(told.map((l) => l.node)).to.have.members([b!.network.peerId, c!.network.peerId]);
+    expect(told[0]!.message).to.include(`optimystic keygen sign ${keyId} --transport network`);
     // b was not chosen: it never committed, and holds the files all the same.
     expect(readdirSync(dirs[1]!)).to.include(`sign-${requested.request}-package.json`);
 
