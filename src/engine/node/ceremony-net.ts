@@ -1022,7 +1022,8 @@ export class CeremonyService implements CeremonyApi {
       const kind = name.startsWith('sign-') ? 'sign' : 'decrypt';
       this.log(
         'info',
-        `${kind === 'sign' ? 'signing' : 'decryption'} request ${requestOfFile(name)} for key ${keyId} (${key.publicKey.label || 'no label'}) from node ${sender}; to answer: optimystic keygen ${kind} ${keyId} --transport network`,
+        `${kind === 'sign' ? 'signing' : 'decryption'} request for key ${key.publicKey.label || keyId} from node ${sender}: answer with optimystic keygen ${kind} ${keyId} --transport network (request ${requestOfFile(name)})`,
+
         sender,
       );
     }

@@ -362,8 +362,9 @@ describe('key ceremonies between running nodes (in process)', function () {
       verifyEd25519(publicKeyHex, message, Buffer.from(done.signature, 'base64url').toString('hex')),
     ).to.equal(true);
     // Each other holder's operator was told once that the request waits for them (files came 3 times).
-    const told = logs.filter((l) =>
-      l.message.startsWith(`signing request ${requested.request} for key ${keyId}`),
+    const told = logs.filter(
+      (l) =>
+        l.message.startsWith('signing request for key payments') && l.message.includes(requested.request),
     );
     expect(told.map((l) => l.node)).to.have.members([b!.network.peerId, c!.network.peerId]);
     expect(told[0]!.message).to.include(`optimystic keygen sign ${keyId} --transport network`);
