@@ -366,6 +366,8 @@ export class CeremonyService implements CeremonyApi {
   private me: CeremonyIdentity | undefined;
   private nodeCard: NodeCard | undefined;
   private readonly open = new Map<string, Open>();
+  /** Exchange requests being stored, by key (receiveExchange). */
+  private readonly exchanges = new Map<string, Promise<unknown>>();
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -944,12 +946,30 @@ export class CeremonyService implements CeremonyApi {
    * and a decryption request's sender is remembered as where its partials go. The content is checked
    * where it is used, as for files carried by hand.
    */
-  private async receiveExchange(
+  private receiveExchange(
     keyId: string,
     files: readonly { name: string; value: unknown }[],
     sender: string,
   ): Promise<unknown> {
-    if (!/^[A-Za-z0-9_-]{16,64}$/.test(keyId)) throw new EngineError('BAD_INPUT', 'not a key id');
+    if (!/^[A-Za-z0-9_-]{16,64}$/.test(keyId))
+      return Promise.reject(new EngineError('BAD_INPUT', 'not a key id'));
+    // One at a time per key: each updates the key's sender and requester records (read, then written).
+    const run = (this.exchanges.get(keyId) ?? Promise.resolve()).then(() =>
+      this.storeExchange(keyId, files, sender),
+    );
+    const settled = run.catch(() => undefined);
+    this.exchanges.set(keyId, settled);
+    void settled.then(() => {
+      if (this.exchanges.get(keyId) === settled) this.exchanges.delete(keyId);
+    });
+    return run;
+  }
+
+  private async storeExchange(
+    keyId: string,
+    files: readonly { name: string; value: unknown }[],
+    sender: string,
+  ): Promise<unknown> {
     const key = await this.store.readKey(keyId);
     const nodes = await this.holderNodes(key.publicKey.session);
     const dir = signExchangeDir(this.store.root, keyId);

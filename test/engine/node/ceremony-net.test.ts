@@ -478,6 +478,66 @@ describe('key ceremonies between running nodes (in process)', function () {
     expect(answer).to.deep.include({ stored: 0 });
   });
 
+  it('takes decryption requests from two requesters at once and answers each at its own node', async () => {
+    const [a, b, c] = await startMembers(3);
+    const { keyId } = await makeKey('decrypt');
+    const stores = members.map((m) => new KeyStore(m.dir));
+    const dirs = stores.map((store) => signExchangeDir(store.root, keyId));
+    const secret = (): Promise<string> => Promise.resolve(passphrase);
+    const key = await stores[0]!.readKey(keyId);
+    const rng = new SeededRng(11);
+    const requests = await Promise.all(
+      [1, 2].map(async (i) => {
+        const ciphertext = encryptToGroup(key.publicKey, new TextEncoder().encode(`secret ${i}`), rng);
+        return requestDecryption({
+          store: stores[i]!,
+          passphrase: secret,
+          keyRef: keyId,
+          ciphertext,
+          outDir: dirs[i]!,
+        });
+      }),
+    );
+    // Both requests reach a at the same moment, each from its requester's node.
+    await Promise.all(
+      [b!, c!].map((m, n) => {
+        const name = `decrypt-${requests[n]!.request}-request.json`;
+        const value = JSON.parse(readFileSync(join(dirs[n + 1]!, name), 'utf8')) as unknown;
+        return m.network.request(a!.network.peerId, ceremonyProtocolName, {
+          type: 'exchange',
+          keyId,
+          files: [{ name, value }],
+        });
+      }),
+    );
+    const approve = (): Promise<{ approve: true }> => Promise.resolve({ approve: true });
+    await advanceDecryption({
+      store: stores[0]!,
+      passphrase: secret,
+      decide: approve,
+      keyRef: keyId,
+      inDir: dirs[0]!,
+      outDir: dirs[0]!,
+      openOnly: true,
+    });
+    await a!.service.exchange({ key: keyId });
+    for (const [n, i] of [
+      [0, 1],
+      [1, 2],
+    ] as const) {
+      const [done] = await advanceDecryption({
+        store: stores[i]!,
+        passphrase: secret,
+        decide: approve,
+        keyRef: keyId,
+        inDir: dirs[i]!,
+        outDir: dirs[i]!,
+        request: requests[n]!.request,
+      });
+      expect(new TextDecoder().decode(done!.plaintext)).to.equal(`secret ${i}`);
+    }
+  });
+
   it('resumes after a restart: a proposal waiting for its decision, then a ceremony in progress', async () => {
     const [a, b, c] = await startMembers(3);
     const started = await a!.service.startCeremony({
