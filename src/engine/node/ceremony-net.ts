@@ -272,6 +272,8 @@ const wireRequest = messageUnion({
     files: array(object({ name: string({ charsMin: 1, charsMax: 128 }), value: json() }), {
       itemsMax: exchangeFilesMax,
     }),
+    /** The sender's node card: proves which ceremony identity runs on the sending node. */
+    card: optional(json()),
   }),
 });
 type WireRequest = ReturnType<typeof wireRequest>;
@@ -526,7 +528,7 @@ export class CeremonyService implements CeremonyApi {
     if (this.stopped) throw new EngineError('UNAVAILABLE', 'the node is stopping');
     if (request.type === 'card') return this.ownCard();
     if (request.type === 'exchange')
-      return this.receiveExchange(request.keyId, request.files, context.peerId);
+      return this.receiveExchange(request.keyId, request.files, context.peerId, request.card);
     const message = parseCeremonyMessage(request.message);
     const open = this.open.get(message.session);
     if (open === undefined) {
@@ -912,6 +914,7 @@ export class CeremonyService implements CeremonyApi {
         directed.set(node, [...(directed.get(node) ?? []), file]);
       }
     }
+    const card = await this.ownCard().catch(() => undefined);
     const report: ExchangeReport = { keyId, dir, files: 0, sent: [], failed: [] };
     const plan = new Map<string, { name: string; value: unknown }[]>();
     for (const node of targets) if (broadcast.length > 0) plan.set(node, [...broadcast]);
@@ -924,7 +927,12 @@ export class CeremonyService implements CeremonyApi {
             await this.network.request(
               node,
               ceremonyProtocolName,
-              { type: 'exchange', keyId, files: files.slice(at, at + exchangeFilesMax) },
+              {
+                type: 'exchange',
+                keyId,
+                files: files.slice(at, at + exchangeFilesMax),
+                ...(card === undefined ? {} : { card }),
+              },
               this.requestTimeoutMs === undefined ? {} : { timeoutMs: this.requestTimeoutMs },
             );
           report.sent.push(node);
@@ -950,12 +958,13 @@ export class CeremonyService implements CeremonyApi {
     keyId: string,
     files: readonly { name: string; value: unknown }[],
     sender: string,
+    card?: unknown,
   ): Promise<unknown> {
     if (!/^[A-Za-z0-9_-]{16,64}$/.test(keyId))
       return Promise.reject(new EngineError('BAD_INPUT', 'not a key id'));
     // One at a time per key: each updates the key's sender and requester records (read, then written).
     const run = (this.exchanges.get(keyId) ?? Promise.resolve()).then(() =>
-      this.storeExchange(keyId, files, sender),
+      this.storeExchange(keyId, files, sender, card),
     );
     const settled = run.catch(() => undefined);
     this.exchanges.set(keyId, settled);
@@ -969,9 +978,20 @@ export class CeremonyService implements CeremonyApi {
     keyId: string,
     files: readonly { name: string; value: unknown }[],
     sender: string,
+    card?: unknown,
   ): Promise<unknown> {
     const key = await this.store.readKey(keyId);
     const nodes = await this.holderNodes(key.publicKey.session);
+    // The node a ceremony identity runs on: a holder's from the routes, else the sender's own when
+    // its card (bound to the sending node) names that identity.
+    let senderIdentity: string | undefined;
+    try {
+      if (card !== undefined) senderIdentity = checkNodeCard(card, sender).card.peerId;
+    } catch {
+      senderIdentity = undefined;
+    }
+    const requesterNode = (identity: string): string | undefined =>
+      nodes[identity] ?? (identity === senderIdentity ? sender : undefined);
     const dir = signExchangeDir(this.store.root, keyId);
     if ((await this.store.list(`exchange/${keyId}`)).length + files.length > exchangeDirFilesMax)
       throw new EngineError(
@@ -1011,15 +1031,15 @@ export class CeremonyService implements CeremonyApi {
         name.endsWith('-request.json') &&
         requesters[request] === undefined
       ) {
-        // Partials go to the requester's node: known from the routes when the requester holds a
-        // share, else the node that sent the request (never a node that merely passed it on), and
-        // nowhere for a request this data directory made itself.
+        // Partials go to the requester's node and nowhere else: the node the routes name for the
+        // requester when it holds a share, else the sender if its card proves the requester runs
+        // there. A node that merely passed the request on is never recorded, nor is anything for a
+        // request this data directory made itself.
         const requester = (value as { requester?: unknown } | null)?.requester;
-        const known = typeof requester === 'string' ? nodes[requester] : undefined;
         const mine =
           (await this.store.readRecord(`requests/decrypt-${request}/origin.json`, 'decryption request')) !==
           undefined;
-        if (!mine && (known === undefined || known === sender)) {
+        if (!mine && typeof requester === 'string' && requesterNode(requester) === sender) {
           requesters[request] = sender;
           requestersChanged = true;
         }

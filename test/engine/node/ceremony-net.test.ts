@@ -538,6 +538,57 @@ describe('key ceremonies between running nodes (in process)', function () {
     }
   });
 
+  it("records a requester that holds no share only from its own node, proved by the node's card", async () => {
+    const [a, b] = await startMembers(3);
+    const { keyId } = await makeKey('decrypt');
+    // d runs a node with a ceremony identity but holds no share of the key.
+    const network = await pool.start({ listen: ['/ip4/127.0.0.1/tcp/0'] });
+    const d = { network, dir: join(tmp, 'd'), service: await service(network, join(tmp, 'd')) };
+    members.push(d);
+    await network.connect(a!.network.addresses()[0]!);
+    await b!.network.connect(network.addresses()[0]!);
+    const dIdentity = (await d.service.info()).card!.peerId;
+    const request = (id: string): { name: string; value: unknown } => ({
+      name: `decrypt-${id}-request.json`,
+      value: { format: 'optimystic-decrypt-request', version: 1, request: id, keyId, requester: dIdentity },
+    });
+    const recorded = async (): Promise<Record<string, string>> =>
+      ((await new KeyStore(a!.dir).readRecord(`exchange/${keyId}/requesters.json`, 'requesters')) ??
+        {}) as Record<string, string>;
+    // b passes d's request on (with b's own card): not recorded as where partials go.
+    const bCard = await new KeyStore(b!.dir).readRecord('ceremony-node.json', 'card');
+    await b!.network.request(a!.network.peerId, ceremonyProtocolName, {
+      type: 'exchange',
+      keyId,
+      files: [request('aaaaaaaaaaaaaaaa')],
+      card: bCard,
+    });
+    expect(await recorded()).to.deep.equal({});
+    // d sends it without a card: not recorded either; with its card: recorded.
+    await d.network.request(a!.network.peerId, ceremonyProtocolName, {
+      type: 'exchange',
+      keyId,
+      files: [request('bbbbbbbbbbbbbbbb')],
+    });
+    expect(await recorded()).to.deep.equal({});
+    const dCard = await new KeyStore(d.dir).readRecord('ceremony-node.json', 'card');
+    await d.network.request(a!.network.peerId, ceremonyProtocolName, {
+      type: 'exchange',
+      keyId,
+      files: [request('cccccccccccccccc')],
+      card: dCard,
+    });
+    expect(await recorded()).to.deep.equal({ cccccccccccccccc: d.network.peerId });
+    // A card of d replayed from b's node does not bind to b.
+    await b!.network.request(a!.network.peerId, ceremonyProtocolName, {
+      type: 'exchange',
+      keyId,
+      files: [request('dddddddddddddddd')],
+      card: dCard,
+    });
+    expect(Object.keys(await recorded())).to.deep.equal(['cccccccccccccccc']);
+  });
+
   it('resumes after a restart: a proposal waiting for its decision, then a ceremony in progress', async () => {
     const [a, b, c] = await startMembers(3);
     const started = await a!.service.startCeremony({
