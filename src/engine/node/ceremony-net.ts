@@ -855,7 +855,7 @@ export class CeremonyService implements CeremonyApi {
     return this.propose(message, cards, phaseTimeoutMs);
   }
 
-  // --- signing files between nodes (keygen sign --transport network) -----------------------------
+  // --- exchange files between nodes (keygen sign|decrypt --transport network) ---------------------
 
   /** Ceremony identity -> node for a key's current holders, from the ceremony that made it (if any). */
   private async holderNodes(session: string): Promise<Record<string, string>> {
@@ -867,7 +867,7 @@ export class CeremonyService implements CeremonyApi {
     return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
   }
 
-  /** The node each decryption request came from (its partial decryptions go there and nowhere else). */
+  /** The requester's node for each decryption request (its partial decryptions go there and nowhere else). */
   private async requesterNodes(keyId: string): Promise<Record<string, string>> {
     const value = await this.store.readRecord(`exchange/${keyId}/requesters.json`, 'exchange requesters');
     return value !== null && typeof value === 'object' ? (value as Record<string, string>) : {};
@@ -951,8 +951,9 @@ export class CeremonyService implements CeremonyApi {
    * exchange directory (what is there already with other content stays), the sender remembered so
    * this node's files reach it too. A file claiming a holder whose node is known must come from that
    * node; a partial decryption is taken only for a request this data directory made (mode 0600),
-   * and a decryption request's sender is remembered as where its partials go. The content is checked
-   * where it is used, as for files carried by hand.
+   * and a decryption request's sender is remembered as where its partials go when it is the
+   * requester's node (storeExchange). The content is checked where it is used, as for files carried
+   * by hand.
    */
   private receiveExchange(
     keyId: string,
@@ -1063,7 +1064,6 @@ export class CeremonyService implements CeremonyApi {
       this.log(
         'info',
         `${kind === 'sign' ? 'signing' : 'decryption'} request for key ${key.publicKey.label || keyId} from node ${sender}: answer with optimystic keygen ${kind} ${keyId} --transport network (request ${requestOfFile(name)})`,
-
         sender,
       );
     }
