@@ -32,7 +32,7 @@ export default class KeygenDecrypt extends KeygenCommand<typeof KeygenDecrypt> {
     'private as the plaintext. --json prints the progress of each request, with "plaintext" (base64url) ' +
     'and "text" (when it is UTF-8) once decrypted.\n\n' +
     'With --transport network the same steps run between running nodes: no --in/--out; the request goes ' +
-    'from the requester\u2019s node to the nodes of the holders (known from the ceremony that made the key ' +
+    "from the requester's node to the nodes of the holders (known from the ceremony that made the key " +
     'between running nodes; name others with --nodes), and each partial decryption goes back to the ' +
     'node the request came from and nowhere else (stored there mode 0600). With --wait a run goes on by ' +
     'itself as files arrive: the requester until the plaintext (`keygen decrypt KEY --ciphertext F ' +

@@ -43,7 +43,7 @@ export default class KeygenRefresh extends KeygenCommand<typeof KeygenRefresh> {
     transport: keygenFlags.renewalTransport,
     participants: Flags.string({
       description:
-        '--transport network: peer ids of holders\u2019 nodes this data directory does not know (repeat or comma-separate)',
+        "--transport network: peer ids of holders' nodes this data directory does not know (repeat or comma-separate)",
       multiple: true,
       helpValue: 'PEERID',
     }),

@@ -21,7 +21,7 @@ export default class KeygenReshare extends KeygenCommand<typeof KeygenReshare> {
     '`keygen ceremony step --in DIR --approve` until it completes.\n\n' +
     'With --transport network: --roster and --dealers name the nodes (full libp2p peer ids) the new ' +
     'holders and the dealers run on; each node presents its own card. The node running on --data ' +
-    'proposes it to all of them (the current holders\u2019 nodes are known from the ceremony that made the ' +
+    "proposes it to all of them (the current holders' nodes are known from the ceremony that made the " +
     'key over the network) and follows it like keygen ceremony start; each other participant accepts ' +
     'with `keygen ceremony accept SESSION` on its node.';
   static override examples = [

@@ -75,13 +75,12 @@ export const keygenFlags = {
       'files: through --in/--out exchange directories (air-gapped); network: between running nodes, the node on --data sends and receives the files',
   })(),
   nodes: Flags.string({
-    description:
-      '--transport network: more nodes to send this run\u2019s files to (peer ids, comma-separated)',
+    description: "--transport network: more nodes to send this run's files to (peer ids, comma-separated)",
     multiple: true,
     helpValue: 'PEERID',
   }),
   waitFiles: Flags.boolean({
-    description: '--transport network: go on as files arrive, until this data directory\u2019s part is done',
+    description: "--transport network: go on as files arrive, until this data directory's part is done",
   }),
   timeout: Flags.string({
     description: '--transport network with --wait: give up (TIMEOUT, exit 6) after this long',
