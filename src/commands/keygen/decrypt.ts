@@ -6,7 +6,6 @@ import {
   isEngineError,
   requestDecryption,
   writeFileAtomic,
-  signExchangeDir,
   type DecryptProgress,
   type ExchangeReport,
   type ThresholdCiphertext,
@@ -157,18 +156,22 @@ export default class KeygenDecrypt extends KeygenCommand<typeof KeygenDecrypt> {
 
   /** The same steps between running nodes (see the description). */
   private async runNetworked(): Promise<void> {
-    this.noExchangeDirs(this.flags);
-    const store = this.keyStore();
-    const keyId = (await store.resolveKey(this.args.key)).publicKey.keyId;
-    const dir = signExchangeDir(store.root, keyId);
-    const passphrase = this.passphrase(this.flags['passphrase-file']);
-    const nodes = this.list(this.flags.nodes);
+    const {
+      store,
+      keyId,
+      dir,
+      passphrase,
+      send: sendVia,
+    } = await this.networkExchange({
+      ...this.flags,
+      key: this.args.key,
+    });
     const ciphertext =
       this.flags.ciphertext === undefined ? undefined : await this.readCiphertext(this.flags.ciphertext);
     await this.withCeremonies(
       { unlock: false, passphraseFile: this.flags['passphrase-file'] },
       async (api) => {
-        const send = (): Promise<ExchangeReport> => api.exchange({ key: keyId, nodes });
+        const send = (): Promise<ExchangeReport> => sendVia(api);
         const say = async (lines: string[]): Promise<void> => {
           if (this.out.mode === 'json' || lines.length === 0) return;
           // Piped: stdout is for the plaintext alone.

@@ -5,7 +5,6 @@ import {
   EngineError,
   limits,
   requestSignature,
-  signExchangeDir,
   type ExchangeReport,
   type SignProgress,
 } from '../../engine/index.js';
@@ -160,17 +159,21 @@ export default class KeygenSign extends KeygenCommand<typeof KeygenSign> {
    * after each step the node sends what is there to the other holders' nodes.
    */
   private async runNetworked(): Promise<void> {
-    this.noExchangeDirs(this.flags);
-    const store = this.keyStore();
-    const keyId = (await store.resolveKey(this.args.key)).publicKey.keyId;
-    const dir = signExchangeDir(store.root, keyId);
-    const passphrase = this.passphrase(this.flags['passphrase-file']);
-    const nodes = this.list(this.flags.nodes);
+    const {
+      store,
+      keyId,
+      dir,
+      passphrase,
+      send: sendVia,
+    } = await this.networkExchange({
+      ...this.flags,
+      key: this.args.key,
+    });
     const message = await this.messageBytes();
     await this.withCeremonies(
       { unlock: false, passphraseFile: this.flags['passphrase-file'] },
       async (api) => {
-        const send = (): Promise<ExchangeReport> => api.exchange({ key: keyId, nodes });
+        const send = (): Promise<ExchangeReport> => sendVia(api);
         const json: unknown[] = [];
         /** The request this run follows: the one it starts, else --request (else every open one). */
         let only = this.flags.request;

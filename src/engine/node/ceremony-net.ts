@@ -792,6 +792,7 @@ export class CeremonyService implements CeremonyApi {
     // this generation (when this node took part in it over the network).
     const named = await this.fetchCards([...new Set([...options.participants, ...(options.dealers ?? [])])]);
     const byIdentity = new Map(named.map((c) => [c.card.peerId, c] as const));
+    const identityOf = (node: string): string => named.find((c) => c.node === node)!.card.peerId;
     const origin = await this.recordOf(prior.session);
     const routed = origin?.network?.nodes ?? {};
     const placed = (identity: string): string => {
@@ -803,7 +804,6 @@ export class CeremonyService implements CeremonyApi {
         );
       return node;
     };
-    const nodeByIdentity = (identities: readonly string[]): string[] => identities.map(placed);
     let members: string[];
     let recipients: string[] | undefined;
     if (options.kind === 'refresh') {
@@ -816,12 +816,12 @@ export class CeremonyService implements CeremonyApi {
           'BAD_INPUT',
           'a reshare needs --participants: the nodes that will hold the key',
         );
-      recipients = options.participants.map((node) => named.find((c) => c.node === node)!.card.peerId);
+      recipients = options.participants.map(identityOf);
       const dealers =
         options.dealers === undefined || options.dealers.length === 0
           ? holders
           : options.dealers.map((node) => {
-              const identity = named.find((c) => c.node === node)!.card.peerId;
+              const identity = identityOf(node);
               if (!holders.includes(identity))
                 throw new EngineError('BAD_INPUT', `node ${node} holds no share of key ${prior.keyId}`);
               return identity;
@@ -830,9 +830,11 @@ export class CeremonyService implements CeremonyApi {
       if (!members.includes(me.card.peerId))
         throw new EngineError('BAD_INPUT', 'the proposer must deal or receive a share in the reshare');
     }
-    const nodes = nodeByIdentity(members);
-    // Fresh cards from every member's node (it must be reachable, and still bound to that identity).
-    const cards = await this.fetchCards(nodes);
+    // The cards of members placed by the routes come fresh from their nodes (each must be reachable,
+    // and still bound to that identity); those of the nodes named were fetched above.
+    const routedCards = await this.fetchCards(members.filter((id) => !byIdentity.has(id)).map(placed));
+    const byNode = new Map(routedCards.map((c) => [c.node, c] as const));
+    const cards = members.map((id) => byIdentity.get(id) ?? byNode.get(placed(id))!);
     cards.forEach((c, i) => {
       if (c.card.peerId !== members[i])
         throw new EngineError(

@@ -119,6 +119,19 @@ describe('key ceremonies between running nodes (in process)', function () {
     await member.service.decide(tag, { approve: true });
   }
 
+  /** Follows a ceremony on its proposer while the others accept it; its last event, which must be `complete`. */
+  async function completes(
+    proposer: Member,
+    tag: string,
+    acceptors: readonly Member[],
+  ): Promise<CeremonyNetEvent> {
+    const following = collect(proposer.service.follow(tag));
+    for (const m of acceptors) await accept(m, tag);
+    const last = (await following).at(-1)!;
+    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    return last;
+  }
+
   /** Makes a 2-of-3 signing key among members a, b, c (a coordinates); its key id and public key. */
   async function makeKey(
     purpose: 'sign' | 'decrypt' = 'sign',
@@ -132,11 +145,7 @@ describe('key ceremonies between running nodes (in process)', function () {
       expiresInMs: 60_000,
       phaseTimeoutMs: 10_000,
     });
-    const following = collect(a!.service.follow(started.tag));
-    await accept(b!, started.tag);
-    await accept(c!, started.tag);
-    const last = (await following).at(-1)!;
-    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    const last = await completes(a!, started.tag, [b!, c!]);
     return { keyId: last.key!.keyId, publicKeyHex: last.key!.publicKeyHex };
   }
 
@@ -229,11 +238,7 @@ describe('key ceremonies between running nodes (in process)', function () {
     });
     expect(started.summary.kind).to.equal('refresh');
     expect(Object.values(started.nodes)).to.have.members(members.map((m) => m.network.peerId));
-    const following = collect(b!.service.follow(started.tag));
-    await accept(a!, started.tag);
-    await accept(c!, started.tag);
-    const last = (await following).at(-1)!;
-    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    const last = await completes(b!, started.tag, [a!, c!]);
     expect(last.key?.keyId).to.equal(keyId);
     expect(last.key?.publicKeyHex).to.equal(publicKeyHex);
     for (const [i, m] of members.entries()) {
@@ -272,10 +277,7 @@ describe('key ceremonies between running nodes (in process)', function () {
       phaseTimeoutMs: 10_000,
     });
     expect(started.summary.kind).to.equal('reshare');
-    const following = collect(a!.service.follow(started.tag));
-    for (const m of [b!, c!, d]) await accept(m, started.tag);
-    const last = (await following).at(-1)!;
-    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    const last = await completes(a!, started.tag, [b!, c!, d]);
     expect(last.key?.publicKeyHex).to.equal(publicKeyHex);
     expect((await new KeyStore(a!.dir).readKey(keyId)).holder).to.equal(null);
     expect(await signsWith([b!, c!, d], keyId, publicKeyHex)).to.equal(true);
@@ -310,11 +312,7 @@ describe('key ceremonies between running nodes (in process)', function () {
       expiresInMs: 60_000,
       phaseTimeoutMs: 10_000,
     });
-    const following = collect(b!.service.follow(started.tag));
-    await accept(a!, started.tag);
-    await accept(c!, started.tag);
-    const last = (await following).at(-1)!;
-    expect(last.event, JSON.stringify(last)).to.equal('complete');
+    await completes(b!, started.tag, [a!, c!]);
     expect(await signsWith([a!, b!], keyId, publicKeyHex)).to.equal(true);
   });
 

@@ -12,6 +12,7 @@ import {
   type ExchangeReport,
   isEngineError,
   isNoNodeRunning,
+  signExchangeDir,
   type CeremonyNetEvent,
   type Decide,
   type Decision,
@@ -314,6 +315,36 @@ export abstract class KeygenCommand<T extends typeof Command> extends DataComman
         throw new EngineError('INTERRUPTED', 'stopped waiting; run again to go on from where this left off');
       await new Promise((resolve) => setTimeout(resolve, exchangePollMs));
     }
+  }
+
+  /**
+   * `sign` and `decrypt` between running nodes: the key (as --data knows it), its exchange directory
+   * on this node, the passphrase source, and how to have the node send that directory's files on.
+   */
+  protected async networkExchange(flags: {
+    in?: string | undefined;
+    out?: string | undefined;
+    nodes?: string[] | undefined;
+    'passphrase-file'?: string | undefined;
+    key: string;
+  }): Promise<{
+    store: KeyStore;
+    keyId: string;
+    dir: string;
+    passphrase: PassphraseSource;
+    send: (api: CeremonyApi) => Promise<ExchangeReport>;
+  }> {
+    this.noExchangeDirs(flags);
+    const store = this.keyStore();
+    const keyId = (await store.resolveKey(flags.key)).publicKey.keyId;
+    const nodes = this.list(flags.nodes);
+    return {
+      store,
+      keyId,
+      dir: signExchangeDir(store.root, keyId),
+      passphrase: this.passphrase(flags['passphrase-file']),
+      send: (api) => api.exchange({ key: keyId, nodes }),
+    };
   }
 
   /** --in/--out make no sense between running nodes: the node keeps the files. */
