@@ -4,7 +4,7 @@ import { statusFields } from '../../src/ui/cli/node-view.js';
 import { sampleStatus } from './dashboard/fixtures.js';
 
 function figures(count: number, p50Ms: number, p99Ms: number): TimingFigures {
-  return { count, p50Ms, p99Ms, maxMs: p99Ms };
+  return { count, perSec: count / 60, p50Ms, p99Ms, maxMs: p99Ms };
 }
 
 function field(rows: [string, string][], label: string): string | undefined {
@@ -27,7 +27,11 @@ describe('node status as labelled lines', () => {
           sent: Object.fromEntries(
             Array.from({ length: 10 }, (_, i) => [`repo.t${i}`, figures(i + 1, 1, 2)] as const),
           ),
-          served: {},
+          served: {
+            'repo.pend': { count: 3412, perSec: 56.87, p50Ms: 0.6, p99Ms: 4, maxMs: 9 },
+            'consensus.batch': { count: 120, perSec: 2.04, p50Ms: 1, p99Ms: 3, maxMs: 3 },
+            'repo.get': { count: 3, perSec: 0.05, p50Ms: 0.1, p99Ms: 0.2, maxMs: 0.2 },
+          },
           loop: { periods: 60, busyPct: 34, busyMaxPct: 61, lateP99Ms: 3.94 },
         },
       }),
@@ -40,7 +44,12 @@ describe('node status as labelled lines', () => {
     expect(sent[0]).to.equal('repo.t9 10× 1/2 ms');
     expect(sent[7]).to.equal('repo.t2 3× 1/2 ms');
     expect(sent[8]).to.equal('… 2 more (--json)');
-    expect(field(rows, 'Requests served')).to.equal('(none in the last minute)');
+    // A request made at least once a second on average shows its rate too.
+    expect(field(rows, 'Requests served')!.split('\n')).to.deep.equal([
+      'repo.pend 3412× (57/s) 0.6/4 ms',
+      'consensus.batch 120× (2/s) 1/3 ms',
+      'repo.get 3× 0.1/0.2 ms',
+    ]);
     expect(field(rows, 'Event loop')).to.equal(
       '34% busy (busiest second 61%), timers up to 3.94 ms late (p99), last minute',
     );
@@ -51,6 +60,7 @@ describe('node status as labelled lines', () => {
       sampleStatus({ timings: { windowMs: 60_000, phases: {}, sent: {}, served: {} } }),
     );
     expect(field(idle, 'Commit phases')).to.equal('(no transactions in the last minute)');
+    expect(field(idle, 'Requests served')).to.equal('(none in the last minute)');
     const older = statusFields(sampleStatus());
     expect(field(older, 'Commit phases')).to.equal(undefined);
     expect(field(older, 'Requests sent')).to.equal(undefined);

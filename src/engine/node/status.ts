@@ -28,7 +28,10 @@ export interface RateStatus {
 
 /** Durations under one name over the status window (`count` of them, at most the newest 1024). */
 export interface TimingFigures {
+  /** How many in the window (exact; the percentiles are of the newest 1,024 of them). */
   readonly count: number;
+  /** count per second of the window, or of the time since the node started when that is shorter. */
+  readonly perSec: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;

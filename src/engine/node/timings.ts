@@ -32,6 +32,12 @@ interface Series {
   /** Times and durations, oldest first; at most samplesPerNameMax. */
   readonly at: number[];
   readonly ms: number[];
+  /**
+   * How many were recorded in each second (`sec`: clock ms / 1000, floored), oldest first: the count
+   * over the window stays exact when more than samplesPerNameMax arrive in it (a busy holder serves
+   * thousands of `repo.pend` a minute). At most one entry per second of the window.
+   */
+  readonly seconds: { sec: number; n: number }[];
 }
 
 export class TimingMeter {
@@ -43,7 +49,12 @@ export class TimingMeter {
   /** One sample per period (a second on a running node): how busy the event loop was, how late its timers. */
   private readonly loop: { at: number; busy: number; lateMs: number }[] = [];
 
-  constructor(private readonly clock: Clock) {}
+  /** When this meter started: a rate covers the window, or the time since then when shorter. */
+  private readonly startedAt: number;
+
+  constructor(private readonly clock: Clock) {
+    this.startedAt = clock.now();
+  }
 
   /**
    * Records one period of the event loop: the share of it spent running (0–1) and how late a timer
@@ -67,26 +78,38 @@ export class TimingMeter {
     let series = byName.get(name);
     if (series === undefined) {
       if (byName.size >= namesPerKindMax) return;
-      series = { at: [], ms: [] };
+      series = { at: [], ms: [], seconds: [] };
       byName.set(name, series);
     }
-    series.at.push(this.clock.now());
+    const now = this.clock.now();
+    series.at.push(now);
     series.ms.push(ms);
+    const sec = Math.floor(now / 1000);
+    const last = series.seconds[series.seconds.length - 1];
+    if (last?.sec === sec) last.n++;
+    else {
+      series.seconds.push({ sec, n: 1 });
+      if (series.seconds.length > timingWindowMs / 1000 + 1) series.seconds.shift();
+    }
     if (series.ms.length > samplesPerNameMax) {
       series.at.shift();
       series.ms.shift();
     }
   }
 
-  /** Count and percentiles per name over the last minute; names with nothing in it are left out. */
+  /**
+   * Count, rate and percentiles per name over the last minute; names with nothing in it are left out.
+   * The percentiles come from the newest samplesPerNameMax durations in the window.
+   */
   status(): TimingsStatus {
-    const since = this.clock.now() - timingWindowMs;
+    const now = this.clock.now();
+    const since = now - timingWindowMs;
     const loop = this.loopFigures(since);
     return {
       windowMs: timingWindowMs,
-      phases: this.figures('phases', since),
-      sent: this.figures('sent', since),
-      served: this.figures('served', since),
+      phases: this.figures('phases', since, now),
+      sent: this.figures('sent', since, now),
+      served: this.figures('served', since, now),
       ...(loop === undefined ? {} : { loop }),
     };
   }
@@ -104,8 +127,12 @@ export class TimingMeter {
     };
   }
 
-  private figures(kind: TimingKind, since: number): Record<string, TimingFigures> {
+  private figures(kind: TimingKind, since: number, now: number): Record<string, TimingFigures> {
     const result: Record<string, TimingFigures> = {};
+    // Counts are kept by whole seconds: a second that began before the window is left out whole (the
+    // count then misses at most one second of 60 when the samples kept are fewer than were recorded).
+    const sinceSec = Math.ceil(since / 1000);
+    const coveredSec = Math.max(1, Math.min(timingWindowMs, now - this.startedAt) / 1000);
     for (const name of [...this.series[kind].keys()].sort()) {
       const series = this.series[kind].get(name)!;
       // Samples are in time order: drop what fell out of the window for good.
@@ -115,10 +142,18 @@ export class TimingMeter {
         series.at.splice(0, first);
         series.ms.splice(0, first);
       }
+      let old = 0;
+      while (old < series.seconds.length && series.seconds[old]!.sec < sinceSec) old++;
+      if (old > 0) series.seconds.splice(0, old);
       if (series.ms.length === 0) continue;
       const sorted = Float64Array.from(series.ms).sort();
+      const count = Math.max(
+        sorted.length,
+        series.seconds.reduce((sum, second) => sum + second.n, 0),
+      );
       result[name] = {
-        count: sorted.length,
+        count,
+        perSec: Math.round((count / coveredSec) * 100) / 100,
         p50Ms: round(nearestRank(sorted, 0.5)),
         p99Ms: round(nearestRank(sorted, 0.99)),
         maxMs: round(sorted[sorted.length - 1]!),

@@ -84,6 +84,13 @@ function p50p99(figures: TimingFigures): string {
   return `${timingMs(figures.p50Ms)}/${timingMs(figures.p99Ms)}`;
 }
 
+/** ` (57/s)` for a request made at least once a second on average (older nodes send no rate). */
+function rateText(figures: TimingFigures): string {
+  const perSec = (figures as { perSec?: unknown }).perSec;
+  if (typeof perSec !== 'number' || !(perSec >= 1)) return '';
+  return ` (${perSec < 10 ? Math.round(perSec * 10) / 10 : Math.round(perSec)}/s)`;
+}
+
 /** `Commit phases`, `Requests sent` and `Requests served`: where the node's time went lately. */
 function timingFields(timings: TimingsStatus | undefined): [string, string][] {
   if (timings === undefined) return [];
@@ -97,7 +104,9 @@ function timingFields(timings: TimingsStatus | undefined): [string, string][] {
     if (names.length === 0) return `(none in the ${window})`;
     const shown = names
       .slice(0, requestRowsMax)
-      .map((name) => `${name} ${figures[name]!.count}× ${p50p99(figures[name]!)} ms`);
+      .map(
+        (name) => `${name} ${figures[name]!.count}×${rateText(figures[name]!)} ${p50p99(figures[name]!)} ms`,
+      );
     if (names.length > requestRowsMax) shown.push(`… ${names.length - requestRowsMax} more (--json)`);
     return shown.join('\n');
   };

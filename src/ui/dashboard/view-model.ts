@@ -116,6 +116,12 @@ export interface ActivityView {
   readonly pendingTone: Tone;
   /** Commit phases at p50 over the last minute (`execute 0.7 · pend 2 · decide 7.4 ms`), or `—`. */
   readonly phases: string;
+  /**
+   * Requests other nodes made of this one, per second over the last minute, in all and by protocol
+   * (`131/s · repo 65 · consensus 33 · tail 33`), or `—`: a node that coordinates nothing (0 tx/s)
+   * may still decide every commit of a collection as its tail, or hold its blocks.
+   */
+  readonly served: string;
   /** Whether any history came with the status (otherwise the sparklines are blank). */
   readonly hasHistory: boolean;
 }
@@ -180,7 +186,7 @@ export interface DashboardViewModel {
 }
 
 /** Row counts of the fixed parts of each layout (panel content plus chrome). */
-const activityRows = 3;
+const activityRows = 4;
 const storageRows = 2;
 
 /**
@@ -350,6 +356,7 @@ function activityView(status: NodeStatus, width: number): ActivityView {
     pending: formatCount(status.pendingTransactions),
     pendingTone: status.pendingTransactions > 0 ? 'accent' : 'dim',
     phases: phasesText(status, width - metricColumns.label - 1),
+    served: servedText(status, width - metricColumns.label - 1),
     hasHistory,
   };
 }
@@ -364,6 +371,28 @@ function phasesText(status: NodeStatus, width: number): string {
     return i === names.length - 1 ? `${text} ms` : text;
   });
   return fitList(items, width, ' · ') || '—';
+}
+
+/** Requests served per second, in all then by protocol (the part of the name before its dot), busiest first. */
+function servedText(status: NodeStatus, width: number): string {
+  const served = status.timings?.served ?? {};
+  const byProtocol = new Map<string, number>();
+  for (const [name, figures] of Object.entries(served)) {
+    // Older nodes report no rate: their count over the window stands in for it.
+    const perSec =
+      typeof (figures as { perSec?: unknown }).perSec === 'number'
+        ? figures.perSec
+        : figures.count / Math.max(1, (status.timings?.windowMs ?? 60_000) / 1000);
+    if (!(perSec > 0)) continue;
+    const protocol = name.split('.')[0] ?? name;
+    byProtocol.set(protocol, (byProtocol.get(protocol) ?? 0) + perSec);
+  }
+  if (byProtocol.size === 0) return '—';
+  const total = [...byProtocol.values()].reduce((sum, perSec) => sum + perSec, 0);
+  const parts = [...byProtocol]
+    .sort(([a, x], [b, y]) => y - x || a.localeCompare(b))
+    .map(([protocol, perSec]) => `${protocol} ${formatRate(perSec)}`);
+  return fitList([`${formatRate(total)}/s`, ...parts], width, ' · ') || '—';
 }
 
 /** A node reports 0 ms until it has timed a commit: show that as "not measured", not as instant. */

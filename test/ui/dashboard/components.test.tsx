@@ -50,7 +50,13 @@ describe('dashboard components', () => {
       });
 
       it("shows where a commit's time goes: each phase's p50, in commit order", () => {
-        const phase = (p50Ms: number) => ({ count: 9, p50Ms, p99Ms: p50Ms * 2, maxMs: p50Ms * 3 });
+        const phase = (p50Ms: number) => ({
+          count: 9,
+          perSec: 0.15,
+          p50Ms,
+          p99Ms: p50Ms * 2,
+          maxMs: p50Ms * 3,
+        });
         const timings = {
           windowMs: 60_000,
           phases: { decide: phase(7.43), pend: phase(2), execute: phase(0.66), finish: phase(12.6) },
@@ -62,6 +68,31 @@ describe('dashboard components', () => {
           /phases +execute 0\.7 · pend 2 · decide 7\.4 · finish 13 ms/,
         );
         expect(lineWith(draw(sampleStatus(), [], size), 'phases')).to.match(/phases +—/);
+      });
+
+      it('shows the requests the node served for others per second, by protocol, busiest first', () => {
+        const served = (perSec: number) => ({
+          count: Math.round(perSec * 60),
+          perSec,
+          p50Ms: 1,
+          p99Ms: 2,
+          maxMs: 3,
+        });
+        const timings = {
+          windowMs: 60_000,
+          phases: {},
+          sent: {},
+          served: {
+            'repo.pend': served(31.5),
+            'repo.apply': served(33),
+            'consensus.batch': served(33.2),
+            'tail.view': served(0.4),
+          },
+        };
+        const frame = draw(sampleStatus({ timings }), [], size);
+        // A node that coordinates nothing still shows what it does: here it decides and holds blocks.
+        expect(lineWith(frame, 'served')).to.match(/served +98\/s · repo 65 · consensus 33 · tail 0\.4/);
+        expect(lineWith(draw(sampleStatus(), [], size), 'served')).to.match(/served +—/);
       });
 
       it('shows storage used against capacity and what the node holds', () => {

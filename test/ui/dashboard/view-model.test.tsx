@@ -27,8 +27,8 @@ function rowsUsed(vm: DashboardViewModel): number {
     (vm.network.empty !== undefined ? 1 : 0);
   const events = vm.events.rows.length + (vm.events.empty !== undefined ? 1 : 0);
   if (vm.layout.mode === 'narrow')
-    return header + (1 + 3) + (1 + 2) + (1 + peers) + (1 + events) + footerRows;
-  const left = 5 + 4 + 2 + 1 + Math.max(0, peers - (vm.network.heading !== undefined ? 1 : 0));
+    return header + (1 + 4) + (1 + 2) + (1 + peers) + (1 + events) + footerRows;
+  const left = 6 + 4 + 2 + 1 + Math.max(0, peers - (vm.network.heading !== undefined ? 1 : 0));
   const right = 2 + events;
   return header + Math.max(left, right) + footerRows;
 }
@@ -83,10 +83,10 @@ describe('dashboard view model', () => {
     it('shares the narrow rows between peers and events, each taking what the other leaves', () => {
       const fewPeers = toViewModel(sampleStatus(), manyEvents(100), narrow);
       expect(fewPeers.network.peers).to.have.length(3);
-      expect(fewPeers.events.rows).to.have.length(24 - 13 - 3);
+      expect(fewPeers.events.rows).to.have.length(24 - 14 - 3);
       const fewEvents = toViewModel(sampleStatus({ peers: manyPeers(100) }), sampleEvents(), narrow);
       expect(fewEvents.events.rows).to.have.length(4);
-      expect(fewEvents.network.peers.length + 1).to.equal(24 - 13 - 4);
+      expect(fewEvents.network.peers.length + 1).to.equal(24 - 14 - 4);
     });
 
     it('keeps every line within the terminal width', () => {

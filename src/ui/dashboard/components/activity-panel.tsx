@@ -36,7 +36,22 @@ function PhasesRow(props: { phases: string }) {
   );
 }
 
-/** Transactions per second, commit latency with its phases, and pending transactions. */
+/** Requests this node served for others, per second (it may lead a tail without coordinating anything). */
+function ServedRow(props: { served: string }) {
+  return (
+    <Box>
+      <Box width={metricColumns.label} flexShrink={0}>
+        <Text dimColor>served</Text>
+      </Box>
+      <Text> </Text>
+      <Text dimColor={props.served === '—'} wrap="truncate">
+        {props.served}
+      </Text>
+    </Box>
+  );
+}
+
+/** Transactions per second, commit latency with its phases, pending transactions, and requests served. */
 export function ActivityRows({ activity }: { readonly activity: ActivityView }) {
   return (
     <>
@@ -55,6 +70,7 @@ export function ActivityRows({ activity }: { readonly activity: ActivityView }) 
         sideTone={activity.p99Tone}
       />
       <PhasesRow phases={activity.phases} />
+      <ServedRow served={activity.served} />
     </>
   );
 }
