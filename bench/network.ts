@@ -37,7 +37,7 @@
 // are counted by protocol and message type at every node (network `observeRequest`). After the
 // multi-process sequential run, each node's `node status` timings (`proc3.timings`: commit phases at
 // the coordinator, requests sent and served by type, as [count, p50 ms, p99 ms]) say where that run's
-// time went.
+// time went (they cover the node's last minute, so the end of the warm-up before it too).
 import '../src/shim.js';
 import { ClassicLevel } from 'classic-level';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
