@@ -21,6 +21,11 @@ export class Placement {
   private readonly live = new Set<string>();
   /** When each unreachable member was last seen going away (or this node started without it). */
   private readonly downSince = new Map<string, number>();
+  /**
+   * Members whose connection closed while this node ran, with no connection to them since: known to
+   * be down or cut off, unlike members merely not connected yet (which a request dials and waits for).
+   */
+  private readonly lost = new Set<string>();
   private sorted: string[] | undefined;
   /** digest() of the member list it was computed for. */
   private digested: { readonly of: readonly string[]; readonly digest: string } | undefined;
@@ -46,6 +51,7 @@ export class Placement {
   add(peer: string): boolean {
     if (peer === this.self) return false;
     this.live.add(peer);
+    this.lost.delete(peer);
     this.downSince.delete(peer);
     if (this.known.has(peer)) return this.introduced.delete(peer);
     this.known.add(peer);
@@ -75,18 +81,21 @@ export class Placement {
   connected(peer: string): void {
     if (peer === this.self || !this.known.has(peer)) return;
     this.live.add(peer);
+    this.lost.delete(peer);
     this.downSince.delete(peer);
   }
 
   /** The peer disconnected: still a member, no longer reachable. */
   remove(peer: string): void {
     this.live.delete(peer);
+    if (this.known.has(peer)) this.lost.add(peer);
     if (this.known.has(peer) && !this.downSince.has(peer)) this.downSince.set(peer, this.now());
   }
 
   /** Forgets a member altogether (it left the database): its clusters move to others. */
   evict(peer: string): void {
     this.live.delete(peer);
+    this.lost.delete(peer);
     this.downSince.delete(peer);
     this.introduced.delete(peer);
     if (this.known.delete(peer)) this.sorted = undefined;
@@ -101,6 +110,14 @@ export class Placement {
     if (this.isLive(peer)) return 0;
     const since = this.downSince.get(peer);
     return since === undefined ? 0 : Math.max(0, this.now() - since);
+  }
+
+  /**
+   * True for a member whose connection closed while this node ran and that has not connected since
+   * (see `lost`): a request to it dials it again, but a read need not wait for that to fail.
+   */
+  isCutOff(peer: string): boolean {
+    return peer !== this.self && !this.live.has(peer) && this.lost.has(peer);
   }
 
   isMember(peer: string): boolean {

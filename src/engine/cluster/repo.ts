@@ -1391,7 +1391,13 @@ export class ClusterRepoClient implements RepoClient {
     return this.askEach(cluster, quorumOf(cluster.length), call, counts);
   }
 
-  /** `ask` of any members: resolves once `quorum` answers count (or all settled). */
+  /**
+   * `ask` of any members: resolves once `quorum` answers count, or every member answered — members
+   * cut off from this node (their connection dropped, none since: Placement.isCutOff) are asked too,
+   * which dials them again, but not waited for. Across a partition that dropped packets without a
+   * reset, such a dial hangs until its deadline; waiting for it only made the minority side answer
+   * NO_QUORUM seconds later, and the majority side never needs them.
+   */
   private askEach<T>(
     members: readonly string[],
     quorum: number,
@@ -1399,11 +1405,18 @@ export class ClusterRepoClient implements RepoClient {
     counts: (value: T) => boolean,
   ): Promise<Answer<T>[]> {
     if (members.length === 0) return Promise.resolve([]);
+    const awaited = members.filter((member) => !this.placement.isCutOff(member)).length;
     return new Promise((resolve) => {
       const answers: Answer<T>[] = [];
       let settled = 0;
+      let settledAwaited = 0;
       let counted = 0;
+      const check = (): void => {
+        if (counted >= quorum || settled === members.length || settledAwaited === awaited)
+          resolve(answers.slice());
+      };
       for (const member of members) {
+        const cutOff = this.placement.isCutOff(member);
         call(member)
           .then(
             (value) => {
@@ -1414,9 +1427,12 @@ export class ClusterRepoClient implements RepoClient {
           )
           .finally(() => {
             settled++;
-            if (counted >= quorum || settled === members.length) resolve(answers.slice());
+            if (!cutOff) settledAwaited++;
+            check();
           });
       }
+      // Every member is cut off: nothing to wait for (the requests go on in the background).
+      if (awaited === 0) check();
     });
   }
 

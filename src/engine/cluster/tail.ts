@@ -379,7 +379,12 @@ export class RoutedTailClient implements TailClient {
         // A decision about an entry this node's (reloaded) log does not show yet is worth one retry.
         const missing =
           isEngineError(error, 'NOT_FOUND') && target === placement.self && request.type === 'decide';
-        if ((!isEngineError(error, 'UNAVAILABLE') && !missing) || Date.now() >= deadline) throw error;
+        // A member that does not answer in time is passed over like one that refused the connection:
+        // cut off without a reset (a partition), its connection looks up until a ping fails, and the
+        // rest of the group may already have a new leader. What the request did there stays in doubt
+        // (`tried.failed`), as after any failure.
+        const unreachableThere = isEngineError(error, 'UNAVAILABLE') || isEngineError(error, 'TIMEOUT');
+        if ((!unreachableThere && !missing) || Date.now() >= deadline) throw error;
         if (target === placement.self) {
           // This node's view of the log was stale (it has been reloaded): once more, then give up.
           if (reloaded) throw error;

@@ -335,6 +335,7 @@ class Libp2pNetworkNode implements NetworkNode {
         denyOutboundEncryptedConnection: deny,
       },
       connectionManager: { dialTimeout: limits.dialTimeoutMs },
+      connectionMonitor: { pingInterval: limits.connectionPingIntervalMs },
       services: services as NonNullable<Libp2pOptions<Services>['services']>,
     };
     try {
