@@ -1388,46 +1388,53 @@ export class ClusterRepoClient implements RepoClient {
     counts: (value: T) => boolean = () => true,
   ): Promise<Answer<T>[]> {
     const cluster = this.clusterOf(blockId);
-    return this.askEach(cluster, quorumOf(cluster.length), call, counts);
+    return this.askEach(cluster, quorumOf(cluster.length), call, counts, true);
   }
 
   /**
-   * `ask` of any members: resolves once `quorum` answers count, or every member answered — members
-   * cut off from this node (their connection dropped, none since: Placement.isCutOff) are asked too,
-   * which dials them again, but not waited for. Across a partition that dropped packets without a
-   * reset, such a dial hangs until its deadline; waiting for it only made the minority side answer
-   * NO_QUORUM seconds later, and the majority side never needs them.
+   * `ask` of any members: resolves once `quorum` answers count (or all settled). With `failFast`, it
+   * also resolves once every member still connected (or not yet met) has answered and fewer than
+   * `quorum` of all answers are good, without waiting for members cut off from this node
+   * (Placement.isCutOff: their connection dropped, none since). They are asked too, which dials
+   * them again, but across a partition that dropped packets without a reset such a dial hangs until
+   * its deadline; the caller refuses a read with fewer good answers than a majority (NO_QUORUM)
+   * anyway, so waiting only made the minority side refuse seconds later. With a majority of good
+   * answers, everyone is awaited as before (a member that does not hold the block is no vote for its
+   * absence, and the one cut off may hold the newest revision).
    */
   private askEach<T>(
     members: readonly string[],
     quorum: number,
     call: (member: string) => Promise<T>,
     counts: (value: T) => boolean,
+    failFast = false,
   ): Promise<Answer<T>[]> {
     if (members.length === 0) return Promise.resolve([]);
-    const awaited = members.filter((member) => !this.placement.isCutOff(member)).length;
+    const cutOff = new Set(failFast ? members.filter((member) => this.placement.isCutOff(member)) : []);
+    const awaited = members.length - cutOff.size;
     return new Promise((resolve) => {
       const answers: Answer<T>[] = [];
       let settled = 0;
       let settledAwaited = 0;
+      let good = 0;
       let counted = 0;
       const check = (): void => {
-        if (counted >= quorum || settled === members.length || settledAwaited === awaited)
-          resolve(answers.slice());
+        if (counted >= quorum || settled === members.length) resolve(answers.slice());
+        else if (cutOff.size > 0 && settledAwaited === awaited && good < quorum) resolve(answers.slice());
       };
       for (const member of members) {
-        const cutOff = this.placement.isCutOff(member);
         call(member)
           .then(
             (value) => {
               answers.push({ member, ok: true, value });
+              good++;
               if (counts(value)) counted++;
             },
             (error: unknown) => answers.push({ member, ok: false, error: toEngineError(error) }),
           )
           .finally(() => {
             settled++;
-            if (!cutOff) settledAwaited++;
+            if (!cutOff.has(member)) settledAwaited++;
             check();
           });
       }
