@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { reachNode, type SlowTransactionFigures } from '../../src/engine/index.js';
 import type { TxOutcome } from '../../src/engine/transactions/tx-types.js';
+import { NetnsHosts } from '../helpers/netns.js';
 import {
   checkListAppend,
   completed,
@@ -51,6 +52,15 @@ export interface FaultOptions {
   readonly listKeys: number;
   /** Seconds between kills (0 = no kills). */
   readonly killEvery: number;
+  /**
+   * Seconds between partitions (0 or absent = none). Partitions need network namespaces
+   * (test/helpers/netns.ts: root and iproute2): each node then runs in a namespace of its own, and
+   * every `partitionEvery` seconds a random minority is cut off — packets dropped, no reset — for
+   * `partitionSeconds`, then healed.
+   */
+  readonly partitionEvery?: number;
+  /** How long each partition lasts, seconds (default 4). */
+  readonly partitionSeconds?: number;
   /** Accounts in the `accounts` tree, and each one's opening balance. */
   readonly accounts: number;
   readonly initialBalance: number;
@@ -165,6 +175,12 @@ export interface FaultReport {
   /** One transfer through each node once the faults are over and the settle period passed. */
   readonly afterSettle: readonly { node: number; outcome: Outcome; code?: string; ms?: number }[];
   readonly restarts: readonly Restart[];
+  /** Partitions made during the workload: when, which nodes were cut off, for how long (ms). */
+  readonly partitions: readonly {
+    readonly at: number;
+    readonly side: readonly number[];
+    readonly ms: number;
+  }[];
   /** Safety: broken invariants of the history (the run fails). */
   readonly violations: readonly string[];
   /** Liveness: the database did not get going again once the faults were over (the run fails). */
@@ -259,12 +275,25 @@ function cleanEnv(): NodeJS.ProcessEnv {
 /** Every child process this module started and has not seen exit. */
 const children = new Set<ChildProcessWithoutNullStreams>();
 
-function spawnCli(cliRoot: string, args: readonly string[]): ChildProcessWithoutNullStreams {
-  const child = spawn(process.execPath, [join(cliRoot, 'bin', 'run.js'), ...args], {
-    cwd: cliRoot,
-    env: cleanEnv(),
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+function spawnCli(
+  cliRoot: string,
+  args: readonly string[],
+  /** A network namespace to run it in (`ip netns exec`, which execs the command in place). */
+  namespace?: string,
+): ChildProcessWithoutNullStreams {
+  const command = [process.execPath, join(cliRoot, 'bin', 'run.js'), ...args];
+  const child =
+    namespace === undefined
+      ? spawn(command[0]!, command.slice(1), {
+          cwd: cliRoot,
+          env: cleanEnv(),
+          stdio: ['pipe', 'pipe', 'pipe'],
+        })
+      : spawn('ip', ['netns', 'exec', namespace, ...command], {
+          cwd: cliRoot,
+          env: cleanEnv(),
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
   children.add(child);
   child.on('exit', () => children.delete(child));
   child.on('error', () => children.delete(child));
@@ -346,14 +375,18 @@ class NodeHandle {
     readonly dataDir: string,
     /** Where every line the node logs goes too (kept runs: `<data dir>.ndjson`, across restarts). */
     readonly logFile?: string,
-  ) {}
+    /** The network namespace the node runs in, and its address there (partition runs). */
+    readonly host?: { readonly namespace: string; readonly address: string },
+  ) {
+    if (host !== undefined) this.port = 4001;
+  }
 
   /** Starts `node start`; resolves with its first address once its node:start line is out. */
   start(cliRoot: string, bootstrap: readonly string[], extra: readonly string[]): Promise<string> {
-    const listen = `/ip4/127.0.0.1/tcp/${this.port}`;
+    const listen = `/ip4/${this.host?.address ?? '127.0.0.1'}/tcp/${this.port}`;
     const args = ['node', 'start', '--no-dashboard', '--data', this.dataDir, '--listen', listen, ...extra];
     if (bootstrap.length > 0) args.push('--bootstrap', bootstrap.join(','));
-    const child = spawnCli(cliRoot, args);
+    const child = spawnCli(cliRoot, args, this.host?.namespace);
     this.child = child;
     this.state = 'starting';
     this.stderr = '';
@@ -571,11 +604,25 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
   const log = options.log ?? (() => undefined);
   const random = seededRandom(options.seed);
   const root = mkdtempSync(join(tmpdir(), 'optimystic-fault-'));
+  const partitionEvery = options.partitionEvery ?? 0;
+  let net: NetnsHosts | undefined;
+  if (partitionEvery > 0) {
+    const why = NetnsHosts.available();
+    if (why !== undefined) throw new Error(`partitions need network namespaces: ${why}`);
+    net = new NetnsHosts(options.nodes, `of${process.pid % 100_000}`);
+    net.create();
+  }
   const nodes = Array.from(
     { length: options.nodes },
     (_, i) =>
-      new NodeHandle(i, join(root, `n${i}`), options.keep === true ? join(root, `n${i}.ndjson`) : undefined),
+      new NodeHandle(
+        i,
+        join(root, `n${i}`),
+        options.keep === true ? join(root, `n${i}.ndjson`) : undefined,
+        net === undefined ? undefined : { namespace: net.namespace(i), address: net.address(i) },
+      ),
   );
+  const partitions: { at: number; side: number[]; ms: number }[] = [];
   const txProcesses = new Set<TxProcess>();
   const records: TransferRecord[] = [];
   const listRecords: ListRecord[] = [];
@@ -774,6 +821,30 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
       }
     };
 
+    // Partitions: a random minority (one node, or up to a bare minority) cut off, then healed.
+    const partitioner = async (): Promise<void> => {
+      if (net === undefined) return;
+      const lasts = (options.partitionSeconds ?? 4) * 1000;
+      for (;;) {
+        const wake = Date.now() + partitionEvery * 1000;
+        while (Date.now() < wake && Date.now() < workloadEnd && !aborted) await sleep(100);
+        if (Date.now() >= workloadEnd || aborted) return;
+        const size = 1 + Math.floor(random() * Math.floor((nodes.length - 1) / 2));
+        const side: number[] = [];
+        while (side.length < size) {
+          const pick = Math.floor(random() * nodes.length);
+          if (!side.includes(pick)) side.push(pick);
+        }
+        const at = Date.now();
+        net.partition(side);
+        log(`${elapsed()} partition: nodes ${side.join(', ')} cut off for ${lasts / 1000} s`);
+        while (Date.now() < at + lasts && !aborted) await sleep(100);
+        net.heal();
+        partitions.push({ at: at - t0, side: side.sort((a, b) => a - b), ms: Date.now() - at });
+        log(`${elapsed()} partition healed`);
+      }
+    };
+
     const pendingRestarts: Promise<void>[] = [];
     const restart = (node: NodeHandle, killedAt: number): Promise<void> => {
       const work = (async () => {
@@ -842,9 +913,11 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
           client(options.clients + l, listAppend(options.clients + l)),
         ),
         killer(),
+        partitioner(),
       ]);
     } finally {
       clearInterval(progress);
+      net?.heal();
     }
     const workloadMs = Date.now() - workloadStart;
     checkAbort();
@@ -1013,6 +1086,7 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
         ...(r.ms !== undefined ? { ms: r.ms } : {}),
       })),
       restarts: restarts.sort((a, b) => a.killedAt - b.killedAt),
+      partitions,
       violations,
       liveness,
       diaryEntries: entries.length,
@@ -1037,6 +1111,7 @@ export async function runFault(options: FaultOptions): Promise<FaultReport> {
     for (const p of txProcesses) p.kill();
     await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
     killAllChildren();
+    net?.destroy();
     if (options.keep !== true) rmSync(root, { recursive: true, force: true });
   }
 }
@@ -1545,6 +1620,10 @@ export function formatReport(report: FaultReport): string {
       `list-append: ok ${lists.ok}, failed ${lists.failed}, unknown ${lists.unknown}; ${lists.elements} elements in ${o.listKeys} lists; dependency graph of ${lists.committed} transactions and ${lists.edges} edges; ${lists.anomalies} anomalies`,
     );
   for (const [code, message] of Object.entries(report.errorSamples)) lines.push(`  e.g. ${code}: ${message}`);
+  if (report.partitions.length > 0)
+    lines.push(
+      `partitions: ${report.partitions.length} (${report.partitions.map((p) => `${(p.at / 1000).toFixed(1)} s: ${p.side.join('+')} for ${(p.ms / 1000).toFixed(1)} s`).join('; ')})`,
+    );
   lines.push(`restarts: ${report.restarts.length}`);
   for (const r of report.restarts)
     lines.push(

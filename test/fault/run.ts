@@ -41,6 +41,10 @@ Options:
   --list-clients L   list-append clients beside them, 0 for none (default ${defaultFaultOptions.listClients})
   --lists K          lists of the list-append workload (default ${defaultFaultOptions.listKeys})
   --kill-every S     seconds between kills, 0 for none (default ${defaultFaultOptions.killEvery})
+  --partition-every S  seconds between partitions, 0 for none (default 0): each node runs in a
+                     network namespace of its own (needs root and iproute2) and a random minority is
+                     cut off, packets dropped without a reset, then healed
+  --partition-for S  how long each partition lasts (default 4)
   --accounts N       accounts (default ${defaultFaultOptions.accounts})
   --balance B        opening balance of each account (default ${defaultFaultOptions.initialBalance})
   --max-amount A     largest transfer (default ${defaultFaultOptions.maxAmount})
@@ -77,6 +81,8 @@ async function main(): Promise<void> {
         'list-clients': { type: 'string' },
         lists: { type: 'string' },
         'kill-every': { type: 'string' },
+        'partition-every': { type: 'string' },
+        'partition-for': { type: 'string' },
         accounts: { type: 'string' },
         balance: { type: 'string' },
         'max-amount': { type: 'string' },
@@ -108,6 +114,8 @@ async function main(): Promise<void> {
     listClients: number(v['list-clients'], 'list-clients', d.listClients),
     listKeys: number(v.lists, 'lists', d.listKeys, 1),
     killEvery: number(v['kill-every'], 'kill-every', d.killEvery),
+    partitionEvery: number(v['partition-every'], 'partition-every', 0),
+    partitionSeconds: number(v['partition-for'], 'partition-for', 4, 1),
     accounts: number(v.accounts, 'accounts', d.accounts, 2),
     initialBalance: number(v.balance, 'balance', d.initialBalance, 1),
     maxAmount: number(v['max-amount'], 'max-amount', d.maxAmount, 1),
