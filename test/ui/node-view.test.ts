@@ -12,6 +12,15 @@ function field(rows: [string, string][], label: string): string | undefined {
 }
 
 describe('node status as labelled lines', () => {
+  it('shows the members reachable of those known, and what fewer than half means', () => {
+    expect(field(statusFields(sampleStatus({ members: { known: 5, reachable: 3 } })), 'Members')).to.equal(
+      '3 of 5 reachable (this node included)',
+    );
+    expect(field(statusFields(sampleStatus({ members: { known: 5, reachable: 2 } })), 'Members')).to.equal(
+      '2 of 5 reachable (this node included): fewer than half, so reads and writes that need a majority answer NO_QUORUM',
+    );
+  });
+
   it('shows commit phases in the order a commit takes them, and requests by frequency', () => {
     const rows = statusFields(
       sampleStatus({
@@ -64,6 +73,7 @@ describe('node status as labelled lines', () => {
     const older = statusFields(sampleStatus());
     expect(field(older, 'Commit phases')).to.equal(undefined);
     expect(field(older, 'Requests sent')).to.equal(undefined);
+    expect(field(older, 'Members')).to.equal(undefined);
     expect(field(idle, 'Event loop')).to.equal(undefined);
   });
 });

@@ -303,16 +303,19 @@ export class RunningNode implements NodeControl {
         this.connectedAt.set(peer, this.clock.now());
         this.emit('peer:connect', `peer joined: ${peer}`, peer);
         this.probe([peer]);
+        this.watchMajority();
       });
       this.network.on('peer:disconnect', (peer) => {
         this.connectedAt.delete(peer);
         this.emit('peer:disconnect', `peer left: ${peer}`, peer);
+        this.watchMajority();
       });
       // Bootstrap peers are dialled while the network starts, before the listeners above.
       for (const peer of this.network.peers()) {
         this.connectedAt.set(peer.id, this.clock.now());
         this.emit('peer:connect', `peer joined: ${peer.id}`, peer.id);
       }
+      this.watchMajority();
     } catch (error) {
       await this.teardown();
       throw error;
@@ -547,7 +550,51 @@ export class RunningNode implements NodeControl {
       pendingTransactions: this.database.pendingTransactions,
       rates: this.meter.status(),
       timings: this.distributed.timings.status(),
+      ...(this.membersNow() === undefined ? {} : { members: this.membersNow()! }),
     };
+  }
+
+  /** Members known and reachable (this node counted in both), once the node serves a cluster. */
+  private membersNow(): { known: number; reachable: number } | undefined {
+    const placement = this.distributed.wiring.cluster?.placement;
+    if (placement === undefined) return undefined;
+    return { known: placement.members().length, reachable: placement.liveMembers().length };
+  }
+
+  /**
+   * Whether a majority of the known members was reachable when last looked (`watchMajority`);
+   * undefined until it first was (a node starting up meets its members one by one: no alarm then).
+   */
+  private majorityReachable: boolean | undefined;
+
+  /**
+   * Logs the moment this node stops reaching a majority of the members it knows, and the moment it
+   * does again: in between, what needs a majority of a cluster answers NO_QUORUM here, and an
+   * operator reading the log (or the dashboard's events) should know why. Looked at after each
+   * connection change, once the cluster has taken it into account.
+   */
+  private watchMajority(): void {
+    setImmediate(() => {
+      const members = this.membersNow();
+      if (members === undefined || this.closing !== undefined) return;
+      const majority = members.reachable > members.known / 2;
+      if (this.majorityReachable === undefined) {
+        if (majority) this.majorityReachable = true;
+        return;
+      }
+      if (majority === this.majorityReachable) return;
+      this.majorityReachable = majority;
+      if (majority)
+        this.emit(
+          'info',
+          `a majority of the members is reachable again (${members.reachable} of ${members.known})`,
+        );
+      else
+        this.emit(
+          'error',
+          `only ${members.reachable} of the ${members.known} members are reachable: reads and writes that need a majority answer NO_QUORUM until more of them are back`,
+        );
+    });
   }
 
   identity(): Promise<IdentityInfo> {

@@ -103,6 +103,12 @@ export interface NodeStatus {
   readonly rates: RateStatus;
   /** Where the time goes (absent from nodes of versions before it existed). */
   readonly timings?: TimingsStatus;
+  /**
+   * Members of the database this node knows (itself included) and how many of them it reaches now
+   * (itself included). Fewer than half reachable: reads and writes that need a majority of a cluster
+   * answer NO_QUORUM. Absent from nodes of versions before it existed, and before a node has joined.
+   */
+  readonly members?: { readonly known: number; readonly reachable: number };
 }
 
 export type NodeEventKind =

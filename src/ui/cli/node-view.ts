@@ -59,6 +59,14 @@ export function statusFields(status: NodeStatus): [string, string][] {
       ? ([['Announced', status.announceAddresses.join('\n')]] as [string, string][])
       : []),
     ['Peers', `${status.peers.length} connected, ${status.dhtTableSize} in the DHT routing table`],
+    ...(status.members === undefined
+      ? []
+      : [
+          [
+            'Members',
+            `${status.members.reachable} of ${status.members.known} reachable (this node included)${status.members.reachable > status.members.known / 2 ? '' : ': fewer than half, so reads and writes that need a majority answer NO_QUORUM'}`,
+          ] as [string, string],
+        ]),
     ['Cluster size', String(status.clusterSize)],
     ['Collections', String(status.collections)],
     [

@@ -439,7 +439,13 @@ export function sortPeers(peers: readonly PeerStatus[]): PeerStatus[] {
 }
 
 function networkView(status: NodeStatus, width: number, rows: number, withHeading: boolean): NetworkView {
-  const summary = `${counted(status.peers.length, 'peer')} · ${counted(status.connections, 'connection')} · DHT ${formatCount(status.dhtTableSize)}`;
+  // Members reachable of those known (this node included), from nodes that report it: fewer than
+  // half means what needs a majority answers NO_QUORUM here.
+  const members =
+    status.members === undefined
+      ? ''
+      : ` · members ${formatCount(status.members.reachable)}/${formatCount(status.members.known)}${status.members.reachable > status.members.known / 2 ? '' : ' (no majority)'}`;
+  const summary = `${counted(status.peers.length, 'peer')}${members} · ${counted(status.connections, 'connection')} · DHT ${formatCount(status.dhtTableSize)}`;
   if (status.peers.length === 0) {
     return { summary, peers: [], morePeers: 0, ...(rows > 0 ? { empty: 'no peers connected' } : {}) };
   }

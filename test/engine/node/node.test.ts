@@ -251,6 +251,39 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     expect(events).to.deep.include(['peer:disconnect', c.peerId]);
   });
 
+  it('reports members reachable of known, and logs losing and regaining a majority of them', async () => {
+    const a = await start('a');
+    const bootstrap = [a.hub.current()!.listenAddresses[0]!];
+    const b = await start('b', { bootstrap });
+    const c = await start('c', { bootstrap });
+    await eventually(async () => (await a.status()).members?.reachable === 3);
+    expect((await a.status()).members).to.deep.equal({ known: 3, reachable: 3 });
+    // One of three away: still a majority, nothing logged.
+    await c.close();
+    await eventually(async () => (await a.status()).members?.reachable === 2);
+    expect((await a.status()).members).to.deep.equal({ known: 3, reachable: 2 });
+    const alarms = (): string[] =>
+      a.hub
+        .recentEvents()
+        .filter(
+          (event) => event.message.includes('majority') || event.message.includes('members are reachable'),
+        )
+        .map((event) => `${event.kind}: ${event.message}`);
+    expect(alarms()).to.deep.equal([]);
+    // Two of three away: no majority; said once, as an error.
+    await b.close();
+    await eventually(() => alarms().length === 1);
+    expect(alarms()[0]).to.equal(
+      'error: only 1 of the 3 members are reachable: reads and writes that need a majority answer NO_QUORUM until more of them are back',
+    );
+    expect((await a.status()).members).to.deep.equal({ known: 3, reachable: 1 });
+    // One comes back: a majority again.
+    const back = await start('b', { bootstrap });
+    await back.connect(a.hub.current()!.listenAddresses[0]!).catch(() => undefined);
+    await eventually(() => alarms().length === 2);
+    expect(alarms()[1]).to.equal('info: a majority of the members is reachable again (2 of 3)');
+  });
+
   it('answers light clients over libp2p, but keeps stop and dialling to its own control socket', async () => {
     const node = await start('a', { clients: 'any' });
     const local = await reachDatabase({ dataDir: join(root, 'a') });

@@ -301,6 +301,15 @@ describe('dashboard view model', () => {
       );
     });
 
+    it('says how many members it reaches of those it knows, and when that is no majority', () => {
+      const summary = (reachable: number, known: number): string =>
+        toViewModel(sampleStatus({ members: { known, reachable } }), [], narrow).network.summary;
+      expect(summary(4, 5)).to.equal('3 peers · members 4/5 · 4 connections · DHT 17');
+      expect(summary(3, 5)).to.equal('3 peers · members 3/5 · 4 connections · DHT 17');
+      expect(summary(2, 5)).to.equal('3 peers · members 2/5 (no majority) · 4 connections · DHT 17');
+      expect(summary(1, 2)).to.equal('3 peers · members 1/2 (no majority) · 4 connections · DHT 17');
+    });
+
     it('sorts peers by latency, fastest first, unknown latency last', () => {
       const status = sampleStatus({
         peers: [
