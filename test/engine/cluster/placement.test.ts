@@ -33,6 +33,31 @@ describe('placement', () => {
     expect(placement.leaderOf(block, before)).to.be.oneOf(['p1', 'p5']);
   });
 
+  it('tells members cut off (their connection closed, none since) from members not met yet', () => {
+    const placement = new Placement('p1', 5, ['p2', 'p3']);
+    // Known from before a restart but not connected yet: dialled and waited for, not cut off.
+    expect(placement.isCutOff('p2')).to.equal(false);
+    placement.connected('p2');
+    placement.add('p4');
+    placement.remove('p2');
+    placement.remove('p4');
+    expect(placement.isCutOff('p2')).to.equal(true);
+    expect(placement.isCutOff('p4')).to.equal(true);
+    expect(placement.isCutOff('p3')).to.equal(false);
+    expect(placement.isCutOff('p1')).to.equal(false);
+    // Back through a connection, or through a hello: no longer cut off.
+    placement.connected('p2');
+    placement.add('p4');
+    expect(placement.isCutOff('p2')).to.equal(false);
+    expect(placement.isCutOff('p4')).to.equal(false);
+    // A peer that was never a member is never cut off; an evicted one no longer.
+    placement.remove('p9');
+    expect(placement.isCutOff('p9')).to.equal(false);
+    placement.remove('p4');
+    placement.evict('p4');
+    expect(placement.isCutOff('p4')).to.equal(false);
+  });
+
   it('remembers members it knew before a restart, live or not', () => {
     const placement = new Placement('p1', 3, ['p2', 'p3']);
     expect(placement.members()).to.deep.equal(['p1', 'p2', 'p3']);

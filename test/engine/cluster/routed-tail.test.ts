@@ -75,6 +75,17 @@ describe('RoutedTailClient', () => {
     expect((error as EngineError).details?.['inDoubt']).to.equal(true);
   });
 
+  it('passes over a member that does not answer in time (a partition that drops packets)', async () => {
+    const { tails, asked } = client((target) => {
+      if (target === asked[0]) throw new EngineError('TIMEOUT', 'could not open the tail protocol in time');
+      return { status: 'committed', lsn: 4, certificate: { trxId: 'trx-1' } };
+    });
+    const outcome = await tails.commit(request);
+    expect(asked).to.have.length(2);
+    expect(asked[1]).to.not.equal(asked[0]);
+    expect(outcome).to.deep.include({ status: 'committed', lsn: 4 });
+  });
+
   it('passes a decision on after a failed try (the tail answers a transaction it holds with its entry)', async () => {
     const certificate = { trxId: 'trx-1' };
     const { tails } = client((_target, attempt) =>
