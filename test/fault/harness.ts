@@ -282,18 +282,8 @@ function spawnCli(
   namespace?: string,
 ): ChildProcessWithoutNullStreams {
   const command = [process.execPath, join(cliRoot, 'bin', 'run.js'), ...args];
-  const child =
-    namespace === undefined
-      ? spawn(command[0]!, command.slice(1), {
-          cwd: cliRoot,
-          env: cleanEnv(),
-          stdio: ['pipe', 'pipe', 'pipe'],
-        })
-      : spawn('ip', ['netns', 'exec', namespace, ...command], {
-          cwd: cliRoot,
-          env: cleanEnv(),
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
+  const [file, ...rest] = namespace === undefined ? command : ['ip', 'netns', 'exec', namespace, ...command];
+  const child = spawn(file!, rest, { cwd: cliRoot, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
   child.on('exit', () => children.delete(child));
   child.on('error', () => children.delete(child));
@@ -359,7 +349,7 @@ function lineSplitter(onLine: (line: string) => void): (text: string) => void {
 
 type NodeState = 'starting' | 'up' | 'dying' | 'down';
 
-class NodeHandle {
+export class NodeHandle {
   state: NodeState = 'down';
   child: ChildProcessWithoutNullStreams | undefined;
   address: string | undefined;

@@ -15,7 +15,6 @@
  * skips it too. Runs the built binary (the `before` hook builds dist/ when it is stale).
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,21 +23,13 @@ import { reachNode, type RemoteNode } from '../../src/engine/index.js';
 import type { TxOutcome } from '../../src/engine/transactions/tx-types.js';
 import { buildIfStale, cliRoot } from '../helpers/built-cli.js';
 import { NetnsHosts } from '../helpers/netns.js';
+import { NodeHandle } from './harness.js';
 
 const hostCount = 5;
 /** From the cut to the majority's first commit. */
 const majorityRecoveryMs = 20_000;
 /** A minority node that has noticed the cut answers within this. */
 const minorityAnswerMs = 2_000;
-const port = 4001;
-
-interface Host {
-  readonly index: number;
-  readonly dataDir: string;
-  child: ChildProcess | undefined;
-  peerId: string;
-  node: RemoteNode | undefined;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -64,9 +55,18 @@ const unavailable = process.env['OPTIMYSTIC_NETNS'] === '0' ? 'OPTIMYSTIC_NETNS=
 
 describe('fault: a partition that drops packets, between node processes in network namespaces', function () {
   this.timeout(180_000);
-  const hosts: Host[] = [];
   const net = new NetnsHosts(hostCount, `op${process.pid % 100_000}`);
   const root = mkdtempSync(join(tmpdir(), 'optimystic-netns-'));
+  // The fault harness's node processes, each started in its namespace (`ip netns exec`).
+  const hosts = Array.from(
+    { length: hostCount },
+    (_, i) =>
+      new NodeHandle(i, join(root, `n${i}`), undefined, {
+        namespace: net.namespace(i),
+        address: net.address(i),
+      }),
+  );
+  const remotes: RemoteNode[] = [];
 
   before(function () {
     if (unavailable !== undefined) {
@@ -78,72 +78,17 @@ describe('fault: a partition that drops packets, between node processes in netwo
   });
 
   after(async () => {
-    await Promise.all(
-      hosts.flatMap((host) => (host.node === undefined ? [] : [host.node.close().catch(() => undefined)])),
-    );
-    await Promise.all(hosts.map((host) => stop(host)));
+    await Promise.all(remotes.map((remote) => remote.close().catch(() => undefined)));
+    await Promise.all(hosts.map((host) => host.stop(10_000).catch(() => undefined)));
     net.destroy();
     rmSync(root, { recursive: true, force: true });
   });
 
-  function start(index: number, bootstrap: string | undefined): Promise<Host> {
-    const dataDir = join(root, `n${index}`);
-    const args = [
-      'netns',
-      'exec',
-      net.namespace(index),
-      process.execPath,
-      join(cliRoot, 'bin', 'run.js'),
-      'node',
-      'start',
-      '--no-dashboard',
-      '--listen',
-      `/ip4/${net.address(index)}/tcp/${port}`,
-      '--data',
-      dataDir,
-      ...(bootstrap === undefined ? [] : ['--bootstrap', bootstrap]),
-    ];
-    const env = Object.fromEntries(
-      Object.entries(process.env).filter(([key]) => !key.startsWith('OPTIMYSTIC_')),
-    );
-    const child = spawn('ip', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const host: Host = { index, dataDir, child, peerId: '', node: undefined };
-    hosts.push(host);
-    return new Promise((resolve, reject) => {
-      let buffer = '';
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-      child.stdout.setEncoding('utf8').on('data', (text: string) => {
-        buffer += text;
-        const line = buffer.split('\n').find((l) => l.includes('"kind":"node:start"'));
-        if (line === undefined) return;
-        host.peerId = (JSON.parse(line) as { peerId: string }).peerId;
-        buffer = '';
-        resolve(host);
-      });
-      child.once('exit', (code) =>
-        reject(new Error(`node ${index} exited (${code}): ${stderr.slice(-400)}`)),
-      );
-    });
-  }
-
-  async function stop(host: Host): Promise<void> {
-    const child = host.child;
-    host.child = undefined;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-
   it('keeps the majority committing, refuses the minority at once, and heals', async () => {
-    const first = await start(0, undefined);
-    const bootstrap = `/ip4/${net.address(0)}/tcp/${port}/p2p/${first.peerId}`;
-    for (let i = 1; i < hostCount; i++) await start(i, bootstrap);
-    for (const host of hosts) host.node = await reachNode({ dataDir: host.dataDir });
-    const node = (i: number): RemoteNode => hosts[i]!.node!;
+    const bootstrap = await hosts[0]!.start(cliRoot, [], []);
+    for (const host of hosts.slice(1)) await host.start(cliRoot, [bootstrap], []);
+    for (const host of hosts) remotes.push(await reachNode({ dataDir: host.dataDir }));
+    const node = (i: number): RemoteNode => remotes[i]!;
     for (let i = 0; i < hostCount; i++)
       await until(`node ${i} to meet every other`, 30_000, async () =>
         (await node(i).peers()).length === hostCount - 1 ? true : undefined,

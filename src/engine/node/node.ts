@@ -528,6 +528,7 @@ export class RunningNode implements NodeControl {
       this.solo.collectionCount(collectionsMaxAgeMs),
     ]);
     const peers = this.peerStatuses();
+    const members = this.membersNow();
     return {
       version: this.options.version,
       peerId: this.peerId,
@@ -550,7 +551,7 @@ export class RunningNode implements NodeControl {
       pendingTransactions: this.database.pendingTransactions,
       rates: this.meter.status(),
       timings: this.distributed.timings.status(),
-      ...(this.membersNow() === undefined ? {} : { members: this.membersNow()! }),
+      ...(members === undefined ? {} : { members }),
     };
   }
 

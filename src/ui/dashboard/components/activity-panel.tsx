@@ -21,31 +21,20 @@ function MetricRow(props: { label: string; value: string; spark: string; side: s
   );
 }
 
-/** Where a commit's time goes: each phase's p50 over the last minute. */
-function PhasesRow(props: { phases: string }) {
+/**
+ * A labelled line of text: `phases` (each commit phase's p50 over the last minute) and `served`
+ * (requests served for others per second: a node may lead a tail without coordinating anything).
+ * Dim when there is nothing (`—`).
+ */
+function TextRow(props: { label: string; text: string }) {
   return (
     <Box>
       <Box width={metricColumns.label} flexShrink={0}>
-        <Text dimColor>phases</Text>
+        <Text dimColor>{props.label}</Text>
       </Box>
       <Text> </Text>
-      <Text dimColor={props.phases === '—'} wrap="truncate">
-        {props.phases}
-      </Text>
-    </Box>
-  );
-}
-
-/** Requests this node served for others, per second (it may lead a tail without coordinating anything). */
-function ServedRow(props: { served: string }) {
-  return (
-    <Box>
-      <Box width={metricColumns.label} flexShrink={0}>
-        <Text dimColor>served</Text>
-      </Box>
-      <Text> </Text>
-      <Text dimColor={props.served === '—'} wrap="truncate">
-        {props.served}
+      <Text dimColor={props.text === '—'} wrap="truncate">
+        {props.text}
       </Text>
     </Box>
   );
@@ -69,8 +58,8 @@ export function ActivityRows({ activity }: { readonly activity: ActivityView }) 
         side={`p99 ${activity.p99}`}
         sideTone={activity.p99Tone}
       />
-      <PhasesRow phases={activity.phases} />
-      <ServedRow served={activity.served} />
+      <TextRow label="phases" text={activity.phases} />
+      <TextRow label="served" text={activity.served} />
     </>
   );
 }
