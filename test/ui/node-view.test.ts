@@ -21,6 +21,15 @@ describe('node status as labelled lines', () => {
     );
   });
 
+  it('says when the store refuses writes, and only then', () => {
+    const failure = 'data directory /d/store failed: IO error: No space left on device';
+    const failed = sampleStatus({ storage: { ...sampleStatus().storage, failure } });
+    expect(field(statusFields(failed), 'Store')).to.equal(
+      `writes refused: ${failure} (it retries by itself)`,
+    );
+    expect(field(statusFields(sampleStatus()), 'Store')).to.equal(undefined);
+  });
+
   it('shows commit phases in the order a commit takes them, and requests by frequency', () => {
     const rows = statusFields(
       sampleStatus({

@@ -66,6 +66,12 @@ export const limits = {
    * wait: bounds the memory of the unsynced overlay when callers batch without syncing.
    */
   storeQueueOpsMax: 8192,
+  /** A store whose flush failed (a full disk) tries to recover after this long, then twice as long each time (LevelDB takes writes again only once reopened). */
+  storeRecoveryFirstMs: 1_000,
+  /** The longest wait between two recovery attempts of a failed store. */
+  storeRecoveryMaxMs: 30_000,
+  /** Free bytes the file system must have before a failed store tries to recover: room for LevelDB's new log and a compaction's first table. */
+  storeRecoveryFreeBytesMin: 16 * 1024 * 1024,
   /** Threshold key holders in one ceremony: every deal carries a share per holder and every response echoes every deal (n² data). */
   ceremonyParticipantsMax: 64,
   /** A ceremony's human label is shown in prompts and listings; a paragraph is plenty. */

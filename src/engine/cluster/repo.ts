@@ -961,7 +961,10 @@ export class ClusterRepoClient implements RepoClient {
         items[0]!.trxId,
         items.map((i) => i.blockId),
       ).catch(() => undefined);
-      throw new EngineError('NO_QUORUM', 'a majority of a block cluster did not accept the pend');
+      throw new EngineError(
+        'NO_QUORUM',
+        `a majority of a block cluster did not accept the pend${ownFailure(results.get(this.self))}`,
+      );
     }
     return { ok, outcomes };
   }
@@ -1168,7 +1171,11 @@ export class ClusterRepoClient implements RepoClient {
       if (done >= quorumOf(cluster.length)) continue;
       for (const answer of answers.values())
         if (!answer.ok && isEngineError(answer.error, reason)) throw answer.error;
-      throw new EngineError('NO_QUORUM', `a majority of the cluster of block ${id} did not ${what}`);
+      const own = answers.get(this.self);
+      throw new EngineError(
+        'NO_QUORUM',
+        `a majority of the cluster of block ${id} did not ${what}${ownFailure(own?.ok === false ? own.error : undefined)}`,
+      );
     }
   }
 
@@ -1494,4 +1501,12 @@ export class ClusterRepoClient implements RepoClient {
     }
     return answers;
   }
+}
+
+/**
+ * Why this node's own part of a write failed, for the message of a write that found no majority: a
+ * node whose store refuses writes (a full disk) is the cause its operator can fix, not the network.
+ */
+function ownFailure(result: unknown): string {
+  return result instanceof EngineError ? ` (this node: ${result.message})` : '';
 }

@@ -74,7 +74,14 @@ import { RawConsensusStore } from '../cluster/consensus-store.js';
 import { DeferredSyncs } from '../cluster/deferred-syncs.js';
 import type { RawStore } from '../storage/raw-store.js';
 import { StatusHub } from './status-hub.js';
-import type { NodeEvent, NodeEventKind, NodeStatus, PeerStatus, SlowTransactionFigures } from './status.js';
+import {
+  storeFailureGist,
+  type NodeEvent,
+  type NodeEventKind,
+  type NodeStatus,
+  type PeerStatus,
+  type SlowTransactionFigures,
+} from './status.js';
 import { unlink } from 'node:fs/promises';
 
 export interface StartNodeOptions {
@@ -140,7 +147,12 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
         `removed the api file left by a node that is no longer running (pid ${staleApi.pid || 'unknown'})`,
       );
     }
-    const raw = new LevelRawStore(join(dataDir, 'store'));
+    // A failed flush (a full disk) and the store's recovery are reported once the node exists.
+    const storeEvents: { failed?: (error: EngineError) => void; recovered?: () => void } = {};
+    const raw = new LevelRawStore(join(dataDir, 'store'), {
+      onFailure: (error) => storeEvents.failed?.(error),
+      onRecovered: () => storeEvents.recovered?.(),
+    });
     try {
       await raw.open();
     } catch (error) {
@@ -189,6 +201,8 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       timings,
     });
     slow.report = (timing) => node.reportSlowTransaction(timing);
+    storeEvents.failed = (error) => node.reportStore(error);
+    storeEvents.recovered = () => node.reportStore(undefined);
     await node.start();
     return node;
   } catch (error) {
@@ -468,6 +482,21 @@ export class RunningNode implements NodeControl {
   }
 
   /** Logs a slow transaction this node coordinated, with where its time went. */
+  /**
+   * The store failed to write (`error`; a full disk, say) or recovered (undefined). While it is
+   * failed the node refuses every write its clusters ask of it, so transactions answer NO_QUORUM or
+   * UNAVAILABLE naming this node's store; `node status` shows the failure until the store recovers.
+   */
+  reportStore(error: EngineError | undefined): void {
+    if (error === undefined)
+      this.emit('info', 'the store takes writes again: what it held while it was failed is on disk');
+    else
+      this.emit(
+        'error',
+        `the store cannot write (${storeFailureGist(error.message)}): ${error.message}; this node refuses writes until it can (it retries by itself, every 30 s at most)`,
+      );
+  }
+
   reportSlowTransaction(timing: TransactionTiming): void {
     const tenths = (ms: number): number => Math.round(ms * 10) / 10;
     const transaction: SlowTransactionFigures = {
@@ -521,6 +550,12 @@ export class RunningNode implements NodeControl {
    * node publishes every second takes one up to collectionCountMaxAgeMs old: a networked node counts
    * by asking every member for its catalog.
    */
+  /** Why the store refuses writes now, if it does. */
+  private storeFailure(): string | undefined {
+    const raw = this.distributed.raw;
+    return raw instanceof LevelRawStore ? raw.failed?.message : undefined;
+  }
+
   private async statusAt(collectionsMaxAgeMs: number): Promise<NodeStatus> {
     const now = this.clock.now();
     const [stats, collections] = await Promise.all([
@@ -547,7 +582,11 @@ export class RunningNode implements NodeControl {
       connections: peers.length,
       dhtTableSize: this.network?.routingTableSize() ?? 0,
       collections,
-      storage: { ...stats, capacityBytes: this.config.capacityBytes },
+      storage: {
+        ...stats,
+        capacityBytes: this.config.capacityBytes,
+        ...(this.storeFailure() === undefined ? {} : { failure: this.storeFailure()! }),
+      },
       pendingTransactions: this.database.pendingTransactions,
       rates: this.meter.status(),
       timings: this.distributed.timings.status(),

@@ -72,6 +72,18 @@ export interface StorageStatus {
   readonly bytes: number;
   /** Configured capacity in bytes (0 = unlimited). */
   readonly capacityBytes: number;
+  /** Why the store refuses writes (a flush failed, e.g. the disk is full), until it recovers. */
+  readonly failure?: string;
+}
+
+/**
+ * The gist of a store failure's message, for a line too short for all of it: what the system said
+ * last (`No space left on device` of `data directory … failed: IO error: …/000003.log: No space left
+ * on device`).
+ */
+export function storeFailureGist(message: string): string {
+  const gist = message.split(': ').at(-1)?.trim() ?? '';
+  return gist === '' ? message : gist;
 }
 
 export interface NodeStatus {

@@ -1,4 +1,4 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel, type Iterator as ClassicIterator } from 'classic-level';
 import { assert } from '../base/assert.js';
@@ -9,6 +9,14 @@ import { compareRawKeys, rawKeyInRange, type RawOp, type RawRange, type RawStore
 export interface LevelRawStoreInit {
   /** Queued ops past which batch() flushes and waits (default limits.storeQueueOpsMax). */
   readonly queueOpsMax?: number;
+  /** A flush failed: writes are refused until the store recovers (see `recover`). */
+  readonly onFailure?: (error: EngineError) => void;
+  /** The store recovered from a failed flush: the queued batches are on disk, writes are taken again. */
+  readonly onRecovered?: () => void;
+  /** First wait before trying to recover from a failed flush (default limits.storeRecoveryFirstMs). */
+  readonly recoveryFirstMs?: number;
+  /** Free bytes the file system must have before recovery is tried (default limits.storeRecoveryFreeBytesMin). */
+  readonly recoveryFreeBytesMin?: number;
 }
 
 /**
@@ -60,10 +68,24 @@ export class LevelRawStore implements RawStore {
    * later batches and syncs reject with this (nothing they carry is applied) until it is reopened.
    */
   private failure: EngineError | undefined;
+  /** A recovery under way (`recover`): reads wait for it, as it swaps the LevelDB handle. */
+  private recovering: Promise<boolean> | undefined;
+  /** The next recovery attempt, and the wait before the one after it. */
+  private recoveryTimer: NodeJS.Timeout | undefined;
+  private recoveryWaitMs: number;
 
-  constructor(dir: string, init: LevelRawStoreInit = {}) {
+  constructor(
+    dir: string,
+    private readonly init: LevelRawStoreInit = {},
+  ) {
     this.dir = dir;
     this.queueOpsMax = init.queueOpsMax ?? limits.storeQueueOpsMax;
+    this.recoveryWaitMs = init.recoveryFirstMs ?? limits.storeRecoveryFirstMs;
+  }
+
+  /** The failed flush writes are refused for, until the store recovers; undefined while it works. */
+  get failed(): EngineError | undefined {
+    return this.failure;
   }
 
   /** LevelDB writes made so far (each one synced batch); tests use it to see group commit at work. */
@@ -76,12 +98,7 @@ export class LevelRawStore implements RawStore {
     this.state = 'opening';
     try {
       await mkdir(this.dir, { recursive: true });
-      const db: Db = new ClassicLevel<string, string>(this.dir, {
-        keyEncoding: 'utf8',
-        valueEncoding: 'utf8',
-      });
-      await db.open();
-      this.db = db;
+      this.db = await openLevel(this.dir);
       this.failure = undefined;
       this.durableSeq = this.seq;
       this.state = 'open';
@@ -97,9 +114,12 @@ export class LevelRawStore implements RawStore {
       assert(this.state === 'closed', `close() on a store that is ${this.state}`);
       return;
     }
-    const db = this.db!;
     this.state = 'closing';
+    clearTimeout(this.recoveryTimer);
+    await this.recovering;
+    const db = this.db;
     try {
+      if (db === undefined) throw this.failure ?? closedError(this.dir);
       await this.flushUpTo(this.seq);
     } finally {
       // A failed last flush leaves its batches unsynced: they are lost, as in a crash, and the error says so.
@@ -107,11 +127,84 @@ export class LevelRawStore implements RawStore {
       this.queue = [];
       this.db = undefined;
       this.state = 'closed';
-      await db.close();
+      await db?.close();
     }
   }
 
+  /**
+   * Tries to recover from a failed flush (a full disk, say): LevelDB refuses every write after a
+   * failed one until it is opened again, so the store closes its LevelDB and opens it again, then
+   * writes the batches it still holds — the failed flush's first, in order, so the disk still holds
+   * a prefix of the batches. Runs by itself after a failure (after `recoveryFirstMs`, then twice as
+   * long each time up to `storeRecoveryMaxMs`) once the file system has `recoveryFreeBytesMin` free;
+   * true when the store takes writes again. Nothing acknowledged is at stake either way: a batch is
+   * acknowledged only by a sync that landed.
+   */
+  recover(): Promise<boolean> {
+    this.recovering ??= this.recoverNow().finally(() => (this.recovering = undefined));
+    return this.recovering;
+  }
+
+  private async recoverNow(): Promise<boolean> {
+    if (this.state !== 'open' || this.failure === undefined) return this.failure === undefined;
+    clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = undefined;
+    try {
+      const fs = await statfs(this.dir);
+      const needed = this.init.recoveryFreeBytesMin ?? limits.storeRecoveryFreeBytesMin;
+      if (fs.bavail * fs.bsize < needed) throw new Error('not enough free space yet');
+      if (this.flushing !== undefined) await this.flushing.catch(() => undefined);
+      const old = this.db;
+      this.db = undefined;
+      await old?.close().catch(() => undefined);
+      this.db = await openLevel(this.dir);
+      const failure = this.failure;
+      this.failure = undefined;
+      try {
+        await this.flushUpTo(this.seq);
+      } catch (error) {
+        this.failure ??= failure;
+        throw error;
+      }
+    } catch {
+      if (this.state === 'open') this.scheduleRecovery();
+      return false;
+    }
+    this.recoveryWaitMs = this.init.recoveryFirstMs ?? limits.storeRecoveryFirstMs;
+    try {
+      this.init.onRecovered?.();
+    } catch {
+      // An observer's failure is not the store's.
+    }
+    return true;
+  }
+
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer !== undefined || this.state !== 'open') return;
+    const wait = this.recoveryWaitMs;
+    this.recoveryWaitMs = Math.min(limits.storeRecoveryMaxMs, wait * 2);
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = undefined;
+      void this.recover();
+    }, wait);
+    this.recoveryTimer.unref();
+  }
+
+  /** Records a failed flush: writes are refused from now on, and recovery is scheduled. */
+  private fail(error: unknown): EngineError {
+    if (this.failure !== undefined) return this.failure;
+    this.failure = storeError(error, this.dir);
+    this.scheduleRecovery();
+    try {
+      this.init.onFailure?.(this.failure);
+    } catch {
+      // An observer's failure is not the store's.
+    }
+    return this.failure;
+  }
+
   async get(key: string): Promise<string | undefined> {
+    if (this.recovering !== undefined) await this.recovering;
     const db = this.readableDb();
     const entry = this.overlay.get(key);
     if (entry !== undefined) return overlayValue(entry);
@@ -123,6 +216,7 @@ export class LevelRawStore implements RawStore {
   }
 
   async getMany(keys: readonly string[]): Promise<Array<string | undefined>> {
+    if (this.recovering !== undefined) await this.recovering;
     const db = this.readableDb();
     const values: Array<string | undefined> = [];
     const missing: string[] = [];
@@ -176,12 +270,20 @@ export class LevelRawStore implements RawStore {
   }
 
   async sync(): Promise<void> {
-    this.readableDb();
     if (this.failure !== undefined) throw this.failure;
+    this.readableDb();
     await this.flushUpTo(this.seq);
   }
 
   iterate(range: RawRange): AsyncIterable<[string, string]> {
+    // While a recovery swaps the LevelDB handle, the snapshots are taken once it is done (writes are
+    // refused meanwhile, so they are the ones of now).
+    const recovering = this.recovering;
+    if (recovering !== undefined)
+      return (async function* (store: LevelRawStore) {
+        await recovering;
+        yield* store.iterate(range);
+      })(this);
     const db = this.readableDb();
     const limit = range.limit ?? Infinity;
     assert(
@@ -218,6 +320,8 @@ export class LevelRawStore implements RawStore {
   }
 
   private readableDb(): Db {
+    // A recovery that closed LevelDB and could not open it again: the failure says why.
+    if (this.db === undefined && this.state === 'open' && this.failure !== undefined) throw this.failure;
     if (this.db === undefined || (this.state !== 'open' && this.state !== 'closing'))
       throw closedError(this.dir);
     return this.db;
@@ -266,11 +370,11 @@ export class LevelRawStore implements RawStore {
       try {
         await writeBatch(db, lastOpPerKey(ops));
       } catch (error) {
-        // The ops stay visible (queue and overlay) for reads; the store refuses further writes.
+        // The ops stay visible (queue and overlay) for reads; the store refuses further writes
+        // until it recovers, which writes them first.
         this.queue = ops.concat(this.queue);
         this.flushing = undefined;
-        this.failure ??= storeError(error, this.dir);
-        throw this.failure;
+        throw this.fail(error);
       }
       this.flushes++;
       this.durableSeq = seq;
@@ -313,6 +417,12 @@ function lastOpPerKey(ops: readonly RawOp[]): LevelOp[] {
     else if (bornHere?.has(op.key) !== true) out.push({ type: 'del', key: op.key });
   }
   return out;
+}
+
+async function openLevel(dir: string): Promise<Db> {
+  const db: Db = new ClassicLevel<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  await db.open();
+  return db;
 }
 
 /**

@@ -73,6 +73,9 @@ export function statusFields(status: NodeStatus): [string, string][] {
       'Storage',
       `${formatBytes(storage.bytes)} of ${capacity}, ${storage.blocks} blocks, ${storage.pending} pending transforms`,
     ],
+    ...(storage.failure === undefined
+      ? []
+      : ([['Store', `writes refused: ${storage.failure} (it retries by itself)`]] as [string, string][])),
     [
       'Transactions',
       `${status.pendingTransactions} in flight, ${rates.txPerSec} tx/s, commit p50 ${rates.commitP50Ms} ms, p99 ${rates.commitP99Ms} ms`,

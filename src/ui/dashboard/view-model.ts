@@ -2,7 +2,7 @@
 // size: numbers formatted, lists sorted and cut to the rows that fit. Pure; components only draw it.
 
 import type { NodeEvent, NodeEventKind, NodeRole, NodeStatus, PeerStatus } from '../../engine/node/status.js';
-import { inCommitOrder, shortMs } from '../../engine/index.js';
+import { inCommitOrder, shortMs, storeFailureGist } from '../../engine/index.js';
 import {
   compactAddress,
   counted,
@@ -135,6 +135,8 @@ export interface StorageView {
   readonly gauge?: { readonly filled: string; readonly empty: string; readonly tone: Tone };
   /** `4 collections · 1,234 blocks · 12 pends` */
   readonly counts: string;
+  /** Why the store refuses writes (a full disk, say), while it does. */
+  readonly failure?: string;
 }
 
 /** One peer: each cell padded to its column and starting with the space that separates it from the one before. */
@@ -187,7 +189,10 @@ export interface DashboardViewModel {
 
 /** Row counts of the fixed parts of each layout (panel content plus chrome). */
 const activityRows = 4;
-const storageRows = 2;
+/** The storage panel's rows: use and counts, and while the store refuses writes, why. */
+function storageRowsOf(status: NodeStatus): number {
+  return status.storage.failure === undefined ? 2 : 3;
+}
 
 /**
  * The screen for one status: `size` is the area the dashboard may fill, footer row included. Lists
@@ -221,7 +226,7 @@ function narrowView(
   const header = headerView(status, inner, 'narrow');
   const headerRows = 2 + header.addresses.length;
   // Each narrow panel has a one-row title rule.
-  const fixed = headerRows + (1 + activityRows) + (1 + storageRows) + 1 + 1 + footerRows;
+  const fixed = headerRows + (1 + activityRows) + (1 + storageRowsOf(status)) + 1 + 1 + footerRows;
   const shared = Math.max(0, rows - fixed);
   const peersWanted = Math.max(1, status.peers.length);
   const eventsWanted = Math.max(1, events.length);
@@ -253,7 +258,7 @@ function wideView(
   // Left column: activity, storage, then the peer table (with its heading row) takes the rest.
   const peerRows = Math.max(
     0,
-    body - (activityRows + boxChromeRows) - (storageRows + boxChromeRows) - boxChromeRows - 1,
+    body - (activityRows + boxChromeRows) - (storageRowsOf(status) + boxChromeRows) - boxChromeRows - 1,
   );
   // Right column: the event log, full height.
   const eventRows = Math.max(0, body - boxChromeRows);
@@ -408,7 +413,11 @@ function storageView(status: NodeStatus, width: number): StorageView {
     counted(pending, 'pend'),
   ];
   const countsText = fitList(counts, width, ' · ');
-  if (!(capacityBytes > 0)) return { used: `${formatBytes(bytes)} (no capacity limit)`, counts: countsText };
+  const { failure } = status.storage;
+  const failed =
+    failure === undefined ? {} : { failure: `writes refused: ${storeFailureGist(failure)} (${failure})` };
+  if (!(capacityBytes > 0))
+    return { used: `${formatBytes(bytes)} (no capacity limit)`, counts: countsText, ...failed };
   const fraction = bytes / capacityBytes;
   const used = `${formatBytes(bytes)} of ${formatBytes(capacityBytes)}`;
   const percent = `${Math.floor(fraction * 100)}%`;
@@ -418,7 +427,7 @@ function storageView(status: NodeStatus, width: number): StorageView {
   );
   const tone: Tone =
     fraction >= storageBadFraction ? 'bad' : fraction >= storageWarnFraction ? 'warn' : 'good';
-  return { used, percent, gauge: { ...gauge(fraction, gaugeWidth), tone }, counts: countsText };
+  return { used, percent, gauge: { ...gauge(fraction, gaugeWidth), tone }, counts: countsText, ...failed };
 }
 
 function latencyTone(ms: number | undefined): Tone {

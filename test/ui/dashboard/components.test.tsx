@@ -101,6 +101,17 @@ describe('dashboard components', () => {
         expect(lineWith(frame, 'collections')).to.include('5 collections · 1,234 blocks · 7 pends');
       });
 
+      it('says when the store refuses writes, and still fits the terminal', () => {
+        const failure = 'data directory /var/lib/optimystic/store failed: IO error: No space left on device';
+        const status = sampleStatus({ storage: { ...sampleStatus().storage, failure } });
+        const frame = draw(status, sampleEvents(), size);
+        expect(plain(lineWith(frame, 'writes refused'))).to.include('writes refused: No space left on de');
+        expect(rowOf(frame, 'writes refused')).to.be.greaterThan(rowOf(frame, 'collections'));
+        expect(frame).to.have.length(size.rows);
+        expect(frame[frame.length - 1]).to.include('q quit');
+        expect(plain(draw(sampleStatus(), [], size).join('\n'))).to.not.include('writes refused');
+      });
+
       it('lists peers fastest first with latency, and the connection and DHT counts', () => {
         const frame = draw(sampleStatus(), [], size);
         expect(lineWith(frame, 'Peers')).to.include('3 peers · 4 connections · DHT 17');

@@ -24,6 +24,11 @@ export function StorageRows({ storage }: { readonly storage: StorageView }) {
         </Text>
       </Box>
       <Text wrap="truncate">{storage.counts}</Text>
+      {storage.failure !== undefined ? (
+        <Text wrap="truncate" {...toneProps('bad')}>
+          {storage.failure}
+        </Text>
+      ) : null}
     </>
   );
 }
