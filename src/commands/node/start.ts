@@ -81,7 +81,8 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
       helpValue: 'MULTIADDR',
     }),
     network: Flags.string({
-      description: 'network name: nodes of different networks never talk [default: default]',
+      description:
+        'network name: nodes of different networks never talk; a data directory keeps the network it was first opened for [default: default]',
       helpValue: 'NAME',
     }),
     role: Flags.string({

@@ -180,6 +180,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
         { raw, clock },
         {
           network: options.config.network,
+          dataDir,
           wiring: wiring.wire,
           coordinator: {
             onPhase: (phase, ms) => timings.record('phases', phase, ms),

@@ -16,7 +16,7 @@ import {
   type LogEntry,
 } from '../collections/log/log-block.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
-import type { RawStore } from '../storage/raw-store.js';
+import type { RawOp, RawStore } from '../storage/raw-store.js';
 import { VersionedBlockStore } from '../storage/versioned-block-store.js';
 import { Ed25519Identity, SoloCertifier, type Certifier } from '../transactions/certifier.js';
 import { peerIdOfIdentity } from '../cluster/consensus-signer.js';
@@ -51,8 +51,13 @@ export interface SoloNodeComponents {
 }
 
 export interface SoloNodeInit {
-  /** Network name bound into every certificate. */
+  /**
+   * Network name bound into every certificate. Absent: the one the store recorded at its first open
+   * (`default` for a new store); present and different from it: CONFIG_INVALID.
+   */
   readonly network?: string;
+  /** The data directory, as its errors name it. */
+  readonly dataDir?: string;
   /** Coordinator settings (tests use the afterExecute seam to interleave transactions). */
   readonly coordinator?: CoordinatorInit;
   /**
@@ -97,6 +102,8 @@ export interface BlockReader {
 }
 
 const identityKey = 'i/identity';
+/** The network whose database the store holds (its certificates name it), recorded at the first open. */
+const networkKey = 'i/network';
 const catalogPrefix = 'c/';
 
 /**
@@ -166,16 +173,29 @@ export class SoloNode implements Database {
 
   /** Opens a solo node on an opened RawStore (its identity is created on first open). */
   static async open(components: SoloNodeComponents, init: SoloNodeInit = {}): Promise<SoloNode> {
-    const stored = await components.raw.get(identityKey);
+    const [stored, recordedNetwork] = await components.raw.getMany([identityKey, networkKey]);
+    // A data directory holds the database of one network: its certificates name the network, and
+    // its members are that network's. Opened for another, it would mix the two.
+    if (init.network !== undefined && recordedNetwork !== undefined && recordedNetwork !== init.network)
+      throw new EngineError(
+        'CONFIG_INVALID',
+        `${init.dataDir ?? 'this data directory'} holds the database of network ${JSON.stringify(recordedNetwork)}, not ${JSON.stringify(init.network)}: run it with --network ${recordedNetwork} (or OPTIMYSTIC_NETWORK), or give network ${JSON.stringify(init.network)} a data directory of its own`,
+      );
+    const network = init.network ?? recordedNetwork ?? 'default';
     let identity: Ed25519Identity;
+    const record: RawOp[] = [];
     if (stored === undefined) {
       identity = Ed25519Identity.generate();
-      await components.raw.batch([{ type: 'put', key: identityKey, value: identity.toPkcs8() }]);
-      await components.raw.sync();
+      record.push({ type: 'put', key: identityKey, value: identity.toPkcs8() });
     } else {
       identity = Ed25519Identity.fromPkcs8(stored);
     }
-    const node = new SoloNode(components, identity, init);
+    if (recordedNetwork === undefined) record.push({ type: 'put', key: networkKey, value: network });
+    if (record.length > 0) {
+      await components.raw.batch(record);
+      await components.raw.sync();
+    }
+    const node = new SoloNode(components, identity, { ...init, network });
     // A networked node's expired pends are resolved by their tails once the network is up.
     if (init.wiring === undefined) await node.sweepExpired();
     return node;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isEngineError } from '../../../src/engine/base/errors.js';
 import { openDatabase } from '../../../src/engine/node/embedded.js';
+import { SoloNode } from '../../../src/engine/node/solo-node.js';
 import { memberPrefix } from '../../../src/engine/node/store-keys.js';
 import { LevelRawStore } from '../../../src/engine/storage/level-store.js';
 
@@ -38,5 +39,48 @@ describe('opening a data directory embedded', () => {
     const again = new LevelRawStore(join(dir, 'store'));
     await again.open();
     await again.close();
+  });
+
+  it('keeps the network it was first opened for: another is refused, embedded use signs for it', async () => {
+    const raw = new LevelRawStore(join(dir, 'store'));
+    await raw.open();
+    const alpha = await SoloNode.open({ raw }, { network: 'alpha', dataDir: dir });
+    await alpha.createCollection('t', 'tree');
+    await alpha.close();
+    const again = new LevelRawStore(join(dir, 'store'));
+    await again.open();
+    const error = await SoloNode.open({ raw: again }, { network: 'beta', dataDir: dir }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isEngineError(error, 'CONFIG_INVALID'), String(error)).to.equal(true);
+    expect((error as Error).message)
+      .to.contain(dir)
+      .and.to.contain('"alpha"')
+      .and.to.contain('--network alpha');
+    await again.close();
+    // Embedded commands name no network: they take the recorded one, so certificates stay alpha's.
+    const db = await openDatabase({ dataDir: dir });
+    const outcome = await db.transact(
+      { actions: [{ collection: 't', op: 'put', key: 'k', value: 1 }] },
+      { certificates: true },
+    );
+    await db.close();
+    expect(outcome.ok).to.equal(true);
+    if (outcome.ok) expect(outcome.commit['t']?.certificate?.network).to.equal('alpha');
+  });
+
+  it('records the default network for a new directory opened embedded', async () => {
+    const db = await openDatabase({ dataDir: dir });
+    await db.close();
+    const raw = new LevelRawStore(join(dir, 'store'));
+    await raw.open();
+    const error = await SoloNode.open({ raw }, { network: 'other', dataDir: dir }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await raw.close();
+    expect(isEngineError(error, 'CONFIG_INVALID'), String(error)).to.equal(true);
+    expect((error as Error).message).to.contain('"default"');
   });
 });
