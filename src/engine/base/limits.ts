@@ -99,6 +99,8 @@ export const limits = {
   // Network edge (src/engine/network): every inbound byte, stream and request is bounded here.
   /** One wire frame carries at most a whole block (blockBytesMax) plus its envelope (revision, certificate). */
   frameBytesMax: 2 * 1024 * 1024,
+  /** A light client's frames (the client protocol): a request carries a whole `tx` line (txLineBytesMax) with its envelope. */
+  clientFrameBytesMax: 8 * 1024 * 1024,
   /** Bytes of partly received frames held across all inbound streams: the memory a crowd of slow senders can pin. */
   inboundBufferedBytesMax: 64 * 1024 * 1024,
   /** Inbound request streams one peer may hold open at once across our protocols; more is a flood. */

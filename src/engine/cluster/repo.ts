@@ -38,7 +38,7 @@ import { consensusWireItemsMax } from './consensus-wire.js';
 
 export const repoProtocolName = 'repo';
 
-/** Revisions per replication message (each is a small JSON transform; frames stay far below their bound). */
+/** Revisions per replication message (a message over the frame bound goes in halves: sendChunk). */
 const replicationChunkRevisions = 128;
 /** Background repairs running at once. */
 const repairsInFlightMax = 64;
@@ -784,10 +784,31 @@ export class ClusterRepoClient implements RepoClient {
       }));
     for (let i = 0; i < revisions.length; i += replicationChunkRevisions) {
       const chunk = revisions.slice(i, i + replicationChunkRevisions);
-      const { behind } = await this.applyAt(holder, chunk, [], i === 0 && base !== undefined ? [base] : []);
-      if (behind.length > 0)
-        throw new EngineError('UNAVAILABLE', `member ${holder} is missing earlier revisions`);
+      await this.sendChunk(holder, chunk, i === 0 && base !== undefined ? [base] : []);
     }
+  }
+
+  /**
+   * One replication message, or — when it is over the frame limit (revisions that insert or rewrite
+   * large blocks) — its halves in order, the base with the first.
+   */
+  private async sendChunk(
+    holder: string,
+    chunk: readonly DirectRevision[],
+    bases: readonly RevisionBase[],
+  ): Promise<void> {
+    let behind: Behind;
+    try {
+      ({ behind } = await this.applyAt(holder, chunk, [], bases));
+    } catch (error) {
+      if (!isEngineError(error, 'TOO_LARGE') || chunk.length < 2) throw error;
+      const half = Math.ceil(chunk.length / 2);
+      await this.sendChunk(holder, chunk.slice(0, half), bases);
+      await this.sendChunk(holder, chunk.slice(half), []);
+      return;
+    }
+    if (behind.length > 0)
+      throw new EngineError('UNAVAILABLE', `member ${holder} is missing earlier revisions`);
   }
 
   /**
@@ -817,14 +838,7 @@ export class ClusterRepoClient implements RepoClient {
       async (member, ids): Promise<PendAnswer> => {
         sent.set(member, ids);
         const list = ids.map((id) => byId.get(id)!);
-        if (member !== this.self) {
-          const check = asks.get(member);
-          return this.remote(member, {
-            type: 'pend',
-            items: list,
-            ...(check !== undefined ? { check } : {}),
-          });
-        }
+        if (member !== this.self) return this.pendAt(member, list, asks.get(member));
         const result = await this.parts.local.pend(list);
         if (deferred !== undefined) deferred.defer();
         else await this.parts.local.sync();
@@ -841,6 +855,36 @@ export class ClusterRepoClient implements RepoClient {
     stale.push(...(await verifiedSeparately()));
     const { ok, outcomes } = await this.pendOutcomes(items, results, sent);
     return stale.length > 0 ? { ok, outcomes, stale } : { ok, outcomes };
+  }
+
+  /**
+   * One member's part of a pend, in one request — or, when that is over the frame limit (a
+   * transaction writing several large leaves: 60 values of 60 KB made 3.6 MB per member), in halves,
+   * the check riding with the first, their answers joined in order. Each block's pend stands on its
+   * own at a holder, so splitting changes nothing but the number of requests.
+   */
+  private async pendAt(
+    member: string,
+    items: readonly PendingTransform[],
+    check: readonly BlockId[] | undefined,
+  ): Promise<PendAnswer> {
+    try {
+      return await this.remote<PendAnswer>(member, {
+        type: 'pend',
+        items,
+        ...(check !== undefined ? { check } : {}),
+      });
+    } catch (error) {
+      if (!isEngineError(error, 'TOO_LARGE') || items.length < 2) throw error;
+    }
+    const half = Math.ceil(items.length / 2);
+    const first = await this.pendAt(member, items.slice(0, half), check);
+    const second = await this.pendAt(member, items.slice(half), undefined);
+    return {
+      ok: first.ok && second.ok,
+      outcomes: [...first.outcomes, ...second.outcomes],
+      ...(first.held !== undefined ? { held: first.held } : {}),
+    };
   }
 
   /**

@@ -7,6 +7,7 @@
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { EngineError } from '../base/errors.js';
+import { limits } from '../base/limits.js';
 import type { PrivateKey } from './identity.js';
 import { createNetworkNode, type NetworkNode } from './network-node.js';
 import type { RequestContext, RequestOptions } from './request-response.js';
@@ -34,7 +35,11 @@ export async function serveClient(
   options: ServeClientOptions = {},
 ): Promise<void> {
   const { validate = anyMessage, ...rest } = options;
-  await node.handle(clientProtocolName, handler, { ...rest, validate });
+  await node.handle(clientProtocolName, handler, {
+    frameBytesMax: limits.clientFrameBytesMax,
+    ...rest,
+    validate,
+  });
 }
 
 /** Sends one client request to a peer (id or multiaddr) and returns the reply value. */
@@ -44,7 +49,10 @@ export function clientRequest<T = unknown>(
   request: ClientRequest,
   options?: RequestOptions<T>,
 ): Promise<T> {
-  return node.request(peer, clientProtocolName, request, options);
+  return node.request(peer, clientProtocolName, request, {
+    frameBytesMax: limits.clientFrameBytesMax,
+    ...options,
+  });
 }
 
 /** Sends one client request and yields the items of its streamed reply. */
@@ -54,7 +62,10 @@ export function clientRequestStream<T = unknown>(
   request: ClientRequest,
   options?: RequestOptions<T>,
 ): AsyncGenerator<T, void, undefined> {
-  return node.requestStream(peer, clientProtocolName, request, options);
+  return node.requestStream(peer, clientProtocolName, request, {
+    frameBytesMax: limits.clientFrameBytesMax,
+    ...options,
+  });
 }
 
 export interface ClientSessionInit {

@@ -2,6 +2,7 @@ import type { Clock } from '../base/clock.js';
 import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
 import { newTrxId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
+import { actionsRecord } from '../collections/log/actions-digest.js';
 import type { Rng } from '../base/rng.js';
 import type { Certificate } from '../collections/log/log-block.js';
 import type { PendingTransform } from '../storage/block-store.js';
@@ -691,7 +692,8 @@ export function validationOf(
   baseLsn: number;
   reads: string[];
   writes: string[];
-  actions: unknown;
+  actions?: unknown;
+  actionsDigest?: string;
   readAt?: Record<string, number>;
   coordinator?: string;
   lineage?: TrxId;
@@ -703,7 +705,13 @@ export function validationOf(
     baseLsn: collection.atLsn,
     reads: collection.tracker.validationReads(),
     writes: collection.tracker.writes(),
-    actions: request.actions.filter((action) => action.collection === collection.name),
+    // What the log entry keeps of them (the actions, or their digest when too large to keep inline),
+    // made here: a transaction's actions can be megabytes, more than one message to a remote tail
+    // may carry (60 values of 60 KB were refused TOO_LARGE), and the tail keeps only the digest then.
+    ...actionsRecord(
+      request.actions.filter((action) => action.collection === collection.name),
+      limits.inlineActionsBytesMax,
+    ),
     ...(readAt !== undefined ? { readAt } : {}),
     ...(coordinator !== undefined ? { coordinator } : {}),
     ...(lineage !== undefined ? { lineage } : {}),

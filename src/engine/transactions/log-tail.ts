@@ -850,7 +850,9 @@ export class LogTail implements TailClient {
       return {
         writes: request.writes,
         ...(status === 'prepared' ? { reads: request.reads } : {}),
-        ...actionsRecord(request.actions, this.inlineActionsBytesMax),
+        ...(typeof request.actionsDigest === 'string' && /^[A-Za-z0-9_-]{43}$/.test(request.actionsDigest)
+          ? { actionsDigest: request.actionsDigest }
+          : actionsRecord(request.actions, this.inlineActionsBytesMax)),
         ...(participants !== undefined ? { participants } : {}),
         ...(expiresAt !== undefined ? { expiresAt } : {}),
         ...(status === 'prepared' && typeof request.coordinator === 'string'

@@ -172,7 +172,10 @@ export interface ValidationRequest {
   readonly baseLsn: number;
   readonly reads: readonly BlockId[];
   readonly writes: readonly BlockId[];
-  readonly actions: unknown;
+  /** The logical actions to keep in the log entry (small ones inline) … */
+  readonly actions?: unknown;
+  /** … or, when they are too large to keep inline, their digest (actionsRecord) in their place. */
+  readonly actionsDigest?: string;
   /**
    * Optional: for blocks read (or written) whose revision seen was written below `baseLsn`, the LSN
    * that wrote it. A committed entry after that LSN and at or below `baseLsn` that wrote the block
