@@ -136,6 +136,10 @@ export const limits = {
   networkLookupBackoffTicksMax: 32,
   /** Peers one `closest` query may return: the DHT's bucket size, beyond which its answer is not exhaustive. */
   closestPeersMax: 20,
+  /** Remembered peers (members met before) a node dials at start and keeps dialling while they are away: enough to find the network again, not a scan of it. */
+  rememberedPeersDialledMax: 32,
+  /** Listen addresses remembered per member. */
+  memberAddressesMax: 8,
   /** Protocol and network names appear in every protocol id; short and plain. */
   protocolNameCharsMax: 64,
   // Consensus groups (src/engine/consensus): one log tail block's Multi-Paxos instance.

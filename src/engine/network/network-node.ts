@@ -61,6 +61,13 @@ export interface NetworkInit {
   announce?: readonly string[];
   /** Multiaddrs of bootstrap peers, each ending in /p2p/<peer id>: dialled at start and whenever disconnected. */
   bootstrap?: readonly string[];
+  /**
+   * Addresses of peers met before (a node's members, each ending in /p2p/<peer id>): dialled in the
+   * background at start and whenever disconnected, like bootstrap peers but never waited for, so a
+   * network whose nodes all restart finds itself again without bootstrap addresses. Malformed ones
+   * are skipped; at most limits.rememberedPeersDialledMax.
+   */
+  remembered?: readonly string[];
   /** Serve circuit relay (v2) for NAT-ed peers; pair with `announce` for a public gateway. */
   gateway?: boolean;
   /** A short-lived light client: no listening, DHT in client mode, no relay. */
@@ -126,7 +133,8 @@ export interface FoundPeer {
   readonly addresses: readonly string[];
 }
 
-export type NetworkEvent = 'peer:connect' | 'peer:disconnect';
+/** `peer:identify`: a connected peer told its listen addresses (listenAddressesOf). */
+export type NetworkEvent = 'peer:connect' | 'peer:disconnect' | 'peer:identify';
 
 export interface HandleOptions<Req> {
   /** Validates each request; use `messageUnion` so unknown message types reset the stream. */
@@ -166,6 +174,8 @@ export interface NetworkNode {
   addresses(): string[];
   /** Connected peers. */
   peers(): PeerInfo[];
+  /** A connected peer's listen addresses as it announced them, each ending in /p2p/<peer id>. */
+  listenAddressesOf(peerId: string): string[] | undefined;
   /** Dials a multiaddr; resolves with the peer reached. */
   connect(address: string): Promise<FoundPeer>;
   /** Closes every connection with a peer. */
@@ -230,6 +240,7 @@ class Libp2pNetworkNode implements NetworkNode {
   private readonly requestTimeoutMs: number;
   private readonly frameBytesMax: number;
   private readonly bootstrap: readonly { address: Multiaddr; peerId: string }[];
+  private readonly remembered: readonly { address: Multiaddr; peerId: string }[];
   private readonly guard: PeerGuard;
   private readonly budget: ByteBudget;
   private readonly pool: StreamPool;
@@ -272,6 +283,18 @@ class Libp2pNetworkNode implements NetworkNode {
         });
       return { address: parsed, peerId };
     });
+    const bootstrapPeers = new Set(this.bootstrap.map((entry) => entry.peerId));
+    this.remembered = (init.remembered ?? [])
+      .flatMap((address) => {
+        try {
+          const parsed = parseAddress(address, 'CONFIG_INVALID');
+          const peerId = peerIdInAddress(parsed);
+          return peerId === undefined || bootstrapPeers.has(peerId) ? [] : [{ address: parsed, peerId }];
+        } catch {
+          return [];
+        }
+      })
+      .slice(0, limits.rememberedPeersDialledMax);
     this.guard = new PeerGuard(
       { clock: components.clock ?? systemClock },
       definedOnly({
@@ -347,6 +370,7 @@ class Libp2pNetworkNode implements NetworkNode {
     }
     this.watchPeers(this.libp2p);
     await Promise.allSettled(this.bootstrap.map((entry) => this.dialBootstrap(entry)));
+    this.dialRemembered();
     const intervalMs = positive(
       init.maintenanceIntervalMs ?? limits.networkMaintenanceMs,
       'maintenanceIntervalMs',
@@ -386,6 +410,7 @@ class Libp2pNetworkNode implements NetworkNode {
       );
       if (protocols.includes(dhtProtocolId(this.network))) this.dhtServers.add(id);
       else this.dhtServers.delete(id);
+      this.emit('peer:identify', id);
     });
   }
 
@@ -415,6 +440,24 @@ class Libp2pNetworkNode implements NetworkNode {
   }
 
   /**
+   * Dials the remembered peers not connected, each one address at a time, in the background: one that
+   * is gone costs a failed dial per maintenance tick, nothing else.
+   */
+  private dialRemembered(): void {
+    const pending = new Set<string>();
+    for (const entry of this.remembered) {
+      if (pending.has(entry.peerId)) continue;
+      pending.add(entry.peerId);
+      void this.dialBootstrap(entry).catch(() => undefined);
+    }
+  }
+
+  /** A connected peer's listen addresses as it announced them (identify), each ending in /p2p/<id>. */
+  listenAddressesOf(peerId: string): string[] | undefined {
+    return this.identified.get(peerId)?.map((address) => withPeerId(address, peerId));
+  }
+
+  /**
    * Re-dials missing bootstrap peers, and refreshes the routing table by looking up our own id. The
    * lookup runs every tick while the table changes and backs off (doubling, up to
    * networkLookupBackoffTicksMax ticks) while it is stable, so a settled network stays quiet.
@@ -424,6 +467,7 @@ class Libp2pNetworkNode implements NetworkNode {
     this.maintaining = true;
     try {
       await Promise.allSettled(this.bootstrap.map((entry) => this.dialBootstrap(entry)));
+      this.dialRemembered();
       const size = this.routingTableSize();
       if (this.stopped || size === 0) return;
       if (size !== this.lookup.tableSize) this.lookup.everyTicks = 1;

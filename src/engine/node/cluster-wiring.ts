@@ -4,6 +4,7 @@
  * after the store is open, so the proposer is bound late.
  */
 import { EngineError } from '../base/errors.js';
+import { limits } from '../base/limits.js';
 import { Cluster } from '../cluster/cluster.js';
 import { peerIdOfIdentity } from '../cluster/consensus-signer.js';
 import type { ConsensusProposer } from '../consensus/memory-network.js';
@@ -38,8 +39,17 @@ export interface ClusterWiring {
 }
 
 export interface MemberBook {
+  /** The members met, as the store held them at start. */
   readonly known: readonly string[];
-  remember(peer: string): Promise<void>;
+  /** The listen addresses remembered of every member (each ending in /p2p/<peer id>). */
+  addresses(): string[];
+  /**
+   * Remembers a member, with its listen addresses when given or known to `addressesOf` (they replace
+   * those remembered; without any, a member already remembered is left as it is).
+   */
+  remember(peer: string, addresses?: readonly string[]): Promise<void>;
+  /** Where `remember` looks up a member's addresses when it is given none (set once the network is up). */
+  addressesOf: ((peer: string) => readonly string[] | undefined) | undefined;
 }
 
 export function clusterWiring(
@@ -88,16 +98,41 @@ export function clusterWiring(
   return wiring;
 }
 
-/** The members a node has met, kept in its store under n/<peer id>. */
+/**
+ * The members a node has met, kept in its store under n/<peer id>, each with the listen addresses it
+ * last announced (a JSON list; `1` from before addresses were kept), so that a node restarted
+ * without bootstrap addresses dials its members again.
+ */
 export async function memberBook(raw: RawStore): Promise<MemberBook> {
-  const known: string[] = [];
-  for await (const [key] of raw.iterate({ gte: memberPrefix, lt: memberPrefix + '\uffff' }))
-    known.push(key.slice(memberPrefix.length));
-  return {
-    known,
-    remember: async (peer) => {
-      await raw.batch([{ type: 'put', key: memberPrefix + peer, value: '1' }]);
+  const book = new Map<string, readonly string[]>();
+  for await (const [key, value] of raw.iterate({ gte: memberPrefix, lt: memberPrefix + '\uffff' }))
+    book.set(key.slice(memberPrefix.length), addressList(value));
+  const members: MemberBook = {
+    known: [...book.keys()],
+    addresses: () => [...book.values()].flat(),
+    addressesOf: undefined,
+    remember: async (peer, given) => {
+      const before = book.get(peer);
+      const addresses = given ?? members.addressesOf?.(peer);
+      const after =
+        addresses === undefined || addresses.length === 0
+          ? (before ?? [])
+          : addresses.filter((a) => typeof a === 'string').slice(0, limits.memberAddressesMax);
+      if (before !== undefined && before.length === after.length && before.every((a, i) => a === after[i]))
+        return;
+      book.set(peer, after);
+      await raw.batch([{ type: 'put', key: memberPrefix + peer, value: JSON.stringify(after) }]);
       await raw.sync();
     },
   };
+  return members;
+}
+
+function addressList(value: string): readonly string[] {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return Array.isArray(parsed) ? parsed.filter((a): a is string => typeof a === 'string') : [];
+  } catch {
+    return [];
+  }
 }

@@ -67,7 +67,7 @@ import {
 import { RateMeter } from './rates.js';
 import { shortMs, TimingMeter } from './timings.js';
 import { SoloNode } from './solo-node.js';
-import { clusterWiring, memberBook, type ClusterWiring } from './cluster-wiring.js';
+import { clusterWiring, memberBook, type ClusterWiring, type MemberBook } from './cluster-wiring.js';
 import { NetworkConsensus } from '../cluster/consensus-edge.js';
 import { nodeVoteSigner } from '../cluster/consensus-signer.js';
 import { RawConsensusStore } from '../cluster/consensus-store.js';
@@ -167,7 +167,8 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     }
     // Syncs this node defers while it is alone in a cluster or group (shared by its repo and consensus).
     const deferred = new DeferredSyncs(() => raw.sync());
-    const wiring = clusterWiring(options.config.network, options.config.clusterSize, await memberBook(raw), {
+    const members = await memberBook(raw);
+    const wiring = clusterWiring(options.config.network, options.config.clusterSize, members, {
       ...(options.cluster ?? {}),
       deferred,
     });
@@ -198,6 +199,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     const node = new RunningNode(options, clock, lock, solo, keys, notices, {
       wiring,
       raw,
+      members,
       deferred,
       timings,
     });
@@ -262,6 +264,8 @@ export class RunningNode implements NodeControl {
     private readonly distributed: {
       readonly wiring: ClusterWiring;
       readonly raw: RawStore;
+      /** The members met, with the addresses they last announced (dialled again at start). */
+      readonly members: MemberBook;
       readonly deferred: DeferredSyncs;
       /** Where the node's time goes (`timings` in status); the coordinator reports to it already. */
       readonly timings: TimingMeter;
@@ -297,6 +301,8 @@ export class RunningNode implements NodeControl {
         startedAt: this.startedAt,
       });
       this.network = await this.startNetwork();
+      const network = this.network;
+      this.distributed.members.addressesOf = (peer) => network.listenAddressesOf(peer);
       await this.joinCluster(this.network);
       await serveClient(
         this.network,
@@ -320,6 +326,19 @@ export class RunningNode implements NodeControl {
         this.probe([peer]);
         this.watchMajority();
       });
+      // A member's listen addresses are remembered, so that after a restart this node finds it
+      // again without bootstrap addresses: when it becomes a member (addressesOf, above), and when
+      // it announces them again.
+      this.network.on('peer:identify', (peer) => {
+        const addresses = this.network?.listenAddressesOf(peer);
+        if (addresses === undefined || this.distributed.wiring.cluster?.placement.isMember(peer) !== true)
+          return;
+        this.distributed.members.remember(peer, addresses).catch(() => undefined);
+      });
+      // Members met while joining, whose identify came before the listener above.
+      for (const peer of this.network.peers())
+        if (this.distributed.wiring.cluster?.placement.isMember(peer.id) === true)
+          this.distributed.members.remember(peer.id).catch(() => undefined);
       this.network.on('peer:disconnect', (peer) => {
         this.connectedAt.delete(peer);
         this.emit('peer:disconnect', `peer left: ${peer}`, peer);
@@ -415,6 +434,7 @@ export class RunningNode implements NodeControl {
           listen: this.config.listen,
           announce: this.config.announce,
           bootstrap: this.config.bootstrap,
+          remembered: this.distributed.members.addresses(),
           gateway: this.config.gateway,
         },
       );

@@ -483,6 +483,11 @@ export class SimPort implements NetworkNode {
     return [];
   }
 
+  /** The simulation has no addresses: nodes reach each other by index. */
+  listenAddressesOf(): string[] | undefined {
+    return undefined;
+  }
+
   peers(): PeerInfo[] {
     if (this.dead) return [];
     return this.net

@@ -1,0 +1,76 @@
+import { expect } from 'chai';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/schema.js';
+import { memberBook, type MemberBook } from '../../src/engine/node/cluster-wiring.js';
+import { startNode, type RunningNode } from '../../src/engine/node/node.js';
+import { LevelRawStore } from '../../src/engine/storage/level-store.js';
+
+/**
+ * A node remembers the addresses its members announced and dials them when it starts, so a node
+ * restarted without bootstrap addresses (every node of a network restarting, say) finds its
+ * network again instead of sitting alone, knowing its members by id only.
+ */
+describe('members remembered with their addresses', function () {
+  this.timeout(60_000);
+  let root: string;
+  const nodes: RunningNode[] = [];
+  const config: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
+
+  async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) expect.fail('condition not met in time');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'optimystic-remembered-'));
+  });
+
+  afterEach(async () => {
+    for (const node of nodes.splice(0)) await node.close().catch(() => undefined);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('finds its members again after a restart without bootstrap addresses', async () => {
+    const a = await startNode({ dataDir: join(root, 'a'), config, version: 'test' });
+    nodes.push(a);
+    const bootstrap = (await a.status()).listenAddresses;
+    let b = await startNode({ dataDir: join(root, 'b'), config: { ...config, bootstrap }, version: 'test' });
+    nodes.push(b);
+    await eventually(async () => (await b.status()).members?.known === 2);
+    await a.database.createCollection('t', 'tree');
+    // b remembered where a listens.
+    const remembered = (node: RunningNode): string[] =>
+      (node as unknown as { distributed: { members: MemberBook } }).distributed.members.addresses();
+    await eventually(() => Promise.resolve(remembered(b).some((address) => bootstrap.includes(address))));
+    await b.close();
+    nodes.splice(nodes.indexOf(b), 1);
+    // Started again with no bootstrap address: it dials a, and the database works through it.
+    b = await startNode({ dataDir: join(root, 'b'), config, version: 'test' });
+    nodes.push(b);
+    await eventually(async () => (await b.status()).members?.reachable === 2);
+    const outcome = await b.database.transact({
+      actions: [{ collection: 't', op: 'put', key: 'k', value: 1 }],
+    });
+    expect(outcome.ok, JSON.stringify(outcome)).to.equal(true);
+    expect((await a.database.get('t', 'k')).value).to.equal(1);
+  });
+
+  it('keeps members remembered before addresses were (value `1`), and their addresses once announced', async () => {
+    const raw = new LevelRawStore(join(root, 'store'));
+    await raw.open();
+    await raw.batch([{ type: 'put', key: 'n/12D3KooWOldMember', value: '1' }]);
+    const book = await memberBook(raw);
+    expect(book.known).to.deep.equal(['12D3KooWOldMember']);
+    expect(book.addresses()).to.deep.equal([]);
+    await book.remember('12D3KooWOldMember', ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWOldMember']);
+    await book.remember('12D3KooWOldMember');
+    const again = await memberBook(raw);
+    expect(again.addresses()).to.deep.equal(['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWOldMember']);
+    await raw.close();
+  });
+});
