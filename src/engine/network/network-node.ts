@@ -65,7 +65,7 @@ export interface NetworkInit {
    * Addresses of peers met before (a node's members, each ending in /p2p/<peer id>): dialled in the
    * background at start and whenever disconnected, like bootstrap peers but never waited for, so a
    * network whose nodes all restart finds itself again without bootstrap addresses. Malformed ones
-   * are skipped; at most limits.rememberedPeersDialledMax.
+   * are skipped; at most limits.rememberedPeersDialledMax peers, each with all its addresses.
    */
   remembered?: readonly string[];
   /** Serve circuit relay (v2) for NAT-ed peers; pair with `announce` for a public gateway. */
@@ -240,7 +240,8 @@ class Libp2pNetworkNode implements NetworkNode {
   private readonly requestTimeoutMs: number;
   private readonly frameBytesMax: number;
   private readonly bootstrap: readonly { address: Multiaddr; peerId: string }[];
-  private readonly remembered: readonly { address: Multiaddr; peerId: string }[];
+  /** Remembered peers (`NetworkInit.remembered`) and their addresses. */
+  private readonly remembered = new Map<string, Multiaddr[]>();
   private readonly guard: PeerGuard;
   private readonly budget: ByteBudget;
   private readonly pool: StreamPool;
@@ -284,17 +285,19 @@ class Libp2pNetworkNode implements NetworkNode {
       return { address: parsed, peerId };
     });
     const bootstrapPeers = new Set(this.bootstrap.map((entry) => entry.peerId));
-    this.remembered = (init.remembered ?? [])
-      .flatMap((address) => {
-        try {
-          const parsed = parseAddress(address, 'CONFIG_INVALID');
-          const peerId = peerIdInAddress(parsed);
-          return peerId === undefined || bootstrapPeers.has(peerId) ? [] : [{ address: parsed, peerId }];
-        } catch {
-          return [];
-        }
-      })
-      .slice(0, limits.rememberedPeersDialledMax);
+    for (const address of init.remembered ?? []) {
+      let parsed: Multiaddr;
+      try {
+        parsed = parseAddress(address, 'CONFIG_INVALID');
+      } catch {
+        continue;
+      }
+      const peerId = peerIdInAddress(parsed);
+      if (peerId === undefined || bootstrapPeers.has(peerId)) continue;
+      const known = this.remembered.get(peerId);
+      if (known !== undefined) known.push(parsed);
+      else if (this.remembered.size < limits.rememberedPeersDialledMax) this.remembered.set(peerId, [parsed]);
+    }
     this.guard = new PeerGuard(
       { clock: components.clock ?? systemClock },
       definedOnly({
@@ -440,15 +443,16 @@ class Libp2pNetworkNode implements NetworkNode {
   }
 
   /**
-   * Dials the remembered peers not connected, each one address at a time, in the background: one that
+   * Dials the remembered peers not connected (each at all its addresses), in the background: one that
    * is gone costs a failed dial per maintenance tick, nothing else.
    */
   private dialRemembered(): void {
-    const pending = new Set<string>();
-    for (const entry of this.remembered) {
-      if (pending.has(entry.peerId)) continue;
-      pending.add(entry.peerId);
-      void this.dialBootstrap(entry).catch(() => undefined);
+    if (this.stopped || this.libp2p === undefined) return;
+    const node = this.libp2p;
+    for (const [peerId, addresses] of this.remembered) {
+      if (peerId === this.peerId || this.foreign.has(peerId)) continue;
+      if (node.getConnections(peerIdFromString(peerId)).length > 0) continue;
+      void node.dial(addresses, { signal: this.deadline(limits.dialTimeoutMs) }).catch(() => undefined);
     }
   }
 
