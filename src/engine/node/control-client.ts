@@ -197,7 +197,13 @@ export class ControlClient implements ApiTransport {
   private fail(error: Error): void {
     if (this.failure !== undefined) return;
     this.failure = error;
-    for (const call of this.calls.values()) call.reject(error);
+    // A call in flight was sent: the node may have done it (`details.inFlight`; a transaction's
+    // outcome is then unknown). One refused because the connection had failed already was not.
+    const inFlight =
+      error instanceof EngineError
+        ? new EngineError(error.code, error.message, { ...error.details, inFlight: true }, { cause: error })
+        : error;
+    for (const call of this.calls.values()) call.reject(inFlight);
     this.calls.clear();
     for (const stream of this.streams.values()) {
       if (!stream.done) stream.error ??= error;

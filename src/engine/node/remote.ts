@@ -97,7 +97,12 @@ export class RemoteNode implements Database, NodeControl {
       );
     } catch (error) {
       const engineError = toEngineError(error);
-      return { ok: false, error: { code: engineError.code, message: engineError.message } };
+      // Sent, and then the node went away or did not answer in time: it may have committed.
+      const inDoubt = engineError.details?.['inFlight'] === true || engineError.code === 'TIMEOUT';
+      const message = inDoubt
+        ? `${engineError.message}; the transaction was sent and its outcome is unknown (it may have committed): check before running it again`
+        : engineError.message;
+      return { ok: false, error: { code: engineError.code, message } };
     }
   }
 

@@ -282,6 +282,41 @@ describe('control socket protocol', () => {
   });
 });
 
+describe('a transaction whose node goes away while it is in flight', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'optimystic-inflight-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('says its outcome is unknown; one refused before it was sent does not', async () => {
+    const { createServer } = await import('node:net');
+    const path = join(dir, 'node.sock');
+    // A "node" that takes the request and dies without answering.
+    const server = createServer((socket) => socket.once('data', () => socket.destroy()));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      const remote = new RemoteNode(await ControlClient.connect(path), 'socket', 'test');
+      const request = { actions: [{ collection: 'c', op: 'put' as const, key: 'k', value: 1 }] };
+      const sent = await remote.transact(request);
+      expect(sent.ok).to.equal(false);
+      if (!sent.ok) {
+        expect(sent.error.code).to.equal('UNAVAILABLE');
+        expect(sent.error.message).to.contain('outcome is unknown');
+      }
+      // The connection is gone now: the next one is refused without being sent.
+      const refused = await remote.transact(request);
+      expect(refused.ok).to.equal(false);
+      if (!refused.ok) expect(refused.error.message).to.not.contain('outcome is unknown');
+      await remote.close().catch(() => undefined);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
 describe('LineSplitter', () => {
   it('splits across chunk boundaries and bounds every line', () => {
     const splitter = new LineSplitter(8);
