@@ -7,6 +7,7 @@ import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/sche
 import { openLightClient } from '../../src/engine/node/light-client.js';
 import { startNode, type RunningNode } from '../../src/engine/node/node.js';
 import type { TxRequest } from '../../src/engine/transactions/tx-types.js';
+import { eventually } from './network-helpers.js';
 
 /**
  * Transactions as large as a `tx` line may be (txLineBytesMax) commit across the network as they do
@@ -18,14 +19,6 @@ describe('transactions larger than a message frame, across the network', functio
   let root: string;
   const nodes: RunningNode[] = [];
   const config: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'], clients: 'any' };
-
-  async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) expect.fail('condition not met in time');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'optimystic-large-tx-'));
@@ -39,7 +32,7 @@ describe('transactions larger than a message frame, across the network', functio
     for (const a of nodes)
       for (const b of nodes)
         if (a !== b) await a.connect((await b.status()).listenAddresses[0]!).catch(() => undefined);
-    await eventually(async () => {
+    await eventually('every node sees the other two', async () => {
       for (const node of nodes) if ((await node.peers()).length < 2) return false;
       return true;
     });

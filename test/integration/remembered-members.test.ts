@@ -6,6 +6,7 @@ import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/sche
 import { memberBook, type MemberBook } from '../../src/engine/node/cluster-wiring.js';
 import { startNode, type RunningNode } from '../../src/engine/node/node.js';
 import { LevelRawStore } from '../../src/engine/storage/level-store.js';
+import { eventually } from './network-helpers.js';
 
 /**
  * A node remembers the addresses its members announced and dials them when it starts, so a node
@@ -17,14 +18,6 @@ describe('members remembered with their addresses', function () {
   let root: string;
   const nodes: RunningNode[] = [];
   const config: NodeConfig = { ...defaultNodeConfig, listen: ['/ip4/127.0.0.1/tcp/0'] };
-
-  async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) expect.fail('condition not met in time');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
 
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'optimystic-remembered-'));
@@ -41,18 +34,20 @@ describe('members remembered with their addresses', function () {
     const bootstrap = (await a.status()).listenAddresses;
     let b = await startNode({ dataDir: join(root, 'b'), config: { ...config, bootstrap }, version: 'test' });
     nodes.push(b);
-    await eventually(async () => (await b.status()).members?.known === 2);
+    await eventually('b knows a as a member', async () => (await b.status()).members?.known === 2);
     await a.database.createCollection('t', 'tree');
     // b remembered where a listens.
     const remembered = (node: RunningNode): string[] =>
       (node as unknown as { distributed: { members: MemberBook } }).distributed.members.addresses();
-    await eventually(() => Promise.resolve(remembered(b).some((address) => bootstrap.includes(address))));
+    await eventually('b remembers where a listens', () =>
+      remembered(b).some((address) => bootstrap.includes(address)),
+    );
     await b.close();
     nodes.splice(nodes.indexOf(b), 1);
     // Started again with no bootstrap address: it dials a, and the database works through it.
     b = await startNode({ dataDir: join(root, 'b'), config, version: 'test' });
     nodes.push(b);
-    await eventually(async () => (await b.status()).members?.reachable === 2);
+    await eventually('b reaches a again', async () => (await b.status()).members?.reachable === 2);
     const outcome = await b.database.transact({
       actions: [{ collection: 't', op: 'put', key: 'k', value: 1 }],
     });
