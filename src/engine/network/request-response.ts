@@ -799,6 +799,8 @@ async function* exchange(
     lease?.stream.abort(error);
   };
   outer?.addEventListener('abort', onOuterAbort, { once: true });
+  /** The request reached a stream the responder may have read: a failure from now on leaves it in doubt. */
+  let delivered = false;
   try {
     if (outer?.aborted === true) onOuterAbort();
     for (let attempt = 0; ; attempt++) {
@@ -806,6 +808,7 @@ async function* exchange(
         lease = held;
       });
       if (sent === undefined) continue;
+      delivered = true;
       const { lease: current, mayRetry } = sent;
       const { reader } = current;
       let frames = 0;
@@ -836,16 +839,26 @@ async function* exchange(
         return;
       }
       // The responder closed the idle stream as we sent: not served; once more on a new stream.
+      delivered = false;
       source.release(current, false);
       lease = undefined;
     }
   } catch (error) {
     if (controller.reason instanceof EngineError) throw controller.reason;
     const engineError = toEngineError(error);
+    if (engineError.details?.['remote'] === true) throw engineError;
     // A stream the responder reset reaches us as a stream failure; say so without its internals.
-    if (engineError.code === 'INTERNAL' && engineError.details?.['remote'] !== true)
-      throw new EngineError('UNAVAILABLE', engineError.message, undefined, { cause: error });
-    throw engineError;
+    // Lost after it was delivered, the request may have been carried out (`inFlight`).
+    const lost =
+      engineError.code === 'INTERNAL' || (delivered && engineError.code === 'UNAVAILABLE')
+        ? new EngineError(
+            'UNAVAILABLE',
+            engineError.message,
+            delivered ? { ...engineError.details, inFlight: true } : undefined,
+            { cause: error },
+          )
+        : engineError;
+    throw lost;
   } finally {
     deadline.clear();
     outer?.removeEventListener('abort', onOuterAbort);

@@ -98,9 +98,17 @@ describe('request/response over one stream', () => {
 
   it('resets the stream on an unknown message type', async () => {
     const { open, outcome, server } = harness();
-    await expectCode(sendRequest(open, { type: 'drop-table' }), 'UNAVAILABLE');
+    const error = await expectCode(sendRequest(open, { type: 'drop-table' }), 'UNAVAILABLE');
     expect(await outcome).to.equal('reset');
     expect(server.status).to.equal('aborted');
+    // Delivered, then lost: the requester cannot know whether it was carried out.
+    expect(error.details?.['inFlight']).to.equal(true);
+  });
+
+  it('does not mark a request that never reached a stream as in flight', async () => {
+    const refused = (): Promise<MemoryStream> => Promise.reject(new EngineError('UNAVAILABLE', 'no route'));
+    const error = await expectCode(sendRequest(refused, { type: 'echo', text: 'hi' }), 'UNAVAILABLE');
+    expect(error.details?.['inFlight']).to.equal(undefined);
   });
 
   it('resets the stream on bytes that are not a frame of JSON', async () => {
