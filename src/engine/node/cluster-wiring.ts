@@ -117,7 +117,7 @@ export async function memberBook(raw: RawStore): Promise<MemberBook> {
       const after =
         addresses === undefined || addresses.length === 0
           ? (before ?? [])
-          : addresses.filter((a) => typeof a === 'string').slice(0, limits.memberAddressesMax);
+          : addresses.slice(0, limits.memberAddressesMax);
       if (before !== undefined && before.length === after.length && before.every((a, i) => a === after[i]))
         return;
       book.set(peer, after);

@@ -75,6 +75,7 @@ import { DeferredSyncs } from '../cluster/deferred-syncs.js';
 import type { RawStore } from '../storage/raw-store.js';
 import { StatusHub } from './status-hub.js';
 import {
+  reachesMajority,
   storeFailureGist,
   type NodeEvent,
   type NodeEventKind,
@@ -147,11 +148,12 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
         `removed the api file left by a node that is no longer running (pid ${staleApi.pid || 'unknown'})`,
       );
     }
-    // A failed flush (a full disk) and the store's recovery are reported once the node exists.
-    const storeEvents: { failed?: (error: EngineError) => void; recovered?: () => void } = {};
+    // The node exists only once the store is open: what happens before (a failed flush, a slow
+    // transaction) is reported to it from then on.
+    const late: { node?: RunningNode } = {};
     const raw = new LevelRawStore(join(dataDir, 'store'), {
-      onFailure: (error) => storeEvents.failed?.(error),
-      onRecovered: () => storeEvents.recovered?.(),
+      onFailure: (error) => late.node?.reportStore(error),
+      onRecovered: () => late.node?.reportStore(undefined),
     });
     try {
       await raw.open();
@@ -173,8 +175,6 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       deferred,
     });
     const timings = new TimingMeter(clock);
-    // The node exists only once the store is open; slow transactions are reported to it from then on.
-    const slow: { report?: (timing: TransactionTiming) => void } = {};
     const slowMs = options.slowTransactionMs ?? options.config.slowTransactionMs;
     try {
       solo = await SoloNode.open(
@@ -186,7 +186,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
           coordinator: {
             onPhase: (phase, ms) => timings.record('phases', phase, ms),
             onFinished: (timing) => {
-              if (timing.ms >= slowMs) slow.report?.(timing);
+              if (timing.ms >= slowMs) late.node?.reportSlowTransaction(timing);
             },
           },
         },
@@ -203,9 +203,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       deferred,
       timings,
     });
-    slow.report = (timing) => node.reportSlowTransaction(timing);
-    storeEvents.failed = (error) => node.reportStore(error);
-    storeEvents.recovered = () => node.reportStore(undefined);
+    late.node = node;
     await node.start();
     return node;
   } catch (error) {
@@ -329,16 +327,9 @@ export class RunningNode implements NodeControl {
       // A member's listen addresses are remembered, so that after a restart this node finds it
       // again without bootstrap addresses: when it becomes a member (addressesOf, above), and when
       // it announces them again.
-      this.network.on('peer:identify', (peer) => {
-        const addresses = this.network?.listenAddressesOf(peer);
-        if (addresses === undefined || this.distributed.wiring.cluster?.placement.isMember(peer) !== true)
-          return;
-        this.distributed.members.remember(peer, addresses).catch(() => undefined);
-      });
+      this.network.on('peer:identify', (peer) => this.rememberAddresses(peer));
       // Members met while joining, whose identify came before the listener above.
-      for (const peer of this.network.peers())
-        if (this.distributed.wiring.cluster?.placement.isMember(peer.id) === true)
-          this.distributed.members.remember(peer.id).catch(() => undefined);
+      for (const peer of this.network.peers()) this.rememberAddresses(peer.id);
       this.network.on('peer:disconnect', (peer) => {
         this.connectedAt.delete(peer);
         this.emit('peer:disconnect', `peer left: ${peer}`, peer);
@@ -502,7 +493,6 @@ export class RunningNode implements NodeControl {
     this.distributed.timings.recordLoop(used.utilization, lateMs);
   }
 
-  /** Logs a slow transaction this node coordinated, with where its time went. */
   /**
    * The store failed to write (`error`; a full disk, say) or recovered (undefined). While it is
    * failed the node refuses every write its clusters ask of it, so transactions answer NO_QUORUM or
@@ -518,6 +508,7 @@ export class RunningNode implements NodeControl {
       );
   }
 
+  /** Logs a slow transaction this node coordinated, with where its time went. */
   reportSlowTransaction(timing: TransactionTiming): void {
     const tenths = (ms: number): number => Math.round(ms * 10) / 10;
     const transaction: SlowTransactionFigures = {
@@ -566,17 +557,17 @@ export class RunningNode implements NodeControl {
     return this.statusAt(0);
   }
 
-  /**
-   * `collectionsMaxAgeMs`: how old the count of collections may be (0: counted now). The status the
-   * node publishes every second takes one up to collectionCountMaxAgeMs old: a networked node counts
-   * by asking every member for its catalog.
-   */
   /** Why the store refuses writes now, if it does. */
   private storeFailure(): string | undefined {
     const raw = this.distributed.raw;
     return raw instanceof LevelRawStore ? raw.failed?.message : undefined;
   }
 
+  /**
+   * `collectionsMaxAgeMs`: how old the count of collections may be (0: counted now). The status the
+   * node publishes every second takes one up to collectionCountMaxAgeMs old: a networked node counts
+   * by asking every member for its catalog.
+   */
   private async statusAt(collectionsMaxAgeMs: number): Promise<NodeStatus> {
     const now = this.clock.now();
     const [stats, collections] = await Promise.all([
@@ -585,6 +576,7 @@ export class RunningNode implements NodeControl {
     ]);
     const peers = this.peerStatuses();
     const members = this.membersNow();
+    const failure = this.storeFailure();
     return {
       version: this.options.version,
       peerId: this.peerId,
@@ -606,13 +598,19 @@ export class RunningNode implements NodeControl {
       storage: {
         ...stats,
         capacityBytes: this.config.capacityBytes,
-        ...(this.storeFailure() === undefined ? {} : { failure: this.storeFailure()! }),
+        ...(failure === undefined ? {} : { failure }),
       },
       pendingTransactions: this.database.pendingTransactions,
       rates: this.meter.status(),
       timings: this.distributed.timings.status(),
       ...(members === undefined ? {} : { members }),
     };
+  }
+
+  /** Stores a member's listen addresses (the member book looks them up: `addressesOf`). */
+  private rememberAddresses(peer: string): void {
+    if (this.distributed.wiring.cluster?.placement.isMember(peer) !== true) return;
+    this.distributed.members.remember(peer).catch(() => undefined);
   }
 
   /** Members known and reachable (this node counted in both), once the node serves a cluster. */
@@ -638,7 +636,7 @@ export class RunningNode implements NodeControl {
     setImmediate(() => {
       const members = this.membersNow();
       if (members === undefined || this.closing !== undefined) return;
-      const majority = members.reachable > members.known / 2;
+      const majority = reachesMajority(members);
       if (this.majorityReachable === undefined) {
         if (majority) this.majorityReachable = true;
         return;

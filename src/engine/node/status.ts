@@ -86,6 +86,11 @@ export function storeFailureGist(message: string): string {
   return gist === '' ? message : gist;
 }
 
+/** Whether a node reaches a majority of the members it knows (`NodeStatus.members`). */
+export function reachesMajority(members: { readonly known: number; readonly reachable: number }): boolean {
+  return members.reachable > members.known / 2;
+}
+
 export interface NodeStatus {
   readonly version: string;
   readonly peerId: string;

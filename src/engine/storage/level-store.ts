@@ -72,6 +72,7 @@ export class LevelRawStore implements RawStore {
   private recovering: Promise<boolean> | undefined;
   /** The next recovery attempt, and the wait before the one after it. */
   private recoveryTimer: NodeJS.Timeout | undefined;
+  private readonly recoveryFirstMs: number;
   private recoveryWaitMs: number;
 
   constructor(
@@ -80,7 +81,8 @@ export class LevelRawStore implements RawStore {
   ) {
     this.dir = dir;
     this.queueOpsMax = init.queueOpsMax ?? limits.storeQueueOpsMax;
-    this.recoveryWaitMs = init.recoveryFirstMs ?? limits.storeRecoveryFirstMs;
+    this.recoveryFirstMs = init.recoveryFirstMs ?? limits.storeRecoveryFirstMs;
+    this.recoveryWaitMs = this.recoveryFirstMs;
   }
 
   /** The failed flush writes are refused for, until the store recovers; undefined while it works. */
@@ -170,12 +172,8 @@ export class LevelRawStore implements RawStore {
       if (this.state === 'open') this.scheduleRecovery();
       return false;
     }
-    this.recoveryWaitMs = this.init.recoveryFirstMs ?? limits.storeRecoveryFirstMs;
-    try {
-      this.init.onRecovered?.();
-    } catch {
-      // An observer's failure is not the store's.
-    }
+    this.recoveryWaitMs = this.recoveryFirstMs;
+    notify(() => this.init.onRecovered?.());
     return true;
   }
 
@@ -195,12 +193,9 @@ export class LevelRawStore implements RawStore {
     if (this.failure !== undefined) return this.failure;
     this.failure = storeError(error, this.dir);
     this.scheduleRecovery();
-    try {
-      this.init.onFailure?.(this.failure);
-    } catch {
-      // An observer's failure is not the store's.
-    }
-    return this.failure;
+    const failure = this.failure;
+    notify(() => this.init.onFailure?.(failure));
+    return failure;
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -417,6 +412,15 @@ function lastOpPerKey(ops: readonly RawOp[]): LevelOp[] {
     else if (bornHere?.has(op.key) !== true) out.push({ type: 'del', key: op.key });
   }
   return out;
+}
+
+/** Tells an observer; its failure is not the store's. */
+function notify(observer: () => void): void {
+  try {
+    observer();
+  } catch {
+    // Nothing to do: the store goes on.
+  }
 }
 
 async function openLevel(dir: string): Promise<Db> {

@@ -5,7 +5,7 @@ import { collectionHeaderId, newBlockId, type BlockId, type TrxId } from '../bas
 import type { Json } from '../base/codec.js';
 import { limits } from '../base/limits.js';
 import type { Rng } from '../base/rng.js';
-import { actionsRecord } from '../collections/log/actions-digest.js';
+import { actionsRecord, isActionsDigest } from '../collections/log/actions-digest.js';
 import {
   appendEntryOps,
   isCollectionHeader,
@@ -850,7 +850,7 @@ export class LogTail implements TailClient {
       return {
         writes: request.writes,
         ...(status === 'prepared' ? { reads: request.reads } : {}),
-        ...(typeof request.actionsDigest === 'string' && /^[A-Za-z0-9_-]{43}$/.test(request.actionsDigest)
+        ...(isActionsDigest(request.actionsDigest)
           ? { actionsDigest: request.actionsDigest }
           : actionsRecord(request.actions, this.inlineActionsBytesMax)),
         ...(participants !== undefined ? { participants } : {}),

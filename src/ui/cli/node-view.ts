@@ -1,6 +1,7 @@
 // How node and peer results read on a terminal or in a pipe (JSON output is the engine's objects as they are).
 import {
   inCommitOrder,
+  reachesMajority,
   type ClosestResult,
   type NodeEvent,
   type NodeStatus,
@@ -64,7 +65,7 @@ export function statusFields(status: NodeStatus): [string, string][] {
       : [
           [
             'Members',
-            `${status.members.reachable} of ${status.members.known} reachable (this node included)${status.members.reachable > status.members.known / 2 ? '' : ': fewer than half, so reads and writes that need a majority answer NO_QUORUM'}`,
+            `${status.members.reachable} of ${status.members.known} reachable (this node included)${reachesMajority(status.members) ? '' : ': fewer than half, so reads and writes that need a majority answer NO_QUORUM'}`,
           ] as [string, string],
         ]),
     ['Cluster size', String(status.clusterSize)],

@@ -2,7 +2,7 @@
 // size: numbers formatted, lists sorted and cut to the rows that fit. Pure; components only draw it.
 
 import type { NodeEvent, NodeEventKind, NodeRole, NodeStatus, PeerStatus } from '../../engine/node/status.js';
-import { inCommitOrder, shortMs, storeFailureGist } from '../../engine/index.js';
+import { inCommitOrder, reachesMajority, shortMs, storeFailureGist } from '../../engine/index.js';
 import {
   compactAddress,
   counted,
@@ -453,7 +453,7 @@ function networkView(status: NodeStatus, width: number, rows: number, withHeadin
   const members =
     status.members === undefined
       ? ''
-      : ` · members ${formatCount(status.members.reachable)}/${formatCount(status.members.known)}${status.members.reachable > status.members.known / 2 ? '' : ' (no majority)'}`;
+      : ` · members ${formatCount(status.members.reachable)}/${formatCount(status.members.known)}${reachesMajority(status.members) ? '' : ' (no majority)'}`;
   const summary = `${counted(status.peers.length, 'peer')}${members} · ${counted(status.connections, 'connection')} · DHT ${formatCount(status.dhtTableSize)}`;
   if (status.peers.length === 0) {
     return { summary, peers: [], morePeers: 0, ...(rows > 0 ? { empty: 'no peers connected' } : {}) };

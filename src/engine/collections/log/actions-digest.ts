@@ -10,6 +10,11 @@ import { createHash } from 'node:crypto';
  * serves both the size check and the digest; a canonical re-encoding (sorting the keys inside every
  * value) cost a transaction of 10,000 puts more than a tenth of its time.
  */
+/** Whether a value is such a digest (sha256 in base64url: 43 characters). */
+export function isActionsDigest(value: unknown): value is string {
+  return typeof value === 'string' && /^[A-Za-z0-9_-]{43}$/.test(value);
+}
+
 export function actionsRecord(
   actions: unknown,
   inlineMax: number,
