@@ -22,6 +22,7 @@ export {
 } from './config/resolve.js';
 export {
   isNoNodeRunning,
+  lightClientIdentity,
   reachDatabase,
   reachNode,
   waitForNodeExit,

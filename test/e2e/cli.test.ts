@@ -533,6 +533,8 @@ describe('optimystic CLI, end to end through the built binary', function () {
     });
 
     it('reports an unreachable --connect address (flag or OPTIMYSTIC_CONNECT) as unavailable, exit 6', async () => {
+      // The light-client key exists already (its first use adds a note naming its peer id).
+      expect((await cli(['keygen', 'identity', '--client'], { data })).code).to.equal(0);
       const [flag, env, plain] = await Promise.all([
         cli(['collection', 'list', '--connect', '/ip4/127.0.0.1/tcp/1', '--json'], { data }),
         cli(['collection', 'put', 'accounts', 'k', '1', '--json'], {

@@ -10,7 +10,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -158,7 +158,11 @@ describe('nodes end to end through the built binary', function () {
   }
 
   it('runs three nodes that find each other, and serves data commands through the control socket', async () => {
-    const first = startNode('n1', ['--clients', 'any']); // the light client below uses a fresh key
+    // The light client below (another machine, in effect) shows its identity first, for --clients.
+    const elsewhere = join(tmp, 'elsewhere');
+    const client = okJson(await cli(['keygen', 'identity', '--client', '--json', '--data', elsewhere]));
+    expect(client).to.include({ created: true, path: join(elsewhere, 'client.key') });
+    const first = startNode('n1', ['--clients', client.peerId]);
     const { peerId: id1, addresses } = await first.started();
     const bootstrap = addresses[0]!;
     const second = startNode('n2', ['--bootstrap', bootstrap]);
@@ -206,7 +210,7 @@ describe('nodes end to end through the built binary', function () {
     expect(delegatedScan.code).to.equal(0);
     expect(ndjson(delegatedScan.stdout).map((entry) => entry.key)).to.deep.equal(['alice', 'bob']);
 
-    // A light client of n1 from elsewhere (no data directory of its own) sees the same.
+    // A light client of n1 from elsewhere sees the same; its data directory holds only its key.
     const remote = await cli([
       'collection',
       'get',
@@ -216,10 +220,29 @@ describe('nodes end to end through the built binary', function () {
       '--connect',
       bootstrap,
       '--data',
-      join(tmp, 'nowhere'),
+      elsewhere,
     ]);
     expect(okJson(remote)).to.deep.equal(okJson(delegatedGet));
-    expect(existsSync(join(tmp, 'nowhere'))).to.equal(false);
+    expect(remote.stderr).to.equal('');
+    expect(readdirSync(elsewhere)).to.deep.equal(['client.key']);
+    // A client n1 does not list gets its own peer id and the fix (exit 2), and reads nothing.
+    const strangerDir = join(tmp, 'stranger');
+    const stranger = await cli([
+      'collection',
+      'get',
+      'accounts',
+      'alice',
+      '--json',
+      '--connect',
+      bootstrap,
+      '--data',
+      strangerDir,
+    ]);
+    expect(stranger.code).to.equal(2);
+    const strangerId = /this client is (\S+);/.exec(stranger.stderr)?.[1];
+    expect(strangerId, stranger.stderr).to.be.a('string');
+    expect(JSON.parse(stranger.stdout).error).to.include({ code: 'BAD_INPUT' });
+    expect(JSON.parse(stranger.stdout).error.message).to.include(`--clients ${strangerId}`);
 
     // The node's peer view: closest agrees across nodes, ping reaches a peer.
     const closest = await Promise.all(

@@ -1,4 +1,10 @@
-import { dataDirIdentity, isNoNodeRunning, type IdentityInfo } from '../../engine/index.js';
+import { Flags } from '@oclif/core';
+import {
+  dataDirIdentity,
+  isNoNodeRunning,
+  lightClientIdentity,
+  type IdentityInfo,
+} from '../../engine/index.js';
 import { DataCommand } from '../../ui/cli/index.js';
 
 export default class KeygenIdentity extends DataCommand<typeof KeygenIdentity> {
@@ -9,16 +15,43 @@ export default class KeygenIdentity extends DataCommand<typeof KeygenIdentity> {
     'used (by any command) and never changes — peers reject a node whose key changed.\n\n' +
     'Prints the peer id and the raw public key (base64url). With a node running on --data, asks it; ' +
     'otherwise opens the data directory (creating the identity if needed, which is then reported). ' +
-    '--json prints {"peerId","publicKey","created"}.';
+    '--json prints {"peerId","publicKey","created"}.\n\n' +
+    'With --client, the light-client identity instead: the key --connect uses, kept in DATA/client.key ' +
+    '(made on first use, by this command or by --connect). A node serves a light client only if its ' +
+    '--clients setting names that peer id (or is any). --json adds "path".';
+  static override flags = {
+    client: Flags.boolean({
+      description: 'show the light-client identity (DATA/client.key, used by --connect) instead',
+      default: false,
+    }),
+  };
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     {
       description: 'The peer id only',
       command: '<%= config.bin %> <%= command.id %> --json | jq -r .peerId',
     },
+    {
+      description: 'The peer id a node must allow (--clients) for --connect from this machine',
+      command: '<%= config.bin %> <%= command.id %> --client',
+    },
   ];
 
   override async run(): Promise<void> {
+    if (this.flags.client) {
+      const client = await lightClientIdentity(this.dataDir);
+      if (this.out.mode === 'json') {
+        await this.out.json(client);
+        return;
+      }
+      await this.out.fields([
+        ['Peer ID', client.peerId],
+        ['Public key', client.publicKey],
+        ['Key file', client.path],
+      ]);
+      if (client.created) this.notice(`made a light-client key in ${client.path}`);
+      return;
+    }
     const identity = this.flags.offline
       ? await dataDirIdentity(this.dataDir)
       : await this.fromNodeOrDataDir();

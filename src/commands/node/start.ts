@@ -17,8 +17,8 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
     '--network) and serves the database: other optimystic commands on the same --data go through ' +
     'this node (over a control socket in the data directory), and remote ones reach it with ' +
     '--connect when --clients allows them (peer ids, or any; by default the node serves no light ' +
-    'client and refuses them with BAD_INPUT; --connect uses a fresh key per run, so it needs --clients any ' +
-    'for now).\n\n' +
+    "client and refuses them with BAD_INPUT naming their peer id; a client's peer id is shown by " +
+    'optimystic keygen identity --client on its machine).\n\n' +
     'On a terminal it draws a live dashboard (q or Ctrl-C asks before stopping the node). Otherwise, ' +
     'or with --no-dashboard or --json, it prints one NDJSON log line per event (node:start, ' +
     'peer:connect, peer:disconnect, info, error, node:stop). SIGINT, SIGTERM or SIGHUP stop it gracefully: ' +

@@ -10,15 +10,28 @@ import type { IdentityInfo } from './node-api.js';
 /** PKCS#8 v1 wrapping of an Ed25519 private key (RFC 8410): this header, then the 32-byte seed. */
 const pkcs8Ed25519Header = Buffer.from('302e020100300506032b657004220420', 'hex');
 
-/** The RFC 8032 seed inside an Ed25519 PKCS#8 key (base64url DER). */
-export function seedFromPkcs8(pkcs8: string): Uint8Array {
+/** The RFC 8032 seed inside an Ed25519 PKCS#8 key (base64url DER); undefined if it is not one. */
+export function ed25519SeedOfPkcs8(pkcs8: string): Uint8Array | undefined {
   const der = Buffer.from(pkcs8, 'base64url');
   if (
     der.length !== pkcs8Ed25519Header.length + 32 ||
     !der.subarray(0, pkcs8Ed25519Header.length).equals(pkcs8Ed25519Header)
   )
-    throw new EngineError('CORRUPT', 'the stored node identity is not an Ed25519 PKCS#8 key');
+    return undefined;
   return new Uint8Array(der.subarray(pkcs8Ed25519Header.length));
+}
+
+/** The Ed25519 PKCS#8 key (base64url DER) of a 32-byte seed. */
+export function pkcs8OfEd25519Seed(seed: Uint8Array): string {
+  return Buffer.concat([pkcs8Ed25519Header, seed]).toString('base64url');
+}
+
+/** The seed of the node identity kept in the store; CORRUPT if it is not an Ed25519 PKCS#8 key. */
+export function seedFromPkcs8(pkcs8: string): Uint8Array {
+  const seed = ed25519SeedOfPkcs8(pkcs8);
+  if (seed === undefined)
+    throw new EngineError('CORRUPT', 'the stored node identity is not an Ed25519 PKCS#8 key');
+  return seed;
 }
 
 export interface NodeKeys {

@@ -1,9 +1,8 @@
 /**
- * `--connect MULTIADDR`: the CLI as a short-lived libp2p peer (client mode, fresh identity) that sends
- * the same API requests as the control socket over the `client` protocol of a remote node.
- * The node serves only the peers of its `clients` setting; with a fresh key per run, the CLI's
- * `--connect` needs a node started with `--clients any` for now. A caller with a stable key passes
- * it as `privateKey` and can be allowed by its peer id.
+ * `--connect MULTIADDR`: the CLI as a short-lived libp2p peer (client mode) that sends the same API
+ * requests as the control socket over the `client` protocol of a remote node. The node serves only
+ * the peers of its `clients` setting, so the CLI passes the key of its data directory's client.key
+ * (client-key.ts) as `privateKey`: a stable peer id a node can list. Without one, a fresh key.
  * Loaded on demand: libp2p costs a few hundred milliseconds to import.
  */
 import { EngineError } from '../base/errors.js';

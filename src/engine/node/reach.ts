@@ -8,8 +8,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EngineError } from '../base/errors.js';
+import type { PrivateKey } from '../network/index.js';
 import { ControlClient } from './control-client.js';
 import type { Database } from './database-api.js';
+import type { IdentityInfo } from './node-api.js';
 import { openDatabase } from './embedded.js';
 import {
   apiPath,
@@ -95,11 +97,55 @@ export async function waitForNodeExit(dataDir: string, pid: number, timeoutMs: n
 async function reachRunning(options: ReachOptions): Promise<RemoteNode | undefined> {
   if (options.connect !== undefined) {
     const { openLightClient } = await import('./light-client.js');
-    return openLightClient({ address: options.connect, network: options.network ?? 'default' });
+    const privateKey = await clientIdentity(options);
+    return openLightClient({ address: options.connect, network: options.network ?? 'default', privateKey });
   }
   const api = await liveApi(options);
   if (api === undefined) return undefined;
   return connectSocket(options, api);
+}
+
+/**
+ * The light client's key (`DATA/client.key`, made on first use), with a notice when it was just made
+ * (its peer id, for the node's --clients), when it cannot be kept, or when others can read it.
+ */
+async function clientIdentity(options: ReachOptions): Promise<PrivateKey> {
+  const { loadClientKey, clientKeyExposed } = await import('./client-key.js');
+  const key = await loadClientKey(options.dataDir);
+  if (key.ephemeral)
+    options.notice?.(
+      `cannot keep a light-client key in ${options.dataDir} (not writable): this run is client ${key.peerId}, a key of its own; give a writable --data to keep one`,
+    );
+  else if (key.created)
+    options.notice?.(
+      `made a light-client key in ${key.path}: this client is ${key.peerId}; a node serves it once started with --clients ${key.peerId}`,
+    );
+  else if (await clientKeyExposed(key.path))
+    options.notice?.(`${key.path} can be read by other users: chmod 600 ${key.path}`);
+  return key.privateKey;
+}
+
+/**
+ * The light-client identity of a data directory (the key `--connect` uses), made if there is none.
+ * CONFIG_INVALID when it cannot be kept there.
+ */
+export async function lightClientIdentity(
+  dataDir: string,
+): Promise<IdentityInfo & { readonly path: string; readonly created: boolean }> {
+  const { loadClientKey } = await import('./client-key.js');
+  const key = await loadClientKey(dataDir);
+  if (key.ephemeral)
+    throw new EngineError(
+      'CONFIG_INVALID',
+      `cannot keep a light-client key in ${dataDir}: the directory is not writable`,
+      { dir: dataDir },
+    );
+  return {
+    peerId: key.peerId,
+    publicKey: Buffer.from(key.privateKey.publicKey.raw).toString('base64url'),
+    path: key.path,
+    created: key.created,
+  };
 }
 
 /** The api record of a live node, removing stale process files on the way. */
