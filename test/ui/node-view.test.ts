@@ -30,6 +30,19 @@ describe('node status as labelled lines', () => {
     expect(field(statusFields(sampleStatus()), 'Store')).to.equal(undefined);
   });
 
+  it('shows which light clients the node serves: none, any, or their peer ids', () => {
+    const id = '12D3KooWQn3XGcNgeyCw4jaYAUG7uv8R2qadbbBSiwizw6ary3Sa';
+    expect(field(statusFields(sampleStatus({ clients: [] })), 'Clients')).to.match(
+      /^none \(.*--clients PEERID/,
+    );
+    expect(field(statusFields(sampleStatus({ clients: 'any' })), 'Clients')).to.match(/^any peer/);
+    expect(field(statusFields(sampleStatus({ clients: [id, id.replace('Q', 'R')] })), 'Clients')).to.equal(
+      `${id}\n${id.replace('Q', 'R')}`,
+    );
+    const { clients: _, ...older } = sampleStatus();
+    expect(field(statusFields(older), 'Clients')).to.equal(undefined);
+  });
+
   it('shows commit phases in the order a commit takes them, and requests by frequency', () => {
     const rows = statusFields(
       sampleStatus({

@@ -585,6 +585,7 @@ export class RunningNode implements NodeControl {
       gateway: this.config.gateway,
       bootstrapNode: this.config.bootstrapNode,
       clusterSize: this.config.clusterSize,
+      clients: this.config.clients === 'any' ? 'any' : [...this.config.clients],
       dataDir: this.dataDir,
       pid: process.pid,
       startedAt: this.startedAt,

@@ -126,6 +126,11 @@ export interface NodeStatus {
    * answer NO_QUORUM. Absent from nodes of versions before it existed, and before a node has joined.
    */
   readonly members?: { readonly known: number; readonly reachable: number };
+  /**
+   * The light clients (`--connect`) this node serves: `any`, or their peer ids (none by default).
+   * Absent from nodes of versions before it existed.
+   */
+  readonly clients?: 'any' | readonly string[];
 }
 
 export type NodeEventKind =

@@ -69,6 +69,7 @@ export function statusFields(status: NodeStatus): [string, string][] {
           ] as [string, string],
         ]),
     ['Cluster size', String(status.clusterSize)],
+    ...clientsField(status.clients),
     ['Collections', String(status.collections)],
     [
       'Storage',
@@ -83,6 +84,14 @@ export function statusFields(status: NodeStatus): [string, string][] {
     ],
     ...timingFields(status.timings),
   ];
+}
+
+/** `Clients`: the light clients the node serves (older nodes do not say). */
+function clientsField(clients: NodeStatus['clients']): [string, string][] {
+  if (clients === undefined) return [];
+  if (clients === 'any') return [['Clients', 'any peer (--clients any)']];
+  if (clients.length === 0) return [['Clients', 'none (node start --clients PEERID serves a light client)']];
+  return [['Clients', clients.join('\n')]];
 }
 
 /** Request names listed per direction, the most frequent first (the rest are one `--json` away). */

@@ -84,6 +84,7 @@ describe('client protocol access (the clients setting)', function () {
     const good = await client(node, allowed);
     await good.createCollection('notes', 'diary');
     expect((await good.listCollections()).map((info) => info.name)).to.deep.equal(['notes']);
+    expect((await good.status()).clients).to.deep.equal([peerIdOf(allowed)]);
     const stranger = await client(node);
     expect(isEngineError(await rejection(stranger.listCollections()), 'BAD_INPUT')).to.equal(true);
   });
@@ -91,7 +92,7 @@ describe('client protocol access (the clients setting)', function () {
   it('serves every peer with any', async () => {
     const node = await start('any');
     const remote = await client(node);
-    expect((await remote.status()).peerId).to.equal(node.peerId);
+    expect(await remote.status()).to.include({ peerId: node.peerId, clients: 'any' });
   });
 });
 
