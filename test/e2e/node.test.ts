@@ -211,33 +211,15 @@ describe('nodes end to end through the built binary', function () {
     expect(ndjson(delegatedScan.stdout).map((entry) => entry.key)).to.deep.equal(['alice', 'bob']);
 
     // A light client of n1 from elsewhere sees the same; its data directory holds only its key.
-    const remote = await cli([
-      'collection',
-      'get',
-      'accounts',
-      'alice',
-      '--json',
-      '--connect',
-      bootstrap,
-      '--data',
-      elsewhere,
-    ]);
+    const lightGet = (dir: string) =>
+      cli(['collection', 'get', 'accounts', 'alice', '--json', '--connect', bootstrap, '--data', dir]);
+    const remote = await lightGet(elsewhere);
     expect(okJson(remote)).to.deep.equal(okJson(delegatedGet));
     expect(remote.stderr).to.equal('');
     expect(readdirSync(elsewhere)).to.deep.equal(['client.key']);
     // A client n1 does not list gets its own peer id and the fix (exit 2), and reads nothing.
     const strangerDir = join(tmp, 'stranger');
-    const stranger = await cli([
-      'collection',
-      'get',
-      'accounts',
-      'alice',
-      '--json',
-      '--connect',
-      bootstrap,
-      '--data',
-      strangerDir,
-    ]);
+    const stranger = await lightGet(strangerDir);
     expect(stranger.code).to.equal(2);
     const strangerId = /this client is (\S+);/.exec(stranger.stderr)?.[1];
     expect(strangerId, stranger.stderr).to.be.a('string');

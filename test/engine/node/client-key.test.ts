@@ -8,6 +8,15 @@ import { peerIdOf } from '../../../src/engine/network/index.js';
 import { clientKeyExposed, clientKeyPath, loadClientKey } from '../../../src/engine/node/client-key.js';
 import { lightClientIdentity } from '../../../src/engine/node/reach.js';
 
+async function failure(work: Promise<unknown>): Promise<unknown> {
+  try {
+    await work;
+  } catch (error) {
+    return error;
+  }
+  return expect.fail('expected a rejection');
+}
+
 describe('the light-client key (DATA/client.key, used by --connect)', () => {
   let root: string;
 
@@ -50,12 +59,7 @@ describe('the light-client key (DATA/client.key, used by --connect)', () => {
       '{"kind":"optimystic.client-key","pkcs8":"AAAA"}',
     ]) {
       await writeFile(clientKeyPath(root), text);
-      let error: unknown;
-      try {
-        await loadClientKey(root);
-      } catch (e) {
-        error = e;
-      }
+      const error = await failure(loadClientKey(root));
       expect(isEngineError(error, 'CONFIG_INVALID'), String(error)).to.equal(true);
       expect((error as Error).message).to.include(clientKeyPath(root));
       expect(await readFile(clientKeyPath(root), 'utf8')).to.equal(text);
@@ -82,12 +86,7 @@ describe('the light-client key (DATA/client.key, used by --connect)', () => {
       const key = await loadClientKey(dir);
       expect(key).to.include({ ephemeral: true, created: true });
       expect(key.peerId).to.equal(peerIdOf(key.privateKey));
-      let error: unknown;
-      try {
-        await lightClientIdentity(dir);
-      } catch (e) {
-        error = e;
-      }
+      const error = await failure(lightClientIdentity(dir));
       expect(isEngineError(error, 'CONFIG_INVALID'), String(error)).to.equal(true);
       expect(await readdir(dir)).to.deep.equal([]);
     } finally {
