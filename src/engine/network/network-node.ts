@@ -176,6 +176,11 @@ export interface NetworkNode {
   peers(): PeerInfo[];
   /** A connected peer's listen addresses as it announced them, each ending in /p2p/<peer id>. */
   listenAddressesOf(peerId: string): string[] | undefined;
+  /**
+   * Whether a connected peer is a node of this network (it announced our protocols) — false for one
+   * that announced none, such as a light client (`--connect`) — or undefined before it identified.
+   */
+  isNetworkNode(peerId: string): boolean | undefined;
   /** Dials a multiaddr; resolves with the peer reached. */
   connect(address: string): Promise<FoundPeer>;
   /** Closes every connection with a peer. */
@@ -250,6 +255,8 @@ class Libp2pNetworkNode implements NetworkNode {
   private readonly identified = new Map<string, string[]>();
   /** Connected peers that serve our DHT (identified with its protocol); candidates for `closest`. */
   private readonly dhtServers = new Set<string>();
+  /** Identified connected peers: true for nodes of this network, false for peers announcing none of its protocols. */
+  private readonly networkNodes = new Map<string, boolean>();
   private readonly latency = new Map<string, number>();
   private readonly foreign = new Set<string>();
   private readonly served: Record<ServeOutcome, number> = { replied: 0, errored: 0, reset: 0 };
@@ -393,6 +400,7 @@ class Libp2pNetworkNode implements NetworkNode {
       const id = event.detail.toString();
       this.identified.delete(id);
       this.dhtServers.delete(id);
+      this.networkNodes.delete(id);
       this.latency.delete(id);
       this.emit('peer:disconnect', id);
     });
@@ -413,6 +421,7 @@ class Libp2pNetworkNode implements NetworkNode {
       );
       if (protocols.includes(dhtProtocolId(this.network))) this.dhtServers.add(id);
       else this.dhtServers.delete(id);
+      this.networkNodes.set(id, networks.size > 0);
       this.emit('peer:identify', id);
     });
   }
@@ -459,6 +468,10 @@ class Libp2pNetworkNode implements NetworkNode {
   /** A connected peer's listen addresses as it announced them (identify), each ending in /p2p/<id>. */
   listenAddressesOf(peerId: string): string[] | undefined {
     return this.identified.get(peerId)?.map((address) => withPeerId(address, peerId));
+  }
+
+  isNetworkNode(peerId: string): boolean | undefined {
+    return this.networkNodes.get(peerId);
   }
 
   /**

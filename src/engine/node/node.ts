@@ -126,6 +126,11 @@ const sweepIntervalMs = 10_000;
 const latencyProbePeersMax = 32;
 /** How long a stopping node lets transactions it is serving finish before closing the store. */
 const drainMs = 10_000;
+/**
+ * How long a connected peer may take to identify (tell its protocols) before it is announced as
+ * joined anyway. Identify follows the connection within milliseconds on a working link.
+ */
+const identifyWaitMs = 2_000;
 
 /** Starts a node on a data directory. Throws DATA_DIR_BUSY, CONFIG_INVALID or UNAVAILABLE (port in use…). */
 export async function startNode(options: StartNodeOptions): Promise<RunningNode> {
@@ -233,6 +238,10 @@ export class RunningNode implements NodeControl {
 
   private readonly meter: RateMeter;
   private readonly connectedAt = new Map<string, number>();
+  /** Peers whose `peer joined` event was emitted (their `peer left` is emitted in turn). */
+  private readonly joinsAnnounced = new Set<string>();
+  /** Peers connected but not identified yet: announced when they identify, or when this runs out. */
+  private readonly joinsUnidentified = new Map<string, NodeJS.Timeout>();
   private readonly watchers = new AbortController();
   private control: ControlServer | undefined;
   private network: NetworkNode | undefined;
@@ -320,25 +329,30 @@ export class RunningNode implements NodeControl {
       });
       this.network.on('peer:connect', (peer) => {
         this.connectedAt.set(peer, this.clock.now());
-        this.emit('peer:connect', `peer joined: ${peer}`, peer);
+        this.announceJoin(peer);
         this.probe([peer]);
         this.watchMajority();
       });
       // A member's listen addresses are remembered, so that after a restart this node finds it
       // again without bootstrap addresses: when it becomes a member (addressesOf, above), and when
       // it announces them again.
-      this.network.on('peer:identify', (peer) => this.rememberAddresses(peer));
+      this.network.on('peer:identify', (peer) => {
+        this.announceJoin(peer);
+        this.rememberAddresses(peer);
+      });
       // Members met while joining, whose identify came before the listener above.
       for (const peer of this.network.peers()) this.rememberAddresses(peer.id);
       this.network.on('peer:disconnect', (peer) => {
         this.connectedAt.delete(peer);
-        this.emit('peer:disconnect', `peer left: ${peer}`, peer);
+        clearTimeout(this.joinsUnidentified.get(peer));
+        this.joinsUnidentified.delete(peer);
+        if (this.joinsAnnounced.delete(peer)) this.emit('peer:disconnect', `peer left: ${peer}`, peer);
         this.watchMajority();
       });
       // Bootstrap peers are dialled while the network starts, before the listeners above.
       for (const peer of this.network.peers()) {
         this.connectedAt.set(peer.id, this.clock.now());
-        this.emit('peer:connect', `peer joined: ${peer.id}`, peer.id);
+        this.announceJoin(peer.id);
       }
       this.watchMajority();
     } catch (error) {
@@ -773,9 +787,43 @@ export class RunningNode implements NodeControl {
     return this.closing;
   }
 
+  /**
+   * Emits `peer joined` for a connected peer that is a node of the network — once it identified, or
+   * unidentified after identifyWaitMs. Light clients (`--connect`), which announce none of the
+   * network's protocols, come and go with every command they run and are not announced: they would
+   * drown the event log of a node that serves a script.
+   */
+  private announceJoin(peer: string): void {
+    if (this.joinsAnnounced.has(peer) || !this.connectedAt.has(peer)) return;
+    const isNode = this.network?.isNetworkNode(peer);
+    if (isNode === false) return;
+    if (isNode === undefined) {
+      if (!this.joinsUnidentified.has(peer)) {
+        const timer = setTimeout(() => {
+          this.joinsUnidentified.delete(peer);
+          if (this.network?.isNetworkNode(peer) !== false) this.announce(peer);
+        }, identifyWaitMs);
+        timer.unref();
+        this.joinsUnidentified.set(peer, timer);
+      }
+      return;
+    }
+    clearTimeout(this.joinsUnidentified.get(peer));
+    this.joinsUnidentified.delete(peer);
+    this.announce(peer);
+  }
+
+  private announce(peer: string): void {
+    if (this.joinsAnnounced.has(peer) || !this.connectedAt.has(peer)) return;
+    this.joinsAnnounced.add(peer);
+    this.emit('peer:connect', `peer joined: ${peer}`, peer);
+  }
+
   private async teardown(): Promise<void> {
     this.closing ??= Promise.resolve();
     clearInterval(this.statusTimer);
+    for (const timer of this.joinsUnidentified.values()) clearTimeout(timer);
+    this.joinsUnidentified.clear();
     this.loopDelay?.disable();
     clearInterval(this.probeTimer);
     clearInterval(this.sweepTimer);

@@ -3,9 +3,11 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { isEngineError } from '../../../src/engine/base/errors.js';
 import { defaultNodeConfig, type NodeConfig } from '../../../src/engine/config/schema.js';
+import { peerIdOf } from '../../../src/engine/network/index.js';
 import { dataDirIdentity } from '../../../src/engine/node/launch.js';
 import { openLightClient } from '../../../src/engine/node/light-client.js';
 import { startNode, type RunningNode } from '../../../src/engine/node/node.js';
@@ -248,6 +250,7 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     await c.close();
     await eventually(async () => !(await a.peers()).some((peer) => peer.id === c.peerId));
     const events = a.hub.recentEvents().map((event) => [event.kind, event.peerId]);
+    expect(events).to.deep.include(['peer:connect', c.peerId]);
     expect(events).to.deep.include(['peer:disconnect', c.peerId]);
   });
 
@@ -290,9 +293,11 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     await local.createCollection('notes', 'diary');
     await local.transact({ actions: [{ collection: 'notes', op: 'append', value: 'hello' }] });
     await local.close();
+    const clientKey = await generateKeyPair('Ed25519');
     const remote = await openLightClient({
       address: node.hub.current()!.listenAddresses[0]!,
       network: 'default',
+      privateKey: clientKey,
     });
     remotes.push(remote);
     const entries = [];
@@ -304,6 +309,11 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
       true,
     );
     expect((await node.status()).uptimeMs).to.be.at.least(0);
+    // A light client comes and goes with each command: it is not announced as a peer joining or leaving.
+    await remote.close();
+    await eventually(async () => !(await node.peers()).some((peer) => peer.id === peerIdOf(clientKey)));
+    const aboutClient = node.hub.recentEvents().filter((event) => event.peerId === peerIdOf(clientKey));
+    expect(aboutClient).to.deep.equal([]);
   });
 
   it('refuses a light client of another network', async () => {

@@ -488,6 +488,10 @@ export class SimPort implements NetworkNode {
     return undefined;
   }
 
+  isNetworkNode(): boolean | undefined {
+    return true; // the simulation has nodes only
+  }
+
   peers(): PeerInfo[] {
     if (this.dead) return [];
     return this.net
