@@ -278,6 +278,61 @@ describe('nodes end to end through the built binary', function () {
     }, 'n2 to lose its peers');
   });
 
+  it('lets a light client follow a diary over one connection, without logging it as a peer', async () => {
+    const clientDir = join(tmp, 'follower');
+    const client = okJson(await cli(['keygen', 'identity', '--client', '--json', '--data', clientDir]));
+    const node = startNode('f1', ['--clients', client.peerId]);
+    const { addresses } = await node.started();
+    const data = ['--data', node.dataDir];
+    okJson(await cli(['collection', 'create', 'events', '--type', 'diary', '--json', ...data]));
+    const follow = spawn(
+      process.execPath,
+      [join(cliRoot, 'bin', 'run.js'), 'collection', 'read', 'events', '--follow', '--json'].concat([
+        '--connect',
+        addresses[0]!,
+        '--data',
+        clientDir,
+      ]),
+      { cwd: cliRoot, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const followed = new Promise<number | null>((resolve) => follow.on('exit', (code) => resolve(code)));
+    let out = '';
+    let err = '';
+    follow.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
+    follow.stderr.setEncoding('utf8').on('data', (text: string) => (err += text));
+    try {
+      okJson(await cli(['collection', 'append', 'events', '{"n":1}', '--json', ...data]));
+      await eventually(
+        () => Promise.resolve(ndjson(out).length === 1 ? true : undefined),
+        `the first entry (${err})`,
+      );
+      const lightClients = async (): Promise<any[]> =>
+        (okJson(await cli(['peer', 'list', '--json', ...data])) as any[]).filter((peer) => peer.lightClient);
+      const [first] = await eventually(
+        async () => ((await lightClients()).length === 1 ? lightClients() : undefined),
+        'the follower listed as a light client',
+      );
+      expect(first.id).to.equal(client.peerId);
+      okJson(await cli(['collection', 'append', 'events', '{"n":2}', '--json', ...data]));
+      await eventually(
+        () => Promise.resolve(ndjson(out).length === 2 ? true : undefined),
+        'the second entry',
+      );
+      // Several checks later, still the one connection it opened.
+      expect((await lightClients()).map((peer) => peer.connectedAt)).to.deep.equal([first.connectedAt]);
+      expect(ndjson(out)).to.deep.equal([
+        { index: 0, value: { n: 1 } },
+        { index: 1, value: { n: 2 } },
+      ]);
+    } finally {
+      follow.kill('SIGINT');
+    }
+    expect(await followed).to.equal(0);
+    expect(
+      node.lines.filter((line) => line.kind === 'peer:connect' || line.kind === 'peer:disconnect'),
+    ).to.deep.equal([]);
+  });
+
   it('refuses a second node on a busy data directory, and restarts after kill -9 with the same peer id', async () => {
     const node = startNode('k1');
     const { peerId } = await node.started();

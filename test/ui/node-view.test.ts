@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { TimingFigures } from '../../src/engine/index.js';
-import { statusFields } from '../../src/ui/cli/node-view.js';
-import { sampleStatus } from './dashboard/fixtures.js';
+import { peerRow, statusFields } from '../../src/ui/cli/node-view.js';
+import { peer, sampleStatus } from './dashboard/fixtures.js';
 
 function figures(count: number, p50Ms: number, p99Ms: number): TimingFigures {
   return { count, perSec: count / 60, p50Ms, p99Ms, maxMs: p99Ms };
@@ -41,6 +41,14 @@ describe('node status as labelled lines', () => {
     );
     const { clients: _, ...older } = sampleStatus();
     expect(field(statusFields(older), 'Clients')).to.equal(undefined);
+  });
+
+  it('lists a light client as one in peer list, with the address it came from', () => {
+    const id = '12D3KooWClieClieClieClieClieClieClieClieClieClie0009';
+    expect(peerRow(peer(id, { lightClient: true, latencyMs: 1 }))[3]).to.equal(
+      `light client (/ip4/10.0.0.9/tcp/4001/p2p/${id})`,
+    );
+    expect(peerRow(peer(id))[3]).to.equal(`/ip4/10.0.0.9/tcp/4001/p2p/${id}`);
   });
 
   it('shows commit phases in the order a commit takes them, and requests by frequency', () => {

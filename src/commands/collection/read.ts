@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Args, Flags } from '@oclif/core';
-import { isEngineError, type Json, type ReadOptions } from '../../engine/index.js';
+import { isEngineError, type Database, type Json, type ReadOptions } from '../../engine/index.js';
 import { DataCommand, jsonLine } from '../../ui/cli/index.js';
 
 /**
@@ -19,7 +19,8 @@ export default class CollectionRead extends DataCommand<typeof CollectionRead> {
     '--follow prints what is there, then keeps checking for new entries every second until Ctrl-C, ' +
     'which ends it cleanly with exit 0. It opens the data directory only for each check, so other ' +
     'commands can append in between (one that starts during a check gets DATA_DIR_BUSY, exit 6, ' +
-    'and can simply be retried). Without --follow, Ctrl-C stops the stream with exit 130.';
+    'and can simply be retried); with --connect it keeps one connection to the node. Without ' +
+    '--follow, Ctrl-C stops the stream with exit 130.';
   static override examples = [
     '<%= config.bin %> <%= command.id %> transfers',
     {
@@ -69,23 +70,39 @@ export default class CollectionRead extends DataCommand<typeof CollectionRead> {
 
     // Follow: Ctrl-C is the normal way out, so it ends the loop without an error.
     let next = from ?? 0;
+    const poll = async (db: Database): Promise<void> => {
+      for await (const entry of db.read(name, { from: next })) {
+        if (this.interrupt.interrupted) break;
+        await stream.push(entry);
+        next = entry.index + 1;
+      }
+    };
+    const pause = async (): Promise<void> => {
+      await stream.flush();
+      await sleep(followPollMs, undefined, { signal: this.interrupt.signal }).catch(() => undefined);
+    };
+    if (this.flags.connect !== undefined) {
+      // A light client keeps one libp2p session for the whole follow: a new one per check would cost
+      // it and the node a handshake every second.
+      await this.withDatabase(async (db) => {
+        while (!this.interrupt.interrupted) {
+          await poll(db);
+          await pause();
+        }
+      });
+      await stream.flush();
+      return;
+    }
     let polledOnce = false;
     while (!this.interrupt.interrupted) {
       try {
-        await this.withDatabase(async (db) => {
-          for await (const entry of db.read(name, { from: next })) {
-            if (this.interrupt.interrupted) break;
-            await stream.push(entry);
-            next = entry.index + 1;
-          }
-        });
+        await this.withDatabase(poll);
         polledOnce = true;
       } catch (error) {
         // Another process writing between our checks is expected; try again at the next one.
         if (!(polledOnce && isEngineError(error, 'DATA_DIR_BUSY'))) throw error;
       }
-      await stream.flush();
-      await sleep(followPollMs, undefined, { signal: this.interrupt.signal }).catch(() => undefined);
+      await pause();
     }
     await stream.flush();
   }

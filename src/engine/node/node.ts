@@ -695,6 +695,7 @@ export class RunningNode implements NodeControl {
         direction: peer.direction,
         ...(peer.latencyMs === undefined ? {} : { latencyMs: peer.latencyMs }),
         ...(connectedAt === undefined ? {} : { connectedAt }),
+        ...(this.network?.isNetworkNode(peer.id) === false ? { lightClient: true as const } : {}),
       };
     });
   }

@@ -13,6 +13,8 @@ export interface PeerStatus {
   readonly direction?: 'inbound' | 'outbound';
   /** Epoch ms the current connection opened. */
   readonly connectedAt?: number;
+  /** A light client (`--connect`: it announced none of the network's protocols), not a node. */
+  readonly lightClient?: true;
 }
 
 export interface RateStatus {

@@ -154,7 +154,13 @@ function timingFields(timings: TimingsStatus | undefined): [string, string][] {
 export const peerColumns = ['PEER', 'DIRECTION', 'LATENCY', 'ADDRESS'] as const;
 
 export function peerRow(peer: PeerStatus): string[] {
-  return [peer.id, peer.direction ?? '-', formatLatency(peer.latencyMs), peer.addresses[0] ?? '-'];
+  const address = peer.addresses[0] ?? '-';
+  return [
+    peer.id,
+    peer.direction ?? '-',
+    formatLatency(peer.latencyMs),
+    peer.lightClient === true ? `light client (${address})` : address,
+  ];
 }
 
 export function peerDetailFields(peer: PeerDetail): [string, string][] {

@@ -474,9 +474,13 @@ function networkView(status: NodeStatus, width: number, rows: number, withHeadin
           peer.latencyMs === undefined ? '—' : formatLatency(peer.latencyMs),
           direction,
           peer.connectedAt === undefined ? '' : formatDuration(now - peer.connectedAt),
-          addressWidth > 0 && address !== undefined
-            ? ellipsizeMiddle(compactAddress(address, peer.id), addressWidth)
-            : '',
+          addressWidth === 0
+            ? ''
+            : peer.lightClient === true
+              ? ellipsizeMiddle('light client', addressWidth)
+              : address !== undefined
+                ? ellipsizeMiddle(compactAddress(address, peer.id), addressWidth)
+                : '',
         ),
         latencyTone: latencyTone(peer.latencyMs),
       };

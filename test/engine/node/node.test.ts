@@ -309,6 +309,11 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
       true,
     );
     expect((await node.status()).uptimeMs).to.be.at.least(0);
+    // Listed as a light client once it has identified itself (identify runs beside the requests).
+    await eventually(async () =>
+      (await node.peers()).some((peer) => peer.id === peerIdOf(clientKey) && peer.lightClient === true),
+    );
+    expect((await node.peers()).filter((peer) => peer.lightClient === true)).to.have.length(1);
     // A light client comes and goes with each command: it is not announced as a peer joining or leaving.
     await remote.close();
     await eventually(async () => !(await node.peers()).some((peer) => peer.id === peerIdOf(clientKey)));

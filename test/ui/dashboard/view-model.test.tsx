@@ -336,6 +336,16 @@ describe('dashboard view model', () => {
       expect(fastest?.since.trim()).to.equal('2h 02m');
     });
 
+    it('marks a light client in the address column', () => {
+      const client = peer('12D3KooWClieClieClieClieClieClieClieClieClieClie0009', {
+        latencyMs: 1,
+        direction: 'inbound',
+        lightClient: true,
+      });
+      const [first] = toViewModel(sampleStatus({ peers: [client] }), [], wide).network.peers;
+      expect(first?.address.trim()).to.equal('light client');
+    });
+
     it('puts column titles above the rows when wide', () => {
       expect(toViewModel(sampleStatus(), [], wide).network.heading).to.match(
         /^peer +latency +dir +since +address$/,
