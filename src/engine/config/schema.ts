@@ -351,7 +351,7 @@ function checkClients(value: unknown, source: SettingSource): ClientAccess {
       throw invalid(
         source,
         'clients',
-        `entry ${index + 1} ${JSON.stringify(id)} is not a peer id (example: 12D3KooW…; a client shows its own with "keygen identity")`,
+        `entry ${index + 1} ${JSON.stringify(id)} is not a peer id (example: 12D3KooW…; a client shows its own with "keygen identity --client")`,
       );
   }
   return [...new Set(ids)];

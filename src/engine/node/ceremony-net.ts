@@ -28,7 +28,7 @@
  * sent messages. A node that restarts resumes its open ceremonies and sends its messages again.
  */
 import { join } from 'node:path';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { ed25519PublicKeyOfPeerId } from '../base/base58.js';
 import { canonicalJson } from '../base/codec.js';
 import { systemClock, type Clock } from '../base/clock.js';
 import { EngineError, isEngineError, toEngineError } from '../base/errors.js';
@@ -56,7 +56,9 @@ import {
   type ProposalMessage,
   type SuiteId,
 } from '../crypto/index.js';
-import { schema, type NetworkNode, type RequestContext } from '../network/index.js';
+import type { NetworkNode, RequestContext } from '../network/index.js';
+// The schema module alone: the network barrel would load libp2p into every command that imports the engine.
+import * as schema from '../network/schema.js';
 import {
   CeremonyRun,
   ceremonyDir,
@@ -1566,12 +1568,13 @@ function describe(summary: CeremonySummary): string {
   return `${summary.suite}, ${summary.threshold} of ${summary.recipients}, for ${summary.purpose}${summary.label === '' ? '' : `, "${summary.label}"`}`;
 }
 
+/** Nodes are known by Ed25519 peer ids (12D3KooW…): checked without loading libp2p's peer-id module. */
 function checkPeerId(node: string, what: string): void {
-  try {
-    peerIdFromString(node);
-  } catch {
-    throw new EngineError('BAD_INPUT', `${what} ${JSON.stringify(node)} is not a peer id`);
-  }
+  if (ed25519PublicKeyOfPeerId(node) === undefined)
+    throw new EngineError(
+      'BAD_INPUT',
+      `${what} ${JSON.stringify(node)} is not a peer id (a node's is an Ed25519 one, 12D3KooW…)`,
+    );
 }
 
 function checkPhaseTimeout(value: number | undefined): number {
