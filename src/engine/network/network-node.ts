@@ -9,9 +9,8 @@
  * requests to one peer on one protocol in the same turn leave as one batch (RequestBatcher).
  */
 import { createHash } from 'node:crypto';
-import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import { identify } from '@libp2p/identify';
-import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
+import type { KadDHT } from '@libp2p/kad-dht';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
@@ -218,7 +217,8 @@ export interface NetworkNode {
 type Services = {
   identify: unknown;
   ping: Ping;
-  dht: KadDHT;
+  /** Absent on a light client (`clientMode`), which asks its node instead. */
+  dht?: KadDHT;
 };
 
 type Node = Libp2p<Services>;
@@ -337,9 +337,16 @@ class Libp2pNetworkNode implements NetworkNode {
       identify: identify(),
       // libp2p's connection monitor pings on the same protocol; room for it and for ours at once.
       ping: ping({ timeout: this.requestTimeoutMs, maxOutboundStreams: 4, maxInboundStreams: 4 }),
-      dht: kadDHT({
+    };
+    // A light client (one command's lifetime, talking to one node) runs no DHT and no relay, and does
+    // not import them: kad-dht and circuit relay are a tenth of its start-up.
+    if (!this.clientMode) {
+      const { kadDHT, passthroughMapper } = await import('@libp2p/kad-dht');
+      services['dht'] = kadDHT({
         protocol: dhtProtocolId(this.network),
-        clientMode: this.clientMode,
+        // Server mode from the start (unset, kad-dht waits for a public address, which a LAN or
+        // loopback node never has).
+        clientMode: false,
         // Private and loopback addresses are real addresses on a LAN or one host; keep them.
         peerInfoMapper: passthroughMapper,
         // A solo node must answer `closest` (with itself) instead of waiting for a first peer.
@@ -347,9 +354,12 @@ class Libp2pNetworkNode implements NetworkNode {
         logPrefix: `libp2p:optimystic:${this.network}:kad`,
         datastorePrefix: `/optimystic/${this.network}/dht`,
         metricsPrefix: `optimystic_${this.network.replace(/[^a-z0-9]/g, '_')}_kad`,
-      }),
-    };
-    if (init.gateway === true && !this.clientMode) services['relay'] = circuitRelayServer();
+      });
+      if (init.gateway === true) {
+        const { circuitRelayServer } = await import('@libp2p/circuit-relay-v2');
+        services['relay'] = circuitRelayServer();
+      }
+    }
     const gate = init.connectionGater;
     const deny = (peerId: { toString(): string }): boolean => {
       const id = peerId.toString();
@@ -491,8 +501,10 @@ class Libp2pNetworkNode implements NetworkNode {
       this.lookup.ticks += 1;
       if (this.lookup.ticks < this.lookup.everyTicks) return;
       this.lookup.ticks = 0;
+      const dht = this.node.services.dht;
+      if (dht === undefined) return;
       const self = peerIdFromString(this.peerId).toMultihash().bytes;
-      for await (const _event of this.node.services.dht.getClosestPeers(self, {
+      for await (const _event of dht.getClosestPeers(self, {
         signal: this.deadline(this.requestTimeoutMs),
       })) {
         // Responses refresh the routing table as they arrive; the result itself is not needed.
@@ -615,14 +627,17 @@ class Libp2pNetworkNode implements NetworkNode {
   async closest(key: Uint8Array, k: number): Promise<string[]> {
     if (!Number.isSafeInteger(k) || k < 1 || k > limits.closestPeersMax)
       throw new EngineError('BAD_INPUT', `k must be an integer in 1..${limits.closestPeersMax}`);
-    // A light client is nobody's cluster member: it answers with the servers only.
+    // A light client is nobody's cluster member and runs no DHT: it answers with the servers it is
+    // connected to (its node asks the DHT for it, `peer closest --connect`).
     const found = new Set<string>(this.clientMode ? [] : [this.peerId]);
+    const dht = this.node.services.dht;
     try {
-      for await (const event of this.node.services.dht.getClosestPeers(key, {
-        signal: this.deadline(this.requestTimeoutMs),
-      })) {
-        if (event.name === 'FINAL_PEER') found.add(event.peer.id.toString());
-      }
+      if (dht !== undefined)
+        for await (const event of dht.getClosestPeers(key, {
+          signal: this.deadline(this.requestTimeoutMs),
+        })) {
+          if (event.name === 'FINAL_PEER') found.add(event.peer.id.toString());
+        }
     } catch (error) {
       throw networkError(error, 'closest-peer query failed');
     }
@@ -635,8 +650,8 @@ class Libp2pNetworkNode implements NetworkNode {
 
   routingTableSize(): number {
     if (this.libp2p === undefined || this.stopped) return 0;
-    const dht = this.libp2p.services.dht as KadDHT & { routingTable?: { size: number } };
-    return dht.routingTable?.size ?? 0;
+    const dht = this.libp2p.services.dht as (KadDHT & { routingTable?: { size: number } }) | undefined;
+    return dht?.routingTable?.size ?? 0;
   }
 
   on(event: NetworkEvent, listener: (peerId: string) => void): () => void {
