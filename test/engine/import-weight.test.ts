@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
  * the static imports reachable from the CLI's shared modules must not lead to it.
  */
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const heavy = /^(libp2p$|@libp2p\/|@chainsafe\/)/;
+const libp2pModules = /^(libp2p$|@libp2p\/|@chainsafe\/)/;
+/** What only full nodes run: a light client (`--connect`) has no DHT and no relay. */
+const fullNodeModules = /^@libp2p\/(kad-dht|circuit-relay-v2)$/;
 
 /** Static value imports of a TypeScript file (type-only imports are erased). */
 function valueImports(file: string): string[] {
@@ -34,7 +36,7 @@ function valueImports(file: string): string[] {
 }
 
 /** Packages matching `heavy` that `start` reaches through static imports, each with the path to it. */
-function heavyReached(start: string): string[] {
+function heavyReached(start: string, heavy = libp2pModules): string[] {
   const from = new Map<string, string | undefined>([[start, undefined]]);
   const queue = [start];
   const reached: string[] = [];
@@ -64,6 +66,10 @@ describe('what a command loads', () => {
   it('the engine index and the CLI base reach no libp2p module through static imports', () => {
     for (const start of ['src/engine/index.ts', 'src/ui/cli/index.ts', 'src/commands/collection/list.ts'])
       expect(heavyReached(join(root, start)), start).to.deep.equal([]);
+  });
+
+  it('a light client reaches no DHT or relay module through static imports', () => {
+    expect(heavyReached(join(root, 'src/engine/node/light-client.ts'), fullNodeModules)).to.deep.equal([]);
   });
 
   it('the check finds libp2p where it is imported (the network module itself)', () => {
