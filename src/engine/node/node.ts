@@ -475,7 +475,7 @@ export class RunningNode implements NodeControl {
     if (clients === 'any' || clients.includes(peerId)) return;
     throw new EngineError(
       'BAD_INPUT',
-      `node ${this.peerId} does not serve client ${peerId}: it serves only the peers of its clients setting; start the node with --clients ${peerId} (or --clients any)`,
+      `node ${this.peerId} does not serve client ${peerId}: it serves only the peers of its clients setting; start the node with --clients ${peerId} (or with it in "clients" of its config file; --clients any serves every peer)`,
       { client: peerId },
     );
   }
