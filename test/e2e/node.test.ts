@@ -10,7 +10,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
    the tests read the CLI's JSON output and assert its shape field by field */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -331,6 +331,31 @@ describe('nodes end to end through the built binary', function () {
     expect(
       node.lines.filter((line) => line.kind === 'peer:connect' || line.kind === 'peer:disconnect'),
     ).to.deep.equal([]);
+  });
+
+  it('admits a light client added to the config file on node reload, without a restart', async () => {
+    const clientDir = join(tmp, 'reload-client');
+    const client = okJson(await cli(['keygen', 'identity', '--client', '--json', '--data', clientDir]));
+    const dataDir = join(tmp, 'r1');
+    mkdirSync(dataDir, { recursive: true });
+    const configFile = join(dataDir, 'config.json');
+    writeFileSync(configFile, JSON.stringify({ clients: [] }));
+    const node = startNode('r1');
+    const { addresses } = await node.started();
+    const light = ['collection', 'list', '--json', '--connect', addresses[0]!, '--data', clientDir];
+    expect((await cli(light)).code).to.equal(2);
+    writeFileSync(configFile, JSON.stringify({ clients: [client.peerId] }));
+    expect(okJson(await cli(['node', 'reload', '--json', '--data', dataDir]))).to.deep.equal({
+      applied: ['clients'],
+      needsRestart: [],
+      configFile,
+    });
+    expect(okJson(await cli(light))).to.deep.equal([]);
+    const remote = await cli(['node', 'reload', '--json', '--data', clientDir, '--connect', addresses[0]!]);
+    expect(remote.code).to.equal(2);
+    expect(
+      node.lines.some((line) => line.kind === 'info' && String(line.message).includes('applied clients')),
+    ).to.equal(true);
   });
 
   it('refuses a second node on a busy data directory, and restarts after kill -9 with the same peer id', async () => {

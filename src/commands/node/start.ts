@@ -151,25 +151,29 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
         'node start joins the network; --offline (or OPTIMYSTIC_OFFLINE) contradicts it',
       );
     const { flags } = this;
-    const { config, file } = await loadNodeConfig({
-      dataDir: this.dataDir,
-      flags: {
-        port: flags.port,
-        listen: flags.listen,
-        announce: flags.announce,
-        bootstrap: flags.bootstrap,
-        network: flags.network,
-        role: flags.role,
-        capacityBytes: flags.capacity,
-        gateway: flags.gateway,
-        bootstrapNode: flags['bootstrap-node'],
-        clusterSize: flags['cluster-size'],
-        clients: flags.clients,
-        slowTransactionMs: flags['slow-transaction-ms'],
-      },
-      env: process.env,
-      ...(flags.config === undefined ? {} : { configPath: flags.config }),
-    });
+    const env = { ...process.env };
+    // Reloads (node reload) resolve the settings the same way: these flags, this environment.
+    const load = () =>
+      loadNodeConfig({
+        dataDir: this.dataDir,
+        flags: {
+          port: flags.port,
+          listen: flags.listen,
+          announce: flags.announce,
+          bootstrap: flags.bootstrap,
+          network: flags.network,
+          role: flags.role,
+          capacityBytes: flags.capacity,
+          gateway: flags.gateway,
+          bootstrapNode: flags['bootstrap-node'],
+          clusterSize: flags['cluster-size'],
+          clients: flags.clients,
+          slowTransactionMs: flags['slow-transaction-ms'],
+        },
+        env,
+        ...(flags.config === undefined ? {} : { configPath: flags.config }),
+      });
+    const { config, file } = await load();
     // Never prompted for (the node runs unattended), never logged: a file or the variable, or none.
     const passphrase =
       flags['passphrase-file'] !== undefined
@@ -181,6 +185,7 @@ export default class NodeStart extends DataCommand<typeof NodeStart> {
       config,
       version: this.config.version,
       ...(file === undefined ? {} : { configFile: file }),
+      reloadConfig: load,
       keygen: {
         ...(passphrase === undefined ? {} : { passphrase }),
         ...(sealCostLog2 === undefined ? {} : { sealCostLog2 }),

@@ -134,6 +134,7 @@ export const apiMethods: Readonly<Record<string, Method>> = {
   'node.status': method(none, ({ node }) => node.status()),
   'node.identity': method(none, ({ node }) => node.identity()),
   'node.stop': method(none, ({ node }) => node.stop().then(() => ({ stopping: true })), { localOnly: true }),
+  'node.reload': method(none, ({ node }) => node.reload(), { localOnly: true }),
   'node.watch': streamMethod(none, ({ node }) => node.watch()),
   'peer.list': method(none, ({ node }) => node.peers()),
   'peer.info': method(object({ peer: optional(peer) }), ({ node }, p) => node.peerInfo(p.peer)),

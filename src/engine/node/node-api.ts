@@ -48,6 +48,14 @@ export interface IdentityInfo {
   readonly publicKey: string;
 }
 
+/** What `node reload` did: settings applied now, settings that changed but apply at the next start. */
+export interface ReloadResult {
+  readonly applied: readonly string[];
+  readonly needsRestart: readonly string[];
+  /** The config file read, when one applies. */
+  readonly configFile?: string;
+}
+
 /** What a running node pushes to a watcher: its status, and the events since the last update. */
 export interface StatusUpdate {
   readonly status: NodeStatus;
@@ -60,6 +68,8 @@ export interface NodeControl {
   identity(): Promise<IdentityInfo>;
   /** Asks the node to stop; resolves once it has begun stopping. */
   stop(): Promise<void>;
+  /** Reads the node's settings again and applies those that can change while it runs (`node reload`). */
+  reload(): Promise<ReloadResult>;
   peers(): Promise<PeerStatus[]>;
   peerInfo(peer?: string): Promise<PeerDetail>;
   connect(address: string): Promise<PeerAddresses>;

@@ -53,6 +53,7 @@ import type {
   PeerAddresses,
   PeerDetail,
   PingResult,
+  ReloadResult,
   StatusUpdate,
 } from './node-api.js';
 import {
@@ -107,7 +108,15 @@ export interface StartNodeOptions {
   readonly slowTransactionMs?: number;
   /** Threshold key ceremonies over the network (ceremony-net.ts): the keystore passphrase, never logged. */
   readonly keygen?: { readonly passphrase?: string; readonly sealCostLog2?: number };
+  /**
+   * Resolves the settings again as the node was started (its flags and environment, the config file
+   * as it is now), for `node reload`. Without it the node cannot reload (UNAVAILABLE).
+   */
+  readonly reloadConfig?: () => Promise<{ readonly config: NodeConfig; readonly file?: string | undefined }>;
 }
+
+/** Settings a running node takes on `node reload`; the others apply at its next start. */
+const reloadable: ReadonlySet<keyof NodeConfig> = new Set(['clients', 'slowTransactionMs']);
 
 /** How often the node recomputes its status for watchers. */
 export const statusIntervalMs = 1000;
@@ -180,7 +189,9 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       deferred,
     });
     const timings = new TimingMeter(clock);
-    const slowMs = options.slowTransactionMs ?? options.config.slowTransactionMs;
+    // options.slowTransactionMs (tests) wins over the setting, and over its reloads.
+    const slowMs = (): number =>
+      options.slowTransactionMs ?? late.node?.config.slowTransactionMs ?? options.config.slowTransactionMs;
     try {
       solo = await SoloNode.open(
         { raw, clock },
@@ -191,7 +202,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
           coordinator: {
             onPhase: (phase, ms) => timings.record('phases', phase, ms),
             onFinished: (timing) => {
-              if (timing.ms >= slowMs) late.node?.reportSlowTransaction(timing);
+              if (timing.ms >= slowMs()) late.node?.reportSlowTransaction(timing);
             },
           },
         },
@@ -222,7 +233,8 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
 export class RunningNode implements NodeControl {
   readonly dataDir: string;
   readonly peerId: string;
-  readonly config: NodeConfig;
+  /** The settings in force: those it started with, with the reloadable ones as last reloaded. */
+  config: NodeConfig;
   readonly startedAt: number;
   /** Things worth telling the operator that happened while starting (stale files cleared). */
   readonly notices: readonly string[];
@@ -475,7 +487,7 @@ export class RunningNode implements NodeControl {
     if (clients === 'any' || clients.includes(peerId)) return;
     throw new EngineError(
       'BAD_INPUT',
-      `node ${this.peerId} does not serve client ${peerId}: it serves only the peers of its clients setting; start the node with --clients ${peerId} (or with it in "clients" of its config file; --clients any serves every peer)`,
+      `node ${this.peerId} does not serve client ${peerId}: it serves only the peers of its clients setting; start the node with --clients ${peerId}, or add it to "clients" in the node's config file and run optimystic node reload (--clients any serves every peer)`,
       { client: peerId },
     );
   }
@@ -673,6 +685,32 @@ export class RunningNode implements NodeControl {
 
   identity(): Promise<IdentityInfo> {
     return Promise.resolve(this.keys.info);
+  }
+
+  /**
+   * `node reload`: resolves the settings again (the config file as it is now; flags and environment
+   * variables still win over it) and applies those in `reloadable` that changed; the others that
+   * changed are named as needing a restart. A bad config file is CONFIG_INVALID and changes nothing.
+   */
+  async reload(): Promise<ReloadResult> {
+    const load = this.options.reloadConfig;
+    if (load === undefined)
+      throw new EngineError('UNAVAILABLE', 'this node cannot reload its settings; restart it to change them');
+    const { config: next, file } = await load();
+    const applied: (keyof NodeConfig)[] = [];
+    const needsRestart: (keyof NodeConfig)[] = [];
+    for (const key of Object.keys(next) as (keyof NodeConfig)[]) {
+      if (JSON.stringify(next[key]) === JSON.stringify(this.config[key])) continue;
+      (reloadable.has(key) ? applied : needsRestart).push(key);
+    }
+    if (applied.length > 0)
+      this.config = { ...this.config, ...Object.fromEntries(applied.map((key) => [key, next[key]])) };
+    const from = file === undefined ? 'no config file' : file;
+    this.emit(
+      'info',
+      `settings reloaded (${from}): ${applied.length === 0 ? 'none applied' : `applied ${applied.join(', ')}`}${needsRestart.length === 0 ? '' : `; changed but applied at the next start: ${needsRestart.join(', ')}`}`,
+    );
+    return { applied, needsRestart, ...(file === undefined ? {} : { configFile: file }) };
   }
 
   /** Begins a graceful stop; `stopped` settles when it is done. */

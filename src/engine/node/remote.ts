@@ -31,6 +31,7 @@ import type {
 import type {
   ClosestResult,
   IdentityInfo,
+  ReloadResult,
   NodeControl,
   PeerAddresses,
   PeerDetail,
@@ -136,6 +137,10 @@ export class RemoteNode implements Database, NodeControl {
 
   async stop(): Promise<void> {
     await this.call('node.stop');
+  }
+
+  reload(): Promise<ReloadResult> {
+    return this.call('node.reload');
   }
 
   peers(): Promise<PeerStatus[]> {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -13,6 +13,7 @@ import {
   flagSource,
   type NodeConfig,
 } from '../../../src/engine/config/schema.js';
+import { loadNodeConfig } from '../../../src/engine/config/resolve.js';
 import { peerIdOf, type PrivateKey } from '../../../src/engine/network/index.js';
 import { openLightClient } from '../../../src/engine/node/light-client.js';
 import { startNode, type RunningNode } from '../../../src/engine/node/node.js';
@@ -89,10 +90,54 @@ describe('client protocol access (the clients setting)', function () {
     expect(isEngineError(await rejection(stranger.listCollections()), 'BAD_INPUT')).to.equal(true);
   });
 
+  it('takes a changed clients setting from its config file on reload, without a restart', async () => {
+    const dataDir = join(root, 'n');
+    const configFile = join(dataDir, 'config.json');
+    const writeConfig = (settings: object): Promise<void> => writeFile(configFile, JSON.stringify(settings));
+    await mkdir(dataDir, { recursive: true });
+    await writeConfig({ clients: [] });
+    const load = () => loadNodeConfig({ dataDir, env: {}, flags: { listen: ['/ip4/127.0.0.1/tcp/0'] } });
+    const node = await startNode({
+      dataDir,
+      config: (await load()).config,
+      version: 'test',
+      reloadConfig: load,
+    });
+    nodes.push(node);
+    const key = await generateKeyPair('Ed25519');
+    const remote = await client(node, key);
+    expect(isEngineError(await rejection(remote.listCollections()), 'BAD_INPUT')).to.equal(true);
+
+    await writeConfig({ clients: [peerIdOf(key)], clusterSize: 3 });
+    expect(await node.reload()).to.deep.equal({
+      applied: ['clients'],
+      needsRestart: ['clusterSize'],
+      configFile,
+    });
+    expect(await remote.listCollections()).to.deep.equal([]);
+    expect((await node.status()).clients).to.deep.equal([peerIdOf(key)]);
+    expect((await node.status()).clusterSize).to.equal(5); // needs a restart: unchanged
+    expect(node.hub.recentEvents().map((event) => event.message)).to.include(
+      `settings reloaded (${configFile}): applied clients; changed but applied at the next start: clusterSize`,
+    );
+
+    // A file that does not validate changes nothing.
+    await writeConfig({ clients: ['not-a-peer-id'] });
+    expect(isEngineError(await rejection(node.reload()), 'CONFIG_INVALID')).to.equal(true);
+    expect(await remote.listCollections()).to.deep.equal([]);
+    // Nor does reloading an unchanged file.
+    await writeConfig({ clients: [peerIdOf(key)], clusterSize: 3 });
+    expect(await node.reload()).to.deep.include({ applied: [], needsRestart: ['clusterSize'] });
+    // Light clients cannot make the node reload.
+    expect(isEngineError(await rejection(remote.reload()), 'BAD_INPUT')).to.equal(true);
+  });
+
   it('serves every peer with any', async () => {
     const node = await start('any');
     const remote = await client(node);
     expect(await remote.status()).to.include({ peerId: node.peerId, clients: 'any' });
+    // Started without a way to read its settings again (no reloadConfig): it says so.
+    expect(isEngineError(await rejection(node.reload()), 'UNAVAILABLE')).to.equal(true);
   });
 });
 

@@ -28,6 +28,7 @@ function fakeControl(hub: StatusHub, stops: { count: number }): NodeControl {
       stops.count++;
       return Promise.resolve();
     },
+    reload: unavailable,
     peers: () => Promise.resolve([]),
     peerInfo: unavailable,
     connect: unavailable,
