@@ -651,6 +651,19 @@ export class ClusterRepoClient implements RepoClient {
     let chosen: string | undefined;
     for (const [digest, count] of votes)
       if (chosen === undefined || count > votes.get(chosen)!) chosen = digest;
+    // Copies that differ at the newest revision, none held by a majority of the cluster among the
+    // first answers: a write a minority took (its writer lost the compare-and-set race elsewhere)
+    // stays on its holders at the same revision as the one the majority took. The first answers may
+    // be a tie between them (this node's copy answered first), so every member is asked before one is
+    // chosen (sim seed 13557: a log block's seal naming another successor on one holder, read through
+    // that holder, hid the rest of the log).
+    if (
+      options.everyone !== true &&
+      votes.size > 1 &&
+      chosen !== undefined &&
+      votes.get(chosen)! < quorumOf(cluster.length)
+    )
+      return this.getCountedOnce(request, { ...options, everyone: true });
     let best: BlockState | undefined;
     let source: string | undefined;
     if (chosen !== undefined) {

@@ -131,6 +131,27 @@ describe('holders whose copies diverged at one revision number', () => {
     expect(read.source).to.not.equal('p0');
   });
 
+  it('asks every holder before choosing when the first majority is a tie between two copies', async () => {
+    // p0's copy is the loser's revision 2, p1 holds the winner's, p2 (slow to answer) the winner's too.
+    // The first majority to answer is p0 and p1, one of each: taking this node's copy on that tie hid
+    // the rest of a log whose seal named another successor here (sim seed 13557).
+    const local = await storeWith(created, append('loser', 2, 0));
+    const { network: serving } = servingNetwork({
+      p1: await storeWith(created, append('winner', 2, 0)),
+      p2: await storeWith(created, append('winner', 2, 0)),
+    });
+    const slowP2 = {
+      request: async (peer: string, ...rest: unknown[]): Promise<unknown> => {
+        if (peer === 'p2') await new Promise((resolve) => setTimeout(resolve, 30));
+        return (serving.request as (...args: unknown[]) => Promise<unknown>)(peer, ...rest);
+      },
+    } as unknown as NetworkNode;
+    const read = await clientAt(local, slowP2).getCounted({ blockId });
+    expect(read.state?.block).to.deep.include({ entries: ['winner'] });
+    expect(read.holding).to.equal(2);
+    expect(read.source).to.not.equal('p0');
+  });
+
   it('a write that must reach this node last leaves its copy as it was when the other holders refuse', async () => {
     // p0's copy lost revision 2 in a crash; p1 and p2 hold the winner's revision 2. A tail at p0 that
     // seals from its stale copy writes a revision 2 of its own: refused by both holders, and with
