@@ -90,19 +90,18 @@ export default class CollectionRead extends DataCommand<typeof CollectionRead> {
           await pause();
         }
       });
-      await stream.flush();
-      return;
-    }
-    let polledOnce = false;
-    while (!this.interrupt.interrupted) {
-      try {
-        await this.withDatabase(poll);
-        polledOnce = true;
-      } catch (error) {
-        // Another process writing between our checks is expected; try again at the next one.
-        if (!(polledOnce && isEngineError(error, 'DATA_DIR_BUSY'))) throw error;
+    } else {
+      let polledOnce = false;
+      while (!this.interrupt.interrupted) {
+        try {
+          await this.withDatabase(poll);
+          polledOnce = true;
+        } catch (error) {
+          // Another process writing between our checks is expected; try again at the next one.
+          if (!(polledOnce && isEngineError(error, 'DATA_DIR_BUSY'))) throw error;
+        }
+        await pause();
       }
-      await pause();
     }
     await stream.flush();
   }

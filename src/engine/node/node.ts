@@ -234,7 +234,10 @@ export class RunningNode implements NodeControl {
   readonly dataDir: string;
   readonly peerId: string;
   /** The settings in force: those it started with, with the reloadable ones as last reloaded. */
-  config: NodeConfig;
+  get config(): NodeConfig {
+    return this.settings;
+  }
+  private settings: NodeConfig;
   readonly startedAt: number;
   /** Things worth telling the operator that happened while starting (stale files cleared). */
   readonly notices: readonly string[];
@@ -291,7 +294,7 @@ export class RunningNode implements NodeControl {
     },
   ) {
     this.dataDir = options.dataDir;
-    this.config = options.config;
+    this.settings = options.config;
     this.peerId = keys.info.peerId;
     this.startedAt = clock.now();
     this.notices = notices;
@@ -352,8 +355,6 @@ export class RunningNode implements NodeControl {
         this.announceJoin(peer);
         this.rememberAddresses(peer);
       });
-      // Members met while joining, whose identify came before the listener above.
-      for (const peer of this.network.peers()) this.rememberAddresses(peer.id);
       this.network.on('peer:disconnect', (peer) => {
         this.connectedAt.delete(peer);
         clearTimeout(this.joinsUnidentified.get(peer));
@@ -361,10 +362,12 @@ export class RunningNode implements NodeControl {
         if (this.joinsAnnounced.delete(peer)) this.emit('peer:disconnect', `peer left: ${peer}`, peer);
         this.watchMajority();
       });
-      // Bootstrap peers are dialled while the network starts, before the listeners above.
+      // Bootstrap peers are dialled while the network starts, before the listeners above (and the
+      // members among them identified themselves then).
       for (const peer of this.network.peers()) {
         this.connectedAt.set(peer.id, this.clock.now());
         this.announceJoin(peer.id);
+        this.rememberAddresses(peer.id);
       }
       this.watchMajority();
     } catch (error) {
@@ -611,7 +614,7 @@ export class RunningNode implements NodeControl {
       gateway: this.config.gateway,
       bootstrapNode: this.config.bootstrapNode,
       clusterSize: this.config.clusterSize,
-      clients: this.config.clients === 'any' ? 'any' : [...this.config.clients],
+      clients: this.config.clients,
       dataDir: this.dataDir,
       pid: process.pid,
       startedAt: this.startedAt,
@@ -704,7 +707,7 @@ export class RunningNode implements NodeControl {
       (reloadable.has(key) ? applied : needsRestart).push(key);
     }
     if (applied.length > 0)
-      this.config = { ...this.config, ...Object.fromEntries(applied.map((key) => [key, next[key]])) };
+      this.settings = { ...this.settings, ...Object.fromEntries(applied.map((key) => [key, next[key]])) };
     const from = file === undefined ? 'no config file' : file;
     this.emit(
       'info',
@@ -833,25 +836,23 @@ export class RunningNode implements NodeControl {
    * drown the event log of a node that serves a script.
    */
   private announceJoin(peer: string): void {
-    if (this.joinsAnnounced.has(peer) || !this.connectedAt.has(peer)) return;
     const isNode = this.network?.isNetworkNode(peer);
-    if (isNode === false) return;
     if (isNode === undefined) {
-      if (!this.joinsUnidentified.has(peer)) {
-        const timer = setTimeout(() => {
-          this.joinsUnidentified.delete(peer);
-          if (this.network?.isNetworkNode(peer) !== false) this.announce(peer);
-        }, identifyWaitMs);
-        timer.unref();
-        this.joinsUnidentified.set(peer, timer);
-      }
+      if (this.joinsUnidentified.has(peer) || !this.connectedAt.has(peer)) return;
+      const timer = setTimeout(() => {
+        this.joinsUnidentified.delete(peer);
+        this.announce(peer);
+      }, identifyWaitMs);
+      this.joinsUnidentified.set(peer, timer.unref());
       return;
     }
+    // Identified: the timer is no longer needed either way.
     clearTimeout(this.joinsUnidentified.get(peer));
     this.joinsUnidentified.delete(peer);
-    this.announce(peer);
+    if (isNode) this.announce(peer);
   }
 
+  /** `peer joined`, once per connection of a peer still connected. */
   private announce(peer: string): void {
     if (this.joinsAnnounced.has(peer) || !this.connectedAt.has(peer)) return;
     this.joinsAnnounced.add(peer);

@@ -2,6 +2,7 @@
  * The complete machine-readable state of a running node (`node status --json`) and the events it
  * emits. The dashboard renders these; the control API and light clients serve them. Plain JSON.
  */
+import type { ClientAccess } from '../config/schema.js';
 
 export type NodeRole = 'transaction' | 'storage';
 
@@ -132,7 +133,7 @@ export interface NodeStatus {
    * The light clients (`--connect`) this node serves: `any`, or their peer ids (none by default).
    * Absent from nodes of versions before it existed.
    */
-  readonly clients?: 'any' | readonly string[];
+  readonly clients?: ClientAccess;
 }
 
 export type NodeEventKind =
