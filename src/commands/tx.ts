@@ -57,7 +57,7 @@ export default class Tx extends DataCommand<typeof Tx> {
     }),
     concurrency: Flags.integer({
       char: 'c',
-      description: `transactions in flight at once (results stay in input order; at most ${limits.txConcurrencyMax})`,
+      description: `transactions running at once (results stay in input order; at most ${limits.txConcurrencyMax})`,
       min: 1,
       max: limits.txConcurrencyMax,
       default: 1,

@@ -56,6 +56,62 @@ describe('tx runner', () => {
     expect(summary).to.deep.equal({ lines: 40, firstFailure: undefined, interrupted: false });
   });
 
+  it('keeps starting lines while an earlier one is still running, and emits them after it', async () => {
+    // Line 1 takes long (a replayed transaction, say); with 2 at once the other slot keeps working.
+    const input = Array.from({ length: 12 }, (_, i) => putLine(i + 1, `k${i}`));
+    let release!: () => void;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const finishedWhileFirstRan: string[] = [];
+    let firstDone = false;
+    const { emitted, emit } = recorder();
+    const running = runTxLines(
+      lines(input),
+      async (request) => {
+        const key = (request.actions[0] as { key: string }).key;
+        if (key === 'k0') await slow;
+        else {
+          await sleep(1);
+          if (!firstDone) finishedWhileFirstRan.push(key);
+        }
+        return ok(request);
+      },
+      { concurrency: 2, emit },
+    );
+    while (finishedWhileFirstRan.length < 11) await sleep(2);
+    expect(emitted).to.deep.equal([]);
+    firstDone = true;
+    release();
+    const summary = await running;
+    expect(finishedWhileFirstRan).to.have.length(11);
+    expect(emitted.map((r) => (r.ok ? r.trx : 'failed'))).to.deep.equal(input.map((_, i) => `trx-k${i}`));
+    expect(summary.lines).to.equal(12);
+  });
+
+  it('holds at most heldResultsMax lines behind one still running', async () => {
+    const input = Array.from({ length: 30 }, (_, i) => putLine(i + 1, `k${i}`));
+    let release!: () => void;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const started: string[] = [];
+    const { emitted, emit } = recorder();
+    const running = runTxLines(
+      lines(input),
+      async (request) => {
+        const key = (request.actions[0] as { key: string }).key;
+        started.push(key);
+        if (key === 'k0') await slow;
+        return ok(request);
+      },
+      { concurrency: 2, heldResultsMax: 5, emit },
+    );
+    await sleep(30);
+    // k0 and four finished lines behind it fill the five places; nothing more starts until k0 ends.
+    expect(started).to.deep.equal(['k0', 'k1', 'k2', 'k3', 'k4']);
+    release();
+    await running;
+    expect(started).to.have.length(30);
+    expect(emitted).to.have.length(30);
+  });
+
   it('never passes a bad line to the database, and reports each with its own error line', async () => {
     const seen: TxRequest[] = [];
     const { emitted, emit } = recorder();

@@ -18,8 +18,14 @@ export type TxResultLine =
     };
 
 export interface TxRunOptions {
-  /** Transactions in flight at once (≥ 1). Results still come out in input order. */
+  /**
+   * Transactions running at once (≥ 1). Results still come out in input order: a line that finishes
+   * while one before it still runs is held (the next line starts meanwhile), so one slow or replayed
+   * transaction does not leave the others idle.
+   */
   readonly concurrency: number;
+  /** Finished results held behind a line still running before the runner waits for it (default 64 × concurrency). */
+  readonly heldResultsMax?: number;
   /** Once aborted, no further line is started; lines already started finish and are reported. */
   readonly signal?: AbortSignal;
   /** Receives each result line, in input order. */
@@ -98,21 +104,48 @@ async function runLine(
  * Runs `tx` input lines: up to `concurrency` transactions at once, results emitted strictly in input
  * order. A line that does not parse never reaches `transact`, so it writes nothing. Every line is
  * processed even after a failure; the summary names the first failure.
+ *
+ * A line starts as soon as fewer than `concurrency` run, not when the oldest unreported one is done: a
+ * window that waited for its oldest line stalled behind every replayed transaction (8 concurrent puts
+ * of ascending keys, half of them replayed once, ran no faster than one at a time). Results that
+ * finish early wait in order, at most `heldResultsMax` of them.
  */
 export async function runTxLines(
   lines: AsyncIterable<InputLine>,
   transact: (request: TxRequest) => Promise<TxOutcome>,
   options: TxRunOptions,
 ): Promise<TxRunSummary> {
-  const window: Promise<TxResultLine>[] = [];
+  const heldMax = Math.max(options.concurrency, options.heldResultsMax ?? options.concurrency * 64);
+  /** Lines started and not yet emitted, in input order; `result` once finished. */
+  const queue: { result: TxResultLine | undefined; readonly done: Promise<TxResultLine> }[] = [];
+  let running = 0;
+  let wake: (() => void) | undefined;
   let count = 0;
   let firstFailure: ErrorCode | undefined;
   let interrupted = false;
 
-  const emitOldest = async (): Promise<void> => {
-    const result = await window.shift()!;
-    if (!result.ok && firstFailure === undefined) firstFailure = result.error.code;
-    await options.emit(result);
+  const start = (line: InputLine): void => {
+    running++;
+    const entry: (typeof queue)[number] = {
+      result: undefined,
+      // runLine reports every failure as a result line; it never rejects.
+      done: runLine(line, transact).then((result) => {
+        entry.result = result;
+        running--;
+        const resume = wake;
+        wake = undefined;
+        resume?.();
+        return result;
+      }),
+    };
+    queue.push(entry);
+  };
+  const emitFinished = async (): Promise<void> => {
+    while (queue[0]?.result !== undefined) {
+      const result = queue.shift()!.result!;
+      if (!result.ok && firstFailure === undefined) firstFailure = result.error.code;
+      await options.emit(result);
+    }
   };
 
   try {
@@ -122,13 +155,20 @@ export async function runTxLines(
         break;
       }
       count++;
-      window.push(runLine(line, transact));
-      if (window.length >= options.concurrency) await emitOldest();
+      start(line);
+      await emitFinished();
+      while (running >= options.concurrency || queue.length >= heldMax) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        await emitFinished();
+      }
     }
-    while (window.length > 0) await emitOldest();
+    while (queue.length > 0) {
+      await queue[0]!.done;
+      await emitFinished();
+    }
   } finally {
     // If emitting failed, the transactions still running must finish before the database closes.
-    await Promise.all(window);
+    await Promise.all(queue.map((entry) => entry.done));
   }
   return { lines: count, firstFailure, interrupted };
 }
