@@ -359,9 +359,9 @@ async function main(): Promise<void> {
   // What each sealed file costs to open at the production scrypt cost (a step opens and seals a few).
   const secret = rng.bytes(64);
   const t0 = performance.now();
-  const envelope = sealWithPassphrase(secret, 'bench passphrase', rng);
+  const envelope = await sealWithPassphrase(secret, 'bench passphrase', rng);
   const t1 = performance.now();
-  openWithPassphrase(envelope, 'bench passphrase');
+  await openWithPassphrase(envelope, 'bench passphrase');
   const t2 = performance.now();
   emit({
     bench: 'crypto.seal.scrypt',

@@ -84,7 +84,7 @@ export const limits = {
   thresholdMessageBytesMax: 1024 * 1024,
   /** Key material sealed at rest (identity, shares, ceremony state) stays far below this. */
   sealedPlaintextBytesMax: 16 * 1024 * 1024,
-  /** scrypt cost N = 2^17 (128 MiB with r = 8): about a second per unlock, costly per guess. */
+  /** scrypt cost N = 2^17 (128 MiB with r = 8): about 0.4 s per unlock (native scrypt), costly per guess. */
   sealScryptCostLog2: 17,
   /** Lowest scrypt cost an envelope may declare (tests seal with it; nothing weaker is ever opened). */
   sealScryptCostLog2Min: 10,

@@ -292,7 +292,7 @@ export class KeyStore {
   async sealRecord(relativePath: string, content: string, value: unknown, passphrase: string): Promise<void> {
     const plaintext = new TextEncoder().encode(JSON.stringify(value));
     try {
-      const envelope = sealWithPassphrase(plaintext, passphrase, this.rng, {
+      const envelope = await sealWithPassphrase(plaintext, passphrase, this.rng, {
         content,
         costLog2: this.sealCostLog2,
       });
@@ -316,7 +316,7 @@ export class KeyStore {
     if (envelope === undefined) return undefined;
     let plaintext: Uint8Array;
     try {
-      plaintext = openWithPassphrase(envelope, passphrase, content);
+      plaintext = await openWithPassphrase(envelope, passphrase, content);
     } catch (error) {
       if (isEngineError(error, 'BAD_SIGNATURE'))
         throw new EngineError(

@@ -129,6 +129,12 @@ describe('key ceremonies between running nodes (in process)', function () {
     for (const m of acceptors) await accept(m, tag);
     const last = (await following).at(-1)!;
     expect(last.event, JSON.stringify(last)).to.equal('complete');
+    // Each node completes on its own, when the last confirmation reaches it: the proposer's being done
+    // says nothing of when the others installed their shares, so wait for every one of them.
+    for (const m of acceptors) {
+      const theirs = (await collect(m.service.follow(tag))).at(-1)!;
+      expect(theirs.event, JSON.stringify(theirs)).to.equal('complete');
+    }
     return last;
   }
 
