@@ -394,6 +394,26 @@ describe('nodes end to end through the built binary', function () {
     expect(identity).to.include({ peerId, created: false });
   });
 
+  it('serves a data directory first used embedded: the data made without a node stays writable', async () => {
+    const dataDir = join(tmp, 'e1');
+    okJson(await cli(['collection', 'create', 'accounts', '--type', 'tree', '--json', '--data', dataDir]));
+    okJson(
+      await cli(['collection', 'put', 'accounts', 'alice', '{"balance":100}', '--json', '--data', dataDir]),
+    );
+    const node = startNode('e1');
+    await node.started();
+    const tx = await cli(
+      ['tx', '--data', dataDir],
+      '{"actions":[{"collection":"accounts","op":"incr","key":"alice","path":"balance","by":-40,"min":0}]}\n',
+    );
+    expect(tx.code, tx.stdout + tx.stderr).to.equal(0);
+    expect(ndjson(tx.stdout)[0]).to.include({ ok: true });
+    const alice = okJson(await cli(['collection', 'get', 'accounts', 'alice', '--json', '--data', dataDir]));
+    expect(alice)
+      .to.include({ key: 'alice', found: true })
+      .and.to.deep.include({ value: { balance: 60 } });
+  });
+
   it('reports a bad config file as CONFIG_INVALID (exit 3) and a bad flag as BAD_INPUT (exit 2)', async () => {
     const badEnv = spawnSync(
       process.execPath,

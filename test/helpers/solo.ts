@@ -100,6 +100,6 @@ export function tailOver(
       clock: systemClock,
       rng: new SeededRng(seed),
     },
-    { members: [node.identity.id], ...init },
+    { members: [node.identity.peerId], ...init },
   );
 }

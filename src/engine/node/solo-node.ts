@@ -13,6 +13,7 @@ import {
   isLogBlock,
   newLogBlock,
   type CollectionHeader,
+  type LogBlock,
   type LogEntry,
 } from '../collections/log/log-block.js';
 import type { BlockRevision, BlockState, PendingTransform } from '../storage/block-store.js';
@@ -104,6 +105,11 @@ export interface BlockReader {
 const identityKey = 'i/identity';
 /** The network whose database the store holds (its certificates name it), recorded at the first open. */
 const networkKey = 'i/network';
+/**
+ * Present once no collection's log names this node by its bare public key (see SoloNode.open): set
+ * for a new store, and by the first networked open of a store an older version made.
+ */
+const peerIdGroupsKey = 'i/groups-by-peer-id';
 const catalogPrefix = 'c/';
 
 /**
@@ -117,6 +123,8 @@ export class SoloNode implements Database {
   readonly blocks: VersionedBlockStore;
   readonly tails: TailClient;
   readonly repo: LocalRepo;
+  /** The in-process tail (`tails` unless a network wiring replaced it). */
+  private readonly soloTail: LogTail;
   private readonly coordinator: Coordinator;
   private readonly raw: RawStore;
   private readonly clock: Clock;
@@ -134,15 +142,27 @@ export class SoloNode implements Database {
     this.clock = components.clock ?? systemClock;
     this.rng = components.rng ?? new PooledRng();
     this.identity = identity;
-    const members = [identity.id];
+    // The node is a member by its peer id, as running nodes know it: a collection made here and later
+    // served by `node start` has a tail group the network can reach. Stores made before recorded the
+    // bare public key (`identity.id`); such a log block still certifies under that id, and hands over
+    // to a successor naming the peer id at its next append (or when a node starts on the store).
+    const members = [identity.peerId];
     const certifier = new SoloCertifier(identity, init.network ?? 'default');
     this.certifier = certifier;
     this.blocks = new VersionedBlockStore(this.raw);
-    this.repo = new LocalRepo({ blocks: this.blocks, certifier }, { members });
-    this.tails = new LogTail(
-      { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
-      { members, resolveInDoubtOnLoad: true },
+    this.repo = new LocalRepo(
+      { blocks: this.blocks, certifier },
+      { members, formerMembers: [[identity.id]] },
     );
+    this.soloTail = new LogTail(
+      { blocks: this.blocks, repo: this.repo, certifier, clock: this.clock, rng: this.rng },
+      {
+        members,
+        resolveInDoubtOnLoad: true,
+        shouldSeal: (tail) => tail.members.length === 1 && tail.members[0] === identity.id,
+      },
+    );
+    this.tails = this.soloTail;
     // Networked, the coordinator names itself and this incarnation to the tails, which resolve what
     // an earlier incarnation left prepared (a solo node's tail resolves whatever it finds prepared
     // when it loads: resolveInDoubtOnLoad). The incarnation is the start time and process id: two
@@ -173,7 +193,11 @@ export class SoloNode implements Database {
 
   /** Opens a solo node on an opened RawStore (its identity is created on first open). */
   static async open(components: SoloNodeComponents, init: SoloNodeInit = {}): Promise<SoloNode> {
-    const [stored, recordedNetwork] = await components.raw.getMany([identityKey, networkKey]);
+    const [stored, recordedNetwork, groupsByPeerId] = await components.raw.getMany([
+      identityKey,
+      networkKey,
+      peerIdGroupsKey,
+    ]);
     // A data directory holds the database of one network: its certificates name the network, and
     // its members are that network's. Opened for another, it would mix the two.
     if (init.network !== undefined && recordedNetwork !== undefined && recordedNetwork !== init.network)
@@ -191,8 +215,21 @@ export class SoloNode implements Database {
       identity = Ed25519Identity.fromPkcs8(stored);
     }
     if (recordedNetwork === undefined) record.push({ type: 'put', key: networkKey, value: network });
+    // A new store has no collection yet: none of its logs can name the bare key.
+    if (stored === undefined) record.push({ type: 'put', key: peerIdGroupsKey, value: '1' });
     if (record.length > 0) {
       await components.raw.batch(record);
+      await components.raw.sync();
+    }
+    if (init.wiring !== undefined && stored !== undefined && groupsByPeerId === undefined) {
+      // A store an older version made embedded: the networked tail cannot decide in a group that names
+      // this node by its bare key (its votes carry its peer id, and no other node knows the bare key).
+      // Each such log hands over to a group naming the peer id first, decided alone as before.
+      const { wiring: _networked, ...solo } = init;
+      const plain = new SoloNode(components, identity, { ...solo, network });
+      for (const name of await plain.localCatalog()) await plain.soloTail.reconfigure(name);
+      await plain.blocks.sync();
+      await components.raw.batch([{ type: 'put', key: peerIdGroupsKey, value: '1' }]);
       await components.raw.sync();
     }
     const node = new SoloNode(components, identity, { ...init, network });
@@ -224,7 +261,7 @@ export class SoloNode implements Database {
       logTail: logId,
       createdAt: this.clock.now(),
     };
-    const members = this.wiring?.membersFor(logId) ?? [this.identity.id];
+    const members = this.wiring?.membersFor(logId) ?? [this.identity.peerId];
     const log = newLogBlock(logId, name, null, 1, [...members].sort());
     await this.tails.create({ trxId: newTrxId(this.rng), header, root, log });
     await this.raw.batch([{ type: 'put', key: catalogPrefix + name, value: kind }]);
@@ -461,10 +498,24 @@ export class SoloNode implements Database {
     let cursor = (await reader.latest(headerState.block.logTail))?.block;
     while (isLogBlock(cursor) && cursor.successor !== null)
       cursor = (await reader.latest(cursor.successor))?.block;
+    // The entry that sealed a block opens its successor, but the predecessor's group decided it: a
+    // seal is appended in the old group (LogTail.append), so that entry is checked against that group.
+    let successor: LogBlock | undefined;
     while (isLogBlock(cursor)) {
       for (const entry of cursor.entries) out.set(entry.trxId, { entry, members: cursor.members });
-      if (cursor.firstLsn <= minLsn || cursor.prior === null) break;
+      const opening = successor?.entries[0];
+      if (opening !== undefined && opening.lsn === successor!.firstLsn)
+        out.set(opening.trxId, { entry: opening, members: cursor.members });
+      if (cursor.prior === null) break;
+      successor = cursor;
       cursor = (await reader.latest(cursor.prior))?.block;
+      if (successor.firstLsn <= minLsn) {
+        // One block further only for the group that decided the oldest block's opening entry.
+        const opening = successor.entries[0];
+        if (isLogBlock(cursor) && opening !== undefined && opening.lsn === successor.firstLsn)
+          out.set(opening.trxId, { entry: opening, members: cursor.members });
+        break;
+      }
     }
     return out;
   }

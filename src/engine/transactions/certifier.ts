@@ -7,7 +7,7 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import { ed25519PublicKeyOfPeerId } from '../base/base58.js';
+import { ed25519PeerId, ed25519PublicKeyOfPeerId } from '../base/base58.js';
 import { canonicalJson } from '../base/codec.js';
 import type { BlockId, TrxId } from '../base/ids.js';
 import type { Certificate, EntryStatus } from '../collections/log/log-block.js';
@@ -128,15 +128,21 @@ export interface RecoveredDecision {
   readonly body: Readonly<Record<string, unknown>> | undefined;
 }
 
-/** An Ed25519 identity held in memory: a member id (its public key, base64url) and a signer. */
+/**
+ * An Ed25519 identity held in memory: its public key (`id`, base64url), the libp2p peer id the same
+ * key makes (`peerId`, what members are known by), and a signer.
+ */
 export class Ed25519Identity {
   readonly id: string;
+  readonly peerId: string;
   private readonly privateKey: KeyObject;
 
   private constructor(privateKey: KeyObject) {
     this.privateKey = privateKey;
     const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-    this.id = spki.subarray(spki.length - 32).toString('base64url');
+    const raw = spki.subarray(spki.length - 32);
+    this.id = raw.toString('base64url');
+    this.peerId = ed25519PeerId(raw);
   }
 
   static generate(): Ed25519Identity {
@@ -260,6 +266,15 @@ export class SoloCertifier implements Certifier {
     private readonly network: string,
   ) {}
 
+  /**
+   * The id to sign as for a group: the node's peer id, as running nodes know it, unless the group
+   * records the node by its bare public key (`identity.id`, what solo data directories recorded
+   * before): its certificates keep matching the group recorded.
+   */
+  private signerFor(members: readonly string[]): string {
+    return members.includes(this.identity.id) ? this.identity.id : this.identity.peerId;
+  }
+
   certify(
     fields: Omit<DecisionFields, 'network' | 'membership'>,
     members: readonly string[],
@@ -268,7 +283,7 @@ export class SoloCertifier implements Certifier {
     const signature = this.identity.sign(decisionMessage(full));
     const certificate: Certificate = Object.freeze({
       ...full,
-      signatures: Object.freeze([{ member: this.identity.id, signature }]),
+      signatures: Object.freeze([{ member: this.signerFor(members), signature }]),
     });
     this.issued.add(certificate);
     return Promise.resolve(certificate);
@@ -291,7 +306,10 @@ export class SoloCertifier implements Certifier {
     }));
     const { root, paths } = batchTree(full.map(decisionMessage));
     const signatures = Object.freeze([
-      { member: this.identity.id, signature: this.identity.sign(batchRootMessage(root, full.length)) },
+      {
+        member: this.signerFor(members),
+        signature: this.identity.sign(batchRootMessage(root, full.length)),
+      },
     ]);
     return Promise.resolve(
       full.map((fields, i) => {

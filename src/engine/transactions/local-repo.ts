@@ -12,6 +12,11 @@ export interface LocalRepoComponents {
 export interface LocalRepoInit {
   /** Membership that certificates must carry a quorum of (the solo node alone in embedded mode). */
   readonly members: readonly string[];
+  /**
+   * Memberships older log blocks may record instead (a solo node known by its bare public key, as
+   * solo data directories recorded it before naming it by peer id): their certificates verify too.
+   */
+  readonly formerMembers?: readonly (readonly string[])[];
 }
 
 /**
@@ -22,12 +27,12 @@ export interface LocalRepoInit {
 export class LocalRepo implements RepoClient {
   private readonly blocks: BlockStore;
   private readonly certifier: Certifier;
-  private readonly members: readonly string[];
+  private readonly memberships: readonly (readonly string[])[];
 
   constructor(components: LocalRepoComponents, init: LocalRepoInit) {
     this.blocks = components.blocks;
     this.certifier = components.certifier;
-    this.members = init.members;
+    this.memberships = [init.members, ...(init.formerMembers ?? [])];
   }
 
   async get(request: GetBlockRequest): Promise<BlockState | undefined> {
@@ -91,7 +96,7 @@ export class LocalRepo implements RepoClient {
       if (
         certificate.trxId !== trxId ||
         certificate.decision === 'aborted' ||
-        !this.certifier.verify(certificate, this.members)
+        !this.memberships.some((members) => this.certifier.verify(certificate, members))
       ) {
         throw new EngineError('BAD_CERTIFICATE', `commit certificate for ${trxId} does not verify`);
       }

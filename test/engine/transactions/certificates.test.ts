@@ -162,7 +162,7 @@ describe('certificates returned with a transaction', () => {
         });
         const check = checkCertificateAlone(certificate);
         expect(check.status, check.detail).to.equal('verified');
-        expect(check.signers).to.deep.equal([node.identity.id]);
+        expect(check.signers).to.deep.equal([node.identity.peerId]);
       }
       // A read-only transaction commits nothing, so it has no certificate either.
       const read = ok(

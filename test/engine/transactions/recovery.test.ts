@@ -406,7 +406,7 @@ async function busyTailMissesOlderDecision(confirming: boolean): Promise<void> {
         rng: new SeededRng(93),
       },
       {
-        members: [node.identity.id],
+        members: [node.identity.peerId],
         viewFreshMs: 1000,
         entriesPerBlockMax: 3,
         ...(confirming ? { refreshBlock: (id: string) => refreshed.push(id) } : {}),
