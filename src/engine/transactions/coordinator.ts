@@ -122,6 +122,11 @@ type Attempt =
       readonly busyMs?: number;
       /** Per collection, the newest entry that won against it. */
       readonly winners?: ReadonlyMap<string, number>;
+      /**
+       * Holders refused the pend (a block moved on, or a holder lacks it yet): no tail is holding
+       * anything for this, so the next attempt backs off even while a tail holds its blocks.
+       */
+      readonly pendRefused?: true;
     };
 
 /** What a refused commit or prepare said beyond `conflict` (filled in by commitOne / commitMany). */
@@ -259,7 +264,8 @@ export class Coordinator {
           this.phaseEnd('wait', waitStarted, tally);
           continue;
         }
-        if (now >= startedAt + heldMs) await this.backoff(attempt, now - startedAt);
+        if (outcome.pendRefused === true || now >= startedAt + heldMs)
+          await this.backoff(attempt, now - startedAt);
         this.phaseEnd('wait', waitStarted, tally);
         attempt++;
       }
@@ -362,12 +368,18 @@ export class Coordinator {
     const pended = await repo.pend(pends, verify.length > 0 ? { verify } : undefined);
     this.phaseEnd('pend', pendStarted, tally);
     const fresh = (pended.stale ?? []).length === 0;
-    if (!pended.ok) return { kind: 'conflict', message: 'a block changed while the transaction ran' };
     const cancel = (): Promise<void> =>
       repo.cancel(
         trxId,
         pends.map((p) => p.blockId),
       );
+    if (!pended.ok) {
+      // The holders that took it drop it now: this transaction id never reaches a tail, and each
+      // refused attempt would otherwise leave its pends for pendingExpiryMs (a joiner still being
+      // handed blocks refused 32 attempts in a row, leaving 64 behind).
+      await cancel().catch(() => undefined);
+      return { kind: 'conflict', message: 'a block changed while the transaction ran', pendRefused: true };
+    }
     if (!fresh) {
       await cancel();
       return staleReads;
