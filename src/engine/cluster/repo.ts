@@ -1007,6 +1007,11 @@ export class ClusterRepoClient implements RepoClient {
         return { status: 'ok' };
       }
       ok = false;
+      // Refused because holders lack revisions (a member joined and was not handed the block yet; of
+      // two members both must take a pend): they are handed the block now, as a majority read finds
+      // it (handOff: a holder that took this pend may itself be behind), so a later attempt finds
+      // them current instead of waiting for the rebalance to reach the block.
+      this.handOffBehind(item, cluster, results, sent);
       // Holders have revisions past the one this transaction read: the copy it read is behind.
       if (refusal?.status === 'stale' && refusal.currentRev > item.baseRev) this.suspectCopy(item.blockId);
       if (refusal !== undefined) return refusal;
@@ -1049,6 +1054,31 @@ export class ClusterRepoClient implements RepoClient {
       const outcome = outcomeAt(member);
       if (outcome?.status === 'stale' && outcome.currentRev < item.baseRev)
         this.repair(item.blockId, member, outcome.currentRev, source);
+    }
+  }
+
+  /**
+   * After a pend that did not stand: members that refused it for lack of the revisions it was based
+   * on are handed the block in the background (handOff), at most one hand-off per block and member
+   * at a time, so a transaction that retries does not start one per attempt.
+   */
+  private handOffBehind(
+    item: PendingTransform,
+    cluster: readonly string[],
+    results: ReadonlyMap<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>,
+    sent: ReadonlyMap<string, BlockId[]>,
+  ): void {
+    for (const member of cluster) {
+      const result = results.get(member);
+      if (result === undefined || result instanceof EngineError) continue;
+      const outcome = result.outcomes[sent.get(member)!.indexOf(item.blockId)];
+      if (outcome?.status !== 'stale' || outcome.currentRev >= item.baseRev) continue;
+      const key = `${item.blockId}/${member}`;
+      if (this.repairing.has(key) || this.repairing.size >= repairsInFlightMax) continue;
+      this.repairing.add(key);
+      void this.handOff(item.blockId, member)
+        .catch(() => undefined)
+        .finally(() => this.repairing.delete(key));
     }
   }
 

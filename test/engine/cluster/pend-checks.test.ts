@@ -1,6 +1,10 @@
 import { expect } from 'chai';
+import { Placement } from '../../../src/engine/cluster/placement.js';
+import { ClusterRepoClient } from '../../../src/engine/cluster/repo.js';
 import type { DirectRevision, PendingTransform } from '../../../src/engine/storage/block-store.js';
 import type { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
+import type { Certifier } from '../../../src/engine/transactions/certifier.js';
+import { LocalRepo } from '../../../src/engine/transactions/local-repo.js';
 import type { ReadToVerify } from '../../../src/engine/transactions/protocol.js';
 import { clientAt, servingNetwork, storeWith } from './repo-harness.js';
 
@@ -117,5 +121,34 @@ describe('reads checked with the pends', () => {
     const { repo } = cluster({ p1: further, p2: await ahead() }, local);
     const result = await repo.pend([pendOf('t6')], { verify: [routing(1)] });
     expect(result.stale).to.deep.equal([readId]);
+  });
+});
+
+describe('a pend refused by a member that lacks the block', () => {
+  it('hands the block to that member, so the next attempt is taken by both (a cluster of two)', async () => {
+    const local = await storeWith(insert(writeId), update(writeId, 2));
+    const joiner = await storeWith();
+    const { network, sent } = servingNetwork({ p1: joiner });
+    // p0 and one other member: both must take a pend.
+    const placement = new Placement('p0', 3);
+    placement.add('p1');
+    const repo = new ClusterRepoClient({
+      local: new LocalRepo({ blocks: local, certifier: {} as Certifier }, { members: ['p0'] }),
+      blocks: local,
+      placement,
+      network: () => network,
+    });
+    const at2 = (trxId: string): PendingTransform => ({ ...pendOf(trxId), baseRev: 2 });
+
+    const refused = await repo.pend([at2('t1')]);
+    expect(refused.ok).to.equal(false);
+    // In the background: a majority read of the block, then its revisions sent to the joiner.
+    for (let i = 0; i < 100 && (await joiner.latest(writeId))?.rev !== 2; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await joiner.latest(writeId))?.rev).to.equal(2);
+    expect(sent).to.include('p1.pend');
+    await repo.cancel('t1', [writeId]);
+    const taken = await repo.pend([at2('t2')]);
+    expect(taken.ok).to.equal(true);
   });
 });
