@@ -1041,11 +1041,8 @@ export class ClusterRepoClient implements RepoClient {
     results: ReadonlyMap<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>,
     sent: ReadonlyMap<string, BlockId[]>,
   ): void {
-    const outcomeAt = (member: string): PendOutcome | undefined => {
-      const result = results.get(member);
-      if (result === undefined || result instanceof EngineError) return undefined;
-      return result.outcomes[sent.get(member)!.indexOf(item.blockId)];
-    };
+    const outcomeAt = (member: string): PendOutcome | undefined =>
+      pendOutcomeAt(results, sent, member, item.blockId);
     const source = [...cluster]
       .sort((a, b) => (a === this.self ? -1 : b === this.self ? 1 : 0))
       .find((member) => outcomeAt(member)?.status === 'ok');
@@ -1069,9 +1066,7 @@ export class ClusterRepoClient implements RepoClient {
     sent: ReadonlyMap<string, BlockId[]>,
   ): void {
     for (const member of cluster) {
-      const result = results.get(member);
-      if (result === undefined || result instanceof EngineError) continue;
-      const outcome = result.outcomes[sent.get(member)!.indexOf(item.blockId)];
+      const outcome = pendOutcomeAt(results, sent, member, item.blockId);
       if (outcome?.status !== 'stale' || outcome.currentRev >= item.baseRev) continue;
       const key = `${item.blockId}/${member}`;
       if (this.repairing.has(key) || this.repairing.size >= repairsInFlightMax) continue;
@@ -1596,4 +1591,16 @@ export class ClusterRepoClient implements RepoClient {
  */
 function ownFailure(result: unknown): string {
   return result instanceof EngineError ? ` (this node: ${result.message})` : '';
+}
+
+/** What a member answered about one block of a pend (undefined: it did not answer, or failed). */
+function pendOutcomeAt(
+  results: ReadonlyMap<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>,
+  sent: ReadonlyMap<string, BlockId[]>,
+  member: string,
+  blockId: BlockId,
+): PendOutcome | undefined {
+  const result = results.get(member);
+  if (result === undefined || result instanceof EngineError) return undefined;
+  return result.outcomes[sent.get(member)!.indexOf(blockId)];
 }
