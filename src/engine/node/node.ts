@@ -211,6 +211,12 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       await raw.close();
       throw error;
     }
+    if (solo.handedOverAtOpen.length > 0) {
+      const names = solo.handedOverAtOpen;
+      notices.push(
+        `moved the logs of ${names.length} collection(s) made embedded by an earlier version to groups that name this node by its peer id (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}); nothing else changed`,
+      );
+    }
     const keys = await nodeKeys(solo.identity);
     const node = new RunningNode(options, clock, lock, solo, keys, notices, {
       wiring,

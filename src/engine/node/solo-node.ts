@@ -123,6 +123,11 @@ export class SoloNode implements Database {
   readonly blocks: VersionedBlockStore;
   readonly tails: TailClient;
   readonly repo: LocalRepo;
+  /**
+   * Collections whose logs named this node by its bare key and were handed to a peer-id group when
+   * this (networked) open swept an older store.
+   */
+  handedOverAtOpen: readonly string[] = [];
   /** The in-process tail (`tails` unless a network wiring replaced it). */
   private readonly soloTail: LogTail;
   private readonly coordinator: Coordinator;
@@ -221,18 +226,21 @@ export class SoloNode implements Database {
       await components.raw.batch(record);
       await components.raw.sync();
     }
+    const handedOver: string[] = [];
     if (init.wiring !== undefined && stored !== undefined && groupsByPeerId === undefined) {
       // A store an older version made embedded: the networked tail cannot decide in a group that names
       // this node by its bare key (its votes carry its peer id, and no other node knows the bare key).
       // Each such log hands over to a group naming the peer id first, decided alone as before.
       const { wiring: _networked, ...solo } = init;
       const plain = new SoloNode(components, identity, { ...solo, network });
-      for (const name of await plain.localCatalog()) await plain.soloTail.reconfigure(name);
+      for (const name of await plain.localCatalog())
+        if (await plain.soloTail.reconfigure(name)) handedOver.push(name);
       await plain.blocks.sync();
       await components.raw.batch([{ type: 'put', key: peerIdGroupsKey, value: '1' }]);
       await components.raw.sync();
     }
     const node = new SoloNode(components, identity, { ...init, network });
+    node.handedOverAtOpen = handedOver;
     // A networked node's expired pends are resolved by their tails once the network is up.
     if (init.wiring === undefined) await node.sweepExpired();
     return node;

@@ -56,6 +56,7 @@ describe('a data directory used embedded, then served by a node', () => {
 
     const node = await startNode({ dataDir: dir, config: loopback, version: 'test' });
     try {
+      expect(node.notices.join('\n')).to.not.contain('earlier version');
       const served = node.database;
       const next = await served.transact({
         actions: [
@@ -158,6 +159,11 @@ describe('a data directory used embedded, then served by a node', () => {
 
     const node = await startNode({ dataDir: dir, config: loopback, version: 'test' });
     try {
+      // Only the collection still in the old form was moved, and the node says so.
+      expect(node.notices.filter((n) => n.includes('made embedded by an earlier version'))).to.have.length(1);
+      expect(node.notices.join('\n'))
+        .to.contain('moved the logs of 1 collection(s)')
+        .and.to.contain('(untouched)');
       const served = node.database;
       for (const name of ['legacy', 'untouched']) {
         const outcome = await served.transact({
