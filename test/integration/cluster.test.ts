@@ -7,7 +7,6 @@ import { startNode, type RunningNode } from '../../src/engine/node/node.js';
 import { isEngineError } from '../../src/engine/base/errors.js';
 import { checkCertificateAlone } from '../../src/engine/cluster/certifier.js';
 import type { Cluster } from '../../src/engine/cluster/cluster.js';
-import { peerIdOfIdentity } from '../../src/engine/cluster/consensus-signer.js';
 import type { Certificate, LogBlock } from '../../src/engine/collections/log/log-block.js';
 import type { NetworkNode } from '../../src/engine/network/index.js';
 import { decisionMessage, Ed25519Identity, membershipHash } from '../../src/engine/transactions/certifier.js';
@@ -403,7 +402,7 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     // Forged: the real certificate with this transaction's id (signatures no longer match).
     // Wrong membership: a quorum of made-up members who did sign this transaction's commit.
     const fakes = [Ed25519Identity.generate(), Ed25519Identity.generate(), Ed25519Identity.generate()];
-    const fakeMembers = fakes.map((f) => peerIdOfIdentity(f)).sort();
+    const fakeMembers = fakes.map((f) => f.peerId).sort();
     const fields = { ...genuine, trxId, lsn: genuine.lsn + 1, membership: membershipHash(fakeMembers) };
     const {
       signatures: _drop,
@@ -415,7 +414,7 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
       ...plain,
       members: fakeMembers,
       signatures: fakes.map((f) => ({
-        member: peerIdOfIdentity(f),
+        member: f.peerId,
         signature: f.sign(decisionMessage(plain)),
       })),
     } as Certificate;

@@ -3,18 +3,12 @@
  * node's identity key: the same Ed25519 seed libp2p is given (see node/identity.ts), so the peer id
  * the network authenticates is the key that verifies the votes (`verifyEd25519` reads peer ids).
  */
-import { ed25519PeerId } from '../base/base58.js';
 import type { VoteSigner } from '../consensus/types.js';
 import { rememberSignature, type Ed25519Identity } from '../transactions/certifier.js';
 
-/** The peer id of an identity: its Ed25519 public key as libp2p writes it (`12D3KooW…`). */
-export function peerIdOfIdentity(identity: Pick<Ed25519Identity, 'id'>): string {
-  return ed25519PeerId(Buffer.from(identity.id, 'base64url'));
-}
-
 /** The vote signer of a node: member id = its peer id, signatures by its identity key. */
-export function nodeVoteSigner(identity: Pick<Ed25519Identity, 'id' | 'sign'>): VoteSigner {
-  const id = peerIdOfIdentity(identity);
+export function nodeVoteSigner(identity: Pick<Ed25519Identity, 'peerId' | 'sign'>): VoteSigner {
+  const id = identity.peerId;
   return {
     id,
     sign: (message) => {

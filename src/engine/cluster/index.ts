@@ -1,4 +1,4 @@
-export { nodeVoteSigner, peerIdOfIdentity } from './consensus-signer.js';
+export { nodeVoteSigner } from './consensus-signer.js';
 export { RawConsensusStore, consensusKeyPrefix } from './consensus-store.js';
 export { consensusProtocolName, consensusWire } from './consensus-wire.js';
 export type { ConsensusWireMessage } from './consensus-wire.js';

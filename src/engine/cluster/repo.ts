@@ -728,10 +728,7 @@ export class ClusterRepoClient implements RepoClient {
    * background and at most once at a time per block and holder; failures are left for the next read.
    */
   repair(blockId: BlockId, holder: string, held: number, source: string): void {
-    const key = `${blockId}/${holder}`;
-    if (this.repairing.has(key) || this.repairing.size >= repairsInFlightMax) return;
-    this.repairing.add(key);
-    void (async () => {
+    this.bringUpToDate(blockId, holder, async () => {
       // From the revision the holder has on: the source's revision there is the base the rest is
       // built on, and a holder whose copy differs at it refuses them.
       const fromRev = Math.max(1, held);
@@ -746,7 +743,18 @@ export class ClusterRepoClient implements RepoClient {
         history.filter((revision) => revision.rev > held),
         at === undefined ? undefined : { blockId, rev: held, trxId: at.trxId },
       );
-    })()
+    });
+  }
+
+  /**
+   * Runs `work`, which brings `holder`'s copy of a block up to date, in the background: at most once
+   * at a time per block and holder (and repairsInFlightMax in all); failures are left for later.
+   */
+  private bringUpToDate(blockId: BlockId, holder: string, work: () => Promise<void>): void {
+    const key = `${blockId}/${holder}`;
+    if (this.repairing.has(key) || this.repairing.size >= repairsInFlightMax) return;
+    this.repairing.add(key);
+    void work()
       .catch(() => undefined)
       .finally(() => this.repairing.delete(key));
   }
@@ -1038,7 +1046,7 @@ export class ClusterRepoClient implements RepoClient {
   private repairBehind(
     item: PendingTransform,
     cluster: readonly string[],
-    results: ReadonlyMap<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>,
+    results: ReadonlyMap<string, PendAnswer | EngineError>,
     sent: ReadonlyMap<string, BlockId[]>,
   ): void {
     const outcomeAt = (member: string): PendOutcome | undefined =>
@@ -1062,18 +1070,13 @@ export class ClusterRepoClient implements RepoClient {
   private handOffBehind(
     item: PendingTransform,
     cluster: readonly string[],
-    results: ReadonlyMap<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>,
+    results: ReadonlyMap<string, PendAnswer | EngineError>,
     sent: ReadonlyMap<string, BlockId[]>,
   ): void {
     for (const member of cluster) {
       const outcome = pendOutcomeAt(results, sent, member, item.blockId);
-      if (outcome?.status !== 'stale' || outcome.currentRev >= item.baseRev) continue;
-      const key = `${item.blockId}/${member}`;
-      if (this.repairing.has(key) || this.repairing.size >= repairsInFlightMax) continue;
-      this.repairing.add(key);
-      void this.handOff(item.blockId, member)
-        .catch(() => undefined)
-        .finally(() => this.repairing.delete(key));
+      if (outcome?.status === 'stale' && outcome.currentRev < item.baseRev)
+        this.bringUpToDate(item.blockId, member, () => this.handOff(item.blockId, member));
     }
   }
 
@@ -1595,7 +1598,7 @@ function ownFailure(result: unknown): string {
 
 /** What a member answered about one block of a pend (undefined: it did not answer, or failed). */
 function pendOutcomeAt(
-  results: ReadonlyMap<string, { ok: boolean; outcomes: readonly PendOutcome[] } | EngineError>,
+  results: ReadonlyMap<string, PendAnswer | EngineError>,
   sent: ReadonlyMap<string, BlockId[]>,
   member: string,
   blockId: BlockId,

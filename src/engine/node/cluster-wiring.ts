@@ -6,7 +6,6 @@
 import { EngineError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
 import { Cluster } from '../cluster/cluster.js';
-import { peerIdOfIdentity } from '../cluster/consensus-signer.js';
 import type { ConsensusProposer } from '../consensus/memory-network.js';
 import type { ConsensusCertificate, ConsensusGroup, ConsensusValue } from '../consensus/types.js';
 import type { RawStore } from '../storage/raw-store.js';
@@ -65,7 +64,7 @@ export function clusterWiring(
     wire: (parts) => {
       const cluster = new Cluster(
         {
-          self: peerIdOfIdentity(parts.identity),
+          self: parts.identity.peerId,
           blocks: parts.blocks,
           proposer,
           clock: parts.clock,

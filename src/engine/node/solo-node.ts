@@ -20,7 +20,6 @@ import type { BlockRevision, BlockState, PendingTransform } from '../storage/blo
 import type { RawOp, RawStore } from '../storage/raw-store.js';
 import { VersionedBlockStore } from '../storage/versioned-block-store.js';
 import { Ed25519Identity, SoloCertifier, type Certifier } from '../transactions/certifier.js';
-import { peerIdOfIdentity } from '../cluster/consensus-signer.js';
 import type { RepoClient, TailClient } from '../transactions/protocol.js';
 import { Coordinator, type CoordinatorInit } from '../transactions/coordinator.js';
 import { LocalRepo } from '../transactions/local-repo.js';
@@ -175,7 +174,7 @@ export class SoloNode implements Database {
     // draw would move every id drawn after it, and with them a seeded simulation's schedule).
     let coordinatorId: string | undefined;
     if (init.wiring !== undefined) {
-      coordinatorId = `${peerIdOfIdentity(identity)}:${this.clock.now().toString(36)}.${process.pid.toString(36)}`;
+      coordinatorId = `${identity.peerId}:${this.clock.now().toString(36)}.${process.pid.toString(36)}`;
       this.wiring = init.wiring({
         identity,
         blocks: this.blocks,
@@ -428,7 +427,7 @@ export class SoloNode implements Database {
 
   async blockHolders(id: BlockId): Promise<BlockHolder[]> {
     if (this.wiring !== undefined) return this.wiring.holders(id);
-    return [{ peer: peerIdOfIdentity(this.identity), rev: (await this.blocks.latest(id))?.rev ?? null }];
+    return [{ peer: this.identity.peerId, rev: (await this.blocks.latest(id))?.rev ?? null }];
   }
 
   blockPending(id: BlockId): Promise<PendingTransform[]> {
@@ -506,25 +505,28 @@ export class SoloNode implements Database {
     let cursor = (await reader.latest(headerState.block.logTail))?.block;
     while (isLogBlock(cursor) && cursor.successor !== null)
       cursor = (await reader.latest(cursor.successor))?.block;
-    // The entry that sealed a block opens its successor, but the predecessor's group decided it: a
-    // seal is appended in the old group (LogTail.append), so that entry is checked against that group.
-    let successor: LogBlock | undefined;
+    // Newest first, back to the block holding minLsn, and the block before that: the entry that sealed
+    // a block opens its successor, but the predecessor's group decided it (LogTail.append), so that
+    // entry is checked against that group.
+    const chain: LogBlock[] = [];
+    let before: LogBlock | undefined;
     while (isLogBlock(cursor)) {
-      for (const entry of cursor.entries) out.set(entry.trxId, { entry, members: cursor.members });
-      const opening = successor?.entries[0];
-      if (opening !== undefined && opening.lsn === successor!.firstLsn)
-        out.set(opening.trxId, { entry: opening, members: cursor.members });
+      chain.push(cursor);
       if (cursor.prior === null) break;
-      successor = cursor;
-      cursor = (await reader.latest(cursor.prior))?.block;
-      if (successor.firstLsn <= minLsn) {
-        // One block further only for the group that decided the oldest block's opening entry.
-        const opening = successor.entries[0];
-        if (isLogBlock(cursor) && opening !== undefined && opening.lsn === successor.firstLsn)
-          out.set(opening.trxId, { entry: opening, members: cursor.members });
+      const prior = (await reader.latest(cursor.prior))?.block;
+      if (cursor.firstLsn <= minLsn) {
+        if (isLogBlock(prior)) before = prior;
         break;
       }
+      cursor = prior;
     }
+    chain.forEach((block, i) => {
+      const decidedBefore = chain[i + 1] ?? before;
+      for (const entry of block.entries) {
+        const opening = decidedBefore !== undefined && entry.lsn === block.firstLsn;
+        out.set(entry.trxId, { entry, members: opening ? decidedBefore.members : block.members });
+      }
+    });
     return out;
   }
 

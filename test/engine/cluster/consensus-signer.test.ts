@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { nodeVoteSigner, peerIdOfIdentity } from '../../../src/engine/cluster/consensus-signer.js';
+import { nodeVoteSigner } from '../../../src/engine/cluster/consensus-signer.js';
 import { voteMessage, verifyVote } from '../../../src/engine/consensus/votes.js';
 import { peerIdOf, privateKeyFromSeed } from '../../../src/engine/network/index.js';
 import { seedFromPkcs8 } from '../../../src/engine/node/identity.js';
@@ -16,7 +16,7 @@ describe('consensus members are peer ids', () => {
 
   it('names a node by the peer id libp2p derives from the same seed', async () => {
     const privateKey = await privateKeyFromSeed(seedFromPkcs8(identity.toPkcs8()));
-    expect(peerIdOfIdentity(identity)).to.equal(peerIdOf(privateKey));
+    expect(identity.peerId).to.equal(peerIdOf(privateKey));
     expect(nodeVoteSigner(identity).id).to.equal(peerIdOf(privateKey));
   });
 
@@ -26,7 +26,7 @@ describe('consensus members are peer ids', () => {
     expect(verifyEd25519(signer.id, message, signature)).to.equal(true);
     // The raw base64url key (solo data dirs) still verifies.
     expect(verifyEd25519(identity.id, message, signature)).to.equal(true);
-    expect(verifyEd25519(peerIdOfIdentity(other), message, signature)).to.equal(false);
+    expect(verifyEd25519(other.peerId, message, signature)).to.equal(false);
     expect(verifyEd25519(signer.id, Buffer.from('another message'), signature)).to.equal(false);
     const forged = nodeVoteSigner(other).sign(message);
     expect(verifyEd25519(signer.id, message, forged)).to.equal(false);
@@ -34,7 +34,7 @@ describe('consensus members are peer ids', () => {
 
   it('fails garbage ids and signatures without throwing', () => {
     const signature = nodeVoteSigner(identity).sign(message);
-    const id = peerIdOfIdentity(identity);
+    const id = identity.peerId;
     for (const bad of [
       '',
       'not a peer id',
@@ -65,7 +65,7 @@ describe('consensus members are peer ids', () => {
     const signature = signer.sign(voteMessage(fields));
     expect(verifyVote(signer.id, fields, signature)).to.equal(true);
     expect(verifyVote(signer.id, { ...fields, slot: 4 }, signature)).to.equal(false);
-    expect(verifyVote(peerIdOfIdentity(other), fields, signature)).to.equal(false);
+    expect(verifyVote(other.peerId, fields, signature)).to.equal(false);
   });
 
   it('remembers good signatures only for the exact bytes they cover', () => {
@@ -80,7 +80,7 @@ describe('consensus members are peer ids', () => {
     expect(verifyEd25519(signer.id, signed.subarray(1), signature)).to.equal(false);
     expect(verifyEd25519(signer.id, Buffer.concat([signed, Buffer.from([0])]), signature)).to.equal(false);
     // Under another member the same signature is checked afresh, and fails.
-    expect(verifyEd25519(peerIdOfIdentity(other), signed, signature)).to.equal(false);
+    expect(verifyEd25519(other.peerId, signed, signature)).to.equal(false);
     // What is remembered is taken as good without a check: only signatures made or verified here.
     const made = other.sign(signed);
     rememberSignature(identity.id, signed, made);

@@ -8,7 +8,6 @@ import type { BlockAccess } from '../../../src/engine/collections/block-access.j
 import { BTree } from '../../../src/engine/collections/btree/btree.js';
 import { newLogBlock, type CollectionHeader } from '../../../src/engine/collections/log/log-block.js';
 import { defaultNodeConfig, type NodeConfig } from '../../../src/engine/config/schema.js';
-import { peerIdOfIdentity } from '../../../src/engine/cluster/consensus-signer.js';
 import { openDatabase } from '../../../src/engine/node/embedded.js';
 import { startNode } from '../../../src/engine/node/node.js';
 import { SoloNode } from '../../../src/engine/node/solo-node.js';
@@ -126,7 +125,7 @@ describe('a data directory used embedded, then served by a node', () => {
     const put = await solo.transact({ actions: [{ collection: 'legacy', op: 'put', key: 'a', value: 1 }] });
     expect(put.ok, JSON.stringify(put)).to.equal(true);
     const afterPut = await logChain(solo, 'legacy');
-    expect(afterPut.map((b) => b.members)).to.deep.equal([[bareKey], [peerIdOfIdentity(solo.identity)]]);
+    expect(afterPut.map((b) => b.members)).to.deep.equal([[bareKey], [solo.identity.peerId]]);
     await solo.close();
 
     // A second collection left as the old version made it, until a node starts on the directory.

@@ -1,7 +1,7 @@
 import { SeededRng } from '../../../src/engine/base/rng.js';
 import type { Cluster } from '../../../src/engine/cluster/cluster.js';
 import { NetworkConsensus } from '../../../src/engine/cluster/consensus-edge.js';
-import { nodeVoteSigner, peerIdOfIdentity } from '../../../src/engine/cluster/consensus-signer.js';
+import { nodeVoteSigner } from '../../../src/engine/cluster/consensus-signer.js';
 import { RawConsensusStore } from '../../../src/engine/cluster/consensus-store.js';
 import { DeferredSyncs } from '../../../src/engine/cluster/deferred-syncs.js';
 import type {
@@ -92,7 +92,7 @@ export class SimNode {
     private readonly init: SimNodeInit,
     private readonly hooks: NodeHooks,
   ) {
-    this.peerId = peerIdOfIdentity(identity);
+    this.peerId = identity.peerId;
   }
 
   get up(): boolean {

@@ -10,7 +10,6 @@ import {
 } from '../../../src/engine/collections/log/log-block.js';
 import type { ConsensusCertificate } from '../../../src/engine/consensus/types.js';
 import { leadershipOrder, quorumOf } from '../../../src/engine/consensus/values.js';
-import { peerIdOfIdentity } from '../../../src/engine/cluster/consensus-signer.js';
 import type { Block } from '../../../src/engine/storage/block.js';
 import { VersionedBlockStore } from '../../../src/engine/storage/versioned-block-store.js';
 import type { TxOutcome, TxRequest } from '../../../src/engine/transactions/tx-types.js';
@@ -191,7 +190,7 @@ class CommitWorld {
         this.checker.violate(`honest member ${proof.member} proven to equivocate (reported by node ${node})`),
       log: (line: string) => this.log(line),
     };
-    const peerIds = identities.map((identity) => peerIdOfIdentity(identity));
+    const peerIds = identities.map((identity) => identity.peerId);
     this.net = new SimNetwork(
       network,
       peerIds,
