@@ -253,6 +253,26 @@ describe('nodes end to end through the built binary', function () {
     expect(embeddedGet.code).to.equal(6);
     expect(JSON.parse(embeddedGet.stdout).error).to.include({ code: 'UNAVAILABLE' });
     expect(JSON.parse(embeddedGet.stdout).error.message).to.include('node start --data');
+    // --offline reads its own copies, read-only, saying so on stderr; a change is refused (exit 6).
+    const offlineGet = await cli(['collection', 'get', 'accounts', 'alice', '--offline', '--json', ...data]);
+    expect(offlineGet.code, offlineGet.stderr).to.equal(0);
+    expect(okJson(offlineGet)).to.deep.equal(okJson(delegatedGet));
+    expect(offlineGet.stderr).to.include('read-only');
+    const offlineScan = await cli(['collection', 'scan', 'accounts', '--offline', '--json', ...data]);
+    expect(offlineScan.stdout).to.equal(delegatedScan.stdout);
+    const offlinePut = await cli([
+      'collection',
+      'put',
+      'accounts',
+      'carol',
+      '1',
+      '--offline',
+      '--json',
+      ...data,
+    ]);
+    expect(offlinePut.code).to.equal(6);
+    expect(JSON.parse(offlinePut.stdout).error.code).to.equal('UNAVAILABLE');
+    expect(JSON.parse(offlinePut.stdout).error.message).to.include('read-only');
     const elsewhereScan = await cli(['collection', 'scan', 'accounts', '--json', '--data', second.dataDir]);
     const elsewhereGet = await cli([
       'collection',

@@ -106,6 +106,14 @@ export interface Database {
 export interface OpenDatabaseOptions {
   /** Data directory; created if absent. */
   readonly dataDir: string;
+  /**
+   * The directory of a node of a network (stopped: a running node holds it) is refused, since a
+   * change made without the network would fork the node from its cluster. With this, it opens
+   * read-only instead: reads see that node's own copies, and changes are refused.
+   */
+  readonly readOnlyIfNetworked?: boolean;
+  /** Called when the directory was opened read-only (above). */
+  readonly onReadOnly?: () => void;
 }
 
 /** One member of a block's cluster, as `block get` shows it. */

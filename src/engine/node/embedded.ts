@@ -1,8 +1,10 @@
 import { join } from 'node:path';
 import { LevelRawStore } from '../storage/level-store.js';
+import { OverlayRawStore } from '../storage/overlay-store.js';
 import type { Database, OpenDatabaseOptions } from './database-api.js';
 import { EngineError } from '../base/errors.js';
 import type { RawStore } from '../storage/raw-store.js';
+import type { TransactOptions, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import { memberPrefix } from './store-keys.js';
 import { SoloNode } from './solo-node.js';
 
@@ -13,20 +15,78 @@ async function hasNetworkMembers(raw: RawStore): Promise<boolean> {
   return false;
 }
 
-/** Opens a data directory as an embedded solo node (no network, cluster of one). */
+/**
+ * Opens a data directory as an embedded solo node (no network, cluster of one). The directory of a
+ * node of a network, while that node is stopped, opens only with `readOnlyIfNetworked`, and then
+ * read-only: reads see the node's own copies, and nothing is written to it.
+ */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   const raw = new LevelRawStore(join(options.dataDir, 'store'));
   await raw.open();
   try {
     if (await hasNetworkMembers(raw)) {
-      throw new EngineError(
-        'UNAVAILABLE',
-        `${options.dataDir} belongs to a node of a network, and that node is not running: changes made here alone would fork it from its cluster. Start it (optimystic node start --data ${options.dataDir}) and run the command again, or reach another node with --connect`,
-      );
+      if (options.readOnlyIfNetworked !== true)
+        throw new EngineError(
+          'UNAVAILABLE',
+          `${options.dataDir} belongs to a node of a network, and that node is not running: changes made here alone would fork it from its cluster. Start it (optimystic node start --data ${options.dataDir}) and run the command again, or reach another node with --connect (--offline reads this node's own copies, which may be behind)`,
+          { dir: options.dataDir, networked: true },
+        );
+      const overlay = new OverlayRawStore(raw);
+      await overlay.open();
+      options.onReadOnly?.();
+      return new ReadOnlyDatabase(await SoloNode.open({ raw: overlay }), options.dataDir);
     }
     return await SoloNode.open({ raw });
   } catch (error) {
     await raw.close();
     throw error;
+  }
+}
+
+/** The refusal of a change to a data directory opened read-only. */
+function readOnlyRefusal(dataDir: string): EngineError {
+  return new EngineError(
+    'UNAVAILABLE',
+    `${dataDir} belongs to a stopped node of a network and is open read-only (--offline): nothing can be changed here. Start the node (optimystic node start --data ${dataDir}) or reach another one with --connect`,
+    { dir: dataDir, readOnly: true },
+  );
+}
+
+const changingOps: ReadonlySet<string> = new Set(['put', 'del', 'incr', 'merge', 'append']);
+
+/**
+ * A stopped network node's database, read from its own copies (which may be behind its cluster's).
+ * Changes are refused before anything runs; what reading does to the store (an expired pend resolved,
+ * a commit applied) stays in memory (OverlayRawStore).
+ */
+class ReadOnlyDatabase implements Database {
+  constructor(
+    private readonly inner: Database,
+    private readonly dataDir: string,
+  ) {}
+
+  createCollection(): Promise<never> {
+    return Promise.reject(readOnlyRefusal(this.dataDir));
+  }
+
+  listCollections: Database['listCollections'] = () => this.inner.listCollections();
+  collectionInfo: Database['collectionInfo'] = (name) => this.inner.collectionInfo(name);
+  get: Database['get'] = (name, key, options) => this.inner.get(name, key, options);
+  scan: Database['scan'] = (name, options) => this.inner.scan(name, options);
+  read: Database['read'] = (name, options) => this.inner.read(name, options);
+  block: Database['block'] = (id, options) => this.inner.block(id, options);
+  blockHistory: Database['blockHistory'] = (id) => this.inner.blockHistory(id);
+  blockHolders: Database['blockHolders'] = (id) => this.inner.blockHolders(id);
+  blockPending: Database['blockPending'] = (id) => this.inner.blockPending(id);
+  verifyBlock: Database['verifyBlock'] = (id) => this.inner.verifyBlock(id);
+  close: Database['close'] = () => this.inner.close();
+
+  transact(request: TxRequest, options?: TransactOptions): Promise<TxOutcome> {
+    const index = Array.isArray(request?.actions)
+      ? request.actions.findIndex((action) => changingOps.has((action as { op?: unknown })?.op as string))
+      : -1;
+    if (index < 0) return this.inner.transact(request, options);
+    const { code, message } = readOnlyRefusal(this.dataDir);
+    return Promise.resolve({ ok: false, error: { code, message, action: index } });
   }
 }

@@ -205,7 +205,14 @@ async function openEmbedded(options: ReachOptions): Promise<Database> {
   const deadline = Date.now() + (options.startingWaitMs ?? startingWaitMsDefault);
   for (;;) {
     try {
-      return await openDatabase({ dataDir: options.dataDir });
+      return await openDatabase({
+        dataDir: options.dataDir,
+        readOnlyIfNetworked: options.offline === true,
+        onReadOnly: () =>
+          options.notice?.(
+            `${options.dataDir} belongs to a stopped node of a network: reading its own copies, read-only (they may be behind its cluster's; nothing is changed)`,
+          ),
+      });
     } catch (error) {
       if (!(error instanceof EngineError && error.code === 'DATA_DIR_BUSY')) throw error;
       const lock = await readLock(options.dataDir);

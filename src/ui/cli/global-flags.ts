@@ -16,7 +16,8 @@ export const globalFlags = {
     helpValue: 'DIR',
   }),
   offline: Flags.boolean({
-    description: 'never use the network or a running node: open the data directory embedded',
+    description:
+      "never use the network or a running node: open the data directory embedded (a stopped network node's directory read-only: its own copies)",
     env: 'OPTIMYSTIC_OFFLINE',
     helpGroup: 'GLOBAL',
     exclusive: ['connect'],

@@ -7,6 +7,7 @@ import { openDatabase } from '../../../src/engine/node/embedded.js';
 import { SoloNode } from '../../../src/engine/node/solo-node.js';
 import { memberPrefix } from '../../../src/engine/node/store-keys.js';
 import { LevelRawStore } from '../../../src/engine/storage/level-store.js';
+import { collect } from '../storage/raw-store-compliance.js';
 
 describe('opening a data directory embedded', () => {
   let dir: string;
@@ -35,10 +36,76 @@ describe('opening a data directory embedded', () => {
     );
     expect(isEngineError(error, 'UNAVAILABLE'), String(error)).to.equal(true);
     expect(String((error as Error).message)).to.match(/node start --data/);
+    expect(String((error as Error).message)).to.contain('--offline');
     // Nothing was left open: the store opens again.
     const again = new LevelRawStore(join(dir, 'store'));
     await again.open();
     await again.close();
+  });
+
+  it('opens such a directory read-only when asked: reads see its copies, changes are refused, the store is untouched', async () => {
+    const db = await openDatabase({ dataDir: dir });
+    await db.createCollection('t', 'tree');
+    await db.createCollection('d', 'diary');
+    const wrote = await db.transact({
+      actions: [
+        { collection: 't', op: 'put', key: 'a', value: { n: 1 } },
+        { collection: 't', op: 'put', key: 'b', value: { n: 2 } },
+        { collection: 'd', op: 'append', value: 'first' },
+      ],
+    });
+    expect(wrote.ok).to.equal(true);
+    const info = await db.collectionInfo('t');
+    await db.close();
+    const raw = new LevelRawStore(join(dir, 'store'));
+    await raw.open();
+    await raw.batch([{ type: 'put', key: `${memberPrefix}12D3KooWSomePeer`, value: '1' }]);
+    await raw.sync();
+    const before = await collect(raw.iterate({}));
+    await raw.close();
+
+    let told = 0;
+    const ro = await openDatabase({ dataDir: dir, readOnlyIfNetworked: true, onReadOnly: () => (told += 1) });
+    try {
+      expect(told).to.equal(1);
+      expect((await ro.get('t', 'a')).value).to.deep.equal({ n: 1 });
+      const scanned: unknown[] = [];
+      for await (const entry of ro.scan('t')) scanned.push(entry.key);
+      expect(scanned).to.deep.equal(['a', 'b']);
+      const read: unknown[] = [];
+      for await (const entry of ro.read('d')) read.push(entry.value);
+      expect(read).to.deep.equal(['first']);
+      expect((await ro.listCollections()).map((c) => c.name).sort()).to.deep.equal(['d', 't']);
+      expect((await ro.collectionInfo('t')).rev).to.equal(info.rev);
+      expect((await ro.verifyBlock(info.tail)).verified).to.equal(true);
+      const reading = await ro.transact({ actions: [{ collection: 't', op: 'get', key: 'b' }] });
+      expect(reading.ok).to.equal(true);
+      for (const op of [
+        { collection: 't', op: 'put', key: 'c', value: 3 },
+        { collection: 't', op: 'del', key: 'a' },
+        { collection: 't', op: 'incr', key: 'a', path: 'n', by: 1 },
+        { collection: 't', op: 'merge', key: 'a', value: { m: 1 } },
+        { collection: 'd', op: 'append', value: 'second' },
+      ] as const) {
+        const refused = await ro.transact({ actions: [{ collection: 't', op: 'get', key: 'a' }, op] });
+        expect(refused.ok, op.op).to.equal(false);
+        if (!refused.ok) {
+          expect(refused.error).to.include({ code: 'UNAVAILABLE', action: 1 });
+          expect(refused.error.message).to.contain('read-only').and.contain('node start --data');
+        }
+      }
+      const created = await ro.createCollection('new', 'tree').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isEngineError(created, 'UNAVAILABLE'), String(created)).to.equal(true);
+    } finally {
+      await ro.close();
+    }
+    const after = new LevelRawStore(join(dir, 'store'));
+    await after.open();
+    expect(await collect(after.iterate({}))).to.deep.equal(before);
+    await after.close();
   });
 
   it('keeps the network it was first opened for: another is refused, embedded use signs for it', async () => {

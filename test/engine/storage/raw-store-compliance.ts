@@ -372,7 +372,7 @@ export function utf8Order(a: string, b: string): number {
 
 const keyAlphabet = ['a', 'b', 'c', 'm', 'z', '/', '0', 'é', '\uE000', '\uFFFD', '😀'];
 
-function randomKey(rng: SeededRng): string {
+export function randomKey(rng: SeededRng): string {
   let key = '';
   const length = 1 + rng.int(3);
   for (let i = 0; i < length; i++) key += keyAlphabet[rng.int(keyAlphabet.length)]!;
@@ -380,7 +380,7 @@ function randomKey(rng: SeededRng): string {
 }
 
 /** One range for each of {no lower, gte, gt} × {no upper, lte, lt} × {forward, reverse}, with a random limit. */
-function boundCombinations(rng: SeededRng): RawRange[] {
+export function boundCombinations(rng: SeededRng): RawRange[] {
   const ranges: RawRange[] = [];
   for (const lower of ['none', 'gte', 'gt'] as const) {
     for (const upper of ['none', 'lte', 'lt'] as const) {
@@ -402,7 +402,7 @@ function boundCombinations(rng: SeededRng): RawRange[] {
   return ranges;
 }
 
-function modelRange(model: ReadonlyMap<string, string>, range: RawRange): Array<[string, string]> {
+export function modelRange(model: ReadonlyMap<string, string>, range: RawRange): Array<[string, string]> {
   let keys = [...model.keys()].sort(utf8Order);
   keys = keys.filter(
     (key) =>
