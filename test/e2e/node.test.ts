@@ -273,6 +273,11 @@ describe('nodes end to end through the built binary', function () {
     expect(offlinePut.code).to.equal(6);
     expect(JSON.parse(offlinePut.stdout).error.code).to.equal('UNAVAILABLE');
     expect(JSON.parse(offlinePut.stdout).error.message).to.include('read-only');
+    // Its copies carry the certificates the tail groups decided, and they verify offline.
+    const offlineInfo = okJson(await cli(['collection', 'info', 'accounts', '--offline', '--json', ...data]));
+    const offlineVerify = await cli(['block', 'verify', offlineInfo.tail, '--offline', '--json', ...data]);
+    expect(offlineVerify.code, offlineVerify.stderr).to.equal(0);
+    expect(okJson(offlineVerify)).to.include({ verified: true, collection: 'accounts' });
     const elsewhereScan = await cli(['collection', 'scan', 'accounts', '--json', '--data', second.dataDir]);
     const elsewhereGet = await cli([
       'collection',

@@ -106,13 +106,25 @@ export class NetworkCertifier implements Certifier {
   }
 
   verify(certificate: Certificate, members: readonly string[]): boolean {
-    if (certificate.network !== this.network) return false;
-    const named = (certificate as Partial<MemberCertificate>).members;
-    const list = isMemberList(named) ? sortedMemberList(named) : undefined;
-    const group = list !== undefined && membershipHash(list) === certificate.membership ? list : members;
-    if ('consensus' in certificate) return this.consensus.verify(certificate, group);
-    return verifyCertificate(certificate, group);
+    return verifyNetworkCertificate(certificate, members, this.network);
   }
+}
+
+/**
+ * Whether a certificate of `network` carries a quorum: counted against the members it names when they
+ * hash to its membership, else against `members`; decided by consensus, or issued by a node alone.
+ */
+export function verifyNetworkCertificate(
+  certificate: Certificate,
+  members: readonly string[],
+  network: string,
+): boolean {
+  if (certificate.network !== network) return false;
+  const named = (certificate as Partial<MemberCertificate>).members;
+  const list = isMemberList(named) ? sortedMemberList(named) : undefined;
+  const group = list !== undefined && membershipHash(list) === certificate.membership ? list : members;
+  if ('consensus' in certificate) return verifyConsensusLogCertificate(certificate, group, network);
+  return verifyCertificate(certificate, group);
 }
 
 /** What a certificate shows by itself (checkCertificateAlone). */

@@ -20,6 +20,7 @@ import type { BlockRevision, BlockState, PendingTransform } from '../storage/blo
 import type { RawOp, RawStore } from '../storage/raw-store.js';
 import { VersionedBlockStore } from '../storage/versioned-block-store.js';
 import { Ed25519Identity, SoloCertifier, type Certifier } from '../transactions/certifier.js';
+import { verifyNetworkCertificate } from '../cluster/certifier.js';
 import type { RepoClient, TailClient } from '../transactions/protocol.js';
 import { Coordinator, type CoordinatorInit } from '../transactions/coordinator.js';
 import { LocalRepo } from '../transactions/local-repo.js';
@@ -151,7 +152,12 @@ export class SoloNode implements Database {
     // bare public key (`identity.id`); such a log block still certifies under that id, and hands over
     // to a successor naming the peer id at its next append (or when a node starts on the store).
     const members = [identity.peerId];
-    const certifier = new SoloCertifier(identity, init.network ?? 'default');
+    const network = init.network ?? 'default';
+    // A network node's store opened alone (read-only, `--offline`) holds certificates its groups
+    // decided by consensus: they verify here too.
+    const certifier = new SoloCertifier(identity, network, (certificate, group) =>
+      verifyNetworkCertificate(certificate, group, network),
+    );
     this.certifier = certifier;
     this.blocks = new VersionedBlockStore(this.raw);
     this.repo = new LocalRepo(
