@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { openDatabase } from '../../src/engine/index.js';
+import { memberPrefix } from '../../src/engine/node/store-keys.js';
+import { LevelRawStore } from '../../src/engine/storage/level-store.js';
 import { buildIfStale, cliRoot } from '../helpers/built-cli.js';
 
 interface Run {
@@ -643,6 +645,70 @@ describe('optimystic CLI, end to end through the built binary', function () {
         { index: 0, value: 'first' },
         { index: 1, value: 'second' },
       ]);
+    });
+  });
+
+  describe('--offline on the directory of a stopped network node', () => {
+    it('follows its diary read-only (one note), and stops with DATA_DIR_BUSY once a node holds the directory', async () => {
+      const data = freshDir('offline-follow');
+      okJson(await cli(['collection', 'create', 'log', '--type', 'diary', '--json'], { data }));
+      okJson(await cli(['collection', 'append', 'log', '"first"', '--json'], { data }));
+      // The directory of a node that met another: embedded commands would fork it, --offline reads.
+      const member = new LevelRawStore(join(data, 'store'));
+      await member.open();
+      await member.batch([{ type: 'put', key: `${memberPrefix}12D3KooWSomePeer`, value: '1' }]);
+      await member.sync();
+      await member.close();
+      expectJsonError(
+        await cli(['collection', 'read', 'log', '--json'], { data }),
+        'UNAVAILABLE',
+        6,
+        'read without --offline',
+      );
+
+      const follower = startCli(['collection', 'read', 'log', '--follow', '--offline', '--json'], { data });
+      let stdout = '';
+      let stderr = '';
+      follower.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      follower.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+      const exited = new Promise<number | null>((resolve) => follower.on('close', (code) => resolve(code)));
+      let held: LevelRawStore | undefined;
+      try {
+        const deadline = Date.now() + 15_000;
+        while (!stdout.includes('first')) {
+          if (Date.now() > deadline) throw new Error(`follower printed ${stdout}; stderr ${stderr}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        // A few checks later (each opens the directory again), a "node" takes it: this process, with
+        // the lock file naming it and the store open.
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        writeFileSync(join(data, 'repo.lock'), JSON.stringify({ pid: process.pid, startedAt: Date.now() }));
+        for (let attempt = 0; held === undefined; attempt++) {
+          const store = new LevelRawStore(join(data, 'store'));
+          try {
+            await store.open();
+            held = store;
+          } catch (error) {
+            if (attempt > 100) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+        }
+        const code = await Promise.race([
+          exited,
+          new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 10_000)),
+        ]);
+        expect(code, stderr).to.equal(6);
+      } finally {
+        follower.kill('SIGINT');
+        await held?.close();
+        rmSync(join(data, 'repo.lock'), { force: true });
+      }
+      const printed = lines({ code: 0, stdout, stderr });
+      expect(printed[0]).to.deep.equal({ index: 0, value: 'first' });
+      expect(printed[1].error.code).to.equal('DATA_DIR_BUSY');
+      expect(printed).to.have.length(2);
+      expect(stderr.match(/note: /g), stderr).to.have.length(1);
+      expect(stderr).to.contain('read-only');
     });
   });
 

@@ -97,8 +97,11 @@ export default class CollectionRead extends DataCommand<typeof CollectionRead> {
           await this.withDatabase(poll);
           polledOnce = true;
         } catch (error) {
-          // Another process writing between our checks is expected; try again at the next one.
-          if (!(polledOnce && isEngineError(error, 'DATA_DIR_BUSY'))) throw error;
+          // Another process writing between our checks is expected; try again at the next one. A node
+          // that started on the directory holds it until it stops: --offline cannot go through it.
+          const nodeStarted =
+            this.flags.offline && isEngineError(error) && error.details?.['pid'] !== undefined;
+          if (!(polledOnce && isEngineError(error, 'DATA_DIR_BUSY')) || nodeStarted) throw error;
         }
         await pause();
       }

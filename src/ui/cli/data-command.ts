@@ -92,10 +92,17 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
     };
   }
 
-  /** A one-line note on stderr (stale files cleaned up, and the like); never part of the output. */
+  /**
+   * A one-line note on stderr (stale files cleaned up, and the like); never part of the output. Each
+   * note is printed once per command (`read --follow` opens the directory again at every check).
+   */
   protected notice(message: string): void {
+    if (this.noticed.has(message)) return;
+    this.noticed.add(message);
     process.stderr.write(`${chalkStderr.yellow('note')}: ${message}\n`);
   }
+
+  private readonly noticed = new Set<string>();
 
   /**
    * Opens the database (through a running node when there is one), runs `work`, and always closes
