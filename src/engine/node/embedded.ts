@@ -4,6 +4,7 @@ import { OverlayRawStore } from '../storage/overlay-store.js';
 import type { Database, OpenDatabaseOptions } from './database-api.js';
 import { EngineError } from '../base/errors.js';
 import type { RawStore } from '../storage/raw-store.js';
+import { writingOps } from '../transactions/tx-parse.js';
 import type { TransactOptions, TxOutcome, TxRequest } from '../transactions/tx-types.js';
 import { memberPrefix } from './store-keys.js';
 import { SoloNode } from './solo-node.js';
@@ -52,8 +53,6 @@ function readOnlyRefusal(dataDir: string): EngineError {
   );
 }
 
-const changingOps: ReadonlySet<string> = new Set(['put', 'del', 'incr', 'merge', 'append']);
-
 /**
  * A stopped network node's database, read from its own copies (which may be behind its cluster's).
  * Changes are refused before anything runs; what reading does to the store (an expired pend resolved,
@@ -83,7 +82,7 @@ class ReadOnlyDatabase implements Database {
 
   transact(request: TxRequest, options?: TransactOptions): Promise<TxOutcome> {
     const index = Array.isArray(request?.actions)
-      ? request.actions.findIndex((action) => changingOps.has((action as { op?: unknown })?.op as string))
+      ? request.actions.findIndex((action) => writingOps.has((action as { op?: unknown })?.op as string))
       : -1;
     if (index < 0) return this.inner.transact(request, options);
     const { code, message } = readOnlyRefusal(this.dataDir);

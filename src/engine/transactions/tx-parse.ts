@@ -28,6 +28,9 @@ function hasBinary(line: string): boolean {
 }
 
 const ops: readonly ActionOp[] = ['get', 'put', 'del', 'incr', 'merge', 'append', 'read', 'scan'];
+const readingOps: ReadonlySet<ActionOp> = new Set<ActionOp>(['get', 'read', 'scan']);
+/** The ops that change the database: every op but the reading ones. */
+export const writingOps: ReadonlySet<string> = new Set(ops.filter((op) => !readingOps.has(op)));
 const allowedFields: Readonly<Record<ActionOp, readonly string[]>> = {
   get: ['key'],
   put: ['key', 'value'],

@@ -94,6 +94,12 @@ describe('opening a data directory embedded', () => {
           expect(refused.error.message).to.contain('read-only').and.contain('node start --data');
         }
       }
+      // Bad input is still bad input there, not a refusal to write.
+      const bogus = await ro.transact({
+        actions: [{ collection: 't', op: 'bogus', key: 'a' } as never],
+      });
+      expect(bogus.ok).to.equal(false);
+      if (!bogus.ok) expect(bogus.error.code).to.equal('BAD_INPUT');
       const created = await ro.createCollection('new', 'tree').then(
         () => undefined,
         (e: unknown) => e,
