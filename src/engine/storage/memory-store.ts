@@ -3,7 +3,14 @@
 import { assert } from '../base/assert.js';
 import { EngineError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
-import { compareRawKeys, rawKeyInRange, type RawOp, type RawRange, type RawStore } from './raw-store.js';
+import {
+  batchAtOnce,
+  compareRawKeys,
+  rawKeyInRange,
+  type RawOp,
+  type RawRange,
+  type RawStore,
+} from './raw-store.js';
 
 export interface MemoryRawStoreInit {
   /** Unsynced ops remembered for `dropUnsynced()` before they count as flushed (default limits.storeQueueOpsMax). */
@@ -55,12 +62,7 @@ export class MemoryRawStore implements RawStore {
   }
 
   batch(ops: readonly RawOp[]): Promise<void> {
-    try {
-      this.batchNow(ops);
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
+    return batchAtOnce(this, ops);
   }
 
   /** `batch` at once (RawStore.batchNow); nothing here ever has to wait. */

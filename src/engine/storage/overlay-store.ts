@@ -1,6 +1,6 @@
 import { assert } from '../base/assert.js';
 import { MemoryRawStore } from './memory-store.js';
-import { compareRawKeys, type RawOp, type RawRange, type RawStore } from './raw-store.js';
+import { batchAtOnce, compareRawKeys, type RawOp, type RawRange, type RawStore } from './raw-store.js';
 
 /**
  * A RawStore that never writes to the store under it: reads see the base with this instance's own
@@ -43,12 +43,7 @@ export class OverlayRawStore implements RawStore {
   }
 
   batch(ops: readonly RawOp[]): Promise<void> {
-    try {
-      this.batchNow(ops);
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
+    return batchAtOnce(this, ops);
   }
 
   batchNow(ops: readonly RawOp[]): undefined {

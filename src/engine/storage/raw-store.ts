@@ -91,3 +91,19 @@ export function rawKeyInRange(key: string, range: RawRange): boolean {
   if (range.lt !== undefined && compareRawKeys(key, range.lt) >= 0) return false;
   return true;
 }
+
+/**
+ * `batch` for a store whose `batchNow` never has to wait: the batch is applied during the call, and
+ * a refusal (closed store, bad op) comes back as a rejected promise rather than a throw.
+ */
+export function batchAtOnce(
+  store: { batchNow(ops: readonly RawOp[]): unknown },
+  ops: readonly RawOp[],
+): Promise<void> {
+  try {
+    store.batchNow(ops);
+    return Promise.resolve();
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+}
