@@ -21,6 +21,29 @@ describe('node status as labelled lines', () => {
     );
   });
 
+  it('names the members it cannot reach, longest gone first, and counts those it does not list', () => {
+    const members = {
+      known: 20,
+      reachable: 2,
+      unreachable: [
+        { peerId: '12D3KooWGoneLongAgo', forMs: 3_723_000, lost: true },
+        { peerId: '12D3KooWGoneJustNow', forMs: 4_000, lost: false },
+      ],
+    };
+    expect(field(statusFields(sampleStatus({ members })), 'Members')).to.equal(
+      [
+        '2 of 20 reachable (this node included): fewer than half, so reads and writes that need a majority answer NO_QUORUM',
+        'unreachable: 12D3KooWGoneLongAgo for 1h 2m 3s',
+        'unreachable: 12D3KooWGoneJustNow, not reached since this node started 4s ago',
+        'and 16 more unreachable',
+      ].join('\n'),
+    );
+    // Everyone reachable: the line alone.
+    expect(
+      field(statusFields(sampleStatus({ members: { known: 3, reachable: 3, unreachable: [] } })), 'Members'),
+    ).to.equal('3 of 3 reachable (this node included)');
+  });
+
   it('says when the store refuses writes, and only then', () => {
     const failure = 'data directory /d/store failed: IO error: No space left on device';
     const failed = sampleStatus({ storage: { ...sampleStatus().storage, failure } });

@@ -78,6 +78,8 @@ import { StatusHub } from './status-hub.js';
 import {
   reachesMajority,
   storeFailureGist,
+  unreachableListedMax,
+  type MembersStatus,
   type NodeEvent,
   type NodeEventKind,
   type NodeStatus,
@@ -649,11 +651,24 @@ export class RunningNode implements NodeControl {
     this.distributed.members.remember(peer).catch(() => undefined);
   }
 
-  /** Members known and reachable (this node counted in both), once the node serves a cluster. */
-  private membersNow(): { known: number; reachable: number } | undefined {
+  /**
+   * Members known and reachable (this node counted in both), and the unreachable ones longest gone
+   * first, once the node serves a cluster.
+   */
+  private membersNow(): MembersStatus | undefined {
     const placement = this.distributed.wiring.cluster?.placement;
     if (placement === undefined) return undefined;
-    return { known: placement.members().length, reachable: placement.liveMembers().length };
+    const members = placement.members();
+    const unreachable = members
+      .filter((peer) => !placement.isLive(peer))
+      .map((peerId) => ({
+        peerId,
+        forMs: placement.unreachableFor(peerId),
+        lost: placement.isCutOff(peerId),
+      }))
+      .sort((a, b) => b.forMs - a.forMs || (a.peerId < b.peerId ? -1 : 1))
+      .slice(0, unreachableListedMax);
+    return { known: members.length, reachable: placement.liveMembers().length, unreachable };
   }
 
   /**

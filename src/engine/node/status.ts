@@ -90,6 +90,28 @@ export function storeFailureGist(message: string): string {
 }
 
 /** Whether a node reaches a majority of the members it knows (`NodeStatus.members`). */
+/** The members of the database a node knows, and which of them it cannot reach. */
+export interface MembersStatus {
+  /** Members known, this node included. */
+  readonly known: number;
+  /** Members reachable now, this node included. */
+  readonly reachable: number;
+  /**
+   * The members it cannot reach, longest gone first (at most `unreachableListedMax`), each with how
+   * long it has been unreachable: since its connection closed (`lost`: it was connected while this
+   * node ran), or since this node started without reaching it. Absent from nodes of versions before it
+   * existed.
+   */
+  readonly unreachable?: readonly {
+    readonly peerId: string;
+    readonly forMs: number;
+    readonly lost: boolean;
+  }[];
+}
+
+/** Unreachable members a status names (the count is in `known - reachable`). */
+export const unreachableListedMax = 16;
+
 export function reachesMajority(members: { readonly known: number; readonly reachable: number }): boolean {
   return members.reachable > members.known / 2;
 }
@@ -128,7 +150,7 @@ export interface NodeStatus {
    * (itself included). Fewer than half reachable: reads and writes that need a majority of a cluster
    * answer NO_QUORUM. Absent from nodes of versions before it existed, and before a node has joined.
    */
-  readonly members?: { readonly known: number; readonly reachable: number };
+  readonly members?: MembersStatus;
   /**
    * The light clients (`--connect`) this node serves: `any`, or their peer ids (none by default).
    * Absent from nodes of versions before it existed.

@@ -3,6 +3,7 @@ import {
   inCommitOrder,
   reachesMajority,
   type ClosestResult,
+  type MembersStatus,
   type NodeEvent,
   type NodeStatus,
   type PeerDetail,
@@ -65,7 +66,10 @@ export function statusFields(status: NodeStatus): [string, string][] {
       : [
           [
             'Members',
-            `${status.members.reachable} of ${status.members.known} reachable (this node included)${reachesMajority(status.members) ? '' : ': fewer than half, so reads and writes that need a majority answer NO_QUORUM'}`,
+            [
+              `${status.members.reachable} of ${status.members.known} reachable (this node included)${reachesMajority(status.members) ? '' : ': fewer than half, so reads and writes that need a majority answer NO_QUORUM'}`,
+              ...unreachableLines(status.members),
+            ].join('\n'),
           ] as [string, string],
         ]),
     ['Cluster size', String(status.clusterSize)],
@@ -194,4 +198,17 @@ export function closestRows(result: ClosestResult): string[][] {
 /** One NDJSON log line of a node. */
 export function eventLine(event: NodeEvent, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ time: new Date(event.at).toISOString(), ...event, ...extra });
+}
+
+/** One line per member this node cannot reach, with how long it has been so; a count of the rest. */
+function unreachableLines(members: MembersStatus): string[] {
+  const listed = members.unreachable ?? [];
+  const lines = listed.map((member) =>
+    member.lost
+      ? `unreachable: ${member.peerId} for ${formatDuration(member.forMs)}`
+      : `unreachable: ${member.peerId}, not reached since this node started ${formatDuration(member.forMs)} ago`,
+  );
+  const rest = members.known - members.reachable - listed.length;
+  if (rest > 0 && listed.length > 0) lines.push(`and ${rest} more unreachable`);
+  return lines;
 }

@@ -155,9 +155,12 @@ export interface NetworkView {
   readonly summary: string;
   /** Column titles aligned with the rows; absent when there is no room for them. */
   readonly heading?: string;
-  /** Sorted by latency (unknown last), cut to the rows that fit. */
+  /**
+   * Connected peers sorted by latency (unknown last), then the members this node cannot reach (latency
+   * `down`, since: how long), cut to the rows that fit.
+   */
   readonly peers: readonly PeerRow[];
-  /** Peers connected but not shown for lack of rows. */
+  /** Rows not shown for lack of room. */
   readonly morePeers: number;
   /** Shown instead of rows when there are no peers, when there is room for it. */
   readonly empty?: string;
@@ -455,15 +458,18 @@ function networkView(status: NodeStatus, width: number, rows: number, withHeadin
       ? ''
       : ` · members ${formatCount(status.members.reachable)}/${formatCount(status.members.known)}${reachesMajority(status.members) ? '' : ' (no majority)'}`;
   const summary = `${counted(status.peers.length, 'peer')}${members} · ${counted(status.connections, 'connection')} · DHT ${formatCount(status.dhtTableSize)}`;
-  if (status.peers.length === 0) {
+  // Members this node cannot reach follow the connected peers: an operator looks for who is down.
+  const down = status.members?.unreachable ?? [];
+  if (status.peers.length === 0 && down.length === 0) {
     return { summary, peers: [], morePeers: 0, ...(rows > 0 ? { empty: 'no peers connected' } : {}) };
   }
   const room = width - peerFixedWidth - peerGaps.address.length;
   const addressWidth = room >= addressWidthMin ? room : 0;
   const now = status.startedAt + status.uptimeMs;
+  const total = status.peers.length + down.length;
   // When they do not all fit, the last row says how many more there are.
-  const shown = status.peers.length <= rows ? status.peers.length : Math.max(0, rows - 1);
-  const peers = sortPeers(status.peers)
+  const shown = total <= rows ? total : Math.max(0, rows - 1);
+  const connected = sortPeers(status.peers)
     .slice(0, shown)
     .map((peer): PeerRow => {
       const address = peer.addresses[0];
@@ -485,6 +491,17 @@ function networkView(status: NodeStatus, width: number, rows: number, withHeadin
         latencyTone: latencyTone(peer.latencyMs),
       };
     });
+  const unreachable = down.slice(0, shown - connected.length).map((member): PeerRow => ({
+    ...peerRowCells(
+      shortPeerId(member.peerId),
+      'down',
+      '',
+      formatDuration(member.forMs),
+      addressWidth === 0 ? '' : ellipsizeMiddle('unreachable member', addressWidth),
+    ),
+    latencyTone: 'bad',
+  }));
+  const peers = [...connected, ...unreachable];
   const heading =
     withHeading && peers.length > 0
       ? Object.values(peerRowCells('peer', 'latency', 'dir', 'since', addressWidth > 0 ? 'address' : ''))
@@ -495,7 +512,7 @@ function networkView(status: NodeStatus, width: number, rows: number, withHeadin
     summary,
     ...(heading !== undefined ? { heading } : {}),
     peers,
-    morePeers: status.peers.length - shown,
+    morePeers: total - peers.length,
   };
 }
 

@@ -260,11 +260,16 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     const b = await start('b', { bootstrap });
     const c = await start('c', { bootstrap });
     await eventually(async () => (await a.status()).members?.reachable === 3);
-    expect((await a.status()).members).to.deep.equal({ known: 3, reachable: 3 });
-    // One of three away: still a majority, nothing logged.
+    expect((await a.status()).members).to.deep.equal({ known: 3, reachable: 3, unreachable: [] });
+    // One of three away: still a majority, nothing logged; the status names it.
+    const cId = c.peerId;
     await c.close();
     await eventually(async () => (await a.status()).members?.reachable === 2);
-    expect((await a.status()).members).to.deep.equal({ known: 3, reachable: 2 });
+    const oneAway = (await a.status()).members!;
+    expect(oneAway).to.include({ known: 3, reachable: 2 });
+    expect(oneAway.unreachable!.map((member) => member.peerId)).to.deep.equal([cId]);
+    expect(oneAway.unreachable![0]!.forMs).to.be.at.least(0).and.below(60_000);
+    expect(oneAway.unreachable![0]!.lost).to.equal(true);
     const alarms = (): string[] =>
       a.hub
         .recentEvents()
@@ -279,7 +284,10 @@ describe('a running node (in process, libp2p on 127.0.0.1)', function () {
     expect(alarms()[0]).to.equal(
       'error: only 1 of the 3 members are reachable: reads and writes that need a majority answer NO_QUORUM until more of them are back',
     );
-    expect((await a.status()).members).to.deep.equal({ known: 3, reachable: 1 });
+    const twoAway = (await a.status()).members!;
+    expect(twoAway).to.include({ known: 3, reachable: 1 });
+    // Longest gone first: c went before b.
+    expect(twoAway.unreachable!.map((member) => member.peerId)).to.deep.equal([cId, b.peerId]);
     // One comes back: a majority again.
     const back = await start('b', { bootstrap });
     await back.connect(a.hub.current()!.listenAddresses[0]!).catch(() => undefined);

@@ -310,6 +310,38 @@ describe('dashboard view model', () => {
       expect(summary(1, 2)).to.equal('3 peers · members 1/2 (no majority) · 4 connections · DHT 17');
     });
 
+    it('lists the members it cannot reach after the connected peers, as down, with how long', () => {
+      const members = {
+        known: 5,
+        reachable: 3,
+        unreachable: [
+          { peerId: '12D3KooWDownDownDownDownDownDownDownDownDownDown0005', forMs: 125_000, lost: true },
+          { peerId: '12D3KooWGoneGoneGoneGoneGoneGoneGoneGoneGoneGone0006', forMs: 9_000, lost: false },
+        ],
+      };
+      const rows = toViewModel(sampleStatus({ members }), [], wide).network.peers;
+      expect(rows.map((r) => r.id.trim())).to.deep.equal([
+        '12D3…Fast0001',
+        '12D3…Midd0002',
+        '12D3…Slow0003',
+        '12D3…Down0005',
+        '12D3…Gone0006',
+      ]);
+      expect(rows.slice(3).map((r) => [r.latency.trim(), r.latencyTone, r.since.trim()])).to.deep.equal([
+        ['down', 'bad', '2m 05s'],
+        ['down', 'bad', '9s'],
+      ]);
+      expect(rows[3]!.address).to.contain('unreachable');
+      // With no peer connected at all, the members that are down still show, not "no peers".
+      const alone = toViewModel(sampleStatus({ peers: [], members }), [], wide).network;
+      expect(alone.peers.map((r) => r.latency.trim())).to.deep.equal(['down', 'down']);
+      expect(alone).not.to.have.property('empty');
+      // Short of rows, the last says how many more there are.
+      const short = toViewModel(sampleStatus({ members }), [], { columns: 160, rows: 4 }).network;
+      expect(short.peers.length + (short.morePeers > 0 ? 1 : 0)).to.be.at.most(5);
+      expect(short.peers.length + short.morePeers).to.equal(5);
+    });
+
     it('sorts peers by latency, fastest first, unknown latency last', () => {
       const status = sampleStatus({
         peers: [
