@@ -66,6 +66,59 @@ describe('members remembered with their addresses', function () {
     await book.remember('12D3KooWOldMember');
     const again = await memberBook(raw);
     expect(again.addresses()).to.deep.equal(['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWOldMember']);
+    // A bare list of addresses (the format before last-seen times) is read too.
+    await raw.batch([{ type: 'put', key: 'n/12D3KooWListed', value: '["/ip4/10.0.0.2/tcp/4001/p2p/x"]' }]);
+    expect((await memberBook(raw)).addresses()).to.include('/ip4/10.0.0.2/tcp/4001/p2p/x');
     await raw.close();
+  });
+
+  it('remembers when each member was last seen, across reopening, and keeps it when addresses change', async () => {
+    const raw = new LevelRawStore(join(root, 'store'));
+    await raw.open();
+    const book = await memberBook(raw);
+    await book.remember('12D3KooWSeen', ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWSeen']);
+    expect(book.lastSeen('12D3KooWSeen')).to.equal(undefined);
+    await book.seen(['12D3KooWSeen', '12D3KooWNeverMet'], 1_700_000_000_000);
+    expect(book.lastSeen('12D3KooWSeen')).to.equal(1_700_000_000_000);
+    // Only members are recorded: a peer the book does not hold stays unknown.
+    expect(book.lastSeen('12D3KooWNeverMet')).to.equal(undefined);
+    await book.remember('12D3KooWSeen', ['/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWSeen']);
+    await raw.close();
+    const again = new LevelRawStore(join(root, 'store'));
+    await again.open();
+    const reopened = await memberBook(again);
+    expect(reopened.known).to.deep.equal(['12D3KooWSeen']);
+    expect(reopened.lastSeen('12D3KooWSeen')).to.equal(1_700_000_000_000);
+    expect(reopened.addresses()).to.deep.equal(['/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWSeen']);
+    await again.close();
+  });
+
+  it('says how long a member has been away after this node restarts, from when it last saw it', async () => {
+    const a = await startNode({ dataDir: join(root, 'a'), config, version: 'test' });
+    nodes.push(a);
+    const bootstrap = (await a.status()).listenAddresses;
+    const b = await startNode({
+      dataDir: join(root, 'b'),
+      config: { ...config, bootstrap },
+      version: 'test',
+    });
+    nodes.push(b);
+    await eventually('a knows b as a member', async () => (await a.status()).members?.reachable === 2);
+    const bId = b.peerId;
+    await b.close();
+    nodes.splice(nodes.indexOf(b), 1);
+    const goneAt = Date.now();
+    await eventually('a sees b gone', async () => (await a.status()).members?.reachable === 1);
+    await a.close();
+    nodes.splice(nodes.indexOf(a), 1);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const again = await startNode({ dataDir: join(root, 'a'), config, version: 'test' });
+    nodes.push(again);
+    const [member] = (await again.status()).members!.unreachable!;
+    expect(member!.peerId).to.equal(bId);
+    expect(member!.lost).to.equal(false);
+    // Seen when its connection closed, before the restart: away longer than this node has run.
+    expect(member!.lastSeenAt).to.be.within(goneAt - 5_000, goneAt + 5_000);
+    expect(member!.forMs).to.be.at.least(1_200);
   });
 });

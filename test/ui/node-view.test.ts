@@ -30,6 +30,14 @@ describe('node status as labelled lines', () => {
         { peerId: '12D3KooWGoneJustNow', forMs: 4_000, lost: false },
       ],
     };
+    const before = {
+      known: 2,
+      reachable: 1,
+      unreachable: [{ peerId: '12D3KooWBefore', forMs: 90_000, lost: false, lastSeenAt: 1_700_000_000_000 }],
+    };
+    expect(field(statusFields(sampleStatus({ members: before })), 'Members')).to.contain(
+      'unreachable: 12D3KooWBefore for 1m 30s (last seen before this node restarted)',
+    );
     expect(field(statusFields(sampleStatus({ members })), 'Members')).to.equal(
       [
         '2 of 20 reachable (this node included): fewer than half, so reads and writes that need a majority answer NO_QUORUM',

@@ -49,6 +49,13 @@ export interface MemberBook {
   remember(peer: string, addresses?: readonly string[]): Promise<void>;
   /** Where `remember` looks up a member's addresses when it is given none (set once the network is up). */
   addressesOf: ((peer: string) => readonly string[] | undefined) | undefined;
+  /** When this node last saw a member connected (its connection closed, or this node stopped), if ever. */
+  lastSeen(peer: string): number | undefined;
+  /**
+   * Records that these members were connected until `at` (a connection closed, or this node is
+   * stopping). Written without a sync of its own: durable with the store's next one, or its close.
+   */
+  seen(peers: readonly string[], at: number): Promise<void>;
 }
 
 export function clusterWiring(
@@ -97,41 +104,68 @@ export function clusterWiring(
   return wiring;
 }
 
+/** What a node keeps of a member: the listen addresses it last announced, and when it was last seen. */
+interface MemberRecord {
+  readonly addresses: readonly string[];
+  readonly lastSeenAt?: number;
+}
+
 /**
  * The members a node has met, kept in its store under n/<peer id>, each with the listen addresses it
- * last announced (a JSON list; `1` from before addresses were kept), so that a node restarted
- * without bootstrap addresses dials its members again.
+ * last announced and when it was last seen connected (`{"addresses":[…],"lastSeenAt":…}`; a bare JSON
+ * list of addresses, or `1`, from before those were kept), so that a node restarted without bootstrap
+ * addresses dials its members again, and can say how long one has been away.
  */
 export async function memberBook(raw: RawStore): Promise<MemberBook> {
-  const book = new Map<string, readonly string[]>();
+  const book = new Map<string, MemberRecord>();
   for await (const [key, value] of raw.iterate({ gte: memberPrefix, lt: memberPrefix + '\uffff' }))
-    book.set(key.slice(memberPrefix.length), addressList(value));
+    book.set(key.slice(memberPrefix.length), memberRecord(value));
+  const write = (peer: string, record: MemberRecord): Promise<void> => {
+    book.set(peer, record);
+    return raw.batch([{ type: 'put', key: memberPrefix + peer, value: JSON.stringify(record) }]);
+  };
   const members: MemberBook = {
     known: [...book.keys()],
-    addresses: () => [...book.values()].flat(),
+    addresses: () => [...book.values()].flatMap((record) => record.addresses),
     addressesOf: undefined,
     remember: async (peer, given) => {
       const before = book.get(peer);
       const addresses = given ?? members.addressesOf?.(peer);
       const after =
         addresses === undefined || addresses.length === 0
-          ? (before ?? [])
+          ? (before?.addresses ?? [])
           : addresses.slice(0, limits.memberAddressesMax);
-      if (before !== undefined && before.length === after.length && before.every((a, i) => a === after[i]))
-        return;
-      book.set(peer, after);
-      await raw.batch([{ type: 'put', key: memberPrefix + peer, value: JSON.stringify(after) }]);
+      const kept = before?.addresses;
+      if (kept !== undefined && kept.length === after.length && kept.every((a, i) => a === after[i])) return;
+      await write(peer, { ...before, addresses: after });
       await raw.sync();
+    },
+    lastSeen: (peer) => book.get(peer)?.lastSeenAt,
+    seen: async (peers, at) => {
+      for (const peer of peers) {
+        const before = book.get(peer);
+        if (before !== undefined) await write(peer, { ...before, lastSeenAt: at });
+      }
     },
   };
   return members;
 }
 
-function addressList(value: string): readonly string[] {
+function memberRecord(value: string): MemberRecord {
+  const addressesIn = (list: unknown): readonly string[] =>
+    Array.isArray(list) ? list.filter((a): a is string => typeof a === 'string') : [];
   try {
     const parsed: unknown = JSON.parse(value);
-    return Array.isArray(parsed) ? parsed.filter((a): a is string => typeof a === 'string') : [];
+    if (Array.isArray(parsed)) return { addresses: addressesIn(parsed) };
+    if (typeof parsed === 'object' && parsed !== null) {
+      const { addresses, lastSeenAt } = parsed as { addresses?: unknown; lastSeenAt?: unknown };
+      return {
+        addresses: addressesIn(addresses),
+        ...(typeof lastSeenAt === 'number' && Number.isFinite(lastSeenAt) ? { lastSeenAt } : {}),
+      };
+    }
   } catch {
-    return [];
+    // A record this version cannot read: the member is known, nothing else.
   }
+  return { addresses: [] };
 }

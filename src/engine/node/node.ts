@@ -364,6 +364,9 @@ export class RunningNode implements NodeControl {
         this.rememberAddresses(peer);
       });
       this.network.on('peer:disconnect', (peer) => {
+        // How long a member has been away outlives a restart of this node (node status names it).
+        if (this.distributed.wiring.cluster?.placement.isMember(peer) === true)
+          this.distributed.members.seen([peer], this.clock.now()).catch(() => undefined);
         this.connectedAt.delete(peer);
         clearTimeout(this.joinsUnidentified.get(peer));
         this.joinsUnidentified.delete(peer);
@@ -661,11 +664,20 @@ export class RunningNode implements NodeControl {
     const members = placement.members();
     const unreachable = members
       .filter((peer) => !placement.isLive(peer))
-      .map((peerId) => ({
-        peerId,
-        forMs: placement.unreachableFor(peerId),
-        lost: placement.isCutOff(peerId),
-      }))
+      .map((peerId) => {
+        const lost = placement.isCutOff(peerId);
+        // Not met since this node started: away since it was last seen before, when that is known.
+        const lastSeenAt = lost ? undefined : this.distributed.members.lastSeen(peerId);
+        return {
+          peerId,
+          forMs:
+            lastSeenAt === undefined
+              ? placement.unreachableFor(peerId)
+              : Math.max(0, this.clock.now() - lastSeenAt),
+          lost,
+          ...(lastSeenAt === undefined ? {} : { lastSeenAt }),
+        };
+      })
       .sort((a, b) => b.forMs - a.forMs || (a.peerId < b.peerId ? -1 : 1))
       .slice(0, unreachableListedMax);
     return { known: members.length, reachable: placement.liveMembers().length, unreachable };
@@ -898,6 +910,15 @@ export class RunningNode implements NodeControl {
       }
     };
     await step(() => this.control?.close());
+    // The members connected until now were seen now (written with the store's close, below).
+    const placement = this.distributed.wiring.cluster?.placement;
+    if (placement !== undefined)
+      await step(() =>
+        this.distributed.members.seen(
+          placement.liveMembers().filter((peer) => peer !== placement.self),
+          this.clock.now(),
+        ),
+      );
     await step(() => this.ceremonies?.stop());
     await step(() => this.distributed.wiring.cluster?.detach());
     await step(() => this.network?.stop());

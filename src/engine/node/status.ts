@@ -98,14 +98,16 @@ export interface MembersStatus {
   readonly reachable: number;
   /**
    * The members it cannot reach, longest gone first (at most `unreachableListedMax`), each with how
-   * long it has been unreachable: since its connection closed (`lost`: it was connected while this
-   * node ran), or since this node started without reaching it. Absent from nodes of versions before it
-   * existed.
+   * long it has been unreachable as far as this node knows: since its connection closed (`lost`: it
+   * was connected while this node ran), else since it was last seen before this node started
+   * (`lastSeenAt`, when a connection to it closed or this node stopped), else since this node started.
+   * Absent from nodes of versions before it existed.
    */
   readonly unreachable?: readonly {
     readonly peerId: string;
     readonly forMs: number;
     readonly lost: boolean;
+    readonly lastSeenAt?: number;
   }[];
 }
 

@@ -206,7 +206,9 @@ function unreachableLines(members: MembersStatus): string[] {
   const lines = listed.map((member) =>
     member.lost
       ? `unreachable: ${member.peerId} for ${formatDuration(member.forMs)}`
-      : `unreachable: ${member.peerId}, not reached since this node started ${formatDuration(member.forMs)} ago`,
+      : member.lastSeenAt !== undefined
+        ? `unreachable: ${member.peerId} for ${formatDuration(member.forMs)} (last seen before this node restarted)`
+        : `unreachable: ${member.peerId}, not reached since this node started ${formatDuration(member.forMs)} ago`,
   );
   const rest = members.known - members.reachable - listed.length;
   if (rest > 0 && listed.length > 0) lines.push(`and ${rest} more unreachable`);
