@@ -910,15 +910,16 @@ export class RunningNode implements NodeControl {
       }
     };
     await step(() => this.control?.close());
-    // The members connected until now were seen now (written with the store's close, below).
+    // The members connected until now were seen now (written with the store's close, below). Best
+    // effort: a store that refuses writes (a full disk) must not make the stop fail.
     const placement = this.distributed.wiring.cluster?.placement;
     if (placement !== undefined)
-      await step(() =>
-        this.distributed.members.seen(
+      await this.distributed.members
+        .seen(
           placement.liveMembers().filter((peer) => peer !== placement.self),
           this.clock.now(),
-        ),
-      );
+        )
+        .catch(() => undefined);
     await step(() => this.ceremonies?.stop());
     await step(() => this.distributed.wiring.cluster?.detach());
     await step(() => this.network?.stop());
