@@ -120,9 +120,16 @@ export async function memberBook(raw: RawStore): Promise<MemberBook> {
   const book = new Map<string, MemberRecord>();
   for await (const [key, value] of raw.iterate({ gte: memberPrefix, lt: memberPrefix + '\uffff' }))
     book.set(key.slice(memberPrefix.length), memberRecord(value));
-  const write = (peer: string, record: MemberRecord): Promise<void> => {
-    book.set(peer, record);
-    return raw.batch([{ type: 'put', key: memberPrefix + peer, value: JSON.stringify(record) }]);
+  /** Records members as given, in one batch. */
+  const write = (records: readonly (readonly [string, MemberRecord])[]): Promise<void> => {
+    for (const [peer, record] of records) book.set(peer, record);
+    return raw.batch(
+      records.map(([peer, record]) => ({
+        type: 'put' as const,
+        key: memberPrefix + peer,
+        value: JSON.stringify(record),
+      })),
+    );
   };
   const members: MemberBook = {
     known: [...book.keys()],
@@ -137,15 +144,16 @@ export async function memberBook(raw: RawStore): Promise<MemberBook> {
           : addresses.slice(0, limits.memberAddressesMax);
       const kept = before?.addresses;
       if (kept !== undefined && kept.length === after.length && kept.every((a, i) => a === after[i])) return;
-      await write(peer, { ...before, addresses: after });
+      await write([[peer, { ...before, addresses: after }]]);
       await raw.sync();
     },
     lastSeen: (peer) => book.get(peer)?.lastSeenAt,
     seen: async (peers, at) => {
-      for (const peer of peers) {
+      const records = peers.flatMap((peer): [string, MemberRecord][] => {
         const before = book.get(peer);
-        if (before !== undefined) await write(peer, { ...before, lastSeenAt: at });
-      }
+        return before === undefined ? [] : [[peer, { ...before, lastSeenAt: at }]];
+      });
+      if (records.length > 0) await write(records);
     },
   };
   return members;

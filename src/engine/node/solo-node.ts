@@ -154,7 +154,7 @@ export class SoloNode implements Database {
     const members = [identity.peerId];
     const network = init.network ?? 'default';
     // A network node's store opened alone (read-only, `--offline`) holds certificates its groups
-    // decided by consensus: they verify here too.
+    // decided by consensus: they verify here too (the network check covers a solo node's own).
     const certifier = new SoloCertifier(identity, network, (certificate, group) =>
       verifyNetworkCertificate(certificate, group, network),
     );

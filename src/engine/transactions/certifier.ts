@@ -262,13 +262,18 @@ export class SoloCertifier implements Certifier {
   private readonly issued = new WeakSet<Certificate>();
 
   /**
-   * `alsoVerify` accepts certificates of other kinds besides (a network node's store opened alone:
-   * its logs were certified by their groups' consensus, which this layer cannot check itself).
+   * `verifyOther` checks the certificates this certifier did not issue in this process (default: a
+   * quorum of `members` signed a decision of `network`). A solo node passes one that also accepts what
+   * a network's groups decided by consensus (its store opened alone, read-only), which this layer
+   * cannot check itself.
    */
   constructor(
     private readonly identity: Ed25519Identity,
     private readonly network: string,
-    private readonly alsoVerify?: (certificate: Certificate, members: readonly string[]) => boolean,
+    private readonly verifyOther: (certificate: Certificate, members: readonly string[]) => boolean = (
+      certificate,
+      members,
+    ) => certificate.network === network && verifyCertificate(certificate, members),
   ) {}
 
   /**
@@ -327,7 +332,6 @@ export class SoloCertifier implements Certifier {
 
   verify(certificate: Certificate, members: readonly string[]): boolean {
     if (this.issued.has(certificate)) return certificate.membership === membershipHash(members);
-    if (certificate.network === this.network && verifyCertificate(certificate, members)) return true;
-    return this.alsoVerify?.(certificate, members) ?? false;
+    return this.verifyOther(certificate, members);
   }
 }
