@@ -551,6 +551,45 @@ describe('optimystic CLI, end to end through the built binary', function () {
     });
   });
 
+  describe('a data directory that holds no database', () => {
+    it('is left as it was by every command but collection create, which starts the database', async () => {
+      const data = join(freshDir('nothing-here'), 'typo');
+      const note = /^note: there is no database in .*typo yet; nothing was created there/;
+      const list = await cli(['collection', 'list', '--json'], { data });
+      expect(okJson(list)).to.deep.equal([]);
+      expect(list.stderr).to.match(note);
+      const reads: [readonly string[], string][] = [
+        [['collection', 'get', 'accounts', 'alice', '--json'], 'get'],
+        [['collection', 'scan', 'accounts', '--json'], 'scan'],
+        [['collection', 'info', 'accounts', '--json'], 'info'],
+        [['collection', 'read', 'events', '--json'], 'read'],
+        [['collection', 'put', 'accounts', 'alice', '{"balance":1}', '--json'], 'put'],
+        [['collection', 'append', 'events', '"x"', '--json'], 'append'],
+        [['block', 'get', unknownBlockId, '--json'], 'block get'],
+      ];
+      for (const [args, what] of reads) {
+        const run = await cli(args, { data });
+        expectJsonError(run, 'NOT_FOUND', 4, what);
+        expect(run.stderr, what).to.match(note);
+      }
+      const tx = await cli(['tx'], {
+        data,
+        input: JSON.stringify({ actions: [{ collection: 'accounts', op: 'put', key: 'a', value: 1 }] }),
+      });
+      expect(tx.code).to.equal(4);
+      expect(lines(tx)[0].error.code).to.equal('NOT_FOUND');
+      expect(existsSync(data), 'the directory after commands that only use a database').to.equal(false);
+
+      const created = await cli(['collection', 'create', 'accounts', '--type', 'tree', '--json'], { data });
+      expect(okJson(created).name).to.equal('accounts');
+      expect(created.stderr).to.equal('');
+      expect(existsSync(join(data, 'store'))).to.equal(true);
+      const again = await cli(['collection', 'list', '--json'], { data });
+      expect(okJson(again).map((c: { name: string }) => c.name)).to.deep.equal(['accounts']);
+      expect(again.stderr).to.equal('');
+    });
+  });
+
   describe('a data directory in use by another process', () => {
     it('is refused with DATA_DIR_BUSY, exit 6, and a one-line message', async () => {
       const data = freshDir('busy');

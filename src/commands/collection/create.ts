@@ -27,6 +27,10 @@ export default class CollectionCreate extends DataCommand<typeof CollectionCreat
     })(),
   };
 
+  protected override get createsDatabase(): boolean {
+    return true;
+  }
+
   override async run(): Promise<void> {
     const info = await this.withDatabase((db) => db.createCollection(this.args.name, this.flags.type));
     if (this.out.mode === 'json') await this.out.json(info);

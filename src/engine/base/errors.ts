@@ -68,3 +68,12 @@ export function toEngineError(error: unknown): EngineError {
   const message = error instanceof Error ? error.message : String(error);
   return new EngineError('INTERNAL', message, undefined, { cause: error });
 }
+
+/** NOT_FOUND for a collection no one created, with the command that creates it. */
+export function noSuchCollection(collection: string): EngineError {
+  return new EngineError(
+    'NOT_FOUND',
+    `collection ${collection} does not exist; create it with: optimystic collection create ${collection} --type tree (or --type diary)`,
+    { collection },
+  );
+}

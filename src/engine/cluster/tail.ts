@@ -8,7 +8,7 @@
  * revisions a majority holds.
  */
 import { canonicalJson } from '../base/codec.js';
-import { EngineError, isEngineError } from '../base/errors.js';
+import { EngineError, isEngineError, noSuchCollection } from '../base/errors.js';
 import { collectionHeaderId, type BlockId, type TrxId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
 import { leadershipOrder, quorumOf } from '../consensus/values.js';
@@ -442,10 +442,7 @@ export class RoutedTailClient implements TailClient {
     const { cluster } = this.parts;
     const header = await cluster.get({ blockId: collectionHeaderId(collection) });
     if (header === undefined || !isCollectionHeader(header.block)) {
-      throw new EngineError(
-        'NOT_FOUND',
-        `collection ${collection} does not exist; create it with: optimystic collection create ${collection} --type tree`,
-      );
+      throw noSuchCollection(collection);
     }
     let tailId = header.block.logTail;
     for (let hops = 0; hops < 1024; hops++) {

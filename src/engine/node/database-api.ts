@@ -104,8 +104,18 @@ export interface Database {
 }
 
 export interface OpenDatabaseOptions {
-  /** Data directory; created if absent. */
+  /** Data directory; created if absent, unless `createIfMissing` is false. */
   readonly dataDir: string;
+  /**
+   * False: a directory holding no database (no `store` in it, or no directory at all) is not
+   * created. The database opens empty and in memory instead, so reads find nothing and nothing is
+   * written anywhere; `createCollection` is refused (NOT_FOUND), as what it made would be lost at
+   * close. For commands that only use a database (a mistyped `--data` must not leave one behind).
+   * Default true.
+   */
+  readonly createIfMissing?: boolean;
+  /** Called when the database opened empty because the directory holds none (above). */
+  readonly onMissing?: () => void;
   /**
    * The directory of a node of a network (stopped: a running node holds it) is refused, since a
    * change made without the network would fork the node from its cluster. With this, it opens

@@ -1,5 +1,7 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LevelRawStore } from '../storage/level-store.js';
+import { MemoryRawStore } from '../storage/memory-store.js';
 import { OverlayRawStore } from '../storage/overlay-store.js';
 import type { Database, OpenDatabaseOptions } from './database-api.js';
 import { EngineError } from '../base/errors.js';
@@ -22,7 +24,14 @@ async function hasNetworkMembers(raw: RawStore): Promise<boolean> {
  * read-only: reads see the node's own copies, and nothing is written to it.
  */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
-  const raw = new LevelRawStore(join(options.dataDir, 'store'));
+  const storeDir = join(options.dataDir, 'store');
+  if (options.createIfMissing === false && !(await exists(storeDir))) {
+    options.onMissing?.();
+    const empty = new MemoryRawStore();
+    await empty.open();
+    return new ReadOnlyDatabase(await SoloNode.open({ raw: empty }), () => missingRefusal(options.dataDir));
+  }
+  const raw = new LevelRawStore(storeDir);
   await raw.open();
   try {
     if (await hasNetworkMembers(raw)) {
@@ -35,13 +44,36 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       const overlay = new OverlayRawStore(raw);
       await overlay.open();
       options.onReadOnly?.();
-      return new ReadOnlyDatabase(await SoloNode.open({ raw: overlay }), options.dataDir);
+      return new ReadOnlyDatabase(
+        await SoloNode.open({ raw: overlay }),
+        () => readOnlyRefusal(options.dataDir),
+        { screenWrites: true },
+      );
     }
     return await SoloNode.open({ raw });
   } catch (error) {
     await raw.close();
     throw error;
   }
+}
+
+/** Whether `path` exists (anything but ENOENT counts as existing: opening it says what is wrong). */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
+/** The refusal of creating a collection in a database opened empty because the directory holds none. */
+function missingRefusal(dataDir: string): EngineError {
+  return new EngineError(
+    'NOT_FOUND',
+    `there is no database in ${dataDir}, and this command does not create one: optimystic collection create NAME --type tree|diary --data ${dataDir} does`,
+    { dir: dataDir },
+  );
 }
 
 /** The refusal of a change to a data directory opened read-only. */
@@ -54,18 +86,22 @@ function readOnlyRefusal(dataDir: string): EngineError {
 }
 
 /**
- * A stopped network node's database, read from its own copies (which may be behind its cluster's).
- * Changes are refused before anything runs; what reading does to the store (an expired pend resolved,
- * a commit applied) stays in memory (OverlayRawStore).
+ * A database that must not change: a stopped network node's, read from its own copies (which may be
+ * behind its cluster's), or the empty one standing in for a directory that holds none. Creating a
+ * collection is refused with `refusal`; with `screenWrites`, so is a transaction that would write,
+ * before anything runs (in the empty one, such a transaction fails on its unknown collection anyway).
+ * What reading does to the store (an expired pend resolved, a commit applied) stays in memory
+ * (OverlayRawStore, MemoryRawStore).
  */
 class ReadOnlyDatabase implements Database {
   constructor(
     private readonly inner: Database,
-    private readonly dataDir: string,
+    private readonly refusal: () => EngineError,
+    private readonly options: { readonly screenWrites?: boolean } = {},
   ) {}
 
   createCollection(): Promise<never> {
-    return Promise.reject(readOnlyRefusal(this.dataDir));
+    return Promise.reject(this.refusal());
   }
 
   listCollections: Database['listCollections'] = () => this.inner.listCollections();
@@ -81,11 +117,12 @@ class ReadOnlyDatabase implements Database {
   close: Database['close'] = () => this.inner.close();
 
   transact(request: TxRequest, options?: TransactOptions): Promise<TxOutcome> {
+    if (this.options.screenWrites !== true) return this.inner.transact(request, options);
     const index = Array.isArray(request?.actions)
       ? request.actions.findIndex((action) => writingOps.has((action as { op?: unknown })?.op as string))
       : -1;
     if (index < 0) return this.inner.transact(request, options);
-    const { code, message } = readOnlyRefusal(this.dataDir);
+    const { code, message } = this.refusal();
     return Promise.resolve({ ok: false, error: { code, message, action: index } });
   }
 }

@@ -36,6 +36,11 @@ export interface ReachOptions {
   readonly notice?: (message: string) => void;
   /** How long to wait for a node that holds the directory but has not written its api file yet. */
   readonly startingWaitMs?: number;
+  /**
+   * False: a directory holding no database is not created; the command sees an empty one, with a
+   * notice (OpenDatabaseOptions.createIfMissing). Default true.
+   */
+  readonly createIfMissing?: boolean;
 }
 
 /** A node that is starting writes its api file within this (its store opens, then its socket). */
@@ -208,6 +213,11 @@ async function openEmbedded(options: ReachOptions): Promise<Database> {
       return await openDatabase({
         dataDir: options.dataDir,
         readOnlyIfNetworked: options.offline === true,
+        ...(options.createIfMissing === undefined ? {} : { createIfMissing: options.createIfMissing }),
+        onMissing: () =>
+          options.notice?.(
+            `there is no database in ${options.dataDir} yet; nothing was created there (optimystic collection create starts one)`,
+          ),
         onReadOnly: () =>
           options.notice?.(
             `${options.dataDir} belongs to a stopped node of a network: reading its own copies, read-only (they may be behind its cluster's; nothing is changed)`,

@@ -1,6 +1,6 @@
 import { assert } from '../base/assert.js';
 import type { Clock } from '../base/clock.js';
-import { EngineError, isEngineError } from '../base/errors.js';
+import { EngineError, isEngineError, noSuchCollection } from '../base/errors.js';
 import { collectionHeaderId, newBlockId, type BlockId, type TrxId } from '../base/ids.js';
 import type { Json } from '../base/codec.js';
 import { limits } from '../base/limits.js';
@@ -1605,10 +1605,7 @@ export class LogTail implements TailClient {
     const blocks = this.components.blocks;
     const headerState = await blocks.latest(collectionHeaderId(collection));
     if (headerState === undefined || !isCollectionHeader(headerState.block)) {
-      throw new EngineError(
-        'NOT_FOUND',
-        `collection ${collection} does not exist; create it with: optimystic collection create ${collection} --type tree`,
-      );
+      throw noSuchCollection(collection);
     }
     const header = headerState.block;
     // Follow successor links from the header's tail pointer (the header may lag a seal).

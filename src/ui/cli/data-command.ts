@@ -89,7 +89,17 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
             }),
           }),
       notice: (message) => this.notice(message),
+      createIfMissing: this.createsDatabase,
     };
+  }
+
+  /**
+   * Whether this command may create the database in a directory that holds none. Only commands that
+   * create something do; the rest see an empty database there and leave the directory as it was, so
+   * a mistyped --data does not leave a new database behind.
+   */
+  protected get createsDatabase(): boolean {
+    return false;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isEngineError } from '../../../src/engine/base/errors.js';
@@ -16,6 +16,40 @@ describe('opening a data directory embedded', () => {
   });
   afterEach(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('without createIfMissing, leaves a directory holding no database as it was and opens an empty one', async () => {
+    for (const dataDir of [join(dir, 'absent'), join(dir, 'empty')]) {
+      if (dataDir.endsWith('empty')) await mkdir(dataDir);
+      let missing = 0;
+      const db = await openDatabase({ dataDir, createIfMissing: false, onMissing: () => (missing += 1) });
+      expect(missing, dataDir).to.equal(1);
+      expect(await db.listCollections()).to.deep.equal([]);
+      const refused = await db.createCollection('users', 'tree').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isEngineError(refused, 'NOT_FOUND'), String(refused)).to.equal(true);
+      expect(String((refused as Error).message)).to.contain('collection create');
+      const tx = await db.transact({ actions: [{ collection: 'users', op: 'put', key: 'a', value: 1 }] });
+      expect(tx.ok ? undefined : tx.error.code).to.equal('NOT_FOUND');
+      await db.close();
+    }
+    expect(await readdir(dir)).to.deep.equal(['empty']);
+    expect(await readdir(join(dir, 'empty'))).to.deep.equal([]);
+    // An existing database opens as usual, and so does a new one by default.
+    const created = await openDatabase({ dataDir: join(dir, 'empty') });
+    await created.createCollection('users', 'tree');
+    await created.close();
+    let missing = 0;
+    const reopened = await openDatabase({
+      dataDir: join(dir, 'empty'),
+      createIfMissing: false,
+      onMissing: () => (missing += 1),
+    });
+    expect((await reopened.listCollections()).map((c) => c.name)).to.deep.equal(['users']);
+    await reopened.close();
+    expect(missing).to.equal(0);
   });
 
   it('works on a directory of its own, and refuses one whose node belongs to a network (it would fork)', async () => {
