@@ -590,6 +590,24 @@ describe('optimystic CLI, end to end through the built binary', function () {
     });
   });
 
+  describe('a data directory path that names a file', () => {
+    it('is refused before anything runs: BAD_INPUT for --data, CONFIG_INVALID for OPTIMYSTIC_DATA', async () => {
+      const file = join(freshDir('a-file'));
+      writeFileSync(file, 'not a directory\n');
+      const commands: readonly string[][] = [
+        ['collection', 'list', '--json'],
+        ['collection', 'create', 'accounts', '--type', 'tree', '--json'],
+        ['node', 'status', '--json'],
+        ['keygen', 'list', '--json'],
+      ];
+      for (const args of commands) {
+        expectJsonError(await cli([...args, '--data', file], { data: '' }), 'BAD_INPUT', 2, args.join(' '));
+        expectJsonError(await cli(args, { data: file }), 'CONFIG_INVALID', 3, `${args.join(' ')} (variable)`);
+      }
+      expect(readFileSync(file, 'utf8')).to.equal('not a directory\n');
+    });
+  });
+
   describe('a data directory in use by another process', () => {
     it('is refused with DATA_DIR_BUSY, exit 6, and a one-line message', async () => {
       const data = freshDir('busy');

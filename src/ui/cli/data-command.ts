@@ -1,5 +1,6 @@
 import { Command, type Interfaces } from '@oclif/core';
 import { chalkStderr } from 'chalk';
+import { stat } from 'node:fs/promises';
 import {
   clientNetwork,
   EngineError,
@@ -56,6 +57,28 @@ export abstract class DataCommand<T extends typeof Command> extends Command {
     }
     this.out = new Output(outputMode(this.jsonEnabled(), process.stdout.isTTY === true));
     this.interrupt.install();
+    await this.checkDataDir();
+  }
+
+  /**
+   * A data directory path naming something that is not a directory (a file) is refused before
+   * anything uses it: BAD_INPUT for --data, CONFIG_INVALID for OPTIMYSTIC_DATA or the default.
+   */
+  private async checkDataDir(): Promise<void> {
+    const dir = this.dataDir;
+    const found = await stat(dir).catch(() => undefined);
+    if (found === undefined || found.isDirectory()) return;
+    const given = this.argv.some((arg) => arg === '--data' || arg.startsWith('--data='));
+    const setting = given
+      ? `--data ${dir}`
+      : process.env['OPTIMYSTIC_DATA']
+        ? `OPTIMYSTIC_DATA=${dir}`
+        : `the default data directory ${dir}`;
+    throw new EngineError(
+      given ? 'BAD_INPUT' : 'CONFIG_INVALID',
+      `${setting} is not a directory; point it at a data directory`,
+      { dir },
+    );
   }
 
   /** --json on the command line, OPTIMYSTIC_JSON=1, or oclif's OPTIMYSTIC_CONTENT_TYPE=json. */
