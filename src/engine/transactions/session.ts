@@ -350,6 +350,16 @@ function incremented(
   const old = node[last] ?? 0;
   if (typeof old !== 'number') fail(`cannot incr "${path}": it holds a ${typeof old}, not a number`, index);
   const value = old + by;
+  // Integers stay exact up to 2^53 - 1; past it, an increment of 1 can leave the number as it was.
+  if (
+    !Number.isFinite(value) ||
+    (Number.isInteger(by) && Number.isInteger(old) && !Number.isSafeInteger(value))
+  )
+    throw new EngineError(
+      'TOO_LARGE',
+      `cannot incr "${path}": ${old} + ${by} is past ±${Number.MAX_SAFE_INTEGER}, beyond which numbers lose precision`,
+      { action: index },
+    );
   node[last] = value;
   return { next: root, value };
 }

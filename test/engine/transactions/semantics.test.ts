@@ -309,6 +309,33 @@ describe('transaction semantics', () => {
     expect((await node.collectionInfo('t')).rev).to.equal(rev);
   });
 
+  it('refuses an incr whose result would lose precision or overflow, and writes nothing', async () => {
+    ({ node } = await memoryNode(12));
+    await node.createCollection('t', 'tree');
+    const max = Number.MAX_SAFE_INTEGER;
+    ok(await node.transact(put('t', 'c', { n: max - 1, low: -max + 1, f: 0.5, big: 1e308 })));
+    const incr = (path: string, by: number) => ({
+      actions: [{ collection: 't', op: 'incr' as const, key: 'c', path, by }],
+    });
+    const landed = await node.transact(incr('n', 1));
+    expect(landed.ok && landed.results[0]).to.deep.include({ value: max });
+    const rev = (await node.collectionInfo('t')).rev;
+    for (const [path, by] of [
+      ['n', 1],
+      ['low', -2],
+      ['big', 1e308],
+    ] as const) {
+      const outcome = await node.transact(incr(path, by));
+      expect(outcome.ok ? 'ok' : [outcome.error.code, outcome.error.action], `${path} + ${by}`).to.deep.equal(
+        ['TOO_LARGE', 0],
+      );
+    }
+    // Fractions are floating point, as JSON numbers are: no integer precision to lose.
+    ok(await node.transact(incr('f', 0.25)));
+    expect(await value(node, 't', 'c')).to.deep.equal({ n: max, low: -max + 1, f: 0.75, big: 1e308 });
+    expect((await node.collectionInfo('t')).rev).to.equal(rev + 1);
+  });
+
   it('reports unknown collections and wrong collection types with stable codes and writes nothing', async () => {
     ({ node } = await memoryNode(10));
     await node.createCollection('d', 'diary');
