@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultNodeConfig, type NodeConfig } from '../../src/engine/config/schema.js';
+import { openDatabase } from '../../src/engine/node/embedded.js';
 import { startNode, type RunningNode } from '../../src/engine/node/node.js';
 import { isEngineError } from '../../src/engine/base/errors.js';
 import { checkCertificateAlone } from '../../src/engine/cluster/certifier.js';
@@ -487,6 +488,71 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     });
     expect(late.ok, JSON.stringify(late)).to.equal(true);
     expect((await c.database.get('early', 'late')).value).to.equal(1);
+  });
+
+  it('does not merge two databases whose nodes meet: each refuses the other, and both keep their own data', async () => {
+    // Each directory became a database of its own (as `npm start` makes one in ~/.optimystic), both
+    // with a collection named accounts; a third, empty, joins the first.
+    for (const [name, keys] of [
+      ['n0', ['alice', 'bob']],
+      ['n1', ['alice', 'carol']],
+    ] as const) {
+      const db = await openDatabase({ dataDir: join(root, name) });
+      await db.createCollection('accounts', 'tree');
+      await db.createCollection(`only-${name}`, 'diary');
+      for (const key of keys)
+        expect(
+          (await db.transact({ actions: [{ collection: 'accounts', op: 'put', key, value: name }] })).ok,
+        ).to.equal(true);
+      await db.close();
+    }
+    const a = await start('n0');
+    nodes.push(a);
+    const b = await start('n1', { ...loopback, bootstrap: (await a.status()).listenAddresses });
+    const c = await start('n2', { ...loopback, bootstrap: (await a.status()).listenAddresses });
+    nodes.push(b, c);
+    await eventually(
+      () => clusterOf(a).foreignPeers().has(b.peerId) && clusterOf(b).foreignPeers().has(a.peerId),
+    );
+    await eventually(
+      () => clusterOf(a).placement.isLive(c.peerId) && clusterOf(c).placement.isLive(a.peerId),
+    );
+    const refusals = (node: RunningNode, peer: string) =>
+      node.hub
+        .recentEvents()
+        .filter((e) => e.kind === 'error' && e.peerId === peer && e.message.includes('another database'));
+    expect(refusals(a, b.peerId)).to.have.length(1);
+    expect(refusals(b, a.peerId)).to.have.length(1);
+    expect(clusterOf(a).foreignPeers().get(b.peerId)?.collection).to.equal('accounts');
+    // c joined a's database; b knows neither of them as members, and they do not count b.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(clusterOf(a).placement.isMember(b.peerId)).to.equal(false);
+    expect(clusterOf(c).placement.isMember(b.peerId)).to.equal(false);
+    expect(clusterOf(b).placement.members()).to.deep.equal([b.peerId]);
+    const keys = async (node: RunningNode) => {
+      const found: string[] = [];
+      for await (const { key, value } of node.database.scan('accounts'))
+        found.push(`${key}=${value as string}`);
+      return found;
+    };
+    expect(await keys(a)).to.deep.equal(['alice=n0', 'bob=n0']);
+    expect(await keys(c)).to.deep.equal(['alice=n0', 'bob=n0']);
+    expect(await keys(b)).to.deep.equal(['alice=n1', 'carol=n1']);
+    // Each still takes writes of its own, and neither sees the other's.
+    for (const [node, key] of [
+      [a, 'dave'],
+      [b, 'erin'],
+    ] as const)
+      expect(
+        (
+          await node.database.transact({
+            actions: [{ collection: 'accounts', op: 'put', key, value: 'late' }],
+          })
+        ).ok,
+      ).to.equal(true);
+    expect(await keys(c)).to.deep.equal(['alice=n0', 'bob=n0', 'dave=late']);
+    expect(await keys(b)).to.deep.equal(['alice=n1', 'carol=n1', 'erin=late']);
+    expect((await c.database.listCollections()).map((x) => x.name)).to.not.include('only-n1');
   });
 
   it('finishes a multi-collection transaction whose coordinator vanished after preparing (the tails decide)', async () => {

@@ -17,6 +17,7 @@ import { LogTail } from '../transactions/log-tail.js';
 import { MembershipCheck, NetworkCertifier, sameMembers } from './certifier.js';
 import { isLogBlock } from '../collections/log/log-block.js';
 import { Placement } from './placement.js';
+import { type Clash, DatabaseMarks } from './database-marks.js';
 import type { DeferredSyncs } from './deferred-syncs.js';
 import {
   ClusterRepoClient,
@@ -48,6 +49,8 @@ export interface ClusterComponents {
   readonly knownMembers?: readonly string[];
   /** Records a member seen for the first time (so a restart knows every cluster as it was). */
   readonly rememberMember?: (peer: string) => Promise<void>;
+  /** Forgets a member remembered by introduction that turned out to hold another database. */
+  readonly forgetMember?: (peer: string) => Promise<void>;
   /** The id this node's coordinator names itself by (`<node>:<incarnation>`): its tails resolve what earlier incarnations left prepared. */
   readonly coordinatorId?: string;
   /** Syncs deferred while this node is alone (ClusterRepoParts.deferred); shared with its consensus store. */
@@ -103,6 +106,11 @@ export class Cluster {
   private readonly excluded = new Set<string>();
   private readonly memberAbsentMs: number;
   private readonly unsubscribe: (() => void)[] = [];
+  /** Whether a peer met for the first time holds this database (DatabaseMarks). */
+  private readonly marks: DatabaseMarks;
+  /** Peers found to hold another database: never admitted, greeted or counted (until they reconnect). */
+  private readonly foreign = new Map<string, Clash>();
+  private readonly foreignListeners: ((peer: string, clash: Clash) => void)[] = [];
 
   constructor(
     private readonly components: ClusterComponents,
@@ -113,6 +121,7 @@ export class Cluster {
       components.clock.now(),
     );
     this.memberAbsentMs = init.memberAbsentMs ?? limits.memberAbsentMs;
+    this.marks = new DatabaseMarks(components.catalog, components.blocks);
     this.certifier = new NetworkCertifier(components.proposer, init.network);
     this.holder = new LocalRepo(
       { blocks: components.blocks, certifier: this.certifier },
@@ -257,6 +266,13 @@ export class Cluster {
       // collections this node's tail holds is decided now, not at its expiry.
       greeted: (coordinator: string) =>
         void this.tailHost.resolveRestarted(coordinator).catch(() => undefined),
+      admit: (peer: string, theirs: unknown) => this.admit(peer, theirs),
+      marks: () => this.marks.marks(),
+      checkMarks: async (peer: string, theirs: unknown) => {
+        const clash = await this.marks.clash(theirs);
+        if (clash !== undefined) this.refuse(peer, clash);
+        return clash;
+      },
     };
     await network.handle(
       repoProtocolName,
@@ -282,6 +298,8 @@ export class Cluster {
     );
     this.unsubscribe.push(
       network.on('peer:connect', (peer) => {
+        // A new connection is a new chance: the peer may have been started on another directory.
+        this.foreign.delete(peer);
         this.placement.connected(peer);
         void this.greet(peer);
       }),
@@ -425,15 +443,33 @@ export class Cluster {
    */
   private async greet(peer: string): Promise<void> {
     const network = this.network;
-    if (network === undefined) return;
+    if (network === undefined || this.foreign.has(peer)) return;
     try {
-      const answer = await network.request<{ members?: unknown }>(peer, repoProtocolName, {
-        type: 'hello',
-        members: this.placement.members().slice(0, membersListedMax),
-        ...(this.components.coordinatorId !== undefined
-          ? { coordinator: this.components.coordinatorId }
-          : {}),
-      });
+      const answer = await network.request<{ members?: unknown; collections?: unknown; foreign?: unknown }>(
+        peer,
+        repoProtocolName,
+        {
+          type: 'hello',
+          members: this.placement.members().slice(0, membersListedMax),
+          ...(this.components.coordinatorId !== undefined
+            ? { coordinator: this.components.coordinatorId }
+            : {}),
+          collections: await this.marks.marks(),
+        },
+      );
+      // The peer found this node to hold another database (its view: `here` is its copy), or this
+      // node finds it so. A member admitted before is not checked again (DatabaseMarks).
+      const refused = foreignAnswer(answer?.foreign);
+      const clash =
+        refused !== undefined
+          ? { collection: refused.collection, here: refused.there, there: refused.here }
+          : this.placement.isMember(peer)
+            ? undefined
+            : await this.marks.clash(answer?.collections);
+      if (clash !== undefined) {
+        this.refuse(peer, clash);
+        return;
+      }
       if (this.placement.add(peer)) await this.welcome(peer);
       if (Array.isArray(answer?.members))
         this.learn(answer.members.filter((m): m is string => typeof m === 'string'));
@@ -449,10 +485,59 @@ export class Cluster {
    */
   private learn(members: readonly string[]): void {
     for (const member of members) {
-      if (!this.placement.introduce(member)) continue;
+      if (this.foreign.has(member) || !this.placement.introduce(member)) continue;
       void this.components.rememberMember?.(member).catch(() => undefined);
       void this.greet(member);
     }
+  }
+
+  /**
+   * Whether a peer that greeted this node and is no member yet holds this database, checked both
+   * ways before it is admitted: its collections against the headers held here, then this node's
+   * against those it holds (a `marks` request). The clash, from this node's side, if any (the peer is
+   * then refused). A peer that cannot answer the second check is admitted, as before the check
+   * existed.
+   */
+  private async admit(peer: string, theirs: unknown): Promise<Clash | undefined> {
+    let clash = await this.marks.clash(theirs);
+    if (clash === undefined) {
+      const network = this.network;
+      const answer = await network
+        ?.request<unknown>(peer, repoProtocolName, { type: 'marks', collections: await this.marks.marks() })
+        .catch(() => undefined);
+      const theirClash = foreignAnswer(answer);
+      if (theirClash !== undefined)
+        clash = { collection: theirClash.collection, here: theirClash.there, there: theirClash.here };
+    }
+    if (clash !== undefined) this.refuse(peer, clash);
+    return clash;
+  }
+
+  /**
+   * Calls `listener` for each peer found to hold another database (once per connection to it). Such
+   * a peer is not a member: it is not greeted again, nor counted in any cluster, while it stays
+   * connected. Returns a function that removes the listener.
+   */
+  onForeign(listener: (peer: string, clash: Clash) => void): () => void {
+    this.foreignListeners.push(listener);
+    return () => {
+      const at = this.foreignListeners.indexOf(listener);
+      if (at >= 0) this.foreignListeners.splice(at, 1);
+    };
+  }
+
+  /** Peers found to hold another database while connected, with what showed it. */
+  foreignPeers(): ReadonlyMap<string, Clash> {
+    return this.foreign;
+  }
+
+  private refuse(peer: string, clash: Clash): void {
+    if (this.foreign.has(peer)) return;
+    this.foreign.set(peer, clash);
+    // Named by a member (it met the peer before finding it foreign, or never checked), never met here.
+    if (this.placement.forgetIntroduced(peer))
+      void this.components.forgetMember?.(peer).catch(() => undefined);
+    for (const listener of [...this.foreignListeners]) listener(peer, clash);
   }
 
   /** Member digests last exchanged with each peer after a request showed they differ. */
@@ -468,4 +553,13 @@ export class Cluster {
     this.exchanged.set(peer, digest);
     void this.greet(peer);
   }
+}
+
+/** A hello answer's `foreign` (the peer's Clash, from its side), if well formed. */
+function foreignAnswer(value: unknown): Clash | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const { collection, here, there } = value as Record<string, unknown>;
+  return typeof collection === 'string' && typeof here === 'string' && typeof there === 'string'
+    ? { collection, here, there }
+    : undefined;
 }

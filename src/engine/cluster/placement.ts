@@ -101,6 +101,16 @@ export class Placement {
     if (this.known.delete(peer)) this.sorted = undefined;
   }
 
+  /**
+   * Forgets a peer known only because another member named it (never met): it turned out not to be
+   * a member after all (it holds another database). True when it was forgotten.
+   */
+  forgetIntroduced(peer: string): boolean {
+    if (!this.introduced.has(peer)) return false;
+    this.evict(peer);
+    return true;
+  }
+
   isLive(peer: string): boolean {
     return peer === this.self || this.live.has(peer);
   }

@@ -5,6 +5,7 @@
  * returns, so a holder that missed a promotion never hides a commit; a member that does not hold a
  * block (it joined the cluster and was not handed the block yet) is no vote for its absence.
  */
+import type { Clash, Marks } from './database-marks.js';
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../base/codec.js';
 import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
@@ -71,6 +72,9 @@ export const validateRepoRequest = messageUnion({
     members: optional(array(memberField, { itemsMax: membersListedMax })),
     // The sender's coordinator name, `<peer id>:<incarnation>` (see LogTail.resolveRestarted).
     coordinator: optional(string({ charsMax: 256 })),
+    // The sender's collections by creating transaction (DatabaseMarks): a peer of another database is
+    // not admitted.
+    collections: optional(json()),
   }),
   get: object({
     ...digestField,
@@ -108,6 +112,8 @@ export const validateRepoRequest = messageUnion({
   history: object({ ...digestField, blockId: blockIdField, fromRev: optional(integer({ min: 1 })) }),
   pending: object({ ...digestField, blockId: blockIdField }),
   catalog: object({ ...digestField }),
+  /** A peer's collections by creating transaction: which of them this node holds created otherwise. */
+  marks: object({ collections: json() }),
 });
 
 export type RepoRequest = ReturnType<typeof validateRepoRequest>;
@@ -187,6 +193,15 @@ export interface RepoServerParts {
   readonly differs?: (from: string, digest: string) => void;
   /** A peer greeted as `coordinator` (its own name: `<its peer id>:<incarnation>`). */
   readonly greeted?: (coordinator: string) => void;
+  /**
+   * A peer that is no member yet said hello with its collections (`theirs`, unchecked): what makes it
+   * hold another database, if anything (it is then not admitted), and this node's collections for it
+   * to check in turn (DatabaseMarks).
+   */
+  readonly admit?: (peer: string, theirs: unknown) => Promise<Clash | undefined>;
+  readonly marks?: () => Promise<Marks>;
+  /** A peer's `marks` request: the clash its collections make with this node's, if any. */
+  readonly checkMarks?: (peer: string, theirs: unknown) => Promise<Clash | undefined>;
 }
 
 /**
@@ -221,12 +236,21 @@ async function answerRepoRequest(
   from: string,
 ): Promise<unknown> {
   switch (request.type) {
-    case 'hello':
+    case 'hello': {
+      if (!parts.placement.isMember(from) && parts.admit !== undefined) {
+        const foreign = await parts.admit(from, request.collections);
+        if (foreign !== undefined) return { peerId: parts.placement.self, foreign };
+      }
       if (parts.placement.add(from)) await parts.remember(from);
       if (request.members !== undefined) parts.learn?.(request.members);
       if (typeof request.coordinator === 'string' && request.coordinator.startsWith(`${from}:`))
         parts.greeted?.(request.coordinator);
-      return { peerId: parts.placement.self, members: parts.placement.members().slice(0, membersListedMax) };
+      return {
+        peerId: parts.placement.self,
+        members: parts.placement.members().slice(0, membersListedMax),
+        ...(parts.marks !== undefined ? { collections: await parts.marks() } : {}),
+      };
+    }
     case 'get': {
       if (Array.isArray(request.reinforce))
         await parts.membership.check(
@@ -267,6 +291,8 @@ async function answerRepoRequest(
       return parts.blocks.pendingOf(checkBlockId(request.blockId));
     case 'catalog':
       return parts.catalog();
+    case 'marks':
+      return (await parts.checkMarks?.(from, request.collections)) ?? null;
     default:
       break;
   }

@@ -49,6 +49,8 @@ export interface MemberBook {
   remember(peer: string, addresses?: readonly string[]): Promise<void>;
   /** Where `remember` looks up a member's addresses when it is given none (set once the network is up). */
   addressesOf: ((peer: string) => readonly string[] | undefined) | undefined;
+  /** Forgets a member (it holds another database: Cluster.refuse). */
+  forget(peer: string): Promise<void>;
   /** When this node last saw a member connected (its connection closed, or this node stopped), if ever. */
   lastSeen(peer: string): number | undefined;
   /**
@@ -81,7 +83,11 @@ export function clusterWiring(
           ...(options.deferred !== undefined ? { deferred: options.deferred } : {}),
           ...(members === undefined
             ? {}
-            : { knownMembers: members.known, rememberMember: (peer: string) => members.remember(peer) }),
+            : {
+                knownMembers: members.known,
+                rememberMember: (peer: string) => members.remember(peer),
+                forgetMember: (peer: string) => members.forget(peer),
+              }),
         },
         {
           network,
@@ -145,6 +151,11 @@ export async function memberBook(raw: RawStore): Promise<MemberBook> {
       const kept = before?.addresses;
       if (kept !== undefined && kept.length === after.length && kept.every((a, i) => a === after[i])) return;
       await write([[peer, { ...before, addresses: after }]]);
+      await raw.sync();
+    },
+    forget: async (peer) => {
+      if (!book.delete(peer)) return;
+      await raw.batch([{ type: 'del', key: memberPrefix + peer }]);
       await raw.sync();
     },
     lastSeen: (peer) => book.get(peer)?.lastSeenAt,

@@ -415,6 +415,13 @@ export class RunningNode implements NodeControl {
     const cluster = this.distributed.wiring.cluster;
     if (cluster === undefined)
       throw new EngineError('INTERNAL', 'the node was opened without its cluster wiring');
+    cluster.onForeign((peer, clash) =>
+      this.emit(
+        'error',
+        `peer ${peer} holds another database, so it is not a member: its collection ${clash.collection} was created by transaction ${clash.there}, this node's by ${clash.here}. The two data directories were databases of their own before their nodes met, and they are not merged; start a node that joins this network on an empty data directory (its data can be copied in: docs/cli.md, "How a command reaches the data")`,
+        peer,
+      ),
+    );
     this.consensus = await NetworkConsensus.start(
       {
         network,
