@@ -524,6 +524,7 @@ describe('a network of nodes is one database (in process, libp2p on 127.0.0.1)',
     expect(refusals(a, b.peerId)).to.have.length(1);
     expect(refusals(b, a.peerId)).to.have.length(1);
     expect(clusterOf(a).foreignPeers().get(b.peerId)?.collection).to.equal('accounts');
+    expect((await a.status()).members?.foreign).to.deep.equal([{ peerId: b.peerId, collection: 'accounts' }]);
     // c joined a's database; b knows neither of them as members, and they do not count b.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(clusterOf(a).placement.isMember(b.peerId)).to.equal(false);

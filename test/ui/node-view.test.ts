@@ -52,6 +52,21 @@ describe('node status as labelled lines', () => {
     ).to.equal('3 of 3 reachable (this node included)');
   });
 
+  it('names connected peers that hold another database', () => {
+    const members = {
+      known: 1,
+      reachable: 1,
+      unreachable: [],
+      foreign: [{ peerId: '12D3KooWOther', collection: 'accounts' }],
+    };
+    expect(field(statusFields(sampleStatus({ members })), 'Members')).to.equal(
+      [
+        '1 of 1 reachable (this node included)',
+        'not a member: 12D3KooWOther holds another database (its collection accounts)',
+      ].join('\n'),
+    );
+  });
+
   it('says when the store refuses writes, and only then', () => {
     const failure = 'data directory /d/store failed: IO error: No space left on device';
     const failed = sampleStatus({ storage: { ...sampleStatus().storage, failure } });

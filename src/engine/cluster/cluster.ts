@@ -303,7 +303,10 @@ export class Cluster {
         this.placement.connected(peer);
         void this.greet(peer);
       }),
-      network.on('peer:disconnect', (peer) => this.placement.remove(peer)),
+      network.on('peer:disconnect', (peer) => {
+        this.placement.remove(peer);
+        this.foreign.delete(peer);
+      }),
     );
     for (const peer of network.peers()) this.placement.connected(peer.id);
     await Promise.all(network.peers().map((peer) => this.greet(peer.id)));
@@ -526,7 +529,7 @@ export class Cluster {
     };
   }
 
-  /** Peers found to hold another database while connected, with what showed it. */
+  /** Connected peers found to hold another database, with what showed it. */
   foreignPeers(): ReadonlyMap<string, Clash> {
     return this.foreign;
   }

@@ -687,7 +687,15 @@ export class RunningNode implements NodeControl {
       })
       .sort((a, b) => b.forMs - a.forMs || (a.peerId < b.peerId ? -1 : 1))
       .slice(0, unreachableListedMax);
-    return { known: members.length, reachable: placement.liveMembers().length, unreachable };
+    const foreign = [...(this.distributed.wiring.cluster?.foreignPeers() ?? new Map())]
+      .slice(0, unreachableListedMax)
+      .map(([peerId, clash]) => ({ peerId, collection: clash.collection }));
+    return {
+      known: members.length,
+      reachable: placement.liveMembers().length,
+      unreachable,
+      ...(foreign.length > 0 ? { foreign } : {}),
+    };
   }
 
   /**

@@ -109,6 +109,12 @@ export interface MembersStatus {
     readonly lost: boolean;
     readonly lastSeenAt?: number;
   }[];
+  /**
+   * Connected peers that hold another database and so are no members (docs/cluster.md, "A member
+   * holds the same database"): each with the collection that showed it. At most
+   * `unreachableListedMax`. Absent when there are none.
+   */
+  readonly foreign?: readonly { readonly peerId: string; readonly collection: string }[];
 }
 
 /** Unreachable members a status names (the count is in `known - reachable`). */

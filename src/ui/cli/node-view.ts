@@ -212,5 +212,7 @@ function unreachableLines(members: MembersStatus): string[] {
   );
   const rest = members.known - members.reachable - listed.length;
   if (rest > 0 && listed.length > 0) lines.push(`and ${rest} more unreachable`);
+  for (const peer of members.foreign ?? [])
+    lines.push(`not a member: ${peer.peerId} holds another database (its collection ${peer.collection})`);
   return lines;
 }
