@@ -687,7 +687,7 @@ export class RunningNode implements NodeControl {
       })
       .sort((a, b) => b.forMs - a.forMs || (a.peerId < b.peerId ? -1 : 1))
       .slice(0, unreachableListedMax);
-    const foreign = [...(this.distributed.wiring.cluster?.foreignPeers() ?? new Map())]
+    const foreign = [...(this.distributed.wiring.cluster?.foreignPeers() ?? [])]
       .slice(0, unreachableListedMax)
       .map(([peerId, clash]) => ({ peerId, collection: clash.collection }));
     return {
