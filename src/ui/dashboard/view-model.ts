@@ -469,6 +469,7 @@ function networkView(status: NodeStatus, width: number, rows: number, withHeadin
   const total = status.peers.length + down.length;
   // When they do not all fit, the last row says how many more there are.
   const shown = total <= rows ? total : Math.max(0, rows - 1);
+  const foreign = new Set((status.members?.foreign ?? []).map((peer) => peer.peerId));
   const connected = sortPeers(status.peers)
     .slice(0, shown)
     .map((peer): PeerRow => {
@@ -484,11 +485,13 @@ function networkView(status: NodeStatus, width: number, rows: number, withHeadin
             ? ''
             : peer.lightClient === true
               ? ellipsizeMiddle('light client', addressWidth)
-              : address !== undefined
-                ? ellipsizeMiddle(compactAddress(address, peer.id), addressWidth)
-                : '',
+              : foreign.has(peer.id)
+                ? ellipsizeMiddle('another database: not a member', addressWidth)
+                : address !== undefined
+                  ? ellipsizeMiddle(compactAddress(address, peer.id), addressWidth)
+                  : '',
         ),
-        latencyTone: latencyTone(peer.latencyMs),
+        latencyTone: foreign.has(peer.id) ? 'bad' : latencyTone(peer.latencyMs),
       };
     });
   const unreachable = down.slice(0, shown - connected.length).map((member): PeerRow => ({

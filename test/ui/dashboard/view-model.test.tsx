@@ -342,6 +342,21 @@ describe('dashboard view model', () => {
       expect(short.peers.length + short.morePeers).to.equal(5);
     });
 
+    it('marks a connected peer that holds another database as no member', () => {
+      const other = '12D3KooWMiddMiddMiddMiddMiddMiddMiddMiddMiddMidd0002';
+      const members = {
+        known: 1,
+        reachable: 1,
+        unreachable: [],
+        foreign: [{ peerId: other, collection: 'accounts' }],
+      };
+      const rows = toViewModel(sampleStatus({ members }), [], wide).network.peers;
+      const row = rows.find((r) => r.id.trim() === '12D3…Midd0002')!;
+      expect(row.address).to.contain('another database');
+      expect(row.latencyTone).to.equal('bad');
+      expect(rows.filter((r) => r.address.includes('another database'))).to.have.length(1);
+    });
+
     it('sorts peers by latency, fastest first, unknown latency last', () => {
       const status = sampleStatus({
         peers: [
