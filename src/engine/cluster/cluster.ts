@@ -17,7 +17,7 @@ import { LogTail } from '../transactions/log-tail.js';
 import { MembershipCheck, NetworkCertifier, sameMembers } from './certifier.js';
 import { isLogBlock } from '../collections/log/log-block.js';
 import { Placement } from './placement.js';
-import { type Clash, DatabaseMarks } from './database-marks.js';
+import { type Clash, DatabaseMarks, type Marks } from './database-marks.js';
 import type { DeferredSyncs } from './deferred-syncs.js';
 import {
   ClusterRepoClient,
@@ -266,7 +266,7 @@ export class Cluster {
       // collections this node's tail holds is decided now, not at its expiry.
       greeted: (coordinator: string) =>
         void this.tailHost.resolveRestarted(coordinator).catch(() => undefined),
-      admit: (peer: string, theirs: unknown) => this.admit(peer, theirs),
+      admit: (peer: string, theirs: unknown, empty: boolean) => this.admit(peer, theirs, empty),
       marks: () => this.marks.marks(),
       checkMarks: async (peer: string, theirs: unknown) => {
         const clash = await this.marks.clash(theirs);
@@ -457,7 +457,7 @@ export class Cluster {
           ...(this.components.coordinatorId !== undefined
             ? { coordinator: this.components.coordinatorId }
             : {}),
-          collections: await this.marks.marks(),
+          ...(await this.marksToSend()),
         },
       );
       // The peer found this node to hold another database (its view: `here` is its copy), or this
@@ -501,12 +501,14 @@ export class Cluster {
    * then refused). A peer that cannot answer the second check is admitted, as before the check
    * existed.
    */
-  private async admit(peer: string, theirs: unknown): Promise<Clash | undefined> {
+  private async admit(peer: string, theirs: unknown, empty: boolean): Promise<Clash | undefined> {
     let clash = await this.marks.clash(theirs);
-    if (clash === undefined) {
+    // A peer that holds no block holds no header to clash with; with no collections here, neither.
+    const mine = clash === undefined && !empty ? await this.marks.marks() : {};
+    if (Object.keys(mine).length > 0) {
       const network = this.network;
       const answer = await network
-        ?.request<unknown>(peer, repoProtocolName, { type: 'marks', collections: await this.marks.marks() })
+        ?.request<unknown>(peer, repoProtocolName, { type: 'marks', collections: mine })
         .catch(() => undefined);
       const theirClash = foreignAnswer(answer);
       if (theirClash !== undefined)
@@ -514,6 +516,27 @@ export class Cluster {
     }
     if (clash !== undefined) this.refuse(peer, clash);
     return clash;
+  }
+
+  /**
+   * What a hello says of this node's database: its collections by creating transaction, when it has
+   * any, and `empty` when it holds no block at all (a peer then has nothing to check there).
+   */
+  private async marksToSend(): Promise<{ collections?: Marks; empty?: true }> {
+    const marks = await this.marks.marks();
+    const ids = this.components.blocks.ids?.();
+    let empty = false;
+    if (ids !== undefined) {
+      empty = true;
+      for await (const _id of ids) {
+        empty = false;
+        break;
+      }
+    }
+    return {
+      ...(Object.keys(marks).length > 0 ? { collections: marks } : {}),
+      ...(empty ? { empty: true as const } : {}),
+    };
   }
 
   /**

@@ -50,7 +50,7 @@ const fanOutRoundsMax = 3;
 /** Block clusters remembered by a repo client (a few hundred bytes each; cleared when full). */
 const clustersCachedMax = 4096;
 
-const { messageUnion, object, optional, json, string, integer, array } = schema;
+const { messageUnion, object, optional, json, string, integer, array, boolean } = schema;
 
 const blockIdField = string({ charsMax: 64 });
 const itemsMax = limits.consensusMembersMax * 64;
@@ -75,6 +75,8 @@ export const validateRepoRequest = messageUnion({
     // The sender's collections by creating transaction (DatabaseMarks): a peer of another database is
     // not admitted.
     collections: optional(json()),
+    // The sender holds no block (a peer then has nothing to check there).
+    empty: optional(boolean()),
   }),
   get: object({
     ...digestField,
@@ -198,7 +200,7 @@ export interface RepoServerParts {
    * hold another database, if anything (it is then not admitted), and this node's collections for it
    * to check in turn (DatabaseMarks).
    */
-  readonly admit?: (peer: string, theirs: unknown) => Promise<Clash | undefined>;
+  readonly admit?: (peer: string, theirs: unknown, empty: boolean) => Promise<Clash | undefined>;
   readonly marks?: () => Promise<Marks>;
   /** A peer's `marks` request: the clash its collections make with this node's, if any. */
   readonly checkMarks?: (peer: string, theirs: unknown) => Promise<Clash | undefined>;
@@ -238,7 +240,7 @@ async function answerRepoRequest(
   switch (request.type) {
     case 'hello': {
       if (!parts.placement.isMember(from) && parts.admit !== undefined) {
-        const foreign = await parts.admit(from, request.collections);
+        const foreign = await parts.admit(from, request.collections, request.empty === true);
         if (foreign !== undefined) return { peerId: parts.placement.self, foreign };
       }
       if (parts.placement.add(from)) await parts.remember(from);
@@ -248,7 +250,7 @@ async function answerRepoRequest(
       return {
         peerId: parts.placement.self,
         members: parts.placement.members().slice(0, membersListedMax),
-        ...(parts.marks !== undefined ? { collections: await parts.marks() } : {}),
+        ...(await answerMarks(parts)),
       };
     }
     case 'get': {
@@ -1632,4 +1634,10 @@ function pendOutcomeAt(
   const result = results.get(member);
   if (result === undefined || result instanceof EngineError) return undefined;
   return result.outcomes[sent.get(member)!.indexOf(blockId)];
+}
+
+/** This node's collections for a hello's answer, when it has any (DatabaseMarks). */
+async function answerMarks(parts: RepoServerParts): Promise<{ collections?: Marks }> {
+  const marks = parts.marks === undefined ? {} : await parts.marks();
+  return Object.keys(marks).length > 0 ? { collections: marks } : {};
 }
