@@ -72,6 +72,20 @@ export type TailRequest = ReturnType<typeof validateTailRequest>;
 /** A reply that sends the caller to another node. */
 interface Redirect {
   readonly redirect: string;
+  /**
+   * The refusal came after the request was proposed (leadership changed while it was in flight):
+   * the proposal may still be decided, so the outcome of this try is in doubt, as after a failure.
+   */
+  readonly inDoubt?: true;
+}
+
+/** A consensus refusal naming another leader, as a redirect there (in doubt when the refusal was). */
+function redirectFor(error: unknown, self: string): Redirect | undefined {
+  const leader = leaderNamed(error);
+  if (leader === undefined || leader === self) return undefined;
+  return (error as EngineError).details?.['inDoubt'] === true
+    ? { redirect: leader, inDoubt: true }
+    : { redirect: leader };
 }
 
 function isRedirect(value: unknown): value is Redirect {
@@ -124,8 +138,8 @@ export async function serveTailRequest(
   } catch (error) {
     // Whatever failed, the next request reloads the collection's log (it may have moved on).
     stale(collectionOf(request));
-    const leader = leaderNamed(error);
-    if (leader !== undefined && leader !== placement.self) return { redirect: leader } satisfies Redirect;
+    const redirect = redirectFor(error, placement.self);
+    if (redirect !== undefined) return redirect;
     throw error;
   }
 }
@@ -149,7 +163,7 @@ function withPropagation(
   return promoted(trxId) ? { ...answer, propagated: true } : result;
 }
 
-/** Whether an earlier try of a request failed (not a redirect): it may have reached a leader that proposed it. */
+/** Whether an earlier try of a request failed, or was redirected after it was proposed: it may have reached a leader that proposed it. */
 interface Tried {
   failed: boolean;
 }
@@ -406,6 +420,8 @@ export class RoutedTailClient implements TailClient {
           );
         return answer as T;
       }
+      // The target proposed the request before leadership moved: that proposal may still be decided.
+      if (answer.inDoubt === true) tried.failed = true;
       if (hops >= redirectsMax * 4 && Date.now() >= deadline)
         throw new EngineError('UNAVAILABLE', `the tail of ${collection} keeps moving; try again`);
       target =
@@ -427,9 +443,9 @@ export class RoutedTailClient implements TailClient {
         );
       } catch (error) {
         this.parts.stale?.(collectionOf(request));
-        const leader = leaderNamed(error);
-        if (leader === undefined || leader === target) throw error;
-        return { redirect: leader } satisfies Redirect;
+        const redirect = redirectFor(error, target);
+        if (redirect === undefined) throw error;
+        return redirect;
       }
     }
     const network = this.parts.network();
