@@ -504,7 +504,7 @@ export class Cluster {
   private async admit(peer: string, theirs: unknown, empty: boolean): Promise<Clash | undefined> {
     let clash = await this.marks.clash(theirs);
     // A peer that holds no block holds no header to clash with; with no collections here, neither.
-    const mine = clash === undefined && !empty ? await this.marks.marks() : {};
+    const mine = clash === undefined && !empty ? await this.marks.marks().catch((): Marks => ({})) : {};
     if (Object.keys(mine).length > 0) {
       const network = this.network;
       const answer = await network
@@ -523,15 +523,20 @@ export class Cluster {
    * any, and `empty` when it holds no block at all (a peer then has nothing to check there).
    */
   private async marksToSend(): Promise<{ collections?: Marks; empty?: true }> {
-    const marks = await this.marks.marks();
-    const ids = this.components.blocks.ids?.();
+    // What cannot be read is not sent: the peer then checks as it did before hellos carried it.
+    const marks = await this.marks.marks().catch((): Marks => ({}));
     let empty = false;
-    if (ids !== undefined) {
-      empty = true;
-      for await (const _id of ids) {
-        empty = false;
-        break;
+    try {
+      const ids = this.components.blocks.ids?.();
+      if (ids !== undefined) {
+        empty = true;
+        for await (const _id of ids) {
+          empty = false;
+          break;
+        }
       }
+    } catch {
+      empty = false;
     }
     return {
       ...(Object.keys(marks).length > 0 ? { collections: marks } : {}),

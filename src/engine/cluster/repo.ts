@@ -1638,6 +1638,6 @@ function pendOutcomeAt(
 
 /** This node's collections for a hello's answer, when it has any (DatabaseMarks). */
 async function answerMarks(parts: RepoServerParts): Promise<{ collections?: Marks }> {
-  const marks = parts.marks === undefined ? {} : await parts.marks();
+  const marks = parts.marks === undefined ? {} : await parts.marks().catch((): Marks => ({}));
   return Object.keys(marks).length > 0 ? { collections: marks } : {};
 }
