@@ -439,6 +439,43 @@ describe('nodes end to end through the built binary', function () {
       .and.to.deep.include({ value: { balance: 60 } });
   });
 
+  it('keeps two databases apart when their nodes meet (each made its own accounts), logging why', async () => {
+    // As two machines that each ran the quick start and then started nodes pointing at each other.
+    for (const [name, key] of [
+      ['q1', 'alice'],
+      ['q2', 'carol'],
+    ] as const) {
+      const dataDir = join(tmp, name);
+      okJson(await cli(['collection', 'create', 'accounts', '--type', 'tree', '--json', '--data', dataDir]));
+      okJson(await cli(['collection', 'put', 'accounts', key, '{"balance":1}', '--json', '--data', dataDir]));
+    }
+    const first = startNode('q1');
+    const { addresses } = await first.started();
+    const second = startNode('q2', ['--bootstrap', addresses[0]!]);
+    const { peerId: secondId } = await second.started();
+    const refusal = (node: NodeProcess, peer: string) =>
+      node.lines.find(
+        (line) =>
+          line.kind === 'error' && line.peerId === peer && String(line.message).includes('another database'),
+      );
+    const firstId = (await first.started()).peerId;
+    await eventually(
+      () => Promise.resolve(refusal(first, secondId) && refusal(second, firstId) ? true : undefined),
+      'both nodes to refuse the other',
+    );
+    const status = okJson(await cli(['node', 'status', '--json', '--data', join(tmp, 'q1')]));
+    expect(status.members.foreign).to.deep.equal([{ peerId: secondId, collection: 'accounts' }]);
+    expect(status.members.known).to.equal(1);
+    for (const [name, key] of [
+      ['q1', 'alice'],
+      ['q2', 'carol'],
+    ] as const) {
+      const scan = await cli(['collection', 'scan', 'accounts', '--json', '--data', join(tmp, name)]);
+      expect(scan.code, scan.stderr).to.equal(0);
+      expect(ndjson(scan.stdout).map((row: { key: string }) => row.key)).to.deep.equal([key]);
+    }
+  });
+
   it('reports a bad config file as CONFIG_INVALID (exit 3) and a bad flag as BAD_INPUT (exit 2)', async () => {
     const badEnv = spawnSync(
       process.execPath,
