@@ -268,11 +268,7 @@ export class Cluster {
         void this.tailHost.resolveRestarted(coordinator).catch(() => undefined),
       admit: (peer: string, theirs: unknown, empty: boolean) => this.admit(peer, theirs, empty),
       marks: () => this.marks.marks(),
-      checkMarks: async (peer: string, theirs: unknown) => {
-        const clash = await this.marks.clash(theirs);
-        if (clash !== undefined) this.refuse(peer, clash);
-        return clash;
-      },
+      checkMarks: (peer: string, theirs: unknown) => this.checkMarks(peer, theirs),
     };
     await network.handle(
       repoProtocolName,
@@ -462,17 +458,13 @@ export class Cluster {
       );
       // The peer found this node to hold another database (its view: `here` is its copy), or this
       // node finds it so. A member admitted before is not checked again (DatabaseMarks).
-      const refused = foreignAnswer(answer?.foreign);
-      const clash =
-        refused !== undefined
-          ? { collection: refused.collection, here: refused.there, there: refused.here }
-          : this.placement.isMember(peer)
-            ? undefined
-            : await this.marks.clash(answer?.collections);
-      if (clash !== undefined) {
-        this.refuse(peer, clash);
+      const refused = fromTheirSide(answer?.foreign);
+      if (refused !== undefined) {
+        this.refuse(peer, refused);
         return;
       }
+      if (!this.placement.isMember(peer) && (await this.checkMarks(peer, answer?.collections)) !== undefined)
+        return;
       if (this.placement.add(peer)) await this.welcome(peer);
       if (Array.isArray(answer?.members))
         this.learn(answer.members.filter((m): m is string => typeof m === 'string'));
@@ -502,18 +494,22 @@ export class Cluster {
    * existed.
    */
   private async admit(peer: string, theirs: unknown, empty: boolean): Promise<Clash | undefined> {
-    let clash = await this.marks.clash(theirs);
+    const clash = await this.checkMarks(peer, theirs);
     // A peer that holds no block holds no header to clash with; with no collections here, neither.
-    const mine = clash === undefined && !empty ? await this.marks.marks().catch((): Marks => ({})) : {};
-    if (Object.keys(mine).length > 0) {
-      const network = this.network;
-      const answer = await network
-        ?.request<unknown>(peer, repoProtocolName, { type: 'marks', collections: mine })
-        .catch(() => undefined);
-      const theirClash = foreignAnswer(answer);
-      if (theirClash !== undefined)
-        clash = { collection: theirClash.collection, here: theirClash.there, there: theirClash.here };
-    }
+    if (clash !== undefined || empty) return clash;
+    const mine = await this.marks.marks().catch((): Marks => ({}));
+    if (Object.keys(mine).length === 0) return undefined;
+    const answer = await this.network
+      ?.request<unknown>(peer, repoProtocolName, { type: 'marks', collections: mine })
+      .catch(() => undefined);
+    const found = fromTheirSide(answer);
+    if (found !== undefined) this.refuse(peer, found);
+    return found;
+  }
+
+  /** A peer's collections (unchecked) against the headers held here: the clash, if any, refuses it. */
+  private async checkMarks(peer: string, theirs: unknown): Promise<Clash | undefined> {
+    const clash = await this.marks.clash(theirs);
     if (clash !== undefined) this.refuse(peer, clash);
     return clash;
   }
@@ -586,11 +582,11 @@ export class Cluster {
   }
 }
 
-/** A hello answer's `foreign` (the peer's Clash, from its side), if well formed. */
-function foreignAnswer(value: unknown): Clash | undefined {
+/** A clash the peer found (its `here` is its own copy), from this node's side, if well formed. */
+function fromTheirSide(value: unknown): Clash | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   const { collection, here, there } = value as Record<string, unknown>;
   return typeof collection === 'string' && typeof here === 'string' && typeof there === 'string'
-    ? { collection, here, there }
+    ? { collection, here: there, there: here }
     : undefined;
 }

@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LevelRawStore } from '../storage/level-store.js';
 import { MemoryRawStore } from '../storage/memory-store.js';
@@ -8,6 +7,7 @@ import { EngineError } from '../base/errors.js';
 import type { RawStore } from '../storage/raw-store.js';
 import { writingOps } from '../transactions/tx-parse.js';
 import type { TransactOptions, TxOutcome, TxRequest } from '../transactions/tx-types.js';
+import { fileExists } from './keystore.js';
 import { memberPrefix } from './store-keys.js';
 import { SoloNode } from './solo-node.js';
 
@@ -25,7 +25,8 @@ async function hasNetworkMembers(raw: RawStore): Promise<boolean> {
  */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   const storeDir = join(options.dataDir, 'store');
-  if (options.createIfMissing === false && !(await exists(storeDir))) {
+  // Anything but "not there" counts as there: opening it then says what is wrong.
+  if (options.createIfMissing === false && !(await fileExists(storeDir).catch(() => true))) {
     options.onMissing?.();
     const empty = new MemoryRawStore();
     await empty.open();
@@ -54,16 +55,6 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   } catch (error) {
     await raw.close();
     throw error;
-  }
-}
-
-/** Whether `path` exists (anything but ENOENT counts as existing: opening it says what is wrong). */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ENOENT';
   }
 }
 

@@ -89,7 +89,6 @@ export function storeFailureGist(message: string): string {
   return gist === '' ? message : gist;
 }
 
-/** Whether a node reaches a majority of the members it knows (`NodeStatus.members`). */
 /** The members of the database a node knows, and which of them it cannot reach. */
 export interface MembersStatus {
   /** Members known, this node included. */
@@ -120,6 +119,7 @@ export interface MembersStatus {
 /** Unreachable members a status names (the count is in `known - reachable`). */
 export const unreachableListedMax = 16;
 
+/** Whether a node reaches a majority of the members it knows (`NodeStatus.members`). */
 export function reachesMajority(members: { readonly known: number; readonly reachable: number }): boolean {
   return members.reachable > members.known / 2;
 }
