@@ -20,8 +20,9 @@ export default class Tx extends DataCommand<typeof Tx> {
     'when --concurrency runs several at once. Each line is one atomic transaction, for example:\n' +
     '  {"actions":[{"collection":"accounts","op":"put","key":"bob","value":{"balance":0}}],\n' +
     '   "expect":[{"collection":"accounts","key":"bob","exists":false}]}\n' +
-    'Ops: get, put (value), del, incr (path, by, optional min/max), merge (value), append (value), ' +
-    'read (from, limit, reverse), scan (from, to, limit, reverse). See docs/cli.md for the details.\n\n' +
+    'Ops: get, put (value), del, incr (by; optional path, min, max; with no path the value itself is ' +
+    'the number), merge (value), append (value), read (from, limit, reverse), scan (from, to, limit, ' +
+    'reverse). See docs/cli.md for the details.\n\n' +
     'Each result line is {"ok":true,"trx","commit","results","attempts"} or ' +
     '{"ok":false,"error":{"code","message","action"}}. A line that is not valid UTF-8 JSON, names an ' +
     'unknown op or collection, uses the wrong collection kind, or is over a size or nesting limit gets ' +

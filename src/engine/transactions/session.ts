@@ -253,7 +253,7 @@ export class TransactionSession {
         const { tree } = await this.tree(action.collection, index);
         const current = await tree.get(action.key);
         const { next, value } = incremented(current, action.path, action.by, index);
-        const where = `${action.collection}/${action.key}.${action.path}`;
+        const where = `${action.collection}/${action.key}${action.path === undefined ? '' : `.${action.path}`}`;
         if (action.min !== undefined && value < action.min) {
           throw new EngineError(
             'EXPECT_FAILED',
@@ -328,17 +328,32 @@ export class TransactionSession {
 
 function incremented(
   current: Json | undefined,
-  path: string,
+  path: string | undefined,
   by: number,
   index: number,
 ): { next: Json; value: number } {
+  if (path === undefined) {
+    // The value itself is the counter (absent counts as 0).
+    const old = current ?? 0;
+    if (typeof old !== 'number')
+      fail(
+        `cannot incr: the value is ${describeJson(old)}, not a number (name the numeric field with "path")`,
+        index,
+      );
+    const value = addExactly(old, by, 'incr', index);
+    return { next: value, value };
+  }
   const parts = path.split('.');
   const root: Record<string, Json> =
     current === undefined
       ? {}
       : isRecord(current)
         ? structuredClone(current)
-        : fail(`cannot incr "${path}": the value is not an object`, index);
+        : fail(
+            `cannot incr "${path}": the value is ${describeJson(current)}, not an object` +
+              (typeof current === 'number' ? ' (leave out "path" to add to the number itself)' : ''),
+            index,
+          );
   let node = root;
   for (const part of parts.slice(0, -1)) {
     const child = node[part];
@@ -349,6 +364,13 @@ function incremented(
   const last = parts.at(-1)!;
   const old = node[last] ?? 0;
   if (typeof old !== 'number') fail(`cannot incr "${path}": it holds a ${typeof old}, not a number`, index);
+  const value = addExactly(old, by, `incr "${path}"`, index);
+  node[last] = value;
+  return { next: root, value };
+}
+
+/** `old + by`, refused (TOO_LARGE) when it is not finite or, adding integers, no longer exact. */
+function addExactly(old: number, by: number, what: string, index: number): number {
   const value = old + by;
   // Integers stay exact up to 2^53 - 1; past it, an increment of 1 can leave the number as it was.
   if (
@@ -357,11 +379,16 @@ function incremented(
   )
     throw new EngineError(
       'TOO_LARGE',
-      `cannot incr "${path}": ${old} + ${by} is past ±${Number.MAX_SAFE_INTEGER}, beyond which numbers lose precision`,
+      `cannot ${what}: ${old} + ${by} is past ±${Number.MAX_SAFE_INTEGER}, beyond which numbers lose precision`,
       { action: index },
     );
-  node[last] = value;
-  return { next: root, value };
+  return value;
+}
+
+function describeJson(value: Json): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 function isRecord(value: Json | undefined): value is Record<string, Json> {

@@ -108,11 +108,11 @@ function validateAction(value: unknown, index: number): Action {
     case 'del':
       return { collection, key: requiredKey(value, index, kind), op: 'del' };
     case 'incr': {
-      const path = required(value, 'path', index, kind);
+      // No path: the value itself is the number.
+      const path = value['path'];
       if (
-        typeof path !== 'string' ||
-        path.length === 0 ||
-        path.split('.').some((part) => part.length === 0)
+        path !== undefined &&
+        (typeof path !== 'string' || path.length === 0 || path.split('.').some((part) => part.length === 0))
       ) {
         throw bad(`action ${index} (incr): "path" must be a dotted field name like "balance"`, index);
       }
@@ -125,7 +125,7 @@ function validateAction(value: unknown, index: number): Action {
         collection,
         op: 'incr',
         key: requiredKey(value, index, kind),
-        path,
+        ...(path !== undefined ? { path } : {}),
         by,
         ...(min !== undefined ? { min } : {}),
         ...(max !== undefined ? { max } : {}),

@@ -14,8 +14,11 @@ export type Action =
       readonly collection: string;
       readonly op: 'incr';
       readonly key: TreeKey;
-      /** Dotted path of the numeric field inside the value ("balance", "stats.count"). */
-      readonly path: string;
+      /**
+       * Dotted path of the numeric field inside the value ("balance", "stats.count"); without one,
+       * the value itself is the number (a counter).
+       */
+      readonly path?: string;
       readonly by: number;
       readonly min?: number;
       readonly max?: number;

@@ -336,6 +336,45 @@ describe('transaction semantics', () => {
     expect((await node.collectionInfo('t')).rev).to.equal(rev + 1);
   });
 
+  it('adds to a value that is itself a number when incr names no path, with the same guards', async () => {
+    ({ node } = await memoryNode(13));
+    await node.createCollection('t', 'tree');
+    const incr = (key: string, by: number, guards: { min?: number; max?: number } = {}) => ({
+      actions: [{ collection: 't', op: 'incr' as const, key, by, ...guards }],
+    });
+    // Absent counts as 0, as it does for a field.
+    const first = await node.transact(incr('hits', 2));
+    expect(first.ok && first.results[0]).to.deep.equal({ op: 'incr', key: 'hits', value: 2 });
+    ok(await node.transact(incr('hits', 3)));
+    expect(await value(node, 't', 'hits')).to.equal(5);
+    const rev = (await node.collectionInfo('t')).rev;
+    const below = await node.transact(incr('hits', -6, { min: 0 }));
+    expect(below.ok ? 'ok' : [below.error.code, below.error.message]).to.deep.equal([
+      'EXPECT_FAILED',
+      't/hits would become -1, below the minimum 0',
+    ]);
+    ok(await node.transact(put('t', 'big', Number.MAX_SAFE_INTEGER)));
+    const past = await node.transact(incr('big', 1));
+    expect(past.ok ? 'ok' : past.error.code).to.equal('TOO_LARGE');
+    // A value that is not a number needs a path; a number given a path is told to leave it out.
+    ok(await node.transact(put('t', 'obj', { n: 1 })));
+    const notNumber = await node.transact(incr('obj', 1));
+    expect(notNumber.ok ? 'ok' : [notNumber.error.code, notNumber.error.message]).to.deep.equal([
+      'BAD_INPUT',
+      'cannot incr: the value is an object, not a number (name the numeric field with "path")',
+    ]);
+    const pathOnNumber = await node.transact({
+      actions: [{ collection: 't', op: 'incr', key: 'hits', path: 'n', by: 1 }],
+    });
+    expect(pathOnNumber.ok ? 'ok' : pathOnNumber.error.message).to.equal(
+      'cannot incr "n": the value is a number, not an object (leave out "path" to add to the number itself)',
+    );
+    expect(await value(node, 't', 'hits')).to.equal(5);
+    expect(await value(node, 't', 'obj')).to.deep.equal({ n: 1 });
+    // The two puts, and nothing of the refused increments.
+    expect((await node.collectionInfo('t')).rev).to.equal(rev + 2);
+  });
+
   it('reports unknown collections and wrong collection types with stable codes and writes nothing', async () => {
     ({ node } = await memoryNode(10));
     await node.createCollection('d', 'diary');

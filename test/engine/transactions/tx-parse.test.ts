@@ -57,6 +57,20 @@ describe('transaction parsing', () => {
     expect(request.expect).to.deep.equal([{ collection: 'a', key: 'k', exists: true }]);
   });
 
+  it('takes an incr without a path (the value is the counter) and refuses a path that names no field', () => {
+    const request = validateTxRequest({ actions: [{ collection: 'a', op: 'incr', key: 'hits', by: 1 }] });
+    expect(request.actions[0]).to.deep.equal({ collection: 'a', op: 'incr', key: 'hits', by: 1 });
+    for (const path of ['', '.', 'a.', 7, null]) {
+      const code = codeOf(() =>
+        validateTxRequest({ actions: [{ collection: 'a', op: 'incr', key: 'k', path, by: 1 }] }),
+      );
+      expect(code, JSON.stringify(path)).to.equal('BAD_INPUT');
+    }
+    expect(
+      codeOf(() => validateTxRequest({ actions: [{ collection: 'a', op: 'incr', key: 'k', path: 'n' }] })),
+    ).to.equal('BAD_INPUT');
+  });
+
   it('refuses unknown ops and fields, missing fields and bad collection names, naming the action', () => {
     const cases: unknown[] = [
       { collection: 'a', op: 'upsert', key: 'k' },
