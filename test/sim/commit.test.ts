@@ -1,6 +1,11 @@
 import { expect } from 'chai';
 import { CommitChecker } from './commit/checker.js';
-import { commitSimOptionsFor, membersForSeed, type CommitSimOptions } from './commit/options.js';
+import {
+  clockSkewFor,
+  commitSimOptionsFor,
+  membersForSeed,
+  type CommitSimOptions,
+} from './commit/options.js';
 import { runCommitSimulation, type CommitSimResult } from './commit/world.js';
 import { SimulationFailure } from './world.js';
 
@@ -22,6 +27,9 @@ const duplication = process.env.OPTIMYSTIC_SIM_DUPLICATION;
 /** Lists of a list-append workload beside the bank (checked for serializability anomalies). */
 const lists = Number(process.env.OPTIMYSTIC_SIM_LISTS ?? 0);
 
+/** Largest difference between two nodes' clocks, ms (each node's offset drawn in [0, MAX]); 0: none. */
+const skew = Number(process.env.OPTIMYSTIC_SIM_SKEW ?? 0);
+
 /** A seed to run, with the duplication probability it runs at when not the one the seed draws. */
 interface SeedRun {
   readonly seed: number;
@@ -34,6 +42,7 @@ function optionsFor(run: SeedRun): CommitSimOptions {
   if (duplicated !== undefined)
     options = { ...options, chaos: { ...options.chaos, duplication: duplicated } };
   if (lists > 0) options = { ...options, lists };
+  if (skew > 0) options = { ...options, clockSkewMs: clockSkewFor(run.seed, options.members, skew) };
   return mutation === undefined ? options : { ...options, mutation };
 }
 
@@ -47,6 +56,7 @@ const replayCommand = (run: SeedRun): string =>
   `${mutation !== undefined ? ` OPTIMYSTIC_SIM_MUTATION=${mutation}` : ''}` +
   `${duplicationOf(run) !== undefined ? ` OPTIMYSTIC_SIM_DUPLICATION=${duplicationOf(run)}` : ''}` +
   `${lists > 0 ? ` OPTIMYSTIC_SIM_LISTS=${lists}` : ''}` +
+  `${skew > 0 ? ` OPTIMYSTIC_SIM_SKEW=${skew}` : ''}` +
   ` npx mocha --no-config --node-option import=tsx --require test/setup.ts --timeout 120000 test/sim/commit.test.ts`;
 
 /**

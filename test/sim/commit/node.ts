@@ -43,6 +43,8 @@ export interface SimNodeInit {
   readonly syncDelayMs: number;
   /** A deliberate bug, to show the checks catch it: `sync-lies` acknowledges fsyncs it never did. */
   readonly mutation?: 'sync-lies';
+  /** What this node's clock reads minus true (virtual) time, ms; 0 when absent. */
+  readonly clockSkewMs?: number;
 }
 
 /** Replays of a conflicting transaction before CONFLICT (the product default is limits.transactionAttemptsMax). */
@@ -138,7 +140,8 @@ export class SimNode {
     this.current = incarnation;
     this.hooks.log(`node ${this.index} starts (incarnation ${number})`);
     const { store, port } = incarnation;
-    const clock = { now: () => Date.now() };
+    const skew = this.init.clockSkewMs ?? 0;
+    const clock = { now: () => Date.now() + skew };
     const rng = new SeededRng((this.init.seed * 1_000_003 + this.index * 7_919 + number * 104_729) >>> 0);
     // The composition of RunningNode (node.ts: startNode + joinCluster), minus lock, socket and libp2p.
     const deferred = new DeferredSyncs(() => store.sync());

@@ -57,6 +57,22 @@ export interface CommitSimOptions {
    * instead of transfers, checked for serializability anomalies at the end; 0 (the default): none.
    */
   readonly lists?: number;
+  /**
+   * Each node's clock offset in ms (by node index; missing: 0): what its clock reads minus true time.
+   * None by default; `OPTIMYSTIC_SIM_SKEW=MAX` draws offsets in [0, MAX] (clockSkewFor), so two nodes'
+   * clocks differ by up to MAX.
+   */
+  readonly clockSkewMs?: readonly number[];
+}
+
+/**
+ * Per-node clock offsets for a seed, uniform in [0, maxMs] (ahead only: virtual time starts at 0, and
+ * a clock before the epoch is no time), from a generator of their own, so a seed's schedule is the
+ * same with and without them.
+ */
+export function clockSkewFor(seed: number, members: number, maxMs: number): number[] {
+  const rng = new SeededRng(seed ^ 0x0c10_c5e3);
+  return Array.from({ length: members }, () => rng.int(maxMs + 1));
 }
 
 export const accounts = ['a0', 'a1', 'a2', 'a3'] as const;

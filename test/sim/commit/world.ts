@@ -210,6 +210,7 @@ class CommitWorld {
             k: options.k,
             syncDelayMs: options.syncDelayMs,
             ...(options.mutation !== undefined ? { mutation: options.mutation } : {}),
+            ...(options.clockSkewMs?.[i] !== undefined ? { clockSkewMs: options.clockSkewMs[i] } : {}),
           },
           hooks,
         ),
