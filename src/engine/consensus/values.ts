@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { canonicalJson } from '../base/codec.js';
 import { blockKey, isBlockId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
+import { isRefusalActions } from '../collections/log/log-block.js';
 import type { Ballot, ConsensusValue } from './types.js';
 
 /** Ballot order: round first, then leader id. `null` (nothing promised yet) is below every ballot. */
@@ -112,14 +113,27 @@ export function valueBytes(value: ConsensusValue): number {
 
 type EntryValue = Extract<ConsensusValue, { kind: 'entry' }>;
 
+/** Whether an entry value is a refusal (log-block.ts, refusalActions). */
+function isRefusal(value: EntryValue): boolean {
+  return value.decision === 'aborted' && isRefusalActions(value.body?.['actions']);
+}
+
 /**
  * True when entry value `later` may not be decided in a slot after `earlier`: both name log positions
  * and they are another transaction at the same LSN, the same transaction at another LSN, a decision
  * other than prepared → committed/aborted for one entry, or `later` assumed another transaction at
- * the LSN just below it. Values without an LSN never conflict.
+ * the LSN just below it. A refusal contradicts every other value of its transaction, either way
+ * round: it claims the transaction was never decided here, so a prepare of it the leader knows of
+ * (even one still in flight) must win or be written first. Values without an LSN never conflict.
  */
 export function entryConflict(earlier: EntryValue, later: EntryValue): boolean {
   if (earlier.lsn === undefined || later.lsn === undefined) return false;
+  if (
+    earlier.trxId === later.trxId &&
+    earlier.digest !== later.digest &&
+    (isRefusal(earlier) || isRefusal(later))
+  )
+    return true;
   if (earlier.lsn === later.lsn) {
     if (earlier.trxId !== later.trxId) return true;
     return earlier.decision !== later.decision && earlier.decision !== 'prepared';

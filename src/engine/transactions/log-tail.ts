@@ -11,6 +11,7 @@ import {
   isCollectionHeader,
   isLogBlock,
   newLogBlock,
+  refusalActions,
   replaceEntryOps,
   type Certificate,
   type CollectionHeader,
@@ -143,7 +144,9 @@ const successorDrawsMax = 16;
 
 /**
  * Tails resolve an expired prepared entry this long after its expiry: coordinators' aborts are
- * refused from the expiry on (see `decide`), so the margin covers clock skew between tails.
+ * refused from the expiry on (see `decide`), and a coordinator still finishing gets to. Nothing safe
+ * rests on it: what another tail answers about the entry's transaction binds that tail's group
+ * (outcomeOf), and a deadline another node sent arrives as time left (cluster inLocalTime).
  */
 const resolveMarginMs = 5_000;
 
@@ -475,11 +478,12 @@ export class LogTail implements TailClient {
 
   /**
    * The decision this tail's log holds about a transaction. Asked when a pend or prepared entry
-   * expired, so 'unknown' must be final: with a tail group (a certifier that reports decisions taken
+   * expired, so the answer must be final: with a tail group (a certifier that reports decisions taken
    * elsewhere), an unknown transaction is settled first — an entry that changes nothing is decided
    * at the next LSN, which either writes decisions the log lacked (a leader that stopped before its
-   * log write) or makes sure none is pending below it. One such fence answers every question asked
-   * within `fenceReuseMs`: anything asked about had expired, so its last proposal predates the fence.
+   * log write) or makes sure none is pending below it (one such fence serves the questions of
+   * `fenceReuseMs`), and then the transaction is refused for good (`recordRefusal`): 'aborted'.
+   * Without a group (a node alone, nothing else decides) the log is the whole truth: 'unknown'.
    */
   async outcomeOf(collection: string, trxId: TrxId): Promise<EntryStatus | 'unknown'> {
     // Loaded and recovered in the background too, so that entries this node's previous process
@@ -499,6 +503,7 @@ export class LogTail implements TailClient {
    *
    * Not in the log: a fence is decided at the next LSN, which writes what the group decided there (a
    * leader that stopped before its log write); a fence another question took lately answers too.
+   * Then a refusal of the transaction, which nothing of it decided later can contradict.
    *
    * Prepared: the entry's final decision may have been taken by a leader that stopped before its log
    * write (its coordinator aborted it in time). A fence at the end of the log does not meet that
@@ -518,12 +523,19 @@ export class LogTail implements TailClient {
       }
       const now = this.components.clock.now();
       const fencedAt = this.fences.get(collection);
-      if (fencedAt !== undefined && now - fencedAt < fenceReuseMs) return 'unknown';
-      const fence = `fence-${newBlockId(this.components.rng).slice(0, 22)}`;
-      if (!(await this.recordNoOp(state, fence, { fence: true }))) continue;
-      if (this.fences.size >= 4096) this.fences.clear();
-      this.fences.set(collection, now);
-      return 'unknown';
+      if (fencedAt === undefined || now - fencedAt >= fenceReuseMs) {
+        const fence = `fence-${newBlockId(this.components.rng).slice(0, 22)}`;
+        if (!(await this.recordNoOp(state, fence, { fence: true }))) continue;
+        if (this.fences.size >= 4096) this.fences.clear();
+        this.fences.set(collection, now);
+      }
+      // Nothing about it below the fence: the group now refuses it for good, so the answer stays
+      // true whatever arrives later (a prepare or commit that was slow on its way, or sent by a
+      // coordinator whose clock runs behind). Without this, only the transaction's expiry kept a
+      // late prepare out — a tail whose clock ran behind the asking tail's by more than
+      // resolveMarginMs could prepare (and then commit) what the asker had just aborted.
+      if (!(await this.recordRefusal(await this.state(collection), trxId))) continue;
+      return 'aborted';
     }
     throw new EngineError('UNAVAILABLE', `could not settle the outcome of ${trxId} in ${collection}; retry`);
   }
@@ -1481,6 +1493,27 @@ export class LogTail implements TailClient {
    * or a fence). False when the group had decided entries this log lacked: they were written
    * instead (`adopt`; the state is dropped) and the caller may try again.
    */
+  /**
+   * Decides `trxId` aborted at the next LSN, writing nothing: a transaction the log does not know,
+   * refused for good (a later prepare or commit of it meets this entry: "already aborted"). Like a
+   * fence, a refused certification writes what the group decided and answers false (look again).
+   */
+  private async recordRefusal(state: TailState, trxId: TrxId): Promise<boolean> {
+    const lsn = state.lastLsn + 1;
+    const body: EntryBody = { writes: [], actions: refusalActions, checkpoint: state.checkpoint };
+    let certificate: Certificate;
+    try {
+      certificate = await this.certify(state, lsn, trxId, 'aborted', { prev: this.lastTrx(state), body });
+    } catch (error) {
+      await this.adoptRefused(state, error, state.tail.members);
+      return false;
+    }
+    await this.append(state, { ...body, lsn, trxId, status: 'aborted', certificate } as LogEntry);
+    state.propagated.add(lsn);
+    this.advanceCheckpoint(state);
+    return true;
+  }
+
   private async recordNoOp(state: TailState, trxId: TrxId, actions: Json): Promise<boolean> {
     const lsn = state.lastLsn + 1;
     const body: EntryBody = { writes: [], actions, checkpoint: state.checkpoint };

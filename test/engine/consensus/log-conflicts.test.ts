@@ -176,6 +176,14 @@ describe('log position conflicts in a tail group', () => {
     expect(entryConflict(v(5, 'a', 'committed'), v(6, 'b', 'committed', 'a'))).to.equal(false);
     expect(entryConflict(v(5, 'a', 'committed'), v(6, 'b', 'committed', 'x'))).to.equal(true);
     expect(entryConflict(v(5, 'a', 'committed'), v(7, 'b', 'committed', 'x'))).to.equal(false);
+    // A refusal (an abort of a transaction the log never held) contradicts every other value of
+    // its transaction, at its own LSN too, whichever comes first; not itself, nor other transactions.
+    const refusal = { ...v(5, 'a', 'aborted'), body: { writes: [], actions: { refused: true } } };
+    expect(entryConflict(v(5, 'a', 'prepared'), refusal)).to.equal(true);
+    expect(entryConflict(refusal, v(5, 'a', 'prepared'))).to.equal(true);
+    expect(entryConflict(refusal, v(6, 'a', 'committed'))).to.equal(true);
+    expect(entryConflict(refusal, { ...refusal })).to.equal(false);
+    expect(entryConflict(refusal, v(6, 'b', 'committed', 'a'))).to.equal(false);
     // Body and prev are not what votes sign.
     const plain = v(9, 'z', 'committed');
     expect(valueDigest({ ...plain, prev: 'y', body: { writes: [] } })).to.equal(valueDigest(plain));

@@ -149,7 +149,7 @@ describe('decisions a tail took but never wrote', () => {
     await s.node.close();
   });
 
-  it('settles an expired transaction: the lost decision when there is one, a final unknown otherwise', async () => {
+  it('settles an expired transaction: the lost decision when there is one, a binding refusal otherwise', async () => {
     const s = await setup();
     await s.node.createCollection('accounts', 'tree');
     expect((await s.node.transact(put('a', 1))).ok).to.equal(true);
@@ -166,16 +166,40 @@ describe('decisions a tail took but never wrote', () => {
     expect(after.length).to.equal(before.length + 1);
     expect(after.at(-1)!.status).to.equal('committed');
 
-    // A transaction no one decided: the tail fences the log once, and the answer is final.
-    expect(await tail.outcomeOf('accounts', 'trx-never-seen')).to.equal('unknown');
+    // A transaction no one decided: the tail fences the log (writing any decision it lacked), then
+    // its group refuses the transaction for good, and the answer is final.
+    expect(await tail.outcomeOf('accounts', 'trx-never-seen')).to.equal('aborted');
     const fenced = await s.logEntries('accounts');
-    expect(fenced.length).to.equal(after.length + 1);
-    expect(fenced.at(-1)!.actions).to.deep.equal({ fence: true });
-    expect(await tail.outcomeOf('accounts', 'trx-other')).to.equal('unknown');
-    expect((await s.logEntries('accounts')).length).to.equal(fenced.length);
-    // Known transactions are answered from the log without a fence.
+    expect(fenced.length).to.equal(after.length + 2);
+    expect(fenced.at(-2)!.actions).to.deep.equal({ fence: true });
+    expect(fenced.at(-1)).to.deep.include({ trxId: 'trx-never-seen', status: 'aborted', writes: [] });
+    expect(fenced.at(-1)!.actions).to.deep.equal({ refused: true });
+    // One fence serves the questions of the next moment; each transaction gets its own refusal.
+    expect(await tail.outcomeOf('accounts', 'trx-other')).to.equal('aborted');
+    expect((await s.logEntries('accounts')).length).to.equal(fenced.length + 1);
+    // Known transactions (refused ones included) are answered from the log, writing nothing.
     expect(await tail.outcomeOf('accounts', after.at(-1)!.trxId)).to.equal('committed');
-    expect((await s.logEntries('accounts')).length).to.equal(fenced.length);
+    expect(await tail.outcomeOf('accounts', 'trx-never-seen')).to.equal('aborted');
+    expect((await s.logEntries('accounts')).length).to.equal(fenced.length + 1);
+    // A prepare or commit of a refused transaction that arrives late is refused: the answer the
+    // asker acted on stays true.
+    const view = await tail.view('accounts');
+    const late = {
+      collection: 'accounts',
+      trxId: 'trx-never-seen',
+      baseLsn: view.stableLsn,
+      reads: [],
+      writes: [],
+      actions: [],
+    };
+    const prepared = await tail.prepare({
+      ...late,
+      participants: ['accounts', 'ledger'],
+      expiresAt: s.clock.now() + 60_000,
+    });
+    expect(prepared).to.deep.include({ status: 'conflict' });
+    expect(await tail.commit(late)).to.deep.include({ status: 'conflict' });
+    expect((await s.logEntries('accounts')).length).to.equal(fenced.length + 1);
     await s.node.close();
   });
 

@@ -112,3 +112,18 @@ export function isLogBlock(block: Block | undefined): block is LogBlock {
 export function isCollectionHeader(block: Block | undefined): block is CollectionHeader {
   return block !== undefined && block.header.type === blockTypes.collectionHeader;
 }
+
+/**
+ * The `actions` of a refusal: an abort of a transaction the log never held, decided so that no later
+ * prepare or commit of it can be (LogTail's final answer to "what became of it" when the answer is
+ * nothing). It writes nothing, and consensus lets no other value of its transaction follow it
+ * (consensus/values.ts, entryConflict).
+ */
+export const refusalActions = Object.freeze({ refused: true });
+
+/** Whether an entry's `actions` mark it a refusal. */
+export function isRefusalActions(actions: unknown): boolean {
+  return (
+    typeof actions === 'object' && actions !== null && (actions as { refused?: unknown }).refused === true
+  );
+}
