@@ -130,6 +130,7 @@ export class Cluster {
     const network = (): NetworkNode | undefined => this.network;
     this.repo = new ClusterRepoClient({
       local: this.holder,
+      clock: components.clock,
       blocks: components.blocks,
       placement: this.placement,
       network,
@@ -167,6 +168,7 @@ export class Cluster {
     );
     this.tails = new RoutedTailClient({
       local: this.tailHost,
+      clock: components.clock,
       placement: this.placement,
       cluster: this.repo,
       network,
@@ -259,6 +261,7 @@ export class Cluster {
       blocks: this.components.blocks,
       placement: this.placement,
       catalog: this.components.catalog,
+      clock: this.components.clock,
       decisions: () => this.decisions,
       learn: (members: readonly string[]) => this.learn(members),
       differs: (peer: string, digest: string) => this.differs(peer, digest),
@@ -289,6 +292,7 @@ export class Cluster {
           (collection) => this.stale(collection),
           (trxId) => this.tailBlocks.promotedHere(trxId),
           (peer) => this.greet(peer),
+          this.components.clock,
         ),
       { validate: validateTailRequest },
     );

@@ -7,6 +7,7 @@
  */
 import type { Clash, Marks } from './database-marks.js';
 import { createHash } from 'node:crypto';
+import type { Clock } from '../base/clock.js';
 import { canonicalJson } from '../base/codec.js';
 import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
 import { isBlockId, type BlockId, type TrxId } from '../base/ids.js';
@@ -92,6 +93,8 @@ export const validateRepoRequest = messageUnion({
   pend: object({
     ...digestField,
     items: array(json(), { itemsMax }),
+    /** The asker's clock when it sent this: the items' expiry is moved into the holder's (inLocalTime). */
+    now: optional(integer({ min: 0 })),
     /** Blocks the asker read and does not pend: the answer carries this holder's revision of each. */
     check: optional(array(blockIdField, { itemsMax: pendChecksMax })),
   }),
@@ -174,6 +177,20 @@ export interface DecisionCarrier {
   deliver(from: string, items: readonly unknown[]): Promise<void>;
 }
 
+/**
+ * A deadline another node set by its own clock (`deadline`, sent when that clock read `sentAt`), as
+ * this node's clock reads it (`localNow` on arrival): the time it had left is kept, the difference
+ * between the two clocks is not. So a node whose clock runs ahead of the others' does not take every
+ * transaction they send for expired (a pend swept at once, a prepare refused), nor one behind for
+ * good for longer than meant. The message's time on the way lengthens it a little; nothing safe rests
+ * on a deadline (a tail's answer about an expired transaction binds its group: LogTail.outcomeOf).
+ * Not a number, or not a time: left as it was, for validation to refuse.
+ */
+export function inLocalTime(deadline: number, sentAt: number, localNow: number): number {
+  if (!Number.isSafeInteger(deadline) || deadline < 0) return deadline;
+  return Math.max(0, deadline - sentAt + localNow);
+}
+
 export interface RepoServerParts {
   /** Records a member seen for the first time. */
   readonly remember: (peer: string) => Promise<void>;
@@ -184,6 +201,8 @@ export interface RepoServerParts {
   readonly placement: Placement;
   /** Collection names this node knows of. */
   readonly catalog: () => Promise<string[]>;
+  /** This node's clock, for the deadlines other nodes send (absent: taken as sent). */
+  readonly clock?: Clock;
   /** Where decisions carried by a log write go (absent: they are ignored). */
   readonly decisions?: () => DecisionCarrier | undefined;
   /**
@@ -302,8 +321,15 @@ async function answerRepoRequest(
     throw new EngineError('BAD_INPUT', 'only members of this database may write blocks here');
   switch (request.type) {
     case 'pend': {
-      const items = request.items as PendingTransform[];
-      for (const item of items) checkBlockId(item.blockId);
+      const sent = request.items as PendingTransform[];
+      for (const item of sent) checkBlockId(item.blockId);
+      const items =
+        request.now === undefined || parts.clock === undefined
+          ? sent
+          : sent.map((item) => ({
+              ...item,
+              expiresAt: inLocalTime(item.expiresAt, request.now!, parts.clock!.now()),
+            }));
       const result = await parts.repo.pend(items);
       await parts.repo.sync();
       if (request.check === undefined) return result;
@@ -481,6 +507,8 @@ export async function applyIfNewer(
 
 export interface ClusterRepoParts {
   readonly local: LocalRepo;
+  /** This node's clock: a pend says what it read when it was sent (absent: it says nothing). */
+  readonly clock?: Clock;
   readonly blocks: BlockStore;
   readonly placement: Placement;
   readonly network: () => NetworkNode | undefined;
@@ -922,6 +950,7 @@ export class ClusterRepoClient implements RepoClient {
         type: 'pend',
         items,
         ...(check !== undefined ? { check } : {}),
+        ...(this.parts.clock !== undefined ? { now: this.parts.clock.now() } : {}),
       });
     } catch (error) {
       if (!isEngineError(error, 'TOO_LARGE') || items.length < 2) throw error;

@@ -7,6 +7,7 @@
  * must store them before the tail answers); a tail that loads a collection first pulls the newest
  * revisions a majority holds.
  */
+import { systemClock, type Clock } from '../base/clock.js';
 import { canonicalJson } from '../base/codec.js';
 import { EngineError, isEngineError, noSuchCollection } from '../base/errors.js';
 import { collectionHeaderId, type BlockId, type TrxId } from '../base/ids.js';
@@ -47,7 +48,13 @@ import type {
 } from '../transactions/protocol.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
-import { applyIfNewer, contentDigest, type ApplyWriteOptions, type ClusterRepoClient } from './repo.js';
+import {
+  applyIfNewer,
+  contentDigest,
+  inLocalTime,
+  type ApplyWriteOptions,
+  type ClusterRepoClient,
+} from './repo.js';
 
 export const tailProtocolName = 'tail';
 
@@ -58,7 +65,8 @@ export const validateTailRequest = messageUnion({
   view: object({ collection: name, claim: optional(json()) }),
   create: object({ request: json() }),
   commit: object({ request: json() }),
-  prepare: object({ request: json() }),
+  /** `now`: the sender's clock when it sent the request (the expiry is moved into the tail's: inLocalTime). */
+  prepare: object({ request: json(), now: optional(integer({ min: 0 })) }),
   decide: object({ request: json() }),
   propagated: object({ collection: name, lsn: integer({ min: 0 }) }),
   outcomeOf: object({ collection: name, trxId: string({ charsMax: 128 }) }),
@@ -109,6 +117,7 @@ export async function serveTailRequest(
   stale: (collection: string) => void = () => undefined,
   promoted: (trxId: TrxId) => boolean = () => false,
   greet: (peer: string) => Promise<void> = () => Promise.resolve(),
+  clock: Clock = systemClock,
 ): Promise<unknown> {
   // Reading is open to anyone (light clients run their transactions themselves); deciding is not.
   const reads = request.type === 'view' || request.type === 'outcomeOf' || request.type === 'check';
@@ -128,13 +137,20 @@ export async function serveTailRequest(
       request = { ...request, request: rest };
     }
   }
+  if (request.type === 'prepare' && request.now !== undefined) {
+    const prepare = request.request as Partial<PrepareRequest> | null;
+    if (typeof prepare === 'object' && prepare !== null && typeof prepare.expiresAt === 'number') {
+      const expiresAt = inLocalTime(prepare.expiresAt, request.now, clock.now());
+      request = { type: 'prepare', request: { ...prepare, expiresAt } };
+    }
+  }
   if (request.type === 'decide') {
     const proof = (request.request as Partial<DecideRequest>).proof;
     if (!Array.isArray(proof)) throw new EngineError('BAD_INPUT', 'a decision needs a proof (may be empty)');
     await membership.check(proof);
   }
   try {
-    return withPropagation(request, await runTail(tail, request), promoted);
+    return withPropagation(request, await runTail(tail, request, clock), promoted);
   } catch (error) {
     // Whatever failed, the next request reloads the collection's log (it may have moved on).
     stale(collectionOf(request));
@@ -193,7 +209,7 @@ function collectionOf(request: TailRequest): string {
   return typeof inner.header?.name === 'string' ? inner.header.name : '';
 }
 
-function runTail(tail: TailClient, request: TailRequest): Promise<unknown> {
+function runTail(tail: TailClient, request: TailRequest, clock: Clock): Promise<unknown> {
   switch (request.type) {
     case 'view':
       return tail.view(request.collection, request.claim as TurnClaim | undefined);
@@ -214,7 +230,7 @@ function runTail(tail: TailClient, request: TailRequest): Promise<unknown> {
     case 'resolve':
       // Another tail could not decide an expired entry: this node leads (or is in) its group.
       if (!(tail instanceof LogTail)) throw new EngineError('INTERNAL', 'resolve needs a log tail');
-      return tail.resolveExpiredOf(request.collection, Date.now());
+      return tail.resolveExpiredOf(request.collection, clock.now());
     case 'reconfigure':
       if (!(tail instanceof LogTail)) throw new EngineError('INTERNAL', 'reconfigure needs a log tail');
       return tail.reconfigure(request.collection);
@@ -223,6 +239,8 @@ function runTail(tail: TailClient, request: TailRequest): Promise<unknown> {
 
 export interface RoutedTailParts {
   readonly local: LogTail;
+  /** This node's clock (default: the system's), read into the prepares it sends. */
+  readonly clock?: Clock;
   readonly placement: Placement;
   readonly cluster: ClusterRepoClient;
   readonly network: () => NetworkNode | undefined;
@@ -438,7 +456,7 @@ export class RoutedTailClient implements TailClient {
       try {
         return withPropagation(
           request,
-          await runTail(this.parts.local, request),
+          await runTail(this.parts.local, request, this.parts.clock ?? systemClock),
           this.parts.promoted ?? (() => false),
         );
       } catch (error) {
@@ -450,7 +468,10 @@ export class RoutedTailClient implements TailClient {
     }
     const network = this.parts.network();
     if (network === undefined) throw new EngineError('UNAVAILABLE', 'the network is not up');
-    return network.request(target, tailProtocolName, request);
+    // A prepare carries this node's clock reading: its expiry is this clock's (inLocalTime).
+    const sent =
+      request.type === 'prepare' ? { ...request, now: (this.parts.clock ?? systemClock).now() } : request;
+    return network.request(target, tailProtocolName, sent);
   }
 
   /** Finds a collection's current tail block and its recorded group from the cluster's copies. */
