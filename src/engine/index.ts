@@ -10,7 +10,12 @@ export { openDatabase } from './node/embedded.js';
 export { shortMs } from './node/timings.js';
 export * from './crypto/index.js';
 export type * from './node/status.js';
-export { reachesMajority, storeFailureGist } from './node/status.js';
+export {
+  clockOffsetReportedMs,
+  describeClockOffset,
+  reachesMajority,
+  storeFailureGist,
+} from './node/status.js';
 export type * from './node/node-api.js';
 export type { NodeConfig, NodeSettings } from './config/schema.js';
 // Node and config entry points load libp2p, cosmiconfig and the multiaddr parser on first use only.

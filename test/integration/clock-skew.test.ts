@@ -3,22 +3,45 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../../src/engine/base/clock.js';
-import { inLocalTime } from '../../src/engine/cluster/repo.js';
+import { PeerClocks } from '../../src/engine/cluster/peer-clocks.js';
 import { startNode, type RunningNode } from '../../src/engine/node/node.js';
 import { loopback } from '../helpers/mesh.js';
 
-describe('deadlines sent between nodes', () => {
-  it('keep the time they had left and drop the difference between the two clocks', () => {
-    // Sent 30 s before its deadline by a clock 45 s behind this one: 30 s left here too.
-    expect(inLocalTime(1_000_030_000, 1_000_000_000, 1_000_045_000)).to.equal(1_000_075_000);
-    // By a clock ahead of this one.
-    expect(inLocalTime(1_000_030_000, 1_000_000_000, 999_955_000)).to.equal(999_985_000);
-    // Already past when sent: still past here.
-    expect(inLocalTime(5_000, 10_000, 1_000_000)).to.equal(995_000);
-    expect(inLocalTime(5_000, 10_000, 1_000)).to.equal(0);
+describe('peer clocks', () => {
+  it('estimate a peer clock from below by its quickest message, and keep its deadlines in time left', () => {
+    const reported: [string, number][] = [];
+    const clocks = new PeerClocks((peer, offset) => reported.push([peer, offset]));
+    const t = 1_700_000_000_000;
+    // The peer's clock runs 45 s ahead; messages take 5 ms, then one is held up 3 s on its way.
+    expect(clocks.observe('p', t + 45_000, t + 5)).to.equal(44_995);
+    expect(clocks.observe('p', t + 46_000, t + 1_002)).to.equal(44_998);
+    expect(clocks.observe('p', t + 47_000, t + 5_000)).to.equal(44_998);
+    expect(clocks.offsetOf('p')).to.equal(44_998);
+    expect(clocks.offsetOf('q')).to.equal(undefined);
+    // A deadline 30 s off by the peer's clock, sent now: 30 s off here, whatever the message took.
+    expect(clocks.localDeadline('p', t + 20_000 + 45_000 + 30_000, t + 20_000 + 45_000, t + 20_004)).to.equal(
+      t + 20_000 + 30_000 + 2,
+    );
+    expect(clocks.localDeadline('p', t + 90_000, t + 60_000, t + 18_000)).to.equal(t + 90_000 - 44_998);
+    // A clock behind; reported when first seen, then only when it moves by a second or more.
+    expect(clocks.observe('q', t - 2_000, t + 1)).to.equal(-2_001);
+    expect(clocks.observe('q', t + 1_000, t + 1_005)).to.equal(-5);
+    expect(reported).to.deep.equal([
+      ['p', 44_995],
+      ['q', -2_001],
+      ['q', -5],
+    ]);
     // Not a time: left for validation to refuse.
-    expect(inLocalTime(-1, 10, 20)).to.equal(-1);
-    expect(inLocalTime(1.5, 10, 20)).to.equal(1.5);
+    expect(clocks.localDeadline('p', -1, t, t)).to.equal(-1);
+    expect(clocks.localDeadline('p', 1.5, t, t)).to.equal(1.5);
+  });
+
+  it('take a new estimate once the old one is a minute old (a clock that was set back)', () => {
+    const clocks = new PeerClocks();
+    const t = 1_700_000_000_000;
+    expect(clocks.observe('p', t + 45_000, t)).to.equal(45_000);
+    expect(clocks.observe('p', t + 59_999, t + 59_999)).to.equal(45_000);
+    expect(clocks.observe('p', t + 60_000, t + 60_001)).to.equal(-1);
   });
 });
 
@@ -46,8 +69,8 @@ describe('nodes whose clocks disagree (in process, libp2p on 127.0.0.1)', functi
   });
 
   it('commits transactions over two collections through every node', async () => {
-    const offsets = [0, 45_000, -45_000];
-    for (const [i, offset] of offsets.entries()) {
+    const skews = [0, 45_000, -45_000];
+    for (const [i, offset] of skews.entries()) {
       const bootstrap = i === 0 ? [] : (await nodes[0]!.status()).listenAddresses;
       nodes.push(
         await startNode({
@@ -83,6 +106,16 @@ describe('nodes whose clocks disagree (in process, libp2p on 127.0.0.1)', functi
           failures.push(`n${n} ${left}+${right}: ${outcome.error.code} ${outcome.error.message}`);
       }
     expect(failures).to.deep.equal([]);
+    // Each node knows how far the others' clocks are from its own (within the time a message takes).
+    const ids = nodes.map((node) => node.peerId);
+    for (const [n, node] of nodes.entries()) {
+      const peers = (await node.status()).peers;
+      expect(peers).to.have.length(2);
+      for (const peer of peers) {
+        const expected = skews[ids.indexOf(peer.id)]! - skews[n]!;
+        expect(Math.abs(peer.clockOffsetMs! - expected), `n${n} sees ${peer.id}`).to.be.below(1_000);
+      }
+    }
     // Every node reads what every node wrote.
     for (const node of nodes)
       for (const [left] of pairs)

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { TimingFigures } from '../../src/engine/index.js';
-import { peerRow, statusFields } from '../../src/ui/cli/node-view.js';
+import { peerDetailFields, peerRow, statusFields } from '../../src/ui/cli/node-view.js';
 import { peer, sampleStatus } from './dashboard/fixtures.js';
 
 function figures(count: number, p50Ms: number, p99Ms: number): TimingFigures {
@@ -87,6 +87,23 @@ describe('node status as labelled lines', () => {
     );
     const { clients: _, ...older } = sampleStatus();
     expect(field(statusFields(older), 'Clients')).to.equal(undefined);
+  });
+
+  it("names peers whose clocks are a second or more from this node's, furthest first, and says how far", () => {
+    const ahead = '12D3KooWAheadAheadAheadAheadAheadAheadAheadAhead0001';
+    const behind = '12D3KooWBehindBehindBehindBehindBehindBehindBehind02';
+    const close = '12D3KooWCloseCloseCloseCloseCloseCloseCloseClose0003';
+    const peers = [
+      peer(close, { clockOffsetMs: 40 }),
+      peer(ahead, { clockOffsetMs: 3_040 }),
+      peer(behind, { clockOffsetMs: -45_001 }),
+    ];
+    expect(field(statusFields(sampleStatus({ peers })), 'Clocks')).to.equal(
+      `${behind} is 45.0 s behind this node's\n${ahead} is 3.0 s ahead of this node's`,
+    );
+    expect(field(statusFields(sampleStatus({ peers: [peers[0]!] })), 'Clocks')).to.equal(undefined);
+    const detail = peerDetailFields({ ...peer(close, { clockOffsetMs: 40 }), self: false, connected: true });
+    expect(field(detail, 'Clock')).to.equal("40 ms ahead of this node's");
   });
 
   it('lists a light client as one in peer list, with the address it came from', () => {

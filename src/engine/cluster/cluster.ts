@@ -18,6 +18,7 @@ import { MembershipCheck, NetworkCertifier, sameMembers } from './certifier.js';
 import { isLogBlock } from '../collections/log/log-block.js';
 import { Placement } from './placement.js';
 import { type Clash, DatabaseMarks, type Marks } from './database-marks.js';
+import { PeerClocks } from './peer-clocks.js';
 import type { DeferredSyncs } from './deferred-syncs.js';
 import {
   ClusterRepoClient,
@@ -111,6 +112,11 @@ export class Cluster {
   /** Peers found to hold another database: never admitted, greeted or counted (until they reconnect). */
   private readonly foreign = new Map<string, Clash>();
   private readonly foreignListeners: ((peer: string, clash: Clash) => void)[] = [];
+  private readonly clockListeners: ((peer: string, offsetMs: number) => void)[] = [];
+  /** What this node knows of its peers' clocks (from the times their pends, prepares and hellos carry). */
+  readonly clocks = new PeerClocks((peer, offsetMs) => {
+    for (const listener of this.clockListeners) listener(peer, offsetMs);
+  });
 
   constructor(
     private readonly components: ClusterComponents,
@@ -262,6 +268,7 @@ export class Cluster {
       placement: this.placement,
       catalog: this.components.catalog,
       clock: this.components.clock,
+      clocks: this.clocks,
       decisions: () => this.decisions,
       learn: (members: readonly string[]) => this.learn(members),
       differs: (peer: string, digest: string) => this.differs(peer, digest),
@@ -293,6 +300,7 @@ export class Cluster {
           (trxId) => this.tailBlocks.promotedHere(trxId),
           (peer) => this.greet(peer),
           this.components.clock,
+          this.clocks,
         ),
       { validate: validateTailRequest },
     );
@@ -448,18 +456,21 @@ export class Cluster {
     const network = this.network;
     if (network === undefined || this.foreign.has(peer)) return;
     try {
-      const answer = await network.request<{ members?: unknown; collections?: unknown; foreign?: unknown }>(
-        peer,
-        repoProtocolName,
-        {
-          type: 'hello',
-          members: this.placement.members().slice(0, membersListedMax),
-          ...(this.components.coordinatorId !== undefined
-            ? { coordinator: this.components.coordinatorId }
-            : {}),
-          ...(await this.marksToSend()),
-        },
-      );
+      const answer = await network.request<{
+        members?: unknown;
+        collections?: unknown;
+        foreign?: unknown;
+        now?: unknown;
+      }>(peer, repoProtocolName, {
+        type: 'hello',
+        now: this.components.clock.now(),
+        members: this.placement.members().slice(0, membersListedMax),
+        ...(this.components.coordinatorId !== undefined
+          ? { coordinator: this.components.coordinatorId }
+          : {}),
+        ...(await this.marksToSend()),
+      });
+      if (typeof answer?.now === 'number') this.clocks.observe(peer, answer.now, this.components.clock.now());
       // The peer found this node to hold another database (its view: `here` is its copy), or this
       // node finds it so. A member admitted before is not checked again (DatabaseMarks).
       const refused = fromTheirSide(answer?.foreign);
@@ -554,6 +565,19 @@ export class Cluster {
     return () => {
       const at = this.foreignListeners.indexOf(listener);
       if (at >= 0) this.foreignListeners.splice(at, 1);
+    };
+  }
+
+  /**
+   * Calls `listener` when a peer's clock offset (its clock minus this node's, ms) is first estimated
+   * and whenever the estimate moves by a second or more (PeerClocks). Returns a function that removes
+   * the listener.
+   */
+  onClockOffset(listener: (peer: string, offsetMs: number) => void): () => void {
+    this.clockListeners.push(listener);
+    return () => {
+      const at = this.clockListeners.indexOf(listener);
+      if (at >= 0) this.clockListeners.splice(at, 1);
     };
   }
 

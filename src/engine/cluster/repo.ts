@@ -8,6 +8,7 @@
 import type { Clash, Marks } from './database-marks.js';
 import { createHash } from 'node:crypto';
 import type { Clock } from '../base/clock.js';
+import type { PeerClocks } from './peer-clocks.js';
 import { canonicalJson } from '../base/codec.js';
 import { EngineError, isEngineError, toEngineError, type ErrorCode } from '../base/errors.js';
 import { isBlockId, type BlockId, type TrxId } from '../base/ids.js';
@@ -78,6 +79,8 @@ export const validateRepoRequest = messageUnion({
     collections: optional(json()),
     // The sender holds no block (a peer then has nothing to check there).
     empty: optional(boolean()),
+    // The sender's clock when it sent this (PeerClocks; the answer carries the receiver's).
+    now: optional(integer({ min: 0 })),
   }),
   get: object({
     ...digestField,
@@ -93,7 +96,7 @@ export const validateRepoRequest = messageUnion({
   pend: object({
     ...digestField,
     items: array(json(), { itemsMax }),
-    /** The asker's clock when it sent this: the items' expiry is moved into the holder's (inLocalTime). */
+    /** The asker's clock when it sent this: the items' expiry is moved into the holder's (PeerClocks). */
     now: optional(integer({ min: 0 })),
     /** Blocks the asker read and does not pend: the answer carries this holder's revision of each. */
     check: optional(array(blockIdField, { itemsMax: pendChecksMax })),
@@ -177,20 +180,6 @@ export interface DecisionCarrier {
   deliver(from: string, items: readonly unknown[]): Promise<void>;
 }
 
-/**
- * A deadline another node set by its own clock (`deadline`, sent when that clock read `sentAt`), as
- * this node's clock reads it (`localNow` on arrival): the time it had left is kept, the difference
- * between the two clocks is not. So a node whose clock runs ahead of the others' does not take every
- * transaction they send for expired (a pend swept at once, a prepare refused), nor one behind for
- * good for longer than meant. The message's time on the way lengthens it a little; nothing safe rests
- * on a deadline (a tail's answer about an expired transaction binds its group: LogTail.outcomeOf).
- * Not a number, or not a time: left as it was, for validation to refuse.
- */
-export function inLocalTime(deadline: number, sentAt: number, localNow: number): number {
-  if (!Number.isSafeInteger(deadline) || deadline < 0) return deadline;
-  return Math.max(0, deadline - sentAt + localNow);
-}
-
 export interface RepoServerParts {
   /** Records a member seen for the first time. */
   readonly remember: (peer: string) => Promise<void>;
@@ -201,8 +190,9 @@ export interface RepoServerParts {
   readonly placement: Placement;
   /** Collection names this node knows of. */
   readonly catalog: () => Promise<string[]>;
-  /** This node's clock, for the deadlines other nodes send (absent: taken as sent). */
+  /** This node's clock and what it knows of its peers': the deadlines other nodes send are moved into it. */
   readonly clock?: Clock;
+  readonly clocks?: PeerClocks;
   /** Where decisions carried by a log write go (absent: they are ignored). */
   readonly decisions?: () => DecisionCarrier | undefined;
   /**
@@ -258,6 +248,8 @@ async function answerRepoRequest(
 ): Promise<unknown> {
   switch (request.type) {
     case 'hello': {
+      if (request.now !== undefined && parts.clock !== undefined)
+        parts.clocks?.observe(from, request.now, parts.clock.now());
       if (!parts.placement.isMember(from) && parts.admit !== undefined) {
         const foreign = await parts.admit(from, request.collections, request.empty === true);
         if (foreign !== undefined) return { peerId: parts.placement.self, foreign };
@@ -270,6 +262,7 @@ async function answerRepoRequest(
         peerId: parts.placement.self,
         members: parts.placement.members().slice(0, membersListedMax),
         ...(await answerMarks(parts)),
+        ...(parts.clock !== undefined ? { now: parts.clock.now() } : {}),
       };
     }
     case 'get': {
@@ -323,12 +316,15 @@ async function answerRepoRequest(
     case 'pend': {
       const sent = request.items as PendingTransform[];
       for (const item of sent) checkBlockId(item.blockId);
+      // Their expiry, set by the asker's clock, as this node's clock reads it (PeerClocks).
+      const { now: sentAt } = request;
+      const { clock, clocks } = parts;
       const items =
-        request.now === undefined || parts.clock === undefined
+        sentAt === undefined || clock === undefined || clocks === undefined
           ? sent
           : sent.map((item) => ({
               ...item,
-              expiresAt: inLocalTime(item.expiresAt, request.now!, parts.clock!.now()),
+              expiresAt: clocks.localDeadline(from, item.expiresAt, sentAt, clock.now()),
             }));
       const result = await parts.repo.pend(items);
       await parts.repo.sync();

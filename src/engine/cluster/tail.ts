@@ -48,13 +48,8 @@ import type {
 } from '../transactions/protocol.js';
 import type { MembershipCheck } from './certifier.js';
 import type { Placement } from './placement.js';
-import {
-  applyIfNewer,
-  contentDigest,
-  inLocalTime,
-  type ApplyWriteOptions,
-  type ClusterRepoClient,
-} from './repo.js';
+import type { PeerClocks } from './peer-clocks.js';
+import { applyIfNewer, contentDigest, type ApplyWriteOptions, type ClusterRepoClient } from './repo.js';
 
 export const tailProtocolName = 'tail';
 
@@ -65,7 +60,7 @@ export const validateTailRequest = messageUnion({
   view: object({ collection: name, claim: optional(json()) }),
   create: object({ request: json() }),
   commit: object({ request: json() }),
-  /** `now`: the sender's clock when it sent the request (the expiry is moved into the tail's: inLocalTime). */
+  /** `now`: the sender's clock when it sent the request (the expiry is moved into the tail's: PeerClocks). */
   prepare: object({ request: json(), now: optional(integer({ min: 0 })) }),
   decide: object({ request: json() }),
   propagated: object({ collection: name, lsn: integer({ min: 0 }) }),
@@ -118,6 +113,7 @@ export async function serveTailRequest(
   promoted: (trxId: TrxId) => boolean = () => false,
   greet: (peer: string) => Promise<void> = () => Promise.resolve(),
   clock: Clock = systemClock,
+  clocks?: PeerClocks,
 ): Promise<unknown> {
   // Reading is open to anyone (light clients run their transactions themselves); deciding is not.
   const reads = request.type === 'view' || request.type === 'outcomeOf' || request.type === 'check';
@@ -140,7 +136,9 @@ export async function serveTailRequest(
   if (request.type === 'prepare' && request.now !== undefined) {
     const prepare = request.request as Partial<PrepareRequest> | null;
     if (typeof prepare === 'object' && prepare !== null && typeof prepare.expiresAt === 'number') {
-      const expiresAt = inLocalTime(prepare.expiresAt, request.now, clock.now());
+      // Set by the coordinator's clock: as this node's reads it (PeerClocks).
+      const expiresAt =
+        clocks?.localDeadline(from, prepare.expiresAt, request.now, clock.now()) ?? prepare.expiresAt;
       request = { type: 'prepare', request: { ...prepare, expiresAt } };
     }
   }
@@ -468,7 +466,7 @@ export class RoutedTailClient implements TailClient {
     }
     const network = this.parts.network();
     if (network === undefined) throw new EngineError('UNAVAILABLE', 'the network is not up');
-    // A prepare carries this node's clock reading: its expiry is this clock's (inLocalTime).
+    // A prepare carries this node's clock reading: its expiry is by this clock (PeerClocks).
     const sent =
       request.type === 'prepare' ? { ...request, now: (this.parts.clock ?? systemClock).now() } : request;
     return network.request(target, tailProtocolName, sent);

@@ -16,6 +16,8 @@ export interface PeerDetail {
   readonly latencyMs?: number;
   readonly direction?: 'inbound' | 'outbound';
   readonly connectedAt?: number;
+  /** The peer's clock minus this node's, in ms, when its messages have said (PeerStatus). */
+  readonly clockOffsetMs?: number;
   /** For this node: its network name and role. */
   readonly network?: string;
 }

@@ -76,6 +76,8 @@ import { DeferredSyncs } from '../cluster/deferred-syncs.js';
 import type { RawStore } from '../storage/raw-store.js';
 import { StatusHub } from './status-hub.js';
 import {
+  clockOffsetReportedMs,
+  describeClockOffset,
   reachesMajority,
   storeFailureGist,
   unreachableListedMax,
@@ -422,6 +424,16 @@ export class RunningNode implements NodeControl {
         peer,
       ),
     );
+    // Clocks that disagree do not stop transactions (deadlines travel as time left: docs/cluster.md,
+    // "Clocks"), but timestamps an operator reads across nodes (logs, this status) do.
+    cluster.onClockOffset((peer, offsetMs) => {
+      if (Math.abs(offsetMs) >= clockOffsetReportedMs)
+        this.emit(
+          'info',
+          `peer ${peer}'s clock is ${describeClockOffset(offsetMs)} this node's; transactions are not affected, but times in the two nodes' logs disagree (keep clocks synchronised, with NTP)`,
+          peer,
+        );
+    });
     this.consensus = await NetworkConsensus.start(
       {
         network,
@@ -784,6 +796,7 @@ export class RunningNode implements NodeControl {
         direction: peer.direction,
         ...(peer.latencyMs === undefined ? {} : { latencyMs: peer.latencyMs }),
         ...(connectedAt === undefined ? {} : { connectedAt }),
+        ...clockOffsetOf(this.distributed.wiring.cluster?.clocks.offsetOf(peer.id)),
         ...(this.network?.isNetworkNode(peer.id) === false ? { lightClient: true as const } : {}),
       };
     });
@@ -1063,4 +1076,9 @@ export function slowTransactionText(timing: TransactionTiming): string {
   const who = timing.trx === '' ? 'slow transaction' : `slow transaction ${timing.trx}`;
   const attempts = `${timing.attempts} attempt${timing.attempts === 1 ? '' : 's'}`;
   return `${who}: ${what} in ${shortMs(timing.ms)} ms, ${attempts}${phases.length > 0 ? ` (${phases.join(', ')} ms)` : ''}`;
+}
+
+/** `clockOffsetMs` of a peer's status, rounded to the millisecond, when known. */
+function clockOffsetOf(offsetMs: number | undefined): { clockOffsetMs?: number } {
+  return offsetMs === undefined ? {} : { clockOffsetMs: Math.round(offsetMs) };
 }

@@ -16,6 +16,21 @@ export interface PeerStatus {
   readonly connectedAt?: number;
   /** A light client (`--connect`: it announced none of the network's protocols), not a node. */
   readonly lightClient?: true;
+  /**
+   * The peer's clock minus this node's, in ms, as its messages showed it (a bound from below, short
+   * by the quickest trip seen). Absent until one of them has said.
+   */
+  readonly clockOffsetMs?: number;
+}
+
+/** A peer clock this far from this node's (ms, either way) is reported (an event; `node status`). */
+export const clockOffsetReportedMs = 1_000;
+
+/** "45.0 s ahead of" / "2.5 s behind" / "12 ms ahead of": how a peer's clock stands to this node's. */
+export function describeClockOffset(offsetMs: number): string {
+  const size = Math.abs(offsetMs);
+  const amount = size >= 1_000 ? `${(size / 1_000).toFixed(1)} s` : `${Math.round(size)} ms`;
+  return offsetMs >= 0 ? `${amount} ahead of` : `${amount} behind`;
 }
 
 export interface RateStatus {

@@ -146,7 +146,7 @@ const successorDrawsMax = 16;
  * Tails resolve an expired prepared entry this long after its expiry: coordinators' aborts are
  * refused from the expiry on (see `decide`), and a coordinator still finishing gets to. Nothing safe
  * rests on it: what another tail answers about the entry's transaction binds that tail's group
- * (outcomeOf), and a deadline another node sent arrives as time left (cluster inLocalTime).
+ * (outcomeOf), and a deadline another node sent is moved into this node's clock (cluster PeerClocks).
  */
 const resolveMarginMs = 5_000;
 

@@ -1,5 +1,7 @@
 // How node and peer results read on a terminal or in a pipe (JSON output is the engine's objects as they are).
 import {
+  clockOffsetReportedMs,
+  describeClockOffset,
   inCommitOrder,
   reachesMajority,
   type ClosestResult,
@@ -72,6 +74,7 @@ export function statusFields(status: NodeStatus): [string, string][] {
             ].join('\n'),
           ] as [string, string],
         ]),
+    ...clocksField(status.peers),
     ['Cluster size', String(status.clusterSize)],
     ...clientsField(status.clients),
     ['Collections', String(status.collections)],
@@ -87,6 +90,20 @@ export function statusFields(status: NodeStatus): [string, string][] {
       `${status.pendingTransactions} in flight, ${rates.txPerSec} tx/s, commit p50 ${rates.commitP50Ms} ms, p99 ${rates.commitP99Ms} ms`,
     ],
     ...timingFields(status.timings),
+  ];
+}
+
+/** `Clocks`: connected peers whose clocks are a second or more from this node's, furthest first. */
+function clocksField(peers: readonly PeerStatus[]): [string, string][] {
+  const off = peers
+    .filter((peer) => Math.abs(peer.clockOffsetMs ?? 0) >= clockOffsetReportedMs)
+    .sort((a, b) => Math.abs(b.clockOffsetMs!) - Math.abs(a.clockOffsetMs!));
+  if (off.length === 0) return [];
+  return [
+    [
+      'Clocks',
+      off.map((peer) => `${peer.id} is ${describeClockOffset(peer.clockOffsetMs!)} this node's`).join('\n'),
+    ],
   ];
 }
 
@@ -177,6 +194,9 @@ export function peerDetailFields(peer: PeerDetail): [string, string][] {
     ...(peer.latencyMs === undefined
       ? []
       : ([['Latency', formatLatency(peer.latencyMs)]] as [string, string][])),
+    ...(peer.clockOffsetMs === undefined
+      ? []
+      : ([['Clock', `${describeClockOffset(peer.clockOffsetMs)} this node's`]] as [string, string][])),
     ...(peer.connectedAt === undefined
       ? []
       : ([['Connected at', new Date(peer.connectedAt).toISOString()]] as [string, string][])),
