@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { canonicalJson } from '../base/codec.js';
 import { blockKey, isBlockId } from '../base/ids.js';
 import { limits } from '../base/limits.js';
-import { isRefusalActions } from '../collections/log/log-block.js';
+import { isConfirmedBody, isRefusalActions, isResolvedBody } from '../collections/log/log-block.js';
 import type { Ballot, ConsensusValue } from './types.js';
 
 /** Ballot order: round first, then leader id. `null` (nothing promised yet) is below every ballot. */
@@ -124,7 +124,9 @@ function isRefusal(value: EntryValue): boolean {
  * other than prepared → committed/aborted for one entry, or `later` assumed another transaction at
  * the LSN just below it. A refusal contradicts every other value of its transaction, either way
  * round: it claims the transaction was never decided here, so a prepare of it the leader knows of
- * (even one still in flight) must win or be written first. Values without an LSN never conflict.
+ * (even one still in flight) must win or be written first. And once a prepared entry was confirmed
+ * to an asker, only an abort its tails' resolution decided may follow. Values without an LSN never
+ * conflict.
  */
 export function entryConflict(earlier: EntryValue, later: EntryValue): boolean {
   if (earlier.lsn === undefined || later.lsn === undefined) return false;
@@ -132,6 +134,17 @@ export function entryConflict(earlier: EntryValue, later: EntryValue): boolean {
     earlier.trxId === later.trxId &&
     earlier.digest !== later.digest &&
     (isRefusal(earlier) || isRefusal(later))
+  )
+    return true;
+  // A prepared entry confirmed to an asker (who may commit on it) is aborted only by the tails'
+  // resolution, never by its coordinator any more.
+  if (
+    earlier.trxId === later.trxId &&
+    earlier.lsn === later.lsn &&
+    earlier.decision === 'prepared' &&
+    isConfirmedBody(earlier.body) &&
+    later.decision === 'aborted' &&
+    !isResolvedBody(later.body)
   )
     return true;
   if (earlier.lsn === later.lsn) {

@@ -10,8 +10,10 @@ import {
   appendEntryOps,
   isCollectionHeader,
   isLogBlock,
+  confirmedPreparedBody,
   newLogBlock,
   refusalActions,
+  resolvedAbortBody,
   replaceEntryOps,
   type Certificate,
   type CollectionHeader,
@@ -548,7 +550,8 @@ export class LogTail implements TailClient {
   private async stillPrepared(state: TailState, entry: IndexedEntry): Promise<boolean> {
     const stored = await this.storedEntry(entry);
     try {
-      await this.certifyDecision(state, entry, stored, 'prepared');
+      // Confirmed: the asker may commit on it, so from now on only the tails' resolution aborts it.
+      await this.certifyDecision(state, entry, stored, 'prepared', confirmedPreparedBody);
       return true;
     } catch (error) {
       await this.adoptRefused(state, error, stored.log.members);
@@ -1214,15 +1217,30 @@ export class LogTail implements TailClient {
     state: TailState,
     entry: IndexedEntry,
     outcome: 'committed' | 'aborted',
+    resolved = false,
   ): Promise<{ lsn: number; certificate: Certificate }> {
     const stored = await this.storedEntry(entry);
     let certificate: Certificate;
     try {
-      certificate = await this.certifyDecision(state, entry, stored, outcome);
+      certificate = await this.certifyDecision(
+        state,
+        entry,
+        stored,
+        outcome,
+        resolved && outcome === 'aborted' ? resolvedAbortBody : undefined,
+      );
     } catch (error) {
       await this.adoptRefused(state, error, stored.log.members);
       // The group decided this entry already (the other way, or the same way): report what it is now.
       if (entry.status === outcome) return { lsn: entry.lsn, certificate: entry.certificate };
+      // Still prepared: it was confirmed to a tail or holder that asked about it, and only the tails'
+      // resolution (commit iff every participant prepared) decides it now.
+      if (outcome === 'aborted' && entry.status === 'prepared')
+        throw new EngineError(
+          'UNAVAILABLE',
+          `transaction ${entry.trxId} is being decided by its tails in ${state.collection} (it commits if every participant prepared it)`,
+          { inDoubt: true },
+        );
       throw new EngineError(
         'CONFLICT',
         `transaction ${entry.trxId} was already ${entry.status} in ${state.collection}`,
@@ -1238,10 +1256,12 @@ export class LogTail implements TailClient {
     entry: IndexedEntry,
     stored: StoredEntry,
     decision: EntryStatus,
+    body?: Readonly<Record<string, unknown>>,
   ): Promise<Certificate> {
     return this.components.certifier.certify(
       { collection: state.collection, blockId: entry.blockId, lsn: entry.lsn, trxId: entry.trxId, decision },
       stored.log.members,
+      body === undefined ? undefined : { body },
     );
   }
 
@@ -1711,7 +1731,7 @@ export class LogTail implements TailClient {
 
   /** Records the decision of an in-doubt entry; an abort drops its pends. */
   private async decideInDoubt(state: TailState, entry: IndexedEntry, commit: boolean): Promise<void> {
-    await this.recordDecision(state, entry, commit ? 'committed' : 'aborted');
+    await this.recordDecision(state, entry, commit ? 'committed' : 'aborted', true);
     if (!commit) await this.components.repo.cancel(entry.trxId, entry.writeList);
   }
 

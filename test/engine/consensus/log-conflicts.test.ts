@@ -184,6 +184,13 @@ describe('log position conflicts in a tail group', () => {
     expect(entryConflict(refusal, v(6, 'a', 'committed'))).to.equal(true);
     expect(entryConflict(refusal, { ...refusal })).to.equal(false);
     expect(entryConflict(refusal, v(6, 'b', 'committed', 'a'))).to.equal(false);
+    // A prepared entry confirmed to an asker: its coordinator's abort no longer follows, the
+    // resolution's abort and a commit still do.
+    const confirmed = { ...v(5, 'a', 'prepared'), body: { confirmed: true } };
+    expect(entryConflict(confirmed, v(5, 'a', 'aborted'))).to.equal(true);
+    expect(entryConflict(confirmed, { ...v(5, 'a', 'aborted'), body: { resolved: true } })).to.equal(false);
+    expect(entryConflict(confirmed, v(5, 'a', 'committed'))).to.equal(false);
+    expect(entryConflict(v(5, 'a', 'prepared'), v(5, 'a', 'aborted'))).to.equal(false);
     // Body and prev are not what votes sign.
     const plain = v(9, 'z', 'committed');
     expect(valueDigest({ ...plain, prev: 'y', body: { writes: [] } })).to.equal(valueDigest(plain));

@@ -243,6 +243,16 @@ describe('decisions a tail took but never wrote', () => {
     // An entry its group decided nothing more about stays prepared (and is not decided by the asking).
     expect(await next.outcomeOf('accounts', 'trx-open')).to.equal('prepared');
     expect((await s.logEntries('accounts')).find((e) => e.trxId === 'trx-open')?.status).to.equal('prepared');
+    // The asker may commit on that answer: its coordinator can no longer abort it (in doubt: the tails
+    // decide), though the tails' resolution still can.
+    const late = await next
+      .decide({ collection: 'accounts', trxId: 'trx-open', outcome: 'aborted', proof: [] })
+      .then(
+        () => 'aborted',
+        (error: unknown) => [(error as EngineError).code, (error as EngineError).details?.['inDoubt']],
+      );
+    expect(late).to.deep.equal(['UNAVAILABLE', true]);
+    expect((await s.logEntries('accounts')).find((e) => e.trxId === 'trx-open')?.status).to.equal('prepared');
     await s.node.close();
   });
 });

@@ -127,3 +127,24 @@ export function isRefusalActions(actions: unknown): boolean {
     typeof actions === 'object' && actions !== null && (actions as { refused?: unknown }).refused === true
   );
 }
+
+/**
+ * The body of a decision that a prepared entry is still prepared, certified when another tail or a
+ * holder asks what became of its transaction (LogTail.outcomeOf): from then on the group takes no
+ * abort of it but one its tails' resolution decides (`resolvedAbortBody`), since the asker may act
+ * on "prepared" (commit, when every participant says so).
+ */
+export const confirmedPreparedBody = Object.freeze({ confirmed: true });
+
+/** The body of an abort decided by the tails' resolution of an expired entry (a participant aborted it). */
+export const resolvedAbortBody = Object.freeze({ resolved: true });
+
+/** Whether a decision's body is `confirmedPreparedBody`. */
+export function isConfirmedBody(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && (body as { confirmed?: unknown }).confirmed === true;
+}
+
+/** Whether a decision's body is `resolvedAbortBody`. */
+export function isResolvedBody(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && (body as { resolved?: unknown }).resolved === true;
+}
