@@ -1509,42 +1509,35 @@ export class LogTail implements TailClient {
   }
 
   /**
-   * Decides and records, at the next LSN, a committed entry that writes nothing (a reconfigure seal
-   * or a fence). False when the group had decided entries this log lacked: they were written
-   * instead (`adopt`; the state is dropped) and the caller may try again.
-   */
-  /**
    * Decides `trxId` aborted at the next LSN, writing nothing: a transaction the log does not know,
    * refused for good (a later prepare or commit of it meets this entry: "already aborted"). Like a
    * fence, a refused certification writes what the group decided and answers false (look again).
    */
-  private async recordRefusal(state: TailState, trxId: TrxId): Promise<boolean> {
-    const lsn = state.lastLsn + 1;
-    const body: EntryBody = { writes: [], actions: refusalActions, checkpoint: state.checkpoint };
-    let certificate: Certificate;
-    try {
-      certificate = await this.certify(state, lsn, trxId, 'aborted', { prev: this.lastTrx(state), body });
-    } catch (error) {
-      await this.adoptRefused(state, error, state.tail.members);
-      return false;
-    }
-    await this.append(state, { ...body, lsn, trxId, status: 'aborted', certificate } as LogEntry);
-    state.propagated.add(lsn);
-    this.advanceCheckpoint(state);
-    return true;
+  private recordRefusal(state: TailState, trxId: TrxId): Promise<boolean> {
+    return this.recordNoOp(state, trxId, refusalActions, 'aborted');
   }
 
-  private async recordNoOp(state: TailState, trxId: TrxId, actions: Json): Promise<boolean> {
+  /**
+   * Decides and records, at the next LSN, an entry that writes nothing (a reconfigure seal or a
+   * fence, committed; a refusal, aborted). False when the group had decided entries this log lacked:
+   * they were written instead (`adopt`; the state is dropped) and the caller may try again.
+   */
+  private async recordNoOp(
+    state: TailState,
+    trxId: TrxId,
+    actions: Json,
+    status: 'committed' | 'aborted' = 'committed',
+  ): Promise<boolean> {
     const lsn = state.lastLsn + 1;
     const body: EntryBody = { writes: [], actions, checkpoint: state.checkpoint };
     let certificate: Certificate;
     try {
-      certificate = await this.certify(state, lsn, trxId, 'committed', { prev: this.lastTrx(state), body });
+      certificate = await this.certify(state, lsn, trxId, status, { prev: this.lastTrx(state), body });
     } catch (error) {
       await this.adoptRefused(state, error, state.tail.members);
       return false;
     }
-    await this.append(state, { ...body, lsn, trxId, status: 'committed', certificate } as LogEntry);
+    await this.append(state, { ...body, lsn, trxId, status, certificate } as LogEntry);
     state.propagated.add(lsn);
     this.advanceCheckpoint(state);
     return true;
