@@ -536,7 +536,7 @@ export class LogTail implements TailClient {
       // coordinator whose clock runs behind). Without this, only the transaction's expiry kept a
       // late prepare out — a tail whose clock ran behind the asking tail's by more than
       // resolveMarginMs could prepare (and then commit) what the asker had just aborted.
-      if (!(await this.recordRefusal(await this.state(collection), trxId))) continue;
+      if (!(await this.recordRefusal(state, trxId))) continue;
       return 'aborted';
     }
     throw new EngineError('UNAVAILABLE', `could not settle the outcome of ${trxId} in ${collection}; retry`);

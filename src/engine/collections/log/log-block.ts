@@ -123,9 +123,7 @@ export const refusalActions = Object.freeze({ refused: true });
 
 /** Whether an entry's `actions` mark it a refusal. */
 export function isRefusalActions(actions: unknown): boolean {
-  return (
-    typeof actions === 'object' && actions !== null && (actions as { refused?: unknown }).refused === true
-  );
+  return flagged(actions, 'refused');
 }
 
 /**
@@ -141,10 +139,15 @@ export const resolvedAbortBody = Object.freeze({ resolved: true });
 
 /** Whether a decision's body is `confirmedPreparedBody`. */
 export function isConfirmedBody(body: unknown): boolean {
-  return typeof body === 'object' && body !== null && (body as { confirmed?: unknown }).confirmed === true;
+  return flagged(body, 'confirmed');
 }
 
 /** Whether a decision's body is `resolvedAbortBody`. */
 export function isResolvedBody(body: unknown): boolean {
-  return typeof body === 'object' && body !== null && (body as { resolved?: unknown }).resolved === true;
+  return flagged(body, 'resolved');
+}
+
+/** Whether `value` is an object whose field `flag` is `true` (the markers above). */
+function flagged(value: unknown, flag: string): boolean {
+  return typeof value === 'object' && value !== null && (value as Record<string, unknown>)[flag] === true;
 }
